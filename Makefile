@@ -1,0 +1,157 @@
+# shmkit - GNU Make build.  No generator.
+#
+#   make                 library (static + versioned shared), tool, examples
+#   make test            build and run the Criterion suite, then check residue
+#   make demo            two-process demonstration over every backend
+#   make bench           benchmarks (ratios against limits measured in the run)
+#   make install PREFIX=/usr/local DESTDIR=
+#   make SAN=address,undefined test    (or SAN=thread) sanitizer builds
+#   make WERROR=1        warnings are errors (CI)
+
+VERSION_MAJOR := 0
+VERSION := 0.1.0
+
+CC ?= cc
+CXX ?= c++
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+
+OPT ?= -O2
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+ifeq ($(SAN),)
+BUILD := build
+SANFLAGS :=
+else
+BUILD := build/san-$(subst $(comma),-,$(SAN))
+SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+comma := ,
+
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc
+CFLAGS += -std=gnu11 $(OPT) -g $(WARN) -fPIC $(SANFLAGS)
+LDFLAGS += $(SANFLAGS)
+LDLIBS += -lpthread
+
+LIB_SRC := $(sort $(wildcard src/*.c))
+LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TOOL_OBJ := $(TOOL_SRC:tools/%.c=$(BUILD)/obj/tool_%.o)
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+HELPER_SRC := $(sort $(wildcard tests/helper_*.c))
+HELPER_BIN := $(HELPER_SRC:tests/%.c=$(BUILD)/tests/%)
+TESTLIB_SRC := $(sort $(wildcard tests/lib_*.c))
+TESTLIB_OBJ := $(TESTLIB_SRC:tests/%.c=$(BUILD)/obj/t_%.o)
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_OBJ := $(BENCH_SRC:bench/%.c=$(BUILD)/obj/bench_%.o)
+BENCH_BIN := $(if $(BENCH_SRC),$(BUILD)/shmkit-bench)
+EX_SRC := $(sort $(wildcard examples/*.c))
+EX_BIN := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
+
+STATIC := $(BUILD)/libshmkit.a
+SHARED := $(BUILD)/libshmkit.so.$(VERSION)
+SONAME := libshmkit.so.$(VERSION_MAJOR)
+TOOL := $(BUILD)/shmkit
+
+CRITERION_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
+CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
+
+.PHONY: all lib tool tests bench-bin examples test demo bench install clean deps check-deps cxx-check
+all: lib tool examples
+
+lib: $(STATIC) $(SHARED)
+tool: $(TOOL)
+examples: $(EX_BIN)
+tests: $(TEST_BIN) $(HELPER_BIN) $(TOOL)
+bench-bin: $(BENCH_BIN)
+
+$(BUILD)/obj/%.o: src/%.c src/*.h include/shmkit.h | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/tool_%.o: tools/%.c $(wildcard tools/*.h) include/shmkit.h | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/t_%.o: tests/%.c $(wildcard tests/*.h) include/shmkit.h | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(CRITERION_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(SHARED): $(LIB_OBJ) src/shmkit.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/shmkit.map \
+		$(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
+	ln -sf libshmkit.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/libshmkit.so
+
+$(TOOL): $(TOOL_OBJ) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(STATIC) $(LDLIBS)
+
+$(BUILD)/tests/test_%: tests/test_%.c $(TESTLIB_OBJ) $(STATIC) $(wildcard tests/*.h) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CRITERION_CFLAGS) $(CFLAGS) -o $@ $< $(TESTLIB_OBJ) $(STATIC) $(LDFLAGS) $(CRITERION_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/helper_%: tests/helper_%.c $(STATIC) $(wildcard tests/*.h) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/obj/bench_%.o: bench/%.c $(wildcard bench/*.h) include/shmkit.h | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Ibench -c $< -o $@
+
+# One benchmark program from every bench/*.c; `shmkit bench` runs it.
+$(BUILD)/shmkit-bench: $(BENCH_OBJ) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJ) $(STATIC) $(LDLIBS) -lrt
+
+$(BUILD)/examples/%: examples/%.c $(STATIC) | $(BUILD)/examples
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/obj $(BUILD)/tests $(BUILD)/examples:
+	mkdir -p $@
+
+# The public header must also compile as C++.
+cxx-check: | $(BUILD)/obj
+	printf '#include "shmkit.h"\nint main(){return shmkit_strerror(0)==nullptr;}\n' > $(BUILD)/obj/cxx_check.cc
+	$(CXX) -std=c++11 -Wall -Wextra -Werror -Iinclude -c $(BUILD)/obj/cxx_check.cc -o $(BUILD)/obj/cxx_check.o
+
+# Dependencies: installed by scripts/deps.sh when missing.
+check-deps:
+	@sh scripts/deps.sh --check >/dev/null 2>&1 || sh scripts/deps.sh
+
+# Each test binary runs its tests in separate processes with timeouts
+# (Criterion).  scripts/run-tests.sh also fails the run if anything is
+# left in /dev/shm or System V.
+test: check-deps
+	$(MAKE) --no-print-directory all tests bench-bin cxx-check
+	sh scripts/run-tests.sh $(BUILD)
+
+demo: check-deps
+	$(MAKE) --no-print-directory all tests
+	sh scripts/demo.sh $(BUILD)
+
+bench: check-deps
+	$(MAKE) --no-print-directory all bench-bin
+	sh scripts/bench.sh $(BUILD)
+
+install: lib tool bench-bin
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR) \
+		$(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	install -m 644 include/shmkit.h $(DESTDIR)$(INCDIR)/
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libshmkit.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libshmkit.so
+	install -m 755 $(TOOL) $(DESTDIR)$(BINDIR)/
+	[ -z "$(BENCH_BIN)" ] || install -m 755 $(BENCH_BIN) $(DESTDIR)$(BINDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		shmkit.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/shmkit.pc
+	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
+
+clean:
+	rm -rf build

@@ -1,0 +1,457 @@
+/*
+ * shmkit.h - Linux shared memory as a complete inter-process communication
+ * system: one API over every kernel mechanism (POSIX, System V, file
+ * mappings, anonymous mappings, memfd), the synchronization raw shared
+ * memory lacks, and messaging on top (channels, a publish/subscribe bus, a
+ * durable journal).  No daemon: every process maps the memory and talks
+ * directly.
+ *
+ * Conventions
+ *   - Every function returns 0 (or a non-negative count) on success and a
+ *     negative errno on failure.  errno is never part of the contract; use
+ *     shmkit_strerror() to turn a result into text.
+ *   - Timeouts are nanoseconds on CLOCK_MONOTONIC: 0 = try once, negative =
+ *     wait forever.
+ *   - Options are structs passed by pointer; NULL means defaults and zeroed
+ *     fields mean defaults, so fields can be added without breaking callers.
+ *   - Handles are opaque.  A handle is used by one thread at a time unless
+ *     its comment says otherwise; many processes share the memory behind it.
+ *
+ * Errors with a fixed meaning across the library
+ *   -EINVAL        bad argument or malformed name
+ *   -ENAMETOOLONG  name too long for its backend
+ *   -ENOENT        no such segment          -EEXIST  exists (exclusive create)
+ *   -EACCES/-EPERM permission, or a sealed memfd
+ *   -ENOSPC/-ENOMEM no room (tmpfs full, SysV limits, RLIMIT_MEMLOCK), found
+ *                  at create time, never as SIGBUS later
+ *   -EPROTO        not a shmkit segment of this kind, or incompatible layout
+ *   -EBADMSG       corrupt shared state detected
+ *   -EAGAIN        empty or full in a non-blocking call
+ *   -ETIMEDOUT     a bounded wait ran out
+ *   -EMSGSIZE      message larger than the service allows
+ *   -EOWNERDEAD    a dead peer's state was recovered; see each function
+ *
+ * Caveats
+ *   - fork: a child inherits mappings; `anon` segments are shared only with
+ *     children forked after creation.  Handles are not fork-safe to use in
+ *     both processes at once for the same role: open a new handle in the
+ *     child (except anon, where the child uses the inherited one).
+ *   - Huge pages need pages reserved in /proc/sys/vm/nr_hugepages (posix
+ *     and file backends cannot use them; sysv, anon and memfd can).  When
+ *     none are available creation fails with -ENOMEM; it never falls back.
+ *   - tmpfs size: containers often mount a small /dev/shm.  shmkit reserves
+ *     memory at create time so a full tmpfs is -ENOSPC then, not SIGBUS later.
+ *   - Dead peers: a crashed process leaves POSIX and System V segments
+ *     behind.  `shmkit ls` shows whether the creator lives; `shmkit gc`
+ *     removes segments whose creators are all dead.
+ *   - A peer can write anything into shared memory.  shmkit bounds every
+ *     value it reads there and reports -EBADMSG; it cannot stop a hostile
+ *     peer from overwriting your payload bytes.
+ */
+#ifndef SHMKIT_H
+#define SHMKIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SHMKIT_VERSION_MAJOR 0
+#define SHMKIT_VERSION_MINOR 1
+#define SHMKIT_VERSION_PATCH 0
+
+/* Text for a shmkit result code (negative errno).  Never NULL; the string
+ * is static. */
+const char *shmkit_strerror(int err);
+
+/* Detail of the last failure in this thread, e.g. which System V limit a
+ * size exceeded, or "" if none was recorded.  Valid until the next shmkit
+ * call in this thread.  A convenience for messages, not part of the
+ * contract: the return code is. */
+const char *shmkit_errdetail(void);
+
+/* ------------------------------------------------------------------------
+ * Segments: a named, mapped region over one backend.
+ *
+ * Names:
+ *   "NAME" or "posix:/NAME"  shm_open in /dev/shm
+ *   "sysv:0xKEY"             System V key (hex or decimal)
+ *   "sysv:/PATH:PROJ"        System V key from ftok(PATH, PROJ)
+ *   "sysv:id=SHMID"          an existing System V segment by id (open only)
+ *   "file:PATH"              a regular file mapped MAP_SHARED
+ *   "anon"                   MAP_SHARED|MAP_ANONYMOUS, shared across fork
+ *   "memfd:NAME"             memfd_create, sealed against shrinking; pass it
+ *                            with shmkit_seg_send_fd()/shmkit_seg_recv_fd()
+ *
+ * Lifecycle: shmkit_seg_create() or shmkit_seg_open() -> use ->
+ * shmkit_seg_close().  shmkit_seg_remove() removes the name; mappings stay
+ * valid until closed (System V: until the last detach).
+ * ------------------------------------------------------------------------ */
+
+typedef struct shmkit_seg shmkit_seg;
+
+enum shmkit_backend {
+	SHMKIT_POSIX = 1,
+	SHMKIT_SYSV = 2,
+	SHMKIT_FILE = 3,
+	SHMKIT_ANON = 4,
+	SHMKIT_MEMFD = 5,
+};
+
+/* What a managed segment holds (its header's kind word). */
+enum shmkit_kind {
+	SHMKIT_KIND_FOREIGN = 0, /* no shmkit header: raw bytes */
+	SHMKIT_KIND_BYTES = 1,
+	SHMKIT_KIND_CHAN = 2,
+	SHMKIT_KIND_BUS = 3,
+	SHMKIT_KIND_JOURNAL = 4,
+};
+
+/* Creation and attach flags (shmkit_seg_opts.flags). */
+#define SHMKIT_EXCL      0x0001u /* create: fail with -EEXIST if it exists */
+#define SHMKIT_RDONLY    0x0002u /* open: map read-only */
+#define SHMKIT_COW       0x0004u /* open: MAP_PRIVATE, own writes stay private */
+#define SHMKIT_POPULATE  0x0008u /* pre-fault pages (MAP_POPULATE) */
+#define SHMKIT_MLOCK     0x0010u /* lock in RAM; -ENOMEM/-EPERM if refused */
+#define SHMKIT_HUGE      0x0020u /* huge pages; -ENOMEM if none, -EINVAL if
+                                    the backend cannot */
+#define SHMKIT_RAW       0x0040u /* open: attach as raw bytes, skip header */
+#define SHMKIT_NOSEAL    0x0080u /* memfd create: do not seal */
+
+struct shmkit_seg_opts {
+	size_t size;          /* create: data bytes wanted (>0) */
+	unsigned mode;        /* create: permission bits, default 0600 */
+	unsigned flags;       /* SHMKIT_* above */
+	int64_t timeout_ns;   /* open: wait for a creator still initialising;
+	                         0 = default (1 s), negative = forever */
+};
+
+/* Create a managed segment of kind SHMKIT_KIND_BYTES holding opts->size
+ * data bytes (plus a header page).  Memory is reserved now: a full tmpfs
+ * is -ENOSPC here.  Without SHMKIT_EXCL an existing managed segment of the
+ * same kind is opened instead (-EPROTO if it is of another kind).
+ * On failure nothing is left behind: no name, file, fd or mapping. */
+int shmkit_seg_create(shmkit_seg **out, const char *name,
+                      const struct shmkit_seg_opts *opts);
+
+/* Open an existing segment.  A managed one is validated (magic, version,
+ * layout, size) and waited for up to opts->timeout_ns while its creator
+ * initialises; one without a header is -EPROTO unless SHMKIT_RAW is given,
+ * in which case the whole mapping is the data area.  "anon" cannot be
+ * opened by name (-EINVAL). */
+int shmkit_seg_open(shmkit_seg **out, const char *name,
+                    const struct shmkit_seg_opts *opts);
+
+/* Unmap and release the handle.  NULL is a no-op.  Returns 0. */
+int shmkit_seg_close(shmkit_seg *seg);
+
+/* Remove the name (unlink / IPC_RMID).  Existing mappings stay valid.
+ * -ENOENT if there is nothing to remove, -EINVAL for anon and memfd. */
+int shmkit_seg_remove(const char *name);
+
+/* Data area of the segment, valid until shmkit_seg_close(). */
+void *shmkit_seg_data(const shmkit_seg *seg);
+size_t shmkit_seg_size(const shmkit_seg *seg);
+
+/* Flags for shmkit_seg_sync(). */
+#define SHMKIT_SYNC_ASYNC      0x1u /* schedule write-back (MS_ASYNC) */
+#define SHMKIT_SYNC_INVALIDATE 0x2u /* also MS_INVALIDATE */
+
+/* Write a range of the data area back to its file (msync).  Synchronous
+ * by default: when it returns 0, read(2) of the file shows the data and
+ * it is on stable storage.  Other backends have no file: 0, nothing done.
+ * off/len are relative to the data area; len 0 means to the end. */
+int shmkit_seg_sync(shmkit_seg *seg, size_t off, size_t len, unsigned flags);
+
+struct shmkit_seg_stat {
+	int backend;              /* enum shmkit_backend */
+	int kind;                 /* enum shmkit_kind */
+	char name[4112];          /* canonical name, e.g. "posix:/x" */
+	size_t map_size;          /* bytes mapped */
+	size_t data_size;         /* bytes in the data area */
+	size_t data_offset;       /* offset of data area in the mapping */
+	unsigned mode;            /* permission bits */
+	uid_t uid;                /* owner */
+	pid_t creator_pid;        /* 0 if unknown */
+	int creator_alive;        /* 1 alive, 0 dead, -1 unknown */
+	int64_t created_ns;       /* CLOCK_REALTIME ns, 0 if unknown */
+	long attach_count;        /* System V nattch; -1 if unknown */
+	int removed;              /* name removed, segment still attached */
+	int shmid;                /* System V id, -1 otherwise */
+	long key;                 /* System V key, 0 otherwise */
+	unsigned version;         /* format version of a managed header */
+};
+
+/* Describe an open segment (the kernel's view refreshed now). */
+int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_stat *st);
+
+/* Describe a segment by name without keeping it open; foreign segments
+ * are described as kind SHMKIT_KIND_FOREIGN. */
+int shmkit_seg_stat_name(const char *name, struct shmkit_seg_stat *st);
+
+/* Call fn for every POSIX segment in /dev/shm and every System V segment
+ * on the machine, managed or foreign.  Stops early and returns fn's value
+ * if fn returns non-zero. */
+int shmkit_seg_list(int (*fn)(const struct shmkit_seg_stat *st, void *arg),
+                    void *arg);
+
+/* memfd only: send the segment's fd over a connected UNIX socket
+ * (SCM_RIGHTS), and build a segment from a received one.  The receiver
+ * maps it with opts (SHMKIT_RDONLY, SHMKIT_COW honoured). */
+int shmkit_seg_send_fd(const shmkit_seg *seg, int sock);
+int shmkit_seg_recv_fd(shmkit_seg **out, int sock,
+                       const struct shmkit_seg_opts *opts);
+
+/* The segment's kind and its backend; the fd behind it (-1 for sysv and
+ * anon), valid until close. */
+int shmkit_seg_kind(const shmkit_seg *seg);
+int shmkit_seg_backend(const shmkit_seg *seg);
+int shmkit_seg_fd(const shmkit_seg *seg);
+
+/* Parse a size with optional K, M, G suffix (powers of 1024). */
+int shmkit_parse_size(const char *s, size_t *out);
+
+/* ------------------------------------------------------------------------
+ * Synchronization on shared memory.  Every object below lives in memory
+ * that any process may map (place it in a segment's data area).  Waits
+ * are futex-based (never FUTEX_PRIVATE) and bounded by timeout_ns.
+ * ------------------------------------------------------------------------ */
+
+/* Wait while *word == expected, up to timeout_ns.  0 when woken or the
+ * value differs, -ETIMEDOUT, -EAGAIN if timeout_ns == 0 and it would wait.
+ * May return 0 spuriously: callers re-check their condition. */
+int shmkit_futex_wait(const uint32_t *word, uint32_t expected,
+                      int64_t timeout_ns);
+/* Wake up to n waiters (n < 0: all).  Returns the number woken. */
+int shmkit_futex_wake(const uint32_t *word, int n);
+
+/* Event count: a counter waiters can sleep on.  Increment issues no system
+ * call when nobody waits (in the spirit of ck_ec). */
+typedef struct shmkit_ec { uint32_t word; } shmkit_ec;
+void shmkit_ec_init(shmkit_ec *ec);
+/* Current value (31 bits, wraps). */
+uint32_t shmkit_ec_value(const shmkit_ec *ec);
+/* Increment and wake all waiters, if any. */
+void shmkit_ec_inc(shmkit_ec *ec);
+/* Wait until the value differs from old; 0, or -ETIMEDOUT. */
+int shmkit_ec_wait(shmkit_ec *ec, uint32_t old, int64_t timeout_ns);
+
+/* Robust process-shared mutex.  If a holder dies, the next locker gets
+ * -EOWNERDEAD with the lock held; it repairs the protected state and calls
+ * shmkit_mutex_consistent(), else the mutex becomes unusable
+ * (-ENOTRECOVERABLE). */
+typedef union shmkit_mutex { uint64_t align_; unsigned char opaque[64]; } shmkit_mutex;
+int shmkit_mutex_init(shmkit_mutex *m);
+int shmkit_mutex_lock(shmkit_mutex *m, int64_t timeout_ns);
+int shmkit_mutex_unlock(shmkit_mutex *m);
+int shmkit_mutex_consistent(shmkit_mutex *m);
+
+/* Counting semaphore over a futex. */
+typedef struct shmkit_sem { uint32_t count; uint32_t waiters; } shmkit_sem;
+int shmkit_sem_init(shmkit_sem *s, unsigned value);
+int shmkit_sem_post(shmkit_sem *s);
+int shmkit_sem_wait(shmkit_sem *s, int64_t timeout_ns);
+int shmkit_sem_value(const shmkit_sem *s);
+
+/* Wait strategy for services (chan, bus). */
+enum shmkit_wait {
+	SHMKIT_WAIT_ADAPTIVE = 0, /* spin briefly, then futex (default) */
+	SHMKIT_WAIT_SPIN = 1,     /* busy-spin until the deadline */
+	SHMKIT_WAIT_BLOCK = 2,    /* futex at once */
+};
+
+/* ------------------------------------------------------------------------
+ * Channels: a named queue; each message goes to exactly one receiver.
+ * Many producers, many consumers, per-producer FIFO.  Messages are
+ * variable-size up to max_msg.
+ * ------------------------------------------------------------------------ */
+
+typedef struct shmkit_chan shmkit_chan;
+
+#define SHMKIT_CHAN_SPSC 0x10000u /* create: one producer, one consumer */
+
+struct shmkit_chan_opts {
+	uint32_t capacity;    /* create: slots (rounded up to a power of 2) */
+	uint32_t max_msg;     /* create: largest message in bytes */
+	unsigned mode;        /* create: permission bits, default 0600 */
+	unsigned flags;       /* SHMKIT_EXCL, SHMKIT_CHAN_SPSC, seg flags */
+	int wait;             /* enum shmkit_wait for this handle */
+	int64_t timeout_ns;   /* open: wait for initialisation (default 1 s) */
+};
+
+int shmkit_chan_create(shmkit_chan **out, const char *name,
+                       const struct shmkit_chan_opts *opts);
+int shmkit_chan_open(shmkit_chan **out, const char *name,
+                     const struct shmkit_chan_opts *opts);
+int shmkit_chan_close(shmkit_chan *ch);
+
+/* Copy a message in / out.  send: 0, -EAGAIN (full, timeout 0),
+ * -ETIMEDOUT, -EMSGSIZE.  recv: the message length, -EAGAIN, -ETIMEDOUT,
+ * -EMSGSIZE if cap is too small (the message stays queued). */
+int shmkit_chan_send(shmkit_chan *ch, const void *msg, size_t len,
+                     int64_t timeout_ns);
+ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap,
+                         int64_t timeout_ns);
+
+/* Zero-copy: reserve a slot, write up to max_msg bytes at *buf, commit
+ * len bytes (or abort).  The pointer is valid until commit/abort. */
+int shmkit_chan_reserve(shmkit_chan *ch, void **buf, int64_t timeout_ns);
+int shmkit_chan_commit(shmkit_chan *ch, size_t len);
+int shmkit_chan_abort(shmkit_chan *ch);
+/* Zero-copy: peek the next message in place; valid until release.
+ * Returns its length. */
+ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf,
+                         int64_t timeout_ns);
+int shmkit_chan_release(shmkit_chan *ch);
+
+struct shmkit_chan_stats {
+	uint32_t capacity, max_msg;
+	uint64_t depth;              /* messages queued now (approximate) */
+	uint64_t sent, received;
+	uint64_t full_waits, empty_waits;
+	uint64_t reclaimed;          /* slots recovered from dead peers */
+	size_t seg_size;             /* bytes of the segment */
+	int spsc;
+};
+int shmkit_chan_stats(shmkit_chan *ch, struct shmkit_chan_stats *st);
+
+/* ------------------------------------------------------------------------
+ * Bus: publish/subscribe; each message goes to every subscriber.
+ * ------------------------------------------------------------------------ */
+
+typedef struct shmkit_bus shmkit_bus;
+typedef struct shmkit_sub shmkit_sub;
+
+enum shmkit_bus_mode {
+	SHMKIT_BUS_OVERWRITE = 0,    /* publishers never wait; slow readers lose */
+	SHMKIT_BUS_BACKPRESSURE = 1, /* publishers wait for the slowest reader */
+};
+
+enum shmkit_bus_from {
+	SHMKIT_FROM_NEWEST = 0,      /* only messages published after joining */
+	SHMKIT_FROM_OLDEST = 1,      /* the oldest retained message first */
+};
+
+struct shmkit_bus_opts {
+	uint32_t capacity;    /* create: slots (power of 2) */
+	uint32_t max_msg;     /* create: largest message */
+	int delivery;         /* create: enum shmkit_bus_mode */
+	unsigned mode;        /* create: permission bits, default 0600 */
+	unsigned flags;       /* SHMKIT_EXCL, seg flags */
+	int wait;             /* enum shmkit_wait */
+	int from;             /* subscribe: enum shmkit_bus_from */
+	int64_t timeout_ns;   /* open: wait for initialisation */
+};
+
+int shmkit_bus_create(shmkit_bus **out, const char *name,
+                      const struct shmkit_bus_opts *opts);
+int shmkit_bus_open(shmkit_bus **out, const char *name,
+                    const struct shmkit_bus_opts *opts);
+int shmkit_bus_close(shmkit_bus *bus);
+
+/* Publish a copy.  Overwrite mode never waits; back-pressure mode waits up
+ * to timeout_ns (-EAGAIN / -ETIMEDOUT). */
+int shmkit_bus_publish(shmkit_bus *bus, const void *msg, size_t len,
+                       int64_t timeout_ns);
+/* Zero-copy loan: a buffer of max_msg bytes in shared memory; publish
+ * len bytes of it, or abort.  Valid until publish/abort. */
+int shmkit_bus_loan(shmkit_bus *bus, void **buf, int64_t timeout_ns);
+int shmkit_bus_publish_loan(shmkit_bus *bus, size_t len);
+int shmkit_bus_abort_loan(shmkit_bus *bus);
+
+int shmkit_bus_subscribe(shmkit_sub **out, shmkit_bus *bus,
+                         const struct shmkit_bus_opts *opts);
+int shmkit_bus_unsubscribe(shmkit_sub *sub);
+/* Copy the next message out: its length, -EAGAIN, -ETIMEDOUT.  *lost (may
+ * be NULL) receives how many messages were skipped before this one. */
+ssize_t shmkit_sub_recv(shmkit_sub *sub, void *buf, size_t cap,
+                        uint64_t *lost, int64_t timeout_ns);
+/* Read in place; release returns 0, or -ESTALE if the message was
+ * overwritten while read (the bytes seen must be discarded). */
+ssize_t shmkit_sub_peek(shmkit_sub *sub, const void **buf, uint64_t *lost,
+                        int64_t timeout_ns);
+int shmkit_sub_release(shmkit_sub *sub);
+/* A file descriptor that becomes readable when messages are waiting, for
+ * poll/epoll.  Owned by the subscription; call shmkit_sub_ack_fd() after
+ * it signals, before draining. */
+int shmkit_sub_fd(shmkit_sub *sub);
+int shmkit_sub_ack_fd(shmkit_sub *sub);
+
+/* ------------------------------------------------------------------------
+ * Journal: a durable append-only log of records in mapped files.
+ * ------------------------------------------------------------------------ */
+
+typedef struct shmkit_journal shmkit_journal;
+
+enum shmkit_durability {
+	SHMKIT_DUR_NONE = 0,   /* the page cache decides */
+	SHMKIT_DUR_ASYNC = 1,  /* msync(MS_ASYNC) on each commit */
+	SHMKIT_DUR_SYNC = 2,   /* msync(MS_SYNC) on each commit */
+	SHMKIT_DUR_GROUP = 3,  /* MS_SYNC every group_records or group_ms */
+};
+
+#define SHMKIT_JOURNAL_WRITE 0x100000u /* open for appending (one writer) */
+#define SHMKIT_JOURNAL_CREATE 0x200000u /* create if missing */
+
+struct shmkit_journal_opts {
+	unsigned flags;          /* SHMKIT_JOURNAL_* */
+	int durability;          /* enum shmkit_durability */
+	uint32_t group_records;  /* GROUP: sync every N records (default 64) */
+	uint32_t group_ms;       /* GROUP: or every T ms (default 10) */
+	size_t file_size;        /* bytes per file before rolling (default 64M) */
+	uint32_t max_record;     /* largest record (default 1M) */
+	uint32_t keep_files;     /* retention by count, 0 = keep all */
+	uint64_t keep_bytes;     /* retention by total size, 0 = keep all */
+	unsigned mode;           /* default 0600 */
+};
+
+struct shmkit_record {
+	uint64_t seq;            /* 1, 2, 3, ... */
+	int64_t time_ns;         /* CLOCK_REALTIME at append */
+	const void *data;        /* valid until the next read call or close */
+	uint32_t len;
+};
+
+int shmkit_journal_open(shmkit_journal **out, const char *path,
+                        const struct shmkit_journal_opts *opts);
+int shmkit_journal_close(shmkit_journal *j);
+/* Append one record; returns 0 when it is as durable as the policy says.
+ * *seq (may be NULL) receives its sequence number. */
+int shmkit_journal_append(shmkit_journal *j, const void *data, size_t len,
+                          uint64_t *seq);
+int shmkit_journal_sync(shmkit_journal *j);
+
+/* Readers: position, then read the next record (1), or 0 at the end when
+ * timeout_ns is 0; waits for new records otherwise (-ETIMEDOUT). */
+int shmkit_journal_seek_seq(shmkit_journal *j, uint64_t seq);
+int shmkit_journal_seek_time(shmkit_journal *j, int64_t time_ns);
+int shmkit_journal_next(shmkit_journal *j, struct shmkit_record *rec,
+                        int64_t timeout_ns);
+
+struct shmkit_journal_stat {
+	uint64_t first_seq, last_seq, records;
+	uint32_t files;
+	uint64_t bytes;
+	int durability;
+	pid_t writer_pid;        /* 0 if no live writer */
+};
+int shmkit_journal_stat(shmkit_journal *j, struct shmkit_journal_stat *st);
+
+/* Check every file without changing anything: 0 if clean, -EBADMSG if
+ * damaged (report filled in).  Repair cuts back to the last valid record. */
+struct shmkit_journal_report {
+	uint64_t valid_records;
+	uint64_t last_valid_seq;
+	uint64_t damaged_bytes;  /* bytes after the last valid record */
+	char where[256];         /* file and offset of the first damage */
+};
+int shmkit_journal_verify(const char *path, struct shmkit_journal_report *r);
+int shmkit_journal_repair(const char *path, struct shmkit_journal_report *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SHMKIT_H */

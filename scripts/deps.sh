@@ -1,0 +1,17 @@
+#!/bin/sh
+# Install the Debian packages shmkit's build, tests and benchmarks need.
+#   scripts/deps.sh          install what is missing (needs root or sudo)
+#   scripts/deps.sh --check  exit 1 if something is missing, install nothing
+set -e
+PKGS="build-essential pkg-config libcriterion-dev g++ util-linux python3 procps"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+[ "$1" = "--check" ] && { echo "missing:$missing"; exit 1; }
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+echo "shmkit: installing$missing" >&2
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing

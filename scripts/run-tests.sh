@@ -1,0 +1,36 @@
+#!/bin/sh
+# Run every Criterion test binary in BUILD/tests, then fail if the run left
+# anything behind: a file in /dev/shm, a System V segment, a temp file.
+# Prints one closing line "N passed, N failed".
+BUILD=${1:-build}
+before_shm=$(mktemp); after_shm=$(mktemp)
+snapshot() {
+	{ ls -A /dev/shm 2>/dev/null | sed 's/^/shm: /'
+	  awk 'NR>1 {print "sysv: key=" $1 " id=" $2}' /proc/sysvipc/shm 2>/dev/null
+	  ls -A /tmp 2>/dev/null | grep '^sktest' | sed 's/^/tmp: /'
+	} | grep -v -e "$(basename "$before_shm")" -e "$(basename "$after_shm")" | sort
+}
+snapshot > "$before_shm"
+passed=0; failed=0; bad=""
+for t in "$BUILD"/tests/test_*; do
+	[ -x "$t" ] || continue
+	out=$("$t" --jobs=2 --short-filename 2>&1); rc=$?
+	printf '%s\n' "$out" | grep -v '^\[----\]' | tail -n 40 | grep -E 'FAIL|CRASH|Timed out|Synthesis|Warning|signal|Assertion' || true
+	syn=$(printf '%s\n' "$out" | grep 'Synthesis' | tail -n 1)
+	p=$(printf '%s\n' "$syn" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p'); p=${p:-0}
+	tt=$(printf '%s\n' "$syn" | sed -n 's/.*Tested: \([0-9]*\).*/\1/p'); tt=${tt:-0}
+	f=$((tt - p)); [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+	passed=$((passed + p)); failed=$((failed + f))
+	[ "$rc" -ne 0 ] && bad="$bad $(basename "$t")"
+	printf '%-28s %s\n' "$(basename "$t")" "${syn:-no synthesis (rc=$rc)}"
+done
+snapshot > "$after_shm"
+left=$(comm -13 "$before_shm" "$after_shm")
+rm -f "$before_shm" "$after_shm"
+if [ -n "$left" ]; then
+	echo "LEFT BEHIND by the suite:"; printf '%s\n' "$left"
+	failed=$((failed + 1)); bad="$bad residue"
+fi
+[ -n "$bad" ] && echo "failing:$bad"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

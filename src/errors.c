@@ -1,0 +1,49 @@
+/*
+ * errors.c - result codes to text, and the per-thread failure detail.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+static __thread char detail[256];
+
+const char *shmkit_strerror(int err)
+{
+	switch (err) {
+	case 0: return "success";
+	case -EPROTO: return "not a shmkit segment of this kind, or an incompatible version or layout";
+	case -EBADMSG: return "corrupt shared state detected";
+	case -EOWNERDEAD: return "a dead peer's state was recovered";
+	case -ENOTRECOVERABLE: return "state not recoverable after a peer died";
+	case -EMSGSIZE: return "message too large";
+	case -EAGAIN: return "would block (empty or full)";
+	case -ENOSPC: return "no space (shared memory full or a kernel limit reached)";
+	case -ESTALE: return "message overwritten while being read";
+	default: break;
+	}
+	if (err < 0 && err > -4096)
+		return strerrordesc_np(-err) ? strerrordesc_np(-err) : "unknown error";
+	return "unknown error";
+}
+
+const char *shmkit_errdetail(void)
+{
+	return detail;
+}
+
+void sk_clear_detail(void)
+{
+	detail[0] = '\0';
+}
+
+int sk_fail(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	return err;
+}

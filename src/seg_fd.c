@@ -1,0 +1,83 @@
+/*
+ * seg_fd.c - what the fd-based backends (posix, file, memfd) share:
+ * reserving room, mapping with the attach flags, stat, close.
+ */
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "seg.h"
+
+int sk_map_prot(unsigned flags)
+{
+	return (flags & SHMKIT_RDONLY) ? PROT_READ : PROT_READ | PROT_WRITE;
+}
+
+int sk_map_flags(unsigned flags)
+{
+	return ((flags & SHMKIT_COW) ? MAP_PRIVATE : MAP_SHARED) |
+	       ((flags & SHMKIT_POPULATE) ? MAP_POPULATE : 0);
+}
+
+/* Size the object and reserve its memory now, so a full tmpfs or disk is
+ * -ENOSPC here rather than SIGBUS at first touch. */
+int sk_fd_reserve(int fd, size_t size)
+{
+	if (ftruncate(fd, (off_t)size))
+		return sk_fail(sk_neg_errno(), "cannot size to %zu bytes", size);
+	int err = posix_fallocate(fd, 0, (off_t)size);
+	if (err == ENOSPC)
+		return sk_fail(-ENOSPC, "no room for %zu bytes (tmpfs or disk full, or a "
+		               "container's small /dev/shm)", size);
+	if (err && err != EOPNOTSUPP)
+		return sk_fail(-err, "cannot reserve %zu bytes", size);
+	return 0;
+}
+
+/* Map the whole object behind fd according to the attach flags; an empty
+ * object gives map == NULL, map_size == 0 (the caller decides). */
+int sk_fd_map(shmkit_seg *s, int fd, const struct shmkit_seg_opts *o)
+{
+	struct stat st;
+
+	if (fstat(fd, &st))
+		return sk_neg_errno();
+	if (S_ISDIR(st.st_mode))
+		return sk_fail(-EISDIR, "is a directory");
+	if (!S_ISREG(st.st_mode))
+		return sk_fail(-EINVAL, "not a regular file (FIFO, device or socket)");
+	s->map = NULL;
+	s->map_size = (size_t)st.st_size;
+	if (st.st_size == 0) {
+		if (o->flags & SHMKIT_RAW)
+			return sk_fail(-EPROTO, "segment is empty (0 bytes)");
+		return 0;
+	}
+	void *p = mmap(NULL, s->map_size, sk_map_prot(o->flags), sk_map_flags(o->flags), fd, 0);
+	if (p == MAP_FAILED)
+		return sk_fail(sk_neg_errno(), "mmap of %zu bytes failed", s->map_size);
+	s->map = p;
+	return 0;
+}
+
+void sk_fd_close(shmkit_seg *s)
+{
+	if (s->map)
+		munmap(s->map, s->map_size);
+	if (s->fd >= 0)
+		close(s->fd);
+	s->map = NULL;
+	s->fd = -1;
+}
+
+int sk_fd_stat(const shmkit_seg *s, struct shmkit_seg_stat *st)
+{
+	struct stat sb;
+
+	if (fstat(s->fd, &sb))
+		return sk_neg_errno();
+	st->mode = sb.st_mode & 07777;
+	st->uid = sb.st_uid;
+	st->removed = sb.st_nlink == 0;
+	return 0;
+}

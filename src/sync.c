@@ -1,0 +1,481 @@
+/*
+ * sync.c - synchronization on shared memory: futex wait/wake, event
+ * counts, a robust process-shared mutex and a counting semaphore.
+ *
+ * Every object here lives in memory that several processes map, each at
+ * its own address.  So:
+ *   - futexes are never FUTEX_PRIVATE_FLAG: the kernel keys a shared futex
+ *     on the (inode or mm-independent page, offset) pair, which is what
+ *     lets two processes that map the word at different addresses meet;
+ *   - waits take an absolute CLOCK_MONOTONIC deadline (FUTEX_WAIT_BITSET),
+ *     so retrying after EINTR or a spurious wake-up never extends the wait;
+ *   - a waiter never trusts a wake-up: every loop re-reads the shared word
+ *     and re-checks its condition and its deadline, so a hostile or dead
+ *     peer can cost time up to the deadline but never a hang past it.
+ *
+ * The futex contract we lean on (kernel/futex/waitwake.c, "Basic futex
+ * operation and ordering guarantees"): FUTEX_WAIT reads the word and queues
+ * the waiter atomically with respect to FUTEX_WAKE (both under the hash
+ * bucket lock, with a full barrier on each side).  So if a waker modifies
+ * the word and *then* calls FUTEX_WAKE, any waiter whose in-kernel read saw
+ * the old value is already queued and is woken; any waiter that reads
+ * after the modification sees the new value and returns EAGAIN at once.
+ * This is what every "no lost wake-up" argument below reduces to: the
+ * waker changes a value the sleeper compares against, before waking.
+ *
+ * ---- Event count (shmkit_ec) -------------------------------------------
+ *
+ * One 32-bit word:  word = (counter << 1) | W
+ * counter is 31 bits and wraps; W ("someone may sleep") is bit 0.
+ *
+ *   inc:   prev = fetch_add(word, 2, release)            (I1)
+ *          if (prev & W) { fetch_and(word, ~W); wake(all) }  (I2, I3)
+ *   wait:  w = load_acquire(word)                        (A1)
+ *          if (w >> 1 != old) return 0
+ *          if (!(w & W)) CAS(word, w -> w|W) else keep   (A2; retry on fail)
+ *          futex_wait(word, w|W, deadline)               (A3), loop
+ *
+ * Ordering.  I1 is a release RMW: everything the incrementer wrote before
+ * it (say a message in a ring) is visible to a waiter whose acquire load
+ * A1 reads I1's value *or any later value in the word's modification
+ * order*: the CAS A2 and the fetch_and I2 are RMWs, so they continue I1's
+ * release sequence.  That is the only cross-location ordering the event
+ * count provides, and the only one callers need.  The W protocol itself
+ * lives on a single word, where all RMWs are totally ordered (coherence),
+ * so A2 and I2 can be relaxed.
+ *
+ * No lost wake-up.  Invariant: whenever a waiter sleeps in the kernel on
+ * value x|W, either W is set in the word now, or some incrementer has
+ * cleared W (I2) and has not yet issued its wake I3.
+ *   - A waiter sleeps only if the kernel read x|W (A3), so W was set at
+ *     the moment it queued.
+ *   - W is cleared only at I2, and each I2 is followed by a wake-all I3.
+ *     Every waiter queued before I2 is still queued at I3 (or already
+ *     gone) and is woken by it: the futex contract above.
+ *   - A waiter that queues after some I2 read W set again, so a later A2
+ *     re-set it, and the invariant holds afresh.
+ * Now take an increment I1 after the waiter's in-kernel read (if I1 came
+ * before, the kernel read a different counter and the waiter never
+ * slept).  I1 either sees W set and wakes everyone itself, or sees W
+ * clear, in which case by the invariant a wake I3 of an earlier
+ * incrementer is still pending and will wake our sleeper.  Either way the
+ * sleeper wakes, re-reads the word at A1 and sees the new counter.
+ * A failed CAS at A2 means the word changed: we simply loop and re-read.
+ * Spurious wake-ups (a waiter for a newer counter woken by an older I3)
+ * are harmless: it re-reads, finds its counter unchanged, re-sets W and
+ * sleeps again.
+ * Cost: inc is one atomic add and no system call while W is clear; W is
+ * set only by a waiter about to sleep.  A waiter that times out leaves W
+ * set: the next inc pays one needless wake (benign, self-clearing).
+ *
+ * ---- Semaphore (shmkit_sem) ---------------------------------------------
+ *
+ *   post:  CAS count c -> c+1 (seq_cst; refuses past INT32_MAX)  (P1)
+ *          fence seq_cst                                        (P2)
+ *          if (load(waiters) != 0) wake(count, 1)               (P3)
+ *   wait:  CAS count c -> c-1 while c > 0 (acquire)             (S1)
+ *          fetch_add(waiters, 1)                                (S2)
+ *          fence seq_cst                                        (S3)
+ *          if (load(count) == 0) futex_wait(count, 0, deadline) (S4, S5)
+ *          fetch_add(waiters, -1), loop to S1                   (S6)
+ *
+ * Ordering.  P1 releases the poster's prior writes; S1's acquire CAS pairs
+ * with it, so a consumer that takes a unit sees what the producer wrote
+ * before posting it.
+ *
+ * No lost wake-up.  This is the store-buffering (Dekker) shape over two
+ * words: the poster writes count then reads waiters, the waiter writes
+ * waiters then reads count.  The two seq_cst fences P2 and S3 forbid both
+ * reads from missing the other side's write: if S3 precedes P2 in the
+ * single total order, P3 sees waiters >= 1 and wakes; otherwise S4 sees
+ * count > 0 and the waiter does not sleep.  If S4 saw 0 and the post lands
+ * between S4 and the kernel's own read in S5, the kernel sees count != 0
+ * and returns at once.  A sleeper stays counted in waiters for as long as
+ * it sleeps (S6 runs after the futex returns), so P3 never skips a wake a
+ * sleeper needs.  wake(1) per unit suffices: each post adds one unit and
+ * wakes at most one sleeper to take it; a woken sleeper that loses the
+ * unit to a fast-path taker found count 0 because that unit was consumed,
+ * which is correct.  A process killed while counted in waiters leaves the
+ * counter high forever: posts then make one needless wake call each
+ * (benign; correctness never depends on waiters being exact).
+ *
+ * ---- Mutex (shmkit_mutex) -----------------------------------------------
+ *
+ * A glibc pthread_mutex_t, PTHREAD_PROCESS_SHARED | PTHREAD_MUTEX_ROBUST |
+ * PTHREAD_MUTEX_ERRORCHECK, placed in the 64-byte opaque union.  We cannot
+ * write our own robust futex: the kernel walks at most one robust list per
+ * thread (set_robust_list), and glibc owns it.  All ordering is glibc's:
+ * lock is acquire, unlock is release.  The owner's TID is stored in the
+ * lock word, so all users must share one PID namespace.  Do not unmap the
+ * memory while holding the lock: the kernel walks the robust list at exit
+ * through the holder's own mapping.
+ */
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define NS_PER_SEC 1000000000
+#define EC_FLAG 1u   /* bit 0 of the event count word: a waiter may sleep */
+#define EC_ONE 2u    /* one step of the counter, which sits above the flag */
+#define SEM_MAX ((uint32_t)INT32_MAX)
+
+/* Failure without a detail: clear any stale one, return err. */
+static int sync_err(int err)
+{
+	sk_clear_detail();
+	return err;
+}
+
+/* ---- futex ------------------------------------------------------------ */
+
+static inline long sys_futex(const uint32_t *word, int op, uint32_t val,
+                             const struct timespec *ts, uint32_t val3)
+{
+	return syscall(SYS_futex, word, op, val, ts, NULL, val3);
+}
+
+int sk_futex_wait_until(const uint32_t *word, uint32_t expected, int64_t deadline)
+{
+	struct timespec ts, *tsp = NULL;
+
+	if (deadline != INT64_MAX) {
+		if (deadline < 0)
+			deadline = 0;
+		ts.tv_sec = deadline / NS_PER_SEC;
+		ts.tv_nsec = deadline % NS_PER_SEC;
+		tsp = &ts;
+	}
+	for (;;) {
+		/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time
+		 * (no FUTEX_CLOCK_REALTIME), so a retry never extends it. */
+		if (sys_futex(word, FUTEX_WAIT_BITSET, expected, tsp,
+		              FUTEX_BITSET_MATCH_ANY) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN)
+			return 0; /* *word != expected already */
+		return errno == ETIMEDOUT ? -ETIMEDOUT : sk_neg_errno();
+	}
+}
+
+int sk_futex_wake(const uint32_t *word, int n)
+{
+	if (n == 0)
+		return 0; /* the kernel would wake one for n == 0 */
+	long r = sys_futex(word, FUTEX_WAKE, n < 0 ? INT_MAX : (uint32_t)n, NULL, 0);
+	return r < 0 ? sk_neg_errno() : (int)r;
+}
+
+static inline bool word_ok(const uint32_t *word)
+{
+	return word && ((uintptr_t)word & (alignof(uint32_t) - 1)) == 0;
+}
+
+int shmkit_futex_wait(const uint32_t *word, uint32_t expected, int64_t timeout_ns)
+{
+	if (!word_ok(word))
+		return sk_fail(-EINVAL, "futex word is NULL or not 4-byte aligned");
+	if (timeout_ns == 0) {
+		/* Acquire: a caller that sees the value change and returns
+		 * may then read data published before it (pairs with the
+		 * caller's own release store of the word). */
+		if (sk_load_acquire(word) == expected)
+			return sync_err(-EAGAIN);
+		return 0;
+	}
+	int r = sk_futex_wait_until(word, expected, sk_deadline(timeout_ns));
+	return r < 0 ? sync_err(r) : 0;
+}
+
+int shmkit_futex_wake(const uint32_t *word, int n)
+{
+	if (!word_ok(word))
+		return sk_fail(-EINVAL, "futex word is NULL or not 4-byte aligned");
+	int r = sk_futex_wake(word, n);
+	return r < 0 ? sync_err(r) : r;
+}
+
+/* ---- event count ------------------------------------------------------ */
+
+void shmkit_ec_init(shmkit_ec *ec)
+{
+	if (!ec)
+		return;
+	/* Relaxed: initialisation orders nothing by itself; publishing the
+	 * object to other processes is the enclosing segment's READY
+	 * release store. */
+	sk_store_relaxed(&ec->word, 0);
+}
+
+uint32_t shmkit_ec_value(const shmkit_ec *ec)
+{
+	if (!ec)
+		return 0;
+	/* Acquire: pairs with the release fetch_add in shmkit_ec_inc (or any
+	 * RMW later in its release sequence), so a caller that sees the new
+	 * value sees what the incrementer wrote before incrementing. */
+	return sk_load_acquire(&ec->word) >> 1;
+}
+
+static SK_COLD void ec_wake(shmkit_ec *ec)
+{
+	/* I2.  Relaxed: single-word protocol, ordered by coherence against
+	 * the waiters' CAS (A2); it is sequenced before the wake syscall,
+	 * whose kernel barrier orders it before the bucket scan (I3). */
+	sk_fetch_and(&ec->word, ~EC_FLAG, __ATOMIC_RELAXED);
+	sk_futex_wake(&ec->word, -1); /* I3: wake all */
+}
+
+void shmkit_ec_inc(shmkit_ec *ec)
+{
+	if (SK_UNLIKELY(!ec))
+		return;
+	/* I1.  Release: publishes the caller's prior writes to a waiter whose
+	 * acquire load (A1 / shmkit_ec_value) reads this value or a later one
+	 * of its release sequence.  Adding 2 leaves the flag bit alone; the
+	 * counter wraps out of bit 31. */
+	uint32_t prev = sk_fetch_add(&ec->word, EC_ONE, __ATOMIC_RELEASE);
+	if (SK_UNLIKELY(prev & EC_FLAG))
+		ec_wake(ec);
+}
+
+/* Slow path: advertise a sleeper (W) and sleep until the counter moves
+ * or the deadline passes.  Proof of no lost wake-up at the file top. */
+static int ec_wait_slow(shmkit_ec *ec, uint32_t old, int64_t deadline)
+{
+	for (;;) {
+		/* A1.  Acquire: pairs with the release fetch_add I1 of the
+		 * increment that moved the counter. */
+		uint32_t w = sk_load_acquire(&ec->word);
+		if ((w >> 1) != old)
+			return 0;
+		if (sk_now_ns() >= deadline)
+			return sync_err(-ETIMEDOUT);
+		/* A2.  Relaxed both ways: the flag handshake is on this one
+		 * word (coherence orders it against I1/I2); on failure we
+		 * loop to A1, whose acquire load does the ordering. */
+		if (!(w & EC_FLAG) &&
+		    !sk_cas(&ec->word, &w, w | EC_FLAG, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			continue;
+		int r = sk_futex_wait_until(&ec->word, w | EC_FLAG, deadline); /* A3 */
+		if (r < 0 && r != -ETIMEDOUT)
+			return sync_err(r);
+	}
+}
+
+int shmkit_ec_wait(shmkit_ec *ec, uint32_t old, int64_t timeout_ns)
+{
+	if (!ec)
+		return sk_fail(-EINVAL, "event count is NULL");
+	old &= UINT32_MAX >> 1; /* the counter has 31 bits */
+	/* Acquire: as A1 in ec_wait_slow. */
+	if ((sk_load_acquire(&ec->word) >> 1) != old)
+		return 0;
+	if (timeout_ns == 0)
+		return sync_err(-ETIMEDOUT);
+	return ec_wait_slow(ec, old, sk_deadline(timeout_ns));
+}
+
+/* ---- robust mutex ----------------------------------------------------- */
+
+_Static_assert(sizeof(pthread_mutex_t) <= sizeof(shmkit_mutex),
+               "pthread_mutex_t does not fit in shmkit_mutex");
+_Static_assert(alignof(pthread_mutex_t) <= alignof(shmkit_mutex),
+               "shmkit_mutex is under-aligned for pthread_mutex_t");
+
+static inline pthread_mutex_t *mtx(shmkit_mutex *m)
+{
+	return (pthread_mutex_t *)(void *)m->opaque;
+}
+
+static inline bool mutex_ok(const shmkit_mutex *m)
+{
+	return m && ((uintptr_t)m & (alignof(shmkit_mutex) - 1)) == 0;
+}
+
+/* Map a pthread result onto the library's negative errno contract. */
+static int mutex_result(int r)
+{
+	switch (r) {
+	case 0:
+		return 0;
+	case EBUSY:
+		return sync_err(-EAGAIN);
+	case ETIMEDOUT:
+		return sync_err(-ETIMEDOUT);
+	case EOWNERDEAD:
+		return sk_fail(-EOWNERDEAD, "mutex holder died: the lock is held; "
+		               "repair the state, then call shmkit_mutex_consistent()");
+	case ENOTRECOVERABLE:
+		return sk_fail(-ENOTRECOVERABLE, "mutex unusable: a holder died and "
+		               "the state was never marked consistent");
+	case EDEADLK:
+		return sk_fail(-EDEADLK, "mutex already held by this thread");
+	case EPERM:
+		return sk_fail(-EPERM, "mutex not held by this thread");
+	default:
+		return sync_err(-r);
+	}
+}
+
+int shmkit_mutex_init(shmkit_mutex *m)
+{
+	pthread_mutexattr_t a;
+	int r;
+
+	if (!mutex_ok(m))
+		return sk_fail(-EINVAL, "mutex is NULL or not 8-byte aligned");
+	sk_clear_detail();
+	if ((r = pthread_mutexattr_init(&a)) != 0)
+		return -r;
+	if ((r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED)) == 0 &&
+	    (r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST)) == 0 &&
+	    (r = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK)) == 0)
+		r = pthread_mutex_init(mtx(m), &a);
+	pthread_mutexattr_destroy(&a);
+	return -r;
+}
+
+static int mutex_lock_until(pthread_mutex_t *p, int64_t deadline)
+{
+	struct timespec ts;
+
+	if (deadline == INT64_MAX)
+		return pthread_mutex_lock(p);
+	ts.tv_sec = deadline / NS_PER_SEC;
+	ts.tv_nsec = deadline % NS_PER_SEC;
+	return pthread_mutex_clocklock(p, CLOCK_MONOTONIC, &ts);
+}
+
+int shmkit_mutex_lock(shmkit_mutex *m, int64_t timeout_ns)
+{
+	if (!mutex_ok(m))
+		return sk_fail(-EINVAL, "mutex is NULL or not 8-byte aligned");
+	if (timeout_ns == 0)
+		return mutex_result(pthread_mutex_trylock(mtx(m)));
+	return mutex_result(mutex_lock_until(mtx(m), sk_deadline(timeout_ns)));
+}
+
+int shmkit_mutex_unlock(shmkit_mutex *m)
+{
+	if (!mutex_ok(m))
+		return sk_fail(-EINVAL, "mutex is NULL or not 8-byte aligned");
+	return mutex_result(pthread_mutex_unlock(mtx(m)));
+}
+
+int shmkit_mutex_consistent(shmkit_mutex *m)
+{
+	if (!mutex_ok(m))
+		return sk_fail(-EINVAL, "mutex is NULL or not 8-byte aligned");
+	int r = pthread_mutex_consistent(mtx(m));
+	if (r == EINVAL)
+		return sk_fail(-EINVAL, "mutex is not in the owner-died state");
+	return mutex_result(r);
+}
+
+/* ---- semaphore -------------------------------------------------------- */
+
+int shmkit_sem_init(shmkit_sem *s, unsigned value)
+{
+	if (!s || !word_ok(&s->count))
+		return sk_fail(-EINVAL, "semaphore is NULL or not 4-byte aligned");
+	if (value > SEM_MAX)
+		return sk_fail(-EINVAL, "semaphore value %u exceeds INT32_MAX", value);
+	/* Relaxed: publication to other processes is the enclosing
+	 * segment's READY release store. */
+	sk_store_relaxed(&s->count, (uint32_t)value);
+	sk_store_relaxed(&s->waiters, 0);
+	return 0;
+}
+
+/* S1: take one unit if there is one.  Bounded by others' progress: each
+ * failed CAS means another process changed count. */
+static inline bool sem_trydec(shmkit_sem *s)
+{
+	/* Relaxed: only a guess for the CAS below, which re-reads. */
+	uint32_t c = sk_load_relaxed(&s->count);
+
+	while (c > 0) {
+		/* Acquire on success: pairs with the poster's seq_cst (so
+		 * release) CAS P1; the unit's producer writes are visible.
+		 * Relaxed on failure: we only retry. */
+		if (sk_cas(&s->count, &c, c - 1, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			return true;
+	}
+	return false;
+}
+
+int shmkit_sem_post(shmkit_sem *s)
+{
+	if (SK_UNLIKELY(!s))
+		return sk_fail(-EINVAL, "semaphore is NULL");
+	/* Relaxed: only a guess for the CAS below. */
+	uint32_t c = sk_load_relaxed(&s->count);
+	do {
+		if (SK_UNLIKELY(c >= SEM_MAX))
+			return sk_fail(-EOVERFLOW, "semaphore count at INT32_MAX");
+		/* P1.  seq_cst on success: releases the poster's writes to
+		 * the taker's acquire CAS (S1), and takes part in the
+		 * P2/S3 handshake.  Relaxed on failure: we only retry. */
+	} while (!sk_cas(&s->count, &c, c + 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	/* P2.  Pairs with S3 in sem_wait_slow: of "count went up" (P1) and
+	 * "a waiter registered" (S2), at least one is seen by the other
+	 * side's read. */
+	sk_fence_seq_cst();
+	/* P3.  Relaxed: ordered after P1 by the fence P2. */
+	if (sk_load_relaxed(&s->waiters) != 0)
+		sk_futex_wake(&s->count, 1);
+	return 0;
+}
+
+static int sem_wait_slow(shmkit_sem *s, int64_t deadline)
+{
+	for (;;) {
+		if (sem_trydec(s))
+			return 0;
+		if (sk_now_ns() >= deadline)
+			return sync_err(-ETIMEDOUT);
+		/* S2.  Relaxed: ordered before the count read by the fence S3. */
+		sk_fetch_add(&s->waiters, 1, __ATOMIC_RELAXED);
+		/* S3.  Pairs with P2 in shmkit_sem_post (Dekker handshake). */
+		sk_fence_seq_cst();
+		int r = 0;
+		/* S4.  Relaxed: after S3; the kernel re-reads count in S5. */
+		if (sk_load_relaxed(&s->count) == 0)
+			r = sk_futex_wait_until(&s->count, 0, deadline); /* S5 */
+		/* S6.  Relaxed: unregistering orders nothing; a stale count of
+		 * one only costs a poster a needless wake. */
+		sk_fetch_add(&s->waiters, UINT32_MAX, __ATOMIC_RELAXED);
+		if (r < 0 && r != -ETIMEDOUT)
+			return sync_err(r);
+	}
+}
+
+int shmkit_sem_wait(shmkit_sem *s, int64_t timeout_ns)
+{
+	if (SK_UNLIKELY(!s))
+		return sk_fail(-EINVAL, "semaphore is NULL");
+	if (sem_trydec(s))
+		return 0;
+	if (timeout_ns == 0)
+		return sync_err(-EAGAIN);
+	return sem_wait_slow(s, sk_deadline(timeout_ns));
+}
+
+int shmkit_sem_value(const shmkit_sem *s)
+{
+	if (!s)
+		return sk_fail(-EINVAL, "semaphore is NULL");
+	/* Relaxed: a snapshot that orders nothing; taking a unit goes
+	 * through shmkit_sem_wait. */
+	uint32_t c = sk_load_relaxed(&s->count);
+	if (c > SEM_MAX)
+		return sk_fail(-EBADMSG, "semaphore count %u exceeds INT32_MAX", c);
+	return (int)c;
+}

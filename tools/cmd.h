@@ -1,0 +1,60 @@
+/*
+ * cmd.h - the shmkit command's subcommands.  Each is implemented in its own
+ * tools/cmd_*.c over the public API only (include/shmkit.h), and returns the
+ * process exit status: 0 success, 1 failure, 2 usage error.  Errors go to
+ * stderr as "shmkit: NAME: reason" through tool_err().
+ */
+#ifndef SHMKIT_TOOL_CMD_H
+#define SHMKIT_TOOL_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shmkit.h"
+
+#define EXIT_USAGE 2
+
+/* tools/shmkit.c (dispatcher and shared helpers) */
+/* Print "shmkit: WHAT: reason[ (detail)]" for a negative result; returns 1. */
+int tool_err(const char *what, int err);
+/* Print "shmkit: msg" (printf-style) to stderr; returns 2 (usage). */
+int tool_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Parse a timeout in milliseconds ("-1" forever) to ns; -EINVAL if bad. */
+int tool_parse_ms(const char *s, int64_t *ns);
+/* Write a JSON string literal (quoted, escaped) to stdout. */
+void tool_json_str(const char *s);
+/* 1 if argv[i] is -h or --help. */
+bool tool_is_help(const char *arg);
+
+/* Segments: tools/cmd_seg.c */
+int cmd_ls(int argc, char **argv);
+int cmd_create(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+int cmd_read(int argc, char **argv);
+int cmd_write(int argc, char **argv);
+
+/* Channels: tools/cmd_chan.c.  info_chan prints the state of a channel
+ * for `shmkit info` (json: as one JSON object). */
+int cmd_chan(int argc, char **argv);
+int cmd_send(int argc, char **argv);
+int cmd_recv(int argc, char **argv);
+int info_chan(const char *name, bool json);
+
+/* Bus: tools/cmd_bus.c */
+int cmd_bus(int argc, char **argv);
+int cmd_pub(int argc, char **argv);
+int cmd_sub(int argc, char **argv);
+int info_bus(const char *name, bool json);
+
+/* Journal: tools/cmd_journal.c; info_journal for `shmkit info PATH`. */
+int cmd_journal(int argc, char **argv);
+int info_journal(const char *path, bool json);
+
+/* Benchmarks and demonstration: tools/cmd_bench.c */
+int cmd_bench(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+#endif /* SHMKIT_TOOL_CMD_H */
