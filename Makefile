@@ -25,6 +25,7 @@ ifeq ($(WERROR),1)
 WARN += -Werror
 endif
 
+comma := ,
 ifeq ($(SAN),)
 BUILD := build
 SANFLAGS :=
@@ -32,7 +33,6 @@ else
 BUILD := build/san-$(subst $(comma),-,$(SAN))
 SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
-comma := ,
 
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc
 CFLAGS += -std=gnu11 $(OPT) -g $(WARN) -fPIC $(SANFLAGS)

@@ -236,20 +236,25 @@ void shmkit_ec_init(shmkit_ec *ec);
 uint32_t shmkit_ec_value(const shmkit_ec *ec);
 /* Increment and wake all waiters, if any. */
 void shmkit_ec_inc(shmkit_ec *ec);
-/* Wait until the value differs from old; 0, or -ETIMEDOUT. */
+/* Wait until the value differs from old (taken modulo 2^31); 0, or
+ * -ETIMEDOUT (also for timeout_ns == 0 when it has not moved). */
 int shmkit_ec_wait(shmkit_ec *ec, uint32_t old, int64_t timeout_ns);
 
 /* Robust process-shared mutex.  If a holder dies, the next locker gets
  * -EOWNERDEAD with the lock held; it repairs the protected state and calls
  * shmkit_mutex_consistent(), else the mutex becomes unusable
- * (-ENOTRECOVERABLE). */
+ * (-ENOTRECOVERABLE).  lock: 0, -EAGAIN (timeout 0, busy), -ETIMEDOUT,
+ * -EDEADLK (this thread holds it).  The lock is owned by a thread: unlock
+ * from another is -EPERM.  All users must share a PID namespace, and the
+ * holder must not unmap the memory while holding it. */
 typedef union shmkit_mutex { uint64_t align_; unsigned char opaque[64]; } shmkit_mutex;
 int shmkit_mutex_init(shmkit_mutex *m);
 int shmkit_mutex_lock(shmkit_mutex *m, int64_t timeout_ns);
 int shmkit_mutex_unlock(shmkit_mutex *m);
 int shmkit_mutex_consistent(shmkit_mutex *m);
 
-/* Counting semaphore over a futex. */
+/* Counting semaphore over a futex.  post: 0, -EOVERFLOW at INT32_MAX.
+ * wait: 0, -EAGAIN (timeout 0, count 0), -ETIMEDOUT. */
 typedef struct shmkit_sem { uint32_t count; uint32_t waiters; } shmkit_sem;
 int shmkit_sem_init(shmkit_sem *s, unsigned value);
 int shmkit_sem_post(shmkit_sem *s);
@@ -266,43 +271,81 @@ enum shmkit_wait {
 /* ------------------------------------------------------------------------
  * Channels: a named queue; each message goes to exactly one receiver.
  * Many producers, many consumers, per-producer FIFO.  Messages are
- * variable-size up to max_msg.
+ * variable-size up to max_msg (0-byte messages are allowed).
+ *
+ * Crashes: a producer or consumer killed at any point, even holding a
+ * reservation or a peeked message, never wedges the others: within about
+ * 100 ms of blocking someone, its slot is reclaimed (counted in
+ * `reclaimed`).  A message whose consumer died after taking it (recv in
+ * progress, or peeked and not released) is lost, at most one per dead
+ * handle; SPSC channels instead deliver it again to the next consumer.
+ * Recovery identifies processes by pid: all users of a channel must share
+ * one PID namespace.  Memory: 4096 + 384 + capacity * round_up(32 +
+ * max_msg, 64) bytes, rounded up to the page size.
  * ------------------------------------------------------------------------ */
 
 typedef struct shmkit_chan shmkit_chan;
 
-#define SHMKIT_CHAN_SPSC 0x10000u /* create: one producer, one consumer */
+/* create: one producer, one consumer at a time (no read-modify-write on
+ * the fast path).  Two concurrent producers (or consumers) on an SPSC
+ * channel lose or duplicate messages; they never crash (-EBADMSG). */
+#define SHMKIT_CHAN_SPSC 0x10000u
 
 struct shmkit_chan_opts {
-	uint32_t capacity;    /* create: slots (rounded up to a power of 2) */
-	uint32_t max_msg;     /* create: largest message in bytes */
+	uint32_t capacity;    /* create: slots (rounded up to a power of 2,
+	                         at most 2^24; 0 = 64) */
+	uint32_t max_msg;     /* create: largest message in bytes (at most
+	                         2^30; 0 = 1024) */
 	unsigned mode;        /* create: permission bits, default 0600 */
 	unsigned flags;       /* SHMKIT_EXCL, SHMKIT_CHAN_SPSC, seg flags */
 	int wait;             /* enum shmkit_wait for this handle */
 	int64_t timeout_ns;   /* open: wait for initialisation (default 1 s) */
 };
 
+/* Create a channel in a new segment of any backend.  Without SHMKIT_EXCL
+ * an existing channel of that name is opened instead (its own capacity and
+ * max_msg apply).  On failure nothing is left behind. */
 int shmkit_chan_create(shmkit_chan **out, const char *name,
                        const struct shmkit_chan_opts *opts);
+/* Open an existing channel (-EPROTO if the segment is not one).  Flags:
+ * SHMKIT_RDONLY (statistics only: sending or receiving is -EPERM),
+ * SHMKIT_POPULATE, SHMKIT_MLOCK.  anon and memfd channels cannot be
+ * opened by name: use the handle inherited across fork, or pass the fd
+ * (shmkit_chan_seg + shmkit_seg_send_fd, then shmkit_seg_recv_fd +
+ * shmkit_chan_attach). */
 int shmkit_chan_open(shmkit_chan **out, const char *name,
                      const struct shmkit_chan_opts *opts);
+/* Make a channel handle over an open segment of kind SHMKIT_KIND_CHAN
+ * (e.g. a received memfd).  On success the channel owns seg and closes it
+ * with itself; on failure the caller still owns it. */
+int shmkit_chan_attach(shmkit_chan **out, shmkit_seg *seg,
+                       const struct shmkit_chan_opts *opts);
+/* The segment under a channel, valid until shmkit_chan_close(). */
+shmkit_seg *shmkit_chan_seg(const shmkit_chan *ch);
+/* Close; an open reservation is aborted and a peeked message released
+ * (it counts as received).  NULL is a no-op.  Returns 0. */
 int shmkit_chan_close(shmkit_chan *ch);
 
 /* Copy a message in / out.  send: 0, -EAGAIN (full, timeout 0),
  * -ETIMEDOUT, -EMSGSIZE.  recv: the message length, -EAGAIN, -ETIMEDOUT,
- * -EMSGSIZE if cap is too small (the message stays queued). */
+ * -EMSGSIZE if cap is too small (the message stays queued).  Both: -EBADMSG
+ * if the shared state is corrupt, -EINVAL while this handle holds a
+ * reservation (send) or a peeked message (recv).  No allocation. */
 int shmkit_chan_send(shmkit_chan *ch, const void *msg, size_t len,
                      int64_t timeout_ns);
 ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap,
                          int64_t timeout_ns);
 
-/* Zero-copy: reserve a slot, write up to max_msg bytes at *buf, commit
- * len bytes (or abort).  The pointer is valid until commit/abort. */
+/* Zero-copy: reserve a slot, write up to max_msg bytes at *buf (32-byte
+ * aligned), commit len bytes (or abort: the slot goes back, no message).
+ * The pointer is valid until commit/abort.  One reservation per handle;
+ * commit above max_msg is -EMSGSIZE and keeps the reservation. */
 int shmkit_chan_reserve(shmkit_chan *ch, void **buf, int64_t timeout_ns);
 int shmkit_chan_commit(shmkit_chan *ch, size_t len);
 int shmkit_chan_abort(shmkit_chan *ch);
 /* Zero-copy: peek the next message in place; valid until release.
- * Returns its length. */
+ * Returns its length.  One peeked message per handle; release takes it
+ * off the queue. */
 ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf,
                          int64_t timeout_ns);
 int shmkit_chan_release(shmkit_chan *ch);
@@ -313,9 +356,16 @@ struct shmkit_chan_stats {
 	uint64_t sent, received;
 	uint64_t full_waits, empty_waits;
 	uint64_t reclaimed;          /* slots recovered from dead peers */
-	size_t seg_size;             /* bytes of the segment */
+	uint64_t aborted;            /* reservations given back */
+	size_t slot_size;            /* round_up(32 + max_msg, 64) */
+	size_t hdr_size;             /* bytes before the first slot */
+	size_t seg_size;             /* bytes of the segment: hdr_size +
+	                                capacity * slot_size, page-rounded */
 	int spsc;
 };
+/* Statistics, readable through any handle (also SHMKIT_RDONLY).  Counters
+ * are relaxed snapshots; sent/received of an SPSC channel are its
+ * indices. */
 int shmkit_chan_stats(shmkit_chan *ch, struct shmkit_chan_stats *st);
 
 /* ------------------------------------------------------------------------
@@ -379,6 +429,37 @@ int shmkit_sub_release(shmkit_sub *sub);
  * it signals, before draining. */
 int shmkit_sub_fd(shmkit_sub *sub);
 int shmkit_sub_ack_fd(shmkit_sub *sub);
+
+/* State of a bus, for monitoring (a snapshot; values move meanwhile). */
+struct shmkit_bus_stats {
+	uint32_t capacity, max_msg;
+	int delivery;                /* enum shmkit_bus_mode */
+	uint64_t head;               /* sequences published (claimed) so far */
+	uint64_t oldest;             /* oldest sequence still retained */
+	uint32_t publishers;         /* registered entries, alive or not */
+	uint32_t subscribers;
+	uint32_t armed;              /* subscribers sleeping on their fd */
+	size_t seg_size;             /* bytes of the data area */
+};
+int shmkit_bus_stats(shmkit_bus *bus, struct shmkit_bus_stats *st);
+
+/* One registered publisher or subscriber. */
+struct shmkit_bus_peer {
+	int subscriber;              /* 1 subscriber, 0 publisher */
+	unsigned index;              /* entry in its table */
+	pid_t pid;
+	int alive;                   /* 1 alive, 0 dead, -1 unknown */
+	uint64_t position;           /* sub: next sequence; pub: last claimed */
+	uint64_t lag;                /* sub: head - position */
+	uint64_t count;              /* messages received / published */
+	uint64_t lost;               /* sub: lost; pub: aborted loans */
+	int armed;                   /* sub: sleeping on its fd */
+};
+/* Call fn for every registered peer; stops early and returns fn's value
+ * if it returns non-zero. */
+int shmkit_bus_peers(shmkit_bus *bus,
+                     int (*fn)(const struct shmkit_bus_peer *p, void *arg),
+                     void *arg);
 
 /* ------------------------------------------------------------------------
  * Journal: a durable append-only log of records in mapped files.

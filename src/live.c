@@ -15,6 +15,7 @@
  * post or publish anything, which is what callers ask about.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,10 +112,26 @@ int sk_proc_alive(pid_t pid, uint64_t start)
 }
 
 /* Cache of this process's start time, keyed by pid so that a forked
- * child, whose getpid() differs, recomputes its own.  Threads may race to
- * fill it; they compute the same value, so the race is benign. */
+ * child, whose getpid() differs, recomputes its own.  The key alone would
+ * be fooled if a descendant got the pid of a dead ancestor whose value it
+ * inherited, so a fork handler also clears the key in every child of
+ * fork(); the key still covers raw clone() and vfork(), which run no
+ * handlers.  Threads may race to fill the cache; they compute the same
+ * value, so the race is benign. */
 static uint64_t self_start;
 static pid_t self_pid;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+
+static void self_forget(void)
+{
+	/* Relaxed: the child has one thread while fork handlers run. */
+	sk_store_relaxed(&self_pid, 0);
+}
+
+static void self_register(void)
+{
+	pthread_atfork(NULL, NULL, self_forget);
+}
 
 uint64_t sk_self_start(void)
 {
@@ -124,6 +141,7 @@ uint64_t sk_self_start(void)
 	 * matching pid guarantees self_start holds that pid's value. */
 	if (sk_load_acquire(&self_pid) == pid)
 		return sk_load_relaxed(&self_start); /* ordered by the acquire above */
+	pthread_once(&self_once, self_register);
 	uint64_t start = sk_proc_start(pid);
 	if (start == 0)
 		return 0; /* /proc unreadable: do not cache a non-answer */

@@ -585,6 +585,10 @@ int shmkit_seg_stat_name(const char *name, struct shmkit_seg_stat *st)
 		s->kind = SHMKIT_KIND_FOREIGN;
 	sk_clear_detail();
 	err = shmkit_seg_stat(s, st);
+	/* System V counts the brief attach made here to read the header: report
+	 * the attaches of everyone else. */
+	if (!err && st->backend == SHMKIT_SYSV && st->attach_count > 0)
+		st->attach_count--;
 	seg_free(s);
 	return err;
 }

@@ -50,6 +50,15 @@ static int memfd_remove(const struct sk_name *n)
 	return sk_fail(-EINVAL, "memfd segments have no name to remove; closing frees them");
 }
 
+/* A memfd never has a name on disk (st_nlink is 0): not "removed". */
+static int memfd_stat(const shmkit_seg *s, struct shmkit_seg_stat *st)
+{
+	int err = sk_fd_stat(s, st);
+
+	st->removed = 0;
+	return err;
+}
+
 const struct sk_backend_ops sk_memfd_ops = {
 	.backend = SHMKIT_MEMFD,
 	.label = "memfd",
@@ -57,7 +66,7 @@ const struct sk_backend_ops sk_memfd_ops = {
 	.open = memfd_open,
 	.close = sk_fd_close,
 	.remove = memfd_remove,
-	.stat = sk_fd_stat,
+	.stat = memfd_stat,
 };
 
 int shmkit_seg_send_fd(const shmkit_seg *seg, int sock)

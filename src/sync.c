@@ -70,14 +70,13 @@
  *
  * ---- Semaphore (shmkit_sem) ---------------------------------------------
  *
- *   post:  CAS count c -> c+1 (seq_cst; refuses past INT32_MAX)  (P1)
- *          fence seq_cst                                        (P2)
- *          if (load(waiters) != 0) wake(count, 1)               (P3)
- *   wait:  CAS count c -> c-1 while c > 0 (acquire)             (S1)
- *          fetch_add(waiters, 1)                                (S2)
- *          fence seq_cst                                        (S3)
- *          if (load(count) == 0) futex_wait(count, 0, deadline) (S4, S5)
- *          fetch_add(waiters, -1), loop to S1                   (S6)
+ *   post:  CAS count c -> c+1 (seq_cst; refuses past INT32_MAX)   (P1)
+ *          if (fetch_add(waiters, 0, seq_cst) != 0) wake(count, 1) (P2)
+ *   wait:  CAS count c -> c-1 while c > 0 (acquire)              (S1)
+ *          fetch_add(waiters, 1, seq_cst)                        (S2)
+ *          if (fetch_add(count, 0, seq_cst) == 0)                (S3)
+ *              futex_wait(count, 0, deadline)                    (S4)
+ *          fetch_add(waiters, -1), loop to S1                    (S5)
  *
  * Ordering.  P1 releases the poster's prior writes; S1's acquire CAS pairs
  * with it, so a consumer that takes a unit sees what the producer wrote
@@ -85,13 +84,18 @@
  *
  * No lost wake-up.  This is the store-buffering (Dekker) shape over two
  * words: the poster writes count then reads waiters, the waiter writes
- * waiters then reads count.  The two seq_cst fences P2 and S3 forbid both
- * reads from missing the other side's write: if S3 precedes P2 in the
- * single total order, P3 sees waiters >= 1 and wakes; otherwise S4 sees
- * count > 0 and the waiter does not sleep.  If S4 saw 0 and the post lands
- * between S4 and the kernel's own read in S5, the kernel sees count != 0
+ * waiters then reads count.  The reads P2 and S3 are seq_cst RMWs (adding
+ * 0), not plain loads, so all four operations sit in the single total
+ * order of seq_cst operations and each read returns the latest value in
+ * its word's modification order.  If S2 precedes P2 in that order, P2
+ * sees waiters >= 1 and wakes; otherwise P1 < P2 < S2 < S3, so S3 sees
+ * count > 0 (or a taker consumed the unit) and the waiter does not sleep.
+ * (RMWs rather than seq_cst fences: ThreadSanitizer does not model
+ * fences, and the cost on the post path is alike: one locked instruction
+ * on a cache line P1 already owns.)  If S3 saw 0 and the post lands
+ * between S3 and the kernel's own read in S4, the kernel sees count != 0
  * and returns at once.  A sleeper stays counted in waiters for as long as
- * it sleeps (S6 runs after the futex returns), so P3 never skips a wake a
+ * it sleeps (S5 runs after the futex returns), so P2 never skips a wake a
  * sleeper needs.  wake(1) per unit suffices: each post adds one unit and
  * wakes at most one sleeper to take it; a woken sleeper that loses the
  * unit to a fast-path taker found count 0 because that unit was consumed,
@@ -421,15 +425,14 @@ int shmkit_sem_post(shmkit_sem *s)
 		if (SK_UNLIKELY(c >= SEM_MAX))
 			return sk_fail(-EOVERFLOW, "semaphore count at INT32_MAX");
 		/* P1.  seq_cst on success: releases the poster's writes to
-		 * the taker's acquire CAS (S1), and takes part in the
-		 * P2/S3 handshake.  Relaxed on failure: we only retry. */
+		 * the taker's acquire CAS (S1), and is the "write count"
+		 * half of the P1/P2 vs S2/S3 handshake.  Relaxed on
+		 * failure: we only retry. */
 	} while (!sk_cas(&s->count, &c, c + 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
-	/* P2.  Pairs with S3 in sem_wait_slow: of "count went up" (P1) and
-	 * "a waiter registered" (S2), at least one is seen by the other
-	 * side's read. */
-	sk_fence_seq_cst();
-	/* P3.  Relaxed: ordered after P1 by the fence P2. */
-	if (sk_load_relaxed(&s->waiters) != 0)
+	/* P2.  A seq_cst read (RMW adding 0) of waiters, after P1 in the
+	 * total order.  Pairs with S2/S3 in sem_wait_slow: of "count went
+	 * up" and "a waiter registered", the other side sees at least one. */
+	if (sk_fetch_add(&s->waiters, 0, __ATOMIC_SEQ_CST) != 0)
 		sk_futex_wake(&s->count, 1);
 	return 0;
 }
@@ -441,15 +444,15 @@ static int sem_wait_slow(shmkit_sem *s, int64_t deadline)
 			return 0;
 		if (sk_now_ns() >= deadline)
 			return sync_err(-ETIMEDOUT);
-		/* S2.  Relaxed: ordered before the count read by the fence S3. */
-		sk_fetch_add(&s->waiters, 1, __ATOMIC_RELAXED);
-		/* S3.  Pairs with P2 in shmkit_sem_post (Dekker handshake). */
-		sk_fence_seq_cst();
+		/* S2.  seq_cst: register before S3 in the total order; pairs
+		 * with the poster's read P2. */
+		sk_fetch_add(&s->waiters, 1, __ATOMIC_SEQ_CST);
 		int r = 0;
-		/* S4.  Relaxed: after S3; the kernel re-reads count in S5. */
-		if (sk_load_relaxed(&s->count) == 0)
-			r = sk_futex_wait_until(&s->count, 0, deadline); /* S5 */
-		/* S6.  Relaxed: unregistering orders nothing; a stale count of
+		/* S3.  A seq_cst read (RMW adding 0) of count, after S2;
+		 * pairs with the poster's P1.  The kernel re-reads in S4. */
+		if (sk_fetch_add(&s->count, 0, __ATOMIC_SEQ_CST) == 0)
+			r = sk_futex_wait_until(&s->count, 0, deadline); /* S4 */
+		/* S5.  Relaxed: unregistering orders nothing; a stale count of
 		 * one only costs a poster a needless wake. */
 		sk_fetch_add(&s->waiters, UINT32_MAX, __ATOMIC_RELAXED);
 		if (r < 0 && r != -ETIMEDOUT)

@@ -1,0 +1,795 @@
+/*
+ * baseline.c - the references every other row is compared to, measured
+ * in the same run between the same two pinned processes:
+ *
+ *   cacheline_rtt   two processes spin on one shared 64-byte line: the
+ *                   parent stores an odd value, the child answers with the
+ *                   next even one.  The hardware limit for spinning (with
+ *                   the same pause hint a spinning service uses).
+ *   futex_rtt       the same hand-off on a shared word, but each side
+ *                   sleeps in FUTEX_WAIT as soon as the value is not there
+ *                   yet and the other always calls FUTEX_WAKE: the limit
+ *                   for blocking.
+ *   pipe_rtt, unix_stream_rtt, unix_dgram_rtt, posix_mq_rtt, sysv_mq_rtt,
+ *   tcp_rtt         a 64-byte message out and echoed back through the
+ *                   kernel (TCP on 127.0.0.1 with TCP_NODELAY).
+ *   memcpy_64, memcpy_4k, memcpy_1m
+ *                   one core copying B-byte blocks (libc memcpy) from a hot
+ *                   source to destinations cycling through max(8 B, 1 MiB).
+ *   spsc_ring_64, spsc_ring_4k, spsc_ring_1m
+ *                   the simplest cache-friendly single-producer/single-
+ *                   consumer ring in shared memory: head and tail on their
+ *                   own cache lines, each side caching the other's index,
+ *                   one copy in and one copy out per message, the index
+ *                   published per message.  64-byte messages in 1024 slots,
+ *                   4 KiB in 64, 1 MiB in 8.
+ *
+ * POSIX queues are unlinked as soon as both ends are open and System V
+ * queues are removed in teardown (and on SIGINT/SIGTERM), so nothing is
+ * left behind.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <mqueue.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/msg.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define MSG 64 /* bytes per round-trip message */
+
+/* -errno of a failed call to retry (0: retry after EINTR), or the error. */
+static int retry_or_fail(void)
+{
+	if (errno != EINTR)
+		return sk_neg_errno();
+	return bench_aborted() ? -ECANCELED : 0;
+}
+
+/* Run a two-process row; an unavailable mechanism (-ENOSYS from set-up)
+ * is skipped, any other failure reported. */
+static void pair_row(const char *name, const struct bench_pair *p,
+                     const char *ref, int kind, size_t bytes)
+{
+	struct bench_stat st;
+	int r = bench_pair(p, &st);
+	if (r == -ENOSYS) {
+		bench_skip(name, "not available on this system");
+		return;
+	}
+	if (!bench_check(name, r))
+		return;
+	if (kind == 'n')
+		bench_report_ns(name, &st, ref);
+	else if (kind == 'r')
+		bench_report_rate(name, &st, ref);
+	else
+		bench_report_gbps(name, &st, bytes, ref);
+}
+
+/* ---- one shared word: spinning and futex ping-pong --------------------- */
+
+/* The parent stores odd values, the child the even ones after them. */
+struct word_pp {
+	uint32_t *word; /* in a shared page of its own */
+	uint32_t next;  /* private: the value this side last saw */
+};
+
+static int word_setup(void *arg)
+{
+	struct word_pp *w = arg;
+	w->word = bench_shared_alloc(4096);
+	w->next = 0;
+	return w->word ? 0 : -ENOMEM;
+}
+
+static void word_teardown(void *arg)
+{
+	struct word_pp *w = arg;
+	bench_shared_free(w->word, 4096);
+}
+
+static int spin_ping(void *arg, long n)
+{
+	struct word_pp *w = arg;
+	for (long i = 0; i < n; i++) {
+		uint32_t v = w->next;
+		/* Release: nothing else to publish, but pairs with the child's
+		 * acquire in bench_spin_until like a real hand-off would. */
+		sk_store_release(w->word, v + 1);
+		int r = bench_spin_until(w->word, v + 2);
+		if (r)
+			return r;
+		w->next = v + 2;
+	}
+	return 0;
+}
+
+static int spin_pong(void *arg, long n)
+{
+	struct word_pp *w = arg;
+	for (long i = 0; i < n; i++) {
+		uint32_t v = w->next;
+		int r = bench_spin_until(w->word, v + 1);
+		if (r)
+			return r;
+		sk_store_release(w->word, v + 2); /* pairs with the parent's acquire spin */
+		w->next = v + 2;
+	}
+	return 0;
+}
+
+static void raw_wake(uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* Sleep in FUTEX_WAIT (shared, never private) while *word == old; no
+ * spinning.  1-second sleeps so an abort is noticed. */
+static int raw_wait_change(uint32_t *word, uint32_t old)
+{
+	struct timespec ts = { 1, 0 };
+	/* Acquire: pairs with the other side's release store of the new value. */
+	while (sk_load_acquire(word) == old) {
+		if (syscall(SYS_futex, word, FUTEX_WAIT, old, &ts, NULL, 0) < 0 &&
+		    errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT)
+			return sk_neg_errno();
+		if (bench_aborted())
+			return -ECANCELED;
+	}
+	return 0;
+}
+
+/* One futex hand-off: store `give` (release: pairs with the peer's acquire
+ * in raw_wait_change), always wake, then sleep until the peer moves the
+ * word on and check it moved to `expect`. */
+static int futex_step(struct word_pp *w, uint32_t give, uint32_t expect)
+{
+	sk_store_release(w->word, give);
+	raw_wake(w->word);
+	int r = raw_wait_change(w->word, give);
+	if (r)
+		return r;
+	return sk_load_relaxed(w->word) == expect ? 0 : -EBADMSG;
+}
+
+static int futex_ping(void *arg, long n)
+{
+	struct word_pp *w = arg;
+	for (long i = 0; i < n; i++) {
+		int r = futex_step(w, w->next + 1, w->next + 2);
+		if (r)
+			return r;
+		w->next += 2;
+	}
+	return 0;
+}
+
+static int futex_pong(void *arg, long n)
+{
+	struct word_pp *w = arg;
+	for (long i = 0; i < n; i++) {
+		int r = raw_wait_change(w->word, w->next);
+		if (r)
+			return r;
+		if (sk_load_relaxed(w->word) != w->next + 1)
+			return -EBADMSG;
+		w->next += 2;
+		sk_store_release(w->word, w->next); /* pairs with the parent's acquire in raw_wait_change */
+		raw_wake(w->word);
+	}
+	return 0;
+}
+
+static void ref_cacheline(void)
+{
+	struct word_pp w;
+	struct bench_pair p = {
+		.iters = 10000, .arg = &w, .setup = word_setup,
+		.parent_run = spin_ping, .child_run = spin_pong,
+		.teardown = word_teardown,
+	};
+	pair_row("cacheline_rtt", &p, NULL, 'n', 0);
+}
+
+static void ref_futex(void)
+{
+	struct word_pp w;
+	struct bench_pair p = {
+		.iters = 200, .arg = &w, .setup = word_setup,
+		.parent_run = futex_ping, .child_run = futex_pong,
+		.teardown = word_teardown,
+	};
+	pair_row("futex_rtt", &p, "cacheline_rtt", 'n', 0);
+}
+
+/* ---- file descriptors: pipe, UNIX sockets, TCP ------------------------- */
+
+/* fd[0] parent reads, fd[1] parent writes, fd[2] child reads, fd[3] child
+ * writes (the same descriptor twice for a socket). */
+struct fd_pp {
+	int fd[4];
+	uint64_t seq;
+	unsigned char msg[MSG];
+};
+
+static void close_fds(int *fd, int a, int b)
+{
+	if (fd[a] >= 0)
+		close(fd[a]);
+	if (fd[b] >= 0 && fd[b] != fd[a])
+		close(fd[b]);
+	fd[a] = fd[b] = -1;
+}
+
+static int fd_child_init(void *arg)
+{
+	close_fds(((struct fd_pp *)arg)->fd, 0, 1);
+	return 0;
+}
+
+static int fd_parent_init(void *arg)
+{
+	close_fds(((struct fd_pp *)arg)->fd, 2, 3);
+	return 0;
+}
+
+static void fd_teardown(void *arg)
+{
+	struct fd_pp *f = arg;
+	close_fds(f->fd, 0, 1);
+	close_fds(f->fd, 2, 3);
+}
+
+static int fd_ping(void *arg, long n)
+{
+	struct fd_pp *f = arg;
+	for (long i = 0; i < n; i++) {
+		uint64_t seq = f->seq++, echo;
+		memcpy(f->msg, &seq, sizeof(seq));
+		int r = bench_write_full(f->fd[1], f->msg, MSG);
+		if (!r)
+			r = bench_read_full(f->fd[0], f->msg, MSG);
+		if (r)
+			return r;
+		memcpy(&echo, f->msg, sizeof(echo));
+		if (echo != seq)
+			return -EBADMSG;
+	}
+	return 0;
+}
+
+static int fd_pong(void *arg, long n)
+{
+	struct fd_pp *f = arg;
+	for (long i = 0; i < n; i++) {
+		int r = bench_read_full(f->fd[2], f->msg, MSG);
+		if (!r)
+			r = bench_write_full(f->fd[3], f->msg, MSG);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int pipe_setup(void *arg)
+{
+	struct fd_pp *f = arg;
+	int down[2], up[2];
+	if (pipe2(down, O_CLOEXEC))
+		return sk_neg_errno();
+	if (pipe2(up, O_CLOEXEC)) {
+		int r = sk_neg_errno();
+		close(down[0]);
+		close(down[1]);
+		return r;
+	}
+	f->fd[0] = up[0];
+	f->fd[1] = down[1];
+	f->fd[2] = down[0];
+	f->fd[3] = up[1];
+	return 0;
+}
+
+static int socketpair_setup(struct fd_pp *f, int type)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv))
+		return errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT ? -ENOSYS
+		                                                       : sk_neg_errno();
+	f->fd[0] = f->fd[1] = sv[0];
+	f->fd[2] = f->fd[3] = sv[1];
+	return 0;
+}
+
+static int ustream_setup(void *arg)
+{
+	return socketpair_setup(arg, SOCK_STREAM);
+}
+
+static int udgram_setup(void *arg)
+{
+	return socketpair_setup(arg, SOCK_DGRAM);
+}
+
+static int nodelay(int fd)
+{
+	int one = 1;
+	return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ? sk_neg_errno() : 0;
+}
+
+/* A connected TCP pair over 127.0.0.1 on an ephemeral port; the listener
+ * is closed before returning.  *a, *b are -1 on failure. */
+static int tcp_connect_pair(int *a, int *b)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
+	socklen_t len = sizeof(sa);
+	int r = 0, lst = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	*a = *b = -1;
+	if (lst < 0)
+		return errno == EAFNOSUPPORT ? -ENOSYS : sk_neg_errno();
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(lst, (struct sockaddr *)&sa, sizeof(sa)) || listen(lst, 1) ||
+	    getsockname(lst, (struct sockaddr *)&sa, &len) ||
+	    (*a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(*a, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    (*b = accept4(lst, NULL, NULL, SOCK_CLOEXEC)) < 0)
+		r = errno == EADDRNOTAVAIL ? -ENOSYS : sk_neg_errno();
+	if (!r)
+		r = nodelay(*a);
+	if (!r)
+		r = nodelay(*b);
+	close(lst);
+	if (r) {
+		if (*a >= 0)
+			close(*a);
+		if (*b >= 0)
+			close(*b);
+		*a = *b = -1;
+	}
+	return r;
+}
+
+static int tcp_setup(void *arg)
+{
+	struct fd_pp *f = arg;
+	int a, b;
+	int r = tcp_connect_pair(&a, &b);
+	if (r)
+		return r;
+	f->fd[0] = f->fd[1] = a;
+	f->fd[2] = f->fd[3] = b;
+	return 0;
+}
+
+static void fd_row(const char *name, int (*setup)(void *))
+{
+	struct fd_pp f = { .fd = { -1, -1, -1, -1 } };
+	struct bench_pair p = {
+		.iters = 200, .arg = &f, .setup = setup,
+		.child_init = fd_child_init, .parent_init = fd_parent_init,
+		.parent_run = fd_ping, .child_run = fd_pong, .teardown = fd_teardown,
+	};
+	pair_row(name, &p, "futex_rtt", 'n', 0);
+}
+
+static void ref_pipe(void)
+{
+	fd_row("pipe_rtt", pipe_setup);
+}
+
+static void ref_ustream(void)
+{
+	fd_row("unix_stream_rtt", ustream_setup);
+}
+
+static void ref_udgram(void)
+{
+	fd_row("unix_dgram_rtt", udgram_setup);
+}
+
+static void ref_tcp(void)
+{
+	fd_row("tcp_rtt", tcp_setup);
+}
+
+/* ---- POSIX message queues ----------------------------------------------- */
+
+struct mq_pp {
+	mqd_t down, up; /* parent -> child, child -> parent */
+	uint64_t seq;
+	char msg[MSG];
+};
+
+/* Open a fresh queue and unlink its name at once: the descriptor (which
+ * fork copies) keeps it alive, and nothing outlives the processes. */
+static int mq_fresh(mqd_t *q)
+{
+	char name[96] = "/";
+	struct mq_attr at = { .mq_maxmsg = 8, .mq_msgsize = MSG };
+	bench_unique_name(name + 1, sizeof(name) - 1, "mq");
+	*q = mq_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &at);
+	if (*q == (mqd_t)-1)
+		return errno == ENOSYS || errno == EACCES || errno == EPERM ? -ENOSYS
+		                                                          : sk_neg_errno();
+	mq_unlink(name);
+	return 0;
+}
+
+static int mq_setup(void *arg)
+{
+	struct mq_pp *m = arg;
+	int r = mq_fresh(&m->down);
+	if (r)
+		return r;
+	r = mq_fresh(&m->up);
+	if (r)
+		mq_close(m->down);
+	return r;
+}
+
+static void mq_teardown(void *arg)
+{
+	struct mq_pp *m = arg;
+	mq_close(m->down);
+	mq_close(m->up);
+}
+
+static int mq_put(mqd_t q, const char *msg)
+{
+	int r;
+	while (mq_send(q, msg, MSG, 0) < 0)
+		if ((r = retry_or_fail()))
+			return r;
+	return 0;
+}
+
+static int mq_get(mqd_t q, char *msg)
+{
+	int r;
+	ssize_t k;
+	while ((k = mq_receive(q, msg, MSG, NULL)) < 0)
+		if ((r = retry_or_fail()))
+			return r;
+	return k == MSG ? 0 : -EBADMSG;
+}
+
+static int mq_ping(void *arg, long n)
+{
+	struct mq_pp *m = arg;
+	for (long i = 0; i < n; i++) {
+		uint64_t seq = m->seq++, echo;
+		memcpy(m->msg, &seq, sizeof(seq));
+		int r = mq_put(m->down, m->msg);
+		if (!r)
+			r = mq_get(m->up, m->msg);
+		if (r)
+			return r;
+		memcpy(&echo, m->msg, sizeof(echo));
+		if (echo != seq)
+			return -EBADMSG;
+	}
+	return 0;
+}
+
+static int mq_pong(void *arg, long n)
+{
+	struct mq_pp *m = arg;
+	for (long i = 0; i < n; i++) {
+		int r = mq_get(m->down, m->msg);
+		if (!r)
+			r = mq_put(m->up, m->msg);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static void ref_posix_mq(void)
+{
+	struct mq_pp m;
+	struct bench_pair p = {
+		.iters = 200, .arg = &m, .setup = mq_setup,
+		.parent_run = mq_ping, .child_run = mq_pong, .teardown = mq_teardown,
+	};
+	pair_row("posix_mq_rtt", &p, "futex_rtt", 'n', 0);
+}
+
+/* ---- System V message queues -------------------------------------------- */
+
+/* One private queue; type 1 travels to the child, type 2 back. */
+struct sysv_pp {
+	int id;
+	uint64_t seq;
+	struct { long type; char text[MSG]; } m;
+};
+
+static void sysv_remove(void *arg)
+{
+	msgctl(*(int *)arg, IPC_RMID, NULL);
+}
+
+static int sysv_setup(void *arg)
+{
+	struct sysv_pp *s = arg;
+	s->id = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+	if (s->id < 0)
+		return errno == ENOSYS ? -ENOSYS : sk_neg_errno();
+	int r = bench_cleanup_push(sysv_remove, &s->id);
+	if (r)
+		sysv_remove(&s->id);
+	return r;
+}
+
+static void sysv_teardown(void *arg)
+{
+	bench_cleanup_pop(true);
+}
+
+static int sysv_put(struct sysv_pp *s, long type)
+{
+	int r;
+	s->m.type = type;
+	while (msgsnd(s->id, &s->m, MSG, 0) < 0)
+		if ((r = retry_or_fail()))
+			return r;
+	return 0;
+}
+
+static int sysv_get(struct sysv_pp *s, long type)
+{
+	int r;
+	ssize_t k;
+	while ((k = msgrcv(s->id, &s->m, MSG, type, 0)) < 0)
+		if ((r = retry_or_fail()))
+			return r;
+	return k == MSG ? 0 : -EBADMSG;
+}
+
+static int sysv_ping(void *arg, long n)
+{
+	struct sysv_pp *s = arg;
+	for (long i = 0; i < n; i++) {
+		uint64_t seq = s->seq++, echo;
+		memcpy(s->m.text, &seq, sizeof(seq));
+		int r = sysv_put(s, 1);
+		if (!r)
+			r = sysv_get(s, 2);
+		if (r)
+			return r;
+		memcpy(&echo, s->m.text, sizeof(echo));
+		if (echo != seq)
+			return -EBADMSG;
+	}
+	return 0;
+}
+
+static int sysv_pong(void *arg, long n)
+{
+	struct sysv_pp *s = arg;
+	for (long i = 0; i < n; i++) {
+		int r = sysv_get(s, 1);
+		if (!r)
+			r = sysv_put(s, 2);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static void ref_sysv_mq(void)
+{
+	struct sysv_pp s;
+	struct bench_pair p = {
+		.iters = 200, .arg = &s, .setup = sysv_setup,
+		.parent_run = sysv_ping, .child_run = sysv_pong,
+		.teardown = sysv_teardown,
+	};
+	pair_row("sysv_mq_rtt", &p, "futex_rtt", 'n', 0);
+}
+
+/* ---- memcpy bandwidth ----------------------------------------------------- */
+
+struct copy {
+	unsigned char *src, *dst;
+	size_t block, nblocks, pos, span;
+};
+
+static int copy_run(void *arg, long n)
+{
+	struct copy *c = arg;
+	for (long i = 0; i < n; i++) {
+		unsigned char *d = c->dst + c->pos * c->block;
+		memcpy(d, c->src, c->block);
+		/* The copy escapes: the compiler must perform it. */
+		__asm__ __volatile__("" : : "r"(d) : "memory");
+		if (++c->pos == c->nblocks)
+			c->pos = 0;
+	}
+	bench_sink(c->dst[c->pos * c->block]);
+	return 0;
+}
+
+static void copy_row(const char *name, size_t block, long iters)
+{
+	struct copy c = { .block = block };
+	c.span = block * 8 > (1u << 20) ? block * 8 : 1u << 20;
+	c.nblocks = c.span / block;
+	c.src = malloc(block);
+	c.dst = bench_shared_alloc(c.span); /* page-aligned, any mapping will do */
+	struct bench_stat st;
+	int r = c.src && c.dst ? 0 : -ENOMEM;
+	if (!r) {
+		memset(c.src, 0x5a, block);
+		memset(c.dst, 0, c.span); /* fault the pages in before timing */
+		r = bench_solo(copy_run, &c, iters, 0, &st);
+	}
+	if (bench_check(name, r))
+		bench_report_gbps(name, &st, block, NULL);
+	free(c.src);
+	bench_shared_free(c.dst, c.span);
+}
+
+static void ref_memcpy_64(void)
+{
+	copy_row("memcpy_64", 64, 100000);
+}
+
+static void ref_memcpy_4k(void)
+{
+	copy_row("memcpy_4k", 4096, 10000);
+}
+
+static void ref_memcpy_1m(void)
+{
+	copy_row("memcpy_1m", 1 << 20, 16);
+}
+
+/* ---- a plain SPSC ring ---------------------------------------------------- */
+
+/* Shared: head (next slot the consumer reads) and tail (next slot the
+ * producer writes) on their own cache lines, then cap slots of msg bytes.
+ * Indices count messages and never wrap in practice (64 bits). */
+struct ring_hdr {
+	uint64_t head SK_ALIGNED_CL;
+	uint64_t tail SK_ALIGNED_CL;
+};
+
+struct ring_pp {
+	struct ring_hdr *hdr;
+	unsigned char *slots, *buf; /* buf: private message buffer */
+	size_t msg, cap, map;
+	uint64_t pos, seen; /* private: own index, cached copy of the other's */
+};
+
+static int ring_setup(void *arg)
+{
+	struct ring_pp *r = arg;
+	r->map = 4096 + r->cap * r->msg;
+	r->hdr = bench_shared_alloc(r->map);
+	r->buf = malloc(r->msg);
+	if (!r->hdr || !r->buf) {
+		bench_shared_free(r->hdr, r->map);
+		free(r->buf);
+		return -ENOMEM;
+	}
+	r->slots = (unsigned char *)r->hdr + 4096;
+	memset(r->buf, 0x5a, r->msg);
+	r->pos = r->seen = 0;
+	return 0;
+}
+
+static void ring_teardown(void *arg)
+{
+	struct ring_pp *r = arg;
+	bench_shared_free(r->hdr, r->map);
+	free(r->buf);
+}
+
+/* Producer: wait for a free slot, copy in, publish. */
+static int ring_produce(void *arg, long n)
+{
+	struct ring_pp *r = arg;
+	for (long i = 0; i < n; i++) {
+		uint64_t t = r->pos;
+		unsigned spins = 0;
+		/* Acquire: pairs with the consumer's release of head; its copy out
+		 * of the slot we are about to overwrite is complete. */
+		while (t - r->seen >= r->cap && t - (r->seen = sk_load_acquire(&r->hdr->head)) >= r->cap)
+			if (bench_poll(&spins))
+				return -ECANCELED;
+		memcpy(r->buf, &t, sizeof(t));
+		memcpy(r->slots + (t & (r->cap - 1)) * r->msg, r->buf, r->msg);
+		/* Release: publishes the slot's bytes; pairs with the consumer's
+		 * acquire load of tail. */
+		sk_store_release(&r->hdr->tail, t + 1);
+		r->pos = t + 1;
+	}
+	return 0;
+}
+
+/* Consumer (timed): wait for a message, copy out, check its sequence
+ * number, free the slot. */
+static int ring_consume(void *arg, long n)
+{
+	struct ring_pp *r = arg;
+	for (long i = 0; i < n; i++) {
+		uint64_t h = r->pos, seq;
+		unsigned spins = 0;
+		/* Acquire: pairs with the producer's release of tail. */
+		while (h == r->seen && h == (r->seen = sk_load_acquire(&r->hdr->tail)))
+			if (bench_poll(&spins))
+				return -ECANCELED;
+		if (r->seen - h > r->cap)
+			return -EBADMSG;
+		memcpy(r->buf, r->slots + (h & (r->cap - 1)) * r->msg, r->msg);
+		memcpy(&seq, r->buf, sizeof(seq));
+		if (seq != h)
+			return -EBADMSG;
+		/* Release: our copy out is done before the producer may reuse the
+		 * slot; pairs with its acquire load of head. */
+		sk_store_release(&r->hdr->head, h + 1);
+		r->pos = h + 1;
+	}
+	return 0;
+}
+
+static void ring_row(const char *name, size_t msg, size_t cap, long iters,
+                     const char *ref)
+{
+	struct ring_pp r = { .msg = msg, .cap = cap };
+	struct bench_pair p = {
+		.iters = iters, .arg = &r, .setup = ring_setup,
+		.parent_run = ring_consume, .child_run = ring_produce,
+		.teardown = ring_teardown,
+	};
+	pair_row(name, &p, ref, ref ? 'g' : 'r', msg);
+}
+
+static void ref_ring_64(void)
+{
+	ring_row("spsc_ring_64", 64, 1024, 100000, NULL);
+}
+
+static void ref_ring_4k(void)
+{
+	ring_row("spsc_ring_4k", 4096, 64, 5000, "memcpy_4k");
+}
+
+static void ref_ring_1m(void)
+{
+	ring_row("spsc_ring_1m", 1 << 20, 8, 16, "memcpy_1m");
+}
+
+/* ---- registration (one constructor: the order below is the run order) --- */
+
+static void __attribute__((constructor)) baseline_register(void)
+{
+	static const struct { const char *name; bench_fn fn; } refs[] = {
+		{ "cacheline_rtt", ref_cacheline },
+		{ "futex_rtt", ref_futex },
+		{ "pipe_rtt", ref_pipe },
+		{ "unix_stream_rtt", ref_ustream },
+		{ "unix_dgram_rtt", ref_udgram },
+		{ "posix_mq_rtt", ref_posix_mq },
+		{ "sysv_mq_rtt", ref_sysv_mq },
+		{ "tcp_rtt", ref_tcp },
+		{ "memcpy_64", ref_memcpy_64 },
+		{ "memcpy_4k", ref_memcpy_4k },
+		{ "memcpy_1m", ref_memcpy_1m },
+		{ "spsc_ring_64", ref_ring_64 },
+		{ "spsc_ring_4k", ref_ring_4k },
+		{ "spsc_ring_1m", ref_ring_1m },
+	};
+	for (size_t i = 0; i < SK_ARRAY_LEN(refs); i++)
+		bench_register_ref(refs[i].name, refs[i].fn);
+}

@@ -1,0 +1,443 @@
+/*
+ * harness.c - running what the files in bench/ measure: two pinned processes behind
+ * a start barrier, timed batches, statistics, and the safety net (time
+ * limits, peer death, interrupted runs) that keeps the program bounded and
+ * leaves nothing behind.  See bench/main.c for the methodology.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define PAIR_LIMIT_NS (60 * 1000000000LL)  /* a pair is aborted after this */
+#define REAP_LIMIT_NS (10 * 1000000000LL)  /* a done peer must exit by then */
+#define MAX_CLEANUPS 32
+
+/* Start barrier and failure reports shared by the two processes of a pair
+ * (a private anonymous shared page, so nothing outlives the run). */
+struct pair_ctl {
+	uint32_t arrived;   /* 0, 1, 2: sides at the barrier */
+	int32_t err[2];     /* each side's set-up result: [0] parent, [1] child */
+};
+
+static struct {
+	cpu_set_t orig;
+	int ncpus, cpu[2]; /* cpu[0] parent, cpu[1] child; -1 = do not pin */
+	volatile sig_atomic_t aborted, child_gone, gone_ticks;
+	volatile pid_t child;
+	volatile int64_t deadline;
+	struct { void (*fn)(void *); void *arg; } cleanups[MAX_CLEANUPS];
+	volatile sig_atomic_t ncleanups;
+	unsigned name_seq;
+} h = { .cpu = { -1, -1 } };
+
+static volatile uint64_t sink_word;
+
+void bench_sink(uint64_t v)
+{
+	sink_word += v;
+}
+
+bool bench_aborted(void)
+{
+	return h.aborted;
+}
+
+int bench_poll_slow(unsigned spins)
+{
+	if (h.aborted)
+		return -ECANCELED;
+	if ((spins & 16383) == 0)
+		sched_yield();
+	return 0;
+}
+
+/* ---- signals ---------------------------------------------------------- */
+
+static void kill_child(void)
+{
+	pid_t c = h.child;
+	if (c > 0)
+		kill(c, SIGKILL);
+}
+
+/* SIGINT/SIGTERM/SIGHUP: kill the peer, undo what is registered, then die
+ * of the same signal. */
+static void on_fatal(int sig)
+{
+	kill_child();
+	while (h.ncleanups > 0) {
+		int i = --h.ncleanups;
+		h.cleanups[i].fn(h.cleanups[i].arg);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void on_child(int sig)
+{
+	h.child_gone = 1;
+}
+
+/* Once a second while a pair runs: give up when the pair is past its time
+ * limit, or its peer has been gone for a full tick (a peer that finished
+ * normally leaves the parent nothing to block on). */
+static void on_tick(int sig)
+{
+	if (h.child_gone && ++h.gone_ticks >= 2)
+		h.aborted = 1;
+	if (sk_now_ns() > h.deadline)
+		h.aborted = 1;
+	if (h.aborted)
+		kill_child();
+}
+
+static void handle(int sig, void (*fn)(int))
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: blocked calls see EINTR */
+	sigaction(sig, &sa, NULL);
+}
+
+static void set_ticks(long sec)
+{
+	struct itimerval it = { .it_interval = { sec, 0 }, .it_value = { sec, 0 } };
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+int bench_cleanup_push(void (*fn)(void *arg), void *arg)
+{
+	if (h.ncleanups >= MAX_CLEANUPS)
+		return -ENOSPC;
+	h.cleanups[h.ncleanups].fn = fn;
+	h.cleanups[h.ncleanups].arg = arg;
+	h.ncleanups = h.ncleanups + 1; /* published after the entry is whole */
+	return 0;
+}
+
+void bench_cleanup_pop(bool run)
+{
+	if (h.ncleanups <= 0)
+		return;
+	int i = h.ncleanups - 1;
+	h.ncleanups = i;
+	if (run)
+		h.cleanups[i].fn(h.cleanups[i].arg);
+}
+
+/* ---- CPUs ------------------------------------------------------------- */
+
+void bench_harness_init(void)
+{
+	if (sched_getaffinity(0, sizeof(h.orig), &h.orig) == 0) {
+		h.ncpus = CPU_COUNT(&h.orig);
+		for (int c = 0, k = 0; c < CPU_SETSIZE && k < 2; c++)
+			if (CPU_ISSET(c, &h.orig))
+				h.cpu[k++] = c;
+		if (h.ncpus < 2)
+			h.cpu[0] = h.cpu[1] = -1;
+	}
+	handle(SIGINT, on_fatal);
+	handle(SIGTERM, on_fatal);
+	handle(SIGHUP, on_fatal);
+	handle(SIGCHLD, on_child);
+	handle(SIGALRM, on_tick);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+void bench_harness_describe(void)
+{
+	printf("# shmkit-bench: %d CPU(s) allowed; ", h.ncpus);
+	if (h.cpu[0] >= 0)
+		printf("two-process rows pinned to CPUs %d and %d; ", h.cpu[0], h.cpu[1]);
+	else
+		printf("one CPU: two-process rows share it (not pinned); ");
+	printf("%s run, median and p99 over %d batches\n",
+	       bench_quick() ? "quick" : "full",
+	       bench_quick() ? BENCH_BATCHES_QUICK : BENCH_BATCHES);
+}
+
+static void pin(int cpu)
+{
+	if (cpu < 0)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void unpin(void)
+{
+	if (h.cpu[0] >= 0)
+		sched_setaffinity(0, sizeof(h.orig), &h.orig);
+}
+
+/* ---- statistics ------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static void summarize(double *ns, int n, struct bench_stat *st)
+{
+	qsort(ns, (size_t)n, sizeof(*ns), cmp_double);
+	st->median_ns = n % 2 ? ns[n / 2] : (ns[n / 2 - 1] + ns[n / 2]) / 2;
+	int rank = (99 * n + 99) / 100; /* nearest rank ceil(0.99 n), 1-based */
+	st->p99_ns = ns[rank > 0 ? rank - 1 : 0];
+	st->min_ns = ns[0];
+	st->batches = n;
+}
+
+static int batch_count(int asked)
+{
+	int full = asked > 0 ? asked : BENCH_BATCHES;
+	if (bench_quick() && full > BENCH_BATCHES_QUICK)
+		return BENCH_BATCHES_QUICK;
+	return full;
+}
+
+static int warmup_count(int batches)
+{
+	return batches / 10 > 0 ? batches / 10 : 1;
+}
+
+/* Time warm + batches calls of run(arg, n); keep per-operation ns of the
+ * timed ones in ns[]. */
+static int time_batches(int (*run)(void *, long), void *arg, long n,
+                        int warm, int batches, double *ns)
+{
+	for (int b = 0; b < warm + batches; b++) {
+		int64_t t0 = sk_now_ns();
+		int r = run(arg, n);
+		int64_t t1 = sk_now_ns();
+		if (r)
+			return h.aborted ? -ECANCELED : r;
+		if (b >= warm)
+			ns[b - warm] = (double)(t1 - t0) / (double)n;
+	}
+	return 0;
+}
+
+int bench_solo(int (*run)(void *arg, long n), void *arg, long iters,
+               int batches, struct bench_stat *st)
+{
+	long n = bench_iters(iters);
+	int nb = batch_count(batches);
+	double *ns = calloc((size_t)nb, sizeof(*ns));
+	if (!ns)
+		return -ENOMEM;
+	pin(h.cpu[0]);
+	int r = time_batches(run, arg, n, warmup_count(nb), nb, ns);
+	unpin();
+	if (!r)
+		summarize(ns, nb, st);
+	free(ns);
+	return r;
+}
+
+/* ---- two processes ---------------------------------------------------- */
+
+/* Both sides arrive with their set-up result; returns this side's error,
+ * else the peer's, else 0.  The acq_rel add publishes this side's err
+ * store and, once the other side's add is seen (acquire load below), makes
+ * its err visible. */
+static int barrier(struct pair_ctl *c, int side, int err)
+{
+	c->err[side] = err;
+	sk_fetch_add(&c->arrived, 1, __ATOMIC_ACQ_REL); /* pairs with the peer's acquire load */
+	sk_futex_wake(&c->arrived, 1);
+	uint32_t v;
+	while ((v = sk_load_acquire(&c->arrived)) < 2) { /* pairs with the peer's add */
+		if (h.aborted)
+			return -ECANCELED;
+		sk_futex_wait_until(&c->arrived, v, sk_now_ns() + 100000000);
+	}
+	int other = c->err[!side];
+	return err ? err : other;
+}
+
+static _Noreturn void child_main(const struct bench_pair *p, struct pair_ctl *c,
+                                 pid_t parent, long total)
+{
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	h.ncleanups = 0; /* the parent owns every cleanup */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+	pin(h.cpu[1]);
+	int r = p->child_init ? p->child_init(p->arg) : 0;
+	r = barrier(c, 1, r);
+	if (!r)
+		r = p->child_run(p->arg, total);
+	if (r && r != -ECANCELED)
+		fprintf(stderr, "shmkit-bench: peer: %s\n", strerror(-r));
+	_exit(r ? 1 : 0);
+}
+
+static void arm(pid_t child)
+{
+	h.aborted = 0;
+	h.child_gone = 0;
+	h.gone_ticks = 0;
+	h.deadline = sk_now_ns() + PAIR_LIMIT_NS;
+	h.child = child;
+	set_ticks(1);
+}
+
+static void disarm(void)
+{
+	set_ticks(0);
+	h.child = 0;
+	h.aborted = 0;
+}
+
+/* Wait for the peer; 0 if it exited with status 0. */
+static int reap(pid_t pid)
+{
+	int64_t limit = sk_now_ns() + REAP_LIMIT_NS;
+	int status;
+	for (;;) {
+		if (waitpid(pid, &status, 0) == pid)
+			break;
+		if (errno != EINTR)
+			return sk_neg_errno();
+		if (sk_now_ns() > limit)
+			kill(pid, SIGKILL);
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (!h.aborted) {
+		if (WIFSIGNALED(status))
+			fprintf(stderr, "shmkit-bench: peer killed by signal %d\n",
+			        WTERMSIG(status));
+		else
+			fprintf(stderr, "shmkit-bench: peer exited with status %d\n",
+			        WEXITSTATUS(status));
+	}
+	return -ECHILD;
+}
+
+/* Fork, meet, time, reap.  Set-up has succeeded; teardown is the caller's. */
+static int run_pair(const struct bench_pair *p, struct pair_ctl *c, long n,
+                    int warm, int nb, double *ns)
+{
+	long total = n * (warm + nb);
+	pid_t parent = getpid();
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid < 0)
+		return sk_neg_errno();
+	if (pid == 0)
+		child_main(p, c, parent, total);
+	arm(pid);
+	pin(h.cpu[0]);
+	int r = p->parent_init ? p->parent_init(p->arg) : 0;
+	r = barrier(c, 0, r);
+	if (!r)
+		r = time_batches(p->parent_run, p->arg, n, warm, nb, ns);
+	if (r)
+		kill(pid, SIGKILL);
+	int rc = reap(pid);
+	if (h.aborted && r)
+		r = -ECANCELED;
+	disarm();
+	unpin();
+	return r ? r : rc;
+}
+
+int bench_pair(const struct bench_pair *p, struct bench_stat *st)
+{
+	long n = bench_iters(p->iters);
+	int nb = batch_count(p->batches);
+	double *ns = calloc((size_t)nb, sizeof(*ns));
+	struct pair_ctl *c = bench_shared_alloc(sizeof(*c));
+	int r = ns && c ? 0 : -ENOMEM;
+	if (!r && p->setup)
+		r = p->setup(p->arg);
+	if (!r) {
+		r = run_pair(p, c, n, warmup_count(nb), nb, ns);
+		if (p->teardown)
+			p->teardown(p->arg);
+	}
+	if (!r)
+		summarize(ns, nb, st);
+	if (c)
+		bench_shared_free(c, sizeof(*c));
+	free(ns);
+	return r;
+}
+
+/* ---- small helpers ---------------------------------------------------- */
+
+int bench_read_full(int fd, void *buf, size_t len)
+{
+	unsigned char *b = buf;
+	while (len > 0) {
+		ssize_t k = read(fd, b, len);
+		if (k > 0) {
+			b += k;
+			len -= (size_t)k;
+		} else if (k == 0) {
+			return -EPIPE;
+		} else if (errno != EINTR) {
+			return sk_neg_errno();
+		} else if (h.aborted) {
+			return -ECANCELED;
+		}
+	}
+	return 0;
+}
+
+int bench_write_full(int fd, const void *buf, size_t len)
+{
+	const unsigned char *b = buf;
+	while (len > 0) {
+		ssize_t k = write(fd, b, len);
+		if (k >= 0) {
+			b += k;
+			len -= (size_t)k;
+		} else if (errno != EINTR) {
+			return sk_neg_errno();
+		} else if (h.aborted) {
+			return -ECANCELED;
+		}
+	}
+	return 0;
+}
+
+void *bench_shared_alloc(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void bench_shared_free(void *p, size_t size)
+{
+	if (p)
+		munmap(p, size);
+}
+
+void bench_unique_name(char *buf, size_t cap, const char *tag)
+{
+	snprintf(buf, cap, "shmkit-bench-%d-%s-%u", (int)getpid(), tag, h.name_seq++);
+}

@@ -1,0 +1,1495 @@
+/*
+ * bus.c - publish/subscribe over shared memory: every message goes to
+ * every subscriber.  Any number of publishers and subscribers (up to the
+ * table sizes below) join and leave by name, over any backend.
+ *
+ * ---- Layout of the data area (after the segment header page) -----------
+ *
+ *   off     size            what
+ *   0       80 (128)        struct bus_geom: magic "BUS1", layout version,
+ *                           fingerprint, capacity, max_msg, delivery,
+ *                           stride, table sizes, bus id, offsets, total.
+ *                           Written once at create, before READY; read once
+ *                           at open into the handle, never trusted again.
+ *   128     64              head      u64  next sequence to claim
+ *   192     64              published shmkit_ec  (+1 per commit or skip)
+ *   256     64              consumed  shmkit_ec  (back-pressure: +1 each
+ *                                     time a subscriber moves its cursor)
+ *   320     64              joins     u64  +1 per subscriber join
+ *   384     64              armed     u32  subscribers sleeping on their fd
+ *   448     64*64           subscriber table (struct bus_sub_ent)
+ *   4544    62*64           publisher table  (struct bus_pub_ent)
+ *   8512    capacity*stride slots: {u64 word; u32 len; u32 pad; payload}
+ *
+ * Every hot word has its own cache line.  stride = 16 + max_msg rounded up
+ * to 64.  Sequences are 56 bits (2^56 messages: years at 10^9 per second).
+ *
+ * ---- The slot word ------------------------------------------------------
+ *
+ *   word = seq << 8 | pub << 2 | st     (0 = never written)
+ *   st:  1 WRITING  publisher `pub` owns the slot for message seq
+ *        2 MSG      message seq is committed: len and payload are stable
+ *        3 SKIP     sequence seq carries no message; pub says why:
+ *                   < 62 an aborted loan (subscribers pass it silently),
+ *                   62 a claim abandoned before it took its slot (silent),
+ *                   63 a loan abandoned by a dead publisher (counted lost)
+ * A slot holds sequence s at index s & (capacity - 1).  For a reader at
+ * position p the word says: seq < p (or 0) not yet published; seq == p
+ * and WRITING being written; seq == p and MSG/SKIP ready; seq > p the
+ * message was overwritten (the reader lagged by a whole ring).
+ *
+ * ---- Publishing ---------------------------------------------------------
+ *
+ *   P1  s = fetch_add(head, 1)   (back-pressure: CAS head w -> w+1 after
+ *                                 the space check below)
+ *   P2  pub_ent.cur = s          (relaxed, own line; read by stuck readers)
+ *   P3  CAS word v -> s|me|WRITING (acq_rel) where v is older than s and
+ *       not WRITING; if the word already shows s or later, another party
+ *       took this sequence over (we were lapped or abandoned): claim again.
+ *       If another publisher is WRITING an older sequence there (a loan
+ *       held across a whole ring lap) we wait for it, bounded, see below.
+ *   P4  fence release; store len; memcpy payload
+ *   P5  CAS word s|me|WRITING -> s|me|MSG (seq_cst).  Failure: a reader
+ *       decided we were dead and abandoned the slot: the copy path claims
+ *       a new sequence and retries; a loan gets -ESTALE.
+ *   P6  ec_inc(published); if load(armed) != 0 wake the armed fds.
+ *
+ * Ordering.  P4's release fence orders the WRITING mark before the
+ * payload stores (seqlock writer); P5 releases the payload and len to the
+ * reader's acquire load R1.  P1 precedes P5, so a reader that saw the
+ * word for s and then reads head sees head > s (bound check: a word whose
+ * seq is not below head is corrupt, -EBADMSG).
+ *
+ * ---- Reading (a subscriber at position p) --------------------------------
+ *
+ *   R1  w = load_acquire(word)       pairs with P5
+ *   R2  len = load(len), memcpy payload into the caller's buffer (or hand
+ *       out a pointer: peek)
+ *   R3  fence acquire; R4 w2 = load_relaxed(word)
+ *   w2 != w: the slot was re-claimed while we read (the fence makes any
+ *   payload byte we read from a newer writer imply that R4 sees its P3
+ *   mark): discard, count lost, resynchronise.  Never a torn message.
+ *   The payload copy is a plain memcpy racing with a writer in overwrite
+ *   mode: the classic seqlock data race, benign because the bytes are
+ *   discarded when R4 disagrees (ThreadSanitizer reports it; accepted).
+ *   Lag: a word newer than p means we were lapped; the reader reads head
+ *   and jumps to the oldest retained sequence max(p + 1, head - capacity),
+ *   adding the jump to its lost count.  Lost counts sequences: an aborted
+ *   loan inside a range jumped over counts too (nothing can tell).
+ *
+ * ---- Back-pressure ------------------------------------------------------
+ *
+ * A subscriber's table entry holds its cursor (all sequences below it are
+ * consumed), release-stored after it has finished with the payload (pairs
+ * with the acquire load in the publisher's scan, so the publisher reuses
+ * the slot only after the reader's last access).  A publisher may claim s
+ * only when s - min(cursor of live subscribers) < capacity.  It keeps that
+ * minimum in its private handle and rescans the table (O(table)) only when
+ * the ring looks full or the join counter moved, so the per-message cost
+ * does not grow with subscribers.  The rescan checks the liveness of the
+ * entries that block it (sk_proc_alive on the recorded (pid, start), at
+ * most every 5 ms) and reaps the dead: a SIGKILLed subscriber stops
+ * counting within a few milliseconds of the ring filling.
+ *
+ * Joining without losing: the joiner (J1) fills its entry and
+ * seq_cst-stores state ACTIVE, (J2) fetch_adds joins (seq_cst), (J3)
+ * loads head = h (seq_cst) and starts at h (newest) or max(0, h-cap+1)
+ * (oldest).  A publisher (B1) loads head = w, (B2) loads joins, rescans
+ * if it changed since its last scan, and (B3) CASes head w -> w+1, all
+ * seq_cst.  If B2 follows J2 in the single total order the publisher
+ * rescans and sees the entry.  Otherwise B1 < B2 < J2 < J3; a successful
+ * B3 before J3 is included in h; one after J3 needs head == w at B3, so
+ * h == w and the stale claim w overwrites sequence w - cap = h - cap,
+ * below the joiner's start.  Only one such stale claim can succeed (head
+ * moves on), which is why "oldest" in back-pressure mode is capacity - 1
+ * messages, not capacity.
+ *
+ * ---- Stuck slots --------------------------------------------------------
+ *
+ * A reader at p that finds head > p but the slot not ready for 50 ms
+ * looks closer.  WRITING by publisher i: if table entry i still records
+ * cur == p and its (pid, start) is alive, it keeps waiting (a live loan);
+ * otherwise (dead, or the entry moved on / was reused) it CASes the word
+ * to SKIP/63, counted lost by everyone.  Not marked at all (the publisher
+ * stalled or died between P1 and P3): it CASes the word to SKIP/62; a
+ * live but stalled publisher then fails P3 and claims a fresh sequence,
+ * so nothing is lost.  P2 comes before P3 and P3 releases it, so a reader
+ * that sees the WRITING mark (acquire) also sees cur == p: no window.
+ *
+ * ---- Pollable fd ---------------------------------------------------------
+ *
+ * Each subscriber that asks for an fd binds an abstract-namespace UNIX
+ * datagram socket named from (bus id, entry index, entry generation,
+ * pid).  Abstract names vanish with the socket, so a crash leaves nothing
+ * on disk or in /dev/shm.  Before sleeping the subscriber arms:
+ *   A1  exchange(ent.armed, 1); if it was 0: fetch_add(armed, 1)  seq_cst
+ *   A2  load head / slot (seq_cst): if something is waiting, disarm and
+ *       send itself a byte.
+ * A publisher after P5 (seq_cst) loads armed (seq_cst); when non-zero it
+ * exchanges each entry's armed to 0 and sends one byte (MSG_DONTWAIT) to
+ * those that were armed.  Store-buffering argument: all four accesses are
+ * seq_cst, so either the publisher's load sees A1's increment (it then
+ * scans and sees ent.armed = 1, written before it) or A2 sees P1/P5 and
+ * the subscriber signals itself.  With nobody armed the publisher pays
+ * one load of a line that is only written by arming subscribers.
+ * Why not eventfd: an eventfd cannot reach an unrelated process without
+ * SCM_RIGHTS over a rendezvous socket or pidfd_getfd (ptrace rights, same
+ * user); FIFOs leave files behind after a crash.  A peer in the same
+ * network namespace may send spurious bytes to the name: a spurious wake.
+ *
+ * ---- Tables and liveness ------------------------------------------------
+ *
+ * An entry's owner word is gen << 32 | pid; taken by CAS (gen, 0) ->
+ * (gen + 1, self), freed by CAS (gen, pid) -> (gen, 0), so a reaper racing
+ * a new owner cannot free the newcomer (the generation differs).  The
+ * (pid, start-time) pair names one process for the life of the machine:
+ * as strong as a pidfd for "is it still that process?" (a pidfd also only
+ * tells whether that process has exited), but storable in shared memory.
+ *
+ * ---- What survives a crash -----------------------------------------------
+ *
+ * Everything is in the segment: a dead publisher's WRITING slot and
+ * unmarked claim are resolved by readers as above; a dead subscriber's
+ * entry is reaped by publishers (back-pressure) or by the next joiner
+ * needing room; a dead armed subscriber costs publishers one failed
+ * sendto, after which its armed flag is clear.
+ */
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "seg.h"
+#include "wait.h"
+
+#define BUS_MAGIC 0x31535542u       /* "BUS1" */
+#define BUS_VERSION 1u
+#define BUS_NSUBS 64u
+#define BUS_NPUBS 62u               /* pub indexes 62, 63 mark abandonment */
+#define BUS_SLOT_HDR 16u
+#define BUS_MAX_CAP (1u << 24)
+#define BUS_MAX_MSG (64u << 20)
+#define BUS_DEF_CAP 256u
+#define BUS_DEF_MSG 1024u
+#define BUS_SEQ_MAX (1ULL << 56)
+
+#define ST_WRITING 1u
+#define ST_MSG 2u
+#define ST_SKIP 3u
+#define PUB_ABANDON_CLAIM 62u
+#define PUB_ABANDON_LOAN 63u
+
+#define ENT_FREE 0u
+#define ENT_ACTIVE 1u
+
+#define MS 1000000LL
+#define STUCK_NS (50 * MS)          /* a slot not ready this long is examined */
+#define LIVE_CHECK_NS (5 * MS)      /* back-pressure liveness rescan period */
+#define CLAIM_RETRIES 1024          /* bound on re-claims per publish */
+#define LOCATE_STEPS 4096           /* bound on skips/resyncs per locate */
+
+struct bus_geom {
+	uint32_t magic, version, fingerprint, capacity;
+	uint32_t max_msg, delivery, stride, nsubs;
+	uint32_t npubs, pad;
+	uint64_t bus_id, subs_off, pubs_off, slots_off, total;
+};
+
+struct bus_sub_ent {
+	uint64_t owner;         /* gen << 32 | pid; pid 0 = free */
+	uint64_t start;         /* owner's start time (live.c) */
+	uint32_t state;         /* ENT_FREE / ENT_ACTIVE */
+	uint32_t armed;         /* 1: sleeping on its fd, wants a byte */
+	uint64_t cursor;        /* next sequence it reads */
+	uint64_t lost;          /* messages it lost (statistics) */
+	uint64_t delivered;     /* messages it received (statistics) */
+	uint64_t pad[2];
+} SK_ALIGNED_CL;
+
+struct bus_pub_ent {
+	uint64_t owner;
+	uint64_t start;
+	uint64_t cur;           /* sequence it claimed last (stuck readers) */
+	uint64_t count;         /* messages it published (statistics) */
+	uint64_t aborted;
+	uint64_t pad[3];
+} SK_ALIGNED_CL;
+
+struct bus_ctl {
+	struct bus_geom geom SK_ALIGNED_CL;
+	uint64_t head SK_ALIGNED_CL;
+	shmkit_ec published SK_ALIGNED_CL;
+	shmkit_ec consumed SK_ALIGNED_CL;
+	uint64_t joins SK_ALIGNED_CL;
+	uint32_t armed SK_ALIGNED_CL;
+	struct bus_sub_ent subs[BUS_NSUBS];
+	struct bus_pub_ent pubs[BUS_NPUBS];
+};
+
+struct bus_slot {
+	uint64_t word;
+	uint32_t len;
+	uint32_t pad;
+	unsigned char data[];
+};
+
+struct shmkit_bus {
+	shmkit_seg *seg;
+	struct bus_ctl *ctl;
+	unsigned char *slots;
+	uint32_t cap, mask, max_msg, stride, delivery;
+	uint64_t bus_id;
+	int wait;
+	int nsubs;              /* open subscriptions on this handle */
+	/* publisher side, registered lazily per process (fork-safe) */
+	pid_t pub_pid;
+	int pub_idx;            /* -1 until registered */
+	uint64_t pub_owner;
+	int wake_fd;            /* unbound datagram socket for fd wake-ups */
+	/* back-pressure cache: min cursor of live subscribers at last scan */
+	uint64_t min_cur, min_joins;
+	int64_t live_checked;
+	/* outstanding loan */
+	bool loaned;
+	uint64_t loan_seq;
+};
+
+struct shmkit_sub {
+	shmkit_bus *bus;
+	struct bus_sub_ent *ent;
+	int idx;
+	uint64_t owner;
+	pid_t pid;
+	uint64_t pos;           /* next sequence to read */
+	uint64_t lost;          /* lost since the last delivered message */
+	int wait;
+	int fd;                 /* -1 until shmkit_sub_fd() */
+	/* stuck-slot timer */
+	uint64_t stuck_seq;
+	int64_t stuck_since;
+	bool stuck;
+	/* outstanding peek */
+	bool peeked;
+	uint64_t peek_word;
+};
+
+_Static_assert(sizeof(struct bus_geom) <= 2 * SK_CACHELINE, "bus_geom fits two cache lines");
+_Static_assert(sizeof(struct bus_sub_ent) == 64, "sub entry is one cache line");
+_Static_assert(sizeof(struct bus_pub_ent) == 64, "pub entry is one cache line");
+_Static_assert(sizeof(struct bus_slot) == BUS_SLOT_HDR, "slot header size");
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static inline uint64_t w_seq(uint64_t w) { return w >> 8; }
+static inline uint32_t w_st(uint64_t w) { return (uint32_t)(w & 3); }
+static inline uint32_t w_pub(uint64_t w) { return (uint32_t)((w >> 2) & 63); }
+static inline uint64_t mkword(uint64_t seq, uint32_t pub, uint32_t st)
+{
+	return seq << 8 | (uint64_t)pub << 2 | st;
+}
+static inline pid_t owner_pid(uint64_t o) { return (pid_t)(uint32_t)o; }
+static inline uint64_t owner_gen(uint64_t o) { return o >> 32; }
+
+static inline struct bus_slot *slot_at(const shmkit_bus *b, uint64_t seq)
+{
+	return (struct bus_slot *)(b->slots + (size_t)(seq & b->mask) * b->stride);
+}
+
+static uint32_t bus_fingerprint(void)
+{
+	const uint64_t facts[] = {
+		sizeof(struct bus_ctl), offsetof(struct bus_ctl, head),
+		offsetof(struct bus_ctl, subs), offsetof(struct bus_ctl, pubs),
+		sizeof(struct bus_sub_ent), sizeof(struct bus_pub_ent),
+		sizeof(struct bus_slot), BUS_NSUBS, BUS_NPUBS, __BYTE_ORDER__,
+	};
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < SK_ARRAY_LEN(facts); i++)
+		for (int k = 0; k < 8; k++)
+			h = (h ^ (uint8_t)(facts[i] >> (8 * k))) * 16777619u;
+	return h;
+}
+
+static uint32_t round_pow2(uint32_t v)
+{
+	uint32_t p = 1;
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+static inline uint32_t stride_for(uint32_t max_msg)
+{
+	return (BUS_SLOT_HDR + max_msg + SK_CACHELINE - 1) & ~(uint32_t)(SK_CACHELINE - 1);
+}
+
+static uint64_t random_id(void)
+{
+	uint64_t r = (uint64_t)sk_realtime_ns() ^ ((uint64_t)getpid() << 40);
+	r ^= (uint64_t)(uintptr_t)&r;
+	r ^= r >> 33;
+	r *= 0xff51afd7ed558ccdULL;
+	return r ^ (r >> 29);
+}
+
+/* ---- create / open ------------------------------------------------------ */
+
+struct bus_init_arg {
+	uint32_t cap, max_msg, delivery;
+	uint64_t total;
+};
+
+static int bus_init(void *data, size_t size, void *argp)
+{
+	const struct bus_init_arg *a = argp;
+	struct bus_ctl *c = data;
+
+	if (size < a->total)
+		return -EINVAL;
+	/* The segment is fresh and zero-filled (a new object); only the
+	 * geometry and event counts need writing.  Plain stores: the
+	 * READY release store in sk_seg_create_kind publishes them. */
+	c->geom = (struct bus_geom){
+		.magic = BUS_MAGIC, .version = BUS_VERSION,
+		.fingerprint = bus_fingerprint(), .capacity = a->cap,
+		.max_msg = a->max_msg, .delivery = a->delivery,
+		.stride = stride_for(a->max_msg), .nsubs = BUS_NSUBS,
+		.npubs = BUS_NPUBS, .bus_id = random_id(),
+		.subs_off = offsetof(struct bus_ctl, subs),
+		.pubs_off = offsetof(struct bus_ctl, pubs),
+		.slots_off = sizeof(struct bus_ctl), .total = a->total,
+	};
+	shmkit_ec_init(&c->published);
+	shmkit_ec_init(&c->consumed);
+	return 0;
+}
+
+/* Validate the geometry once and cache it privately. */
+static int bus_attach(shmkit_bus *b, shmkit_seg *seg, const struct shmkit_bus_opts *o)
+{
+	size_t size = shmkit_seg_size(seg);
+	struct bus_ctl *c = shmkit_seg_data(seg);
+
+	if (size < sizeof(*c))
+		return sk_fail(-EBADMSG, "bus segment too small (%zu bytes)", size);
+	struct bus_geom g = c->geom;
+	if (g.magic != BUS_MAGIC)
+		return sk_fail(-EPROTO, "not a bus (bad magic)");
+	if (g.version != BUS_VERSION || g.fingerprint != bus_fingerprint())
+		return sk_fail(-EPROTO, "bus layout version %u/%08x differs from this build's",
+		               g.version, g.fingerprint);
+	if (!g.capacity || g.capacity > BUS_MAX_CAP || (g.capacity & (g.capacity - 1)) ||
+	    !g.max_msg || g.max_msg > BUS_MAX_MSG || g.stride != stride_for(g.max_msg) ||
+	    g.delivery > SHMKIT_BUS_BACKPRESSURE || g.nsubs != BUS_NSUBS ||
+	    g.npubs != BUS_NPUBS || g.slots_off != sizeof(*c) ||
+	    g.total != g.slots_off + (uint64_t)g.capacity * g.stride || g.total > size)
+		return sk_fail(-EBADMSG, "bus geometry is corrupt");
+	b->seg = seg;
+	b->ctl = c;
+	b->slots = (unsigned char *)c + g.slots_off;
+	b->cap = g.capacity;
+	b->mask = g.capacity - 1;
+	b->max_msg = g.max_msg;
+	b->stride = g.stride;
+	b->delivery = g.delivery;
+	b->bus_id = g.bus_id;
+	b->wait = o->wait;
+	b->pub_idx = -1;
+	b->wake_fd = -1;
+	return 0;
+}
+
+static int check_opts(const struct shmkit_bus_opts *o, bool create)
+{
+	if (o->wait < SHMKIT_WAIT_ADAPTIVE || o->wait > SHMKIT_WAIT_BLOCK)
+		return sk_fail(-EINVAL, "unknown wait strategy %d", o->wait);
+	if (o->from != SHMKIT_FROM_NEWEST && o->from != SHMKIT_FROM_OLDEST)
+		return sk_fail(-EINVAL, "unknown subscribe position %d", o->from);
+	if (!create)
+		return 0;
+	if (o->delivery != SHMKIT_BUS_OVERWRITE && o->delivery != SHMKIT_BUS_BACKPRESSURE)
+		return sk_fail(-EINVAL, "unknown delivery mode %d", o->delivery);
+	if (o->capacity > BUS_MAX_CAP)
+		return sk_fail(-EINVAL, "capacity %u exceeds %u", o->capacity, BUS_MAX_CAP);
+	if (o->max_msg > BUS_MAX_MSG)
+		return sk_fail(-EINVAL, "max_msg %u exceeds %u", o->max_msg, BUS_MAX_MSG);
+	return 0;
+}
+
+static const struct shmkit_bus_opts default_opts;
+
+static int bus_finish(shmkit_bus **out, shmkit_seg *seg, const struct shmkit_bus_opts *o)
+{
+	shmkit_bus *b = calloc(1, sizeof(*b));
+	int err;
+
+	if (!b) {
+		shmkit_seg_close(seg);
+		return -ENOMEM;
+	}
+	if ((err = bus_attach(b, seg, o))) {
+		shmkit_seg_close(seg);
+		free(b);
+		return err;
+	}
+	*out = b;
+	return 0;
+}
+
+int shmkit_bus_create(shmkit_bus **out, const char *name, const struct shmkit_bus_opts *opts)
+{
+	const struct shmkit_bus_opts *o = opts ? opts : &default_opts;
+	shmkit_seg *seg;
+	int err;
+
+	sk_clear_detail();
+	if (!out)
+		return sk_fail(-EINVAL, "out is NULL");
+	*out = NULL;
+	if ((err = check_opts(o, true)))
+		return err;
+	struct bus_init_arg a = {
+		.cap = round_pow2(o->capacity ? o->capacity : BUS_DEF_CAP),
+		.max_msg = o->max_msg ? o->max_msg : BUS_DEF_MSG,
+		.delivery = (uint32_t)o->delivery,
+	};
+	a.total = sizeof(struct bus_ctl) + (uint64_t)a.cap * stride_for(a.max_msg);
+	struct shmkit_seg_opts so = {
+		.size = a.total, .mode = o->mode, .flags = o->flags, .timeout_ns = o->timeout_ns,
+	};
+	if ((err = sk_seg_create_kind(&seg, name, &so, SHMKIT_KIND_BUS, bus_init, &a)))
+		return err;
+	err = bus_finish(out, seg, o);
+	if (err && (o->flags & SHMKIT_EXCL))
+		shmkit_seg_remove(name); /* we made it: leave nothing behind */
+	return err;
+}
+
+int shmkit_bus_open(shmkit_bus **out, const char *name, const struct shmkit_bus_opts *opts)
+{
+	const struct shmkit_bus_opts *o = opts ? opts : &default_opts;
+	shmkit_seg *seg;
+	int err;
+
+	sk_clear_detail();
+	if (!out)
+		return sk_fail(-EINVAL, "out is NULL");
+	*out = NULL;
+	if ((err = check_opts(o, false)))
+		return err;
+	if (o->flags & (SHMKIT_RDONLY | SHMKIT_COW | SHMKIT_RAW))
+		return sk_fail(-EINVAL, "a bus needs a shared read-write mapping");
+	struct shmkit_seg_opts so = { .flags = o->flags, .timeout_ns = o->timeout_ns };
+	if ((err = sk_seg_open_kind(&seg, name, &so, SHMKIT_KIND_BUS)))
+		return err;
+	return bus_finish(out, seg, o);
+}
+
+/* ---- table entries -------------------------------------------------------- */
+
+/* Take a free entry: CAS owner (gen, 0) -> (gen + 1, self).  Acquire on
+ * success: pairs with the release CAS of the previous owner's free, so
+ * its last writes to the entry are behind us. */
+static bool ent_take(uint64_t *owner, uint64_t *got)
+{
+	/* Relaxed: a guess for the CAS, which re-checks. */
+	uint64_t o = sk_load_relaxed(owner);
+	if (owner_pid(o) != 0)
+		return false;
+	uint64_t n = (owner_gen(o) + 1) << 32 | (uint32_t)getpid();
+	if (!sk_cas(owner, &o, n, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		return false;
+	*got = n;
+	return true;
+}
+
+/* Free an entry we own (or reap a dead owner's, o being what we read).
+ * Release: our writes to the entry happen before the next taker's
+ * acquire CAS.  Fails harmlessly if the generation moved on. */
+static bool ent_free(uint64_t *owner, uint64_t o)
+{
+	return sk_cas(owner, &o, o & ~(uint64_t)UINT32_MAX, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
+/* Is the owner of an entry dead?  Unknown (another pid namespace) counts
+ * as alive: we never reap what we cannot prove dead. */
+static bool ent_dead(const uint64_t *owner, const uint64_t *start, uint64_t *o)
+{
+	/* Relaxed: owner and start are read for a liveness check only; the
+	 * reap CAS on owner re-validates the generation. */
+	*o = sk_load_relaxed(owner);
+	pid_t pid = owner_pid(*o);
+	return pid != 0 && sk_proc_alive(pid, sk_load_relaxed(start)) == 0;
+}
+
+static int pub_register(shmkit_bus *b)
+{
+	struct bus_ctl *c = b->ctl;
+	pid_t self = getpid();
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned i = 0; i < BUS_NPUBS; i++) {
+			struct bus_pub_ent *e = &c->pubs[i];
+			uint64_t o;
+			if (pass == 1 && ent_dead(&e->owner, &e->start, &o))
+				ent_free(&e->owner, o); /* reap a dead publisher */
+			if (!ent_take(&e->owner, &b->pub_owner))
+				continue;
+			/* Relaxed: own entry; readers use these only after the
+			 * slot word's acquire (cur) or for statistics. */
+			sk_store_relaxed(&e->start, sk_self_start());
+			sk_store_relaxed(&e->cur, BUS_SEQ_MAX);
+			sk_store_relaxed(&e->count, 0);
+			sk_store_relaxed(&e->aborted, 0);
+			b->pub_idx = (int)i;
+			b->pub_pid = self;
+			return 0;
+		}
+	}
+	return sk_fail(-ENOSPC, "bus publisher table full (%u live publishers)", BUS_NPUBS);
+}
+
+/* Register this process as a publisher the first time it publishes (a
+ * forked child inheriting the handle registers itself). */
+static inline int pub_ready(shmkit_bus *b)
+{
+	if (SK_LIKELY(b->pub_idx >= 0 && b->pub_pid == getpid()))
+		return 0;
+	b->pub_idx = -1;
+	b->loaned = false; /* a parent's loan is not ours */
+	b->min_joins = UINT64_MAX;
+	return pub_register(b);
+}
+
+/* ---- publisher: claiming a sequence ---------------------------------------- */
+
+/* Back-pressure: recompute the minimum cursor of live subscribers as of
+ * head value w.  Reaps the dead that block a claim at w (at most every
+ * LIVE_CHECK_NS).  With no subscriber the minimum is w: nothing to wait for. */
+static int bp_rescan(shmkit_bus *b, uint64_t w, uint64_t joins)
+{
+	struct bus_ctl *c = b->ctl;
+	uint64_t min = w;
+	int64_t now = 0;
+	bool check = false;
+
+	for (unsigned i = 0; i < BUS_NSUBS; i++) {
+		struct bus_sub_ent *e = &c->subs[i];
+		/* Acquire: pairs with the subscriber's seq_cst store of
+		 * ACTIVE (J1), after it set its cursor. */
+		if (sk_load_acquire(&e->state) != ENT_ACTIVE || owner_pid(sk_load_relaxed(&e->owner)) == 0)
+			continue;
+		/* Acquire: pairs with the subscriber's release store of its
+		 * cursor after finishing with the payload: we reuse the
+		 * slot only after its last read. */
+		uint64_t cur = sk_load_acquire(&e->cursor);
+		if (cur > w) {
+			/* Other publishers moved head since we read w and
+			 * this reader followed: it does not limit us, unless
+			 * it is beyond even the current head (corrupt).
+			 * Relaxed: a bound check only. */
+			uint64_t h = sk_load_relaxed(&c->head);
+			if (cur > h)
+				return sk_fail(-EBADMSG, "subscriber %u cursor %llu beyond head %llu",
+				               i, (unsigned long long)cur, (unsigned long long)h);
+			continue;
+		}
+		if (w - cur >= b->cap) {
+			if (!now)
+				now = sk_now_ns();
+			if (now - b->live_checked >= LIVE_CHECK_NS) {
+				check = true;
+				uint64_t o;
+				if (ent_dead(&e->owner, &e->start, &o)) {
+					/* Relaxed: the reaper's state write is
+					 * ordered before the free by its release. */
+					sk_store_relaxed(&e->armed, 0);
+					sk_store_relaxed(&e->state, ENT_FREE);
+					ent_free(&e->owner, o);
+					continue;
+				}
+			}
+		}
+		if (cur < min)
+			min = cur;
+	}
+	if (check)
+		b->live_checked = now;
+	b->min_cur = min;
+	b->min_joins = joins;
+	return 0;
+}
+
+/* Back-pressure claim: 1 and *seq on success, 0 if full, < 0 error. */
+static int bp_claim(shmkit_bus *b, uint64_t *seq)
+{
+	struct bus_ctl *c = b->ctl;
+
+	for (;;) {
+		/* B1, B2.  seq_cst: the join handshake in the file-top
+		 * comment (with J2, J3 and B3). */
+		uint64_t w = __atomic_load_n(&c->head, __ATOMIC_SEQ_CST);
+		uint64_t j = __atomic_load_n(&c->joins, __ATOMIC_SEQ_CST);
+		if (w >= BUS_SEQ_MAX)
+			return sk_fail(-EBADMSG, "bus head %llu out of range", (unsigned long long)w);
+		if (j != b->min_joins || w - b->min_cur >= b->cap || b->min_cur > w) {
+			int err = bp_rescan(b, w, j);
+			if (err)
+				return err;
+			if (w - b->min_cur >= b->cap)
+				return 0;
+		}
+		/* B3.  seq_cst: see above; also orders our claim before the
+		 * slot CAS P3 (program order + the CAS's own acquire). */
+		if (sk_cas(&c->head, &w, w + 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+			*seq = w;
+			return 1;
+		}
+	}
+}
+
+/* Wait, bounded, while another publisher is WRITING an older sequence in
+ * our slot (overwrite mode with a loan held across a whole ring).  If it
+ * is dead or moved on, abandon its record.  Returns the word to CAS from,
+ * or an error. */
+static int slot_wait_writer(shmkit_bus *b, struct bus_slot *s, uint64_t *v, int64_t deadline)
+{
+	int64_t since = sk_now_ns();
+
+	for (unsigned i = 0;; i++) {
+		if (i < 64)
+			sk_cpu_relax();
+		else
+			sched_yield();
+		/* Acquire: pairs with the other writer's commit CAS (P5). */
+		*v = sk_load_acquire(&s->word);
+		if (w_st(*v) != ST_WRITING)
+			return 0;
+		int64_t now = sk_now_ns();
+		if (now - since < STUCK_NS)
+			continue;
+		uint32_t pi = w_pub(*v);
+		if (pi < BUS_NPUBS) {
+			struct bus_pub_ent *e = &b->ctl->pubs[pi];
+			uint64_t o;
+			/* Relaxed: ordered after the acquire of the word (P2
+			 * precedes P3 in the writer). */
+			bool moved = sk_load_relaxed(&e->cur) != w_seq(*v);
+			if (!moved && !ent_dead(&e->owner, &e->start, &o)) {
+				if (now >= deadline)
+					return sk_fail(-ETIMEDOUT, "a live publisher holds a loan on our slot");
+				since = now;
+				continue;
+			}
+		}
+		uint64_t skip = mkword(w_seq(*v), PUB_ABANDON_LOAN, ST_SKIP);
+		/* Acq_rel: abandon the dead writer's record (readers count it
+		 * lost); pairs with readers' acquire loads of the word. */
+		if (sk_cas(&s->word, v, skip, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			*v = skip;
+		return 0;
+	}
+}
+
+/* P3: take the slot of seq.  1 taken; 0 a reader abandoned the claim
+ * (we stalled): claim again; 2 lapped: newer sequences already fill the
+ * slot (overwrite mode), readers count seq lost; < 0 error. */
+static int slot_take(shmkit_bus *b, uint64_t seq, int64_t deadline)
+{
+	struct bus_slot *s = slot_at(b, seq);
+	/* Acquire: pairs with the previous owner's commit (P5) or a reader's
+	 * abandonment CAS; we overwrite only after their writes. */
+	uint64_t v = sk_load_acquire(&s->word);
+	uint64_t mine = mkword(seq, (uint32_t)b->pub_idx, ST_WRITING);
+
+	for (;;) {
+		if (v != 0 && w_seq(v) > seq)
+			return 2;
+		if (v != 0 && w_seq(v) == seq)
+			return 0;
+		if (w_st(v) == ST_WRITING) {
+			int err = slot_wait_writer(b, s, &v, deadline);
+			if (err)
+				return err;
+			continue;
+		}
+		/* P3.  Acq_rel: acquire as above; the release half keeps the
+		 * claim (P1) and cur (P2) before the mark for stuck readers. */
+		if (sk_cas(&s->word, &v, mine, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			/* P4.  Release fence: the WRITING mark is ordered
+			 * before the payload stores that follow (seqlock
+			 * writer); pairs with the reader's acquire fence R3. */
+			sk_fence_release();
+			return 1;
+		}
+	}
+}
+
+struct bp_wait_arg {
+	shmkit_bus *b;
+	uint64_t seq;
+};
+
+static int bp_ready(void *argp)
+{
+	struct bp_wait_arg *a = argp;
+	return bp_claim(a->b, &a->seq);
+}
+
+/* Back-pressure: claim, waiting on `consumed` in slices so that a dead
+ * subscriber is noticed (liveness rescan) even though it never signals. */
+static int bp_claim_wait(shmkit_bus *b, uint64_t *seq, int64_t deadline)
+{
+	struct bp_wait_arg a = { b, 0 };
+	int waited = 0;
+
+	for (int round = 0;; round++) {
+		int64_t now = sk_now_ns();
+		int64_t slice = deadline - now > LIVE_CHECK_NS ? now + LIVE_CHECK_NS : deadline;
+		int r = sk_wait_for(&b->ctl->consumed, b->wait, slice, bp_ready, &a, &waited);
+		if (r == 0) {
+			*seq = a.seq;
+			return 0;
+		}
+		/* -EAGAIN from a slice only means the slice ended before the
+		 * first check; the caller's deadline decides. */
+		if (r != -ETIMEDOUT && r != -EAGAIN)
+			return r;
+		if (sk_now_ns() < deadline)
+			continue;
+		if (!waited && !round)
+			return sk_fail(-EAGAIN, "bus full: the slowest subscriber is %u behind", b->cap);
+		return sk_fail(-ETIMEDOUT, "bus full: the slowest subscriber did not catch up");
+	}
+}
+
+/* Claim a sequence and take its slot (P1-P4).  0 and b->loan_seq set;
+ * 1 (only if lapped_ok) the claim was lapped before it got its slot: the
+ * message counts as published and overwritten at once, exactly as readers
+ * count that sequence (lost).  A loan cannot be lapped away (the caller
+ * wants a buffer): it claims again, and readers count the lapped sequence
+ * lost although the loaned message appears under the next one.
+ * -EAGAIN/-ETIMEDOUT (back-pressure full), other errors. */
+static int pub_claim(shmkit_bus *b, int64_t deadline, bool lapped_ok)
+{
+	struct bus_ctl *c = b->ctl;
+	struct bus_pub_ent *e = &c->pubs[b->pub_idx];
+
+	for (int tries = 0; tries < CLAIM_RETRIES; tries++) {
+		uint64_t seq = 0;
+		if (b->delivery == SHMKIT_BUS_BACKPRESSURE) {
+			int err = bp_claim_wait(b, &seq, deadline);
+			if (err)
+				return err;
+		} else {
+			/* P1.  seq_cst: part of the fd arming handshake (A2
+			 * reads head); as an RMW it also orders the claim
+			 * before P3. */
+			seq = sk_fetch_add(&c->head, 1, __ATOMIC_SEQ_CST);
+			if (seq >= BUS_SEQ_MAX)
+				return sk_fail(-EBADMSG, "bus head %llu out of range",
+				               (unsigned long long)seq);
+		}
+		/* P2.  Relaxed: published to stuck readers by P3's release. */
+		sk_store_relaxed(&e->cur, seq);
+		int r = slot_take(b, seq, deadline);
+		if (r < 0)
+			return r;
+		if (r == 2 && lapped_ok)
+			return 1;
+		if (r == 1) {
+			b->loan_seq = seq;
+			b->loaned = true;
+			return 0;
+		}
+	}
+	return sk_fail(-EBADMSG, "could not take a slot in %d claims (corrupt bus?)", CLAIM_RETRIES);
+}
+
+/* ---- publisher: commit and wake ------------------------------------------ */
+
+/* Abstract socket name of subscriber entry idx while owned by owner
+ * (generation and pid): unique per subscription, gone with its socket. */
+static socklen_t bus_addr(struct sockaddr_un *a, uint64_t bus_id, unsigned idx, uint64_t owner)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "shmkit-bus-%016llx-%u-%llx",
+	                 (unsigned long long)bus_id, idx, (unsigned long long)owner);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+static SK_COLD void wake_armed(shmkit_bus *b)
+{
+	struct bus_ctl *c = b->ctl;
+
+	if (b->wake_fd < 0) {
+		b->wake_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (b->wake_fd < 0)
+			return;
+	}
+	for (unsigned i = 0; i < BUS_NSUBS; i++) {
+		struct bus_sub_ent *e = &c->subs[i];
+		/* Relaxed pre-check; the exchange below decides. */
+		if (!sk_load_relaxed(&e->armed))
+			continue;
+		/* seq_cst: pairs with the subscriber's arming exchange (A1):
+		 * exactly one of us sees armed == 1 and sends. */
+		if (!sk_exchange(&e->armed, 0, __ATOMIC_SEQ_CST))
+			continue;
+		/* Relaxed: the count is a hint read seq_cst by publishers;
+		 * each 0->1 arm added one, this 1->0 removes it. */
+		sk_fetch_add(&c->armed, UINT32_MAX, __ATOMIC_RELAXED);
+		/* Relaxed: names the socket; a stale owner only misses. */
+		uint64_t o = sk_load_relaxed(&e->owner);
+		struct sockaddr_un a;
+		socklen_t alen = bus_addr(&a, b->bus_id, i, o);
+		char byte = 1;
+		(void)!sendto(b->wake_fd, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL,
+		              (struct sockaddr *)&a, alen);
+	}
+}
+
+/* P5, P6.  0, or -ESTALE if a reader abandoned our record meanwhile. */
+static inline int pub_commit(shmkit_bus *b, uint32_t st)
+{
+	struct bus_ctl *c = b->ctl;
+	struct bus_slot *s = slot_at(b, b->loan_seq);
+	uint64_t mine = mkword(b->loan_seq, (uint32_t)b->pub_idx, ST_WRITING);
+
+	b->loaned = false;
+	/* P5.  seq_cst: releases len and payload to readers' acquire R1,
+	 * and orders the commit before the load of `armed` below (fd
+	 * handshake with A1/A2). */
+	if (!sk_cas(&s->word, &mine, mkword(b->loan_seq, (uint32_t)b->pub_idx, st),
+	            __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+		return -ESTALE;
+	struct bus_pub_ent *e = &c->pubs[b->pub_idx];
+	/* Relaxed: statistics in our own entry. */
+	if (st == ST_MSG)
+		sk_store_relaxed(&e->count, sk_load_relaxed(&e->count) + 1);
+	else
+		sk_store_relaxed(&e->aborted, sk_load_relaxed(&e->aborted) + 1);
+	shmkit_ec_inc(&c->published); /* P6: release RMW, wakes futex waiters */
+	/* seq_cst: the publisher's half of the fd handshake (after P5). */
+	if (SK_UNLIKELY(__atomic_load_n(&c->armed, __ATOMIC_SEQ_CST) != 0))
+		wake_armed(b);
+	return 0;
+}
+
+/* ---- publisher API --------------------------------------------------------- */
+
+int shmkit_bus_close(shmkit_bus *bus)
+{
+	if (!bus)
+		return 0;
+	if (bus->nsubs)
+		return sk_fail(-EBUSY, "%d subscriptions still open on this handle", bus->nsubs);
+	if (bus->pub_idx >= 0 && bus->pub_pid == getpid()) {
+		if (bus->loaned)
+			pub_commit(bus, ST_SKIP);
+		ent_free(&bus->ctl->pubs[bus->pub_idx].owner, bus->pub_owner);
+	}
+	if (bus->wake_fd >= 0)
+		close(bus->wake_fd);
+	shmkit_seg_close(bus->seg);
+	free(bus);
+	return 0;
+}
+
+int shmkit_bus_loan(shmkit_bus *bus, void **buf, int64_t timeout_ns)
+{
+	int err;
+
+	if (!bus || !buf)
+		return sk_fail(-EINVAL, "bus or buf is NULL");
+	if ((err = pub_ready(bus)))
+		return err;
+	if (bus->loaned)
+		return sk_fail(-EINVAL, "a loan is already outstanding on this handle");
+	if ((err = pub_claim(bus, sk_deadline(timeout_ns), false)))
+		return err;
+	*buf = slot_at(bus, bus->loan_seq)->data;
+	return 0;
+}
+
+int shmkit_bus_publish_loan(shmkit_bus *bus, size_t len)
+{
+	if (!bus || !bus->loaned || bus->pub_pid != getpid())
+		return sk_fail(-EINVAL, "no loan outstanding");
+	if (len > bus->max_msg)
+		return sk_fail(-EMSGSIZE, "%zu bytes exceed max_msg %u (the loan stays open)",
+		               len, bus->max_msg);
+	/* Relaxed: released by the commit CAS (P5). */
+	sk_store_relaxed(&slot_at(bus, bus->loan_seq)->len, (uint32_t)len);
+	if (pub_commit(bus, ST_MSG))
+		return sk_fail(-ESTALE, "the loan was abandoned by a reader (publisher stalled > %lld ms)",
+		               (long long)(STUCK_NS / MS));
+	return 0;
+}
+
+int shmkit_bus_abort_loan(shmkit_bus *bus)
+{
+	if (!bus || !bus->loaned || bus->pub_pid != getpid())
+		return sk_fail(-EINVAL, "no loan outstanding");
+	/* Relaxed: released by the commit CAS (P5). */
+	sk_store_relaxed(&slot_at(bus, bus->loan_seq)->len, 0);
+	pub_commit(bus, ST_SKIP); /* -ESTALE: already skipped by a reader */
+	return 0;
+}
+
+int shmkit_bus_publish(shmkit_bus *bus, const void *msg, size_t len, int64_t timeout_ns)
+{
+	int err;
+
+	if (SK_UNLIKELY(!bus || (!msg && len)))
+		return sk_fail(-EINVAL, "bus or msg is NULL");
+	if (SK_UNLIKELY(len > bus->max_msg))
+		return sk_fail(-EMSGSIZE, "%zu bytes exceed max_msg %u", len, bus->max_msg);
+	if (SK_UNLIKELY(err = pub_ready(bus)))
+		return err;
+	if (SK_UNLIKELY(bus->loaned))
+		return sk_fail(-EINVAL, "a loan is outstanding on this handle");
+	int64_t deadline = sk_deadline(timeout_ns);
+	for (int tries = 0; tries < CLAIM_RETRIES; tries++) {
+		if ((err = pub_claim(bus, deadline, true)))
+			return err < 0 ? err : 0;
+		struct bus_slot *s = slot_at(bus, bus->loan_seq);
+		/* Relaxed: released by the commit CAS (P5). */
+		sk_store_relaxed(&s->len, (uint32_t)len);
+		memcpy(s->data, msg, len);
+		if (pub_commit(bus, ST_MSG) == 0)
+			return 0;
+	}
+	return sk_fail(-EBADMSG, "every claim was abandoned (corrupt bus?)");
+}
+
+/* ---- subscriber: positions ------------------------------------------------ */
+
+#define SUB_RETRY (-EINTR) /* internal: the slot changed under us, look again */
+
+/* Move past sequence pos-1: publish the cursor (back-pressure: the slot may
+ * now be reused) and let a waiting publisher know. */
+static inline void sub_advance(shmkit_sub *sub, uint64_t pos)
+{
+	shmkit_bus *b = sub->bus;
+
+	sub->pos = pos;
+	/* Release: our reads of the slots below pos happen before a
+	 * publisher's acquire load of the cursor in bp_rescan lets it
+	 * overwrite them. */
+	sk_store_release(&sub->ent->cursor, pos);
+	if (b->delivery == SHMKIT_BUS_BACKPRESSURE)
+		shmkit_ec_inc(&b->ctl->consumed); /* release RMW; wakes a full publisher */
+}
+
+static inline void sub_count_lost(shmkit_sub *sub, uint64_t n)
+{
+	sub->lost += n;
+	/* Relaxed: statistics in our own entry. */
+	sk_store_relaxed(&sub->ent->lost, sk_load_relaxed(&sub->ent->lost) + n);
+}
+
+/* We were lapped (the slot holds sequence ws > pos): jump to the oldest
+ * sequence still retained, counting the jump as lost. */
+static int sub_resync(shmkit_sub *sub, uint64_t ws)
+{
+	shmkit_bus *b = sub->bus;
+	/* seq_cst: as every head access; here it only needs to read a head
+	 * at least ws + 1 (P1 precedes the P3 we saw through R1's acquire). */
+	uint64_t h = __atomic_load_n(&b->ctl->head, __ATOMIC_SEQ_CST);
+
+	if (h <= ws || h > BUS_SEQ_MAX || h - b->cap <= sub->pos)
+		return sk_fail(-EBADMSG, "slot sequence %llu inconsistent with head %llu",
+		               (unsigned long long)ws, (unsigned long long)h);
+	sub_count_lost(sub, h - b->cap - sub->pos);
+	sub_advance(sub, h - b->cap);
+	return 0;
+}
+
+/* The slot of pos is claimed (head > pos) but not ready.  After STUCK_NS
+ * of that, abandon it if its writer is dead or gone (file-top comment).
+ * 2 if the slot changed (look again), 0 to keep waiting. */
+static int sub_stuck(shmkit_sub *sub, struct bus_slot *s, uint64_t w)
+{
+	shmkit_bus *b = sub->bus;
+	uint64_t p = sub->pos, nw;
+	int64_t now = sk_now_ns();
+
+	if (!sub->stuck || sub->stuck_seq != p) {
+		sub->stuck = true;
+		sub->stuck_seq = p;
+		sub->stuck_since = now;
+		return 0;
+	}
+	if (now - sub->stuck_since < STUCK_NS)
+		return 0;
+	if (w != 0 && w_seq(w) == p && w_st(w) == ST_WRITING) {
+		uint32_t pi = w_pub(w);
+		uint64_t o;
+		if (pi < BUS_NPUBS) {
+			struct bus_pub_ent *e = &b->ctl->pubs[pi];
+			/* Relaxed: ordered after R1's acquire, which pairs with
+			 * P3's release of the writer's P2 store. */
+			if (sk_load_relaxed(&e->cur) == p && !ent_dead(&e->owner, &e->start, &o)) {
+				sub->stuck_since = now; /* a live loan: keep waiting */
+				return 0;
+			}
+		}
+		nw = mkword(p, PUB_ABANDON_LOAN, ST_SKIP);
+	} else {
+		nw = mkword(p, PUB_ABANDON_CLAIM, ST_SKIP);
+	}
+	/* Acq_rel: replaces the record only if it is still the one we
+	 * judged; a writer's P3/P5 CAS then fails and it claims again. */
+	if (sk_cas(&s->word, &w, nw, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		shmkit_ec_inc(&b->ctl->published); /* wake other readers */
+	sub->stuck = false;
+	return 2;
+}
+
+/* Find the message at pos, passing skip records and resynchronising after
+ * a lap.  1: a message, its word in *wout; 0: nothing yet; 2: step budget
+ * spent, call again; < 0: corrupt. */
+static int sub_locate(shmkit_sub *sub, uint64_t *wout)
+{
+	shmkit_bus *b = sub->bus;
+
+	for (int step = 0; step < LOCATE_STEPS; step++) {
+		uint64_t p = sub->pos;
+		struct bus_slot *s = slot_at(b, p);
+		/* R1.  Acquire: pairs with the commit CAS P5 (len, payload)
+		 * and with abandonment CASes. */
+		uint64_t w = sk_load_acquire(&s->word);
+		if (w != 0 && w_seq(w) > p) {
+			int err = sub_resync(sub, w_seq(w));
+			if (err)
+				return err;
+			continue;
+		}
+		if (w != 0 && w_seq(w) == p && w_st(w) == ST_MSG) {
+			sub->stuck = false;
+			*wout = w;
+			return 1;
+		}
+		if (w != 0 && w_seq(w) == p && w_st(w) == ST_SKIP) {
+			if (w_pub(w) == PUB_ABANDON_LOAN)
+				sub_count_lost(sub, 1);
+			sub_advance(sub, p + 1);
+			continue;
+		}
+		/* Not ready.  seq_cst: also A2 of the fd handshake. */
+		uint64_t h = __atomic_load_n(&b->ctl->head, __ATOMIC_SEQ_CST);
+		if (h > BUS_SEQ_MAX)
+			return sk_fail(-EBADMSG, "bus head %llu out of range", (unsigned long long)h);
+		if (h <= p) {
+			sub->stuck = false;
+			return 0;
+		}
+		if (!sub_stuck(sub, s, w))
+			return 0;
+	}
+	return 2;
+}
+
+/* R3, R4: did the slot keep word w while we read it? */
+static inline bool slot_unchanged(const struct bus_slot *s, uint64_t w)
+{
+	/* R3.  Acquire fence: our payload reads happen before R4; pairs
+	 * with the writer's release fence P4 (a byte from a newer writer
+	 * implies R4 sees that writer's mark). */
+	sk_fence_acquire();
+	return sk_load_relaxed(&s->word) == w; /* R4 */
+}
+
+/* Bound the length of the message at pos with word w.  >= 0 the length,
+ * SUB_RETRY if it was overwritten meanwhile, -EBADMSG. */
+static ssize_t sub_len(shmkit_sub *sub, const struct bus_slot *s, uint64_t w)
+{
+	/* Relaxed: ordered after R1 by its acquire; re-validated by R4. */
+	uint32_t len = sk_load_relaxed(&s->len);
+
+	if (len <= sub->bus->max_msg)
+		return len;
+	if (!slot_unchanged(s, w))
+		return SUB_RETRY;
+	return sk_fail(-EBADMSG, "message length %u exceeds max_msg %u", len, sub->bus->max_msg);
+}
+
+/* Hand the caller the lost count and move past a delivered message. */
+static inline void sub_deliver(shmkit_sub *sub, uint64_t *lost)
+{
+	if (lost)
+		*lost = sub->lost;
+	sub->lost = 0;
+	/* Relaxed: statistics in our own entry. */
+	sk_store_relaxed(&sub->ent->delivered, sk_load_relaxed(&sub->ent->delivered) + 1);
+	sub_advance(sub, sub->pos + 1);
+}
+
+static ssize_t sub_copy(shmkit_sub *sub, uint64_t w, void *buf, size_t cap, uint64_t *lost)
+{
+	const struct bus_slot *s = slot_at(sub->bus, sub->pos);
+	ssize_t len = sub_len(sub, s, w);
+
+	if (len < 0)
+		return len;
+	if ((size_t)len > cap) {
+		if (!slot_unchanged(s, w))
+			return SUB_RETRY;
+		return sk_fail(-EMSGSIZE, "message of %zd bytes, buffer of %zu (it stays queued)",
+		               len, cap);
+	}
+	memcpy(buf, s->data, (size_t)len); /* R2: may race a writer; R4 decides */
+	if (!slot_unchanged(s, w))
+		return SUB_RETRY;
+	sub_deliver(sub, lost);
+	return len;
+}
+
+/* ---- subscriber: waiting -------------------------------------------------- */
+
+static int sub_ready(void *arg)
+{
+	uint64_t w;
+	return sub_locate(arg, &w);
+}
+
+/* Wait until sub_locate has something, in slices while a slot is stuck so
+ * that the abandonment timer runs even if nobody publishes. */
+static int sub_wait(shmkit_sub *sub, int64_t deadline)
+{
+	int waited = 0;
+
+	for (int round = 0;; round++) {
+		int64_t now = sk_now_ns();
+		int64_t slice = sub->stuck && deadline - now > STUCK_NS / 4 ? now + STUCK_NS / 4 : deadline;
+		int r = sk_wait_for(&sub->bus->ctl->published, sub->wait, slice, sub_ready, sub, &waited);
+		if (r != -ETIMEDOUT && r != -EAGAIN)
+			return r;
+		if (sk_now_ns() >= deadline)
+			return !waited && !round ? -EAGAIN : -ETIMEDOUT;
+	}
+}
+
+/* Locate the next message, waiting up to deadline: its word, or < 0. */
+static int sub_next(shmkit_sub *sub, int64_t deadline, uint64_t *w)
+{
+	for (;;) {
+		int r = sub_locate(sub, w);
+		if (r == 1 || r < 0)
+			return r < 0 ? r : 0;
+		if (r == 0 && (r = sub_wait(sub, deadline)))
+			return r == -EAGAIN ? sk_fail(-EAGAIN, "no message waiting") : r;
+	}
+}
+
+ssize_t shmkit_sub_recv(shmkit_sub *sub, void *buf, size_t cap, uint64_t *lost, int64_t timeout_ns)
+{
+	if (SK_UNLIKELY(!sub || (!buf && cap)))
+		return sk_fail(-EINVAL, "sub or buf is NULL");
+	if (SK_UNLIKELY(sub->peeked))
+		return sk_fail(-EINVAL, "release the peeked message first");
+	int64_t deadline = sk_deadline(timeout_ns);
+	for (;;) {
+		uint64_t w;
+		int err = sub_next(sub, deadline, &w);
+		if (err)
+			return err;
+		ssize_t n = sub_copy(sub, w, buf, cap, lost);
+		if (n != SUB_RETRY)
+			return n;
+	}
+}
+
+ssize_t shmkit_sub_peek(shmkit_sub *sub, const void **buf, uint64_t *lost, int64_t timeout_ns)
+{
+	if (!sub || !buf)
+		return sk_fail(-EINVAL, "sub or buf is NULL");
+	if (sub->peeked)
+		return sk_fail(-EINVAL, "release the peeked message first");
+	int64_t deadline = sk_deadline(timeout_ns);
+	for (;;) {
+		uint64_t w;
+		int err = sub_next(sub, deadline, &w);
+		if (err)
+			return err;
+		const struct bus_slot *s = slot_at(sub->bus, sub->pos);
+		ssize_t len = sub_len(sub, s, w);
+		if (len == SUB_RETRY || (len >= 0 && !slot_unchanged(s, w)))
+			continue;
+		if (len < 0)
+			return len;
+		if (lost)
+			*lost = sub->lost;
+		sub->lost = 0;
+		sub->peeked = true;
+		sub->peek_word = w;
+		*buf = s->data;
+		return len;
+	}
+}
+
+int shmkit_sub_release(shmkit_sub *sub)
+{
+	if (!sub || !sub->peeked)
+		return sk_fail(-EINVAL, "no message peeked");
+	sub->peeked = false;
+	bool same = slot_unchanged(slot_at(sub->bus, sub->pos), sub->peek_word);
+	uint64_t keep = sub->lost;
+	sub_deliver(sub, NULL);
+	sub->lost = keep;
+	if (same)
+		return 0;
+	sub_count_lost(sub, 1);
+	return sk_fail(-ESTALE, "the message was overwritten while it was read");
+}
+
+/* ---- subscriber: join and leave ------------------------------------------- */
+
+static struct bus_sub_ent *sub_take_entry(shmkit_bus *b, shmkit_sub *sub)
+{
+	struct bus_ctl *c = b->ctl;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned i = 0; i < BUS_NSUBS; i++) {
+			struct bus_sub_ent *e = &c->subs[i];
+			uint64_t o;
+			if (pass == 1 && ent_dead(&e->owner, &e->start, &o)) {
+				/* Relaxed: a dead owner's flags, published by the
+				 * free's release. */
+				if (sk_exchange(&e->armed, 0, __ATOMIC_RELAXED))
+					sk_fetch_add(&c->armed, UINT32_MAX, __ATOMIC_RELAXED);
+				sk_store_relaxed(&e->state, ENT_FREE);
+				ent_free(&e->owner, o);
+			}
+			if (ent_take(&e->owner, &sub->owner)) {
+				sub->idx = (int)i;
+				return e;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* First sequence a joiner reads when head is h (file-top comment: in
+ * back-pressure mode the oldest retained is one younger). */
+static uint64_t sub_first(const shmkit_bus *b, int from, uint64_t h)
+{
+	uint64_t keep = b->delivery == SHMKIT_BUS_BACKPRESSURE ? b->cap - 1 : b->cap;
+	if (from == SHMKIT_FROM_NEWEST)
+		return h;
+	return h > keep ? h - keep : 0;
+}
+
+int shmkit_bus_subscribe(shmkit_sub **out, shmkit_bus *bus, const struct shmkit_bus_opts *opts)
+{
+	const struct shmkit_bus_opts *o = opts ? opts : &default_opts;
+	int err;
+
+	sk_clear_detail();
+	if (!out || !bus)
+		return sk_fail(-EINVAL, "out or bus is NULL");
+	*out = NULL;
+	if ((err = check_opts(o, false)))
+		return err;
+	shmkit_sub *sub = calloc(1, sizeof(*sub));
+	if (!sub)
+		return -ENOMEM;
+	struct bus_sub_ent *e = sub_take_entry(bus, sub);
+	if (!e) {
+		free(sub);
+		return sk_fail(-ENOSPC, "bus subscriber table full (%u live subscribers)", BUS_NSUBS);
+	}
+	struct bus_ctl *c = bus->ctl;
+	/* J1.  Relaxed fills of our own entry, then a seq_cst store of
+	 * ACTIVE (the join handshake; pairs with bp_rescan's acquire). */
+	sk_store_relaxed(&e->start, sk_self_start());
+	sk_store_relaxed(&e->armed, 0);
+	sk_store_relaxed(&e->lost, 0);
+	sk_store_relaxed(&e->delivered, 0);
+	uint64_t h0 = __atomic_load_n(&c->head, __ATOMIC_SEQ_CST);
+	if (h0 > BUS_SEQ_MAX)
+		h0 = 0; /* corrupt head: the checks on read will report it */
+	sk_store_relaxed(&e->cursor, sub_first(bus, o->from, h0));
+	__atomic_store_n(&e->state, ENT_ACTIVE, __ATOMIC_SEQ_CST);
+	/* J2, J3.  seq_cst: the join handshake (file-top comment). */
+	__atomic_fetch_add(&c->joins, 1, __ATOMIC_SEQ_CST);
+	uint64_t h = __atomic_load_n(&c->head, __ATOMIC_SEQ_CST);
+	if (h < h0 || h > BUS_SEQ_MAX)
+		h = h0;
+	sub->bus = bus;
+	sub->ent = e;
+	sub->pid = getpid();
+	sub->wait = opts ? o->wait : bus->wait;
+	sub->fd = -1;
+	sub->pos = sub_first(bus, o->from, h);
+	/* Release: as in sub_advance. */
+	sk_store_release(&e->cursor, sub->pos);
+	bus->nsubs++;
+	*out = sub;
+	return 0;
+}
+
+static void sub_disarm(shmkit_sub *sub)
+{
+	/* seq_cst: as the publisher's exchange in wake_armed; whoever takes
+	 * the 1 removes it from the count. */
+	if (sk_exchange(&sub->ent->armed, 0, __ATOMIC_SEQ_CST))
+		sk_fetch_add(&sub->bus->ctl->armed, UINT32_MAX, __ATOMIC_RELAXED);
+}
+
+int shmkit_bus_unsubscribe(shmkit_sub *sub)
+{
+	if (!sub)
+		return 0;
+	if (sub->pid == getpid()) {
+		sub_disarm(sub);
+		/* Relaxed: published by the release CAS in ent_free. */
+		sk_store_relaxed(&sub->ent->state, ENT_FREE);
+		ent_free(&sub->ent->owner, sub->owner);
+		sub->bus->nsubs--;
+	}
+	if (sub->fd >= 0)
+		close(sub->fd);
+	free(sub);
+	return 0;
+}
+
+/* ---- subscriber: the pollable fd ------------------------------------------ */
+
+static void sub_signal_self(shmkit_sub *sub)
+{
+	struct sockaddr_un a;
+	socklen_t alen = bus_addr(&a, sub->bus->bus_id, (unsigned)sub->idx, sub->owner);
+	char byte = 1;
+
+	(void)!sendto(sub->fd, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, alen);
+}
+
+/* A1, A2: ask publishers for a byte, then look once more ourselves. */
+static int sub_arm(shmkit_sub *sub)
+{
+	struct bus_ctl *c = sub->bus->ctl;
+
+	/* A1.  seq_cst: store-buffering handshake with P5 + the load of
+	 * `armed` in pub_commit (file-top comment). */
+	if (!sk_exchange(&sub->ent->armed, 1, __ATOMIC_SEQ_CST))
+		sk_fetch_add(&c->armed, 1, __ATOMIC_SEQ_CST);
+	uint64_t w;
+	int r = sub_locate(sub, &w); /* A2: seq_cst head load inside */
+	if (r < 0)
+		return r;
+	bool due = sub->stuck && sk_now_ns() - sub->stuck_since >= STUCK_NS;
+	if (r == 0 && !due)
+		return 0;
+	/* seq_cst: as in sub_disarm.  If a publisher took the flag first it
+	 * sends the byte itself. */
+	if (sk_exchange(&sub->ent->armed, 0, __ATOMIC_SEQ_CST)) {
+		sk_fetch_add(&c->armed, UINT32_MAX, __ATOMIC_RELAXED);
+		sub_signal_self(sub);
+	}
+	return 0;
+}
+
+int shmkit_sub_fd(shmkit_sub *sub)
+{
+	if (!sub || sub->pid != getpid())
+		return sk_fail(-EINVAL, "sub is NULL or belongs to another process");
+	if (sub->fd >= 0)
+		return sub->fd;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return sk_fail(sk_neg_errno(), "socket(AF_UNIX, SOCK_DGRAM)");
+	struct sockaddr_un a;
+	socklen_t alen = bus_addr(&a, sub->bus->bus_id, (unsigned)sub->idx, sub->owner);
+	if (bind(fd, (struct sockaddr *)&a, alen) < 0) {
+		int err = sk_neg_errno();
+		close(fd);
+		return sk_fail(err, "bind of the subscriber's abstract socket");
+	}
+	sub->fd = fd;
+	int err = sub_arm(sub);
+	return err ? err : fd;
+}
+
+int shmkit_sub_ack_fd(shmkit_sub *sub)
+{
+	char buf[64];
+
+	if (!sub || sub->fd < 0)
+		return sk_fail(-EINVAL, "no fd on this subscription (call shmkit_sub_fd)");
+	while (recv(sub->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		;
+	return sub_arm(sub);
+}
+
+/* ---- statistics ----------------------------------------------------------- */
+
+int shmkit_bus_stats(shmkit_bus *bus, struct shmkit_bus_stats *st)
+{
+	if (!bus || !st)
+		return sk_fail(-EINVAL, "bus or st is NULL");
+	struct bus_ctl *c = bus->ctl;
+	memset(st, 0, sizeof(*st));
+	st->capacity = bus->cap;
+	st->max_msg = bus->max_msg;
+	st->delivery = (int)bus->delivery;
+	/* Relaxed: a snapshot for display; orders nothing. */
+	st->head = sk_load_relaxed(&c->head);
+	if (st->head > BUS_SEQ_MAX)
+		return sk_fail(-EBADMSG, "bus head out of range");
+	st->oldest = st->head > bus->cap ? st->head - bus->cap : 0;
+	for (unsigned i = 0; i < BUS_NPUBS; i++)
+		st->publishers += owner_pid(sk_load_relaxed(&c->pubs[i].owner)) != 0;
+	for (unsigned i = 0; i < BUS_NSUBS; i++)
+		st->subscribers += owner_pid(sk_load_relaxed(&c->subs[i].owner)) != 0;
+	st->armed = sk_load_relaxed(&c->armed);
+	st->seg_size = shmkit_seg_size(bus->seg);
+	return 0;
+}
+
+int shmkit_bus_peers(shmkit_bus *bus, int (*fn)(const struct shmkit_bus_peer *p, void *arg),
+                     void *arg)
+{
+	if (!bus || !fn)
+		return sk_fail(-EINVAL, "bus or fn is NULL");
+	struct bus_ctl *c = bus->ctl;
+	/* Relaxed loads throughout: a snapshot for display. */
+	uint64_t head = sk_load_relaxed(&c->head);
+	for (unsigned i = 0; i < BUS_NPUBS + BUS_NSUBS; i++) {
+		struct shmkit_bus_peer p = { .subscriber = i >= BUS_NPUBS };
+		const uint64_t *owner, *start;
+		if (p.subscriber) {
+			const struct bus_sub_ent *e = &c->subs[i - BUS_NPUBS];
+			owner = &e->owner, start = &e->start;
+			p.index = i - BUS_NPUBS;
+			p.position = sk_load_relaxed(&e->cursor);
+			p.lag = head > p.position ? head - p.position : 0;
+			p.count = sk_load_relaxed(&e->delivered);
+			p.lost = sk_load_relaxed(&e->lost);
+			p.armed = (int)sk_load_relaxed(&e->armed);
+		} else {
+			const struct bus_pub_ent *e = &c->pubs[i];
+			owner = &e->owner, start = &e->start;
+			p.index = i;
+			p.position = sk_load_relaxed(&e->cur);
+			p.count = sk_load_relaxed(&e->count);
+			p.lost = sk_load_relaxed(&e->aborted);
+		}
+		p.pid = owner_pid(sk_load_relaxed(owner));
+		if (p.pid == 0)
+			continue;
+		p.alive = sk_proc_alive(p.pid, sk_load_relaxed(start));
+		int r = fn(&p, arg);
+		if (r)
+			return r;
+	}
+	return 0;
+}

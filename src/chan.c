@@ -1,0 +1,983 @@
+/*
+ * chan.c - channels: a named bounded queue in shared memory; each message
+ * goes to exactly one receiver.  The byte layout is in chan.h.
+ *
+ * ---- MPMC protocol (a Vyukov bounded queue, claimed per slot) ----------
+ *
+ * Each slot carries a 64-bit seq word = position | state | pid (chan.h).
+ * Unlike the textbook queue, where a producer claims position t by a CAS
+ * on tail and only later touches the slot, here the claim is a CAS on the
+ * slot's own word, FREE(t) -> WRITING(t, pid): so from the instant a
+ * position is owned, the slot says who owns it, and a dead owner can be
+ * recognised (below).  tail is only a hint that lags the last claim by at
+ * most one; whoever sees a claimed slot at tail moves tail on (a CAS that
+ * may fail harmlessly).
+ *
+ *   producer (send / reserve + commit)
+ *     P1 t = load(tail)                                      relaxed hint
+ *     P2 w = load_acquire(slot[t].seq)
+ *        FREE(t):           P3 CAS seq w -> WRITING(t, me)   acquire
+ *                           P4 CAS tail t -> t+1             relaxed help
+ *                           P5 store start; store_release claim = WRITING word
+ *        claimed t, or a position past t: tail is stale; CAS tail t -> t+1
+ *        a position t - capacity (not FREE): full -> wait on not_full
+ *     P6 write payload; store_release len
+ *     P7 store_release seq = FULL(t)
+ *     P8 not_empty += 1 (shmkit_ec_inc, a release RMW); sent += 1
+ *
+ *   consumer (recv / peek + release)
+ *     C1 h = load(head)                                      relaxed hint
+ *     C2 w = load_acquire(slot[h].seq)
+ *        FULL(h):           C3 CAS seq w -> READING(h, me)   acquire
+ *                           C4 CAS head h -> h+1             relaxed help
+ *        READING(h) or a position past h: head is stale; CAS head h -> h+1
+ *        FREE(h), WRITING(h), READING(h - capacity): empty -> wait on not_empty
+ *     C5 read len (<= max_msg, else -EBADMSG) and the payload
+ *     C6 store_release seq = FREE(h + capacity)
+ *     C7 not_full += 1; received += 1
+ *
+ * Pairings.  P7 (release) -> C2 (acquire): a consumer that sees FULL(t)
+ * sees the payload and len written before it.  C6 (release) -> P2/P3
+ * (acquire): a producer that sees FREE(h + capacity) overwrites the slot
+ * only after the consumer's reads of it are done.  P8/C7 are release RMWs
+ * on the event counts, read by the other side's sk_wait_for (wait.h) with
+ * acquire; the event count argument there is why no wake-up is lost: the
+ * condition (P7 / C6) is made true before the count moves.  tail/head are
+ * relaxed everywhere: they are hints, and every decision is taken on the
+ * slot word, never on an index alone.
+ *
+ * Ordering guarantees.  Positions are claimed in order (a producer claims
+ * t only after reading tail == t, and tail passes t only once t is
+ * claimed), so one producer's messages occupy increasing positions, and a
+ * consumer claims increasing positions: per-producer FIFO holds for every
+ * consumer.  Each position is claimed by exactly one consumer (the CAS C3),
+ * so each message is received once.
+ *
+ * -EMSGSIZE on recv leaves the message queued: the consumer reads len
+ * before claiming (C3), so it re-checks seq afterwards, seqlock style (a
+ * len read from a later lap would come with a changed seq); the len store
+ * P6 is a release so that a len from the next lap is never seen with the
+ * old seq.
+ *
+ * Abort gives the claimed position up: WRITING(t) -> FREE(t + capacity),
+ * as if it had been consumed.  Consumers skip it by the "position past h"
+ * rule, producers refill it a lap later.  No reader ever sees a
+ * half-written message.
+ *
+ * ---- SPSC protocol (SHMKIT_CHAN_SPSC) ----------------------------------
+ *
+ * One producer, one consumer: no claim at all.  The producer keeps a
+ * private copy of head and reads the shared head (acquire, pairs with the
+ * consumer's release store of head) only when its copy says full; it
+ * writes the payload and len, then store_release tail (pairs with the
+ * consumer's acquire load of tail, made only when its private copy of
+ * tail says empty).  The consumer reads, then store_release head.  No
+ * read-modify-write on indices or slots; the one RMW per message is the
+ * event count increment that lets a blocked peer sleep (wait.h needs the
+ * count to move).  Statistics come from the indices: sent = tail,
+ * received = head.  Using an SPSC channel from two producers (or two
+ * consumers) at once loses or duplicates messages; every shared value is
+ * still bounds-checked, so it can give -EBADMSG but never a wild access.
+ *
+ * ---- What a crash leaves, and recovery ----------------------------------
+ *
+ * MPMC: a process killed between its claim (P3/C3) and its publication
+ * (P7/C6) leaves a slot WRITING(p, pid) or READING(p, pid).  A side whose
+ * progress is blocked by such a slot (a consumer at head p; a producer at
+ * tail p + capacity) watches the word; if the very same word is still
+ * there after SK_CHAN_RECLAIM_NS, it asks sk_proc_alive(pid, start) and,
+ * only if the claimer is dead, CASes the word to FREE(p + capacity):
+ * a dead producer's position carries no message and is skipped, a dead
+ * consumer's slot is handed back to producers.  `reclaimed` counts it.
+ * Why this races safely with a slow but alive claimer:
+ *   - only a dead claimer is reclaimed: (pid, start) names one process for
+ *     the life of the machine, and when start cannot be tied to this
+ *     claim (the claimer died between P3 and P5, so `claim` does not hold
+ *     this word) the check is by pid only, which errs towards "alive";
+ *   - a dead process writes nothing more, so between the liveness check
+ *     and the reclaiming CAS the word can change only by another reclaimer
+ *     (the CAS compares the whole word, position and pid included: exactly
+ *     one wins, the others fail and re-read);
+ *   - positions never repeat within 2^40, so the CAS cannot succeed on a
+ *     later claim of the same slot (no ABA).
+ * A zombie counts as dead: its memory is gone.  All processes sharing a
+ * channel must share one PID namespace (a pid from another namespace
+ * could be taken for a dead one).
+ * Loss: a message whose consumer died after claiming it (recv or peek not
+ * yet released) is lost - at most one per dead consumer handle; it is not
+ * redelivered, because head has moved past it and redelivering would break
+ * per-producer order.  A producer killed mid-write loses only its own
+ * unpublished message.
+ * SPSC: nothing is claimed, so nothing needs reclaiming: a producer killed
+ * mid-write has not moved tail (the message never existed), a consumer
+ * killed mid-read has not moved head, so the next consumer gets the same
+ * message again (at-least-once).
+ * Sleepers: a process killed inside a futex wait leaves at most the event
+ * count's waiter flag set; the next increment pays one needless wake.
+ *
+ * ---- Corruption ---------------------------------------------------------
+ *
+ * Capacity, max_msg and slot size are read once at open, checked against
+ * the segment size, and never re-read.  Every shared index and seq word is
+ * read into a local and classified against them; anything the invariants
+ * of chan.h rule out is -EBADMSG.  Loops that follow shared values are
+ * bounded (SK_CHAN_MAX_RETRY consecutive moves of an index), waits by the
+ * caller's deadline.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "seg.h"
+#include "wait.h"
+
+#define SK_CHAN_RECLAIM_NS 50000000LL /* a claimed slot blocks this long before its owner is checked */
+#define SK_CHAN_MAX_RETRY (1u << 20)  /* consecutive index moves before -EBADMSG */
+#define SK_CHAN_OPEN_FLAGS (SHMKIT_EXCL | SHMKIT_RDONLY | SHMKIT_POPULATE | SHMKIT_MLOCK | \
+                            SHMKIT_HUGE | SHMKIT_NOSEAL | SHMKIT_CHAN_SPSC)
+
+enum side { PROD = 0, CONS = 1 };
+
+struct shmkit_chan {
+	shmkit_seg *seg;
+	struct sk_chan_ctl *ctl;
+	unsigned char *slots;
+	uint64_t cap, mask;      /* cached at open, never re-read */
+	uint32_t max_msg, slot_size;
+	bool spsc, rdonly;
+	int wait;                /* enum shmkit_wait */
+	uint64_t cached_head;    /* SPSC producer: last head seen */
+	uint64_t cached_tail;    /* SPSC consumer: last tail seen */
+	bool reserved, peeked;   /* zero-copy in progress */
+	uint64_t resv_pos, resv_word;
+	uint64_t peek_pos, peek_word;
+	uint32_t peek_len;
+	uint32_t pid;            /* identity written into claims */
+	uint64_t start;
+	unsigned gen;            /* fork generation of pid/start */
+	struct {                 /* a claimed slot blocking this side */
+		uint64_t word;
+		int64_t since;
+	} watch[2];
+};
+
+/* One attempt's inputs and outcome, passed to sk_wait_for as its arg. */
+struct attempt {
+	shmkit_chan *ch;
+	size_t bufcap;           /* consumer: buffer size; -EMSGSIZE above */
+	uint64_t pos, word;      /* claimed position and claim word */
+	uint32_t len;            /* consumer: message length */
+	uint64_t blocker;        /* claimed slot word that blocks, or 0 */
+};
+
+/* ---- identity across fork --------------------------------------------- */
+
+static unsigned fork_gen = 1;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+	/* Relaxed: the child has one thread while fork handlers run. */
+	sk_store_relaxed(&fork_gen, sk_load_relaxed(&fork_gen) + 1);
+}
+
+static void fork_register(void)
+{
+	pthread_atfork(NULL, NULL, fork_child);
+}
+
+/* A handle used in a forked child (anon segments) must claim under the
+ * child's pid, not its parent's: refresh after every fork. */
+static SK_COLD void identity_refresh(shmkit_chan *ch)
+{
+	/* Relaxed: fork_gen changes only in a child's fork handler. */
+	ch->gen = sk_load_relaxed(&fork_gen);
+	ch->pid = (uint32_t)getpid();
+	ch->start = sk_self_start();
+}
+
+static inline void identity_check(shmkit_chan *ch)
+{
+	/* Relaxed: see identity_refresh. */
+	if (SK_UNLIKELY(ch->gen != sk_load_relaxed(&fork_gen)))
+		identity_refresh(ch);
+}
+
+/* ---- layout ------------------------------------------------------------ */
+
+uint32_t sk_chan_fingerprint(void)
+{
+	const uint32_t v[] = {
+		sizeof(struct sk_chan_ctl), offsetof(struct sk_chan_ctl, tail),
+		offsetof(struct sk_chan_ctl, head), offsetof(struct sk_chan_ctl, not_empty),
+		offsetof(struct sk_chan_ctl, not_full), offsetof(struct sk_chan_ctl, reclaimed),
+		sizeof(struct sk_chan_slot), offsetof(struct sk_chan_slot, len),
+		SK_SEQ_POS_SHIFT, SK_SEQ_STATE_SHIFT, sizeof(shmkit_ec), SK_CACHELINE,
+		0x01020304u,
+	};
+	uint32_t h = 2166136261u; /* FNV-1a over the bytes, endianness included */
+	const unsigned char *p = (const unsigned char *)v;
+
+	for (size_t i = 0; i < sizeof(v); i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+static inline struct sk_chan_slot *slot_at(const shmkit_chan *ch, uint64_t pos)
+{
+	return (struct sk_chan_slot *)(void *)(ch->slots + (pos & ch->mask) * ch->slot_size);
+}
+
+static inline void *payload(struct sk_chan_slot *s)
+{
+	return (unsigned char *)s + SK_CHAN_SLOT_HDR;
+}
+
+struct geometry {
+	uint32_t capacity, max_msg, flags;
+};
+
+static int geometry_check(const struct geometry *g)
+{
+	if (g->capacity == 0 || g->capacity > SK_CHAN_MAX_CAPACITY || (g->capacity & (g->capacity - 1)))
+		return sk_fail(-EINVAL, "capacity %u: must be a power of 2 up to %u",
+		               g->capacity, SK_CHAN_MAX_CAPACITY);
+	if (g->max_msg == 0 || g->max_msg > SK_CHAN_MAX_MSG)
+		return sk_fail(-EINVAL, "max_msg %u: must be 1..%u", g->max_msg, SK_CHAN_MAX_MSG);
+	return 0;
+}
+
+static uint64_t data_bytes(const struct geometry *g)
+{
+	return SK_CHAN_CTL_SIZE + (uint64_t)g->capacity * SK_CHAN_SLOT_SIZE(g->max_msg);
+}
+
+/* sk_seg_create_kind init callback: fill the control block and slots
+ * before the segment is published READY (no ordering needed here: the
+ * READY release store publishes all of it). */
+static int chan_init(void *data, size_t size, void *arg)
+{
+	const struct geometry *g = arg;
+	struct sk_chan_ctl *c = data;
+	uint64_t slot_size = SK_CHAN_SLOT_SIZE(g->max_msg);
+
+	if (size < data_bytes(g))
+		return sk_fail(-EINVAL, "data area of %zu bytes too small", size);
+	memset(c, 0, SK_CHAN_CTL_SIZE);
+	c->magic = SK_CHAN_MAGIC;
+	c->version = SK_CHAN_VERSION;
+	c->fingerprint = sk_chan_fingerprint();
+	c->flags = g->flags;
+	c->capacity = g->capacity;
+	c->max_msg = g->max_msg;
+	c->slot_size = (uint32_t)slot_size;
+	c->slots_off = SK_CHAN_CTL_SIZE;
+	c->slots_bytes = (uint64_t)g->capacity * slot_size;
+	shmkit_ec_init(&c->not_empty);
+	shmkit_ec_init(&c->not_full);
+	unsigned char *slots = (unsigned char *)data + SK_CHAN_CTL_SIZE;
+	for (uint64_t i = 0; i < g->capacity; i++) {
+		struct sk_chan_slot *s = (struct sk_chan_slot *)(void *)(slots + i * slot_size);
+		memset(s, 0, SK_CHAN_SLOT_HDR);
+		s->seq = sk_seq_make(i, SK_SLOT_FREE, 0);
+	}
+	return 0;
+}
+
+/* Read the control block once, check it against the segment, cache it. */
+static int chan_bind(shmkit_chan *ch, shmkit_seg *seg)
+{
+	struct sk_chan_ctl *c = shmkit_seg_data(seg);
+	size_t size = shmkit_seg_size(seg);
+
+	if (size < SK_CHAN_CTL_SIZE)
+		return sk_fail(-EBADMSG, "channel data area of %zu bytes holds no control block", size);
+	if (c->magic != SK_CHAN_MAGIC || c->version != SK_CHAN_VERSION)
+		return sk_fail(-EPROTO, "channel format %u, this build reads %u",
+		               c->version, SK_CHAN_VERSION);
+	if (c->fingerprint != sk_chan_fingerprint())
+		return sk_fail(-EPROTO, "channel layout fingerprint %08x differs from this build's %08x",
+		               c->fingerprint, sk_chan_fingerprint());
+	struct geometry g = { c->capacity, c->max_msg, c->flags };
+	uint32_t slot_size = c->slot_size;
+	uint64_t off = c->slots_off, bytes = c->slots_bytes;
+	if (geometry_check(&g) || (g.flags & ~SHMKIT_CHAN_SPSC) ||
+	    slot_size != SK_CHAN_SLOT_SIZE(g.max_msg) || off != SK_CHAN_CTL_SIZE ||
+	    bytes != (uint64_t)g.capacity * slot_size || data_bytes(&g) > size)
+		return sk_fail(-EBADMSG, "channel control block (capacity %u, max_msg %u, "
+		               "slot %u) does not fit its %zu-byte segment",
+		               g.capacity, g.max_msg, slot_size, size);
+	ch->seg = seg;
+	ch->ctl = c;
+	ch->slots = (unsigned char *)c + SK_CHAN_CTL_SIZE;
+	ch->cap = g.capacity;
+	ch->mask = g.capacity - 1;
+	ch->max_msg = g.max_msg;
+	ch->slot_size = slot_size;
+	ch->spsc = (g.flags & SHMKIT_CHAN_SPSC) != 0;
+	return 0;
+}
+
+/* ---- MPMC claims -------------------------------------------------------- */
+
+static SK_COLD int corrupt_slot(const shmkit_chan *ch, uint64_t index, uint64_t w, const char *who)
+{
+	return sk_fail(-EBADMSG, "%s index %llu meets slot word %016llx (position %llu, state %u): "
+	               "corrupt channel", who, (unsigned long long)index, (unsigned long long)w,
+	               (unsigned long long)sk_seq_pos(w), sk_seq_state(w));
+}
+
+static SK_COLD int index_runaway(const char *who)
+{
+	return sk_fail(-EBADMSG, "%s index moved %u times in a row: corrupt or hostile peer",
+	               who, SK_CHAN_MAX_RETRY);
+}
+
+/* A slot position seen from an index: -cap, 0 or a positive multiple of
+ * cap (chan.h invariants); anything else is corruption. */
+static inline bool diff_ok(const shmkit_chan *ch, int64_t d)
+{
+	return d >= -(int64_t)ch->cap && (d & (int64_t)ch->mask) == 0;
+}
+
+/* Record who owns the claim just made (P5 / after C3), for a reclaimer. */
+static inline void stamp(const shmkit_chan *ch, struct sk_chan_slot *s, uint64_t mine)
+{
+	/* Relaxed: published by the release store of claim next. */
+	sk_store_relaxed(&s->start, ch->start);
+	/* Release: pairs with the acquire load of claim in reclaim(), so a
+	 * reclaimer that finds its word here reads this start. */
+	sk_store_release(&s->claim, mine);
+}
+
+/* Move an index from i to i + 1 if it is still i; i gets the new value. */
+static inline void index_help(uint64_t *index, uint64_t *i)
+{
+	/* Relaxed: indices are hints; every decision is made on a slot's
+	 * seq word, which carries its own acquire/release pairs. */
+	if (sk_cas(index, i, *i + 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		(*i)++;
+}
+
+/* Producer: claim the slot at tail.  1 claimed, 0 full, < 0 corrupt. */
+static int mpmc_claim_send(void *arg)
+{
+	struct attempt *a = arg;
+	shmkit_chan *ch = a->ch;
+	/* P1.  Relaxed: a hint; the slot word below decides. */
+	uint64_t t = sk_load_relaxed(&ch->ctl->tail);
+
+	a->blocker = 0;
+	for (unsigned n = 0; n < SK_CHAN_MAX_RETRY; n++) {
+		struct sk_chan_slot *s = slot_at(ch, t);
+		/* P2.  Acquire: pairs with the consumer's release store of
+		 * FREE (C6): its reads of the old message are done. */
+		uint64_t w = sk_load_acquire(&s->seq);
+		int64_t d = sk_seq_diff(sk_seq_pos(w), t);
+		unsigned st = sk_seq_state(w);
+
+		if (SK_UNLIKELY(!diff_ok(ch, d)))
+			return corrupt_slot(ch, t, w, "tail");
+		if (d == 0 && st == SK_SLOT_FREE) {
+			uint64_t mine = sk_seq_make(t, SK_SLOT_WRITING, ch->pid);
+			/* P3.  Acquire on success: as P2, the slot is ours to
+			 * overwrite.  Relaxed on failure: we re-read at P2. */
+			if (!sk_cas(&s->seq, &w, mine, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+				continue;
+			stamp(ch, s, mine);
+			index_help(&ch->ctl->tail, &t); /* P4 */
+			a->pos = sk_seq_pos(mine);
+			a->word = mine;
+			return 1;
+		}
+		if (d >= 0) { /* t is claimed (or long done): tail is stale */
+			index_help(&ch->ctl->tail, &t);
+			continue;
+		}
+		if (st == SK_SLOT_FREE) /* a lap behind yet free: tail ran ahead */
+			return corrupt_slot(ch, t, w, "tail");
+		a->blocker = st == SK_SLOT_FULL ? 0 : w;
+		return 0; /* the slot still holds position t - capacity: full */
+	}
+	return index_runaway("tail");
+}
+
+/* The len of a FULL slot is read before claiming it; a len from a later
+ * lap comes with a changed seq.  true if w still holds. */
+static inline bool len_stable(struct sk_chan_slot *s, uint64_t w)
+{
+	/* Acquire fence: orders the len load before the re-read of seq;
+	 * pairs with the producer's release store of len (P6), which follows
+	 * its claim CAS, so a len of a later claim implies a changed seq. */
+	sk_fence_acquire();
+	/* Relaxed: ordered by the fence above. */
+	return sk_load_relaxed(&s->seq) == w;
+}
+
+/* Consumer: claim the message at head.  1 claimed, 0 empty, < 0 error. */
+static int mpmc_claim_recv(void *arg)
+{
+	struct attempt *a = arg;
+	shmkit_chan *ch = a->ch;
+	/* C1.  Relaxed: a hint; the slot word below decides. */
+	uint64_t h = sk_load_relaxed(&ch->ctl->head);
+
+	a->blocker = 0;
+	for (unsigned n = 0; n < SK_CHAN_MAX_RETRY; n++) {
+		struct sk_chan_slot *s = slot_at(ch, h);
+		/* C2.  Acquire: pairs with the producer's release store of
+		 * FULL (P7): len and payload are visible. */
+		uint64_t w = sk_load_acquire(&s->seq);
+		int64_t d = sk_seq_diff(sk_seq_pos(w), h);
+		unsigned st = sk_seq_state(w);
+
+		if (SK_UNLIKELY(!diff_ok(ch, d)))
+			return corrupt_slot(ch, h, w, "head");
+		if (d == 0 && st == SK_SLOT_FULL) {
+			/* Relaxed: ordered by C2; validated by the CAS below
+			 * or by len_stable(). */
+			uint32_t len = sk_load_relaxed(&s->len);
+			if (SK_UNLIKELY(len > a->bufcap || len > ch->max_msg)) {
+				if (!len_stable(s, w))
+					continue;
+				if (len > ch->max_msg)
+					return sk_fail(-EBADMSG, "message length %u exceeds max_msg %u",
+					               len, ch->max_msg);
+				a->len = len;
+				return sk_fail(-EMSGSIZE, "message of %u bytes, buffer of %zu", len, a->bufcap);
+			}
+			uint64_t mine = sk_seq_make(h, SK_SLOT_READING, ch->pid);
+			/* C3.  Acquire on success: as C2.  Relaxed on failure:
+			 * we re-read at C2. */
+			if (!sk_cas(&s->seq, &w, mine, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+				continue;
+			stamp(ch, s, mine);
+			index_help(&ch->ctl->head, &h); /* C4 */
+			a->pos = sk_seq_pos(mine);
+			a->word = mine;
+			a->len = len;
+			return 1;
+		}
+		if (d > 0 || (d == 0 && st == SK_SLOT_READING)) { /* h is taken: head is stale */
+			index_help(&ch->ctl->head, &h);
+			continue;
+		}
+		if (d == 0) { /* FREE(h) or WRITING(h): nothing published at h yet */
+			a->blocker = st == SK_SLOT_WRITING ? w : 0;
+			return 0;
+		}
+		if (st != SK_SLOT_READING) /* only a slow consumer may hold h - capacity */
+			return corrupt_slot(ch, h, w, "head");
+		a->blocker = w;
+		return 0;
+	}
+	return index_runaway("head");
+}
+
+/* ---- SPSC "claims": free space / a message at the private index -------- */
+
+static SK_COLD int spsc_corrupt(uint64_t head, uint64_t tail, uint64_t cap)
+{
+	return sk_fail(-EBADMSG, "head %llu and tail %llu are more than capacity %llu apart",
+	               (unsigned long long)head, (unsigned long long)tail, (unsigned long long)cap);
+}
+
+static int spsc_claim_send(void *arg)
+{
+	struct attempt *a = arg;
+	shmkit_chan *ch = a->ch;
+	/* Relaxed: tail is written only by this (the single) producer. */
+	uint64_t t = sk_load_relaxed(&ch->ctl->tail);
+
+	a->blocker = 0;
+	if (SK_UNLIKELY(t - ch->cached_head >= ch->cap)) {
+		/* Acquire: pairs with the consumer's release store of head:
+		 * its reads of the slots it freed are done. */
+		uint64_t h = sk_load_acquire(&ch->ctl->head);
+		if (t - h > ch->cap)
+			return spsc_corrupt(h, t, ch->cap);
+		ch->cached_head = h;
+		if (t - h == ch->cap)
+			return 0;
+	}
+	a->pos = t;
+	return 1;
+}
+
+static int spsc_claim_recv(void *arg)
+{
+	struct attempt *a = arg;
+	shmkit_chan *ch = a->ch;
+	/* Relaxed: head is written only by this (the single) consumer. */
+	uint64_t h = sk_load_relaxed(&ch->ctl->head);
+
+	a->blocker = 0;
+	if (SK_UNLIKELY(ch->cached_tail - h - 1 >= ch->cap)) { /* 0 or out of range */
+		/* Acquire: pairs with the producer's release store of tail:
+		 * the slots below it hold complete messages. */
+		uint64_t t = sk_load_acquire(&ch->ctl->tail);
+		if (t - h > ch->cap)
+			return spsc_corrupt(h, t, ch->cap);
+		ch->cached_tail = t;
+		if (t == h)
+			return 0;
+	}
+	/* Relaxed: ordered by the acquire load of tail that revealed it. */
+	uint32_t len = sk_load_relaxed(&slot_at(ch, h)->len);
+	if (SK_UNLIKELY(len > a->bufcap || len > ch->max_msg)) {
+		if (len > ch->max_msg)
+			return sk_fail(-EBADMSG, "message length %u exceeds max_msg %u", len, ch->max_msg);
+		a->len = len;
+		return sk_fail(-EMSGSIZE, "message of %u bytes, buffer of %zu", len, a->bufcap);
+	}
+	a->pos = h;
+	a->len = len;
+	return 1;
+}
+
+/* ---- publication -------------------------------------------------------- */
+
+static inline void publish(shmkit_chan *ch, uint64_t pos, size_t len)
+{
+	struct sk_chan_slot *s = slot_at(ch, pos);
+	struct sk_chan_ctl *c = ch->ctl;
+
+	if (ch->spsc) {
+		/* Relaxed: published by the release store of tail next. */
+		sk_store_relaxed(&s->len, (uint32_t)len);
+		/* Release: pairs with the consumer's acquire load of tail
+		 * (spsc_claim_recv): payload and len are visible with it. */
+		sk_store_release(&c->tail, pos + 1);
+	} else {
+		/* P6.  Release: see len_stable(). */
+		sk_store_release(&s->len, (uint32_t)len);
+		/* P7.  Release: pairs with the consumer's acquire load C2. */
+		sk_store_release(&s->seq, sk_seq_make(pos, SK_SLOT_FULL, 0));
+		/* Relaxed: a statistic, ordered with nothing. */
+		sk_fetch_add(&c->sent, 1, __ATOMIC_RELAXED);
+	}
+	shmkit_ec_inc(&c->not_empty); /* P8: see wait.h */
+}
+
+static inline void consumed(shmkit_chan *ch, uint64_t pos)
+{
+	struct sk_chan_ctl *c = ch->ctl;
+
+	if (ch->spsc) {
+		/* Release: pairs with the producer's acquire load of head
+		 * (spsc_claim_send): our reads of the slot are done. */
+		sk_store_release(&c->head, pos + 1);
+	} else {
+		/* C6.  Release: pairs with the producer's acquire P2/P3. */
+		sk_store_release(&slot_at(ch, pos)->seq, sk_seq_make(pos + ch->cap, SK_SLOT_FREE, 0));
+		/* Relaxed: a statistic. */
+		sk_fetch_add(&c->received, 1, __ATOMIC_RELAXED);
+	}
+	shmkit_ec_inc(&c->not_full); /* C7: see wait.h */
+}
+
+/* Give a claimed (or dead) position up as if consumed; wake both sides:
+ * consumers blocked at it move past, producers may refill it. */
+static void give_up(shmkit_chan *ch)
+{
+	shmkit_ec_inc(&ch->ctl->not_empty);
+	shmkit_ec_inc(&ch->ctl->not_full);
+}
+
+/* ---- recovery from dead claimers --------------------------------------- */
+
+/* Reclaim the slot claimed by word w if its claimer is dead.  1 if done. */
+static SK_COLD int reclaim(shmkit_chan *ch, uint64_t w)
+{
+	struct sk_chan_slot *s = slot_at(ch, sk_seq_pos(w));
+	uint32_t pid = sk_seq_pid(w);
+
+	if (pid == ch->pid)
+		return 0; /* our own claim, on another handle */
+	/* Acquire: pairs with the release store of claim in stamp(); a
+	 * match means start belongs to this very claim. */
+	uint64_t start = sk_load_acquire(&s->claim) == w ? sk_load_relaxed(&s->start) : 0;
+	if (sk_proc_alive((pid_t)pid, start) != 0)
+		return 0; /* alive, or unknowable: never take a live claim */
+	/* Relaxed both ways: nothing is published or consumed - the dead
+	 * claimer's partial writes are never read, and the next producer's
+	 * claim orders itself (P2/P3).  The compare on the whole word makes
+	 * one reclaimer win; a changed word means someone moved on. */
+	if (!sk_cas(&s->seq, &w, sk_seq_make(sk_seq_pos(w) + ch->cap, SK_SLOT_FREE, 0),
+	            __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return 0;
+	/* Relaxed: a statistic. */
+	sk_fetch_add(&ch->ctl->reclaimed, 1, __ATOMIC_RELAXED);
+	give_up(ch);
+	return 1;
+}
+
+/* Called after each failed attempt: if the same claimed word has blocked
+ * this side for SK_CHAN_RECLAIM_NS, check its owner.  1 if reclaimed. */
+static int watch(shmkit_chan *ch, int side, uint64_t w)
+{
+	if (!w) {
+		ch->watch[side].word = 0;
+		return 0;
+	}
+	int64_t now = sk_now_ns();
+	if (ch->watch[side].word != w) {
+		ch->watch[side].word = w;
+		ch->watch[side].since = now;
+		return 0;
+	}
+	if (now - ch->watch[side].since < SK_CHAN_RECLAIM_NS)
+		return 0;
+	ch->watch[side].since = now;
+	return reclaim(ch, w);
+}
+
+/* ---- waiting ------------------------------------------------------------- */
+
+static SK_COLD void count_wait(shmkit_chan *ch, int side)
+{
+	/* Relaxed: a statistic. */
+	sk_fetch_add(side == PROD ? &ch->ctl->full_waits : &ch->ctl->empty_waits, 1,
+	             __ATOMIC_RELAXED);
+}
+
+/* Slow path of a claim: wait by the handle's strategy in slices of
+ * SK_CHAN_RECLAIM_NS, so a dead claimer is noticed even by a sleeper
+ * whose wake-up it will never send.  0 claimed, or a negative error. */
+static SK_COLD int claim_wait(shmkit_chan *ch, int side, struct attempt *a, int64_t timeout_ns)
+{
+	int (*try)(void *) = side == PROD ? (ch->spsc ? spsc_claim_send : mpmc_claim_send)
+	                                  : (ch->spsc ? spsc_claim_recv : mpmc_claim_recv);
+	shmkit_ec *ec = side == PROD ? &ch->ctl->not_full : &ch->ctl->not_empty;
+	int64_t deadline = sk_deadline(timeout_ns);
+	int waited = 0, r;
+
+	count_wait(ch, side);
+	for (;;) {
+		if (watch(ch, side, a->blocker)) {
+			if ((r = try(a)))
+				return r < 0 ? r : 0;
+		}
+		if (timeout_ns == 0)
+			return -EAGAIN;
+		int64_t now = sk_now_ns();
+		int64_t until = deadline - now > SK_CHAN_RECLAIM_NS ? now + SK_CHAN_RECLAIM_NS : deadline;
+		r = sk_wait_for(ec, ch->wait, until, try, a, &waited);
+		if (r != -ETIMEDOUT && r != -EAGAIN)
+			return r;
+		if (until == deadline)
+			return -ETIMEDOUT;
+	}
+}
+
+/* Claim a slot (producer) or a message (consumer).  0, or an error. */
+static inline int claim(shmkit_chan *ch, int side, struct attempt *a, int64_t timeout_ns)
+{
+	int r;
+
+	identity_check(ch);
+	if (side == PROD)
+		r = ch->spsc ? spsc_claim_send(a) : mpmc_claim_send(a);
+	else
+		r = ch->spsc ? spsc_claim_recv(a) : mpmc_claim_recv(a);
+	if (SK_LIKELY(r > 0))
+		return 0;
+	if (r < 0)
+		return r;
+	return claim_wait(ch, side, a, timeout_ns);
+}
+
+/* ---- public: lifecycle -------------------------------------------------- */
+
+static const struct shmkit_chan_opts default_opts;
+
+static int opts_check(const struct shmkit_chan_opts *o)
+{
+	if (o->flags & ~SK_CHAN_OPEN_FLAGS)
+		return sk_fail(-EINVAL, "unknown channel flags 0x%x", o->flags & ~SK_CHAN_OPEN_FLAGS);
+	if (o->wait < SHMKIT_WAIT_ADAPTIVE || o->wait > SHMKIT_WAIT_BLOCK)
+		return sk_fail(-EINVAL, "wait strategy %d is not an enum shmkit_wait", o->wait);
+	return 0;
+}
+
+static struct shmkit_seg_opts seg_opts(const struct shmkit_chan_opts *o, size_t size)
+{
+	struct shmkit_seg_opts so = {
+		.size = size,
+		.mode = o->mode,
+		.flags = o->flags & ~SHMKIT_CHAN_SPSC,
+		.timeout_ns = o->timeout_ns,
+	};
+	return so;
+}
+
+/* Wrap a channel segment in a handle; on failure seg is left to the caller. */
+static int chan_new(shmkit_chan **out, shmkit_seg *seg, const struct shmkit_chan_opts *o)
+{
+	shmkit_chan *ch = calloc(1, sizeof(*ch));
+	int err;
+
+	if (!ch)
+		return -ENOMEM;
+	if ((err = chan_bind(ch, seg))) {
+		free(ch);
+		return err;
+	}
+	pthread_once(&fork_once, fork_register);
+	identity_refresh(ch);
+	if (ch->pid > SK_SEQ_PID_MASK) {
+		uint32_t pid = ch->pid;
+		free(ch);
+		return sk_fail(-EOVERFLOW, "pid %u does not fit a slot claim", pid);
+	}
+	ch->wait = o->wait;
+	ch->rdonly = (o->flags & SHMKIT_RDONLY) != 0;
+	*out = ch;
+	return 0;
+}
+
+static int chan_finish(shmkit_chan **out, shmkit_seg *seg, const struct shmkit_chan_opts *o, int err)
+{
+	if (!err && (err = chan_new(out, seg, o)))
+		shmkit_seg_close(seg);
+	return err;
+}
+
+int shmkit_chan_create(shmkit_chan **out, const char *name, const struct shmkit_chan_opts *opts)
+{
+	const struct shmkit_chan_opts *o = opts ? opts : &default_opts;
+	struct geometry g;
+	shmkit_seg *seg = NULL;
+	int err;
+
+	sk_clear_detail();
+	if (!out)
+		return sk_fail(-EINVAL, "out is NULL");
+	*out = NULL;
+	if ((err = opts_check(o)))
+		return err;
+	if (o->flags & SHMKIT_RDONLY)
+		return sk_fail(-EINVAL, "a channel cannot be created read-only");
+	g.capacity = o->capacity ? o->capacity : SK_CHAN_DEFAULT_CAPACITY;
+	if (g.capacity <= SK_CHAN_MAX_CAPACITY)
+		g.capacity = g.capacity <= 1 ? 1 : 1u << (32 - __builtin_clz(g.capacity - 1));
+	g.max_msg = o->max_msg ? o->max_msg : SK_CHAN_DEFAULT_MAX_MSG;
+	g.flags = o->flags & SHMKIT_CHAN_SPSC;
+	if ((err = geometry_check(&g)))
+		return err;
+	uint64_t bytes = data_bytes(&g);
+	if (bytes > SIZE_MAX / 2)
+		return sk_fail(-EINVAL, "channel of %llu bytes is too large", (unsigned long long)bytes);
+	struct shmkit_seg_opts so = seg_opts(o, (size_t)bytes);
+	err = sk_seg_create_kind(&seg, name, &so, SHMKIT_KIND_CHAN, chan_init, &g);
+	return chan_finish(out, seg, o, err);
+}
+
+int shmkit_chan_open(shmkit_chan **out, const char *name, const struct shmkit_chan_opts *opts)
+{
+	const struct shmkit_chan_opts *o = opts ? opts : &default_opts;
+	shmkit_seg *seg = NULL;
+	int err;
+
+	sk_clear_detail();
+	if (!out)
+		return sk_fail(-EINVAL, "out is NULL");
+	*out = NULL;
+	if ((err = opts_check(o)))
+		return err;
+	if (o->flags & (SHMKIT_EXCL | SHMKIT_CHAN_SPSC | SHMKIT_NOSEAL | SHMKIT_HUGE))
+		return sk_fail(-EINVAL, "exclusive, SPSC, no-seal and huge are create options");
+	struct shmkit_seg_opts so = seg_opts(o, 0);
+	err = sk_seg_open_kind(&seg, name, &so, SHMKIT_KIND_CHAN);
+	return chan_finish(out, seg, o, err);
+}
+
+int shmkit_chan_attach(shmkit_chan **out, shmkit_seg *seg, const struct shmkit_chan_opts *opts)
+{
+	const struct shmkit_chan_opts *o = opts ? opts : &default_opts;
+	int err;
+
+	sk_clear_detail();
+	if (!out || !seg)
+		return sk_fail(-EINVAL, "out or seg is NULL");
+	*out = NULL;
+	if ((err = opts_check(o)))
+		return err;
+	if (shmkit_seg_kind(seg) != SHMKIT_KIND_CHAN)
+		return sk_fail(-EPROTO, "segment of kind %d is not a channel", shmkit_seg_kind(seg));
+	return chan_new(out, seg, o);
+}
+
+shmkit_seg *shmkit_chan_seg(const shmkit_chan *ch)
+{
+	return ch ? ch->seg : NULL;
+}
+
+int shmkit_chan_close(shmkit_chan *ch)
+{
+	if (!ch)
+		return 0;
+	if (ch->reserved)
+		shmkit_chan_abort(ch);
+	if (ch->peeked)
+		shmkit_chan_release(ch);
+	shmkit_seg_close(ch->seg);
+	free(ch);
+	return 0;
+}
+
+/* ---- public: messages --------------------------------------------------- */
+
+static SK_COLD int bad_state(shmkit_chan *ch, const char *what)
+{
+	if (!ch)
+		return sk_fail(-EINVAL, "channel is NULL");
+	if (ch->rdonly)
+		return sk_fail(-EPERM, "channel opened read-only");
+	return sk_fail(-EINVAL, "%s", what);
+}
+
+static inline bool can_send(const shmkit_chan *ch)
+{
+	return ch && !ch->rdonly && !ch->reserved;
+}
+
+static inline bool can_recv(const shmkit_chan *ch)
+{
+	return ch && !ch->rdonly && !ch->peeked;
+}
+
+int shmkit_chan_send(shmkit_chan *ch, const void *msg, size_t len, int64_t timeout_ns)
+{
+	struct attempt a = { .ch = ch };
+	int err;
+
+	if (SK_UNLIKELY(!can_send(ch)))
+		return bad_state(ch, "a reservation is open on this handle");
+	if (SK_UNLIKELY(!msg && len))
+		return sk_fail(-EINVAL, "msg is NULL");
+	if (SK_UNLIKELY(len > ch->max_msg))
+		return sk_fail(-EMSGSIZE, "message of %zu bytes, max_msg %u", len, ch->max_msg);
+	if (SK_UNLIKELY(err = claim(ch, PROD, &a, timeout_ns)))
+		return err;
+	memcpy(payload(slot_at(ch, a.pos)), msg, len);
+	publish(ch, a.pos, len);
+	return 0;
+}
+
+ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
+{
+	struct attempt a = { .ch = ch, .bufcap = cap };
+	int err;
+
+	if (SK_UNLIKELY(!can_recv(ch)))
+		return bad_state(ch, "a peeked message is open on this handle");
+	if (SK_UNLIKELY(!buf && cap))
+		return sk_fail(-EINVAL, "buf is NULL");
+	if (SK_UNLIKELY(err = claim(ch, CONS, &a, timeout_ns)))
+		return err;
+	memcpy(buf, payload(slot_at(ch, a.pos)), a.len);
+	consumed(ch, a.pos);
+	return a.len;
+}
+
+int shmkit_chan_reserve(shmkit_chan *ch, void **buf, int64_t timeout_ns)
+{
+	struct attempt a = { .ch = ch };
+	int err;
+
+	if (!can_send(ch) || !buf)
+		return bad_state(ch, buf ? "a reservation is already open on this handle" : "buf is NULL");
+	if ((err = claim(ch, PROD, &a, timeout_ns)))
+		return err;
+	ch->reserved = true;
+	ch->resv_pos = a.pos;
+	ch->resv_word = a.word;
+	*buf = payload(slot_at(ch, a.pos));
+	return 0;
+}
+
+int shmkit_chan_commit(shmkit_chan *ch, size_t len)
+{
+	if (!ch || !ch->reserved)
+		return sk_fail(-EINVAL, "no reservation to commit");
+	if (len > ch->max_msg)
+		return sk_fail(-EMSGSIZE, "message of %zu bytes, max_msg %u (still reserved)",
+		               len, ch->max_msg);
+	ch->reserved = false;
+	publish(ch, ch->resv_pos, len);
+	return 0;
+}
+
+int shmkit_chan_abort(shmkit_chan *ch)
+{
+	if (!ch || !ch->reserved)
+		return sk_fail(-EINVAL, "no reservation to abort");
+	ch->reserved = false;
+	if (ch->spsc)
+		return 0; /* nothing was published: tail never moved */
+	/* Release: pairs with P2/P3 of the producer a lap later (our writes
+	 * to the slot are done) and with C2 of consumers, which skip the
+	 * position as already consumed. */
+	sk_store_release(&slot_at(ch, ch->resv_pos)->seq,
+	                 sk_seq_make(ch->resv_pos + ch->cap, SK_SLOT_FREE, 0));
+	/* Relaxed: a statistic. */
+	sk_fetch_add(&ch->ctl->aborted, 1, __ATOMIC_RELAXED);
+	give_up(ch);
+	return 0;
+}
+
+ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, int64_t timeout_ns)
+{
+	struct attempt a = { .bufcap = SIZE_MAX, .ch = ch };
+	int err;
+
+	if (!can_recv(ch) || !buf)
+		return bad_state(ch, buf ? "a peeked message is already open on this handle" : "buf is NULL");
+	if ((err = claim(ch, CONS, &a, timeout_ns)))
+		return err;
+	ch->peeked = true;
+	ch->peek_pos = a.pos;
+	ch->peek_word = a.word;
+	ch->peek_len = a.len;
+	*buf = payload(slot_at(ch, a.pos));
+	return a.len;
+}
+
+int shmkit_chan_release(shmkit_chan *ch)
+{
+	if (!ch || !ch->peeked)
+		return sk_fail(-EINVAL, "no peeked message to release");
+	ch->peeked = false;
+	consumed(ch, ch->peek_pos);
+	return 0;
+}
+
+/* ---- public: statistics ------------------------------------------------- */
+
+int shmkit_chan_stats(shmkit_chan *ch, struct shmkit_chan_stats *st)
+{
+	if (!ch || !st)
+		return sk_fail(-EINVAL, "channel or stats is NULL");
+	const struct sk_chan_ctl *c = ch->ctl;
+	/* Relaxed throughout: a snapshot for people, ordered with nothing. */
+	uint64_t tail = sk_load_relaxed(&c->tail), head = sk_load_relaxed(&c->head);
+
+	memset(st, 0, sizeof(*st));
+	st->capacity = (uint32_t)ch->cap;
+	st->max_msg = ch->max_msg;
+	st->depth = (int64_t)(tail - head) < 0 ? 0 : tail - head > ch->cap ? ch->cap : tail - head;
+	st->sent = ch->spsc ? tail : sk_load_relaxed(&c->sent);
+	st->received = ch->spsc ? head : sk_load_relaxed(&c->received);
+	st->full_waits = sk_load_relaxed(&c->full_waits);
+	st->empty_waits = sk_load_relaxed(&c->empty_waits);
+	st->reclaimed = sk_load_relaxed(&c->reclaimed);
+	st->aborted = sk_load_relaxed(&c->aborted);
+	st->slot_size = ch->slot_size;
+	st->hdr_size = ch->seg->data_off + SK_CHAN_CTL_SIZE;
+	st->seg_size = ch->seg->map_size;
+	st->spsc = ch->spsc;
+	return 0;
+}

@@ -1,0 +1,175 @@
+/*
+ * chan.h - the channel's shared-memory format.  Not public.  The protocol
+ * that runs over it (who writes what, with which ordering, and how a dead
+ * peer's slot is recovered) is the essay at the top of chan.c.
+ *
+ * Byte layout of the data area of a SHMKIT_KIND_CHAN segment
+ * -----------------------------------------------------------
+ * The data area starts page-aligned after the segment header (seg.h).
+ *
+ *   off  size  field (struct sk_chan_ctl)            written by
+ *     0     8  magic        "SKCHAN\0\1"             creator, once
+ *     8     4  version      SK_CHAN_VERSION          creator, once
+ *    12     4  fingerprint  sk_chan_fingerprint()    creator, once
+ *    16     4  flags        SHMKIT_CHAN_SPSC or 0    creator, once
+ *    20     4  capacity     slots, a power of 2      creator, once
+ *    24     4  max_msg      largest payload          creator, once
+ *    28     4  slot_size    SK_CHAN_SLOT_SIZE(max)   creator, once
+ *    32     8  slots_off    SK_CHAN_CTL_SIZE         creator, once
+ *    40     8  slots_bytes  capacity * slot_size     creator, once
+ *    64     8  tail         next position to produce  producers
+ *    72     8  sent         messages committed        producers
+ *    80     8  full_waits   calls that found it full  producers
+ *   128     8  head         next position to consume  consumers
+ *   136     8  received     messages taken            consumers
+ *   144     8  empty_waits  calls that found it empty consumers
+ *   192     4  not_empty    event count               bumped by producers
+ *   256     4  not_full     event count               bumped by consumers
+ *   320     8  reclaimed    slots taken from dead peers either side
+ *   328     8  aborted      reservations given back  producers
+ *   384        slot 0, then slot i at 384 + i * slot_size
+ *
+ * Each group written by one side sits on its own 64-byte line, so a
+ * producer and a consumer touch different lines except for the slot they
+ * hand over.  Statistics ride on the line of the index their side already
+ * owns (the counter update hits a line in this core's cache).
+ *
+ *   slot (struct sk_chan_slot), slot_size = round_up(32 + max_msg, 64)
+ *     0     8  seq    position (40 bits) | state (2) | claimer pid (22)
+ *     8     8  claim  the seq word whose claimer `start` belongs to
+ *    16     8  start  the claimer's start time (live.c), PID-reuse proof
+ *    24     4  len    payload bytes, <= max_msg
+ *    28     4  (zero)
+ *    32   ...  payload, max_msg bytes (32-byte aligned)
+ *
+ * Segment size = 4096 (segment header) + 384 + capacity * slot_size,
+ * rounded up to the page size by the segment layer.
+ *
+ * Positions are 64-bit counters in head/tail that never wrap in practice;
+ * a slot's seq keeps the low 40 bits, and every comparison of a seq
+ * position with an index is a signed 40-bit difference, correct while
+ * the two are within 2^39 of each other (they are within one capacity).
+ *
+ * Slot states (MPMC), for the slot of position p (index p & (capacity-1)):
+ *   FREE(p)      empty, waiting for the producer of position p
+ *   WRITING(p)   claimed by that producer (pid in the word)
+ *   FULL(p)      message published, waiting for the consumer of p
+ *   READING(p)   claimed by that consumer (pid in the word)
+ * and back to FREE(p + capacity).  Only FREE and FULL carry pid 0.
+ *
+ * Invariants (MPMC), which open and every operation check:
+ *   - every position below tail was claimed by a producer; tail lags the
+ *     last claim by at most one (the claimer, or any other producer that
+ *     sees the claimed slot, moves it on);
+ *   - likewise head for consumers;
+ *   - a slot's position, seen from an index i of its side, is i - capacity,
+ *     i, or i + k*capacity (k >= 1, the index is stale); anything else,
+ *     a position that does not map to that slot, or len > max_msg, is
+ *     corruption: -EBADMSG.
+ * SPSC channels use only head, tail and each slot's len: the slot of
+ * position p holds a message iff head <= p < tail, and 0 <= tail - head
+ * <= capacity.
+ */
+#ifndef SHMKIT_CHAN_H
+#define SHMKIT_CHAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+#define SK_CHAN_MAGIC 0x01004e4148434b53ULL /* "SKCHAN\0\1" little-endian */
+#define SK_CHAN_VERSION 1u
+#define SK_CHAN_CTL_SIZE 384u
+#define SK_CHAN_SLOT_HDR 32u
+#define SK_CHAN_SLOT_SIZE(max_msg) \
+	(((uint64_t)(max_msg) + SK_CHAN_SLOT_HDR + SK_CACHELINE - 1) & ~(uint64_t)(SK_CACHELINE - 1))
+#define SK_CHAN_MAX_CAPACITY (1u << 24)
+#define SK_CHAN_MAX_MSG (1u << 30)
+#define SK_CHAN_DEFAULT_CAPACITY 64u
+#define SK_CHAN_DEFAULT_MAX_MSG 1024u
+
+/* The seq word: pos << 24 | state << 22 | pid. */
+#define SK_SEQ_PID_BITS 22
+#define SK_SEQ_PID_MASK ((1u << SK_SEQ_PID_BITS) - 1)
+#define SK_SEQ_STATE_SHIFT 22
+#define SK_SEQ_POS_SHIFT 24
+#define SK_SEQ_POS_MASK ((UINT64_C(1) << 40) - 1)
+
+enum sk_slot_state {
+	SK_SLOT_FREE = 0,
+	SK_SLOT_WRITING = 1,
+	SK_SLOT_FULL = 2,
+	SK_SLOT_READING = 3,
+};
+
+struct sk_chan_ctl {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t fingerprint;
+	uint32_t flags;
+	uint32_t capacity;
+	uint32_t max_msg;
+	uint32_t slot_size;
+	uint64_t slots_off;
+	uint64_t slots_bytes;
+
+	uint64_t tail SK_ALIGNED_CL;
+	uint64_t sent;
+	uint64_t full_waits;
+
+	uint64_t head SK_ALIGNED_CL;
+	uint64_t received;
+	uint64_t empty_waits;
+
+	shmkit_ec not_empty SK_ALIGNED_CL;
+	shmkit_ec not_full SK_ALIGNED_CL;
+
+	uint64_t reclaimed SK_ALIGNED_CL;
+	uint64_t aborted;
+};
+
+struct sk_chan_slot {
+	uint64_t seq;
+	uint64_t claim;
+	uint64_t start;
+	uint32_t len;
+	uint32_t zero;
+};
+
+_Static_assert(sizeof(struct sk_chan_ctl) == SK_CHAN_CTL_SIZE, "channel control block size");
+_Static_assert(sizeof(struct sk_chan_slot) == SK_CHAN_SLOT_HDR, "channel slot header size");
+_Static_assert(offsetof(struct sk_chan_ctl, head) == 128, "channel head offset");
+
+static inline uint64_t sk_seq_make(uint64_t pos, unsigned state, uint32_t pid)
+{
+	return ((pos & SK_SEQ_POS_MASK) << SK_SEQ_POS_SHIFT) |
+	       ((uint64_t)state << SK_SEQ_STATE_SHIFT) | (pid & SK_SEQ_PID_MASK);
+}
+
+static inline uint64_t sk_seq_pos(uint64_t w)
+{
+	return w >> SK_SEQ_POS_SHIFT;
+}
+
+static inline unsigned sk_seq_state(uint64_t w)
+{
+	return (unsigned)(w >> SK_SEQ_STATE_SHIFT) & 3u;
+}
+
+static inline uint32_t sk_seq_pid(uint64_t w)
+{
+	return (uint32_t)w & SK_SEQ_PID_MASK;
+}
+
+/* pos40 - index as a signed 40-bit difference. */
+static inline int64_t sk_seq_diff(uint64_t pos40, uint64_t index)
+{
+	return (int64_t)((pos40 - index) << SK_SEQ_POS_SHIFT) >> SK_SEQ_POS_SHIFT;
+}
+
+/* Hash of the layout this build uses; a segment made by a build that
+ * disagrees is refused (-EPROTO). */
+uint32_t sk_chan_fingerprint(void);
+
+#endif /* SHMKIT_CHAN_H */

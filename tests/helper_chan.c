@@ -1,0 +1,97 @@
+/*
+ * helper_chan.c - an unrelated process for the channel tests (exec'd by
+ * test_chan.c through sk_test_spawn).
+ *
+ *   helper_chan produce NAME ID COUNT   send COUNT stress messages of
+ *                                      producer ID (format in chan_msg.h)
+ *   helper_chan reserve-die NAME       reserve a slot, print "reserved",
+ *                                      then die by SIGKILL
+ *   helper_chan peek-die NAME          peek a message, print "ID SEQ" (or
+ *                                      "LEN" for a non-stress one), then
+ *                                      die by SIGKILL
+ * Exit 0 on success, 1 on a channel error (printed to stderr), 2 usage.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chan_msg.h"
+#include "shmkit.h"
+
+#define HELPER_WAIT 20000000000LL /* 20 s: a bound, never reached when healthy */
+
+static int fail(const char *what, long err)
+{
+	fprintf(stderr, "helper_chan: %s: %s (%s)\n", what, shmkit_strerror((int)err),
+	        shmkit_errdetail());
+	return 1;
+}
+
+static int produce(shmkit_chan *ch, unsigned id, unsigned count)
+{
+	struct chan_msg m;
+
+	for (unsigned seq = 0; seq < count; seq++) {
+		size_t len = chan_msg_fill(&m, id, seq);
+		int r = shmkit_chan_send(ch, &m, len, HELPER_WAIT);
+		if (r)
+			return fail("send", r);
+	}
+	return 0;
+}
+
+static int reserve_die(shmkit_chan *ch)
+{
+	void *buf;
+	int r = shmkit_chan_reserve(ch, &buf, HELPER_WAIT);
+
+	if (r)
+		return fail("reserve", r);
+	memset(buf, 0xee, 16); /* half-written garbage nobody may read */
+	printf("reserved\n");
+	fflush(stdout);
+	raise(SIGKILL);
+	return 1;
+}
+
+static int peek_die(shmkit_chan *ch)
+{
+	const void *buf;
+	ssize_t n = shmkit_chan_peek(ch, &buf, HELPER_WAIT);
+
+	if (n < 0)
+		return fail("peek", n);
+	struct chan_msg m;
+	if ((size_t)n >= CHAN_MSG_MIN && (size_t)n <= sizeof(m)) {
+		memcpy(&m, buf, (size_t)n);
+		printf("%u %u\n", m.id, m.seq);
+	} else {
+		printf("%zd\n", n);
+	}
+	fflush(stdout);
+	raise(SIGKILL);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	shmkit_chan *ch;
+
+	if (argc < 3)
+		return 2;
+	int r = shmkit_chan_open(&ch, argv[2], NULL);
+	if (r)
+		return fail(argv[2], r);
+	if (!strcmp(argv[1], "produce") && argc == 5)
+		r = produce(ch, (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]));
+	else if (!strcmp(argv[1], "reserve-die"))
+		r = reserve_die(ch);
+	else if (!strcmp(argv[1], "peek-die"))
+		r = peek_die(ch);
+	else
+		r = 2;
+	shmkit_chan_close(ch);
+	return r;
+}

@@ -1,0 +1,83 @@
+/*
+ * journal_test.h - what the journal tests and their helper program share:
+ * the deterministic payload of record SEQ, and journal directories under
+ * /tmp/sktest-journal-PID-N removed by the test's .fini even when an
+ * assertion fails.  Plain C (no Criterion), static inline: each includer
+ * gets its own copy.
+ */
+#ifndef SK_JOURNAL_TEST_H
+#define SK_JOURNAL_TEST_H
+
+#include <ftw.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Payload of record seq: 0..max bytes (some empty, some long), each byte
+ * a function of seq and its index. */
+static inline uint32_t jt_len(uint64_t seq, uint32_t max)
+{
+	uint32_t l = (uint32_t)((seq * 7919u) % 211u);
+	if (seq % 17 == 0)
+		l = max;
+	return l > max ? max : l;
+}
+
+static inline void jt_fill(uint64_t seq, uint8_t *buf, uint32_t len)
+{
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(seq * 31u + i * 7u + 1u);
+}
+
+static inline bool jt_check(uint64_t seq, const void *data, uint32_t len, uint32_t max)
+{
+	const uint8_t *p = data;
+	if (len != jt_len(seq, max))
+		return false;
+	for (uint32_t i = 0; i < len; i++)
+		if (p[i] != (uint8_t)(seq * 31u + i * 7u + 1u))
+			return false;
+	return true;
+}
+
+/* ---- directories (test processes only) ------------------------------- */
+
+#define JT_MAX_DIRS 64
+static char jt_dirs[JT_MAX_DIRS][96];
+static int jt_ndirs;
+
+static int jt_rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb; (void)flag; (void)ftw;
+	remove(p);
+	return 0;
+}
+
+static inline void jt_rmrf(const char *path)
+{
+	nftw(path, jt_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A fresh journal path (not created): /tmp/sktest-journal-PID-N. */
+static inline const char *jt_new_path(void)
+{
+	static int n;
+	if (jt_ndirs >= JT_MAX_DIRS)
+		return NULL;
+	char *p = jt_dirs[jt_ndirs++];
+	snprintf(p, sizeof(jt_dirs[0]), "/tmp/sktest-journal-%d-%d", (int)getpid(), n++);
+	jt_rmrf(p);
+	return p;
+}
+
+/* Remove every path jt_new_path() gave (TestSuite .fini). */
+static inline void jt_cleanup(void)
+{
+	for (int i = 0; i < jt_ndirs; i++)
+		jt_rmrf(jt_dirs[i]);
+	jt_ndirs = 0;
+}
+
+#endif /* SK_JOURNAL_TEST_H */

@@ -1,0 +1,500 @@
+/*
+ * test_chan.c - channels in one process and across fork: send/recv,
+ * wrap-around, full and empty, timeouts, variable sizes and -EMSGSIZE,
+ * zero-copy, statistics, every backend, hand-corrupted shared state.
+ * Multi-process stress and crash recovery are in test_chan_stress.c.
+ *
+ * Names come from sk_test_new_name() and are removed by the suite's .fini,
+ * also after a failed assertion.  Forked children report through their
+ * exit status and are always reaped.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "chan_msg.h"
+#include "lib_test.h"
+#include "shmkit.h"
+
+#define MS 1000000LL
+#define SEC 1000000000LL
+
+TestSuite(chan, .timeout = 60, .fini = sk_test_cleanup);
+
+static shmkit_chan *make(const char *name, uint32_t cap, uint32_t max, unsigned flags)
+{
+	struct shmkit_chan_opts o = { .capacity = cap, .max_msg = max, .flags = flags | SHMKIT_EXCL };
+	shmkit_chan *ch = NULL;
+	int r = shmkit_chan_create(&ch, name, &o);
+
+	cr_assert_eq(r, 0, "create %s: %s (%s)", name, shmkit_strerror(r), shmkit_errdetail());
+	return ch;
+}
+
+static void send_u64(shmkit_chan *ch, uint64_t v)
+{
+	int r = shmkit_chan_send(ch, &v, sizeof(v), 0);
+	cr_assert_eq(r, 0, "send %llu: %s (%s)", (unsigned long long)v, shmkit_strerror(r),
+	             shmkit_errdetail());
+}
+
+static void recv_u64(shmkit_chan *ch, uint64_t want)
+{
+	uint64_t v = ~want;
+	ssize_t n = shmkit_chan_recv(ch, &v, sizeof(v), 0);
+	cr_assert_eq(n, (ssize_t)sizeof(v), "recv: %s (%s)", shmkit_strerror((int)n),
+	             shmkit_errdetail());
+	cr_assert_eq(v, want, "got %llu, want %llu", (unsigned long long)v, (unsigned long long)want);
+}
+
+static struct shmkit_chan_stats stats(shmkit_chan *ch)
+{
+	struct shmkit_chan_stats st;
+	cr_assert_eq(shmkit_chan_stats(ch, &st), 0);
+	return st;
+}
+
+/* ---- basics -------------------------------------------------------------- */
+
+Test(chan, send_recv_and_stats)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = make(name, 5, 100, 0), *ro = NULL;
+	struct shmkit_chan_opts ro_opts = { .flags = SHMKIT_RDONLY };
+
+	cr_assert_eq(shmkit_chan_open(&ro, name, &ro_opts), 0);
+	for (uint64_t i = 0; i < 3; i++)
+		send_u64(ch, i);
+	struct shmkit_chan_stats st = stats(ro);
+	cr_expect_eq(st.capacity, 8, "capacity rounds up to a power of 2");
+	cr_expect_eq(st.max_msg, 100);
+	cr_expect_eq(st.depth, 3);
+	cr_expect_eq(st.sent, 3);
+	cr_expect_eq(st.slot_size, 192, "round_up(32 + 100, 64)");
+	cr_expect_eq(st.seg_size, (st.hdr_size + 8 * st.slot_size + 4095) / 4096 * 4096);
+	cr_expect_eq(st.spsc, 0);
+	for (uint64_t i = 0; i < 3; i++)
+		recv_u64(ch, i);
+	st = stats(ro);
+	cr_expect_eq(st.received, 3);
+	cr_expect_eq(st.depth, 0);
+	uint64_t v = 0;
+	cr_expect_eq(shmkit_chan_send(ro, &v, sizeof(v), 0), -EPERM, "read-only handle sends");
+	cr_expect_eq(shmkit_chan_recv(ro, &v, sizeof(v), 0), -EPERM);
+	shmkit_chan_close(ro);
+	shmkit_chan_close(ch);
+}
+
+Test(chan, bad_arguments)
+{
+	const char *name = sk_test_new_name("posix");
+	struct shmkit_chan_opts o = { .capacity = SK_CHAN_MAX_CAPACITY + 1, .max_msg = 8 };
+	shmkit_chan *ch = NULL;
+
+	cr_expect_eq(shmkit_chan_create(NULL, name, NULL), -EINVAL);
+	cr_expect_eq(shmkit_chan_create(&ch, name, &o), -EINVAL);
+	o.capacity = 4;
+	o.max_msg = SK_CHAN_MAX_MSG + 1;
+	cr_expect_eq(shmkit_chan_create(&ch, name, &o), -EINVAL);
+	o.max_msg = 8;
+	o.wait = 7;
+	cr_expect_eq(shmkit_chan_create(&ch, name, &o), -EINVAL);
+	o.wait = 0;
+	o.flags = SHMKIT_COW;
+	cr_expect_eq(shmkit_chan_create(&ch, name, &o), -EINVAL);
+	cr_expect_eq(sk_test_exists(name), 0, "a failed create leaves nothing");
+	cr_expect_eq(shmkit_chan_open(&ch, name, NULL), -ENOENT);
+
+	/* A byte segment is not a channel. */
+	struct shmkit_seg_opts so = { .size = 4096 };
+	shmkit_seg *seg;
+	cr_assert_eq(shmkit_seg_create(&seg, name, &so), 0);
+	cr_expect_eq(shmkit_chan_open(&ch, name, NULL), -EPROTO);
+	cr_expect_eq(shmkit_chan_attach(&ch, seg, NULL), -EPROTO);
+	shmkit_seg_close(seg);
+	cr_expect_eq(shmkit_chan_send(NULL, "x", 1, 0), -EINVAL);
+	cr_expect_eq(shmkit_chan_close(NULL), 0);
+}
+
+Test(chan, create_opens_existing_unless_exclusive)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *a = make(name, 4, 16, 0), *b = NULL;
+	struct shmkit_chan_opts o = { .capacity = 64, .max_msg = 1000 };
+
+	cr_assert_eq(shmkit_chan_create(&b, name, &o), 0);
+	cr_expect_eq(stats(b).capacity, 4, "the existing channel's geometry applies");
+	send_u64(a, 42);
+	recv_u64(b, 42);
+	o.flags = SHMKIT_EXCL;
+	shmkit_chan *c = NULL;
+	cr_expect_eq(shmkit_chan_create(&c, name, &o), -EEXIST);
+	shmkit_chan_close(b);
+	shmkit_chan_close(a);
+}
+
+static void wrap_many(unsigned flags)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = make(name, 2, 8, flags);
+
+	for (uint64_t i = 0; i < 100000; i += 2) {
+		send_u64(ch, i);
+		send_u64(ch, i + 1);
+		recv_u64(ch, i);
+		recv_u64(ch, i + 1);
+	}
+	struct shmkit_chan_stats st = stats(ch);
+	cr_expect_eq(st.sent, 100000);
+	cr_expect_eq(st.received, 100000);
+	shmkit_chan_close(ch);
+}
+
+Test(chan, wrap_around_mpmc) { wrap_many(0); }
+Test(chan, wrap_around_spsc) { wrap_many(SHMKIT_CHAN_SPSC); }
+
+static void full_and_empty(unsigned flags, int wait)
+{
+	const char *name = sk_test_new_name("posix");
+	struct shmkit_chan_opts o = { .capacity = 4, .max_msg = 8, .flags = flags, .wait = wait };
+	shmkit_chan *ch = NULL;
+	uint64_t v = 0;
+
+	cr_assert_eq(shmkit_chan_create(&ch, name, &o), 0);
+	cr_expect_eq(shmkit_chan_recv(ch, &v, sizeof(v), 0), -EAGAIN);
+	cr_expect_eq(shmkit_chan_recv(ch, &v, sizeof(v), 20 * MS), -ETIMEDOUT);
+	const void *p;
+	cr_expect_eq(shmkit_chan_peek(ch, &p, 5 * MS), -ETIMEDOUT);
+	for (uint64_t i = 0; i < 4; i++)
+		send_u64(ch, i);
+	cr_expect_eq(shmkit_chan_send(ch, &v, sizeof(v), 0), -EAGAIN);
+	cr_expect_eq(shmkit_chan_send(ch, &v, sizeof(v), 20 * MS), -ETIMEDOUT);
+	void *w;
+	cr_expect_eq(shmkit_chan_reserve(ch, &w, 5 * MS), -ETIMEDOUT);
+	struct shmkit_chan_stats st = stats(ch);
+	cr_expect_eq(st.depth, 4);
+	cr_expect_geq(st.full_waits, 3);
+	cr_expect_geq(st.empty_waits, 3);
+	for (uint64_t i = 0; i < 4; i++)
+		recv_u64(ch, i);
+	shmkit_chan_close(ch);
+}
+
+Test(chan, full_empty_timeouts_adaptive) { full_and_empty(0, SHMKIT_WAIT_ADAPTIVE); }
+Test(chan, full_empty_timeouts_spin) { full_and_empty(0, SHMKIT_WAIT_SPIN); }
+Test(chan, full_empty_timeouts_block) { full_and_empty(0, SHMKIT_WAIT_BLOCK); }
+Test(chan, full_empty_timeouts_spsc) { full_and_empty(SHMKIT_CHAN_SPSC, SHMKIT_WAIT_ADAPTIVE); }
+
+static void sizes(unsigned flags)
+{
+	const char *name = sk_test_new_name("posix");
+	enum { MAX = 300 };
+	shmkit_chan *ch = make(name, 4, MAX, flags);
+	unsigned char in[MAX + 1], out[MAX + 1];
+
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (unsigned char)(i * 13 + 1);
+	cr_expect_eq(shmkit_chan_send(ch, in, MAX + 1, 0), -EMSGSIZE);
+	for (size_t len = 0; len <= MAX; len += (len < 70 ? 1 : 23)) {
+		cr_assert_eq(shmkit_chan_send(ch, in, len, 0), 0);
+		if (len > 0) /* too small a buffer: the message stays queued */
+			cr_assert_eq(shmkit_chan_recv(ch, out, len - 1, 0), -EMSGSIZE);
+		memset(out, 0, sizeof(out));
+		cr_assert_eq(shmkit_chan_recv(ch, out, sizeof(out), 0), (ssize_t)len);
+		cr_assert_eq(memcmp(in, out, len), 0, "len %zu", len);
+	}
+	cr_expect_eq(stats(ch).received, stats(ch).sent);
+	shmkit_chan_close(ch);
+}
+
+Test(chan, variable_sizes_mpmc) { sizes(0); }
+Test(chan, variable_sizes_spsc) { sizes(SHMKIT_CHAN_SPSC); }
+
+/* ---- zero-copy ----------------------------------------------------------- */
+
+static void zero_copy(unsigned flags)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = make(name, 4, 64, flags);
+	void *w, *w2;
+	const void *r;
+
+	cr_assert_eq(shmkit_chan_reserve(ch, &w, 0), 0);
+	cr_expect_eq((uintptr_t)w % 32, 0, "payload is 32-byte aligned");
+	cr_expect_eq(shmkit_chan_reserve(ch, &w2, 0), -EINVAL, "one reservation per handle");
+	cr_expect_eq(shmkit_chan_send(ch, "x", 1, 0), -EINVAL);
+	memcpy(w, "hello", 5);
+	cr_expect_eq(shmkit_chan_commit(ch, 65), -EMSGSIZE, "too long: stays reserved");
+	cr_assert_eq(shmkit_chan_commit(ch, 5), 0);
+	cr_expect_eq(shmkit_chan_commit(ch, 5), -EINVAL);
+
+	/* An aborted reservation is skipped: the next message follows. */
+	cr_assert_eq(shmkit_chan_reserve(ch, &w, 0), 0);
+	memcpy(w, "junk", 4);
+	cr_assert_eq(shmkit_chan_abort(ch), 0);
+	cr_expect_eq(shmkit_chan_abort(ch), -EINVAL);
+	cr_assert_eq(shmkit_chan_send(ch, "world", 5, 0), 0);
+
+	cr_assert_eq(shmkit_chan_peek(ch, &r, 0), 5);
+	cr_expect_eq(memcmp(r, "hello", 5), 0);
+	char buf[8];
+	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), -EINVAL, "peeked: release first");
+	cr_assert_eq(shmkit_chan_release(ch), 0);
+	cr_expect_eq(shmkit_chan_release(ch), -EINVAL);
+	cr_assert_eq(shmkit_chan_peek(ch, &r, 0), 5);
+	cr_expect_eq(memcmp(r, "world", 5), 0);
+	cr_assert_eq(shmkit_chan_release(ch), 0);
+	cr_expect_eq(shmkit_chan_peek(ch, &r, 0), -EAGAIN);
+
+	/* Many laps of reserve/commit and abort. */
+	for (uint32_t i = 0; i < 1000; i++) {
+		cr_assert_eq(shmkit_chan_reserve(ch, &w, 0), 0);
+		memcpy(w, &i, sizeof(i));
+		if (i % 3 == 0) {
+			cr_assert_eq(shmkit_chan_abort(ch), 0);
+			continue;
+		}
+		cr_assert_eq(shmkit_chan_commit(ch, sizeof(i)), 0);
+		uint32_t got;
+		cr_assert_eq(shmkit_chan_recv(ch, &got, sizeof(got), 0), (ssize_t)sizeof(got));
+		cr_assert_eq(got, i);
+	}
+	/* Close with a reservation open gives it back. */
+	cr_assert_eq(shmkit_chan_reserve(ch, &w, 0), 0);
+	shmkit_chan *other;
+	cr_assert_eq(shmkit_chan_open(&other, name, NULL), 0);
+	shmkit_chan_close(ch);
+	cr_expect_eq(shmkit_chan_recv(other, buf, sizeof(buf), 0), -EAGAIN);
+	for (int i = 0; i < 4; i++)
+		cr_expect_eq(shmkit_chan_send(other, "y", 1, 0), 0, "the slot came back");
+	if (!(flags & SHMKIT_CHAN_SPSC))
+		cr_expect_eq(stats(other).aborted, 1000 / 3 + 1 + 1 + 1);
+	shmkit_chan_close(other);
+}
+
+Test(chan, zero_copy_mpmc) { zero_copy(0); }
+Test(chan, zero_copy_spsc) { zero_copy(SHMKIT_CHAN_SPSC); }
+
+/* ---- backends --------------------------------------------------------------- */
+
+/* Two channels over one backend: requests to the child, replies back. */
+struct pair {
+	const char *names[2];
+	shmkit_chan *inherited[2]; /* anon/memfd across fork: the parent's handles */
+	int sock;                  /* memfd fd passing, else -1 */
+	unsigned count;
+};
+
+static int child_echo(shmkit_chan *req, shmkit_chan *rep, unsigned count)
+{
+	struct chan_msg m, got;
+	char buf[sizeof(m)];
+
+	for (unsigned i = 0; i < count; i++) {
+		ssize_t n = shmkit_chan_recv(req, buf, sizeof(buf), 10 * SEC);
+		if (n < 0 || !chan_msg_check(buf, (size_t)n, &got) || got.id != 0 || got.seq != i)
+			return 10;
+		size_t len = chan_msg_fill(&m, 1, i);
+		if (shmkit_chan_send(rep, &m, len, 10 * SEC))
+			return 11;
+	}
+	return 0;
+}
+
+/* The child's handle number i: inherited, received over the socket, or
+ * opened by name.  NULL on failure. */
+static shmkit_chan *child_handle(const struct pair *p, int i)
+{
+	shmkit_chan *ch = NULL;
+	shmkit_seg *seg;
+
+	if (p->inherited[i])
+		return p->inherited[i];
+	if (p->sock < 0)
+		return shmkit_chan_open(&ch, p->names[i], NULL) ? NULL : ch;
+	if (shmkit_seg_recv_fd(&seg, p->sock, NULL))
+		return NULL;
+	if (shmkit_chan_attach(&ch, seg, NULL))
+		shmkit_seg_close(seg);
+	return ch;
+}
+
+static int child_main(void *arg)
+{
+	struct pair *p = arg;
+	shmkit_chan *ch[2];
+
+	for (int i = 0; i < 2; i++)
+		if (!(ch[i] = child_handle(p, i)))
+			return 20 + i;
+	int r = child_echo(ch[0], ch[1], p->count);
+	for (int i = 0; i < 2; i++)
+		if (ch[i] != p->inherited[i])
+			shmkit_chan_close(ch[i]);
+	return r;
+}
+
+static void ping_pong_child(const char *prefix, bool inherit, bool pass_fd)
+{
+	int sv[2] = { -1, -1 };
+	struct pair p = { .sock = -1, .count = 300 };
+	shmkit_chan *ch[2];
+
+	for (int i = 0; i < 2; i++) {
+		p.names[i] = sk_test_new_name(prefix);
+		ch[i] = make(p.names[i], 2, sizeof(struct chan_msg), 0);
+		p.inherited[i] = inherit ? ch[i] : NULL;
+	}
+	if (pass_fd) {
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		p.sock = sv[1];
+	}
+	pid_t pid = sk_test_fork(child_main, &p);
+	cr_assert_gt(pid, 0);
+	for (int i = 0; pass_fd && i < 2; i++)
+		cr_assert_eq(shmkit_seg_send_fd(shmkit_chan_seg(ch[i]), sv[0]), 0);
+	struct chan_msg m, got;
+	char buf[sizeof(m)];
+	int bad = 0;
+	for (unsigned i = 0; i < p.count && !bad; i++) {
+		size_t len = chan_msg_fill(&m, 0, i);
+		bad |= shmkit_chan_send(ch[0], &m, len, 10 * SEC) != 0;
+		ssize_t n = shmkit_chan_recv(ch[1], buf, sizeof(buf), 10 * SEC);
+		bad |= n < 0 || !chan_msg_check(buf, (size_t)n, &got) || got.id != 1 || got.seq != i;
+	}
+	int rc = sk_test_reap(pid);
+	if (pass_fd) {
+		close(sv[0]);
+		close(sv[1]);
+	}
+	for (int i = 0; i < 2; i++)
+		shmkit_chan_close(ch[i]);
+	cr_expect_eq(bad, 0);
+	cr_expect_eq(rc, 0, "child exit %d", rc);
+}
+
+Test(chan, backend_posix) { ping_pong_child("posix", false, false); }
+Test(chan, backend_sysv) { ping_pong_child("sysv", false, false); }
+Test(chan, backend_file) { ping_pong_child("file", false, false); }
+Test(chan, backend_anon_fork) { ping_pong_child("anon", true, false); }
+Test(chan, backend_memfd_fork) { ping_pong_child("memfd", true, false); }
+Test(chan, backend_memfd_fd_passing) { ping_pong_child("memfd", false, true); }
+
+/* ---- corruption ------------------------------------------------------------ */
+
+static struct sk_chan_ctl *ctl_of(shmkit_chan *ch)
+{
+	return shmkit_seg_data(shmkit_chan_seg(ch));
+}
+
+static struct sk_chan_slot *slot_of(shmkit_chan *ch, uint64_t pos)
+{
+	struct sk_chan_ctl *c = ctl_of(ch);
+	return (struct sk_chan_slot *)(void *)((char *)c + c->slots_off +
+	                                       (pos & (c->capacity - 1)) * c->slot_size);
+}
+
+static void expect_bad(shmkit_chan *ch, const char *what)
+{
+	char buf[64];
+	const void *p;
+	void *w;
+
+	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), -EBADMSG, "%s: recv", what);
+	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 50 * MS), -EBADMSG, "%s: timed recv", what);
+	cr_expect_eq(shmkit_chan_peek(ch, &p, 0), -EBADMSG, "%s: peek", what);
+	cr_expect_eq(shmkit_chan_send(ch, "x", 1, 0), -EBADMSG, "%s: send", what);
+	cr_expect_eq(shmkit_chan_reserve(ch, &w, 50 * MS), -EBADMSG, "%s: reserve", what);
+}
+
+Test(chan, corrupt_indices_mpmc)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = make(name, 4, 64, 0);
+	struct sk_chan_ctl *c = ctl_of(ch);
+
+	send_u64(ch, 1);
+	c->head = c->tail + 4 + 1; /* head far beyond tail */
+	c->tail = c->head + 2 * 4 + 1;
+	expect_bad(ch, "indices");
+	c->head = 1000003;
+	c->tail = 7; /* tail a lap behind a FREE slot and far behind head */
+	expect_bad(ch, "backwards");
+	shmkit_chan_close(ch);
+}
+
+Test(chan, corrupt_slot_words)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = make(name, 4, 64, 0);
+	char buf[64];
+
+	send_u64(ch, 1);
+	struct sk_chan_slot *s = slot_of(ch, 0);
+	uint64_t good = s->seq;
+	s->seq = sk_seq_make(1, SK_SLOT_FULL, 0); /* position 1 in slot 0 */
+	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), -EBADMSG);
+	s->seq = sk_seq_make(12345, SK_SLOT_FULL, 0); /* a lap far in the past/future */
+	s->seq = sk_seq_make((uint64_t)-8, SK_SLOT_FULL, 0);
+	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), -EBADMSG);
+	s->seq = good;
+	s->len = 65; /* longer than max_msg */
+	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), -EBADMSG);
+	const void *p;
+	cr_expect_eq(shmkit_chan_peek(ch, &p, 0), -EBADMSG);
+	s->len = 8;
+	recv_u64(ch, 1);
+	shmkit_chan_close(ch);
+}
+
+Test(chan, corrupt_indices_spsc)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = make(name, 4, 64, SHMKIT_CHAN_SPSC);
+	struct sk_chan_ctl *c = ctl_of(ch);
+	char buf[64];
+
+	send_u64(ch, 1);
+	c->tail = c->head + 5; /* more than capacity queued */
+	expect_bad(ch, "spsc tail");
+	c->tail = 1;
+	c->head = 2; /* head past tail */
+	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), -EBADMSG);
+	c->head = 0;
+	slot_of(ch, 0)->len = 1000;
+	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), -EBADMSG);
+	slot_of(ch, 0)->len = 8;
+	recv_u64(ch, 1);
+	shmkit_chan_close(ch);
+}
+
+Test(chan, corrupt_control_block_refused_at_open)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = make(name, 4, 64, 0), *o = NULL;
+	struct sk_chan_ctl *c = ctl_of(ch);
+	struct sk_chan_ctl saved = *c;
+
+	c->capacity = 1u << 20; /* does not fit the segment */
+	cr_expect_eq(shmkit_chan_open(&o, name, NULL), -EBADMSG);
+	c->capacity = 3;
+	cr_expect_eq(shmkit_chan_open(&o, name, NULL), -EBADMSG);
+	c->capacity = 4;
+	c->slot_size = 64;
+	cr_expect_eq(shmkit_chan_open(&o, name, NULL), -EBADMSG);
+	c->slot_size = saved.slot_size;
+	c->flags = 0x7;
+	cr_expect_eq(shmkit_chan_open(&o, name, NULL), -EBADMSG);
+	c->flags = 0;
+	c->fingerprint ^= 1;
+	cr_expect_eq(shmkit_chan_open(&o, name, NULL), -EPROTO);
+	c->fingerprint ^= 1;
+	c->version = 99;
+	cr_expect_eq(shmkit_chan_open(&o, name, NULL), -EPROTO);
+	c->version = SK_CHAN_VERSION;
+	cr_assert_eq(shmkit_chan_open(&o, name, NULL), 0, "restored: opens again");
+	shmkit_chan_close(o);
+	shmkit_chan_close(ch);
+}

@@ -1,0 +1,420 @@
+/*
+ * test_chan_stress.c - channels between many processes: producers and
+ * consumers behind a start barrier (forked, plus an exec'd helper), each
+ * consumer checking every byte and the per-producer order of what it
+ * gets, a shared table catching loss and duplicates; every wait strategy
+ * in a ping-pong; producers and consumers killed by SIGKILL mid-operation
+ * while the others go on.
+ *
+ * Nothing asserts on time: every wait is bounded by a generous deadline,
+ * children report through exit codes, and every child is reaped.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "chan_msg.h"
+#include "internal.h"
+#include "lib_test.h"
+#include "shmkit.h"
+
+#define MS 1000000LL
+#define SEC 1000000000LL
+#define BOUND (20 * SEC) /* a wait that is never reached when healthy */
+#define MAXP 4
+#define MAXC 3
+#define PER_PRODUCER 20000
+
+TestSuite(chan_stress, .timeout = 120, .fini = sk_test_cleanup);
+
+/* Shared between the test and its forked children. */
+struct board {
+	uint32_t go;                     /* start barrier (futex word) */
+	uint32_t stop;                   /* consumers: drain and leave */
+	uint64_t taken;                  /* messages consumed, all consumers */
+	uint8_t seen[MAXP][PER_PRODUCER];
+	uint32_t dups, bad;
+};
+
+struct role {
+	struct board *b;
+	const char *name;
+	unsigned id, count, flags;
+	int wait;
+};
+
+static struct board *board_new(void)
+{
+	void *p = mmap(NULL, sizeof(struct board), PROT_READ | PROT_WRITE,
+	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	return p;
+}
+
+static void barrier_wait(struct board *b)
+{
+	while (!sk_load_acquire(&b->go))
+		shmkit_futex_wait(&b->go, 0, 100 * MS);
+}
+
+static void barrier_open(struct board *b)
+{
+	sk_store_release(&b->go, 1);
+	shmkit_futex_wake(&b->go, -1);
+}
+
+static shmkit_chan *open_role(const struct role *r)
+{
+	struct shmkit_chan_opts o = { .wait = r->wait };
+	shmkit_chan *ch = NULL;
+	return shmkit_chan_open(&ch, r->name, &o) ? NULL : ch;
+}
+
+static int producer(void *arg)
+{
+	const struct role *r = arg;
+	shmkit_chan *ch = open_role(r);
+	struct chan_msg m;
+
+	if (!ch)
+		return 30;
+	barrier_wait(r->b);
+	for (unsigned seq = 0; seq < r->count; seq++) {
+		size_t len = chan_msg_fill(&m, r->id, seq);
+		int e;
+		if (seq % 5 == 4) { /* every fifth goes zero-copy */
+			void *w;
+			if ((e = shmkit_chan_reserve(ch, &w, BOUND)))
+				return 31;
+			memcpy(w, &m, len);
+			e = shmkit_chan_commit(ch, len);
+		} else {
+			e = shmkit_chan_send(ch, &m, len, BOUND);
+		}
+		if (e)
+			return 32;
+	}
+	shmkit_chan_close(ch);
+	return 0;
+}
+
+/* Record one message; 0 if it is well-formed, new, and in order. */
+static int record(struct board *b, uint32_t *last, const void *buf, ssize_t n)
+{
+	struct chan_msg m;
+
+	if (n < 0 || !chan_msg_check(buf, (size_t)n, &m) || m.id >= MAXP || m.seq >= PER_PRODUCER)
+		return 40;
+	if (last[m.id] != UINT32_MAX && m.seq <= last[m.id])
+		return 41; /* per-producer order broken for this consumer */
+	last[m.id] = m.seq;
+	if (sk_exchange(&b->seen[m.id][m.seq], 1, __ATOMIC_RELAXED))
+		sk_fetch_add(&b->dups, 1, __ATOMIC_RELAXED);
+	sk_fetch_add(&b->taken, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static int consumer(void *arg)
+{
+	const struct role *r = arg;
+	shmkit_chan *ch = open_role(r);
+	uint32_t last[MAXP];
+	char buf[sizeof(struct chan_msg)];
+	unsigned n = 0;
+
+	if (!ch)
+		return 50;
+	memset(last, 0xff, sizeof(last));
+	barrier_wait(r->b);
+	for (;;) {
+		ssize_t len;
+		const void *p = NULL;
+		if (++n % 7 == 0) /* every seventh in place */
+			len = shmkit_chan_peek(ch, &p, 20 * MS);
+		else
+			len = shmkit_chan_recv(ch, buf, sizeof(buf), 20 * MS);
+		if (len == -ETIMEDOUT) {
+			if (sk_load_acquire(&r->b->stop))
+				break;
+			continue;
+		}
+		int e = record(r->b, last, p ? p : buf, len);
+		if (p && shmkit_chan_release(ch))
+			e = 51;
+		if (e)
+			return e;
+	}
+	shmkit_chan_close(ch);
+	return 0;
+}
+
+/* Wait until `want` messages were taken (or the bound passes), then let
+ * the consumers go. */
+static void drain(struct board *b, uint64_t want)
+{
+	int64_t end = sk_now_ns() + 4 * BOUND;
+	while (sk_load_relaxed(&b->taken) < want && sk_now_ns() < end)
+		usleep(2000);
+	sk_store_release(&b->stop, 1);
+}
+
+static unsigned missing(const struct board *b, unsigned producers, unsigned count)
+{
+	unsigned miss = 0;
+	for (unsigned p = 0; p < producers; p++)
+		for (unsigned s = 0; s < count; s++)
+			miss += !b->seen[p][s];
+	return miss;
+}
+
+struct run {
+	unsigned forked_producers, helper_producers, consumers, flags, capacity;
+	int wait;
+	bool crashers; /* also a reserve-and-die and a peek-and-die helper */
+};
+
+static pid_t spawn_helper(const char *mode, const char *name, unsigned id, unsigned count, int *out)
+{
+	char ids[16], counts[16];
+	snprintf(ids, sizeof(ids), "%u", id);
+	snprintf(counts, sizeof(counts), "%u", count);
+	const char *argv[] = { "helper_chan", mode, name, ids, counts, NULL };
+	if (strcmp(mode, "produce"))
+		argv[3] = NULL;
+	return sk_test_spawn(argv, -1, out);
+}
+
+/* A crash helper: run it, read what it printed, check it died by SIGKILL. */
+static void crash_helper(const char *mode, const char *name, char *out, size_t len)
+{
+	int fd = -1;
+	pid_t pid = spawn_helper(mode, name, 0, 0, &fd);
+	cr_assert_gt(pid, 0);
+	int rc = sk_test_finish(pid, fd, out, len);
+	cr_assert_eq(rc, 128 + SIGKILL, "%s exited %d, printed '%s'", mode, rc, out);
+}
+
+static void stress(const struct run *run)
+{
+	const char *name = sk_test_new_name("posix");
+	struct shmkit_chan_opts o = { .capacity = run->capacity, .max_msg = sizeof(struct chan_msg),
+	                              .flags = run->flags | SHMKIT_EXCL };
+	struct board *b = board_new();
+	shmkit_chan *ch = NULL;
+	struct role roles[MAXP + MAXC];
+	pid_t pids[MAXP + MAXC + 1];
+	unsigned np = 0, producers = run->forked_producers + run->helper_producers;
+
+	cr_assert_eq(shmkit_chan_create(&ch, name, &o), 0);
+	for (unsigned i = 0; i < run->forked_producers + run->consumers; i++) {
+		bool prod = i < run->forked_producers;
+		/* wait < 0: mix the strategies across the processes */
+		roles[i] = (struct role){ .b = b, .name = name, .id = i, .count = PER_PRODUCER,
+		                          .flags = run->flags,
+		                          .wait = run->wait >= 0 ? run->wait : (int)(i % 3) };
+		pids[np++] = sk_test_fork(prod ? producer : consumer, &roles[i]);
+	}
+	barrier_open(b);
+	char out[64] = "";
+	unsigned lost_id = UINT32_MAX, lost_seq = 0;
+	if (run->crashers) {
+		crash_helper("reserve-die", name, out, sizeof(out));
+		crash_helper("peek-die", name, out, sizeof(out));
+		cr_assert_eq(sscanf(out, "%u %u", &lost_id, &lost_seq), 2, "peek-die printed '%s'", out);
+	}
+	for (unsigned i = 0; i < run->helper_producers; i++)
+		pids[np++] = spawn_helper("produce", name, run->forked_producers + i, PER_PRODUCER, NULL);
+	uint64_t want = (uint64_t)producers * PER_PRODUCER - (lost_id != UINT32_MAX);
+	drain(b, want);
+	int rcs[MAXP + MAXC + 1];
+	for (unsigned i = 0; i < np; i++)
+		rcs[i] = pids[i] > 0 ? sk_test_reap(pids[i]) : -1;
+	struct shmkit_chan_stats st;
+	shmkit_chan_stats(ch, &st);
+	if (lost_id < MAXP && lost_seq < PER_PRODUCER)
+		b->seen[lost_id][lost_seq] = 1; /* taken by the consumer that died */
+	unsigned miss = missing(b, producers, PER_PRODUCER), dups = b->dups;
+	uint64_t taken = b->taken;
+	shmkit_chan_close(ch);
+	munmap(b, sizeof(*b));
+	for (unsigned i = 0; i < np; i++)
+		cr_expect_eq(rcs[i], 0, "child %u exited %d", i, rcs[i]);
+	cr_expect_eq(miss, 0, "%u messages lost", miss);
+	cr_expect_eq(dups, 0, "%u duplicates", dups);
+	cr_expect_eq(taken, want);
+	cr_expect_eq(st.received + (lost_id != UINT32_MAX), st.sent);
+	if (run->crashers)
+		cr_expect_geq(st.reclaimed, 1, "the dead producer's slot was reclaimed");
+}
+
+Test(chan_stress, mpmc_three_producers_two_consumers)
+{
+	struct run r = { .forked_producers = 2, .helper_producers = 1, .consumers = 2,
+	                 .capacity = 8, .wait = -1 };
+	stress(&r);
+}
+
+Test(chan_stress, mpmc_many_small_capacity_block)
+{
+	struct run r = { .forked_producers = 3, .helper_producers = 1, .consumers = 3,
+	                 .capacity = 2, .wait = SHMKIT_WAIT_BLOCK };
+	stress(&r);
+}
+
+Test(chan_stress, spsc_one_to_one)
+{
+	struct run r = { .forked_producers = 1, .consumers = 1, .capacity = 16,
+	                 .flags = SHMKIT_CHAN_SPSC, .wait = SHMKIT_WAIT_ADAPTIVE };
+	stress(&r);
+}
+
+Test(chan_stress, spsc_exec_producer)
+{
+	struct run r = { .helper_producers = 1, .consumers = 1, .capacity = 4,
+	                 .flags = SHMKIT_CHAN_SPSC, .wait = SHMKIT_WAIT_BLOCK };
+	stress(&r);
+}
+
+Test(chan_stress, crashers_while_others_go_on)
+{
+	struct run r = { .forked_producers = 2, .helper_producers = 1, .consumers = 2,
+	                 .capacity = 4, .wait = -1, .crashers = true };
+	stress(&r);
+}
+
+/* ---- every wait strategy in a ping-pong ------------------------------------ */
+
+struct pp {
+	const char *req, *rep;
+	int wait;
+	unsigned rounds;
+};
+
+static int ponger(void *arg)
+{
+	const struct pp *p = arg;
+	struct shmkit_chan_opts o = { .wait = p->wait };
+	shmkit_chan *req, *rep;
+	uint64_t v;
+
+	if (shmkit_chan_open(&req, p->req, &o) || shmkit_chan_open(&rep, p->rep, &o))
+		return 60;
+	for (unsigned i = 0; i < p->rounds; i++) {
+		if (shmkit_chan_recv(req, &v, sizeof(v), BOUND) != sizeof(v) || v != i)
+			return 61;
+		v = ~v;
+		if (shmkit_chan_send(rep, &v, sizeof(v), BOUND))
+			return 62;
+	}
+	shmkit_chan_close(req);
+	shmkit_chan_close(rep);
+	return 0;
+}
+
+static void ping_pong(int wait, unsigned flags)
+{
+	struct pp p = { .req = sk_test_new_name("posix"), .rep = sk_test_new_name("posix"),
+	                .wait = wait, .rounds = 3000 };
+	struct shmkit_chan_opts o = { .capacity = 1, .max_msg = 8, .wait = wait, .flags = flags };
+	shmkit_chan *req, *rep;
+	int bad = 0;
+
+	cr_assert_eq(shmkit_chan_create(&req, p.req, &o), 0);
+	cr_assert_eq(shmkit_chan_create(&rep, p.rep, &o), 0);
+	pid_t pid = sk_test_fork(ponger, &p);
+	cr_assert_gt(pid, 0);
+	for (uint64_t i = 0; i < p.rounds && !bad; i++) {
+		uint64_t v = i;
+		bad |= shmkit_chan_send(req, &v, sizeof(v), BOUND) != 0;
+		bad |= shmkit_chan_recv(rep, &v, sizeof(v), BOUND) != sizeof(v) || v != ~i;
+	}
+	int rc = sk_test_reap(pid);
+	shmkit_chan_close(req);
+	shmkit_chan_close(rep);
+	cr_expect_eq(bad, 0);
+	cr_expect_eq(rc, 0, "ponger exited %d", rc);
+}
+
+Test(chan_stress, ping_pong_spin) { ping_pong(SHMKIT_WAIT_SPIN, 0); }
+Test(chan_stress, ping_pong_adaptive) { ping_pong(SHMKIT_WAIT_ADAPTIVE, 0); }
+Test(chan_stress, ping_pong_block) { ping_pong(SHMKIT_WAIT_BLOCK, 0); }
+Test(chan_stress, ping_pong_spsc_block) { ping_pong(SHMKIT_WAIT_BLOCK, SHMKIT_CHAN_SPSC); }
+
+/* ---- deterministic crash recovery ------------------------------------------ */
+
+/* The test is producer and consumer; helpers die holding a reservation
+ * and a peeked message.  Both slots come back; only the peeked message
+ * is lost. */
+Test(chan_stress, dead_producer_and_consumer_slots_reclaimed)
+{
+	const char *name = sk_test_new_name("posix");
+	struct shmkit_chan_opts o = { .capacity = 4, .max_msg = 8, .flags = SHMKIT_EXCL,
+	                              .wait = SHMKIT_WAIT_BLOCK };
+	shmkit_chan *ch;
+	char out[64] = "";
+	uint64_t v;
+
+	cr_assert_eq(shmkit_chan_create(&ch, name, &o), 0);
+	crash_helper("reserve-die", name, out, sizeof(out)); /* position 0 */
+	cr_assert_str_eq(out, "reserved\n");
+	for (v = 0; v < 3; v++) /* positions 1..3 */
+		cr_assert_eq(shmkit_chan_send(ch, &v, sizeof(v), 0), 0);
+	for (uint64_t want = 0; want < 3; want++) { /* blocked on position 0 until reclaimed */
+		cr_assert_eq(shmkit_chan_recv(ch, &v, sizeof(v), BOUND), (ssize_t)sizeof(v),
+		             "%s", shmkit_errdetail());
+		cr_assert_eq(v, want);
+	}
+	struct shmkit_chan_stats st;
+	shmkit_chan_stats(ch, &st);
+	cr_expect_eq(st.reclaimed, 1);
+
+	v = 3;
+	cr_assert_eq(shmkit_chan_send(ch, &v, sizeof(v), 0), 0); /* position 4, slot 0 */
+	crash_helper("peek-die", name, out, sizeof(out));
+	/* It prints a message of 8 bytes as two u32: 3 is "3 0". */
+	cr_expect_str_eq(out, "3 0\n", "it peeked message 3");
+	for (v = 4; v < 8; v++) /* 4..6 fit; 7 needs slot 0 back from the dead peeker */
+		cr_assert_eq(shmkit_chan_send(ch, &v, sizeof(v), BOUND), 0, "%s", shmkit_errdetail());
+	for (uint64_t want = 4; want < 8; want++) {
+		cr_assert_eq(shmkit_chan_recv(ch, &v, sizeof(v), 0), (ssize_t)sizeof(v));
+		cr_assert_eq(v, want, "message 3 went with the dead consumer, the rest follow");
+	}
+	shmkit_chan_stats(ch, &st);
+	cr_expect_eq(st.reclaimed, 2);
+	cr_expect_eq(st.depth, 0);
+	/* Try-once callers recover too: a dead reservation, then polling. */
+	crash_helper("reserve-die", name, out, sizeof(out));
+	v = 9;
+	cr_assert_eq(shmkit_chan_send(ch, &v, sizeof(v), 0), 0);
+	ssize_t n;
+	int64_t end = sk_now_ns() + BOUND;
+	while ((n = shmkit_chan_recv(ch, &v, sizeof(v), 0)) == -EAGAIN && sk_now_ns() < end)
+		usleep(1000);
+	cr_expect_eq(n, (ssize_t)sizeof(v));
+	cr_expect_eq(v, 9);
+	shmkit_chan_close(ch);
+}
+
+/* SPSC: a consumer that dies holding a peeked message never moved head,
+ * so the next consumer gets the same message again. */
+Test(chan_stress, spsc_dead_consumer_redelivers)
+{
+	const char *name = sk_test_new_name("posix");
+	struct shmkit_chan_opts o = { .capacity = 2, .max_msg = 8, .flags = SHMKIT_EXCL | SHMKIT_CHAN_SPSC };
+	shmkit_chan *ch;
+	char out[64] = "";
+	uint64_t v = 77;
+
+	cr_assert_eq(shmkit_chan_create(&ch, name, &o), 0);
+	cr_assert_eq(shmkit_chan_send(ch, &v, sizeof(v), 0), 0);
+	crash_helper("peek-die", name, out, sizeof(out));
+	crash_helper("reserve-die", name, out, sizeof(out));
+	v = 0;
+	cr_assert_eq(shmkit_chan_recv(ch, &v, sizeof(v), 0), (ssize_t)sizeof(v));
+	cr_expect_eq(v, 77);
+	cr_expect_eq(shmkit_chan_recv(ch, &v, sizeof(v), 0), -EAGAIN, "the dead reservation left nothing");
+	shmkit_chan_close(ch);
+}

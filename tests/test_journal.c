@@ -1,0 +1,587 @@
+/*
+ * test_journal.c - the durable journal: checksums, every durability
+ * policy, rolling and retention, replay by sequence and by time, live tail
+ * in another process, the one-writer lock, argument checks.  Crash and
+ * damage recovery are in test_journal_crash.c, the CLI in
+ * test_journal_tool.c.
+ *
+ * Journals live in /tmp/sktest-journal-PID-N, removed by .fini also when
+ * an assertion fails.  Helper processes are reaped before asserting.
+ * Every wait is bounded; nothing asserts on elapsed time.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "journal_test.h"
+#include "lib_test.h"
+
+#define MS 1000000LL
+#define SEC 1000000000LL
+
+TestSuite(journal, .timeout = 60, .fini = jt_cleanup);
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static shmkit_journal *open_writer(const char *path, int policy, size_t file_size,
+                                   uint32_t max_record)
+{
+	struct shmkit_journal_opts o = {
+		.flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
+		.durability = policy,
+		.file_size = file_size,
+		.max_record = max_record,
+	};
+	shmkit_journal *j = NULL;
+	int err = shmkit_journal_open(&j, path, &o);
+	cr_assert_eq(err, 0, "open %s: %s (%s)", path, shmkit_strerror(err), shmkit_errdetail());
+	return j;
+}
+
+static shmkit_journal *open_reader(const char *path)
+{
+	shmkit_journal *j = NULL;
+	int err = shmkit_journal_open(&j, path, NULL);
+	cr_assert_eq(err, 0, "open reader %s: %s (%s)", path, shmkit_strerror(err), shmkit_errdetail());
+	return j;
+}
+
+static void append_range(shmkit_journal *j, uint64_t from, uint64_t to, uint32_t max)
+{
+	uint8_t buf[4096];
+
+	cr_assert_leq(max, sizeof(buf));
+	for (uint64_t s = from; s <= to; s++) {
+		uint32_t len = jt_len(s, max);
+		uint64_t got = 0;
+		jt_fill(s, buf, len);
+		int err = shmkit_journal_append(j, buf, len, &got);
+		cr_assert_eq(err, 0, "append %llu: %s (%s)", (unsigned long long)s,
+		             shmkit_strerror(err), shmkit_errdetail());
+		cr_assert_eq(got, s);
+	}
+}
+
+/* Read to the end from the reader's position: records must continue the
+ * sequence from *first (0: take the first as given) with their payloads.
+ * Returns the number read; *last the last seq. */
+static uint64_t read_rest(shmkit_journal *j, uint64_t first, uint32_t max, uint64_t *last)
+{
+	struct shmkit_record rec;
+	uint64_t n = 0, expect = first;
+	int r;
+
+	while ((r = shmkit_journal_next(j, &rec, 0)) == 1) {
+		if (expect)
+			cr_assert_eq(rec.seq, expect, "seq %llu, expected %llu",
+			             (unsigned long long)rec.seq, (unsigned long long)expect);
+		cr_assert(jt_check(rec.seq, rec.data, rec.len, max), "payload of %llu",
+		          (unsigned long long)rec.seq);
+		expect = rec.seq + 1;
+		n++;
+	}
+	cr_assert_eq(r, 0, "next: %s (%s)", shmkit_strerror(r), shmkit_errdetail());
+	if (last)
+		*last = expect ? expect - 1 : 0;
+	return n;
+}
+
+static uint64_t read_all(const char *path, uint64_t first, uint32_t max, uint64_t *last)
+{
+	shmkit_journal *r = open_reader(path);
+	uint64_t n = read_rest(r, first, max, last);
+	shmkit_journal_close(r);
+	return n;
+}
+
+static int count_files(const char *path)
+{
+	shmkit_journal *r = open_reader(path);
+	struct shmkit_journal_stat st;
+	cr_assert_eq(shmkit_journal_stat(r, &st), 0);
+	shmkit_journal_close(r);
+	return (int)st.files;
+}
+
+static void expect_clean(const char *path)
+{
+	struct shmkit_journal_report rep;
+	int err = shmkit_journal_verify(path, &rep);
+	cr_assert_eq(err, 0, "verify: %s: %s", shmkit_strerror(err), rep.where);
+	cr_assert_eq(rep.damaged_bytes, 0);
+}
+
+/* ---- checksum ---------------------------------------------------------- */
+
+Test(journal, crc32c_vectors)
+{
+	static const uint8_t zeros[32], ones[32] = { [0 ... 31] = 0xff };
+	uint8_t inc[32], buf[300];
+
+	for (int i = 0; i < 32; i++)
+		inc[i] = (uint8_t)i;
+	/* RFC 3720 (iSCSI) B.4 test vectors and the classic check value. */
+	cr_assert_eq(sk_crc32c(0, "123456789", 9), 0xE3069283u);
+	cr_assert_eq(sk_crc32c(0, zeros, 32), 0x8A9136AAu);
+	cr_assert_eq(sk_crc32c(0, ones, 32), 0x62A8AB43u);
+	cr_assert_eq(sk_crc32c(0, inc, 32), 0x46DD794Eu);
+	cr_assert_eq(sk_crc32c_sw(0, "123456789", 9), 0xE3069283u);
+	cr_assert_eq(sk_crc32c(0, "", 0), 0);
+	/* Hardware and table agree at every length and alignment, and the
+	 * checksum continues across split buffers. */
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 131 + 7);
+	for (size_t off = 0; off < 8; off++)
+		for (size_t len = 0; len + off <= sizeof(buf); len += 7) {
+			uint32_t a = sk_crc32c(0, buf + off, len);
+			cr_assert_eq(a, sk_crc32c_sw(0, buf + off, len), "off %zu len %zu", off, len);
+			size_t half = len / 3;
+			cr_assert_eq(sk_crc32c(sk_crc32c(0, buf + off, half), buf + off + half, len - half), a);
+		}
+}
+
+/* ---- policies, reading back ------------------------------------------- */
+
+Test(journal, every_policy_appends_and_reads_back)
+{
+	for (int policy = SHMKIT_DUR_NONE; policy <= SHMKIT_DUR_GROUP; policy++) {
+		const char *path = jt_new_path();
+		shmkit_journal *j = open_writer(path, policy, 16384, 300);
+		append_range(j, 1, 400, 300); /* ~60 KiB: several files */
+		cr_assert_eq(shmkit_journal_sync(j), 0);
+		struct shmkit_journal_stat st;
+		cr_assert_eq(shmkit_journal_stat(j, &st), 0);
+		cr_assert_eq(st.durability, policy);
+		cr_assert_eq(st.writer_pid, getpid());
+		cr_assert_eq(shmkit_journal_close(j), 0);
+
+		uint64_t last;
+		cr_assert_eq(read_all(path, 1, 300, &last), 400, "policy %d", policy);
+		cr_assert_eq(last, 400);
+		shmkit_journal *r = open_reader(path);
+		cr_assert_eq(shmkit_journal_stat(r, &st), 0);
+		cr_assert_eq(st.first_seq, 1);
+		cr_assert_eq(st.last_seq, 400);
+		cr_assert_eq(st.records, 400);
+		cr_assert_gt(st.files, 2, "400 records of up to 300 bytes roll 16 KiB files");
+		cr_assert_eq(st.writer_pid, 0, "no live writer after close");
+		cr_assert_eq(st.durability, policy);
+		shmkit_journal_close(r);
+		expect_clean(path);
+	}
+}
+
+Test(journal, group_commit_counts_and_forced_sync)
+{
+	const char *path = jt_new_path();
+	struct shmkit_journal_opts o = {
+		.flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
+		.durability = SHMKIT_DUR_GROUP, .group_records = 3, .group_ms = 1000000,
+		.file_size = 65536, .max_record = 100,
+	};
+	shmkit_journal *j;
+	cr_assert_eq(shmkit_journal_open(&j, path, &o), 0);
+	append_range(j, 1, 10, 100);
+	cr_assert_eq(shmkit_journal_sync(j), 0);
+	cr_assert_eq(shmkit_journal_sync(j), 0, "nothing pending is fine");
+	cr_assert_eq(shmkit_journal_close(j), 0);
+	cr_assert_eq(read_all(path, 1, 100, NULL), 10);
+}
+
+Test(journal, reopen_continues_the_sequence)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE, 8192, 64);
+	append_range(j, 1, 50, 64);
+	shmkit_journal_close(j);
+	j = open_writer(path, SHMKIT_DUR_ASYNC, 0, 0); /* sizes come from the journal */
+	append_range(j, 51, 120, 64);
+	shmkit_journal_close(j);
+	uint64_t last;
+	cr_assert_eq(read_all(path, 1, 64, &last), 120);
+	cr_assert_eq(last, 120);
+	expect_clean(path);
+}
+
+Test(journal, reader_follows_a_writer_in_the_same_process)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *w = open_writer(path, SHMKIT_DUR_NONE, 8192, 128);
+	shmkit_journal *r = open_reader(path);
+	uint64_t expect = 1;
+	struct shmkit_record rec;
+
+	cr_assert_eq(shmkit_journal_next(r, &rec, 0), 0, "empty journal: end");
+	for (uint64_t s = 1; s <= 300; s += 7) {
+		append_range(w, s, s + 6, 128);
+		int got;
+		while ((got = shmkit_journal_next(r, &rec, 0)) == 1) {
+			cr_assert_eq(rec.seq, expect);
+			cr_assert(jt_check(rec.seq, rec.data, rec.len, 128));
+			expect++;
+		}
+		cr_assert_eq(got, 0, "%s", shmkit_errdetail());
+		cr_assert_eq(expect, s + 7, "reader saw every record, across rolls");
+	}
+	shmkit_journal_close(r);
+	shmkit_journal_close(w);
+}
+
+Test(journal, empty_and_max_size_records)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE, 8192, 1000);
+	uint8_t big[1001];
+	uint64_t seq;
+	struct shmkit_record rec;
+
+	memset(big, 0xab, sizeof(big));
+	cr_assert_eq(shmkit_journal_append(j, NULL, 0, &seq), 0);
+	cr_assert_eq(shmkit_journal_append(j, big, 1000, &seq), 0);
+	cr_assert_eq(seq, 2);
+	cr_assert_eq(shmkit_journal_append(j, big, 1001, &seq), -EMSGSIZE);
+	cr_assert_eq(shmkit_journal_append(j, NULL, 5, &seq), -EINVAL);
+	shmkit_journal *r = open_reader(path);
+	cr_assert_eq(shmkit_journal_next(r, &rec, 0), 1);
+	cr_assert_eq(rec.len, 0);
+	cr_assert_eq(shmkit_journal_next(r, &rec, 0), 1);
+	cr_assert_eq(rec.len, 1000);
+	cr_assert_eq(memcmp(rec.data, big, 1000), 0);
+	cr_assert_eq(shmkit_journal_next(r, &rec, 0), 0);
+	cr_assert_eq(shmkit_journal_append(r, big, 1, &seq), -EPERM, "readers cannot append");
+	cr_assert_eq(shmkit_journal_sync(r), -EPERM);
+	shmkit_journal_close(r);
+	shmkit_journal_close(j);
+}
+
+/* ---- rolling and retention --------------------------------------------- */
+
+Test(journal, retention_by_file_count)
+{
+	const char *path = jt_new_path();
+	struct shmkit_journal_opts o = {
+		.flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
+		.file_size = 8192, .max_record = 200, .keep_files = 3,
+	};
+	shmkit_journal *j;
+	cr_assert_eq(shmkit_journal_open(&j, path, &o), 0);
+	shmkit_journal *r = open_reader(path); /* starts at seq 1, then falls behind */
+	struct shmkit_record rec;
+	cr_assert_eq(shmkit_journal_next(r, &rec, 0), 0);
+	append_range(j, 1, 1000, 200);
+	cr_assert_leq(count_files(path), 3);
+	struct shmkit_journal_stat st;
+	cr_assert_eq(shmkit_journal_stat(j, &st), 0);
+	cr_assert_eq(st.last_seq, 1000);
+	cr_assert_gt(st.first_seq, 1, "old files were removed");
+	cr_assert_eq(st.files, 3);
+	/* A reader left behind keeps the file it has mapped (records 1...),
+	 * then skips what retention removed: one jump to the oldest kept
+	 * file, then the sequence continues to the end. */
+	uint64_t expect = 1, jumps = 0;
+	int got;
+	while ((got = shmkit_journal_next(r, &rec, 0)) == 1) {
+		if (rec.seq != expect) {
+			cr_assert_eq(rec.seq, st.first_seq, "jump to %llu", (unsigned long long)rec.seq);
+			jumps++;
+		}
+		cr_assert(jt_check(rec.seq, rec.data, rec.len, 200));
+		expect = rec.seq + 1;
+	}
+	cr_assert_eq(got, 0, "%s", shmkit_errdetail());
+	cr_assert_eq(jumps, 1);
+	cr_assert_eq(expect, 1001);
+	shmkit_journal_close(r);
+	shmkit_journal_close(j);
+	cr_assert_eq(read_all(path, st.first_seq, 200, NULL), 1000 - st.first_seq + 1);
+	expect_clean(path);
+}
+
+Test(journal, retention_by_bytes)
+{
+	const char *path = jt_new_path();
+	struct shmkit_journal_opts o = {
+		.flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
+		.file_size = 8192, .max_record = 200, .keep_bytes = 5 * 8192,
+	};
+	shmkit_journal *j;
+	cr_assert_eq(shmkit_journal_open(&j, path, &o), 0);
+	append_range(j, 1, 2000, 200);
+	struct shmkit_journal_stat st;
+	cr_assert_eq(shmkit_journal_stat(j, &st), 0);
+	cr_assert_leq(st.bytes, 5 * 8192);
+	cr_assert_geq(st.files, 4);
+	shmkit_journal_close(j);
+	cr_assert_eq(read_all(path, st.first_seq, 200, NULL), 2000 - st.first_seq + 1);
+}
+
+/* ---- replay by sequence and by time ------------------------------------- */
+
+Test(journal, seek_by_sequence)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE, 8192, 150);
+	append_range(j, 1, 700, 150);
+	shmkit_journal *r = open_reader(path);
+	struct shmkit_record rec;
+
+	for (uint64_t s = 1; s <= 700; s += 37) {
+		cr_assert_eq(shmkit_journal_seek_seq(r, s), 0);
+		cr_assert_eq(shmkit_journal_next(r, &rec, 0), 1, "%s", shmkit_errdetail());
+		cr_assert_eq(rec.seq, s);
+		cr_assert(jt_check(rec.seq, rec.data, rec.len, 150));
+	}
+	cr_assert_eq(shmkit_journal_seek_seq(r, 0), 0);
+	cr_assert_eq(read_rest(r, 1, 150, NULL), 700, "seq 0 is the start");
+	/* Beyond the end: nothing now; records up to the target are skipped
+	 * as they arrive. */
+	cr_assert_eq(shmkit_journal_seek_seq(r, 710), 0);
+	cr_assert_eq(shmkit_journal_next(r, &rec, 0), 0);
+	append_range(j, 701, 720, 150);
+	cr_assert_eq(read_rest(r, 710, 150, NULL), 11);
+	shmkit_journal_close(r);
+	shmkit_journal_close(j);
+}
+
+Test(journal, seek_by_time)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE, 8192, 100);
+	static int64_t times[601];
+	struct shmkit_record rec;
+
+	for (uint64_t s = 1; s <= 600; s += 50) {
+		append_range(j, s, s + 49, 100);
+		struct timespec ts = { 0, 200000 }; /* let the clock move between groups */
+		nanosleep(&ts, NULL);
+	}
+	shmkit_journal *r = open_reader(path);
+	for (uint64_t s = 1; s <= 600; s++) {
+		cr_assert_eq(shmkit_journal_next(r, &rec, 0), 1);
+		times[s] = rec.time_ns;
+		cr_assert_geq(times[s], times[s - 1], "time never goes back along the journal");
+	}
+	for (uint64_t s = 1; s <= 600; s += 23) {
+		uint64_t first = s;
+		while (first > 1 && times[first - 1] == times[s])
+			first--;
+		cr_assert_eq(shmkit_journal_seek_time(r, times[s]), 0);
+		cr_assert_eq(shmkit_journal_next(r, &rec, 0), 1);
+		cr_assert_eq(rec.seq, first, "time %lld: seq %llu, expected %llu",
+		             (long long)times[s], (unsigned long long)rec.seq, (unsigned long long)first);
+	}
+	cr_assert_eq(shmkit_journal_seek_time(r, times[1] - SEC), 0);
+	cr_assert_eq(shmkit_journal_next(r, &rec, 0), 1);
+	cr_assert_eq(rec.seq, 1);
+	cr_assert_eq(shmkit_journal_seek_time(r, times[600] + 1), 0);
+	cr_assert_eq(shmkit_journal_next(r, &rec, 0), 0, "after the newest record: end");
+	shmkit_journal_close(r);
+	shmkit_journal_close(j);
+}
+
+/* ---- live tail ----------------------------------------------------------- */
+
+Test(journal, empty_journal_next_times_out)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE, 8192, 100);
+	shmkit_journal *r = open_reader(path);
+	struct shmkit_record rec;
+	cr_assert_eq(shmkit_journal_next(r, &rec, 20 * MS), -ETIMEDOUT);
+	shmkit_journal_close(r);
+	shmkit_journal_close(j);
+}
+
+/* Another process tails the journal from seq 1 while we append across
+ * several file rolls, pausing so it goes to sleep on the futex. */
+Test(journal, live_tail_in_another_process)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE, 8192, 200);
+	const char *argv[] = { "helper_journal", "tail", path, "1", "120", "20000", "200", NULL };
+	int out = -1;
+	char buf[4096];
+	pid_t pid = sk_test_spawn(argv, -1, &out);
+	cr_assert_gt(pid, 0);
+	ssize_t n = read(out, buf, 6); /* "READY\n" */
+	if (n != 6) {
+		shmkit_journal_close(j);
+		sk_test_finish(pid, out, buf, sizeof(buf));
+		cr_assert_fail("helper did not start");
+	}
+	for (uint64_t s = 1; s <= 120; s += 10) {
+		append_range(j, s, s + 9, 200);
+		struct timespec ts = { 0, 2 * MS };
+		nanosleep(&ts, NULL);
+	}
+	static char all[8192];
+	int rc = sk_test_finish(pid, out, all, sizeof(all));
+	shmkit_journal_close(j);
+	cr_assert_eq(rc, 0, "helper exit %d, output: %s", rc, all);
+	cr_assert(strstr(all, "GOT 1\n") && strstr(all, "GOT 120\n"), "output: %s", all);
+}
+
+/* A reader blocked in next() (no timeout) in a forked child is woken by
+ * an append, including one that starts a new file. */
+static int blocked_reader(void *arg)
+{
+	const char *path = arg;
+	shmkit_journal *r;
+	struct shmkit_record rec;
+
+	if (shmkit_journal_open(&r, path, NULL))
+		return 10;
+	for (uint64_t s = 1; s <= 3; s++) {
+		int got = shmkit_journal_next(r, &rec, 20 * SEC);
+		if (got != 1)
+			return 20 + (int)s;
+		if (rec.seq != s || !jt_check(s, rec.data, rec.len, 4000))
+			return 30;
+	}
+	shmkit_journal_close(r);
+	return 0;
+}
+
+Test(journal, blocked_reader_woken_across_a_roll)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE, 8192, 4000);
+	pid_t pid = sk_test_fork(blocked_reader, (void *)path);
+	cr_assert_gt(pid, 0);
+	struct timespec ts = { 0, 30 * MS };
+	for (uint64_t s = 1; s <= 3; s++) { /* 4000-byte records: each file holds one */
+		nanosleep(&ts, NULL);
+		append_range(j, s, s, 4000);
+	}
+	int rc = sk_test_reap(pid);
+	shmkit_journal_close(j);
+	cr_assert_eq(rc, 0, "reader exit %d", rc);
+}
+
+/* ---- one writer --------------------------------------------------------- */
+
+Test(journal, second_writer_refused_then_admitted_when_first_dies)
+{
+	const char *path = jt_new_path();
+	const char *argv[] = { "helper_journal", "hold", path, NULL };
+	int out = -1;
+	char buf[256] = "";
+	pid_t pid = sk_test_spawn(argv, -1, &out);
+	cr_assert_gt(pid, 0);
+	ssize_t n = read(out, buf, sizeof(buf) - 1);
+
+	shmkit_journal *j = NULL;
+	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE };
+	int busy = n > 0 ? shmkit_journal_open(&j, path, &o) : -1;
+	struct shmkit_journal_stat st = { 0 };
+	shmkit_journal *r = NULL;
+	if (n > 0 && shmkit_journal_open(&r, path, NULL) == 0) {
+		shmkit_journal_stat(r, &st);
+		shmkit_journal_close(r);
+	}
+	kill(pid, SIGKILL);
+	int rc = sk_test_finish(pid, out, buf + (n > 0 ? n : 0), sizeof(buf) - (size_t)(n > 0 ? n : 0));
+	cr_assert_gt(n, 0, "helper said nothing");
+	cr_assert_eq(busy, -EBUSY, "second writer: %s", shmkit_strerror(busy));
+	cr_assert_eq(st.writer_pid, pid, "stat names the live writer");
+	cr_assert_eq(rc, 128 + SIGKILL);
+	/* The kernel released the dead writer's lock: admitted at once. */
+	int err = shmkit_journal_open(&j, path, &o);
+	cr_assert_eq(err, 0, "%s (%s)", shmkit_strerror(err), shmkit_errdetail());
+	append_range(j, 1, 5, 100);
+	shmkit_journal_close(j);
+	cr_assert_eq(read_all(path, 1, 100, NULL), 5);
+}
+
+Test(journal, writer_lock_released_on_close)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *a = open_writer(path, SHMKIT_DUR_NONE, 8192, 100);
+	shmkit_journal *b = NULL;
+	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE };
+	cr_assert_eq(shmkit_journal_open(&b, path, &o), -EBUSY);
+	cr_assert_null(b);
+	shmkit_journal_close(a);
+	cr_assert_eq(shmkit_journal_open(&b, path, &o), 0);
+	shmkit_journal_close(b);
+}
+
+/* ---- arguments, failures leave nothing ----------------------------------- */
+
+Test(journal, bad_arguments)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *j = NULL;
+	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE };
+	struct stat sb;
+
+	cr_assert_eq(shmkit_journal_open(&j, path, NULL), -ENOENT);
+	cr_assert_eq(shmkit_journal_open(NULL, path, &o), -EINVAL);
+	cr_assert_eq(shmkit_journal_open(&j, "", &o), -EINVAL);
+	o.flags = 0x1;
+	cr_assert_eq(shmkit_journal_open(&j, path, &o), -EINVAL);
+	o.flags = SHMKIT_JOURNAL_CREATE;
+	cr_assert_eq(shmkit_journal_open(&j, path, &o), -EINVAL, "create needs write");
+	o.flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE;
+	o.durability = 9;
+	cr_assert_eq(shmkit_journal_open(&j, path, &o), -EINVAL);
+	o.durability = 0;
+	o.file_size = 4096;
+	o.max_record = 8192;
+	cr_assert_eq(shmkit_journal_open(&j, path, &o), -EINVAL, "a record must fit a file");
+	o.max_record = SKJ_MAX_RECORD + 1;
+	cr_assert_eq(shmkit_journal_open(&j, path, &o), -EINVAL);
+	cr_assert_null(j);
+	cr_assert_neq(stat(path, &sb), 0, "failed opens left nothing");
+	cr_assert_eq(shmkit_journal_close(NULL), 0);
+	struct shmkit_journal_report rep;
+	cr_assert_eq(shmkit_journal_verify(path, &rep), -ENOENT);
+	cr_assert_eq(shmkit_journal_verify(NULL, &rep), -EINVAL);
+}
+
+Test(journal, not_a_journal_is_eproto)
+{
+	const char *path = jt_new_path();
+	char p[160];
+	shmkit_journal *j = NULL;
+
+	cr_assert_eq(mkdir(path, 0700), 0);
+	snprintf(p, sizeof(p), "%s/" SKJ_META_NAME, path);
+	FILE *f = fopen(p, "w");
+	cr_assert_not_null(f);
+	for (int i = 0; i < 4096; i++)
+		fputc('x', f);
+	fclose(f);
+	cr_assert_eq(shmkit_journal_open(&j, path, NULL), -EBADMSG, "checksum fails first");
+	cr_assert_null(j);
+}
+
+Test(journal, no_descriptor_or_memory_left_by_open_close)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_SYNC, 8192, 100);
+	shmkit_journal_close(j);
+	int before = sk_test_fd_count();
+	for (int i = 0; i < 20; i++) {
+		j = open_writer(path, SHMKIT_DUR_GROUP, 0, 0);
+		append_range(j, (uint64_t)i * 30 + 1, (uint64_t)i * 30 + 30, 100);
+		shmkit_journal *r = open_reader(path);
+		read_rest(r, 1, 100, NULL);
+		struct shmkit_journal_stat st;
+		shmkit_journal_stat(r, &st);
+		shmkit_journal_close(r);
+		shmkit_journal_close(j);
+	}
+	cr_assert_eq(sk_test_fd_count(), before);
+	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE };
+	shmkit_journal *a = open_writer(path, 0, 0, 0);
+	cr_assert_eq(shmkit_journal_open(&j, path, &o), -EBUSY);
+	shmkit_journal_close(a);
+	cr_assert_eq(sk_test_fd_count(), before, "a refused open leaks no fd");
+}

@@ -1,0 +1,472 @@
+/*
+ * test_journal_crash.c - the journal under crashes and damage:
+ *   - a writer process SIGKILLed at random points, many runs: every record
+ *     it acknowledged (append returned under DUR_SYNC) is there after
+ *     reopening, and no torn or corrupt record is ever returned;
+ *   - a data file truncated, garbled and page-zeroed at many offsets, then
+ *     verified, read, and reopened for writing: recovery keeps exactly the
+ *     records before the damage, verify is clean after, appends continue;
+ *   - repair across several files;
+ *   - simulated power loss: after a DUR_SYNC append (or a forced sync) no
+ *     page holding the record is dirty in the page cache, so dropping
+ *     every unsynced write (what a power cut does) cannot lose it.  Read
+ *     from /proc/kpageflags (root only; skipped otherwise).
+ * The oracle for damage: a record survives iff all its bytes are as
+ * written and so are all bytes of every record before it and of the file
+ * header; records are checked against the payloads of journal_test.h.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "journal_test.h"
+#include "lib_test.h"
+
+#define MAXREC 200
+#define FSIZE 16384
+
+TestSuite(journal_crash, .timeout = 120, .fini = jt_cleanup);
+
+static shmkit_journal *open_writer(const char *path, int policy)
+{
+	struct shmkit_journal_opts o = {
+		.flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
+		.durability = policy, .file_size = FSIZE, .max_record = MAXREC,
+	};
+	shmkit_journal *j = NULL;
+	int err = shmkit_journal_open(&j, path, &o);
+	cr_assert_eq(err, 0, "open %s: %s (%s)", path, shmkit_strerror(err), shmkit_errdetail());
+	return j;
+}
+
+static void append_range(shmkit_journal *j, uint64_t from, uint64_t to)
+{
+	uint8_t buf[MAXREC];
+	for (uint64_t s = from; s <= to; s++) {
+		uint32_t len = jt_len(s, MAXREC);
+		uint64_t got;
+		jt_fill(s, buf, len);
+		int err = shmkit_journal_append(j, buf, len, &got);
+		cr_assert_eq(err, 0, "append %llu: %s (%s)", (unsigned long long)s,
+		             shmkit_strerror(err), shmkit_errdetail());
+		cr_assert_eq(got, s);
+	}
+}
+
+/* Read everything from the start: seqs continue from 1, payloads match.
+ * Returns how many came before the end (0) or damage (-EBADMSG, which is
+ * allowed only when bad_ok).  Never accepts a wrong record. */
+static uint64_t read_valid(const char *path, bool bad_ok)
+{
+	shmkit_journal *r = NULL;
+	struct shmkit_record rec;
+	uint64_t n = 0;
+	int got, err = shmkit_journal_open(&r, path, NULL);
+
+	cr_assert_eq(err, 0, "open reader: %s (%s)", shmkit_strerror(err), shmkit_errdetail());
+	while ((got = shmkit_journal_next(r, &rec, 0)) == 1) {
+		cr_assert_eq(rec.seq, n + 1, "seq %llu after %llu", (unsigned long long)rec.seq,
+		             (unsigned long long)n);
+		cr_assert(jt_check(rec.seq, rec.data, rec.len, MAXREC), "payload of %llu",
+		          (unsigned long long)rec.seq);
+		n++;
+	}
+	shmkit_journal_close(r);
+	cr_assert(got == 0 || (bad_ok && got == -EBADMSG), "next: %s (%s)", shmkit_strerror(got),
+	          shmkit_errdetail());
+	return n;
+}
+
+static void expect_clean(const char *path)
+{
+	struct shmkit_journal_report rep;
+	int err = shmkit_journal_verify(path, &rep);
+	cr_assert_eq(err, 0, "verify: %s: %s", shmkit_strerror(err), rep.where);
+}
+
+/* ---- SIGKILL at random points -------------------------------------------- */
+
+static uint64_t count_lines(const char *s, uint64_t *max)
+{
+	uint64_t n = 0, prev = 0;
+	for (const char *p = s; *p;) {
+		char *end;
+		uint64_t v = strtoull(p, &end, 10);
+		if (end == p || *end != '\n')
+			break; /* a torn last line cannot happen: one write(2) each */
+		cr_assert_eq(v, prev + 1, "acks out of order");
+		prev = v;
+		n++;
+		p = end + 1;
+	}
+	*max = prev;
+	return n;
+}
+
+static void kill_run(const char *path, const char *policy, unsigned *seed, int run)
+{
+	const char *argv[] = { "helper_journal", "write", path, policy, "16384", "200", "0", NULL };
+	static char out[1 << 20];
+	size_t have = 0;
+	int fd = -1;
+
+	jt_rmrf(path);
+	unsigned target = (unsigned)rand_r(seed) % 120, lines = 0;
+	pid_t pid = sk_test_spawn(argv, -1, &fd);
+	cr_assert_gt(pid, 0);
+	while (lines < target && have < sizeof(out) - 4096) {
+		ssize_t n = read(fd, out + have, 4096);
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++)
+			lines += out[have + (size_t)i] == '\n';
+		have += (size_t)n;
+	}
+	struct timespec ts = { 0, (rand_r(seed) % 3000) * 1000L };
+	nanosleep(&ts, NULL);
+	kill(pid, SIGKILL);
+	int rc = sk_test_finish(pid, fd, out + have, sizeof(out) - have);
+	cr_assert(rc == 128 + SIGKILL, "run %d: helper exit %d: %s", run, rc, out);
+
+	uint64_t acked;
+	count_lines(out, &acked);
+	/* Before recovery: readers see every acknowledged record, nothing bad. */
+	uint64_t seen = read_valid(path, false);
+	cr_assert_geq(seen, acked, "run %d: %llu acknowledged, %llu readable", run,
+	              (unsigned long long)acked, (unsigned long long)seen);
+	/* Recovery by a new writer keeps all of them, and verify is clean. */
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_SYNC);
+	append_range(j, seen + 1, seen + 1);
+	shmkit_journal_close(j);
+	cr_assert_eq(read_valid(path, false), seen + 1, "run %d", run);
+	expect_clean(path);
+}
+
+Test(journal_crash, sigkill_sync_writer_many_runs)
+{
+	const char *path = jt_new_path();
+	unsigned seed = (unsigned)getpid() * 2654435761u;
+	cr_log_info("seed %u", seed);
+	for (int run = 0; run < 40; run++)
+		kill_run(path, "sync", &seed, run);
+}
+
+Test(journal_crash, sigkill_unsynced_writers_lose_no_committed_record)
+{
+	const char *path = jt_new_path();
+	unsigned seed = (unsigned)getpid() * 40503u;
+	static const char *const policies[] = { "none", "async", "group" };
+	for (int run = 0; run < 15; run++)
+		kill_run(path, policies[run % 3], &seed, run);
+}
+
+/* ---- damage at many offsets ---------------------------------------------- */
+
+struct pristine {
+	uint8_t bytes[FSIZE];
+	size_t end[256];     /* end offset of record k (k = 0 ... n - 1) */
+	size_t off[256];
+	int n;
+	char file[160];
+};
+
+/* One file of records 1..n, closed, and its bytes and record bounds. */
+static void make_pristine(const char *path, struct pristine *p, uint64_t n)
+{
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE);
+	append_range(j, 1, n);
+	struct shmkit_journal_stat st;
+	cr_assert_eq(shmkit_journal_stat(j, &st), 0);
+	cr_assert_eq(st.files, 1, "all in one file");
+	shmkit_journal_close(j);
+	snprintf(p->file, sizeof(p->file), "%s/%020d.skj", path, 1);
+	int fd = open(p->file, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, p->bytes, FSIZE, 0), FSIZE);
+	close(fd);
+	size_t off = SKJ_FHDR_SIZE;
+	p->n = 0;
+	for (uint64_t s = 1; s <= n; s++) {
+		p->off[p->n] = off;
+		off += SKJ_RHDR_SIZE + skj_pad8(jt_len(s, MAXREC));
+		p->end[p->n++] = off;
+	}
+}
+
+/* Records of the pristine file that survive a damaged copy. */
+static int survivors(const struct pristine *p, const uint8_t *copy, size_t size)
+{
+	if (size < SKJ_FHDR_SIZE || memcmp(copy, p->bytes, SKJ_FHDR_SIZE))
+		return 0;
+	for (int k = 0; k < p->n; k++)
+		if (p->end[k] > size || memcmp(copy + p->off[k], p->bytes + p->off[k],
+		                               p->end[k] - p->off[k]))
+			return k;
+	return p->n;
+}
+
+static void write_file(const char *file, const uint8_t *bytes, size_t size)
+{
+	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, bytes, size, 0), (ssize_t)size);
+	close(fd);
+}
+
+/* Install the damaged copy, then: verify reports damage with the right
+ * count and changes nothing; readers return only good records; a writer
+ * recovers exactly the survivors, verify is then clean and appends go on. */
+static void check_damage(const char *path, const struct pristine *p, const uint8_t *copy,
+                         size_t size, const char *what)
+{
+	int keep = survivors(p, copy, size);
+	struct shmkit_journal_report rep;
+	struct stat sb;
+
+	write_file(p->file, copy, size);
+	int err = shmkit_journal_verify(path, &rep);
+	cr_assert_eq(err, -EBADMSG, "%s: verify %s", what, shmkit_strerror(err));
+	cr_assert_eq(rep.valid_records, (uint64_t)keep, "%s: verify counts %llu valid, expected %d",
+	             what, (unsigned long long)rep.valid_records, keep);
+	cr_assert(strstr(rep.where, p->file) || strstr(rep.where, path), "%s: where '%s'", what, rep.where);
+	cr_assert_eq(stat(p->file, &sb), 0);
+	cr_assert_eq((size_t)sb.st_size, size, "%s: verify changed nothing", what);
+
+	uint64_t seen = read_valid(path, true);
+	cr_assert_leq(seen, (uint64_t)keep, "%s: a reader got a damaged record", what);
+
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_SYNC);
+	shmkit_journal_close(j);
+	cr_assert_eq(read_valid(path, false), (uint64_t)keep, "%s: recovery kept the wrong count", what);
+	expect_clean(path);
+	j = open_writer(path, SHMKIT_DUR_SYNC);
+	append_range(j, (uint64_t)keep + 1, (uint64_t)keep + 2);
+	shmkit_journal_close(j);
+	cr_assert_eq(read_valid(path, false), (uint64_t)keep + 2, "%s", what);
+}
+
+Test(journal_crash, truncated_at_many_offsets)
+{
+	const char *path = jt_new_path();
+	static struct pristine p;
+	make_pristine(path, &p, 90);
+	size_t used = p.end[p.n - 1];
+	cr_assert_lt(used, FSIZE);
+	for (size_t t = 0; t <= used + 8; t += 29) {
+		char what[64];
+		snprintf(what, sizeof(what), "truncated to %zu", t);
+		check_damage(path, &p, p.bytes, t, what);
+	}
+	for (int k = 1; k < p.n; k += 11) { /* exactly at and next to record bounds */
+		for (int d = -1; d <= 1; d++) {
+			char what[64];
+			size_t t = p.off[k] + (size_t)d;
+			snprintf(what, sizeof(what), "truncated to %zu (record %d)", t, k);
+			check_damage(path, &p, p.bytes, t, what);
+		}
+	}
+}
+
+Test(journal_crash, garbled_at_many_offsets)
+{
+	const char *path = jt_new_path();
+	static struct pristine p;
+	static uint8_t copy[FSIZE];
+	make_pristine(path, &p, 90);
+	size_t used = p.end[p.n - 1];
+	for (size_t o = 0; o < used + 128; o += 23) {
+		char what[64];
+		memcpy(copy, p.bytes, FSIZE);
+		copy[o] ^= (uint8_t)(1u << (o % 8));
+		snprintf(what, sizeof(what), "bit flipped at %zu", o);
+		check_damage(path, &p, copy, FSIZE, what);
+	}
+	/* Garbage words, not just single bits, in the middle of the file. */
+	for (size_t o = SKJ_FHDR_SIZE; o < used; o += 997) {
+		char what[64];
+		memcpy(copy, p.bytes, FSIZE);
+		for (int i = 0; i < 16; i++)
+			copy[o + (size_t)i] = (uint8_t)(0xa5 ^ (i * 29));
+		snprintf(what, sizeof(what), "garbage at %zu", o);
+		check_damage(path, &p, copy, FSIZE, what);
+	}
+}
+
+Test(journal_crash, zeroed_pages)
+{
+	const char *path = jt_new_path();
+	static struct pristine p;
+	static uint8_t copy[FSIZE];
+	make_pristine(path, &p, 90);
+	for (size_t pg = 0; pg < FSIZE / 4096; pg++) {
+		char what[64];
+		memcpy(copy, p.bytes, FSIZE);
+		memset(copy + pg * 4096, 0, 4096);
+		if (!memcmp(copy, p.bytes, FSIZE))
+			continue; /* the page was all zero already: no damage */
+		snprintf(what, sizeof(what), "page %zu zeroed", pg);
+		check_damage(path, &p, copy, FSIZE, what);
+	}
+}
+
+Test(journal_crash, whole_last_file_garbage_keeps_earlier_files)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE);
+	append_range(j, 1, 300);
+	struct shmkit_journal_stat st;
+	cr_assert_eq(shmkit_journal_stat(j, &st), 0);
+	shmkit_journal_close(j);
+	cr_assert_geq(st.files, 2);
+	/* Find the last file by its name: the seq of its first record. */
+	uint64_t last_first = 0;
+	shmkit_journal *r;
+	struct shmkit_record rec;
+	cr_assert_eq(shmkit_journal_open(&r, path, NULL), 0);
+	for (uint64_t s = 1; s <= 300; s++) {
+		char f[160];
+		snprintf(f, sizeof(f), "%s/%020llu.skj", path, (unsigned long long)s);
+		if (access(f, F_OK) == 0)
+			last_first = s;
+	}
+	shmkit_journal_close(r);
+	cr_assert_gt(last_first, 1);
+	static uint8_t junk[FSIZE];
+	for (size_t i = 0; i < FSIZE; i++)
+		junk[i] = (uint8_t)(i * 2654435761u >> 13);
+	char f[160];
+	snprintf(f, sizeof(f), "%s/%020llu.skj", path, (unsigned long long)last_first);
+	write_file(f, junk, FSIZE);
+	cr_assert_eq(read_valid(path, true), last_first - 1);
+	j = open_writer(path, SHMKIT_DUR_SYNC);
+	append_range(j, last_first, last_first + 4);
+	shmkit_journal_close(j);
+	cr_assert_eq(read_valid(path, false), last_first + 4);
+	expect_clean(path);
+	(void)rec;
+}
+
+Test(journal_crash, repair_cuts_across_files)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE);
+	append_range(j, 1, 400);
+	shmkit_journal_close(j);
+	/* Damage record 200's payload, in some middle file. */
+	uint64_t first = 0;
+	for (uint64_t s = 1; s <= 200; s++) {
+		char f[160];
+		snprintf(f, sizeof(f), "%s/%020llu.skj", path, (unsigned long long)s);
+		if (access(f, F_OK) == 0)
+			first = s;
+	}
+	cr_assert_gt(first, 1);
+	cr_assert_lt(first, 200);
+	size_t off = SKJ_FHDR_SIZE;
+	for (uint64_t s = first; s < 200; s++)
+		off += SKJ_RHDR_SIZE + skj_pad8(jt_len(s, MAXREC));
+	char f[160];
+	snprintf(f, sizeof(f), "%s/%020llu.skj", path, (unsigned long long)first);
+	int fd = open(f, O_RDWR);
+	cr_assert_geq(fd, 0);
+	uint8_t b;
+	cr_assert_eq(pread(fd, &b, 1, (off_t)(off + SKJ_RHDR_SIZE)), 1);
+	b ^= 0x10;
+	cr_assert_eq(pwrite(fd, &b, 1, (off_t)(off + SKJ_RHDR_SIZE)), 1);
+	close(fd);
+
+	struct shmkit_journal_report rep;
+	cr_assert_eq(shmkit_journal_verify(path, &rep), -EBADMSG);
+	cr_assert_eq(rep.valid_records, 199);
+	cr_assert_eq(rep.last_valid_seq, 199);
+	cr_assert_gt(rep.damaged_bytes, 0);
+	cr_assert(strstr(rep.where, f), "where: %s", rep.where);
+	cr_assert_eq(read_valid(path, true), 199);
+	/* repair refuses while a writer lives */
+	j = open_writer(path, SHMKIT_DUR_NONE);
+	cr_assert_eq(shmkit_journal_repair(path, &rep), -EBUSY);
+	shmkit_journal_close(j); /* (its recovery looked at the last file only) */
+	cr_assert_eq(shmkit_journal_repair(path, &rep), 0, "%s", rep.where);
+	cr_assert_eq(rep.valid_records, 199);
+	expect_clean(path);
+	cr_assert_eq(read_valid(path, false), 199);
+	j = open_writer(path, SHMKIT_DUR_SYNC);
+	append_range(j, 200, 210);
+	shmkit_journal_close(j);
+	cr_assert_eq(read_valid(path, false), 210);
+}
+
+/* ---- simulated power loss (page cache dirty bits) ------------------------ */
+
+#define KPF_DIRTY 4
+
+/* 1 dirty, 0 clean, -1 unknown, for the page under addr (faulted in). */
+static int page_dirty(int pagemap, int kflags, const volatile uint8_t *addr)
+{
+	uint64_t ent, flags;
+	(void)*addr;
+	if (pread(pagemap, &ent, 8, (off_t)((uintptr_t)addr / 4096 * 8)) != 8 || !(ent >> 63))
+		return -1;
+	uint64_t pfn = ent & ((1ULL << 55) - 1);
+	if (!pfn || pread(kflags, &flags, 8, (off_t)(pfn * 8)) != 8)
+		return -1;
+	return (int)((flags >> KPF_DIRTY) & 1);
+}
+
+Test(journal_crash, synced_records_are_not_dirty_in_the_page_cache)
+{
+	int pagemap = open("/proc/self/pagemap", O_RDONLY);
+	int kflags = open("/proc/kpageflags", O_RDONLY);
+	if (pagemap < 0 || kflags < 0) {
+		if (pagemap >= 0)
+			close(pagemap);
+		if (kflags >= 0)
+			close(kflags);
+		cr_skip_test("needs /proc/kpageflags (root)");
+	}
+	const char *path = jt_new_path();
+	for (int policy = SHMKIT_DUR_NONE; policy <= SHMKIT_DUR_GROUP; policy += 1) {
+		if (policy == SHMKIT_DUR_ASYNC)
+			continue;
+		jt_rmrf(path);
+		shmkit_journal *j = open_writer(path, policy);
+		char f[160];
+		snprintf(f, sizeof(f), "%s/%020d.skj", path, 1);
+		int fd = open(f, O_RDONLY);
+		cr_assert_geq(fd, 0);
+		const uint8_t *map = mmap(NULL, FSIZE, PROT_READ, MAP_SHARED, fd, 0);
+		close(fd);
+		cr_assert_neq(map, MAP_FAILED);
+		size_t off = SKJ_FHDR_SIZE;
+		int dirty_seen = 0, unknown = 0;
+		for (uint64_t s = 1; s <= 60; s++) {
+			size_t need = SKJ_RHDR_SIZE + skj_pad8(jt_len(s, MAXREC));
+			append_range(j, s, s);
+			if (policy == SHMKIT_DUR_GROUP)
+				cr_assert_eq(shmkit_journal_sync(j), 0);
+			for (size_t pg = off / 4096; pg <= (off + need - 1) / 4096; pg++) {
+				int d = page_dirty(pagemap, kflags, map + pg * 4096);
+				unknown += d < 0;
+				dirty_seen += d == 1;
+				if (policy != SHMKIT_DUR_NONE)
+					cr_assert_neq(d, 1, "policy %d: record %llu still dirty after sync",
+					              policy, (unsigned long long)s);
+			}
+			off += need;
+		}
+		munmap((void *)map, FSIZE);
+		shmkit_journal_close(j);
+		cr_assert_eq(unknown, 0, "page flags unreadable");
+		if (policy == SHMKIT_DUR_NONE)
+			cr_assert_gt(dirty_seen, 0, "control: unsynced appends leave dirty pages");
+	}
+	close(pagemap);
+	close(kflags);
+}

@@ -1,0 +1,918 @@
+/*
+ * test_tool.c - the shmkit command, run as a child process (fork/exec with
+ * pipes for stdin, stdout and stderr): every segment subcommand, --help,
+ * usage errors (exit 2), failures (exit 1, "shmkit: NAME: reason"),
+ * foreign POSIX and System V segments in ls, --json parsed by python3,
+ * read/write round trips, create on each named backend, gc.
+ *
+ * The tool is BUILD/shmkit, found from this binary (BUILD/tests/test_tool).
+ * Every name includes the test process's pid; the suite's fini removes
+ * whatever a test made, also when an assertion failed.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shmkit.h"
+
+/* ---- cleanup registry -------------------------------------------------- */
+
+static char made[16][PATH_MAX + 16];
+static int nmade;
+static int sysv_ids[8];
+static int nsysv;
+
+/* A unique name for this test process, remembered for cleanup. */
+static const char *uname_(const char *prefix, const char *fmt_tail)
+{
+	cr_assert_lt(nmade, 16);
+	char *n = made[nmade++];
+	snprintf(n, PATH_MAX + 16, "%ssktest-tool-%d-%d%s", prefix, (int)getpid(), nmade, fmt_tail);
+	return n;
+}
+
+static const char *posix_name(void)
+{
+	return uname_("posix:/", "");
+}
+
+static const char *file_name(void)
+{
+	return uname_("file:/tmp/", "");
+}
+
+static unsigned sysv_key(int n)
+{
+	return 0x5c000000u | (((unsigned)getpid() & 0xfffff) << 4) | (unsigned)n;
+}
+
+static const char *sysv_name(int n)
+{
+	cr_assert_lt(nmade, 16);
+	char *s = made[nmade++];
+	snprintf(s, PATH_MAX + 16, "sysv:0x%08x", sysv_key(n));
+	return s;
+}
+
+static void cleanup(void)
+{
+	for (int i = 0; i < nmade; i++) {
+		if (!strncmp(made[i], "raw:", 4))
+			shm_unlink(made[i] + 4);
+		else
+			shmkit_seg_remove(made[i]);
+	}
+	for (int i = 0; i < nsysv; i++)
+		shmctl(sysv_ids[i], IPC_RMID, NULL);
+}
+
+TestSuite(tool, .timeout = 60, .fini = cleanup);
+
+/* ---- running a program ------------------------------------------------- */
+
+struct out {
+	char *buf;
+	size_t len, cap;
+};
+
+struct result {
+	int status; /* exit status, or 128 + signal */
+	char *out, *err;
+	size_t out_len;
+};
+
+static char tool_path[PATH_MAX];
+
+static const char *tool(void)
+{
+	if (!tool_path[0]) {
+		char self[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		cr_assert_gt(n, 0);
+		self[n] = '\0';
+		snprintf(tool_path, sizeof(tool_path), "%s/../shmkit", dirname(self));
+		cr_assert_eq(access(tool_path, X_OK), 0, "the tool %s is not built", tool_path);
+	}
+	return tool_path;
+}
+
+static void out_put(struct out *o, const char *p, size_t n)
+{
+	if (o->len + n + 1 > o->cap) {
+		o->cap = (o->len + n + 1) * 2;
+		o->buf = realloc(o->buf, o->cap);
+		cr_assert(o->buf);
+	}
+	memcpy(o->buf + o->len, p, n);
+	o->len += n;
+	o->buf[o->len] = '\0';
+}
+
+static pid_t spawn(const char *path, char *const argv[], int fds[3])
+{
+	int in[2], out[2], err[2];
+
+	cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		dup2(err[1], 2);
+		if (strchr(path, '/'))
+			execv(path, argv);
+		else
+			execvp(path, argv);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	fds[0] = in[1];
+	fds[1] = out[0];
+	fds[2] = err[0];
+	return pid;
+}
+
+/* Feed stdin and drain stdout/stderr together, so neither side blocks on a
+ * full pipe; each wait is bounded. */
+static void pump(int fds[3], const char *in, size_t in_len, struct out *o, struct out *e)
+{
+	size_t sent = 0;
+	char buf[4096];
+
+	fcntl(fds[0], F_SETFL, O_NONBLOCK);
+	signal(SIGPIPE, SIG_IGN);
+	if (in_len == 0) {
+		close(fds[0]);
+		fds[0] = -1;
+	}
+	while (fds[1] >= 0 || fds[2] >= 0) {
+		struct pollfd p[3] = {
+			{ fds[1], POLLIN, 0 }, { fds[2], POLLIN, 0 }, { fds[0], POLLOUT, 0 },
+		};
+		int r = poll(p, 3, 30000);
+		cr_assert_gt(r, 0, "the tool produced nothing for 30 s");
+		for (int i = 0; i < 2; i++) {
+			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t n = read(p[i].fd, buf, sizeof(buf));
+			if (n > 0) {
+				out_put(i ? e : o, buf, (size_t)n);
+			} else if (n == 0 || errno != EINTR) {
+				close(fds[i + 1]);
+				fds[i + 1] = -1;
+			}
+		}
+		if (fds[0] >= 0 && (p[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+			ssize_t n = write(fds[0], in + sent, in_len - sent);
+			if (n > 0)
+				sent += (size_t)n;
+			if ((n < 0 && errno != EAGAIN && errno != EINTR) || sent == in_len) {
+				close(fds[0]);
+				fds[0] = -1;
+			}
+		}
+	}
+	if (fds[0] >= 0)
+		close(fds[0]);
+}
+
+static struct result run_prog(const char *path, const char *in, size_t in_len, char *const argv[])
+{
+	struct out o = { 0 }, e = { 0 };
+	struct result r = { 0 };
+	int fds[3], st;
+
+	out_put(&o, "", 0);
+	out_put(&e, "", 0);
+	pid_t pid = spawn(path, argv, fds);
+	pump(fds, in, in_len, &o, &e);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	r.out = o.buf;
+	r.out_len = o.len;
+	r.err = e.buf;
+	return r;
+}
+
+#define ARGV(...) ((char *const[]){ __VA_ARGS__, NULL })
+/* shmkit ARGS... with empty stdin */
+#define SK(...) run_prog(tool(), NULL, 0, ARGV((char *)"shmkit", __VA_ARGS__))
+/* shmkit ARGS... with a string on stdin */
+#define SK_IN(in, ...) run_prog(tool(), in, strlen(in), ARGV((char *)"shmkit", __VA_ARGS__))
+
+static void result_free(struct result *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+static void expect(struct result r, int status)
+{
+	cr_expect_eq(r.status, status, "exit %d, expected %d; stderr: %s", r.status, status, r.err);
+}
+
+/* A failure message: "shmkit: WHAT: " then a reason, on one line. */
+static void expect_fail(struct result r, int status, const char *what)
+{
+	char prefix[PATH_MAX + 32];
+
+	expect(r, status);
+	snprintf(prefix, sizeof(prefix), "shmkit: %s: ", what);
+	cr_expect(!strncmp(r.err, prefix, strlen(prefix)), "stderr '%s' does not start '%s'",
+	          r.err, prefix);
+	cr_expect_gt(strlen(r.err), strlen(prefix) + 1, "no reason given: '%s'", r.err);
+	cr_expect_eq(r.err[strlen(r.err) - 1], '\n');
+}
+
+/* python3 evaluates EXPR over the JSON document on stdin (bound to d,
+ * sys.argv[1] to arg) and prints it; NULL if the text is not JSON. */
+static char *json_eval(const char *json, const char *expr, const char *arg)
+{
+	char code[1024];
+
+	snprintf(code, sizeof(code),
+	         "import json,sys\nd=json.load(sys.stdin)\narg=sys.argv[1]\nprint(%s)", expr);
+	struct result r = run_prog("python3", json, strlen(json),
+	                           ARGV((char *)"python3", (char *)"-c", code, (char *)arg));
+	cr_assert_neq(r.status, 127, "python3 is needed (scripts/deps.sh installs it)");
+	free(r.err);
+	if (r.status != 0) {
+		free(r.out);
+		return NULL;
+	}
+	r.out[strcspn(r.out, "\n")] = '\0';
+	return r.out;
+}
+
+/* A field of the ls --json object whose "name" is name, as python prints it. */
+static char *ls_field(const char *name, const char *field)
+{
+	char expr[256];
+
+	snprintf(expr, sizeof(expr), "[x['%s'] for x in d if x['name']==arg] or 'ABSENT'", field);
+	struct result r = SK("ls", "--json");
+	expect(r, 0);
+	char *v = json_eval(r.out, expr, name);
+	cr_assert(v, "ls --json is not JSON: %s", r.out);
+	result_free(&r);
+	return v;
+}
+
+static void expect_ls_field(const char *name, const char *field, const char *want)
+{
+	char *v = ls_field(name, field);
+	cr_expect_str_eq(v, want, "%s.%s", name, field);
+	free(v);
+}
+
+/* `shmkit create NAME --size SIZE`, which must succeed. */
+static void tool_create(const char *name, const char *size)
+{
+	struct result r = SK("create", (char *)name, "--size", (char *)size);
+	expect(r, 0);
+	result_free(&r);
+}
+
+/* `shmkit read NAME --offset OFF [--length LEN]` prints exactly want. */
+static void expect_read(const char *name, const char *off, const char *len,
+                        const char *want, size_t want_len)
+{
+	struct result r = len ? SK("read", (char *)name, "--offset", (char *)off, "--length", (char *)len)
+	                      : SK("read", (char *)name, "--offset", (char *)off);
+	expect(r, 0);
+	cr_expect_eq(r.out_len, want_len, "read %s at %s: %zu bytes", name, off, r.out_len);
+	cr_expect(r.out_len == want_len && !memcmp(r.out, want, want_len), "read %s at %s", name, off);
+	result_free(&r);
+}
+
+/* ---- help and usage ----------------------------------------------------- */
+
+static const char *const own_cmds[] = { "ls", "create", "info", "rm", "gc", "read", "write" };
+static const char *const other_cmds[] = { "chan", "send", "recv", "bus", "pub", "sub",
+                                          "journal", "bench", "demo" };
+
+Test(tool, top_level_help)
+{
+	struct result r = SK("--help");
+	expect(r, 0);
+	cr_expect(strstr(r.out, "usage: shmkit SUBCOMMAND"));
+	for (size_t i = 0; i < sizeof(own_cmds) / sizeof(*own_cmds); i++)
+		cr_expect(strstr(r.out, own_cmds[i]), "%s missing from --help", own_cmds[i]);
+	result_free(&r);
+	r = SK("help");
+	expect(r, 0);
+	cr_expect(strstr(r.out, "usage: shmkit SUBCOMMAND"));
+	result_free(&r);
+	r = SK("help", "read");
+	expect(r, 0);
+	cr_expect(strstr(r.out, "usage: shmkit read"));
+	result_free(&r);
+	r = run_prog(tool(), NULL, 0, ARGV((char *)"shmkit"));
+	expect(r, 2);
+	cr_expect(strstr(r.err, "usage: shmkit"));
+	result_free(&r);
+}
+
+Test(tool, unknown_subcommand_is_usage)
+{
+	struct result r = SK("frobnicate");
+	expect(r, 2);
+	cr_expect(strstr(r.err, "shmkit: 'frobnicate' is not a subcommand"), "%s", r.err);
+	result_free(&r);
+	r = SK("help", "frobnicate");
+	expect(r, 2);
+	result_free(&r);
+}
+
+Test(tool, every_subcommand_has_help)
+{
+	char want[64];
+
+	for (size_t i = 0; i < sizeof(own_cmds) / sizeof(*own_cmds); i++) {
+		struct result r = SK((char *)own_cmds[i], "--help");
+		snprintf(want, sizeof(want), "usage: shmkit %s", own_cmds[i]);
+		expect(r, 0);
+		cr_expect(strstr(r.out, want), "%s --help: %s", own_cmds[i], r.out);
+		cr_expect_str_eq(r.err, "");
+		result_free(&r);
+		r = SK((char *)own_cmds[i], "-h");
+		expect(r, 0);
+		cr_expect(strstr(r.out, want));
+		result_free(&r);
+	}
+	/* Subcommands other parts build: help, or said to be missing. */
+	for (size_t i = 0; i < sizeof(other_cmds) / sizeof(*other_cmds); i++) {
+		struct result r = SK((char *)other_cmds[i], "--help");
+		if (r.status == 1) {
+			snprintf(want, sizeof(want), "shmkit: %s: not built into this binary\n",
+			         other_cmds[i]);
+			cr_expect_str_eq(r.err, want);
+		} else {
+			expect(r, 0);
+			cr_expect_gt(r.out_len, 0, "%s --help printed nothing", other_cmds[i]);
+		}
+		result_free(&r);
+	}
+}
+
+Test(tool, usage_errors_exit_2)
+{
+	const char *n = posix_name();
+	char *const *cases[] = {
+		ARGV((char *)"shmkit", (char *)"ls", (char *)"--bogus"),
+		ARGV((char *)"shmkit", (char *)"ls", (char *)"extra"),
+		ARGV((char *)"shmkit", (char *)"create", (char *)n),
+		ARGV((char *)"shmkit", (char *)"create", (char *)n, (char *)"--size", (char *)"12Q"),
+		ARGV((char *)"shmkit", (char *)"create", (char *)n, (char *)"--size", (char *)"0"),
+		ARGV((char *)"shmkit", (char *)"create", (char *)n, (char *)"--size", (char *)"-5"),
+		ARGV((char *)"shmkit", (char *)"create", (char *)n, (char *)"--size", (char *)"1K",
+		     (char *)"--mode", (char *)"9"),
+		ARGV((char *)"shmkit", (char *)"create", (char *)"--size", (char *)"1K"),
+		ARGV((char *)"shmkit", (char *)"create", (char *)n, (char *)"--size"),
+		ARGV((char *)"shmkit", (char *)"info"),
+		ARGV((char *)"shmkit", (char *)"info", (char *)n, (char *)n),
+		ARGV((char *)"shmkit", (char *)"rm"),
+		ARGV((char *)"shmkit", (char *)"read"),
+		ARGV((char *)"shmkit", (char *)"read", (char *)n, (char *)"--offset"),
+		ARGV((char *)"shmkit", (char *)"read", (char *)n, (char *)"--length", (char *)"x"),
+		ARGV((char *)"shmkit", (char *)"write", (char *)n, (char *)"--offset", (char *)"1X"),
+		ARGV((char *)"shmkit", (char *)"write"),
+		ARGV((char *)"shmkit", (char *)"gc", (char *)"-q"),
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		struct result r = run_prog(tool(), NULL, 0, cases[i]);
+		cr_expect_eq(r.status, 2, "case %zu (%s %s): exit %d, stderr %s", i, cases[i][1],
+		             cases[i][2] ? cases[i][2] : "", r.status, r.err);
+		cr_expect(!strncmp(r.err, "shmkit: ", 8), "case %zu: %s", i, r.err);
+		cr_expect_str_eq(r.out, "");
+		result_free(&r);
+	}
+	/* Nothing was created by any of them. */
+	struct shmkit_seg_stat st;
+	cr_expect_eq(shmkit_seg_stat_name(n, &st), -ENOENT);
+}
+
+Test(tool, anon_and_memfd_are_library_only)
+{
+	const char *names[] = { "anon", "memfd:sktest-tool" };
+
+	for (int i = 0; i < 2; i++) {
+		struct result r = SK("create", (char *)names[i], "--size", "4K");
+		expect(r, 2);
+		cr_expect(strstr(r.err, "library-only"), "%s", r.err);
+		result_free(&r);
+	}
+}
+
+/* ---- failures ------------------------------------------------------------- */
+
+Test(tool, failures_exit_1_with_name_and_reason)
+{
+	const char *n = posix_name();
+	struct result r = SK("read", (char *)n);
+	expect_fail(r, 1, n);
+	cr_expect(strstr(r.err, "No such file"), "%s", r.err);
+	result_free(&r);
+
+	r = SK("info", (char *)n);
+	expect_fail(r, 1, n);
+	result_free(&r);
+
+	r = SK_IN("x", "write", (char *)n);
+	expect_fail(r, 1, n);
+	result_free(&r);
+
+	r = SK("create", "posix:/a/b", "--size", "1K");
+	expect_fail(r, 1, "posix:/a/b");
+	cr_expect(strstr(r.err, "Invalid argument ("), "detail missing: %s", r.err);
+	result_free(&r);
+
+	r = SK("create", "sysv:0xZZ", "--size", "1K");
+	expect_fail(r, 1, "sysv:0xZZ");
+	result_free(&r);
+
+	r = SK("create", (char *)n, "--size", "4K", "--excl");
+	expect(r, 0);
+	result_free(&r);
+	r = SK("create", (char *)n, "--size", "4K", "--excl");
+	expect_fail(r, 1, n);
+	cr_expect(strstr(r.err, "exists"), "%s", r.err);
+	result_free(&r);
+	/* Without --excl an existing segment is left as it is. */
+	r = SK("create", (char *)n, "--size", "4K");
+	expect(r, 0);
+	cr_expect(!strncmp(r.out, "exists ", 7), "%s", r.out);
+	result_free(&r);
+}
+
+Test(tool, rm_goes_on_after_a_failure)
+{
+	const char *a = posix_name(), *missing = posix_name(), *b = posix_name();
+
+	tool_create(a, "1K");
+	tool_create(b, "1K");
+	struct result r = SK("rm", (char *)a, (char *)missing, (char *)b);
+	expect_fail(r, 1, missing);
+	cr_expect_eq(strchr(r.err, '\n') - r.err + 1, (long)strlen(r.err), "one error line: %s", r.err);
+	result_free(&r);
+	struct shmkit_seg_stat st;
+	cr_expect_eq(shmkit_seg_stat_name(a, &st), -ENOENT);
+	cr_expect_eq(shmkit_seg_stat_name(b, &st), -ENOENT);
+	r = SK("rm", (char *)missing);
+	expect_fail(r, 1, missing);
+	result_free(&r);
+}
+
+/* ---- create and info on each named backend ------------------------------ */
+
+static void create_and_describe(const char *name)
+{
+	struct result r = SK("create", (char *)name, "--size", "64K", "--mode", "0640", "--excl");
+	expect(r, 0);
+	cr_expect(!strncmp(r.out, "created ", 8), "%s", r.out);
+	result_free(&r);
+
+	r = SK("info", (char *)name, "--json");
+	expect(r, 0);
+	char *v = json_eval(r.out, "d['kind'], d['size'], d['mode'], d['data_offset'], "
+	                    "d['creator_alive'], d['version']", "");
+	cr_assert(v, "info --json is not JSON: %s", r.out);
+	cr_expect_str_eq(v, "bytes 65536 0640 4096 False 1");
+	free(v);
+	result_free(&r);
+
+	r = SK("info", (char *)name);
+	expect(r, 0);
+	cr_expect(strstr(r.out, "kind:       bytes"), "%s", r.out);
+	cr_expect(strstr(r.out, "data:       65536 bytes (64K) at offset 4096"), "%s", r.out);
+	cr_expect(strstr(r.out, "mode:       0640"), "%s", r.out);
+	result_free(&r);
+
+	/* Read without --length: the whole data area, zero-filled. */
+	r = SK("read", (char *)name);
+	expect(r, 0);
+	cr_expect_eq(r.out_len, 65536);
+	size_t zeros = 0;
+	for (size_t i = 0; i < r.out_len; i++)
+		zeros += r.out[i] == 0;
+	cr_expect_eq(zeros, 65536);
+	result_free(&r);
+
+	r = SK("rm", (char *)name);
+	expect(r, 0);
+	result_free(&r);
+	struct shmkit_seg_stat st;
+	cr_expect_eq(shmkit_seg_stat_name(name, &st), -ENOENT);
+}
+
+Test(tool, create_posix)
+{
+	create_and_describe(posix_name());
+}
+
+Test(tool, create_bare_name_is_posix)
+{
+	const char *n = posix_name();
+	const char *bare = n + strlen("posix:/");
+	struct result r = SK("create", (char *)bare, "--size", "1K");
+	expect(r, 0);
+	cr_expect(strstr(r.out, n), "%s", r.out);
+	result_free(&r);
+	expect_ls_field(n, "kind", "['bytes']");
+}
+
+Test(tool, create_sysv)
+{
+	const char *n = sysv_name(1);
+	create_and_describe(n);
+}
+
+Test(tool, create_file)
+{
+	create_and_describe(file_name());
+}
+
+Test(tool, create_options)
+{
+	const char *n = posix_name();
+	struct result r = SK("create", (char *)n, "--size", "1M", "--populate", "--mlock");
+	/* mlock may be refused by RLIMIT_MEMLOCK: then a clear error, exit 1. */
+	if (r.status == 1)
+		expect_fail(r, 1, n);
+	else
+		expect(r, 0);
+	result_free(&r);
+	shmkit_seg_remove(n);
+	/* POSIX has no huge pages: a clear error, nothing left. */
+	r = SK("create", (char *)n, "--size", "2M", "--huge");
+	expect_fail(r, 1, n);
+	result_free(&r);
+	struct shmkit_seg_stat st;
+	cr_expect_eq(shmkit_seg_stat_name(n, &st), -ENOENT);
+}
+
+/* ---- read / write --------------------------------------------------------- */
+
+Test(tool, write_read_round_trip_with_offsets)
+{
+	const char *n = posix_name();
+	tool_create(n, "8K");
+	struct result r = SK_IN("hello, segment", "write", (char *)n, "--offset", "1K");
+	expect(r, 0);
+	cr_expect_str_eq(r.err, "");
+	result_free(&r);
+	expect_read(n, "1024", "14", "hello, segment", 14);
+
+	/* The same bytes through the library, in the data area. */
+	shmkit_seg *seg;
+	cr_assert_eq(shmkit_seg_open(&seg, n, NULL), 0);
+	cr_expect(!memcmp((char *)shmkit_seg_data(seg) + 1024, "hello, segment", 14));
+	shmkit_seg_close(seg);
+
+	/* Up to the very end is fine; one byte more is refused, nothing written. */
+	r = SK_IN("END", "write", (char *)n, "--offset", "8189");
+	expect(r, 0);
+	result_free(&r);
+	r = SK_IN("TOOLONG", "write", (char *)n, "--offset", "8188");
+	expect_fail(r, 1, n);
+	cr_expect(strstr(r.err, "nothing written"), "%s", r.err);
+	result_free(&r);
+	expect_read(n, "8188", "4", "\0END", 4);
+	expect_read(n, "8188", NULL, "\0END", 4);
+
+	/* Out of range reads: exit 1, nothing on stdout. */
+	r = SK("read", (char *)n, "--offset", "8190", "--length", "3");
+	expect_fail(r, 1, n);
+	cr_expect_eq(r.out_len, 0);
+	result_free(&r);
+	r = SK("read", (char *)n, "--offset", "9K");
+	expect_fail(r, 1, n);
+	result_free(&r);
+	r = SK_IN("", "write", (char *)n, "--offset", "1M");
+	expect_fail(r, 1, n);
+	result_free(&r);
+}
+
+Test(tool, hex_in_and_out)
+{
+	const char *n = sysv_name(2);
+	tool_create(n, "4K");
+	struct result r = SK_IN("de ad\nBE EF 00 41\n", "write", (char *)n, "--offset", "16", "--hex");
+	expect(r, 0);
+	result_free(&r);
+	expect_read(n, "16", "6", "\xde\xad\xbe\xef\0A", 6);
+
+	r = SK("read", (char *)n, "--length", "48", "--hex");
+	expect(r, 0);
+	cr_expect_str_eq(r.out,
+	                 "00000000  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|\n"
+	                 "00000010  de ad be ef 00 41 00 00  00 00 00 00 00 00 00 00  |.....A..........|\n"
+	                 "00000020  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|\n"
+	                 "00000030\n");
+	result_free(&r);
+
+	/* Offsets in the listing are the segment's; repeats collapse to '*'. */
+	r = SK("read", (char *)n, "--offset", "0", "--hex");
+	expect(r, 0);
+	cr_expect(strstr(r.out, "*\n"), "%s", r.out);
+	cr_expect(strstr(r.out, "\n00001000\n"), "%s", r.out);
+	result_free(&r);
+
+	/* Bad hex: exit 1, nothing written. */
+	r = SK_IN("abc", "write", (char *)n, "--hex");
+	expect_fail(r, 1, n);
+	result_free(&r);
+	r = SK_IN("zz", "write", (char *)n, "--hex");
+	expect_fail(r, 1, n);
+	result_free(&r);
+	expect_read(n, "0", "2", "\0\0", 2);
+}
+
+Test(tool, file_write_reaches_the_file)
+{
+	const char *n = file_name();
+	tool_create(n, "100");
+	struct result r = SK_IN("durable", "write", (char *)n, "--offset", "3");
+	expect(r, 0);
+	result_free(&r);
+	/* Plain read(2) of the file: the data area starts after the header. */
+	char buf[8] = { 0 };
+	int fd = open(n + strlen("file:"), O_RDONLY);
+	cr_assert_geq(fd, 0);
+	cr_expect_eq(pread(fd, buf, 7, 4096 + 3), 7);
+	close(fd);
+	cr_expect_str_eq(buf, "durable");
+}
+
+Test(tool, big_round_trip)
+{
+	const char *n = posix_name();
+	size_t len = 3 * 65536 + 123;
+	char *data = malloc(len + 1);
+	cr_assert(data);
+	for (size_t i = 0; i < len; i++)
+		data[i] = (char)('a' + (i * 7) % 26);
+	data[len] = '\0';
+	tool_create(n, "256K");
+	struct result r = SK_IN(data, "write", (char *)n);
+	expect(r, 0);
+	result_free(&r);
+	char lenbuf[32];
+	snprintf(lenbuf, sizeof(lenbuf), "%zu", len);
+	r = SK("read", (char *)n, "--length", lenbuf);
+	expect(r, 0);
+	cr_expect_eq(r.out_len, len);
+	cr_expect(!memcmp(r.out, data, len));
+	result_free(&r);
+	free(data);
+}
+
+/* ---- foreign segments ------------------------------------------------------ */
+
+/* A POSIX segment made with plain shm_open, as any program would; its
+ * "/NAME" (prefix may start it, e.g. "sem.", tail end it). */
+static const char *raw_posix_named(const char *prefix, const char *tail, size_t size)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "raw:/%s", prefix);
+	const char *n = uname_(p, tail);
+	int fd = shm_open(n + 4, O_RDWR | O_CREAT | O_EXCL, 0644);
+	cr_assert_geq(fd, 0, "shm_open: %s", strerror(errno));
+	cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+	close(fd);
+	return n + 4;
+}
+
+static const char *raw_posix(size_t size)
+{
+	return raw_posix_named("", "", size);
+}
+
+/* python's EXPR over `shmkit ls [--all] --json` equals want. */
+static void expect_ls_eval(bool all, const char *expr, const char *arg, const char *want)
+{
+	struct result r = all ? SK("ls", "--all", "--json") : SK("ls", "--json");
+	expect(r, 0);
+	char *v = json_eval(r.out, expr, arg);
+	cr_assert(v, "ls --json is not JSON: %s", r.out);
+	cr_expect_str_eq(v, want);
+	free(v);
+	result_free(&r);
+}
+
+Test(tool, ls_shows_foreign_posix)
+{
+	const char *raw = raw_posix(8192);
+	char name[PATH_MAX];
+	snprintf(name, sizeof(name), "posix:%s", raw);
+
+	struct result r = SK("ls");
+	expect(r, 0);
+	cr_expect(!strncmp(r.out, "BACKEND  NAME", 13), "%s", r.out);
+	char *line = strstr(r.out, name);
+	cr_assert(line, "ls does not show %s:\n%s", name, r.out);
+	char *eol = strchr(line, '\n');
+	*eol = '\0';
+	cr_expect(strstr(line, " 8K "), "%s", line);
+	cr_expect(strstr(line, " foreign "), "%s", line);
+	cr_expect(strstr(line, " 0644 "), "%s", line);
+	result_free(&r);
+
+	expect_ls_field(name, "kind", "['foreign']");
+	expect_ls_field(name, "size", "[8192]");
+	expect_ls_field(name, "backend", "['posix']");
+	expect_ls_field(name, "creator_alive", "[None]");
+
+	/* Raw bytes: the whole mapping, no header. */
+	r = SK_IN("raw!", "write", name, "--offset", "8188");
+	expect(r, 0);
+	result_free(&r);
+	r = SK("read", name);
+	expect(r, 0);
+	cr_expect_eq(r.out_len, 8192);
+	cr_expect(!memcmp(r.out + 8188, "raw!", 4));
+	result_free(&r);
+	r = SK("info", name);
+	expect(r, 0);
+	cr_expect(strstr(r.out, "kind:       foreign"), "%s", r.out);
+	result_free(&r);
+}
+
+Test(tool, ls_shows_foreign_sysv_and_removed)
+{
+	unsigned key = sysv_key(3);
+	int id = shmget((key_t)key, 4096, IPC_CREAT | IPC_EXCL | 0600);
+	cr_assert_geq(id, 0, "shmget: %s", strerror(errno));
+	sysv_ids[nsysv++] = id;
+	char name[64], byid[64];
+	snprintf(name, sizeof(name), "sysv:0x%08x", key);
+	snprintf(byid, sizeof(byid), "sysv:id=%d", id);
+
+	expect_ls_field(name, "kind", "['foreign']");
+	expect_ls_field(name, "attach_count", "[0]");
+	expect_ls_field(name, "creator_alive", "[True]");
+
+	void *p = shmat(id, NULL, 0);
+	cr_assert_neq(p, (void *)-1);
+	memcpy(p, "sysv bytes", 10);
+	expect_ls_field(name, "attach_count", "[1]");
+
+	expect_read(name, "0", "10", "sysv bytes", 10);
+
+	/* Removed while attached: it lives on, by id, marked removed. */
+	struct result r = SK("rm", name);
+	expect(r, 0);
+	result_free(&r);
+	expect_ls_field(byid, "removed", "[True]");
+	r = SK("ls");
+	expect(r, 0);
+	char *line = strstr(r.out, byid);
+	cr_assert(line, "%s", r.out);
+	*strchr(line, '\n') = '\0';
+	cr_expect(strstr(line, "alive removed"), "%s", line);
+	result_free(&r);
+	r = SK("info", byid);
+	expect(r, 0);
+	cr_expect(strstr(r.out, "removed:    yes"), "%s", r.out);
+	result_free(&r);
+
+	shmdt(p);
+	expect_ls_field(byid, "name", "ABSENT");
+}
+
+Test(tool, ls_shows_ipcmk_segment)
+{
+	struct result r = run_prog("ipcmk", NULL, 0, ARGV((char *)"ipcmk", (char *)"-M", (char *)"4096"));
+	if (r.status == 127) {
+		result_free(&r);
+		cr_skip_test("ipcmk is not installed");
+	}
+	expect(r, 0);
+	int id = -1;
+	char *p = strstr(r.out, "id: ");
+	cr_assert(p, "%s", r.out);
+	id = atoi(p + 4);
+	sysv_ids[nsysv++] = id;
+	result_free(&r);
+
+	char idbuf[16];
+	snprintf(idbuf, sizeof(idbuf), "%d", id);
+	expect_ls_eval(false, "[(x['kind'], x['size'], x['creator_alive']) for x in d "
+	               "if x['shmid'] == int(arg)]", idbuf, "[('foreign', 4096, False)]");
+}
+
+Test(tool, json_escapes_any_name)
+{
+	/* POSIX names may hold any byte but '/' and NUL. */
+	raw_posix_named("", "-q\"\\\x01\xff\xc3\xa9", 100);
+	expect_ls_eval(false, "len([x for x in d if x['name'].endswith('-q\"\\\\\\x01\\xff\\xe9')])",
+	               "", "1");
+}
+
+Test(tool, ls_all_shows_semaphores)
+{
+	/* A POSIX semaphore's file: ls skips it, ls --all lists it. */
+	const char *n = raw_posix_named("sem.", "", 32);
+	char name[PATH_MAX];
+	snprintf(name, sizeof(name), "posix:%s", n);
+	expect_ls_field(name, "kind", "ABSENT");
+	expect_ls_eval(true, "[x['kind'] for x in d if x['name'] == arg]", name, "['semaphore']");
+}
+
+/* ---- gc -------------------------------------------------------------------- */
+
+static char *gc_pattern(void)
+{
+	static char pat[64];
+	snprintf(pat, sizeof(pat), "*sktest-tool-%d-*", (int)getpid());
+	return pat;
+}
+
+Test(tool, gc_removes_dead_creators_only)
+{
+	const char *dead = posix_name(), *live = posix_name(), *inuse = posix_name();
+	const char *sdead = sysv_name(4);
+	struct shmkit_seg_opts o = { .size = 4096 };
+	shmkit_seg *mine, *held;
+	struct shmkit_seg_stat st;
+
+	/* Made by a shmkit process that has exited: the creator is dead. */
+	const char *by_tool[] = { dead, inuse, sdead };
+	for (int i = 0; i < 3; i++)
+		tool_create(by_tool[i], "4K");
+	/* Made by this (living) process. */
+	cr_assert_eq(shmkit_seg_create(&mine, live, &o), 0);
+	/* Dead creator, but mapped by this living process. */
+	cr_assert_eq(shmkit_seg_open(&held, inuse, NULL), 0);
+	/* A foreign segment nobody maps: only with --foreign. */
+	const char *raw = raw_posix(4096);
+	char rawname[PATH_MAX];
+	snprintf(rawname, sizeof(rawname), "posix:%s", raw);
+
+	struct result r = SK("gc", "--dry-run", gc_pattern());
+	expect(r, 0);
+	cr_expect(strstr(r.out, "would remove"), "%s", r.out);
+	result_free(&r);
+	cr_expect_eq(shmkit_seg_stat_name(dead, &st), 0, "--dry-run removed something");
+
+	r = SK("gc", gc_pattern(), (char *)sdead);
+	expect(r, 0);
+	cr_expect(strstr(r.out, dead), "%s", r.out);
+	cr_expect(strstr(r.out, sdead), "%s", r.out);
+	cr_expect(!strstr(r.out, live), "%s", r.out);
+	cr_expect(!strstr(r.out, inuse), "%s", r.out);
+	cr_expect(!strstr(r.out, raw), "%s", r.out);
+	result_free(&r);
+	cr_expect_eq(shmkit_seg_stat_name(dead, &st), -ENOENT);
+	cr_expect_eq(shmkit_seg_stat_name(sdead, &st), -ENOENT);
+	cr_expect_eq(shmkit_seg_stat_name(live, &st), 0);
+	cr_expect_eq(shmkit_seg_stat_name(inuse, &st), 0);
+	cr_expect_eq(shmkit_seg_stat_name(rawname, &st), 0);
+
+	/* Once nobody maps it, the dead creator's segment goes too. */
+	shmkit_seg_close(held);
+	r = SK("gc", "--foreign", gc_pattern());
+	expect(r, 0);
+	cr_expect(strstr(r.out, inuse), "%s", r.out);
+	cr_expect(strstr(r.out, raw), "%s", r.out);
+	cr_expect(!strstr(r.out, live), "%s", r.out);
+	result_free(&r);
+	cr_expect_eq(shmkit_seg_stat_name(inuse, &st), -ENOENT);
+	cr_expect_eq(shmkit_seg_stat_name(rawname, &st), -ENOENT);
+	cr_expect_eq(shmkit_seg_stat_name(live, &st), 0);
+	shmkit_seg_close(mine);
+}
+
+Test(tool, gc_keeps_sysv_with_attaches)
+{
+	const char *n = sysv_name(5);
+	tool_create(n, "4K");
+	shmkit_seg *seg;
+	cr_assert_eq(shmkit_seg_open(&seg, n, NULL), 0);
+	struct result r = SK("gc", (char *)n);
+	expect(r, 0);
+	cr_expect_str_eq(r.out, "");
+	result_free(&r);
+	shmkit_seg_close(seg);
+	r = SK("gc", (char *)n);
+	expect(r, 0);
+	cr_expect(strstr(r.out, "removed"), "%s", r.out);
+	result_free(&r);
+}

@@ -1,0 +1,391 @@
+/*
+ * cmd_bus.c - `shmkit bus`, `shmkit pub`, `shmkit sub` and the bus part of
+ * `shmkit info`, over the public API only.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+/* Report what getopt_long refused ('?' unknown, ':' missing value). */
+static int bus_bad_option(const char *cmd, int c, char **argv)
+{
+	if (c == ':')
+		return tool_usage("%s: option '%s' needs a value (see shmkit %s --help)", cmd,
+		                  argv[optind - 1], cmd);
+	return tool_usage("%s: unknown option '%s' (see shmkit %s --help)", cmd, argv[optind - 1], cmd);
+}
+
+static int parse_u32(const char *cmd, const char *opt, const char *s, uint32_t *out)
+{
+	size_t v;
+	if (shmkit_parse_size(s, &v) || v == 0 || v > UINT32_MAX)
+		return tool_usage("%s: %s '%s' is not a count from 1 to %u", cmd, opt, s, UINT32_MAX);
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static const char *mode_label(int delivery)
+{
+	return delivery == SHMKIT_BUS_BACKPRESSURE ? "backpressure" : "overwrite";
+}
+
+/* ---- bus ------------------------------------------------------------------- */
+
+static const char bus_help[] =
+	"usage: shmkit bus NAME [--capacity N] [--max-msg BYTES]\n"
+	"                       [--mode overwrite|backpressure] [--perm OCTAL]\n"
+	"\n"
+	"Create a publish/subscribe bus: every message goes to every subscriber.\n"
+	"  --capacity N     messages retained (rounded up to a power of 2; 256)\n"
+	"  --max-msg BYTES  largest message, K/M suffixes (default 1024)\n"
+	"  --mode           overwrite (default): publishers never wait, a slow\n"
+	"                   subscriber loses the oldest messages and is told how\n"
+	"                   many; backpressure: publishers wait for the slowest\n"
+	"                   live subscriber\n"
+	"  --perm OCTAL     permission bits (default 0600)\n"
+	"Fails if NAME exists.  Remove it with `shmkit rm NAME`.\n";
+
+int cmd_bus(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "capacity", required_argument, NULL, 'c' },
+		{ "max-msg", required_argument, NULL, 'M' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "perm", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct shmkit_bus_opts o = { .flags = SHMKIT_EXCL };
+	int c, rc;
+	char *end;
+
+	while ((c = getopt_long(argc, argv, ":c:M:m:p:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			if ((rc = parse_u32("bus", "--capacity", optarg, &o.capacity)))
+				return rc;
+			break;
+		case 'M':
+			if ((rc = parse_u32("bus", "--max-msg", optarg, &o.max_msg)))
+				return rc;
+			break;
+		case 'm':
+			if (!strcmp(optarg, "overwrite"))
+				o.delivery = SHMKIT_BUS_OVERWRITE;
+			else if (!strcmp(optarg, "backpressure") || !strcmp(optarg, "back-pressure"))
+				o.delivery = SHMKIT_BUS_BACKPRESSURE;
+			else
+				return tool_usage("bus: --mode is overwrite or backpressure, not '%s'", optarg);
+			break;
+		case 'p': {
+			errno = 0;
+			unsigned long m = strtoul(optarg, &end, 8);
+			if (errno || *end || !*optarg || m > 07777)
+				return tool_usage("bus: --perm '%s' is not an octal mode", optarg);
+			o.mode = (unsigned)m;
+			break;
+		}
+		case 'h':
+			fputs(bus_help, stdout);
+			return 0;
+		default:
+			return bus_bad_option("bus", c, argv);
+		}
+	}
+	if (optind + 1 != argc)
+		return tool_usage("bus: give exactly one NAME (see shmkit bus --help)");
+	const char *name = argv[optind];
+	shmkit_bus *bus;
+	int err = shmkit_bus_create(&bus, name, &o);
+	if (err)
+		return tool_err(name, err);
+	struct shmkit_bus_stats st;
+	if ((err = shmkit_bus_stats(bus, &st))) {
+		shmkit_bus_close(bus);
+		return tool_err(name, err);
+	}
+	printf("created bus %s: capacity %u, max message %u bytes, %s\n", name, st.capacity,
+	       st.max_msg, mode_label(st.delivery));
+	shmkit_bus_close(bus);
+	return 0;
+}
+
+/* ---- pub ------------------------------------------------------------------- */
+
+static const char pub_help[] =
+	"usage: shmkit pub NAME [--timeout MS] [--] [MSG...]\n"
+	"\n"
+	"Publish each MSG on the bus NAME, or each line of stdin (without its\n"
+	"newline) when no MSG is given.  In backpressure mode a publisher waits\n"
+	"for the slowest subscriber up to --timeout MS per message (default -1:\n"
+	"forever; 0: fail at once when full).\n";
+
+static int pub_one(shmkit_bus *bus, const char *name, const char *msg, size_t len, int64_t timeout)
+{
+	int err = shmkit_bus_publish(bus, msg, len, timeout);
+	return err ? tool_err(name, err) : 0;
+}
+
+static int pub_stdin(shmkit_bus *bus, const char *name, int64_t timeout)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = 0;
+
+	while (!rc && (n = getline(&line, &cap, stdin)) >= 0) {
+		if (n > 0 && line[n - 1] == '\n')
+			line[--n] = '\0';
+		rc = pub_one(bus, name, line, (size_t)n, timeout);
+	}
+	free(line);
+	return rc;
+}
+
+int cmd_pub(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int64_t timeout = -1;
+	int c;
+
+	while ((c = getopt_long(argc, argv, ":t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if (tool_parse_ms(optarg, &timeout))
+				return tool_usage("pub: --timeout '%s' is not milliseconds", optarg);
+			break;
+		case 'h':
+			fputs(pub_help, stdout);
+			return 0;
+		default:
+			return bus_bad_option("pub", c, argv);
+		}
+	}
+	if (optind >= argc)
+		return tool_usage("pub: give a bus NAME (see shmkit pub --help)");
+	const char *name = argv[optind++];
+	shmkit_bus *bus;
+	int err = shmkit_bus_open(&bus, name, NULL);
+	if (err)
+		return tool_err(name, err);
+	int rc = 0;
+	if (optind == argc)
+		rc = pub_stdin(bus, name, timeout);
+	for (int i = optind; i < argc && !rc; i++)
+		rc = pub_one(bus, name, argv[i], strlen(argv[i]), timeout);
+	shmkit_bus_close(bus);
+	return rc;
+}
+
+/* ---- sub ------------------------------------------------------------------- */
+
+static const char sub_help[] =
+	"usage: shmkit sub NAME [--from oldest|newest] [-n N] [--follow]\n"
+	"                       [--timeout MS]\n"
+	"\n"
+	"Subscribe to the bus NAME and print each message followed by a newline.\n"
+	"  --from      oldest: start at the oldest message still retained;\n"
+	"              newest: only messages published from now on.  Default:\n"
+	"              newest with --follow or -n, else oldest\n"
+	"  -n N        exit after N messages\n"
+	"  --follow    keep waiting for messages (until -n is reached)\n"
+	"  --timeout MS  longest wait for each message (default: forever with\n"
+	"              --follow or -n, else 0: print what is there and exit)\n"
+	"Lost messages (overwritten before they were read) are reported on\n"
+	"stderr.  Exit status 1 if a wait timed out before -n messages.\n";
+
+struct sub_args {
+	int from;            /* -1: default */
+	long long count;     /* -1: unlimited */
+	bool follow;
+	int64_t timeout;     /* INT64_MIN: default */
+};
+
+static int sub_parse(int argc, char **argv, struct sub_args *a)
+{
+	static const struct option opts[] = {
+		{ "from", required_argument, NULL, 'f' },
+		{ "follow", no_argument, NULL, 'F' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+	char *end;
+
+	while ((c = getopt_long(argc, argv, ":f:Fn:t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			if (!strcmp(optarg, "oldest"))
+				a->from = SHMKIT_FROM_OLDEST;
+			else if (!strcmp(optarg, "newest"))
+				a->from = SHMKIT_FROM_NEWEST;
+			else
+				return tool_usage("sub: --from is oldest or newest, not '%s'", optarg);
+			break;
+		case 'F':
+			a->follow = true;
+			break;
+		case 'n':
+			errno = 0;
+			a->count = strtoll(optarg, &end, 10);
+			if (errno || *end || !*optarg || a->count < 1)
+				return tool_usage("sub: -n '%s' is not a count of at least 1", optarg);
+			break;
+		case 't':
+			if (tool_parse_ms(optarg, &a->timeout))
+				return tool_usage("sub: --timeout '%s' is not milliseconds", optarg);
+			break;
+		case 'h':
+			fputs(sub_help, stdout);
+			return -1;
+		default:
+			return bus_bad_option("sub", c, argv);
+		}
+	}
+	if (optind + 1 != argc)
+		return tool_usage("sub: give exactly one bus NAME (see shmkit sub --help)");
+	bool waits = a->follow || a->count > 0;
+	if (a->from < 0)
+		a->from = waits ? SHMKIT_FROM_NEWEST : SHMKIT_FROM_OLDEST;
+	if (a->timeout == INT64_MIN)
+		a->timeout = waits ? -1 : 0;
+	return 0;
+}
+
+/* Print messages until -n, or a wait ends.  Exit status. */
+static int sub_loop(shmkit_sub *sub, const char *name, const struct sub_args *a, size_t cap)
+{
+	char *buf = malloc(cap ? cap : 1);
+	long long got = 0;
+	int rc = 0;
+
+	if (!buf)
+		return tool_err(name, -ENOMEM);
+	while (a->count < 0 || got < a->count) {
+		uint64_t lost = 0;
+		ssize_t n = shmkit_sub_recv(sub, buf, cap, &lost, a->timeout);
+		if (n == -EAGAIN && !a->follow && a->count < 0)
+			break; /* drained */
+		if (n < 0) {
+			rc = tool_err(name, (int)n);
+			break;
+		}
+		if (lost)
+			fprintf(stderr, "shmkit: %s: %llu messages lost\n", name, (unsigned long long)lost);
+		fwrite(buf, 1, (size_t)n, stdout);
+		putchar('\n');
+		if (a->follow)
+			fflush(stdout);
+		got++;
+	}
+	free(buf);
+	return rc;
+}
+
+int cmd_sub(int argc, char **argv)
+{
+	struct sub_args a = { .from = -1, .count = -1, .timeout = INT64_MIN };
+	int rc = sub_parse(argc, argv, &a);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	const char *name = argv[optind];
+	shmkit_bus *bus;
+	shmkit_sub *sub;
+	struct shmkit_bus_opts o = { .from = a.from };
+	struct shmkit_bus_stats st;
+	int err = shmkit_bus_open(&bus, name, NULL);
+	if (err)
+		return tool_err(name, err);
+	if ((err = shmkit_bus_stats(bus, &st)) || (err = shmkit_bus_subscribe(&sub, bus, &o))) {
+		shmkit_bus_close(bus);
+		return tool_err(name, err);
+	}
+	rc = sub_loop(sub, name, &a, st.max_msg);
+	shmkit_bus_unsubscribe(sub);
+	shmkit_bus_close(bus);
+	return rc;
+}
+
+/* ---- info ------------------------------------------------------------------ */
+
+static const char *alive_word(int alive)
+{
+	return alive > 0 ? "alive" : alive == 0 ? "dead" : "unknown";
+}
+
+static int peer_text(const struct shmkit_bus_peer *p, void *arg)
+{
+	(void)arg;
+	if (p->subscriber)
+		printf("  sub %-3u pid %-8d %-7s next %-10llu lag %-8llu received %-10llu lost %llu%s\n",
+		       p->index, (int)p->pid, alive_word(p->alive), (unsigned long long)p->position,
+		       (unsigned long long)p->lag, (unsigned long long)p->count,
+		       (unsigned long long)p->lost, p->armed ? "  (sleeping on its fd)" : "");
+	else
+		printf("  pub %-3u pid %-8d %-7s published %-10llu aborted %llu\n", p->index,
+		       (int)p->pid, alive_word(p->alive), (unsigned long long)p->count,
+		       (unsigned long long)p->lost);
+	return 0;
+}
+
+static int peer_json(const struct shmkit_bus_peer *p, void *arg)
+{
+	int *first = arg;
+	printf("%s{\"role\":\"%s\",\"index\":%u,\"pid\":%d,\"alive\":%s", *first ? "" : ",",
+	       p->subscriber ? "subscriber" : "publisher", p->index, (int)p->pid,
+	       p->alive > 0 ? "true" : p->alive == 0 ? "false" : "null");
+	if (p->subscriber)
+		printf(",\"next\":%llu,\"lag\":%llu,\"received\":%llu,\"lost\":%llu,\"armed\":%s}",
+		       (unsigned long long)p->position, (unsigned long long)p->lag,
+		       (unsigned long long)p->count, (unsigned long long)p->lost,
+		       p->armed ? "true" : "false");
+	else
+		printf(",\"published\":%llu,\"aborted\":%llu}", (unsigned long long)p->count,
+		       (unsigned long long)p->lost);
+	*first = 0;
+	return 0;
+}
+
+int info_bus(const char *name, bool json)
+{
+	shmkit_bus *bus;
+	struct shmkit_bus_stats st;
+	int err = shmkit_bus_open(&bus, name, NULL);
+
+	if (!err && (err = shmkit_bus_stats(bus, &st)))
+		shmkit_bus_close(bus);
+	if (err) {
+		if (json)
+			printf("null");
+		return tool_err(name, err);
+	}
+	if (json) {
+		int first = 1;
+		printf("{\"capacity\":%u,\"max_msg\":%u,\"mode\":\"%s\",\"published\":%llu,"
+		       "\"oldest\":%llu,\"publishers\":%u,\"subscribers\":%u,\"armed\":%u,\"peers\":[",
+		       st.capacity, st.max_msg, mode_label(st.delivery), (unsigned long long)st.head,
+		       (unsigned long long)st.oldest, st.publishers, st.subscribers, st.armed);
+		shmkit_bus_peers(bus, peer_json, &first);
+		printf("]}");
+	} else {
+		printf("bus:        capacity %u messages, max message %u bytes, %s\n", st.capacity,
+		       st.max_msg, mode_label(st.delivery));
+		printf("published:  %llu (oldest retained: %llu)\n", (unsigned long long)st.head,
+		       (unsigned long long)st.oldest);
+		printf("peers:      %u publishers, %u subscribers (%u sleeping on their fd)\n",
+		       st.publishers, st.subscribers, st.armed);
+		shmkit_bus_peers(bus, peer_text, NULL);
+	}
+	shmkit_bus_close(bus);
+	return 0;
+}

@@ -1,0 +1,367 @@
+/*
+ * cmd_chan.c - the channel subcommands of shmkit: chan (create), send,
+ * recv, and the channel part of `shmkit info`.  Public API only.
+ *
+ * Messages on the command line are text: send takes each argument, or
+ * each line of stdin (without its newline), as one message; recv prints
+ * each message followed by a newline.  One receive buffer of max_msg
+ * bytes is allocated per run, none per message.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+/* ---- shared helpers -------------------------------------------------------- */
+
+/* getopt_long's refusal ('?' unknown option, ':' missing value). */
+static int chan_bad_option(const char *cmd, int c, char **argv)
+{
+	if (c == ':')
+		return tool_usage("%s: option '%s' needs a value (see shmkit %s --help)", cmd,
+		                  argv[optind - 1], cmd);
+	return tool_usage("%s: unknown option '%s' (see shmkit %s --help)", cmd, argv[optind - 1], cmd);
+}
+
+/* A decimal count in 1..max (--capacity, -n). */
+static int parse_count(const char *cmd, const char *opt, const char *s, unsigned long max,
+                       unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || v == 0 || v > max || *s < '0' || *s > '9')
+		return tool_usage("%s: %s '%s' is not a count from 1 to %lu", cmd, opt, s, max);
+	*out = v;
+	return 0;
+}
+
+static int parse_timeout(const char *cmd, const char *s, int64_t *ns)
+{
+	if (tool_parse_ms(s, ns))
+		return tool_usage("%s: --timeout '%s' is not milliseconds (or -1 for ever)", cmd, s);
+	return 0;
+}
+
+static int one_name(const char *cmd, int argc, char **argv)
+{
+	if (optind >= argc)
+		return tool_usage("%s: give a channel NAME (see shmkit %s --help)", cmd, cmd);
+	return 0;
+}
+
+/* ---- chan ------------------------------------------------------------------ */
+
+static const char chan_help[] =
+	"usage: shmkit chan NAME [--capacity N] [--max-msg BYTES] [--spsc] [--mode M]\n"
+	"                        [--excl]\n"
+	"\n"
+	"Create a channel: a queue where each message goes to exactly one receiver,\n"
+	"many producers and consumers, per-producer order.  NAME: NAME or\n"
+	"posix:/NAME, sysv:0xKEY, sysv:/PATH:PROJ, file:PATH.  Without --excl an\n"
+	"existing channel of that name is left as it is.\n"
+	"\n"
+	"  --capacity N     slots, rounded up to a power of 2 (default 64)\n"
+	"  --max-msg BYTES  largest message, K/M/G suffixes (default 1024)\n"
+	"  --spsc           one producer and one consumer at a time (faster)\n"
+	"  --mode M         permission bits in octal (default 0600)\n"
+	"  --excl           fail if the name exists\n";
+
+static int parse_octal_mode(const char *s, unsigned *mode)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 8);
+	if (!*s || *end || errno || v == 0 || v > 07777 || *s < '0' || *s > '7')
+		return tool_usage("chan: --mode '%s' is not an octal permission mode", s);
+	*mode = (unsigned)v;
+	return 0;
+}
+
+static int chan_parse(int argc, char **argv, struct shmkit_chan_opts *o)
+{
+	static const struct option opts[] = {
+		{ "capacity", required_argument, NULL, 'c' },
+		{ "max-msg", required_argument, NULL, 'M' },
+		{ "spsc", no_argument, NULL, 's' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "excl", no_argument, NULL, 'x' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	unsigned long v;
+	size_t size;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":c:M:sm:xh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			if ((rc = parse_count("chan", "--capacity", optarg, 1ul << 24, &v)))
+				return rc;
+			o->capacity = (uint32_t)v;
+			break;
+		case 'M':
+			if (shmkit_parse_size(optarg, &size) || size == 0 || size > (1u << 30))
+				return tool_usage("chan: --max-msg '%s' is not a size from 1 to 1G", optarg);
+			o->max_msg = (uint32_t)size;
+			break;
+		case 's': o->flags |= SHMKIT_CHAN_SPSC; break;
+		case 'm':
+			if ((rc = parse_octal_mode(optarg, &o->mode)))
+				return rc;
+			break;
+		case 'x': o->flags |= SHMKIT_EXCL; break;
+		case 'h': fputs(chan_help, stdout); return -1;
+		default: return chan_bad_option("chan", c, argv);
+		}
+	}
+	if (optind + 1 != argc)
+		return tool_usage("chan: give exactly one NAME (see shmkit chan --help)");
+	return 0;
+}
+
+int cmd_chan(int argc, char **argv)
+{
+	struct shmkit_chan_opts o = { 0 };
+	struct shmkit_chan_stats st;
+	shmkit_chan *ch;
+	int rc = chan_parse(argc, argv, &o);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	const char *name = argv[optind];
+	bool excl = o.flags & SHMKIT_EXCL;
+	o.flags |= SHMKIT_EXCL; /* first exclusively, to say whether we made it */
+	int err = shmkit_chan_create(&ch, name, &o);
+	bool created = !err;
+	if (err == -EEXIST && !excl) {
+		o.flags &= ~(SHMKIT_EXCL | SHMKIT_CHAN_SPSC);
+		err = shmkit_chan_open(&ch, name, &o);
+	}
+	if (err)
+		return tool_err(name, err);
+	shmkit_chan_stats(ch, &st);
+	printf("%s %s: %s, capacity %u, max message %u bytes, %zu bytes\n",
+	       created ? "created" : "exists", name, st.spsc ? "spsc" : "mpmc", st.capacity,
+	       st.max_msg, st.seg_size);
+	shmkit_chan_close(ch);
+	return 0;
+}
+
+/* ---- send ------------------------------------------------------------------ */
+
+static const char send_help[] =
+	"usage: shmkit send NAME [MSG...] [--timeout MS]\n"
+	"\n"
+	"Send each MSG as one message, or each line of stdin (without its newline)\n"
+	"when none is given.  Waits while the channel is full.\n"
+	"\n"
+	"  --timeout MS   how long to wait for room, per message (default -1: for ever;\n"
+	"                 0: fail at once when full)\n";
+
+/* Parse the options shared by send and recv; -1 after --help. */
+static int io_parse(const char *cmd, const char *help, int argc, char **argv, int64_t *timeout,
+                    unsigned long *count, bool *follow)
+{
+	static const struct option opts[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "follow", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	bool recv = count != NULL;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, recv ? ":t:n:fh" : ":t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if ((rc = parse_timeout(cmd, optarg, timeout)))
+				return rc;
+			break;
+		case 'n':
+		case 'f':
+			if (!recv)
+				return chan_bad_option(cmd, '?', argv);
+			if (c == 'f')
+				*follow = true;
+			else if ((rc = parse_count(cmd, "-n", optarg, ~0ul, count)))
+				return rc;
+			break;
+		case 'h': fputs(help, stdout); return -1;
+		default: return chan_bad_option(cmd, c, argv);
+		}
+	}
+	return one_name(cmd, argc, argv);
+}
+
+static int send_one(shmkit_chan *ch, const char *name, const char *msg, size_t len, int64_t timeout)
+{
+	int err = shmkit_chan_send(ch, msg, len, timeout);
+	return err ? tool_err(name, err) : 0;
+}
+
+static int send_lines(shmkit_chan *ch, const char *name, int64_t timeout)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = 0;
+
+	while (!rc && (n = getline(&line, &cap, stdin)) >= 0) {
+		if (n > 0 && line[n - 1] == '\n')
+			n--;
+		rc = send_one(ch, name, line, (size_t)n, timeout);
+	}
+	free(line);
+	if (!rc && ferror(stdin))
+		rc = tool_err(name, -EIO);
+	return rc;
+}
+
+int cmd_send(int argc, char **argv)
+{
+	int64_t timeout = -1;
+	shmkit_chan *ch;
+	int rc = io_parse("send", send_help, argc, argv, &timeout, NULL, NULL);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	const char *name = argv[optind++];
+	int err = shmkit_chan_open(&ch, name, NULL);
+	if (err)
+		return tool_err(name, err);
+	if (optind == argc)
+		rc = send_lines(ch, name, timeout);
+	for (int i = optind; i < argc && !rc; i++)
+		rc = send_one(ch, name, argv[i], strlen(argv[i]), timeout);
+	shmkit_chan_close(ch);
+	return rc;
+}
+
+/* ---- recv ------------------------------------------------------------------ */
+
+static const char recv_help[] =
+	"usage: shmkit recv NAME [-n N] [--follow] [--timeout MS]\n"
+	"\n"
+	"Receive messages and print each on its own line.  Without -n or --follow,\n"
+	"prints what is queued now and stops when the channel is empty.\n"
+	"\n"
+	"  -n, --count N  stop after N messages (waiting for them)\n"
+	"  --follow       keep waiting for new messages\n"
+	"  --timeout MS   how long to wait for each message (default: for ever with\n"
+	"                 -n or --follow, else 0); running out ends --follow, and is\n"
+	"                 an error with -n\n";
+
+static int recv_loop(shmkit_chan *ch, const char *name, unsigned long count, bool follow,
+                     int64_t timeout)
+{
+	struct shmkit_chan_stats st;
+	unsigned long got = 0;
+	int rc = 0;
+
+	shmkit_chan_stats(ch, &st);
+	char *buf = malloc(st.max_msg ? st.max_msg : 1);
+	if (!buf)
+		return tool_err(name, -ENOMEM);
+	while (!count || got < count) {
+		ssize_t n = shmkit_chan_recv(ch, buf, st.max_msg, timeout);
+		if (n == -EAGAIN || (n == -ETIMEDOUT && !count))
+			break; /* drained, or --follow idle for --timeout */
+		if (n < 0) {
+			rc = tool_err(name, (int)n);
+			break;
+		}
+		fwrite(buf, 1, (size_t)n, stdout);
+		putchar('\n');
+		if (follow)
+			fflush(stdout);
+		got++;
+	}
+	free(buf);
+	return rc;
+}
+
+int cmd_recv(int argc, char **argv)
+{
+	int64_t timeout = -2; /* not given */
+	unsigned long count = 0;
+	bool follow = false;
+	shmkit_chan *ch;
+	int rc = io_parse("recv", recv_help, argc, argv, &timeout, &count, &follow);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (optind + 1 != argc)
+		return tool_usage("recv: give exactly one NAME (see shmkit recv --help)");
+	const char *name = argv[optind];
+	if (timeout == -2)
+		timeout = count || follow ? -1 : 0;
+	int err = shmkit_chan_open(&ch, name, NULL);
+	if (err)
+		return tool_err(name, err);
+	rc = recv_loop(ch, name, count, follow, timeout);
+	shmkit_chan_close(ch);
+	return rc;
+}
+
+/* ---- info ------------------------------------------------------------------ */
+
+static void info_text(const struct shmkit_chan_stats *st)
+{
+	printf("channel:     %s, %u slots, max message %u bytes\n",
+	       st->spsc ? "spsc (one producer, one consumer)" : "mpmc", st->capacity, st->max_msg);
+	printf("depth:       %llu queued\n", (unsigned long long)st->depth);
+	printf("sent:        %llu\n", (unsigned long long)st->sent);
+	printf("received:    %llu\n", (unsigned long long)st->received);
+	printf("full waits:  %llu\n", (unsigned long long)st->full_waits);
+	printf("empty waits: %llu\n", (unsigned long long)st->empty_waits);
+	printf("reclaimed:   %llu slots from dead peers\n", (unsigned long long)st->reclaimed);
+	printf("aborted:     %llu reservations\n", (unsigned long long)st->aborted);
+	printf("memory:      header %zu + %u slots x %zu (round_up(32 + %u, 64)) = %zu bytes,\n"
+	       "             %zu mapped (page-rounded)\n",
+	       st->hdr_size, st->capacity, st->slot_size, st->max_msg,
+	       st->hdr_size + st->capacity * st->slot_size, st->seg_size);
+}
+
+static void info_json(const struct shmkit_chan_stats *st)
+{
+	printf("{\"spsc\":%s,\"capacity\":%u,\"max_msg\":%u,\"depth\":%llu,\"sent\":%llu,"
+	       "\"received\":%llu,\"full_waits\":%llu,\"empty_waits\":%llu,\"reclaimed\":%llu,"
+	       "\"aborted\":%llu,\"hdr_size\":%zu,\"slot_size\":%zu,\"seg_size\":%zu,\"formula\":",
+	       st->spsc ? "true" : "false", st->capacity, st->max_msg,
+	       (unsigned long long)st->depth, (unsigned long long)st->sent,
+	       (unsigned long long)st->received, (unsigned long long)st->full_waits,
+	       (unsigned long long)st->empty_waits, (unsigned long long)st->reclaimed,
+	       (unsigned long long)st->aborted, st->hdr_size, st->slot_size, st->seg_size);
+	tool_json_str("hdr_size + capacity * round_up(32 + max_msg, 64), page-rounded");
+	putchar('}');
+}
+
+int info_chan(const char *name, bool json)
+{
+	struct shmkit_chan_opts o = { .flags = SHMKIT_RDONLY };
+	struct shmkit_chan_stats st;
+	shmkit_chan *ch;
+	int err = shmkit_chan_open(&ch, name, &o);
+
+	if (!err)
+		err = shmkit_chan_stats(ch, &st);
+	if (err) {
+		if (json)
+			printf("null");
+		shmkit_chan_close(ch);
+		return tool_err(name, err);
+	}
+	if (json)
+		info_json(&st);
+	else
+		info_text(&st);
+	shmkit_chan_close(ch);
+	return 0;
+}

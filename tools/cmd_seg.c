@@ -1,0 +1,1313 @@
+/*
+ * cmd_seg.c - the segment subcommands of shmkit: ls, create, info, rm, gc,
+ * read, write.  Public API only: listing through shmkit_seg_list(),
+ * descriptions through shmkit_seg_stat_name(), bytes through the data
+ * area of shmkit_seg_open() (the whole mapping of a foreign segment,
+ * opened SHMKIT_RAW).
+ *
+ * Reading and writing copy through a private buffer under a SIGBUS guard:
+ * a foreign file truncated behind our back is reported, not a crash.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+
+#define CHUNK 65536
+
+/* Service descriptions live in other tools/cmd_*.c; weak so this file links
+ * (and `info` still shows the segment) while one is missing. */
+extern int info_chan(const char *, bool) __attribute__((weak));
+extern int info_bus(const char *, bool) __attribute__((weak));
+extern int info_journal(const char *, bool) __attribute__((weak));
+
+/* ---- small helpers ------------------------------------------------------ */
+
+/* "shmkit: WHAT: message" for failures the library did not report. */
+static int fail(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(const char *what, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "shmkit: %s: ", what);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+/* Report what getopt_long refused ('?' unknown, ':' missing value). */
+static int bad_option(const char *cmd, int c, char **argv)
+{
+	const char *arg = argv[optind - 1];
+
+	if (c == ':')
+		return tool_usage("%s: option '%s' needs a value (see shmkit %s --help)", cmd, arg, cmd);
+	if (optopt && optopt != '?')
+		return tool_usage("%s: unknown option '-%c' (see shmkit %s --help)", cmd, optopt, cmd);
+	return tool_usage("%s: unknown option '%s' (see shmkit %s --help)", cmd, arg, cmd);
+}
+
+static int show_help(const char *text)
+{
+	fputs(text, stdout);
+	return 0;
+}
+
+/* A size or offset with optional K/M/G suffix. */
+static int parse_size_opt(const char *cmd, const char *opt, const char *s, size_t *out)
+{
+	if (shmkit_parse_size(s, out))
+		return tool_usage("%s: %s '%s' is not a size (a number with optional K, M or G)",
+		                  cmd, opt, s);
+	return 0;
+}
+
+static const char *backend_label(int backend)
+{
+	switch (backend) {
+	case SHMKIT_POSIX: return "posix";
+	case SHMKIT_SYSV: return "sysv";
+	case SHMKIT_FILE: return "file";
+	case SHMKIT_ANON: return "anon";
+	case SHMKIT_MEMFD: return "memfd";
+	}
+	return "?";
+}
+
+static const char *kind_label(int kind)
+{
+	switch (kind) {
+	case SHMKIT_KIND_FOREIGN: return "foreign";
+	case SHMKIT_KIND_BYTES: return "bytes";
+	case SHMKIT_KIND_CHAN: return "chan";
+	case SHMKIT_KIND_BUS: return "bus";
+	case SHMKIT_KIND_JOURNAL: return "journal";
+	}
+	return "?";
+}
+
+static void owner_name(uid_t uid, char *buf, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char tmp[1024];
+
+	if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) == 0 && res)
+		snprintf(buf, len, "%s", res->pw_name);
+	else
+		snprintf(buf, len, "%u", (unsigned)uid);
+}
+
+/* Exact and short: "4K", "1M", else the byte count. */
+static void size_text(size_t v, char *buf, size_t len)
+{
+	static const char units[] = "GMK";
+
+	for (int i = 0; i < 3; i++) {
+		size_t unit = (size_t)1 << (10 * (3 - i));
+		if (v >= unit && v % unit == 0) {
+			snprintf(buf, len, "%zu%c", v / unit, units[i]);
+			return;
+		}
+	}
+	snprintf(buf, len, "%zu", v);
+}
+
+/* Bytes a segment holds for its user: the data area of a managed one, the
+ * whole mapping of a foreign one. */
+static size_t useful_size(const struct shmkit_seg_stat *st)
+{
+	return st->kind == SHMKIT_KIND_FOREIGN ? st->map_size : st->data_size;
+}
+
+static const char *alive_label(int alive)
+{
+	return alive > 0 ? "alive" : alive == 0 ? "dead" : "unknown";
+}
+
+/* The name to give back to shmkit for this segment: a System V segment by
+ * key when it has one (a removed one loses its key), else by id. */
+static void address_of(const struct shmkit_seg_stat *st, char *buf, size_t len)
+{
+	if (st->backend == SHMKIT_SYSV && st->key != 0)
+		snprintf(buf, len, "sysv:0x%08lx", (unsigned long)(uint32_t)st->key);
+	else if (st->backend == SHMKIT_SYSV)
+		snprintf(buf, len, "sysv:id=%d", st->shmid);
+	else
+		snprintf(buf, len, "%s", st->name);
+}
+
+static void time_text(int64_t ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+
+	if (ns <= 0 || !gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, len, "unknown");
+}
+
+/* ---- one stat as JSON (ls and info) -------------------------------------- */
+
+static void json_kv_num(const char *key, long long v, bool known)
+{
+	if (known)
+		printf(",\"%s\":%lld", key, v);
+	else
+		printf(",\"%s\":null", key);
+}
+
+/* Prints the members of one object, without the closing brace. */
+static void stat_json_open(const struct shmkit_seg_stat *st, const char *kind)
+{
+	char buf[64], addr[sizeof(st->name) + 32];
+
+	address_of(st, addr, sizeof(addr));
+	printf("{\"name\":");
+	tool_json_str(addr);
+	printf(",\"canonical\":");
+	tool_json_str(st->name);
+	printf(",\"backend\":\"%s\",\"kind\":", backend_label(st->backend));
+	tool_json_str(kind ? kind : kind_label(st->kind));
+	printf(",\"size\":%zu,\"map_size\":%zu", useful_size(st), st->map_size);
+	json_kv_num("data_offset", (long long)st->data_offset, st->kind != SHMKIT_KIND_FOREIGN);
+	owner_name(st->uid, buf, sizeof(buf));
+	printf(",\"owner\":");
+	tool_json_str(buf);
+	printf(",\"uid\":%u,\"mode\":\"%04o\"", (unsigned)st->uid, st->mode);
+	json_kv_num("attach_count", st->attach_count, st->attach_count >= 0);
+	json_kv_num("creator_pid", st->creator_pid, st->creator_pid > 0);
+	printf(",\"creator_alive\":%s", st->creator_alive > 0 ? "true" :
+	       st->creator_alive == 0 ? "false" : "null");
+	json_kv_num("created_ns", st->created_ns, st->created_ns > 0);
+	printf(",\"removed\":%s", st->removed ? "true" : "false");
+	json_kv_num("shmid", st->shmid, st->backend == SHMKIT_SYSV);
+	if (st->backend == SHMKIT_SYSV)
+		printf(",\"key\":\"0x%08lx\"", (unsigned long)(uint32_t)st->key);
+	else
+		printf(",\"key\":null");
+	json_kv_num("version", st->version, st->kind != SHMKIT_KIND_FOREIGN && st->version);
+}
+
+/* ---- ls ------------------------------------------------------------------ */
+
+struct row {
+	struct shmkit_seg_stat st;
+	const char *kind; /* overrides kind_label() for entries ls --all adds */
+};
+
+struct rows {
+	struct row *v;
+	size_t n, cap;
+};
+
+static struct row *rows_add(struct rows *r)
+{
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		struct row *v = realloc(r->v, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		r->v = v;
+		r->cap = cap;
+	}
+	struct row *row = &r->v[r->n++];
+	memset(row, 0, sizeof(*row));
+	return row;
+}
+
+static int collect_one(const struct shmkit_seg_stat *st, void *arg)
+{
+	struct row *row = rows_add(arg);
+
+	if (!row)
+		return -ENOMEM;
+	row->st = *st;
+	return 0;
+}
+
+/* Every segment shmkit_seg_list() reports, into r (freed on failure). */
+static int collect_rows(struct rows *r)
+{
+	int err = shmkit_seg_list(collect_one, r);
+
+	if (err) {
+		free(r->v);
+		r->v = NULL;
+		r->n = r->cap = 0;
+	}
+	return err;
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+	const struct shmkit_seg_stat *x = &((const struct row *)a)->st;
+	const struct shmkit_seg_stat *y = &((const struct row *)b)->st;
+
+	if (x->backend != y->backend)
+		return x->backend - y->backend;
+	if (x->backend == SHMKIT_SYSV)
+		return (x->shmid > y->shmid) - (x->shmid < y->shmid);
+	return strcmp(x->name, y->name);
+}
+
+static bool rows_have(const struct rows *r, int backend, const char *name, int shmid)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		const struct shmkit_seg_stat *st = &r->v[i].st;
+		if (st->backend != backend)
+			continue;
+		if (backend == SHMKIT_SYSV ? st->shmid == shmid : !strcmp(st->name, name))
+			return true;
+	}
+	return false;
+}
+
+/* ls --all: what /dev/shm holds that shmkit_seg_list() skips (POSIX
+ * semaphores, segments this user may not open), from stat(2) alone. */
+static void add_unlisted_posix(struct rows *r)
+{
+	DIR *d = opendir("/dev/shm");
+	struct dirent *e;
+	char name[sizeof(r->v->st.name)];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		struct stat sb;
+		if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISREG(sb.st_mode))
+			continue;
+		snprintf(name, sizeof(name), "posix:/%s", e->d_name);
+		if (rows_have(r, SHMKIT_POSIX, name, -1))
+			continue;
+		struct row *row = rows_add(r);
+		if (!row)
+			break;
+		struct shmkit_seg_stat *st = &row->st;
+		st->backend = SHMKIT_POSIX;
+		snprintf(st->name, sizeof(st->name), "%s", name);
+		st->map_size = (size_t)sb.st_size;
+		st->mode = sb.st_mode & 07777;
+		st->uid = sb.st_uid;
+		st->creator_alive = -1;
+		st->attach_count = -1;
+		st->shmid = -1;
+		row->kind = strncmp(e->d_name, "sem.", 4) ? "no-access" : "semaphore";
+	}
+	closedir(d);
+}
+
+/* ls --all: System V segments shmkit_seg_list() could not attach, from the
+ * kernel's table /proc/sysvipc/shm. */
+static void add_unlisted_sysv(struct rows *r)
+{
+	FILE *f = fopen("/proc/sysvipc/shm", "re");
+	char line[512];
+
+	if (!f)
+		return;
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	while (fgets(line, sizeof(line), f)) {
+		long key, nattch;
+		int id, cpid, lpid;
+		unsigned perms, uid;
+		size_t size;
+		if (sscanf(line, "%ld %d %o %zu %d %d %ld %u", &key, &id, &perms, &size,
+		           &cpid, &lpid, &nattch, &uid) != 8 || rows_have(r, SHMKIT_SYSV, NULL, id))
+			continue;
+		struct row *row = rows_add(r);
+		if (!row)
+			break;
+		struct shmkit_seg_stat *st = &row->st;
+		st->backend = SHMKIT_SYSV;
+		snprintf(st->name, sizeof(st->name), "sysv:id=%d", id);
+		st->map_size = size;
+		st->mode = perms & 0777;
+		st->uid = (uid_t)uid;
+		st->creator_pid = cpid;
+		st->creator_alive = kill(cpid, 0) == 0 || errno == EPERM;
+		st->attach_count = nattch;
+		st->removed = (perms & 01000) != 0; /* SHM_DEST */
+		st->shmid = id;
+		st->key = (long)(uint32_t)key;
+		row->kind = "no-access";
+	}
+	fclose(f);
+}
+
+enum { COLS = 9 };
+static const char *const ls_head[COLS] = {
+	"BACKEND", "NAME", "SIZE", "KIND", "OWNER", "MODE", "NATTCH", "CPID", "CREATOR",
+};
+
+static void ls_cells(const struct row *row, char cell[COLS][4200])
+{
+	const struct shmkit_seg_stat *st = &row->st;
+
+	snprintf(cell[0], 4200, "%s", backend_label(st->backend));
+	address_of(st, cell[1], 4200);
+	size_text(useful_size(st), cell[2], 4200);
+	snprintf(cell[3], 4200, "%s", row->kind ? row->kind : kind_label(st->kind));
+	owner_name(st->uid, cell[4], 4200);
+	snprintf(cell[5], 4200, "%04o", st->mode);
+	if (st->attach_count >= 0)
+		snprintf(cell[6], 4200, "%ld", st->attach_count);
+	else
+		snprintf(cell[6], 4200, "-");
+	if (st->creator_pid > 0)
+		snprintf(cell[7], 4200, "%d", (int)st->creator_pid);
+	else
+		snprintf(cell[7], 4200, "-");
+	snprintf(cell[8], 4200, "%s%s", st->creator_pid > 0 ? alive_label(st->creator_alive) : "-",
+	         st->removed ? " removed" : "");
+}
+
+static void ls_print_line(const char *const cell[COLS], const int width[COLS])
+{
+	for (int c = 0; c + 1 < COLS; c++)
+		printf("%-*s  ", width[c], cell[c]);
+	printf("%s\n", cell[COLS - 1]);
+}
+
+static void ls_print_table(const struct rows *r)
+{
+	static char cell[COLS][4200];
+	int width[COLS];
+
+	for (int c = 0; c < COLS; c++)
+		width[c] = (int)strlen(ls_head[c]);
+	for (size_t i = 0; i < r->n; i++) {
+		ls_cells(&r->v[i], cell);
+		for (int c = 0; c < COLS; c++)
+			if ((int)strlen(cell[c]) > width[c])
+				width[c] = (int)strlen(cell[c]);
+	}
+	ls_print_line(ls_head, width);
+	for (size_t i = 0; i < r->n; i++) {
+		const char *line[COLS];
+		ls_cells(&r->v[i], cell);
+		for (int c = 0; c < COLS; c++)
+			line[c] = cell[c];
+		ls_print_line(line, width);
+	}
+}
+
+static void ls_print_json(const struct rows *r)
+{
+	printf("[");
+	for (size_t i = 0; i < r->n; i++) {
+		printf(i ? ",\n " : "\n ");
+		stat_json_open(&r->v[i].st, r->v[i].kind);
+		printf("}");
+	}
+	printf(r->n ? "\n]\n" : "]\n");
+}
+
+static const char ls_help[] =
+	"usage: shmkit ls [--json] [--all]\n"
+	"\n"
+	"List every shared-memory segment on the machine: shmkit's and foreign ones\n"
+	"(POSIX segments in /dev/shm, System V segments from /proc/sysvipc/shm).\n"
+	"Columns: backend, name (System V: key, or id once removed), size (data\n"
+	"area of a managed segment, whole mapping of a foreign one), kind (bytes,\n"
+	"chan, bus, journal, or foreign), owner, mode, attach count (System V),\n"
+	"creator pid and whether it is alive; \"removed\" marks a System V segment\n"
+	"that lives on until its last detach.\n"
+	"\n"
+	"  --json   print a JSON array, one object per segment\n"
+	"  --all    also list what cannot be opened: POSIX semaphores (sem.*) and\n"
+	"           segments this user has no permission to attach\n";
+
+int cmd_ls(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	bool json = false, all = false;
+	struct rows r = { 0 };
+	int c;
+
+	while ((c = getopt_long(argc, argv, ":ajh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = true; break;
+		case 'a': all = true; break;
+		case 'h': return show_help(ls_help);
+		default: return bad_option("ls", c, argv);
+		}
+	}
+	if (optind < argc)
+		return tool_usage("ls: unexpected argument '%s'", argv[optind]);
+	int err = collect_rows(&r);
+	if (err)
+		return tool_err("ls", err);
+	if (all) {
+		add_unlisted_posix(&r);
+		add_unlisted_sysv(&r);
+	}
+	qsort(r.v, r.n, sizeof(*r.v), row_cmp);
+	if (json)
+		ls_print_json(&r);
+	else
+		ls_print_table(&r);
+	free(r.v);
+	return 0;
+}
+
+/* ---- create -------------------------------------------------------------- */
+
+static const char create_help[] =
+	"usage: shmkit create NAME --size S [--mode 0644] [--excl] [--populate]\n"
+	"                          [--mlock] [--huge]\n"
+	"\n"
+	"Create a managed byte segment with S data bytes (K, M, G suffixes) after\n"
+	"a one-page shmkit header.  NAME: NAME or posix:/NAME, sysv:0xKEY,\n"
+	"sysv:/PATH:PROJ, file:PATH.  Without --excl an existing byte segment of\n"
+	"that name is left as it is.  anon and memfd: segments cannot be named\n"
+	"from another process; create them with the library.\n"
+	"\n"
+	"  --size S     data bytes (required)\n"
+	"  --mode M     permission bits in octal (default 0600, umask ignored)\n"
+	"  --excl       fail if the name exists\n"
+	"  --populate   pre-fault the pages\n"
+	"  --mlock      lock the pages in RAM\n"
+	"  --huge       huge pages (sysv only from the tool)\n";
+
+static int create_usage_name(const char *name)
+{
+	if (!strcmp(name, "anon") || !strncmp(name, "memfd:", 6))
+		return tool_usage("create: %s: anon and memfd segments are library-only: they live "
+		                  "in the processes holding them and cannot be named from another "
+		                  "process (see examples/anon_fork.c, examples/memfd_pass.c)", name);
+	return 0;
+}
+
+static int parse_mode(const char *s, unsigned *mode)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 8);
+	if (!*s || *end || errno || v == 0 || v > 07777 || !isdigit((unsigned char)*s))
+		return tool_usage("create: --mode '%s' is not an octal permission mode", s);
+	*mode = (unsigned)v;
+	return 0;
+}
+
+static int create_report(const char *name, shmkit_seg *seg, bool created)
+{
+	struct shmkit_seg_stat st;
+	int err = shmkit_seg_stat(seg, &st);
+
+	if (err) {
+		shmkit_seg_close(seg);
+		return tool_err(name, err);
+	}
+	printf("%s %s: %zu data bytes, %zu mapped, mode %04o\n", created ? "created" : "exists",
+	       st.name, st.data_size, st.map_size, st.mode);
+	shmkit_seg_close(seg);
+	return 0;
+}
+
+int cmd_create(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "size", required_argument, NULL, 's' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "excl", no_argument, NULL, 'x' },
+		{ "populate", no_argument, NULL, 'p' },
+		{ "mlock", no_argument, NULL, 'l' },
+		{ "huge", no_argument, NULL, 'H' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct shmkit_seg_opts o = { 0 };
+	bool have_size = false;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":s:m:xplHh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if ((rc = parse_size_opt("create", "--size", optarg, &o.size)))
+				return rc;
+			have_size = true;
+			break;
+		case 'm':
+			if ((rc = parse_mode(optarg, &o.mode)))
+				return rc;
+			break;
+		case 'x': o.flags |= SHMKIT_EXCL; break;
+		case 'p': o.flags |= SHMKIT_POPULATE; break;
+		case 'l': o.flags |= SHMKIT_MLOCK; break;
+		case 'H': o.flags |= SHMKIT_HUGE; break;
+		case 'h': return show_help(create_help);
+		default: return bad_option("create", c, argv);
+		}
+	}
+	if (optind + 1 != argc)
+		return tool_usage("create: give exactly one NAME (see shmkit create --help)");
+	const char *name = argv[optind];
+	if ((rc = create_usage_name(name)))
+		return rc;
+	if (!have_size)
+		return tool_usage("create: %s: --size is required", name);
+	if (o.size == 0)
+		return tool_usage("create: %s: --size must be at least 1 byte", name);
+	/* Exclusive first, so the report can say whether we made it. */
+	bool excl = o.flags & SHMKIT_EXCL;
+	shmkit_seg *seg;
+	o.flags |= SHMKIT_EXCL;
+	int err = shmkit_seg_create(&seg, name, &o);
+	if (err == -EEXIST && !excl) {
+		o.flags &= ~SHMKIT_EXCL;
+		if (!(err = shmkit_seg_create(&seg, name, &o)))
+			return create_report(name, seg, false);
+	}
+	if (err)
+		return tool_err(name, err);
+	return create_report(name, seg, true);
+}
+
+/* ---- info ---------------------------------------------------------------- */
+
+static void info_print_text(const char *name, const struct shmkit_seg_stat *st)
+{
+	char addr[sizeof(st->name) + 32], buf[64];
+
+	address_of(st, addr, sizeof(addr));
+	printf("name:       %s\n", addr);
+	if (strcmp(addr, st->name))
+		printf("canonical:  %s\n", st->name);
+	printf("backend:    %s\n", backend_label(st->backend));
+	if (st->kind == SHMKIT_KIND_FOREIGN) {
+		printf("kind:       foreign (no shmkit header: read and write address the whole mapping)\n");
+	} else {
+		printf("kind:       %s (shmkit format version %u)\n", kind_label(st->kind), st->version);
+		size_text(st->data_size, buf, sizeof(buf));
+		printf("data:       %zu bytes (%s) at offset %zu\n", st->data_size, buf, st->data_offset);
+	}
+	size_text(st->map_size, buf, sizeof(buf));
+	printf("mapped:     %zu bytes (%s)\n", st->map_size, buf);
+	owner_name(st->uid, buf, sizeof(buf));
+	printf("owner:      %s (uid %u)\n", buf, (unsigned)st->uid);
+	printf("mode:       %04o\n", st->mode);
+	if (st->creator_pid > 0)
+		printf("creator:    pid %d, %s\n", (int)st->creator_pid, alive_label(st->creator_alive));
+	else
+		printf("creator:    unknown\n");
+	time_text(st->created_ns, buf, sizeof(buf));
+	printf("created:    %s\n", buf);
+	if (st->backend == SHMKIT_SYSV) {
+		printf("shmid:      %d\n", st->shmid);
+		printf("key:        0x%08lx%s\n", (unsigned long)(uint32_t)st->key,
+		       st->key ? "" : " (IPC_PRIVATE, or removed)");
+		printf("attached:   %ld\n", st->attach_count);
+	}
+	if (st->removed)
+		printf("removed:    yes: the name is gone; the memory lives until the last %s\n",
+		       st->backend == SHMKIT_SYSV ? "detach" : "close");
+	(void)name;
+}
+
+/* Where `shmkit info` should look for a journal: a name that is a file
+ * path (file:PATH, or a bare name with a '/' after its start, or one that
+ * exists in the filesystem when no POSIX segment has that name). */
+static const char *path_of(const char *name, bool *bare)
+{
+	*bare = false;
+	if (!strncmp(name, "file:", 5))
+		return name + 5;
+	if (!strncmp(name, "posix:", 6) || !strncmp(name, "sysv:", 5) ||
+	    !strncmp(name, "memfd:", 6) || !strcmp(name, "anon"))
+		return NULL;
+	*bare = true;
+	if (strchr(name + 1, '/') || !strncmp(name, "./", 2))
+		return name;
+	struct shmkit_seg_stat st;
+	if (shmkit_seg_stat_name(name, &st) == -ENOENT && access(name, F_OK) == 0)
+		return name;
+	*bare = false;
+	return NULL;
+}
+
+static int info_service(const char *name, const struct shmkit_seg_stat *st, bool json)
+{
+	int (*fn)(const char *, bool) = NULL;
+	const char *label = kind_label(st->kind);
+
+	if (st->kind == SHMKIT_KIND_CHAN)
+		fn = info_chan;
+	else if (st->kind == SHMKIT_KIND_BUS)
+		fn = info_bus;
+	else if (st->kind == SHMKIT_KIND_JOURNAL)
+		fn = info_journal;
+	if (json) {
+		stat_json_open(st, NULL);
+		if (st->kind == SHMKIT_KIND_BYTES || st->kind == SHMKIT_KIND_FOREIGN) {
+			printf("}\n");
+			return 0;
+		}
+		printf(",\"%s\":", label);
+		if (!fn) {
+			printf("null}\n");
+			return 0;
+		}
+		fflush(stdout);
+		int rc = fn(name, true);
+		printf("}\n");
+		return rc;
+	}
+	info_print_text(name, st);
+	if (st->kind == SHMKIT_KIND_BYTES || st->kind == SHMKIT_KIND_FOREIGN)
+		return 0;
+	printf("\n");
+	if (!fn) {
+		printf("%s state: not built into this binary\n", label);
+		return 0;
+	}
+	fflush(stdout);
+	return fn(name, false);
+}
+
+static const char info_help[] =
+	"usage: shmkit info NAME [--json]\n"
+	"       shmkit info PATH [--json]      (a journal)\n"
+	"\n"
+	"Describe a segment: its shmkit header (kind, format version, data area,\n"
+	"creator and whether it lives, creation time) and the kernel's view (size,\n"
+	"owner, mode; System V: id, key, attach count, removed).  For a channel or\n"
+	"a bus, also its state (depth, capacity, counters, peers).  A path that is\n"
+	"not a segment (or a journal's file) shows the journal: files, records,\n"
+	"first/last sequence, sync policy, writer.  Use file:PATH for the raw file.\n"
+	"\n"
+	"  --json   print one JSON object\n";
+
+int cmd_info(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct shmkit_seg_stat st;
+	bool json = false, bare;
+	int c;
+
+	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = true; break;
+		case 'h': return show_help(info_help);
+		default: return bad_option("info", c, argv);
+		}
+	}
+	if (optind + 1 != argc)
+		return tool_usage("info: give exactly one NAME (see shmkit info --help)");
+	const char *name = argv[optind];
+	const char *path = path_of(name, &bare);
+	char seg_name[PATH_MAX + 8];
+	snprintf(seg_name, sizeof(seg_name), "%s%s", bare ? "file:" : "", name);
+	int err = shmkit_seg_stat_name(seg_name, &st);
+	bool journal = (!err && st.kind == SHMKIT_KIND_JOURNAL) ||
+	               (bare && (err || st.kind == SHMKIT_KIND_FOREIGN));
+	if (journal && path && info_journal)
+		return info_journal(path, json);
+	if (err)
+		return tool_err(name, err);
+	return info_service(name, &st, json);
+}
+
+/* ---- rm ------------------------------------------------------------------ */
+
+static const char rm_help[] =
+	"usage: shmkit rm NAME...\n"
+	"\n"
+	"Remove each named segment (POSIX: unlink; System V: IPC_RMID, the memory\n"
+	"lives on until the last detach; file: unlink).  Processes that have it\n"
+	"mapped keep their mapping.  Goes on after a failure; exits 1 if any failed.\n";
+
+int cmd_rm(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c, rc = 0;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'h')
+			return show_help(rm_help);
+		return bad_option("rm", c, argv);
+	}
+	if (optind >= argc)
+		return tool_usage("rm: give at least one NAME (see shmkit rm --help)");
+	for (int i = optind; i < argc; i++) {
+		int err = shmkit_seg_remove(argv[i]);
+		if (err)
+			rc = tool_err(argv[i], err);
+	}
+	return rc;
+}
+
+/* ---- gc ------------------------------------------------------------------ */
+
+/*
+ * Which POSIX segments a live process holds: every "/dev/shm/NAME" in
+ * /proc/PID/maps (mapped) or among the links in /proc/PID/fd (open).  A
+ * POSIX segment has no attach count, so this is how gc knows nobody uses
+ * one.  Processes this user may not inspect (another user's, or a
+ * non-dumpable one) are counted and named in a warning when gc removes a
+ * POSIX segment: removing a name never breaks a mapping that exists, it
+ * only stops new openers.
+ */
+struct users {
+	char **names;
+	size_t n, cap;
+	int hidden;          /* processes that could not be inspected */
+	char hidden_pids[64];
+};
+
+static void users_add(struct users *u, const char *path)
+{
+	const char *name = path + strlen("/dev/shm/");
+	size_t len = strcspn(name, " \n");
+
+	for (size_t i = 0; i < u->n; i++)
+		if (strlen(u->names[i]) == len && !strncmp(u->names[i], name, len))
+			return;
+	if (u->n == u->cap) {
+		size_t cap = u->cap ? u->cap * 2 : 16;
+		char **v = realloc(u->names, cap * sizeof(*v));
+		if (!v)
+			return;
+		u->names = v;
+		u->cap = cap;
+	}
+	if ((u->names[u->n] = strndup(name, len)))
+		u->n++;
+}
+
+static void users_hidden(struct users *u, const char *pid)
+{
+	size_t len = strlen(u->hidden_pids);
+
+	if (u->hidden++ < 4)
+		snprintf(u->hidden_pids + len, sizeof(u->hidden_pids) - len, "%s%s",
+		         len ? ", " : "", pid);
+}
+
+static void users_scan_maps(struct users *u, const char *pid)
+{
+	char path[64], line[4400];
+
+	snprintf(path, sizeof(path), "/proc/%s/maps", pid);
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		if (errno != ENOENT && errno != ESRCH)
+			users_hidden(u, pid);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, " /dev/shm/");
+		if (p)
+			users_add(u, p + 1);
+	}
+	fclose(f);
+}
+
+static void users_scan_fds(struct users *u, const char *pid)
+{
+	char path[64], link[PATH_MAX + 64], target[PATH_MAX];
+	struct dirent *e;
+
+	snprintf(path, sizeof(path), "/proc/%s/fd", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return; /* its maps told already */
+	while ((e = readdir(d))) {
+		snprintf(link, sizeof(link), "%s/%s", path, e->d_name);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (!strncmp(target, "/dev/shm/", 9))
+			users_add(u, target);
+	}
+	closedir(d);
+}
+
+static void users_scan(struct users *u)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+
+	if (!d) {
+		users_hidden(u, "all (no /proc)");
+		return;
+	}
+	while ((e = readdir(d))) {
+		if (!isdigit((unsigned char)e->d_name[0]))
+			continue;
+		users_scan_maps(u, e->d_name);
+		users_scan_fds(u, e->d_name);
+	}
+	closedir(d);
+}
+
+static bool users_holds(const struct users *u, const char *canon)
+{
+	const char *name = canon + strlen("posix:/");
+
+	for (size_t i = 0; i < u->n; i++)
+		if (!strcmp(u->names[i], name))
+			return true;
+	return false;
+}
+
+static void users_free(struct users *u)
+{
+	for (size_t i = 0; i < u->n; i++)
+		free(u->names[i]);
+	free(u->names);
+}
+
+/* Why st may go, in why; false to keep it. */
+static bool gc_verdict(const struct shmkit_seg_stat *st, bool foreign, const struct users *u,
+                       char *why, size_t len)
+{
+	bool managed = st->kind != SHMKIT_KIND_FOREIGN;
+
+	if (!managed && !foreign)
+		return false;
+	if (st->backend == SHMKIT_SYSV) {
+		if (st->creator_alive != 0 || st->attach_count != 0)
+			return false;
+		snprintf(why, len, "creator pid %d is dead, nothing attached", (int)st->creator_pid);
+		return true;
+	}
+	if (st->backend != SHMKIT_POSIX || users_holds(u, st->name))
+		return false;
+	if (managed && st->creator_alive != 0)
+		return false;
+	if (managed)
+		snprintf(why, len, "creator pid %d is dead, no process maps it", (int)st->creator_pid);
+	else
+		snprintf(why, len, "foreign, no process maps it or has it open");
+	return true;
+}
+
+static bool gc_matches(const struct shmkit_seg_stat *st, char **pat, int npat)
+{
+	char addr[sizeof(st->name) + 32];
+
+	if (npat == 0)
+		return true;
+	address_of(st, addr, sizeof(addr));
+	const char *bare = st->backend == SHMKIT_POSIX ? st->name + strlen("posix:/") : addr;
+	for (int i = 0; i < npat; i++)
+		if (!fnmatch(pat[i], st->name, 0) || !fnmatch(pat[i], addr, 0) ||
+		    !fnmatch(pat[i], bare, 0))
+			return true;
+	return false;
+}
+
+static int gc_one(const struct shmkit_seg_stat *st, const char *why, bool dry_run)
+{
+	char addr[sizeof(st->name) + 32];
+
+	address_of(st, addr, sizeof(addr));
+	if (dry_run) {
+		printf("would remove %s (%s)\n", addr, why);
+		return 0;
+	}
+	int err = shmkit_seg_remove(addr);
+	if (err == -ENOENT)
+		return 0; /* someone else removed it meanwhile */
+	if (err)
+		return tool_err(addr, err);
+	printf("removed %s (%s)\n", addr, why);
+	return 0;
+}
+
+static const char gc_help[] =
+	"usage: shmkit gc [--dry-run] [--foreign] [PATTERN...]\n"
+	"\n"
+	"Remove segments only dead processes used, and print each one removed:\n"
+	"  managed System V: creator dead and nothing attached;\n"
+	"  managed POSIX: creator dead and no live process maps it or has it open\n"
+	"  (found in /proc/PID/maps and /proc/PID/fd; processes this user may not\n"
+	"  inspect are named in a warning).\n"
+	"With --foreign, segments without a shmkit header too: System V when the\n"
+	"creator is dead and nothing is attached; POSIX when no live process maps\n"
+	"it or has it open.  PATTERNs (shell globs, matched against posix:/NAME,\n"
+	"NAME, sysv:0xKEY or sysv:id=ID) limit gc to the segments they match.\n"
+	"\n"
+	"  --dry-run   print what would be removed, remove nothing\n"
+	"  --foreign   consider foreign segments too\n";
+
+int cmd_gc(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "foreign", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	bool dry_run = false, foreign = false;
+	struct rows r = { 0 };
+	struct users u = { 0 };
+	char why[128];
+	int c, rc = 0;
+	bool posix_gone = false;
+
+	while ((c = getopt_long(argc, argv, ":nfh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n': dry_run = true; break;
+		case 'f': foreign = true; break;
+		case 'h': return show_help(gc_help);
+		default: return bad_option("gc", c, argv);
+		}
+	}
+	int err = collect_rows(&r);
+	if (err)
+		return tool_err("gc", err);
+	users_scan(&u);
+	for (size_t i = 0; i < r.n; i++) {
+		const struct shmkit_seg_stat *st = &r.v[i].st;
+		if (gc_matches(st, argv + optind, argc - optind) &&
+		    gc_verdict(st, foreign, &u, why, sizeof(why))) {
+			rc |= gc_one(st, why, dry_run);
+			posix_gone |= st->backend == SHMKIT_POSIX;
+		}
+	}
+	if (posix_gone && u.hidden)
+		fprintf(stderr, "shmkit: gc: warning: %d process%s could not be inspected (pid %s%s); "
+		        "a POSIX segment only they map was taken as unused\n", u.hidden,
+		        u.hidden > 1 ? "es" : "", u.hidden_pids, u.hidden > 4 ? ", ..." : "");
+	users_free(&u);
+	free(r.v);
+	return rc;
+}
+
+/* ---- read / write: bytes under a SIGBUS guard ---------------------------- */
+
+static sigjmp_buf bus_jmp;
+
+static void on_sigbus(int sig)
+{
+	siglongjmp(bus_jmp, sig);
+}
+
+/* memcpy that reports a SIGBUS (the object shrank under the mapping) as
+ * -EFAULT instead of dying. */
+static int guarded_copy(void *dst, const void *src, size_t n)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	int err = 0;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(bus_jmp, 1) == 0)
+		memcpy(dst, src, n);
+	else
+		err = -EFAULT;
+	sigaction(SIGBUS, &old, NULL);
+	return err;
+}
+
+static int copy_fault(const char *name)
+{
+	return fail(name, "the segment shrank under its mapping (truncated behind shmkit's back)");
+}
+
+/* Open a managed segment's data area, or a foreign one's whole mapping. */
+static int open_bytes(const char *name, unsigned flags, shmkit_seg **seg)
+{
+	struct shmkit_seg_opts o = { .flags = flags };
+	int err = shmkit_seg_open(seg, name, &o);
+
+	if (err == -EPROTO) {
+		o.flags |= SHMKIT_RAW;
+		err = shmkit_seg_open(seg, name, &o);
+	}
+	return err;
+}
+
+static int check_range(const char *name, size_t size, size_t off, size_t len)
+{
+	if (off > size)
+		return fail(name, "offset %zu is past the end of its %zu bytes", off, size);
+	if (len > size - off)
+		return fail(name, "%zu bytes at offset %zu go past the end of its %zu bytes",
+		            len, off, size);
+	return 0;
+}
+
+/* One line of a hexdump -C style listing; off is the segment offset. */
+static void hex_line(size_t off, const unsigned char *p, size_t n)
+{
+	printf("%08zx ", off);
+	for (size_t i = 0; i < 16; i++) {
+		if (i == 8)
+			putchar(' ');
+		if (i < n)
+			printf(" %02x", p[i]);
+		else
+			printf("   ");
+	}
+	printf("  |");
+	for (size_t i = 0; i < n; i++)
+		putchar(isprint(p[i]) ? p[i] : '.');
+	printf("|\n");
+}
+
+struct hexdump {
+	unsigned char prev[16];
+	bool have_prev, starred;
+};
+
+/* Dump buf (a multiple of 16 bytes except at the end) at segment offset
+ * off; repeated lines print once, then "*", as hexdump -C does. */
+static void hex_chunk(struct hexdump *h, size_t off, const unsigned char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i += 16) {
+		size_t k = n - i < 16 ? n - i : 16;
+		if (k == 16 && h->have_prev && !memcmp(h->prev, buf + i, 16)) {
+			if (!h->starred)
+				printf("*\n");
+			h->starred = true;
+			continue;
+		}
+		hex_line(off + i, buf + i, k);
+		memcpy(h->prev, buf + i, k);
+		h->have_prev = k == 16;
+		h->starred = false;
+	}
+}
+
+static int read_out(const char *name, const char *data, size_t off, size_t len, bool hex)
+{
+	static unsigned char buf[CHUNK];
+	struct hexdump h = { .have_prev = false };
+
+	for (size_t done = 0; done < len;) {
+		size_t n = len - done < CHUNK ? len - done : CHUNK;
+		if (guarded_copy(buf, data + off + done, n))
+			return copy_fault(name);
+		if (hex)
+			hex_chunk(&h, off + done, buf, n);
+		else if (fwrite(buf, 1, n, stdout) != n)
+			return fail(name, "writing to stdout: %s", strerror(errno));
+		done += n;
+	}
+	if (hex)
+		printf("%08zx\n", off + len);
+	return 0;
+}
+
+static const char read_help[] =
+	"usage: shmkit read NAME [--offset N] [--length N] [--hex]\n"
+	"\n"
+	"Copy bytes of a segment to stdout: of its data area when it is a shmkit\n"
+	"segment, of the whole mapping when it is foreign.  Without --length, to\n"
+	"the end.  A range past the end is an error and prints nothing.\n"
+	"\n"
+	"  --offset N   start N bytes in (K, M, G suffixes)\n"
+	"  --length N   copy N bytes\n"
+	"  --hex        print a hexdump -C style listing (offsets are the\n"
+	"               segment's); repeated lines show as '*'\n";
+
+int cmd_read(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "offset", required_argument, NULL, 'o' },
+		{ "length", required_argument, NULL, 'l' },
+		{ "hex", no_argument, NULL, 'x' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	size_t off = 0, len = 0;
+	bool hex = false, have_len = false;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":o:l:xh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			if ((rc = parse_size_opt("read", "--offset", optarg, &off)))
+				return rc;
+			break;
+		case 'l':
+			if ((rc = parse_size_opt("read", "--length", optarg, &len)))
+				return rc;
+			have_len = true;
+			break;
+		case 'x': hex = true; break;
+		case 'h': return show_help(read_help);
+		default: return bad_option("read", c, argv);
+		}
+	}
+	if (optind + 1 != argc)
+		return tool_usage("read: give exactly one NAME (see shmkit read --help)");
+	const char *name = argv[optind];
+	shmkit_seg *seg;
+	int err = open_bytes(name, SHMKIT_RDONLY, &seg);
+	if (err)
+		return tool_err(name, err);
+	size_t size = shmkit_seg_size(seg);
+	if (!have_len)
+		len = off <= size ? size - off : 0;
+	rc = check_range(name, size, off, len);
+	if (!rc)
+		rc = read_out(name, shmkit_seg_data(seg), off, len, hex);
+	shmkit_seg_close(seg);
+	return rc;
+}
+
+/* Input for `write`: raw bytes, or hex digits decoded as they come. */
+struct input {
+	unsigned char *buf;
+	size_t len, cap, limit;
+	bool hex, half;
+	unsigned nibble;
+};
+
+static int input_put(struct input *in, unsigned char b)
+{
+	if (in->len == in->limit)
+		return -EFBIG;
+	if (in->len == in->cap) {
+		size_t cap = in->cap ? in->cap * 2 : CHUNK;
+		unsigned char *p = realloc(in->buf, cap);
+		if (!p)
+			return -ENOMEM;
+		in->buf = p;
+		in->cap = cap;
+	}
+	in->buf[in->len++] = b;
+	return 0;
+}
+
+static int input_hex(struct input *in, unsigned char ch)
+{
+	if (isspace(ch))
+		return 0;
+	if (!isxdigit(ch))
+		return -EILSEQ;
+	unsigned v = isdigit(ch) ? (unsigned)(ch - '0') : (unsigned)(tolower(ch) - 'a' + 10);
+	if (!in->half) {
+		in->nibble = v;
+		in->half = true;
+		return 0;
+	}
+	in->half = false;
+	return input_put(in, (unsigned char)(in->nibble << 4 | v));
+}
+
+/* Read stdin until EOF into in->buf, at most in->limit bytes. */
+static int input_read(struct input *in)
+{
+	static unsigned char chunk[CHUNK];
+
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return in->half ? -EILSEQ : 0;
+		for (ssize_t i = 0; i < n; i++) {
+			int err = in->hex ? input_hex(in, chunk[i]) : input_put(in, chunk[i]);
+			if (err)
+				return err;
+		}
+	}
+}
+
+static int input_error(const char *name, const struct input *in, int err, size_t off)
+{
+	if (err == -EFBIG)
+		return fail(name, "input is longer than the %zu bytes from offset %zu to the end; "
+		            "nothing written", in->limit, off);
+	if (err == -EILSEQ)
+		return fail(name, "--hex input must be pairs of hex digits (whitespace ignored); "
+		            "nothing written");
+	return fail(name, "reading stdin: %s; nothing written", strerror(-err));
+}
+
+static const char write_help[] =
+	"usage: shmkit write NAME [--offset N] [--hex]\n"
+	"\n"
+	"Copy stdin into a segment: into its data area when it is a shmkit segment,\n"
+	"into the whole mapping when it is foreign.  All of stdin is read first;\n"
+	"if it does not fit between the offset and the end nothing is written and\n"
+	"the exit status is 1.  A file: segment is synced (msync) before exit.\n"
+	"\n"
+	"  --offset N   start N bytes in (K, M, G suffixes)\n"
+	"  --hex        stdin is hex digits, two per byte, whitespace ignored\n"
+	"               (as printed by xxd -p)\n";
+
+int cmd_write(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "offset", required_argument, NULL, 'o' },
+		{ "hex", no_argument, NULL, 'x' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct input in = { .hex = false };
+	size_t off = 0;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":o:xh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			if ((rc = parse_size_opt("write", "--offset", optarg, &off)))
+				return rc;
+			break;
+		case 'x': in.hex = true; break;
+		case 'h': return show_help(write_help);
+		default: return bad_option("write", c, argv);
+		}
+	}
+	if (optind + 1 != argc)
+		return tool_usage("write: give exactly one NAME (see shmkit write --help)");
+	const char *name = argv[optind];
+	shmkit_seg *seg;
+	int err = open_bytes(name, 0, &seg);
+	if (err)
+		return tool_err(name, err);
+	size_t size = shmkit_seg_size(seg);
+	if ((rc = check_range(name, size, off, 0)))
+		goto out;
+	in.limit = size - off;
+	if ((err = input_read(&in))) {
+		rc = input_error(name, &in, err, off);
+		goto out;
+	}
+	if (in.len && guarded_copy((char *)shmkit_seg_data(seg) + off, in.buf, in.len))
+		rc = copy_fault(name);
+	else if (in.len && (err = shmkit_seg_sync(seg, off, in.len, 0)))
+		rc = tool_err(name, err);
+out:
+	free(in.buf);
+	shmkit_seg_close(seg);
+	return rc;
+}

@@ -1,0 +1,236 @@
+/*
+ * shmkit.c - the shmkit command: dispatches `shmkit SUBCOMMAND [OPTIONS]
+ * [ARGS]` to the cmd_* entry points of tools/cmd.h, and holds the helpers
+ * every subcommand shares (error and usage messages, timeouts, JSON
+ * strings).  Built on the public API only (include/shmkit.h).
+ *
+ * Exit status: 0 success, 1 failure, 2 usage error.  Errors go to stderr
+ * as "shmkit: NAME: reason".
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+/* Subcommands other engineers build in their own tools/cmd_*.c: weak, so
+ * the tool links (and says so) while one of them is missing. */
+extern int cmd_chan(int, char **) __attribute__((weak));
+extern int cmd_send(int, char **) __attribute__((weak));
+extern int cmd_recv(int, char **) __attribute__((weak));
+extern int cmd_bus(int, char **) __attribute__((weak));
+extern int cmd_pub(int, char **) __attribute__((weak));
+extern int cmd_sub(int, char **) __attribute__((weak));
+extern int cmd_journal(int, char **) __attribute__((weak));
+extern int cmd_bench(int, char **) __attribute__((weak));
+extern int cmd_demo(int, char **) __attribute__((weak));
+
+struct subcommand {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct subcommand subcommands[] = {
+	{ "ls", cmd_ls, "list every shared-memory segment on the machine" },
+	{ "create", cmd_create, "create a managed byte segment (NAME --size S)" },
+	{ "info", cmd_info, "describe a segment, channel, bus or journal" },
+	{ "rm", cmd_rm, "remove segments by name" },
+	{ "gc", cmd_gc, "remove segments only dead processes used" },
+	{ "read", cmd_read, "copy bytes from a segment to stdout" },
+	{ "write", cmd_write, "copy bytes from stdin into a segment" },
+	{ "chan", cmd_chan, "create a channel (queue: each message to one receiver)" },
+	{ "send", cmd_send, "send arguments or stdin lines to a channel" },
+	{ "recv", cmd_recv, "receive messages from a channel" },
+	{ "bus", cmd_bus, "create a bus (each message to every subscriber)" },
+	{ "pub", cmd_pub, "publish arguments or stdin lines on a bus" },
+	{ "sub", cmd_sub, "subscribe to a bus and print its messages" },
+	{ "journal", cmd_journal, "append, tail, dump, verify, repair a journal" },
+	{ "bench", cmd_bench, "measured comparisons against pipes, sockets, limits" },
+	{ "demo", cmd_demo, "a two-process demonstration" },
+};
+
+static void print_help(FILE *out)
+{
+	fprintf(out,
+	        "usage: shmkit SUBCOMMAND [OPTIONS] [ARGS]\n"
+	        "       shmkit SUBCOMMAND --help\n"
+	        "\n"
+	        "Linux shared memory as an IPC system: segments over POSIX, System V,\n"
+	        "files, anonymous mappings and memfd; channels, a bus and a journal.\n"
+	        "\n"
+	        "Subcommands:\n");
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		fprintf(out, "  %-8s %s%s\n", subcommands[i].name, subcommands[i].summary,
+		        subcommands[i].fn ? "" : " (not built in)");
+	fprintf(out,
+	        "\n"
+	        "Names: NAME or posix:/NAME, sysv:0xKEY, sysv:/PATH:PROJ, sysv:id=SHMID,\n"
+	        "file:PATH (anon and memfd: are library-only).  Sizes and offsets take\n"
+	        "K, M, G suffixes.  Exit status: 0 success, 1 failure, 2 usage error.\n"
+	        "See shmkit(1).\n");
+}
+
+static const struct subcommand *find_subcommand(const char *name)
+{
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		if (!strcmp(subcommands[i].name, name))
+			return &subcommands[i];
+	return NULL;
+}
+
+static int run_subcommand(const struct subcommand *sc, int argc, char **argv)
+{
+	if (!sc->fn) {
+		fprintf(stderr, "shmkit: %s: not built into this binary\n", sc->name);
+		return 1;
+	}
+	optind = 1; /* each subcommand parses its own options from argv[1] */
+	int rc = sc->fn(argc, argv);
+	if (fflush(stdout) == EOF && rc == 0) {
+		fprintf(stderr, "shmkit: %s: writing output: %s\n", sc->name, strerror(errno));
+		return 1;
+	}
+	return rc;
+}
+
+/* `shmkit help [SUBCOMMAND]` */
+static int help(int argc, char **argv)
+{
+	if (argc < 2) {
+		print_help(stdout);
+		return 0;
+	}
+	const struct subcommand *sc = find_subcommand(argv[1]);
+	if (!sc)
+		return tool_usage("help: unknown subcommand '%s'", argv[1]);
+	char *sub_argv[] = { argv[1], (char *)"--help", NULL };
+	return run_subcommand(sc, 2, sub_argv);
+}
+
+int main(int argc, char **argv)
+{
+	opterr = 0; /* subcommands report bad options as "shmkit: SUB: ..." */
+	if (argc < 2) {
+		print_help(stderr);
+		return EXIT_USAGE;
+	}
+	const char *name = argv[1];
+	if (tool_is_help(name) || !strcmp(name, "help"))
+		return help(argc - 1, argv + 1);
+	if (!strcmp(name, "--version")) {
+		printf("shmkit %d.%d.%d\n", SHMKIT_VERSION_MAJOR, SHMKIT_VERSION_MINOR,
+		       SHMKIT_VERSION_PATCH);
+		return 0;
+	}
+	const struct subcommand *sc = find_subcommand(name);
+	if (!sc)
+		return tool_usage("'%s' is not a subcommand (see shmkit --help)", name);
+	return run_subcommand(sc, argc - 1, argv + 1);
+}
+
+/* ---- helpers shared by every subcommand (tools/cmd.h) ------------------ */
+
+int tool_err(const char *what, int err)
+{
+	const char *detail = shmkit_errdetail();
+
+	if (detail && *detail)
+		fprintf(stderr, "shmkit: %s: %s (%s)\n", what, shmkit_strerror(err), detail);
+	else
+		fprintf(stderr, "shmkit: %s: %s\n", what, shmkit_strerror(err));
+	return 1;
+}
+
+int tool_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("shmkit: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_USAGE;
+}
+
+int tool_parse_ms(const char *s, int64_t *ns)
+{
+	char *end;
+
+	if (!s || !ns || !*s)
+		return -EINVAL;
+	if (!strcmp(s, "-1")) {
+		*ns = -1;
+		return 0;
+	}
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	unsigned long long ms = strtoull(s, &end, 10);
+	if (errno || *end || ms > (unsigned long long)(INT64_MAX / 1000000))
+		return -EINVAL;
+	*ns = (int64_t)ms * 1000000;
+	return 0;
+}
+
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *p)
+{
+	size_t n;
+	unsigned cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if ((p[0] & 0xe0) == 0xc0)
+		n = 2, cp = p[0] & 0x1f;
+	else if ((p[0] & 0xf0) == 0xe0)
+		n = 3, cp = p[0] & 0x0f;
+	else if ((p[0] & 0xf8) == 0xf0)
+		n = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	static const unsigned min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+void tool_json_str(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+
+	putchar('"');
+	while (*p) {
+		size_t n = utf8_len(p);
+		if (*p == '"' || *p == '\\') {
+			printf("\\%c", *p);
+		} else if (*p < 0x20) {
+			printf("\\u%04x", *p);
+		} else if (n) {
+			fwrite(p, 1, n, stdout);
+			p += n;
+			continue;
+		} else {
+			/* Not UTF-8 (a name in /dev/shm can hold any byte): keep
+			 * the JSON valid by reading the byte as Latin-1. */
+			printf("\\u%04x", *p);
+		}
+		p++;
+	}
+	putchar('"');
+}
+
+bool tool_is_help(const char *arg)
+{
+	return arg && (!strcmp(arg, "-h") || !strcmp(arg, "--help"));
+}
