@@ -16,9 +16,12 @@
  *
  * Suites run after the references (baselines), in name order.  Test
  * bench_want(row) before measuring a row so --filter skips its cost.  A
- * row's ratio is value / value-of-ref, both measured in this run: the
- * reference is measured on demand if --filter left it out, and then not
- * printed.
+ * row's ratio is value / value-of-ref, both measured in this run.  ref is
+ * a registered reference (below, or your own BENCH_REF), measured on
+ * demand if --filter left it out (and then not printed), or any row
+ * reported earlier in the run (no ratio if --filter skipped that row).
+ * Counts given to bench_pair/bench_solo are full-run counts: the harness
+ * scales them for --quick itself (do not pass bench_iters() to them).
  *
  * References registered by bench/baseline.c (units in brackets):
  *   cacheline_rtt [ns]   two processes spinning on one shared 64-byte line
@@ -121,7 +124,8 @@ struct bench_pair {
 };
 int bench_pair(const struct bench_pair *p, struct bench_stat *st);
 
-/* One process: time batches of run(arg, n) on the current CPU. */
+/* One process: time batches of run(arg, n), n = bench_iters(iters), pinned
+ * to the parent's CPU. */
 int bench_solo(int (*run)(void *arg, long n), void *arg, long iters,
                int batches, struct bench_stat *st);
 

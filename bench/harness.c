@@ -18,7 +18,8 @@
 
 #include "bench.h"
 
-#define PAIR_LIMIT_NS (60 * 1000000000LL)  /* a pair is aborted after this */
+#define PAIR_LIMIT_NS (60 * 1000000000LL)  /* a pair is aborted after this, */
+#define PAIR_LIMIT_QUICK_NS (30 * 1000000000LL) /* or this under --quick */
 #define REAP_LIMIT_NS (10 * 1000000000LL)  /* a done peer must exit by then */
 #define MAX_CLEANUPS 32
 
@@ -297,7 +298,7 @@ static void arm(pid_t child)
 	h.aborted = 0;
 	h.child_gone = 0;
 	h.gone_ticks = 0;
-	h.deadline = sk_now_ns() + PAIR_LIMIT_NS;
+	h.deadline = sk_now_ns() + (bench_quick() ? PAIR_LIMIT_QUICK_NS : PAIR_LIMIT_NS);
 	h.child = child;
 	set_ticks(1);
 }

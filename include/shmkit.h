@@ -369,7 +369,14 @@ struct shmkit_chan_stats {
 int shmkit_chan_stats(shmkit_chan *ch, struct shmkit_chan_stats *st);
 
 /* ------------------------------------------------------------------------
- * Bus: publish/subscribe; each message goes to every subscriber.
+ * Bus: publish/subscribe; each message goes to every subscriber.  Up to 62
+ * publishing processes and 64 subscriptions at once, by name over any
+ * backend (anon and memfd: shared by fork; a forked child may publish and
+ * subscribe on the inherited bus handle).  Dead peers are detected by
+ * (pid, start time), which PID reuse cannot fool.  A message is never
+ * returned torn: one overwritten while it is read is discarded and counted
+ * lost.  Lost counts are exact in sequence numbers; an aborted loan inside
+ * a range a lapped reader jumps over counts too.
  * ------------------------------------------------------------------------ */
 
 typedef struct shmkit_bus shmkit_bus;
@@ -386,8 +393,9 @@ enum shmkit_bus_from {
 };
 
 struct shmkit_bus_opts {
-	uint32_t capacity;    /* create: slots (power of 2) */
-	uint32_t max_msg;     /* create: largest message */
+	uint32_t capacity;    /* create: slots, rounded up to a power of 2
+	                         (default 256, at most 2^24) */
+	uint32_t max_msg;     /* create: largest message (default 1024) */
 	int delivery;         /* create: enum shmkit_bus_mode */
 	unsigned mode;        /* create: permission bits, default 0600 */
 	unsigned flags;       /* SHMKIT_EXCL, seg flags */
@@ -396,22 +404,36 @@ struct shmkit_bus_opts {
 	int64_t timeout_ns;   /* open: wait for initialisation */
 };
 
+/* Without SHMKIT_EXCL an existing bus is opened and its geometry wins.
+ * On failure nothing is left behind. */
 int shmkit_bus_create(shmkit_bus **out, const char *name,
                       const struct shmkit_bus_opts *opts);
 int shmkit_bus_open(shmkit_bus **out, const char *name,
                     const struct shmkit_bus_opts *opts);
+/* -EBUSY while subscriptions made on this handle are open; an outstanding
+ * loan is aborted. */
 int shmkit_bus_close(shmkit_bus *bus);
 
-/* Publish a copy.  Overwrite mode never waits; back-pressure mode waits up
- * to timeout_ns (-EAGAIN / -ETIMEDOUT). */
+/* Publish a copy.  Overwrite mode never waits (except, bounded, for a
+ * loan still held in the slot a whole ring later); back-pressure mode
+ * waits up to timeout_ns (-EAGAIN / -ETIMEDOUT) while the slowest live
+ * subscriber is capacity messages behind; a dead one stops counting
+ * within milliseconds.  No system call when nobody sleeps. */
 int shmkit_bus_publish(shmkit_bus *bus, const void *msg, size_t len,
                        int64_t timeout_ns);
 /* Zero-copy loan: a buffer of max_msg bytes in shared memory; publish
- * len bytes of it, or abort.  Valid until publish/abort. */
+ * len bytes of it, or abort (subscribers pass an aborted loan silently).
+ * Valid until publish/abort.  A loan held over 50 ms by a process that
+ * dies is skipped by subscribers (counted lost); publish_loan returns
+ * -ESTALE if readers abandoned a loan whose holder stalled that long. */
 int shmkit_bus_loan(shmkit_bus *bus, void **buf, int64_t timeout_ns);
 int shmkit_bus_publish_loan(shmkit_bus *bus, size_t len);
 int shmkit_bus_abort_loan(shmkit_bus *bus);
 
+/* Join at the newest or oldest retained message (opts->from; in
+ * back-pressure mode the oldest is capacity - 1 back).  opts->wait is the
+ * strategy of this subscription.  A subscription is used by the process
+ * that made it. */
 int shmkit_bus_subscribe(shmkit_sub **out, shmkit_bus *bus,
                          const struct shmkit_bus_opts *opts);
 int shmkit_bus_unsubscribe(shmkit_sub *sub);
@@ -425,8 +447,11 @@ ssize_t shmkit_sub_peek(shmkit_sub *sub, const void **buf, uint64_t *lost,
                         int64_t timeout_ns);
 int shmkit_sub_release(shmkit_sub *sub);
 /* A file descriptor that becomes readable when messages are waiting, for
- * poll/epoll.  Owned by the subscription; call shmkit_sub_ack_fd() after
- * it signals, before draining. */
+ * poll/epoll (an abstract UNIX datagram socket: nothing on disk, gone with
+ * the process).  Owned by the subscription; call shmkit_sub_ack_fd() after
+ * it signals, before draining.  Publishers pay a system call only for
+ * subscribers sleeping on their fd.  A publisher dying mid-message is
+ * noticed on the next recv: poll with a timeout (say 100 ms) to bound it. */
 int shmkit_sub_fd(shmkit_sub *sub);
 int shmkit_sub_ack_fd(shmkit_sub *sub);
 

@@ -156,6 +156,7 @@
  */
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -247,8 +248,12 @@ struct shmkit_bus {
 	uint64_t bus_id;
 	int wait;
 	int nsubs;              /* open subscriptions on this handle */
+	/* the current call's timeout; its deadline is read from the clock
+	 * only when the call has to wait (INT64_MIN until then) */
+	int64_t tmo, deadline;
 	/* publisher side, registered lazily per process (fork-safe) */
 	pid_t pub_pid;
+	unsigned pub_epoch;     /* bus_epoch when registered */
 	int pub_idx;            /* -1 until registered */
 	uint64_t pub_owner;
 	int wake_fd;            /* unbound datagram socket for fd wake-ups */
@@ -269,6 +274,7 @@ struct shmkit_sub {
 	uint64_t pos;           /* next sequence to read */
 	uint64_t lost;          /* lost since the last delivered message */
 	int wait;
+	int64_t tmo, deadline;  /* as in shmkit_bus */
 	int fd;                 /* -1 until shmkit_sub_fd() */
 	/* stuck-slot timer */
 	uint64_t stuck_seq;
@@ -336,6 +342,31 @@ static uint64_t random_id(void)
 	r ^= r >> 33;
 	r *= 0xff51afd7ed558ccdULL;
 	return r ^ (r >> 29);
+}
+
+/* Which process is this?  getpid() is a system call in current glibc, too
+ * dear for every publish: a fork handler bumps this epoch in each child,
+ * and a handle registered in another epoch registers again. */
+static unsigned bus_epoch;
+static pthread_once_t bus_epoch_once = PTHREAD_ONCE_INIT;
+
+static void bus_epoch_child(void)
+{
+	/* Relaxed: the child has one thread while fork handlers run. */
+	sk_store_relaxed(&bus_epoch, sk_load_relaxed(&bus_epoch) + 1);
+}
+
+static void bus_epoch_register(void)
+{
+	pthread_atfork(NULL, NULL, bus_epoch_child);
+}
+
+/* Deadline of the current call, read from the clock on first use. */
+static inline int64_t lazy_deadline(int64_t *deadline, int64_t tmo)
+{
+	if (*deadline == INT64_MIN)
+		*deadline = sk_deadline(tmo);
+	return *deadline;
 }
 
 /* ---- create / open ------------------------------------------------------ */
@@ -429,6 +460,7 @@ static int bus_finish(shmkit_bus **out, shmkit_seg *seg, const struct shmkit_bus
 	shmkit_bus *b = calloc(1, sizeof(*b));
 	int err;
 
+	pthread_once(&bus_epoch_once, bus_epoch_register);
 	if (!b) {
 		shmkit_seg_close(seg);
 		return -ENOMEM;
@@ -549,6 +581,8 @@ static int pub_register(shmkit_bus *b)
 			sk_store_relaxed(&e->aborted, 0);
 			b->pub_idx = (int)i;
 			b->pub_pid = self;
+			/* Relaxed: only this thread and fork handlers touch it. */
+			b->pub_epoch = sk_load_relaxed(&bus_epoch);
 			return 0;
 		}
 	}
@@ -559,7 +593,8 @@ static int pub_register(shmkit_bus *b)
  * forked child inheriting the handle registers itself). */
 static inline int pub_ready(shmkit_bus *b)
 {
-	if (SK_LIKELY(b->pub_idx >= 0 && b->pub_pid == getpid()))
+	/* Relaxed: see bus_epoch. */
+	if (SK_LIKELY(b->pub_idx >= 0 && b->pub_epoch == sk_load_relaxed(&bus_epoch)))
 		return 0;
 	b->pub_idx = -1;
 	b->loaned = false; /* a parent's loan is not ours */
@@ -658,9 +693,10 @@ static int bp_claim(shmkit_bus *b, uint64_t *seq)
  * our slot (overwrite mode with a loan held across a whole ring).  If it
  * is dead or moved on, abandon its record.  Returns the word to CAS from,
  * or an error. */
-static int slot_wait_writer(shmkit_bus *b, struct bus_slot *s, uint64_t *v, int64_t deadline)
+static int slot_wait_writer(shmkit_bus *b, struct bus_slot *s, uint64_t *v)
 {
 	int64_t since = sk_now_ns();
+	int64_t deadline = lazy_deadline(&b->deadline, b->tmo);
 
 	for (unsigned i = 0;; i++) {
 		if (i < 64)
@@ -700,7 +736,7 @@ static int slot_wait_writer(shmkit_bus *b, struct bus_slot *s, uint64_t *v, int6
 /* P3: take the slot of seq.  1 taken; 0 a reader abandoned the claim
  * (we stalled): claim again; 2 lapped: newer sequences already fill the
  * slot (overwrite mode), readers count seq lost; < 0 error. */
-static int slot_take(shmkit_bus *b, uint64_t seq, int64_t deadline)
+static int slot_take(shmkit_bus *b, uint64_t seq)
 {
 	struct bus_slot *s = slot_at(b, seq);
 	/* Acquire: pairs with the previous owner's commit (P5) or a reader's
@@ -714,7 +750,7 @@ static int slot_take(shmkit_bus *b, uint64_t seq, int64_t deadline)
 		if (v != 0 && w_seq(v) == seq)
 			return 0;
 		if (w_st(v) == ST_WRITING) {
-			int err = slot_wait_writer(b, s, &v, deadline);
+			int err = slot_wait_writer(b, s, &v);
 			if (err)
 				return err;
 			continue;
@@ -744,15 +780,20 @@ static int bp_ready(void *argp)
 
 /* Back-pressure: claim, waiting on `consumed` in slices so that a dead
  * subscriber is noticed (liveness rescan) even though it never signals. */
-static int bp_claim_wait(shmkit_bus *b, uint64_t *seq, int64_t deadline)
+static int bp_claim_wait(shmkit_bus *b, uint64_t *seq)
 {
 	struct bp_wait_arg a = { b, 0 };
 	int waited = 0;
+	int r = bp_claim(b, seq);
+
+	if (r)
+		return r < 0 ? r : 0;
+	int64_t deadline = lazy_deadline(&b->deadline, b->tmo);
 
 	for (int round = 0;; round++) {
 		int64_t now = sk_now_ns();
 		int64_t slice = deadline - now > LIVE_CHECK_NS ? now + LIVE_CHECK_NS : deadline;
-		int r = sk_wait_for(&b->ctl->consumed, b->wait, slice, bp_ready, &a, &waited);
+		r = sk_wait_for(&b->ctl->consumed, b->wait, slice, bp_ready, &a, &waited);
 		if (r == 0) {
 			*seq = a.seq;
 			return 0;
@@ -776,7 +817,7 @@ static int bp_claim_wait(shmkit_bus *b, uint64_t *seq, int64_t deadline)
  * wants a buffer): it claims again, and readers count the lapped sequence
  * lost although the loaned message appears under the next one.
  * -EAGAIN/-ETIMEDOUT (back-pressure full), other errors. */
-static int pub_claim(shmkit_bus *b, int64_t deadline, bool lapped_ok)
+static int pub_claim(shmkit_bus *b, bool lapped_ok)
 {
 	struct bus_ctl *c = b->ctl;
 	struct bus_pub_ent *e = &c->pubs[b->pub_idx];
@@ -784,7 +825,7 @@ static int pub_claim(shmkit_bus *b, int64_t deadline, bool lapped_ok)
 	for (int tries = 0; tries < CLAIM_RETRIES; tries++) {
 		uint64_t seq = 0;
 		if (b->delivery == SHMKIT_BUS_BACKPRESSURE) {
-			int err = bp_claim_wait(b, &seq, deadline);
+			int err = bp_claim_wait(b, &seq);
 			if (err)
 				return err;
 		} else {
@@ -798,7 +839,7 @@ static int pub_claim(shmkit_bus *b, int64_t deadline, bool lapped_ok)
 		}
 		/* P2.  Relaxed: published to stuck readers by P3's release. */
 		sk_store_relaxed(&e->cur, seq);
-		int r = slot_take(b, seq, deadline);
+		int r = slot_take(b, seq);
 		if (r < 0)
 			return r;
 		if (r == 2 && lapped_ok)
@@ -913,7 +954,9 @@ int shmkit_bus_loan(shmkit_bus *bus, void **buf, int64_t timeout_ns)
 		return err;
 	if (bus->loaned)
 		return sk_fail(-EINVAL, "a loan is already outstanding on this handle");
-	if ((err = pub_claim(bus, sk_deadline(timeout_ns), false)))
+	bus->tmo = timeout_ns;
+	bus->deadline = INT64_MIN;
+	if ((err = pub_claim(bus, false)))
 		return err;
 	*buf = slot_at(bus, bus->loan_seq)->data;
 	return 0;
@@ -956,9 +999,10 @@ int shmkit_bus_publish(shmkit_bus *bus, const void *msg, size_t len, int64_t tim
 		return err;
 	if (SK_UNLIKELY(bus->loaned))
 		return sk_fail(-EINVAL, "a loan is outstanding on this handle");
-	int64_t deadline = sk_deadline(timeout_ns);
+	bus->tmo = timeout_ns;
+	bus->deadline = INT64_MIN;
 	for (int tries = 0; tries < CLAIM_RETRIES; tries++) {
-		if ((err = pub_claim(bus, deadline, true)))
+		if ((err = pub_claim(bus, true)))
 			return err < 0 ? err : 0;
 		struct bus_slot *s = slot_at(bus, bus->loan_seq);
 		/* Relaxed: released by the commit CAS (P5). */
@@ -1163,9 +1207,10 @@ static int sub_ready(void *arg)
 
 /* Wait until sub_locate has something, in slices while a slot is stuck so
  * that the abandonment timer runs even if nobody publishes. */
-static int sub_wait(shmkit_sub *sub, int64_t deadline)
+static int sub_wait(shmkit_sub *sub)
 {
 	int waited = 0;
+	int64_t deadline = lazy_deadline(&sub->deadline, sub->tmo);
 
 	for (int round = 0;; round++) {
 		int64_t now = sk_now_ns();
@@ -1179,13 +1224,13 @@ static int sub_wait(shmkit_sub *sub, int64_t deadline)
 }
 
 /* Locate the next message, waiting up to deadline: its word, or < 0. */
-static int sub_next(shmkit_sub *sub, int64_t deadline, uint64_t *w)
+static int sub_next(shmkit_sub *sub, uint64_t *w)
 {
 	for (;;) {
 		int r = sub_locate(sub, w);
 		if (r == 1 || r < 0)
 			return r < 0 ? r : 0;
-		if (r == 0 && (r = sub_wait(sub, deadline)))
+		if (r == 0 && (r = sub_wait(sub)))
 			return r == -EAGAIN ? sk_fail(-EAGAIN, "no message waiting") : r;
 	}
 }
@@ -1196,10 +1241,11 @@ ssize_t shmkit_sub_recv(shmkit_sub *sub, void *buf, size_t cap, uint64_t *lost, 
 		return sk_fail(-EINVAL, "sub or buf is NULL");
 	if (SK_UNLIKELY(sub->peeked))
 		return sk_fail(-EINVAL, "release the peeked message first");
-	int64_t deadline = sk_deadline(timeout_ns);
+	sub->tmo = timeout_ns;
+	sub->deadline = INT64_MIN;
 	for (;;) {
 		uint64_t w;
-		int err = sub_next(sub, deadline, &w);
+		int err = sub_next(sub, &w);
 		if (err)
 			return err;
 		ssize_t n = sub_copy(sub, w, buf, cap, lost);
@@ -1214,10 +1260,11 @@ ssize_t shmkit_sub_peek(shmkit_sub *sub, const void **buf, uint64_t *lost, int64
 		return sk_fail(-EINVAL, "sub or buf is NULL");
 	if (sub->peeked)
 		return sk_fail(-EINVAL, "release the peeked message first");
-	int64_t deadline = sk_deadline(timeout_ns);
+	sub->tmo = timeout_ns;
+	sub->deadline = INT64_MIN;
 	for (;;) {
 		uint64_t w;
-		int err = sub_next(sub, deadline, &w);
+		int err = sub_next(sub, &w);
 		if (err)
 			return err;
 		const struct bus_slot *s = slot_at(sub->bus, sub->pos);
@@ -1242,9 +1289,7 @@ int shmkit_sub_release(shmkit_sub *sub)
 		return sk_fail(-EINVAL, "no message peeked");
 	sub->peeked = false;
 	bool same = slot_unchanged(slot_at(sub->bus, sub->pos), sub->peek_word);
-	uint64_t keep = sub->lost;
-	sub_deliver(sub, NULL);
-	sub->lost = keep;
+	sub_deliver(sub, NULL); /* peek handed out the lost count already */
 	if (same)
 		return 0;
 	sub_count_lost(sub, 1);

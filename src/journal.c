@@ -492,7 +492,7 @@ static int file_create(struct shmkit_journal *j, uint64_t first_seq, int64_t cre
 static SK_COLD int rec_bad(const struct skj_file *f, size_t off, const char *why,
                            unsigned long long v)
 {
-	return sk_fail(-EBADMSG, "%s+%zu: %s (%llu)", f->seg.name.path, off, why, v);
+	return sk_fail(-EBADMSG, "%s+%zu: %s %llu", f->seg.name.path, off, why, v);
 }
 
 /* The record at off, expected to carry seq.  1 valid (*rec filled, *next
@@ -513,9 +513,9 @@ static inline int rec_at(const struct skj_file *f, size_t off, uint64_t seq,
 		return 0;
 	uint32_t len = w & ~SKJ_COMMIT;
 	if (SK_UNLIKELY(!(w & SKJ_COMMIT)))
-		return rec_bad(f, off, "commit word without its commit bit", w);
+		return rec_bad(f, off, "commit word without its commit bit:", w);
 	if (SK_UNLIKELY(len > f->max_record || skj_pad8(len) > f->cap - off - SKJ_RHDR_SIZE))
-		return rec_bad(f, off, "record length out of bounds", len);
+		return rec_bad(f, off, "record length out of bounds:", len);
 	uint64_t rseq = r->seq;
 	if (SK_UNLIKELY(rseq != seq))
 		return rec_bad(f, off, "sequence break, expected seq", (unsigned long long)seq);
@@ -552,17 +552,20 @@ static void file_scan(const struct skj_file *f, struct skj_scan *sc)
 	sc->stop = r;
 }
 
-static bool all_zero(const char *p, size_t n)
+/* Bounds [*lo, *hi) of the non-zero bytes of p[0..n); false if none. */
+static bool nonzero_bounds(const char *p, size_t n, size_t *lo, size_t *hi)
 {
-	for (; n && ((uintptr_t)p & 7); n--)
-		if (*p++)
-			return false;
-	for (; n >= 8; n -= 8, p += 8)
-		if (*(const uint64_t *)(const void *)p)
-			return false;
-	while (n--)
-		if (*p++)
-			return false;
+	size_t i = 0;
+
+	while (i < n && !p[i])
+		i++;
+	if (i == n)
+		return false;
+	size_t k = n;
+	while (!p[k - 1])
+		k--;
+	*lo = i;
+	*hi = k;
 	return true;
 }
 
@@ -574,10 +577,10 @@ static void nonzero_extent(const struct skj_file *f, size_t from, size_t *first,
 {
 	const size_t page = sk_page_size(), end = f->seg.map_size;
 	const char *base = f->seg.map;
-	size_t pos = from;
+	size_t pos = from, lo, hi;
+	bool found = false;
 
 	*first = *last_end = end;
-	bool found = false;
 	while (pos < end) {
 		off_t d = lseek(f->seg.fd, (off_t)pos, SEEK_DATA);
 		if (d < 0 && errno == ENXIO)
@@ -594,11 +597,11 @@ static void nonzero_extent(const struct skj_file *f, size_t from, size_t *first,
 			size_t chunk = page - (pos % page);
 			if (chunk > seg_end - pos)
 				chunk = seg_end - pos;
-			if (!all_zero(base + pos, chunk)) {
+			if (nonzero_bounds(base + pos, chunk, &lo, &hi)) {
 				if (!found)
-					*first = pos;
+					*first = pos + lo;
 				found = true;
-				*last_end = pos + chunk;
+				*last_end = pos + hi;
 			}
 			pos += chunk;
 		}
@@ -618,7 +621,7 @@ static int64_t file_cut(struct skj_file *f, size_t off)
 
 	nonzero_extent(f, off, &first, &last_end);
 	int64_t damaged = (int64_t)(last_end - first);
-	if (0 && last_end > first) {
+	if (last_end > first) {
 		memset((char *)f->seg.map + first, 0, last_end - first);
 		int err = shmkit_seg_sync(&f->seg, first, last_end - first, 0);
 		if (err)

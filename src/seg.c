@@ -296,10 +296,11 @@ static shmkit_seg *seg_alloc(const struct sk_name *n, unsigned flags)
 	return s;
 }
 
+/* close() releases whatever the handle holds: a mapping, an fd (an empty
+ * object has an fd but no mapping), a System V attach. */
 static void seg_free(shmkit_seg *s)
 {
-	if (s->map)
-		s->ops->close(s);
+	s->ops->close(s);
 	free(s);
 }
 
@@ -394,9 +395,11 @@ static int open_existing(shmkit_seg **out, const struct sk_name *n,
 			break;
 		}
 		/* A creator between its exclusive create and its ftruncate shows
-		 * a short object: retry until the deadline, then give up. */
+		 * an empty object: retry until the deadline, then give up.  One
+		 * sized but shorter than a header is never a creator's (it sizes
+		 * in one step): refuse it at once. */
 		int64_t left = deadline == INT64_MAX ? -1 : deadline - sk_now_ns();
-		if (s->map_size >= SK_HDR_SIZE || left <= 0) {
+		if (s->map_size > 0 || left <= 0) {
 			err = header_check(s, left > 0 || left == -1 ? left : 1);
 			break;
 		}
@@ -518,6 +521,7 @@ int shmkit_seg_fd(const shmkit_seg *seg)
 
 int shmkit_seg_sync(shmkit_seg *seg, size_t off, size_t len, unsigned flags)
 {
+	sk_clear_detail();
 	if (!seg || (flags & ~(SHMKIT_SYNC_ASYNC | SHMKIT_SYNC_INVALIDATE)))
 		return -EINVAL;
 	if (off > seg->data_size || len > seg->data_size - off)
@@ -525,6 +529,12 @@ int shmkit_seg_sync(shmkit_seg *seg, size_t off, size_t len, unsigned flags)
 		               off, len, seg->data_size);
 	if (seg->name.backend != SHMKIT_FILE || (seg->flags & SHMKIT_COW))
 		return 0;
+	struct stat st;
+	if (fstat(seg->fd, &st))
+		return sk_neg_errno();
+	if ((uint64_t)st.st_size < seg->map_size)
+		return sk_fail(-EBADMSG, "file is %lld bytes, shorter than its %zu-byte mapping "
+		               "(truncated behind shmkit's back)", (long long)st.st_size, seg->map_size);
 	if (len == 0)
 		len = seg->data_size - off;
 	/* msync wants a page-aligned start: widen the range down to a page. */

@@ -136,7 +136,10 @@ pid_t sk_test_spawn(const char *const argv[], int in_fd, int *out_fd)
 	char path[PATH_MAX];
 	int pfd[2] = { -1, -1 };
 
-	snprintf(path, sizeof(path), "%s/%s", sk_test_dir(), argv[0]);
+	if (strchr(argv[0], '/'))
+		snprintf(path, sizeof(path), "%s", argv[0]);
+	else
+		snprintf(path, sizeof(path), "%s/%s", sk_test_dir(), argv[0]);
 	if (out_fd && pipe2(pfd, O_CLOEXEC))
 		return -errno;
 	pid_t parent = getpid();

@@ -60,7 +60,8 @@ pid_t sk_test_fork(int (*fn)(void *arg), void *arg);
 int sk_test_reap(pid_t pid);
 
 /* Start a helper: argv[0] is a program name in sk_test_dir() (e.g.
- * "helper_seg"), argv is NULL-terminated.  Its stdin is in_fd (-1:
+ * "helper_seg") or, if it holds a '/', a path ("/usr/bin/env"); argv is
+ * NULL-terminated.  Its stdin is in_fd (-1:
  * /dev/null); if out_fd is not NULL its stdout goes to a pipe whose read
  * end is stored there, else stdout is inherited.  Returns the pid or a
  * negative errno. */

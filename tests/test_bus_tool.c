@@ -82,10 +82,10 @@ Test(bus_tool, backpressure_and_follow)
 	cr_assert(strstr(out, "backpressure"), "%s", out);
 	/* A follower waiting for two messages, fed while it waits. */
 	int pfd;
-	const char *argv[] = { TOOL, "sub", name, "--follow", "-n", "2", NULL };
+	const char *argv[] = { TOOL, "sub", name, "--follow", "-n", "2", "--from", "oldest", NULL };
 	pid_t pid = sk_test_spawn(argv, -1, &pfd);
 	cr_assert_gt(pid, 0);
-	/* It may join after the first publish: publish until it has two. */
+	/* Wait (bounded) until it has joined. */
 	for (int i = 0; i < 200; i++) {
 		struct shmkit_bus_stats st;
 		shmkit_bus *bus;

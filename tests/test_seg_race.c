@@ -37,6 +37,7 @@ struct race_out {
 struct racer {
 	const char *name;
 	int barrier;           /* read end: EOF means go */
+	int barrier_w;         /* write end, closed in the child */
 	struct race_out *out;
 };
 
@@ -54,6 +55,7 @@ static int racer(void *p)
 	shmkit_seg *s;
 	char c;
 
+	close(r->barrier_w);
 	while (read(r->barrier, &c, 1) > 0)
 		;
 	int err = sk_seg_create_kind(&s, r->name, &o, SHMKIT_KIND_BYTES, race_init, &r->out->created);
@@ -77,7 +79,7 @@ static void check_race(const char *prefix)
 	memset(outs, 0, sizeof(*outs) * NFORK);
 	cr_assert_eq(pipe2(bar, O_CLOEXEC), 0);
 	for (int i = 0; i < NFORK; i++) {
-		struct racer r = { .name = name, .barrier = bar[0], .out = &outs[i] };
+		struct racer r = { .name = name, .barrier = bar[0], .barrier_w = bar[1], .out = &outs[i] };
 		fpid[i] = sk_test_fork(racer, &r);
 	}
 	const char *argv[] = { "helper_seg", "race", name, "4096", NULL };
@@ -236,9 +238,9 @@ static void check_never_published(const char *prefix)
 	int err = shmkit_seg_open(&t, name, &wo);
 	int err2 = shmkit_seg_create(&t, name, &(struct shmkit_seg_opts){ .size = 100, .timeout_ns = 1 });
 	int err3 = shmkit_seg_open(&t, name, &(struct shmkit_seg_opts){ .flags = SHMKIT_RAW });
-	int fds_after = sk_test_fd_count();
 	if (!err3)
 		shmkit_seg_close(t);
+	int fds_after = sk_test_fd_count();
 	shmkit_seg_close(s);
 	cr_assert_eq(err, -ETIMEDOUT, "got %d %s", err, shmkit_errdetail());
 	cr_assert_eq(err2, -ETIMEDOUT, "create-or-open got %d", err2);

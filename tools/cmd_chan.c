@@ -190,7 +190,7 @@ static int io_parse(const char *cmd, const char *help, int argc, char **argv, in
 				return chan_bad_option(cmd, '?', argv);
 			if (c == 'f')
 				*follow = true;
-			else if ((rc = parse_count(cmd, "-n", optarg, ~0ul, count)))
+			else if ((rc = parse_count(cmd, "-n", optarg, 4294967295ul, count)))
 				return rc;
 			break;
 		case 'h': fputs(help, stdout); return -1;
@@ -273,6 +273,11 @@ static int recv_loop(shmkit_chan *ch, const char *name, unsigned long count, boo
 		ssize_t n = shmkit_chan_recv(ch, buf, st.max_msg, timeout);
 		if (n == -EAGAIN || (n == -ETIMEDOUT && !count))
 			break; /* drained, or --follow idle for --timeout */
+		if (n == -ETIMEDOUT) {
+			fprintf(stderr, "shmkit: %s: timed out after %lu of %lu messages\n", name, got, count);
+			rc = 1;
+			break;
+		}
 		if (n < 0) {
 			rc = tool_err(name, (int)n);
 			break;

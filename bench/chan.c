@@ -1,0 +1,277 @@
+/*
+ * chan.c - channel rows, each next to its limit measured in the same run
+ * between the same two pinned processes (bench/baseline.c):
+ *
+ *   chan_rtt_spin        64-byte request and reply over two MPMC channels,
+ *                        both sides SHMKIT_WAIT_SPIN      / cacheline_rtt
+ *   chan_rtt_spsc_spin   the same over SPSC channels      / cacheline_rtt
+ *   chan_rtt_adaptive    the default strategy             / chan_rtt_spin
+ *   chan_rtt_block       SHMKIT_WAIT_BLOCK                / futex_rtt
+ *   chan_spsc_64         one-way, 64-byte messages, SPSC, spinning, 1024
+ *                        slots (the plain ring's geometry) / spsc_ring_64
+ *   chan_mpmc_64         the same over an MPMC channel    / spsc_ring_64
+ *   chan_spsc_4k, chan_spsc_1m   4 KiB in 64 slots, 1 MiB in 8, GB/s
+ *                                                   / memcpy_4k, memcpy_1m
+ *   chan_zc_64           zero-copy: reserve, write the sequence number in
+ *                        place, commit; peek, check it, release (SPSC,
+ *                        64-byte slots)                  / spsc_ring_64
+ *   chan_zc_1m           the same with 1 MiB messages whose payload is
+ *                        left in place (only the sequence number is
+ *                        written and read): what zero-copy saves, in
+ *                        nominal GB/s                     / memcpy_1m
+ *
+ * Every message carries a sequence number the receiver checks.  The
+ * channels are POSIX segments made in set-up, used by the child through
+ * the handles it inherits, and removed in teardown (and on SIGINT).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "bench.h"
+
+#define RTT_MSG 64
+
+struct chan_pp {
+	char names[2][80];
+	int nchan;              /* 1: one-way stream; 2: request and reply */
+	unsigned flags;         /* SHMKIT_CHAN_SPSC or 0 */
+	int wait;               /* enum shmkit_wait for every handle */
+	uint32_t capacity;
+	size_t msg;
+	shmkit_chan *ch[2];
+	unsigned char *buf;     /* private message buffer */
+	uint64_t seq;           /* private: next sequence number */
+};
+
+/* ---- bounded library calls (re-check bench_aborted once a second) -------- */
+
+static int again(int r)
+{
+	return r == -ETIMEDOUT && !bench_aborted();
+}
+
+static int send_msg(shmkit_chan *ch, const void *m, size_t len)
+{
+	int r;
+	while (again(r = shmkit_chan_send(ch, m, len, BENCH_WAIT_NS)))
+		;
+	return r == -ETIMEDOUT ? -ECANCELED : r;
+}
+
+/* Receive one message of exactly len bytes carrying sequence number seq. */
+static int recv_msg(shmkit_chan *ch, void *buf, size_t len, uint64_t seq)
+{
+	ssize_t n;
+	uint64_t got;
+	while (again((int)(n = shmkit_chan_recv(ch, buf, len, BENCH_WAIT_NS))))
+		;
+	if (n < 0)
+		return n == -ETIMEDOUT ? -ECANCELED : (int)n;
+	memcpy(&got, buf, sizeof(got));
+	return (size_t)n == len && got == seq ? 0 : -EBADMSG;
+}
+
+/* ---- set-up and teardown -------------------------------------------------- */
+
+static void unlink_name(void *arg)
+{
+	char path[96];
+	path[0] = '/';
+	strncpy(path + 1, arg, sizeof(path) - 2);
+	path[sizeof(path) - 1] = '\0';
+	shm_unlink(path); /* async-signal-safe enough: one system call */
+}
+
+static void chan_teardown(void *arg)
+{
+	struct chan_pp *c = arg;
+	for (int i = c->nchan - 1; i >= 0; i--) {
+		if (!c->ch[i])
+			continue;
+		shmkit_chan_close(c->ch[i]);
+		shmkit_seg_remove(c->names[i]);
+		bench_cleanup_pop(false);
+		c->ch[i] = NULL;
+	}
+	free(c->buf);
+	c->buf = NULL;
+}
+
+static int chan_setup(void *arg)
+{
+	struct chan_pp *c = arg;
+	struct shmkit_chan_opts o = { .capacity = c->capacity, .max_msg = (uint32_t)c->msg,
+	                              .flags = c->flags | SHMKIT_EXCL, .wait = c->wait };
+	int r = 0;
+
+	c->seq = 0;
+	c->ch[0] = c->ch[1] = NULL;
+	if (!(c->buf = calloc(1, c->msg)))
+		return -ENOMEM;
+	for (int i = 0; i < c->nchan && !r; i++) {
+		bench_unique_name(c->names[i], sizeof(c->names[i]), "chan");
+		if (!(r = shmkit_chan_create(&c->ch[i], c->names[i], &o)) &&
+		    (r = bench_cleanup_push(unlink_name, c->names[i]))) {
+			shmkit_chan_close(c->ch[i]);
+			shmkit_seg_remove(c->names[i]);
+			c->ch[i] = NULL;
+		}
+	}
+	if (r)
+		chan_teardown(c);
+	return r;
+}
+
+/* ---- round trips ------------------------------------------------------------ */
+
+static int rtt_ping(void *arg, long n)
+{
+	struct chan_pp *c = arg;
+	for (long i = 0; i < n; i++, c->seq++) {
+		memcpy(c->buf, &c->seq, sizeof(c->seq));
+		int r = send_msg(c->ch[0], c->buf, c->msg);
+		if (r || (r = recv_msg(c->ch[1], c->buf, c->msg, c->seq)))
+			return r;
+	}
+	return 0;
+}
+
+static int rtt_pong(void *arg, long n)
+{
+	struct chan_pp *c = arg;
+	for (long i = 0; i < n; i++, c->seq++) {
+		int r = recv_msg(c->ch[0], c->buf, c->msg, c->seq);
+		if (r || (r = send_msg(c->ch[1], c->buf, c->msg)))
+			return r;
+	}
+	return 0;
+}
+
+/* ---- one-way streams ------------------------------------------------------- */
+
+static int stream_produce(void *arg, long n)
+{
+	struct chan_pp *c = arg;
+	for (long i = 0; i < n; i++, c->seq++) {
+		memcpy(c->buf, &c->seq, sizeof(c->seq));
+		int r = send_msg(c->ch[0], c->buf, c->msg);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int stream_consume(void *arg, long n)
+{
+	struct chan_pp *c = arg;
+	for (long i = 0; i < n; i++, c->seq++) {
+		int r = recv_msg(c->ch[0], c->buf, c->msg, c->seq);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int zc_produce(void *arg, long n)
+{
+	struct chan_pp *c = arg;
+	for (long i = 0; i < n; i++, c->seq++) {
+		void *w;
+		int r;
+		while (again(r = shmkit_chan_reserve(c->ch[0], &w, BENCH_WAIT_NS)))
+			;
+		if (r)
+			return r == -ETIMEDOUT ? -ECANCELED : r;
+		memcpy(w, &c->seq, sizeof(c->seq));
+		if ((r = shmkit_chan_commit(c->ch[0], c->msg)))
+			return r;
+	}
+	return 0;
+}
+
+static int zc_consume(void *arg, long n)
+{
+	struct chan_pp *c = arg;
+	for (long i = 0; i < n; i++, c->seq++) {
+		const void *p;
+		uint64_t got;
+		ssize_t len;
+		while (again((int)(len = shmkit_chan_peek(c->ch[0], &p, BENCH_WAIT_NS))))
+			;
+		if (len < 0)
+			return len == -ETIMEDOUT ? -ECANCELED : (int)len;
+		memcpy(&got, p, sizeof(got));
+		bench_sink(got);
+		int r = shmkit_chan_release(c->ch[0]);
+		if (r || (size_t)len != c->msg || got != c->seq)
+			return r ? r : -EBADMSG;
+	}
+	return 0;
+}
+
+/* ---- rows ------------------------------------------------------------------- */
+
+/* kind: 'n' ns per round trip, 'r' msg/s, 'g' GB/s. */
+static void chan_row(const char *name, struct chan_pp *c, long iters, int kind, const char *ref,
+                     int (*parent_run)(void *, long), int (*child_run)(void *, long))
+{
+	struct bench_pair p = {
+		.iters = iters, .arg = c, .setup = chan_setup,
+		.parent_run = parent_run, .child_run = child_run,
+		.teardown = chan_teardown,
+	};
+	struct bench_stat st;
+
+	if (!bench_check(name, bench_pair(&p, &st)))
+		return;
+	if (kind == 'n')
+		bench_report_ns(name, &st, ref);
+	else if (kind == 'r')
+		bench_report_rate(name, &st, ref);
+	else
+		bench_report_gbps(name, &st, c->msg, ref);
+}
+
+static void rtt_row(const char *name, unsigned flags, int wait, long iters, const char *ref)
+{
+	struct chan_pp c = { .nchan = 2, .flags = flags, .wait = wait, .capacity = 1,
+	                     .msg = RTT_MSG };
+	chan_row(name, &c, iters, 'n', ref, rtt_ping, rtt_pong);
+}
+
+static void stream_row(const char *name, unsigned flags, size_t msg, uint32_t capacity,
+                       long iters, const char *ref, bool zero_copy)
+{
+	struct chan_pp c = { .nchan = 1, .flags = flags, .wait = SHMKIT_WAIT_SPIN,
+	                     .capacity = capacity, .msg = msg };
+	chan_row(name, &c, iters, msg >= 4096 ? 'g' : 'r', ref,
+	         zero_copy ? zc_consume : stream_consume, zero_copy ? zc_produce : stream_produce);
+}
+
+static void chan_suite(void)
+{
+	if (bench_want("chan_rtt_spin") || bench_want("chan_rtt_adaptive"))
+		rtt_row("chan_rtt_spin", 0, SHMKIT_WAIT_SPIN, 10000, "cacheline_rtt");
+	if (bench_want("chan_rtt_spsc_spin"))
+		rtt_row("chan_rtt_spsc_spin", SHMKIT_CHAN_SPSC, SHMKIT_WAIT_SPIN, 10000, "cacheline_rtt");
+	if (bench_want("chan_rtt_adaptive"))
+		rtt_row("chan_rtt_adaptive", 0, SHMKIT_WAIT_ADAPTIVE, 2000, "chan_rtt_spin");
+	if (bench_want("chan_rtt_block"))
+		rtt_row("chan_rtt_block", 0, SHMKIT_WAIT_BLOCK, 200, "futex_rtt");
+	if (bench_want("chan_spsc_64"))
+		stream_row("chan_spsc_64", SHMKIT_CHAN_SPSC, 64, 1024, 100000, "spsc_ring_64", false);
+	if (bench_want("chan_mpmc_64"))
+		stream_row("chan_mpmc_64", 0, 64, 1024, 100000, "spsc_ring_64", false);
+	if (bench_want("chan_spsc_4k"))
+		stream_row("chan_spsc_4k", SHMKIT_CHAN_SPSC, 4096, 64, 5000, "memcpy_4k", false);
+	if (bench_want("chan_spsc_1m"))
+		stream_row("chan_spsc_1m", SHMKIT_CHAN_SPSC, 1 << 20, 8, 16, "memcpy_1m", false);
+	if (bench_want("chan_zc_64"))
+		stream_row("chan_zc_64", SHMKIT_CHAN_SPSC, 64, 1024, 100000, "spsc_ring_64", true);
+	if (bench_want("chan_zc_1m"))
+		stream_row("chan_zc_1m", SHMKIT_CHAN_SPSC, 1 << 20, 8, 2000, "memcpy_1m", true);
+}
+
+BENCH_SUITE("chan", chan_suite)
