@@ -218,6 +218,10 @@ static int header_wait_ready(const shmkit_seg *s, int64_t timeout_ns)
 		uint32_t st = sk_load_acquire(&h->state);
 		if (st == SK_STATE_READY)
 			return 0;
+		if (st == SK_STATE_FAILED && sk_load_relaxed(&h->magic) == SK_SEG_MAGIC)
+			return sk_fail(-ENOENT, "its creator failed to initialise it");
+		if (st != SK_STATE_INIT && sk_load_relaxed(&h->magic) != SK_SEG_MAGIC)
+			return sk_fail(-EPROTO, "no shmkit header (a foreign segment? open it raw)");
 		if (st != SK_STATE_INIT)
 			return sk_fail(-EBADMSG, "header state word %u is invalid", st);
 		if (sk_futex_wait_until(&h->state, st, deadline) == -ETIMEDOUT)
@@ -348,10 +352,18 @@ int sk_seg_create_kind(shmkit_seg **out, const char *name,
 	shmkit_seg *s = seg_alloc(&n, o->flags);
 	if (!s)
 		return -ENOMEM;
-	err = s->ops->create(s, map_size, o);
-	if (err == -EEXIST && !(o->flags & SHMKIT_EXCL)) {
-		free(s);
-		return open_existing(out, &n, o, kind);
+	/* Create-or-open: if the object vanished between our EEXIST and our
+	 * open (removed, or its creator failed), try again, a bounded number
+	 * of times. */
+	for (int tries = 0;; tries++) {
+		err = s->ops->create(s, map_size, o);
+		if (err != -EEXIST || (o->flags & SHMKIT_EXCL))
+			break;
+		err = open_existing(out, &n, o, kind);
+		if (err != -ENOENT || tries == 8) {
+			free(s);
+			return err;
+		}
 	}
 	if (err) {
 		free(s);
@@ -363,8 +375,12 @@ int sk_seg_create_kind(shmkit_seg **out, const char *name,
 	if (!(err = apply_mlock(s)) && init)
 		err = init((char *)s->map + s->data_off, s->data_size, arg);
 	if (err) {
-		s->ops->close(s);
+		/* Release: pairs with the acquire load in header_wait_ready() of
+		 * an opener already waiting, which then retries. */
+		sk_store_release(&((struct sk_seg_hdr *)s->map)->state, SK_STATE_FAILED);
+		sk_futex_wake(&((struct sk_seg_hdr *)s->map)->state, -1);
 		s->ops->remove(&s->name);
+		s->ops->close(s);
 		free(s);
 		return err;
 	}

@@ -11,7 +11,8 @@
  *                           offsets, alignment, endianness); builds that
  *                           disagree refuse to share (-EPROTO)
  *    16     4  kind         enum shmkit_kind
- *    20     4  state        0 INIT, 1 READY: the futex word openers wait on
+ *    20     4  state        0 INIT, 1 READY, 2 FAILED: the futex word
+ *                           openers wait on
  *    24     8  map_size     bytes of the whole mapping
  *    32     8  data_off     offset of the data area (SK_HDR_SIZE)
  *    40     8  data_size    bytes of the data area
@@ -32,6 +33,9 @@
  * Every field is read once into the private handle; nothing in the header
  * is trusted again after open.  A creator that dies during INIT leaves a
  * segment openers time out on; `shmkit gc` removes it (its creator is dead).
+ * A creator whose initialisation fails stores FAILED (release) and wakes
+ * waiters before it removes the name, so a create-or-open racing it
+ * retries at once instead of waiting out its timeout.
  */
 #ifndef SHMKIT_SEG_H
 #define SHMKIT_SEG_H
@@ -47,6 +51,7 @@
 #define SK_HDR_SIZE 4096u
 #define SK_STATE_INIT 0u
 #define SK_STATE_READY 1u
+#define SK_STATE_FAILED 2u /* creator's init failed; the name is being removed */
 #define SK_DEFAULT_OPEN_TIMEOUT_NS 1000000000LL
 
 struct sk_seg_hdr {

@@ -15,6 +15,7 @@
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shmkit.h"
@@ -210,6 +211,43 @@ int sk_test_run(char *buf, size_t len, const char *prog, ...)
 	if (pid < 0)
 		return pid;
 	return sk_test_finish(pid, out, buf, len);
+}
+
+struct find {
+	const char *name;
+	int shmid;
+	struct shmkit_seg_stat *st;
+	int found;
+};
+
+static int find_cb(const struct shmkit_seg_stat *st, void *arg)
+{
+	struct find *f = arg;
+
+	if (f->name ? !strcmp(st->name, f->name) : st->shmid == f->shmid) {
+		if (f->st)
+			*f->st = *st;
+		f->found++;
+	}
+	return 0;
+}
+
+int sk_test_find_seg(const char *name, int shmid, struct shmkit_seg_stat *st)
+{
+	struct find f = { name, shmid, st, 0 };
+	int err = shmkit_seg_list(find_cb, &f);
+
+	return err < 0 ? err : f.found;
+}
+
+int sk_test_eventually(int (*cond)(void *arg), void *arg)
+{
+	struct timespec nap = { 0, 1000000 };
+	int r = 0;
+
+	for (int i = 0; i < 10000 && !(r = cond(arg)); i++)
+		nanosleep(&nap, NULL);
+	return r;
 }
 
 int sk_test_fd_count(void)

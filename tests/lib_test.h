@@ -12,6 +12,8 @@
  *                  exec a helper program from the directory of the test
  *                  binaries (a truly unrelated process) and capture its
  *                  stdout and exit code; sk_test_reap() waits for a child.
+ *   Waiting        sk_test_eventually() polls a condition, bounded.
+ *   Listing        sk_test_find_seg() looks a segment up in shmkit_seg_list().
  *   Leaks          sk_test_fd_count() counts this process's open fds;
  *                  sk_test_exists() checks a name's object without shmkit.
  *   Privileges     sk_test_drop_root() (in a child) for permission tests.
@@ -76,6 +78,18 @@ int sk_test_finish(pid_t pid, int out_fd, char *buf, size_t len);
  * or a negative errno if it could not be started. */
 int sk_test_run(char *buf, size_t len, const char *prog, ...)
 	__attribute__((sentinel));
+
+struct shmkit_seg_stat;
+/* How many times shmkit_seg_list() reports the segment with this canonical
+ * name (or, name NULL, this System V shmid); the last match goes to *st
+ * (may be NULL).  Negative errno if the listing fails. */
+int sk_test_find_seg(const char *name, int shmid, struct shmkit_seg_stat *st);
+
+/* Call cond(arg) until it returns non-zero, at most ~10 s (1 ms naps):
+ * for states another process may disturb briefly, e.g. a System V attach
+ * count while some `shmkit ls` attaches to read headers.  Returns cond's
+ * last result (0 = never held). */
+int sk_test_eventually(int (*cond)(void *arg), void *arg);
 
 /* Number of open file descriptors of this process (/proc/self/fd). */
 int sk_test_fd_count(void);

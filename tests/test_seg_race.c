@@ -270,3 +270,81 @@ Test(seg_race, never_sized)
 	cr_assert_null(s);
 	cr_assert_eq(fds_after, fds, "a failed open leaked %d fds", fds_after - fds);
 }
+
+/* ---- a creator whose init fails while another process create-or-opens --- */
+
+struct failing {
+	const char *name;
+	int started_w;  /* write end: the child says "init running" */
+	int go_r;       /* read end: EOF means "fail now" */
+	int go_w;       /* write end, closed in the child */
+};
+
+static int failing_init(void *data, size_t size, void *arg)
+{
+	struct failing *f = arg;
+	char c;
+
+	if (write(f->started_w, "s", 1) != 1)
+		return -EIO;
+	while (read(f->go_r, &c, 1) > 0)
+		;
+	return -EIO;
+}
+
+static int failing_creator(void *p)
+{
+	struct failing *f = p;
+	struct shmkit_seg_opts o = { .size = RACE_SIZE, .flags = SHMKIT_EXCL };
+	shmkit_seg *s;
+
+	close(f->go_w);
+
+	int err = sk_seg_create_kind(&s, f->name, &o, SHMKIT_KIND_BYTES, failing_init, f);
+	return err == -EIO ? 0 : 1;
+}
+
+static void check_failed_creator(const char *prefix)
+{
+	const char *name = sk_test_new_name(prefix);
+	int started[2], go[2];
+	cr_assert_eq(pipe(started), 0);
+	cr_assert_eq(pipe(go), 0);
+	struct failing f = { name, started[1], go[0], go[1] };
+	pid_t pid = sk_test_fork(failing_creator, &f);
+	close(started[1]);
+	close(go[0]);
+	char c;
+	cr_assert_eq(read(started[0], &c, 1), 1, "creator never reached its init");
+
+	/* The creator sits in init (state INIT).  Release it to fail once our
+	 * create-or-open is under way; whichever comes first, the open must
+	 * end with a valid segment of ours, not -ETIMEDOUT. */
+	pid_t releaser = fork();
+	cr_assert_geq(releaser, 0);
+	if (releaser == 0) {
+		struct timespec ts = { 0, 50 * 1000000 };
+		nanosleep(&ts, NULL);
+		close(go[1]);
+		_exit(0);
+	}
+	close(go[1]);
+	struct shmkit_seg_opts o = { .size = RACE_SIZE, .timeout_ns = 60 * SEC };
+	shmkit_seg *s = NULL;
+	int created = 0;
+	int err = sk_seg_create_kind(&s, name, &o, SHMKIT_KIND_BYTES, race_init, &created);
+	cr_assert_eq(sk_test_reap(releaser), 0);
+	cr_assert_eq(sk_test_reap(pid), 0, "the failing creator did not see its own -EIO");
+	cr_assert_eq(err, 0, "create-or-open after a failed creator: %s (%s)",
+	             shmkit_strerror(err), shmkit_errdetail());
+	cr_assert_eq(created, 1, "the second creator must have made a fresh segment");
+	char want[64];
+	snprintf(want, sizeof(want), "init:%d", (int)getpid());
+	cr_assert_str_eq(shmkit_seg_data(s), want);
+	shmkit_seg_close(s);
+	close(started[0]);
+}
+
+Test(seg_race, failed_creator_posix) { check_failed_creator("posix"); }
+Test(seg_race, failed_creator_sysv) { check_failed_creator("sysv"); }
+Test(seg_race, failed_creator_file) { check_failed_creator("file"); }
