@@ -2,7 +2,8 @@
  * chan.c - channel rows, each next to its limit measured in the same run
  * between the same two pinned processes (bench/baseline.c):
  *
- *   chan_rtt_spin        64-byte request and reply over two MPMC channels,
+ *   chan_rtt_spin        64-byte request and reply over two MPMC channels
+ *                        of the default capacity (64),
  *                        both sides SHMKIT_WAIT_SPIN      / cacheline_rtt
  *   chan_rtt_spsc_spin   the same over SPSC channels      / cacheline_rtt
  *   chan_rtt_adaptive    the default strategy             / chan_rtt_spin
@@ -236,7 +237,7 @@ static void chan_row(const char *name, struct chan_pp *c, long iters, int kind, 
 
 static void rtt_row(const char *name, unsigned flags, int wait, long iters, const char *ref)
 {
-	struct chan_pp c = { .nchan = 2, .flags = flags, .wait = wait, .capacity = 1,
+	struct chan_pp c = { .nchan = 2, .flags = flags, .wait = wait, .capacity = 64,
 	                     .msg = RTT_MSG };
 	chan_row(name, &c, iters, 'n', ref, rtt_ping, rtt_pong);
 }

@@ -19,6 +19,8 @@ const char *shmkit_strerror(int err)
 	case -ENOTRECOVERABLE: return "state not recoverable after a peer died";
 	case -EMSGSIZE: return "message too large";
 	case -EAGAIN: return "would block (empty or full)";
+	case -ETIMEDOUT: return "timed out";
+	case -EBUSY: return "busy (held by another live process)";
 	case -ENOSPC: return "no space (shared memory full or a kernel limit reached)";
 	case -ESTALE: return "message overwritten while being read";
 	default: break;

@@ -13,7 +13,14 @@
 
 TestSuite(bus_tool, .timeout = 60, .fini = sk_test_cleanup);
 
-#define TOOL "../shmkit"
+/* build/shmkit, beside the tests directory, as an absolute path. */
+static const char *tool(void)
+{
+	static char path[4096];
+	snprintf(path, sizeof(path), "%s/../shmkit", sk_test_dir());
+	return path;
+}
+#define TOOL tool()
 
 /* Run the tool with stdin from `in` (NULL: /dev/null); stdout into out. */
 static int run(char *out, size_t len, const char *in, const char *const argv[])

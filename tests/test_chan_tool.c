@@ -1,16 +1,16 @@
 /*
  * test_chan_tool.c - `shmkit chan`, `send`, `recv` and the channel part of
- * `shmkit info`, run as a separate program (build/shmkit, found next to
+ * `shmkit info`, run as a separate program (build/shmkit, in the parent of
  * the test binaries' directory), cross-checked through the library.
  */
 #include <criterion/criterion.h>
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "lib_test.h"
 #include "shmkit.h"
-
-#define TOOL "../shmkit"
 
 TestSuite(chan_tool, .timeout = 60, .fini = sk_test_cleanup);
 
@@ -19,10 +19,12 @@ static char out[8192];
 /* Run the tool with stdin from `input` (NULL: /dev/null). */
 static int tool_in(const char *input, const char *const *args)
 {
-	const char *argv[16] = { TOOL };
+	char tool[PATH_MAX];
+	const char *argv[16] = { tool };
 	int in = -1, pfd[2], fd;
 	size_t n = 1;
 
+	snprintf(tool, sizeof(tool), "%s/../shmkit", sk_test_dir()); /* build/shmkit */
 	for (; args[n - 1] && n < 15; n++)
 		argv[n] = args[n - 1];
 	argv[n] = NULL;
@@ -35,7 +37,7 @@ static int tool_in(const char *input, const char *const *args)
 	pid_t pid = sk_test_spawn(argv, in, &fd);
 	if (in >= 0)
 		close(in);
-	cr_assert_gt(pid, 0, "spawn %s: %s", TOOL, strerror(-pid));
+	cr_assert_gt(pid, 0, "spawn %s: %s", tool, strerror(-pid));
 	return sk_test_finish(pid, fd, out, sizeof(out));
 }
 

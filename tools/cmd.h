@@ -26,6 +26,16 @@ int tool_parse_ms(const char *s, int64_t *ns);
 void tool_json_str(const char *s);
 /* 1 if argv[i] is -h or --help. */
 bool tool_is_help(const char *arg);
+/* Report what getopt_long refused ('?' unknown option, ':' missing value)
+ * for subcommand CMD; returns 2 (usage). */
+int tool_bad_option(const char *cmd, int c, char **argv);
+/* Parse an octal permission mode (1..07777) given to OPT; 2 (usage) if bad. */
+int tool_parse_mode(const char *cmd, const char *opt, const char *s, unsigned *mode);
+/* Call fn for each line of stdin, without its newline, until fn returns
+ * non-zero (returned) or input ends (0); a read error is reported as
+ * "shmkit: WHAT: ..." and returns 1. */
+int tool_each_line(const char *what, int (*fn)(void *ctx, const char *line, size_t len),
+                   void *ctx);
 
 /* Segments: tools/cmd_seg.c */
 int cmd_ls(int argc, char **argv);

@@ -11,15 +11,6 @@
 
 #include "cmd.h"
 
-/* Report what getopt_long refused ('?' unknown, ':' missing value). */
-static int bus_bad_option(const char *cmd, int c, char **argv)
-{
-	if (c == ':')
-		return tool_usage("%s: option '%s' needs a value (see shmkit %s --help)", cmd,
-		                  argv[optind - 1], cmd);
-	return tool_usage("%s: unknown option '%s' (see shmkit %s --help)", cmd, argv[optind - 1], cmd);
-}
-
 static int parse_u32(const char *cmd, const char *opt, const char *s, uint32_t *out)
 {
 	size_t v;
@@ -62,7 +53,6 @@ int cmd_bus(int argc, char **argv)
 	};
 	struct shmkit_bus_opts o = { .flags = SHMKIT_EXCL };
 	int c, rc;
-	char *end;
 
 	while ((c = getopt_long(argc, argv, ":c:M:m:p:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -82,19 +72,15 @@ int cmd_bus(int argc, char **argv)
 			else
 				return tool_usage("bus: --mode is overwrite or backpressure, not '%s'", optarg);
 			break;
-		case 'p': {
-			errno = 0;
-			unsigned long m = strtoul(optarg, &end, 8);
-			if (errno || *end || !*optarg || m > 07777)
-				return tool_usage("bus: --perm '%s' is not an octal mode", optarg);
-			o.mode = (unsigned)m;
+		case 'p':
+			if (tool_parse_mode("bus", "--perm", optarg, &o.mode))
+				return EXIT_USAGE;
 			break;
-		}
 		case 'h':
 			fputs(bus_help, stdout);
 			return 0;
 		default:
-			return bus_bad_option("bus", c, argv);
+			return tool_bad_option("bus", c, argv);
 		}
 	}
 	if (optind + 1 != argc)
@@ -125,26 +111,17 @@ static const char pub_help[] =
 	"for the slowest subscriber up to --timeout MS per message (default -1:\n"
 	"forever; 0: fail at once when full).\n";
 
-static int pub_one(shmkit_bus *bus, const char *name, const char *msg, size_t len, int64_t timeout)
-{
-	int err = shmkit_bus_publish(bus, msg, len, timeout);
-	return err ? tool_err(name, err) : 0;
-}
+struct publisher {
+	shmkit_bus *bus;
+	const char *name;
+	int64_t timeout;
+};
 
-static int pub_stdin(shmkit_bus *bus, const char *name, int64_t timeout)
+static int pub_one(void *ctx, const char *msg, size_t len)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int rc = 0;
-
-	while (!rc && (n = getline(&line, &cap, stdin)) >= 0) {
-		if (n > 0 && line[n - 1] == '\n')
-			line[--n] = '\0';
-		rc = pub_one(bus, name, line, (size_t)n, timeout);
-	}
-	free(line);
-	return rc;
+	struct publisher *pb = ctx;
+	int err = shmkit_bus_publish(pb->bus, msg, len, pb->timeout);
+	return err ? tool_err(pb->name, err) : 0;
 }
 
 int cmd_pub(int argc, char **argv)
@@ -167,7 +144,7 @@ int cmd_pub(int argc, char **argv)
 			fputs(pub_help, stdout);
 			return 0;
 		default:
-			return bus_bad_option("pub", c, argv);
+			return tool_bad_option("pub", c, argv);
 		}
 	}
 	if (optind >= argc)
@@ -178,10 +155,11 @@ int cmd_pub(int argc, char **argv)
 	if (err)
 		return tool_err(name, err);
 	int rc = 0;
+	struct publisher pb = { bus, name, timeout };
 	if (optind == argc)
-		rc = pub_stdin(bus, name, timeout);
+		rc = tool_each_line(name, pub_one, &pb);
 	for (int i = optind; i < argc && !rc; i++)
-		rc = pub_one(bus, name, argv[i], strlen(argv[i]), timeout);
+		rc = pub_one(&pb, argv[i], strlen(argv[i]));
 	shmkit_bus_close(bus);
 	return rc;
 }
@@ -249,7 +227,7 @@ static int sub_parse(int argc, char **argv, struct sub_args *a)
 			fputs(sub_help, stdout);
 			return -1;
 		default:
-			return bus_bad_option("sub", c, argv);
+			return tool_bad_option("sub", c, argv);
 		}
 	}
 	if (optind + 1 != argc)

@@ -17,15 +17,6 @@
 
 /* ---- shared helpers -------------------------------------------------------- */
 
-/* getopt_long's refusal ('?' unknown option, ':' missing value). */
-static int chan_bad_option(const char *cmd, int c, char **argv)
-{
-	if (c == ':')
-		return tool_usage("%s: option '%s' needs a value (see shmkit %s --help)", cmd,
-		                  argv[optind - 1], cmd);
-	return tool_usage("%s: unknown option '%s' (see shmkit %s --help)", cmd, argv[optind - 1], cmd);
-}
-
 /* A decimal count in 1..max (--capacity, -n). */
 static int parse_count(const char *cmd, const char *opt, const char *s, unsigned long max,
                        unsigned long *out)
@@ -71,18 +62,6 @@ static const char chan_help[] =
 	"  --mode M         permission bits in octal (default 0600)\n"
 	"  --excl           fail if the name exists\n";
 
-static int parse_octal_mode(const char *s, unsigned *mode)
-{
-	char *end;
-
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 8);
-	if (!*s || *end || errno || v == 0 || v > 07777 || *s < '0' || *s > '7')
-		return tool_usage("chan: --mode '%s' is not an octal permission mode", s);
-	*mode = (unsigned)v;
-	return 0;
-}
-
 static int chan_parse(int argc, char **argv, struct shmkit_chan_opts *o)
 {
 	static const struct option opts[] = {
@@ -112,12 +91,12 @@ static int chan_parse(int argc, char **argv, struct shmkit_chan_opts *o)
 			break;
 		case 's': o->flags |= SHMKIT_CHAN_SPSC; break;
 		case 'm':
-			if ((rc = parse_octal_mode(optarg, &o->mode)))
+			if ((rc = tool_parse_mode("chan", "--mode", optarg, &o->mode)))
 				return rc;
 			break;
 		case 'x': o->flags |= SHMKIT_EXCL; break;
 		case 'h': fputs(chan_help, stdout); return -1;
-		default: return chan_bad_option("chan", c, argv);
+		default: return tool_bad_option("chan", c, argv);
 		}
 	}
 	if (optind + 1 != argc)
@@ -187,41 +166,30 @@ static int io_parse(const char *cmd, const char *help, int argc, char **argv, in
 		case 'n':
 		case 'f':
 			if (!recv)
-				return chan_bad_option(cmd, '?', argv);
+				return tool_bad_option(cmd, '?', argv);
 			if (c == 'f')
 				*follow = true;
 			else if ((rc = parse_count(cmd, "-n", optarg, 4294967295ul, count)))
 				return rc;
 			break;
 		case 'h': fputs(help, stdout); return -1;
-		default: return chan_bad_option(cmd, c, argv);
+		default: return tool_bad_option(cmd, c, argv);
 		}
 	}
 	return one_name(cmd, argc, argv);
 }
 
-static int send_one(shmkit_chan *ch, const char *name, const char *msg, size_t len, int64_t timeout)
-{
-	int err = shmkit_chan_send(ch, msg, len, timeout);
-	return err ? tool_err(name, err) : 0;
-}
+struct sender {
+	shmkit_chan *ch;
+	const char *name;
+	int64_t timeout;
+};
 
-static int send_lines(shmkit_chan *ch, const char *name, int64_t timeout)
+static int send_one(void *ctx, const char *msg, size_t len)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int rc = 0;
-
-	while (!rc && (n = getline(&line, &cap, stdin)) >= 0) {
-		if (n > 0 && line[n - 1] == '\n')
-			n--;
-		rc = send_one(ch, name, line, (size_t)n, timeout);
-	}
-	free(line);
-	if (!rc && ferror(stdin))
-		rc = tool_err(name, -EIO);
-	return rc;
+	struct sender *snd = ctx;
+	int err = shmkit_chan_send(snd->ch, msg, len, snd->timeout);
+	return err ? tool_err(snd->name, err) : 0;
 }
 
 int cmd_send(int argc, char **argv)
@@ -236,10 +204,11 @@ int cmd_send(int argc, char **argv)
 	int err = shmkit_chan_open(&ch, name, NULL);
 	if (err)
 		return tool_err(name, err);
+	struct sender snd = { ch, name, timeout };
 	if (optind == argc)
-		rc = send_lines(ch, name, timeout);
+		rc = tool_each_line(name, send_one, &snd);
 	for (int i = optind; i < argc && !rc; i++)
-		rc = send_one(ch, name, argv[i], strlen(argv[i]), timeout);
+		rc = send_one(&snd, argv[i], strlen(argv[i]));
 	shmkit_chan_close(ch);
 	return rc;
 }

@@ -51,18 +51,6 @@ static int fail(const char *what, const char *fmt, ...)
 	return 1;
 }
 
-/* Report what getopt_long refused ('?' unknown, ':' missing value). */
-static int bad_option(const char *cmd, int c, char **argv)
-{
-	const char *arg = argv[optind - 1];
-
-	if (c == ':')
-		return tool_usage("%s: option '%s' needs a value (see shmkit %s --help)", cmd, arg, cmd);
-	if (optopt && optopt != '?')
-		return tool_usage("%s: unknown option '-%c' (see shmkit %s --help)", cmd, optopt, cmd);
-	return tool_usage("%s: unknown option '%s' (see shmkit %s --help)", cmd, arg, cmd);
-}
-
 static int show_help(const char *text)
 {
 	fputs(text, stdout);
@@ -451,7 +439,7 @@ int cmd_ls(int argc, char **argv)
 		case 'j': json = true; break;
 		case 'a': all = true; break;
 		case 'h': return show_help(ls_help);
-		default: return bad_option("ls", c, argv);
+		default: return tool_bad_option("ls", c, argv);
 		}
 	}
 	if (optind < argc)
@@ -500,18 +488,6 @@ static int create_usage_name(const char *name)
 	return 0;
 }
 
-static int parse_mode(const char *s, unsigned *mode)
-{
-	char *end;
-
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 8);
-	if (!*s || *end || errno || v == 0 || v > 07777 || !isdigit((unsigned char)*s))
-		return tool_usage("create: --mode '%s' is not an octal permission mode", s);
-	*mode = (unsigned)v;
-	return 0;
-}
-
 static int create_report(const char *name, shmkit_seg *seg, bool created)
 {
 	struct shmkit_seg_stat st;
@@ -551,7 +527,7 @@ int cmd_create(int argc, char **argv)
 			have_size = true;
 			break;
 		case 'm':
-			if ((rc = parse_mode(optarg, &o.mode)))
+			if ((rc = tool_parse_mode("create", "--mode", optarg, &o.mode)))
 				return rc;
 			break;
 		case 'x': o.flags |= SHMKIT_EXCL; break;
@@ -559,7 +535,7 @@ int cmd_create(int argc, char **argv)
 		case 'l': o.flags |= SHMKIT_MLOCK; break;
 		case 'H': o.flags |= SHMKIT_HUGE; break;
 		case 'h': return show_help(create_help);
-		default: return bad_option("create", c, argv);
+		default: return tool_bad_option("create", c, argv);
 		}
 	}
 	if (optind + 1 != argc)
@@ -715,7 +691,7 @@ int cmd_info(int argc, char **argv)
 		switch (c) {
 		case 'j': json = true; break;
 		case 'h': return show_help(info_help);
-		default: return bad_option("info", c, argv);
+		default: return tool_bad_option("info", c, argv);
 		}
 	}
 	if (optind + 1 != argc)
@@ -754,7 +730,7 @@ int cmd_rm(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (c == 'h')
 			return show_help(rm_help);
-		return bad_option("rm", c, argv);
+		return tool_bad_option("rm", c, argv);
 	}
 	if (optind >= argc)
 		return tool_usage("rm: give at least one NAME (see shmkit rm --help)");
@@ -982,7 +958,7 @@ int cmd_gc(int argc, char **argv)
 		case 'n': dry_run = true; break;
 		case 'f': foreign = true; break;
 		case 'h': return show_help(gc_help);
-		default: return bad_option("gc", c, argv);
+		default: return tool_bad_option("gc", c, argv);
 		}
 	}
 	int err = collect_rows(&r);
@@ -1160,7 +1136,7 @@ int cmd_read(int argc, char **argv)
 			break;
 		case 'x': hex = true; break;
 		case 'h': return show_help(read_help);
-		default: return bad_option("read", c, argv);
+		default: return tool_bad_option("read", c, argv);
 		}
 	}
 	if (optind + 1 != argc)
@@ -1284,7 +1260,7 @@ int cmd_write(int argc, char **argv)
 			break;
 		case 'x': in.hex = true; break;
 		case 'h': return show_help(write_help);
-		default: return bad_option("write", c, argv);
+		default: return tool_bad_option("write", c, argv);
 		}
 	}
 	if (optind + 1 != argc)

@@ -234,3 +234,45 @@ bool tool_is_help(const char *arg)
 {
 	return arg && (!strcmp(arg, "-h") || !strcmp(arg, "--help"));
 }
+
+int tool_bad_option(const char *cmd, int c, char **argv)
+{
+	const char *arg = argv[optind - 1];
+
+	if (c == ':')
+		return tool_usage("%s: option '%s' needs a value (see shmkit %s --help)", cmd, arg, cmd);
+	if (optopt && optopt != '?' && arg[0] == '-' && arg[1] != '-')
+		return tool_usage("%s: unknown option '-%c' (see shmkit %s --help)", cmd, optopt, cmd);
+	return tool_usage("%s: unknown option '%s' (see shmkit %s --help)", cmd, arg, cmd);
+}
+
+int tool_parse_mode(const char *cmd, const char *opt, const char *s, unsigned *mode)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 8);
+	if (!*s || *end || errno || v == 0 || v > 07777 || *s < '0' || *s > '7')
+		return tool_usage("%s: %s '%s' is not an octal permission mode", cmd, opt, s);
+	*mode = (unsigned)v;
+	return 0;
+}
+
+int tool_each_line(const char *what, int (*fn)(void *ctx, const char *line, size_t len),
+                   void *ctx)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = 0;
+
+	while (!rc && (n = getline(&line, &cap, stdin)) >= 0) {
+		if (n > 0 && line[n - 1] == '\n')
+			line[--n] = '\0';
+		rc = fn(ctx, line, (size_t)n);
+	}
+	free(line);
+	if (!rc && ferror(stdin))
+		rc = tool_err(what, -EIO);
+	return rc;
+}
