@@ -8,8 +8,9 @@
  *                   the same pause hint a spinning service uses).
  *   futex_rtt       the same hand-off on a shared word, but each side
  *                   sleeps in FUTEX_WAIT as soon as the value is not there
- *                   yet and the other always calls FUTEX_WAKE: the limit
- *                   for blocking.
+ *                   yet (after flagging that it sleeps) and the other calls
+ *                   FUTEX_WAKE when it finds the flag: the limit for
+ *                   blocking.
  *   pipe_rtt, unix_stream_rtt, unix_dgram_rtt, posix_mq_rtt, sysv_mq_rtt,
  *   tcp_rtt         a 64-byte message out and echoed back through the
  *                   kernel (TCP on 127.0.0.1 with TCP_NODELAY).
@@ -128,48 +129,60 @@ static int spin_pong(void *arg, long n)
 	return 0;
 }
 
-static void raw_wake(uint32_t *word)
+/* The futex ping-pong keeps the value in the low 31 bits of the word and
+ * a "someone sleeps" flag in the top bit, in the manner of ck_ec (and of
+ * shmkit's event counts): a side about to sleep sets the flag, and the
+ * other issues FUTEX_WAKE only when it finds the flag in the value it
+ * replaces.  Without the flag each side's unconditional FUTEX_WAKE can
+ * cover the other's answer, both stop sleeping, and the row measures
+ * system-call overhead instead of blocking. */
+#define FX_SLEEPER 0x80000000u
+#define FX_VALUE(v) ((v) & ~FX_SLEEPER)
+
+/* Hand over value v: the exchange (release: publishes v and what came
+ * before it; pairs with the acquire load in fx_wait_change) clears the
+ * flag, and says whether the other side sleeps or is about to. */
+static void fx_give(uint32_t *word, uint32_t v)
 {
-	syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
+	if (sk_exchange(word, FX_VALUE(v), __ATOMIC_RELEASE) & FX_SLEEPER)
+		syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
-/* Sleep in FUTEX_WAIT (shared, never private) while *word == old; no
- * spinning.  1-second sleeps so an abort is noticed. */
-static int raw_wait_change(uint32_t *word, uint32_t old)
+/* Sleep in FUTEX_WAIT (shared, never private) until the value is no longer
+ * old; no spinning.  1-second sleeps so an abort is noticed. */
+static int fx_wait_change(uint32_t *word, uint32_t old)
 {
 	struct timespec ts = { 1, 0 };
-	/* Acquire: pairs with the other side's release store of the new value. */
-	while (sk_load_acquire(word) == old) {
-		if (syscall(SYS_futex, word, FUTEX_WAIT, old, &ts, NULL, 0) < 0 &&
+	for (;;) {
+		/* Acquire: pairs with the release exchange in fx_give. */
+		uint32_t cur = sk_load_acquire(word);
+		if (FX_VALUE(cur) != FX_VALUE(old))
+			return 0;
+		/* Set the flag before sleeping; the CAS fails if the value (or
+		 * flag) moved, and the loop looks again.  Relaxed: the futex
+		 * compares the word in the kernel. */
+		if (!(cur & FX_SLEEPER) &&
+		    !sk_cas(word, &cur, cur | FX_SLEEPER, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			continue;
+		if (syscall(SYS_futex, word, FUTEX_WAIT, cur | FX_SLEEPER, &ts, NULL, 0) < 0 &&
 		    errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT)
 			return sk_neg_errno();
 		if (bench_aborted())
 			return -ECANCELED;
 	}
-	return 0;
-}
-
-/* One futex hand-off: store `give` (release: pairs with the peer's acquire
- * in raw_wait_change), always wake, then sleep until the peer moves the
- * word on and check it moved to `expect`. */
-static int futex_step(struct word_pp *w, uint32_t give, uint32_t expect)
-{
-	sk_store_release(w->word, give);
-	raw_wake(w->word);
-	int r = raw_wait_change(w->word, give);
-	if (r)
-		return r;
-	return sk_load_relaxed(w->word) == expect ? 0 : -EBADMSG;
 }
 
 static int futex_ping(void *arg, long n)
 {
 	struct word_pp *w = arg;
 	for (long i = 0; i < n; i++) {
-		int r = futex_step(w, w->next + 1, w->next + 2);
+		fx_give(w->word, w->next + 1);
+		int r = fx_wait_change(w->word, w->next + 1);
 		if (r)
 			return r;
-		w->next += 2;
+		if (FX_VALUE(sk_load_relaxed(w->word)) != FX_VALUE(w->next + 2))
+			return -EBADMSG;
+		w->next = FX_VALUE(w->next + 2);
 	}
 	return 0;
 }
@@ -178,14 +191,13 @@ static int futex_pong(void *arg, long n)
 {
 	struct word_pp *w = arg;
 	for (long i = 0; i < n; i++) {
-		int r = raw_wait_change(w->word, w->next);
+		int r = fx_wait_change(w->word, w->next);
 		if (r)
 			return r;
-		if (sk_load_relaxed(w->word) != w->next + 1)
+		if (FX_VALUE(sk_load_relaxed(w->word)) != FX_VALUE(w->next + 1))
 			return -EBADMSG;
-		w->next += 2;
-		sk_store_release(w->word, w->next); /* pairs with the parent's acquire in raw_wait_change */
-		raw_wake(w->word);
+		w->next = FX_VALUE(w->next + 2);
+		fx_give(w->word, w->next);
 	}
 	return 0;
 }

@@ -168,9 +168,10 @@ double bench_ref(const char *name);
 bool bench_aborted(void);
 
 int bench_poll_slow(unsigned spins);
-/* One step of a busy-wait: a CPU relax hint; every 1024 polls check
- * bench_aborted() (-ECANCELED) and every 16384 polls yield the CPU so a peer
- * sharing it can run.  0 to keep polling. */
+/* One step of a busy-wait: a CPU relax hint; every 1024 polls (tens of
+ * microseconds, far beyond any answer from a running peer) check
+ * bench_aborted() (-ECANCELED) and yield the CPU, so a peer that shares it
+ * on a loaded machine can run.  0 to keep polling. */
 static inline int bench_poll(unsigned *spins)
 {
 	sk_cpu_relax();

@@ -332,7 +332,7 @@ static void pub_cost_row(const char *name, const char *ref, int nsub)
 	if (err)
 		n--;
 	if (bench_check(name, err) &&
-	    bench_check(name, bench_solo(pub_cost_run, &pc, bench_iters(100000), 0, &st)))
+	    bench_check(name, bench_solo(pub_cost_run, &pc, 100000, 0, &st)))
 		bench_report_ns(name, &st, ref);
 	while (n > 0)
 		shmkit_bus_unsubscribe(subs[--n]);

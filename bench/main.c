@@ -199,7 +199,7 @@ static void human(char *buf, size_t cap, double v, const char *unit)
 		else
 			snprintf(buf, cap, "%.1f %s", v, unit);
 	} else {
-		snprintf(buf, cap, "%.3g %s", v, unit);
+		snprintf(buf, cap, v >= 1000 ? "%.0f %s" : "%.3g %s", v, unit);
 	}
 }
 
@@ -247,7 +247,7 @@ static void print_human(const char *name, double value, double p99,
 	print_header();
 	printf("%-30s %16s %16s", name, v, p);
 	if (ref)
-		printf("   %.2fx %s", ratio, ref);
+		printf(ratio >= 0.1 ? "   %.2fx %s" : "   %.2gx %s", ratio, ref);
 	putchar('\n');
 }
 

@@ -8,11 +8,13 @@
 #include <criterion/criterion.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,7 +23,24 @@
 
 #define OUT_CAP (256 * 1024)
 
-TestSuite(bench, .timeout = 150);
+/* build/shmkit-bench and build/shmkit, beside this binary's directory. */
+static char bench_bin[4200], tool_bin[4200];
+
+/* Find the programs, and take turns: benchmarks spin on both CPUs, so two
+ * at once (Criterion runs tests in parallel) would mostly measure each
+ * other and run for minutes.  The lock is on this binary (no file is
+ * created) and goes with the test's process. */
+static void setup(void)
+{
+	snprintf(bench_bin, sizeof(bench_bin), "%s/../shmkit-bench", sk_test_dir());
+	snprintf(tool_bin, sizeof(tool_bin), "%s/../shmkit", sk_test_dir());
+	int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
+			;
+}
+
+TestSuite(bench, .timeout = 300, .init = setup);
 
 /* ---- a parser for the flat rows --json prints ----------------------------- */
 
@@ -161,10 +180,9 @@ static bool has_name(char names[][80], int n, const char *name)
 
 Test(bench, quick_json_rows_are_well_formed)
 {
-	char *out = malloc(OUT_CAP);
+	static char out[OUT_CAP]; /* static: a failed assert leaks nothing */
 	char names[128][80];
-	cr_assert(out);
-	int rc = sk_test_run(out, OUT_CAP, "../shmkit-bench", "--quick", "--json", NULL);
+	int rc = sk_test_run(out, OUT_CAP, bench_bin, "--quick", "--json", NULL);
 	cr_assert_eq(rc, 0, "shmkit-bench --quick --json exited %d:\n%s", rc, out);
 	int n = check_rows(out, names, 128);
 	static const char *const must[] = {
@@ -174,15 +192,13 @@ Test(bench, quick_json_rows_are_well_formed)
 	};
 	for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)
 		cr_expect(has_name(names, n < 128 ? n : 128, must[i]), "no row %s", must[i]);
-	free(out);
 }
 
 Test(bench, filter_keeps_only_matching_rows)
 {
-	char *out = malloc(OUT_CAP);
+	static char out[OUT_CAP]; /* static: a failed assert leaks nothing */
 	char names[64][80];
-	cr_assert(out);
-	int rc = sk_test_run(out, OUT_CAP, "../shmkit-bench", "--quick", "--json",
+	int rc = sk_test_run(out, OUT_CAP, bench_bin, "--quick", "--json",
 	                     "--filter", "pipe", NULL);
 	cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
 	int n = check_rows(out, names, 64);
@@ -190,29 +206,26 @@ Test(bench, filter_keeps_only_matching_rows)
 	for (int i = 0; i < n && i < 64; i++)
 		cr_expect(strstr(names[i], "pipe"), "row %s does not match", names[i]);
 	cr_expect(has_name(names, n, "pipe_rtt"));
-	free(out);
 }
 
 Test(bench, human_table_has_header_and_ratio)
 {
-	char *out = malloc(OUT_CAP);
-	cr_assert(out);
-	int rc = sk_test_run(out, OUT_CAP, "../shmkit-bench", "--quick", "--filter",
+	static char out[OUT_CAP]; /* static: a failed assert leaks nothing */
+	int rc = sk_test_run(out, OUT_CAP, bench_bin, "--quick", "--filter",
 	                     "pipe_rtt", NULL);
 	cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
 	cr_expect(strstr(out, "median"), "no header:\n%s", out);
 	/* pipe_rtt is compared to futex_rtt, measured silently for the ratio. */
 	cr_expect(strstr(out, "pipe_rtt") && strstr(out, "x futex_rtt"), "%s", out);
 	cr_expect(!strstr(out, "\nfutex_rtt"), "filtered reference printed:\n%s", out);
-	free(out);
 }
 
 Test(bench, usage_errors_and_list)
 {
 	char out[8192];
-	cr_expect_eq(sk_test_run(out, sizeof(out), "../shmkit-bench", "--bogus", NULL), 2);
-	cr_expect_eq(sk_test_run(out, sizeof(out), "../shmkit-bench", "--filter", NULL), 2);
-	cr_assert_eq(sk_test_run(out, sizeof(out), "../shmkit-bench", "--list", NULL), 0);
+	cr_expect_eq(sk_test_run(out, sizeof(out), bench_bin, "--bogus", NULL), 2);
+	cr_expect_eq(sk_test_run(out, sizeof(out), bench_bin, "--filter", NULL), 2);
+	cr_assert_eq(sk_test_run(out, sizeof(out), bench_bin, "--list", NULL), 0);
 	cr_expect(strstr(out, "ref   cacheline_rtt"), "%s", out);
 	cr_expect(strstr(out, "ref   spsc_ring_64"), "%s", out);
 }
@@ -238,7 +251,7 @@ static bool sysv_queue_of(pid_t pid)
 
 Test(bench, message_queues_are_removed)
 {
-	const char *argv[] = { "../shmkit-bench", "--quick", "--json", "--filter", "_mq_", NULL };
+	const char *argv[] = { bench_bin, "--quick", "--json", "--filter", "_mq_", NULL };
 	int out;
 	pid_t pid = sk_test_spawn(argv, -1, &out);
 	cr_assert_gt(pid, 0);
@@ -255,16 +268,14 @@ Test(bench, message_queues_are_removed)
 
 Test(bench, tool_runs_the_benchmark_program)
 {
-	char *out = malloc(OUT_CAP);
+	static char out[OUT_CAP]; /* static: a failed assert leaks nothing */
 	char names[16][80];
-	cr_assert(out);
-	int rc = sk_test_run(out, OUT_CAP, "../shmkit", "bench", "--quick", "--json",
+	int rc = sk_test_run(out, OUT_CAP, tool_bin, "bench", "--quick", "--json",
 	                     "--filter", "memcpy", NULL);
 	cr_assert_eq(rc, 0, "shmkit bench exited %d:\n%s", rc, out);
 	int n = check_rows(out, names, 16);
 	cr_expect_eq(n, 3, "expected the three memcpy rows, got %d", n);
-	cr_expect_eq(sk_test_run(out, OUT_CAP, "../shmkit", "bench", "--nope", NULL), 2);
-	free(out);
+	cr_expect_eq(sk_test_run(out, OUT_CAP, tool_bin, "bench", "--nope", NULL), 2);
 }
 
 static bool demo_name_exists(pid_t pid, const char *side)
@@ -276,24 +287,22 @@ static bool demo_name_exists(pid_t pid, const char *side)
 
 Test(bench, demo_runs_and_removes_its_channels)
 {
-	const char *argv[] = { "../shmkit", "demo", "--count", "20000", NULL };
+	const char *argv[] = { tool_bin, "demo", "--count", "20000", NULL };
 	int out;
 	pid_t pid = sk_test_spawn(argv, -1, &out);
 	cr_assert_gt(pid, 0);
-	char *buf = malloc(OUT_CAP);
-	cr_assert(buf);
+	static char buf[OUT_CAP];
 	int rc = sk_test_finish(pid, out, buf, OUT_CAP);
 	bool left = demo_name_exists(pid, "out") || demo_name_exists(pid, "back");
 	cr_assert_eq(rc, 0, "shmkit demo exited %d:\n%s", rc, buf);
 	cr_expect(!left, "the demo left its channels behind");
 	cr_expect(strstr(buf, "shmkit channel") && strstr(buf, "pipe") &&
 	          strstr(buf, "UNIX socket") && strstr(buf, "msgs/s"), "%s", buf);
-	free(buf);
 }
 
 Test(bench, demo_killed_removes_its_channels)
 {
-	const char *argv[] = { "../shmkit", "demo", "--count", "1000000000", NULL };
+	const char *argv[] = { tool_bin, "demo", "--count", "1000000000", NULL };
 	int out;
 	pid_t pid = sk_test_spawn(argv, -1, &out);
 	cr_assert_gt(pid, 0);
@@ -315,7 +324,7 @@ Test(bench, demo_killed_removes_its_channels)
 Test(bench, demo_usage_errors)
 {
 	char out[4096];
-	cr_expect_eq(sk_test_run(out, sizeof(out), "../shmkit", "demo", "--count", "0", NULL), 2);
-	cr_expect_eq(sk_test_run(out, sizeof(out), "../shmkit", "demo", "--what", NULL), 2);
-	cr_expect_eq(sk_test_run(out, sizeof(out), "../shmkit", "demo", "--help", NULL), 0);
+	cr_expect_eq(sk_test_run(out, sizeof(out), tool_bin, "demo", "--count", "0", NULL), 2);
+	cr_expect_eq(sk_test_run(out, sizeof(out), tool_bin, "demo", "--what", NULL), 2);
+	cr_expect_eq(sk_test_run(out, sizeof(out), tool_bin, "demo", "--help", NULL), 0);
 }

@@ -169,6 +169,12 @@ static uint64_t seq_of(const unsigned char *msg)
 	return seq;
 }
 
+/* Round trips timed after `count` one-way messages. */
+static long trips_for(long count)
+{
+	return count / 50 > 0 ? count / 50 : 1;
+}
+
 /* The peer's side: take count messages, checking they arrive in order,
  * acknowledge with the count, then echo `trips` round trips. */
 static int serve(struct xport *x, long count, long trips)
@@ -291,6 +297,18 @@ static int wait_child(pid_t pid)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -ECHILD;
 }
 
+/* Drive x against the started peer pid; kill it on failure; reap it. */
+static int drive_peer(struct xport *x, pid_t pid, long count, struct outcome *o)
+{
+	demo.peer = pid;
+	int r = drive(x, count, trips_for(count), o);
+	if (r)
+		kill(pid, SIGKILL);
+	int rc = wait_child(pid);
+	demo.peer = 0;
+	return r ? r : rc;
+}
+
 static void chan_names(char out[2][96], const char *base)
 {
 	snprintf(out[0], 96, "posix:/%s-out", base);
@@ -308,7 +326,7 @@ static int demo_peer(const char *base, long count)
 	if (!r)
 		r = shmkit_chan_open(&x.tx, names[1], &o);
 	if (!r)
-		r = serve(&x, count, count / 50 > 0 ? count / 50 : 1);
+		r = serve(&x, count, trips_for(count));
 	shmkit_chan_close(x.rx);
 	shmkit_chan_close(x.tx);
 	return r ? tool_err("demo peer", r) : 0;
@@ -347,13 +365,8 @@ static int chan_leg(const char *base, long count, struct outcome *o, pid_t *peer
 	r = shmkit_chan_create(&x.rx, names[1], &co);
 	pid_t pid = r ? -1 : spawn_peer(base, count);
 	if (pid > 0) {
-		demo.peer = *peer_pid = pid;
-		r = drive(&x, count, count / 50 > 0 ? count / 50 : 1, o);
-		if (r)
-			kill(pid, SIGKILL);
-		int rc = wait_child(pid);
-		demo.peer = 0;
-		r = r ? r : rc;
+		*peer_pid = pid;
+		r = drive_peer(&x, pid, count, o);
 	} else if (!r) {
 		r = -errno;
 	}
@@ -377,21 +390,12 @@ static int fd_leg(const char *label, int fds[4], long count, struct outcome *o)
 		if (fds[1] != fds[0])
 			close(fds[1]);
 		struct xport c = { .label = label, .fd_rx = fds[2], .fd_tx = fds[3] };
-		_exit(serve(&c, count, count / 50 > 0 ? count / 50 : 1) ? 1 : 0);
+		_exit(serve(&c, count, trips_for(count)) ? 1 : 0);
 	}
 	close(fds[2]);
 	if (fds[3] != fds[2])
 		close(fds[3]);
-	int r = pid < 0 ? -errno : 0;
-	if (pid > 0) {
-		demo.peer = pid;
-		r = drive(&x, count, count / 50 > 0 ? count / 50 : 1, o);
-		if (r)
-			kill(pid, SIGKILL);
-		int rc = wait_child(pid);
-		demo.peer = 0;
-		r = r ? r : rc;
-	}
+	int r = pid < 0 ? -errno : drive_peer(&x, pid, count, o);
 	close(fds[0]);
 	if (fds[1] != fds[0])
 		close(fds[1]);
@@ -502,7 +506,7 @@ static int demo_main(long count)
 	snprintf(demo.shm[1], sizeof(demo.shm[1]), "/%s-back", base);
 	demo_signals(demo_on_signal);
 	printf("shmkit demo: %ld messages of %d bytes, one way, then %ld round trips.\n",
-	       count, DEMO_MSG, count / 50 > 0 ? count / 50 : 1);
+	       count, DEMO_MSG, trips_for(count));
 	fflush(stdout);
 	int r = chan_leg(base, count, &o[0], &peer);
 	if (r)
