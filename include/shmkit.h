@@ -488,6 +488,18 @@ int shmkit_bus_peers(shmkit_bus *bus,
 
 /* ------------------------------------------------------------------------
  * Journal: a durable append-only log of records in mapped files.
+ *
+ * A journal PATH is a directory of numbered data files (rolled when full)
+ * and PATH/journal.meta.  One writer at a time, enforced by a kernel file
+ * lock the writer's death releases; any number of readers in any process.
+ * Every record has a sequence number (1, 2, ... without gaps), a
+ * CLOCK_REALTIME stamp that never decreases along the journal (a backwards
+ * clock step shows as repeated stamps), its length and a CRC-32C.  A
+ * reader never gets a torn or corrupt record: it gets -EBADMSG.
+ * What survives a crash: a process crash loses no committed record under
+ * any policy; a power loss keeps every record whose append returned under
+ * SHMKIT_DUR_SYNC, those covered by the last group sync under GROUP (or by
+ * shmkit_journal_sync()), and what write-back reached the disk otherwise.
  * ------------------------------------------------------------------------ */
 
 typedef struct shmkit_journal shmkit_journal;
@@ -507,11 +519,13 @@ struct shmkit_journal_opts {
 	int durability;          /* enum shmkit_durability */
 	uint32_t group_records;  /* GROUP: sync every N records (default 64) */
 	uint32_t group_ms;       /* GROUP: or every T ms (default 10) */
-	size_t file_size;        /* bytes per file before rolling (default 64M) */
-	uint32_t max_record;     /* largest record (default 1M) */
-	uint32_t keep_files;     /* retention by count, 0 = keep all */
-	uint64_t keep_bytes;     /* retention by total size, 0 = keep all */
-	unsigned mode;           /* default 0600 */
+	size_t file_size;        /* create: bytes per file before rolling
+	                            (default 64M, rounded up to a page) */
+	uint32_t max_record;     /* create: largest record (default 1M, at
+	                            most 1G); both are fixed at creation */
+	uint32_t keep_files;     /* writer: retention by count, 0 = keep all */
+	uint64_t keep_bytes;     /* writer: retention by total size, 0 = all */
+	unsigned mode;           /* create: default 0600 (directory: +x) */
 };
 
 struct shmkit_record {
@@ -521,17 +535,42 @@ struct shmkit_record {
 	uint32_t len;
 };
 
+/* Open a journal; opts NULL = a reader.  With SHMKIT_JOURNAL_WRITE the
+ * caller becomes the writer: -EBUSY while another writer lives (in any
+ * process; a forked child shares its parent's lock, it is not a second
+ * writer); a dead writer is replaced at once.  Opening for writing
+ * recovers the newest file: a torn or garbage tail is cut back to the last
+ * valid record (nothing valid before it is lost).  SHMKIT_JOURNAL_CREATE
+ * (needs WRITE) makes the directory and journal if missing.  -ENOENT: no
+ * journal at path; -EPROTO: not a journal, or one of another format;
+ * -EBADMSG: journal.meta damaged.  On failure nothing is left (a journal
+ * this call created is removed).  A reader starts at the oldest record. */
 int shmkit_journal_open(shmkit_journal **out, const char *path,
                         const struct shmkit_journal_opts *opts);
+/* Writer: sync what is pending (any policy but NONE), release the lock.
+ * Always frees the handle; returns the sync's error if it failed. */
 int shmkit_journal_close(shmkit_journal *j);
-/* Append one record; returns 0 when it is as durable as the policy says.
- * *seq (may be NULL) receives its sequence number. */
+/* Append one record (writer only, else -EPERM); returns 0 when it is as
+ * durable as the policy says.  *seq (may be NULL) receives its sequence
+ * number.  -EMSGSIZE above max_record; -ENOSPC if a new file cannot be
+ * made.  A sync error is returned after the record is committed: readers
+ * may see it, its durability is unknown.  Readers may see a record before
+ * its sync completes. */
 int shmkit_journal_append(shmkit_journal *j, const void *data, size_t len,
                           uint64_t *seq);
+/* Writer: make every appended record durable now (msync MS_SYNC). */
 int shmkit_journal_sync(shmkit_journal *j);
 
-/* Readers: position, then read the next record (1), or 0 at the end when
- * timeout_ns is 0; waits for new records otherwise (-ETIMEDOUT). */
+/* Readers (any handle): position, then read the next record (1), or 0 at
+ * the end when timeout_ns is 0; waits for new records otherwise
+ * (-ETIMEDOUT), on a futex, across file rolls.  seek_seq: next() returns
+ * the first record with seq >= the given one (0 = the start), also one
+ * not yet written; seek_time: the first with time_ns >= the given one.
+ * Records removed by retention before a reader got to them are skipped
+ * (the returned seq shows the jump).  -EBADMSG: damage at the reader's
+ * position (no record is returned; see shmkit_journal_repair).  Waiting
+ * needs write access to PATH/journal.meta (-EACCES without it).
+ * rec->data is valid until the next read call or close on this handle. */
 int shmkit_journal_seek_seq(shmkit_journal *j, uint64_t seq);
 int shmkit_journal_seek_time(shmkit_journal *j, int64_t time_ns);
 int shmkit_journal_next(shmkit_journal *j, struct shmkit_record *rec,
@@ -541,13 +580,19 @@ struct shmkit_journal_stat {
 	uint64_t first_seq, last_seq, records;
 	uint32_t files;
 	uint64_t bytes;
-	int durability;
+	int durability;          /* the current or last writer's policy */
 	pid_t writer_pid;        /* 0 if no live writer */
 };
+/* Files, bytes and records now (first/last_seq 0 when empty). */
 int shmkit_journal_stat(shmkit_journal *j, struct shmkit_journal_stat *st);
 
 /* Check every file without changing anything: 0 if clean, -EBADMSG if
- * damaged (report filled in).  Repair cuts back to the last valid record. */
+ * damaged (report filled in: the records before the first damage, where it
+ * is).  Repair takes the writer lock (-EBUSY while a writer lives) and cuts
+ * back to the last valid record: garbage after it is zeroed, and files
+ * that no longer continue the sequence are removed; 0 when done, the
+ * report saying what was cut.  A damaged journal.meta is -EBADMSG for
+ * both (repair cannot rebuild it). */
 struct shmkit_journal_report {
 	uint64_t valid_records;
 	uint64_t last_valid_seq;

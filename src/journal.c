@@ -309,7 +309,8 @@ static int list_files(int dirfd, uint64_t **out, size_t *n)
 		v[cnt++] = seq;
 	}
 	closedir(d);
-	qsort(v, cnt, sizeof(*v), cmp_u64);
+	if (cnt > 1)
+		qsort(v, cnt, sizeof(*v), cmp_u64);
 	*out = v;
 	*n = cnt;
 	return 0;
@@ -682,7 +683,7 @@ static uint64_t random_id(void)
 
 /* Make journal.meta complete under a temporary name, then link it in.
  * -EEXIST if another process linked one first (the caller opens that). */
-static int meta_create(struct shmkit_journal *j, const struct shmkit_journal_opts *o)
+static int meta_create(struct shmkit_journal *j)
 {
 	char tmp[64];
 	struct skj_meta h;
@@ -713,14 +714,12 @@ static int meta_create(struct shmkit_journal *j, const struct shmkit_journal_opt
 	}
 	close(fd);
 	unlinkat(j->dirfd, tmp, 0);
-	(void)o;
 	return err;
 }
 
 /* Open journal.meta read-write when allowed (the writer must; readers need
  * it to sleep on the event count), read-only otherwise. */
-static int meta_open(struct shmkit_journal *j, bool create, const struct shmkit_journal_opts *o,
-                     bool *created)
+static int meta_open(struct shmkit_journal *j, bool create, bool *created)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int fd = openat(j->dirfd, SKJ_META_NAME, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
@@ -741,7 +740,7 @@ static int meta_open(struct shmkit_journal *j, bool create, const struct shmkit_
 			return sk_fail(sk_neg_errno(), "cannot open %s/" SKJ_META_NAME, j->path);
 		if (!create)
 			return sk_fail(-ENOENT, "%s is not a journal (no " SKJ_META_NAME ")", j->path);
-		int err = meta_create(j, o);
+		int err = meta_create(j);
 		if (err && err != -EEXIST)
 			return err;
 		*created = !err;
@@ -1432,7 +1431,7 @@ static int journal_check(const char *path, struct shmkit_journal_report *rep, bo
 	j->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (j->dirfd < 0)
 		err = sk_fail(sk_neg_errno(), "cannot open journal directory %s", path);
-	else if ((err = meta_open(j, false, NULL, &created)) == -EBADMSG)
+	else if ((err = meta_open(j, false, &created)) == -EBADMSG)
 		check_damage(&c, "%s", shmkit_errdetail());
 	else if (!err && !(fix && (err = writer_lock(j))))
 		err = check_files(j, &c);
@@ -1543,7 +1542,7 @@ int shmkit_journal_open(shmkit_journal **out, const char *path,
 		j->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (j->dirfd < 0)
 			err = sk_fail(sk_neg_errno(), "cannot open journal directory %s", path);
-		else if (!(err = meta_open(j, o->flags & SHMKIT_JOURNAL_CREATE, o, &made_meta)) && j->writer)
+		else if (!(err = meta_open(j, o->flags & SHMKIT_JOURNAL_CREATE, &made_meta)) && j->writer)
 			err = writer_start(j);
 	} else if (!err) {
 		err = made_dir;

@@ -18,12 +18,20 @@
 TestSuite(journal_tool, .timeout = 60, .fini = jt_cleanup);
 
 static char out[65536];
+static char tool_path[4200];
+
+/* BUILD/shmkit, beside the directory of this test binary. */
+static const char *tool_bin(void)
+{
+	snprintf(tool_path, sizeof(tool_path), "%s/../shmkit", sk_test_dir());
+	return tool_path;
+}
 
 /* Run "../shmkit ARGS..." with stdin from text (NULL: empty); stdout into
  * out.  Returns the exit code. */
 static int tool(const char *text, ...)
 {
-	const char *argv[32] = { "../shmkit" };
+	const char *argv[32] = { tool_bin() };
 	int argc = 1, p[2];
 	va_list ap;
 
@@ -80,7 +88,7 @@ Test(journal_tool, tail_follow_sees_new_records)
 {
 	const char *path = jt_new_path();
 	cr_assert_eq(tool(NULL, "journal", "append", path, "one", NULL), 0);
-	const char *argv[] = { "../shmkit", "journal", "tail", "--from", "1", "--follow",
+	const char *argv[] = { tool_bin(), "journal", "tail", "--from", "1", "--follow",
 	                       "--timeout", "3000", path, NULL };
 	int fd = -1;
 	pid_t pid = sk_test_spawn(argv, -1, &fd);

@@ -29,12 +29,6 @@
 
 #define CHUNK 65536
 
-/* Service descriptions live in other tools/cmd_*.c; weak so this file links
- * (and `info` still shows the segment) while one is missing. */
-extern int info_chan(const char *, bool) __attribute__((weak));
-extern int info_bus(const char *, bool) __attribute__((weak));
-extern int info_journal(const char *, bool) __attribute__((weak));
-
 /* ---- small helpers ------------------------------------------------------ */
 
 /* "shmkit: WHAT: message" for failures the library did not report. */
@@ -642,10 +636,6 @@ static int info_service(const char *name, const struct shmkit_seg_stat *st, bool
 			return 0;
 		}
 		printf(",\"%s\":", label);
-		if (!fn) {
-			printf("null}\n");
-			return 0;
-		}
 		fflush(stdout);
 		int rc = fn(name, true);
 		printf("}\n");
@@ -655,10 +645,6 @@ static int info_service(const char *name, const struct shmkit_seg_stat *st, bool
 	if (st->kind == SHMKIT_KIND_BYTES || st->kind == SHMKIT_KIND_FOREIGN)
 		return 0;
 	printf("\n");
-	if (!fn) {
-		printf("%s state: not built into this binary\n", label);
-		return 0;
-	}
 	fflush(stdout);
 	return fn(name, false);
 }
@@ -703,7 +689,7 @@ int cmd_info(int argc, char **argv)
 	int err = shmkit_seg_stat_name(seg_name, &st);
 	bool journal = (!err && st.kind == SHMKIT_KIND_JOURNAL) ||
 	               (bare && (err || st.kind == SHMKIT_KIND_FOREIGN));
-	if (journal && path && info_journal)
+	if (journal && path)
 		return info_journal(path, json);
 	if (err)
 		return tool_err(name, err);

@@ -17,18 +17,6 @@
 
 #include "cmd.h"
 
-/* Subcommands other engineers build in their own tools/cmd_*.c: weak, so
- * the tool links (and says so) while one of them is missing. */
-extern int cmd_chan(int, char **) __attribute__((weak));
-extern int cmd_send(int, char **) __attribute__((weak));
-extern int cmd_recv(int, char **) __attribute__((weak));
-extern int cmd_bus(int, char **) __attribute__((weak));
-extern int cmd_pub(int, char **) __attribute__((weak));
-extern int cmd_sub(int, char **) __attribute__((weak));
-extern int cmd_journal(int, char **) __attribute__((weak));
-extern int cmd_bench(int, char **) __attribute__((weak));
-extern int cmd_demo(int, char **) __attribute__((weak));
-
 struct subcommand {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -65,8 +53,7 @@ static void print_help(FILE *out)
 	        "\n"
 	        "Subcommands:\n");
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
-		fprintf(out, "  %-8s %s%s\n", subcommands[i].name, subcommands[i].summary,
-		        subcommands[i].fn ? "" : " (not built in)");
+		fprintf(out, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
 	fprintf(out,
 	        "\n"
 	        "Names: NAME or posix:/NAME, sysv:0xKEY, sysv:/PATH:PROJ, sysv:id=SHMID,\n"
@@ -85,10 +72,6 @@ static const struct subcommand *find_subcommand(const char *name)
 
 static int run_subcommand(const struct subcommand *sc, int argc, char **argv)
 {
-	if (!sc->fn) {
-		fprintf(stderr, "shmkit: %s: not built into this binary\n", sc->name);
-		return 1;
-	}
 	optind = 1; /* each subcommand parses its own options from argv[1] */
 	int rc = sc->fn(argc, argv);
 	if (fflush(stdout) == EOF && rc == 0) {
