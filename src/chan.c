@@ -69,13 +69,19 @@
  * One producer, one consumer: no claim at all.  The producer keeps a
  * private copy of head and reads the shared head (acquire, pairs with the
  * consumer's release store of head) only when its copy says full; it
- * writes the payload and len, then store_release tail (pairs with the
- * consumer's acquire load of tail, made only when its private copy of
- * tail says empty).  The consumer reads, then store_release head.  No
- * read-modify-write on indices or slots; the one RMW per message is the
- * event count increment that lets a blocked peer sleep (wait.h needs the
- * count to move).  Statistics come from the indices: sent = tail,
- * received = head.  Using an SPSC channel from two producers (or two
+ * writes the payload and len, then store_release the slot's seq =
+ * FULL(t) (pairs with the consumer's acquire load of that seq), then
+ * moves tail (relaxed: only the producer itself and statistics read it).
+ * The consumer polls the seq of the slot at head - the same cache line
+ * as the message, so a message and its "ready" flag cross between cores
+ * in one transfer, and the producer's tail line never bounces - reads,
+ * then store_release head.  The consumer never writes seq: a slot at
+ * position h is empty while its seq is FREE(h) (first lap, as the creator
+ * left it) or FULL(h - capacity) (the previous lap's message, consumed);
+ * FULL(h) is a message; anything else is corruption.  No read-modify-
+ * write on indices or slots; the one RMW per message is the event count
+ * increment that lets a blocked peer sleep (wait.h needs the count to
+ * move).  Statistics come from the indices: sent = tail, received = head.  Using an SPSC channel from two producers (or two
  * consumers) at once loses or duplicates messages; every shared value is
  * still bounds-checked, so it can give -EBADMSG but never a wild access.
  *
@@ -149,7 +155,6 @@ struct shmkit_chan {
 	bool spsc, rdonly;
 	int wait;                /* enum shmkit_wait */
 	uint64_t cached_head;    /* SPSC producer: last head seen */
-	uint64_t cached_tail;    /* SPSC consumer: last tail seen */
 	bool reserved, peeked;   /* zero-copy in progress */
 	uint64_t resv_pos, resv_word;
 	uint64_t peek_pos, peek_word;
@@ -170,6 +175,7 @@ struct attempt {
 	uint64_t pos, word;      /* claimed position and claim word */
 	uint32_t len;            /* consumer: message length */
 	uint64_t blocker;        /* claimed slot word that blocks, or 0 */
+	bool tail_checked;       /* SPSC consumer: indices checked this call */
 };
 
 /* ---- identity across fork --------------------------------------------- */
@@ -506,26 +512,45 @@ static int spsc_claim_send(void *arg)
 	return 1;
 }
 
+/* The slot at head is empty.  Once per call (not per poll: the tail line
+ * must not bounce while a consumer spins), check head against tail, so a
+ * corrupt head is reported rather than waited on.  0, or -EBADMSG. */
+static SK_COLD int spsc_empty(struct attempt *a, uint64_t h)
+{
+	if (a->tail_checked)
+		return 0;
+	a->tail_checked = true;
+	/* Relaxed: a bounds check only; no message is learned through it.
+	 * The consumer learns of messages from the slots, so it may be one
+	 * ahead of a tail store it has not seen yet: our acquire of the seq
+	 * of position p (which made head p + 1) also made the producer's
+	 * earlier store tail = p visible, so tail >= head - 1.  Valid:
+	 * head - 1 <= tail <= head + capacity. */
+	uint64_t t = sk_load_relaxed(&a->ch->ctl->tail);
+	return t + 1 - h > a->ch->cap + 1 ? spsc_corrupt(h, t, a->ch->cap) : 0;
+}
+
 static int spsc_claim_recv(void *arg)
 {
 	struct attempt *a = arg;
 	shmkit_chan *ch = a->ch;
 	/* Relaxed: head is written only by this (the single) consumer. */
 	uint64_t h = sk_load_relaxed(&ch->ctl->head);
+	struct sk_chan_slot *s = slot_at(ch, h);
 
 	a->blocker = 0;
-	if (SK_UNLIKELY(ch->cached_tail - h - 1 >= ch->cap)) { /* 0 or out of range */
-		/* Acquire: pairs with the producer's release store of tail:
-		 * the slots below it hold complete messages. */
-		uint64_t t = sk_load_acquire(&ch->ctl->tail);
-		if (t - h > ch->cap)
-			return spsc_corrupt(h, t, ch->cap);
-		ch->cached_tail = t;
-		if (t == h)
-			return 0;
+	/* Acquire: pairs with the producer's release store of seq in
+	 * publish(): the payload and len written before it are visible. */
+	uint64_t w = sk_load_acquire(&s->seq);
+	if (SK_UNLIKELY(w != sk_seq_make(h, SK_SLOT_FULL, 0))) {
+		if (w == sk_seq_make(h - ch->cap, SK_SLOT_FULL, 0) ||
+		    w == sk_seq_make(h, SK_SLOT_FREE, 0))
+			return spsc_empty(a, h); /* last lap's message, or never written */
+		return sk_fail(-EBADMSG, "slot word %#llx at head %llu is no SPSC state",
+		               (unsigned long long)w, (unsigned long long)h);
 	}
-	/* Relaxed: ordered by the acquire load of tail that revealed it. */
-	uint32_t len = sk_load_relaxed(&slot_at(ch, h)->len);
+	/* Relaxed: ordered by the acquire load of seq above. */
+	uint32_t len = sk_load_relaxed(&s->len);
 	if (SK_UNLIKELY(len > a->bufcap || len > ch->max_msg)) {
 		if (len > ch->max_msg)
 			return sk_fail(-EBADMSG, "message length %u exceeds max_msg %u", len, ch->max_msg);
@@ -545,11 +570,14 @@ static inline void publish(shmkit_chan *ch, uint64_t pos, size_t len)
 	struct sk_chan_ctl *c = ch->ctl;
 
 	if (ch->spsc) {
-		/* Relaxed: published by the release store of tail next. */
+		/* Relaxed: published by the release store of seq next. */
 		sk_store_relaxed(&s->len, (uint32_t)len);
-		/* Release: pairs with the consumer's acquire load of tail
+		/* Release: pairs with the consumer's acquire load of seq
 		 * (spsc_claim_recv): payload and len are visible with it. */
-		sk_store_release(&c->tail, pos + 1);
+		sk_store_release(&s->seq, sk_seq_make(pos, SK_SLOT_FULL, 0));
+		/* Relaxed: tail is read by this producer and by statistics
+		 * only; no reader learns of a message through it. */
+		sk_store_relaxed(&c->tail, pos + 1);
 	} else {
 		/* P6.  Release: see len_stable(). */
 		sk_store_release(&s->len, (uint32_t)len);

@@ -66,9 +66,9 @@
  *     i, or i + k*capacity (k >= 1, the index is stale); anything else,
  *     a position that does not map to that slot, or len > max_msg, is
  *     corruption: -EBADMSG.
- * SPSC channels use only head, tail and each slot's len: the slot of
- * position p holds a message iff head <= p < tail, and 0 <= tail - head
- * <= capacity.
+ * SPSC channels use head, tail, and each slot's seq and len: the slot of
+ * position p holds a message iff its seq is FULL(p) (the consumer polls
+ * it; see chan.c), and 0 <= tail - head <= capacity.
  */
 #ifndef SHMKIT_CHAN_H
 #define SHMKIT_CHAN_H
@@ -79,7 +79,7 @@
 #include "internal.h"
 
 #define SK_CHAN_MAGIC 0x01004e4148434b53ULL /* "SKCHAN\0\1" little-endian */
-#define SK_CHAN_VERSION 1u
+#define SK_CHAN_VERSION 2u /* 2: SPSC consumers poll the slot's seq */
 #define SK_CHAN_CTL_SIZE 384u
 #define SK_CHAN_SLOT_HDR 32u
 #define SK_CHAN_SLOT_SIZE(max_msg) \

@@ -10,6 +10,7 @@
  * children report through exit codes, and every child is reaped.
  */
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -416,5 +417,82 @@ Test(chan_stress, spsc_dead_consumer_redelivers)
 	cr_assert_eq(shmkit_chan_recv(ch, &v, sizeof(v), 0), (ssize_t)sizeof(v));
 	cr_expect_eq(v, 77);
 	cr_expect_eq(shmkit_chan_recv(ch, &v, sizeof(v), 0), -EAGAIN, "the dead reservation left nothing");
+	shmkit_chan_close(ch);
+}
+
+/* An SPSC consumer that polls in a tight loop keeps finding the ring
+ * empty just after taking a message, when the producer's tail store for
+ * it may not be visible yet: that must read as empty, never as corrupt
+ * indices (test_chan.c corrupt_indices_spsc builds that state by hand;
+ * this is the same situation arising for real, when timing allows).
+ * Every message arrives once, in order. */
+#define POLL_MSGS 300000
+
+/* Pin to one CPU when there are two, so producer and consumer truly run
+ * at once (unpinned, they may share a core and never race). */
+static void pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) || CPU_COUNT(&set) < 2 || !CPU_ISSET(cpu, &set))
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static int poll_producer(void *arg)
+{
+	shmkit_chan *ch = arg;
+
+	pin_to(1);
+	uint64_t msg[8] = { 0 }; /* 64 bytes: the slot spans two cache lines */
+	for (uint64_t i = 0; i < POLL_MSGS; i++) {
+		int r;
+		msg[0] = i;
+		while ((r = shmkit_chan_send(ch, msg, sizeof(msg), 0)) == -EAGAIN)
+			sk_cpu_relax();
+		if (r)
+			return 1;
+	}
+	return 0;
+}
+
+Test(chan_stress, spsc_polling_consumer_never_sees_corruption)
+{
+	const char *name = sk_test_new_name("posix");
+	struct shmkit_chan_opts o = { .capacity = 1024, .max_msg = 64, .flags = SHMKIT_CHAN_SPSC,
+	                              .wait = SHMKIT_WAIT_SPIN };
+	shmkit_chan *ch;
+	cr_assert_eq(shmkit_chan_create(&ch, name, &o), 0);
+	pid_t pid = sk_test_fork(poll_producer, ch);
+	pin_to(0);
+	uint64_t want = 0, msg[8];
+	int64_t deadline = sk_now_ns() + BOUND;
+	while (want < POLL_MSGS && sk_now_ns() < deadline) {
+		/* Alternate polling and bounded waits: both end in the check
+		 * of head against tail when the ring is found empty. */
+		ssize_t n = shmkit_chan_recv(ch, msg, sizeof(msg), (want & 1) ? BOUND : 0);
+		if (n == -EAGAIN) {
+			sk_cpu_relax();
+			continue;
+		}
+		if (n != (ssize_t)sizeof(msg)) {
+			kill(pid, SIGKILL);
+			sk_test_reap(pid);
+			cr_assert_fail("recv after %llu messages: %s (%s)", (unsigned long long)want,
+			               shmkit_strerror((int)n), shmkit_errdetail());
+		}
+		if (msg[0] != want) {
+			kill(pid, SIGKILL);
+			sk_test_reap(pid);
+			cr_assert_fail("message %llu arrived as %llu", (unsigned long long)want,
+			               (unsigned long long)msg[0]);
+		}
+		want++;
+	}
+	cr_expect_eq(sk_test_reap(pid), 0);
+	cr_expect_eq(want, POLL_MSGS, "only %llu of %d messages in the bound",
+	             (unsigned long long)want, POLL_MSGS);
 	shmkit_chan_close(ch);
 }
