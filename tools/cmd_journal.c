@@ -66,26 +66,16 @@ static int bad_opt(const char *sub, int c, char **argv)
 
 /* ---- append --------------------------------------------------------------- */
 
-static int append_one(shmkit_journal *j, const char *path, const void *p, size_t len)
-{
-	int err = shmkit_journal_append(j, p, len, NULL);
-	return err ? tool_err(path, err) : 0;
-}
+struct appender {
+	shmkit_journal *j;
+	const char *path;
+};
 
-static int append_stdin(shmkit_journal *j, const char *path)
+static int append_one(void *ctx, const char *p, size_t len)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int rc = 0;
-
-	while (!rc && (n = getline(&line, &cap, stdin)) >= 0) {
-		if (n > 0 && line[n - 1] == '\n')
-			n--;
-		rc = append_one(j, path, line, (size_t)n);
-	}
-	free(line);
-	return rc;
+	struct appender *ap = ctx;
+	int err = shmkit_journal_append(ap->j, p, len, NULL);
+	return err ? tool_err(ap->path, err) : 0;
 }
 
 static int size_opt(const char *s, size_t *out)
@@ -138,10 +128,11 @@ static int journal_append(int argc, char **argv)
 	int err = shmkit_journal_open(&j, path, &o);
 	if (err)
 		return tool_err(path, err);
+	struct appender ap = { j, path };
 	if (optind == argc)
-		rc = append_stdin(j, path);
+		rc = tool_each_line(path, append_one, &ap);
 	for (; !rc && optind < argc; optind++)
-		rc = append_one(j, path, argv[optind], strlen(argv[optind]));
+		rc = append_one(&ap, argv[optind], strlen(argv[optind]));
 	err = shmkit_journal_close(j);
 	return rc ? rc : err ? tool_err(path, err) : 0;
 }
