@@ -220,6 +220,9 @@ static int header_wait_ready(const shmkit_seg *s, int64_t timeout_ns)
 			return 0;
 		if (st == SK_STATE_FAILED && sk_load_relaxed(&h->magic) == SK_SEG_MAGIC)
 			return sk_fail(-ENOENT, "its creator failed to initialise it");
+		/* Relaxed loads of magic here and below: only telling a foreign
+		 * segment from ours; no field is trusted before the acquire of
+		 * READY above (pairs with header_publish). */
 		if (st != SK_STATE_INIT && sk_load_relaxed(&h->magic) != SK_SEG_MAGIC)
 			return sk_fail(-EPROTO, "no shmkit header (a foreign segment? open it raw)");
 		if (st != SK_STATE_INIT)
@@ -239,6 +242,9 @@ static int header_check(shmkit_seg *s, int64_t timeout_ns)
 
 	if (s->map_size < SK_HDR_SIZE)
 		return sk_fail(-EPROTO, "%zu bytes: too small to hold a shmkit header", s->map_size);
+	/* Relaxed: a first look to refuse foreign segments at once; a creator
+	 * still initialising shows 0 or the magic (relaxed store in
+	 * header_fill), and READY is then awaited with acquire. */
 	if (sk_load_relaxed(&h->magic) != SK_SEG_MAGIC && sk_load_relaxed(&h->magic) != 0)
 		return sk_fail(-EPROTO, "no shmkit header (a foreign segment? open it raw)");
 	int err = header_wait_ready(s, timeout_ns);
