@@ -543,6 +543,41 @@ static void publisher_killed(int delivery)
 Test(bus, publisher_killed_mid_loan_overwrite) { publisher_killed(SHMKIT_BUS_OVERWRITE); }
 Test(bus, publisher_killed_mid_loan_backpressure) { publisher_killed(SHMKIT_BUS_BACKPRESSURE); }
 
+/* A publisher that died between claiming a sequence (P1 in bus.c: head
+ * advanced) and taking its slot (P3) leaves a hole that no slot word
+ * describes.  Built by hand through a raw attach of the same segment, at
+ * the documented offset of head.  Subscribers must pass it silently (it
+ * carried no message) within a bounded time, in both modes. */
+static void claim_abandoned(int delivery)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_bus *bus = make_bus(name, 8, 32, delivery);
+	struct shmkit_seg_opts raw_opts = { .flags = SHMKIT_RAW };
+	shmkit_sub *sub;
+	shmkit_seg *raw;
+	uint64_t lost = 99;
+	char buf[32];
+
+	cr_assert_eq(shmkit_bus_subscribe(&sub, bus, NULL), 0);
+	cr_assert_eq(shmkit_seg_open(&raw, name, &raw_opts), 0);
+	/* Data area after the 4096-byte segment header; head at offset 128. */
+	uint64_t *head = (uint64_t *)(void *)((char *)shmkit_seg_data(raw) + 4096 + 128);
+	cr_assert_eq(__atomic_load_n(head, __ATOMIC_SEQ_CST), 0);
+	__atomic_fetch_add(head, 1, __ATOMIC_SEQ_CST); /* a claim, then death */
+	cr_assert_eq(shmkit_bus_publish(bus, "next", 4, 10 * SEC), 0);
+	ssize_t n = shmkit_sub_recv(sub, buf, sizeof(buf), &lost, 30 * SEC);
+	cr_assert_eq(n, 4, "recv: %s", shmkit_strerror((int)n));
+	cr_assert_eq(memcmp(buf, "next", 4), 0);
+	cr_assert_eq(lost, 0, "an abandoned claim carried no message: nothing is lost");
+	cr_assert_eq(shmkit_sub_recv(sub, buf, sizeof(buf), NULL, 0), -EAGAIN);
+	shmkit_seg_close(raw);
+	shmkit_bus_unsubscribe(sub);
+	cr_assert_eq(shmkit_bus_close(bus), 0);
+}
+
+Test(bus, claim_abandoned_overwrite) { claim_abandoned(SHMKIT_BUS_OVERWRITE); }
+Test(bus, claim_abandoned_backpressure) { claim_abandoned(SHMKIT_BUS_BACKPRESSURE); }
+
 /* A forked child publishing on an inherited handle registers itself. */
 static int child_pub(void *arg)
 {
