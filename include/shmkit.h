@@ -120,6 +120,8 @@ enum shmkit_kind {
                                     the backend cannot */
 #define SHMKIT_RAW       0x0040u /* open: attach as raw bytes, skip header */
 #define SHMKIT_NOSEAL    0x0080u /* memfd create: do not seal */
+#define SHMKIT_PERSIST   0x0100u /* create: meant to outlive its creator; `shmkit
+                                    gc` leaves it (remove it by name) */
 
 struct shmkit_seg_opts {
 	size_t size;          /* create: data bytes wanted (>0) */
@@ -183,6 +185,7 @@ struct shmkit_seg_stat {
 	int shmid;                /* System V id, -1 otherwise */
 	long key;                 /* System V key, 0 otherwise */
 	unsigned version;         /* format version of a managed header */
+	int persistent;           /* created with SHMKIT_PERSIST */
 };
 
 /* Describe an open segment (the kernel's view refreshed now). */

@@ -142,7 +142,7 @@
 #define SK_CHAN_RECLAIM_NS 50000000LL /* a claimed slot blocks this long before its owner is checked */
 #define SK_CHAN_MAX_RETRY (1u << 20)  /* consecutive index moves before -EBADMSG */
 #define SK_CHAN_OPEN_FLAGS (SHMKIT_EXCL | SHMKIT_RDONLY | SHMKIT_POPULATE | SHMKIT_MLOCK | \
-                            SHMKIT_HUGE | SHMKIT_NOSEAL | SHMKIT_CHAN_SPSC)
+                            SHMKIT_HUGE | SHMKIT_NOSEAL | SHMKIT_PERSIST | SHMKIT_CHAN_SPSC)
 
 enum side { PROD = 0, CONS = 1 };
 

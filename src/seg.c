@@ -16,7 +16,7 @@
 #include "seg.h"
 
 #define SK_ALL_FLAGS (SHMKIT_EXCL | SHMKIT_RDONLY | SHMKIT_COW | SHMKIT_POPULATE | \
-                      SHMKIT_MLOCK | SHMKIT_HUGE | SHMKIT_RAW | SHMKIT_NOSEAL)
+                      SHMKIT_MLOCK | SHMKIT_HUGE | SHMKIT_RAW | SHMKIT_NOSEAL | SHMKIT_PERSIST)
 #define SK_OPEN_ONLY (SHMKIT_RDONLY | SHMKIT_COW | SHMKIT_RAW)
 
 static const struct sk_backend_ops *backend_ops(int backend)
@@ -162,6 +162,7 @@ static uint32_t layout_fingerprint(void)
 	const uint64_t facts[] = {
 		sizeof(struct sk_seg_hdr), offsetof(struct sk_seg_hdr, state),
 		offsetof(struct sk_seg_hdr, data_off), offsetof(struct sk_seg_hdr, creator_start),
+		offsetof(struct sk_seg_hdr, flags),
 		sizeof(long), sizeof(void *), _Alignof(uint64_t), SK_HDR_SIZE,
 		sizeof(shmkit_mutex), sizeof(shmkit_ec), sizeof(shmkit_sem),
 		__BYTE_ORDER__,
@@ -189,6 +190,8 @@ static void header_fill(shmkit_seg *s, int kind)
 	h->creator_uid = getuid();
 	h->created_ns = sk_realtime_ns();
 	h->creator_start = sk_self_start();
+	h->flags = (s->flags & SHMKIT_PERSIST) ? SK_HDR_PERSIST : 0;
+	s->hdr_flags = h->flags;
 	s->kind = kind;
 	s->creator_pid = h->creator_pid;
 	s->creator_start = h->creator_start;
@@ -274,6 +277,7 @@ static int header_check(shmkit_seg *s, int64_t timeout_ns)
 	s->creator_pid = h->creator_pid;
 	s->creator_start = h->creator_start;
 	s->created_ns = h->created_ns;
+	s->hdr_flags = h->flags & SK_HDR_PERSIST;
 	return 0;
 }
 
@@ -587,6 +591,7 @@ static void stat_from_handle(const shmkit_seg *s, struct shmkit_seg_stat *st)
 	st->attach_count = -1;
 	st->shmid = -1;
 	st->version = s->version;
+	st->persistent = (s->hdr_flags & SK_HDR_PERSIST) != 0;
 }
 
 int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_stat *st)

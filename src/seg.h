@@ -21,7 +21,8 @@
  *    56     8  created_ns   CLOCK_REALTIME
  *    64     8  creator_start  start time of the creator (see live.c), so a
  *                           reused PID is not taken for the creator
- *    72   ...  reserved, zero, up to SK_HDR_SIZE
+ *    72     4  flags        SK_HDR_PERSIST: made to outlive its creator
+ *    76   ...  reserved, zero, up to SK_HDR_SIZE
  *
  * Protocol: the creator makes the object exclusively (O_EXCL / IPC_EXCL),
  * reserves its memory, fills every header field and the service's data
@@ -67,7 +68,10 @@ struct sk_seg_hdr {
 	uint32_t creator_uid;
 	int64_t created_ns;
 	uint64_t creator_start;
+	uint32_t flags;
 };
+
+#define SK_HDR_PERSIST 0x1u
 
 /* A parsed segment name. */
 struct sk_name {
@@ -93,6 +97,7 @@ struct shmkit_seg {
 	uint64_t creator_start;
 	int64_t created_ns;
 	uint32_t version;
+	uint32_t hdr_flags;       /* SK_HDR_* from the header */
 };
 
 /*

@@ -845,15 +845,23 @@ static char *gc_pattern(void)
 Test(tool, gc_removes_dead_creators_only)
 {
 	const char *dead = posix_name(), *live = posix_name(), *inuse = posix_name();
-	const char *sdead = sysv_name(4);
+	const char *sdead = sysv_name(4), *kept = posix_name();
 	struct shmkit_seg_opts o = { .size = 4096 };
 	shmkit_seg *mine, *held;
 	struct shmkit_seg_stat st;
 
 	/* Made by a shmkit process that has exited: the creator is dead. */
 	const char *by_tool[] = { dead, inuse, sdead };
-	for (int i = 0; i < 3; i++)
-		tool_create(by_tool[i], "4K");
+	for (int i = 0; i < 3; i++) {
+		struct result t = SK("create", (char *)by_tool[i], "--size", "4K", "--temporary");
+		expect(t, 0);
+		result_free(&t);
+	}
+	/* The same, but persistent (the default of `shmkit create`): kept. */
+	tool_create(kept, "4K");
+	cr_assert_eq(shmkit_seg_stat_name(kept, &st), 0);
+	cr_expect_eq(st.persistent, 1);
+	cr_expect_eq(st.creator_alive, 0);
 	/* Made by this (living) process. */
 	cr_assert_eq(shmkit_seg_create(&mine, live, &o), 0);
 	/* Dead creator, but mapped by this living process. */
@@ -882,6 +890,7 @@ Test(tool, gc_removes_dead_creators_only)
 	cr_expect_eq(shmkit_seg_stat_name(live, &st), 0);
 	cr_expect_eq(shmkit_seg_stat_name(inuse, &st), 0);
 	cr_expect_eq(shmkit_seg_stat_name(rawname, &st), 0);
+	cr_expect_eq(shmkit_seg_stat_name(kept, &st), 0, "gc removed a persistent segment");
 
 	/* Once nobody maps it, the dead creator's segment goes too. */
 	shmkit_seg_close(held);
@@ -900,7 +909,9 @@ Test(tool, gc_removes_dead_creators_only)
 Test(tool, gc_keeps_sysv_with_attaches)
 {
 	const char *n = sysv_name(5);
-	tool_create(n, "4K");
+	struct result t = SK("create", (char *)n, "--size", "4K", "--temporary");
+	expect(t, 0);
+	result_free(&t);
 	shmkit_seg *seg;
 	cr_assert_eq(shmkit_seg_open(&seg, n, NULL), 0);
 	struct result r = SK("gc", (char *)n);

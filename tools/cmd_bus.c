@@ -51,7 +51,8 @@ int cmd_bus(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct shmkit_bus_opts o = { .flags = SHMKIT_EXCL };
+	/* Made by a process that exits at once: persistent, so gc leaves it. */
+	struct shmkit_bus_opts o = { .flags = SHMKIT_EXCL | SHMKIT_PERSIST };
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, ":c:M:m:p:h", opts, NULL)) != -1) {

@@ -106,7 +106,8 @@ static int chan_parse(int argc, char **argv, struct shmkit_chan_opts *o)
 
 int cmd_chan(int argc, char **argv)
 {
-	struct shmkit_chan_opts o = { 0 };
+	/* Made by a process that exits at once: persistent, so gc leaves it. */
+	struct shmkit_chan_opts o = { .flags = SHMKIT_PERSIST };
 	struct shmkit_chan_stats st;
 	shmkit_chan *ch;
 	int rc = chan_parse(argc, argv, &o);

@@ -177,6 +177,7 @@ static void stat_json_open(const struct shmkit_seg_stat *st, const char *kind)
 	       st->creator_alive == 0 ? "false" : "null");
 	json_kv_num("created_ns", st->created_ns, st->created_ns > 0);
 	printf(",\"removed\":%s", st->removed ? "true" : "false");
+	printf(",\"persistent\":%s", st->persistent ? "true" : "false");
 	json_kv_num("shmid", st->shmid, st->backend == SHMKIT_SYSV);
 	if (st->backend == SHMKIT_SYSV)
 		printf(",\"key\":\"0x%08lx\"", (unsigned long)(uint32_t)st->key);
@@ -458,7 +459,7 @@ int cmd_ls(int argc, char **argv)
 
 static const char create_help[] =
 	"usage: shmkit create NAME --size S [--mode 0644] [--excl] [--populate]\n"
-	"                          [--mlock] [--huge]\n"
+	"                          [--mlock] [--huge] [--temporary]\n"
 	"\n"
 	"Create a managed byte segment with S data bytes (K, M, G suffixes) after\n"
 	"a one-page shmkit header.  NAME: NAME or posix:/NAME, sysv:0xKEY,\n"
@@ -471,7 +472,10 @@ static const char create_help[] =
 	"  --excl       fail if the name exists\n"
 	"  --populate   pre-fault the pages\n"
 	"  --mlock      lock the pages in RAM\n"
-	"  --huge       huge pages (sysv only from the tool)\n";
+	"  --huge       huge pages (sysv only from the tool)\n"
+	"  --temporary  not persistent: `shmkit gc` may remove it once no live\n"
+	"               process uses it (by default a created segment is kept\n"
+	"               until `shmkit rm`)\n";
 
 static int create_usage_name(const char *name)
 {
@@ -506,14 +510,17 @@ int cmd_create(int argc, char **argv)
 		{ "populate", no_argument, NULL, 'p' },
 		{ "mlock", no_argument, NULL, 'l' },
 		{ "huge", no_argument, NULL, 'H' },
+		{ "temporary", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct shmkit_seg_opts o = { 0 };
+	/* Made by a process that exits at once: persistent unless asked, so
+	 * that gc does not take a segment someone made on purpose. */
+	struct shmkit_seg_opts o = { .flags = SHMKIT_PERSIST };
 	bool have_size = false;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, ":s:m:xplHh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":s:m:xplHth", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			if ((rc = parse_size_opt("create", "--size", optarg, &o.size)))
@@ -528,6 +535,7 @@ int cmd_create(int argc, char **argv)
 		case 'p': o.flags |= SHMKIT_POPULATE; break;
 		case 'l': o.flags |= SHMKIT_MLOCK; break;
 		case 'H': o.flags |= SHMKIT_HUGE; break;
+		case 't': o.flags &= ~SHMKIT_PERSIST; break;
 		case 'h': return show_help(create_help);
 		default: return tool_bad_option("create", c, argv);
 		}
@@ -585,6 +593,9 @@ static void info_print_text(const char *name, const struct shmkit_seg_stat *st)
 		printf("creator:    unknown\n");
 	time_text(st->created_ns, buf, sizeof(buf));
 	printf("created:    %s\n", buf);
+	if (st->kind != SHMKIT_KIND_FOREIGN)
+		printf("persistent: %s\n", st->persistent ? "yes: gc leaves it; remove it with `shmkit rm`"
+		                                         : "no: gc removes it once only dead processes used it");
 	if (st->backend == SHMKIT_SYSV) {
 		printf("shmid:      %d\n", st->shmid);
 		printf("key:        0x%08lx%s\n", (unsigned long)(uint32_t)st->key,
@@ -856,7 +867,7 @@ static bool gc_verdict(const struct shmkit_seg_stat *st, bool foreign, const str
 {
 	bool managed = st->kind != SHMKIT_KIND_FOREIGN;
 
-	if (!managed && !foreign)
+	if ((!managed && !foreign) || st->persistent)
 		return false;
 	if (st->backend == SHMKIT_SYSV) {
 		if (st->creator_alive != 0 || st->attach_count != 0)
@@ -911,7 +922,9 @@ static int gc_one(const struct shmkit_seg_stat *st, const char *why, bool dry_ru
 static const char gc_help[] =
 	"usage: shmkit gc [--dry-run] [--foreign] [PATTERN...]\n"
 	"\n"
-	"Remove segments only dead processes used, and print each one removed:\n"
+	"Remove segments only dead processes used, and print each one removed\n"
+	"(never a persistent one: made by `shmkit create` without --temporary, by\n"
+	"`shmkit chan` or `shmkit bus`, or by the library with SHMKIT_PERSIST):\n"
 	"  managed System V: creator dead and nothing attached;\n"
 	"  managed POSIX: creator dead and no live process maps it or has it open\n"
 	"  (found in /proc/PID/maps and /proc/PID/fd; processes this user may not\n"
