@@ -1223,15 +1223,35 @@ static int sub_wait(shmkit_sub *sub)
 	}
 }
 
+/* Retries that follow a peer's progress (a step budget spent on skip
+ * records, a message overwritten while copied) are free this many times;
+ * after that the caller's deadline is checked on each one, so a peer that
+ * keeps the ring moving faster than we read cannot hold a call past its
+ * timeout. */
+#define SUB_FREE_RETRIES 64
+
+/* 0 to go on retrying, else the result for a deadline that has passed:
+ * -EAGAIN for a try-once call, -ETIMEDOUT otherwise. */
+static int sub_expired(shmkit_sub *sub, unsigned tries)
+{
+	if (tries < SUB_FREE_RETRIES || sub->tmo < 0 ||
+	    sk_now_ns() < lazy_deadline(&sub->deadline, sub->tmo))
+		return 0;
+	return sub->tmo == 0 ? sk_fail(-EAGAIN, "no message waiting")
+	                     : sk_fail(-ETIMEDOUT, "messages overwritten faster than read");
+}
+
 /* Locate the next message, waiting up to deadline: its word, or < 0. */
 static int sub_next(shmkit_sub *sub, uint64_t *w)
 {
-	for (;;) {
+	for (unsigned tries = 0;; tries++) {
 		int r = sub_locate(sub, w);
 		if (r == 1 || r < 0)
 			return r < 0 ? r : 0;
 		if (r == 0 && (r = sub_wait(sub)))
 			return r == -EAGAIN ? sk_fail(-EAGAIN, "no message waiting") : r;
+		if (r == 2 && (r = sub_expired(sub, tries)))
+			return r;
 	}
 }
 
@@ -1243,10 +1263,10 @@ ssize_t shmkit_sub_recv(shmkit_sub *sub, void *buf, size_t cap, uint64_t *lost, 
 		return sk_fail(-EINVAL, "release the peeked message first");
 	sub->tmo = timeout_ns;
 	sub->deadline = INT64_MIN;
-	for (;;) {
+	for (unsigned tries = 0;; tries++) {
 		uint64_t w;
-		int err = sub_next(sub, &w);
-		if (err)
+		int err = sub_expired(sub, tries);
+		if (err || (err = sub_next(sub, &w)))
 			return err;
 		ssize_t n = sub_copy(sub, w, buf, cap, lost);
 		if (n != SUB_RETRY)
@@ -1262,10 +1282,10 @@ ssize_t shmkit_sub_peek(shmkit_sub *sub, const void **buf, uint64_t *lost, int64
 		return sk_fail(-EINVAL, "release the peeked message first");
 	sub->tmo = timeout_ns;
 	sub->deadline = INT64_MIN;
-	for (;;) {
+	for (unsigned tries = 0;; tries++) {
 		uint64_t w;
-		int err = sub_next(sub, &w);
-		if (err)
+		int err = sub_expired(sub, tries);
+		if (err || (err = sub_next(sub, &w)))
 			return err;
 		const struct bus_slot *s = slot_at(sub->bus, sub->pos);
 		ssize_t len = sub_len(sub, s, w);
