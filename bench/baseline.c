@@ -67,14 +67,8 @@ static void pair_row(const char *name, const struct bench_pair *p,
 		bench_skip(name, "not available on this system");
 		return;
 	}
-	if (!bench_check(name, r))
-		return;
-	if (kind == 'n')
-		bench_report_ns(name, &st, ref);
-	else if (kind == 'r')
-		bench_report_rate(name, &st, ref);
-	else
-		bench_report_gbps(name, &st, bytes, ref);
+	if (bench_check(name, r))
+		bench_report_kind(name, &st, kind, bytes, ref);
 }
 
 /* ---- one shared word: spinning and futex ping-pong --------------------- */

@@ -145,6 +145,10 @@ void bench_report_rate(const char *name, const struct bench_stat *st,
                        const char *ref);
 void bench_report_gbps(const char *name, const struct bench_stat *st,
                        size_t bytes, const char *ref);
+/* One of the three by kind: 'n' ns per operation, 'r' operations/s,
+ * 'g' GB/s of `bytes` per operation. */
+void bench_report_kind(const char *name, const struct bench_stat *st, int kind,
+                       size_t bytes, const char *ref);
 /* A row that cannot be measured on this machine (e.g. no POSIX message
  * queues): a note on stderr, not a failure. */
 void bench_skip(const char *name, const char *why);

@@ -235,14 +235,8 @@ static void chan_row(const char *name, struct chan_pp *c, long iters, int kind, 
 	};
 	struct bench_stat st;
 
-	if (!bench_check(name, bench_pair(&p, &st)))
-		return;
-	if (kind == 'n')
-		bench_report_ns(name, &st, ref);
-	else if (kind == 'r')
-		bench_report_rate(name, &st, ref);
-	else
-		bench_report_gbps(name, &st, c->msg, ref);
+	if (bench_check(name, bench_pair(&p, &st)))
+		bench_report_kind(name, &st, kind, c->msg, ref);
 }
 
 static void rtt_row(const char *name, unsigned flags, int wait, long iters, const char *ref)

@@ -285,6 +285,17 @@ void bench_report_gbps(const char *name, const struct bench_stat *st,
 	             (double)bytes / st->p99_ns, "GB/s", ref);
 }
 
+void bench_report_kind(const char *name, const struct bench_stat *st, int kind,
+                       size_t bytes, const char *ref)
+{
+	if (kind == 'n')
+		bench_report_ns(name, st, ref);
+	else if (kind == 'r')
+		bench_report_rate(name, st, ref);
+	else
+		bench_report_gbps(name, st, bytes, ref);
+}
+
 void bench_skip(const char *name, const char *why)
 {
 	if (bench_want(name))
