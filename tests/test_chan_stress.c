@@ -1,6 +1,6 @@
 /*
  * test_chan_stress.c - channels between many processes: producers and
- * consumers behind a start barrier (forked, plus an exec'd helper), each
+ * consumers behind start gates (forked, plus an exec'd helper), each
  * consumer checking every byte and the per-producer order of what it
  * gets, a shared table catching loss and duplicates; every wait strategy
  * in a ping-pong; producers and consumers killed by SIGKILL mid-operation
@@ -33,7 +33,8 @@ TestSuite(chan_stress, .timeout = 120, .fini = sk_test_cleanup);
 
 /* Shared between the test and its forked children. */
 struct board {
-	uint32_t go;                     /* start barrier (futex word) */
+	uint32_t go;                     /* producers' start gate (futex word) */
+	uint32_t cgo;                    /* consumers' start gate (futex word) */
 	uint32_t stop;                   /* consumers: drain and leave */
 	uint64_t taken;                  /* messages consumed, all consumers */
 	uint8_t seen[MAXP][PER_PRODUCER];
@@ -55,16 +56,19 @@ static struct board *board_new(void)
 	return p;
 }
 
-static void barrier_wait(struct board *b)
+/* A start gate: a futex word the test opens once.  The acquire load pairs
+ * with the release store in gate_open (the children see the board as the
+ * test left it). */
+static void gate_wait(uint32_t *gate)
 {
-	while (!sk_load_acquire(&b->go))
-		shmkit_futex_wait(&b->go, 0, 100 * MS);
+	while (!sk_load_acquire(gate))
+		shmkit_futex_wait(gate, 0, 100 * MS);
 }
 
-static void barrier_open(struct board *b)
+static void gate_open(uint32_t *gate)
 {
-	sk_store_release(&b->go, 1);
-	shmkit_futex_wake(&b->go, -1);
+	sk_store_release(gate, 1); /* pairs with the acquire in gate_wait */
+	shmkit_futex_wake(gate, -1);
 }
 
 static shmkit_chan *open_role(const struct role *r)
@@ -82,7 +86,7 @@ static int producer(void *arg)
 
 	if (!ch)
 		return 30;
-	barrier_wait(r->b);
+	gate_wait(&r->b->go);
 	for (unsigned seq = 0; seq < r->count; seq++) {
 		size_t len = chan_msg_fill(&m, r->id, seq);
 		int e;
@@ -129,7 +133,7 @@ static int consumer(void *arg)
 	if (!ch)
 		return 50;
 	memset(last, 0xff, sizeof(last));
-	barrier_wait(r->b);
+	gate_wait(&r->b->cgo);
 	for (;;) {
 		ssize_t len;
 		const void *p = NULL;
@@ -218,14 +222,22 @@ static void stress(const struct run *run)
 		                          .wait = run->wait >= 0 ? run->wait : (int)(i % 3) };
 		pids[np++] = sk_test_fork(prod ? producer : consumer, &roles[i]);
 	}
-	barrier_open(b);
 	char out[64] = "";
 	unsigned lost_id = UINT32_MAX, lost_seq = 0;
 	if (run->crashers) {
+		/* Ordered so that neither crasher can starve, however the
+		 * machine schedules: the reserver dies holding the first slot
+		 * of an empty channel; then the producers fill the channel
+		 * behind that dead slot while the consumers are held back, so
+		 * the peeker must get past the dead reservation to a message
+		 * that is sure to be there.  Only then do the consumers start. */
 		crash_helper("reserve-die", name, out, sizeof(out));
+		gate_open(&b->go);
 		crash_helper("peek-die", name, out, sizeof(out));
 		cr_assert_eq(sscanf(out, "%u %u", &lost_id, &lost_seq), 2, "peek-die printed '%s'", out);
 	}
+	gate_open(&b->go);
+	gate_open(&b->cgo);
 	for (unsigned i = 0; i < run->helper_producers; i++)
 		pids[np++] = spawn_helper("produce", name, run->forked_producers + i, PER_PRODUCER, NULL);
 	uint64_t want = (uint64_t)producers * PER_PRODUCER - (lost_id != UINT32_MAX);
