@@ -823,6 +823,27 @@ Test(tool, json_escapes_any_name)
 	               "x['name'].endswith('-q\"\\\\\\x01\\xff\\xe9')])", mine, "1");
 }
 
+/* A name made to move the cursor or recolour the terminal is shown with
+ * its control bytes as \xNN by ls, info and gc, never written raw. */
+Test(tool, text_output_escapes_control_bytes)
+{
+	const char *raw = raw_posix_named("", "-\x1b[31m\\\xff", 100);
+	char name[PATH_MAX], shown[PATH_MAX];
+	snprintf(name, sizeof(name), "posix:%s", raw);
+	snprintf(shown, sizeof(shown), "posix:%.*s\\x1b[31m\\x5c\\xff", (int)(strlen(raw) - 7), raw);
+
+	struct result r = SK("ls");
+	expect(r, 0);
+	cr_expect(!memchr(r.out, '\x1b', r.out_len), "ls wrote an escape byte");
+	cr_expect(strstr(r.out, shown), "ls does not show %s:\n%s", shown, r.out);
+	result_free(&r);
+	r = SK("info", name);
+	expect(r, 0);
+	cr_expect(!memchr(r.out, '\x1b', r.out_len), "info wrote an escape byte");
+	cr_expect(strstr(r.out, shown), "info does not show %s:\n%s", shown, r.out);
+	result_free(&r);
+}
+
 Test(tool, ls_all_shows_semaphores)
 {
 	/* A POSIX semaphore's file: ls skips it, ls --all lists it. */

@@ -24,6 +24,9 @@ int tool_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tool_parse_ms(const char *s, int64_t *ns);
 /* Write a JSON string literal (quoted, escaped) to stdout. */
 void tool_json_str(const char *s);
+/* Copy s into buf (len bytes, always terminated) for a terminal: a
+ * backslash, control byte or non-UTF-8 byte becomes \xNN.  Truncates. */
+void tool_escape(const char *s, char *buf, size_t len);
 /* 1 if argv[i] is -h or --help. */
 bool tool_is_help(const char *arg);
 /* Report what getopt_long refused ('?' unknown option, ':' missing value)

@@ -344,7 +344,9 @@ static void ls_cells(const struct row *row, char cell[COLS][4200])
 	const struct shmkit_seg_stat *st = &row->st;
 
 	snprintf(cell[0], 4200, "%s", backend_label(st->backend));
-	address_of(st, cell[1], 4200);
+	char addr[sizeof(st->name) + 32];
+	address_of(st, addr, sizeof(addr));
+	tool_escape(addr, cell[1], 4200);
 	size_text(useful_size(st), cell[2], 4200);
 	snprintf(cell[3], 4200, "%s", row->kind ? row->kind : kind_label(st->kind));
 	owner_name(st->uid, cell[4], 4200);
@@ -568,12 +570,15 @@ int cmd_create(int argc, char **argv)
 
 static void info_print_text(const char *name, const struct shmkit_seg_stat *st)
 {
-	char addr[sizeof(st->name) + 32], buf[64];
+	char addr[sizeof(st->name) + 32], buf[64], shown[4 * sizeof(addr)];
 
 	address_of(st, addr, sizeof(addr));
-	printf("name:       %s\n", addr);
-	if (strcmp(addr, st->name))
-		printf("canonical:  %s\n", st->name);
+	tool_escape(addr, shown, sizeof(shown));
+	printf("name:       %s\n", shown);
+	if (strcmp(addr, st->name)) {
+		tool_escape(st->name, shown, sizeof(shown));
+		printf("canonical:  %s\n", shown);
+	}
 	printf("backend:    %s\n", backend_label(st->backend));
 	if (st->kind == SHMKIT_KIND_FOREIGN) {
 		printf("kind:       foreign (no shmkit header: read and write address the whole mapping)\n");
@@ -903,19 +908,20 @@ static bool gc_matches(const struct shmkit_seg_stat *st, char **pat, int npat)
 
 static int gc_one(const struct shmkit_seg_stat *st, const char *why, bool dry_run)
 {
-	char addr[sizeof(st->name) + 32];
+	char addr[sizeof(st->name) + 32], shown[4 * sizeof(addr)];
 
 	address_of(st, addr, sizeof(addr));
+	tool_escape(addr, shown, sizeof(shown));
 	if (dry_run) {
-		printf("would remove %s (%s)\n", addr, why);
+		printf("would remove %s (%s)\n", shown, why);
 		return 0;
 	}
 	int err = shmkit_seg_remove(addr);
 	if (err == -ENOENT)
 		return 0; /* someone else removed it meanwhile */
 	if (err)
-		return tool_err(addr, err);
-	printf("removed %s (%s)\n", addr, why);
+		return tool_err(shown, err);
+	printf("removed %s (%s)\n", shown, why);
 	return 0;
 }
 

@@ -213,6 +213,34 @@ void tool_json_str(const char *s)
 	putchar('"');
 }
 
+void tool_escape(const char *s, char *buf, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t o = 0;
+
+	if (!len)
+		return;
+	while (*p && o + 1 < len) {
+		size_t n = utf8_len(p);
+		if (*p == '\\' || *p < 0x20 || *p == 0x7f || !n) {
+			/* a backslash, a control byte or a byte that is not
+			 * UTF-8: four visible characters, never a terminal
+			 * escape sequence from a hostile name */
+			if (o + 5 > len)
+				break;
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
+			p++;
+		} else {
+			if (o + n + 1 > len)
+				break;
+			memcpy(buf + o, p, n);
+			o += n;
+			p += n;
+		}
+	}
+	buf[o] = '\0';
+}
+
 bool tool_is_help(const char *arg)
 {
 	return arg && (!strcmp(arg, "-h") || !strcmp(arg, "--help"));
