@@ -63,6 +63,10 @@ TOOL := $(BUILD)/shmkit
 CRITERION_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
 CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 
+# Objects built through pattern rules are kept (GNU Make would delete them
+# as intermediates and rebuild every test binary on the next make).
+.SECONDARY: $(TESTLIB_OBJ)
+
 .PHONY: all lib tool tests bench-bin examples test demo bench install clean deps check-deps cxx-check
 all: lib tool examples
 

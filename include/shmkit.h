@@ -290,8 +290,11 @@ enum shmkit_wait {
 typedef struct shmkit_chan shmkit_chan;
 
 /* create: one producer, one consumer at a time (no read-modify-write on
- * the fast path).  Two concurrent producers (or consumers) on an SPSC
- * channel lose or duplicate messages; they never crash (-EBADMSG). */
+ * the fast path).  Enforced per handle: the first send/reserve takes the
+ * producer role and the first recv/peek the consumer role until close;
+ * another handle's first call then gets -EBUSY while the holder lives (a
+ * dead holder's role is taken over).  Threads sharing one handle must
+ * take turns themselves. */
 #define SHMKIT_CHAN_SPSC 0x10000u
 
 struct shmkit_chan_opts {
@@ -358,13 +361,15 @@ struct shmkit_chan_stats {
 	uint64_t depth;              /* messages queued now (approximate) */
 	uint64_t sent, received;
 	uint64_t full_waits, empty_waits;
-	uint64_t reclaimed;          /* slots recovered from dead peers */
+	uint64_t reclaimed;          /* slots (SPSC: roles) taken from dead peers */
 	uint64_t aborted;            /* reservations given back */
 	size_t slot_size;            /* round_up(32 + max_msg, 64) */
 	size_t hdr_size;             /* bytes before the first slot */
 	size_t seg_size;             /* bytes of the segment: hdr_size +
 	                                capacity * slot_size, page-rounded */
 	int spsc;
+	uint32_t producer, consumer; /* SPSC: pid holding the role, 0 if free
+	                                (it may have died since) */
 };
 /* Statistics, readable through any handle (also SHMKIT_RDONLY).  Counters
  * are relaxed snapshots; sent/received of an SPSC channel are its

@@ -81,9 +81,22 @@
  * FULL(h) is a message; anything else is corruption.  No read-modify-
  * write on indices or slots; the one RMW per message is the event count
  * increment that lets a blocked peer sleep (wait.h needs the count to
- * move).  Statistics come from the indices: sent = tail, received = head.  Using an SPSC channel from two producers (or two
- * consumers) at once loses or duplicates messages; every shared value is
- * still bounds-checked, so it can give -EBADMSG but never a wild access.
+ * move).  Statistics come from the indices: sent = tail, received = head.
+ *
+ * One at a time is enforced, not assumed: two producers would race on
+ * tail and lose or duplicate messages.  The first send or reserve through
+ * a handle takes the producer role - a CAS of the role word (chan.h) from
+ * 0 to this process's (pid, start) - and the first recv or peek the
+ * consumer role; close gives it back.  A role held by another live
+ * handle, in this process or another, is -EBUSY.  A role held by a dead
+ * process is taken over (counted in `reclaimed`), so a crashed peer can
+ * be replaced at once.  After that first call the handle only tests a
+ * private flag: the hot path touches no extra shared line.  The CAS that
+ * takes a role is an acquire and the release that gives it back is a
+ * release, so the next holder sees the previous one's last index store
+ * (for a dead holder there is nothing to pair with: its stores were all
+ * made before it died, and the takeover CAS reads the word it left).
+ * A forked child does not inherit its parent's roles.
  *
  * ---- What a crash leaves, and recovery ----------------------------------
  *
@@ -153,6 +166,7 @@ struct shmkit_chan {
 	uint64_t cap, mask;      /* cached at open, never re-read */
 	uint32_t max_msg, slot_size;
 	bool spsc, rdonly;
+	bool role[2];            /* SPSC: this handle holds the role (by side) */
 	int wait;                /* enum shmkit_wait */
 	uint64_t cached_head;    /* SPSC producer: last head seen */
 	bool reserved, peeked;   /* zero-copy in progress */
@@ -202,6 +216,7 @@ static SK_COLD void identity_refresh(shmkit_chan *ch)
 	ch->gen = sk_load_relaxed(&fork_gen);
 	ch->pid = (uint32_t)getpid();
 	ch->start = sk_self_start();
+	ch->role[PROD] = ch->role[CONS] = false; /* the parent's, not ours */
 }
 
 static inline void identity_check(shmkit_chan *ch)
@@ -219,6 +234,7 @@ uint32_t sk_chan_fingerprint(void)
 		sizeof(struct sk_chan_ctl), offsetof(struct sk_chan_ctl, tail),
 		offsetof(struct sk_chan_ctl, head), offsetof(struct sk_chan_ctl, not_empty),
 		offsetof(struct sk_chan_ctl, not_full), offsetof(struct sk_chan_ctl, reclaimed),
+		offsetof(struct sk_chan_ctl, producer), offsetof(struct sk_chan_ctl, consumer),
 		sizeof(struct sk_chan_slot), offsetof(struct sk_chan_slot, len),
 		SK_SEQ_POS_SHIFT, SK_SEQ_STATE_SHIFT, sizeof(shmkit_ec), SK_CACHELINE,
 		0x01020304u,
@@ -562,6 +578,74 @@ static int spsc_claim_recv(void *arg)
 	return 1;
 }
 
+/* ---- SPSC roles (one producer handle, one consumer handle) ------------- */
+
+static inline uint64_t *role_word(const shmkit_chan *ch, int side)
+{
+	return side == PROD ? &ch->ctl->producer : &ch->ctl->consumer;
+}
+
+static const char *const side_name[2] = { "producer", "consumer" };
+
+/* Is the holder named by role word w alive?  1, 0, or -1 unknowable
+ * (treated as alive: a live role is never taken). */
+static int role_alive(uint64_t w)
+{
+	pid_t pid = (pid_t)(w & SK_SEQ_PID_MASK);
+	int alive = sk_proc_alive(pid, 0);
+
+	if (alive <= 0)
+		return alive;
+	uint64_t start = sk_proc_start(pid);
+	if (start && (start & SK_ROLE_START_MASK) != w >> SK_SEQ_PID_BITS)
+		return 0; /* the pid now names another process */
+	return 1;
+}
+
+/* Take this side's role for the handle (first send/reserve or recv/peek).
+ * 0, or -EBUSY while another live handle holds it. */
+static SK_COLD int role_take(shmkit_chan *ch, int side)
+{
+	uint64_t *word = role_word(ch, side);
+	uint64_t mine = sk_role_make(ch->pid, ch->start);
+
+	for (unsigned tries = 0; tries < 16; tries++) {
+		/* Relaxed: only a guess for the CAS below, which orders. */
+		uint64_t cur = sk_load_relaxed(word);
+		if (cur && role_alive(cur) != 0) {
+			uint32_t pid = (uint32_t)(cur & SK_SEQ_PID_MASK);
+			return sk_fail(-EBUSY, "SPSC channel: the %s role is held by %s %u "
+			               "(one %s at a time; use an MPMC channel for more)",
+			               side_name[side], pid == ch->pid ? "another handle of this process,"
+			               : "live process", pid, side_name[side]);
+		}
+		/* Acquire on success: pairs with the release in role_drop(),
+		 * so the previous holder's last store of tail (or head) is
+		 * visible before this handle reads it. */
+		if (sk_cas(word, &cur, mine, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+			if (cur) /* Relaxed: a statistic. */
+				sk_fetch_add(&ch->ctl->reclaimed, 1, __ATOMIC_RELAXED);
+			ch->role[side] = true;
+			return 0;
+		}
+	}
+	return sk_fail(-EBUSY, "SPSC channel: the %s role keeps changing hands", side_name[side]);
+}
+
+/* Give the role back (close).  A word that no longer names us was taken
+ * over (we were thought dead): leave it. */
+static void role_drop(shmkit_chan *ch, int side)
+{
+	uint64_t mine = sk_role_make(ch->pid, ch->start);
+
+	if (!ch->role[side])
+		return;
+	ch->role[side] = false;
+	/* Release: pairs with the acquire CAS in role_take() of the next
+	 * holder: our index stores come before the handover. */
+	sk_cas(role_word(ch, side), &mine, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
 /* ---- publication -------------------------------------------------------- */
 
 static inline void publish(shmkit_chan *ch, uint64_t pos, size_t len)
@@ -706,6 +790,8 @@ static inline int claim(shmkit_chan *ch, int side, struct attempt *a, int64_t ti
 	int r;
 
 	identity_check(ch);
+	if (SK_UNLIKELY(ch->spsc && !ch->role[side]) && (r = role_take(ch, side)))
+		return r;
 	if (side == PROD)
 		r = ch->spsc ? spsc_claim_send(a) : mpmc_claim_send(a);
 	else
@@ -851,6 +937,9 @@ int shmkit_chan_close(shmkit_chan *ch)
 		shmkit_chan_abort(ch);
 	if (ch->peeked)
 		shmkit_chan_release(ch);
+	identity_check(ch); /* in a forked child, the roles are the parent's */
+	role_drop(ch, PROD);
+	role_drop(ch, CONS);
 	shmkit_seg_close(ch->seg);
 	free(ch);
 	return 0;
@@ -1007,5 +1096,8 @@ int shmkit_chan_stats(shmkit_chan *ch, struct shmkit_chan_stats *st)
 	st->hdr_size = ch->seg->data_off + SK_CHAN_CTL_SIZE;
 	st->seg_size = ch->seg->map_size;
 	st->spsc = ch->spsc;
+	/* Relaxed: a snapshot for people. */
+	st->producer = (uint32_t)(sk_load_relaxed(&c->producer) & SK_SEQ_PID_MASK);
+	st->consumer = (uint32_t)(sk_load_relaxed(&c->consumer) & SK_SEQ_PID_MASK);
 	return 0;
 }

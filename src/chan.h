@@ -20,9 +20,11 @@
  *    64     8  tail         next position to produce  producers
  *    72     8  sent         messages committed        producers
  *    80     8  full_waits   calls that found it full  producers
+ *    88     8  producer     SPSC role word (below)    the producer
  *   128     8  head         next position to consume  consumers
  *   136     8  received     messages taken            consumers
  *   144     8  empty_waits  calls that found it empty consumers
+ *   152     8  consumer     SPSC role word (below)    the consumer
  *   192     4  not_empty    event count               bumped by producers
  *   256     4  not_full     event count               bumped by consumers
  *   320     8  reclaimed    slots taken from dead peers either side
@@ -68,7 +70,11 @@
  *     corruption: -EBADMSG.
  * SPSC channels use head, tail, and each slot's seq and len: the slot of
  * position p holds a message iff its seq is FULL(p) (the consumer polls
- * it; see chan.c), and 0 <= tail - head <= capacity.
+ * it; see chan.c), and 0 <= tail - head <= capacity.  The role words
+ * name the one producer and the one consumer handle allowed at a time:
+ * (start & (2^42 - 1)) << 22 | pid of the process that holds it (start as
+ * in live.c: 42 bits of clock ticks outlast the machine), or 0 when the
+ * role is free; MPMC channels leave them 0.
  */
 #ifndef SHMKIT_CHAN_H
 #define SHMKIT_CHAN_H
@@ -79,7 +85,7 @@
 #include "internal.h"
 
 #define SK_CHAN_MAGIC 0x01004e4148434b53ULL /* "SKCHAN\0\1" little-endian */
-#define SK_CHAN_VERSION 2u /* 2: SPSC consumers poll the slot's seq */
+#define SK_CHAN_VERSION 3u /* 2: SPSC consumers poll the slot's seq; 3: SPSC roles */
 #define SK_CHAN_CTL_SIZE 384u
 #define SK_CHAN_SLOT_HDR 32u
 #define SK_CHAN_SLOT_SIZE(max_msg) \
@@ -117,10 +123,12 @@ struct sk_chan_ctl {
 	uint64_t tail SK_ALIGNED_CL;
 	uint64_t sent;
 	uint64_t full_waits;
+	uint64_t producer;       /* SPSC: role word of the producer, or 0 */
 
 	uint64_t head SK_ALIGNED_CL;
 	uint64_t received;
 	uint64_t empty_waits;
+	uint64_t consumer;       /* SPSC: role word of the consumer, or 0 */
 
 	shmkit_ec not_empty SK_ALIGNED_CL;
 	shmkit_ec not_full SK_ALIGNED_CL;
@@ -140,6 +148,16 @@ struct sk_chan_slot {
 _Static_assert(sizeof(struct sk_chan_ctl) == SK_CHAN_CTL_SIZE, "channel control block size");
 _Static_assert(sizeof(struct sk_chan_slot) == SK_CHAN_SLOT_HDR, "channel slot header size");
 _Static_assert(offsetof(struct sk_chan_ctl, head) == 128, "channel head offset");
+_Static_assert(offsetof(struct sk_chan_ctl, producer) == 88, "channel producer offset");
+_Static_assert(offsetof(struct sk_chan_ctl, consumer) == 152, "channel consumer offset");
+
+/* An SPSC role word: (start time & 2^42-1) << 22 | pid; 0 = role free. */
+#define SK_ROLE_START_MASK ((UINT64_C(1) << 42) - 1)
+
+static inline uint64_t sk_role_make(uint32_t pid, uint64_t start)
+{
+	return (start & SK_ROLE_START_MASK) << SK_SEQ_PID_BITS | (pid & SK_SEQ_PID_MASK);
+}
 
 static inline uint64_t sk_seq_make(uint64_t pos, unsigned state, uint32_t pid)
 {

@@ -412,24 +412,106 @@ Test(chan_stress, dead_producer_and_consumer_slots_reclaimed)
 }
 
 /* SPSC: a consumer that dies holding a peeked message never moved head,
- * so the next consumer gets the same message again. */
+ * so the next consumer gets the same message again; a producer that dies
+ * holding a reservation never moved tail.  Both dead peers' roles are
+ * taken over at once. */
 Test(chan_stress, spsc_dead_consumer_redelivers)
 {
 	const char *name = sk_test_new_name("posix");
 	struct shmkit_chan_opts o = { .capacity = 2, .max_msg = 8, .flags = SHMKIT_EXCL | SHMKIT_CHAN_SPSC };
 	shmkit_chan *ch;
+	struct shmkit_chan_stats st;
 	char out[64] = "";
 	uint64_t v = 77;
 
 	cr_assert_eq(shmkit_chan_create(&ch, name, &o), 0);
 	cr_assert_eq(shmkit_chan_send(ch, &v, sizeof(v), 0), 0);
+	cr_assert_eq(shmkit_chan_close(ch), 0, "gives the producer role back");
 	crash_helper("peek-die", name, out, sizeof(out));
 	crash_helper("reserve-die", name, out, sizeof(out));
+	cr_assert_eq(shmkit_chan_open(&ch, name, NULL), 0);
+	shmkit_chan_stats(ch, &st);
+	cr_expect_neq(st.producer, 0, "the dead reserver still holds the producer role");
+	cr_expect_neq(st.consumer, 0, "the dead peeker still holds the consumer role");
 	v = 0;
-	cr_assert_eq(shmkit_chan_recv(ch, &v, sizeof(v), 0), (ssize_t)sizeof(v));
+	cr_assert_eq(shmkit_chan_recv(ch, &v, sizeof(v), 0), (ssize_t)sizeof(v), "%s", shmkit_errdetail());
 	cr_expect_eq(v, 77);
 	cr_expect_eq(shmkit_chan_recv(ch, &v, sizeof(v), 0), -EAGAIN, "the dead reservation left nothing");
+	v = 78;
+	cr_assert_eq(shmkit_chan_send(ch, &v, sizeof(v), 0), 0, "%s", shmkit_errdetail());
+	cr_assert_eq(shmkit_chan_recv(ch, &v, sizeof(v), 0), (ssize_t)sizeof(v));
+	cr_expect_eq(v, 78);
+	shmkit_chan_stats(ch, &st);
+	cr_expect_eq(st.reclaimed, 2, "both roles taken from the dead");
+	cr_expect_eq(st.producer, (uint32_t)getpid());
+	cr_expect_eq(st.consumer, (uint32_t)getpid());
 	shmkit_chan_close(ch);
+}
+
+/* SPSC roles: a second live producer (or consumer) handle is refused with
+ * -EBUSY, in another process or in this one, and nothing it does touches
+ * the channel; once the holder closes (or exits), the next one gets it.
+ * A forked child does not inherit its parent's role. */
+static int child_send(void *arg)
+{
+	shmkit_chan *ch = NULL;
+	uint64_t v = 1;
+	if (shmkit_chan_open(&ch, arg, NULL))
+		return 10;
+	int r = shmkit_chan_send(ch, &v, sizeof(v), 0);
+	shmkit_chan_close(ch);
+	return r == -EBUSY ? 0 : r == 0 ? 11 : 12;
+}
+
+static int child_inherited(void *arg)
+{
+	shmkit_chan *ch = arg; /* the parent's handle, producer role held */
+	uint64_t v = 2;
+	int r = shmkit_chan_send(ch, &v, sizeof(v), 0);
+	shmkit_chan_close(ch); /* must not give the parent's role away */
+	return r == -EBUSY ? 0 : 13;
+}
+
+Test(chan_stress, spsc_one_producer_one_consumer_enforced)
+{
+	const char *name = sk_test_new_name("posix");
+	struct shmkit_chan_opts o = { .capacity = 4, .max_msg = 8, .flags = SHMKIT_EXCL | SHMKIT_CHAN_SPSC };
+	shmkit_chan *a, *b;
+	struct shmkit_chan_stats st;
+	uint64_t v = 5;
+	const void *p;
+	void *w;
+
+	cr_assert_eq(shmkit_chan_create(&a, name, &o), 0);
+	cr_assert_eq(shmkit_chan_open(&b, name, NULL), 0);
+	shmkit_chan_stats(a, &st);
+	cr_expect_eq(st.producer, 0, "opening takes no role");
+	cr_assert_eq(shmkit_chan_send(a, &v, sizeof(v), 0), 0);
+	cr_expect_eq(shmkit_chan_send(b, &v, sizeof(v), 0), -EBUSY);
+	cr_expect(strstr(shmkit_errdetail(), "producer role"), "%s", shmkit_errdetail());
+	cr_expect_eq(shmkit_chan_reserve(b, &w, 0), -EBUSY);
+	cr_expect_eq(sk_test_reap(sk_test_fork(child_send, (void *)name)), 0, "another process: -EBUSY");
+	cr_expect_eq(sk_test_reap(sk_test_fork(child_inherited, a)), 0, "a forked child: -EBUSY");
+	cr_assert_eq(shmkit_chan_send(a, &v, sizeof(v), 0), 0, "the role is still ours: %s", shmkit_errdetail());
+
+	cr_assert_eq(shmkit_chan_peek(b, &p, 0), (ssize_t)sizeof(v));
+	cr_expect_eq(shmkit_chan_recv(a, &v, sizeof(v), 0), -EBUSY, "b is the consumer");
+	cr_expect(strstr(shmkit_errdetail(), "consumer role"), "%s", shmkit_errdetail());
+	cr_assert_eq(shmkit_chan_release(b), 0);
+	shmkit_chan_stats(a, &st);
+	cr_expect_eq(st.sent, 2, "refused calls sent nothing");
+	cr_expect_eq(st.received, 1);
+	cr_expect_eq(st.reclaimed, 0);
+
+	cr_assert_eq(shmkit_chan_close(b), 0, "gives the consumer role back");
+	cr_assert_eq(shmkit_chan_recv(a, &v, sizeof(v), 0), (ssize_t)sizeof(v));
+	cr_assert_eq(shmkit_chan_close(a), 0);
+	cr_assert_eq(shmkit_chan_open(&b, name, NULL), 0);
+	cr_expect_eq(shmkit_chan_send(b, &v, sizeof(v), 0), 0, "the producer role is free again");
+	shmkit_chan_stats(b, &st);
+	cr_expect_eq(st.producer, (uint32_t)getpid());
+	cr_expect_eq(st.consumer, 0);
+	shmkit_chan_close(b);
 }
 
 /* An SPSC consumer that polls in a tight loop keeps finding the ring

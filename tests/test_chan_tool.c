@@ -82,14 +82,22 @@ Test(chan_tool, library_and_tool_interoperate)
 	cr_assert_eq(shmkit_chan_send(ch, "from lib", 8, 0), 0);
 	cr_assert_eq(TOOL_RUN(NULL, "recv", name), 0);
 	cr_expect_str_eq(out, "from lib\n");
+	/* SPSC: this handle is the producer until it is closed. */
+	cr_expect_eq(TOOL_RUN(NULL, "send", name, "--timeout", "0", "x"), 1, "a second producer");
+	cr_assert_eq(shmkit_chan_close(ch), 0);
+	cr_assert_eq(shmkit_chan_open(&ch, name, NULL), 0);
 	cr_assert_eq(TOOL_RUN(NULL, "send", name, "a", "b"), 0);
 	cr_expect_eq(TOOL_RUN(NULL, "send", name, "--timeout", "0", "c"), 1, "full");
 	cr_expect_eq(TOOL_RUN(NULL, "send", name, "--timeout", "0", "seventeen bytes!!"), 1);
 	cr_assert_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), 1);
 	cr_expect_eq(buf[0], 'a');
+	cr_expect_eq(TOOL_RUN(NULL, "recv", name, "--timeout", "0"), 1, "a second consumer");
 	cr_assert_eq(TOOL_RUN(NULL, "info", "--json", name), 0);
 	cr_expect(strstr(out, "\"chan\":{\"spsc\":true,\"capacity\":2,\"max_msg\":16,\"depth\":1,"
 	                      "\"sent\":3,\"received\":2"), "%s", out);
+	char roles[64];
+	snprintf(roles, sizeof(roles), "\"producer\":0,\"consumer\":%d,", (int)getpid());
+	cr_expect(strstr(out, roles), "%s", out);
 	cr_expect(strstr(out, "\"formula\":"), "%s", out);
 	shmkit_chan_close(ch);
 }

@@ -296,6 +296,14 @@ static void info_text(const struct shmkit_chan_stats *st)
 	printf("received:    %llu\n", (unsigned long long)st->received);
 	printf("full waits:  %llu\n", (unsigned long long)st->full_waits);
 	printf("empty waits: %llu\n", (unsigned long long)st->empty_waits);
+	if (st->spsc) {
+		printf("producer:    %s", st->producer ? "pid " : "none\n");
+		if (st->producer)
+			printf("%u\n", st->producer);
+		printf("consumer:    %s", st->consumer ? "pid " : "none\n");
+		if (st->consumer)
+			printf("%u\n", st->consumer);
+	}
 	printf("reclaimed:   %llu slots from dead peers\n", (unsigned long long)st->reclaimed);
 	printf("aborted:     %llu reservations\n", (unsigned long long)st->aborted);
 	printf("memory:      header %zu + %u slots x %zu (round_up(32 + %u, 64)) = %zu bytes,\n"
@@ -308,12 +316,14 @@ static void info_json(const struct shmkit_chan_stats *st)
 {
 	printf("{\"spsc\":%s,\"capacity\":%u,\"max_msg\":%u,\"depth\":%llu,\"sent\":%llu,"
 	       "\"received\":%llu,\"full_waits\":%llu,\"empty_waits\":%llu,\"reclaimed\":%llu,"
-	       "\"aborted\":%llu,\"hdr_size\":%zu,\"slot_size\":%zu,\"seg_size\":%zu,\"formula\":",
+	       "\"aborted\":%llu,\"hdr_size\":%zu,\"slot_size\":%zu,\"seg_size\":%zu,"
+	       "\"producer\":%u,\"consumer\":%u,\"formula\":",
 	       st->spsc ? "true" : "false", st->capacity, st->max_msg,
 	       (unsigned long long)st->depth, (unsigned long long)st->sent,
 	       (unsigned long long)st->received, (unsigned long long)st->full_waits,
 	       (unsigned long long)st->empty_waits, (unsigned long long)st->reclaimed,
-	       (unsigned long long)st->aborted, st->hdr_size, st->slot_size, st->seg_size);
+	       (unsigned long long)st->aborted, st->hdr_size, st->slot_size, st->seg_size,
+	       st->producer, st->consumer);
 	tool_json_str("hdr_size + capacity * round_up(32 + max_msg, 64), page-rounded");
 	putchar('}');
 }
