@@ -6,6 +6,13 @@
  *                   parent stores an odd value, the child answers with the
  *                   next even one.  The hardware limit for spinning (with
  *                   the same pause hint a spinning service uses).
+ *   msg64_rtt       the same ping-pong carrying a 64-byte message: each
+ *                   side copies 64 bytes into its own 128-byte buffer
+ *                   behind an 8-byte ready word (so, like any 64-byte
+ *                   message with a flag, it spans two cache lines) and the
+ *                   other spins on that word and copies the bytes out.
+ *                   The floor for a 64-byte round trip; its ratio to
+ *                   cacheline_rtt is what the second line costs here.
  *   futex_rtt       the same hand-off on a shared word, but each side
  *                   sleeps in FUTEX_WAIT as soon as the value is not there
  *                   yet (after flagging that it sleeps) and the other calls
@@ -205,6 +212,90 @@ static void ref_cacheline(void)
 		.teardown = word_teardown,
 	};
 	pair_row("cacheline_rtt", &p, NULL, 'n', 0);
+}
+
+/* ---- a 64-byte message behind a ready word, each way ------------------ */
+
+struct msg_pp {
+	unsigned char *buf;       /* two 128-byte buffers, 64-aligned: the
+	                             parent writes [0], the child [128] */
+	uint64_t next;            /* private: the last sequence seen */
+	unsigned char msg[MSG];   /* private: what is sent and received */
+};
+
+static int msg_setup(void *arg)
+{
+	struct msg_pp *m = arg;
+	m->buf = bench_shared_alloc(4096);
+	m->next = 0;
+	memset(m->msg, 0x5a, sizeof(m->msg));
+	return m->buf ? 0 : -ENOMEM;
+}
+
+static void msg_teardown(void *arg)
+{
+	struct msg_pp *m = arg;
+	bench_shared_free(m->buf, 4096);
+}
+
+/* Copy the message in behind word, then publish seq in the word.  The
+ * release store pairs with msg_take's acquire: the bytes are visible
+ * with the word. */
+static void msg_give(unsigned char *slot, const unsigned char *msg, uint64_t seq)
+{
+	memcpy(slot + 8, msg, MSG);
+	sk_store_release((uint64_t *)(void *)slot, seq);
+}
+
+/* Spin until the word says seq (acquire: pairs with msg_give's release),
+ * then copy the message out. */
+static int msg_take(const unsigned char *slot, unsigned char *msg, uint64_t seq)
+{
+	unsigned spins = 0;
+	while (sk_load_acquire((const uint64_t *)(const void *)slot) != seq) {
+		int r = bench_poll(&spins);
+		if (r)
+			return r;
+	}
+	memcpy(msg, slot + 8, MSG);
+	return 0;
+}
+
+static int msg_ping(void *arg, long n)
+{
+	struct msg_pp *m = arg;
+	for (long i = 0; i < n; i++) {
+		m->next++;
+		msg_give(m->buf, m->msg, m->next);
+		int r = msg_take(m->buf + 128, m->msg, m->next);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int msg_pong(void *arg, long n)
+{
+	struct msg_pp *m = arg;
+	for (long i = 0; i < n; i++) {
+		m->next++;
+		int r = msg_take(m->buf, m->msg, m->next);
+		if (r)
+			return r;
+		msg_give(m->buf + 128, m->msg, m->next);
+	}
+	return 0;
+}
+
+static void ref_msg64(void)
+{
+	struct msg_pp m;
+	struct bench_pair p = {
+		.iters = 10000, .arg = &m, .setup = msg_setup,
+		.parent_run = msg_ping, .child_run = msg_pong,
+		.teardown = msg_teardown,
+	};
+	pair_row("msg64_rtt", &p, "cacheline_rtt", 'n', 0);
 }
 
 static void ref_futex(void)
@@ -782,6 +873,7 @@ static void __attribute__((constructor)) baseline_register(void)
 {
 	static const struct { const char *name; bench_fn fn; } refs[] = {
 		{ "cacheline_rtt", ref_cacheline },
+		{ "msg64_rtt", ref_msg64 },
 		{ "futex_rtt", ref_futex },
 		{ "pipe_rtt", ref_pipe },
 		{ "unix_stream_rtt", ref_ustream },

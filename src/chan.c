@@ -189,7 +189,7 @@ struct attempt {
 	uint64_t pos, word;      /* claimed position and claim word */
 	uint32_t len;            /* consumer: message length */
 	uint64_t blocker;        /* claimed slot word that blocks, or 0 */
-	bool tail_checked;       /* SPSC consumer: indices checked this call */
+	bool check_tail;         /* SPSC consumer: check indices when empty */
 };
 
 /* ---- identity across fork --------------------------------------------- */
@@ -528,14 +528,16 @@ static int spsc_claim_send(void *arg)
 	return 1;
 }
 
-/* The slot at head is empty.  Once per call (not per poll: the tail line
- * must not bounce while a consumer spins), check head against tail, so a
- * corrupt head is reported rather than waited on.  0, or -EBADMSG. */
+/* The slot at head is empty.  Once per call, and only when the call has
+ * to wait longer than claim_wait's first polls (the tail line must not
+ * be pulled across while a peer's reply may be about to land, nor bounce
+ * while a consumer spins), check head against tail, so a corrupt head is
+ * reported rather than waited on.  0, or -EBADMSG. */
 static SK_COLD int spsc_empty(struct attempt *a, uint64_t h)
 {
-	if (a->tail_checked)
+	if (!a->check_tail)
 		return 0;
-	a->tail_checked = true;
+	a->check_tail = false;
 	/* Relaxed: a bounds check only; no message is learned through it.
 	 * The consumer learns of messages from the slots, so it may be one
 	 * ahead of a tail store it has not seen yet: our acquire of the seq
@@ -750,10 +752,20 @@ static int watch(shmkit_chan *ch, int side, uint64_t w)
 
 static SK_COLD void count_wait(shmkit_chan *ch, int side)
 {
-	/* Relaxed: a statistic. */
-	sk_fetch_add(side == PROD ? &ch->ctl->full_waits : &ch->ctl->empty_waits, 1,
-	             __ATOMIC_RELAXED);
+	uint64_t *n = side == PROD ? &ch->ctl->full_waits : &ch->ctl->empty_waits;
+
+	/* Relaxed: a statistic.  An SPSC side is one handle (its role), so
+	 * a plain load and store do; MPMC sides share the counter. */
+	if (ch->spsc)
+		sk_store_relaxed(n, sk_load_relaxed(n) + 1);
+	else
+		sk_fetch_add(n, 1, __ATOMIC_RELAXED);
 }
+
+/* Polls before claim_wait reads a clock: in a ping-pong the answer often
+ * lands while the asker would still be setting up its wait (deadline,
+ * reclaim watch: clock reads that cost more than the hand-off itself). */
+#define SK_CHAN_QUICK_POLLS 64
 
 /* Slow path of a claim: wait by the handle's strategy in slices of
  * SK_CHAN_RECLAIM_NS, so a dead claimer is noticed even by a sleeper
@@ -763,10 +775,20 @@ static SK_COLD int claim_wait(shmkit_chan *ch, int side, struct attempt *a, int6
 	int (*try)(void *) = side == PROD ? (ch->spsc ? spsc_claim_send : mpmc_claim_send)
 	                                  : (ch->spsc ? spsc_claim_recv : mpmc_claim_recv);
 	shmkit_ec *ec = side == PROD ? &ch->ctl->not_full : &ch->ctl->not_empty;
-	int64_t deadline = sk_deadline(timeout_ns);
 	int waited = 0, r;
 
 	count_wait(ch, side);
+	if (ch->wait != SHMKIT_WAIT_BLOCK && timeout_ns != 0) {
+		for (unsigned i = 0; i < SK_CHAN_QUICK_POLLS; i++) {
+			sk_cpu_relax();
+			if ((r = try(a)))
+				return r < 0 ? r : 0;
+		}
+	}
+	a->check_tail = true;
+	if ((r = try(a))) /* again, now with the SPSC index check */
+		return r < 0 ? r : 0;
+	int64_t deadline = sk_deadline(timeout_ns);
 	for (;;) {
 		if (watch(ch, side, a->blocker)) {
 			if ((r = try(a)))

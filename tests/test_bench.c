@@ -186,7 +186,7 @@ Test(bench, quick_json_rows_are_well_formed)
 	cr_assert_eq(rc, 0, "shmkit-bench --quick --json exited %d:\n%s", rc, out);
 	int n = check_rows(out, names, 128);
 	static const char *const must[] = {
-		"cacheline_rtt", "futex_rtt", "pipe_rtt", "unix_stream_rtt",
+		"cacheline_rtt", "msg64_rtt", "futex_rtt", "pipe_rtt", "unix_stream_rtt",
 		"unix_dgram_rtt", "memcpy_64", "memcpy_4k", "memcpy_1m",
 		"spsc_ring_64", "spsc_ring_4k", "spsc_ring_1m",
 	};
