@@ -514,6 +514,69 @@ Test(chan_stress, spsc_one_producer_one_consumer_enforced)
 	shmkit_chan_close(b);
 }
 
+/* Many processes race for the producer role of a fresh SPSC channel at
+ * the same instant: exactly one wins, every other gets -EBUSY, and the
+ * channel holds exactly the winner's message. */
+struct role_race {
+	struct board *b;
+	const char *name;
+	uint32_t done; /* futex word: the test has counted */
+};
+
+static int role_racer(void *arg)
+{
+	struct role_race *rr = arg;
+	shmkit_chan *ch = NULL;
+	uint64_t v = (uint64_t)getpid();
+
+	if (shmkit_chan_open(&ch, rr->name, NULL))
+		return 20;
+	gate_wait(&rr->b->go);
+	int r = shmkit_chan_send(ch, &v, sizeof(v), 0);
+	sk_fetch_add(&rr->b->taken, 1, __ATOMIC_RELEASE); /* pairs with the test's acquire poll */
+	gate_wait(&rr->done); /* hold the role until every racer has tried */
+	shmkit_chan_close(ch);
+	return r == 0 ? 0 : r == -EBUSY ? 1 : 21;
+}
+
+Test(chan_stress, spsc_role_race_has_one_winner)
+{
+	enum { RACERS = 6 };
+	const char *name = sk_test_new_name("posix");
+	struct shmkit_chan_opts o = { .capacity = 8, .max_msg = 8, .flags = SHMKIT_EXCL | SHMKIT_CHAN_SPSC };
+	shmkit_chan *ch;
+	struct role_race *rr = mmap(NULL, sizeof(*rr), PROT_READ | PROT_WRITE,
+	                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pid_t pids[RACERS];
+	unsigned won = 0, busy = 0;
+
+	cr_assert_neq(rr, MAP_FAILED);
+	rr->b = board_new();
+	rr->name = name;
+	cr_assert_eq(shmkit_chan_create(&ch, name, &o), 0);
+	for (int i = 0; i < RACERS; i++)
+		pids[i] = sk_test_fork(role_racer, rr);
+	gate_open(&rr->b->go);
+	int64_t end = sk_now_ns() + BOUND;
+	while (sk_load_acquire(&rr->b->taken) < RACERS && sk_now_ns() < end)
+		usleep(1000);
+	gate_open(&rr->done);
+	for (int i = 0; i < RACERS; i++) {
+		int rc = sk_test_reap(pids[i]);
+		won += rc == 0;
+		busy += rc == 1;
+	}
+	cr_expect_eq(won, 1, "%u racers won the producer role", won);
+	cr_expect_eq(busy, RACERS - 1);
+	struct shmkit_chan_stats st;
+	shmkit_chan_stats(ch, &st);
+	cr_expect_eq(st.sent, 1);
+	cr_expect_eq(st.producer, 0, "the winner gave the role back on close");
+	shmkit_chan_close(ch);
+	munmap(rr->b, sizeof(*rr->b));
+	munmap(rr, sizeof(*rr));
+}
+
 /* An SPSC consumer that polls in a tight loop keeps finding the ring
  * empty just after taking a message, when the producer's tail store for
  * it may not be visible yet: that must read as empty, never as corrupt
