@@ -599,13 +599,19 @@ int shmkit_journal_stat(shmkit_journal *j, struct shmkit_journal_stat *st);
  * is).  Repair takes the writer lock (-EBUSY while a writer lives) and cuts
  * back to the last valid record: garbage after it is zeroed, and files
  * that no longer continue the sequence are removed; 0 when done, the
- * report saying what was cut.  A damaged journal.meta is -EBADMSG for
- * both (repair cannot rebuild it). */
+ * report saying what was cut.  A damaged journal.meta (or a missing one
+ * beside data files) is -EBADMSG for verify; repair rebuilds it from the
+ * header of the oldest sound data file (journal id and settings), then
+ * goes on as above.  With no sound data file, or data files of two
+ * journals, repair is -EBADMSG and changes nothing. */
 struct shmkit_journal_report {
 	uint64_t valid_records;
 	uint64_t last_valid_seq;
 	uint64_t damaged_bytes;  /* bytes after the last valid record */
 	char where[256];         /* file and offset of the first damage */
+	char meta_rebuilt_from[32]; /* repair: the data file (a name in the
+	                               journal directory) journal.meta was
+	                               rebuilt from; "" if it was not */
 };
 int shmkit_journal_verify(const char *path, struct shmkit_journal_report *r);
 int shmkit_journal_repair(const char *path, struct shmkit_journal_report *r);

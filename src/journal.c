@@ -134,6 +134,15 @@
  * reports the first damage without writing; shmkit_journal_repair() takes
  * the writer lock and applies the same cut to every file, removing files
  * that no longer continue the sequence.
+ *
+ * A damaged journal.meta (checksum, size; or missing beside data files)
+ * makes the journal unopenable (-EBADMSG).  Repair rebuilds it: its fixed
+ * part is in every data file header too, under that header's own
+ * checksum, so it is taken from the oldest sound one (files of two
+ * journals are refused, not guessed between).  A damaged meta is locked
+ * first (the lock works whatever the file holds), then rewritten in place
+ * and fsynced, its live state zeroed; a missing one is made like a new
+ * journal's.  Then the files are repaired as above.
  */
 #include <dirent.h>
 #include <stdarg.h>
@@ -369,32 +378,47 @@ static int file_map(struct skj_file *f, int fd, bool rw)
 	return 0;
 }
 
-/* Validate the header of a mapped file named for first_seq and cache it.
- * -EBADMSG: damaged (checksum, name, bounds); -EPROTO: a sound header of
- * another build or another journal. */
-static int file_check(struct skj_file *f, const struct shmkit_journal *j, uint64_t first_seq)
+/* Copy the header of mapped file f, named for first_seq, and check it on
+ * its own (without the journal's settings, which a rebuild of
+ * journal.meta takes from here).  -EBADMSG: damaged (checksum, name,
+ * bounds); -EPROTO: a sound header of another build. */
+static int file_header(const struct skj_file *f, uint64_t first_seq, struct skj_fhdr *h)
 {
-	struct skj_fhdr h;
 	const char *p = f->seg.name.path;
 
 	if (f->seg.map_size < SKJ_FHDR_SIZE)
 		return sk_fail(-EBADMSG, "%s: %zu bytes, shorter than its header", p, f->seg.map_size);
-	memcpy(&h, f->seg.map, sizeof(h)); /* read once */
-	if (sk_crc32c(0, &h, offsetof(struct skj_fhdr, crc)) != h.crc)
+	memcpy(h, f->seg.map, sizeof(*h)); /* read once */
+	if (sk_crc32c(0, h, offsetof(struct skj_fhdr, crc)) != h->crc)
 		return sk_fail(-EBADMSG, "%s: header checksum mismatch", p);
-	if (h.magic != SKJ_FILE_MAGIC)
+	if (h->magic != SKJ_FILE_MAGIC)
 		return sk_fail(-EPROTO, "%s: not a journal data file", p);
-	if (h.version != SKJ_VERSION || h.fingerprint != journal_fingerprint())
+	if (h->version != SKJ_VERSION || h->fingerprint != journal_fingerprint())
 		return sk_fail(-EPROTO, "%s: format version %u/%08x, this build reads %u/%08x",
-		               p, h.version, h.fingerprint, SKJ_VERSION, journal_fingerprint());
-	if (h.journal_id != j->jid)
-		return sk_fail(-EPROTO, "%s: belongs to another journal", p);
-	if (h.first_seq != first_seq)
+		               p, h->version, h->fingerprint, SKJ_VERSION, journal_fingerprint());
+	if (h->first_seq != first_seq)
 		return sk_fail(-EBADMSG, "%s: header says first seq %llu", p,
-		               (unsigned long long)h.first_seq);
-	if (h.max_record > j->max_record || h.file_size > MAX_FILE_SIZE ||
-	    h.file_size < FIRST_OFF + SKJ_RHDR_SIZE + skj_pad8(h.max_record))
+		               (unsigned long long)h->first_seq);
+	if (h->max_record == 0 || h->max_record > SKJ_MAX_RECORD || h->file_size > MAX_FILE_SIZE ||
+	    h->file_size < FIRST_OFF + SKJ_RHDR_SIZE + skj_pad8(h->max_record))
 		return sk_fail(-EBADMSG, "%s: header sizes out of bounds", p);
+	return 0;
+}
+
+/* Validate the header of a mapped file named for first_seq against the
+ * journal and cache it.  -EBADMSG: damaged; -EPROTO: a sound header of
+ * another build or another journal. */
+static int file_check(struct skj_file *f, const struct shmkit_journal *j, uint64_t first_seq)
+{
+	struct skj_fhdr h;
+	int err = file_header(f, first_seq, &h);
+
+	if (err)
+		return err;
+	if (h.journal_id != j->jid)
+		return sk_fail(-EPROTO, "%s: belongs to another journal", f->seg.name.path);
+	if (h.max_record > j->max_record)
+		return sk_fail(-EBADMSG, "%s: header sizes out of bounds", f->seg.name.path);
 	f->first_seq = first_seq;
 	f->file_size = h.file_size;
 	f->max_record = h.max_record;
@@ -403,8 +427,9 @@ static int file_check(struct skj_file *f, const struct shmkit_journal *j, uint64
 	return 0;
 }
 
-/* Open and validate the data file for first_seq. */
-static int file_open(struct shmkit_journal *j, uint64_t first_seq, bool rw, struct skj_file **out)
+/* Open and map the data file for first_seq; its header is not checked. */
+static int file_map_named(struct shmkit_journal *j, uint64_t first_seq, bool rw,
+                          struct skj_file **out)
 {
 	char name[SKJ_NAME_LEN + 1];
 	int err;
@@ -417,16 +442,25 @@ static int file_open(struct shmkit_journal *j, uint64_t first_seq, bool rw, stru
 	/* O_NONBLOCK: a FIFO planted under the name must not hang us;
 	 * sk_fd_map refuses anything but a regular file. */
 	int fd = openat(j->dirfd, name, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0)
-		err = sk_neg_errno();
-	else if (!(err = file_map(f, fd, rw)))
-		err = file_check(f, j, first_seq);
+	err = fd < 0 ? sk_neg_errno() : file_map(f, fd, rw);
 	if (err) {
 		file_close(f);
 		return err;
 	}
 	*out = f;
 	return 0;
+}
+
+/* Open and validate the data file for first_seq. */
+static int file_open(struct shmkit_journal *j, uint64_t first_seq, bool rw, struct skj_file **out)
+{
+	int err = file_map_named(j, first_seq, rw, out);
+
+	if (!err && (err = file_check(*out, j, first_seq))) {
+		file_close(*out);
+		*out = NULL;
+	}
+	return err;
 }
 
 static void fhdr_fill(struct skj_fhdr *h, const struct shmkit_journal *j, uint64_t first_seq,
@@ -681,33 +715,58 @@ static uint64_t random_id(void)
 	return id ? id : 1;
 }
 
-/* Make journal.meta complete under a temporary name, then link it in.
- * -EEXIST if another process linked one first (the caller opens that). */
-static int meta_create(struct shmkit_journal *j)
+/* The fixed header of journal.meta, live state zero. */
+static void meta_fill(struct skj_meta *h, uint64_t journal_id, uint64_t file_size,
+                      uint32_t max_record, int64_t created_ns)
+{
+	memset(h, 0, sizeof(*h));
+	h->magic = SKJ_META_MAGIC;
+	h->version = SKJ_VERSION;
+	h->fingerprint = journal_fingerprint();
+	h->journal_id = journal_id;
+	h->file_size = file_size;
+	h->max_record = max_record;
+	h->created_ns = created_ns;
+	h->crc = sk_crc32c(0, h, offsetof(struct skj_meta, crc));
+}
+
+/* Write h, then zeros to the end of the page, at the start of fd (the
+ * file name, in the journal directory, for errors), and fsync. */
+static int meta_write(const struct shmkit_journal *j, int fd, const struct skj_meta *h,
+                      const char *name)
+{
+	union {
+		struct skj_meta m;
+		char page[SKJ_META_SIZE];
+	} buf;
+
+	memset(&buf, 0, sizeof(buf));
+	buf.m = *h;
+	ssize_t n = pwrite(fd, &buf, sizeof(buf), 0);
+	int err = 0;
+	if (n != (ssize_t)sizeof(buf))
+		err = n < 0 ? sk_neg_errno() : -EIO;
+	else if (fsync(fd))
+		err = sk_neg_errno();
+	return err ? sk_fail(err, "cannot write %s/%s", j->path, name) : 0;
+}
+
+/* Make journal.meta holding h complete under a temporary name, then link
+ * it in.  -EEXIST if another process linked one first (the caller opens
+ * that). */
+static int meta_create(struct shmkit_journal *j, const struct skj_meta *h)
 {
 	char tmp[64];
-	struct skj_meta h;
 	int err;
 
-	memset(&h, 0, sizeof(h));
-	h.magic = SKJ_META_MAGIC;
-	h.version = SKJ_VERSION;
-	h.fingerprint = journal_fingerprint();
-	h.journal_id = random_id();
-	h.file_size = j->file_size;
-	h.max_record = j->max_record;
-	h.created_ns = sk_realtime_ns();
-	h.crc = sk_crc32c(0, &h, offsetof(struct skj_meta, crc));
-	snprintf(tmp, sizeof(tmp), ".meta-%d-%llx", (int)getpid(), (unsigned long long)h.journal_id);
+	snprintf(tmp, sizeof(tmp), ".meta-%d-%llx", (int)getpid(), (unsigned long long)h->journal_id);
 	int fd = openat(j->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, j->mode);
 	if (fd < 0)
 		return sk_fail(sk_neg_errno(), "cannot create %s/%s", j->path, tmp);
 	if (fchmod(fd, j->mode))
 		err = sk_neg_errno();
-	else if (!(err = sk_fd_reserve(fd, SKJ_META_SIZE))) {
-		if (pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || fsync(fd))
-			err = sk_fail(errno ? sk_neg_errno() : -EIO, "cannot write %s/%s", j->path, tmp);
-		else if (linkat(j->dirfd, tmp, j->dirfd, SKJ_META_NAME, 0))
+	else if (!(err = sk_fd_reserve(fd, SKJ_META_SIZE)) && !(err = meta_write(j, fd, h, tmp))) {
+		if (linkat(j->dirfd, tmp, j->dirfd, SKJ_META_NAME, 0))
 			err = errno == EEXIST ? -EEXIST : sk_fail(sk_neg_errno(), "cannot link %s/" SKJ_META_NAME, j->path);
 		else
 			err = sync_dir(j->dirfd);
@@ -717,8 +776,20 @@ static int meta_create(struct shmkit_journal *j)
 	return err;
 }
 
+/* Map journal.meta from j->meta_seg.fd (read-write when meta_rw) and
+ * check it; j->m is set once it passes. */
+static int meta_map(struct shmkit_journal *j)
+{
+	struct shmkit_seg_opts so = { .flags = j->meta_rw ? 0 : SHMKIT_RDONLY };
+	int err = sk_fd_map(&j->meta_seg, j->meta_seg.fd, &so);
+
+	return err ? err : meta_check(j);
+}
+
 /* Open journal.meta read-write when allowed (the writer must; readers need
- * it to sleep on the event count), read-only otherwise. */
+ * it to sleep on the event count), read-only otherwise.  On failure the
+ * descriptor, if any, stays in j->meta_seg for journal_free() (repair
+ * rebuilds a damaged meta through it). */
 static int meta_open(struct shmkit_journal *j, bool create, bool *created)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -727,20 +798,16 @@ static int meta_open(struct shmkit_journal *j, bool create, bool *created)
 		if (fd < 0 && errno == EACCES && !j->writer)
 			fd = openat(j->dirfd, SKJ_META_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		if (fd >= 0) {
-			struct shmkit_seg_opts so = { .flags = j->meta_rw ? 0 : SHMKIT_RDONLY };
-			int err = sk_fd_map(&j->meta_seg, fd, &so);
-			if (err) {
-				close(fd);
-				return err;
-			}
 			j->meta_seg.fd = fd;
-			return meta_check(j);
+			return meta_map(j);
 		}
 		if (errno != ENOENT)
 			return sk_fail(sk_neg_errno(), "cannot open %s/" SKJ_META_NAME, j->path);
 		if (!create)
 			return sk_fail(-ENOENT, "%s is not a journal (no " SKJ_META_NAME ")", j->path);
-		int err = meta_create(j);
+		struct skj_meta h;
+		meta_fill(&h, random_id(), j->file_size, j->max_record, sk_realtime_ns());
+		int err = meta_create(j, &h);
 		if (err && err != -EEXIST)
 			return err;
 		*created = !err;
@@ -766,8 +833,9 @@ static int writer_lock(struct shmkit_journal *j)
 		return 0;
 	if (errno != EAGAIN && errno != EACCES)
 		return sk_fail(sk_neg_errno(), "cannot lock %s/" SKJ_META_NAME, j->path);
-	/* Relaxed: informational only; the lock is the truth. */
-	int pid = sk_load_relaxed(&j->m->writer_pid);
+	/* Relaxed: informational only; the lock is the truth.  (No j->m:
+	 * repair locks a damaged meta before rebuilding it.) */
+	int pid = j->m ? sk_load_relaxed(&j->m->writer_pid) : 0;
 	return sk_fail(-EBUSY, "%s has a live writer (pid %d)", j->path, pid);
 }
 
@@ -1372,6 +1440,133 @@ static int check_files(struct shmkit_journal *j, struct check *c)
 	return err;
 }
 
+/* ---- rebuilding journal.meta ------------------------------------------------ */
+
+/* The header to rebuild journal.meta (what = "damaged" or "missing") with,
+ * from the data files' headers: each has its own checksum and carries
+ * every setting of the meta's fixed part.  Those of the oldest sound one
+ * are taken.  Every sound header must name the same journal: with files
+ * of two journals nothing tells which one the meta belonged to, so that
+ * is refused (-EBADMSG), not guessed.  Damaged headers are skipped
+ * (check_files() drops those files after); a sound one of another build
+ * is -EPROTO.  next_seq_hint is the newest sound file's first seq, so a
+ * writer that finds no file left after repair does not count from 1
+ * again.  *src gets the oldest's name, j->mode its permissions (for a new
+ * journal.meta). */
+static int meta_recover(struct shmkit_journal *j, const uint64_t *seqs, size_t n,
+                        const char *what, struct skj_meta *h, char src[SKJ_NAME_LEN + 1])
+{
+	struct skj_fhdr oldest = { 0 }, fh;
+	uint64_t newest = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct skj_file *f;
+		struct stat st;
+		int err = file_map_named(j, seqs[i], false, &f);
+		if (!err && !(err = file_header(f, seqs[i], &fh)) && fstat(f->seg.fd, &st))
+			err = sk_neg_errno();
+		file_close(f);
+		if (err == -EBADMSG || err == -ENOENT)
+			continue; /* damaged header, or removed meanwhile */
+		if (err)
+			return err;
+		if (!newest) {
+			oldest = fh;
+			file_name(src, seqs[i]);
+			j->mode = st.st_mode & 0777;
+		} else if (fh.journal_id != oldest.journal_id) {
+			char other[SKJ_NAME_LEN + 1];
+			file_name(other, seqs[i]);
+			return sk_fail(-EBADMSG, "%s/" SKJ_META_NAME " %s and data files of two journals "
+			               "(%s, %s): remove the foreign ones and repair again",
+			               j->path, what, src, other);
+		}
+		newest = seqs[i];
+	}
+	if (!newest)
+		return sk_fail(-EBADMSG, "%s/" SKJ_META_NAME " %s and no data file to rebuild it from",
+		               j->path, what);
+	meta_fill(h, oldest.journal_id, oldest.file_size, oldest.max_record, oldest.created_ns);
+	h->next_seq_hint = newest;
+	return 0;
+}
+
+/* Rewrite a damaged journal.meta in place, under the writer lock taken on
+ * it: in place rather than by rename so the lock, and any descriptor open
+ * on the file, stay on the same inode.  A crash midway leaves it damaged,
+ * and repair can run again.  The live part is zeroed: no writer uses it
+ * (none opens a damaged meta, and we hold the lock). */
+static int meta_rewrite(struct shmkit_journal *j, const struct skj_meta *h)
+{
+	if (j->meta_seg.map)
+		munmap(j->meta_seg.map, j->meta_seg.map_size);
+	j->meta_seg.map = NULL;
+	int err = meta_write(j, j->meta_seg.fd, h, SKJ_META_NAME);
+	if (err || (err = meta_map(j)))
+		return err;
+	/* A reader that opened before the damage may sleep on the event
+	 * count just zeroed, its waiter flag gone with it, so no writer's
+	 * increment would wake it: wake every sleeper on the word, whatever
+	 * its value; each re-reads the count and sleeps again if need be. */
+	sk_futex_wake(&j->m->tail.word, -1);
+	return 0;
+}
+
+/* Link a new journal.meta holding h, then open and lock it as any repair
+ * does.  -EEXIST from meta_create (another process linked one meanwhile):
+ * that one is opened instead, and *made stays false. */
+static int meta_relink(struct shmkit_journal *j, const struct skj_meta *h, bool *made)
+{
+	bool created = false;
+	int err = meta_create(j, h);
+
+	*made = !err;
+	if (!err || err == -EEXIST)
+		err = meta_open(j, false, &created);
+	return err ? err : writer_lock(j);
+}
+
+/* journal.meta is damaged (err -EBADMSG: open, mapped, j->m unset) or
+ * missing (-ENOENT).  Missing with no data file either is no journal:
+ * -ENOENT, as ever.  Otherwise verify reports the damage and returns 0
+ * with j->m unset (nothing more to check); repair rebuilds the meta from
+ * the data files and returns 0 with j->m set and the writer lock held, so
+ * the files are checked next.  A rebuild that cannot be done changes
+ * nothing and is -EBADMSG, the report saying why. */
+static int meta_repair(struct shmkit_journal *j, struct check *c, int err)
+{
+	const bool missing = err == -ENOENT;
+	char why[256], src[SKJ_NAME_LEN + 1];
+	struct skj_meta h;
+	bool made = false;
+	uint64_t *seqs;
+	size_t n;
+
+	snprintf(why, sizeof(why), "%s", shmkit_errdetail());
+	if ((err = list_files(j->dirfd, &seqs, &n)))
+		return err;
+	if (missing && !n)
+		err = sk_fail(-ENOENT, "%s", why);
+	else if (!missing && c->fix)
+		err = writer_lock(j); /* first: a live writer is -EBUSY, not damage */
+	if (err) {
+		free(seqs);
+		return err;
+	}
+	if (missing)
+		check_damage(c, "%s/" SKJ_META_NAME ": missing (data files: %zu)", j->path, n);
+	else
+		check_damage(c, "%s", why);
+	if (c->fix && !(err = meta_recover(j, seqs, n, missing ? "missing" : "damaged", &h, src)))
+		err = missing ? meta_relink(j, &h, &made) : meta_rewrite(j, &h);
+	free(seqs);
+	if (err == -EBADMSG)
+		snprintf(c->rep->where, sizeof(c->rep->where), "%s", shmkit_errdetail());
+	else if (!err && c->fix && (made || !missing))
+		snprintf(c->rep->meta_rebuilt_from, sizeof(c->rep->meta_rebuilt_from), "%s", src);
+	return err;
+}
+
 static int journal_check(const char *path, struct shmkit_journal_report *rep, bool fix);
 
 int shmkit_journal_verify(const char *path, struct shmkit_journal_report *r)
@@ -1431,12 +1626,16 @@ static int journal_check(const char *path, struct shmkit_journal_report *rep, bo
 	j->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (j->dirfd < 0)
 		err = sk_fail(sk_neg_errno(), "cannot open journal directory %s", path);
-	else if ((err = meta_open(j, false, &created)) == -EBADMSG)
-		check_damage(&c, "%s", shmkit_errdetail());
-	else if (!err && !(fix && (err = writer_lock(j))))
+	else if ((err = meta_open(j, false, &created)) == -EBADMSG || err == -ENOENT)
+		err = meta_repair(j, &c, err);
+	else if (!err && fix)
+		err = writer_lock(j);
+	if (!err && j->m) /* journal.meta is sound (with fix, perhaps rebuilt) */
 		err = check_files(j, &c);
 	journal_free(j);
-	if (c.damaged && !(fix && !err))
+	/* Repair stopped by something other than damage (a live writer, an
+	 * I/O error) says what stopped it. */
+	if (c.damaged && (!fix || err == -EBADMSG))
 		return sk_fail(-EBADMSG, "%s", rep->where);
 	return err;
 }

@@ -8,6 +8,7 @@
 #ifndef SK_JOURNAL_TEST_H
 #define SK_JOURNAL_TEST_H
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,6 +41,20 @@ static inline bool jt_check(uint64_t seq, const void *data, uint32_t len, uint32
 		if (p[i] != (uint8_t)(seq * 31u + i * 7u + 1u))
 			return false;
 	return true;
+}
+
+/* XOR byte off of file with mask (damage made by hand); 0, or -1 if it
+ * could not be read and written back. */
+static inline int jt_flip(const char *file, long off, uint8_t mask)
+{
+	int fd = open(file, O_RDWR);
+	uint8_t b = 0;
+	bool ok = fd >= 0 && pread(fd, &b, 1, off) == 1;
+	b ^= mask;
+	ok = ok && pwrite(fd, &b, 1, off) == 1;
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
 }
 
 /* ---- directories (test processes only) ------------------------------- */

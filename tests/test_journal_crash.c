@@ -7,6 +7,9 @@
  *     verified, read, and reopened for writing: recovery keeps exactly the
  *     records before the damage, verify is clean after, appends continue;
  *   - repair across several files;
+ *   - journal.meta garbled, cut short or removed: verify reports it and
+ *     changes nothing; repair rebuilds it from the data files (or, with no
+ *     sound one or files of two journals, refuses and changes nothing);
  *   - simulated power loss: after a DUR_SYNC append (or a forced sync) no
  *     page holding the record is dirty in the page cache, so dropping
  *     every unsynced write (what a power cut does) cannot lose it.  Read
@@ -16,6 +19,7 @@
  * header; records are checked against the payloads of journal_test.h.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -403,6 +407,317 @@ Test(journal_crash, repair_cuts_across_files)
 	append_range(j, 200, 210);
 	shmkit_journal_close(j);
 	cr_assert_eq(read_valid(path, false), 210);
+}
+
+/* ---- journal.meta damaged: repair rebuilds it ---------------------------- */
+
+/* Every entry of directory path (name, mode, size, bytes), sorted by name,
+ * in one malloc'd blob: equal blobs mean nothing in it changed. */
+struct snap {
+	char *buf;
+	size_t len;
+};
+
+static struct snap snapshot(const char *path)
+{
+	struct snap s = { 0 };
+	struct dirent **ents;
+	int n = scandir(path, &ents, NULL, alphasort);
+	cr_assert_geq(n, 0, "scandir %s", path);
+	FILE *m = open_memstream(&s.buf, &s.len);
+	cr_assert_not_null(m);
+	for (int i = 0; i < n; i++) {
+		char f[320];
+		struct stat sb;
+		snprintf(f, sizeof(f), "%s/%s", path, ents[i]->d_name);
+		if (strcmp(ents[i]->d_name, ".") && strcmp(ents[i]->d_name, "..") &&
+		    lstat(f, &sb) == 0) {
+			fprintf(m, "%s %o %lld\n", ents[i]->d_name, (unsigned)sb.st_mode,
+			        (long long)sb.st_size);
+			FILE *in = S_ISREG(sb.st_mode) ? fopen(f, "rb") : NULL;
+			char buf[4096];
+			size_t got;
+			while (in && (got = fread(buf, 1, sizeof(buf), in)) > 0)
+				fwrite(buf, 1, got, m);
+			if (in)
+				fclose(in);
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	fclose(m);
+	return s;
+}
+
+static void expect_unchanged(struct snap before, const char *path, const char *what)
+{
+	struct snap after = snapshot(path);
+	bool same = before.len == after.len && !memcmp(before.buf, after.buf, before.len);
+	free(before.buf);
+	free(after.buf);
+	cr_assert(same, "%s changed the journal directory", what);
+}
+
+static void meta_name(char *buf, size_t len, const char *path)
+{
+	snprintf(buf, len, "%s/" SKJ_META_NAME, path);
+}
+
+/* The first len bytes of file (a header). */
+static void read_head(const char *file, void *buf, size_t len)
+{
+	int fd = open(file, O_RDONLY);
+	cr_assert_geq(fd, 0, "open %s", file);
+	cr_assert_eq(pread(fd, buf, len, 0), (ssize_t)len, "%s", file);
+	close(fd);
+}
+
+static struct skj_meta read_meta(const char *path)
+{
+	struct skj_meta m;
+	char f[160];
+	meta_name(f, sizeof(f), path);
+	read_head(f, &m, sizeof(m));
+	return m;
+}
+
+static struct skj_fhdr read_fhdr(const char *path, uint64_t first_seq)
+{
+	struct skj_fhdr h;
+	char f[160];
+	snprintf(f, sizeof(f), "%s/%020llu" SKJ_SUFFIX, path, (unsigned long long)first_seq);
+	read_head(f, &h, sizeof(h));
+	return h;
+}
+
+/* First seqs of the data files of path, ascending, up to max; the count. */
+static size_t data_files(const char *path, uint64_t *seqs, size_t max)
+{
+	struct dirent **ents;
+	int n = scandir(path, &ents, NULL, alphasort);
+	size_t k = 0;
+	cr_assert_geq(n, 0);
+	for (int i = 0; i < n; i++) {
+		unsigned long long s;
+		char tail[8];
+		if (k < max && sscanf(ents[i]->d_name, "%20llu%7s", &s, tail) == 2 &&
+		    !strcmp(tail, SKJ_SUFFIX))
+			seqs[k++] = s;
+		free(ents[i]);
+	}
+	free(ents);
+	return k;
+}
+
+/* A closed journal of records 1..n in several files. */
+static void make_journal(const char *path, uint64_t n)
+{
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE);
+	append_range(j, 1, n);
+	struct shmkit_journal_stat st;
+	cr_assert_eq(shmkit_journal_stat(j, &st), 0);
+	shmkit_journal_close(j);
+	cr_assert_geq(st.files, 3, "several files");
+}
+
+/* journal.meta is damaged: no handle opens; verify says so and changes
+ * nothing. */
+static void expect_meta_damage(const char *path, int open_err, const char *what)
+{
+	struct shmkit_journal_report rep;
+	shmkit_journal *j = NULL;
+	struct snap before = snapshot(path);
+
+	cr_assert_eq(shmkit_journal_open(&j, path, NULL), open_err, "%s: reader", what);
+	if (open_err == -EBADMSG) {
+		struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
+		                                 .file_size = FSIZE, .max_record = MAXREC };
+		cr_assert_eq(shmkit_journal_open(&j, path, &o), -EBADMSG, "%s: writer", what);
+	}
+	cr_assert_null(j);
+	cr_assert_eq(shmkit_journal_verify(path, &rep), -EBADMSG, "%s: verify", what);
+	cr_assert(strstr(rep.where, SKJ_META_NAME), "%s: where '%s'", what, rep.where);
+	cr_assert_str_empty(rep.meta_rebuilt_from);
+	expect_unchanged(before, path, what);
+}
+
+/* Repair rebuilds journal.meta from the oldest file with the journal's
+ * own id and settings; every record is back, and appending goes on. */
+static void expect_rebuilt(const char *path, uint64_t n, const struct skj_meta *orig,
+                           const char *what)
+{
+	struct shmkit_journal_report rep;
+	uint64_t seqs[64];
+	char oldest[32];
+
+	cr_assert_gt(data_files(path, seqs, 64), 0);
+	snprintf(oldest, sizeof(oldest), "%020llu" SKJ_SUFFIX, (unsigned long long)seqs[0]);
+	int err = shmkit_journal_repair(path, &rep);
+	cr_assert_eq(err, 0, "%s: repair: %s (%s)", what, shmkit_strerror(err), shmkit_errdetail());
+	cr_assert_str_eq(rep.meta_rebuilt_from, oldest, "%s", what);
+	cr_assert(strstr(rep.where, SKJ_META_NAME), "%s: where '%s'", what, rep.where);
+	cr_assert_eq(rep.valid_records, n, "%s", what);
+	struct skj_meta m = read_meta(path);
+	cr_assert_eq(m.journal_id, orig->journal_id, "%s: journal id kept", what);
+	cr_assert_eq(m.journal_id, read_fhdr(path, seqs[0]).journal_id);
+	cr_assert(m.file_size == orig->file_size && m.max_record == orig->max_record &&
+	          m.version == orig->version && m.fingerprint == orig->fingerprint, "%s", what);
+	cr_assert_eq(m.writer_pid, 0, "%s: live state zeroed", what);
+	expect_clean(path);
+	cr_assert_eq(read_valid(path, false), n, "%s", what);
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_SYNC);
+	append_range(j, n + 1, n + 1);
+	shmkit_journal_close(j);
+	cr_assert_eq(read_valid(path, false), n + 1, "%s", what);
+}
+
+Test(journal_crash, garbled_meta_is_rebuilt_by_repair)
+{
+	const char *path = jt_new_path();
+	char meta[160];
+	uint64_t n = 400;
+
+	make_journal(path, n);
+	meta_name(meta, sizeof(meta), path);
+	const struct skj_meta orig = read_meta(path);
+	/* Every 4th byte of the checksummed part and of the checksum. */
+	for (long o = 0; o < (long)offsetof(struct skj_meta, crc) + 4; o += 4) {
+		char what[64];
+		snprintf(what, sizeof(what), "meta byte %ld flipped", o);
+		cr_assert_eq(jt_flip(meta, o, (uint8_t)(1u << (o % 8))), 0);
+		expect_meta_damage(path, -EBADMSG, what);
+		expect_rebuilt(path, n++, &orig, what);
+	}
+}
+
+Test(journal_crash, short_or_missing_meta_is_rebuilt_by_repair)
+{
+	const char *path = jt_new_path();
+	char meta[160];
+	struct stat sb;
+	uint64_t n = 300;
+
+	make_journal(path, n);
+	meta_name(meta, sizeof(meta), path);
+	const struct skj_meta orig = read_meta(path);
+	cr_assert_eq(truncate(meta, 10), 0);
+	expect_meta_damage(path, -EBADMSG, "meta cut to 10 bytes");
+	expect_rebuilt(path, n++, &orig, "meta cut to 10 bytes");
+	cr_assert_eq(stat(meta, &sb), 0);
+	cr_assert_eq(sb.st_size, SKJ_META_SIZE);
+
+	cr_assert_eq(truncate(meta, 0), 0);
+	expect_meta_damage(path, -EBADMSG, "meta empty");
+	expect_rebuilt(path, n++, &orig, "meta empty");
+
+	/* Missing: made anew, with the data files' permissions. */
+	cr_assert_eq(unlink(meta), 0);
+	char f1[160];
+	snprintf(f1, sizeof(f1), "%s/%020d" SKJ_SUFFIX, path, 1);
+	cr_assert_eq(chmod(f1, 0640), 0);
+	expect_meta_damage(path, -ENOENT, "meta missing");
+	expect_rebuilt(path, n++, &orig, "meta missing");
+	cr_assert_eq(stat(meta, &sb), 0);
+	cr_assert_eq(sb.st_mode & 0777, 0640);
+	cr_assert_eq(sb.st_size, SKJ_META_SIZE);
+}
+
+Test(journal_crash, meta_not_rebuilt_without_a_sound_data_file)
+{
+	const char *path = jt_new_path();
+	struct shmkit_journal_report rep;
+	uint64_t seqs[64];
+	char meta[160], f[160];
+
+	make_journal(path, 300);
+	meta_name(meta, sizeof(meta), path);
+	cr_assert_eq(jt_flip(meta, 20, 0x40), 0);
+	/* Every data file header damaged. */
+	size_t nf = data_files(path, seqs, 64);
+	for (size_t i = 0; i < nf; i++) {
+		snprintf(f, sizeof(f), "%s/%020llu" SKJ_SUFFIX, path, (unsigned long long)seqs[i]);
+		cr_assert_eq(jt_flip(f, 30, 0x01), 0);
+	}
+	struct snap before = snapshot(path);
+	cr_assert_eq(shmkit_journal_repair(path, &rep), -EBADMSG);
+	cr_assert(strstr(shmkit_errdetail(), "no data file to rebuild it from"), "%s",
+	          shmkit_errdetail());
+	cr_assert(strstr(rep.where, "no data file to rebuild it from"), "%s", rep.where);
+	cr_assert_str_empty(rep.meta_rebuilt_from);
+	expect_unchanged(before, path, "repair with damaged headers");
+
+	/* No data file at all. */
+	for (size_t i = 0; i < nf; i++) {
+		snprintf(f, sizeof(f), "%s/%020llu" SKJ_SUFFIX, path, (unsigned long long)seqs[i]);
+		cr_assert_eq(unlink(f), 0);
+	}
+	before = snapshot(path);
+	cr_assert_eq(shmkit_journal_repair(path, &rep), -EBADMSG);
+	cr_assert(strstr(shmkit_errdetail(), "no data file to rebuild it from"), "%s",
+	          shmkit_errdetail());
+	expect_unchanged(before, path, "repair with no data file");
+
+	/* No journal.meta either: not a journal, and repair makes none. */
+	cr_assert_eq(unlink(meta), 0);
+	before = snapshot(path);
+	cr_assert_eq(shmkit_journal_verify(path, &rep), -ENOENT);
+	cr_assert_eq(shmkit_journal_repair(path, &rep), -ENOENT);
+	expect_unchanged(before, path, "repair of an empty directory");
+}
+
+Test(journal_crash, meta_not_rebuilt_from_files_of_two_journals)
+{
+	const char *path = jt_new_path(), *other = jt_new_path();
+	struct shmkit_journal_report rep;
+	uint64_t mine[64], theirs[64];
+	char meta[160], from[160], to[160];
+
+	make_journal(path, 300);
+	make_journal(other, 700);
+	size_t nm = data_files(path, mine, 64), nt = data_files(other, theirs, 64);
+	/* A file of the other journal, named after our last one. */
+	size_t k = 0;
+	while (k < nt && theirs[k] <= mine[nm - 1])
+		k++;
+	cr_assert_lt(k, nt);
+	snprintf(from, sizeof(from), "%s/%020llu" SKJ_SUFFIX, other, (unsigned long long)theirs[k]);
+	snprintf(to, sizeof(to), "%s/%020llu" SKJ_SUFFIX, path, (unsigned long long)theirs[k]);
+	cr_assert_eq(link(from, to), 0);
+	meta_name(meta, sizeof(meta), path);
+	cr_assert_eq(jt_flip(meta, 40, 0x08), 0);
+	struct snap before = snapshot(path);
+	cr_assert_eq(shmkit_journal_repair(path, &rep), -EBADMSG);
+	cr_assert(strstr(rep.where, "two journals"), "%s", rep.where);
+	cr_assert_str_empty(rep.meta_rebuilt_from);
+	expect_unchanged(before, path, "repair with files of two journals");
+	/* Without the stranger, it is rebuilt, from our own files. */
+	cr_assert_eq(unlink(to), 0);
+	cr_assert_eq(shmkit_journal_repair(path, &rep), 0, "%s", rep.where);
+	cr_assert_eq(read_meta(path).journal_id, read_fhdr(path, 1).journal_id);
+	cr_assert_eq(read_valid(path, false), 300);
+}
+
+Test(journal_crash, meta_rebuild_refused_while_its_lock_is_held)
+{
+	const char *path = jt_new_path();
+	struct shmkit_journal_report rep;
+	char meta[160];
+
+	make_journal(path, 300);
+	meta_name(meta, sizeof(meta), path);
+	cr_assert_eq(jt_flip(meta, 8, 0x02), 0);
+	/* The writer lock, as a live writer holds it (an OFD lock of ours). */
+	int fd = open(meta, O_RDWR);
+	cr_assert_geq(fd, 0);
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	cr_assert_eq(fcntl(fd, F_OFD_SETLK, &fl), 0);
+	struct snap before = snapshot(path);
+	int err = shmkit_journal_repair(path, &rep);
+	close(fd);
+	cr_assert_eq(err, -EBUSY, "repair: %s", shmkit_strerror(err));
+	expect_unchanged(before, path, "repair refused");
+	cr_assert_eq(shmkit_journal_repair(path, &rep), 0, "lock released: %s", rep.where);
+	cr_assert_eq(read_valid(path, false), 300);
 }
 
 /* ---- simulated power loss (page cache dirty bits) ------------------------ */

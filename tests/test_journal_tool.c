@@ -138,6 +138,37 @@ Test(journal_tool, verify_and_repair)
 	cr_assert_str_eq(out, "8\tafter repair\n");
 }
 
+Test(journal_tool, repair_rebuilds_a_garbled_meta)
+{
+	const char *path = jt_new_path();
+	char meta[160], file[160];
+
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(tool(NULL, "journal", "append", path, "record payload", NULL), 0);
+	snprintf(meta, sizeof(meta), "%s/" SKJ_META_NAME, path);
+	cr_assert_eq(jt_flip(meta, 17, 0x20), 0, "journal_id garbled");
+	cr_assert_eq(tool(NULL, "journal", "verify", path, NULL), 1);
+	cr_assert(strstr(out, "damaged") && strstr(out, SKJ_META_NAME ": header checksum mismatch"),
+	          "%s", out);
+	cr_assert_eq(tool(NULL, "journal", "dump", path, NULL), 1, "no reader opens it");
+	cr_assert_eq(tool(NULL, "journal", "repair", path, NULL), 0, "%s", out);
+	cr_assert(strstr(out, "repaired") &&
+	          strstr(out, "rebuilt journal.meta from 00000000000000000001.skj\n"), "%s", out);
+	cr_assert_eq(tool(NULL, "journal", "verify", path, NULL), 0, "%s", out);
+	cr_assert(strstr(out, "clean, 20 records, last seq 20"), "%s", out);
+	cr_assert_eq(tool(NULL, "journal", "append", path, "after rebuild", NULL), 0);
+	cr_assert_eq(tool(NULL, "journal", "tail", "-n", "1", path, NULL), 0);
+	cr_assert_str_eq(out, "21\tafter rebuild\n");
+
+	/* Nothing to rebuild from: exit 1, saying so. */
+	cr_assert_eq(jt_flip(meta, 17, 0x20), 0);
+	snprintf(file, sizeof(file), "%s/%020d.skj", path, 1);
+	cr_assert_eq(unlink(file), 0);
+	cr_assert_eq(tool(NULL, "journal", "repair", path, NULL), 1);
+	cr_assert(strstr(out, "no data file to rebuild it from") && !strstr(out, "rebuilt"),
+	          "%s", out);
+}
+
 Test(journal_tool, info_shows_files_records_policy_writer)
 {
 	const char *path = jt_new_path();

@@ -27,7 +27,8 @@ static const char journal_help[] =
 	"or those from SEQ on; --follow waits for new ones (until --timeout MS\n"
 	"passes with none, default forever).  dump prints every record with its\n"
 	"time.  verify checks every file without changing anything (exit 1 when\n"
-	"damaged); repair cuts the journal back to its last valid record.\n"
+	"damaged); repair cuts the journal back to its last valid record, and\n"
+	"rebuilds a damaged or missing journal.meta from the data files.\n"
 	"Output lines: SEQ<TAB>TEXT (tail), SEQ TIME_NS LEN TEXT (dump); --json:\n"
 	"one object per record, \"data\" as a string, or \"hex\" if it holds NUL.\n";
 
@@ -300,6 +301,8 @@ static int journal_check(int argc, char **argv, bool repair)
 		return 0;
 	}
 	printf("%s: %s: %s\n", path, repair && !err ? "repaired" : "damaged", r.where);
+	if (repair && !err && r.meta_rebuilt_from[0])
+		printf("%s: rebuilt journal.meta from %s\n", path, r.meta_rebuilt_from);
 	printf("%s: %" PRIu64 " valid records (last seq %" PRIu64 "), %" PRIu64
 	       " damaged bytes %s\n", path, r.valid_records, r.last_valid_seq, r.damaged_bytes,
 	       repair && !err ? "cut" : "after them");
