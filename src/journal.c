@@ -805,9 +805,20 @@ static int meta_open(struct shmkit_journal *j, bool create, bool *created)
 			return sk_fail(sk_neg_errno(), "cannot open %s/" SKJ_META_NAME, j->path);
 		if (!create)
 			return sk_fail(-ENOENT, "%s is not a journal (no " SKJ_META_NAME ")", j->path);
+		/* Data files without their meta are a damaged journal, not a
+		 * place for a new one (whose random id would disown them). */
+		uint64_t *seqs;
+		size_t n;
+		int err = list_files(j->dirfd, &seqs, &n);
+		free(seqs);
+		if (err)
+			return err;
+		if (n)
+			return sk_fail(-EBADMSG, "%s/" SKJ_META_NAME " is missing beside %zu data file%s: "
+			               "repair rebuilds it", j->path, n, n == 1 ? "" : "s");
 		struct skj_meta h;
 		meta_fill(&h, random_id(), j->file_size, j->max_record, sk_realtime_ns());
-		int err = meta_create(j, &h);
+		err = meta_create(j, &h);
 		if (err && err != -EEXIST)
 			return err;
 		*created = !err;

@@ -616,6 +616,13 @@ Test(journal_crash, short_or_missing_meta_is_rebuilt_by_repair)
 	snprintf(f1, sizeof(f1), "%s/%020d" SKJ_SUFFIX, path, 1);
 	cr_assert_eq(chmod(f1, 0640), 0);
 	expect_meta_damage(path, -ENOENT, "meta missing");
+	/* Creating a journal there would disown the data files: refused. */
+	struct snap before = snapshot(path);
+	struct shmkit_journal_opts wo = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE };
+	shmkit_journal *j = NULL;
+	cr_expect_eq(shmkit_journal_open(&j, path, &wo), -EBADMSG);
+	cr_expect(strstr(shmkit_errdetail(), "repair rebuilds it"), "%s", shmkit_errdetail());
+	expect_unchanged(before, path, "create beside data files");
 	expect_rebuilt(path, n++, &orig, "meta missing");
 	cr_assert_eq(stat(meta, &sb), 0);
 	cr_assert_eq(sb.st_mode & 0777, 0640);
