@@ -41,6 +41,8 @@ LDLIBS += -lpthread
 
 LIB_SRC := $(sort $(wildcard src/*.c))
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+# The test suite links a variant with crash points compiled in (crash.c).
+TLIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/tobj/%.o)
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 TOOL_OBJ := $(TOOL_SRC:tools/%.c=$(BUILD)/obj/tool_%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
@@ -56,6 +58,7 @@ EX_SRC := $(sort $(wildcard examples/*.c))
 EX_BIN := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
 STATIC := $(BUILD)/libshmkit.a
+TSTATIC := $(BUILD)/libshmkit-test.a
 SHARED := $(BUILD)/libshmkit.so.$(VERSION)
 SONAME := libshmkit.so.$(VERSION_MAJOR)
 TOOL := $(BUILD)/shmkit
@@ -65,7 +68,7 @@ CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcrit
 
 # Objects built through pattern rules are kept (GNU Make would delete them
 # as intermediates and rebuild every test binary on the next make).
-.SECONDARY: $(TESTLIB_OBJ)
+.SECONDARY: $(TESTLIB_OBJ) $(TLIB_OBJ)
 
 .PHONY: all lib tool tests bench-bin examples test demo bench install clean deps check-deps cxx-check
 all: lib tool examples
@@ -79,6 +82,9 @@ bench-bin: $(BENCH_BIN)
 $(BUILD)/obj/%.o: src/%.c src/*.h include/shmkit.h | $(BUILD)/obj
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/tobj/%.o: src/%.c src/*.h include/shmkit.h | $(BUILD)/tobj
+	$(CC) $(CPPFLAGS) -DSK_TESTING $(CFLAGS) -c $< -o $@
+
 $(BUILD)/obj/tool_%.o: tools/%.c $(wildcard tools/*.h) include/shmkit.h | $(BUILD)/obj
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -86,6 +92,10 @@ $(BUILD)/obj/t_%.o: tests/%.c $(wildcard tests/*.h) include/shmkit.h | $(BUILD)/
 	$(CC) $(CPPFLAGS) $(CRITERION_CFLAGS) $(CFLAGS) -c $< -o $@
 
 $(STATIC): $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(TSTATIC): $(TLIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
@@ -98,11 +108,11 @@ $(SHARED): $(LIB_OBJ) src/shmkit.map
 $(TOOL): $(TOOL_OBJ) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(STATIC) $(LDLIBS)
 
-$(BUILD)/tests/test_%: tests/test_%.c $(TESTLIB_OBJ) $(STATIC) $(wildcard tests/*.h) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(CRITERION_CFLAGS) $(CFLAGS) -o $@ $< $(TESTLIB_OBJ) $(STATIC) $(LDFLAGS) $(CRITERION_LIBS) $(LDLIBS)
+$(BUILD)/tests/test_%: tests/test_%.c $(TESTLIB_OBJ) $(TSTATIC) $(wildcard tests/*.h) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) -DSK_TESTING $(CRITERION_CFLAGS) $(CFLAGS) -o $@ $< $(TESTLIB_OBJ) $(TSTATIC) $(LDFLAGS) $(CRITERION_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/helper_%: tests/helper_%.c $(STATIC) $(wildcard tests/*.h) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/tests/helper_%: tests/helper_%.c $(TSTATIC) $(wildcard tests/*.h) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) -DSK_TESTING $(CFLAGS) -o $@ $< $(TSTATIC) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/obj/bench_%.o: bench/%.c $(wildcard bench/*.h) include/shmkit.h | $(BUILD)/obj
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Ibench -c $< -o $@
@@ -114,7 +124,7 @@ $(BUILD)/shmkit-bench: $(BENCH_OBJ) $(STATIC)
 $(BUILD)/examples/%: examples/%.c $(STATIC) | $(BUILD)/examples
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/obj $(BUILD)/tests $(BUILD)/examples:
+$(BUILD)/obj $(BUILD)/tobj $(BUILD)/tests $(BUILD)/examples:
 	mkdir -p $@
 
 # The public header must also compile as C++.

@@ -149,6 +149,7 @@
 #include <unistd.h>
 
 #include "chan.h"
+#include "peer.h"
 #include "seg.h"
 #include "wait.h"
 
@@ -173,9 +174,8 @@ struct shmkit_chan {
 	uint64_t resv_pos, resv_word;
 	uint64_t peek_pos, peek_word;
 	uint32_t peek_len;
-	uint32_t pid;            /* identity written into claims */
-	uint64_t start;
-	unsigned gen;            /* fork generation of pid/start */
+	struct sk_peer peer;     /* its id is written into claims and roles */
+	uint32_t pid;            /* for display in role words only */
 	struct {                 /* a claimed slot blocking this side */
 		uint64_t word;
 		int64_t since;
@@ -192,38 +192,37 @@ struct attempt {
 	bool check_tail;         /* SPSC consumer: check indices when empty */
 };
 
-/* ---- identity across fork --------------------------------------------- */
+/* ---- identity: a peer entry of this handle (peer.h) ------------------ */
 
-static unsigned fork_gen = 1;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void purge_stale(shmkit_chan *ch);
 
-static void fork_child(void)
+/* Take a peer id for this handle: its claims and roles name it, and the
+ * kernel's lock on it says whether the handle lives.  Also after a fork:
+ * the child's claims must not be its parent's (whose entry dies with the
+ * parent), so it drops the inherited entry and roles and takes its own. */
+static SK_COLD int identity_refresh(shmkit_chan *ch)
 {
-	/* Relaxed: the child has one thread while fork handlers run. */
-	sk_store_relaxed(&fork_gen, sk_load_relaxed(&fork_gen) + 1);
-}
+	bool wrapped = false;
+	int err;
 
-static void fork_register(void)
-{
-	pthread_atfork(NULL, NULL, fork_child);
-}
-
-/* A handle used in a forked child (anon segments) must claim under the
- * child's pid, not its parent's: refresh after every fork. */
-static SK_COLD void identity_refresh(shmkit_chan *ch)
-{
-	/* Relaxed: fork_gen changes only in a child's fork handler. */
-	ch->gen = sk_load_relaxed(&fork_gen);
+	if (sk_peer_forked(&ch->peer)) {
+		sk_peer_forget(&ch->peer);
+		ch->role[PROD] = ch->role[CONS] = false; /* the parent's, not ours */
+	}
+	if ((err = sk_peer_join(&ch->peer, ch->seg)) ||
+	    (err = sk_peer_take_id(&ch->peer, ch->seg, SK_PEER_CHAN, &wrapped)))
+		return err;
 	ch->pid = (uint32_t)getpid();
-	ch->start = sk_self_start();
-	ch->role[PROD] = ch->role[CONS] = false; /* the parent's, not ours */
+	if (wrapped)
+		purge_stale(ch);
+	return 0;
 }
 
-static inline void identity_check(shmkit_chan *ch)
+static inline int identity_check(shmkit_chan *ch)
 {
-	/* Relaxed: see identity_refresh. */
-	if (SK_UNLIKELY(ch->gen != sk_load_relaxed(&fork_gen)))
-		identity_refresh(ch);
+	if (SK_LIKELY(ch->peer.id && ch->peer.gen == sk_fork_gen_now()))
+		return 0;
+	return identity_refresh(ch);
 }
 
 /* ---- layout ------------------------------------------------------------ */
@@ -364,22 +363,21 @@ static inline bool diff_ok(const shmkit_chan *ch, int64_t d)
 	return d >= -(int64_t)ch->cap && (d & (int64_t)ch->mask) == 0;
 }
 
-/* Record who owns the claim just made (P5 / after C3), for a reclaimer. */
-static inline void stamp(const shmkit_chan *ch, struct sk_chan_slot *s, uint64_t mine)
-{
-	/* Relaxed: published by the release store of claim next. */
-	sk_store_relaxed(&s->start, ch->start);
-	/* Release: pairs with the acquire load of claim in reclaim(), so a
-	 * reclaimer that finds its word here reads this start. */
-	sk_store_release(&s->claim, mine);
-}
-
-/* Move an index from i to i + 1 if it is still i; i gets the new value. */
+/* Move an index from i to i + 1 if it is still i; i gets the new value
+ * (the current one when the CAS fails).
+ *
+ * Acq_rel on success, acquire on failure; the index loads (P1/C1) are
+ * acquire.  Whoever moves an index past position p has first seen p's
+ * slot claimed (its own claim CAS, or an acquire load of the slot word),
+ * and the moves of one index form a chain of read-modify-writes.  So a
+ * side that reads index i (acquire) also sees every claim below i: it
+ * never finds the slot of i - capacity still FREE (unclaimed), which it
+ * would have to report as corruption.  With relaxed moves, ARM or POWER
+ * could show the index ahead of the claim that justified it.  (x86: the
+ * loads are plain moves and the CAS a locked instruction either way.) */
 static inline void index_help(uint64_t *index, uint64_t *i)
 {
-	/* Relaxed: indices are hints; every decision is made on a slot's
-	 * seq word, which carries its own acquire/release pairs. */
-	if (sk_cas(index, i, *i + 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+	if (sk_cas(index, i, *i + 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		(*i)++;
 }
 
@@ -388,8 +386,9 @@ static int mpmc_claim_send(void *arg)
 {
 	struct attempt *a = arg;
 	shmkit_chan *ch = a->ch;
-	/* P1.  Relaxed: a hint; the slot word below decides. */
-	uint64_t t = sk_load_relaxed(&ch->ctl->tail);
+	/* P1.  Acquire: pairs with the release of index_help() (see there);
+	 * a hint otherwise: the slot word below decides. */
+	uint64_t t = sk_load_acquire(&ch->ctl->tail);
 
 	a->blocker = 0;
 	for (unsigned n = 0; n < SK_CHAN_MAX_RETRY; n++) {
@@ -403,12 +402,11 @@ static int mpmc_claim_send(void *arg)
 		if (SK_UNLIKELY(!diff_ok(ch, d)))
 			return corrupt_slot(ch, t, w, "tail");
 		if (d == 0 && st == SK_SLOT_FREE) {
-			uint64_t mine = sk_seq_make(t, SK_SLOT_WRITING, ch->pid);
+			uint64_t mine = sk_seq_make(t, SK_SLOT_WRITING, ch->peer.id);
 			/* P3.  Acquire on success: as P2, the slot is ours to
 			 * overwrite.  Relaxed on failure: we re-read at P2. */
 			if (!sk_cas(&s->seq, &w, mine, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 				continue;
-			stamp(ch, s, mine);
 			index_help(&ch->ctl->tail, &t); /* P4 */
 			a->pos = sk_seq_pos(mine);
 			a->word = mine;
@@ -443,8 +441,9 @@ static int mpmc_claim_recv(void *arg)
 {
 	struct attempt *a = arg;
 	shmkit_chan *ch = a->ch;
-	/* C1.  Relaxed: a hint; the slot word below decides. */
-	uint64_t h = sk_load_relaxed(&ch->ctl->head);
+	/* C1.  Acquire: pairs with the release of index_help() (see there);
+	 * a hint otherwise: the slot word below decides. */
+	uint64_t h = sk_load_acquire(&ch->ctl->head);
 
 	a->blocker = 0;
 	for (unsigned n = 0; n < SK_CHAN_MAX_RETRY; n++) {
@@ -470,12 +469,11 @@ static int mpmc_claim_recv(void *arg)
 				a->len = len;
 				return sk_fail(-EMSGSIZE, "message of %u bytes, buffer of %zu", len, a->bufcap);
 			}
-			uint64_t mine = sk_seq_make(h, SK_SLOT_READING, ch->pid);
+			uint64_t mine = sk_seq_make(h, SK_SLOT_READING, ch->peer.id);
 			/* C3.  Acquire on success: as C2.  Relaxed on failure:
 			 * we re-read at C2. */
 			if (!sk_cas(&s->seq, &w, mine, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 				continue;
-			stamp(ch, s, mine);
 			index_help(&ch->ctl->head, &h); /* C4 */
 			a->pos = sk_seq_pos(mine);
 			a->word = mine;
@@ -589,19 +587,36 @@ static inline uint64_t *role_word(const shmkit_chan *ch, int side)
 
 static const char *const side_name[2] = { "producer", "consumer" };
 
-/* Is the holder named by role word w alive?  1, 0, or -1 unknowable
- * (treated as alive: a live role is never taken). */
-static int role_alive(uint64_t w)
+/* Is the holder named by role word w alive?  Its peer id's lock says
+ * (peer.h).  A word naming this handle's own id, which this handle does
+ * not hold (role[side] is false), is a dead former holder's of that id. */
+static bool role_alive(const shmkit_chan *ch, uint64_t w)
 {
-	pid_t pid = (pid_t)(w & SK_SEQ_PID_MASK);
-	int alive = sk_proc_alive(pid, 0);
+	uint32_t id = sk_role_id(w);
 
-	if (alive <= 0)
-		return alive;
-	uint64_t start = sk_proc_start(pid);
-	if (start && (start & SK_ROLE_START_MASK) != w >> SK_SEQ_PID_BITS)
-		return 0; /* the pid now names another process */
-	return 1;
+	return id != ch->peer.id && sk_peer_held(ch->seg, SK_PEER_CHAN + id) != 0;
+}
+
+/* A producer that died after publishing a slot and before moving tail
+ * (publish(): seq, then tail) left tail behind a message: its successor
+ * would overwrite it.  Move tail over every slot published at or past it,
+ * at most capacity - (tail - head). */
+static SK_COLD int spsc_reconcile_tail(shmkit_chan *ch)
+{
+	/* Acquire: pairs with the consumer's release store of head. */
+	uint64_t h = sk_load_acquire(&ch->ctl->head);
+	/* Relaxed: the dead producer's stores are all done; the acquire
+	 * loads of seq below pair with its release stores of them. */
+	uint64_t t = sk_load_relaxed(&ch->ctl->tail), t0 = t;
+
+	if (t - h > ch->cap)
+		return spsc_corrupt(h, t, ch->cap);
+	while (t - h < ch->cap && sk_load_acquire(&slot_at(ch, t)->seq) == sk_seq_make(t, SK_SLOT_FULL, 0))
+		t++;
+	if (t != t0) /* Relaxed: as in publish(). */
+		sk_store_relaxed(&ch->ctl->tail, t);
+	ch->cached_head = h;
+	return 0;
 }
 
 /* Take this side's role for the handle (first send/reserve or recv/peek).
@@ -609,13 +624,13 @@ static int role_alive(uint64_t w)
 static SK_COLD int role_take(shmkit_chan *ch, int side)
 {
 	uint64_t *word = role_word(ch, side);
-	uint64_t mine = sk_role_make(ch->pid, ch->start);
+	uint64_t mine = sk_role_make(ch->pid, ch->peer.id);
 
 	for (unsigned tries = 0; tries < 16; tries++) {
 		/* Relaxed: only a guess for the CAS below, which orders. */
 		uint64_t cur = sk_load_relaxed(word);
-		if (cur && role_alive(cur) != 0) {
-			uint32_t pid = (uint32_t)(cur & SK_SEQ_PID_MASK);
+		if (cur && role_alive(ch, cur)) {
+			uint32_t pid = sk_role_pid(cur);
 			return sk_fail(-EBUSY, "SPSC channel: the %s role is held by %s %u "
 			               "(one %s at a time; use an MPMC channel for more)",
 			               side_name[side], pid == ch->pid ? "another handle of this process,"
@@ -628,17 +643,17 @@ static SK_COLD int role_take(shmkit_chan *ch, int side)
 			if (cur) /* Relaxed: a statistic. */
 				sk_fetch_add(&ch->ctl->reclaimed, 1, __ATOMIC_RELAXED);
 			ch->role[side] = true;
-			return 0;
+			return cur && side == PROD ? spsc_reconcile_tail(ch) : 0;
 		}
 	}
 	return sk_fail(-EBUSY, "SPSC channel: the %s role keeps changing hands", side_name[side]);
 }
 
 /* Give the role back (close).  A word that no longer names us was taken
- * over (we were thought dead): leave it. */
+ * over: leave it. */
 static void role_drop(shmkit_chan *ch, int side)
 {
-	uint64_t mine = sk_role_make(ch->pid, ch->start);
+	uint64_t mine = sk_role_make(ch->pid, ch->peer.id);
 
 	if (!ch->role[side])
 		return;
@@ -650,7 +665,16 @@ static void role_drop(shmkit_chan *ch, int side)
 
 /* ---- publication -------------------------------------------------------- */
 
-static inline void publish(shmkit_chan *ch, uint64_t pos, size_t len)
+static SK_COLD int stale_claim(const char *what)
+{
+	return sk_fail(-ESTALE, "%s: this handle's claim was taken as dead meanwhile (its "
+	               "peer lock was lost - a closed descriptor?); nothing was delivered", what);
+}
+
+/* Publish the message at pos, claimed with word (MPMC).  0, or -ESTALE:
+ * the claim was taken from this handle as dead (its peer entry's lock was
+ * lost: see peer.h), the message is not delivered. */
+static inline int publish(shmkit_chan *ch, uint64_t pos, uint64_t word, size_t len)
 {
 	struct sk_chan_slot *s = slot_at(ch, pos);
 	struct sk_chan_ctl *c = ch->ctl;
@@ -661,21 +685,33 @@ static inline void publish(shmkit_chan *ch, uint64_t pos, size_t len)
 		/* Release: pairs with the consumer's acquire load of seq
 		 * (spsc_claim_recv): payload and len are visible with it. */
 		sk_store_release(&s->seq, sk_seq_make(pos, SK_SLOT_FULL, 0));
-		/* Relaxed: tail is read by this producer and by statistics
+		SK_CRASH_POINT("chan.spsc.published");
+		/* Relaxed: tail is read by this producer (and a successor that
+		 * takes over the role: spsc_reconcile_tail) and by statistics
 		 * only; no reader learns of a message through it. */
 		sk_store_relaxed(&c->tail, pos + 1);
 	} else {
 		/* P6.  Release: see len_stable(). */
 		sk_store_release(&s->len, (uint32_t)len);
-		/* P7.  Release: pairs with the consumer's acquire load C2. */
-		sk_store_release(&s->seq, sk_seq_make(pos, SK_SLOT_FULL, 0));
+		SK_CRASH_POINT("chan.mpmc.written");
+		/* P7.  Release on success: pairs with the consumer's acquire
+		 * load C2.  A CAS from our claim word, not a store: a handle
+		 * wrongly taken for dead must not publish into a slot that was
+		 * handed on (relaxed on failure: nothing was published). */
+		if (SK_UNLIKELY(!sk_cas(&s->seq, &word, sk_seq_make(pos, SK_SLOT_FULL, 0),
+		                        __ATOMIC_RELEASE, __ATOMIC_RELAXED)))
+			return stale_claim("publish");
 		/* Relaxed: a statistic, ordered with nothing. */
 		sk_fetch_add(&c->sent, 1, __ATOMIC_RELAXED);
 	}
 	shmkit_ec_inc(&c->not_empty); /* P8: see wait.h */
+	return 0;
 }
 
-static inline void consumed(shmkit_chan *ch, uint64_t pos)
+/* Hand the slot at pos back after reading it.  0, or -ESTALE (MPMC: the
+ * claim was taken from this handle as dead; what it read may have been
+ * overwritten meanwhile and must be discarded). */
+static inline int consumed(shmkit_chan *ch, uint64_t pos, uint64_t word)
 {
 	struct sk_chan_ctl *c = ch->ctl;
 
@@ -684,12 +720,18 @@ static inline void consumed(shmkit_chan *ch, uint64_t pos)
 		 * (spsc_claim_send): our reads of the slot are done. */
 		sk_store_release(&c->head, pos + 1);
 	} else {
-		/* C6.  Release: pairs with the producer's acquire P2/P3. */
-		sk_store_release(&slot_at(ch, pos)->seq, sk_seq_make(pos + ch->cap, SK_SLOT_FREE, 0));
+		/* C6.  Release on success: pairs with the producer's acquire
+		 * P2/P3 (our reads are done).  A CAS from our claim word, as in
+		 * publish(). */
+		if (SK_UNLIKELY(!sk_cas(&slot_at(ch, pos)->seq, &word,
+		                        sk_seq_make(pos + ch->cap, SK_SLOT_FREE, 0),
+		                        __ATOMIC_RELEASE, __ATOMIC_RELAXED)))
+			return stale_claim("release");
 		/* Relaxed: a statistic. */
 		sk_fetch_add(&c->received, 1, __ATOMIC_RELAXED);
 	}
 	shmkit_ec_inc(&c->not_full); /* C7: see wait.h */
+	return 0;
 }
 
 /* Give a claimed (or dead) position up as if consumed; wake both sides:
@@ -702,19 +744,12 @@ static void give_up(shmkit_chan *ch)
 
 /* ---- recovery from dead claimers --------------------------------------- */
 
-/* Reclaim the slot claimed by word w if its claimer is dead.  1 if done. */
-static SK_COLD int reclaim(shmkit_chan *ch, uint64_t w)
+/* Free the slot claimed by word w (its claimer is dead): 1 if this call
+ * did it, 0 if the word had changed. */
+static SK_COLD int reclaim_word(shmkit_chan *ch, uint64_t w)
 {
 	struct sk_chan_slot *s = slot_at(ch, sk_seq_pos(w));
-	uint32_t pid = sk_seq_pid(w);
 
-	if (pid == ch->pid)
-		return 0; /* our own claim, on another handle */
-	/* Acquire: pairs with the release store of claim in stamp(); a
-	 * match means start belongs to this very claim. */
-	uint64_t start = sk_load_acquire(&s->claim) == w ? sk_load_relaxed(&s->start) : 0;
-	if (sk_proc_alive((pid_t)pid, start) != 0)
-		return 0; /* alive, or unknowable: never take a live claim */
 	/* Relaxed both ways: nothing is published or consumed - the dead
 	 * claimer's partial writes are never read, and the next producer's
 	 * claim orders itself (P2/P3).  The compare on the whole word makes
@@ -726,6 +761,35 @@ static SK_COLD int reclaim(shmkit_chan *ch, uint64_t w)
 	sk_fetch_add(&ch->ctl->reclaimed, 1, __ATOMIC_RELAXED);
 	give_up(ch);
 	return 1;
+}
+
+/* Reclaim the slot claimed by word w if its claimer is dead: the kernel
+ * holds no lock on its peer id any more (peer.h).  1 if done. */
+static SK_COLD int reclaim(shmkit_chan *ch, uint64_t w)
+{
+	uint32_t id = sk_seq_pid(w);
+
+	if (id == ch->peer.id)
+		return 0; /* our own claim, on this handle */
+	if (sk_peer_held(ch->seg, SK_PEER_CHAN + id) != 0)
+		return 0; /* alive, or the kernel cannot tell: never take a live claim */
+	return reclaim_word(ch, w);
+}
+
+/* This handle took an id used before (the id counter wrapped): any claim
+ * still naming it is a dead former holder's, since we hold its lock now.
+ * Free them before our own claims could be confused with them. */
+static SK_COLD void purge_stale(shmkit_chan *ch)
+{
+	if (ch->spsc)
+		return; /* no claims; role words are checked in role_take() */
+	for (uint64_t i = 0; i < ch->cap; i++) {
+		/* Acquire: as P2 - the word decides what we do with the slot. */
+		uint64_t w = sk_load_acquire(&slot_at(ch, i)->seq);
+		unsigned st = sk_seq_state(w);
+		if ((st == SK_SLOT_WRITING || st == SK_SLOT_READING) && sk_seq_pid(w) == ch->peer.id)
+			reclaim_word(ch, w);
+	}
 }
 
 /* Called after each failed attempt: if the same claimed word has blocked
@@ -811,7 +875,8 @@ static inline int claim(shmkit_chan *ch, int side, struct attempt *a, int64_t ti
 {
 	int r;
 
-	identity_check(ch);
+	if (SK_UNLIKELY(r = identity_check(ch)))
+		return r;
 	if (SK_UNLIKELY(ch->spsc && !ch->role[side]) && (r = role_take(ch, side)))
 		return r;
 	if (side == PROD)
@@ -861,15 +926,16 @@ static int chan_new(shmkit_chan **out, shmkit_seg *seg, const struct shmkit_chan
 		free(ch);
 		return err;
 	}
-	pthread_once(&fork_once, fork_register);
-	identity_refresh(ch);
-	if (ch->pid > SK_SEQ_PID_MASK) {
-		uint32_t pid = ch->pid;
-		free(ch);
-		return sk_fail(-EOVERFLOW, "pid %u does not fit a slot claim", pid);
-	}
+	ch->peer = (struct sk_peer)SK_PEER_INIT;
 	ch->wait = o->wait;
 	ch->rdonly = (o->flags & SHMKIT_RDONLY) != 0;
+	/* A handle that may claim takes its peer entry now, so that a
+	 * missing /proc or lock file is an error of open, not of send. */
+	if (!ch->rdonly && (err = identity_refresh(ch))) {
+		sk_peer_leave(&ch->peer);
+		free(ch);
+		return err;
+	}
 	*out = ch;
 	return 0;
 }
@@ -955,13 +1021,18 @@ int shmkit_chan_close(shmkit_chan *ch)
 {
 	if (!ch)
 		return 0;
+	if (sk_peer_forked(&ch->peer)) {
+		/* A forked child: claims and roles are its parent's. */
+		sk_peer_forget(&ch->peer);
+		ch->reserved = ch->peeked = ch->role[PROD] = ch->role[CONS] = false;
+	}
 	if (ch->reserved)
 		shmkit_chan_abort(ch);
 	if (ch->peeked)
 		shmkit_chan_release(ch);
-	identity_check(ch); /* in a forked child, the roles are the parent's */
 	role_drop(ch, PROD);
 	role_drop(ch, CONS);
+	sk_peer_leave(&ch->peer); /* drops the locks: after the roles */
 	shmkit_seg_close(ch->seg);
 	free(ch);
 	return 0;
@@ -1001,9 +1072,9 @@ int shmkit_chan_send(shmkit_chan *ch, const void *msg, size_t len, int64_t timeo
 		return sk_fail(-EMSGSIZE, "message of %zu bytes, max_msg %u", len, ch->max_msg);
 	if (SK_UNLIKELY(err = claim(ch, PROD, &a, timeout_ns)))
 		return err;
-	memcpy(payload(slot_at(ch, a.pos)), msg, len);
-	publish(ch, a.pos, len);
-	return 0;
+	if (len) /* msg may be NULL for an empty message */
+		memcpy(payload(slot_at(ch, a.pos)), msg, len);
+	return publish(ch, a.pos, a.word, len);
 }
 
 ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
@@ -1017,9 +1088,9 @@ ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout
 		return sk_fail(-EINVAL, "buf is NULL");
 	if (SK_UNLIKELY(err = claim(ch, CONS, &a, timeout_ns)))
 		return err;
-	memcpy(buf, payload(slot_at(ch, a.pos)), a.len);
-	consumed(ch, a.pos);
-	return a.len;
+	if (a.len) /* buf may be NULL with cap 0 */
+		memcpy(buf, payload(slot_at(ch, a.pos)), a.len);
+	return (err = consumed(ch, a.pos, a.word)) ? err : (ssize_t)a.len;
 }
 
 int shmkit_chan_reserve(shmkit_chan *ch, void **buf, int64_t timeout_ns)
@@ -1046,8 +1117,7 @@ int shmkit_chan_commit(shmkit_chan *ch, size_t len)
 		return sk_fail(-EMSGSIZE, "message of %zu bytes, max_msg %u (still reserved)",
 		               len, ch->max_msg);
 	ch->reserved = false;
-	publish(ch, ch->resv_pos, len);
-	return 0;
+	return publish(ch, ch->resv_pos, ch->resv_word, len);
 }
 
 int shmkit_chan_abort(shmkit_chan *ch)
@@ -1057,11 +1127,15 @@ int shmkit_chan_abort(shmkit_chan *ch)
 	ch->reserved = false;
 	if (ch->spsc)
 		return 0; /* nothing was published: tail never moved */
-	/* Release: pairs with P2/P3 of the producer a lap later (our writes
-	 * to the slot are done) and with C2 of consumers, which skip the
-	 * position as already consumed. */
-	sk_store_release(&slot_at(ch, ch->resv_pos)->seq,
-	                 sk_seq_make(ch->resv_pos + ch->cap, SK_SLOT_FREE, 0));
+	/* Release on success: pairs with P2/P3 of the producer a lap later
+	 * (our writes to the slot are done) and with C2 of consumers, which
+	 * skip the position as already consumed.  A CAS from our claim word,
+	 * as in publish(); relaxed on failure: the slot was handed on. */
+	uint64_t w = ch->resv_word;
+	if (!sk_cas(&slot_at(ch, ch->resv_pos)->seq, &w,
+	            sk_seq_make(ch->resv_pos + ch->cap, SK_SLOT_FREE, 0),
+	            __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		return stale_claim("abort");
 	/* Relaxed: a statistic. */
 	sk_fetch_add(&ch->ctl->aborted, 1, __ATOMIC_RELAXED);
 	give_up(ch);
@@ -1090,8 +1164,7 @@ int shmkit_chan_release(shmkit_chan *ch)
 	if (!ch || !ch->peeked)
 		return sk_fail(-EINVAL, "no peeked message to release");
 	ch->peeked = false;
-	consumed(ch, ch->peek_pos);
-	return 0;
+	return consumed(ch, ch->peek_pos, ch->peek_word);
 }
 
 /* ---- public: statistics ------------------------------------------------- */
@@ -1119,7 +1192,7 @@ int shmkit_chan_stats(shmkit_chan *ch, struct shmkit_chan_stats *st)
 	st->seg_size = ch->seg->map_size;
 	st->spsc = ch->spsc;
 	/* Relaxed: a snapshot for people. */
-	st->producer = (uint32_t)(sk_load_relaxed(&c->producer) & SK_SEQ_PID_MASK);
-	st->consumer = (uint32_t)(sk_load_relaxed(&c->consumer) & SK_SEQ_PID_MASK);
+	st->producer = sk_role_pid(sk_load_relaxed(&c->producer));
+	st->consumer = sk_role_pid(sk_load_relaxed(&c->consumer));
 	return 0;
 }

@@ -37,9 +37,8 @@
  * owns (the counter update hits a line in this core's cache).
  *
  *   slot (struct sk_chan_slot), slot_size = round_up(32 + max_msg, 64)
- *     0     8  seq    position (40 bits) | state (2) | claimer pid (22)
- *     8     8  claim  the seq word whose claimer `start` belongs to
- *    16     8  start  the claimer's start time (live.c), PID-reuse proof
+ *     0     8  seq    position (40 bits) | state (2) | claimer's peer id (22)
+ *     8    16  (zero, reserved)
  *    24     4  len    payload bytes, <= max_msg
  *    28     4  (zero)
  *    32   ...  payload, max_msg bytes (32-byte aligned)
@@ -54,10 +53,11 @@
  *
  * Slot states (MPMC), for the slot of position p (index p & (capacity-1)):
  *   FREE(p)      empty, waiting for the producer of position p
- *   WRITING(p)   claimed by that producer (pid in the word)
+ *   WRITING(p)   claimed by that producer (its peer id in the word)
  *   FULL(p)      message published, waiting for the consumer of p
- *   READING(p)   claimed by that consumer (pid in the word)
- * and back to FREE(p + capacity).  Only FREE and FULL carry pid 0.
+ *   READING(p)   claimed by that consumer (its peer id in the word)
+ * and back to FREE(p + capacity).  Only FREE and FULL carry id 0.  A peer
+ * id names a handle while the kernel holds its lock (peer.h).
  *
  * Invariants (MPMC), which open and every operation check:
  *   - every position below tail was claimed by a producer; tail lags the
@@ -72,9 +72,8 @@
  * position p holds a message iff its seq is FULL(p) (the consumer polls
  * it; see chan.c), and 0 <= tail - head <= capacity.  The role words
  * name the one producer and the one consumer handle allowed at a time:
- * (start & (2^42 - 1)) << 22 | pid of the process that holds it (start as
- * in live.c: 42 bits of clock ticks outlast the machine), or 0 when the
- * role is free; MPMC channels leave them 0.
+ * pid << 32 | peer id of the handle that holds it (the id decides, the
+ * pid is shown), or 0 when the role is free; MPMC channels leave them 0.
  */
 #ifndef SHMKIT_CHAN_H
 #define SHMKIT_CHAN_H
@@ -85,7 +84,8 @@
 #include "internal.h"
 
 #define SK_CHAN_MAGIC 0x01004e4148434b53ULL /* "SKCHAN\0\1" little-endian */
-#define SK_CHAN_VERSION 3u /* 2: SPSC consumers poll the slot's seq; 3: SPSC roles */
+#define SK_CHAN_VERSION 4u /* 2: SPSC consumers poll the slot's seq; 3: SPSC roles;
+                              4: peer ids (kernel locks) in claims and roles */
 #define SK_CHAN_CTL_SIZE 384u
 #define SK_CHAN_SLOT_HDR 32u
 #define SK_CHAN_SLOT_SIZE(max_msg) \
@@ -139,8 +139,8 @@ struct sk_chan_ctl {
 
 struct sk_chan_slot {
 	uint64_t seq;
-	uint64_t claim;
-	uint64_t start;
+	uint64_t rsv0;
+	uint64_t rsv1;
 	uint32_t len;
 	uint32_t zero;
 };
@@ -151,12 +151,21 @@ _Static_assert(offsetof(struct sk_chan_ctl, head) == 128, "channel head offset")
 _Static_assert(offsetof(struct sk_chan_ctl, producer) == 88, "channel producer offset");
 _Static_assert(offsetof(struct sk_chan_ctl, consumer) == 152, "channel consumer offset");
 
-/* An SPSC role word: (start time & 2^42-1) << 22 | pid; 0 = role free. */
-#define SK_ROLE_START_MASK ((UINT64_C(1) << 42) - 1)
-
-static inline uint64_t sk_role_make(uint32_t pid, uint64_t start)
+/* An SPSC role word: pid << 32 | peer id; 0 = role free.  The peer id
+ * decides (its lock, peer.h); the pid is for display. */
+static inline uint64_t sk_role_make(uint32_t pid, uint32_t id)
 {
-	return (start & SK_ROLE_START_MASK) << SK_SEQ_PID_BITS | (pid & SK_SEQ_PID_MASK);
+	return (uint64_t)pid << 32 | (id & SK_SEQ_PID_MASK);
+}
+
+static inline uint32_t sk_role_id(uint64_t w)
+{
+	return (uint32_t)w & SK_SEQ_PID_MASK;
+}
+
+static inline uint32_t sk_role_pid(uint64_t w)
+{
+	return (uint32_t)(w >> 32);
 }
 
 static inline uint64_t sk_seq_make(uint64_t pos, unsigned state, uint32_t pid)

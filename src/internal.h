@@ -92,6 +92,15 @@ static inline int sk_neg_errno(void)
 	return errno > 0 ? -errno : -EIO;
 }
 
+/* ---- crash points (crash.c) ------------------------------------------ */
+
+#ifdef SK_TESTING
+void sk_crash_point(const char *where);
+#define SK_CRASH_POINT(where) sk_crash_point(where)
+#else
+#define SK_CRASH_POINT(where) ((void)0)
+#endif
+
 /* ---- futex (sync.c) --------------------------------------------------- */
 
 /* Wait on a shared (never FUTEX_PRIVATE) word until the absolute

@@ -11,8 +11,10 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 
+#include "peer.h"
 #include "seg.h"
 
 #define SK_ALL_FLAGS (SHMKIT_EXCL | SHMKIT_RDONLY | SHMKIT_COW | SHMKIT_POPULATE | \
@@ -162,7 +164,7 @@ static uint32_t layout_fingerprint(void)
 	const uint64_t facts[] = {
 		sizeof(struct sk_seg_hdr), offsetof(struct sk_seg_hdr, state),
 		offsetof(struct sk_seg_hdr, data_off), offsetof(struct sk_seg_hdr, creator_start),
-		offsetof(struct sk_seg_hdr, flags),
+		offsetof(struct sk_seg_hdr, flags), offsetof(struct sk_seg_hdr, peer_next),
 		sizeof(long), sizeof(void *), _Alignof(uint64_t), SK_HDR_SIZE,
 		sizeof(shmkit_mutex), sizeof(shmkit_ec), sizeof(shmkit_sem),
 		__BYTE_ORDER__,
@@ -210,6 +212,23 @@ static void header_publish(shmkit_seg *s)
 	sk_futex_wake(&h->state, -1);
 }
 
+/* System V: is the creator of a segment still in INIT gone?  It locked
+ * byte 0 of the key's lock file before the segment existed and unlocks it
+ * after READY (seg.h), so byte 0 free while the state still reads INIT
+ * (read after the lock was seen free) means it died. */
+static bool creator_gone(const shmkit_seg *s)
+{
+	const struct sk_seg_hdr *h = s->map;
+
+	if (s->name.backend != SHMKIT_SYSV || s->lock_fd < 0 || sk_peer_held(s, SK_PEER_CREATOR) != 0)
+		return false;
+	/* Acquire: pairs with the release store of READY in header_publish(),
+	 * which precedes the creator's unlock. */
+	return sk_load_acquire(&h->state) == SK_STATE_INIT;
+}
+
+#define SK_INIT_CHECK_NS 10000000LL /* how often a waiting opener asks for the creator */
+
 static int header_wait_ready(const shmkit_seg *s, int64_t timeout_ns)
 {
 	const struct sk_seg_hdr *h = s->map;
@@ -230,11 +249,16 @@ static int header_wait_ready(const shmkit_seg *s, int64_t timeout_ns)
 			return sk_fail(-EPROTO, "no shmkit header (a foreign segment? open it raw)");
 		if (st != SK_STATE_INIT)
 			return sk_fail(-EBADMSG, "header state word %u is invalid", st);
-		if (sk_futex_wait_until(&h->state, st, deadline) == -ETIMEDOUT)
+		if (creator_gone(s))
+			return sk_fail(-EOWNERDEAD, "its creator died while initialising it");
+		int64_t now = sk_now_ns();
+		if (now >= deadline)
 			break;
+		int64_t until = deadline - now > SK_INIT_CHECK_NS ? now + SK_INIT_CHECK_NS : deadline;
+		sk_futex_wait_until(&h->state, st, until);
 	}
 	if (sk_load_relaxed(&h->magic) == SK_SEG_MAGIC)
-		return sk_fail(-ETIMEDOUT, "creator did not finish initialising (dead?)");
+		return sk_fail(-ETIMEDOUT, "creator did not finish initialising");
 	return sk_fail(-EPROTO, "no shmkit header (a foreign segment? open it raw)");
 }
 
@@ -305,6 +329,7 @@ static shmkit_seg *seg_alloc(const struct sk_name *n, unsigned flags)
 	s->name = *n;
 	s->ops = backend_ops(n->backend);
 	s->fd = -1;
+	s->lock_fd = -1;
 	s->shmid = -1;
 	s->flags = flags;
 	return s;
@@ -342,6 +367,46 @@ static int round_size(size_t data, unsigned flags, size_t *map_size)
 static int open_existing(shmkit_seg **out, const struct sk_name *n,
                          const struct shmkit_seg_opts *o, int kind);
 
+/* Fill the header and the service's data area of a just-made object and
+ * publish it: READY, then its name where it has none yet (seg.h).  On
+ * failure the object is gone (named: FAILED, then removed; unnamed: closed)
+ * and s is ready for another create. */
+static int seg_init(shmkit_seg *s, const struct shmkit_seg_opts *o, int kind,
+                    int (*init)(void *data, size_t size, void *arg), void *arg)
+{
+	struct sk_seg_hdr *h = s->map;
+	int err;
+
+	s->data_off = SK_HDR_SIZE;
+	s->data_size = o->size; /* exactly what was asked; the page slack stays unused */
+	header_fill(s, kind);
+	if (!(err = apply_mlock(s)) && init)
+		err = init((char *)s->map + s->data_off, s->data_size, arg);
+	if (err) {
+		if (s->linked || !s->ops->publish) {
+			/* Release: pairs with the acquire load in
+			 * header_wait_ready() of an opener already waiting,
+			 * which then retries. */
+			sk_store_release(&h->state, SK_STATE_FAILED);
+			sk_futex_wake(&h->state, -1);
+			if (s->name.backend != SHMKIT_ANON && s->name.backend != SHMKIT_MEMFD)
+				s->ops->remove(&s->name);
+		}
+		s->ops->close(s);
+		return err;
+	}
+	header_publish(s);
+	if (s->ops->publish && (err = s->ops->publish(s))) {
+		s->ops->close(s); /* unnamed: the object goes with its last fd */
+		return err;
+	}
+	if (s->lock_fd >= 0 && s->name.backend == SHMKIT_SYSV) {
+		struct sk_peer creator = { .fd = s->lock_fd };
+		sk_peer_unlock(&creator, SK_PEER_CREATOR); /* after READY: see creator_gone() */
+	}
+	return 0;
+}
+
 int sk_seg_create_kind(shmkit_seg **out, const char *name,
                        const struct shmkit_seg_opts *o, int kind,
                        int (*init)(void *data, size_t size, void *arg), void *arg)
@@ -363,40 +428,22 @@ int sk_seg_create_kind(shmkit_seg **out, const char *name,
 	if (!s)
 		return -ENOMEM;
 	/* Create-or-open: if the object vanished between our EEXIST and our
-	 * open (removed, or its creator failed), try again, a bounded number
-	 * of times. */
+	 * open (removed, or its creator failed or died), try again, a
+	 * bounded number of times. */
 	for (int tries = 0;; tries++) {
 		err = s->ops->create(s, map_size, o);
-		if (err != -EEXIST || (o->flags & SHMKIT_EXCL))
+		if (!err && !(err = seg_init(s, o, kind, init, arg))) {
+			*out = s;
+			return 0;
+		}
+		if (err != -EEXIST || (o->flags & SHMKIT_EXCL) || tries == 8)
 			break;
 		err = open_existing(out, &n, o, kind);
-		if (err != -ENOENT || tries == 8) {
-			free(s);
-			return err;
-		}
+		if (err != -ENOENT)
+			break;
 	}
-	if (err) {
-		free(s);
-		return err;
-	}
-	s->data_off = SK_HDR_SIZE;
-	s->data_size = o->size; /* exactly what was asked; the page slack stays unused */
-	header_fill(s, kind);
-	if (!(err = apply_mlock(s)) && init)
-		err = init((char *)s->map + s->data_off, s->data_size, arg);
-	if (err) {
-		/* Release: pairs with the acquire load in header_wait_ready() of
-		 * an opener already waiting, which then retries. */
-		sk_store_release(&((struct sk_seg_hdr *)s->map)->state, SK_STATE_FAILED);
-		sk_futex_wake(&((struct sk_seg_hdr *)s->map)->state, -1);
-		s->ops->remove(&s->name);
-		s->ops->close(s);
-		free(s);
-		return err;
-	}
-	header_publish(s);
-	*out = s;
-	return 0;
+	free(s);
+	return err;
 }
 
 static int open_existing(shmkit_seg **out, const struct sk_name *n,
@@ -432,6 +479,12 @@ static int open_existing(shmkit_seg **out, const struct sk_name *n,
 		s->ops->close(s);
 		struct timespec ts = { 0, 1000000 };
 		nanosleep(&ts, NULL);
+	}
+	if (err == -EOWNERDEAD) {
+		/* The very segment we attached (its shmid), not whatever the key
+		 * names by now; a create-or-open then makes it afresh. */
+		shmctl(s->shmid, IPC_RMID, NULL);
+		err = sk_fail(-ENOENT, "%s: its creator died while initialising it; removed", n->canon);
 	}
 	if (!err && kind && s->kind != kind)
 		err = sk_fail(-EPROTO, "%s holds a segment of kind %d, not %d", n->canon, s->kind, kind);

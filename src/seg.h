@@ -22,18 +22,27 @@
  *    64     8  creator_start  start time of the creator (see live.c), so a
  *                           reused PID is not taken for the creator
  *    72     4  flags        SK_HDR_PERSIST: made to outlive its creator
- *    76   ...  reserved, zero, up to SK_HDR_SIZE
+ *    80     8  peer_next    counter that spreads peer ids (peer.h)
+ *    88   ...  reserved, zero, up to SK_HDR_SIZE
  *
- * Protocol: the creator makes the object exclusively (O_EXCL / IPC_EXCL),
- * reserves its memory, fills every header field and the service's data
- * area while state == INIT, then release-stores state = READY and wakes
- * futex waiters.  An opener checks the mapping holds at least a header,
+ * Protocol: posix and file segments are made unnamed (O_TMPFILE), sized,
+ * reserved and filled, state READY included, and only then given their
+ * name with linkat(), which fails if the name exists: an opener never
+ * sees a half-made one, and a creator killed on the way leaves nothing.
+ * System V (and a file system without O_TMPFILE) cannot do that: there
+ * the creator first locks byte 0 of the lock file (peer.h), makes the
+ * object exclusively (IPC_EXCL / O_EXCL), reserves its memory, fills
+ * every header field and the service's data area while state == INIT,
+ * then release-stores state = READY, wakes futex waiters and unlocks.  An opener checks the mapping holds at least a header,
  * acquire-loads state (pairs with that release store, so every field the
  * creator wrote is visible), waits a bounded time for READY, then checks
  * magic, version, fingerprint, kind and sizes against the mapping it has.
  * Every field is read once into the private handle; nothing in the header
  * is trusted again after open.  A creator that dies during INIT leaves a
- * segment openers time out on; `shmkit gc` removes it (its creator is dead).
+ * segment in INIT whose byte-0 lock is free: an opener that finds it so
+ * removes it (the very object it attached: the shmid, or the inode it
+ * checked) and a create-or-open then creates afresh; `shmkit gc` removes
+ * it too.
  * A creator whose initialisation fails stores FAILED (release) and wakes
  * waiters before it removes the name, so a create-or-open racing it
  * retries at once instead of waiting out its timeout.
@@ -48,8 +57,9 @@
 #include "internal.h"
 
 #define SK_SEG_MAGIC 0x0100544b4d4853ULL /* "SHMKIT\0\1" little-endian */
-#define SK_SEG_VERSION 1u
+#define SK_SEG_VERSION 2u /* 2: peer_next; posix/file made unnamed, then linked */
 #define SK_HDR_SIZE 4096u
+#define SK_SHM_DIR "/dev/shm"
 #define SK_STATE_INIT 0u
 #define SK_STATE_READY 1u
 #define SK_STATE_FAILED 2u /* creator's init failed; the name is being removed */
@@ -69,6 +79,8 @@ struct sk_seg_hdr {
 	int64_t created_ns;
 	uint64_t creator_start;
 	uint32_t flags;
+	uint32_t pad0;
+	uint64_t peer_next;
 };
 
 #define SK_HDR_PERSIST 0x1u
@@ -87,6 +99,10 @@ struct shmkit_seg {
 	const struct sk_backend_ops *ops;
 	struct sk_name name;
 	int fd;                   /* -1 for sysv and anon */
+	int lock_fd;              /* sysv, anon: the lock file (peer.h); -1 for
+	                             fd backends, whose lock file is fd */
+	bool linked;              /* posix/file: the name is in place (not an
+	                             O_TMPFILE object waiting for linkat) */
 	int shmid;                /* sysv only, else -1 */
 	void *map;
 	size_t map_size;
@@ -116,6 +132,10 @@ struct sk_backend_ops {
 	void (*close)(shmkit_seg *s);
 	int (*remove)(const struct sk_name *n);
 	int (*stat)(const shmkit_seg *s, struct shmkit_seg_stat *st);
+	/* Give a created object its name (posix, file: linkat of the
+	 * O_TMPFILE object); -EEXIST if the name is taken.  NULL: created
+	 * under its name already. */
+	int (*publish)(shmkit_seg *s);
 };
 
 extern const struct sk_backend_ops sk_posix_ops, sk_sysv_ops, sk_file_ops,
@@ -142,9 +162,17 @@ int sk_seg_from_fd(shmkit_seg **out, int fd, const struct sk_name *n,
  * SHMKIT_KIND_* or negative errno. */
 int sk_seg_peek_kind(const char *name);
 
+/* The descriptor through which peers' locks are asked (peer.h): lock_fd,
+ * or fd for the fd backends; -1 if none. */
+static inline int sk_seg_lock_fd(const shmkit_seg *s)
+{
+	return s->lock_fd >= 0 ? s->lock_fd : s->fd;
+}
+
 /* seg_fd.c: shared by the fd-based backends (posix, file, memfd) */
 int sk_fd_reserve(int fd, size_t size);
 int sk_fd_map(shmkit_seg *s, int fd, const struct shmkit_seg_opts *o);
+int sk_fd_link(shmkit_seg *s, const char *path);
 void sk_fd_close(shmkit_seg *s);
 int sk_fd_stat(const shmkit_seg *s, struct shmkit_seg_stat *st);
 int sk_map_prot(unsigned flags);

@@ -3,6 +3,7 @@
  * forked after creation; no name, nothing to remove, nothing left behind.
  */
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "seg.h"
 
@@ -16,6 +17,14 @@ static int anon_create(shmkit_seg *s, size_t map_size, const struct shmkit_seg_o
 		if (errno == ENOMEM && (o->flags & SHMKIT_HUGE))
 			return sk_fail(-ENOMEM, "no huge pages available (/proc/sys/vm/nr_hugepages)");
 		return sk_neg_errno();
+	}
+	/* The lock file of peers (peer.h): a memfd that children forked
+	 * with the mapping inherit, as they inherit the mapping. */
+	s->lock_fd = memfd_create("shmkit-anon-peers", MFD_CLOEXEC);
+	if (s->lock_fd < 0) {
+		int err = sk_fail(sk_neg_errno(), "cannot make the peers' lock memfd");
+		munmap(p, map_size);
+		return err;
 	}
 	s->map = p;
 	s->map_size = map_size;
@@ -31,7 +40,10 @@ static void anon_close(shmkit_seg *s)
 {
 	if (s->map)
 		munmap(s->map, s->map_size);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
 	s->map = NULL;
+	s->lock_fd = -1;
 }
 
 static int anon_remove(const struct sk_name *n)

@@ -3,6 +3,7 @@
  * reserving room, mapping with the attach flags, stat, close.
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -57,6 +58,21 @@ int sk_fd_map(shmkit_seg *s, int fd, const struct shmkit_seg_opts *o)
 	if (p == MAP_FAILED)
 		return sk_fail(sk_neg_errno(), "mmap of %zu bytes failed", s->map_size);
 	s->map = p;
+	return 0;
+}
+
+/* Give an O_TMPFILE object the name path: linkat through /proc, which
+ * needs no capability (AT_EMPTY_PATH would).  -EEXIST if path exists. */
+int sk_fd_link(shmkit_seg *s, const char *path)
+{
+	char from[64];
+
+	if (s->linked)
+		return 0;
+	snprintf(from, sizeof(from), "/proc/self/fd/%d", s->fd);
+	if (linkat(AT_FDCWD, from, AT_FDCWD, path, AT_SYMLINK_FOLLOW))
+		return errno == EEXIST ? -EEXIST : sk_fail(sk_neg_errno(), "cannot name %s", path);
+	s->linked = true;
 	return 0;
 }
 

@@ -37,14 +37,32 @@ static int open_error(const char *path)
 	return err;
 }
 
+/* An unnamed file in the target's directory (O_TMPFILE), named by
+ * file_publish once initialised (seg.h).  A file system without O_TMPFILE
+ * gets the file under its name at once (O_EXCL). */
+static int tmpfile_in_dir_of(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	return open(dirname(buf), O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+}
+
 static int file_create(shmkit_seg *s, size_t map_size, const struct shmkit_seg_opts *o)
 {
 	mode_t mode = o->mode ? o->mode : 0600;
+	struct stat st;
 	int err;
 
 	if (o->flags & SHMKIT_HUGE)
 		return sk_fail(-EINVAL, "file mappings cannot use huge pages; use sysv, anon or memfd");
-	int fd = open(s->name.path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	/* Refuse at once what O_EXCL would: a name taken, by a link too. */
+	if (!lstat(s->name.path, &st))
+		return -EEXIST;
+	int fd = tmpfile_in_dir_of(s->name.path, mode);
+	s->linked = fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL);
+	if (s->linked)
+		fd = open(s->name.path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return open_error(s->name.path);
 	if (fchmod(fd, mode))
@@ -52,13 +70,24 @@ static int file_create(shmkit_seg *s, size_t map_size, const struct shmkit_seg_o
 	else if (!(err = sk_fd_reserve(fd, map_size)))
 		err = sk_fd_map(s, fd, o);
 	if (err) {
-		unlink(s->name.path);
+		if (s->linked)
+			unlink(s->name.path);
 		close(fd);
 		return err;
 	}
-	sync_parent_dir(s->name.path);
 	s->fd = fd;
 	return 0;
+}
+
+static int file_publish(shmkit_seg *s)
+{
+	int err = sk_fd_link(s, s->name.path);
+
+	if (err == -ENOENT)
+		return sk_fail(err, "directory of %s vanished", s->name.path);
+	if (!err)
+		sync_parent_dir(s->name.path);
+	return err;
 }
 
 static int file_open(shmkit_seg *s, const struct shmkit_seg_opts *o)
@@ -97,4 +126,5 @@ const struct sk_backend_ops sk_file_ops = {
 	.close = sk_fd_close,
 	.remove = file_remove,
 	.stat = sk_fd_stat,
+	.publish = file_publish,
 };

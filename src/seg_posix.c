@@ -3,11 +3,16 @@
  * posix_fallocate (room reserved at create), mmap(MAP_SHARED).
  */
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "seg.h"
 
+/* Made unnamed in /dev/shm (O_TMPFILE), named by posix_publish once it is
+ * initialised (seg.h).  Where /dev/shm cannot make unnamed files, made
+ * under its name at once, as shm_open would. */
 static int posix_create(shmkit_seg *s, size_t map_size, const struct shmkit_seg_opts *o)
 {
 	mode_t mode = o->mode ? o->mode : 0600;
@@ -15,7 +20,10 @@ static int posix_create(shmkit_seg *s, size_t map_size, const struct shmkit_seg_
 
 	if (o->flags & SHMKIT_HUGE)
 		return sk_fail(-EINVAL, "POSIX shared memory (tmpfs) has no huge pages; use sysv, anon or memfd");
-	int fd = shm_open(s->name.path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	int fd = open(SK_SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	s->linked = fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL);
+	if (s->linked)
+		fd = shm_open(s->name.path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0)
 		return sk_neg_errno();
 	/* shm_open applies the umask: set the mode asked for, exactly. */
@@ -24,12 +32,21 @@ static int posix_create(shmkit_seg *s, size_t map_size, const struct shmkit_seg_
 	else if (!(err = sk_fd_reserve(fd, map_size)))
 		err = sk_fd_map(s, fd, o);
 	if (err) {
-		shm_unlink(s->name.path);
+		if (s->linked)
+			shm_unlink(s->name.path);
 		close(fd);
 		return err;
 	}
 	s->fd = fd;
 	return 0;
+}
+
+static int posix_publish(shmkit_seg *s)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), SK_SHM_DIR "%s", s->name.path);
+	return sk_fd_link(s, path);
 }
 
 static int posix_open(shmkit_seg *s, const struct shmkit_seg_opts *o)
@@ -61,4 +78,5 @@ const struct sk_backend_ops sk_posix_ops = {
 	.close = sk_fd_close,
 	.remove = posix_remove,
 	.stat = sk_fd_stat,
+	.publish = posix_publish,
 };

@@ -111,6 +111,11 @@ static int cmd_race(int argc, char **argv)
 	int err = sk_seg_create_kind(&s, argv[2], &o, SHMKIT_KIND_BYTES, race_init, &created);
 	if (err)
 		return fail(err);
+	/* Racers may each initialise an object of their own; the creator is
+	 * the one whose object got the name. */
+	char mine[32];
+	snprintf(mine, sizeof(mine), "init:%d", (int)getpid());
+	created = created && !strncmp(shmkit_seg_data(s), mine, strlen(mine) + 1);
 	printf("%s %.*s", created ? "created" : "opened", (int)shmkit_seg_size(s),
 	       (char *)shmkit_seg_data(s));
 	shmkit_seg_close(s);

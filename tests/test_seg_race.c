@@ -13,11 +13,13 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "peer.h"
 #include "seg.h"
 #include "lib_test.h"
 
@@ -48,6 +50,14 @@ static int race_init(void *data, size_t size, void *arg)
 	return 0;
 }
 
+static int race_is_mine(const char *data)
+{
+	char mine[32];
+
+	snprintf(mine, sizeof(mine), "init:%d", (int)getpid());
+	return !strcmp(data, mine);
+}
+
 static int racer(void *p)
 {
 	struct racer *r = p;
@@ -62,6 +72,9 @@ static int racer(void *p)
 	if (err)
 		return 10;
 	snprintf(r->out->data, sizeof(r->out->data), "%s", (char *)shmkit_seg_data(s));
+	/* Racers may all initialise an object of their own; the creator is
+	 * the one whose object got the name (seg.h). */
+	r->out->created = r->out->created && race_is_mine(r->out->data);
 	shmkit_seg_close(s);
 	return 0;
 }
@@ -200,6 +213,20 @@ Test(seg_race, opener_waits_for_slow_creator)
 	cr_assert_str_eq(out, "slow but sure");
 }
 
+/* Stand in for a creator still initialising a System V segment: hold
+ * byte 0 of its lock file through a description of our own (peer.h).
+ * Other backends' creators work unnamed and need no lock. */
+static struct sk_peer creator_lock(shmkit_seg *s)
+{
+	struct sk_peer p = SK_PEER_INIT;
+
+	if (shmkit_seg_backend(s) == SHMKIT_SYSV) {
+		cr_assert_eq(sk_peer_join(&p, s), 0);
+		cr_assert_eq(sk_peer_lock(&p, SK_PEER_CREATOR), 0);
+	}
+	return p;
+}
+
 /* A managed segment sent back to INIT (its creator "still initialising"). */
 static void check_init_state(const char *prefix)
 {
@@ -208,12 +235,14 @@ static void check_init_state(const char *prefix)
 	shmkit_seg *s;
 
 	cr_assert_eq(shmkit_seg_create(&s, name, &o), 0);
+	struct sk_peer cl = creator_lock(s);
 	strcpy(shmkit_seg_data(s), "late");
 	sk_store_relaxed(&hdr_of(s)->state, SK_STATE_INIT);
 	struct opener a = { .name = name, .timeout_ns = 60 * SEC, .expect = "late" };
 	pid_t child = sk_test_fork(opener, &a);
 	sched_yield();
 	publish(hdr_of(s));
+	sk_peer_leave(&cl);
 	int rc = sk_test_reap(child);
 	shmkit_seg_close(s);
 	cr_assert_eq(rc, 0, "opener: %d", rc);
@@ -232,6 +261,7 @@ static void check_never_published(const char *prefix)
 	shmkit_seg *s, *t = NULL;
 
 	cr_assert_eq(shmkit_seg_create(&s, name, &o), 0);
+	struct sk_peer cl = creator_lock(s);
 	sk_store_relaxed(&hdr_of(s)->state, SK_STATE_INIT);
 	int fds = sk_test_fd_count();
 	struct shmkit_seg_opts wo = { .timeout_ns = 50 * 1000000LL };
@@ -241,6 +271,7 @@ static void check_never_published(const char *prefix)
 	if (!err3)
 		shmkit_seg_close(t);
 	int fds_after = sk_test_fd_count();
+	sk_peer_leave(&cl);
 	shmkit_seg_close(s);
 	cr_assert_eq(err, -ETIMEDOUT, "got %d %s", err, shmkit_errdetail());
 	cr_assert_eq(err2, -ETIMEDOUT, "create-or-open got %d", err2);
@@ -251,6 +282,95 @@ static void check_never_published(const char *prefix)
 Test(seg_race, never_published_posix) { check_never_published("posix"); }
 Test(seg_race, never_published_sysv) { check_never_published("sysv"); }
 Test(seg_race, never_published_file) { check_never_published("file"); }
+
+/* A System V segment left in INIT by a creator that is gone (its byte-0
+ * lock free): an opener removes that very segment and says so; a
+ * create-or-open makes a new one at once. */
+Test(seg_race, dead_creator_sysv_recovers)
+{
+	const char *name = sk_test_new_name("sysv");
+	struct shmkit_seg_opts o = { .size = 100, .flags = SHMKIT_EXCL };
+	shmkit_seg *s, *t = NULL;
+
+	cr_assert_eq(shmkit_seg_create(&s, name, &o), 0);
+	int old_id = s->shmid;
+	sk_store_relaxed(&hdr_of(s)->state, SK_STATE_INIT);
+	struct shmkit_seg_opts wo = { .timeout_ns = 60 * SEC };
+	int err = shmkit_seg_open(&t, name, &wo);
+	cr_assert_eq(err, -ENOENT, "got %d %s", err, shmkit_errdetail());
+	cr_assert(strstr(shmkit_errdetail(), "died"), "%s", shmkit_errdetail());
+	shmkit_seg_close(s);
+	cr_assert_eq(sk_test_exists(name), 0, "the dead creator's segment is removed");
+	/* And again, this time through create-or-open. */
+	cr_assert_eq(shmkit_seg_create(&s, name, &o), 0);
+	sk_store_relaxed(&hdr_of(s)->state, SK_STATE_INIT);
+	struct shmkit_seg_opts co = { .size = 100, .timeout_ns = 60 * SEC };
+	err = shmkit_seg_create(&t, name, &co);
+	cr_assert_eq(err, 0, "create-or-open got %d %s", err, shmkit_errdetail());
+	cr_assert_neq(t->shmid, old_id);
+	cr_assert_eq(sk_load_acquire(&hdr_of(t)->state), SK_STATE_READY);
+	shmkit_seg_close(t);
+	shmkit_seg_close(s);
+}
+
+/* A creator killed while it initialises (init blocks; SIGKILL) leaves
+ * nothing under the name for posix and file (made unnamed, linked when
+ * ready), and a System V segment that the next create-or-open replaces. */
+static int blocking_init(void *data, size_t size, void *arg)
+{
+	int *fds = arg;
+	char c;
+
+	if (write(fds[1], "s", 1) != 1)
+		return -EIO;
+	while (read(fds[0], &c, 1) > 0)
+		; /* until the test kills us */
+	return -EIO;
+}
+
+static int doomed_creator(void *p)
+{
+	const char *name = ((const char **)p)[0];
+	int *fds = ((int **)p)[1];
+	struct shmkit_seg_opts o = { .size = 4096, .flags = SHMKIT_EXCL };
+	shmkit_seg *s;
+
+	return sk_seg_create_kind(&s, name, &o, SHMKIT_KIND_BYTES, blocking_init, fds) ? 1 : 0;
+}
+
+static void check_killed_creator(const char *prefix)
+{
+	const char *name = sk_test_new_name(prefix);
+	int started[2], hold[2], fds[2];
+	char c;
+
+	cr_assert_eq(pipe(started), 0);
+	cr_assert_eq(pipe(hold), 0);
+	fds[0] = hold[0];
+	fds[1] = started[1];
+	const void *arg[2] = { name, fds };
+	pid_t pid = sk_test_fork(doomed_creator, arg);
+	cr_assert_eq(read(started[0], &c, 1), 1, "creator started its init");
+	int exists = sk_test_exists(name);
+	kill(pid, SIGKILL);
+	cr_assert_eq(sk_test_reap(pid), 128 + SIGKILL);
+	close(hold[1]);
+	close(hold[0]);
+	close(started[0]);
+	close(started[1]);
+	if (strcmp(prefix, "sysv"))
+		cr_assert_eq(exists, 0, "%s: a half-made segment is visible by name", prefix);
+	struct shmkit_seg_opts o = { .size = 4096, .timeout_ns = 60 * SEC };
+	shmkit_seg *s;
+	int err = shmkit_seg_create(&s, name, &o);
+	cr_assert_eq(err, 0, "create after a killed creator: %d %s", err, shmkit_errdetail());
+	cr_assert_eq(sk_load_acquire(&hdr_of(s)->state), SK_STATE_READY);
+	shmkit_seg_close(s);
+}
+
+Test(seg_race, killed_creator_posix) { check_killed_creator("posix"); }
+Test(seg_race, killed_creator_sysv) { check_killed_creator("sysv"); }
+Test(seg_race, killed_creator_file) { check_killed_creator("file"); }
 
 /* An object that stays empty (a creator that died before sizing it): an
  * error within the bound, no fd leaked. */

@@ -1,0 +1,181 @@
+/*
+ * peer.c - participants and their liveness, asked of the kernel through
+ * open-file-description locks.  The mechanism, the lock file of each
+ * backend and the byte map are described in peer.h.
+ *
+ * Why OFD locks.  A pid names a process only in one PID namespace and
+ * only until it is reused; /proc/PID/stat's start time is shifted by the
+ * reader's time namespace; a process whose main thread exited shows as a
+ * zombie while its other threads run.  An open file description is none
+ * of these: the kernel closes it when the last descriptor referring to it
+ * goes, which for a process that does not pass it on is its death, and
+ * every lock on it goes with it (fs/locks.c, locks_remove_file).  Classic
+ * POSIX record locks would not do: they belong to the process, are lost
+ * by any close() of any descriptor of the file in that process, and are
+ * not inherited across fork.
+ *
+ * Why a benign race is benign.  sk_peer_held() may answer "free" for an
+ * entry whose owner is taking it right now; every caller acts on a free
+ * entry only through a compare-and-swap on the shared word that names the
+ * owner (or by taking the lock itself, which the kernel arbitrates), and
+ * an owner sets that word only after its lock is held.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "peer.h"
+#include "seg.h"
+
+/* ---- fork generation ---------------------------------------------------- */
+
+unsigned sk_peer_fork_gen_ = 1;
+#define fork_gen sk_peer_fork_gen_
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+	/* Relaxed: the child has one thread while fork handlers run. */
+	sk_store_relaxed(&fork_gen, sk_load_relaxed(&fork_gen) + 1);
+}
+
+static void fork_register(void)
+{
+	pthread_atfork(NULL, NULL, fork_child);
+}
+
+unsigned sk_fork_gen(void)
+{
+	pthread_once(&fork_once, fork_register);
+	/* Relaxed: fork_gen changes only in a child's fork handler, before
+	 * any other thread exists there. */
+	return sk_load_relaxed(&fork_gen);
+}
+
+/* ---- joining ------------------------------------------------------------ */
+
+bool sk_peer_forked(const struct sk_peer *p)
+{
+	return p->fd >= 0 && p->gen != sk_fork_gen();
+}
+
+void sk_peer_forget(struct sk_peer *p)
+{
+	if (p->fd >= 0)
+		close(p->fd); /* our copy only: the parent's description lives on */
+	p->fd = -1;
+	p->id = 0;
+}
+
+int sk_peer_join(struct sk_peer *p, const shmkit_seg *seg)
+{
+	char path[64];
+	int src = sk_seg_lock_fd(seg);
+
+	if (sk_peer_forked(p))
+		sk_peer_forget(p);
+	if (p->fd >= 0)
+		return 0;
+	if (src < 0)
+		return sk_fail(-EINVAL, "segment has no lock file");
+	/* A new open file description of the same inode: the /proc link
+	 * reopens it, also after its name was removed, and for a memfd. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", src);
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return sk_fail(sk_neg_errno(), "cannot open the segment's lock file for a peer "
+		               "entry (through %s; is /proc mounted?)", path);
+	p->fd = fd;
+	p->id = 0;
+	p->gen = sk_fork_gen();
+	return 0;
+}
+
+void sk_peer_leave(struct sk_peer *p)
+{
+	sk_peer_forget(p); /* closing the description drops every lock on it */
+}
+
+/* ---- locks -------------------------------------------------------------- */
+
+static struct flock byte_lock(short type, uint64_t off)
+{
+	struct flock fl = {
+		.l_type = type,
+		.l_whence = SEEK_SET,
+		.l_start = (off_t)off,
+		.l_len = 1,
+		.l_pid = 0, /* must be 0 for OFD locks */
+	};
+	return fl;
+}
+
+int sk_peer_lock(struct sk_peer *p, uint64_t off)
+{
+	struct flock fl = byte_lock(F_WRLCK, off);
+
+	if (p->fd < 0)
+		return sk_fail(-EINVAL, "peer has not joined");
+	while (fcntl(p->fd, F_OFD_SETLK, &fl)) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EACCES)
+			return -EBUSY;
+		return sk_fail(sk_neg_errno(), "cannot lock a peer entry");
+	}
+	return 0;
+}
+
+void sk_peer_unlock(struct sk_peer *p, uint64_t off)
+{
+	struct flock fl = byte_lock(F_UNLCK, off);
+
+	if (p->fd >= 0)
+		fcntl(p->fd, F_OFD_SETLK, &fl);
+}
+
+int sk_peer_held(const shmkit_seg *seg, uint64_t off)
+{
+	struct flock fl = byte_lock(F_WRLCK, off);
+	int fd = sk_seg_lock_fd(seg);
+
+	if (fd < 0)
+		return -EINVAL;
+	/* The segment's own description holds no lock (peers lock through
+	 * descriptions of their own), so every holder conflicts with it. */
+	if (fcntl(fd, F_OFD_GETLK, &fl))
+		return sk_neg_errno();
+	return fl.l_type != F_UNLCK;
+}
+
+/* ---- ids ---------------------------------------------------------------- */
+
+#define SK_PEER_ID_TRIES 4096
+
+int sk_peer_take_id(struct sk_peer *p, const shmkit_seg *seg, uint64_t base, bool *wrapped)
+{
+	uint64_t *next = &((struct sk_seg_hdr *)seg->map)->peer_next;
+
+	for (unsigned i = 0; i < SK_PEER_ID_TRIES; i++) {
+		/* Relaxed: the counter only spreads ids; the lock taken below
+		 * decides who owns one. */
+		uint64_t n = sk_fetch_add(next, 1, __ATOMIC_RELAXED);
+		uint32_t k = (uint32_t)(n % SK_PEER_ID_MAX) + 1;
+		int r = sk_peer_lock(p, base + k);
+		if (r == -EBUSY)
+			continue; /* a live peer has it (the counter wrapped) */
+		if (r)
+			return r;
+		p->id = k;
+		*wrapped = n >= SK_PEER_ID_MAX;
+		return 0;
+	}
+	return sk_fail(-EBUSY, "no free peer id after %d tries (over %u live peers?)",
+	               SK_PEER_ID_TRIES, SK_PEER_ID_MAX);
+}
+
+void sk_peer_sysv_path(char *buf, size_t len, long key)
+{
+	snprintf(buf, len, "/dev/shm/.shmkit-sysv-%08x.lock", (unsigned)(uint32_t)key);
+}
