@@ -3,8 +3,11 @@
  * the built program (build/shmkit, beside the tests directory).
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -121,4 +124,102 @@ Test(bus_tool, usage_errors)
 	cr_assert_eq(RUN(out, NULL, "pub", "posix:/sktest-no-such-bus", "m"), 1);
 	cr_assert_eq(RUN(out, NULL, "bus", "--help"), 0);
 	cr_assert(strstr(out, "usage: shmkit bus"));
+}
+
+/* ---- what sub read is written out: at most the message in flight lost --- */
+
+#define NMSG 100
+
+/* A bus holding messages "m0".."m99", published here. */
+static shmkit_bus *bus_of_msgs(const char *name)
+{
+	struct shmkit_bus_opts o = { .capacity = 128, .max_msg = 16 };
+	shmkit_bus *bus;
+	char msg[16];
+
+	cr_assert_eq(shmkit_bus_create(&bus, name, &o), 0);
+	for (int i = 0; i < NMSG; i++) {
+		snprintf(msg, sizeof(msg), "m%d", i);
+		cr_assert_eq(shmkit_bus_publish(bus, msg, strlen(msg), 0), 0);
+	}
+	return bus;
+}
+
+/* Run helper_tool OUT ERR sub NAME --from oldest [OPT [VAL]]: the tool
+ * with stdout and stderr as helper_tool.c describes. */
+static pid_t start_sub(const char *out_spec, const char *err_spec, int *pipe_fd,
+                       const char *name, const char *opt, const char *val)
+{
+	const char *argv[] = { "helper_tool", out_spec, err_spec, "sub", name, "--from", "oldest",
+	                       opt, opt ? val : NULL, NULL };
+	pid_t pid = sk_test_spawn(argv, -1, pipe_fd);
+
+	cr_assert_gt(pid, 0, "spawn helper_tool: %s", strerror(-pid));
+	return pid;
+}
+
+struct sub_watch {
+	shmkit_bus *bus;
+	pid_t pid;
+};
+
+static int read_all_peer(const struct shmkit_bus_peer *p, void *arg)
+{
+	const struct sub_watch *w = arg;
+	return p->subscriber && p->pid == w->pid && p->count >= NMSG;
+}
+
+/* The subscriber of pid w->pid has read all NMSG messages. */
+static int sub_read_all(void *arg)
+{
+	return shmkit_bus_peers(((struct sub_watch *)arg)->bus, read_all_peer, arg) > 0;
+}
+
+/* sub NAME --from oldest OPT VAL with stdout a pipe read only at the end
+ * (stdio would buffer it fully), stopped by sig once it has read every
+ * message: all are in the pipe but for the one in flight. */
+static void sub_stopped_after_reading_all(int sig, const char *opt, const char *val)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_bus *bus = bus_of_msgs(name);
+	char text[4096], want[16];
+	int pfd;
+
+	pid_t pid = start_sub("-", "-", &pfd, name, opt, val);
+	struct sub_watch w = { bus, pid };
+	cr_assert(sk_test_eventually(sub_read_all, &w), "sub did not read the %d messages", NMSG);
+	kill(pid, sig);
+	cr_expect_eq(sk_test_finish(pid, pfd, text, sizeof(text)), 128 + sig);
+	int lines = 0;
+	for (char *p = text, *nl; (nl = strchr(p, '\n')); p = nl + 1, lines++) {
+		snprintf(want, sizeof(want), "m%d", lines);
+		cr_assert(nl - p == (long)strlen(want) && !strncmp(p, want, strlen(want)),
+		          "line %d is not %s", lines, want);
+	}
+	cr_expect_geq(lines, NMSG - 1, "%d of %d read messages printed", lines, NMSG);
+	shmkit_bus_close(bus);
+}
+
+Test(bus_tool, sub_n_terminated_keeps_what_it_read)
+{
+	sub_stopped_after_reading_all(SIGTERM, "-n", "1000");
+}
+
+Test(bus_tool, sub_follow_interrupted_keeps_what_it_read)
+{
+	sub_stopped_after_reading_all(SIGINT, "--follow", NULL);
+}
+
+Test(bus_tool, sub_to_a_broken_pipe_fails)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_bus *bus = bus_of_msgs(name);
+	char err[4096], prefix[256];
+	int pfd;
+
+	pid_t pid = start_sub("broken", "stdout", &pfd, name, NULL, NULL);
+	cr_expect_eq(sk_test_finish(pid, pfd, err, sizeof(err)), 1);
+	snprintf(prefix, sizeof(prefix), "shmkit: %s: writing output: %s", name, strerror(EPIPE));
+	cr_expect(!strncmp(err, prefix, strlen(prefix)), "stderr: %s", err);
+	shmkit_bus_close(bus);
 }

@@ -4,9 +4,13 @@
  * the test binaries' directory), cross-checked through the library.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "lib_test.h"
@@ -119,4 +123,200 @@ Test(chan_tool, usage_errors)
 	cr_expect_eq(TOOL_RUN(NULL, "send", name, "-n", "1", "x"), 2);
 	cr_expect_eq(TOOL_RUN(NULL, "recv", name), 1, "no such channel");
 	cr_expect_eq(sk_test_exists(name), 0, "nothing was created");
+}
+
+/* ---- what recv took is written out: at most the message in flight lost -- */
+
+#define NMSG 100
+
+/* Message i of a test: "m0042" padded with '.' to len bytes (len >= 5). */
+static void msg_fill(char *buf, int i, size_t len)
+{
+	char head[16];
+
+	memset(buf, '.', len);
+	snprintf(head, sizeof(head), "m%04d", i);
+	memcpy(buf, head, 5);
+}
+
+/* A channel holding messages 0..NMSG-1 of len bytes, sent here. */
+static shmkit_chan *chan_of_msgs(const char *name, size_t len)
+{
+	struct shmkit_chan_opts o = { .capacity = 128, .max_msg = 1024 };
+	shmkit_chan *ch;
+	char msg[1024];
+
+	cr_assert_eq(shmkit_chan_create(&ch, name, &o), 0);
+	for (int i = 0; i < NMSG; i++) {
+		msg_fill(msg, i, len);
+		cr_assert_eq(shmkit_chan_send(ch, msg, len, 0), 0);
+	}
+	return ch;
+}
+
+/* How many complete lines of text (len bytes) are messages 0, 1, ... in
+ * order; a last line without its newline is the message in flight. */
+static int printed_msgs(const char *text, size_t len, size_t msg_len)
+{
+	const char *p = text, *end = text + len, *nl;
+	char want[1024];
+	int i = 0;
+
+	for (; (nl = memchr(p, '\n', (size_t)(end - p))); p = nl + 1, i++) {
+		msg_fill(want, i, msg_len);
+		cr_assert(nl - p == (long)msg_len && !memcmp(p, want, msg_len),
+		          "line %d is not message %d: '%.*s'", i, i, (int)(nl - p), p);
+	}
+	return i;
+}
+
+/* The tool printed `printed` messages; the channel must hold the rest in
+ * order, but for at most one lost in flight. */
+static void expect_rest_queued(shmkit_chan *ch, int printed)
+{
+	char buf[1024];
+	ssize_t n;
+	int left = 0, first = -1;
+
+	while ((n = shmkit_chan_recv(ch, buf, sizeof(buf), 0)) >= 0) {
+		int seq = atoi(buf + 1);
+		if (first < 0)
+			first = seq;
+		cr_expect_eq(seq, first + left, "message %d out of order", seq);
+		left++;
+	}
+	cr_expect_eq(n, -EAGAIN);
+	cr_expect(printed + left >= NMSG - 1 && printed + left <= NMSG,
+	          "%d printed + %d still queued: %d of %d lost", printed, left,
+	          NMSG - printed - left, NMSG);
+	cr_expect(!left || first == printed || first == printed + 1, "%d printed, next queued %d",
+	          printed, first);
+}
+
+/* helper_tool OUT ERR recv NAME ARGS... (stdout into *pipe_fd if OUT is
+ * "-" and pipe_fd is given). */
+static pid_t start_recv(const char *out_spec, const char *err_spec, int *pipe_fd,
+                        const char *const *args)
+{
+	const char *argv[16] = { "helper_tool", out_spec, err_spec, "recv" };
+	size_t n = 4;
+
+	for (; args[n - 4] && n < 15; n++)
+		argv[n] = args[n - 4];
+	argv[n] = NULL;
+	pid_t pid = sk_test_spawn(argv, -1, pipe_fd);
+	cr_assert_gt(pid, 0, "spawn helper_tool: %s", strerror(-pid));
+	return pid;
+}
+
+#define START_RECV(out, err, pfd, ...) \
+	start_recv(out, err, pfd, (const char *const[]){ __VA_ARGS__, NULL })
+
+struct chan_watch {
+	shmkit_chan *ch;
+	pid_t pid;
+};
+
+static int took_all(void *arg)
+{
+	struct shmkit_chan_stats st;
+
+	return shmkit_chan_stats(((struct chan_watch *)arg)->ch, &st) == 0 && st.received >= NMSG;
+}
+
+/* The process sleeps in write(2): its stdout, a pipe, is full. */
+static int blocked_in_write(void *arg)
+{
+	char path[64], buf[64] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)((struct chan_watch *)arg)->pid);
+	if (!(f = fopen(path, "re")))
+		return 0;
+	bool got = fgets(buf, sizeof(buf), f) != NULL;
+	fclose(f);
+	return got && strtol(buf, NULL, 10) == SYS_write; /* not "running" */
+}
+
+/* recv NAME OPT VAL with stdout a pipe read only at the end (stdio would
+ * buffer it fully), stopped by sig once it has taken every message: all
+ * are in the pipe but for the one in flight. */
+static void recv_stopped_after_taking_all(int sig, const char *opt, const char *val)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = chan_of_msgs(name, 8);
+	char text[4096];
+	int pfd;
+
+	pid_t pid = START_RECV("-", "-", &pfd, name, opt, val);
+	struct chan_watch w = { ch, pid };
+	cr_assert(sk_test_eventually(took_all, &w), "recv did not take the %d messages", NMSG);
+	kill(pid, sig);
+	cr_expect_eq(sk_test_finish(pid, pfd, text, sizeof(text)), 128 + sig);
+	expect_rest_queued(ch, printed_msgs(text, strlen(text), 8));
+	shmkit_chan_close(ch);
+}
+
+Test(chan_tool, recv_n_interrupted_keeps_what_it_took)
+{
+	recv_stopped_after_taking_all(SIGINT, "-n", "1000");
+}
+
+Test(chan_tool, recv_n_terminated_keeps_what_it_took)
+{
+	recv_stopped_after_taking_all(SIGTERM, "-n", "1000");
+}
+
+Test(chan_tool, recv_follow_terminated_keeps_what_it_took)
+{
+	recv_stopped_after_taking_all(SIGTERM, "--follow", NULL);
+}
+
+Test(chan_tool, recv_terminated_while_output_is_full)
+{
+	static char text[NMSG * 1001 + 1];
+	FILE *f = fopen("/proc/self/syscall", "re");
+	int pfd;
+
+	if (!f)
+		cr_skip_test("no /proc/PID/syscall to see a process blocked in write(2)");
+	fclose(f);
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = chan_of_msgs(name, 1000);
+	/* 100 KB of messages into a 64 KB pipe nobody reads yet. */
+	pid_t pid = START_RECV("-", "-", &pfd, name, "-n", "1000", "--timeout", "60000");
+	struct chan_watch w = { ch, pid };
+	cr_assert(sk_test_eventually(blocked_in_write, &w), "recv never blocked on its output");
+	kill(pid, SIGTERM);
+	cr_expect_eq(sk_test_finish(pid, pfd, text, sizeof(text)), 128 + SIGTERM);
+	expect_rest_queued(ch, printed_msgs(text, strlen(text), 1000));
+	shmkit_chan_close(ch);
+}
+
+Test(chan_tool, recv_to_a_broken_pipe_fails_and_leaves_the_rest)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = chan_of_msgs(name, 8);
+	char err[4096], prefix[256];
+	int pfd;
+
+	pid_t pid = START_RECV("broken", "stdout", &pfd, name);
+	cr_expect_eq(sk_test_finish(pid, pfd, err, sizeof(err)), 1);
+	snprintf(prefix, sizeof(prefix), "shmkit: %s: writing output: %s", name, strerror(EPIPE));
+	cr_expect(!strncmp(err, prefix, strlen(prefix)), "stderr: %s", err);
+	expect_rest_queued(ch, 0);
+	shmkit_chan_close(ch);
+}
+
+Test(chan_tool, recv_with_stdout_closed_takes_nothing)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = chan_of_msgs(name, 8);
+	struct shmkit_chan_stats st;
+
+	cr_expect_eq(sk_test_reap(START_RECV("closed", "-", NULL, name, "-n", "5")), 1);
+	cr_assert_eq(shmkit_chan_stats(ch, &st), 0);
+	cr_expect_eq(st.received, 0, "%llu messages taken", (unsigned long long)st.received);
+	expect_rest_queued(ch, 0);
+	shmkit_chan_close(ch);
 }

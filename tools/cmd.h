@@ -40,6 +40,23 @@ int tool_parse_mode(const char *cmd, const char *opt, const char *s, unsigned *m
 int tool_each_line(const char *what, int (*fn)(void *ctx, const char *line, size_t len),
                    void *ctx);
 
+/* Message output of recv and sub: one message per line on stdout, each
+ * written out with write(2) (all of it, after EINTR and partial writes)
+ * before the next is taken, so a signal or a failed write loses at most
+ * the message in flight.  Each returns 0, or reports "shmkit: WHAT: ..."
+ * and returns 1.
+ *   tool_out_start()  once, before anything is taken: ignores SIGPIPE (a
+ *                     reader that went away is EPIPE, reported, not a
+ *                     silent death) and fails if stdout is not open for
+ *                     writing;
+ *   tool_out_ready()  before each take: fails if stdout is already broken
+ *                     (a pipe whose reader has gone);
+ *   tool_out_msg()    writes msg[0..len) and a newline; msg must have room
+ *                     for len + 1 bytes. */
+int tool_out_start(const char *what);
+int tool_out_ready(const char *what);
+int tool_out_msg(const char *what, char *msg, size_t len);
+
 /* Segments: tools/cmd_seg.c */
 int cmd_ls(int argc, char **argv);
 int cmd_create(int argc, char **argv);

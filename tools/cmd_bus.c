@@ -180,7 +180,12 @@ static const char sub_help[] =
 	"  --timeout MS  longest wait for each message (default: forever with\n"
 	"              --follow or -n, else 0: print what is there and exit)\n"
 	"Lost messages (overwritten before they were read) are reported on\n"
-	"stderr.  Exit status 1 if a wait timed out before -n messages.\n";
+	"stderr.  Exit status 1 if a wait timed out before -n messages.\n"
+	"Each message is written to stdout (write(2), unbuffered) before the next\n"
+	"is read.  If sub is stopped (SIGINT, SIGTERM) or its output fails (stdout\n"
+	"closed, a pipe whose reader has gone: exit 1 with \"shmkit: NAME: writing\n"
+	"output: ...\"), at most the one message in flight is lost: read but not\n"
+	"(fully) written.\n";
 
 struct sub_args {
 	int from;            /* -1: default */
@@ -244,7 +249,7 @@ static int sub_parse(int argc, char **argv, struct sub_args *a)
 /* Print messages until -n, or a wait ends.  Exit status. */
 static int sub_loop(shmkit_sub *sub, const char *name, const struct sub_args *a, size_t cap)
 {
-	char *buf = malloc(cap ? cap : 1);
+	char *buf = malloc(cap + 1); /* + its newline */
 	long long got = 0;
 	int rc = 0;
 
@@ -252,6 +257,8 @@ static int sub_loop(shmkit_sub *sub, const char *name, const struct sub_args *a,
 		return tool_err(name, -ENOMEM);
 	while (a->count < 0 || got < a->count) {
 		uint64_t lost = 0;
+		if ((rc = tool_out_ready(name)))
+			break;
 		ssize_t n = shmkit_sub_recv(sub, buf, cap, &lost, a->timeout);
 		if (n == -EAGAIN && !a->follow && a->count < 0)
 			break; /* drained */
@@ -261,10 +268,8 @@ static int sub_loop(shmkit_sub *sub, const char *name, const struct sub_args *a,
 		}
 		if (lost)
 			fprintf(stderr, "shmkit: %s: %llu messages lost\n", name, (unsigned long long)lost);
-		fwrite(buf, 1, (size_t)n, stdout);
-		putchar('\n');
-		if (a->follow)
-			fflush(stdout);
+		if ((rc = tool_out_msg(name, buf, (size_t)n)))
+			break;
 		got++;
 	}
 	free(buf);
@@ -282,6 +287,8 @@ int cmd_sub(int argc, char **argv)
 	shmkit_sub *sub;
 	struct shmkit_bus_opts o = { .from = a.from };
 	struct shmkit_bus_stats st;
+	if ((rc = tool_out_start(name)))
+		return rc;
 	int err = shmkit_bus_open(&bus, name, NULL);
 	if (err)
 		return tool_err(name, err);

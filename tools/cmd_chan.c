@@ -4,8 +4,9 @@
  *
  * Messages on the command line are text: send takes each argument, or
  * each line of stdin (without its newline), as one message; recv prints
- * each message followed by a newline.  One receive buffer of max_msg
- * bytes is allocated per run, none per message.
+ * each message followed by a newline, written out (tool_out_msg) before
+ * the next is taken.  One receive buffer of max_msg + 1 bytes is
+ * allocated per run, none per message.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -226,20 +227,27 @@ static const char recv_help[] =
 	"  --follow       keep waiting for new messages\n"
 	"  --timeout MS   how long to wait for each message (default: for ever with\n"
 	"                 -n or --follow, else 0); running out ends --follow, and is\n"
-	"                 an error with -n\n";
+	"                 an error with -n\n"
+	"\n"
+	"Each message is written to stdout (write(2), unbuffered) before the next\n"
+	"is taken from the channel.  If recv is stopped (SIGINT, SIGTERM) or its\n"
+	"output fails (stdout closed, a pipe whose reader has gone: exit 1 with\n"
+	"\"shmkit: NAME: writing output: ...\"), at most the one message in flight\n"
+	"is lost: taken from the channel but not (fully) written.\n";
 
-static int recv_loop(shmkit_chan *ch, const char *name, unsigned long count, bool follow,
-                     int64_t timeout)
+static int recv_loop(shmkit_chan *ch, const char *name, unsigned long count, int64_t timeout)
 {
 	struct shmkit_chan_stats st;
 	unsigned long got = 0;
 	int rc = 0;
 
 	shmkit_chan_stats(ch, &st);
-	char *buf = malloc(st.max_msg ? st.max_msg : 1);
+	char *buf = malloc((size_t)st.max_msg + 1); /* + its newline */
 	if (!buf)
 		return tool_err(name, -ENOMEM);
 	while (!count || got < count) {
+		if ((rc = tool_out_ready(name)))
+			break;
 		ssize_t n = shmkit_chan_recv(ch, buf, st.max_msg, timeout);
 		if (n == -EAGAIN || (n == -ETIMEDOUT && !count))
 			break; /* drained, or --follow idle for --timeout */
@@ -252,10 +260,8 @@ static int recv_loop(shmkit_chan *ch, const char *name, unsigned long count, boo
 			rc = tool_err(name, (int)n);
 			break;
 		}
-		fwrite(buf, 1, (size_t)n, stdout);
-		putchar('\n');
-		if (follow)
-			fflush(stdout);
+		if ((rc = tool_out_msg(name, buf, (size_t)n)))
+			break;
 		got++;
 	}
 	free(buf);
@@ -277,10 +283,12 @@ int cmd_recv(int argc, char **argv)
 	const char *name = argv[optind];
 	if (timeout == -2)
 		timeout = count || follow ? -1 : 0;
+	if ((rc = tool_out_start(name)))
+		return rc;
 	int err = shmkit_chan_open(&ch, name, NULL);
 	if (err)
 		return tool_err(name, err);
-	rc = recv_loop(ch, name, count, follow, timeout);
+	rc = recv_loop(ch, name, count, timeout);
 	shmkit_chan_close(ch);
 	return rc;
 }

@@ -7,6 +7,12 @@
  *
  * Reading and writing copy through a private buffer under a SIGBUS guard:
  * a foreign file truncated behind our back is reported, not a crash.
+ *
+ * Two guards against losing data by mistake: `write` refuses a segment
+ * that is not plain bytes (a channel's, bus's or journal's control block)
+ * unless --raw, and `rm` removes a file: name only when the file starts
+ * with a shmkit segment header, unless --force.  Both recognise formats by
+ * their first 8 bytes (format_of), as the library and journal write them.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -82,6 +88,38 @@ static const char *kind_label(int kind)
 	case SHMKIT_KIND_JOURNAL: return "journal";
 	}
 	return "?";
+}
+
+/* On-disk magics (the first 8 bytes, little-endian) of what shmkit writes:
+ * a segment header (src/seg.h, SK_SEG_MAGIC) and the journal's files
+ * (src/journal.h).  The tool sees them through the raw bytes only. */
+#define SEG_MAGIC 0x0100544b4d4853ull
+static const struct {
+	uint64_t magic;
+	const char *what;
+} formats[] = {
+	{ SEG_MAGIC, "shmkit segment whose header this build does not accept" },
+	{ 0x01454c49464a4b53ull, "journal data file" },
+	{ 0x014154454d4a4b53ull, "journal.meta file" },
+};
+
+/* The first 8 bytes of an object, as its magic. */
+static uint64_t magic_of(const unsigned char head[8])
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | head[i];
+	return v;
+}
+
+/* What a magic says the object is, or NULL if none of ours. */
+static const char *format_of(uint64_t magic)
+{
+	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
+		if (formats[i].magic == magic)
+			return formats[i].what;
+	return NULL;
 }
 
 static void owner_name(uid_t uid, char *buf, size_t len)
@@ -715,28 +753,70 @@ int cmd_info(int argc, char **argv)
 /* ---- rm ------------------------------------------------------------------ */
 
 static const char rm_help[] =
-	"usage: shmkit rm NAME...\n"
+	"usage: shmkit rm [--force] NAME...\n"
 	"\n"
 	"Remove each named segment (POSIX: unlink; System V: IPC_RMID, the memory\n"
 	"lives on until the last detach; file: unlink).  Processes that have it\n"
-	"mapped keep their mapping.  Goes on after a failure; exits 1 if any failed.\n";
+	"mapped keep their mapping.  Goes on after a failure; exits 1 if any failed.\n"
+	"\n"
+	"A file: name is removed only if the file starts with a shmkit segment\n"
+	"header; any other file (yours, a journal's, an empty one) is refused and\n"
+	"kept.  POSIX and System V names are shared-memory objects whoever made\n"
+	"them: foreign ones are removed too, as ipcrm(1) would.\n"
+	"\n"
+	"  --force   remove file: names without looking at their contents\n";
+
+/* 0 if the file behind a file: name may go: it starts with a shmkit
+ * segment header, or it is no regular file (the library refuses those
+ * itself, as it reports a missing one). */
+static int rm_check_file(const char *name)
+{
+	unsigned char head[8];
+	struct stat sb;
+	int fd = open(name + 5, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0 && (errno == ENOENT || errno == ELOOP))
+		return 0;
+	if (fd < 0)
+		return fail(name, "cannot read it to check that it is a shmkit segment: %s; "
+		            "nothing removed (--force removes it unread)", strerror(errno));
+	bool reg = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+	ssize_t n = reg ? pread(fd, head, sizeof(head), 0) : 0;
+	close(fd);
+	if (!reg)
+		return 0;
+	uint64_t magic = n == (ssize_t)sizeof(head) ? magic_of(head) : 0;
+	if (magic == SEG_MAGIC)
+		return 0;
+	const char *what = format_of(magic);
+	return fail(name, "not a shmkit segment (%s); nothing removed (--force removes it "
+	            "anyway)", what ? what : "the file has no shmkit header");
+}
 
 int cmd_rm(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	bool force = false;
 	int c, rc = 0;
 
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (c == 'h')
-			return show_help(rm_help);
-		return tool_bad_option("rm", c, argv);
+	while ((c = getopt_long(argc, argv, ":fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': force = true; break;
+		case 'h': return show_help(rm_help);
+		default: return tool_bad_option("rm", c, argv);
+		}
 	}
 	if (optind >= argc)
 		return tool_usage("rm: give at least one NAME (see shmkit rm --help)");
 	for (int i = optind; i < argc; i++) {
+		if (!force && !strncmp(argv[i], "file:", 5) && rm_check_file(argv[i])) {
+			rc = 1;
+			continue;
+		}
 		int err = shmkit_seg_remove(argv[i]);
 		if (err)
 			rc = tool_err(argv[i], err);
@@ -1234,36 +1314,63 @@ static int input_error(const char *name, const struct input *in, int err, size_t
 }
 
 static const char write_help[] =
-	"usage: shmkit write NAME [--offset N] [--hex]\n"
+	"usage: shmkit write NAME [--offset N] [--hex] [--raw]\n"
 	"\n"
-	"Copy stdin into a segment: into its data area when it is a shmkit segment,\n"
-	"into the whole mapping when it is foreign.  All of stdin is read first;\n"
-	"if it does not fit between the offset and the end nothing is written and\n"
-	"the exit status is 1.  A file: segment is synced (msync) before exit.\n"
+	"Copy stdin into a segment: into its data area when it is a shmkit byte\n"
+	"segment, into the whole mapping when it is foreign.  All of stdin is read\n"
+	"first; if it does not fit between the offset and the end nothing is\n"
+	"written and the exit status is 1.  A file: segment is synced (msync)\n"
+	"before exit.  A channel, a bus, a journal's file, or a shmkit header\n"
+	"this build does not accept is refused with exit 1: writing would\n"
+	"overwrite its control block.\n"
 	"\n"
 	"  --offset N   start N bytes in (K, M, G suffixes)\n"
 	"  --hex        stdin is hex digits, two per byte, whitespace ignored\n"
-	"               (as printed by xxd -p)\n";
+	"               (as printed by xxd -p)\n"
+	"  --raw        write into a channel's, bus's or journal's memory anyway,\n"
+	"               at the same place: the data area after a shmkit header,\n"
+	"               else the whole mapping\n";
+
+/* 0 if seg holds plain bytes (a byte segment, or a foreign one that is no
+ * journal file nor an unreadable shmkit header), else why not, reported. */
+static int write_check(const char *name, shmkit_seg *seg)
+{
+	int kind = shmkit_seg_kind(seg);
+	unsigned char head[8];
+	const char *what = NULL;
+
+	if (kind == SHMKIT_KIND_FOREIGN && shmkit_seg_size(seg) >= sizeof(head) &&
+	    !guarded_copy(head, shmkit_seg_data(seg), sizeof(head)))
+		what = format_of(magic_of(head));
+	if (kind == SHMKIT_KIND_BYTES || (kind == SHMKIT_KIND_FOREIGN && !what))
+		return 0;
+	return fail(name, "is a %s%s, not plain bytes: writing would overwrite its control "
+	            "block; nothing written (--raw writes anyway)", what ? what : kind_label(kind),
+	            what ? "" : " segment");
+}
 
 int cmd_write(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "offset", required_argument, NULL, 'o' },
 		{ "hex", no_argument, NULL, 'x' },
+		{ "raw", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct input in = { .hex = false };
 	size_t off = 0;
+	bool raw = false;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, ":o:xh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":o:xrh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			if ((rc = parse_size_opt("write", "--offset", optarg, &off)))
 				return rc;
 			break;
 		case 'x': in.hex = true; break;
+		case 'r': raw = true; break;
 		case 'h': return show_help(write_help);
 		default: return tool_bad_option("write", c, argv);
 		}
@@ -1276,7 +1383,7 @@ int cmd_write(int argc, char **argv)
 	if (err)
 		return tool_err(name, err);
 	size_t size = shmkit_seg_size(seg);
-	if ((rc = check_range(name, size, off, 0)))
+	if ((!raw && (rc = write_check(name, seg))) || (rc = check_range(name, size, off, 0)))
 		goto out;
 	in.limit = size - off;
 	if ((err = input_read(&in))) {

@@ -8,12 +8,16 @@
  * as "shmkit: NAME: reason".
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 
@@ -286,4 +290,64 @@ int tool_each_line(const char *what, int (*fn)(void *ctx, const char *line, size
 	if (!rc && ferror(stdin))
 		rc = tool_err(what, -EIO);
 	return rc;
+}
+
+/* ---- message output for recv and sub (tools/cmd.h) --------------------- */
+
+static int out_fail(const char *what, int err, const char *after)
+{
+	fprintf(stderr, "shmkit: %s: writing output: %s%s\n", what, strerror(err), after);
+	return 1;
+}
+
+int tool_out_start(const char *what)
+{
+	int fl = fcntl(STDOUT_FILENO, F_GETFL);
+
+	signal(SIGPIPE, SIG_IGN);
+	if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY)
+		return out_fail(what, fl < 0 ? errno : EBADF, " (stdout is not open for writing); "
+		                "no message received");
+	return 0;
+}
+
+int tool_out_ready(const char *what)
+{
+	struct pollfd p = { .fd = STDOUT_FILENO, .events = POLLOUT };
+
+	/* A pipe or socket whose reader has gone polls POLLERR: stop before
+	 * taking a message that could not be written. */
+	if (poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLNVAL)))
+		return out_fail(what, p.revents & POLLNVAL ? EBADF : EPIPE,
+		                "; stopped before receiving another message");
+	return 0;
+}
+
+/* Wait until fd takes more (a non-blocking stdout said EAGAIN). */
+static void out_wait(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+	while (poll(&p, 1, -1) < 0 && errno == EINTR)
+		;
+}
+
+int tool_out_msg(const char *what, char *msg, size_t len)
+{
+	const char *p = msg;
+
+	msg[len++] = '\n';
+	while (len) {
+		ssize_t n = write(STDOUT_FILENO, p, len);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+		} else if (n < 0 && errno == EAGAIN) {
+			out_wait(STDOUT_FILENO);
+		} else if (n == 0 || errno != EINTR) {
+			return out_fail(what, n ? errno : EIO,
+			                "; the message in flight was not (fully) written");
+		}
+	}
+	return 0;
 }
