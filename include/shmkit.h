@@ -500,10 +500,11 @@ int shmkit_bus_peers(shmkit_bus *bus,
  * A journal PATH is a directory of numbered data files (rolled when full)
  * and PATH/journal.meta.  One writer at a time, enforced by a kernel file
  * lock the writer's death releases; any number of readers in any process.
- * Every record has a sequence number (1, 2, ... without gaps), a
- * CLOCK_REALTIME stamp that never decreases along the journal (a backwards
- * clock step shows as repeated stamps), its length and a CRC-32C.  A
- * reader never gets a torn or corrupt record: it gets -EBADMSG.
+ * Every record has a sequence number (1, 2, ... without gaps, but for
+ * seqs lost to damage that repair marked), a CLOCK_REALTIME stamp that
+ * never decreases along the journal (a backwards clock step shows as
+ * repeated stamps), its length and a CRC-32C.  A reader never gets a torn
+ * or corrupt record: it gets -EBADMSG.
  * What survives a crash: a process crash loses no committed record under
  * any policy; a power loss keeps every record whose append returned under
  * SHMKIT_DUR_SYNC, those covered by the last group sync under GROUP (or by
@@ -548,11 +549,15 @@ struct shmkit_record {
  * process; a forked child shares its parent's lock, it is not a second
  * writer); a dead writer is replaced at once.  Opening for writing
  * recovers the newest file: a torn or garbage tail is cut back to the last
- * valid record (nothing valid before it is lost).  SHMKIT_JOURNAL_CREATE
+ * valid record (nothing valid before it is lost).  Damage with intact
+ * records after it is no tail: cutting would delete them, so the open is
+ * -EBADMSG, changes nothing, and the detail names `shmkit journal repair`
+ * (shmkit_journal_repair), which keeps them.  SHMKIT_JOURNAL_CREATE
  * (needs WRITE) makes the directory and journal if missing.  -ENOENT: no
  * journal at path; -EPROTO: not a journal, or one of another format;
- * -EBADMSG: journal.meta damaged.  On failure nothing is left (a journal
- * this call created is removed).  A reader starts at the oldest record. */
+ * -EBADMSG: journal.meta damaged, or damage as above.  On failure nothing
+ * is left (a journal this call created is removed).  A reader starts at
+ * the oldest record. */
 int shmkit_journal_open(shmkit_journal **out, const char *path,
                         const struct shmkit_journal_opts *opts);
 /* Writer: sync what is pending (any policy but NONE), release the lock.
@@ -574,10 +579,14 @@ int shmkit_journal_sync(shmkit_journal *j);
  * (-ETIMEDOUT), on a futex, across file rolls.  seek_seq: next() returns
  * the first record with seq >= the given one (0 = the start), also one
  * not yet written; seek_time: the first with time_ns >= the given one.
- * Records removed by retention before a reader got to them are skipped
- * (the returned seq shows the jump).  -EBADMSG: damage at the reader's
- * position (no record is returned; see shmkit_journal_repair).  Waiting
- * needs write access to PATH/journal.meta (-EACCES without it).
+ * Records removed by retention before a reader got to them are skipped,
+ * and so are holes repair left (the returned seq shows the jump); a
+ * follower never reports a sound journal as damaged.  -EBADMSG: damage
+ * at the reader's position (no record is returned; see
+ * shmkit_journal_repair).  Waiting needs write access to
+ * PATH/journal.meta (-EACCES without it); a waiter rechecks at least
+ * every 100 ms, so a writer that died before waking it holds it up no
+ * longer than that.
  * rec->data is valid until the next read call or close on this handle. */
 int shmkit_journal_seek_seq(shmkit_journal *j, uint64_t seq);
 int shmkit_journal_seek_time(shmkit_journal *j, int64_t time_ns);
@@ -589,29 +598,52 @@ struct shmkit_journal_stat {
 	uint32_t files;
 	uint64_t bytes;
 	int durability;          /* the current or last writer's policy */
-	pid_t writer_pid;        /* 0 if no live writer */
+	pid_t writer_pid;        /* 0 if no live writer (the writer lock
+	                            decides), -1 if its pid is unknown */
 };
-/* Files, bytes and records now (first/last_seq 0 when empty). */
+/* Files, bytes and records now (first/last_seq 0 when empty; records
+ * counts the seqs from first to last, those of holes included). */
 int shmkit_journal_stat(shmkit_journal *j, struct shmkit_journal_stat *st);
 
 /* Check every file without changing anything: 0 if clean, -EBADMSG if
- * damaged (report filled in: the records before the first damage, where it
- * is).  Repair takes the writer lock (-EBUSY while a writer lives) and cuts
- * back to the last valid record: garbage after it is zeroed, and files
- * that no longer continue the sequence are removed; 0 when done, the
- * report saying what was cut.  A damaged journal.meta (or a missing one
- * beside data files) is -EBADMSG for verify; repair rebuilds it from the
- * header of the oldest sound data file (journal id and settings), then
- * goes on as above.  With no sound data file, or data files of two
- * journals, repair is -EBADMSG and changes nothing. */
+ * damaged; the report says where the first damage is, how many records
+ * are intact, and exactly which seqs repair would drop.  Repair takes the
+ * writer lock (-EBUSY while a writer lives) and keeps every intact record:
+ * damage followed by intact records becomes a hole, a marker readers
+ * skip (next() returns the record after it, its seq showing the jump);
+ * seqs missing between files are marked so too; garbage after the last
+ * valid record of a file is zeroed (a torn tail).  A file whose header is
+ * damaged gets a new one if anything in it is intact, and is removed if
+ * nothing is.  0 when done, the report saying what was dropped: verify
+ * is then clean (holes are not damage; it counts them).  A damaged
+ * journal.meta (or a missing one beside data files) is -EBADMSG for
+ * verify; repair rebuilds it from the header of the oldest sound data
+ * file (journal id and settings), then goes on as above.  With no sound
+ * data file, or data files of two journals, repair is -EBADMSG and
+ * changes nothing.  Files holding holes are of format version 2: builds
+ * before holes refuse them (-EPROTO) rather than misread them. */
 struct shmkit_journal_report {
-	uint64_t valid_records;
-	uint64_t last_valid_seq;
-	uint64_t damaged_bytes;  /* bytes after the last valid record */
+	uint64_t valid_records;  /* intact records (holes not counted) */
+	uint64_t last_valid_seq; /* seq of the last of them */
+	uint64_t damaged_bytes;  /* bytes damaged: garbage after a file's last
+	                            valid record, bytes a hole covers, damaged
+	                            headers, files dropped whole */
 	char where[256];         /* file and offset of the first damage */
 	char meta_rebuilt_from[32]; /* repair: the data file (a name in the
 	                               journal directory) journal.meta was
 	                               rebuilt from; "" if it was not */
+	/* What damage costs, exactly (verify: what repair would drop; repair:
+	 * what it dropped).  A seq is dropped when its record is damaged or
+	 * in no file; bytes that name no seq (a torn tail of the newest file,
+	 * a file of garbage) are in damaged_bytes only. */
+	uint64_t dropped_records;   /* seqs dropped */
+	uint64_t dropped_first_seq; /* the lowest and highest (0 if none) */
+	uint64_t dropped_last_seq;
+	uint32_t dropped_ranges;    /* runs of consecutive seqs */
+	uint32_t holes;             /* holes an earlier repair left (not
+	                               damage), and the seqs they stand for */
+	uint64_t hole_records;
+	char dropped[128];          /* the runs, "4 9-12" (" ..." if more) */
 };
 int shmkit_journal_verify(const char *path, struct shmkit_journal_report *r);
 int shmkit_journal_repair(const char *path, struct shmkit_journal_report *r);

@@ -1,7 +1,7 @@
 /*
  * journal.c - a durable, append-only log of records in memory-mapped
  * files: one writer at a time, any number of readers in any processes,
- * crash recovery on open.
+ * crash recovery on open, repair that keeps every intact record.
  *
  * ---- On disk --------------------------------------------------------------
  *
@@ -16,7 +16,7 @@
  *
  *   off  size  field
  *     0     8  magic        "SKJFILE\1"
- *     8     4  version      SKJ_VERSION
+ *     8     4  version      1, or 2 for a file holding a hole (below)
  *    12     4  fingerprint  hash of the record/header layout and endianness
  *    16     8  journal_id   random, the same in every file of one journal
  *    24     8  first_seq    equals the number in the file's name
@@ -26,18 +26,24 @@
  *    60     4  crc          CRC-32C of bytes 0..59
  *    64   ...  records, back to back, each 8-aligned:
  *
- *          0  4  commit     0 = free; SKJ_COMMIT (bit 31) | payload length
- *          4  4  crc        CRC-32C of (len u32, seq u64, time_ns i64, payload
- *                           with its padding)
+ *          0  4  commit     0 = free; SKJ_COMMIT (bit 31) | payload length,
+ *                           or, for a hole, SKJ_COMMIT | SKJ_HOLE (bit 30)
+ *                           | length
+ *          4  4  crc        CRC-32C of (commit word without SKJ_COMMIT u32,
+ *                           seq u64, time_ns or count i64, payload with
+ *                           its padding); for a record the first field is
+ *                           just its length
  *          8  8  seq        first_seq, first_seq + 1, ... with no gap
  *         16  8  time_ns    CLOCK_REALTIME at append, never decreasing
+ *                           (a hole: count, the seqs it stands for)
  *         24  .  payload    len bytes, zero-padded to a multiple of 8
  *
  *   After the last record, every byte up to file_size is zero.
  *
  * The header checksum tells damage from incompatibility: a header whose
- * CRC fails is damage (recoverable: the file holds nothing trustworthy);
- * a header whose CRC holds but whose version or fingerprint differs was
+ * CRC fails is damage (repairable: the header holds nothing journal.meta
+ * and the name do not; the records have checksums of their own); a
+ * header whose CRC holds but whose version or fingerprint is unknown was
  * written by another build (-EPROTO; never touched).  This is why data
  * files are mapped directly (sk_fd_* helpers of the segment layer, and
  * shmkit_seg_sync for msync) rather than as managed segments: the segment
@@ -52,14 +58,36 @@
  * never trusted), a next-sequence hint, the tail event count and the roll
  * generation.  The meta file is also the lock file.
  *
+ * ---- Holes ----------------------------------------------------------------
+ *
+ * A hole is a record repair writes where damage was: the same header,
+ * SKJ_HOLE in its commit word, seq its first lost seq, count (in place of
+ * time_ns) how many seqs it stands for, a zero payload covering the
+ * damaged bytes, a checksum like any record's.  Readers skip it: the next
+ * record returned shows the jump in seq.  Verify counts holes, not as
+ * damage.  A hole longer than a length field holds is followed by
+ * fillers (holes of count 0).  Seqs missing between two files get a file
+ * of their own, named for the first, holding one hole: every data file
+ * still starts at its name's seq and continues the previous one (I1).
+ *
+ * Versions: a file holding a hole says version 2 in its header, written
+ * (and synced) before the first hole.  A build that knows no holes reads
+ * one as damage, and a writer of that build would cut everything after
+ * it: with version 2 such a build refuses the file (-EPROTO) instead, and
+ * deletes nothing.  Every other file, and journal.meta, stays version 1,
+ * so a journal that never needed a repair is still shared with builds
+ * before holes.  The layout did not change: the fingerprint is the same.
+ *
  * ---- Invariants -----------------------------------------------------------
  *
- *  I1  Record k+1 starts where record k ends; its seq is k's seq + 1; the
- *      first record of a file has seq == first_seq.  A file's first_seq is
- *      the seq after the previous file's last record.
+ *  I1  Record k+1 starts where record k ends; its seq is k's seq + 1 (k's
+ *      seq + count after a hole); the first record of a file has seq ==
+ *      first_seq.  A file's first_seq is the seq after the previous file's
+ *      last record.
  *  I2  A commit word is written once, last, with release; the writer never
- *      changes a committed record.  Everything after the last record of a
- *      file is zero (recovery re-establishes this before appending).
+ *      changes a committed record (repair replaces damaged bytes by a hole,
+ *      under the writer lock).  Everything after the last record of a file
+ *      is zero (recovery re-establishes this before appending).
  *  I3  Files appear only complete: made under a temporary name, filled,
  *      fsynced, then link(2)ed to their final name, and the directory
  *      fsynced.  A crash leaves at most a stray ".tmp-*" file, removed by
@@ -77,6 +105,11 @@
  * a writer that dies (even by SIGKILL) is replaced at once; a second
  * writer while the first lives gets -EBUSY.  (A forked child shares the
  * parent's descriptor, hence the lock: fork does not make a second writer.)
+ * No decision rests on a pid: pids are shown (`info`, -EBUSY's detail)
+ * and name temporary files, nothing more.  A creator making journal.meta
+ * holds the directory's flock shared while its temporary ".meta-*" file
+ * exists; a writer removes such files only when it gets that flock
+ * exclusively (the kernel drops a dead creator's).
  *
  * Append: write seq, time, payload and crc with plain stores, then
  * release-store the commit word (pairs with the readers' acquire load),
@@ -91,19 +124,37 @@
  *
  * A reader maps data files read-only.  For the record at (file, off) it
  * expects seq s: it acquire-loads the commit word (0 = nothing yet), then
- * checks the length against max_record and the bytes left in the file,
- * the seq against s and the CRC.  Anything else is -EBADMSG: a torn or
- * garbage record is never returned.  Every loop advances through a file
- * of bounded size or to a file with a larger first_seq, so none is
- * unbounded.  At the end of a file the reader looks for the file named s
- * (only when roll_gen moved since it last looked, so the waiting path
- * issues no system call).  Records lost to retention are skipped: the
- * returned seq shows the jump.  Live tail sleeps on the event count in
- * journal.meta (futex, no polling); the waker is the writer's increment
- * after each commit and roll, and the ordering argument is wait.h's.
- * Sleeping needs write access to journal.meta (the event count's waiter
- * flag); a read-only reader can read but not wait (-EACCES).  Readers may
- * see a record before the writer's sync has made it durable.
+ * checks the length against max_record (a hole's: the bytes left) and the
+ * bytes left in the file, the seq against s, the CRC, and a hole's count
+ * against overflow.  Anything else is -EBADMSG: a torn or garbage record
+ * is never returned.  Every loop advances through a file of bounded size
+ * or to a file with a larger first_seq, so none is unbounded.
+ *
+ * At the end of a file (only when roll_gen moved since it last looked, or
+ * a wait slice ended, so a reader woken for each append makes no system
+ * call there) the reader opens the file named s, by name: a directory
+ * read while retention removes files may miss one.  If there is none but
+ * the directory holds a later file, the writer has left this file for
+ * good: it committed every record here before linking the later file,
+ * and the kernel orders a link before any lookup that sees it, so the
+ * reader looks at its position once more (a record committed after its
+ * first look is read, not mistaken for a gap), then for the file named s
+ * once more (linked meanwhile).  Still none: if its own file has been
+ * unlinked (st_nlink 0), retention took it and, oldest first, the file
+ * named s before it: the reader jumps to the oldest file left, the
+ * returned seq showing the jump.  Otherwise seq s is in no file, a gap
+ * verify reports too: -EBADMSG.  So a follower reports no damage verify
+ * would not find.
+ *
+ * Live tail sleeps on the event count in journal.meta (futex), woken by
+ * the writer's increment after each commit and roll; the ordering
+ * argument is wait.h's.  A writer killed between committing a record (or
+ * linking a file) and its increment wakes nobody, so a wait lasts at most
+ * WAIT_SLICE_NS (100 ms): then the reader looks again, the directory
+ * included.  Sleeping needs write access to journal.meta (the event
+ * count's waiter flag); a read-only reader can read but not wait
+ * (-EACCES).  Readers may see a record before the writer's sync has made
+ * it durable.
  *
  * ---- Crash and recovery ---------------------------------------------------
  *
@@ -123,17 +174,33 @@
  *   Files and their names always survive once made (I3); rolling syncs
  *   the old file's pending records under every policy but NONE.
  *
- * Opening for writing recovers the last file: records are checked from
- * its start; at the first one that is not valid (torn, bad CRC, wrong seq,
- * zeroed page, garbage, or the file truncated), the file is cut: every
- * non-zero byte from there to the end is zeroed (I2), a truncated file is
- * extended back to file_size, and the result is synced.  A last file
- * whose header is damaged is removed (it holds nothing that can be
- * trusted) and the one before it becomes the last.  Nothing valid before
- * the damage is lost.  shmkit_journal_verify() checks every file and
- * reports the first damage without writing; shmkit_journal_repair() takes
- * the writer lock and applies the same cut to every file, removing files
- * that no longer continue the sequence.
+ * Opening for writing recovers the newest file: records are checked from
+ * its start to the first one that is not valid (torn, bad CRC, wrong seq,
+ * zeroed page, garbage, or the file truncated).  If no intact record
+ * follows (found by its checksum at any 8-aligned offset whose seq could
+ * come next), that is a torn tail: every non-zero byte from there to the
+ * end is zeroed (I2), a truncated file is extended back to file_size, and
+ * the result is synced; nothing valid is lost.  If intact records do
+ * follow, cutting would delete them: the open is -EBADMSG, changes
+ * nothing, and its detail names `shmkit journal repair`.  A newest file
+ * whose header is damaged is removed if nothing in it is intact (the one
+ * before it becomes the newest), refused the same way if something is.
+ * The writer never reads older files: damage there stops readers, not
+ * appends.
+ *
+ * shmkit_journal_verify() checks every file and reports the first damage,
+ * the intact records and exactly the seqs repair would drop, without
+ * writing.  shmkit_journal_repair() takes the writer lock and keeps every
+ * intact record: damage followed by intact records in a file becomes a
+ * hole for the seqs between; a file's tail after its last valid record is
+ * cut; seqs in no file get a hole file; a damaged header is written anew
+ * (settings from journal.meta, created_ns from the first intact record)
+ * if anything in the file is intact, the file removed if nothing is (and
+ * a file overlapping the one before it is removed).  The report lists the
+ * dropped seqs; bytes that name none (a torn tail, a file of garbage)
+ * count as damaged bytes.  Then roll_gen and the event count move, so
+ * readers look again.  A reader may see a hole being written as "nothing
+ * yet" for a moment (its commit word is cleared first, set last).
  *
  * A damaged journal.meta (checksum, size; or missing beside data files)
  * makes the journal unopenable (-EBADMSG).  Repair rebuilds it: its fixed
@@ -143,6 +210,11 @@
  * first (the lock works whatever the file holds), then rewritten in place
  * and fsynced, its live state zeroed; a missing one is made like a new
  * journal's.  Then the files are repaired as above.
+ *
+ * Caveat: an intact record is recognised after damage by its checksum and
+ * seq alone.  A payload that embeds records of this journal verbatim can
+ * therefore, if damage lands just before it, pass for the records it
+ * embeds.
  */
 #include <dirent.h>
 #include <stdarg.h>
@@ -151,6 +223,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -167,6 +240,9 @@
 #define MAX_FILE_SIZE (1ULL << 40)
 #define FIRST_OFF SKJ_FHDR_SIZE
 #define NS_PER_MS 1000000LL
+#define WAIT_SLICE_NS (100 * NS_PER_MS) /* longest futex wait before a recheck */
+/* The most one hole record spans: its header and the largest length. */
+#define HOLE_SPAN_MAX (SKJ_RHDR_SIZE + (SKJ_LEN_MASK & ~(size_t)7))
 
 /* One mapped data file. */
 struct skj_file {
@@ -178,12 +254,14 @@ struct skj_file {
 	int64_t created_ns;
 };
 
-/* Result of walking a file's records from the start. */
+/* Result of walking a file's records (and holes) from a record's start. */
 struct skj_scan {
-	size_t end;              /* offset after the last valid record */
-	uint64_t next_seq;       /* seq after the last valid record */
-	uint64_t records;
-	int64_t last_time;
+	size_t end;              /* offset after the last valid one */
+	uint64_t next_seq;       /* seq after it */
+	uint64_t records;        /* valid records (not holes) */
+	uint64_t last_seq;       /* of the last valid record, 0 if none */
+	uint64_t holes, hole_seqs; /* holes passed, and the seqs they stand for */
+	int64_t last_time;       /* of the last record (created_ns if none) */
 	int stop;                /* 0 clean end, -EBADMSG stopped at damage */
 };
 
@@ -246,15 +324,15 @@ static uint32_t journal_fingerprint(void)
 	return h;
 }
 
-uint32_t sk_journal_rec_crc(uint32_t len, uint64_t seq, int64_t time_ns,
+uint32_t sk_journal_rec_crc(uint32_t word, uint64_t seq, int64_t time_ns,
                             const void *payload)
 {
 	unsigned char h[20];
 
-	memcpy(h, &len, 4);
+	memcpy(h, &word, 4);
 	memcpy(h + 4, &seq, 8);
 	memcpy(h + 12, &time_ns, 8);
-	return sk_crc32c(sk_crc32c(0, h, sizeof(h)), payload, skj_pad8(len));
+	return sk_crc32c(sk_crc32c(0, h, sizeof(h)), payload, skj_pad8(word & SKJ_LEN_MASK));
 }
 
 static void file_name(char buf[SKJ_NAME_LEN + 1], uint64_t first_seq)
@@ -393,9 +471,11 @@ static int file_header(const struct skj_file *f, uint64_t first_seq, struct skj_
 		return sk_fail(-EBADMSG, "%s: header checksum mismatch", p);
 	if (h->magic != SKJ_FILE_MAGIC)
 		return sk_fail(-EPROTO, "%s: not a journal data file", p);
-	if (h->version != SKJ_VERSION || h->fingerprint != journal_fingerprint())
-		return sk_fail(-EPROTO, "%s: format version %u/%08x, this build reads %u/%08x",
-		               p, h->version, h->fingerprint, SKJ_VERSION, journal_fingerprint());
+	if ((h->version != SKJ_VERSION && h->version != SKJ_VERSION_HOLES) ||
+	    h->fingerprint != journal_fingerprint())
+		return sk_fail(-EPROTO, "%s: format version %u/%08x, this build reads %u-%u/%08x", p,
+		               h->version, h->fingerprint, SKJ_VERSION, SKJ_VERSION_HOLES,
+		               journal_fingerprint());
 	if (h->first_seq != first_seq)
 		return sk_fail(-EBADMSG, "%s: header says first seq %llu", p,
 		               (unsigned long long)h->first_seq);
@@ -463,12 +543,34 @@ static int file_open(struct shmkit_journal *j, uint64_t first_seq, bool rw, stru
 	return err;
 }
 
+/* Open the data file for first_seq whose header is damaged, taking the
+ * journal's settings for the header's, to look for records inside.  cap
+ * is at least FIRST_OFF, so cap - SKJ_RHDR_SIZE cannot wrap; the record
+ * walkers read only records ending at or below cap, all inside the
+ * mapping then, and find none in a file too short to hold one. */
+static int file_open_assumed(struct shmkit_journal *j, uint64_t first_seq, bool rw,
+                             struct skj_file **out)
+{
+	int err = file_map_named(j, first_seq, rw, out);
+
+	if (err)
+		return err;
+	struct skj_file *f = *out;
+	size_t cap = (f->seg.map_size < j->file_size ? f->seg.map_size : j->file_size) & ~(size_t)7;
+	f->first_seq = first_seq;
+	f->file_size = j->file_size;
+	f->max_record = j->max_record;
+	f->created_ns = 0;
+	f->cap = cap < FIRST_OFF ? FIRST_OFF : cap;
+	return 0;
+}
+
 static void fhdr_fill(struct skj_fhdr *h, const struct shmkit_journal *j, uint64_t first_seq,
-                      int64_t created_ns)
+                      int64_t created_ns, uint32_t version)
 {
 	memset(h, 0, sizeof(*h));
 	h->magic = SKJ_FILE_MAGIC;
-	h->version = SKJ_VERSION;
+	h->version = version;
 	h->fingerprint = journal_fingerprint();
 	h->journal_id = j->jid;
 	h->first_seq = first_seq;
@@ -478,11 +580,76 @@ static void fhdr_fill(struct skj_fhdr *h, const struct shmkit_journal *j, uint64
 	h->crc = sk_crc32c(0, h, offsetof(struct skj_fhdr, crc));
 }
 
+/* fsync the complete file f, made under tmp, link it to name, and fsync
+ * the directory (I3); on failure the name is not left behind. */
+static int file_publish(struct shmkit_journal *j, struct skj_file *f, const char *tmp,
+                        const char *name)
+{
+	int err = 0;
+
+	if (fsync(f->seg.fd))
+		err = sk_fail(sk_neg_errno(), "fsync of %s failed", f->seg.name.path);
+	else if (linkat(j->dirfd, tmp, j->dirfd, name, 0))
+		err = sk_fail(sk_neg_errno(), "cannot link %s", f->seg.name.path);
+	else if ((err = sync_dir(j->dirfd)))
+		unlinkat(j->dirfd, name, 0);
+	return err;
+}
+
+/* Write one hole over [off, off + span) of f (span a multiple of 8, at
+ * least a record header, at most HOLE_SPAN_MAX) standing for count seqs
+ * from seq: commit word cleared, the rest zeroed, header and checksum
+ * written, the commit word last. */
+static void hole_put(struct skj_file *f, size_t off, size_t span, uint64_t seq, uint64_t count)
+{
+	struct skj_rec *r = (struct skj_rec *)((char *)f->seg.map + off);
+	uint32_t word = SKJ_HOLE | (uint32_t)(span - SKJ_RHDR_SIZE);
+
+	/* Relaxed: publishes nothing; a reader at off sees the damage that
+	 * was there, or nothing, until the release store below. */
+	sk_store_relaxed(&r->commit, 0);
+	memset((char *)r + sizeof(r->commit), 0, span - sizeof(r->commit));
+	r->seq = seq;
+	r->count = count;
+	r->crc = sk_journal_rec_crc(word, seq, (int64_t)count, r + 1);
+	/* Release: orders the hole's fields and zeroed payload before its
+	 * commit word; pairs with the acquire load in rec_parse(). */
+	sk_store_release(&r->commit, SKJ_COMMIT | word);
+}
+
+/* The span of the first of the holes that cover n bytes: all of them if
+ * one length field holds them, else as much as one does while leaving at
+ * least a record header's worth for the next. */
+static size_t hole_span(size_t n)
+{
+	if (n <= HOLE_SPAN_MAX)
+		return n;
+	return n - HOLE_SPAN_MAX >= SKJ_RHDR_SIZE ? HOLE_SPAN_MAX : HOLE_SPAN_MAX - SKJ_RHDR_SIZE;
+}
+
+/* Mark [off, end) of f (8-aligned, at least a record header) as a hole
+ * standing for count seqs from seq: one hole record, or, past what a
+ * length field holds, fillers after it standing for no seq.  The first is
+ * committed last, so that no reader reaches a filler before it. */
+static void hole_mark(struct skj_file *f, size_t off, size_t end, uint64_t seq, uint64_t count)
+{
+	size_t first = hole_span(end - off);
+
+	/* Bounded: each filler covers at least a record header of the span. */
+	for (size_t o = off + first; o < end;) {
+		size_t span = hole_span(end - o);
+		hole_put(f, o, span, seq + count, 0);
+		o += span;
+	}
+	hole_put(f, off, first, seq, count);
+}
+
 /* Make the data file for first_seq, complete, under its final name (I3):
- * temporary name, reserve, header, fsync, link, fsync the directory.  On
- * failure nothing is left. */
+ * temporary name, reserve, header, fsync, link, fsync the directory.  With
+ * hole != 0 it holds one hole standing for that many seqs (repair marks a
+ * gap between files so).  On failure nothing is left. */
 static int file_create(struct shmkit_journal *j, uint64_t first_seq, int64_t created_ns,
-                       struct skj_file **out)
+                       uint64_t hole, struct skj_file **out)
 {
 	char name[SKJ_NAME_LEN + 1], tmp[64];
 	int err;
@@ -503,15 +670,12 @@ static int file_create(struct shmkit_journal *j, uint64_t first_seq, int64_t cre
 	if (err)
 		close(fd);
 	else if (!(err = file_map(f, fd, true))) {
-		fhdr_fill(f->seg.map, j, first_seq, created_ns);
-		if ((err = file_check(f, j, first_seq)))
-			;
-		else if (fsync(f->seg.fd))
-			err = sk_fail(sk_neg_errno(), "fsync of %s failed", f->seg.name.path);
-		else if (linkat(j->dirfd, tmp, j->dirfd, name, 0))
-			err = sk_fail(sk_neg_errno(), "cannot link %s", f->seg.name.path);
-		else if ((err = sync_dir(j->dirfd)))
-			unlinkat(j->dirfd, name, 0);
+		fhdr_fill(f->seg.map, j, first_seq, created_ns, hole ? SKJ_VERSION_HOLES : SKJ_VERSION);
+		err = file_check(f, j, first_seq);
+		if (!err && hole)
+			hole_put(f, FIRST_OFF, SKJ_RHDR_SIZE, first_seq, hole);
+		if (!err)
+			err = file_publish(j, f, tmp, name);
 	}
 	unlinkat(j->dirfd, tmp, 0);
 	if (err) {
@@ -524,67 +688,147 @@ static int file_create(struct shmkit_journal *j, uint64_t first_seq, int64_t cre
 
 /* ---- records ------------------------------------------------------------- */
 
-static SK_COLD int rec_bad(const struct skj_file *f, size_t off, const char *why,
-                           unsigned long long v)
-{
-	return sk_fail(-EBADMSG, "%s+%zu: %s %llu", f->seg.name.path, off, why, v);
-}
+/* A record or hole as found in a file. */
+struct rec_view {
+	uint64_t seq;
+	uint64_t adv;            /* seqs it stands for: 1, or a hole's count */
+	int64_t time_ns;         /* a record's (not a hole's) */
+	const void *data;
+	uint32_t len;
+	bool hole;
+	size_t next;             /* where the following one starts */
+};
 
-/* The record at off, expected to carry seq.  1 valid (*rec filled, *next
- * is where the following one starts), 0 nothing there (free commit word,
- * or no room left in the file), -EBADMSG damage.  With full = false the
- * payload checksum is skipped (for records a seek passes over). */
-static inline int rec_at(const struct skj_file *f, size_t off, uint64_t seq,
-                         struct shmkit_record *rec, size_t *next, bool full)
+/* Why the thing at an offset is not a valid record (rec_parse). */
+enum { RB_COMMIT = -1, RB_LEN = -2, RB_SEQ = -3, RB_CRC = -4, RB_COUNT = -5 };
+
+/* The record or hole at off, expected to carry seq, checked without a
+ * word of detail (resync tries many offsets).  1 valid (*v filled), 0
+ * nothing there (free commit word, or no room left in the file), RB_*
+ * damage.  With full = false a record's payload checksum is skipped (for
+ * records a seek passes over); a hole's is always checked, since its
+ * count decides where reading goes on.  Every field is read once and
+ * bounded before use. */
+static inline int rec_parse(const struct skj_file *f, size_t off, uint64_t seq,
+                            struct rec_view *v, bool full)
 {
 	if (off > f->cap - SKJ_RHDR_SIZE)
 		return 0;
 	const struct skj_rec *r = (const struct skj_rec *)((const char *)f->seg.map + off);
 	/* Acquire: pairs with the release store of the commit word in
-	 * journal_commit(); the record's fields and payload, written before
-	 * it, are visible once it is non-zero. */
+	 * journal_commit() (a hole's: hole_put()); the fields and payload
+	 * written before it are visible once it is non-zero. */
 	uint32_t w = sk_load_acquire(&r->commit);
 	if (!w)
 		return 0;
-	uint32_t len = w & ~SKJ_COMMIT;
+	uint32_t len = w & SKJ_LEN_MASK;
+	bool hole = w & SKJ_HOLE;
 	if (SK_UNLIKELY(!(w & SKJ_COMMIT)))
-		return rec_bad(f, off, "commit word without its commit bit:", w);
-	if (SK_UNLIKELY(len > f->max_record || skj_pad8(len) > f->cap - off - SKJ_RHDR_SIZE))
-		return rec_bad(f, off, "record length out of bounds:", len);
-	uint64_t rseq = r->seq;
-	if (SK_UNLIKELY(rseq != seq))
-		return rec_bad(f, off, "sequence break, expected seq", (unsigned long long)seq);
+		return RB_COMMIT;
+	if (SK_UNLIKELY((!hole && len > f->max_record) ||
+	                skj_pad8(len) > f->cap - off - SKJ_RHDR_SIZE))
+		return RB_LEN;
+	if (SK_UNLIKELY(r->seq != seq))
+		return RB_SEQ;
 	int64_t t = r->time_ns;
-	const void *data = r + 1;
-	if (full && SK_UNLIKELY(sk_journal_rec_crc(len, seq, t, data) != r->crc))
-		return rec_bad(f, off, "checksum mismatch at seq", (unsigned long long)seq);
-	rec->seq = seq;
-	rec->time_ns = t;
-	rec->data = data;
-	rec->len = len;
-	*next = off + SKJ_RHDR_SIZE + skj_pad8(len);
+	if ((full || hole) && SK_UNLIKELY(sk_journal_rec_crc(w & ~SKJ_COMMIT, seq, t, r + 1) != r->crc))
+		return RB_CRC;
+	v->adv = hole ? (uint64_t)t : 1;
+	if (SK_UNLIKELY(hole && v->adv > UINT64_MAX - seq))
+		return RB_COUNT;
+	v->seq = seq;
+	v->time_ns = t;
+	v->data = r + 1;
+	v->len = len;
+	v->hole = hole;
+	v->next = off + SKJ_RHDR_SIZE + skj_pad8(len);
 	return 1;
 }
 
-/* Walk the valid records of f from its start. */
-static void file_scan(const struct skj_file *f, struct skj_scan *sc)
+static SK_COLD void rec_bad(const struct skj_file *f, size_t off, int why, uint64_t seq)
 {
-	struct shmkit_record rec = { 0 };
-	size_t off = FIRST_OFF, next = 0;
+	static const char *const text[] = {
+		[-RB_COMMIT] = "commit word without its commit bit at seq",
+		[-RB_LEN] = "record length out of bounds at seq",
+		[-RB_SEQ] = "sequence break, expected seq",
+		[-RB_CRC] = "checksum mismatch at seq",
+		[-RB_COUNT] = "hole count out of bounds at seq",
+	};
+	sk_fail(-EBADMSG, "%s+%zu: %s %llu", f->seg.name.path, off, text[-why],
+	        (unsigned long long)seq);
+}
+
+/* rec_parse, saying what is wrong: 1, 0, or -EBADMSG (detail set). */
+static inline int rec_at(const struct skj_file *f, size_t off, uint64_t seq,
+                         struct rec_view *v, bool full)
+{
+	int r = rec_parse(f, off, seq, v, full);
+	if (SK_UNLIKELY(r < 0)) {
+		rec_bad(f, off, r, seq);
+		return -EBADMSG;
+	}
+	return r;
+}
+
+/* Walk the valid records and holes of f from (off, seq), where a record
+ * starts; sc->stop is rec_at's verdict where the walk ended. */
+static void file_scan_from(const struct skj_file *f, size_t off, uint64_t seq,
+                           struct skj_scan *sc)
+{
+	struct rec_view v;
 	int r;
 
 	memset(sc, 0, sizeof(*sc));
-	sc->next_seq = f->first_seq;
+	sc->next_seq = seq;
 	sc->last_time = f->created_ns;
 	/* Bounded: each step moves off forward inside a file of cap bytes. */
-	while ((r = rec_at(f, off, sc->next_seq, &rec, &next, true)) == 1) {
-		off = next;
-		sc->next_seq++;
+	while ((r = rec_at(f, off, sc->next_seq, &v, true)) == 1) {
+		off = v.next;
+		sc->next_seq += v.adv;
+		if (v.hole) {
+			sc->holes++;
+			sc->hole_seqs += v.adv;
+			continue;
+		}
 		sc->records++;
-		sc->last_time = rec.time_ns;
+		sc->last_seq = v.seq;
+		sc->last_time = v.time_ns;
 	}
 	sc->end = off;
 	sc->stop = r;
+}
+
+static void file_scan(const struct skj_file *f, struct skj_scan *sc)
+{
+	file_scan_from(f, FIRST_OFF, f->first_seq, sc);
+}
+
+/* After damage at off, where seq was expected: the first intact record or
+ * hole in f before byte end, told by its checksum.  Every 8-aligned
+ * offset is tried whose record could follow: at off itself seq, further
+ * on a larger seq, by at most one per record header's worth of bytes
+ * passed (the records in between).  1 found (*at, *v), 0 none.  Bounded:
+ * at most (end - off) / 8 tries, each reading inside the file. */
+static int rec_resync(const struct skj_file *f, size_t off, uint64_t seq, size_t end,
+                      size_t *at, struct rec_view *v)
+{
+	const char *base = f->seg.map;
+
+	for (size_t o = off; o < end && o <= f->cap - SKJ_RHDR_SIZE; o += 8) {
+		const struct skj_rec *r = (const struct skj_rec *)(base + o);
+		/* Relaxed: a filter only; rec_parse() loads it again with
+		 * acquire before trusting anything. */
+		if (!(sk_load_relaxed(&r->commit) & SKJ_COMMIT))
+			continue;
+		uint64_t s = r->seq;
+		if (o == off ? s != seq : s <= seq || s - seq > (o - off) / SKJ_RHDR_SIZE)
+			continue;
+		if (rec_parse(f, o, s, v, true) == 1) {
+			*at = o;
+			return 1;
+		}
+	}
+	return 0;
 }
 
 /* Bounds [*lo, *hi) of the non-zero bytes of p[0..n); false if none. */
@@ -647,14 +891,12 @@ static void nonzero_extent(const struct skj_file *f, size_t from, size_t *first,
 		*first = *last_end = end;
 }
 
-/* Cut f at off (I2): zero every non-zero byte after it and sync, and
- * extend a truncated file back to its size.  Returns the bytes of the
- * damaged extent (0 if it was clean), or a negative error. */
-static int64_t file_cut(struct skj_file *f, size_t off)
+/* Cut f (I2): zero its non-zero bytes [first, last_end) (those after
+ * the last valid record, nonzero_extent) and sync, and extend a
+ * truncated file back to its size.  Returns the bytes zeroed, or a
+ * negative error. */
+static int64_t file_cut_range(struct skj_file *f, size_t first, size_t last_end)
 {
-	size_t first, last_end;
-
-	nonzero_extent(f, off, &first, &last_end);
 	int64_t damaged = (int64_t)(last_end - first);
 	if (last_end > first) {
 		memset((char *)f->seg.map + first, 0, last_end - first);
@@ -753,16 +995,26 @@ static int meta_write(const struct shmkit_journal *j, int fd, const struct skj_m
 
 /* Make journal.meta holding h complete under a temporary name, then link
  * it in.  -EEXIST if another process linked one first (the caller opens
- * that). */
+ * that).  While the temporary file exists we hold the directory's flock
+ * shared: a writer cleaning up (clean_temps) leaves it alone meanwhile,
+ * and finds it orphaned once the kernel has dropped our flock, whatever
+ * becomes of our pid (which names the file, and nothing more). */
 static int meta_create(struct shmkit_journal *j, const struct skj_meta *h)
 {
 	char tmp[64];
 	int err;
 
+	/* A file system without flock refuses the writer's exclusive one
+	 * too, so no temporary meta is ever removed there: go on unlocked. */
+	bool locked = flock(j->dirfd, LOCK_SH) == 0;
 	snprintf(tmp, sizeof(tmp), ".meta-%d-%llx", (int)getpid(), (unsigned long long)h->journal_id);
 	int fd = openat(j->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, j->mode);
-	if (fd < 0)
-		return sk_fail(sk_neg_errno(), "cannot create %s/%s", j->path, tmp);
+	if (fd < 0) {
+		err = sk_fail(sk_neg_errno(), "cannot create %s/%s", j->path, tmp);
+		if (locked)
+			flock(j->dirfd, LOCK_UN);
+		return err;
+	}
 	if (fchmod(fd, j->mode))
 		err = sk_neg_errno();
 	else if (!(err = sk_fd_reserve(fd, SKJ_META_SIZE)) && !(err = meta_write(j, fd, h, tmp))) {
@@ -773,6 +1025,8 @@ static int meta_create(struct shmkit_journal *j, const struct skj_meta *h)
 	}
 	close(fd);
 	unlinkat(j->dirfd, tmp, 0);
+	if (locked)
+		flock(j->dirfd, LOCK_UN);
 	return err;
 }
 
@@ -863,8 +1117,12 @@ static void writer_announce(struct shmkit_journal *j, bool present)
 
 /* ---- writer ---------------------------------------------------------------- */
 
-/* Remove ".tmp-*" data files a dead writer left (we hold the lock, so no
- * live writer is making one) and ".meta-PID-*" ones whose maker is dead. */
+/* Remove ".tmp-*" data files a dead writer left (we hold the writer lock,
+ * so no live writer is making one), and ".meta-*" ones a creator left,
+ * if no creator is at work: creators hold the directory's flock shared
+ * while their temporary meta exists (meta_create), so getting it
+ * exclusively means every such file is an orphan.  The kernel drops a
+ * dead creator's flock: no pid is trusted, whatever it now names. */
 static void clean_temps(struct shmkit_journal *j)
 {
 	int fd = openat(j->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -876,14 +1134,13 @@ static void clean_temps(struct shmkit_journal *j)
 			close(fd);
 		return;
 	}
+	bool metas = flock(j->dirfd, LOCK_EX | LOCK_NB) == 0;
 	while ((de = readdir(d))) {
-		int pid = 0;
-		if (!strncmp(de->d_name, ".tmp-", 5))
-			unlinkat(j->dirfd, de->d_name, 0);
-		else if (sscanf(de->d_name, ".meta-%d-", &pid) == 1 && pid > 0 &&
-		         sk_proc_alive(pid, 0) == 0)
+		if (!strncmp(de->d_name, ".tmp-", 5) || (metas && !strncmp(de->d_name, ".meta-", 6)))
 			unlinkat(j->dirfd, de->d_name, 0);
 	}
+	if (metas)
+		flock(j->dirfd, LOCK_UN);
 	closedir(d);
 }
 
@@ -898,47 +1155,109 @@ static void writer_set_file(struct shmkit_journal *j, struct skj_file *f, size_t
 	j->last_sync_ns = sk_now_ns();
 }
 
-/* Recover the last file (see the file-top essay) and position the writer
- * after its last valid record; make the first file if there is none. */
-static int writer_recover(struct shmkit_journal *j)
+/* Damage a writer must not cut: why (the first damage), then where the
+ * intact records resume. */
+static SK_COLD int writer_refuse(const struct shmkit_journal *j, const char *why, uint64_t seq,
+                                 const char *file, size_t at)
 {
-	uint64_t *seqs, next_seq;
-	size_t n;
-	struct skj_file *f = NULL;
-	int err;
+	return sk_fail(-EBADMSG, "%s; intact records follow (seq %llu at %s+%zu): appending "
+	               "would cut them; run `shmkit journal repair %s`, which keeps them",
+	               why, (unsigned long long)seq, file, at, j->path);
+}
 
-	clean_temps(j);
-	if ((err = list_files(j->dirfd, &seqs, &n)))
+/* The newest file, first_seq, has a damaged header.  0 if it holds no
+ * intact record (garbage: the writer removes it, nothing is lost), or
+ * -EBADMSG: removing it would lose records that repair keeps. */
+static int writer_bad_header(struct shmkit_journal *j, uint64_t first_seq)
+{
+	char why[PATH_MAX + 128];
+	struct skj_file *f;
+	struct rec_view v;
+	size_t at;
+
+	snprintf(why, sizeof(why), "%s", shmkit_errdetail());
+	int err = file_open_assumed(j, first_seq, false, &f);
+	if (err)
 		return err;
-	/* Relaxed: only we write it (we hold the lock). */
-	next_seq = sk_load_relaxed(&j->m->next_seq_hint);
-	while (n > 0) {
-		err = file_open(j, seqs[n - 1], true, &f);
-		if (err != -EBADMSG)
+	int found = rec_resync(f, FIRST_OFF, first_seq, f->seg.map_size, &at, &v);
+	if (found)
+		err = writer_refuse(j, why, v.seq, f->seg.name.path, at);
+	file_close(f);
+	return err;
+}
+
+/* Open the newest file for appending.  One whose header is damaged and
+ * that holds nothing intact is removed, and the one before it is tried
+ * (*next_seq: the seq a first file must then start at).  *f NULL: none. */
+static int writer_last_file(struct shmkit_journal *j, uint64_t *next_seq, struct skj_file **f)
+{
+	uint64_t *seqs;
+	size_t n;
+	int err = list_files(j->dirfd, &seqs, &n);
+
+	*f = NULL;
+	while (!err && n > 0) {
+		err = file_open(j, seqs[n - 1], true, f);
+		if (err != -EBADMSG || (err = writer_bad_header(j, seqs[n - 1])))
 			break;
-		/* Its header is damaged: nothing in it can be trusted. */
 		char name[SKJ_NAME_LEN + 1];
 		file_name(name, seqs[n - 1]);
-		next_seq = seqs[--n];
-		if (unlinkat(j->dirfd, name, 0) || (err = sync_dir(j->dirfd)))
-			break;
+		*next_seq = seqs[--n];
+		if (unlinkat(j->dirfd, name, 0))
+			err = sk_neg_errno();
+		else
+			err = sync_dir(j->dirfd);
 	}
 	free(seqs);
+	return err;
+}
+
+/* After the last valid record of the newest file f (scanned into sc): a
+ * torn or garbage tail is cut (crash recovery, I2).  Damage followed by
+ * intact records is not a tail: -EBADMSG, nothing changed. */
+static int writer_tail(struct shmkit_journal *j, struct skj_file *f, const struct skj_scan *sc)
+{
+	size_t first, last_end, at;
+	struct rec_view v;
+	char why[PATH_MAX + 128];
+
+	if (sc->stop < 0)
+		snprintf(why, sizeof(why), "%s", shmkit_errdetail());
+	else
+		snprintf(why, sizeof(why), "%s+%zu: damaged record (seq %llu)", f->seg.name.path,
+		         sc->end, (unsigned long long)sc->next_seq);
+	nonzero_extent(f, sc->end, &first, &last_end);
+	if (first < last_end && rec_resync(f, sc->end, sc->next_seq, last_end, &at, &v))
+		return writer_refuse(j, why, v.seq, f->seg.name.path, at);
+	int64_t cut = file_cut_range(f, first, last_end);
+	return cut < 0 ? (int)cut : 0;
+}
+
+/* Recover the newest file (see the file-top essay) and position the
+ * writer after its last valid record; make the first file if there is
+ * none. */
+static int writer_recover(struct shmkit_journal *j)
+{
+	struct skj_file *f = NULL;
+	struct skj_scan sc;
+
+	clean_temps(j);
+	/* Relaxed: only we write it (we hold the lock). */
+	uint64_t next_seq = sk_load_relaxed(&j->m->next_seq_hint);
+	int err = writer_last_file(j, &next_seq, &f);
 	if (err)
 		return err;
 	if (!f) {
 		int64_t t = clamp_time(0);
-		if ((err = file_create(j, next_seq ? next_seq : 1, t, &f)))
+		if ((err = file_create(j, next_seq ? next_seq : 1, t, 0, &f)))
 			return err;
 		writer_set_file(j, f, FIRST_OFF, f->first_seq, t);
 		return 0;
 	}
-	struct skj_scan sc;
 	file_scan(f, &sc);
-	int64_t cut = file_cut(f, sc.end);
-	if (cut < 0) {
+	if ((err = writer_tail(j, f, &sc))) {
 		file_close(f);
-		return (int)cut;
+		return err;
 	}
 	writer_set_file(j, f, sc.end, sc.next_seq, sc.last_time);
 	return 0;
@@ -1001,7 +1320,7 @@ static SK_COLD int writer_roll(struct shmkit_journal *j)
 	if (j->durability != SHMKIT_DUR_NONE && (err = writer_flush(j)))
 		return err;
 	int64_t t = clamp_time(j->wtime);
-	if ((err = file_create(j, j->wseq, t, &f)))
+	if ((err = file_create(j, j->wseq, t, 0, &f)))
 		return err;
 	file_close(j->w);
 	writer_set_file(j, f, FIRST_OFF, j->wseq, t);
@@ -1009,7 +1328,9 @@ static SK_COLD int writer_roll(struct shmkit_journal *j)
 	sk_store_relaxed(&j->m->next_seq_hint, j->wseq);
 	/* Release: orders the link of the new file (done above) before the
 	 * new generation; pairs with the acquire load in cur_next_file(), so
-	 * a reader that sees the new generation finds the file by name. */
+	 * a reader that sees the new generation finds the file by name.  (A
+	 * writer dying before this leaves the file linked and nobody told:
+	 * readers find it on their next wait slice, cur_wait().) */
 	sk_fetch_add(&j->m->roll_gen, 1, __ATOMIC_RELEASE);
 	shmkit_ec_inc(&j->m->tail);
 	writer_retain(j);
@@ -1068,6 +1389,9 @@ int shmkit_journal_append(shmkit_journal *j, const void *data, size_t len, uint6
 	journal_commit(j, data, (uint32_t)len);
 	j->woff += need;
 	j->wseq++;
+	/* A writer dying here leaves the record visible and nobody woken:
+	 * readers see it on their next wait slice (cur_wait()). */
+	SK_CRASH_POINT("journal.append.committed");
 	/* Wake live readers (release RMW; see wait.h for the ordering). */
 	shmkit_ec_inc(&j->m->tail);
 	if (seq)
@@ -1130,55 +1454,104 @@ static int cur_open_at(struct shmkit_journal *j, const uint64_t *seqs, size_t n,
 	return 0;
 }
 
+/* Move to the file named for the cursor's next seq, the one a roll
+ * makes: by name, not from a listing, since a directory read while files
+ * come and go may miss one.  (While the current file holds nothing, that
+ * name is its own.)  1 moved, 0 there is none, < 0 error. */
+static int cur_open_named(struct shmkit_journal *j)
+{
+	struct skj_file *f;
+
+	if (j->rseq == j->r->first_seq)
+		return 0;
+	int err = file_open(j, j->rseq, false, &f);
+	if (err)
+		return err == -ENOENT ? 0 : err;
+	cur_set(j, f);
+	return 1;
+}
+
+/* Has the current file been removed from the directory (by retention)? */
+static bool cur_removed(const struct shmkit_journal *j)
+{
+	struct stat st;
+
+	return fstat(j->r->seg.fd, &st) == 0 && st.st_nlink == 0;
+}
+
+/* At the end of the current file; no file is named for the next seq, and
+ * the directory held later files, seqs[i..n).  So the writer has left
+ * our file for good: every record it committed here came before it
+ * linked a later file, which our look at the directory saw (the kernel
+ * orders a link before a lookup that finds it, and the writer's stores
+ * before its link), so a record now at our position is found below.  If
+ * none is, our file's end is final, and the next seq's file is missing:
+ * retention removed it (oldest files first, so ours went before it:
+ * cur_removed) and the cursor jumps to the oldest file left; or it never
+ * was, a gap that verify finds too: -EBADMSG.  1 moved (or a record
+ * appeared), 0 nothing yet, < 0 error. */
+static int cur_past_end(struct shmkit_journal *j, const uint64_t *seqs, size_t n, size_t i)
+{
+	struct rec_view v;
+	int r;
+
+	if (rec_parse(j->r, j->roff, j->rseq, &v, false) != 0) {
+		j->rlooked = false; /* committed meanwhile: cur_fetch() reads it */
+		return 1;
+	}
+	if ((r = cur_open_named(j)) != 0) /* linked after our first try */
+		return r;
+	if (!cur_removed(j))
+		return sk_fail(-EBADMSG, "%s: sequence gap: %s ends before seq %llu, the next file "
+		               "starts at %llu", j->path, j->r->seg.name.path,
+		               (unsigned long long)j->rseq, (unsigned long long)seqs[i]);
+	while (i < n && seqs[i] < j->rseq)
+		i++;
+	if ((r = cur_open_at(j, seqs, n, i)) == 0)
+		j->rlooked = false; /* all went to retention meanwhile: look again */
+	return r;
+}
+
 /* At the end of the current file (or with none): move to the file that
  * continues the sequence if there is one.  1 moved, 0 nothing new, < 0
  * error.  Looks at the directory only when roll_gen moved since the last
- * look, so a reader waiting at the end makes no system call. */
+ * look (or the cursor was told to: a new file, a wait slice), so a
+ * reader woken at the end of a file for each append makes no system
+ * call. */
 static int cur_next_file(struct shmkit_journal *j)
 {
 	/* Acquire: pairs with the release increment in writer_roll(); a new
-	 * file linked before the increment is found by the lookup below. */
+	 * file linked before the increment is found by the lookups below. */
 	uint32_t gen = sk_load_acquire(&j->m->roll_gen);
 	if (j->rlooked && gen == j->rgen)
 		return 0;
 	j->rlooked = true;
 	j->rgen = gen;
+	int r = j->r ? cur_open_named(j) : 0;
+	if (r)
+		return r;
 	uint64_t *seqs;
-	size_t n;
-	int err = list_files(j->dirfd, &seqs, &n), r = 0;
-	if (err)
-		return err;
-	if (!j->r) {
-		r = cur_open_at(j, seqs, n, 0);
-	} else {
-		size_t i = 0;
-		while (i < n && seqs[i] <= j->r->first_seq)
-			i++;
-		if (i < n && seqs[i] == j->rseq)
-			r = cur_open_at(j, seqs, n, i);
-		else if (i < n && j->rseq < seqs[0])
-			r = cur_open_at(j, seqs, n, 0); /* ours went to retention */
-		else if (i < n)
-			r = sk_fail(-EBADMSG, "%s: sequence gap, seq %llu missing before file %llu",
-			            j->path, (unsigned long long)j->rseq, (unsigned long long)seqs[i]);
-	}
-	if (r == 1)
-		j->rlooked = false; /* the new file may end at once: look again */
+	size_t n, i = 0;
+	if ((r = list_files(j->dirfd, &seqs, &n)))
+		return r;
+	while (j->r && i < n && seqs[i] <= j->r->first_seq)
+		i++;
+	if (i < n)
+		r = j->r ? cur_past_end(j, seqs, n, i) : cur_open_at(j, seqs, n, i);
 	free(seqs);
 	return r;
 }
 
-/* The next record for the cursor, skipping those a seek passes over.
- * 1 *rec filled, 0 nothing yet, < 0 error (-EBADMSG damage). */
+/* The next record for the cursor, skipping holes and the records a seek
+ * passes over.  1 *rec filled, 0 nothing yet, < 0 error (-EBADMSG
+ * damage). */
 static int cur_fetch(struct shmkit_journal *j, struct shmkit_record *rec)
 {
 	/* Bounded: each pass moves roff forward inside a file of bounded
 	 * size, or moves to a file with a larger first seq. */
 	for (;;) {
-		size_t next = 0;
-		int r = j->r ? rec_at(j->r, j->roff, j->rseq, rec, &next,
-		                      j->rseq >= j->min_seq)
-		             : 0;
+		struct rec_view v;
+		int r = j->r ? rec_at(j->r, j->roff, j->rseq, &v, j->rseq >= j->min_seq) : 0;
 		if (r < 0)
 			return r;
 		if (r == 0) {
@@ -1186,10 +1559,15 @@ static int cur_fetch(struct shmkit_journal *j, struct shmkit_record *rec)
 				return r;
 			continue;
 		}
-		j->roff = next;
-		j->rseq++;
-		if (rec->seq >= j->min_seq && rec->time_ns >= j->min_time)
+		j->roff = v.next;
+		j->rseq += v.adv;
+		if (!v.hole && v.seq >= j->min_seq && v.time_ns >= j->min_time) {
+			rec->seq = v.seq;
+			rec->time_ns = v.time_ns;
+			rec->data = v.data;
+			rec->len = v.len;
 			return 1;
+		}
 	}
 }
 
@@ -1197,6 +1575,31 @@ static int fetch_ready(void *arg)
 {
 	void **a = arg;
 	return cur_fetch(a[0], a[1]);
+}
+
+/* Wait for the next record until deadline, on the tail event count, in
+ * slices of at most WAIT_SLICE_NS after each of which the cursor looks
+ * again, the directory included: a writer that died between making a
+ * record visible and waking us, or between linking a new file and
+ * announcing it, holds a reader up for one slice, not forever. */
+static int cur_wait(struct shmkit_journal *j, struct shmkit_record *rec, int64_t deadline)
+{
+	void *arg[2] = { j, rec };
+	int waited = 0;
+
+	for (int round = 0;; round++) {
+		int64_t now = sk_now_ns();
+		int64_t slice = deadline - now > WAIT_SLICE_NS ? now + WAIT_SLICE_NS : deadline;
+		int err = sk_wait_for(&j->m->tail, round ? SHMKIT_WAIT_BLOCK : SHMKIT_WAIT_ADAPTIVE,
+		                      slice, fetch_ready, arg, &waited);
+		if (!err)
+			return 1;
+		if (err != -ETIMEDOUT && err != -EAGAIN)
+			return err;
+		if (sk_now_ns() >= deadline)
+			return -ETIMEDOUT;
+		j->rlooked = false;
+	}
 }
 
 int shmkit_journal_next(shmkit_journal *j, struct shmkit_record *rec, int64_t timeout_ns)
@@ -1211,11 +1614,7 @@ int shmkit_journal_next(shmkit_journal *j, struct shmkit_record *rec, int64_t ti
 		return r ? r : sk_fail(-EACCES, "waiting needs write access to %s/" SKJ_META_NAME,
 		                       j->path);
 	}
-	void *arg[2] = { j, rec };
-	int waited = 0;
-	int err = sk_wait_for(&j->m->tail, SHMKIT_WAIT_ADAPTIVE, sk_deadline(timeout_ns),
-	                      fetch_ready, arg, &waited);
-	return err ? err : 1;
+	return cur_wait(j, rec, sk_deadline(timeout_ns));
 }
 
 /* Position at the start of file i of seqs (none: wait for the first). */
@@ -1313,7 +1712,12 @@ static void stat_writer(shmkit_journal *j, struct shmkit_journal_stat *st)
 	uint32_t d = sk_load_relaxed(&j->m->durability);
 	int32_t pid = sk_load_relaxed(&j->m->writer_pid);
 	st->durability = d <= SHMKIT_DUR_GROUP ? (int)d : -1;
-	st->writer_pid = writer_locked(j) == 1 && pid > 0 ? pid : 0;
+	/* The lock says whether a writer lives; the pid only names it (-1
+	 * when it announced none, e.g. a repair holding the lock). */
+	if (writer_locked(j) != 1)
+		st->writer_pid = 0;
+	else
+		st->writer_pid = pid > 0 ? pid : -1;
 }
 
 int shmkit_journal_stat(shmkit_journal *j, struct shmkit_journal_stat *st)
@@ -1354,8 +1758,10 @@ int shmkit_journal_stat(shmkit_journal *j, struct shmkit_journal_stat *st)
 
 struct check {
 	struct shmkit_journal_report *rep;
-	bool fix, damaged, dead;  /* dead: the sequence is broken from here on */
-	uint64_t expected;        /* first seq the next file must have */
+	bool fix, damaged;
+	bool removed;             /* repair removed a file: sync the directory */
+	uint64_t expected;        /* first seq the next file must have; 0: any */
+	int64_t last_time;        /* stamp of the last valid record so far */
 };
 
 static void check_damage(struct check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -1370,7 +1776,34 @@ static void check_damage(struct check *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* A file after the sequence broke: all of it is damage; repair removes it. */
+/* The seqs [lo, hi) are lost to damage: count them, and list them in
+ * rep->dropped while there is room (then " ..."). */
+static void check_lost(struct check *c, uint64_t lo, uint64_t hi)
+{
+	struct shmkit_journal_report *r = c->rep;
+	size_t used = strlen(r->dropped);
+	char run[48];
+
+	r->dropped_records += hi - lo;
+	if (!r->dropped_first_seq)
+		r->dropped_first_seq = lo;
+	r->dropped_last_seq = hi - 1;
+	r->dropped_ranges++;
+	if (hi - lo == 1)
+		snprintf(run, sizeof(run), "%s%llu", used ? " " : "", (unsigned long long)lo);
+	else
+		snprintf(run, sizeof(run), "%s%llu-%llu", used ? " " : "", (unsigned long long)lo,
+		         (unsigned long long)hi - 1);
+	if (used >= 4 && !strcmp(r->dropped + used - 4, " ..."))
+		return;
+	if (used + strlen(run) + 4 < sizeof(r->dropped))
+		memcpy(r->dropped + used, run, strlen(run) + 1);
+	else
+		snprintf(r->dropped + used, sizeof(r->dropped) - used, " ...");
+}
+
+/* A file removed whole (repair): its header is damaged and nothing in it
+ * is intact, or it overlaps the sequence.  Its bytes count as damaged. */
 static int check_drop(struct shmkit_journal *j, struct check *c, uint64_t seq)
 {
 	char name[SKJ_NAME_LEN + 1];
@@ -1379,40 +1812,208 @@ static int check_drop(struct shmkit_journal *j, struct check *c, uint64_t seq)
 	file_name(name, seq);
 	if (!fstatat(j->dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
 		c->rep->damaged_bytes += (uint64_t)st.st_size;
-	c->dead = true;
-	if (c->fix && unlinkat(j->dirfd, name, 0) && errno != ENOENT)
+	if (!c->fix)
+		return 0;
+	if (unlinkat(j->dirfd, name, 0) && errno != ENOENT)
 		return sk_fail(sk_neg_errno(), "cannot remove %s/%s", j->path, name);
+	c->removed = true;
 	return 0;
 }
 
-/* Check (and with fix, cut) one file that continues the sequence. */
-static int check_file(struct skj_file *f, struct check *c)
+/* The seqs [from, to) are in no file.  Repair marks them lost with a file
+ * named from holding one hole, so that the files after it stay readable. */
+static int check_gap(struct shmkit_journal *j, struct check *c, uint64_t from, uint64_t to)
 {
-	struct skj_scan sc;
-	size_t first, last_end;
+	struct skj_file *f;
 
-	file_scan(f, &sc);
-	if (sc.stop < 0)
-		check_damage(c, "%s", shmkit_errdetail());
-	nonzero_extent(f, sc.end, &first, &last_end);
-	if (last_end > first)
-		check_damage(c, "%s+%zu: %zu non-zero bytes after the last valid record (seq %llu)",
-		             f->seg.name.path, sc.end, last_end - first,
-		             (unsigned long long)sc.next_seq - 1);
-	if (f->seg.map_size < f->file_size)
+	check_damage(c, "%s: sequence gap, file starts at %llu, expected %llu", j->path,
+	             (unsigned long long)to, (unsigned long long)from);
+	check_lost(c, from, to);
+	if (!c->fix)
+		return 0;
+	int err = file_create(j, from, c->last_time, to - from, &f);
+	file_close(f);
+	return err;
+}
+
+/* Say in f's header that it holds holes (SKJ_VERSION_HOLES), before the
+ * first is written: a build that knows no holes then refuses the file
+ * (-EPROTO) rather than reading a hole as damage and cutting the records
+ * after it.  The header is 64 bytes in the file's first sector. */
+static int file_allow_holes(struct skj_file *f)
+{
+	struct skj_fhdr h;
+
+	memcpy(&h, f->seg.map, sizeof(h));
+	if (h.version == SKJ_VERSION_HOLES)
+		return 0;
+	h.version = SKJ_VERSION_HOLES;
+	h.crc = sk_crc32c(0, &h, offsetof(struct skj_fhdr, crc));
+	memcpy(f->seg.map, &h, sizeof(h));
+	int err = shmkit_seg_sync(&f->seg, 0, sizeof(h), 0);
+	return err ? sk_fail(err, "sync of %s failed", f->seg.name.path) : 0;
+}
+
+/* Repair: [off, end) of f, damaged, becomes a hole for count seqs from seq. */
+static int check_hole(struct skj_file *f, size_t off, size_t end, uint64_t seq, uint64_t count)
+{
+	int err = file_allow_holes(f);
+
+	if (err)
+		return err;
+	hole_mark(f, off, end, seq, count);
+	err = shmkit_seg_sync(&f->seg, off, end - off, 0);
+	return err ? sk_fail(err, "sync of %s failed", f->seg.name.path) : 0;
+}
+
+/* Count what a walk found valid. */
+static void check_count(struct check *c, const struct skj_scan *sc)
+{
+	c->rep->valid_records += sc->records;
+	c->rep->holes += (uint32_t)sc->holes;
+	c->rep->hole_records += sc->hole_seqs;
+	if (sc->records) {
+		c->rep->last_valid_seq = sc->last_seq;
+		c->last_time = sc->last_time;
+	}
+	c->expected = sc->next_seq;
+}
+
+/* What follows the last valid record of f is not a record: report it and,
+ * with fix, cut it (zeroed; a truncated file extended).  In the newest
+ * file a committed record whose bytes are damaged there (its header
+ * names the seq, its checksum fails) is counted as dropped; elsewhere the
+ * seqs after the last valid record are the gap the next file shows. */
+static int check_tail(struct skj_file *f, struct check *c, const struct skj_scan *sc,
+                      bool newest, size_t first, size_t last_end)
+{
+	struct rec_view v;
+	bool truncated = f->seg.map_size < f->file_size;
+
+	if (truncated)
 		check_damage(c, "%s: truncated to %zu bytes of %zu", f->seg.name.path,
 		             f->seg.map_size, f->file_size);
 	c->rep->damaged_bytes += last_end - first;
-	c->rep->valid_records += sc.records;
-	if (sc.records)
-		c->rep->last_valid_seq = sc.next_seq - 1;
-	c->expected = sc.next_seq;
-	if (c->fix && (last_end > first || f->seg.map_size < f->file_size)) {
-		int64_t cut = file_cut(f, sc.end);
-		if (cut < 0)
-			return (int)cut;
+	if (newest && rec_parse(f, sc->end, sc->next_seq, &v, true) == RB_CRC)
+		check_lost(c, sc->next_seq, sc->next_seq + 1);
+	if (!c->fix || (last_end == first && !truncated))
+		return 0;
+	int64_t cut = file_cut_range(f, first, last_end);
+	return cut < 0 ? (int)cut : 0;
+}
+
+/* After a walk of f stopped (sc): the end, or damage.  Damage followed by
+ * intact records becomes a hole for the seqs in between (repair), and the
+ * walk goes on after it: 1, *off and *seq set.  Otherwise what is left
+ * is a tail: 0 (check_tail), or < 0 error. */
+static int check_after(struct skj_file *f, struct check *c, const struct skj_scan *sc,
+                       bool newest, size_t *off, uint64_t *seq)
+{
+	size_t first, last_end, at;
+	struct rec_view v;
+
+	nonzero_extent(f, sc->end, &first, &last_end);
+	if (sc->stop < 0)
+		check_damage(c, "%s", shmkit_errdetail());
+	else if (last_end > first)
+		check_damage(c, "%s+%zu: %zu non-zero bytes after the last valid record (seq %llu)",
+		             f->seg.name.path, sc->end, last_end - first,
+		             (unsigned long long)sc->next_seq - 1);
+	if (last_end == first || !rec_resync(f, sc->end, sc->next_seq, last_end, &at, &v))
+		return check_tail(f, c, sc, newest, first, last_end);
+	c->rep->damaged_bytes += at - sc->end;
+	if (v.seq > sc->next_seq)
+		check_lost(c, sc->next_seq, v.seq);
+	int err = c->fix ? check_hole(f, sc->end, at, sc->next_seq, v.seq - sc->next_seq) : 0;
+	*off = at;
+	*seq = v.seq;
+	return err ? err : 1;
+}
+
+/* Check (and with fix, repair) f from its first record; see check_after.
+ * newest: f is the journal's last file. */
+static int check_file(struct skj_file *f, struct check *c, bool newest)
+{
+	size_t off = FIRST_OFF;
+	uint64_t seq = f->first_seq;
+	struct skj_scan sc;
+	int r;
+
+	/* Bounded: each round resumes at an intact record further on. */
+	do {
+		file_scan_from(f, off, seq, &sc);
+		check_count(c, &sc);
+	} while ((r = check_after(f, c, &sc, newest, &off, &seq)) == 1);
+	return r;
+}
+
+/* Repair: write f's damaged header anew, named for seq, the settings from
+ * journal.meta; created_ns (I4) from the first intact thing in it. */
+static int header_rebuild(struct shmkit_journal *j, struct skj_file *f, uint64_t seq,
+                          int64_t created_ns)
+{
+	fhdr_fill(f->seg.map, j, seq, created_ns, SKJ_VERSION);
+	int err = shmkit_seg_sync(&f->seg, 0, SKJ_FHDR_SIZE, 0);
+	if (err)
+		return sk_fail(err, "sync of %s failed", f->seg.name.path);
+	return file_check(f, j, seq);
+}
+
+/* The file for seq has a damaged header (file_open said -EBADMSG).  Its
+ * records carry checksums of their own: if one is intact, the file is
+ * checked on with the journal's settings for its header's (verify), or
+ * after repair rebuilt the header: *out.  With nothing intact it is
+ * garbage, dropped whole (*out NULL); if files follow, its seqs are the
+ * gap the next one shows. */
+static int check_bad_header(struct shmkit_journal *j, struct check *c, uint64_t seq,
+                            struct skj_file **out)
+{
+	struct skj_file *f;
+	struct rec_view v;
+	size_t at;
+
+	check_damage(c, "%s", shmkit_errdetail());
+	*out = NULL;
+	int err = file_open_assumed(j, seq, c->fix, &f);
+	if (err)
+		return err == -ENOENT ? 0 : err;
+	if (!rec_resync(f, FIRST_OFF, seq, f->seg.map_size, &at, &v)) {
+		file_close(f);
+		return check_drop(j, c, seq);
 	}
+	c->rep->damaged_bytes += SKJ_FHDR_SIZE;
+	if (c->fix && (err = header_rebuild(j, f, seq, v.hole ? c->last_time : v.time_ns))) {
+		file_close(f);
+		return err;
+	}
+	*out = f;
 	return 0;
+}
+
+/* Check (repair) the file for seq, which should start at c->expected. */
+static int check_one(struct shmkit_journal *j, struct check *c, uint64_t seq, bool newest)
+{
+	struct skj_file *f = NULL;
+	int err = 0;
+
+	if (c->expected && seq < c->expected) {
+		check_damage(c, "%s: file %llu overlaps the one before it (ends before %llu)", j->path,
+		             (unsigned long long)seq, (unsigned long long)c->expected);
+		return check_drop(j, c, seq);
+	}
+	if (c->expected && seq > c->expected && (err = check_gap(j, c, c->expected, seq)))
+		return err;
+	err = file_open(j, seq, c->fix, &f);
+	if (err == -ENOENT) {
+		c->expected = 0; /* removed by retention meanwhile: the oldest goes on */
+		return 0;
+	}
+	if (err == -EBADMSG)
+		err = check_bad_header(j, c, seq, &f);
+	if (!err && f)
+		err = check_file(f, c, newest);
+	file_close(f);
+	return err;
 }
 
 static int check_files(struct shmkit_journal *j, struct check *c)
@@ -1421,32 +2022,10 @@ static int check_files(struct shmkit_journal *j, struct check *c)
 	size_t n;
 	int err = list_files(j->dirfd, &seqs, &n);
 
-	for (size_t i = 0; !err && i < n; i++) {
-		struct skj_file *f = NULL;
-		if (c->dead || (i > 0 && seqs[i] != c->expected)) {
-			if (!c->dead)
-				check_damage(c, "%s: sequence gap, file starts at %llu, expected %llu",
-				             j->path, (unsigned long long)seqs[i],
-				             (unsigned long long)c->expected);
-			err = check_drop(j, c, seqs[i]);
-			continue;
-		}
-		err = file_open(j, seqs[i], c->fix, &f);
-		if (err == -ENOENT) {
-			err = 0; /* removed by retention meanwhile */
-			continue;
-		}
-		if (err == -EBADMSG) {
-			check_damage(c, "%s", shmkit_errdetail());
-			err = check_drop(j, c, seqs[i]);
-			continue;
-		}
-		if (!err)
-			err = check_file(f, c);
-		file_close(f);
-	}
+	for (size_t i = 0; !err && i < n; i++)
+		err = check_one(j, c, seqs[i], i + 1 == n);
 	free(seqs);
-	if (!err && c->fix && c->dead)
+	if (!err && c->removed)
 		err = sync_dir(j->dirfd);
 	return err;
 }
@@ -1618,6 +2197,29 @@ static shmkit_journal *journal_alloc(const char *path)
 	return j;
 }
 
+/* The permissions of files repair makes (a gap's hole file): those of
+ * journal.meta, as the journal's creator chose them. */
+static int repair_mode(struct shmkit_journal *j)
+{
+	struct stat st;
+
+	if (fstat(j->meta_seg.fd, &st))
+		return sk_fail(sk_neg_errno(), "cannot stat %s/" SKJ_META_NAME, j->path);
+	j->mode = st.st_mode & 0777;
+	return 0;
+}
+
+/* After repair changed files: readers look at the directory and their
+ * position again (holes where damage stopped them, hole files). */
+static void repair_announce(struct shmkit_journal *j)
+{
+	/* Release: orders the repair's writes (holes, files linked) before
+	 * the new generation; pairs with the acquire load in cur_next_file(). */
+	sk_fetch_add(&j->m->roll_gen, 1, __ATOMIC_RELEASE);
+	/* Wake sleeping readers (release RMW; see wait.h for the ordering). */
+	shmkit_ec_inc(&j->m->tail);
+}
+
 static int journal_check(const char *path, struct shmkit_journal_report *rep, bool fix)
 {
 	struct check c = { .rep = rep, .fix = fix };
@@ -1641,8 +2243,12 @@ static int journal_check(const char *path, struct shmkit_journal_report *rep, bo
 		err = meta_repair(j, &c, err);
 	else if (!err && fix)
 		err = writer_lock(j);
+	if (!err && fix && !j->mode)
+		err = repair_mode(j);
 	if (!err && j->m) /* journal.meta is sound (with fix, perhaps rebuilt) */
 		err = check_files(j, &c);
+	if (!err && fix && c.damaged)
+		repair_announce(j);
 	journal_free(j);
 	/* Repair stopped by something other than damage (a live writer, an
 	 * I/O error) says what stopped it. */

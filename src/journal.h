@@ -14,8 +14,11 @@
 
 #define SKJ_FILE_MAGIC 0x01454c49464a4b53ULL /* "SKJFILE\1" little-endian */
 #define SKJ_META_MAGIC 0x014154454d4a4b53ULL /* "SKJMETA\1" little-endian */
-#define SKJ_VERSION 1u
-#define SKJ_COMMIT 0x80000000u     /* commit word: COMMIT | payload length */
+#define SKJ_VERSION 1u             /* journal.meta, and data files without holes */
+#define SKJ_VERSION_HOLES 2u       /* a data file holding a hole (journal.c) */
+#define SKJ_COMMIT 0x80000000u     /* commit word: COMMIT | [HOLE |] length */
+#define SKJ_HOLE 0x40000000u       /* the record is a hole left by repair */
+#define SKJ_LEN_MASK 0x3fffffffu   /* the length bits of a commit word */
 #define SKJ_MAX_RECORD (1u << 30)  /* hard ceiling for max_record */
 #define SKJ_META_NAME "journal.meta"
 #define SKJ_SUFFIX ".skj"
@@ -36,12 +39,21 @@ struct skj_fhdr {
 	uint32_t crc;            /* CRC-32C of bytes 0..59 */
 };
 
-/* Every record: this header, then the payload padded to 8 bytes. */
+/* Every record: this header, then the payload padded to 8 bytes.  A hole
+ * (SKJ_HOLE in the commit word) has the same header; it stands for the
+ * seqs [seq, seq + count) that repair found damaged, and its payload
+ * (zeros) covers the damaged bytes. */
 struct skj_rec {
-	uint32_t commit;         /* 0 = free; SKJ_COMMIT | len, stored last */
-	uint32_t crc;            /* CRC-32C of len, seq, time_ns, padded payload */
-	uint64_t seq;
-	int64_t time_ns;
+	uint32_t commit;         /* 0 = free; SKJ_COMMIT | [SKJ_HOLE |] len,
+	                            stored last */
+	uint32_t crc;            /* CRC-32C of the commit word without
+	                            SKJ_COMMIT, seq, time_ns or count, padded
+	                            payload */
+	uint64_t seq;            /* a hole: the first seq it stands for */
+	union {
+		int64_t time_ns;
+		uint64_t count;  /* a hole: how many seqs (0: a filler) */
+	};
 };
 
 /* PATH/journal.meta: one page.  Bytes 0..63 are fixed at creation and
@@ -91,9 +103,11 @@ uint32_t sk_crc32c(uint32_t crc, const void *data, size_t len);
 uint32_t sk_crc32c_sw(uint32_t crc, const void *data, size_t len);
 bool sk_crc32c_hw_available(void);
 
-/* The record checksum as the writer computes it: len, seq, time_ns, then
- * the payload with its zero padding (skj_pad8(len) bytes at payload). */
-uint32_t sk_journal_rec_crc(uint32_t len, uint64_t seq, int64_t time_ns,
+/* The record checksum as the writer computes it: word (the commit word
+ * without SKJ_COMMIT: the payload length for a record, SKJ_HOLE | length
+ * for a hole), seq, time_ns (a hole: its count), then the payload with
+ * its zero padding (skj_pad8(word & SKJ_LEN_MASK) bytes at payload). */
+uint32_t sk_journal_rec_crc(uint32_t word, uint64_t seq, int64_t time_ns,
                             const void *payload);
 
 #endif /* SHMKIT_JOURNAL_H */

@@ -1,11 +1,13 @@
 /*
  * helper_journal.c - an unrelated process for the journal tests.
  *
- *   helper_journal write PATH POLICY FILE_SIZE MAX_RECORD COUNT
+ *   helper_journal write PATH POLICY FILE_SIZE MAX_RECORD COUNT [PAUSE_MS]
  *       open PATH for writing (creating it) with POLICY (none, async, sync,
  *       group), append COUNT records with the payloads of journal_test.h
  *       (COUNT 0 = until killed), writing "SEQ\n" to stdout after each
- *       append returns (the acknowledgement).  Exit 0, or 1 with a message.
+ *       append returns (the acknowledgement); with PAUSE_MS, nap that long
+ *       before each append (so that readers the open woke sleep again).
+ *       Exit 0, or 1 with a message.
  *   helper_journal tail PATH FROM N TIMEOUT_MS MAX_RECORD
  *       open PATH read-only, seek to FROM, print "READY\n", then read N
  *       records waiting up to TIMEOUT_MS for each, checking seq order and
@@ -13,6 +15,12 @@
  *   helper_journal hold PATH
  *       open PATH as the writer, print "LOCKED PID\n", then wait for a
  *       signal (the test kills it).
+ *   helper_journal fill PATH COUNT KEEP_FILES MAX_RECORD
+ *       open the existing journal PATH for writing (its own sizes) with
+ *       retention KEEP_FILES (0 = keep all), append COUNT records after
+ *       its last one (payloads of journal_test.h for MAX_RECORD), as
+ *       fast as it can and without acknowledgements, then print
+ *       "DONE LAST_SEQ\n".  For followers racing the writer.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "journal_test.h"
@@ -65,6 +74,8 @@ static int do_write(char **argv)
 		.max_record = (uint32_t)strtoul(argv[3], NULL, 0),
 	};
 	long count = strtol(argv[4], NULL, 0);
+	long pause_ms = argv[5] ? strtol(argv[5], NULL, 0) : 0;
+	struct timespec nap = { pause_ms / 1000, (pause_ms % 1000) * 1000000L };
 	shmkit_journal *j;
 	uint8_t buf[65536];
 	int err = shmkit_journal_open(&j, argv[0], &o);
@@ -80,6 +91,8 @@ static int do_write(char **argv)
 	for (long i = 0; count == 0 || i < count; i++, next++) {
 		uint32_t len = jt_len(next, o.max_record);
 		uint64_t seq;
+		if (pause_ms)
+			nanosleep(&nap, NULL);
 		jt_fill(next, buf, len);
 		if ((err = shmkit_journal_append(j, buf, len, &seq)))
 			return fail("append", err);
@@ -119,6 +132,40 @@ static int do_tail(char **argv)
 	return 0;
 }
 
+static int do_fill(char **argv)
+{
+	struct shmkit_journal_opts o = {
+		.flags = SHMKIT_JOURNAL_WRITE,
+		.keep_files = (uint32_t)strtoul(argv[2], NULL, 0),
+	};
+	long count = strtol(argv[1], NULL, 0);
+	uint32_t max = (uint32_t)strtoul(argv[3], NULL, 0);
+	struct shmkit_journal_stat st;
+	shmkit_journal *j;
+	uint8_t buf[65536];
+	uint64_t seq = 0;
+	int err = shmkit_journal_open(&j, argv[0], &o);
+
+	if (err)
+		return fail("open", err);
+	if (max > sizeof(buf))
+		return fail("max_record", -EINVAL);
+	if ((err = shmkit_journal_stat(j, &st)))
+		return fail("stat", err);
+	uint64_t next = st.records ? st.last_seq + 1 : 1;
+	for (long i = 0; i < count; i++, next++) {
+		uint32_t len = jt_len(next, max);
+		jt_fill(next, buf, len);
+		if ((err = shmkit_journal_append(j, buf, len, &seq)))
+			return fail("append", err);
+		if (seq != next)
+			return fail("append gave an unexpected seq", -EPROTO);
+	}
+	if ((err = shmkit_journal_close(j)))
+		return fail("close", err);
+	return say("DONE %" PRIu64 "\n", seq) ? 1 : 0;
+}
+
 static int do_hold(char **argv)
 {
 	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE };
@@ -136,12 +183,14 @@ static int do_hold(char **argv)
 int main(int argc, char **argv)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (argc == 7 && !strcmp(argv[1], "write"))
+	if ((argc == 7 || argc == 8) && !strcmp(argv[1], "write"))
 		return do_write(argv + 2);
 	if (argc == 7 && !strcmp(argv[1], "tail"))
 		return do_tail(argv + 2);
 	if (argc == 3 && !strcmp(argv[1], "hold"))
 		return do_hold(argv + 2);
-	fprintf(stderr, "usage: helper_journal write|tail|hold ...\n");
+	if (argc == 6 && !strcmp(argv[1], "fill"))
+		return do_fill(argv + 2);
+	fprintf(stderr, "usage: helper_journal write|tail|hold|fill ...\n");
 	return 2;
 }

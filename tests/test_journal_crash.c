@@ -4,9 +4,14 @@
  *     it acknowledged (append returned under DUR_SYNC) is there after
  *     reopening, and no torn or corrupt record is ever returned;
  *   - a data file truncated, garbled and page-zeroed at many offsets, then
- *     verified, read, and reopened for writing: recovery keeps exactly the
- *     records before the damage, verify is clean after, appends continue;
- *   - repair across several files;
+ *     verified, read, and reopened for writing: a torn tail is cut; damage
+ *     with intact records after it makes the writer refuse (-EBADMSG
+ *     naming repair), and repair drops exactly the damaged records (holes
+ *     readers skip) and keeps every intact one; verify is clean after,
+ *     appends continue;
+ *   - repair across several files: damage in a middle file, a middle
+ *     file missing (its seqs marked lost, later files kept), a middle
+ *     file's header damaged (rebuilt);
  *   - journal.meta garbled, cut short or removed: verify reports it and
  *     changes nothing; repair rebuilds it from the data files (or, with no
  *     sound one or files of two journals, refuses and changes nothing);
@@ -14,9 +19,10 @@
  *     page holding the record is dirty in the page cache, so dropping
  *     every unsynced write (what a power cut does) cannot lose it.  Read
  *     from /proc/kpageflags (root only; skipped otherwise).
- * The oracle for damage: a record survives iff all its bytes are as
- * written and so are all bytes of every record before it and of the file
- * header; records are checked against the payloads of journal_test.h.
+ * The oracle for damage (judge()): a record is intact iff all its bytes
+ * are as written; readers get the intact ones before the first damage,
+ * and after repair every intact one; records are checked against the
+ * payloads of journal_test.h.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -62,6 +68,17 @@ static void append_range(shmkit_journal *j, uint64_t from, uint64_t to)
 		             shmkit_strerror(err), shmkit_errdetail());
 		cr_assert_eq(got, s);
 	}
+}
+
+/* A closed journal of records 1..n in several files. */
+static void make_journal(const char *path, uint64_t n)
+{
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE);
+	append_range(j, 1, n);
+	struct shmkit_journal_stat st;
+	cr_assert_eq(shmkit_journal_stat(j, &st), 0);
+	shmkit_journal_close(j);
+	cr_assert_geq(st.files, 3, "several files");
 }
 
 /* Read everything from the start: seqs continue from 1, payloads match.
@@ -188,6 +205,15 @@ struct pristine {
 	char file[160];
 };
 
+/* Offset of record seq in the file whose first record is first. */
+static size_t rec_off(uint64_t first, uint64_t seq)
+{
+	size_t off = SKJ_FHDR_SIZE;
+	for (uint64_t s = first; s < seq; s++)
+		off += SKJ_RHDR_SIZE + skj_pad8(jt_len(s, MAXREC));
+	return off;
+}
+
 /* One file of records 1..n, closed, and its bytes and record bounds. */
 static void make_pristine(const char *path, struct pristine *p, uint64_t n)
 {
@@ -211,16 +237,52 @@ static void make_pristine(const char *path, struct pristine *p, uint64_t n)
 	}
 }
 
-/* Records of the pristine file that survive a damaged copy. */
-static int survivors(const struct pristine *p, const uint8_t *copy, size_t size)
+/* What a damaged copy of the pristine file holds.  A record is intact iff
+ * all its bytes are as written (and within the file); it survives repair
+ * whatever else is damaged.  Before repair readers get the intact records
+ * up to the first damage, and a writer appends only if nothing intact
+ * follows the damage (a torn tail, which it cuts). */
+struct verdict {
+	bool intact[256];
+	bool header_ok;
+	int n_intact;
+	int prefix;          /* intact records a reader gets before repair */
+	int last;            /* index of the last intact record, -1 if none */
+	bool mid;            /* damage with intact records after it */
+	uint64_t dropped;    /* seqs repair marks as lost */
+};
+
+static bool same(const struct pristine *p, const uint8_t *copy, size_t size, size_t from,
+                 size_t to)
 {
-	if (size < SKJ_FHDR_SIZE || memcmp(copy, p->bytes, SKJ_FHDR_SIZE))
-		return 0;
-	for (int k = 0; k < p->n; k++)
-		if (p->end[k] > size || memcmp(copy + p->off[k], p->bytes + p->off[k],
-		                               p->end[k] - p->off[k]))
-			return k;
-	return p->n;
+	return to <= size && !memcmp(copy + from, p->bytes + from, to - from);
+}
+
+static void judge(const struct pristine *p, const uint8_t *copy, size_t size, struct verdict *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->header_ok = same(p, copy, size, 0, SKJ_FHDR_SIZE);
+	v->last = -1;
+	for (int k = 0; k < p->n; k++) {
+		v->intact[k] = same(p, copy, size, p->off[k], p->end[k]);
+		if (v->intact[k]) {
+			v->n_intact++;
+			v->last = k;
+		}
+	}
+	while (v->header_ok && v->prefix < p->n && v->intact[v->prefix])
+		v->prefix++;
+	v->mid = v->last >= 0 && (!v->header_ok || v->prefix <= v->last);
+	for (int k = 0; k < v->last; k++)
+		v->dropped += !v->intact[k];
+	/* The first record after the last intact one, if its header still
+	 * names it (commit word, seq) and it lies in the file, is a committed
+	 * record found damaged: dropped too.  Otherwise it is a torn tail. */
+	int t = v->last + 1;
+	if (t < p->n && (v->header_ok || v->last >= 0) && p->end[t] <= (size & ~(size_t)7) &&
+	    same(p, copy, size, p->off[t], p->off[t] + 4) &&
+	    same(p, copy, size, p->off[t] + 8, p->off[t] + 16))
+		v->dropped++;
 }
 
 static void write_file(const char *file, const uint8_t *bytes, size_t size)
@@ -231,36 +293,101 @@ static void write_file(const char *file, const uint8_t *bytes, size_t size)
 	close(fd);
 }
 
+/* Read everything: exactly the seqs want[0..n) in order, with their
+ * payloads, then the end; never an error. */
+static void expect_seqs(const char *path, const uint64_t *want, size_t n, const char *what)
+{
+	shmkit_journal *r = NULL;
+	struct shmkit_record rec;
+	size_t k = 0;
+	int got, err = shmkit_journal_open(&r, path, NULL);
+
+	cr_assert_eq(err, 0, "%s: open reader: %s (%s)", what, shmkit_strerror(err),
+	             shmkit_errdetail());
+	while ((got = shmkit_journal_next(r, &rec, 0)) == 1) {
+		cr_assert_lt(k, n, "%s: seq %llu past the end", what, (unsigned long long)rec.seq);
+		cr_assert_eq(rec.seq, want[k], "%s: seq %llu, expected %llu", what,
+		             (unsigned long long)rec.seq, (unsigned long long)want[k]);
+		cr_assert(jt_check(rec.seq, rec.data, rec.len, MAXREC), "%s: payload of %llu", what,
+		          (unsigned long long)rec.seq);
+		k++;
+	}
+	shmkit_journal_close(r);
+	cr_assert_eq(got, 0, "%s: next: %s (%s)", what, shmkit_strerror(got), shmkit_errdetail());
+	cr_assert_eq(k, n, "%s: read %zu records of %zu", what, k, n);
+}
+
+/* A writer over middle damage: -EBADMSG naming repair, nothing changed. */
+static void expect_writer_refused(const char *path, const char *what)
+{
+	struct stat before, after;
+	char f[160];
+	snprintf(f, sizeof(f), "%s/%020d" SKJ_SUFFIX, path, 1);
+	cr_assert_eq(stat(f, &before), 0);
+	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE };
+	shmkit_journal *j = NULL;
+	int err = shmkit_journal_open(&j, path, &o);
+	char detail[1024];
+	snprintf(detail, sizeof(detail), "%s", shmkit_errdetail());
+	if (!err)
+		shmkit_journal_close(j);
+	cr_assert_eq(err, -EBADMSG, "%s: a writer over middle damage: %s", what, shmkit_strerror(err));
+	cr_assert(strstr(detail, "shmkit journal repair"), "%s: detail '%s'", what, detail);
+	cr_assert_eq(stat(f, &after), 0);
+	cr_assert(after.st_size == before.st_size && after.st_mtim.tv_sec == before.st_mtim.tv_sec &&
+	          after.st_mtim.tv_nsec == before.st_mtim.tv_nsec, "%s: the refused writer changed it",
+	          what);
+}
+
 /* Install the damaged copy, then: verify reports damage with the right
- * count and changes nothing; readers return only good records; a writer
- * recovers exactly the survivors, verify is then clean and appends go on. */
+ * counts and changes nothing; readers return only intact records, up to
+ * the damage.  Damage with intact records after it: a writer is refused,
+ * repair drops exactly the damaged records (holes) and keeps the rest.
+ * Otherwise (a torn tail) a writer cuts it.  Either way verify is then
+ * clean, every intact record readable, and appends go on. */
 static void check_damage(const char *path, const struct pristine *p, const uint8_t *copy,
                          size_t size, const char *what)
 {
-	int keep = survivors(p, copy, size);
+	static struct verdict v;
 	struct shmkit_journal_report rep;
 	struct stat sb;
+	uint64_t want[260] = { 0 };
+	size_t nwant = 0;
 
+	judge(p, copy, size, &v);
 	write_file(p->file, copy, size);
 	int err = shmkit_journal_verify(path, &rep);
 	cr_assert_eq(err, -EBADMSG, "%s: verify %s", what, shmkit_strerror(err));
-	cr_assert_eq(rep.valid_records, (uint64_t)keep, "%s: verify counts %llu valid, expected %d",
-	             what, (unsigned long long)rep.valid_records, keep);
+	cr_assert_eq(rep.valid_records, (uint64_t)v.n_intact, "%s: verify counts %llu valid, "
+	             "expected %d", what, (unsigned long long)rep.valid_records, v.n_intact);
+	cr_assert_eq(rep.dropped_records, v.dropped, "%s: verify would drop %llu, expected %llu",
+	             what, (unsigned long long)rep.dropped_records, (unsigned long long)v.dropped);
 	cr_assert(strstr(rep.where, p->file) || strstr(rep.where, path), "%s: where '%s'", what, rep.where);
 	cr_assert_eq(stat(p->file, &sb), 0);
 	cr_assert_eq((size_t)sb.st_size, size, "%s: verify changed nothing", what);
+	cr_assert_eq(read_valid(path, true), (uint64_t)v.prefix, "%s: a reader before repair", what);
 
-	uint64_t seen = read_valid(path, true);
-	cr_assert_leq(seen, (uint64_t)keep, "%s: a reader got a damaged record", what);
-
-	shmkit_journal *j = open_writer(path, SHMKIT_DUR_SYNC);
-	shmkit_journal_close(j);
-	cr_assert_eq(read_valid(path, false), (uint64_t)keep, "%s: recovery kept the wrong count", what);
+	if (v.mid) {
+		expect_writer_refused(path, what);
+		err = shmkit_journal_repair(path, &rep);
+		cr_assert_eq(err, 0, "%s: repair: %s (%s)", what, shmkit_strerror(err), rep.where);
+		cr_assert_eq(rep.dropped_records, v.dropped, "%s: repair dropped %llu, expected %llu",
+		             what, (unsigned long long)rep.dropped_records, (unsigned long long)v.dropped);
+		cr_assert_eq(rep.valid_records, (uint64_t)v.n_intact, "%s", what);
+	}
+	shmkit_journal_close(open_writer(path, SHMKIT_DUR_SYNC));
+	for (int k = 0; k < p->n; k++)
+		if (v.intact[k] && (v.mid || k < v.prefix))
+			want[nwant++] = (uint64_t)k + 1;
+	expect_seqs(path, want, nwant, what);
 	expect_clean(path);
-	j = open_writer(path, SHMKIT_DUR_SYNC);
-	append_range(j, (uint64_t)keep + 1, (uint64_t)keep + 2);
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_SYNC);
+	uint64_t next = nwant ? want[nwant - 1] + 1 : 1;
+	append_range(j, next, next + 1);
 	shmkit_journal_close(j);
-	cr_assert_eq(read_valid(path, false), (uint64_t)keep + 2, "%s", what);
+	want[nwant++] = next;
+	want[nwant++] = next + 1;
+	expect_seqs(path, want, nwant, what);
 }
 
 Test(journal_crash, truncated_at_many_offsets)
@@ -359,54 +486,71 @@ Test(journal_crash, whole_last_file_garbage_keeps_earlier_files)
 	expect_clean(path);
 }
 
-Test(journal_crash, repair_cuts_across_files)
+/* The seqs 1..n but those in [lo, hi], into want; their count. */
+static size_t seqs_but(uint64_t *want, uint64_t n, uint64_t lo, uint64_t hi)
 {
-	const char *path = jt_new_path();
-	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE);
-	append_range(j, 1, 400);
-	shmkit_journal_close(j);
-	/* Damage record 200's payload, in some middle file. */
+	size_t k = 0;
+	for (uint64_t s = 1; s <= n; s++)
+		if (s < lo || s > hi)
+			want[k++] = s;
+	return k;
+}
+
+/* The first seq of the file holding seq (files of a closed journal of
+ * records 1.., found by name). */
+static uint64_t file_of(const char *path, uint64_t seq)
+{
 	uint64_t first = 0;
-	for (uint64_t s = 1; s <= 200; s++) {
+	for (uint64_t s = 1; s <= seq; s++) {
 		char f[160];
 		snprintf(f, sizeof(f), "%s/%020llu.skj", path, (unsigned long long)s);
 		if (access(f, F_OK) == 0)
 			first = s;
 	}
+	return first;
+}
+
+/* Damage in a middle file: readers stop there, the writer (which touches
+ * only the newest file) goes on, repair refuses while it lives; then
+ * repair drops that record alone and every other stays readable. */
+Test(journal_crash, repair_keeps_records_across_files)
+{
+	const char *path = jt_new_path();
+	static uint64_t want[420];
+	shmkit_journal *j;
+	make_journal(path, 400);
+	/* Damage record 200's payload, in some middle file. */
+	uint64_t first = file_of(path, 200);
 	cr_assert_gt(first, 1);
 	cr_assert_lt(first, 200);
-	size_t off = SKJ_FHDR_SIZE;
-	for (uint64_t s = first; s < 200; s++)
-		off += SKJ_RHDR_SIZE + skj_pad8(jt_len(s, MAXREC));
+	cr_assert_gt(file_of(path, 400), 200);
 	char f[160];
 	snprintf(f, sizeof(f), "%s/%020llu.skj", path, (unsigned long long)first);
-	int fd = open(f, O_RDWR);
-	cr_assert_geq(fd, 0);
-	uint8_t b;
-	cr_assert_eq(pread(fd, &b, 1, (off_t)(off + SKJ_RHDR_SIZE)), 1);
-	b ^= 0x10;
-	cr_assert_eq(pwrite(fd, &b, 1, (off_t)(off + SKJ_RHDR_SIZE)), 1);
-	close(fd);
+	cr_assert_eq(jt_flip(f, (long)(rec_off(first, 200) + SKJ_RHDR_SIZE), 0x10), 0);
 
 	struct shmkit_journal_report rep;
 	cr_assert_eq(shmkit_journal_verify(path, &rep), -EBADMSG);
-	cr_assert_eq(rep.valid_records, 199);
-	cr_assert_eq(rep.last_valid_seq, 199);
+	cr_assert_eq(rep.valid_records, 399);
+	cr_assert_eq(rep.last_valid_seq, 400);
+	cr_assert_eq(rep.dropped_records, 1);
+	cr_assert_eq(rep.dropped_first_seq, 200);
 	cr_assert_gt(rep.damaged_bytes, 0);
 	cr_assert(strstr(rep.where, f), "where: %s", rep.where);
 	cr_assert_eq(read_valid(path, true), 199);
 	/* repair refuses while a writer lives */
 	j = open_writer(path, SHMKIT_DUR_NONE);
 	cr_assert_eq(shmkit_journal_repair(path, &rep), -EBUSY);
-	shmkit_journal_close(j); /* (its recovery looked at the last file only) */
+	shmkit_journal_close(j); /* (its recovery looked at the newest file only) */
 	cr_assert_eq(shmkit_journal_repair(path, &rep), 0, "%s", rep.where);
-	cr_assert_eq(rep.valid_records, 199);
+	cr_assert_eq(rep.valid_records, 399);
+	cr_assert_eq(rep.dropped_records, 1);
+	cr_assert_str_eq(rep.dropped, "200");
 	expect_clean(path);
-	cr_assert_eq(read_valid(path, false), 199);
+	expect_seqs(path, want, seqs_but(want, 400, 200, 200), "after repair");
 	j = open_writer(path, SHMKIT_DUR_SYNC);
-	append_range(j, 200, 210);
+	append_range(j, 401, 410);
 	shmkit_journal_close(j);
-	cr_assert_eq(read_valid(path, false), 210);
+	expect_seqs(path, want, seqs_but(want, 410, 200, 200), "appended after repair");
 }
 
 /* ---- journal.meta damaged: repair rebuilds it ---------------------------- */
@@ -507,17 +651,6 @@ static size_t data_files(const char *path, uint64_t *seqs, size_t max)
 	}
 	free(ents);
 	return k;
-}
-
-/* A closed journal of records 1..n in several files. */
-static void make_journal(const char *path, uint64_t n)
-{
-	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE);
-	append_range(j, 1, n);
-	struct shmkit_journal_stat st;
-	cr_assert_eq(shmkit_journal_stat(j, &st), 0);
-	shmkit_journal_close(j);
-	cr_assert_geq(st.files, 3, "several files");
 }
 
 /* journal.meta is damaged: no handle opens; verify says so and changes
@@ -725,6 +858,141 @@ Test(journal_crash, meta_rebuild_refused_while_its_lock_is_held)
 	expect_unchanged(before, path, "repair refused");
 	cr_assert_eq(shmkit_journal_repair(path, &rep), 0, "lock released: %s", rep.where);
 	cr_assert_eq(read_valid(path, false), 300);
+}
+
+/* A middle data file gone: the seqs it held are in no file.  Repair marks
+ * exactly those lost (a file named for the first, holding one hole) and
+ * keeps every later file; readers skip the hole. */
+Test(journal_crash, missing_middle_file_is_marked_lost_not_the_rest)
+{
+	const char *path = jt_new_path();
+	static uint64_t want[420];
+	shmkit_journal *j;
+	make_journal(path, 400);
+	uint64_t lo = file_of(path, 200), hi = file_of(path, 400);
+	cr_assert(lo > 1 && hi > lo, "200 in a middle file");
+	uint64_t next = lo + 1;
+	while (file_of(path, next) == lo)
+		next++;
+	char f[160];
+	snprintf(f, sizeof(f), "%s/%020llu.skj", path, (unsigned long long)lo);
+	cr_assert_eq(unlink(f), 0);
+
+	struct shmkit_journal_report rep;
+	cr_assert_eq(shmkit_journal_verify(path, &rep), -EBADMSG);
+	cr_assert(strstr(rep.where, "sequence gap"), "where: %s", rep.where);
+	cr_assert_eq(rep.dropped_records, next - lo);
+	cr_assert_eq(read_valid(path, true), lo - 1, "a reader stops at the gap");
+	cr_assert_eq(shmkit_journal_repair(path, &rep), 0, "%s", rep.where);
+	cr_assert_eq(rep.dropped_records, next - lo);
+	cr_assert_eq(rep.dropped_first_seq, lo);
+	cr_assert_eq(rep.dropped_last_seq, next - 1);
+	cr_assert_eq(rep.valid_records, 400 - (next - lo));
+	expect_clean(path);
+	cr_assert_eq(read_fhdr(path, lo).version, SKJ_VERSION_HOLES);
+	expect_seqs(path, want, seqs_but(want, 400, lo, next - 1), "after repair");
+	j = open_writer(path, SHMKIT_DUR_SYNC);
+	append_range(j, 401, 402);
+	shmkit_journal_close(j);
+	expect_seqs(path, want, seqs_but(want, 402, lo, next - 1), "appended after repair");
+}
+
+/* A middle file whose header is damaged but whose records are intact:
+ * repair writes the header anew and drops nothing. */
+Test(journal_crash, damaged_middle_header_is_rebuilt_keeping_its_records)
+{
+	const char *path = jt_new_path();
+	static uint64_t want[420];
+	make_journal(path, 400);
+	uint64_t lo = file_of(path, 200);
+	cr_assert_gt(lo, 1);
+	char f[160];
+	snprintf(f, sizeof(f), "%s/%020llu.skj", path, (unsigned long long)lo);
+	struct skj_fhdr h = read_fhdr(path, lo);
+	cr_assert_eq(jt_flip(f, offsetof(struct skj_fhdr, created_ns) + 2, 0x04), 0);
+
+	struct shmkit_journal_report rep;
+	cr_assert_eq(shmkit_journal_verify(path, &rep), -EBADMSG);
+	cr_assert(strstr(rep.where, "header checksum mismatch"), "where: %s", rep.where);
+	cr_assert_eq(rep.valid_records, 400);
+	cr_assert_eq(rep.dropped_records, 0);
+	cr_assert_eq(shmkit_journal_repair(path, &rep), 0, "%s", rep.where);
+	cr_assert_eq(rep.dropped_records, 0);
+	cr_assert_eq(rep.valid_records, 400);
+	struct skj_fhdr now = read_fhdr(path, lo);
+	cr_assert(now.journal_id == h.journal_id && now.first_seq == lo && now.version == SKJ_VERSION);
+	expect_clean(path);
+	expect_seqs(path, want, seqs_but(want, 400, 0, 0), "after repair");
+}
+
+/* ---- damage in the middle: refused until repair, later records kept ------ */
+
+/* Ten records, a payload byte of the 4th flipped.  Appending would have
+ * to cut records 5..10, all intact: the writer refuses (-EBADMSG naming
+ * repair) and changes nothing.  Repair drops record 4 alone, marking it
+ * as a hole; records 5..10 stay readable and appends continue at 11. */
+Test(journal_crash, middle_damage_refuses_append_and_repair_keeps_later_records)
+{
+	const char *path = jt_new_path();
+	uint64_t want[16];
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE);
+	append_range(j, 1, 10);
+	shmkit_journal_close(j);
+	char f[160];
+	snprintf(f, sizeof(f), "%s/%020d" SKJ_SUFFIX, path, 1);
+	cr_assert_gt(jt_len(4, MAXREC), 3);
+	cr_assert_eq(jt_flip(f, (long)(rec_off(1, 4) + SKJ_RHDR_SIZE + 3), 0x10), 0);
+
+	struct snap before = snapshot(path);
+	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE };
+	j = NULL;
+	int err = shmkit_journal_open(&j, path, &o);
+	char detail[1024];
+	snprintf(detail, sizeof(detail), "%s", shmkit_errdetail());
+	if (!err)
+		shmkit_journal_close(j);
+	cr_assert_eq(err, -EBADMSG, "append over middle damage: %s", shmkit_strerror(err));
+	cr_assert(strstr(detail, "shmkit journal repair") && strstr(detail, "checksum mismatch at seq 4"),
+	          "detail: %s", detail);
+	expect_unchanged(before, path, "a refused writer");
+	cr_assert_eq(read_valid(path, true), 3, "a reader stops at the damage");
+
+	struct shmkit_journal_report rep;
+	cr_assert_eq(shmkit_journal_verify(path, &rep), -EBADMSG);
+	cr_assert(strstr(rep.where, "checksum mismatch at seq 4"), "where: %s", rep.where);
+	cr_assert_eq(rep.valid_records, 9);
+	cr_assert_eq(rep.last_valid_seq, 10);
+	cr_assert_eq(rep.dropped_records, 1, "verify says what repair would drop");
+	before = snapshot(path);
+	expect_unchanged(before, path, "verify");
+
+	cr_assert_eq(shmkit_journal_repair(path, &rep), 0, "%s", rep.where);
+	cr_assert_eq(rep.dropped_records, 1);
+	cr_assert_eq(rep.dropped_first_seq, 4);
+	cr_assert_eq(rep.dropped_last_seq, 4);
+	cr_assert_eq(rep.dropped_ranges, 1);
+	cr_assert_str_eq(rep.dropped, "4");
+	cr_assert_eq(rep.damaged_bytes, SKJ_RHDR_SIZE + skj_pad8(jt_len(4, MAXREC)),
+	             "the damaged record's bytes, no more");
+	cr_assert_eq(rep.valid_records, 9);
+	cr_assert_eq(read_fhdr(path, 1).version, SKJ_VERSION_HOLES,
+	             "a file with a hole says so: older builds refuse it, not cut it");
+
+	cr_assert_eq(shmkit_journal_verify(path, &rep), 0, "%s", rep.where);
+	cr_assert_eq(rep.holes, 1);
+	cr_assert_eq(rep.hole_records, 1);
+	cr_assert_eq(rep.dropped_records, 0);
+	cr_assert_eq(rep.valid_records, 9);
+	expect_seqs(path, want, seqs_but(want, 10, 4, 4), "after repair");
+	j = open_writer(path, SHMKIT_DUR_SYNC);
+	append_range(j, 11, 12);
+	shmkit_journal_close(j);
+	expect_seqs(path, want, seqs_but(want, 12, 4, 4), "appended after repair");
+	expect_clean(path);
+	/* A second repair finds nothing to do. */
+	cr_assert_eq(shmkit_journal_repair(path, &rep), 0, "%s", rep.where);
+	cr_assert_eq(rep.dropped_records, 0);
+	cr_assert_str_empty(rep.where);
 }
 
 /* ---- simulated power loss (page cache dirty bits) ------------------------ */

@@ -126,16 +126,24 @@ Test(journal_tool, verify_and_repair)
 
 	cr_assert_eq(tool(NULL, "journal", "verify", path, NULL), 1);
 	cr_assert(strstr(out, "damaged") && strstr(out, "checksum mismatch at seq 8") &&
-	          strstr(out, "7 valid records (last seq 7)"), "%s", out);
+	          strstr(out, "repair would drop 1 record (seq 8), 40 damaged bytes") &&
+	          strstr(out, "19 valid records (last seq 20)"), "%s", out);
 	cr_assert_eq(tool(NULL, "journal", "dump", path, NULL), 1, "a reader stops at the damage");
 	cr_assert_eq(count_lines(out), 7);
+	cr_assert_eq(tool(NULL, "journal", "append", path, "would cut 9..20", NULL), 1,
+	             "appending over middle damage is refused");
 	cr_assert_eq(tool(NULL, "journal", "repair", path, NULL), 0);
-	cr_assert(strstr(out, "repaired"), "%s", out);
+	cr_assert(strstr(out, "repaired") && strstr(out, "dropped 1 record (seq 8), 40 damaged bytes") &&
+	          strstr(out, "19 valid records kept (last seq 20)"), "%s", out);
 	cr_assert_eq(tool(NULL, "journal", "verify", path, NULL), 0);
-	cr_assert(strstr(out, "clean, 7 records"), "%s", out);
+	cr_assert(strstr(out, "clean, 19 records, last seq 20") &&
+	          strstr(out, "1 hole left by repair: 1 record lost there"), "%s", out);
+	cr_assert_eq(tool(NULL, "journal", "dump", path, NULL), 0);
+	cr_assert_eq(count_lines(out), 19);
+	cr_assert(strstr(out, "\n7 ") && !strstr(out, "\n8 ") && strstr(out, "\n9 "), "%s", out);
 	cr_assert_eq(tool(NULL, "journal", "append", path, "after repair", NULL), 0);
 	cr_assert_eq(tool(NULL, "journal", "tail", "-n", "1", path, NULL), 0);
-	cr_assert_str_eq(out, "8\tafter repair\n");
+	cr_assert_str_eq(out, "21\tafter repair\n");
 }
 
 Test(journal_tool, repair_rebuilds_a_garbled_meta)

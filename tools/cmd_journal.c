@@ -27,8 +27,11 @@ static const char journal_help[] =
 	"or those from SEQ on; --follow waits for new ones (until --timeout MS\n"
 	"passes with none, default forever).  dump prints every record with its\n"
 	"time.  verify checks every file without changing anything (exit 1 when\n"
-	"damaged); repair cuts the journal back to its last valid record, and\n"
-	"rebuilds a damaged or missing journal.meta from the data files.\n"
+	"damaged) and says which records repair would drop; repair keeps every\n"
+	"intact record (damaged ones become holes that readers skip, a torn\n"
+	"tail is cut, a damaged or missing journal.meta is rebuilt from the data\n"
+	"files) and prints exactly what it dropped.  append refuses a journal\n"
+	"damaged anywhere but at its tail until it is repaired.\n"
 	"Output lines: SEQ<TAB>TEXT (tail), SEQ TIME_NS LEN TEXT (dump); --json:\n"
 	"one object per record, \"data\" as a string, or \"hex\" if it holds NUL.\n";
 
@@ -279,6 +282,31 @@ static int journal_read(int argc, char **argv, bool dump)
 
 /* ---- verify / repair -------------------------------------------------------- */
 
+static const char *plural(uint64_t n)
+{
+	return n == 1 ? "" : "s";
+}
+
+/* What damage costs (verify: would cost), exactly: the seqs dropped. */
+static void print_dropped(const char *path, const struct shmkit_journal_report *r, bool done)
+{
+	const char *verb = done ? "dropped" : "repair would drop";
+
+	if (r->dropped_records)
+		printf("%s: %s %" PRIu64 " record%s (seq%s %s), %" PRIu64 " damaged bytes\n", path,
+		       verb, r->dropped_records, plural(r->dropped_records),
+		       plural(r->dropped_records), r->dropped, r->damaged_bytes);
+	else
+		printf("%s: %s no record, %" PRIu64 " damaged bytes\n", path, verb, r->damaged_bytes);
+}
+
+static void print_holes(const char *path, const struct shmkit_journal_report *r)
+{
+	if (r->holes)
+		printf("%s: %u hole%s left by repair: %" PRIu64 " record%s lost there\n", path,
+		       r->holes, plural(r->holes), r->hole_records, plural(r->hole_records));
+}
+
 static int journal_check(int argc, char **argv, bool repair)
 {
 	const char *sub = repair ? "repair" : "verify";
@@ -298,14 +326,19 @@ static int journal_check(int argc, char **argv, bool repair)
 	if (!err && !r.damaged_bytes && !r.where[0]) {
 		printf("%s: clean, %" PRIu64 " records, last seq %" PRIu64 "\n", path,
 		       r.valid_records, r.last_valid_seq);
+		print_holes(path, &r);
 		return 0;
 	}
-	printf("%s: %s: %s\n", path, repair && !err ? "repaired" : "damaged", r.where);
-	if (repair && !err && r.meta_rebuilt_from[0])
+	bool done = repair && !err;
+	printf("%s: %s: %s\n", path, done ? "repaired" : "damaged", r.where);
+	if (done && r.meta_rebuilt_from[0])
 		printf("%s: rebuilt journal.meta from %s\n", path, r.meta_rebuilt_from);
-	printf("%s: %" PRIu64 " valid records (last seq %" PRIu64 "), %" PRIu64
-	       " damaged bytes %s\n", path, r.valid_records, r.last_valid_seq, r.damaged_bytes,
-	       repair && !err ? "cut" : "after them");
+	print_dropped(path, &r, done);
+	printf("%s: %" PRIu64 " valid records%s (last seq %" PRIu64 ")\n", path, r.valid_records,
+	       done ? " kept" : "", r.last_valid_seq);
+	print_holes(path, &r);
+	if (!repair && err)
+		printf("%s: `shmkit journal repair %s` keeps every valid record\n", path, path);
 	return err ? 1 : 0;
 }
 
@@ -340,8 +373,10 @@ int info_journal(const char *path, bool json)
 	printf("first seq  %" PRIu64 "\n", st.first_seq);
 	printf("last seq   %" PRIu64 "\n", st.last_seq);
 	printf("sync       %s\n", pol);
-	if (st.writer_pid)
+	if (st.writer_pid > 0)
 		printf("writer     pid %d (alive)\n", (int)st.writer_pid);
+	else if (st.writer_pid)
+		printf("writer     alive (pid unknown)\n");
 	else
 		printf("writer     none\n");
 	return 0;
