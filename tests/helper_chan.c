@@ -9,8 +9,18 @@
  *   helper_chan peek-die NAME          peek a message, print "ID SEQ" (or
  *                                      "LEN" for a non-stress one), then
  *                                      die by SIGKILL
+ *   helper_chan hold NAME              reserve a slot, write "held", print
+ *                                      "reserved", wait for EOF on stdin,
+ *                                      commit, exit
+ *   helper_chan thread-hold NAME       the same in a second thread while
+ *                                      the main thread calls pthread_exit
+ *   helper_chan spsc-hold NAME         send "first" (taking an SPSC
+ *                                      producer role), print "ready", wait
+ *                                      for EOF on stdin, exit
  * Exit 0 on success, 1 on a channel error (printed to stderr), 2 usage.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +85,56 @@ static int peek_die(shmkit_chan *ch)
 	return 1;
 }
 
+static void wait_stdin_eof(void)
+{
+	char c;
+
+	while (read(0, &c, 1) > 0)
+		;
+}
+
+static int hold(shmkit_chan *ch)
+{
+	void *buf;
+	int r = shmkit_chan_reserve(ch, &buf, HELPER_WAIT);
+
+	if (r)
+		return fail("reserve", r);
+	memcpy(buf, "held", 4);
+	printf("reserved\n");
+	fflush(stdout);
+	wait_stdin_eof();
+	return (r = shmkit_chan_commit(ch, 4)) ? fail("commit", r) : 0;
+}
+
+/* The main thread leaves by pthread_exit: the process lives on in the
+ * other thread, though /proc shows its leader as a zombie. */
+static void *hold_thread(void *ch)
+{
+	exit(hold(ch));
+}
+
+static int thread_hold(shmkit_chan *ch)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, hold_thread, ch))
+		return fail("pthread_create", -EAGAIN);
+	pthread_exit(NULL);
+}
+
+static int spsc_hold(shmkit_chan *ch)
+{
+	int r = shmkit_chan_send(ch, "first", 5, HELPER_WAIT);
+
+	if (r)
+		return fail("send", r);
+	printf("ready\n");
+	fflush(stdout);
+	wait_stdin_eof();
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	shmkit_chan *ch;
@@ -90,6 +150,12 @@ int main(int argc, char **argv)
 		r = reserve_die(ch);
 	else if (!strcmp(argv[1], "peek-die"))
 		r = peek_die(ch);
+	else if (!strcmp(argv[1], "hold"))
+		r = hold(ch);
+	else if (!strcmp(argv[1], "thread-hold"))
+		r = thread_hold(ch);
+	else if (!strcmp(argv[1], "spsc-hold"))
+		r = spsc_hold(ch);
 	else
 		r = 2;
 	shmkit_chan_close(ch);

@@ -1,0 +1,255 @@
+/*
+ * test_peer.c - liveness the kernel vouches for (src/peer.c): a live peer
+ * is never taken for dead, whatever /proc says of its pid, and a dead one
+ * is recovered.  Each test below is a case where judging by pid and start
+ * time went wrong: a main thread that called pthread_exit, a peer in
+ * another PID namespace, one in another time namespace; and the crash
+ * windows that judging by locks must close (an SPSC producer killed
+ * between publishing a slot and moving tail).
+ *
+ * Peers are exec'd helpers (helper_chan), some inside `unshare`; as root.
+ * A held reservation is released through the helper's stdin.  Nothing
+ * asserts on time: "not reclaimed" is checked by a receive that waits well
+ * past the reclaim grace (50 ms) and must time out, and by `reclaimed`.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib_test.h"
+#include "shmkit.h"
+
+#define MS 1000000LL
+#define SEC 1000000000LL
+
+/* Run the helper in a new PID namespace, under a shell that stays its
+ * pid 1: a namespace's init cannot kill itself with a signal. */
+#define PIDNS_WRAP { "/usr/bin/unshare", "--pid", "--fork", "--kill-child", "--mount-proc", \
+	             "/bin/sh", "-c", "\"$0\" \"$@\"; exit $?", NULL }
+
+TestSuite(peer, .timeout = 60, .fini = sk_test_cleanup);
+
+/* Read one line from fd (the helper's stdout) into buf, without its '\n'. */
+static void read_line(int fd, char *buf, size_t len)
+{
+	size_t n = 0;
+	char c;
+
+	while (n + 1 < len && read(fd, &c, 1) == 1 && c != '\n')
+		buf[n++] = c;
+	buf[n] = '\0';
+}
+
+struct peer_proc {
+	pid_t pid;
+	int out;      /* its stdout */
+	int release;  /* write end of its stdin: closing it lets it go on */
+};
+
+/* Start a helper, optionally wrapped in a command (unshare ...), and wait
+ * for its first line, which must be want. */
+static struct peer_proc start_peer(const char *const wrap[], const char *const args[],
+                                   const char *want)
+{
+	const char *argv[24];
+	char helper[4096];
+	int in[2], n = 0;
+	struct peer_proc p;
+
+	snprintf(helper, sizeof(helper), "%s/helper_chan", sk_test_dir());
+	for (int i = 0; wrap && wrap[i]; i++)
+		argv[n++] = wrap[i];
+	argv[n++] = wrap ? helper : "helper_chan";
+	for (int i = 0; args[i]; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
+	p.pid = sk_test_spawn(argv, in[0], &p.out);
+	close(in[0]);
+	cr_assert_gt(p.pid, 0);
+	p.release = in[1];
+	char line[64];
+	read_line(p.out, line, sizeof(line));
+	cr_assert_str_eq(line, want, "helper's first line");
+	return p;
+}
+
+static int finish_peer(struct peer_proc *p)
+{
+	char rest[256];
+
+	close(p->release);
+	return sk_test_finish(p->pid, p->out, rest, sizeof(rest));
+}
+
+static shmkit_chan *new_chan(const char *name, unsigned flags)
+{
+	struct shmkit_chan_opts o = { .capacity = 8, .max_msg = 64, .flags = SHMKIT_EXCL | flags };
+	shmkit_chan *ch = NULL;
+
+	cr_assert_eq(shmkit_chan_create(&ch, name, &o), 0, "%s", shmkit_errdetail());
+	return ch;
+}
+
+static uint64_t reclaimed(shmkit_chan *ch)
+{
+	struct shmkit_chan_stats st;
+
+	cr_assert_eq(shmkit_chan_stats(ch, &st), 0);
+	return st.reclaimed;
+}
+
+/* A live producer holds a reservation at the head of an MPMC channel; a
+ * consumer blocked behind it well past the reclaim grace must not take it
+ * (it times out), and gets the message once the producer commits. */
+static void check_live_reservation(const char *const wrap[], const char *mode)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = new_chan(name, 0);
+	const char *args[] = { mode, name, NULL };
+	struct peer_proc p = start_peer(wrap, args, "reserved");
+	char buf[64];
+
+	ssize_t n = shmkit_chan_recv(ch, buf, sizeof(buf), 300 * MS);
+	cr_expect_eq(n, -ETIMEDOUT, "a live producer's reservation was taken: recv gave %zd", n);
+	cr_expect_eq(reclaimed(ch), 0, "reclaimed from a live producer");
+	int rc = finish_peer(&p);
+	cr_expect_eq(rc, 0, "the producer's commit failed (exit %d)", rc);
+	n = shmkit_chan_recv(ch, buf, sizeof(buf), 20 * SEC);
+	cr_expect_eq(n, 4, "recv after commit: %zd (%s)", n, shmkit_errdetail());
+	cr_expect_eq(memcmp(buf, "held", 4), 0);
+	cr_expect_eq(shmkit_chan_send(ch, "next", 4, 20 * SEC), 0, "the channel still works");
+	shmkit_chan_close(ch);
+}
+
+/* Its main thread called pthread_exit: /proc shows the leader as a
+ * zombie, but the process lives in its other thread. */
+Test(peer, main_thread_exited_is_alive)
+{
+	check_live_reservation(NULL, "thread-hold");
+}
+
+/* A producer in another PID namespace (two containers sharing /dev/shm
+ * and IPC but not their pids). */
+Test(peer, other_pid_namespace_is_alive)
+{
+	const char *const wrap[] = PIDNS_WRAP;
+	check_live_reservation(wrap, "hold");
+}
+
+/* ... and one that dies there is recovered from outside. */
+Test(peer, dead_in_other_pid_namespace_is_reclaimed)
+{
+	const char *const wrap[] = PIDNS_WRAP;
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = new_chan(name, 0);
+	const char *args[] = { "reserve-die", name, NULL };
+	struct peer_proc p = start_peer(wrap, args, "reserved");
+	int rc = finish_peer(&p);
+	struct shmkit_chan_stats st;
+	cr_assert_eq(shmkit_chan_stats(ch, &st), 0);
+	cr_assert_eq(shmkit_chan_send(ch, "after", 5, 20 * SEC), 0);
+	char buf[64];
+	ssize_t n = shmkit_chan_recv(ch, buf, sizeof(buf), 20 * SEC);
+	cr_expect_eq(n, 5, "recv past the dead reservation: %zd (%s)", n, shmkit_errdetail());
+	cr_expect_eq(reclaimed(ch), 1, "helper exit %d; before: sent %llu depth %llu reclaimed %llu",
+	             rc, (unsigned long long)st.sent, (unsigned long long)st.depth,
+	             (unsigned long long)st.reclaimed);
+	shmkit_chan_close(ch);
+}
+
+/* An SPSC producer in another time namespace (boot time shifted, as CRIU
+ * restores and some runtimes do): its role is not taken from it. */
+Test(peer, other_time_namespace_keeps_its_role)
+{
+	const char *const wrap[] = { "/usr/bin/unshare", "--time", "--fork", "--kill-child",
+	                             "--boottime", "1000000", NULL };
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = new_chan(name, SHMKIT_CHAN_SPSC);
+	const char *args[] = { "spsc-hold", name, NULL };
+	struct peer_proc p = start_peer(wrap, args, "ready");
+
+	int r = shmkit_chan_send(ch, "second", 6, 0);
+	cr_expect_eq(r, -EBUSY, "the live producer's role was taken: send gave %d", r);
+	cr_expect_eq(reclaimed(ch), 0);
+	cr_expect_eq(finish_peer(&p), 0);
+	cr_expect_eq(shmkit_chan_send(ch, "second", 6, 0), 0, "free once the holder left: %s",
+	             shmkit_errdetail());
+	shmkit_chan_close(ch);
+}
+
+/* SPSC producer killed after publishing its 3rd message and before moving
+ * tail (crash point chan.spsc.published:3).  The next producer must not
+ * overwrite that message: the consumer gets 0, 1, 2, then the new one. */
+Test(peer, spsc_producer_killed_before_tail)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = new_chan(name, SHMKIT_CHAN_SPSC);
+	const char *argv[] = { "/usr/bin/env", "SHMKIT_CRASH_AT=chan.spsc.published:3", "", "produce",
+	                       name, "0", "5", NULL };
+	char helper[4096], out[64];
+
+	snprintf(helper, sizeof(helper), "%s/helper_chan", sk_test_dir());
+	argv[2] = helper;
+	pid_t pid = sk_test_spawn(argv, -1, NULL);
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(sk_test_finish(pid, -1, out, sizeof(out)), 128 + SIGKILL, "killed at the point");
+	cr_assert_eq(shmkit_chan_send(ch, "new", 3, 20 * SEC), 0, "%s", shmkit_errdetail());
+	struct shmkit_chan_stats st;
+	cr_assert_eq(shmkit_chan_stats(ch, &st), 0);
+	cr_expect_eq(st.sent, 4, "tail counts the 3 published and the new message");
+	char buf[256];
+	for (int i = 0; i < 3; i++) {
+		ssize_t n = shmkit_chan_recv(ch, buf, sizeof(buf), 20 * SEC);
+		cr_assert_gt(n, 3, "message %d: %zd (%s)", i, n, shmkit_errdetail());
+	}
+	ssize_t n = shmkit_chan_recv(ch, buf, sizeof(buf), 20 * SEC);
+	cr_assert_eq(n, 3, "the new message comes after the dead producer's: %zd", n);
+	cr_expect_eq(memcmp(buf, "new", 3), 0);
+	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), -EAGAIN);
+	shmkit_chan_close(ch);
+}
+
+/* A forked child takes an entry of its own: when the parent's handle is
+ * closed (its entry gone), the child's claims are still the child's. */
+Test(peer, forked_child_claims_as_itself)
+{
+	struct shmkit_chan_opts o = { .capacity = 8, .max_msg = 64 };
+	shmkit_chan *ch = NULL;
+	int go[2], ready[2];
+	char c;
+
+	cr_assert_eq(shmkit_chan_create(&ch, "anon", &o), 0);
+	cr_assert_eq(pipe(go), 0);
+	cr_assert_eq(pipe(ready), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		void *buf;
+		close(go[1]);
+		if (shmkit_chan_reserve(ch, &buf, 20 * SEC))
+			_exit(1);
+		memcpy(buf, "kid", 3);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(2);
+		while (read(go[0], &c, 1) > 0)
+			;
+		_exit(shmkit_chan_commit(ch, 3) ? 3 : 0);
+	}
+	close(go[0]);
+	cr_assert_eq(read(ready[0], &c, 1), 1);
+	char buf[64];
+	ssize_t n = shmkit_chan_recv(ch, buf, sizeof(buf), 300 * MS);
+	cr_expect_eq(n, -ETIMEDOUT, "the child's live reservation was taken: %zd", n);
+	close(go[1]);
+	cr_expect_eq(sk_test_reap(pid), 0);
+	n = shmkit_chan_recv(ch, buf, sizeof(buf), 20 * SEC);
+	cr_expect_eq(n, 3, "%zd %s", n, shmkit_errdetail());
+	cr_expect_eq(reclaimed(ch), 0);
+	shmkit_chan_close(ch);
+}
