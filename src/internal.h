@@ -77,6 +77,18 @@ static inline int64_t sk_deadline(int64_t timeout_ns)
 	return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
 }
 
+/* A waker killed between making its state visible and its futex wake
+ * leaves sleepers that would wait out their whole timeout: every sleep on
+ * a word another process wakes is cut into slices of at most this, after
+ * which the sleeper re-checks its condition. */
+#define SK_WAKE_SLICE_NS 100000000LL
+
+static inline int64_t sk_slice(int64_t deadline)
+{
+	int64_t now = sk_now_ns();
+	return deadline - now > SK_WAKE_SLICE_NS ? now + SK_WAKE_SLICE_NS : deadline;
+}
+
 /* ---- errors ----------------------------------------------------------- */
 
 /* Record a human-readable detail for the current failure (printf-style)

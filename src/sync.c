@@ -437,6 +437,10 @@ int shmkit_sem_post(shmkit_sem *s)
 	return 0;
 }
 
+/* A poster killed between P1 (count up) and its wake leaves a waiter
+ * asleep on a count that is no longer 0: waits are cut into slices of
+ * SK_WAKE_SLICE_NS, after which the waiter looks again, so a unit posted
+ * by a dying poster is taken within one slice. */
 static int sem_wait_slow(shmkit_sem *s, int64_t deadline)
 {
 	for (;;) {
@@ -451,7 +455,7 @@ static int sem_wait_slow(shmkit_sem *s, int64_t deadline)
 		/* S3.  A seq_cst read (RMW adding 0) of count, after S2;
 		 * pairs with the poster's P1.  The kernel re-reads in S4. */
 		if (sk_fetch_add(&s->count, 0, __ATOMIC_SEQ_CST) == 0)
-			r = sk_futex_wait_until(&s->count, 0, deadline); /* S4 */
+			r = sk_futex_wait_until(&s->count, 0, sk_slice(deadline)); /* S4 */
 		/* S5.  Relaxed: unregistering orders nothing; a stale count of
 		 * one only costs a poster a needless wake. */
 		sk_fetch_add(&s->waiters, UINT32_MAX, __ATOMIC_RELAXED);

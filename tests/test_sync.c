@@ -558,6 +558,29 @@ Test(sync, sem_post_wakes_sleeper_across_fork)
 	munmap(s, 4096);
 }
 
+static int sem_forever_waiter(void *arg)
+{
+	return shmkit_sem_wait(arg, -1) == 0 ? 0 : 1;
+}
+
+/* A poster killed between raising the count and waking: the count is up,
+ * nobody wakes the sleeper.  A waiter that waits forever must still take
+ * the unit (within one wake slice, 100 ms; bounded here by the test's
+ * timeout only). */
+Test(sync, sem_unit_of_a_poster_killed_before_waking_is_taken)
+{
+	shmkit_sem *s = shared_alloc(4096);
+
+	cr_assert_eq(shmkit_sem_init(s, 0), 0);
+	pid_t pid = spawn(sem_forever_waiter, s);
+	wait_sleeping(pid);
+	/* What a poster does before its wake (P1), and nothing more. */
+	sk_fetch_add(&s->count, 1, __ATOMIC_SEQ_CST);
+	reap_ok(pid);
+	cr_assert_eq(shmkit_sem_value(s), 0);
+	munmap(s, 4096);
+}
+
 enum { SEM_PRODUCERS = 2, SEM_CONSUMERS = 3, SEM_PER_PRODUCER = 6000 };
 #define SEM_PER_CONSUMER (SEM_PRODUCERS * SEM_PER_PRODUCER / SEM_CONSUMERS)
 
