@@ -410,6 +410,10 @@ struct shmkit_bus_opts {
 	int wait;             /* enum shmkit_wait */
 	int from;             /* subscribe: enum shmkit_bus_from */
 	int64_t timeout_ns;   /* open: wait for initialisation */
+	uint32_t max_subscribers; /* create: subscription table (default 64,
+	                             at most 16384) */
+	uint32_t max_publishers;  /* create: publisher table (default 62, at
+	                             most 1022) */
 };
 
 /* Without SHMKIT_EXCL an existing bus is opened and its geometry wins.
@@ -473,6 +477,7 @@ struct shmkit_bus_stats {
 	uint32_t subscribers;
 	uint32_t armed;              /* subscribers sleeping on their fd */
 	size_t seg_size;             /* bytes of the data area */
+	uint32_t max_publishers, max_subscribers; /* table sizes */
 };
 int shmkit_bus_stats(shmkit_bus *bus, struct shmkit_bus_stats *st);
 

@@ -166,25 +166,31 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "peer.h"
 #include "seg.h"
 #include "wait.h"
 
 #define BUS_MAGIC 0x31535542u       /* "BUS1" */
-#define BUS_VERSION 1u
-#define BUS_NSUBS 64u
-#define BUS_NPUBS 62u               /* pub indexes 62, 63 mark abandonment */
+#define BUS_VERSION 2u              /* 2: tables sized at creation; entries held
+                                       by kernel locks (peer.h); 10-bit pub */
+#define BUS_DEF_SUBS 64u
+#define BUS_DEF_PUBS 62u
+#define BUS_MAX_SUBS 16384u
+#define BUS_MAX_PUBS 1022u          /* pub indexes 1022, 1023 mark abandonment */
+#define BUS_PUB_SHIFT 2
+#define BUS_SEQ_SHIFT 12
 #define BUS_SLOT_HDR 16u
 #define BUS_MAX_CAP (1u << 24)
 #define BUS_MAX_MSG (64u << 20)
 #define BUS_DEF_CAP 256u
 #define BUS_DEF_MSG 1024u
-#define BUS_SEQ_MAX (1ULL << 56)
+#define BUS_SEQ_MAX (1ULL << 52)
 
 #define ST_WRITING 1u
 #define ST_MSG 2u
 #define ST_SKIP 3u
-#define PUB_ABANDON_CLAIM 62u
-#define PUB_ABANDON_LOAN 63u
+#define PUB_ABANDON_CLAIM 1022u
+#define PUB_ABANDON_LOAN 1023u
 
 #define ENT_FREE 0u
 #define ENT_ACTIVE 1u
@@ -203,8 +209,8 @@ struct bus_geom {
 };
 
 struct bus_sub_ent {
-	uint64_t owner;         /* gen << 32 | pid; pid 0 = free */
-	uint64_t start;         /* owner's start time (live.c) */
+	uint64_t owner;         /* gen << 32 | pid, for display; 0 = left */
+	uint64_t rsv;
 	uint32_t state;         /* ENT_FREE / ENT_ACTIVE */
 	uint32_t armed;         /* 1: sleeping on its fd, wants a byte */
 	uint64_t cursor;        /* next sequence it reads */
@@ -214,8 +220,8 @@ struct bus_sub_ent {
 } SK_ALIGNED_CL;
 
 struct bus_pub_ent {
-	uint64_t owner;
-	uint64_t start;
+	uint64_t owner;         /* as in bus_sub_ent */
+	uint64_t rsv;
 	uint64_t cur;           /* sequence it claimed last (stuck readers) */
 	uint64_t count;         /* messages it published (statistics) */
 	uint64_t aborted;
@@ -229,8 +235,7 @@ struct bus_ctl {
 	shmkit_ec consumed SK_ALIGNED_CL;
 	uint64_t joins SK_ALIGNED_CL;
 	uint32_t armed SK_ALIGNED_CL;
-	struct bus_sub_ent subs[BUS_NSUBS];
-	struct bus_pub_ent pubs[BUS_NPUBS];
+	/* then nsubs subscriber entries, npubs publisher entries, slots */
 };
 
 struct bus_slot {
@@ -243,6 +248,12 @@ struct bus_slot {
 struct shmkit_bus {
 	shmkit_seg *seg;
 	struct bus_ctl *ctl;
+	struct bus_sub_ent *subs;
+	struct bus_pub_ent *pubs;
+	uint32_t nsubs_max, npubs_max; /* table sizes, cached at open */
+	struct sk_peer peer;    /* this handle's lock-file description */
+	uint64_t *held;         /* bitmap: subscriber entries this handle holds
+	                           (its own locks do not conflict with it) */
 	unsigned char *slots;
 	uint32_t cap, mask, max_msg, stride, delivery;
 	uint64_t bus_id;
@@ -253,9 +264,7 @@ struct shmkit_bus {
 	int64_t tmo, deadline;
 	/* publisher side, registered lazily per process (fork-safe) */
 	pid_t pub_pid;
-	unsigned pub_epoch;     /* bus_epoch when registered */
 	int pub_idx;            /* -1 until registered */
-	uint64_t pub_owner;
 	int wake_fd;            /* unbound datagram socket for fd wake-ups */
 	/* back-pressure cache: min cursor of live subscribers at last scan */
 	uint64_t min_cur, min_joins;
@@ -269,7 +278,7 @@ struct shmkit_sub {
 	shmkit_bus *bus;
 	struct bus_sub_ent *ent;
 	int idx;
-	uint64_t owner;
+	uint64_t owner;         /* the display word we wrote */
 	pid_t pid;
 	uint64_t pos;           /* next sequence to read */
 	uint64_t lost;          /* lost since the last delivered message */
@@ -292,15 +301,19 @@ _Static_assert(sizeof(struct bus_slot) == BUS_SLOT_HDR, "slot header size");
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static inline uint64_t w_seq(uint64_t w) { return w >> 8; }
+static inline uint64_t w_seq(uint64_t w) { return w >> BUS_SEQ_SHIFT; }
 static inline uint32_t w_st(uint64_t w) { return (uint32_t)(w & 3); }
-static inline uint32_t w_pub(uint64_t w) { return (uint32_t)((w >> 2) & 63); }
+static inline uint32_t w_pub(uint64_t w) { return (uint32_t)((w >> BUS_PUB_SHIFT) & 1023); }
 static inline uint64_t mkword(uint64_t seq, uint32_t pub, uint32_t st)
 {
-	return seq << 8 | (uint64_t)pub << 2 | st;
+	return seq << BUS_SEQ_SHIFT | (uint64_t)pub << BUS_PUB_SHIFT | st;
 }
 static inline pid_t owner_pid(uint64_t o) { return (pid_t)(uint32_t)o; }
 static inline uint64_t owner_gen(uint64_t o) { return o >> 32; }
+
+/* The lock bytes that hold table entries (peer.h). */
+static inline uint64_t sub_lock(unsigned i) { return SK_PEER_BUS_SUB + i; }
+static inline uint64_t pub_lock(unsigned i) { return SK_PEER_BUS_PUB + i; }
 
 static inline struct bus_slot *slot_at(const shmkit_bus *b, uint64_t seq)
 {
@@ -311,9 +324,9 @@ static uint32_t bus_fingerprint(void)
 {
 	const uint64_t facts[] = {
 		sizeof(struct bus_ctl), offsetof(struct bus_ctl, head),
-		offsetof(struct bus_ctl, subs), offsetof(struct bus_ctl, pubs),
+		offsetof(struct bus_ctl, armed), BUS_SEQ_SHIFT, BUS_PUB_SHIFT,
 		sizeof(struct bus_sub_ent), sizeof(struct bus_pub_ent),
-		sizeof(struct bus_slot), BUS_NSUBS, BUS_NPUBS, __BYTE_ORDER__,
+		sizeof(struct bus_slot), __BYTE_ORDER__,
 	};
 	uint32_t h = 2166136261u;
 	for (size_t i = 0; i < SK_ARRAY_LEN(facts); i++)
@@ -344,23 +357,6 @@ static uint64_t random_id(void)
 	return r ^ (r >> 29);
 }
 
-/* Which process is this?  getpid() is a system call in current glibc, too
- * dear for every publish: a fork handler bumps this epoch in each child,
- * and a handle registered in another epoch registers again. */
-static unsigned bus_epoch;
-static pthread_once_t bus_epoch_once = PTHREAD_ONCE_INIT;
-
-static void bus_epoch_child(void)
-{
-	/* Relaxed: the child has one thread while fork handlers run. */
-	sk_store_relaxed(&bus_epoch, sk_load_relaxed(&bus_epoch) + 1);
-}
-
-static void bus_epoch_register(void)
-{
-	pthread_atfork(NULL, NULL, bus_epoch_child);
-}
-
 /* Deadline of the current call, read from the clock on first use. */
 static inline int64_t lazy_deadline(int64_t *deadline, int64_t tmo)
 {
@@ -372,9 +368,19 @@ static inline int64_t lazy_deadline(int64_t *deadline, int64_t tmo)
 /* ---- create / open ------------------------------------------------------ */
 
 struct bus_init_arg {
-	uint32_t cap, max_msg, delivery;
-	uint64_t total;
+	uint32_t cap, max_msg, delivery, nsubs, npubs;
+	uint64_t subs_off, pubs_off, slots_off, total;
 };
+
+/* Where the tables and slots go for the geometry in a (its offsets and
+ * total are filled in). */
+static void bus_layout(struct bus_init_arg *a)
+{
+	a->subs_off = sizeof(struct bus_ctl);
+	a->pubs_off = a->subs_off + (uint64_t)a->nsubs * sizeof(struct bus_sub_ent);
+	a->slots_off = a->pubs_off + (uint64_t)a->npubs * sizeof(struct bus_pub_ent);
+	a->total = a->slots_off + (uint64_t)a->cap * stride_for(a->max_msg);
+}
 
 static int bus_init(void *data, size_t size, void *argp)
 {
@@ -390,11 +396,10 @@ static int bus_init(void *data, size_t size, void *argp)
 		.magic = BUS_MAGIC, .version = BUS_VERSION,
 		.fingerprint = bus_fingerprint(), .capacity = a->cap,
 		.max_msg = a->max_msg, .delivery = a->delivery,
-		.stride = stride_for(a->max_msg), .nsubs = BUS_NSUBS,
-		.npubs = BUS_NPUBS, .bus_id = random_id(),
-		.subs_off = offsetof(struct bus_ctl, subs),
-		.pubs_off = offsetof(struct bus_ctl, pubs),
-		.slots_off = sizeof(struct bus_ctl), .total = a->total,
+		.stride = stride_for(a->max_msg), .nsubs = a->nsubs,
+		.npubs = a->npubs, .bus_id = random_id(),
+		.subs_off = a->subs_off, .pubs_off = a->pubs_off,
+		.slots_off = a->slots_off, .total = a->total,
 	};
 	shmkit_ec_init(&c->published);
 	shmkit_ec_init(&c->consumed);
@@ -411,18 +416,30 @@ static int bus_attach(shmkit_bus *b, shmkit_seg *seg, const struct shmkit_bus_op
 		return sk_fail(-EBADMSG, "bus segment too small (%zu bytes)", size);
 	struct bus_geom g = c->geom;
 	if (g.magic != BUS_MAGIC)
-		return sk_fail(-EPROTO, "not a bus (bad magic)");
+		return sk_fail(-EPROTO, "not a bus: bad magic %08x (another kind of segment, or "
+		               "a damaged one)", g.magic);
 	if (g.version != BUS_VERSION || g.fingerprint != bus_fingerprint())
-		return sk_fail(-EPROTO, "bus layout version %u/%08x differs from this build's",
-		               g.version, g.fingerprint);
+		return sk_fail(-EPROTO, "bus layout version %u/%08x differs from this build's %u/%08x",
+		               g.version, g.fingerprint, BUS_VERSION, bus_fingerprint());
+	struct bus_init_arg a = { .cap = g.capacity, .max_msg = g.max_msg,
+	                          .nsubs = g.nsubs, .npubs = g.npubs };
+	bus_layout(&a);
 	if (!g.capacity || g.capacity > BUS_MAX_CAP || (g.capacity & (g.capacity - 1)) ||
 	    !g.max_msg || g.max_msg > BUS_MAX_MSG || g.stride != stride_for(g.max_msg) ||
-	    g.delivery > SHMKIT_BUS_BACKPRESSURE || g.nsubs != BUS_NSUBS ||
-	    g.npubs != BUS_NPUBS || g.slots_off != sizeof(*c) ||
-	    g.total != g.slots_off + (uint64_t)g.capacity * g.stride || g.total > size)
+	    g.delivery > SHMKIT_BUS_BACKPRESSURE || !g.nsubs || g.nsubs > BUS_MAX_SUBS ||
+	    !g.npubs || g.npubs > BUS_MAX_PUBS || g.subs_off != a.subs_off ||
+	    g.pubs_off != a.pubs_off || g.slots_off != a.slots_off ||
+	    g.total != a.total || g.total > size)
 		return sk_fail(-EBADMSG, "bus geometry is corrupt");
 	b->seg = seg;
 	b->ctl = c;
+	b->subs = (struct bus_sub_ent *)(void *)((unsigned char *)c + g.subs_off);
+	b->pubs = (struct bus_pub_ent *)(void *)((unsigned char *)c + g.pubs_off);
+	b->nsubs_max = g.nsubs;
+	b->npubs_max = g.npubs;
+	b->held = calloc((g.nsubs + 63) / 64, sizeof(uint64_t));
+	if (!b->held)
+		return -ENOMEM;
 	b->slots = (unsigned char *)c + g.slots_off;
 	b->cap = g.capacity;
 	b->mask = g.capacity - 1;
@@ -450,6 +467,10 @@ static int check_opts(const struct shmkit_bus_opts *o, bool create)
 		return sk_fail(-EINVAL, "capacity %u exceeds %u", o->capacity, BUS_MAX_CAP);
 	if (o->max_msg > BUS_MAX_MSG)
 		return sk_fail(-EINVAL, "max_msg %u exceeds %u", o->max_msg, BUS_MAX_MSG);
+	if (o->max_subscribers > BUS_MAX_SUBS)
+		return sk_fail(-EINVAL, "max_subscribers %u exceeds %u", o->max_subscribers, BUS_MAX_SUBS);
+	if (o->max_publishers > BUS_MAX_PUBS)
+		return sk_fail(-EINVAL, "max_publishers %u exceeds %u", o->max_publishers, BUS_MAX_PUBS);
 	return 0;
 }
 
@@ -460,13 +481,15 @@ static int bus_finish(shmkit_bus **out, shmkit_seg *seg, const struct shmkit_bus
 	shmkit_bus *b = calloc(1, sizeof(*b));
 	int err;
 
-	pthread_once(&bus_epoch_once, bus_epoch_register);
 	if (!b) {
 		shmkit_seg_close(seg);
 		return -ENOMEM;
 	}
-	if ((err = bus_attach(b, seg, o))) {
+	b->peer = (struct sk_peer)SK_PEER_INIT;
+	if ((err = bus_attach(b, seg, o)) || (err = sk_peer_join(&b->peer, seg))) {
+		sk_peer_leave(&b->peer);
 		shmkit_seg_close(seg);
+		free(b->held);
 		free(b);
 		return err;
 	}
@@ -490,8 +513,10 @@ int shmkit_bus_create(shmkit_bus **out, const char *name, const struct shmkit_bu
 		.cap = round_pow2(o->capacity ? o->capacity : BUS_DEF_CAP),
 		.max_msg = o->max_msg ? o->max_msg : BUS_DEF_MSG,
 		.delivery = (uint32_t)o->delivery,
+		.nsubs = o->max_subscribers ? o->max_subscribers : BUS_DEF_SUBS,
+		.npubs = o->max_publishers ? o->max_publishers : BUS_DEF_PUBS,
 	};
-	a.total = sizeof(struct bus_ctl) + (uint64_t)a.cap * stride_for(a.max_msg);
+	bus_layout(&a);
 	struct shmkit_seg_opts so = {
 		.size = a.total, .mode = o->mode, .flags = o->flags, .timeout_ns = o->timeout_ns,
 	};
@@ -523,83 +548,138 @@ int shmkit_bus_open(shmkit_bus **out, const char *name, const struct shmkit_bus_
 	return bus_finish(out, seg, o);
 }
 
-/* ---- table entries -------------------------------------------------------- */
+static int pub_register(shmkit_bus *b);
 
-/* Take a free entry: CAS owner (gen, 0) -> (gen + 1, self).  Acquire on
- * success: pairs with the release CAS of the previous owner's free, so
- * its last writes to the entry are behind us. */
-static bool ent_take(uint64_t *owner, uint64_t *got)
+/* Make sure this handle has a peer of this process (a forked child
+ * inheriting the handle takes its own: its parent's entries, publisher
+ * entry and loan are the parent's). */
+static int bus_peer_ready(shmkit_bus *b)
 {
-	/* Relaxed: a guess for the CAS, which re-checks. */
-	uint64_t o = sk_load_relaxed(owner);
-	if (owner_pid(o) != 0)
-		return false;
-	uint64_t n = (owner_gen(o) + 1) << 32 | (uint32_t)getpid();
-	if (!sk_cas(owner, &o, n, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-		return false;
-	*got = n;
-	return true;
+	if (sk_peer_forked(&b->peer)) {
+		b->pub_idx = -1;
+		b->loaned = false;
+		memset(b->held, 0, (b->nsubs_max + 63) / 64 * sizeof(uint64_t));
+	}
+	return sk_peer_join(&b->peer, b->seg);
 }
 
-/* Free an entry we own (or reap a dead owner's, o being what we read).
- * Release: our writes to the entry happen before the next taker's
- * acquire CAS.  Fails harmlessly if the generation moved on. */
-static bool ent_free(uint64_t *owner, uint64_t o)
+static SK_COLD int pub_rejoin(shmkit_bus *b)
 {
-	return sk_cas(owner, &o, o & ~(uint64_t)UINT32_MAX, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	int err;
+
+	if ((err = bus_peer_ready(b)))
+		return err;
+	b->min_joins = UINT64_MAX;
+	return pub_register(b);
 }
 
-/* Is the owner of an entry dead?  Unknown (another pid namespace) counts
+/* ---- table entries -------------------------------------------------------
+ *
+ * An entry is owned by whoever holds the kernel lock on its byte (peer.h):
+ * the kernel, not a compare-and-swap on a word, decides who wins a race
+ * for it, and drops the lock when the owner dies, whatever its pid or
+ * namespaces.  Only the owner writes an entry's fields, and it writes them
+ * after it holds the lock: a new owner resets what a dead one left, a
+ * reaper of a dead entry takes its lock first, resets it, and lets go.
+ * The owner word (generation << 32 | pid) is for display only.
+ */
+
+/* Does a live process hold the entry at lock byte off?  Unknowable counts
  * as alive: we never reap what we cannot prove dead. */
-static bool ent_dead(const uint64_t *owner, const uint64_t *start, uint64_t *o)
+static bool ent_live(const shmkit_bus *b, uint64_t off)
 {
-	/* Relaxed: owner and start are read for a liveness check only; the
-	 * reap CAS on owner re-validates the generation. */
-	*o = sk_load_relaxed(owner);
-	pid_t pid = owner_pid(*o);
-	return pid != 0 && sk_proc_alive(pid, sk_load_relaxed(start)) == 0;
+	return sk_peer_held(b->seg, off) != 0;
+}
+
+/* Write our display word into an entry we now own: the next generation. */
+static uint64_t ent_claim(uint64_t *owner)
+{
+	/* Relaxed: display only; the lock is the ownership. */
+	uint64_t n = (owner_gen(sk_load_relaxed(owner)) + 1) << 32 | (uint32_t)getpid();
+	sk_store_relaxed(owner, n);
+	return n;
+}
+
+static inline bool held_by_us(const shmkit_bus *b, const uint64_t *mine, unsigned i)
+{
+	return mine && (mine[i / 64] >> (i % 64) & 1);
+}
+
+/* Take a table entry: the first of the n at base whose lock we get,
+ * trying those left cleanly (owner word 0) first, then those whose owner
+ * may have died.  A lock this handle holds already does not conflict with
+ * its own description, so the entries in *mine (may be NULL) are skipped.
+ * Its index, or -1 if every entry has a live owner. */
+static int ent_take(shmkit_bus *b, uint64_t base, const uint64_t *owner0, size_t stride,
+                    unsigned n, const uint64_t *mine)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned i = 0; i < n; i++) {
+			const uint64_t *owner = (const uint64_t *)(const void *)
+				((const unsigned char *)owner0 + (size_t)i * stride);
+			/* Relaxed: a hint for the order of tries only. */
+			if ((sk_load_relaxed(owner) == 0) != (pass == 0) || held_by_us(b, mine, i))
+				continue;
+			if (sk_peer_lock(&b->peer, base + i) == 0)
+				return (int)i;
+		}
+	}
+	return -1;
+}
+
+/* Give an entry up: owner word 0 (a clean leave), then the lock. */
+static void ent_leave(shmkit_bus *b, uint64_t *owner, uint64_t off)
+{
+	/* Release: our writes to the entry are done before the next owner,
+	 * whose lock is taken after our unlock, reads it. */
+	sk_store_release(owner, 0);
+	sk_peer_unlock(&b->peer, off);
+}
+
+/* Reset the subscriber entry i of a dead owner, if we can take its lock:
+ * true if it is free now (false: someone holds it, it is alive). */
+static bool sub_reap(shmkit_bus *b, unsigned i)
+{
+	struct bus_sub_ent *e = &b->subs[i];
+
+	if (held_by_us(b, b->held, i) || sk_peer_lock(&b->peer, sub_lock(i)))
+		return false;
+	/* Relaxed: a dead owner's flag; the count is a hint. */
+	if (sk_exchange(&e->armed, 0, __ATOMIC_RELAXED))
+		sk_fetch_add(&b->ctl->armed, UINT32_MAX, __ATOMIC_RELAXED);
+	/* Release: orders the reset before the owner word's clear. */
+	sk_store_release(&e->state, ENT_FREE);
+	ent_leave(b, &e->owner, sub_lock(i));
+	return true;
 }
 
 static int pub_register(shmkit_bus *b)
 {
-	struct bus_ctl *c = b->ctl;
-	pid_t self = getpid();
+	int i = ent_take(b, SK_PEER_BUS_PUB, &b->pubs[0].owner, sizeof(b->pubs[0]), b->npubs_max, NULL);
 
-	for (int pass = 0; pass < 2; pass++) {
-		for (unsigned i = 0; i < BUS_NPUBS; i++) {
-			struct bus_pub_ent *e = &c->pubs[i];
-			uint64_t o;
-			if (pass == 1 && ent_dead(&e->owner, &e->start, &o))
-				ent_free(&e->owner, o); /* reap a dead publisher */
-			if (!ent_take(&e->owner, &b->pub_owner))
-				continue;
-			/* Relaxed: own entry; readers use these only after the
-			 * slot word's acquire (cur) or for statistics. */
-			sk_store_relaxed(&e->start, sk_self_start());
-			sk_store_relaxed(&e->cur, BUS_SEQ_MAX);
-			sk_store_relaxed(&e->count, 0);
-			sk_store_relaxed(&e->aborted, 0);
-			b->pub_idx = (int)i;
-			b->pub_pid = self;
-			/* Relaxed: only this thread and fork handlers touch it. */
-			b->pub_epoch = sk_load_relaxed(&bus_epoch);
-			return 0;
-		}
-	}
-	return sk_fail(-ENOSPC, "bus publisher table full (%u live publishers)", BUS_NPUBS);
+	if (i < 0)
+		return sk_fail(-ENOSPC, "bus publisher table full (%u live publishers; see "
+		               "max_publishers)", b->npubs_max);
+	struct bus_pub_ent *e = &b->pubs[i];
+	/* Relaxed: own entry; readers use these only after the slot word's
+	 * acquire (cur) or for statistics. */
+	sk_store_relaxed(&e->cur, BUS_SEQ_MAX);
+	sk_store_relaxed(&e->count, 0);
+	sk_store_relaxed(&e->aborted, 0);
+	ent_claim(&e->owner);
+	b->pub_idx = i;
+	b->pub_pid = getpid();
+	return 0;
 }
 
-/* Register this process as a publisher the first time it publishes (a
- * forked child inheriting the handle registers itself). */
+/* Register as a publisher the first time this handle publishes in this
+ * process (a forked child inheriting the handle registers itself: the
+ * parent's entry is the parent's). */
 static inline int pub_ready(shmkit_bus *b)
 {
-	/* Relaxed: see bus_epoch. */
-	if (SK_LIKELY(b->pub_idx >= 0 && b->pub_epoch == sk_load_relaxed(&bus_epoch)))
+	if (SK_LIKELY(b->pub_idx >= 0 && b->peer.gen == sk_fork_gen_now()))
 		return 0;
-	b->pub_idx = -1;
-	b->loaned = false; /* a parent's loan is not ours */
-	b->min_joins = UINT64_MAX;
-	return pub_register(b);
+	return pub_rejoin(b);
 }
 
 /* ---- publisher: claiming a sequence ---------------------------------------- */
@@ -614,11 +694,11 @@ static int bp_rescan(shmkit_bus *b, uint64_t w, uint64_t joins)
 	int64_t now = 0;
 	bool check = false;
 
-	for (unsigned i = 0; i < BUS_NSUBS; i++) {
-		struct bus_sub_ent *e = &c->subs[i];
+	for (unsigned i = 0; i < b->nsubs_max; i++) {
+		struct bus_sub_ent *e = &b->subs[i];
 		/* Acquire: pairs with the subscriber's seq_cst store of
 		 * ACTIVE (J1), after it set its cursor. */
-		if (sk_load_acquire(&e->state) != ENT_ACTIVE || owner_pid(sk_load_relaxed(&e->owner)) == 0)
+		if (sk_load_acquire(&e->state) != ENT_ACTIVE)
 			continue;
 		/* Acquire: pairs with the subscriber's release store of its
 		 * cursor after finishing with the payload: we reuse the
@@ -640,15 +720,8 @@ static int bp_rescan(shmkit_bus *b, uint64_t w, uint64_t joins)
 				now = sk_now_ns();
 			if (now - b->live_checked >= LIVE_CHECK_NS) {
 				check = true;
-				uint64_t o;
-				if (ent_dead(&e->owner, &e->start, &o)) {
-					/* Relaxed: the reaper's state write is
-					 * ordered before the free by its release. */
-					sk_store_relaxed(&e->armed, 0);
-					sk_store_relaxed(&e->state, ENT_FREE);
-					ent_free(&e->owner, o);
-					continue;
-				}
+				if (!ent_live(b, sub_lock(i)) && sub_reap(b, i))
+					continue; /* a dead subscriber: it no longer counts */
 			}
 		}
 		if (cur < min)
@@ -689,12 +762,28 @@ static int bp_claim(shmkit_bus *b, uint64_t *seq)
 	}
 }
 
+/* Abandon the record a writer holds in slot s (word *v): readers count it
+ * lost, its holder's commit fails with -ESTALE.  *v gets the new word. */
+static int slot_abandon(struct bus_slot *s, uint64_t *v)
+{
+	uint64_t skip = mkword(w_seq(*v), PUB_ABANDON_LOAN, ST_SKIP);
+
+	/* Acq_rel: abandon the writer's record; pairs with readers' acquire
+	 * loads of the word and with the writer's commit CAS P5, which then
+	 * fails.  Acquire on failure: *v is the word to look at again. */
+	if (sk_cas(&s->word, v, skip, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		*v = skip;
+	return 0;
+}
+
 /* Wait, bounded, while another publisher is WRITING an older sequence in
  * our slot (overwrite mode with a loan held across a whole ring).  If it
  * is dead or moved on, abandon its record.  Returns the word to CAS from,
  * or an error. */
 static int slot_wait_writer(shmkit_bus *b, struct bus_slot *s, uint64_t *v)
 {
+	if (b->delivery == SHMKIT_BUS_OVERWRITE)
+		return slot_abandon(s, v); /* overwrite publishers never wait */
 	int64_t since = sk_now_ns();
 	int64_t deadline = lazy_deadline(&b->deadline, b->tmo);
 
@@ -711,25 +800,19 @@ static int slot_wait_writer(shmkit_bus *b, struct bus_slot *s, uint64_t *v)
 		if (now - since < STUCK_NS)
 			continue;
 		uint32_t pi = w_pub(*v);
-		if (pi < BUS_NPUBS) {
-			struct bus_pub_ent *e = &b->ctl->pubs[pi];
-			uint64_t o;
+		if (pi < b->npubs_max) {
+			struct bus_pub_ent *e = &b->pubs[pi];
 			/* Relaxed: ordered after the acquire of the word (P2
 			 * precedes P3 in the writer). */
 			bool moved = sk_load_relaxed(&e->cur) != w_seq(*v);
-			if (!moved && !ent_dead(&e->owner, &e->start, &o)) {
+			if (!moved && ent_live(b, pub_lock(pi))) {
 				if (now >= deadline)
 					return sk_fail(-ETIMEDOUT, "a live publisher holds a loan on our slot");
 				since = now;
 				continue;
 			}
 		}
-		uint64_t skip = mkword(w_seq(*v), PUB_ABANDON_LOAN, ST_SKIP);
-		/* Acq_rel: abandon the dead writer's record (readers count it
-		 * lost); pairs with readers' acquire loads of the word. */
-		if (sk_cas(&s->word, v, skip, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-			*v = skip;
-		return 0;
+		return slot_abandon(s, v);
 	}
 }
 
@@ -820,7 +903,7 @@ static int bp_claim_wait(shmkit_bus *b, uint64_t *seq)
 static int pub_claim(shmkit_bus *b, bool lapped_ok)
 {
 	struct bus_ctl *c = b->ctl;
-	struct bus_pub_ent *e = &c->pubs[b->pub_idx];
+	struct bus_pub_ent *e = &b->pubs[b->pub_idx];
 
 	for (int tries = 0; tries < CLAIM_RETRIES; tries++) {
 		uint64_t seq = 0;
@@ -875,8 +958,8 @@ static SK_COLD void wake_armed(shmkit_bus *b)
 		if (b->wake_fd < 0)
 			return;
 	}
-	for (unsigned i = 0; i < BUS_NSUBS; i++) {
-		struct bus_sub_ent *e = &c->subs[i];
+	for (unsigned i = 0; i < b->nsubs_max; i++) {
+		struct bus_sub_ent *e = &b->subs[i];
 		/* Relaxed pre-check; the exchange below decides. */
 		if (!sk_load_relaxed(&e->armed))
 			continue;
@@ -911,7 +994,8 @@ static inline int pub_commit(shmkit_bus *b, uint32_t st)
 	if (!sk_cas(&s->word, &mine, mkword(b->loan_seq, (uint32_t)b->pub_idx, st),
 	            __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
 		return -ESTALE;
-	struct bus_pub_ent *e = &c->pubs[b->pub_idx];
+	SK_CRASH_POINT("bus.committed");
+	struct bus_pub_ent *e = &b->pubs[b->pub_idx];
 	/* Relaxed: statistics in our own entry. */
 	if (st == ST_MSG)
 		sk_store_relaxed(&e->count, sk_load_relaxed(&e->count) + 1);
@@ -932,14 +1016,16 @@ int shmkit_bus_close(shmkit_bus *bus)
 		return 0;
 	if (bus->nsubs)
 		return sk_fail(-EBUSY, "%d subscriptions still open on this handle", bus->nsubs);
-	if (bus->pub_idx >= 0 && bus->pub_pid == getpid()) {
+	if (bus->pub_idx >= 0 && !sk_peer_forked(&bus->peer)) {
 		if (bus->loaned)
 			pub_commit(bus, ST_SKIP);
-		ent_free(&bus->ctl->pubs[bus->pub_idx].owner, bus->pub_owner);
+		ent_leave(bus, &bus->pubs[bus->pub_idx].owner, pub_lock((unsigned)bus->pub_idx));
 	}
+	sk_peer_leave(&bus->peer); /* any lock left goes with the description */
 	if (bus->wake_fd >= 0)
 		close(bus->wake_fd);
 	shmkit_seg_close(bus->seg);
+	free(bus->held);
 	free(bus);
 	return 0;
 }
@@ -1076,12 +1162,16 @@ static int sub_stuck(shmkit_sub *sub, struct bus_slot *s, uint64_t w)
 		return 0;
 	if (w != 0 && w_seq(w) == p && w_st(w) == ST_WRITING) {
 		uint32_t pi = w_pub(w);
-		uint64_t o;
-		if (pi < BUS_NPUBS) {
-			struct bus_pub_ent *e = &b->ctl->pubs[pi];
+		/* Back-pressure waits for a live loan however long it is held
+		 * (publishers wait for readers, readers for writers).  An
+		 * overwrite bus never lets one writer hold its readers up: a
+		 * loan held past STUCK_NS is passed, counted lost, and its
+		 * holder's publish_loan gets -ESTALE. */
+		if (pi < b->npubs_max && b->delivery == SHMKIT_BUS_BACKPRESSURE) {
+			struct bus_pub_ent *e = &b->pubs[pi];
 			/* Relaxed: ordered after R1's acquire, which pairs with
 			 * P3's release of the writer's P2 store. */
-			if (sk_load_relaxed(&e->cur) == p && !ent_dead(&e->owner, &e->start, &o)) {
+			if (sk_load_relaxed(&e->cur) == p && ent_live(b, pub_lock(pi))) {
 				sub->stuck_since = now; /* a live loan: keep waiting */
 				return 0;
 			}
@@ -1213,8 +1303,13 @@ static int sub_wait(shmkit_sub *sub)
 	int64_t deadline = lazy_deadline(&sub->deadline, sub->tmo);
 
 	for (int round = 0;; round++) {
+		/* Slices: STUCK_NS / 4 while a slot is stuck, so the
+		 * abandonment timer runs; SK_WAKE_SLICE_NS otherwise, so a
+		 * publisher killed between its commit and its wake costs one
+		 * slice, not the whole timeout. */
 		int64_t now = sk_now_ns();
-		int64_t slice = sub->stuck && deadline - now > STUCK_NS / 4 ? now + STUCK_NS / 4 : deadline;
+		int64_t slice = sub->stuck && deadline - now > STUCK_NS / 4 ? now + STUCK_NS / 4
+		                                                            : sk_slice(deadline);
 		int r = sk_wait_for(&sub->bus->ctl->published, sub->wait, slice, sub_ready, sub, &waited);
 		if (r != -ETIMEDOUT && r != -EAGAIN)
 			return r;
@@ -1320,27 +1415,20 @@ int shmkit_sub_release(shmkit_sub *sub)
 
 static struct bus_sub_ent *sub_take_entry(shmkit_bus *b, shmkit_sub *sub)
 {
-	struct bus_ctl *c = b->ctl;
+	int i = ent_take(b, SK_PEER_BUS_SUB, &b->subs[0].owner, sizeof(b->subs[0]), b->nsubs_max,
+	                 b->held);
 
-	for (int pass = 0; pass < 2; pass++) {
-		for (unsigned i = 0; i < BUS_NSUBS; i++) {
-			struct bus_sub_ent *e = &c->subs[i];
-			uint64_t o;
-			if (pass == 1 && ent_dead(&e->owner, &e->start, &o)) {
-				/* Relaxed: a dead owner's flags, published by the
-				 * free's release. */
-				if (sk_exchange(&e->armed, 0, __ATOMIC_RELAXED))
-					sk_fetch_add(&c->armed, UINT32_MAX, __ATOMIC_RELAXED);
-				sk_store_relaxed(&e->state, ENT_FREE);
-				ent_free(&e->owner, o);
-			}
-			if (ent_take(&e->owner, &sub->owner)) {
-				sub->idx = (int)i;
-				return e;
-			}
-		}
-	}
-	return NULL;
+	if (i < 0)
+		return NULL;
+	b->held[i / 64] |= UINT64_C(1) << (i % 64);
+	struct bus_sub_ent *e = &b->subs[i];
+	/* A dead owner may have left its fd armed: take the flag back (a
+	 * publisher that exchanges it first pays one failed send). */
+	if (sk_exchange(&e->armed, 0, __ATOMIC_RELAXED)) /* Relaxed: the count is a hint */
+		sk_fetch_add(&b->ctl->armed, UINT32_MAX, __ATOMIC_RELAXED);
+	sub->owner = ent_claim(&e->owner);
+	sub->idx = i;
+	return e;
 }
 
 /* First sequence a joiner reads when head is h (file-top comment: in
@@ -1364,19 +1452,20 @@ int shmkit_bus_subscribe(shmkit_sub **out, shmkit_bus *bus, const struct shmkit_
 	*out = NULL;
 	if ((err = check_opts(o, false)))
 		return err;
+	if ((err = bus_peer_ready(bus)))
+		return err;
 	shmkit_sub *sub = calloc(1, sizeof(*sub));
 	if (!sub)
 		return -ENOMEM;
 	struct bus_sub_ent *e = sub_take_entry(bus, sub);
 	if (!e) {
 		free(sub);
-		return sk_fail(-ENOSPC, "bus subscriber table full (%u live subscribers)", BUS_NSUBS);
+		return sk_fail(-ENOSPC, "bus subscriber table full (%u live subscribers; see "
+		               "max_subscribers)", bus->nsubs_max);
 	}
 	struct bus_ctl *c = bus->ctl;
 	/* J1.  Relaxed fills of our own entry, then a seq_cst store of
 	 * ACTIVE (the join handshake; pairs with bp_rescan's acquire). */
-	sk_store_relaxed(&e->start, sk_self_start());
-	sk_store_relaxed(&e->armed, 0);
 	sk_store_relaxed(&e->lost, 0);
 	sk_store_relaxed(&e->delivered, 0);
 	uint64_t h0 = __atomic_load_n(&c->head, __ATOMIC_SEQ_CST);
@@ -1416,9 +1505,10 @@ int shmkit_bus_unsubscribe(shmkit_sub *sub)
 		return 0;
 	if (sub->pid == getpid()) {
 		sub_disarm(sub);
-		/* Relaxed: published by the release CAS in ent_free. */
+		/* Relaxed: published by the release store in ent_leave. */
 		sk_store_relaxed(&sub->ent->state, ENT_FREE);
-		ent_free(&sub->ent->owner, sub->owner);
+		ent_leave(sub->bus, &sub->ent->owner, sub_lock((unsigned)sub->idx));
+		sub->bus->held[sub->idx / 64] &= ~(UINT64_C(1) << (sub->idx % 64));
 		sub->bus->nsubs--;
 	}
 	if (sub->fd >= 0)
@@ -1511,10 +1601,12 @@ int shmkit_bus_stats(shmkit_bus *bus, struct shmkit_bus_stats *st)
 	if (st->head > BUS_SEQ_MAX)
 		return sk_fail(-EBADMSG, "bus head out of range");
 	st->oldest = st->head > bus->cap ? st->head - bus->cap : 0;
-	for (unsigned i = 0; i < BUS_NPUBS; i++)
-		st->publishers += owner_pid(sk_load_relaxed(&c->pubs[i].owner)) != 0;
-	for (unsigned i = 0; i < BUS_NSUBS; i++)
-		st->subscribers += owner_pid(sk_load_relaxed(&c->subs[i].owner)) != 0;
+	for (unsigned i = 0; i < bus->npubs_max; i++)
+		st->publishers += owner_pid(sk_load_relaxed(&bus->pubs[i].owner)) != 0;
+	for (unsigned i = 0; i < bus->nsubs_max; i++)
+		st->subscribers += owner_pid(sk_load_relaxed(&bus->subs[i].owner)) != 0;
+	st->max_publishers = bus->npubs_max;
+	st->max_subscribers = bus->nsubs_max;
 	st->armed = sk_load_relaxed(&c->armed);
 	st->seg_size = shmkit_seg_size(bus->seg);
 	return 0;
@@ -1525,25 +1617,27 @@ int shmkit_bus_peers(shmkit_bus *bus, int (*fn)(const struct shmkit_bus_peer *p,
 {
 	if (!bus || !fn)
 		return sk_fail(-EINVAL, "bus or fn is NULL");
-	struct bus_ctl *c = bus->ctl;
 	/* Relaxed loads throughout: a snapshot for display. */
-	uint64_t head = sk_load_relaxed(&c->head);
-	for (unsigned i = 0; i < BUS_NPUBS + BUS_NSUBS; i++) {
-		struct shmkit_bus_peer p = { .subscriber = i >= BUS_NPUBS };
-		const uint64_t *owner, *start;
+	uint64_t head = sk_load_relaxed(&bus->ctl->head);
+	for (unsigned i = 0; i < bus->npubs_max + bus->nsubs_max; i++) {
+		struct shmkit_bus_peer p = { .subscriber = i >= bus->npubs_max };
+		const uint64_t *owner;
+		uint64_t lock;
 		if (p.subscriber) {
-			const struct bus_sub_ent *e = &c->subs[i - BUS_NPUBS];
-			owner = &e->owner, start = &e->start;
-			p.index = i - BUS_NPUBS;
+			const struct bus_sub_ent *e = &bus->subs[i - bus->npubs_max];
+			owner = &e->owner;
+			p.index = i - bus->npubs_max;
+			lock = sub_lock(p.index);
 			p.position = sk_load_relaxed(&e->cursor);
 			p.lag = head > p.position ? head - p.position : 0;
 			p.count = sk_load_relaxed(&e->delivered);
 			p.lost = sk_load_relaxed(&e->lost);
 			p.armed = (int)sk_load_relaxed(&e->armed);
 		} else {
-			const struct bus_pub_ent *e = &c->pubs[i];
-			owner = &e->owner, start = &e->start;
+			const struct bus_pub_ent *e = &bus->pubs[i];
+			owner = &e->owner;
 			p.index = i;
+			lock = pub_lock(i);
 			p.position = sk_load_relaxed(&e->cur);
 			p.count = sk_load_relaxed(&e->count);
 			p.lost = sk_load_relaxed(&e->aborted);
@@ -1551,7 +1645,8 @@ int shmkit_bus_peers(shmkit_bus *bus, int (*fn)(const struct shmkit_bus_peer *p,
 		p.pid = owner_pid(sk_load_relaxed(owner));
 		if (p.pid == 0)
 			continue;
-		p.alive = sk_proc_alive(p.pid, sk_load_relaxed(start));
+		int held = sk_peer_held(bus->seg, lock);
+		p.alive = held < 0 ? -1 : held; /* the kernel's word, not the pid's */
 		int r = fn(&p, arg);
 		if (r)
 			return r;

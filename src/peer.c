@@ -28,50 +28,109 @@
 #include "peer.h"
 #include "seg.h"
 
-/* ---- fork generation ---------------------------------------------------- */
+/* ---- fork: every joined peer is dropped in the child ---------------------
+ *
+ * A child of fork inherits every descriptor, hence its parent's open file
+ * descriptions and their locks: while the child lived, the parent's
+ * entries would look alive after the parent died, even if the child never
+ * touched shmkit.  So joined peers are kept in a list, and a fork handler
+ * closes the child's copies of their descriptors (the parent keeps its
+ * own: a lock goes only with the last descriptor of its description).  A
+ * handle used in the child then takes an entry of its own (sk_peer_join),
+ * and sk_peer_forked() tells it that what it held is its parent's.
+ * (Processes made by raw clone() or vfork() without exec run no fork
+ * handler; the descriptors are O_CLOEXEC, so an exec drops them.)
+ */
 
 unsigned sk_peer_fork_gen_ = 1;
-#define fork_gen sk_peer_fork_gen_
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sk_peer *reg_head;
+
+static void reg_add(struct sk_peer *p)
+{
+	pthread_mutex_lock(&reg_lock);
+	p->prev = NULL;
+	p->next = reg_head;
+	if (reg_head)
+		reg_head->prev = p;
+	reg_head = p;
+	pthread_mutex_unlock(&reg_lock);
+}
+
+static void reg_del(struct sk_peer *p)
+{
+	pthread_mutex_lock(&reg_lock);
+	if (p->prev)
+		p->prev->next = p->next;
+	else if (reg_head == p)
+		reg_head = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	p->prev = p->next = NULL;
+	pthread_mutex_unlock(&reg_lock);
+}
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&reg_lock); /* the list is whole at the fork */
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&reg_lock);
+}
 
 static void fork_child(void)
 {
-	/* Relaxed: the child has one thread while fork handlers run. */
-	sk_store_relaxed(&fork_gen, sk_load_relaxed(&fork_gen) + 1);
+	/* One thread here: plain list walk; close() is async-signal-safe. */
+	for (struct sk_peer *p = reg_head, *next; p; p = next) {
+		next = p->next;
+		close(p->fd);
+		p->fd = -1;
+		p->id = 0;
+		p->prev = p->next = NULL;
+	}
+	reg_head = NULL;
+	/* Relaxed: single-threaded; read by sk_fork_gen_now(). */
+	sk_store_relaxed(&sk_peer_fork_gen_, sk_load_relaxed(&sk_peer_fork_gen_) + 1);
+	pthread_mutex_unlock(&reg_lock);
 }
 
 static void fork_register(void)
 {
-	pthread_atfork(NULL, NULL, fork_child);
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 unsigned sk_fork_gen(void)
 {
 	pthread_once(&fork_once, fork_register);
-	/* Relaxed: fork_gen changes only in a child's fork handler, before
-	 * any other thread exists there. */
-	return sk_load_relaxed(&fork_gen);
+	return sk_fork_gen_now();
 }
 
 /* ---- joining ------------------------------------------------------------ */
 
 bool sk_peer_forked(const struct sk_peer *p)
 {
-	return p->fd >= 0 && p->gen != sk_fork_gen();
+	return p->gen != 0 && p->gen != sk_fork_gen_now();
 }
 
 void sk_peer_forget(struct sk_peer *p)
 {
-	if (p->fd >= 0)
-		close(p->fd); /* our copy only: the parent's description lives on */
+	if (p->fd >= 0) {
+		reg_del(p);
+		close(p->fd);
+	}
 	p->fd = -1;
 	p->id = 0;
+	p->gen = 0;
 }
 
 int sk_peer_join(struct sk_peer *p, const shmkit_seg *seg)
 {
 	char path[64];
 	int src = sk_seg_lock_fd(seg);
+	unsigned gen = sk_fork_gen();
 
 	if (sk_peer_forked(p))
 		sk_peer_forget(p);
@@ -88,7 +147,8 @@ int sk_peer_join(struct sk_peer *p, const shmkit_seg *seg)
 		               "entry (through %s; is /proc mounted?)", path);
 	p->fd = fd;
 	p->id = 0;
-	p->gen = sk_fork_gen();
+	p->gen = gen;
+	reg_add(p);
 	return 0;
 }
 

@@ -31,11 +31,12 @@
  * the lock file through /proc/self/fd/N (a new description of the same
  * inode; works after the name is removed, and for a memfd).
  *
- * fork: a child inherits its parent's descriptors and so shares the
- * parent's open file description and locks.  Before a child acts for
- * itself it must take an entry of its own (sk_peer_forked() tells; each
- * service re-joins then) and drops its copy of the parent's descriptor,
- * so that the parent's entries die with the parent.
+ * fork: a child inherits its parent's descriptors and so would share the
+ * parent's open file descriptions and locks.  A fork handler closes the
+ * child's copies of every joined peer's descriptor at once, so that the
+ * parent's entries die with the parent whatever the child does; before a
+ * child acts for itself it takes an entry of its own (sk_peer_forked()
+ * tells a service that what it held is its parent's).
  *
  * Lock byte map (offsets in the lock file)
  *   0                       the creator, while it initialises (sysv, and
@@ -68,10 +69,13 @@ typedef struct shmkit_seg shmkit_seg;
 struct sk_peer {
 	int fd;          /* own open file description of the lock file; -1 */
 	uint32_t id;     /* id taken with sk_peer_take_id, 0 if none */
-	unsigned gen;    /* fork generation when fd was opened */
+	unsigned gen;    /* fork generation when it joined; 0 never joined */
+	struct sk_peer *prev, *next; /* joined peers of this process (peer.c) */
 };
 
-#define SK_PEER_INIT { .fd = -1, .id = 0, .gen = 0 }
+/* A peer is set to this before it joins and never copied once joined
+ * (the process's list of peers points to it). */
+#define SK_PEER_INIT { .fd = -1, .id = 0, .gen = 0, .prev = NULL, .next = NULL }
 
 /* Open this handle's own description of seg's lock file.  0 or -errno.
  * A peer already joined in this process (same fork generation) is left
@@ -81,10 +85,10 @@ int sk_peer_join(struct sk_peer *p, const shmkit_seg *seg);
  * child whose peer is its parent's, only the inherited descriptor is
  * closed: the parent's locks stay. */
 void sk_peer_leave(struct sk_peer *p);
-/* True if the process forked since p joined: p's locks are the parent's. */
+/* True if the process forked since p joined: p's locks are the parent's
+ * (and the child's copy of its descriptor is already closed). */
 bool sk_peer_forked(const struct sk_peer *p);
-/* Forget a parent's peer in a forked child: close the inherited copy of
- * the descriptor (the parent keeps its locks) and reset p. */
+/* Reset p to not joined, closing its descriptor if it has one. */
 void sk_peer_forget(struct sk_peer *p);
 
 /* Take an exclusive lock on byte off: 0, -EBUSY if another description

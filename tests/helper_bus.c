@@ -15,6 +15,7 @@
  *   helper_bus epoll NAME                        the same, in an epoll loop
  *       on shmkit_sub_fd()
  *   helper_bus pub NAME ID COUNT FILL            publish COUNT messages
+ *   helper_bus say NAME TEXT                     publish TEXT once
  *   helper_bus loan NAME                         loan a buffer, print
  *       "loaned", then sleep until killed
  *   helper_bus peek NAME                         subscribe (back-pressure
@@ -336,6 +337,14 @@ int main(int argc, char **argv)
 			return 3;
 		int err = hb_pub(bus, (uint32_t)atoi(argv[3]), strtoull(argv[4], NULL, 10),
 		                 (uint32_t)atoi(argv[5]));
+		shmkit_bus_close(bus);
+		return err ? 1 : 0;
+	}
+	if (argc >= 4 && !strcmp(argv[1], "say")) {
+		shmkit_bus *bus;
+		if (shmkit_bus_open(&bus, argv[2], NULL))
+			return 3;
+		int err = shmkit_bus_publish(bus, argv[3], strlen(argv[3]), HB_WAIT_NS);
 		shmkit_bus_close(bus);
 		return err ? 1 : 0;
 	}

@@ -253,3 +253,185 @@ Test(peer, forked_child_claims_as_itself)
 	cr_expect_eq(reclaimed(ch), 0);
 	shmkit_chan_close(ch);
 }
+
+/* ---- bus ----------------------------------------------------------------- */
+
+static shmkit_bus *new_bus(const char *name, int delivery, uint32_t cap)
+{
+	struct shmkit_bus_opts o = { .capacity = cap, .max_msg = 64, .delivery = delivery,
+	                             .flags = SHMKIT_EXCL };
+	shmkit_bus *b = NULL;
+
+	cr_assert_eq(shmkit_bus_create(&b, name, &o), 0, "%s", shmkit_errdetail());
+	return b;
+}
+
+/* A child that loans a buffer, says so, and publishes it when told: its
+ * exit code is 0 if that publish_loan gave want. */
+struct loaner {
+	const char *name;
+	int ready_w, go_r, go_w;
+	int want;
+};
+
+static int loaner_main(void *p)
+{
+	struct loaner *l = p;
+	shmkit_bus *b;
+	void *buf;
+	char c;
+
+	close(l->go_w);
+	if (shmkit_bus_open(&b, l->name, NULL) || shmkit_bus_loan(b, &buf, 20 * SEC))
+		return 10;
+	memcpy(buf, "loan", 4);
+	if (write(l->ready_w, "r", 1) != 1)
+		return 11;
+	while (read(l->go_r, &c, 1) > 0)
+		;
+	int r = shmkit_bus_publish_loan(b, 4);
+	shmkit_bus_close(b);
+	return r == l->want ? 0 : 20 + (-r & 63);
+}
+
+static pid_t start_loaner(struct loaner *l, const char *name, int want)
+{
+	int ready[2], go[2];
+	char c;
+
+	cr_assert_eq(pipe(ready), 0);
+	cr_assert_eq(pipe(go), 0);
+	*l = (struct loaner){ name, ready[1], go[0], go[1], want };
+	pid_t pid = sk_test_fork(loaner_main, l);
+	cr_assert_gt(pid, 0);
+	close(ready[1]);
+	close(go[0]);
+	cr_assert_eq(read(ready[0], &c, 1), 1, "the loaner loaned");
+	close(ready[0]);
+	return pid;
+}
+
+/* Overwrite bus: a loan held by a stopped publisher does not hold its
+ * subscribers up (passed, counted lost) nor other publishers (a try-once
+ * publish that laps it succeeds); the holder's publish_loan then gets
+ * -ESTALE, as the header promises. */
+Test(peer, overwrite_bus_passes_a_stopped_loan)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_bus *b = new_bus(name, SHMKIT_BUS_OVERWRITE, 8);
+	shmkit_sub *sub;
+	struct loaner l;
+	char buf[64];
+	uint64_t lost = 0;
+
+	cr_assert_eq(shmkit_bus_subscribe(&sub, b, NULL), 0);
+	pid_t pid = start_loaner(&l, name, -ESTALE);
+	cr_assert_eq(kill(pid, SIGSTOP), 0);
+	cr_assert_eq(shmkit_bus_publish(b, "m1", 2, 0), 0);
+	ssize_t n = shmkit_sub_recv(sub, buf, sizeof(buf), &lost, 20 * SEC);
+	cr_expect_eq(n, 2, "recv behind a stopped loan: %zd (%s)", n, shmkit_errdetail());
+	cr_expect_eq(lost, 1, "the passed loan counts lost");
+	for (int i = 0; i < 8; i++) /* the 7th and 8th lap the loan's slot */
+		cr_expect_eq(shmkit_bus_publish(b, "lap", 3, 0), 0, "try-once publish %d: %s", i,
+		             shmkit_errdetail());
+	cr_assert_eq(kill(pid, SIGCONT), 0);
+	close(l.go_w);
+	cr_expect_eq(sk_test_reap(pid), 0, "the loan's holder gets -ESTALE");
+	shmkit_bus_unsubscribe(sub);
+	shmkit_bus_close(b);
+}
+
+/* The same with no subscriber: the publisher that laps the held loan
+ * does not wait for it. */
+Test(peer, overwrite_publisher_laps_a_stopped_loan)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_bus *b = new_bus(name, SHMKIT_BUS_OVERWRITE, 4);
+	struct loaner l;
+
+	pid_t pid = start_loaner(&l, name, -ESTALE);
+	cr_assert_eq(kill(pid, SIGSTOP), 0);
+	for (int i = 0; i < 8; i++)
+		cr_expect_eq(shmkit_bus_publish(b, "lap", 3, 0), 0, "try-once publish %d: %d %s", i,
+		             0, shmkit_errdetail());
+	cr_assert_eq(kill(pid, SIGCONT), 0);
+	close(l.go_w);
+	cr_expect_eq(sk_test_reap(pid), 0, "the loan's holder gets -ESTALE");
+	shmkit_bus_close(b);
+}
+
+/* A publisher killed after committing and before waking (crash point
+ * bus.committed): a subscriber asleep with no timeout still gets the
+ * message (within a wake slice). */
+struct sleeper {
+	const char *name;
+	int ready_w;
+};
+
+static int sleeper_main(void *p)
+{
+	struct sleeper *sl = p;
+	struct shmkit_bus_opts o = { .wait = SHMKIT_WAIT_BLOCK };
+	shmkit_bus *b;
+	shmkit_sub *sub;
+	char buf[64];
+
+	if (shmkit_bus_open(&b, sl->name, NULL) || shmkit_bus_subscribe(&sub, b, &o))
+		return 10;
+	if (write(sl->ready_w, "r", 1) != 1)
+		return 11;
+	ssize_t n = shmkit_sub_recv(sub, buf, sizeof(buf), NULL, -1);
+	return n == 5 && !memcmp(buf, "hello", 5) ? 0 : 12;
+}
+
+Test(peer, bus_subscriber_gets_message_of_publisher_killed_before_waking)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_bus *b = new_bus(name, SHMKIT_BUS_OVERWRITE, 8);
+	int ready[2];
+	char c, helper[4096], out[64];
+
+	cr_assert_eq(pipe(ready), 0);
+	struct sleeper sl = { name, ready[1] };
+	pid_t pid = sk_test_fork(sleeper_main, &sl);
+	cr_assert_eq(read(ready[0], &c, 1), 1);
+	snprintf(helper, sizeof(helper), "%s/helper_bus", sk_test_dir());
+	const char *argv[] = { "/usr/bin/env", "SHMKIT_CRASH_AT=bus.committed", helper, "say", name,
+	                       "hello", NULL };
+	pid_t pub = sk_test_spawn(argv, -1, NULL);
+	cr_assert_eq(sk_test_finish(pub, -1, out, sizeof(out)), 128 + SIGKILL,
+	             "the publisher died at the crash point");
+	cr_expect_eq(sk_test_reap(pid), 0, "the sleeper got the message");
+	close(ready[0]);
+	close(ready[1]);
+	shmkit_bus_close(b);
+}
+
+/* Tables sized at creation: 1,024 subscriptions on one bus each get a
+ * message; one more is -ENOSPC. */
+Test(peer, bus_takes_1024_subscribers)
+{
+	const char *name = sk_test_new_name("posix");
+	struct shmkit_bus_opts o = { .capacity = 8, .max_msg = 64, .flags = SHMKIT_EXCL,
+	                             .max_subscribers = 1024, .max_publishers = 300 };
+	shmkit_bus *b = NULL;
+	static shmkit_sub *subs[1025];
+	char buf[64];
+
+	cr_assert_eq(shmkit_bus_create(&b, name, &o), 0, "%s", shmkit_errdetail());
+	for (int i = 0; i < 1024; i++)
+		cr_assert_eq(shmkit_bus_subscribe(&subs[i], b, NULL), 0, "subscriber %d: %s", i,
+		             shmkit_errdetail());
+	cr_expect_eq(shmkit_bus_subscribe(&subs[1024], b, NULL), -ENOSPC);
+	cr_assert_eq(shmkit_bus_publish(b, "all", 3, 0), 0);
+	for (int i = 0; i < 1024; i++)
+		cr_expect_eq(shmkit_sub_recv(subs[i], buf, sizeof(buf), NULL, 0), 3, "subscriber %d", i);
+	struct shmkit_bus_stats st;
+	cr_assert_eq(shmkit_bus_stats(b, &st), 0);
+	cr_expect_eq(st.subscribers, 1024);
+	cr_expect_eq(st.max_subscribers, 1024);
+	cr_expect_eq(st.max_publishers, 300);
+	for (int i = 0; i < 1024; i++)
+		shmkit_bus_unsubscribe(subs[i]);
+	shmkit_bus_close(b);
+}

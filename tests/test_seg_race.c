@@ -216,15 +216,13 @@ Test(seg_race, opener_waits_for_slow_creator)
 /* Stand in for a creator still initialising a System V segment: hold
  * byte 0 of its lock file through a description of our own (peer.h).
  * Other backends' creators work unnamed and need no lock. */
-static struct sk_peer creator_lock(shmkit_seg *s)
+static void creator_lock(struct sk_peer *p, shmkit_seg *s)
 {
-	struct sk_peer p = SK_PEER_INIT;
-
+	*p = (struct sk_peer)SK_PEER_INIT;
 	if (shmkit_seg_backend(s) == SHMKIT_SYSV) {
-		cr_assert_eq(sk_peer_join(&p, s), 0);
-		cr_assert_eq(sk_peer_lock(&p, SK_PEER_CREATOR), 0);
+		cr_assert_eq(sk_peer_join(p, s), 0);
+		cr_assert_eq(sk_peer_lock(p, SK_PEER_CREATOR), 0);
 	}
-	return p;
 }
 
 /* A managed segment sent back to INIT (its creator "still initialising"). */
@@ -235,7 +233,8 @@ static void check_init_state(const char *prefix)
 	shmkit_seg *s;
 
 	cr_assert_eq(shmkit_seg_create(&s, name, &o), 0);
-	struct sk_peer cl = creator_lock(s);
+	struct sk_peer cl;
+	creator_lock(&cl, s);
 	strcpy(shmkit_seg_data(s), "late");
 	sk_store_relaxed(&hdr_of(s)->state, SK_STATE_INIT);
 	struct opener a = { .name = name, .timeout_ns = 60 * SEC, .expect = "late" };
@@ -261,7 +260,8 @@ static void check_never_published(const char *prefix)
 	shmkit_seg *s, *t = NULL;
 
 	cr_assert_eq(shmkit_seg_create(&s, name, &o), 0);
-	struct sk_peer cl = creator_lock(s);
+	struct sk_peer cl;
+	creator_lock(&cl, s);
 	sk_store_relaxed(&hdr_of(s)->state, SK_STATE_INIT);
 	int fds = sk_test_fd_count();
 	struct shmkit_seg_opts wo = { .timeout_ns = 50 * 1000000LL };
