@@ -186,6 +186,12 @@ struct shmkit_seg_stat {
 	long key;                 /* System V key, 0 otherwise */
 	unsigned version;         /* format version of a managed header */
 	int persistent;           /* created with SHMKIT_PERSIST */
+	int in_use;               /* 1 if some process holds it open or attached
+	                             (asked of the kernel: a lock every shmkit
+	                             handle holds, or System V's attach count;
+	                             any PID namespace), 0 if none, -1 unknown.
+	                             A foreign program's mapping of a posix or
+	                             file segment is not seen here. */
 };
 
 /* Describe an open segment (the kernel's view refreshed now). */

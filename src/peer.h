@@ -39,8 +39,9 @@
  * tells a service that what it held is its parent's).
  *
  * Lock byte map (offsets in the lock file)
- *   0                       the creator, while it initialises (sysv, and
- *                           file systems without O_TMPFILE)
+ *   0                       the creator, while it initialises (sysv)
+ *   1                       every open handle of an fd-backed segment, a
+ *                           shared lock: "in use" for `ls` and `gc`
  *   SK_PEER_CHAN + k        channel peer id k (1 <= k < 2^22)
  *   SK_PEER_BUS_SUB + i     bus subscriber entry i
  *   SK_PEER_BUS_PUB + j     bus publisher entry j
@@ -59,6 +60,7 @@
 typedef struct shmkit_seg shmkit_seg;
 
 #define SK_PEER_CREATOR 0
+#define SK_PEER_ATTACHED 1
 #define SK_PEER_CHAN (UINT64_C(1) << 32)
 #define SK_PEER_BUS_SUB (UINT64_C(2) << 32)
 #define SK_PEER_BUS_PUB (UINT64_C(3) << 32)

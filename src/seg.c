@@ -4,6 +4,7 @@
  * table, plus the managed-segment header (format and protocol in seg.h).
  */
 #include <ctype.h>
+#include <fcntl.h>
 #include <dirent.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -367,6 +368,20 @@ static int round_size(size_t data, unsigned flags, size_t *map_size)
 static int open_existing(shmkit_seg **out, const struct sk_name *n,
                          const struct shmkit_seg_opts *o, int kind);
 
+/* Mark the segment in use for as long as this handle lives: a shared
+ * lock on byte SK_PEER_ATTACHED of its file, through the handle's own
+ * descriptor (fd backends; System V counts attaches itself).  The kernel
+ * drops it with the descriptor, so `gc` and `ls` ask the kernel, in any
+ * PID namespace, whether anyone has the segment open (seg_in_use). */
+static void attach_mark(shmkit_seg *s)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET,
+	                    .l_start = SK_PEER_ATTACHED, .l_len = 1 };
+
+	if (s->fd >= 0)
+		fcntl(s->fd, F_OFD_SETLK, &fl); /* best effort: only a hint is lost */
+}
+
 /* Fill the header and the service's data area of a just-made object and
  * publish it: READY, then its name where it has none yet (seg.h).  On
  * failure the object is gone (named: FAILED, then removed; unnamed: closed)
@@ -433,6 +448,7 @@ int sk_seg_create_kind(shmkit_seg **out, const char *name,
 	for (int tries = 0;; tries++) {
 		err = s->ops->create(s, map_size, o);
 		if (!err && !(err = seg_init(s, o, kind, init, arg))) {
+			attach_mark(s);
 			*out = s;
 			return 0;
 		}
@@ -511,7 +527,9 @@ int sk_seg_open_kind(shmkit_seg **out, const char *name,
 		return err;
 	if ((o->flags & SHMKIT_RAW) && kind)
 		return sk_fail(-EINVAL, "a service cannot be opened raw");
-	return open_existing(out, &n, o, kind);
+	if (!(err = open_existing(out, &n, o, kind)))
+		attach_mark(*out);
+	return err;
 }
 
 int sk_seg_from_fd(shmkit_seg **out, int fd, const struct sk_name *n,
@@ -645,6 +663,21 @@ static void stat_from_handle(const shmkit_seg *s, struct shmkit_seg_stat *st)
 	st->shmid = -1;
 	st->version = s->version;
 	st->persistent = (s->hdr_flags & SK_HDR_PERSIST) != 0;
+	st->in_use = 1; /* this handle has it */
+}
+
+/* Does anyone hold the segment open (attach_mark)?  Asked through a
+ * descriptor that holds no such lock itself (shmkit_seg_stat_name's). */
+static int seg_in_use(const shmkit_seg *s, const struct shmkit_seg_stat *st)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+	                    .l_start = SK_PEER_ATTACHED, .l_len = 1 };
+
+	if (st->backend == SHMKIT_SYSV)
+		return st->attach_count > 0;
+	if (s->fd < 0 || fcntl(s->fd, F_OFD_GETLK, &fl))
+		return -1;
+	return fl.l_type != F_UNLCK;
 }
 
 int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_stat *st)
@@ -679,6 +712,8 @@ int shmkit_seg_stat_name(const char *name, struct shmkit_seg_stat *st)
 	 * the attaches of everyone else. */
 	if (!err && st->backend == SHMKIT_SYSV && st->attach_count > 0)
 		st->attach_count--;
+	if (!err)
+		st->in_use = seg_in_use(s, st);
 	seg_free(s);
 	return err;
 }

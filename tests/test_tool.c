@@ -947,6 +947,37 @@ Test(tool, gc_removes_dead_creators_only)
 	shmkit_seg_close(mine);
 }
 
+/* gc run in another PID namespace (a container sharing /dev/shm) sees
+ * neither the process that holds a segment open nor a live creator: the
+ * kernel's "in use" (a lock every handle holds) keeps it. */
+Test(tool, gc_in_another_pid_namespace_keeps_what_is_open)
+{
+	const char *n = posix_name();
+	struct result t = SK("create", (char *)n, "--size", "4K", "--temporary");
+	expect(t, 0);
+	result_free(&t);
+	shmkit_seg *held;
+	cr_assert_eq(shmkit_seg_open(&held, n, NULL), 0);
+	struct shmkit_seg_stat st;
+	cr_assert_eq(shmkit_seg_stat_name(n, &st), 0);
+	cr_expect_eq(st.in_use, 1);
+	struct result r = run_prog("/usr/bin/unshare", NULL, 0,
+	                           ARGV((char *)"unshare", (char *)"--pid", (char *)"--fork",
+	                                (char *)"--mount-proc", (char *)tool(), (char *)"gc",
+	                                (char *)n));
+	expect(r, 0);
+	cr_expect(!strstr(r.out, "removed"), "%s", r.out);
+	result_free(&r);
+	cr_expect_eq(shmkit_seg_stat_name(n, &st), 0, "gc removed a segment held open");
+	shmkit_seg_close(held);
+	cr_assert_eq(shmkit_seg_stat_name(n, &st), 0);
+	cr_expect_eq(st.in_use, 0);
+	r = SK("gc", (char *)n);
+	expect(r, 0);
+	cr_expect(strstr(r.out, "removed"), "once closed it goes: %s", r.out);
+	result_free(&r);
+}
+
 Test(tool, gc_keeps_sysv_with_attaches)
 {
 	const char *n = sysv_name(5);

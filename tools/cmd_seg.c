@@ -216,6 +216,7 @@ static void stat_json_open(const struct shmkit_seg_stat *st, const char *kind)
 	json_kv_num("created_ns", st->created_ns, st->created_ns > 0);
 	printf(",\"removed\":%s", st->removed ? "true" : "false");
 	printf(",\"persistent\":%s", st->persistent ? "true" : "false");
+	printf(",\"in_use\":%s", st->in_use > 0 ? "true" : st->in_use == 0 ? "false" : "null");
 	json_kv_num("shmid", st->shmid, st->backend == SHMKIT_SYSV);
 	if (st->backend == SHMKIT_SYSV)
 		printf(",\"key\":\"0x%08lx\"", (unsigned long)(uint32_t)st->key);
@@ -636,6 +637,8 @@ static void info_print_text(const char *name, const struct shmkit_seg_stat *st)
 		printf("creator:    unknown\n");
 	time_text(st->created_ns, buf, sizeof(buf));
 	printf("created:    %s\n", buf);
+	printf("in use:     %s\n", st->in_use > 0 ? "yes (open or attached, the kernel says)" :
+	       st->in_use == 0 ? "no shmkit handle has it open" : "unknown");
 	if (st->kind != SHMKIT_KIND_FOREIGN)
 		printf("persistent: %s\n", st->persistent ? "yes: gc leaves it; remove it with `shmkit rm`"
 		                                         : "no: gc removes it once only dead processes used it");
@@ -952,7 +955,10 @@ static bool gc_verdict(const struct shmkit_seg_stat *st, bool foreign, const str
 {
 	bool managed = st->kind != SHMKIT_KIND_FOREIGN;
 
-	if ((!managed && !foreign) || st->persistent)
+	/* Keep anything the kernel says is open or attached, in whatever PID
+	 * namespace (a pid-based test alone cannot see other containers);
+	 * the creator's pid only adds a reason to keep. */
+	if ((!managed && !foreign) || st->persistent || st->in_use > 0)
 		return false;
 	if (st->backend == SHMKIT_SYSV) {
 		if (st->creator_alive != 0 || st->attach_count != 0)
