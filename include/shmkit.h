@@ -35,15 +35,37 @@
  *   - fork: a child inherits mappings; `anon` segments are shared only with
  *     children forked after creation.  Handles are not fork-safe to use in
  *     both processes at once for the same role: open a new handle in the
- *     child (except anon, where the child uses the inherited one).
+ *     child (except anon, where the child uses the inherited one).  A
+ *     child's first claim, role, publish or subscription through an
+ *     inherited handle takes a peer entry of its own; what the parent held
+ *     stays the parent's.
+ *   - Liveness of peers is the kernel's word, not a pid's: every handle
+ *     that can hold others up holds an open-file-description lock (fcntl
+ *     F_OFD_SETLK) on a byte of the segment's lock file, which the kernel
+ *     drops when the process dies - whatever its threads, PID namespace
+ *     or time namespace.  Peers may live in different PID, time and
+ *     network namespaces (containers sharing /dev/shm and IPC).  The cost:
+ *     one descriptor per channel or bus handle (plus the segment's own),
+ *     one kernel lock per entry held, and a system call only when a peer
+ *     has held others up past a grace period.  The lock file is the
+ *     segment itself (posix, file, memfd), a memfd inherited with the
+ *     mapping (anon), or /dev/shm/.shmkit-sysv-KEY.lock (System V; `shmkit
+ *     rm` and `gc` remove it with the segment).  Needs /proc (handles
+ *     reopen the lock file through /proc/self/fd).  A program that closes
+ *     descriptors it does not own (closefrom) drops its entries: its
+ *     peers then take it for dead, and its next commit is -ESTALE.
  *   - Huge pages need pages reserved in /proc/sys/vm/nr_hugepages (posix
  *     and file backends cannot use them; sysv, anon and memfd can).  When
  *     none are available creation fails with -ENOMEM; it never falls back.
  *   - tmpfs size: containers often mount a small /dev/shm.  shmkit reserves
  *     memory at create time so a full tmpfs is -ENOSPC then, not SIGBUS later.
  *   - Dead peers: a crashed process leaves POSIX and System V segments
- *     behind.  `shmkit ls` shows whether the creator lives; `shmkit gc`
- *     removes segments whose creators are all dead.
+ *     behind.  `shmkit ls` shows whether anyone has one open (the kernel
+ *     says: a lock every handle holds, or System V's attach count);
+ *     `shmkit gc` removes temporary segments nobody has open.  A creator
+ *     killed while it initialises leaves nothing (posix, file: the segment
+ *     is made unnamed and named when ready) or a System V segment that
+ *     the next create-or-open replaces.
  *   - A peer can write anything into shared memory.  shmkit bounds every
  *     value it reads there and reports -EBADMSG; it cannot stop a hostile
  *     peer from overwriting your payload bytes.
@@ -288,8 +310,11 @@ enum shmkit_wait {
  * `reclaimed`).  A message whose consumer died after taking it (recv in
  * progress, or peeked and not released) is lost, at most one per dead
  * handle; SPSC channels instead deliver it again to the next consumer.
- * Recovery identifies processes by pid: all users of a channel must share
- * one PID namespace.  Memory: 4096 + 384 + capacity * round_up(32 +
+ * Only a dead peer is reclaimed (its kernel lock is gone: see Caveats); a
+ * stopped or stalled one blocks its position until it goes on or dies.
+ * Should a handle's claim be taken all the same (its lock lost), its
+ * commit, send, recv, release or abort is -ESTALE and nothing is
+ * delivered twice or into a reused slot.  Memory: 4096 + 384 + capacity * round_up(32 +
  * max_msg, 64) bytes, rounded up to the page size.
  * ------------------------------------------------------------------------ */
 
@@ -383,11 +408,13 @@ struct shmkit_chan_stats {
 int shmkit_chan_stats(shmkit_chan *ch, struct shmkit_chan_stats *st);
 
 /* ------------------------------------------------------------------------
- * Bus: publish/subscribe; each message goes to every subscriber.  Up to 62
- * publishing processes and 64 subscriptions at once, by name over any
- * backend (anon and memfd: shared by fork; a forked child may publish and
+ * Bus: publish/subscribe; each message goes to every subscriber.  Up to
+ * max_publishers publishing handles and max_subscribers subscriptions at
+ * once (creation options; 62 and 64 by default), by name over any backend
+ * (anon and memfd: shared by fork; a forked child may publish and
  * subscribe on the inherited bus handle).  Dead peers are detected by
- * (pid, start time), which PID reuse cannot fool.  A message is never
+ * kernel-held locks (see Caveats), which no pid, namespace or exited main
+ * thread can fool.  A message is never
  * returned torn: one overwritten while it is read is discarded and counted
  * lost.  Lost counts are exact in sequence numbers; an aborted loan inside
  * a range a lapped reader jumps over counts too.
@@ -441,9 +468,12 @@ int shmkit_bus_publish(shmkit_bus *bus, const void *msg, size_t len,
                        int64_t timeout_ns);
 /* Zero-copy loan: a buffer of max_msg bytes in shared memory; publish
  * len bytes of it, or abort (subscribers pass an aborted loan silently).
- * Valid until publish/abort.  A loan held over 50 ms by a process that
- * dies is skipped by subscribers (counted lost); publish_loan returns
- * -ESTALE if readers abandoned a loan whose holder stalled that long. */
+ * Valid until publish/abort.  A loan whose holder dies is skipped by
+ * subscribers after 50 ms (counted lost).  On an overwrite bus nobody
+ * waits for a loan: subscribers pass one held over 50 ms, and a publisher
+ * that laps one passes it at once (counted lost); its holder's
+ * publish_loan is then -ESTALE.  On a back-pressure bus subscribers wait
+ * for a live holder's loan. */
 int shmkit_bus_loan(shmkit_bus *bus, void **buf, int64_t timeout_ns);
 int shmkit_bus_publish_loan(shmkit_bus *bus, size_t len);
 int shmkit_bus_abort_loan(shmkit_bus *bus);

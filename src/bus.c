@@ -17,22 +17,26 @@
  *                                     time a subscriber moves its cursor)
  *   320     64              joins     u64  +1 per subscriber join
  *   384     64              armed     u32  subscribers sleeping on their fd
- *   448     64*64           subscriber table (struct bus_sub_ent)
- *   4544    62*64           publisher table  (struct bus_pub_ent)
- *   8512    capacity*stride slots: {u64 word; u32 len; u32 pad; payload}
+ *   448     nsubs*64        subscriber table (struct bus_sub_ent)
+ *   ...     npubs*64        publisher table  (struct bus_pub_ent)
+ *   ...     capacity*stride slots: {u64 word; u32 len; u32 pad; payload}
  *
  * Every hot word has its own cache line.  stride = 16 + max_msg rounded up
- * to 64.  Sequences are 56 bits (2^56 messages: years at 10^9 per second).
+ * to 64.  The table sizes are creation options (max_subscribers, default
+ * 64, at most 16384; max_publishers, default 62, at most 1022).  Sequences
+ * are 52 bits (2^52 messages: 2 years at 6.6 * 10^7 per second, a single
+ * publisher's best here).
  *
  * ---- The slot word ------------------------------------------------------
  *
- *   word = seq << 8 | pub << 2 | st     (0 = never written)
+ *   word = seq << 12 | pub << 2 | st     (0 = never written)
  *   st:  1 WRITING  publisher `pub` owns the slot for message seq
  *        2 MSG      message seq is committed: len and payload are stable
  *        3 SKIP     sequence seq carries no message; pub says why:
- *                   < 62 an aborted loan (subscribers pass it silently),
- *                   62 a claim abandoned before it took its slot (silent),
- *                   63 a loan abandoned by a dead publisher (counted lost)
+ *                   < 1022 an aborted loan (subscribers pass it silently),
+ *                   1022 a claim abandoned before it took its slot (silent),
+ *                   1023 a loan abandoned: its publisher died, or it held
+ *                   the loan too long on an overwrite bus (counted lost)
  * A slot holds sequence s at index s & (capacity - 1).  For a reader at
  * position p the word says: seq < p (or 0) not yet published; seq == p
  * and WRITING being written; seq == p and MSG/SKIP ready; seq > p the
@@ -87,9 +91,9 @@
  * minimum in its private handle and rescans the table (O(table)) only when
  * the ring looks full or the join counter moved, so the per-message cost
  * does not grow with subscribers.  The rescan checks the liveness of the
- * entries that block it (sk_proc_alive on the recorded (pid, start), at
- * most every 5 ms) and reaps the dead: a SIGKILLed subscriber stops
- * counting within a few milliseconds of the ring filling.
+ * entries that block it (the kernel lock of the entry, peer.h, at most
+ * every 5 ms) and reaps the dead: a SIGKILLed subscriber stops counting
+ * within a few milliseconds of the ring filling.
  *
  * Joining without losing: the joiner (J1) fills its entry and
  * seq_cst-stores state ACTIVE, (J2) fetch_adds joins (seq_cst), (J3)
@@ -107,14 +111,19 @@
  * ---- Stuck slots --------------------------------------------------------
  *
  * A reader at p that finds head > p but the slot not ready for 50 ms
- * looks closer.  WRITING by publisher i: if table entry i still records
- * cur == p and its (pid, start) is alive, it keeps waiting (a live loan);
- * otherwise (dead, or the entry moved on / was reused) it CASes the word
- * to SKIP/63, counted lost by everyone.  Not marked at all (the publisher
- * stalled or died between P1 and P3): it CASes the word to SKIP/62; a
- * live but stalled publisher then fails P3 and claims a fresh sequence,
- * so nothing is lost.  P2 comes before P3 and P3 releases it, so a reader
- * that sees the WRITING mark (acquire) also sees cur == p: no window.
+ * looks closer.  WRITING by publisher i: on a back-pressure bus, if table
+ * entry i still records cur == p and its lock is held (alive, stopped or
+ * not), it keeps waiting (a live loan); otherwise - dead, the entry moved
+ * on, or any loan held that long on an overwrite bus, whose readers never
+ * wait for one writer - it CASes the word to SKIP/1023, counted lost by
+ * everyone; the holder's publish_loan then fails its CAS: -ESTALE.  Not
+ * marked at all (the publisher stalled or died between P1 and P3): it
+ * CASes the word to SKIP/1022; a live but stalled publisher then fails P3
+ * and claims a fresh sequence, so nothing is lost.  P2 comes before P3
+ * and P3 releases it, so a reader that sees the WRITING mark (acquire)
+ * also sees cur == p: no window.  A publisher that laps a slot still
+ * WRITING (a loan held a whole ring) abandons it at once on an overwrite
+ * bus, and waits for it, bounded, on a back-pressure one.
  *
  * ---- Pollable fd ---------------------------------------------------------
  *
@@ -139,12 +148,15 @@
  *
  * ---- Tables and liveness ------------------------------------------------
  *
- * An entry's owner word is gen << 32 | pid; taken by CAS (gen, 0) ->
- * (gen + 1, self), freed by CAS (gen, pid) -> (gen, 0), so a reaper racing
- * a new owner cannot free the newcomer (the generation differs).  The
- * (pid, start-time) pair names one process for the life of the machine:
- * as strong as a pidfd for "is it still that process?" (a pidfd also only
- * tells whether that process has exited), but storable in shared memory.
+ * An entry belongs to whoever holds the kernel's lock on its byte of the
+ * segment's lock file (peer.h: an open-file-description lock the kernel
+ * drops at its holder's death, in any PID or time namespace): the kernel
+ * arbitrates a race for it, so two joiners can never own one entry, and
+ * only the winner writes the entry's fields.  A reaper takes a dead
+ * entry's lock before it resets anything.  The owner word (gen << 32 |
+ * pid) is for display only.  A handle's subscriptions all lock through
+ * its one description, whose own locks never conflict with each other:
+ * the handle keeps a bitmap of the entries it holds and skips them.
  *
  * ---- What survives a crash -----------------------------------------------
  *

@@ -4,36 +4,35 @@
  *
  * ---- MPMC protocol (a Vyukov bounded queue, claimed per slot) ----------
  *
- * Each slot carries a 64-bit seq word = position | state | pid (chan.h).
+ * Each slot carries a 64-bit seq word = position | state | claimer id (chan.h).
  * Unlike the textbook queue, where a producer claims position t by a CAS
  * on tail and only later touches the slot, here the claim is a CAS on the
- * slot's own word, FREE(t) -> WRITING(t, pid): so from the instant a
+ * slot's own word, FREE(t) -> WRITING(t, id): so from the instant a
  * position is owned, the slot says who owns it, and a dead owner can be
  * recognised (below).  tail is only a hint that lags the last claim by at
  * most one; whoever sees a claimed slot at tail moves tail on (a CAS that
  * may fail harmlessly).
  *
  *   producer (send / reserve + commit)
- *     P1 t = load(tail)                                      relaxed hint
+ *     P1 t = load_acquire(tail)                              a hint
  *     P2 w = load_acquire(slot[t].seq)
  *        FREE(t):           P3 CAS seq w -> WRITING(t, me)   acquire
- *                           P4 CAS tail t -> t+1             relaxed help
- *                           P5 store start; store_release claim = WRITING word
+ *                           P4 CAS tail t -> t+1             acq_rel help
  *        claimed t, or a position past t: tail is stale; CAS tail t -> t+1
  *        a position t - capacity (not FREE): full -> wait on not_full
  *     P6 write payload; store_release len
- *     P7 store_release seq = FULL(t)
+ *     P7 CAS seq WRITING(t, me) -> FULL(t)                   release
  *     P8 not_empty += 1 (shmkit_ec_inc, a release RMW); sent += 1
  *
  *   consumer (recv / peek + release)
- *     C1 h = load(head)                                      relaxed hint
+ *     C1 h = load_acquire(head)                              a hint
  *     C2 w = load_acquire(slot[h].seq)
  *        FULL(h):           C3 CAS seq w -> READING(h, me)   acquire
- *                           C4 CAS head h -> h+1             relaxed help
+ *                           C4 CAS head h -> h+1             acq_rel help
  *        READING(h) or a position past h: head is stale; CAS head h -> h+1
  *        FREE(h), WRITING(h), READING(h - capacity): empty -> wait on not_empty
  *     C5 read len (<= max_msg, else -EBADMSG) and the payload
- *     C6 store_release seq = FREE(h + capacity)
+ *     C6 CAS seq READING(h, me) -> FREE(h + capacity)        release
  *     C7 not_full += 1; received += 1
  *
  * Pairings.  P7 (release) -> C2 (acquire): a consumer that sees FULL(t)
@@ -43,8 +42,9 @@
  * on the event counts, read by the other side's sk_wait_for (wait.h) with
  * acquire; the event count argument there is why no wake-up is lost: the
  * condition (P7 / C6) is made true before the count moves.  tail/head are
- * relaxed everywhere: they are hints, and every decision is taken on the
- * slot word, never on an index alone.
+ * hints: every decision is taken on the slot word, never on an index
+ * alone; their acquire/release only keeps an index from running ahead of
+ * the claims that moved it (index_help).
  *
  * Ordering guarantees.  Positions are claimed in order (a producer claims
  * t only after reading tail == t, and tail passes t only once t is
@@ -86,11 +86,14 @@
  * One at a time is enforced, not assumed: two producers would race on
  * tail and lose or duplicate messages.  The first send or reserve through
  * a handle takes the producer role - a CAS of the role word (chan.h) from
- * 0 to this process's (pid, start) - and the first recv or peek the
+ * 0 to this handle's (pid, peer id) - and the first recv or peek the
  * consumer role; close gives it back.  A role held by another live
- * handle, in this process or another, is -EBUSY.  A role held by a dead
- * process is taken over (counted in `reclaimed`), so a crashed peer can
- * be replaced at once.  After that first call the handle only tests a
+ * handle, in this process or another, is -EBUSY.  A role whose holder's
+ * peer lock is gone (peer.h: the kernel dropped it at the holder's death)
+ * is taken over (counted in `reclaimed`), so a crashed peer can be
+ * replaced at once; a new producer then reconciles tail with the slots
+ * (spsc_reconcile_tail: its predecessor may have died between publishing
+ * a slot and moving tail).  After that first call the handle only tests a
  * private flag: the hot path touches no extra shared line.  The CAS that
  * takes a role is an acquire and the release that gives it back is a
  * release, so the next holder sees the previous one's last index store
@@ -100,28 +103,38 @@
  *
  * ---- What a crash leaves, and recovery ----------------------------------
  *
+ * Every handle that may claim holds a peer id (peer.h): an exclusive
+ * open-file-description lock on its byte of the segment's lock file,
+ * which the kernel drops when the handle's process dies - whatever its
+ * threads, PID or time namespace, or what its pid names later.  The claim
+ * word carries that id, set by the very CAS that claims, so there is no
+ * window in which a claim names nobody.
  * MPMC: a process killed between its claim (P3/C3) and its publication
- * (P7/C6) leaves a slot WRITING(p, pid) or READING(p, pid).  A side whose
+ * (P7/C6) leaves a slot WRITING(p, id) or READING(p, id).  A side whose
  * progress is blocked by such a slot (a consumer at head p; a producer at
  * tail p + capacity) watches the word; if the very same word is still
- * there after SK_CHAN_RECLAIM_NS, it asks sk_proc_alive(pid, start) and,
- * only if the claimer is dead, CASes the word to FREE(p + capacity):
- * a dead producer's position carries no message and is skipped, a dead
+ * there after SK_CHAN_RECLAIM_NS, it asks the kernel whether id's lock is
+ * held (F_OFD_GETLK: a system call only then, never on the hot path) and,
+ * only if it is free, CASes the word to FREE(p + capacity): a dead
+ * producer's position carries no message and is skipped, a dead
  * consumer's slot is handed back to producers.  `reclaimed` counts it.
  * Why this races safely with a slow but alive claimer:
- *   - only a dead claimer is reclaimed: (pid, start) names one process for
- *     the life of the machine, and when start cannot be tied to this
- *     claim (the claimer died between P3 and P5, so `claim` does not hold
- *     this word) the check is by pid only, which errs towards "alive";
+ *   - only a dead claimer is reclaimed: a live one holds its lock
+ *     (stopped, stalled or not); the kernel cannot be fooled by pids;
  *   - a dead process writes nothing more, so between the liveness check
  *     and the reclaiming CAS the word can change only by another reclaimer
- *     (the CAS compares the whole word, position and pid included: exactly
+ *     (the CAS compares the whole word, position and id included: exactly
  *     one wins, the others fail and re-read);
  *   - positions never repeat within 2^40, so the CAS cannot succeed on a
- *     later claim of the same slot (no ABA).
- * A zombie counts as dead: its memory is gone.  All processes sharing a
- * channel must share one PID namespace (a pid from another namespace
- * could be taken for a dead one).
+ *     later claim of the same slot (no ABA);
+ *   - ids are spread by a counter and taken by lock; after 2^22 - 1 of
+ *     them the counter wraps, and a handle that takes an id used before
+ *     first frees every claim still naming it (purge_stale: they are a
+ *     dead former holder's, since the lock is now ours);
+ *   - should a live claimer lose its lock all the same (a program that
+ *     closes every descriptor it does not know), its publication or
+ *     release is a CAS from its claim word: it fails, -ESTALE, and never
+ *     writes into a slot that was handed on.
  * Loss: a message whose consumer died after claiming it (recv or peek not
  * yet released) is lost - at most one per dead consumer handle; it is not
  * redelivered, because head has moved past it and redelivering would break
@@ -132,7 +145,9 @@
  * killed mid-read has not moved head, so the next consumer gets the same
  * message again (at-least-once).
  * Sleepers: a process killed inside a futex wait leaves at most the event
- * count's waiter flag set; the next increment pays one needless wake.
+ * count's waiter flag set; the next increment pays one needless wake.  A
+ * waker killed between making a message visible and its wake costs a
+ * sleeper one wait slice (SK_CHAN_RECLAIM_NS), not its timeout.
  *
  * ---- Corruption ---------------------------------------------------------
  *
@@ -767,7 +782,7 @@ static SK_COLD int reclaim_word(shmkit_chan *ch, uint64_t w)
  * holds no lock on its peer id any more (peer.h).  1 if done. */
 static SK_COLD int reclaim(shmkit_chan *ch, uint64_t w)
 {
-	uint32_t id = sk_seq_pid(w);
+	uint32_t id = sk_seq_id(w);
 
 	if (id == ch->peer.id)
 		return 0; /* our own claim, on this handle */
@@ -787,7 +802,7 @@ static SK_COLD void purge_stale(shmkit_chan *ch)
 		/* Acquire: as P2 - the word decides what we do with the slot. */
 		uint64_t w = sk_load_acquire(&slot_at(ch, i)->seq);
 		unsigned st = sk_seq_state(w);
-		if ((st == SK_SLOT_WRITING || st == SK_SLOT_READING) && sk_seq_pid(w) == ch->peer.id)
+		if ((st == SK_SLOT_WRITING || st == SK_SLOT_READING) && sk_seq_id(w) == ch->peer.id)
 			reclaim_word(ch, w);
 	}
 }

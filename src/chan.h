@@ -184,7 +184,7 @@ static inline unsigned sk_seq_state(uint64_t w)
 	return (unsigned)(w >> SK_SEQ_STATE_SHIFT) & 3u;
 }
 
-static inline uint32_t sk_seq_pid(uint64_t w)
+static inline uint32_t sk_seq_id(uint64_t w)
 {
 	return (uint32_t)w & SK_SEQ_PID_MASK;
 }
