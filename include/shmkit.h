@@ -214,6 +214,11 @@ struct shmkit_seg_stat {
 	                             any PID namespace), 0 if none, -1 unknown.
 	                             A foreign program's mapping of a posix or
 	                             file segment is not seen here. */
+	int initialising;         /* shmkit_seg_stat_name: 1 its creator has not
+	                             finished initialising it; 2 and that creator
+	                             is gone (System V: its lock is free), so
+	                             `gc` removes it and the next create-or-open
+	                             replaces it; 0 otherwise */
 };
 
 /* Describe an open segment (the kernel's view refreshed now). */

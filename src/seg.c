@@ -691,23 +691,37 @@ int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_stat *st)
 int shmkit_seg_stat_name(const char *name, struct shmkit_seg_stat *st)
 {
 	struct shmkit_seg_opts o = { .flags = SHMKIT_RDONLY | SHMKIT_RAW };
+	struct sk_name n;
 	shmkit_seg *s;
-	int err;
+	int err, init = 0;
 
 	if (!st)
 		return -EINVAL;
 	sk_clear_detail();
-	if ((err = sk_seg_open_kind(&s, name, &o, 0)))
+	/* Not sk_seg_open_kind: a look must not mark the segment in use. */
+	if ((err = sk_parse_name(name, &n)) || (err = open_existing(&s, &n, &o, 0)))
 		return err;
 	/* Read the header if there is one; a foreign segment stays raw. */
 	const struct sk_seg_hdr *h = s->map;
-	if (s->map_size >= SK_HDR_SIZE && sk_load_acquire(&h->magic) == SK_SEG_MAGIC &&
-	    header_check(s, 1) == 0)
-		;
-	else
+	if (s->map_size >= SK_HDR_SIZE && sk_load_acquire(&h->magic) == SK_SEG_MAGIC) {
+		err = header_check(s, 1);
+		if (err == -ETIMEDOUT || err == -EOWNERDEAD)
+			init = err == -EOWNERDEAD ? 2 : 1;
+		if (err)
+			s->kind = SHMKIT_KIND_FOREIGN;
+		if (init) {
+			/* Relaxed: a look at a header still being written;
+			 * bounded, shown only. */
+			uint32_t kind = sk_load_relaxed(&h->kind);
+			s->kind = kind >= SHMKIT_KIND_BYTES && kind <= SHMKIT_KIND_JOURNAL ? (int)kind
+			                                                                 : SHMKIT_KIND_BYTES;
+		}
+	} else {
 		s->kind = SHMKIT_KIND_FOREIGN;
+	}
 	sk_clear_detail();
 	err = shmkit_seg_stat(s, st);
+	st->initialising = init;
 	/* System V counts the brief attach made here to read the header: report
 	 * the attaches of everyone else. */
 	if (!err && st->backend == SHMKIT_SYSV && st->attach_count > 0)

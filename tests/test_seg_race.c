@@ -295,6 +295,10 @@ Test(seg_race, dead_creator_sysv_recovers)
 	cr_assert_eq(shmkit_seg_create(&s, name, &o), 0);
 	int old_id = s->shmid;
 	sk_store_relaxed(&hdr_of(s)->state, SK_STATE_INIT);
+	struct shmkit_seg_stat st;
+	cr_assert_eq(shmkit_seg_stat_name(name, &st), 0);
+	cr_expect_eq(st.initialising, 2, "ls sees it unfinished, its creator gone");
+	cr_expect_eq(st.kind, SHMKIT_KIND_BYTES);
 	struct shmkit_seg_opts wo = { .timeout_ns = 60 * SEC };
 	int err = shmkit_seg_open(&t, name, &wo);
 	cr_assert_eq(err, -ENOENT, "got %d %s", err, shmkit_errdetail());

@@ -978,6 +978,36 @@ Test(tool, gc_in_another_pid_namespace_keeps_what_is_open)
 	result_free(&r);
 }
 
+/* A System V segment whose creator died while initialising it: ls says
+ * so, gc removes it (its creator's lock is gone: the kernel says). */
+Test(tool, ls_and_gc_see_an_unfinished_sysv_segment)
+{
+	const char *n = sysv_name(6);
+	struct shmkit_seg_opts o = { .size = 4096, .flags = SHMKIT_EXCL | SHMKIT_PERSIST };
+	shmkit_seg *s;
+
+	cr_assert_eq(shmkit_seg_create(&s, n, &o), 0);
+	/* Back to INIT, as a creator killed halfway leaves it (header state
+	 * word at offset 20 of the header page before the data area). */
+	__atomic_store_n((uint32_t *)(void *)((char *)shmkit_seg_data(s) - 4096 + 20), 0u,
+	                 __ATOMIC_RELEASE);
+	shmkit_seg_close(s);
+	struct result r = SK("ls");
+	expect(r, 0);
+	cr_expect(strstr(r.out, "unfinished, creator gone"), "%s", r.out);
+	result_free(&r);
+	r = SK("info", (char *)n);
+	expect(r, 0);
+	cr_expect(strstr(r.out, "unfinished, creator gone"), "%s", r.out);
+	result_free(&r);
+	r = SK("gc", (char *)n);
+	expect(r, 0);
+	cr_expect(strstr(r.out, "died while initialising"), "%s", r.out);
+	result_free(&r);
+	struct shmkit_seg_stat st;
+	cr_expect_eq(shmkit_seg_stat_name(n, &st), -ENOENT);
+}
+
 Test(tool, gc_keeps_sysv_with_attaches)
 {
 	const char *n = sysv_name(5);

@@ -155,6 +155,13 @@ static size_t useful_size(const struct shmkit_seg_stat *st)
 	return st->kind == SHMKIT_KIND_FOREIGN ? st->map_size : st->data_size;
 }
 
+/* What ls shows after the kind of a segment whose creator has not
+ * finished it (shmkit_seg_stat.initialising). */
+static const char *init_label(int initialising)
+{
+	return initialising == 2 ? " (unfinished, creator gone)" : initialising ? " (initialising)" : "";
+}
+
 static const char *alive_label(int alive)
 {
 	return alive > 0 ? "alive" : alive == 0 ? "dead" : "unknown";
@@ -217,6 +224,8 @@ static void stat_json_open(const struct shmkit_seg_stat *st, const char *kind)
 	printf(",\"removed\":%s", st->removed ? "true" : "false");
 	printf(",\"persistent\":%s", st->persistent ? "true" : "false");
 	printf(",\"in_use\":%s", st->in_use > 0 ? "true" : st->in_use == 0 ? "false" : "null");
+	printf(",\"initialising\":%s", st->initialising == 2 ? "\"creator gone\"" :
+	       st->initialising ? "true" : "false");
 	json_kv_num("shmid", st->shmid, st->backend == SHMKIT_SYSV);
 	if (st->backend == SHMKIT_SYSV)
 		printf(",\"key\":\"0x%08lx\"", (unsigned long)(uint32_t)st->key);
@@ -387,7 +396,8 @@ static void ls_cells(const struct row *row, char cell[COLS][4200])
 	address_of(st, addr, sizeof(addr));
 	tool_escape(addr, cell[1], 4200);
 	size_text(useful_size(st), cell[2], 4200);
-	snprintf(cell[3], 4200, "%s", row->kind ? row->kind : kind_label(st->kind));
+	snprintf(cell[3], 4200, "%s%s", row->kind ? row->kind : kind_label(st->kind),
+	         init_label(st->initialising));
 	owner_name(st->uid, cell[4], 4200);
 	snprintf(cell[5], 4200, "%04o", st->mode);
 	if (st->attach_count >= 0)
@@ -622,7 +632,8 @@ static void info_print_text(const char *name, const struct shmkit_seg_stat *st)
 	if (st->kind == SHMKIT_KIND_FOREIGN) {
 		printf("kind:       foreign (no shmkit header: read and write address the whole mapping)\n");
 	} else {
-		printf("kind:       %s (shmkit format version %u)\n", kind_label(st->kind), st->version);
+		printf("kind:       %s%s (shmkit format version %u)\n", kind_label(st->kind),
+		       init_label(st->initialising), st->version);
 		size_text(st->data_size, buf, sizeof(buf));
 		printf("data:       %zu bytes (%s) at offset %zu\n", st->data_size, buf, st->data_offset);
 	}
@@ -958,6 +969,10 @@ static bool gc_verdict(const struct shmkit_seg_stat *st, bool foreign, const str
 	/* Keep anything the kernel says is open or attached, in whatever PID
 	 * namespace (a pid-based test alone cannot see other containers);
 	 * the creator's pid only adds a reason to keep. */
+	if (st->initialising == 2) { /* whatever it was to be: it never was */
+		snprintf(why, len, "its creator died while initialising it");
+		return true;
+	}
 	if ((!managed && !foreign) || st->persistent || st->in_use > 0)
 		return false;
 	if (st->backend == SHMKIT_SYSV) {
