@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "lib_test.h"
@@ -434,4 +435,95 @@ Test(peer, bus_takes_1024_subscribers)
 	for (int i = 0; i < 1024; i++)
 		shmkit_bus_unsubscribe(subs[i]);
 	shmkit_bus_close(b);
+}
+
+/* Joiners racing for entries left by dead subscribers: the kernel lets
+ * exactly one take each, so on a back-pressure bus every joiner is
+ * counted and none is published past (before, two joiners could own one
+ * entry: "published 40 of 40", a subscriber "received 8, lost 32"). */
+struct joiner {
+	const char *name;
+	uint32_t *gate;
+	int ready_w;
+	int count;
+};
+
+static int joiner_main(void *p)
+{
+	struct joiner *j = p;
+	shmkit_bus *b;
+	shmkit_sub *sub;
+	char buf[64];
+	uint64_t lost = 0, all_lost = 0;
+
+	if (shmkit_bus_open(&b, j->name, NULL))
+		return 10;
+	while (!__atomic_load_n(j->gate, __ATOMIC_ACQUIRE))
+		shmkit_futex_wait(j->gate, 0, 100 * MS);
+	if (shmkit_bus_subscribe(&sub, b, NULL))
+		return 11;
+	if (write(j->ready_w, "r", 1) != 1)
+		return 12;
+	for (int i = 0; i < j->count; i++) {
+		ssize_t n = shmkit_sub_recv(sub, buf, sizeof(buf), &lost, 20 * SEC);
+		if (n != 4)
+			return 13;
+		all_lost += lost;
+		if (memcmp(buf, &i, 4))
+			return 14;
+	}
+	return all_lost ? 15 : 0;
+}
+
+static int dead_subscriber(void *p)
+{
+	shmkit_bus *b;
+	shmkit_sub *sub;
+
+	if (shmkit_bus_open(&b, p, NULL) || shmkit_bus_subscribe(&sub, b, NULL))
+		return 1;
+	_exit(0); /* leaves its entry behind */
+}
+
+Test(peer, joiners_racing_for_dead_entries_each_get_their_own, .timeout = 120)
+{
+	enum { DEAD = 6, JOINERS = 6, MSGS = 40, ROUNDS = 10 };
+	const char *name = sk_test_new_name("posix");
+	struct shmkit_bus_opts o = { .capacity = 8, .max_msg = 64, .flags = SHMKIT_EXCL,
+	                             .delivery = SHMKIT_BUS_BACKPRESSURE, .max_subscribers = 8 };
+	shmkit_bus *b = NULL;
+	uint32_t *gate = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_neq(gate, MAP_FAILED);
+	cr_assert_eq(shmkit_bus_create(&b, name, &o), 0, "%s", shmkit_errdetail());
+	for (int round = 0; round < ROUNDS; round++) {
+		pid_t dead[DEAD], joiners[JOINERS];
+		int ready[2];
+		char c;
+
+		for (int i = 0; i < DEAD; i++)
+			dead[i] = sk_test_fork(dead_subscriber, (void *)name);
+		for (int i = 0; i < DEAD; i++)
+			cr_assert_eq(sk_test_reap(dead[i]), 0);
+		cr_assert_eq(pipe(ready), 0);
+		__atomic_store_n(gate, 0, __ATOMIC_RELEASE);
+		struct joiner j = { name, gate, ready[1], MSGS };
+		for (int i = 0; i < JOINERS; i++)
+			joiners[i] = sk_test_fork(joiner_main, &j);
+		__atomic_store_n(gate, 1, __ATOMIC_RELEASE);
+		shmkit_futex_wake(gate, -1);
+		for (int i = 0; i < JOINERS; i++)
+			cr_assert_eq(read(ready[0], &c, 1), 1, "joiner %d joined", i);
+		for (int i = 0; i < MSGS; i++)
+			cr_assert_eq(shmkit_bus_publish(b, &i, 4, 20 * SEC), 0, "round %d publish %d: %s",
+			             round, i, shmkit_errdetail());
+		for (int i = 0; i < JOINERS; i++) {
+			int rc = sk_test_reap(joiners[i]);
+			cr_assert_eq(rc, 0, "round %d joiner %d exit %d (15: lost messages)", round, i, rc);
+		}
+		close(ready[0]);
+		close(ready[1]);
+	}
+	shmkit_bus_close(b);
+	munmap(gate, 4096);
 }
