@@ -79,7 +79,9 @@
  * asks the kernel again with a deadline already past (the kernel compares
  * the word first: EAGAIN if it differs, else it times out at once), so a
  * wake that changed nothing (a kick, below, or anyone's spurious wake)
- * completes nothing.  State (target word and value, arm generation, ready flag) is
+ * completes nothing.  (So a word changed and changed back before the
+ * helper looks counts as unchanged: an ABA the io_uring kind would
+ * report.  Event counts cannot come back within that time: 2^31 steps.)  State (target word and value, arm generation, ready flag) is
  * under the handle's mutex; the thread signals only if the arm it served
  * is still the current one, so a stale completion never makes the fd
  * readable after a re-arm.  Arm drains the eventfd under the same mutex.
