@@ -392,6 +392,23 @@ ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf,
                          int64_t timeout_ns);
 int shmkit_chan_release(shmkit_chan *ch);
 
+/* A file descriptor for poll/epoll that becomes readable when this
+ * handle's side may go on: SHMKIT_CHAN_POLLIN, a message may be waiting;
+ * SHMKIT_CHAN_POLLOUT, room may be free.  The same mechanism as
+ * shmkit_sub_fd (it waits on the shared memory itself, so it works for
+ * peers in any PID or network namespace).  One fd per handle, for the
+ * direction of the first call (the other is -EINVAL); owned by the handle
+ * (closed by shmkit_chan_close).  After it signals call
+ * shmkit_chan_ack_fd(), then drain with timeout 0 until -EAGAIN.  It may
+ * signal spuriously.  A peer that dies blocking the channel, or between
+ * its commit and its wake, is noticed by a call, not by the fd: poll with
+ * a timeout (say 100 ms).  Not usable in a forked child (make one there).
+ * The fd or -errno. */
+#define SHMKIT_CHAN_POLLIN 1
+#define SHMKIT_CHAN_POLLOUT 4
+int shmkit_chan_fd(shmkit_chan *ch, int events);
+int shmkit_chan_ack_fd(shmkit_chan *ch);
+
 struct shmkit_chan_stats {
 	uint32_t capacity, max_msg;
 	uint64_t depth;              /* messages queued now (approximate) */
@@ -500,11 +517,16 @@ ssize_t shmkit_sub_peek(shmkit_sub *sub, const void **buf, uint64_t *lost,
                         int64_t timeout_ns);
 int shmkit_sub_release(shmkit_sub *sub);
 /* A file descriptor that becomes readable when messages are waiting, for
- * poll/epoll (an abstract UNIX datagram socket: nothing on disk, gone with
- * the process).  Owned by the subscription; call shmkit_sub_ack_fd() after
- * it signals, before draining.  Publishers pay a system call only for
- * subscribers sleeping on their fd.  A publisher dying mid-message is
- * noticed on the next recv: poll with a timeout (say 100 ms) to bound it. */
+ * poll/epoll.  It waits on the shared memory itself (an io_uring futex
+ * wait, or where the kernel refuses io_uring a helper thread and an
+ * eventfd: SHMKIT_WAITFD=thread|io_uring|auto chooses), so it wakes for
+ * publishers in any PID or network namespace, and leaves nothing on disk.
+ * Owned by the subscription; call shmkit_sub_ack_fd() after it signals,
+ * before draining.  It may signal spuriously.  Publishers pay a system
+ * call only when someone sleeps.  A publisher dying mid-message is
+ * noticed on the next recv: poll with a timeout (say 100 ms) to bound it.
+ * io_uring completions run in the thread that armed the fd (sub_fd,
+ * ack_fd): epoll_wait there may return EINTR; retry it. */
 int shmkit_sub_fd(shmkit_sub *sub);
 int shmkit_sub_ack_fd(shmkit_sub *sub);
 
@@ -638,6 +660,16 @@ int shmkit_journal_seek_seq(shmkit_journal *j, uint64_t seq);
 int shmkit_journal_seek_time(shmkit_journal *j, int64_t time_ns);
 int shmkit_journal_next(shmkit_journal *j, struct shmkit_record *rec,
                         int64_t timeout_ns);
+
+/* A file descriptor for poll/epoll that becomes readable when new records
+ * (or a new file) may be there: the mechanism of shmkit_sub_fd.  Readable
+ * at once the first time; after it signals call shmkit_journal_ack_fd(),
+ * then read with shmkit_journal_next(..., 0) until it returns 0.  It may
+ * signal spuriously; a writer killed between a commit and its wake is
+ * noticed by a poll with a timeout (say 100 ms).  Needs write access to
+ * PATH/journal.meta (-EACCES).  Owned by the handle. */
+int shmkit_journal_fd(shmkit_journal *j);
+int shmkit_journal_ack_fd(shmkit_journal *j);
 
 struct shmkit_journal_stat {
 	uint64_t first_seq, last_seq, records;

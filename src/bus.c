@@ -56,7 +56,8 @@
  *   P5  CAS word s|me|WRITING -> s|me|MSG (seq_cst).  Failure: a reader
  *       decided we were dead and abandoned the slot: the copy path claims
  *       a new sequence and retries; a loan gets -ESTALE.
- *   P6  ec_inc(published); if load(armed) != 0 wake the armed fds.
+ *   P6  ec_inc(published): wakes futex waiters, blocked subscribers and
+ *       armed fds alike (a system call only when one is there).
  *
  * Ordering.  P4's release fence orders the WRITING mark before the
  * payload stores (seqlock writer); P5 releases the payload and len to the
@@ -122,29 +123,27 @@
  * and claims a fresh sequence, so nothing is lost.  P2 comes before P3
  * and P3 releases it, so a reader that sees the WRITING mark (acquire)
  * also sees cur == p: no window.  A publisher that laps a slot still
- * WRITING (a loan held a whole ring) abandons it at once on an overwrite
- * bus, and waits for it, bounded, on a back-pressure one.
+ * WRITING abandons a loan at once on an overwrite bus (its publisher
+ * entry says it is a loan: `loaning`, set at P2), waits at most STUCK_NS
+ * for a copy in progress there, and on a back-pressure bus waits for a
+ * live writer, bounded by its deadline.  An abandoned copy is SKIP/1022:
+ * its publisher, if alive, claims again and loses nothing.
  *
  * ---- Pollable fd ---------------------------------------------------------
  *
- * Each subscriber that asks for an fd binds an abstract-namespace UNIX
- * datagram socket named from (bus id, entry index, entry generation,
- * pid).  Abstract names vanish with the socket, so a crash leaves nothing
- * on disk or in /dev/shm.  Before sleeping the subscriber arms:
- *   A1  exchange(ent.armed, 1); if it was 0: fetch_add(armed, 1)  seq_cst
- *   A2  load head / slot (seq_cst): if something is waiting, disarm and
- *       send itself a byte.
- * A publisher after P5 (seq_cst) loads armed (seq_cst); when non-zero it
- * exchanges each entry's armed to 0 and sends one byte (MSG_DONTWAIT) to
- * those that were armed.  Store-buffering argument: all four accesses are
- * seq_cst, so either the publisher's load sees A1's increment (it then
- * scans and sees ent.armed = 1, written before it) or A2 sees P1/P5 and
- * the subscriber signals itself.  With nobody armed the publisher pays
- * one load of a line that is only written by arming subscribers.
- * Why not eventfd: an eventfd cannot reach an unrelated process without
- * SCM_RIGHTS over a rendezvous socket or pidfd_getfd (ptrace rights, same
- * user); FIFOs leave files behind after a crash.  A peer in the same
- * network namespace may send spurious bytes to the name: a spurious wake.
+ * shmkit_sub_fd() hands out the one pollable-fd mechanism of shmkit
+ * (waitfd.c): a descriptor that becomes readable when the `published`
+ * event count is woken.  It waits on the futex itself, so it works
+ * wherever the memory is shared (any PID, network or IPC namespace), and
+ * publishers do nothing for it beyond what they do for a blocked
+ * subscriber: shmkit_ec_inc wakes when a waiter set the count's flag.
+ * Arming (sub_fd, ack_fd) reads the count (acquire), arms on it (the
+ * flag set), then looks for a message itself and makes the fd readable
+ * at once if one is there: the event count argument of wait.h, so no
+ * wake-up is lost.  A publisher that dies between its commit and its
+ * wake leaves the fd quiet: poll with a timeout (say 100 ms) to bound
+ * that, as the header says.  The `armed` words count subscribers with an
+ * armed fd, for display only: publishers never read them.
  *
  * ---- Tables and liveness ------------------------------------------------
  *
@@ -163,24 +162,22 @@
  * Everything is in the segment: a dead publisher's WRITING slot and
  * unmarked claim are resolved by readers as above; a dead subscriber's
  * entry is reaped by publishers (back-pressure) or by the next joiner
- * needing room; a dead armed subscriber costs publishers one failed
- * sendto, after which its armed flag is clear.
+ * needing room; a dead sleeper leaves at most the event count's waiter
+ * flag set, which costs the next publisher one needless wake.
  */
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "peer.h"
 #include "seg.h"
 #include "wait.h"
+#include "waitfd.h"
 
 #define BUS_MAGIC 0x31535542u       /* "BUS1" */
 #define BUS_VERSION 2u              /* 2: tables sized at creation; entries held
@@ -224,7 +221,7 @@ struct bus_sub_ent {
 	uint64_t owner;         /* gen << 32 | pid, for display; 0 = left */
 	uint64_t rsv;
 	uint32_t state;         /* ENT_FREE / ENT_ACTIVE */
-	uint32_t armed;         /* 1: sleeping on its fd, wants a byte */
+	uint32_t armed;         /* 1: its fd is armed (display only) */
 	uint64_t cursor;        /* next sequence it reads */
 	uint64_t lost;          /* messages it lost (statistics) */
 	uint64_t delivered;     /* messages it received (statistics) */
@@ -233,7 +230,7 @@ struct bus_sub_ent {
 
 struct bus_pub_ent {
 	uint64_t owner;         /* as in bus_sub_ent */
-	uint64_t rsv;
+	uint64_t loaning;       /* 1: its claim `cur` is a loan, 0: a copy */
 	uint64_t cur;           /* sequence it claimed last (stuck readers) */
 	uint64_t count;         /* messages it published (statistics) */
 	uint64_t aborted;
@@ -277,7 +274,6 @@ struct shmkit_bus {
 	/* publisher side, registered lazily per process (fork-safe) */
 	pid_t pub_pid;
 	int pub_idx;            /* -1 until registered */
-	int wake_fd;            /* unbound datagram socket for fd wake-ups */
 	/* back-pressure cache: min cursor of live subscribers at last scan */
 	uint64_t min_cur, min_joins;
 	int64_t live_checked;
@@ -296,7 +292,7 @@ struct shmkit_sub {
 	uint64_t lost;          /* lost since the last delivered message */
 	int wait;
 	int64_t tmo, deadline;  /* as in shmkit_bus */
-	int fd;                 /* -1 until shmkit_sub_fd() */
+	struct sk_waitfd *wfd;  /* NULL until shmkit_sub_fd() */
 	/* stuck-slot timer */
 	uint64_t stuck_seq;
 	int64_t stuck_since;
@@ -461,7 +457,6 @@ static int bus_attach(shmkit_bus *b, shmkit_seg *seg, const struct shmkit_bus_op
 	b->bus_id = g.bus_id;
 	b->wait = o->wait;
 	b->pub_idx = -1;
-	b->wake_fd = -1;
 	return 0;
 }
 
@@ -774,11 +769,30 @@ static int bp_claim(shmkit_bus *b, uint64_t *seq)
 	}
 }
 
-/* Abandon the record a writer holds in slot s (word *v): readers count it
- * lost, its holder's commit fails with -ESTALE.  *v gets the new word. */
-static int slot_abandon(struct bus_slot *s, uint64_t *v)
+/* Is the WRITING record *v a loan (its holder may hold it indefinitely,
+ * and its contents are lost when abandoned) rather than a copy in
+ * progress (whose publisher, if it lives, claims again and loses
+ * nothing)?  Read from the writer's entry, which it set before its claim
+ * (P2): P3 releases it, our acquire of the word made it visible. */
+static bool record_is_loan(const shmkit_bus *b, uint64_t v)
 {
-	uint64_t skip = mkword(w_seq(*v), PUB_ABANDON_LOAN, ST_SKIP);
+	uint32_t pi = w_pub(v);
+
+	if (pi >= b->npubs_max)
+		return false;
+	const struct bus_pub_ent *e = &b->pubs[pi];
+	/* Relaxed: ordered after the caller's acquire load of the word. */
+	return sk_load_relaxed(&e->cur) == w_seq(v) && sk_load_relaxed(&e->loaning) == 1;
+}
+
+/* Abandon the record a writer holds in slot s (word *v): a loan is
+ * counted lost by readers (SKIP/1023), a copy passed silently (SKIP/1022:
+ * a live copier claims again); either holder's commit fails (-ESTALE for
+ * a loan).  *v gets the new word. */
+static int slot_abandon(const shmkit_bus *b, struct bus_slot *s, uint64_t *v)
+{
+	uint64_t skip = mkword(w_seq(*v), record_is_loan(b, *v) ? PUB_ABANDON_LOAN
+	                                                        : PUB_ABANDON_CLAIM, ST_SKIP);
 
 	/* Acq_rel: abandon the writer's record; pairs with readers' acquire
 	 * loads of the word and with the writer's commit CAS P5, which then
@@ -794,8 +808,6 @@ static int slot_abandon(struct bus_slot *s, uint64_t *v)
  * or an error. */
 static int slot_wait_writer(shmkit_bus *b, struct bus_slot *s, uint64_t *v)
 {
-	if (b->delivery == SHMKIT_BUS_OVERWRITE)
-		return slot_abandon(s, v); /* overwrite publishers never wait */
 	int64_t since = sk_now_ns();
 	int64_t deadline = lazy_deadline(&b->deadline, b->tmo);
 
@@ -808,9 +820,18 @@ static int slot_wait_writer(shmkit_bus *b, struct bus_slot *s, uint64_t *v)
 		*v = sk_load_acquire(&s->word);
 		if (w_st(*v) != ST_WRITING)
 			return 0;
+		/* Overwrite publishers never wait for a loan: it is passed at
+		 * once (counted lost, its holder gets -ESTALE).  A copy in
+		 * progress takes a memcpy to finish: wait for it, but no
+		 * longer than STUCK_NS (a copier stopped or dead mid-copy is
+		 * passed then; a live one claims again). */
+		if (b->delivery == SHMKIT_BUS_OVERWRITE && record_is_loan(b, *v))
+			return slot_abandon(b, s, v);
 		int64_t now = sk_now_ns();
 		if (now - since < STUCK_NS)
 			continue;
+		if (b->delivery == SHMKIT_BUS_OVERWRITE)
+			return slot_abandon(b, s, v);
 		uint32_t pi = w_pub(*v);
 		if (pi < b->npubs_max) {
 			struct bus_pub_ent *e = &b->pubs[pi];
@@ -824,7 +845,7 @@ static int slot_wait_writer(shmkit_bus *b, struct bus_slot *s, uint64_t *v)
 				continue;
 			}
 		}
-		return slot_abandon(s, v);
+		return slot_abandon(b, s, v);
 	}
 }
 
@@ -932,7 +953,9 @@ static int pub_claim(shmkit_bus *b, bool lapped_ok)
 				return sk_fail(-EBADMSG, "bus head %llu out of range",
 				               (unsigned long long)seq);
 		}
-		/* P2.  Relaxed: published to stuck readers by P3's release. */
+		/* P2.  Relaxed: published to stuck readers and lapping
+		 * writers by P3's release. */
+		sk_store_relaxed(&e->loaning, lapped_ok ? 0 : 1);
 		sk_store_relaxed(&e->cur, seq);
 		int r = slot_take(b, seq);
 		if (r < 0)
@@ -950,48 +973,6 @@ static int pub_claim(shmkit_bus *b, bool lapped_ok)
 
 /* ---- publisher: commit and wake ------------------------------------------ */
 
-/* Abstract socket name of subscriber entry idx while owned by owner
- * (generation and pid): unique per subscription, gone with its socket. */
-static socklen_t bus_addr(struct sockaddr_un *a, uint64_t bus_id, unsigned idx, uint64_t owner)
-{
-	memset(a, 0, sizeof(*a));
-	a->sun_family = AF_UNIX;
-	int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "shmkit-bus-%016llx-%u-%llx",
-	                 (unsigned long long)bus_id, idx, (unsigned long long)owner);
-	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-}
-
-static SK_COLD void wake_armed(shmkit_bus *b)
-{
-	struct bus_ctl *c = b->ctl;
-
-	if (b->wake_fd < 0) {
-		b->wake_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (b->wake_fd < 0)
-			return;
-	}
-	for (unsigned i = 0; i < b->nsubs_max; i++) {
-		struct bus_sub_ent *e = &b->subs[i];
-		/* Relaxed pre-check; the exchange below decides. */
-		if (!sk_load_relaxed(&e->armed))
-			continue;
-		/* seq_cst: pairs with the subscriber's arming exchange (A1):
-		 * exactly one of us sees armed == 1 and sends. */
-		if (!sk_exchange(&e->armed, 0, __ATOMIC_SEQ_CST))
-			continue;
-		/* Relaxed: the count is a hint read seq_cst by publishers;
-		 * each 0->1 arm added one, this 1->0 removes it. */
-		sk_fetch_add(&c->armed, UINT32_MAX, __ATOMIC_RELAXED);
-		/* Relaxed: names the socket; a stale owner only misses. */
-		uint64_t o = sk_load_relaxed(&e->owner);
-		struct sockaddr_un a;
-		socklen_t alen = bus_addr(&a, b->bus_id, i, o);
-		char byte = 1;
-		(void)!sendto(b->wake_fd, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL,
-		              (struct sockaddr *)&a, alen);
-	}
-}
-
 /* P5, P6.  0, or -ESTALE if a reader abandoned our record meanwhile. */
 static inline int pub_commit(shmkit_bus *b, uint32_t st)
 {
@@ -1000,9 +981,10 @@ static inline int pub_commit(shmkit_bus *b, uint32_t st)
 	uint64_t mine = mkword(b->loan_seq, (uint32_t)b->pub_idx, ST_WRITING);
 
 	b->loaned = false;
-	/* P5.  seq_cst: releases len and payload to readers' acquire R1,
-	 * and orders the commit before the load of `armed` below (fd
-	 * handshake with A1/A2). */
+	/* P5.  Release on success: len and payload to readers' acquire R1
+	 * (seq_cst, as it was when the fd handshake needed it; on x86 a
+	 * locked instruction either way).  Relaxed on failure: nothing was
+	 * published. */
 	if (!sk_cas(&s->word, &mine, mkword(b->loan_seq, (uint32_t)b->pub_idx, st),
 	            __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
 		return -ESTALE;
@@ -1013,10 +995,7 @@ static inline int pub_commit(shmkit_bus *b, uint32_t st)
 		sk_store_relaxed(&e->count, sk_load_relaxed(&e->count) + 1);
 	else
 		sk_store_relaxed(&e->aborted, sk_load_relaxed(&e->aborted) + 1);
-	shmkit_ec_inc(&c->published); /* P6: release RMW, wakes futex waiters */
-	/* seq_cst: the publisher's half of the fd handshake (after P5). */
-	if (SK_UNLIKELY(__atomic_load_n(&c->armed, __ATOMIC_SEQ_CST) != 0))
-		wake_armed(b);
+	shmkit_ec_inc(&c->published); /* P6: release RMW, wakes waiters and armed fds */
 	return 0;
 }
 
@@ -1034,8 +1013,6 @@ int shmkit_bus_close(shmkit_bus *bus)
 		ent_leave(bus, &bus->pubs[bus->pub_idx].owner, pub_lock((unsigned)bus->pub_idx));
 	}
 	sk_peer_leave(&bus->peer); /* any lock left goes with the description */
-	if (bus->wake_fd >= 0)
-		close(bus->wake_fd);
 	shmkit_seg_close(bus->seg);
 	free(bus->held);
 	free(bus);
@@ -1188,7 +1165,7 @@ static int sub_stuck(shmkit_sub *sub, struct bus_slot *s, uint64_t w)
 				return 0;
 			}
 		}
-		nw = mkword(p, PUB_ABANDON_LOAN, ST_SKIP);
+		nw = mkword(p, record_is_loan(b, w) ? PUB_ABANDON_LOAN : PUB_ABANDON_CLAIM, ST_SKIP);
 	} else {
 		nw = mkword(p, PUB_ABANDON_CLAIM, ST_SKIP);
 	}
@@ -1434,9 +1411,9 @@ static struct bus_sub_ent *sub_take_entry(shmkit_bus *b, shmkit_sub *sub)
 		return NULL;
 	b->held[i / 64] |= UINT64_C(1) << (i % 64);
 	struct bus_sub_ent *e = &b->subs[i];
-	/* A dead owner may have left its fd armed: take the flag back (a
-	 * publisher that exchanges it first pays one failed send). */
-	if (sk_exchange(&e->armed, 0, __ATOMIC_RELAXED)) /* Relaxed: the count is a hint */
+	/* A dead owner may have left its fd armed: take the display flag
+	 * back.  Relaxed: display only. */
+	if (sk_exchange(&e->armed, 0, __ATOMIC_RELAXED))
 		sk_fetch_add(&b->ctl->armed, UINT32_MAX, __ATOMIC_RELAXED);
 	sub->owner = ent_claim(&e->owner);
 	sub->idx = i;
@@ -1494,7 +1471,7 @@ int shmkit_bus_subscribe(shmkit_sub **out, shmkit_bus *bus, const struct shmkit_
 	sub->ent = e;
 	sub->pid = getpid();
 	sub->wait = opts ? o->wait : bus->wait;
-	sub->fd = -1;
+	sub->wfd = NULL;
 	sub->pos = sub_first(bus, o->from, h);
 	/* Release: as in sub_advance. */
 	sk_store_release(&e->cursor, sub->pos);
@@ -1505,9 +1482,8 @@ int shmkit_bus_subscribe(shmkit_sub **out, shmkit_bus *bus, const struct shmkit_
 
 static void sub_disarm(shmkit_sub *sub)
 {
-	/* seq_cst: as the publisher's exchange in wake_armed; whoever takes
-	 * the 1 removes it from the count. */
-	if (sk_exchange(&sub->ent->armed, 0, __ATOMIC_SEQ_CST))
+	/* Relaxed: display only (the count of armed fds in stats). */
+	if (sk_exchange(&sub->ent->armed, 0, __ATOMIC_RELAXED))
 		sk_fetch_add(&sub->bus->ctl->armed, UINT32_MAX, __ATOMIC_RELAXED);
 }
 
@@ -1523,77 +1499,66 @@ int shmkit_bus_unsubscribe(shmkit_sub *sub)
 		sub->bus->held[sub->idx / 64] &= ~(UINT64_C(1) << (sub->idx % 64));
 		sub->bus->nsubs--;
 	}
-	if (sub->fd >= 0)
-		close(sub->fd);
+	sk_waitfd_close(sub->wfd);
 	free(sub);
 	return 0;
 }
 
 /* ---- subscriber: the pollable fd ------------------------------------------ */
 
-static void sub_signal_self(shmkit_sub *sub)
-{
-	struct sockaddr_un a;
-	socklen_t alen = bus_addr(&a, sub->bus->bus_id, (unsigned)sub->idx, sub->owner);
-	char byte = 1;
-
-	(void)!sendto(sub->fd, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, alen);
-}
-
-/* A1, A2: ask publishers for a byte, then look once more ourselves. */
+/* Arm the fd on `published` (waitfd.h's loop): read the count, arm on
+ * it, then look ourselves and make the fd readable if a message (or a
+ * stuck slot whose timer ran out) is there.  Either our look sees what a
+ * publisher committed before its increment, or the armed wait sees the
+ * count move (the event count argument of wait.h).  So an ack may come
+ * before or after draining; before, it leaves the fd readable once more. */
 static int sub_arm(shmkit_sub *sub)
 {
-	struct bus_ctl *c = sub->bus->ctl;
+	shmkit_ec *ec = &sub->bus->ctl->published;
+	/* Acquire (inside): pairs with the publisher's release increment. */
+	uint32_t v = shmkit_ec_value(ec);
+	int err = sk_waitfd_arm_ec(sub->wfd, ec, v);
 
-	/* A1.  seq_cst: store-buffering handshake with P5 + the load of
-	 * `armed` in pub_commit (file-top comment). */
-	if (!sk_exchange(&sub->ent->armed, 1, __ATOMIC_SEQ_CST))
-		sk_fetch_add(&c->armed, 1, __ATOMIC_SEQ_CST);
+	if (err)
+		return sk_fail(err, "cannot arm the subscription's fd");
+	/* Relaxed: display only. */
+	if (!sk_exchange(&sub->ent->armed, 1, __ATOMIC_RELAXED))
+		sk_fetch_add(&sub->bus->ctl->armed, 1, __ATOMIC_RELAXED);
 	uint64_t w;
-	int r = sub_locate(sub, &w); /* A2: seq_cst head load inside */
+	int r = sub_locate(sub, &w);
 	if (r < 0)
 		return r;
 	bool due = sub->stuck && sk_now_ns() - sub->stuck_since >= STUCK_NS;
 	if (r == 0 && !due)
 		return 0;
-	/* seq_cst: as in sub_disarm.  If a publisher took the flag first it
-	 * sends the byte itself. */
-	if (sk_exchange(&sub->ent->armed, 0, __ATOMIC_SEQ_CST)) {
-		sk_fetch_add(&c->armed, UINT32_MAX, __ATOMIC_RELAXED);
-		sub_signal_self(sub);
-	}
-	return 0;
+	sub_disarm(sub);
+	return (err = sk_waitfd_signal(sub->wfd)) ? sk_fail(err, "cannot signal the fd") : 0;
 }
 
 int shmkit_sub_fd(shmkit_sub *sub)
 {
+	int err;
+
 	if (!sub || sub->pid != getpid())
 		return sk_fail(-EINVAL, "sub is NULL or belongs to another process");
-	if (sub->fd >= 0)
-		return sub->fd;
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return sk_fail(sk_neg_errno(), "socket(AF_UNIX, SOCK_DGRAM)");
-	struct sockaddr_un a;
-	socklen_t alen = bus_addr(&a, sub->bus->bus_id, (unsigned)sub->idx, sub->owner);
-	if (bind(fd, (struct sockaddr *)&a, alen) < 0) {
-		int err = sk_neg_errno();
-		close(fd);
-		return sk_fail(err, "bind of the subscriber's abstract socket");
+	if (sub->wfd)
+		return sk_waitfd_fd(sub->wfd);
+	if ((err = sk_waitfd_open(&sub->wfd)))
+		return sk_fail(err, "cannot make a pollable fd");
+	if ((err = sub_arm(sub))) {
+		sk_waitfd_close(sub->wfd);
+		sub->wfd = NULL;
+		return err;
 	}
-	sub->fd = fd;
-	int err = sub_arm(sub);
-	return err ? err : fd;
+	return sk_waitfd_fd(sub->wfd);
 }
 
 int shmkit_sub_ack_fd(shmkit_sub *sub)
 {
-	char buf[64];
-
-	if (!sub || sub->fd < 0)
+	if (!sub || !sub->wfd)
 		return sk_fail(-EINVAL, "no fd on this subscription (call shmkit_sub_fd)");
-	while (recv(sub->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
-		;
+	if (sub->pid != getpid())
+		return sk_fail(-EINVAL, "the subscription belongs to another process");
 	return sub_arm(sub);
 }
 

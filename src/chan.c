@@ -165,6 +165,7 @@
 
 #include "chan.h"
 #include "peer.h"
+#include "waitfd.h"
 #include "seg.h"
 #include "wait.h"
 
@@ -190,6 +191,8 @@ struct shmkit_chan {
 	uint64_t peek_pos, peek_word;
 	uint32_t peek_len;
 	struct sk_peer peer;     /* its id is written into claims and roles */
+	struct sk_waitfd *wfd;   /* shmkit_chan_fd(), NULL until asked */
+	int fd_side;             /* the side it signals for */
 	uint32_t pid;            /* for display in role words only */
 	struct {                 /* a claimed slot blocking this side */
 		uint64_t word;
@@ -205,6 +208,7 @@ struct attempt {
 	uint32_t len;            /* consumer: message length */
 	uint64_t blocker;        /* claimed slot word that blocks, or 0 */
 	bool check_tail;         /* SPSC consumer: check indices when empty */
+	bool dry;                /* only tell whether a claim would succeed */
 };
 
 /* ---- identity: a peer entry of this handle (peer.h) ------------------ */
@@ -417,6 +421,8 @@ static int mpmc_claim_send(void *arg)
 		if (SK_UNLIKELY(!diff_ok(ch, d)))
 			return corrupt_slot(ch, t, w, "tail");
 		if (d == 0 && st == SK_SLOT_FREE) {
+			if (a->dry)
+				return 1;
 			uint64_t mine = sk_seq_make(t, SK_SLOT_WRITING, ch->peer.id);
 			/* P3.  Acquire on success: as P2, the slot is ours to
 			 * overwrite.  Relaxed on failure: we re-read at P2. */
@@ -472,6 +478,8 @@ static int mpmc_claim_recv(void *arg)
 		if (SK_UNLIKELY(!diff_ok(ch, d)))
 			return corrupt_slot(ch, h, w, "head");
 		if (d == 0 && st == SK_SLOT_FULL) {
+			if (a->dry)
+				return 1;
 			/* Relaxed: ordered by C2; validated by the CAS below
 			 * or by len_stable(). */
 			uint32_t len = sk_load_relaxed(&s->len);
@@ -1048,6 +1056,7 @@ int shmkit_chan_close(shmkit_chan *ch)
 	role_drop(ch, PROD);
 	role_drop(ch, CONS);
 	sk_peer_leave(&ch->peer); /* drops the locks: after the roles */
+	sk_waitfd_close(ch->wfd);
 	shmkit_seg_close(ch->seg);
 	free(ch);
 	return 0;
@@ -1180,6 +1189,63 @@ int shmkit_chan_release(shmkit_chan *ch)
 		return sk_fail(-EINVAL, "no peeked message to release");
 	ch->peeked = false;
 	return consumed(ch, ch->peek_pos, ch->peek_word);
+}
+
+/* ---- public: the pollable fd -------------------------------------------- */
+
+/* Arm the fd on this side's event count (waitfd.h's loop): read the
+ * count, arm on it, then look (a claim attempt that claims nothing) and
+ * make the fd readable at once if the side could go on: either the look
+ * sees what the other side did before its increment, or the armed wait
+ * sees the count move.  A claimer that dies blocking the side is noticed
+ * by a call, not by the fd: callers poll with a timeout (see the header). */
+static int chan_arm(shmkit_chan *ch)
+{
+	int side = ch->fd_side;
+	shmkit_ec *ec = side == PROD ? &ch->ctl->not_full : &ch->ctl->not_empty;
+	struct attempt a = { .ch = ch, .bufcap = SIZE_MAX, .dry = true };
+	/* Acquire (inside): pairs with the other side's release increment. */
+	uint32_t v = shmkit_ec_value(ec);
+	int err = sk_waitfd_arm_ec(ch->wfd, ec, v);
+
+	if (err)
+		return sk_fail(err, "cannot arm the channel's fd");
+	int r = side == PROD ? (ch->spsc ? spsc_claim_send(&a) : mpmc_claim_send(&a))
+	                     : (ch->spsc ? spsc_claim_recv(&a) : mpmc_claim_recv(&a));
+	if (r == 0)
+		return 0;
+	/* Ready, or an error the next call will report: readable. */
+	return (err = sk_waitfd_signal(ch->wfd)) ? sk_fail(err, "cannot signal the fd") : 0;
+}
+
+int shmkit_chan_fd(shmkit_chan *ch, int events)
+{
+	int err;
+
+	if (!ch || (events != SHMKIT_CHAN_POLLIN && events != SHMKIT_CHAN_POLLOUT))
+		return sk_fail(-EINVAL, "channel is NULL or events is not SHMKIT_CHAN_POLLIN/POLLOUT");
+	int side = events == SHMKIT_CHAN_POLLIN ? CONS : PROD;
+	if (ch->wfd) {
+		if (side != ch->fd_side)
+			return sk_fail(-EINVAL, "this handle's fd signals the other direction");
+		return sk_waitfd_fd(ch->wfd);
+	}
+	if ((err = sk_waitfd_open(&ch->wfd)))
+		return sk_fail(err, "cannot make a pollable fd");
+	ch->fd_side = side;
+	if ((err = chan_arm(ch))) {
+		sk_waitfd_close(ch->wfd);
+		ch->wfd = NULL;
+		return err;
+	}
+	return sk_waitfd_fd(ch->wfd);
+}
+
+int shmkit_chan_ack_fd(shmkit_chan *ch)
+{
+	if (!ch || !ch->wfd)
+		return sk_fail(-EINVAL, "no fd on this channel handle (call shmkit_chan_fd)");
+	return chan_arm(ch);
 }
 
 /* ---- public: statistics ------------------------------------------------- */

@@ -230,6 +230,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "waitfd.h"
 #include "seg.h"
 #include "wait.h"
 
@@ -295,6 +296,7 @@ struct shmkit_journal {
 	uint32_t rgen;
 	uint64_t min_seq;        /* next() skips records before these */
 	int64_t min_time;
+	struct sk_waitfd *wfd;   /* shmkit_journal_fd(), NULL until asked */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -431,6 +433,7 @@ static struct skj_file *file_alloc(const struct shmkit_journal *j, const char *n
 	if (!f)
 		return NULL;
 	f->seg.fd = -1;
+	f->seg.lock_fd = -1;
 	f->seg.shmid = -1;
 	f->seg.name.backend = SHMKIT_FILE;
 	f->seg.name.shmid = -1;
@@ -1617,6 +1620,50 @@ int shmkit_journal_next(shmkit_journal *j, struct shmkit_record *rec, int64_t ti
 	return cur_wait(j, rec, sk_deadline(timeout_ns));
 }
 
+/* The pollable fd (waitfd.c, the mechanism every service shares): armed
+ * on the tail event count, which the writer increments after each commit
+ * and each new file; then a look at the cursor (a record there, or a new
+ * file announced) makes it readable at once: either the look sees what was
+ * committed before the increment, or the armed wait sees the count move. */
+int shmkit_journal_fd(shmkit_journal *j)
+{
+	int err;
+
+	if (!j)
+		return -EINVAL;
+	sk_clear_detail();
+	if (j->wfd)
+		return sk_waitfd_fd(j->wfd);
+	if (!j->meta_rw)
+		return sk_fail(-EACCES, "waiting needs write access to %s/" SKJ_META_NAME, j->path);
+	if ((err = sk_waitfd_open(&j->wfd)))
+		return sk_fail(err, "cannot make a pollable fd");
+	if ((err = shmkit_journal_ack_fd(j))) {
+		sk_waitfd_close(j->wfd);
+		j->wfd = NULL;
+		return err;
+	}
+	return sk_waitfd_fd(j->wfd);
+}
+
+int shmkit_journal_ack_fd(shmkit_journal *j)
+{
+	if (!j || !j->wfd)
+		return sk_fail(-EINVAL, "no fd on this journal handle (call shmkit_journal_fd)");
+	/* Acquire (inside): pairs with the writer's release increment. */
+	uint32_t v = shmkit_ec_value(&j->m->tail);
+	int err = sk_waitfd_arm_ec(j->wfd, &j->m->tail, v);
+	if (err)
+		return sk_fail(err, "cannot arm the journal's fd");
+	struct rec_view rv;
+	int r = j->r ? rec_at(j->r, j->roff, j->rseq, &rv, j->rseq >= j->min_seq) : 0;
+	/* Relaxed: a hint that a file was linked; the look is repeated by
+	 * next(), which decides. */
+	if (r != 0 || !j->r || sk_load_relaxed(&j->m->roll_gen) != j->rgen)
+		err = sk_waitfd_signal(j->wfd); /* a record, damage, or maybe a new file */
+	return err ? sk_fail(err, "cannot signal the journal's fd") : 0;
+}
+
 /* Position at the start of file i of seqs (none: wait for the first). */
 static int cur_seek(struct shmkit_journal *j, const uint64_t *seqs, size_t n, size_t i)
 {
@@ -2173,6 +2220,7 @@ int shmkit_journal_repair(const char *path, struct shmkit_journal_report *r)
 
 static void journal_free(shmkit_journal *j)
 {
+	sk_waitfd_close(j->wfd);
 	file_close(j->w);
 	file_close(j->r);
 	sk_fd_close(&j->meta_seg); /* closing the fd drops the writer lock */
@@ -2189,6 +2237,7 @@ static shmkit_journal *journal_alloc(const char *path)
 		return NULL;
 	j->dirfd = -1;
 	j->meta_seg.fd = -1;
+	j->meta_seg.lock_fd = -1;
 	j->meta_seg.shmid = -1;
 	j->meta_seg.name.backend = SHMKIT_FILE;
 	snprintf(j->path, sizeof(j->path), "%s", path);

@@ -15,6 +15,8 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -526,4 +528,168 @@ Test(peer, joiners_racing_for_dead_entries_each_get_their_own, .timeout = 120)
 	}
 	shmkit_bus_close(b);
 	munmap(gate, 4096);
+}
+
+/* The pollable fd of a subscription wakes for a publisher in another
+ * network namespace (a container sharing /dev/shm and IPC, not the
+ * network): it waits on the shared memory itself, not on a socket. */
+Test(peer, sub_fd_wakes_for_a_publisher_in_another_network_namespace)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_bus *b = new_bus(name, SHMKIT_BUS_OVERWRITE, 8);
+	shmkit_sub *sub;
+	char helper[4096], out[64], buf[64];
+
+	cr_assert_eq(shmkit_bus_subscribe(&sub, b, NULL), 0);
+	int fd = shmkit_sub_fd(sub);
+	cr_assert_geq(fd, 0, "%s", shmkit_errdetail());
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	cr_assert_eq(poll(&pfd, 1, 0), 0, "readable with nothing published");
+	snprintf(helper, sizeof(helper), "%s/helper_bus", sk_test_dir());
+	const char *argv[] = { "/usr/bin/unshare", "--net", helper, "say", name, "netns", NULL };
+	pid_t pub = sk_test_spawn(argv, -1, NULL);
+	cr_assert_eq(sk_test_finish(pub, -1, out, sizeof(out)), 0, "the publisher published");
+	int k;
+	do
+		k = poll(&pfd, 1, 20000);
+	while (k < 0 && errno == EINTR);
+	cr_expect_eq(k, 1, "the fd did not wake for a publisher in another network namespace");
+	cr_expect_eq(shmkit_sub_ack_fd(sub), 0);
+	cr_expect_eq(shmkit_sub_recv(sub, buf, sizeof(buf), NULL, 0), 5);
+	shmkit_bus_unsubscribe(sub);
+	shmkit_bus_close(b);
+}
+
+/* Channels get the same pollable fd: a consumer's POLLIN fd wakes for a
+ * producer in another network namespace, and a producer's POLLOUT fd for
+ * room made by a consumer. */
+Test(peer, chan_fd_wakes_both_ways)
+{
+	const char *name = sk_test_new_name("posix");
+	struct shmkit_chan_opts o = { .capacity = 2, .max_msg = 256, .flags = SHMKIT_EXCL };
+	shmkit_chan *ch, *tx;
+	char helper[4096], out[64], buf[256];
+
+	cr_assert_eq(shmkit_chan_create(&ch, name, &o), 0);
+	int fd = shmkit_chan_fd(ch, SHMKIT_CHAN_POLLIN);
+	cr_assert_geq(fd, 0, "%s", shmkit_errdetail());
+	cr_expect_eq(shmkit_chan_fd(ch, SHMKIT_CHAN_POLLOUT), -EINVAL);
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	cr_assert_eq(poll(&pfd, 1, 0), 0, "readable while empty");
+	snprintf(helper, sizeof(helper), "%s/helper_chan", sk_test_dir());
+	const char *argv[] = { "/usr/bin/unshare", "--net", helper, "produce", name, "0", "1", NULL };
+	pid_t pid = sk_test_spawn(argv, -1, NULL);
+	cr_assert_eq(sk_test_finish(pid, -1, out, sizeof(out)), 0);
+	int k;
+	do
+		k = poll(&pfd, 1, 20000);
+	while (k < 0 && errno == EINTR);
+	cr_expect_eq(k, 1, "the consumer's fd did not wake");
+	cr_expect_eq(shmkit_chan_ack_fd(ch), 0);
+	cr_expect_gt(shmkit_chan_recv(ch, buf, sizeof(buf), 0), 0);
+	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), -EAGAIN);
+
+	/* POLLOUT: full, then a consumer takes one. */
+	cr_assert_eq(shmkit_chan_open(&tx, name, NULL), 0);
+	cr_assert_eq(shmkit_chan_send(tx, "a", 1, 0), 0);
+	cr_assert_eq(shmkit_chan_send(tx, "b", 1, 0), 0);
+	int ofd = shmkit_chan_fd(tx, SHMKIT_CHAN_POLLOUT);
+	cr_assert_geq(ofd, 0);
+	struct pollfd opfd = { .fd = ofd, .events = POLLIN };
+	cr_assert_eq(poll(&opfd, 1, 0), 0, "writable while full");
+	cr_assert_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), 1);
+	do
+		k = poll(&opfd, 1, 20000);
+	while (k < 0 && errno == EINTR);
+	cr_expect_eq(k, 1, "the producer's fd did not wake");
+	cr_expect_eq(shmkit_chan_ack_fd(tx), 0);
+	cr_expect_eq(shmkit_chan_send(tx, "c", 1, 0), 0);
+	shmkit_chan_close(tx);
+	shmkit_chan_close(ch);
+}
+
+/* One epoll waits on every service: a subscription, a channel consumer
+ * and a journal reader; each wakes for its own event. */
+static int epoll_one(int ep, int64_t ms)
+{
+	struct epoll_event ev;
+	int k;
+
+	do
+		k = epoll_wait(ep, &ev, 1, (int)ms);
+	while (k < 0 && errno == EINTR);
+	return k == 1 ? (int)ev.data.u32 : -1;
+}
+
+static char epoll_dir[] = "/tmp/sktest-peer-XXXXXX";
+
+static void rm_epoll_dir(void)
+{
+	char cmd[4200];
+
+	if (strchr(epoll_dir, 'X'))
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", epoll_dir);
+	if (system(cmd))
+		fprintf(stderr, "could not remove %s\n", epoll_dir);
+	sk_test_cleanup();
+}
+
+Test(peer, one_epoll_waits_on_every_service, .fini = rm_epoll_dir)
+{
+	const char *bname = sk_test_new_name("posix"), *cname = sk_test_new_name("posix");
+	shmkit_bus *b = new_bus(bname, SHMKIT_BUS_OVERWRITE, 8);
+	shmkit_chan *ch = new_chan(cname, 0);
+	shmkit_sub *sub;
+	char *dir = epoll_dir, jpath[64], buf[128];
+	struct shmkit_journal_opts wo = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
+	                                  .file_size = 65536, .max_record = 1024 };
+	shmkit_journal *jw, *jr;
+	struct shmkit_record rec;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(jpath, sizeof(jpath), "%s/j", dir);
+	cr_assert_eq(shmkit_journal_open(&jw, jpath, &wo), 0, "%s", shmkit_errdetail());
+	cr_assert_eq(shmkit_journal_open(&jr, jpath, NULL), 0);
+	cr_assert_eq(shmkit_bus_subscribe(&sub, b, NULL), 0);
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int fds[3] = { shmkit_sub_fd(sub), shmkit_chan_fd(ch, SHMKIT_CHAN_POLLIN),
+	               shmkit_journal_fd(jr) };
+	for (uint32_t i = 0; i < 3; i++) {
+		cr_assert_geq(fds[i], 0, "fd %u: %s", i, shmkit_errdetail());
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = i };
+		cr_assert_eq(epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev), 0);
+	}
+	/* The journal's reader has no file open yet: readable at once; a
+	 * drain opens it. */
+	cr_assert_eq(epoll_one(ep, 20000), 2);
+	cr_assert_eq(shmkit_journal_next(jr, &rec, 0), 0);
+	cr_assert_eq(shmkit_journal_ack_fd(jr), 0);
+	cr_assert_eq(epoll_one(ep, 0), -1, "nothing ready");
+
+	/* Each: wake, drain, ack (an ack after draining looks itself, so
+	 * nothing committed in between is missed). */
+	cr_assert_eq(shmkit_bus_publish(b, "bus", 3, 0), 0);
+	cr_expect_eq(epoll_one(ep, 20000), 0);
+	cr_expect_eq(shmkit_sub_recv(sub, buf, sizeof(buf), NULL, 0), 3);
+	cr_assert_eq(shmkit_sub_ack_fd(sub), 0);
+
+	cr_assert_eq(shmkit_chan_send(ch, "chan", 4, 0), 0);
+	cr_expect_eq(epoll_one(ep, 20000), 1);
+	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), 4);
+	cr_assert_eq(shmkit_chan_ack_fd(ch), 0);
+
+	cr_assert_eq(shmkit_journal_append(jw, "journal", 7, NULL), 0);
+	cr_expect_eq(epoll_one(ep, 20000), 2);
+	cr_expect_eq(shmkit_journal_next(jr, &rec, 0), 1);
+	cr_expect_eq(rec.len, 7);
+	cr_assert_eq(shmkit_journal_ack_fd(jr), 0);
+	cr_expect_eq(epoll_one(ep, 0), -1, "nothing ready after draining all three");
+
+	close(ep);
+	shmkit_journal_close(jr);
+	shmkit_journal_close(jw);
+	shmkit_bus_unsubscribe(sub);
+	shmkit_bus_close(b);
+	shmkit_chan_close(ch);
 }
