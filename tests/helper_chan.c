@@ -14,6 +14,11 @@
  *                                      commit, exit
  *   helper_chan thread-hold NAME       the same in a second thread while
  *                                      the main thread calls pthread_exit
+ *   helper_chan lose-lock NAME         reserve a slot, close every fd above
+ *                                      2 (as closefrom would: the peer lock
+ *                                      goes), print "lost", wait for EOF on
+ *                                      stdin, commit; exit 0 if the commit
+ *                                      is -ESTALE
  *   helper_chan spsc-hold NAME         send "first" (taking an SPSC
  *                                      producer role), print "ready", wait
  *                                      for EOF on stdin, exit
@@ -123,6 +128,23 @@ static int thread_hold(shmkit_chan *ch)
 	pthread_exit(NULL);
 }
 
+static int lose_lock(shmkit_chan *ch)
+{
+	void *buf;
+	int r = shmkit_chan_reserve(ch, &buf, HELPER_WAIT);
+
+	if (r)
+		return fail("reserve", r);
+	memcpy(buf, "gone", 4);
+	for (int fd = 3; fd < 1024; fd++)
+		close(fd); /* a daemon's closefrom(3): our peer lock goes with it */
+	printf("lost\n");
+	fflush(stdout);
+	wait_stdin_eof();
+	r = shmkit_chan_commit(ch, 4);
+	return r == -ESTALE ? 0 : fail("commit (want -ESTALE)", r ? r : -1);
+}
+
 static int spsc_hold(shmkit_chan *ch)
 {
 	int r = shmkit_chan_send(ch, "first", 5, HELPER_WAIT);
@@ -154,6 +176,8 @@ int main(int argc, char **argv)
 		r = hold(ch);
 	else if (!strcmp(argv[1], "thread-hold"))
 		r = thread_hold(ch);
+	else if (!strcmp(argv[1], "lose-lock"))
+		r = lose_lock(ch);
 	else if (!strcmp(argv[1], "spsc-hold"))
 		r = spsc_hold(ch);
 	else

@@ -693,3 +693,24 @@ Test(peer, one_epoll_waits_on_every_service, .fini = rm_epoll_dir)
 	shmkit_bus_close(b);
 	shmkit_chan_close(ch);
 }
+
+/* A live producer whose peer lock is lost (it closed every descriptor it
+ * did not own, as closefrom(3) does) is taken for dead and its claim
+ * reclaimed; its commit then fails -ESTALE rather than writing into a
+ * slot that was handed on, and the channel goes on. */
+Test(peer, commit_after_losing_the_lock_is_estale)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = new_chan(name, 0);
+	const char *args[] = { "lose-lock", name, NULL };
+	struct peer_proc p = start_peer(NULL, args, "lost");
+	char buf[64];
+
+	cr_assert_eq(shmkit_chan_send(ch, "next", 4, 20 * SEC), 0);
+	ssize_t n = shmkit_chan_recv(ch, buf, sizeof(buf), 20 * SEC);
+	cr_expect_eq(n, 4, "recv past the reclaimed claim: %zd (%s)", n, shmkit_errdetail());
+	cr_expect_eq(memcmp(buf, "next", 4), 0);
+	cr_expect_eq(finish_peer(&p), 0, "the late commit was not -ESTALE");
+	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), -EAGAIN, "nothing else delivered");
+	shmkit_chan_close(ch);
+}
