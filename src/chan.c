@@ -428,6 +428,7 @@ static int mpmc_claim_send(void *arg)
 			 * overwrite.  Relaxed on failure: we re-read at P2. */
 			if (!sk_cas(&s->seq, &w, mine, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 				continue;
+			SK_CRASH_POINT("chan.mpmc.claimed");
 			index_help(&ch->ctl->tail, &t); /* P4 */
 			a->pos = sk_seq_pos(mine);
 			a->word = mine;
@@ -497,6 +498,7 @@ static int mpmc_claim_recv(void *arg)
 			 * we re-read at C2. */
 			if (!sk_cas(&s->seq, &w, mine, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 				continue;
+			SK_CRASH_POINT("chan.mpmc.taken");
 			index_help(&ch->ctl->head, &h); /* C4 */
 			a->pos = sk_seq_pos(mine);
 			a->word = mine;

@@ -714,3 +714,29 @@ Test(peer, commit_after_losing_the_lock_is_estale)
 	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), -EAGAIN, "nothing else delivered");
 	shmkit_chan_close(ch);
 }
+
+/* A producer killed the instant after its claim (crash point
+ * chan.mpmc.claimed), in another PID namespace where its pid names some
+ * other live process out here: the claim names its peer id, not a pid,
+ * so it is reclaimed, and the next message goes through.  (Before, a
+ * claimer killed before recording its start time was judged by pid
+ * alone: a reused pid kept the slot stuck for ever.) */
+Test(peer, producer_killed_right_after_its_claim_is_reclaimed)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = new_chan(name, 0);
+	char helper[4096], out[64], buf[64];
+
+	snprintf(helper, sizeof(helper), "%s/helper_chan", sk_test_dir());
+	const char *argv[] = { "/usr/bin/unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
+	                       "/usr/bin/env", "SHMKIT_CRASH_AT=chan.mpmc.claimed", "/bin/sh", "-c",
+	                       "\"$0\" \"$@\"; exit $?", helper, "produce", name, "0", "1", NULL };
+	pid_t pid = sk_test_spawn(argv, -1, NULL);
+	cr_assert_gt(pid, 0);
+	sk_test_finish(pid, -1, out, sizeof(out)); /* its shell reports the kill */
+	cr_assert_eq(shmkit_chan_send(ch, "next", 4, 20 * SEC), 0);
+	ssize_t n = shmkit_chan_recv(ch, buf, sizeof(buf), 20 * SEC);
+	cr_expect_eq(n, 4, "recv past the dead claim: %zd (%s)", n, shmkit_errdetail());
+	cr_expect_eq(reclaimed(ch), 1);
+	shmkit_chan_close(ch);
+}
