@@ -4,6 +4,7 @@
 #   make test            build and run the Criterion suite, then check residue
 #   make demo            two-process demonstration over every backend
 #   make bench           benchmarks (ratios against limits measured in the run)
+#   make stress ARGS=    SIGKILL loops over every service (scripts/stress.sh)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make SAN=address,undefined test    (or SAN=thread) sanitizer builds
 #   make WERROR=1        warnings are errors (CI)
@@ -49,6 +50,9 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HELPER_SRC := $(sort $(wildcard tests/helper_*.c))
 HELPER_BIN := $(HELPER_SRC:tests/%.c=$(BUILD)/tests/%)
+# Kill-loop stress programs: no Criterion, the crash-point library.
+STRESS_SRC := $(sort $(wildcard tests/stress_*.c))
+STRESS_BIN := $(STRESS_SRC:tests/%.c=$(BUILD)/tests/%)
 TESTLIB_SRC := $(sort $(wildcard tests/lib_*.c))
 TESTLIB_OBJ := $(TESTLIB_SRC:tests/%.c=$(BUILD)/obj/t_%.o)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
@@ -76,7 +80,7 @@ all: lib tool examples
 lib: $(STATIC) $(SHARED)
 tool: $(TOOL)
 examples: $(EX_BIN)
-tests: $(TEST_BIN) $(HELPER_BIN) $(TOOL)
+tests: $(TEST_BIN) $(HELPER_BIN) $(STRESS_BIN) $(TOOL)
 bench-bin: $(BENCH_BIN)
 
 $(BUILD)/obj/%.o: src/%.c src/*.h include/shmkit.h | $(BUILD)/obj
@@ -114,6 +118,9 @@ $(BUILD)/tests/test_%: tests/test_%.c $(TESTLIB_OBJ) $(TSTATIC) $(wildcard tests
 $(BUILD)/tests/helper_%: tests/helper_%.c $(TSTATIC) $(wildcard tests/*.h) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) -DSK_TESTING $(CFLAGS) -o $@ $< $(TSTATIC) $(LDFLAGS) $(LDLIBS)
 
+$(BUILD)/tests/stress_%: tests/stress_%.c $(TSTATIC) $(wildcard tests/*.h) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) -DSK_TESTING $(CFLAGS) -o $@ $< $(TSTATIC) $(LDFLAGS) $(LDLIBS)
+
 $(BUILD)/obj/bench_%.o: bench/%.c $(wildcard bench/*.h) include/shmkit.h | $(BUILD)/obj
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Ibench -c $< -o $@
 
@@ -142,6 +149,12 @@ check-deps:
 test: check-deps
 	$(MAKE) --no-print-directory all tests bench-bin cxx-check
 	sh scripts/run-tests.sh $(BUILD)
+
+# SIGKILL loops over every service (scripts/stress.sh; ARGS e.g. -n 10000).
+.PHONY: stress
+stress: check-deps
+	$(MAKE) --no-print-directory $(STRESS_BIN)
+	sh scripts/stress.sh $(BUILD) $(ARGS)
 
 demo: check-deps
 	$(MAKE) --no-print-directory all tests
