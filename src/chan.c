@@ -624,8 +624,12 @@ static bool role_alive(const shmkit_chan *ch, uint64_t w)
 
 /* A producer that died after publishing a slot and before moving tail
  * (publish(): seq, then tail) left tail behind a message: its successor
- * would overwrite it.  Move tail over every slot published at or past it,
- * at most capacity - (tail - head). */
+ * would overwrite it.  The consumer, which learns of messages from the
+ * slots, may even have taken that message already: head is then tail + 1.
+ * Bring tail up to head in that case, then move it over every slot
+ * published at or past it, at most capacity - (tail - head).  Done on
+ * every take of the producer role (a cold path): a clean handover finds
+ * nothing to do. */
 static SK_COLD int spsc_reconcile_tail(shmkit_chan *ch)
 {
 	/* Acquire: pairs with the consumer's release store of head. */
@@ -634,6 +638,8 @@ static SK_COLD int spsc_reconcile_tail(shmkit_chan *ch)
 	 * loads of seq below pair with its release stores of them. */
 	uint64_t t = sk_load_relaxed(&ch->ctl->tail), t0 = t;
 
+	if (t + 1 == h)
+		t = h; /* the consumer took the message tail had not counted */
 	if (t - h > ch->cap)
 		return spsc_corrupt(h, t, ch->cap);
 	while (t - h < ch->cap && sk_load_acquire(&slot_at(ch, t)->seq) == sk_seq_make(t, SK_SLOT_FULL, 0))
@@ -668,7 +674,7 @@ static SK_COLD int role_take(shmkit_chan *ch, int side)
 			if (cur) /* Relaxed: a statistic. */
 				sk_fetch_add(&ch->ctl->reclaimed, 1, __ATOMIC_RELAXED);
 			ch->role[side] = true;
-			return cur && side == PROD ? spsc_reconcile_tail(ch) : 0;
+			return side == PROD ? spsc_reconcile_tail(ch) : 0;
 		}
 	}
 	return sk_fail(-EBUSY, "SPSC channel: the %s role keeps changing hands", side_name[side]);

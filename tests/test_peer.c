@@ -740,3 +740,31 @@ Test(peer, producer_killed_right_after_its_claim_is_reclaimed)
 	cr_expect_eq(reclaimed(ch), 1);
 	shmkit_chan_close(ch);
 }
+
+/* The same window, but the consumer takes the dead producer's last
+ * message before a new producer comes (head is then tail + 1): the next
+ * producers must neither see corruption nor write behind head. */
+Test(peer, spsc_producer_killed_before_tail_message_already_taken)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = new_chan(name, SHMKIT_CHAN_SPSC);
+	const char *argv[] = { "/usr/bin/env", "SHMKIT_CRASH_AT=chan.spsc.published", "", "produce",
+	                       name, "0", "1", NULL };
+	char helper[4096], out[64], buf[256];
+
+	snprintf(helper, sizeof(helper), "%s/helper_chan", sk_test_dir());
+	argv[2] = helper;
+	pid_t pid = sk_test_spawn(argv, -1, NULL);
+	cr_assert_eq(sk_test_finish(pid, -1, out, sizeof(out)), 128 + SIGKILL);
+	cr_assert_gt(shmkit_chan_recv(ch, buf, sizeof(buf), 20 * SEC), 3, "%s", shmkit_errdetail());
+	for (int i = 0; i < 2; i++) { /* two producers in turn, each handing over cleanly */
+		shmkit_chan *tx;
+		cr_assert_eq(shmkit_chan_open(&tx, name, NULL), 0);
+		int r = shmkit_chan_send(tx, "new", 3, 20 * SEC);
+		cr_assert_eq(r, 0, "producer %d: %d %s", i, r, shmkit_errdetail());
+		shmkit_chan_close(tx);
+		ssize_t n = shmkit_chan_recv(ch, buf, sizeof(buf), 20 * SEC);
+		cr_assert_eq(n, 3, "message of producer %d: %zd %s", i, n, shmkit_errdetail());
+	}
+	shmkit_chan_close(ch);
+}
