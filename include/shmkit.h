@@ -468,7 +468,7 @@ struct shmkit_bus_opts {
 	uint32_t max_subscribers; /* create: subscription table (default 64,
 	                             at most 16384) */
 	uint32_t max_publishers;  /* create: publisher table (default 62, at
-	                             most 1022) */
+	                             most 510) */
 };
 
 /* Without SHMKIT_EXCL an existing bus is opened and its geometry wins.
@@ -481,8 +481,11 @@ int shmkit_bus_open(shmkit_bus **out, const char *name,
  * loan is aborted. */
 int shmkit_bus_close(shmkit_bus *bus);
 
-/* Publish a copy.  Overwrite mode never waits (except, bounded, for a
- * loan still held in the slot a whole ring later); back-pressure mode
+/* Publish a copy.  Overwrite mode never waits for readers; if its claim
+ * lands on a slot whose loan (or copy) a live publisher still holds a
+ * whole ring later, it claims the next sequence, pausing 1 ms between
+ * tries, until timeout_ns (-EAGAIN at once when timeout_ns is 0,
+ * -ETIMEDOUT); back-pressure mode
  * waits up to timeout_ns (-EAGAIN / -ETIMEDOUT) while the slowest live
  * subscriber is capacity messages behind; a dead one stops counting
  * within milliseconds.  No system call when nobody sleeps. */
@@ -492,8 +495,10 @@ int shmkit_bus_publish(shmkit_bus *bus, const void *msg, size_t len,
  * len bytes of it, or abort (subscribers pass an aborted loan silently).
  * Valid until publish/abort.  A loan whose holder dies is skipped by
  * subscribers after 50 ms (counted lost).  On an overwrite bus nobody
- * waits for a loan: subscribers pass one held over 50 ms, and a publisher
- * that laps one passes it at once (counted lost); its holder's
+ * waits for a loan: subscribers pass one held over 50 ms (counted lost),
+ * and a publisher whose claim laps it gives that sequence up and claims
+ * another (a try-once publish returns -EAGAIN at once instead): the slot
+ * is not reused while its holder may still write into it.  The holder's
  * publish_loan is then -ESTALE.  On a back-pressure bus subscribers wait
  * for a live holder's loan. */
 int shmkit_bus_loan(shmkit_bus *bus, void **buf, int64_t timeout_ns);

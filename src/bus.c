@@ -23,20 +23,25 @@
  *
  * Every hot word has its own cache line.  stride = 16 + max_msg rounded up
  * to 64.  The table sizes are creation options (max_subscribers, default
- * 64, at most 16384; max_publishers, default 62, at most 1022).  Sequences
- * are 52 bits (2^52 messages: 2 years at 6.6 * 10^7 per second, a single
+ * 64, at most 16384; max_publishers, default 62, at most 510).  Sequences
+ * are 51 bits (2^51 messages: a year at 6.6 * 10^7 per second, a single
  * publisher's best here).
  *
  * ---- The slot word ------------------------------------------------------
  *
- *   word = seq << 12 | pub << 2 | st     (0 = never written)
+ *   word = seq << 13 | L << 12 | T << 11 | pub << 2 | st   (0 = never written)
  *   st:  1 WRITING  publisher `pub` owns the slot for message seq
  *        2 MSG      message seq is committed: len and payload are stable
- *        3 SKIP     sequence seq carries no message; pub says why:
- *                   < 1022 an aborted loan (subscribers pass it silently),
- *                   1022 a claim abandoned before it took its slot (silent),
- *                   1023 a loan abandoned: its publisher died, or it held
- *                   the loan too long on an overwrite bus (counted lost)
+ *        3 SKIP     sequence seq carries no message:
+ *                   T = 0, pub < 510: an aborted loan (passed silently);
+ *                   T = 0, pub = 510: a claim abandoned before it took its
+ *                   slot (silent);
+ *                   T = 1: the slot's record was taken from its holder
+ *                   `pub` (dead, stalled past STUCK_NS on an overwrite
+ *                   bus, or lapped), or seq was given up while that holder
+ *                   might still write into the slot.  L = 1: it was a
+ *                   loan, counted lost by readers.  Nobody reuses the slot
+ *                   while `pub` may still write into it (holder_in_slot).
  * A slot holds sequence s at index s & (capacity - 1).  For a reader at
  * position p the word says: seq < p (or 0) not yet published; seq == p
  * and WRITING being written; seq == p and MSG/SKIP ready; seq > p the
@@ -112,22 +117,28 @@
  * ---- Stuck slots --------------------------------------------------------
  *
  * A reader at p that finds head > p but the slot not ready for 50 ms
- * looks closer.  WRITING by publisher i: on a back-pressure bus, if table
- * entry i still records cur == p and its lock is held (alive, stopped or
- * not), it keeps waiting (a live loan); otherwise - dead, the entry moved
- * on, or any loan held that long on an overwrite bus, whose readers never
- * wait for one writer - it CASes the word to SKIP/1023, counted lost by
- * everyone; the holder's publish_loan then fails its CAS: -ESTALE.  Not
- * marked at all (the publisher stalled or died between P1 and P3): it
- * CASes the word to SKIP/1022; a live but stalled publisher then fails P3
- * and claims a fresh sequence, so nothing is lost.  P2 comes before P3
- * and P3 releases it, so a reader that sees the WRITING mark (acquire)
- * also sees cur == p: no window.  A publisher that laps a slot still
- * WRITING abandons a loan at once on an overwrite bus (its publisher
- * entry says it is a loan: `loaning`, set at P2), waits at most STUCK_NS
- * for a copy in progress there, and on a back-pressure bus waits for a
- * live writer, bounded by its deadline.  An abandoned copy is SKIP/1022:
- * its publisher, if alive, claims again and loses nothing.
+ * looks closer.  WRITING(p) by publisher i: on a back-pressure bus, while
+ * i is still in the slot (holder_in_slot: its entry's cur maps there and
+ * its lock is held - alive, stopped or not) it keeps waiting; otherwise -
+ * dead, or any writer that slow on an overwrite bus, whose readers never
+ * wait for one writer - it CASes the word to taken(p, i), counted lost if
+ * i's entry says it is a loan (`loaning`, set at P2); i's commit then
+ * fails: -ESTALE for a loan, a copier claims again.  Not marked at all
+ * (the claimer stalled or died between P1 and P3): it gives p up - SKIP/
+ * 510, or taken(p, holder) if the slot still holds a record whose holder
+ * may write into it; a live but stalled claimer then fails P3 and claims
+ * a fresh sequence, so nothing is lost.  P2 comes before P3 and P3
+ * releases it, so a reader that sees the WRITING mark (acquire) also sees
+ * cur == p: no window.
+ *
+ * A taken record's holder may still be writing into the slot (a stopped
+ * loan holder, a preempted copier): the slot is reused only once it is
+ * out - its entry's cur moved on (release-stored when it is done with the
+ * slot, P5b) or its lock is gone.  A publisher whose claim lands on a
+ * slot a live holder is still in does not wait on an overwrite bus: it
+ * gives that sequence up (taken(seq, holder), passed silently) and claims
+ * another, or returns -EAGAIN at once if it was told to try once; on a
+ * back-pressure bus it waits, bounded by its deadline.
  *
  * ---- Pollable fd ---------------------------------------------------------
  *
@@ -185,21 +196,23 @@
 #define BUS_DEF_SUBS 64u
 #define BUS_DEF_PUBS 62u
 #define BUS_MAX_SUBS 16384u
-#define BUS_MAX_PUBS 1022u          /* pub indexes 1022, 1023 mark abandonment */
+#define BUS_MAX_PUBS 510u           /* pub index 510 marks an abandoned claim */
 #define BUS_PUB_SHIFT 2
-#define BUS_SEQ_SHIFT 12
+#define BUS_PUB_MASK 511u
+#define BUS_SEQ_SHIFT 13
+#define W_TAKEN (1u << 11)          /* SKIP: taken from its holder `pub` */
+#define W_LOST (1u << 12)           /* SKIP: ... a loan: readers count it lost */
 #define BUS_SLOT_HDR 16u
 #define BUS_MAX_CAP (1u << 24)
 #define BUS_MAX_MSG (64u << 20)
 #define BUS_DEF_CAP 256u
 #define BUS_DEF_MSG 1024u
-#define BUS_SEQ_MAX (1ULL << 52)
+#define BUS_SEQ_MAX (1ULL << 51)
 
 #define ST_WRITING 1u
 #define ST_MSG 2u
 #define ST_SKIP 3u
-#define PUB_ABANDON_CLAIM 1022u
-#define PUB_ABANDON_LOAN 1023u
+#define PUB_ABANDON_CLAIM 510u
 
 #define ENT_FREE 0u
 #define ENT_ACTIVE 1u
@@ -311,7 +324,8 @@ _Static_assert(sizeof(struct bus_slot) == BUS_SLOT_HDR, "slot header size");
 
 static inline uint64_t w_seq(uint64_t w) { return w >> BUS_SEQ_SHIFT; }
 static inline uint32_t w_st(uint64_t w) { return (uint32_t)(w & 3); }
-static inline uint32_t w_pub(uint64_t w) { return (uint32_t)((w >> BUS_PUB_SHIFT) & 1023); }
+static inline uint32_t w_pub(uint64_t w) { return (uint32_t)((w >> BUS_PUB_SHIFT) & BUS_PUB_MASK); }
+static inline bool w_taken(uint64_t w) { return w_st(w) == ST_SKIP && (w & W_TAKEN); }
 static inline uint64_t mkword(uint64_t seq, uint32_t pub, uint32_t st)
 {
 	return seq << BUS_SEQ_SHIFT | (uint64_t)pub << BUS_PUB_SHIFT | st;
@@ -769,11 +783,12 @@ static int bp_claim(shmkit_bus *b, uint64_t *seq)
 	}
 }
 
-/* Is the WRITING record *v a loan (its holder may hold it indefinitely,
- * and its contents are lost when abandoned) rather than a copy in
- * progress (whose publisher, if it lives, claims again and loses
- * nothing)?  Read from the writer's entry, which it set before its claim
- * (P2): P3 releases it, our acquire of the word made it visible. */
+/* Is the record *v (WRITING, or SKIP taken from its holder) a loan (its
+ * holder may hold it indefinitely, and its contents are lost when taken
+ * from it) rather than a copy in progress (whose publisher, if it lives,
+ * claims again and loses nothing)?  Read from the writer's entry, which
+ * it set before its claim (P2): P3 releases it, the caller's acquire of
+ * the word made it visible. */
 static bool record_is_loan(const shmkit_bus *b, uint64_t v)
 {
 	uint32_t pi = w_pub(v);
@@ -785,73 +800,102 @@ static bool record_is_loan(const shmkit_bus *b, uint64_t v)
 	return sk_load_relaxed(&e->cur) == w_seq(v) && sk_load_relaxed(&e->loaning) == 1;
 }
 
-/* Abandon the record a writer holds in slot s (word *v): a loan is
- * counted lost by readers (SKIP/1023), a copy passed silently (SKIP/1022:
- * a live copier claims again); either holder's commit fails (-ESTALE for
- * a loan).  *v gets the new word. */
-static int slot_abandon(const shmkit_bus *b, struct bus_slot *s, uint64_t *v)
+/* The word that takes record v (WRITING) from its holder: SKIP, naming
+ * the holder, counted lost if it is a loan. */
+static inline uint64_t taken_word(const shmkit_bus *b, uint64_t v)
 {
-	uint64_t skip = mkword(w_seq(*v), record_is_loan(b, *v) ? PUB_ABANDON_LOAN
-	                                                        : PUB_ABANDON_CLAIM, ST_SKIP);
-
-	/* Acq_rel: abandon the writer's record; pairs with readers' acquire
-	 * loads of the word and with the writer's commit CAS P5, which then
-	 * fails.  Acquire on failure: *v is the word to look at again. */
-	if (sk_cas(&s->word, v, skip, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-		*v = skip;
-	return 0;
+	return mkword(w_seq(v), w_pub(v), ST_SKIP) | W_TAKEN |
+	       (record_is_loan(b, v) ? W_LOST : 0);
 }
 
-/* Wait, bounded, while another publisher is WRITING an older sequence in
- * our slot (overwrite mode with a loan held across a whole ring).  If it
- * is dead or moved on, abandon its record.  Returns the word to CAS from,
- * or an error. */
-static int slot_wait_writer(shmkit_bus *b, struct bus_slot *s, uint64_t *v)
+/* May the holder named by word v (WRITING, or taken from it) still
+ * write into the slot?  A holder keeps `cur` at the sequence it claimed
+ * (P2) until it is done with the slot - committed, aborted, or its commit
+ * refused because the record was taken from it (pub_commit) - and a
+ * taken word may stand for a later sequence of the same slot (given up
+ * since), so: cur maps to this slot, is not after the word's sequence,
+ * and the holder lives.  1 yes, 0 no, < 0 corrupt. */
+static int holder_in_slot(const shmkit_bus *b, uint64_t v)
 {
-	int64_t since = sk_now_ns();
-	int64_t deadline = lazy_deadline(&b->deadline, b->tmo);
+	uint32_t pi = w_pub(v);
+
+	if (w_st(v) == ST_SKIP && !w_taken(v))
+		return 0;
+	if (pi >= b->npubs_max)
+		return sk_fail(-EBADMSG, "slot word %#llx names publisher %u of %u",
+		               (unsigned long long)v, pi, b->npubs_max);
+	/* Acquire: pairs with the holder's release store of cur when it is
+	 * done with the slot: its writes into it happen before ours. */
+	uint64_t cur = sk_load_acquire(&b->pubs[pi].cur);
+	if (cur >= BUS_SEQ_MAX || (cur & b->mask) != (w_seq(v) & b->mask) || cur > w_seq(v))
+		return 0;
+	return ent_live(b, pub_lock(pi));
+}
+
+/* Give up sequence q in slot s whose word *v names a holder that may
+ * still be writing there: the word becomes taken(q, holder), so readers
+ * at q pass it (silently) and a claimer of q claims again, and whoever
+ * looks at the slot still knows whom to wait for.  Acq_rel: pairs with
+ * readers' acquire loads of the word and makes a failed commit of the
+ * holder (P5) see it.  true if done; false: the word changed (*v). */
+static bool slot_give_up(struct bus_slot *s, uint64_t *v, uint64_t q)
+{
+	uint64_t t = mkword(q, w_pub(*v), ST_SKIP) | W_TAKEN;
+
+	if (!sk_cas(&s->word, v, t, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return false;
+	*v = t;
+	return true;
+}
+
+/* Another publisher's record is in the slot we claimed a whole ring later
+ * as seq (WRITING, or taken from a holder who may still be writing).
+ * After a few polls (a copy takes a memcpy): a holder out of the slot
+ * (dead, or done) is no obstacle - 0, *v the word to CAS from.  A live
+ * holder still in it: an overwrite bus never waits for it - we give the
+ * sequence up (slot_give_up) and return 3, to claim another; a
+ * back-pressure bus waits, bounded by our deadline (-EAGAIN for a
+ * try-once call, -ETIMEDOUT). */
+static int slot_wait_holder(shmkit_bus *b, struct bus_slot *s, uint64_t *v, uint64_t seq)
+{
+	int64_t deadline = INT64_MIN;
 
 	for (unsigned i = 0;; i++) {
-		if (i < 64)
-			sk_cpu_relax();
-		else
-			sched_yield();
-		/* Acquire: pairs with the other writer's commit CAS (P5). */
+		/* Acquire: pairs with the other writer's commit CAS (P5) and
+		 * with readers' take CASes. */
 		*v = sk_load_acquire(&s->word);
-		if (w_st(*v) != ST_WRITING)
+		if (w_st(*v) != ST_WRITING && !w_taken(*v))
 			return 0;
-		/* Overwrite publishers never wait for a loan: it is passed at
-		 * once (counted lost, its holder gets -ESTALE).  A copy in
-		 * progress takes a memcpy to finish: wait for it, but no
-		 * longer than STUCK_NS (a copier stopped or dead mid-copy is
-		 * passed then; a live one claims again). */
-		if (b->delivery == SHMKIT_BUS_OVERWRITE && record_is_loan(b, *v))
-			return slot_abandon(b, s, v);
-		int64_t now = sk_now_ns();
-		if (now - since < STUCK_NS)
+		if (i < 64) { /* a copy in progress takes a memcpy */
+			sk_cpu_relax();
 			continue;
-		if (b->delivery == SHMKIT_BUS_OVERWRITE)
-			return slot_abandon(b, s, v);
-		uint32_t pi = w_pub(*v);
-		if (pi < b->npubs_max) {
-			struct bus_pub_ent *e = &b->pubs[pi];
-			/* Relaxed: ordered after the acquire of the word (P2
-			 * precedes P3 in the writer). */
-			bool moved = sk_load_relaxed(&e->cur) != w_seq(*v);
-			if (!moved && ent_live(b, pub_lock(pi))) {
-				if (now >= deadline)
-					return sk_fail(-ETIMEDOUT, "a live publisher holds a loan on our slot");
-				since = now;
-				continue;
-			}
 		}
-		return slot_abandon(b, s, v);
+		int in = holder_in_slot(b, *v);
+		if (in < 0)
+			return in;
+		if (!in)
+			return 0; /* P3 overwrites the dead or done holder's record */
+		if (b->delivery == SHMKIT_BUS_OVERWRITE)
+			return slot_give_up(s, v, seq) ? 3 : 0; /* changed: judge again */
+		if (deadline == INT64_MIN)
+			deadline = lazy_deadline(&b->deadline, b->tmo);
+		if (sk_now_ns() >= deadline)
+			return b->tmo == 0 ? sk_fail(-EAGAIN, "a live publisher's loan holds the slot")
+			                   : sk_fail(-ETIMEDOUT, "a live publisher's loan holds the slot");
+		if (i < 128) {
+			sched_yield();
+		} else {
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+		}
 	}
 }
 
 /* P3: take the slot of seq.  1 taken; 0 a reader abandoned the claim
  * (we stalled): claim again; 2 lapped: newer sequences already fill the
- * slot (overwrite mode), readers count seq lost; < 0 error. */
+ * slot (overwrite mode), readers count seq lost; 3 a live holder's record
+ * is in the slot (overwrite mode): seq given up, claim another; < 0
+ * error. */
 static int slot_take(shmkit_bus *b, uint64_t seq)
 {
 	struct bus_slot *s = slot_at(b, seq);
@@ -859,17 +903,21 @@ static int slot_take(shmkit_bus *b, uint64_t seq)
 	 * abandonment CAS; we overwrite only after their writes. */
 	uint64_t v = sk_load_acquire(&s->word);
 	uint64_t mine = mkword(seq, (uint32_t)b->pub_idx, ST_WRITING);
+	uint64_t cleared = 0; /* a word whose holder is out of the slot */
 
 	for (;;) {
 		if (v != 0 && w_seq(v) > seq)
 			return 2;
 		if (v != 0 && w_seq(v) == seq)
 			return 0;
-		if (w_st(v) == ST_WRITING) {
-			int err = slot_wait_writer(b, s, &v);
-			if (err)
-				return err;
-			continue;
+		if ((w_st(v) == ST_WRITING || w_taken(v)) && v != cleared) {
+			uint64_t was = v;
+			int r = slot_wait_holder(b, s, &v, seq);
+			if (r)
+				return r;
+			if (v == was)
+				cleared = v;
+			continue; /* the word may have moved on: judge it again */
 		}
 		/* P3.  Acq_rel: acquire as above; the release half keeps the
 		 * claim (P1) and cur (P2) before the mark for stuck readers. */
@@ -926,6 +974,20 @@ static int bp_claim_wait(shmkit_bus *b, uint64_t *seq)
 	}
 }
 
+/* A live publisher's record held the slot of our claim (overwrite bus):
+ * the sequence is given up.  Try once: -EAGAIN at once.  Otherwise claim
+ * again after a short pause, until the caller's deadline. */
+static SK_COLD int slot_busy(shmkit_bus *b)
+{
+	if (b->tmo == 0)
+		return sk_fail(-EAGAIN, "a live publisher's loan holds the slot a whole ring on");
+	if (sk_now_ns() >= lazy_deadline(&b->deadline, b->tmo))
+		return sk_fail(-ETIMEDOUT, "a live publisher's loan holds the slot a whole ring on");
+	struct timespec ts = { 0, 1000000 };
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
 /* Claim a sequence and take its slot (P1-P4).  0 and b->loan_seq set;
  * 1 (only if lapped_ok) the claim was lapped before it got its slot: the
  * message counts as published and overwritten at once, exactly as readers
@@ -938,7 +1000,10 @@ static int pub_claim(shmkit_bus *b, bool lapped_ok)
 	struct bus_ctl *c = b->ctl;
 	struct bus_pub_ent *e = &b->pubs[b->pub_idx];
 
-	for (int tries = 0; tries < CLAIM_RETRIES; tries++) {
+	/* Bounded: CLAIM_RETRIES claims abandoned by readers or lapped (a
+	 * corrupt bus could make every one so); claims given up for a busy
+	 * slot are bounded by the caller's deadline instead (slot_busy). */
+	for (int tries = 0; tries < CLAIM_RETRIES;) {
 		uint64_t seq = 0;
 		if (b->delivery == SHMKIT_BUS_BACKPRESSURE) {
 			int err = bp_claim_wait(b, &seq);
@@ -962,11 +1027,17 @@ static int pub_claim(shmkit_bus *b, bool lapped_ok)
 			return r;
 		if (r == 2 && lapped_ok)
 			return 1;
+		if (r == 3) {
+			if ((r = slot_busy(b)))
+				return r;
+			continue;
+		}
 		if (r == 1) {
 			b->loan_seq = seq;
 			b->loaned = true;
 			return 0;
 		}
+		tries++;
 	}
 	return sk_fail(-EBADMSG, "could not take a slot in %d claims (corrupt bus?)", CLAIM_RETRIES);
 }
@@ -980,16 +1051,23 @@ static inline int pub_commit(shmkit_bus *b, uint32_t st)
 	struct bus_slot *s = slot_at(b, b->loan_seq);
 	uint64_t mine = mkword(b->loan_seq, (uint32_t)b->pub_idx, ST_WRITING);
 
+	struct bus_pub_ent *e = &b->pubs[b->pub_idx];
+
 	b->loaned = false;
 	/* P5.  Release on success: len and payload to readers' acquire R1
 	 * (seq_cst, as it was when the fd handshake needed it; on x86 a
 	 * locked instruction either way).  Relaxed on failure: nothing was
 	 * published. */
-	if (!sk_cas(&s->word, &mine, mkword(b->loan_seq, (uint32_t)b->pub_idx, st),
-	            __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+	bool ok = sk_cas(&s->word, &mine, mkword(b->loan_seq, (uint32_t)b->pub_idx, st),
+	                 __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+	/* P5b.  Release: we are done with the slot (its payload and len);
+	 * pairs with the acquire load of cur in holder_in_slot() of a
+	 * publisher waiting to reuse it, also when the record was taken
+	 * from us (then no reader reads the slot, but it may be reused). */
+	sk_store_release(&e->cur, BUS_SEQ_MAX);
+	if (!ok)
 		return -ESTALE;
 	SK_CRASH_POINT("bus.committed");
-	struct bus_pub_ent *e = &b->pubs[b->pub_idx];
 	/* Relaxed: statistics in our own entry. */
 	if (st == ST_MSG)
 		sk_store_relaxed(&e->count, sk_load_relaxed(&e->count) + 1);
@@ -1150,22 +1228,29 @@ static int sub_stuck(shmkit_sub *sub, struct bus_slot *s, uint64_t w)
 	if (now - sub->stuck_since < STUCK_NS)
 		return 0;
 	if (w != 0 && w_seq(w) == p && w_st(w) == ST_WRITING) {
-		uint32_t pi = w_pub(w);
-		/* Back-pressure waits for a live loan however long it is held
-		 * (publishers wait for readers, readers for writers).  An
-		 * overwrite bus never lets one writer hold its readers up: a
-		 * loan held past STUCK_NS is passed, counted lost, and its
-		 * holder's publish_loan gets -ESTALE. */
-		if (pi < b->npubs_max && b->delivery == SHMKIT_BUS_BACKPRESSURE) {
-			struct bus_pub_ent *e = &b->pubs[pi];
-			/* Relaxed: ordered after R1's acquire, which pairs with
-			 * P3's release of the writer's P2 store. */
-			if (sk_load_relaxed(&e->cur) == p && ent_live(b, pub_lock(pi))) {
-				sub->stuck_since = now; /* a live loan: keep waiting */
+		/* Back-pressure waits for a live writer however long it holds
+		 * its record (publishers wait for readers, readers for
+		 * writers).  An overwrite bus never lets one writer hold its
+		 * readers up: a record held past STUCK_NS is taken from its
+		 * holder (a loan counted lost; its publish_loan gets -ESTALE,
+		 * a copier claims again).  The slot is not reused while the
+		 * holder may still write into it (holder_in_slot). */
+		if (b->delivery == SHMKIT_BUS_BACKPRESSURE) {
+			int in = holder_in_slot(b, w);
+			if (in < 0)
+				return in;
+			if (in) {
+				sub->stuck_since = now; /* a live writer: keep waiting */
 				return 0;
 			}
 		}
-		nw = mkword(p, record_is_loan(b, w) ? PUB_ABANDON_LOAN : PUB_ABANDON_CLAIM, ST_SKIP);
+		nw = taken_word(b, w);
+	} else if (w != 0 && (w_st(w) == ST_WRITING || w_taken(w))) {
+		/* The claimer of p has not taken its slot, which still holds
+		 * an older record whose holder may write into it: give p up
+		 * but keep naming that holder, so no publisher reuses the
+		 * slot under it (holder_in_slot). */
+		nw = mkword(p, w_pub(w), ST_SKIP) | W_TAKEN;
 	} else {
 		nw = mkword(p, PUB_ABANDON_CLAIM, ST_SKIP);
 	}
@@ -1202,7 +1287,7 @@ static int sub_locate(shmkit_sub *sub, uint64_t *wout)
 			return 1;
 		}
 		if (w != 0 && w_seq(w) == p && w_st(w) == ST_SKIP) {
-			if (w_pub(w) == PUB_ABANDON_LOAN)
+			if (w_taken(w) && (w & W_LOST))
 				sub_count_lost(sub, 1);
 			sub_advance(sub, p + 1);
 			continue;
