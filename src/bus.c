@@ -1591,51 +1591,30 @@ int shmkit_bus_unsubscribe(shmkit_sub *sub)
 
 /* ---- subscriber: the pollable fd ------------------------------------------ */
 
-/* Arm the fd on `published` (waitfd.h's loop): read the count, arm on
- * it, then look ourselves and make the fd readable if a message (or a
- * stuck slot whose timer ran out) is there.  Either our look sees what a
- * publisher committed before its increment, or the armed wait sees the
- * count move (the event count argument of wait.h).  So an ack may come
- * before or after draining; before, it leaves the fd readable once more. */
-static int sub_arm(shmkit_sub *sub)
+/* Is a message (or a stuck slot whose timer ran out) waiting for this
+ * subscription?  sk_waitfd_service_arm's look; also keeps the display
+ * flag `armed` (stats) up to date. */
+static int sub_fd_ready(void *arg)
 {
-	shmkit_ec *ec = &sub->bus->ctl->published;
-	/* Acquire (inside): pairs with the publisher's release increment. */
-	uint32_t v = shmkit_ec_value(ec);
-	int err = sk_waitfd_arm_ec(sub->wfd, ec, v);
+	shmkit_sub *sub = arg;
+	uint64_t w;
 
-	if (err)
-		return sk_fail(err, "cannot arm the subscription's fd");
 	/* Relaxed: display only. */
 	if (!sk_exchange(&sub->ent->armed, 1, __ATOMIC_RELAXED))
 		sk_fetch_add(&sub->bus->ctl->armed, 1, __ATOMIC_RELAXED);
-	uint64_t w;
 	int r = sub_locate(sub, &w);
-	if (r < 0)
-		return r;
 	bool due = sub->stuck && sk_now_ns() - sub->stuck_since >= STUCK_NS;
 	if (r == 0 && !due)
 		return 0;
 	sub_disarm(sub);
-	return (err = sk_waitfd_signal(sub->wfd)) ? sk_fail(err, "cannot signal the fd") : 0;
+	return r < 0 ? r : 1;
 }
 
 int shmkit_sub_fd(shmkit_sub *sub)
 {
-	int err;
-
 	if (!sub || sub->pid != getpid())
 		return sk_fail(-EINVAL, "sub is NULL or belongs to another process");
-	if (sub->wfd)
-		return sk_waitfd_fd(sub->wfd);
-	if ((err = sk_waitfd_open(&sub->wfd)))
-		return sk_fail(err, "cannot make a pollable fd");
-	if ((err = sub_arm(sub))) {
-		sk_waitfd_close(sub->wfd);
-		sub->wfd = NULL;
-		return err;
-	}
-	return sk_waitfd_fd(sub->wfd);
+	return sk_waitfd_service_fd(&sub->wfd, &sub->bus->ctl->published, sub_fd_ready, sub);
 }
 
 int shmkit_sub_ack_fd(shmkit_sub *sub)
@@ -1644,7 +1623,7 @@ int shmkit_sub_ack_fd(shmkit_sub *sub)
 		return sk_fail(-EINVAL, "no fd on this subscription (call shmkit_sub_fd)");
 	if (sub->pid != getpid())
 		return sk_fail(-EINVAL, "the subscription belongs to another process");
-	return sub_arm(sub);
+	return sk_waitfd_service_arm(sub->wfd, &sub->bus->ctl->published, sub_fd_ready, sub);
 }
 
 /* ---- statistics ----------------------------------------------------------- */

@@ -1201,59 +1201,41 @@ int shmkit_chan_release(shmkit_chan *ch)
 
 /* ---- public: the pollable fd -------------------------------------------- */
 
-/* Arm the fd on this side's event count (waitfd.h's loop): read the
- * count, arm on it, then look (a claim attempt that claims nothing) and
- * make the fd readable at once if the side could go on: either the look
- * sees what the other side did before its increment, or the armed wait
- * sees the count move.  A claimer that dies blocking the side is noticed
- * by a call, not by the fd: callers poll with a timeout (see the header). */
-static int chan_arm(shmkit_chan *ch)
+/* Could this handle's side of the fd go on?  A claim attempt that claims
+ * nothing (sk_waitfd_service_arm's look).  A claimer that dies blocking
+ * the side is noticed by a call, not by the fd: callers poll with a
+ * timeout (see the header). */
+static int chan_fd_ready(void *arg)
 {
-	int side = ch->fd_side;
-	shmkit_ec *ec = side == PROD ? &ch->ctl->not_full : &ch->ctl->not_empty;
+	shmkit_chan *ch = arg;
 	struct attempt a = { .ch = ch, .bufcap = SIZE_MAX, .dry = true };
-	/* Acquire (inside): pairs with the other side's release increment. */
-	uint32_t v = shmkit_ec_value(ec);
-	int err = sk_waitfd_arm_ec(ch->wfd, ec, v);
 
-	if (err)
-		return sk_fail(err, "cannot arm the channel's fd");
-	int r = side == PROD ? (ch->spsc ? spsc_claim_send(&a) : mpmc_claim_send(&a))
-	                     : (ch->spsc ? spsc_claim_recv(&a) : mpmc_claim_recv(&a));
-	if (r == 0)
-		return 0;
-	/* Ready, or an error the next call will report: readable. */
-	return (err = sk_waitfd_signal(ch->wfd)) ? sk_fail(err, "cannot signal the fd") : 0;
+	if (ch->fd_side == PROD)
+		return ch->spsc ? spsc_claim_send(&a) : mpmc_claim_send(&a);
+	return ch->spsc ? spsc_claim_recv(&a) : mpmc_claim_recv(&a);
+}
+
+static shmkit_ec *chan_fd_ec(shmkit_chan *ch)
+{
+	return ch->fd_side == PROD ? &ch->ctl->not_full : &ch->ctl->not_empty;
 }
 
 int shmkit_chan_fd(shmkit_chan *ch, int events)
 {
-	int err;
-
 	if (!ch || (events != SHMKIT_CHAN_POLLIN && events != SHMKIT_CHAN_POLLOUT))
 		return sk_fail(-EINVAL, "channel is NULL or events is not SHMKIT_CHAN_POLLIN/POLLOUT");
 	int side = events == SHMKIT_CHAN_POLLIN ? CONS : PROD;
-	if (ch->wfd) {
-		if (side != ch->fd_side)
-			return sk_fail(-EINVAL, "this handle's fd signals the other direction");
-		return sk_waitfd_fd(ch->wfd);
-	}
-	if ((err = sk_waitfd_open(&ch->wfd)))
-		return sk_fail(err, "cannot make a pollable fd");
+	if (ch->wfd && side != ch->fd_side)
+		return sk_fail(-EINVAL, "this handle's fd signals the other direction");
 	ch->fd_side = side;
-	if ((err = chan_arm(ch))) {
-		sk_waitfd_close(ch->wfd);
-		ch->wfd = NULL;
-		return err;
-	}
-	return sk_waitfd_fd(ch->wfd);
+	return sk_waitfd_service_fd(&ch->wfd, chan_fd_ec(ch), chan_fd_ready, ch);
 }
 
 int shmkit_chan_ack_fd(shmkit_chan *ch)
 {
 	if (!ch || !ch->wfd)
 		return sk_fail(-EINVAL, "no fd on this channel handle (call shmkit_chan_fd)");
-	return chan_arm(ch);
+	return sk_waitfd_service_arm(ch->wfd, chan_fd_ec(ch), chan_fd_ready, ch);
 }
 
 /* ---- public: statistics ------------------------------------------------- */

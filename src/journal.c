@@ -1625,43 +1625,34 @@ int shmkit_journal_next(shmkit_journal *j, struct shmkit_record *rec, int64_t ti
  * and each new file; then a look at the cursor (a record there, or a new
  * file announced) makes it readable at once: either the look sees what was
  * committed before the increment, or the armed wait sees the count move. */
+/* A record at the cursor (or damage there), no file open yet, or maybe a
+ * new file: sk_waitfd_service_arm's look.  Relaxed roll_gen: a hint that
+ * a file was linked; next() looks again and decides. */
+static int journal_fd_ready(void *arg)
+{
+	struct shmkit_journal *j = arg;
+	struct rec_view rv;
+
+	if (!j->r || sk_load_relaxed(&j->m->roll_gen) != j->rgen)
+		return 1;
+	return rec_at(j->r, j->roff, j->rseq, &rv, j->rseq >= j->min_seq);
+}
+
 int shmkit_journal_fd(shmkit_journal *j)
 {
-	int err;
-
 	if (!j)
 		return -EINVAL;
 	sk_clear_detail();
-	if (j->wfd)
-		return sk_waitfd_fd(j->wfd);
-	if (!j->meta_rw)
+	if (!j->wfd && !j->meta_rw)
 		return sk_fail(-EACCES, "waiting needs write access to %s/" SKJ_META_NAME, j->path);
-	if ((err = sk_waitfd_open(&j->wfd)))
-		return sk_fail(err, "cannot make a pollable fd");
-	if ((err = shmkit_journal_ack_fd(j))) {
-		sk_waitfd_close(j->wfd);
-		j->wfd = NULL;
-		return err;
-	}
-	return sk_waitfd_fd(j->wfd);
+	return sk_waitfd_service_fd(&j->wfd, &j->m->tail, journal_fd_ready, j);
 }
 
 int shmkit_journal_ack_fd(shmkit_journal *j)
 {
 	if (!j || !j->wfd)
 		return sk_fail(-EINVAL, "no fd on this journal handle (call shmkit_journal_fd)");
-	/* Acquire (inside): pairs with the writer's release increment. */
-	uint32_t v = shmkit_ec_value(&j->m->tail);
-	int err = sk_waitfd_arm_ec(j->wfd, &j->m->tail, v);
-	if (err)
-		return sk_fail(err, "cannot arm the journal's fd");
-	struct rec_view rv;
-	int r = j->r ? rec_at(j->r, j->roff, j->rseq, &rv, j->rseq >= j->min_seq) : 0;
-	/* Relaxed: a hint that a file was linked; the look is repeated by
-	 * next(), which decides. */
-	if (r != 0 || !j->r || sk_load_relaxed(&j->m->roll_gen) != j->rgen)
-		err = sk_waitfd_signal(j->wfd); /* a record, damage, or maybe a new file */
-	return err ? sk_fail(err, "cannot signal the journal's fd") : 0;
+	return sk_waitfd_service_arm(j->wfd, &j->m->tail, journal_fd_ready, j);
 }
 
 /* Position at the start of file i of seqs (none: wait for the first). */

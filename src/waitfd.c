@@ -850,3 +850,37 @@ void sk_waitfd_close(struct sk_waitfd *w)
 		pthread_mutex_destroy(&w->lock);
 	free(w);
 }
+
+/* ---- services ------------------------------------------------------------ */
+
+int sk_waitfd_service_arm(struct sk_waitfd *w, shmkit_ec *ec, int (*ready)(void *arg),
+                          void *arg)
+{
+	/* Acquire (inside shmkit_ec_value): pairs with the other side's
+	 * release increment, so ready() sees what came before it. */
+	uint32_t v = shmkit_ec_value(ec);
+	int err = sk_waitfd_arm_ec(w, ec, v);
+
+	if (err)
+		return sk_fail(err, "cannot arm the pollable fd");
+	if (ready(arg) == 0)
+		return 0;
+	return (err = sk_waitfd_signal(w)) ? sk_fail(err, "cannot signal the pollable fd") : 0;
+}
+
+int sk_waitfd_service_fd(struct sk_waitfd **slot, shmkit_ec *ec, int (*ready)(void *arg),
+                         void *arg)
+{
+	int err;
+
+	if (*slot)
+		return sk_waitfd_fd(*slot);
+	if ((err = sk_waitfd_open(slot)))
+		return sk_fail(err, "cannot make a pollable fd");
+	if ((err = sk_waitfd_service_arm(*slot, ec, ready, arg))) {
+		sk_waitfd_close(*slot);
+		*slot = NULL;
+		return err;
+	}
+	return sk_waitfd_fd(*slot);
+}

@@ -115,6 +115,20 @@ int sk_waitfd_signal(struct sk_waitfd *w);
  * child's copies are dropped; the parent's waitfd is untouched. */
 void sk_waitfd_close(struct sk_waitfd *w);
 
+/* How every service hands out its fd (chan, bus, journal): arm w on the
+ * event count ec - read its value, arm on it - then ask ready(arg): 1 (the
+ * caller could go on) or < 0 (an error its next call will report) makes
+ * the fd readable at once, 0 leaves it to the armed wait.  Either the look
+ * sees what the other side did before its increment, or the armed wait
+ * sees the count move: no wake-up is lost, and an ack may come before or
+ * after the caller drains.  0 or -errno (the detail is set). */
+int sk_waitfd_service_arm(struct sk_waitfd *w, shmkit_ec *ec, int (*ready)(void *arg),
+                          void *arg);
+/* The fd of *slot, made and armed (sk_waitfd_service_arm) on first use;
+ * on failure *slot stays NULL and nothing is left open.  The fd or -errno. */
+int sk_waitfd_service_fd(struct sk_waitfd **slot, shmkit_ec *ec, int (*ready)(void *arg),
+                         void *arg);
+
 /* SK_WAITFD_URING or SK_WAITFD_THREAD, for tests and diagnostics. */
 int sk_waitfd_kind(const struct sk_waitfd *w);
 
