@@ -186,6 +186,20 @@ Test(peer, other_time_namespace_keeps_its_role)
 	shmkit_chan_close(ch);
 }
 
+/* Run `helper_chan produce NAME 0 COUNT` armed to die at crash point
+ * `point` (NAME or NAME:N, src/crash.c); it must die there. */
+static void produce_and_die(const char *name, const char *point, const char *count)
+{
+	char helper[4096], env[128], out[64];
+
+	snprintf(helper, sizeof(helper), "%s/helper_chan", sk_test_dir());
+	snprintf(env, sizeof(env), "SHMKIT_CRASH_AT=%s", point);
+	const char *argv[] = { "/usr/bin/env", env, helper, "produce", name, "0", count, NULL };
+	pid_t pid = sk_test_spawn(argv, -1, NULL);
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(sk_test_finish(pid, -1, out, sizeof(out)), 128 + SIGKILL, "killed at %s", point);
+}
+
 /* SPSC producer killed after publishing its 3rd message and before moving
  * tail (crash point chan.spsc.published:3).  The next producer must not
  * overwrite that message: the consumer gets 0, 1, 2, then the new one. */
@@ -193,15 +207,8 @@ Test(peer, spsc_producer_killed_before_tail)
 {
 	const char *name = sk_test_new_name("posix");
 	shmkit_chan *ch = new_chan(name, SHMKIT_CHAN_SPSC);
-	const char *argv[] = { "/usr/bin/env", "SHMKIT_CRASH_AT=chan.spsc.published:3", "", "produce",
-	                       name, "0", "5", NULL };
-	char helper[4096], out[64];
 
-	snprintf(helper, sizeof(helper), "%s/helper_chan", sk_test_dir());
-	argv[2] = helper;
-	pid_t pid = sk_test_spawn(argv, -1, NULL);
-	cr_assert_gt(pid, 0);
-	cr_assert_eq(sk_test_finish(pid, -1, out, sizeof(out)), 128 + SIGKILL, "killed at the point");
+	produce_and_die(name, "chan.spsc.published:3", "5");
 	cr_assert_eq(shmkit_chan_send(ch, "new", 3, 20 * SEC), 0, "%s", shmkit_errdetail());
 	struct shmkit_chan_stats st;
 	cr_assert_eq(shmkit_chan_stats(ch, &st), 0);
@@ -764,14 +771,9 @@ Test(peer, spsc_producer_killed_before_tail_message_already_taken)
 {
 	const char *name = sk_test_new_name("posix");
 	shmkit_chan *ch = new_chan(name, SHMKIT_CHAN_SPSC);
-	const char *argv[] = { "/usr/bin/env", "SHMKIT_CRASH_AT=chan.spsc.published", "", "produce",
-	                       name, "0", "1", NULL };
-	char helper[4096], out[64], buf[256];
+	char buf[256];
 
-	snprintf(helper, sizeof(helper), "%s/helper_chan", sk_test_dir());
-	argv[2] = helper;
-	pid_t pid = sk_test_spawn(argv, -1, NULL);
-	cr_assert_eq(sk_test_finish(pid, -1, out, sizeof(out)), 128 + SIGKILL);
+	produce_and_die(name, "chan.spsc.published", "1");
 	cr_assert_gt(shmkit_chan_recv(ch, buf, sizeof(buf), 20 * SEC), 3, "%s", shmkit_errdetail());
 	for (int i = 0; i < 2; i++) { /* two producers in turn, each handing over cleanly */
 		shmkit_chan *tx;
