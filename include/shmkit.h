@@ -60,8 +60,9 @@
  *   - tmpfs size: containers often mount a small /dev/shm.  shmkit reserves
  *     memory at create time so a full tmpfs is -ENOSPC then, not SIGBUS later.
  *   - Dead peers: a crashed process leaves POSIX and System V segments
- *     behind.  `shmkit ls` shows whether anyone has one open (the kernel
- *     says: a lock every handle holds, or System V's attach count);
+ *     behind.  `shmkit info` and `ls --json` show whether anyone has one
+ *     open (the kernel says: a lock every handle holds, or System V's
+ *     attach count);
  *     `shmkit gc` removes temporary segments nobody has open.  A creator
  *     killed while it initialises leaves nothing (posix, file: the segment
  *     is made unnamed and named when ready) or a System V segment that

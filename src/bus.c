@@ -55,8 +55,10 @@
  *   P3  CAS word v -> s|me|WRITING (acq_rel) where v is older than s and
  *       not WRITING; if the word already shows s or later, another party
  *       took this sequence over (we were lapped or abandoned): claim again.
- *       If another publisher is WRITING an older sequence there (a loan
- *       held across a whole ring lap) we wait for it, bounded, see below.
+ *       If another publisher may still be writing into the slot (a loan
+ *       or copy held across a whole ring lap), an overwrite publisher
+ *       gives the sequence up and claims another, a back-pressure one
+ *       waits, bounded: see "Stuck slots" below.
  *   P4  fence release; store len; memcpy payload
  *   P5  CAS word s|me|WRITING -> s|me|MSG (seq_cst).  Failure: a reader
  *       decided we were dead and abandoned the slot: the copy path claims
