@@ -29,16 +29,15 @@
  * reserved and filled, state READY included, and only then given their
  * name with linkat(), which fails if the name exists: an opener never
  * sees a half-made one, and a creator killed on the way leaves nothing.
- * System V cannot do that: there
- * the creator first locks byte 0 of the lock file (peer.h), makes the
- * object exclusively (IPC_EXCL / O_EXCL), reserves its memory, fills
- * every header field and the service's data area while state == INIT,
- * then release-stores state = READY, wakes futex waiters and unlocks.  An opener checks the mapping holds at least a header,
- * (posix and file segments on a file system without O_TMPFILE are made
- * under their name at once, as before, with no creator lock: an opener
- * waits for READY up to its timeout, and a creator killed there leaves an
- * unfinished segment that only a person can judge.)
- * acquire-loads state (pairs with that release store, so every field the
+ * System V cannot do that: there the creator first locks byte 0 of the
+ * lock file (peer.h), makes the object exclusively (IPC_EXCL), reserves
+ * its memory, fills every header field and the service's data area while
+ * state == INIT, then release-stores state = READY, wakes futex waiters
+ * and unlocks.  (posix and file segments on a file system without
+ * O_TMPFILE are made under their name at once (O_EXCL), with no creator
+ * lock: an opener waits for READY up to its timeout, and a creator killed
+ * there leaves an unfinished segment that only a person can judge.)
+ * An opener checks the mapping holds at least a header, acquire-loads state (pairs with that release store, so every field the
  * creator wrote is visible), waits a bounded time for READY, then checks
  * magic, version, fingerprint, kind and sizes against the mapping it has.
  * Every field is read once into the private handle; nothing in the header
