@@ -37,15 +37,15 @@
  * O_TMPFILE are made under their name at once (O_EXCL), with no creator
  * lock: an opener waits for READY up to its timeout, and a creator killed
  * there leaves an unfinished segment that only a person can judge.)
- * An opener checks the mapping holds at least a header, acquire-loads state (pairs with that release store, so every field the
- * creator wrote is visible), waits a bounded time for READY, then checks
+ * An opener checks the mapping holds at least a header, acquire-loads
+ * state (pairs with that release store, so every field the creator wrote
+ * is visible), waits a bounded time for READY, then checks
  * magic, version, fingerprint, kind and sizes against the mapping it has.
  * Every field is read once into the private handle; nothing in the header
- * is trusted again after open.  A creator that dies during INIT leaves a
- * segment in INIT whose byte-0 lock is free: an opener that finds it so
- * removes it (the very object it attached: the shmid, or the inode it
- * checked) and a create-or-open then creates afresh; `shmkit gc` removes
- * it too.
+ * is trusted again after open.  A System V creator that dies during INIT
+ * leaves a segment in INIT whose byte-0 lock is free: an opener that finds
+ * it so removes it (the very segment it attached: its shmid) and a
+ * create-or-open then creates afresh; `shmkit gc` removes it too.
  * A creator whose initialisation fails stores FAILED (release) and wakes
  * waiters before it removes the name, so a create-or-open racing it
  * retries at once instead of waiting out its timeout.
