@@ -237,7 +237,8 @@ int shmkit_seg_list(int (*fn)(const struct shmkit_seg_stat *st, void *arg),
 
 /* memfd only: send the segment's fd over a connected UNIX socket
  * (SCM_RIGHTS), and build a segment from a received one.  The receiver
- * maps it with opts (SHMKIT_RDONLY, SHMKIT_COW honoured). */
+ * maps it with opts (SHMKIT_RDONLY, SHMKIT_COW honoured).  recv_fd:
+ * -ENOMSG if the message carries no fd, -ECONNRESET if the peer closed. */
 int shmkit_seg_send_fd(const shmkit_seg *seg, int sock);
 int shmkit_seg_recv_fd(shmkit_seg **out, int sock,
                        const struct shmkit_seg_opts *opts);

@@ -860,7 +860,7 @@ static bool slot_give_up(struct bus_slot *s, uint64_t *v, uint64_t q)
  * try-once call, -ETIMEDOUT). */
 static int slot_wait_holder(shmkit_bus *b, struct bus_slot *s, uint64_t *v, uint64_t seq)
 {
-	int64_t deadline = INT64_MIN;
+	int64_t deadline = INT64_MIN, since = 0;
 
 	for (unsigned i = 0;; i++) {
 		/* Acquire: pairs with the other writer's commit CAS (P5) and
@@ -877,8 +877,21 @@ static int slot_wait_holder(shmkit_bus *b, struct bus_slot *s, uint64_t *v, uint
 			return in;
 		if (!in)
 			return 0; /* P3 overwrites the dead or done holder's record */
-		if (b->delivery == SHMKIT_BUS_OVERWRITE)
-			return slot_give_up(s, v, seq) ? 3 : 0; /* changed: judge again */
+		/* An overwrite bus never waits for a loan, nor for a record
+		 * already taken from its holder (stalled that long): give the
+		 * sequence up at once.  A copy in progress is a memcpy away
+		 * from done: wait for it (as readers do), up to STUCK_NS, so
+		 * that sequences are given up - and counted by lapped readers
+		 * - only when a copier really stalls. */
+		if (b->delivery == SHMKIT_BUS_OVERWRITE) {
+			int64_t now = sk_now_ns();
+			if (!since)
+				since = now;
+			if (w_taken(*v) || record_is_loan(b, *v) || now - since >= STUCK_NS)
+				return slot_give_up(s, v, seq) ? 3 : 0; /* changed: judge again */
+			sched_yield();
+			continue;
+		}
 		if (deadline == INT64_MIN)
 			deadline = lazy_deadline(&b->deadline, b->tmo);
 		if (sk_now_ns() >= deadline)
@@ -1162,7 +1175,8 @@ int shmkit_bus_publish(shmkit_bus *bus, const void *msg, size_t len, int64_t tim
 		struct bus_slot *s = slot_at(bus, bus->loan_seq);
 		/* Relaxed: released by the commit CAS (P5). */
 		sk_store_relaxed(&s->len, (uint32_t)len);
-		memcpy(s->data, msg, len);
+		if (len) /* msg may be NULL for an empty message */
+			memcpy(s->data, msg, len);
 		if (pub_commit(bus, ST_MSG) == 0)
 			return 0;
 	}
@@ -1204,9 +1218,15 @@ static int sub_resync(shmkit_sub *sub, uint64_t ws)
 	 * at least ws + 1 (P1 precedes the P3 we saw through R1's acquire). */
 	uint64_t h = __atomic_load_n(&b->ctl->head, __ATOMIC_SEQ_CST);
 
-	if (h <= ws || h > BUS_SEQ_MAX || h - b->cap <= sub->pos)
-		return sk_fail(-EBADMSG, "slot sequence %llu inconsistent with head %llu",
-		               (unsigned long long)ws, (unsigned long long)h);
+	/* A sequence read from a slot must map to that slot (ws = pos + k *
+	 * capacity, k >= 1), and head must be past it, so head - capacity >
+	 * pos: anything else (a forged word) is corrupt, never an underflow
+	 * that would make this reader deaf. */
+	if (((ws - sub->pos) & b->mask) != 0 || h <= ws || h > BUS_SEQ_MAX || h < b->cap ||
+	    h - b->cap <= sub->pos)
+		return sk_fail(-EBADMSG, "slot sequence %llu inconsistent with position %llu and "
+		               "head %llu", (unsigned long long)ws, (unsigned long long)sub->pos,
+		               (unsigned long long)h);
 	sub_count_lost(sub, h - b->cap - sub->pos);
 	sub_advance(sub, h - b->cap);
 	return 0;
@@ -1356,7 +1376,8 @@ static ssize_t sub_copy(shmkit_sub *sub, uint64_t w, void *buf, size_t cap, uint
 		return sk_fail(-EMSGSIZE, "message of %zd bytes, buffer of %zu (it stays queued)",
 		               len, cap);
 	}
-	memcpy(buf, s->data, (size_t)len); /* R2: may race a writer; R4 decides */
+	if (len) /* buf may be NULL with cap 0; R2: may race a writer, R4 decides */
+		memcpy(buf, s->data, (size_t)len);
 	if (!slot_unchanged(s, w))
 		return SUB_RETRY;
 	sub_deliver(sub, lost);

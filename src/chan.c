@@ -334,7 +334,10 @@ static int chan_bind(shmkit_chan *ch, shmkit_seg *seg)
 
 	if (size < SK_CHAN_CTL_SIZE)
 		return sk_fail(-EBADMSG, "channel data area of %zu bytes holds no control block", size);
-	if (c->magic != SK_CHAN_MAGIC || c->version != SK_CHAN_VERSION)
+	if (c->magic != SK_CHAN_MAGIC)
+		return sk_fail(-EPROTO, "not a channel: bad magic %#llx (another kind of segment, "
+		               "or a damaged one)", (unsigned long long)c->magic);
+	if (c->version != SK_CHAN_VERSION)
 		return sk_fail(-EPROTO, "channel format %u, this build reads %u",
 		               c->version, SK_CHAN_VERSION);
 	if (c->fingerprint != sk_chan_fingerprint())

@@ -18,11 +18,12 @@ const char *shmkit_strerror(int err)
 	case -EOWNERDEAD: return "a dead peer's state was recovered";
 	case -ENOTRECOVERABLE: return "state not recoverable after a peer died";
 	case -EMSGSIZE: return "message too large";
+	case -ENOMSG: return "no such message (e.g. no file descriptor in it)";
 	case -EAGAIN: return "would block (empty or full)";
 	case -ETIMEDOUT: return "timed out";
-	case -EBUSY: return "busy (held by another live process)";
+	case -EBUSY: return "busy (held by another handle or a live process)";
 	case -ENOSPC: return "no space (shared memory full or a kernel limit reached)";
-	case -ESTALE: return "message overwritten while being read";
+	case -ESTALE: return "stale: overwritten while read, or this handle's claim was taken as dead";
 	default: break;
 	}
 	if (err < 0 && err > -4096)

@@ -130,7 +130,7 @@ static int recv_one_fd(int sock)
 			close(fd);
 		return sk_fail(-EBADMSG, "control data truncated");
 	}
-	return fd >= 0 ? fd : sk_fail(-EBADMSG, "message carried no file descriptor");
+	return fd >= 0 ? fd : sk_fail(-ENOMSG, "the message carried no file descriptor");
 }
 
 /* Name the received fd from /proc ("/memfd:NAME (deleted)"). */
