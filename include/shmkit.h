@@ -484,9 +484,10 @@ int shmkit_bus_open(shmkit_bus **out, const char *name,
 int shmkit_bus_close(shmkit_bus *bus);
 
 /* Publish a copy.  Overwrite mode never waits for readers; if its claim
- * lands on a slot whose loan (or copy) a live publisher still holds a
- * whole ring later, it claims the next sequence, pausing 1 ms between
- * tries, until timeout_ns (-EAGAIN at once when timeout_ns is 0,
+ * lands on a slot a live publisher still holds a whole ring later - a
+ * loan, or a copy stalled over 50 ms (a copy in progress is waited for up
+ * to that) - it gives that sequence up and claims the next, pausing 1 ms
+ * between tries, until timeout_ns (-EAGAIN at once when timeout_ns is 0,
  * -ETIMEDOUT); back-pressure mode
  * waits up to timeout_ns (-EAGAIN / -ETIMEDOUT) while the slowest live
  * subscriber is capacity messages behind; a dead one stops counting

@@ -137,10 +137,13 @@
  * loan holder, a preempted copier): the slot is reused only once it is
  * out - its entry's cur moved on (release-stored when it is done with the
  * slot, P5b) or its lock is gone.  A publisher whose claim lands on a
- * slot a live holder is still in does not wait on an overwrite bus: it
- * gives that sequence up (taken(seq, holder), passed silently) and claims
- * another, or returns -EAGAIN at once if it was told to try once; on a
- * back-pressure bus it waits, bounded by its deadline.
+ * slot a live holder is still in does not wait for a loan on an overwrite
+ * bus (nor for a record already taken): it gives that sequence up
+ * (taken(seq, holder), passed silently) and claims another, or returns
+ * -EAGAIN at once if it was told to try once; a copy in progress it waits
+ * for up to STUCK_NS first (lapped readers count given-up sequences as
+ * lost, so they should be rare).  On a back-pressure bus it waits,
+ * bounded by its deadline.
  *
  * ---- Pollable fd ---------------------------------------------------------
  *
