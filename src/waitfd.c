@@ -597,6 +597,28 @@ static void helper_clear_ready(struct helper *h)
 		h->ready = false;
 }
 
+/* Does *word still hold expected?  Asked of the kernel, so an unmapped
+ * word is an error here rather than a fault: FUTEX_WAIT_BITSET with a
+ * deadline already past compares first (EAGAIN: it differs) and then
+ * times out at once (ETIMEDOUT: the same).  A wake that lands between the
+ * two (a kick, anyone's FUTEX_WAKE) returns 0 and says nothing either
+ * way: ask again, a few times, then count it as unchanged (the next wait
+ * slice looks again).  1 differs (or cannot be read: readable, and the
+ * caller's own look reports it), 0 unchanged. */
+static int word_differs(const uint32_t *word, uint32_t expected)
+{
+	struct timespec past = { 0, 0 };
+
+	for (int i = 0; i < 8; i++) {
+		long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, &past, NULL,
+		                 FUTEX_BITSET_MATCH_ANY);
+		if (r == 0 || errno == EINTR)
+			continue;
+		return errno != ETIMEDOUT;
+	}
+	return 0;
+}
+
 static void *helper_main(void *arg)
 {
 	struct sk_waitfd *w = arg;
@@ -614,13 +636,11 @@ static void *helper_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		int r = sk_futex_wait_until(word, expected, sk_now_ns() + WFD_SLICE_NS);
 		/* Woken (0 also means "already differs"): does the word still
-		 * hold expected?  A wait with a past deadline compares first
-		 * (0: differs) and then times out at once (-ETIMEDOUT: same).
-		 * A wake that changed nothing (our own kick of a word we then
-		 * re-armed on, or anyone's spurious wake) is then no
-		 * completion. */
-		if (r == 0)
-			r = sk_futex_wait_until(word, expected, 0);
+		 * hold expected (word_differs)?  A wake that changed nothing
+		 * (our own kick of a word we then re-armed on, or anyone's
+		 * spurious wake) is then no completion. */
+		if (r == 0 && !word_differs(word, expected))
+			r = -ETIMEDOUT;
 		pthread_mutex_lock(&w->lock);
 		h->waiting = false;
 		/* Unchanged, or a re-arm moved the target: look again.  (A
