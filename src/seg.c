@@ -263,6 +263,42 @@ static int header_wait_ready(const shmkit_seg *s, int64_t timeout_ns)
 	return sk_fail(-EPROTO, "no shmkit header (a foreign segment? open it raw)");
 }
 
+/* Is there a shmkit header to read through the mapping?  Reading a page
+ * of a sparse tmpfs file through a mapping allocates it, and when the
+ * file system is full that is SIGBUS - a user who can truncate a file in
+ * /dev/shm and fill the rest could kill root's `shmkit ls`.  So for the
+ * fd backends the first look goes through the descriptor: pread of a hole
+ * returns zeros and allocates nothing; and a header page that is a hole
+ * (SEEK_DATA) is no shmkit header, whose creator sizes and reserves its
+ * file before writing it.  1: our magic is there (the page holds data:
+ * the mapping may be read); 0: a zero, still-unwritten header page that
+ * is backed (a creator may be filling it); -EAGAIN: the header page is
+ * a hole (a sparse foreign segment, or a creator that has not written it
+ * yet: open_existing waits a while); -EPROTO: not ours.
+ * System V and anon (no fd) answer from the mapping: no tmpfs limit. */
+static int header_peek(const shmkit_seg *s)
+{
+	uint64_t magic = 0;
+
+	if (s->fd < 0) {
+		/* Relaxed: a first look, as in header_check. */
+		magic = sk_load_relaxed(&((const struct sk_seg_hdr *)s->map)->magic);
+	} else {
+		ssize_t n = pread(s->fd, &magic, sizeof(magic), 0);
+		if (n != (ssize_t)sizeof(magic))
+			return sk_fail(-EPROTO, "no shmkit header (cannot read one: %s)",
+			               n < 0 ? strerror(errno) : "short file");
+		if (magic == 0 && lseek(s->fd, 0, SEEK_DATA) != 0)
+			return sk_fail(-EAGAIN, "no shmkit header (its first page is a hole: a "
+			               "sparse foreign segment, or a creator still sizing it)");
+	}
+	if (magic == SK_SEG_MAGIC)
+		return 1;
+	if (magic != 0)
+		return sk_fail(-EPROTO, "no shmkit header (a foreign segment? open it raw)");
+	return 0;
+}
+
 /* Validate the header of a freshly mapped segment and cache its fields. */
 static int header_check(shmkit_seg *s, int64_t timeout_ns)
 {
@@ -270,12 +306,14 @@ static int header_check(shmkit_seg *s, int64_t timeout_ns)
 
 	if (s->map_size < SK_HDR_SIZE)
 		return sk_fail(-EPROTO, "%zu bytes: too small to hold a shmkit header", s->map_size);
-	/* Relaxed: a first look to refuse foreign segments at once; a creator
-	 * still initialising shows 0 or the magic (relaxed store in
-	 * header_fill), and READY is then awaited with acquire. */
-	if (sk_load_relaxed(&h->magic) != SK_SEG_MAGIC && sk_load_relaxed(&h->magic) != 0)
-		return sk_fail(-EPROTO, "no shmkit header (a foreign segment? open it raw)");
-	int err = header_wait_ready(s, timeout_ns);
+	/* A first look to refuse foreign (and sparse) segments at once, not
+	 * through the mapping (header_peek); a creator still initialising
+	 * shows 0 or the magic (relaxed store in header_fill), and READY is
+	 * then awaited with acquire. */
+	int err = header_peek(s);
+	if (err < 0)
+		return err;
+	err = header_wait_ready(s, timeout_ns);
 	if (err)
 		return err;
 	if (h->magic != SK_SEG_MAGIC)
@@ -490,12 +528,20 @@ static int open_existing(shmkit_seg **out, const struct sk_name *n,
 		int64_t left = deadline == INT64_MAX ? -1 : deadline - sk_now_ns();
 		if (s->map_size > 0 || left <= 0) {
 			err = header_check(s, left > 0 || left == -1 ? left : 1);
-			break;
+			/* A sized object whose header page is still a hole: a
+			 * creator between sizing and writing it (the O_EXCL
+			 * path), like an empty one above - until the deadline. */
+			if (err != -EAGAIN || (left != -1 && left <= 0))
+				break;
+			err = 0;
 		}
 		s->ops->close(s);
 		struct timespec ts = { 0, 1000000 };
 		nanosleep(&ts, NULL);
 	}
+	if (err == -EAGAIN)
+		err = sk_fail(-EPROTO, "no shmkit header (its first page is a hole: a sparse "
+		              "foreign segment? open it raw)");
 	if (err == -EOWNERDEAD) {
 		/* The very segment we attached (its shmid), not whatever the key
 		 * names by now; a create-or-open then makes it afresh. */
@@ -703,7 +749,7 @@ int shmkit_seg_stat_name(const char *name, struct shmkit_seg_stat *st)
 		return err;
 	/* Read the header if there is one; a foreign segment stays raw. */
 	const struct sk_seg_hdr *h = s->map;
-	if (s->map_size >= SK_HDR_SIZE && sk_load_acquire(&h->magic) == SK_SEG_MAGIC) {
+	if (s->map_size >= SK_HDR_SIZE && header_peek(s) == 1) {
 		err = header_check(s, 1);
 		if (err == -ETIMEDOUT || err == -EOWNERDEAD)
 			init = err == -EOWNERDEAD ? 2 : 1;

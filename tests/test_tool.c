@@ -1008,6 +1008,34 @@ Test(tool, ls_and_gc_see_an_unfinished_sysv_segment)
 	cr_expect_eq(shmkit_seg_stat_name(n, &st), -ENOENT);
 }
 
+/* A full /dev/shm and a sparse foreign segment (a user can truncate a
+ * file there and fill the rest): reading its header page through a
+ * mapping would SIGBUS.  ls, info, gc and read must answer, not die.  In
+ * a mount namespace of its own with a small private tmpfs on /dev/shm,
+ * so nothing of it outlives the test. */
+Test(tool, full_dev_shm_and_a_sparse_segment_do_not_kill_the_tool)
+{
+	static const char script[] =
+		"mount -t tmpfs -o size=256k tmpfs /dev/shm || exit 90\n"
+		"truncate -s 1M /dev/shm/sktest-sparse || exit 91\n"
+		"dd if=/dev/zero of=/dev/shm/fill bs=4k 2>/dev/null\n"
+		"for c in ls 'ls --all' 'info sktest-sparse' 'gc --foreign --dry-run' "
+		"'read sktest-sparse --hex --length 64'; do\n"
+		"  \"$0\" $c >/dev/null 2>&1; r=$?\n"
+		"  echo \"$c: $r\"\n"
+		"done\n";
+	struct result r = run_prog("/usr/bin/unshare", NULL, 0,
+	                           ARGV((char *)"unshare", (char *)"--mount", (char *)"sh",
+	                                (char *)"-c", (char *)script, (char *)tool()));
+	expect(r, 0);
+	cr_expect(strstr(r.out, "ls: 0\n"), "%s", r.out);
+	cr_expect(strstr(r.out, "ls --all: 0\n"), "%s", r.out);
+	cr_expect(strstr(r.out, "info sktest-sparse: 0\n"), "%s", r.out);
+	cr_expect(strstr(r.out, "gc --foreign --dry-run: 0\n"), "%s", r.out);
+	cr_expect(strstr(r.out, "read sktest-sparse --hex --length 64: 0\n"), "%s", r.out);
+	result_free(&r);
+}
+
 Test(tool, gc_keeps_sysv_with_attaches)
 {
 	const char *n = sysv_name(5);

@@ -1116,7 +1116,8 @@ static int guarded_copy(void *dst, const void *src, size_t n)
 
 static int copy_fault(const char *name)
 {
-	return fail(name, "the segment shrank under its mapping (truncated behind shmkit's back)");
+	return fail(name, "the segment shrank under its mapping (truncated behind shmkit's back), "
+	            "or its pages cannot be had (file system full)");
 }
 
 /* Open a managed segment's data area, or a foreign one's whole mapping. */
@@ -1184,14 +1185,38 @@ static void hex_chunk(struct hexdump *h, size_t off, const unsigned char *buf, s
 	}
 }
 
-static int read_out(const char *name, const char *data, size_t off, size_t len, bool hex)
+/* Copy n bytes at off of the data area into buf: through the descriptor
+ * where there is one (a hole in a sparse tmpfs file reads as zeros and
+ * allocates nothing, where touching it through the mapping would SIGBUS
+ * on a full file system), else from the mapping, guarded.  0 or -errno. */
+static int read_bytes(shmkit_seg *seg, void *buf, size_t off, size_t n)
+{
+	struct shmkit_seg_stat st;
+	int fd = shmkit_seg_fd(seg);
+
+	if (fd >= 0 && shmkit_seg_stat(seg, &st) == 0) {
+		for (size_t got = 0; got < n;) {
+			ssize_t k = pread(fd, (char *)buf + got, n - got,
+			                  (off_t)(st.data_offset + off + got));
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				return k < 0 ? -errno : -EFAULT;
+			got += (size_t)k;
+		}
+		return 0;
+	}
+	return guarded_copy(buf, (const char *)shmkit_seg_data(seg) + off, n);
+}
+
+static int read_out(const char *name, shmkit_seg *seg, size_t off, size_t len, bool hex)
 {
 	static unsigned char buf[CHUNK];
 	struct hexdump h = { .have_prev = false };
 
 	for (size_t done = 0; done < len;) {
 		size_t n = len - done < CHUNK ? len - done : CHUNK;
-		if (guarded_copy(buf, data + off + done, n))
+		if (read_bytes(seg, buf, off + done, n))
 			return copy_fault(name);
 		if (hex)
 			hex_chunk(&h, off + done, buf, n);
@@ -1257,7 +1282,7 @@ int cmd_read(int argc, char **argv)
 		len = off <= size ? size - off : 0;
 	rc = check_range(name, size, off, len);
 	if (!rc)
-		rc = read_out(name, shmkit_seg_data(seg), off, len, hex);
+		rc = read_out(name, seg, off, len, hex);
 	shmkit_seg_close(seg);
 	return rc;
 }
