@@ -1255,12 +1255,15 @@ static int sub_stuck(shmkit_sub *sub, struct bus_slot *s, uint64_t w)
 	if (w != 0 && w_seq(w) == p && w_st(w) == ST_WRITING) {
 		/* Back-pressure waits for a live writer however long it holds
 		 * its record (publishers wait for readers, readers for
-		 * writers).  An overwrite bus never lets one writer hold its
-		 * readers up: a record held past STUCK_NS is taken from its
-		 * holder (a loan counted lost; its publish_loan gets -ESTALE,
-		 * a copier claims again).  The slot is not reused while the
+		 * writers); so does an overwrite bus for a live copier (a
+		 * memcpy from done: taking its record would only make lapped
+		 * readers count a sequence that carries the message again).
+		 * But an overwrite bus never lets a loan hold its readers up:
+		 * one held past STUCK_NS is taken from its holder (counted
+		 * lost; its publish_loan gets -ESTALE).  A dead writer's record
+		 * is taken in any mode.  The slot is not reused while the
 		 * holder may still write into it (holder_in_slot). */
-		if (b->delivery == SHMKIT_BUS_BACKPRESSURE) {
+		if (b->delivery == SHMKIT_BUS_BACKPRESSURE || !record_is_loan(b, w)) {
 			int in = holder_in_slot(b, w);
 			if (in < 0)
 				return in;

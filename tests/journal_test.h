@@ -8,6 +8,8 @@
 #ifndef SK_JOURNAL_TEST_H
 #define SK_JOURNAL_TEST_H
 
+#include <linux/magic.h>
+#include <sys/vfs.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdbool.h>
@@ -85,6 +87,27 @@ static inline const char *jt_new_path(void)
 	snprintf(p, sizeof(jt_dirs[0]), "/tmp/sktest-journal-%d-%d", (int)getpid(), n++);
 	jt_rmrf(p);
 	return p;
+}
+
+/* Like jt_new_path(), but in a directory on a disk-backed file system:
+ * /tmp, else /var/tmp, whichever is not tmpfs (whose pages are never
+ * clean, so page-cache tests mean nothing there).  NULL if neither is:
+ * the caller skips, and the skip is counted. */
+static inline const char *jt_new_disk_path(void)
+{
+	static const char *const dirs[] = { "/tmp", "/var/tmp" };
+	static int n;
+	struct statfs fs;
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (statfs(dirs[i], &fs) || fs.f_type == TMPFS_MAGIC || jt_ndirs >= JT_MAX_DIRS)
+			continue;
+		char *p = jt_dirs[jt_ndirs++];
+		snprintf(p, sizeof(jt_dirs[0]), "%s/sktest-journal-%d-d%d", dirs[i], (int)getpid(), n++);
+		jt_rmrf(p);
+		return p;
+	}
+	return NULL;
 }
 
 /* Remove every path jt_new_path() gave (TestSuite .fini). */

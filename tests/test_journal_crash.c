@@ -1023,7 +1023,13 @@ Test(journal_crash, synced_records_are_not_dirty_in_the_page_cache)
 			close(kflags);
 		cr_skip_test("needs /proc/kpageflags (root)");
 	}
-	const char *path = jt_new_path();
+	const char *path = jt_new_disk_path();
+	if (!path) {
+		close(pagemap);
+		close(kflags);
+		cr_skip_test("no disk-backed directory (/tmp and /var/tmp are tmpfs, whose pages "
+		             "are never clean)");
+	}
 	for (int policy = SHMKIT_DUR_NONE; policy <= SHMKIT_DUR_GROUP; policy += 1) {
 		if (policy == SHMKIT_DUR_ASYNC)
 			continue;
