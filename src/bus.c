@@ -119,13 +119,13 @@
  * ---- Stuck slots --------------------------------------------------------
  *
  * A reader at p that finds head > p but the slot not ready for 50 ms
- * looks closer.  WRITING(p) by publisher i: on a back-pressure bus, while
- * i is still in the slot (holder_in_slot: its entry's cur maps there and
- * its lock is held - alive, stopped or not) it keeps waiting; otherwise -
- * dead, or any writer that slow on an overwrite bus, whose readers never
- * wait for one writer - it CASes the word to taken(p, i), counted lost if
- * i's entry says it is a loan (`loaning`, set at P2); i's commit then
- * fails: -ESTALE for a loan, a copier claims again.  Not marked at all
+ * looks closer.  WRITING(p) by publisher i: while i is still in the slot
+ * (holder_in_slot: its entry's cur maps there and its lock is held -
+ * alive, stopped or not) it keeps waiting, except for a loan on an
+ * overwrite bus, whose readers never wait for one; otherwise (i dead, or
+ * that loan) it CASes the word to taken(p, i), counted lost if i's entry
+ * says it is a loan (`loaning`, set at P2); i's commit then fails:
+ * -ESTALE for a loan, a copier claims again.  Not marked at all
  * (the claimer stalled or died between P1 and P3): it gives p up - SKIP/
  * 510, or taken(p, holder) if the slot still holds a record whose holder
  * may write into it; a live but stalled claimer then fails P3 and claims
