@@ -142,7 +142,8 @@ enum shmkit_kind {
 #define SHMKIT_HUGE      0x0020u /* huge pages; -ENOMEM if none, -EINVAL if
                                     the backend cannot */
 #define SHMKIT_RAW       0x0040u /* open: attach as raw bytes, skip header */
-#define SHMKIT_NOSEAL    0x0080u /* memfd create: do not seal */
+#define SHMKIT_NOSEAL    0x0080u /* memfd create: do not seal; recv_fd: accept
+                                    an fd not sealed against shrinking */
 #define SHMKIT_PERSIST   0x0100u /* create: meant to outlive its creator; `shmkit
                                     gc` leaves it (remove it by name) */
 
@@ -238,7 +239,9 @@ int shmkit_seg_list(int (*fn)(const struct shmkit_seg_stat *st, void *arg),
 /* memfd only: send the segment's fd over a connected UNIX socket
  * (SCM_RIGHTS), and build a segment from a received one.  The receiver
  * maps it with opts (SHMKIT_RDONLY, SHMKIT_COW honoured).  recv_fd:
- * -ENOMSG if the message carries no fd, -ECONNRESET if the peer closed. */
+ * -ENOMSG if the message carries no fd, -ECONNRESET if the peer closed,
+ * -EPERM if the fd is not sealed against shrinking (its sender could
+ * truncate it under the mapping: SIGBUS) unless opts has SHMKIT_NOSEAL. */
 int shmkit_seg_send_fd(const shmkit_seg *seg, int sock);
 int shmkit_seg_recv_fd(shmkit_seg **out, int sock,
                        const struct shmkit_seg_opts *opts);

@@ -168,8 +168,22 @@ int shmkit_seg_recv_fd(shmkit_seg **out, int sock, const struct shmkit_seg_opts 
 	if (fd < 0)
 		return fd;
 	name_from_fd(fd, &n);
-	int err = sk_seg_from_fd(out, fd, &n, opts ? opts : &defaults);
-	if (err)
+	const struct shmkit_seg_opts *o = opts ? opts : &defaults;
+	int err = sk_seg_from_fd(out, fd, &n, o);
+	if (err) {
 		close(fd);
-	return err;
+		return err;
+	}
+	/* A sender that can still shrink the file could truncate it under
+	 * our mapping: our next access would be SIGBUS.  Refuse such an fd
+	 * unless the caller accepts the risk (SHMKIT_NOSEAL). */
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (!(o->flags & SHMKIT_NOSEAL) && (seals < 0 || !(seals & F_SEAL_SHRINK))) {
+		shmkit_seg_close(*out);
+		*out = NULL;
+		return sk_fail(-EPERM, "the received fd is not sealed against shrinking (%s): its "
+		               "sender could truncate it under our mapping; pass SHMKIT_NOSEAL to "
+		               "accept that", seals < 0 ? "no seals at all" : "no F_SEAL_SHRINK");
+	}
+	return 0;
 }

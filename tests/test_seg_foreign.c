@@ -289,7 +289,9 @@ static void expect_recv(int sv[2], const struct shmkit_seg_opts *o, int want)
 Test(seg_foreign, recv_fd_bad_messages)
 {
 	int sv[2];
-	struct shmkit_seg_opts raw = { .flags = SHMKIT_RAW }, quick = { .timeout_ns = 20 * MS };
+	/* These memfds are not sealed: NOSEAL accepts that (tested apart). */
+	struct shmkit_seg_opts raw = { .flags = SHMKIT_RAW | SHMKIT_NOSEAL },
+	                       quick = { .timeout_ns = 20 * MS, .flags = SHMKIT_NOSEAL };
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	/* No fd in the message: its own error, not "corrupt shared state". */
@@ -352,4 +354,26 @@ Test(seg_foreign, send_fd_without_fd)
 	cr_assert_eq(ea, -EINVAL);
 	cr_assert_eq(en, -EINVAL);
 	cr_assert_eq(eb, -EINVAL);
+}
+
+/* A received memfd its sender can still shrink is refused (a truncate
+ * would SIGBUS us) unless the caller accepts it; a sealed one is taken. */
+Test(seg_foreign, recv_fd_refuses_a_shrinkable_memfd)
+{
+	int sv[2];
+	struct shmkit_seg_opts raw = { .flags = SHMKIT_RAW }, rawok = { .flags = SHMKIT_RAW | SHMKIT_NOSEAL };
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	int fd = memfd_create("sktest-unsealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	cr_assert_eq(ftruncate(fd, 8192), 0);
+	cr_assert_eq(send_fds(sv[0], &fd, 1), 0);
+	expect_recv(sv, &raw, -EPERM);
+	cr_assert_eq(send_fds(sv[0], &fd, 1), 0);
+	expect_recv(sv, &rawok, 0);
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+	cr_assert_eq(send_fds(sv[0], &fd, 1), 0);
+	expect_recv(sv, &raw, 0);
+	close(fd);
+	close(sv[0]);
+	close(sv[1]);
 }
