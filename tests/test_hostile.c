@@ -102,3 +102,22 @@ Test(hostile, busy_text_names_this_handle_too)
 	shmkit_bus_unsubscribe(sub);
 	shmkit_bus_close(b);
 }
+
+/* A size the machine cannot hold is refused before anything is reserved:
+ * a 64 TiB memfd once ran posix_fallocate on shared memory until the OOM
+ * killer took unrelated processes.  (Do not run this against a build
+ * without the check: that is what it did.)  Nothing is left behind. */
+Test(hostile, sizes_beyond_memory_are_refused_up_front)
+{
+	const char *pn = sk_test_new_name("posix");
+	struct shmkit_seg_opts o = { .size = (size_t)1 << 46, .flags = SHMKIT_EXCL };
+	shmkit_seg *s = NULL;
+
+	int err = shmkit_seg_create(&s, "memfd:sktest-huge", &o);
+	cr_expect_eq(err, -ENOMEM, "memfd: %d (%s)", err, shmkit_errdetail());
+	cr_expect_null(s);
+	err = shmkit_seg_create(&s, pn, &o);
+	cr_expect(err == -ENOSPC || err == -ENOMEM, "posix: %d (%s)", err, shmkit_errdetail());
+	cr_expect_null(s);
+	cr_expect_eq(sk_test_exists(pn), 0, "a refused create leaves no name");
+}
