@@ -1036,6 +1036,22 @@ Test(tool, full_dev_shm_and_a_sparse_segment_do_not_kill_the_tool)
 	result_free(&r);
 }
 
+/* ls on a machine with no segment at all (a private, empty /dev/shm and
+ * IPC namespace): an empty listing, not qsort(NULL, 0) - undefined
+ * behaviour the sanitizer run caught when CI's /dev/shm was empty. */
+Test(tool, ls_of_nothing)
+{
+	static const char script[] =
+		"mount -t tmpfs tmpfs /dev/shm || exit 90\n"
+		"\"$0\" ls --all --json && \"$0\" ls --all\n";
+	struct result r = run_prog("/usr/bin/unshare", NULL, 0,
+	                           ARGV((char *)"unshare", (char *)"--mount", (char *)"--ipc",
+	                                (char *)"sh", (char *)"-c", (char *)script, (char *)tool()));
+	expect(r, 0);
+	cr_expect(!strncmp(r.out, "[]", 2), "%s", r.out);
+	result_free(&r);
+}
+
 Test(tool, gc_keeps_sysv_with_attaches)
 {
 	const char *n = sysv_name(5);

@@ -497,7 +497,8 @@ int cmd_ls(int argc, char **argv)
 		add_unlisted_posix(&r);
 		add_unlisted_sysv(&r);
 	}
-	qsort(r.v, r.n, sizeof(*r.v), row_cmp);
+	if (r.n) /* r.v is NULL when nothing was found: no qsort(NULL, 0) */
+		qsort(r.v, r.n, sizeof(*r.v), row_cmp);
 	if (json)
 		ls_print_json(&r);
 	else
