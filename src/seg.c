@@ -333,6 +333,12 @@ static int header_check(shmkit_seg *s, int64_t timeout_ns)
 	if (off < sizeof(*h) || off > map_size || size > map_size - off)
 		return sk_fail(-EBADMSG, "header data area %llu+%llu out of bounds",
 		               (unsigned long long)off, (unsigned long long)size);
+	/* Page-aligned, as every creator lays it out: a misaligned data
+	 * area would misalign every futex word and atomic in it (EINVAL
+	 * from the kernel, undefined behaviour here). */
+	if (off % sk_page_size())
+		return sk_fail(-EBADMSG, "header data offset %llu is not page-aligned",
+		               (unsigned long long)off);
 	s->kind = (int)kind;
 	s->data_off = off;
 	s->data_size = size;
@@ -839,7 +845,7 @@ int shmkit_parse_size(const char *s, size_t *out)
 {
 	char *end;
 
-	if (!s || !out || !*s || *s == '-' || isspace((unsigned char)*s))
+	if (!s || !out || !*s || *s == '-' || *s == '+' || isspace((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);

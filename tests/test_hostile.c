@@ -121,3 +121,35 @@ Test(hostile, sizes_beyond_memory_are_refused_up_front)
 	cr_expect_null(s);
 	cr_expect_eq(sk_test_exists(pn), 0, "a refused create leaves no name");
 }
+
+/* A header whose data offset is in bounds but not page-aligned (every
+ * futex word and atomic in the data area would be misaligned): -EBADMSG
+ * at open, saying why. */
+Test(hostile, misaligned_data_offset_is_ebadmsg)
+{
+	const char *name = sk_test_new_name("posix");
+	struct shmkit_seg_opts o = { .size = 4096, .flags = SHMKIT_EXCL };
+	shmkit_seg *s, *raw;
+
+	cr_assert_eq(shmkit_seg_create(&s, name, &o), 0);
+	shmkit_seg_close(s);
+	cr_assert_eq(shmkit_seg_open(&raw, name, &(struct shmkit_seg_opts){ .flags = SHMKIT_RAW }), 0);
+	uint64_t off = 4096 + 64, size = 100;                    /* header: data_off at 32, */
+	memcpy((char *)shmkit_seg_data(raw) + 32, &off, 8);     /* data_size at 40 */
+	memcpy((char *)shmkit_seg_data(raw) + 40, &size, 8);
+	shmkit_seg_close(raw);
+	int err = shmkit_seg_open(&s, name, NULL);
+	cr_expect_eq(err, -EBADMSG);
+	cr_expect(strstr(shmkit_errdetail(), "page-aligned"), "%s", shmkit_errdetail());
+}
+
+/* Sizes are plain numbers: a sign is no size. */
+Test(hostile, size_with_a_sign_is_einval)
+{
+	size_t v;
+
+	cr_expect_eq(shmkit_parse_size("+5", &v), -EINVAL);
+	cr_expect_eq(shmkit_parse_size("-5", &v), -EINVAL);
+	cr_expect_eq(shmkit_parse_size("5K", &v), 0);
+	cr_expect_eq(v, 5120);
+}

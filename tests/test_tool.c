@@ -1052,6 +1052,19 @@ Test(tool, ls_of_nothing)
 	result_free(&r);
 }
 
+/* An empty name and a signed size: errors that name their cause. */
+Test(tool, empty_name_and_signed_size)
+{
+	struct result r = SK("create", (char *)"", "--size", "4K");
+	expect_fail(r, 1, "(empty name)");
+	cr_expect(strstr(r.err, "empty segment name"), "%s", r.err);
+	result_free(&r);
+	r = SK("create", (char *)posix_name(), "--size", "+5");
+	expect_fail(r, 2, "create");
+	cr_expect(strstr(r.err, "'+5' is not a size"), "%s", r.err);
+	result_free(&r);
+}
+
 Test(tool, gc_keeps_sysv_with_attaches)
 {
 	const char *n = sysv_name(5);

@@ -126,6 +126,8 @@ int tool_err(const char *what, int err)
 {
 	const char *detail = shmkit_errdetail();
 
+	if (what && !*what)
+		what = "(empty name)"; /* not "shmkit: : ..." */
 	if (detail && *detail)
 		fprintf(stderr, "shmkit: %s: %s (%s)\n", what, shmkit_strerror(err), detail);
 	else
