@@ -601,6 +601,8 @@ enum shmkit_durability {
 
 #define SHMKIT_JOURNAL_WRITE 0x100000u /* open for appending (one writer) */
 #define SHMKIT_JOURNAL_CREATE 0x200000u /* create if missing */
+#define SHMKIT_JOURNAL_ANY_OWNER 0x400000u /* write into a journal directory
+                                        owned by another (non-root) user */
 
 struct shmkit_journal_opts {
 	unsigned flags;          /* SHMKIT_JOURNAL_* */

@@ -2260,6 +2260,32 @@ static void repair_announce(struct shmkit_journal *j)
 	shmkit_ec_inc(&j->m->tail);
 }
 
+/* Open the journal directory.  Its last component is never followed if
+ * it is a symbolic link (ELOOP; what comes before it is followed, as for
+ * file: paths).  A writer (or repair) refuses a directory owned by another
+ * user than itself or root, who could plant links or swap files in it,
+ * unless SHMKIT_JOURNAL_ANY_OWNER.  The descriptor or -errno. */
+static int journal_dir_open(const char *path, bool writing, unsigned flags)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0) {
+		int err = sk_neg_errno();
+		/* O_DIRECTORY may say ENOTDIR before O_NOFOLLOW says ELOOP. */
+		if (err == -ELOOP || (err == -ENOTDIR && !lstat(path, &st) && S_ISLNK(st.st_mode)))
+			return sk_fail(-ELOOP, "%s is a symbolic link: give the real path", path);
+		return sk_fail(err, "cannot open journal directory %s", path);
+	}
+	if (writing && !(flags & SHMKIT_JOURNAL_ANY_OWNER) && !fstat(fd, &st) &&
+	    st.st_uid != geteuid() && st.st_uid != 0) {
+		close(fd);
+		return sk_fail(-EPERM, "%s belongs to uid %u, not to us: refusing to write "
+		               "there (SHMKIT_JOURNAL_ANY_OWNER accepts it)", path, (unsigned)st.st_uid);
+	}
+	return fd;
+}
+
 static int journal_check(const char *path, struct shmkit_journal_report *rep, bool fix)
 {
 	struct check c = { .rep = rep, .fix = fix };
@@ -2276,9 +2302,9 @@ static int journal_check(const char *path, struct shmkit_journal_report *rep, bo
 	if (!j)
 		return -ENOMEM;
 	j->writer = fix;
-	j->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	j->dirfd = journal_dir_open(path, fix, 0);
 	if (j->dirfd < 0)
-		err = sk_fail(sk_neg_errno(), "cannot open journal directory %s", path);
+		err = j->dirfd;
 	else if ((err = meta_open(j, false, &created)) == -EBADMSG || err == -ENOENT)
 		err = meta_repair(j, &c, err);
 	else if (!err && fix)
@@ -2299,7 +2325,7 @@ static int journal_check(const char *path, struct shmkit_journal_report *rep, bo
 
 static int open_opts(shmkit_journal *j, const struct shmkit_journal_opts *o)
 {
-	if (o->flags & ~(SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE))
+	if (o->flags & ~(SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE | SHMKIT_JOURNAL_ANY_OWNER))
 		return sk_fail(-EINVAL, "unknown journal flags 0x%x", o->flags);
 	if ((o->flags & SHMKIT_JOURNAL_CREATE) && !(o->flags & SHMKIT_JOURNAL_WRITE))
 		return sk_fail(-EINVAL, "SHMKIT_JOURNAL_CREATE needs SHMKIT_JOURNAL_WRITE");
@@ -2334,7 +2360,19 @@ static int make_dir(const shmkit_journal *j, unsigned flags)
 		return 0;
 	mode_t dmode = j->mode | ((j->mode & 0444) >> 2); /* x wherever r */
 	if (mkdir(j->path, dmode) == 0) {
-		chmod(j->path, dmode); /* umask must not narrow it */
+		/* The umask must not narrow the mode: set it through the
+		 * directory we made, never by name - a user who can write
+		 * the parent could swap a link in between, and chmod would
+		 * follow it to a file of ours (O_NOFOLLOW: then ELOOP). */
+		int fd = open(j->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || fchmod(fd, dmode)) {
+			int err = sk_fail(sk_neg_errno(), "cannot set the mode of %s (replaced "
+			                  "while we made it?)", j->path);
+			if (fd >= 0)
+				close(fd);
+			return err;
+		}
+		close(fd);
 		return 1;
 	}
 	return errno == EEXIST ? 0 : sk_fail(sk_neg_errno(), "cannot create directory %s", j->path);
@@ -2395,9 +2433,9 @@ int shmkit_journal_open(shmkit_journal **out, const char *path,
 	if (!j)
 		return -ENOMEM;
 	if (!(err = open_opts(j, o)) && (made_dir = make_dir(j, o->flags)) >= 0) {
-		j->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		j->dirfd = journal_dir_open(path, j->writer, o->flags);
 		if (j->dirfd < 0)
-			err = sk_fail(sk_neg_errno(), "cannot open journal directory %s", path);
+			err = j->dirfd;
 		else if (!(err = meta_open(j, o->flags & SHMKIT_JOURNAL_CREATE, &made_meta)) && j->writer)
 			err = writer_start(j);
 	} else if (!err) {

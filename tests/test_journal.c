@@ -13,6 +13,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1013,4 +1014,35 @@ Test(journal, no_descriptor_or_memory_left_by_open_close)
 	cr_assert_eq(shmkit_journal_open(&j, path, &o), -EBUSY);
 	shmkit_journal_close(a);
 	cr_assert_eq(sk_test_fd_count(), before, "a refused open leaks no fd");
+}
+
+/* A journal path that is a symbolic link is not followed (root's writer
+ * once wrote journal.meta and a data file into the link's target), and a
+ * writer refuses a directory another user owns unless told to accept it;
+ * a reader may read it. */
+Test(journal, symlinked_or_foreign_directories_are_refused)
+{
+	const char *target = jt_new_path(), *link = jt_new_path();
+	struct shmkit_journal_opts w = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
+	                                 .file_size = 65536, .max_record = 1024 };
+	shmkit_journal *j;
+
+	cr_assert_eq(mkdir(target, 0700), 0);
+	cr_assert_eq(symlink(target, link), 0);
+	cr_expect_eq(shmkit_journal_open(&j, link, &w), -ELOOP, "%s", shmkit_errdetail());
+	char meta[PATH_MAX];
+	snprintf(meta, sizeof(meta), "%s/journal.meta", target);
+	cr_expect_eq(access(meta, F_OK), -1, "nothing was written through the link");
+	unlink(link);
+
+	cr_assert_eq(chown(target, 65534, 65534), 0);
+	int err = shmkit_journal_open(&j, target, &w);
+	cr_expect_eq(err, -EPERM, "a writer in another user's directory: %d %s", err,
+	             shmkit_errdetail());
+	w.flags |= SHMKIT_JOURNAL_ANY_OWNER;
+	cr_assert_eq(shmkit_journal_open(&j, target, &w), 0, "%s", shmkit_errdetail());
+	cr_expect_eq(shmkit_journal_append(j, "x", 1, NULL), 0);
+	shmkit_journal_close(j);
+	cr_assert_eq(shmkit_journal_open(&j, target, NULL), 0, "a reader may read it");
+	shmkit_journal_close(j);
 }
