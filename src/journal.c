@@ -500,8 +500,12 @@ static int file_check(struct skj_file *f, const struct shmkit_journal *j, uint64
 		return err;
 	if (h.journal_id != j->jid)
 		return sk_fail(-EPROTO, "%s: belongs to another journal", f->seg.name.path);
-	if (h.max_record > j->max_record)
-		return sk_fail(-EBADMSG, "%s: header sizes out of bounds", f->seg.name.path);
+	/* Every file of a journal has the max_record of its journal.meta: a
+	 * smaller one would have writer recovery cut valid records as too
+	 * long, a larger one let records past the journal's limit through. */
+	if (h.max_record != j->max_record)
+		return sk_fail(-EBADMSG, "%s: header says max_record %u, journal.meta %u",
+		               f->seg.name.path, h.max_record, j->max_record);
 	f->first_seq = first_seq;
 	f->file_size = h.file_size;
 	f->max_record = h.max_record;

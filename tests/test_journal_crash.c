@@ -1068,3 +1068,50 @@ Test(journal_crash, synced_records_are_not_dirty_in_the_page_cache)
 	close(pagemap);
 	close(kflags);
 }
+
+/* A data file whose header (checksum and all) says a smaller max_record
+ * than journal.meta: its records are no longer "too long" for it - the
+ * file is damaged, and nothing valid is cut.  (Before, writer recovery
+ * took the header's word, zeroed a valid record, append returned 0 and
+ * readers got -EBADMSG.) */
+Test(journal_crash, data_file_disagreeing_with_meta_is_damaged_not_cut)
+{
+	const char *path = jt_new_path();
+	struct shmkit_journal_opts w = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
+	                                 .file_size = 65536, .max_record = 1024 };
+	shmkit_journal *j;
+	char rec[100], f[256];
+
+	memset(rec, 'r', sizeof(rec));
+	cr_assert_eq(shmkit_journal_open(&j, path, &w), 0, "%s", shmkit_errdetail());
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(shmkit_journal_append(j, rec, sizeof(rec), NULL), 0);
+	shmkit_journal_close(j);
+	snprintf(f, sizeof(f), "%s/%020d.skj", path, 1);
+	int fd = open(f, O_RDWR);
+	cr_assert_geq(fd, 0);
+	struct skj_fhdr h;
+	cr_assert_eq(pread(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	h.max_record = 16; /* smaller than every record in the file */
+	h.crc = sk_crc32c(0, &h, offsetof(struct skj_fhdr, crc));
+	cr_assert_eq(pwrite(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	close(fd);
+
+	w.flags = SHMKIT_JOURNAL_WRITE;
+	int err = shmkit_journal_open(&j, path, &w);
+	if (!err)
+		shmkit_journal_close(j);
+	cr_expect_eq(err, -EBADMSG, "the writer took the header's word: %d %s", err,
+	             shmkit_errdetail());
+	struct shmkit_journal_report rep;
+	cr_expect_eq(shmkit_journal_verify(path, &rep), -EBADMSG, "verify sees the damage");
+	cr_expect_eq(shmkit_journal_repair(path, &rep), 0, "%s", shmkit_errdetail());
+	cr_assert_eq(shmkit_journal_open(&j, path, NULL), 0);
+	struct shmkit_record r;
+	int n = 0;
+	while (shmkit_journal_next(j, &r, 0) == 1)
+		n++;
+	shmkit_journal_close(j);
+	cr_expect_eq(n, 10, "valid records were cut: %d left", n);
+	cr_expect_eq(shmkit_journal_verify(path, &rep), 0, "sound after repair");
+}
