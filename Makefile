@@ -182,3 +182,7 @@ install: lib tool bench-bin
 
 clean:
 	rm -rf build
+
+# Further checks, one file each (fuzzing, fault loops, models, TSan stress):
+# each defines its own targets from the variables above.
+-include $(wildcard mk/*.mk)
