@@ -26,6 +26,9 @@
  *                  at create time, never as SIGBUS later
  *   -EPROTO        not a shmkit segment of this kind, or incompatible layout
  *   -EBADMSG       corrupt shared state detected
+ *   -EIO           the segment was truncated under this handle by another
+ *                  process: its memory reads as zeros, every call fails
+ *                  so, the process does not die (SHMKIT_SIGBUS in shmkit(3))
  *   -EAGAIN        empty or full in a non-blocking call
  *   -ETIMEDOUT     a bounded wait ran out
  *   -EMSGSIZE      message larger than the service allows

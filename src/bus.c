@@ -703,6 +703,8 @@ static int pub_register(shmkit_bus *b)
  * parent's entry is the parent's). */
 static inline int pub_ready(shmkit_bus *b)
 {
+	if (sk_map_lost(b->seg)) /* shrunk by a peer: guard.c */
+		return sk_map_check(b->seg);
 	if (SK_LIKELY(b->pub_idx >= 0 && b->peer.gen == sk_fork_gen_now()))
 		return 0;
 	return pub_rejoin(b);
@@ -984,6 +986,8 @@ static int bp_claim_wait(shmkit_bus *b, uint64_t *seq)
 		 * first check; the caller's deadline decides. */
 		if (r != -ETIMEDOUT && r != -EAGAIN)
 			return r;
+		if ((r = sk_map_check(b->seg))) /* truncated by a peer: guard.c */
+			return r;
 		if (sk_now_ns() < deadline)
 			continue;
 		if (!waited && !round)
@@ -1140,6 +1144,8 @@ int shmkit_bus_publish_loan(shmkit_bus *bus, size_t len)
 	if (len > bus->max_msg)
 		return sk_fail(-EMSGSIZE, "%zu bytes exceed max_msg %u (the loan stays open)",
 		               len, bus->max_msg);
+	if (sk_map_lost(bus->seg)) /* the loan is guard.c's zeros */
+		return sk_map_check(bus->seg);
 	/* Relaxed: released by the commit CAS (P5). */
 	sk_store_relaxed(&slot_at(bus, bus->loan_seq)->len, (uint32_t)len);
 	if (pub_commit(bus, ST_MSG))
@@ -1180,6 +1186,8 @@ int shmkit_bus_publish(shmkit_bus *bus, const void *msg, size_t len, int64_t tim
 		sk_store_relaxed(&s->len, (uint32_t)len);
 		if (len) /* msg may be NULL for an empty message */
 			memcpy(s->data, msg, len);
+		if (sk_map_lost(bus->seg)) /* copied into guard.c's zeros */
+			return sk_map_check(bus->seg);
 		if (pub_commit(bus, ST_MSG) == 0)
 			return 0;
 	}
@@ -1416,6 +1424,10 @@ static int sub_wait(shmkit_sub *sub)
 		int r = sk_wait_for(&sub->bus->ctl->published, sub->wait, slice, sub_ready, sub, &waited);
 		if (r != -ETIMEDOUT && r != -EAGAIN)
 			return r;
+		/* Nobody wakes a sleeper on a segment a peer truncated: each
+		 * slice looks (guard.c). */
+		if ((r = sk_map_check(sub->bus->seg)))
+			return r;
 		if (sk_now_ns() >= deadline)
 			return !waited && !round ? -EAGAIN : -ETIMEDOUT;
 	}
@@ -1443,6 +1455,8 @@ static int sub_expired(shmkit_sub *sub, unsigned tries)
 static int sub_next(shmkit_sub *sub, uint64_t *w)
 {
 	for (unsigned tries = 0;; tries++) {
+		if (sk_map_lost(sub->bus->seg)) /* shrunk by a peer: guard.c */
+			return sk_map_check(sub->bus->seg);
 		int r = sub_locate(sub, w);
 		if (r == 1 || r < 0)
 			return r < 0 ? r : 0;
@@ -1467,6 +1481,8 @@ ssize_t shmkit_sub_recv(shmkit_sub *sub, void *buf, size_t cap, uint64_t *lost, 
 		if (err || (err = sub_next(sub, &w)))
 			return err;
 		ssize_t n = sub_copy(sub, w, buf, cap, lost);
+		if (sk_map_lost(sub->bus->seg)) /* what was copied may be zeros */
+			return sk_map_check(sub->bus->seg);
 		if (n != SUB_RETRY)
 			return n;
 	}

@@ -713,6 +713,8 @@ static inline int publish(shmkit_chan *ch, uint64_t pos, uint64_t word, size_t l
 	struct sk_chan_slot *s = slot_at(ch, pos);
 	struct sk_chan_ctl *c = ch->ctl;
 
+	if (sk_map_lost(ch->seg)) /* the payload went to a lost mapping */
+		return sk_map_check(ch->seg);
 	if (ch->spsc) {
 		/* Relaxed: published by the release store of seq next. */
 		sk_store_relaxed(&s->len, (uint32_t)len);
@@ -749,6 +751,8 @@ static inline int consumed(shmkit_chan *ch, uint64_t pos, uint64_t word)
 {
 	struct sk_chan_ctl *c = ch->ctl;
 
+	if (sk_map_lost(ch->seg)) /* what was read may be the zeros of guard.c */
+		return sk_map_check(ch->seg);
 	if (ch->spsc) {
 		/* Release: pairs with the producer's acquire load of head
 		 * (spsc_claim_send): our reads of the slot are done. */
@@ -899,6 +903,10 @@ static SK_COLD int claim_wait(shmkit_chan *ch, int side, struct attempt *a, int6
 		r = sk_wait_for(ec, ch->wait, until, try, a, &waited);
 		if (r != -ETIMEDOUT && r != -EAGAIN)
 			return r;
+		/* A sleeper on a segment a peer truncated is woken by nobody:
+		 * each slice looks (guard.c). */
+		if ((r = sk_map_check(ch->seg)))
+			return r;
 		if (until == deadline)
 			return -ETIMEDOUT;
 	}
@@ -911,6 +919,8 @@ static inline int claim(shmkit_chan *ch, int side, struct attempt *a, int64_t ti
 
 	if (SK_UNLIKELY(r = identity_check(ch)))
 		return r;
+	if (sk_map_lost(ch->seg)) /* shrunk by a peer: guard.c */
+		return sk_map_check(ch->seg);
 	if (SK_UNLIKELY(ch->spsc && !ch->role[side]) && (r = role_take(ch, side)))
 		return r;
 	if (side == PROD)

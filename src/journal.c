@@ -918,8 +918,7 @@ static int64_t file_cut_range(struct skj_file *f, size_t first, size_t last_end)
 			err = sk_neg_errno();
 		if (err)
 			return err;
-		munmap(f->seg.map, f->seg.map_size);
-		f->seg.map = NULL;
+		sk_fd_unmap(&f->seg);
 		f->seg.fd = -1;
 		if ((err = file_map(f, fd, true)))
 			return err;
@@ -1603,6 +1602,10 @@ static int cur_wait(struct shmkit_journal *j, struct shmkit_record *rec, int64_t
 			return 1;
 		if (err != -ETIMEDOUT && err != -EAGAIN)
 			return err;
+		/* journal.meta or the file being read truncated by another
+		 * process: nobody wakes us, each slice looks (guard.c). */
+		if ((err = sk_map_check(&j->meta_seg)) || (j->r && (err = sk_map_check(&j->r->seg))))
+			return err;
 		if (sk_now_ns() >= deadline)
 			return -ETIMEDOUT;
 		j->rlooked = false;
@@ -2130,9 +2133,7 @@ static int meta_recover(struct shmkit_journal *j, const uint64_t *seqs, size_t n
  * (none opens a damaged meta, and we hold the lock). */
 static int meta_rewrite(struct shmkit_journal *j, const struct skj_meta *h)
 {
-	if (j->meta_seg.map)
-		munmap(j->meta_seg.map, j->meta_seg.map_size);
-	j->meta_seg.map = NULL;
+	sk_fd_unmap(&j->meta_seg);
 	int err = meta_write(j, j->meta_seg.fd, h, SKJ_META_NAME);
 	if (err || (err = meta_map(j)))
 		return err;

@@ -117,6 +117,8 @@ struct shmkit_seg {
 	int64_t created_ns;
 	uint32_t version;
 	uint32_t hdr_flags;       /* SK_HDR_* from the header */
+	unsigned guard;           /* guard.c slot + 1 of a file-backed mapping,
+	                             0 if unguarded */
 };
 
 /*
@@ -177,6 +179,32 @@ int sk_fd_reserve(int fd, size_t size);
 int sk_fd_map(shmkit_seg *s, int fd, const struct shmkit_seg_opts *o);
 int sk_fd_link(shmkit_seg *s, const char *path);
 void sk_fd_close(shmkit_seg *s);
+/* Unmap s->map (guard slot first) and clear it; the fd stays. */
+void sk_fd_unmap(shmkit_seg *s);
+
+/* guard.c: a file-backed mapping that another process shrinks costs this
+ * process an -EIO, never a SIGBUS (the argument is at the top of
+ * guard.c).  sk_guard_add enters s->map in the table (after mmap),
+ * sk_guard_remove takes it out (before munmap).  sk_map_check: 0, or -EIO
+ * once the mapping was lost or the file is smaller than the mapping;
+ * services call it where their waits slice, and on their entry points. */
+#define SK_GUARD_SLOTS 4096 /* mappings guarded at once; more go unguarded */
+extern unsigned char sk_guard_lost[SK_GUARD_SLOTS];
+
+/* The handler replaced this mapping: every service call on it is -EIO
+ * (sk_map_check says why).  Two loads; for the hot paths. */
+static inline bool sk_map_lost(const shmkit_seg *s)
+{
+	/* relaxed: pairs with the handler's relaxed store; a late sight
+	 * of the mark costs one more call or slice, nothing else (the
+	 * memory it guards reads as zeros, which every reader bounds). */
+	return SK_UNLIKELY(s->guard && __atomic_load_n(&sk_guard_lost[s->guard - 1],
+	                                               __ATOMIC_RELAXED));
+}
+
+void sk_guard_add(shmkit_seg *s);
+void sk_guard_remove(shmkit_seg *s);
+int sk_map_check(const shmkit_seg *s);
 int sk_fd_stat(const shmkit_seg *s, struct shmkit_seg_stat *st);
 int sk_map_prot(unsigned flags);
 int sk_map_flags(unsigned flags);

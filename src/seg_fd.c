@@ -122,6 +122,7 @@ int sk_fd_map(shmkit_seg *s, int fd, const struct shmkit_seg_opts *o)
 	if (p == MAP_FAILED)
 		return sk_fail(sk_neg_errno(), "mmap of %zu bytes failed", s->map_size);
 	s->map = p;
+	sk_guard_add(s);
 	return 0;
 }
 
@@ -140,13 +141,19 @@ int sk_fd_link(shmkit_seg *s, const char *path)
 	return 0;
 }
 
-void sk_fd_close(shmkit_seg *s)
+void sk_fd_unmap(shmkit_seg *s)
 {
+	sk_guard_remove(s);
 	if (s->map)
 		munmap(s->map, s->map_size);
+	s->map = NULL;
+}
+
+void sk_fd_close(shmkit_seg *s)
+{
+	sk_fd_unmap(s);
 	if (s->fd >= 0)
 		close(s->fd);
-	s->map = NULL;
 	s->fd = -1;
 }
 
