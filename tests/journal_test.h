@@ -1,7 +1,7 @@
 /*
  * journal_test.h - what the journal tests and their helper program share:
  * the deterministic payload of record SEQ, and journal directories under
- * /tmp/sktest-journal-PID-N removed by the test's .fini even when an
+ * /tmp/sktest-RUN-PID-jN removed by the test's .fini even when an
  * assertion fails.  Plain C (no Criterion), static inline: each includer
  * gets its own copy.
  */
@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "lib_test.h"
 
 /* Payload of record seq: 0..max bytes (some empty, some long), each byte
  * a function of seq and its index. */
@@ -77,14 +79,16 @@ static inline void jt_rmrf(const char *path)
 	nftw(path, jt_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* A fresh journal path (not created): /tmp/sktest-journal-PID-N. */
+/* A fresh journal path (not created): /tmp/sktest-RUN-PID-jN
+ * (lib_test.h: the naming rule). */
 static inline const char *jt_new_path(void)
 {
 	static int n;
 	if (jt_ndirs >= JT_MAX_DIRS)
 		return NULL;
-	char *p = jt_dirs[jt_ndirs++];
-	snprintf(p, sizeof(jt_dirs[0]), "/tmp/sktest-journal-%d-%d", (int)getpid(), n++);
+	char *p = jt_dirs[jt_ndirs++], base[64], tag[32];
+	snprintf(tag, sizeof(tag), "j%d", n++);
+	snprintf(p, sizeof(jt_dirs[0]), "/tmp/%s", sk_test_base(base, sizeof(base), tag));
 	jt_rmrf(p);
 	return p;
 }
@@ -102,8 +106,9 @@ static inline const char *jt_new_disk_path(void)
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if (statfs(dirs[i], &fs) || fs.f_type == TMPFS_MAGIC || jt_ndirs >= JT_MAX_DIRS)
 			continue;
-		char *p = jt_dirs[jt_ndirs++];
-		snprintf(p, sizeof(jt_dirs[0]), "%s/sktest-journal-%d-d%d", dirs[i], (int)getpid(), n++);
+		char *p = jt_dirs[jt_ndirs++], base[64], tag[32];
+		snprintf(tag, sizeof(tag), "jd%d", n++);
+		snprintf(p, sizeof(jt_dirs[0]), "%s/%s", dirs[i], sk_test_base(base, sizeof(base), tag));
 		jt_rmrf(p);
 		return p;
 	}

@@ -24,27 +24,38 @@
 #define SK_TEST_MAX_ARGS 32
 #define SK_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-static unsigned name_counter;
+static unsigned name_counter, sysv_counter;
+
+/* Export the run id before Criterion forks or execs its workers and
+ * before any helper starts, so every process of this binary's run names
+ * things alike (lib_test.h: sk_test_run_id). */
+__attribute__((constructor)) static void run_id_init(void)
+{
+	sk_test_run_id();
+}
 
 char *sk_test_name(char *buf, size_t len, const char *prefix)
 {
-	unsigned pid = (unsigned)getpid(), n = name_counter++;
+	unsigned n = name_counter++;
+	char tag[16], base[64];
 	int w;
 
+	snprintf(tag, sizeof(tag), "%u", n);
+	if (!sk_test_base(base, sizeof(base), tag))
+		return NULL;
 	if (!strcmp(prefix, "posix"))
-		w = snprintf(buf, len, "posix:/sktest-%u-%u", pid, n);
+		w = snprintf(buf, len, "posix:/%s", base);
 	else if (!strcmp(prefix, "file"))
-		w = snprintf(buf, len, "file:/tmp/sktest-%u-%u", pid, n);
+		w = snprintf(buf, len, "file:/tmp/%s", base);
 	else if (!strcmp(prefix, "memfd"))
-		w = snprintf(buf, len, "memfd:sktest-%u-%u", pid, n);
+		w = snprintf(buf, len, "memfd:%s", base);
 	else if (!strcmp(prefix, "anon"))
 		w = snprintf(buf, len, "anon");
-	else if (!strcmp(prefix, "sysv")) /* 0x5 in the top nibble, 22 pid bits, 6 counter bits */
-		w = snprintf(buf, len, "sysv:0x%08x",
-		             0x50000000u | ((pid & 0x3fffffu) << 6) | (n & 0x3fu));
+	else if (!strcmp(prefix, "sysv")) /* 0..31; sk_test_sysv_key(n) by hand: 32..63 */
+		w = snprintf(buf, len, "sysv:0x%08x", sk_test_sysv_key(sysv_counter++ & 0x1fu));
 	else if (!strcmp(prefix, "ftok")) {
-		char path[64];
-		snprintf(path, sizeof(path), "/tmp/sktest-%u-%u.ftok", pid, n);
+		char path[96];
+		snprintf(path, sizeof(path), "/tmp/%s.ftok", base);
 		int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return NULL;

@@ -3,10 +3,37 @@
  * into each of them by the Makefile).  Plain C, no Criterion asserts, so
  * forked children may call them too.
  *
+ * THE NAMING RULE: every object a test makes that outlives a process - a
+ * file in /dev/shm, a System V segment, a file or directory in /tmp or
+ * /var/tmp (journals, ftok files, fifos, links, mkdtemp directories) -
+ * gets its name from the helpers below, never from a pid or a fixed string
+ * of its own.  Names carry the run id (SKTEST_RUN, exported by
+ * scripts/run-tests.sh and scripts/stress.sh; without them, the pid of the
+ * test binary), and the scripts check after a run only the names of that
+ * run: whatever another program on the machine makes meanwhile is not the
+ * suite's, and whatever of the run's is left fails the run.
+ *   /dev/shm, /tmp, /var/tmp   "sktest-RUN-PID-TAG": sk_test_base(), or
+ *                              sk_test_name() for a segment name.  A name
+ *                              may have a prefix before it ("sem.", a
+ *                              directory) and a suffix after it
+ *                              (mkdtemp's "-XXXXXX", ".ftok").
+ *   System V keys              sk_test_sysv_key(): 01 in the top two bits,
+ *                              12 bits of the run id, 12 of the pid and a
+ *                              6-bit counter; the library's lock file
+ *                              /dev/shm/.shmkit-sysv-KEY.lock follows from
+ *                              the key.  (ftok keys come from an inode: an
+ *                              ftok segment is checked through its file,
+ *                              "/tmp/sktest-RUN-PID-N.ftok".)
+ * Memfd names and abstract sockets leave nothing behind; they may use
+ * sk_test_base() too.  Segments made by other programs (ipcmk: a random
+ * key) cannot carry the run id: the test removes them itself.
+ *
  *   Unique names   sk_test_name() gives a segment name no other test
- *                  process uses (the pid is in it), for any backend;
- *                  sk_test_remove() removes whatever such a name made;
- *                  sk_test_new_name() + sk_test_cleanup() (.fini) do both.
+ *                  process uses (run id and pid are in it), for any
+ *                  backend; sk_test_remove() removes whatever such a name
+ *                  made; sk_test_new_name() + sk_test_cleanup() (.fini) do
+ *                  both.  sk_test_base() and sk_test_sysv_key() for names
+ *                  made by hand (see the rule above).
  *   Processes      sk_test_fork() runs a function in a child that dies with
  *                  the test; sk_test_spawn()/sk_test_finish()/sk_test_run()
  *                  exec a helper program from the directory of the test
@@ -25,12 +52,63 @@
 #define SK_LIB_TEST_H
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 
-/* Write a unique segment name into buf for the backend named by prefix:
- *   "posix" -> "posix:/sktest-PID-N"        "file"  -> "file:/tmp/sktest-PID-N"
- *   "sysv"  -> "sysv:0xKEY" (key from PID, N) "memfd" -> "memfd:sktest-PID-N"
- *   "ftok"  -> "sysv:/tmp/sktest-PID-N.ftok:1" (creates that empty file)
+/* The run id: SKTEST_RUN if it is 1-8 lowercase hex digits, else this
+ * process's pid in hex, then exported as SKTEST_RUN to everything it
+ * starts (lib_test.c does so in a constructor of every test binary).
+ * Inline, like the two below: programs that do not link lib_test.c (the
+ * stress programs) name things by the same rule. */
+static inline const char *sk_test_run_id(void)
+{
+	static char id[9];
+	const char *env = getenv("SKTEST_RUN");
+	size_t n = env ? strspn(env, "0123456789abcdef") : 0;
+
+	if (id[0])
+		return id;
+	if (n >= 1 && n <= 8 && env[n] == '\0') {
+		memcpy(id, env, n + 1);
+		return id;
+	}
+	snprintf(id, sizeof(id), "%x", (unsigned)getpid());
+	setenv("SKTEST_RUN", id, 1);
+	return id;
+}
+
+/* "sktest-RUN-PID-TAG" into buf (RUN the run id, PID this process's):
+ * the base name of anything a test makes by hand in /dev/shm, /tmp or
+ * /var/tmp.  Returns buf, or NULL if it does not fit. */
+static inline char *sk_test_base(char *buf, size_t len, const char *tag)
+{
+	int w = snprintf(buf, len, "sktest-%s-%u-%s", sk_test_run_id(), (unsigned)getpid(), tag);
+
+	return w > 0 && (size_t)w < len ? buf : NULL;
+}
+
+/* The run's System V keys: 01 in the top two bits, then 12 bits of the
+ * run id, 12 of the pid, 6 of n.  sk_test_name("sysv") uses n 0..31; a
+ * test picking keys itself uses n 32..63.  The scripts check the keys
+ * (and the lock files /dev/shm/.shmkit-sysv-KEY.lock) whose top 14 bits
+ * are the run's. */
+#define SK_TEST_SYSV_FIXED 0x40000000u
+static inline unsigned sk_test_sysv_key(unsigned n)
+{
+	unsigned run = (unsigned)strtoul(sk_test_run_id(), NULL, 16) & 0xfffu;
+
+	return SK_TEST_SYSV_FIXED | run << 18 | ((unsigned)getpid() & 0xfffu) << 6 | (n & 0x3fu);
+}
+
+/* Write a unique segment name into buf for the backend named by prefix
+ * (BASE = sk_test_base() with the tag N):
+ *   "posix" -> "posix:/BASE"                "file"  -> "file:/tmp/BASE"
+ *   "sysv"  -> "sysv:0xKEY" (sk_test_sysv_key(M), M counting sysv names
+ *              of this process modulo 32)   "memfd" -> "memfd:BASE"
+ *   "ftok"  -> "sysv:/tmp/BASE.ftok:1" (creates that empty file)
  *   "anon"  -> "anon"
  * N counts per process.  Returns buf, or NULL for an unknown prefix or a
  * too-small buffer. */

@@ -19,7 +19,8 @@
  *   6 journal           a writer (durability NONE or GROUP) and a follower
  *
  * An iteration makes a fresh channel, bus or journal (names
- * sktest-kill-PID-N, journals /tmp/sktest-kill-PID-N) and a fresh board
+ * sktest-RUN-PID-kill-N, journals /tmp/sktest-RUN-PID-kill-N: lib_test.h's
+ * naming rule) and a fresh board
  * (stress_kill.h), starts the processes (stress_roles.h), then kills a
  * victim 1..6 times: a producer, publisher or writer, or for channels now
  * and then a consumer.  The victim dies by SIGKILL after a random delay
@@ -57,6 +58,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "lib_test.h"
 #include "stress_roles.h"
 
 #define US 1000LL
@@ -605,12 +607,10 @@ static int setup(struct iter *it)
 	}
 	it->b->scenario = it->scn;
 	it->b->hang_ns = opt.hang_ns;
-	if (it->scn == S_JOURNAL)
-		snprintf(it->name, sizeof(it->name), "/tmp/sktest-kill-%d-%llu", (int)driver_pid,
-		         (unsigned long long)it->no);
-	else
-		snprintf(it->name, sizeof(it->name), "posix:/sktest-kill-%d-%llu", (int)driver_pid,
-		         (unsigned long long)it->no);
+	char tag[32], base[64];
+	snprintf(tag, sizeof(tag), "kill-%llu", (unsigned long long)it->no);
+	snprintf(it->name, sizeof(it->name), "%s%s", it->scn == S_JOURNAL ? "/tmp/" : "posix:/",
+	         sk_test_base(base, sizeof(base), tag));
 	snprintf(it->b->name, sizeof(it->b->name), "%s", it->name);
 	return it->scn <= S_SPSC ? make_chan(it) : it->scn == S_JOURNAL ? make_journal(it) : make_bus(it);
 }
@@ -1127,7 +1127,7 @@ static unsigned residue(void)
 	char prefix[64], path[512];
 	unsigned n = 0;
 
-	snprintf(prefix, sizeof(prefix), "sktest-kill-%d-", (int)driver_pid);
+	sk_test_base(prefix, sizeof(prefix), "kill-");
 	for (int i = 0; i < 2; i++) {
 		DIR *d = opendir(dirs[i]);
 		struct dirent *e;

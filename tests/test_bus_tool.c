@@ -30,8 +30,8 @@ static int run(char *out, size_t len, const char *in, const char *const argv[])
 {
 	int fd = -1;
 	if (in) {
-		char path[64];
-		snprintf(path, sizeof(path), "/tmp/sktest-%d-stdin", (int)getpid());
+		char path[80], base[64];
+		snprintf(path, sizeof(path), "/tmp/%s", sk_test_base(base, sizeof(base), "stdin"));
 		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		cr_assert_geq(fd, 0);
 		unlink(path);

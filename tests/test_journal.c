@@ -7,7 +7,7 @@
  * that guards half-made metas, argument checks.  Crash and damage
  * recovery are in test_journal_crash.c, the CLI in test_journal_tool.c.
  *
- * Journals live in /tmp/sktest-journal-PID-N, removed by .fini also when
+ * Journals live in /tmp/sktest-RUN-PID-jN, removed by .fini also when
  * an assertion fails.  Helper processes are reaped before asserting.
  * Every wait is bounded; nothing asserts on elapsed time.
  */

@@ -645,7 +645,7 @@ static int epoll_one(int ep, int64_t ms)
 	return k == 1 ? (int)ev.data.u32 : -1;
 }
 
-static char epoll_dir[] = "/tmp/sktest-peer-XXXXXX";
+static char epoll_dir[96]; /* /tmp/sktest-RUN-PID-peer-XXXXXX */
 static bool epoll_dir_made;
 
 static void rm_epoll_dir(void)
@@ -666,12 +666,14 @@ Test(peer, one_epoll_waits_on_every_service, .fini = rm_epoll_dir)
 	shmkit_bus *b = new_bus(bname, SHMKIT_BUS_OVERWRITE, 8);
 	shmkit_chan *ch = new_chan(cname, 0);
 	shmkit_sub *sub;
-	char *dir = epoll_dir, jpath[64], buf[128];
+	char *dir = epoll_dir, jpath[128], buf[128];
 	struct shmkit_journal_opts wo = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
 	                                  .file_size = 65536, .max_record = 1024 };
 	shmkit_journal *jw, *jr;
 	struct shmkit_record rec;
 
+	char base[64];
+	snprintf(dir, sizeof(epoll_dir), "/tmp/%s", sk_test_base(base, sizeof(base), "peer-XXXXXX"));
 	cr_assert_not_null(mkdtemp(dir));
 	epoll_dir_made = true;
 	snprintf(jpath, sizeof(jpath), "%s/j", dir);

@@ -152,7 +152,8 @@ Test(seg_bad, name_lengths)
 	shmkit_seg *s;
 
 	/* POSIX: NAME_MAX (255) bytes fit, 256 do not. */
-	int n = snprintf(name, sizeof(name), "posix:/sktest-%d-", (int)getpid());
+	char base[64];
+	int n = snprintf(name, sizeof(name), "posix:/%s", sk_test_base(base, sizeof(base), ""));
 	memset(name + n, 'n', 255 - (size_t)(n - 7));
 	name[7 + 255] = '\0';
 	cr_assert_eq(shmkit_seg_create(&s, name, &o), 0, "%s", shmkit_errdetail());
@@ -167,7 +168,7 @@ Test(seg_bad, name_lengths)
 	name[PATH_MAX] = '\0';
 	EXPECT_CREATE_FAILS(name, &o, -ENAMETOOLONG, 0);
 	/* A file component over NAME_MAX. */
-	snprintf(name, sizeof(name), "file:/tmp/sktest-%d-%0300d", (int)getpid(), 0);
+	snprintf(name, sizeof(name), "file:/tmp/%s%0300d", sk_test_base(base, sizeof(base), ""), 0);
 	EXPECT_CREATE_FAILS(name, &o, -ENAMETOOLONG, 0);
 	/* memfd names are at most 249 bytes. */
 	memset(name, 'm', 256);
@@ -349,17 +350,16 @@ Test(seg_bad, sysv_limits_named)
 
 Test(seg_bad, file_not_regular)
 {
-	char dir[64], fifo[64], link[80], dangling[80], target[96];
+	char dir[80], fifo[80], link[80], dangling[80], target[96], base[64];
 	struct shmkit_seg_opts c = { .size = 64 }, x = { .size = 64, .flags = SHMKIT_EXCL };
 	const char *tname = sk_test_new_name("file");
 	shmkit_seg *t = create_ok(tname, 64, 0);
-	int pid = (int)getpid();
 
 	shmkit_seg_close(t);
-	snprintf(dir, sizeof(dir), "/tmp/sktest-%d-dir", pid);
-	snprintf(fifo, sizeof(fifo), "/tmp/sktest-%d-fifo", pid);
-	snprintf(link, sizeof(link), "/tmp/sktest-%d-link", pid);
-	snprintf(dangling, sizeof(dangling), "/tmp/sktest-%d-dangling", pid);
+	snprintf(dir, sizeof(dir), "/tmp/%s", sk_test_base(base, sizeof(base), "dir"));
+	snprintf(fifo, sizeof(fifo), "/tmp/%s", sk_test_base(base, sizeof(base), "fifo"));
+	snprintf(link, sizeof(link), "/tmp/%s", sk_test_base(base, sizeof(base), "link"));
+	snprintf(dangling, sizeof(dangling), "/tmp/%s", sk_test_base(base, sizeof(base), "dangling"));
 	int made = !mkdir(dir, 0700) + !mkfifo(fifo, 0600) + !symlink(tname + 5, link) +
 	           !symlink("/tmp/sktest-nowhere", dangling);
 	struct { const char *path; int create, excl, open, remove; } cases[] = {
@@ -598,7 +598,8 @@ Test(seg_bad, permission_denied)
 
 	cr_assert_eq(shmkit_seg_create(&b, n.posix644, &o644), 0);
 	strcpy(shmkit_seg_data(b), "readable");
-	snprintf(n.dir, sizeof(n.dir), "/tmp/sktest-%d-XXXXXX", (int)getpid());
+	char base[48];
+	snprintf(n.dir, sizeof(n.dir), "/tmp/%s", sk_test_base(base, sizeof(base), "XXXXXX"));
 	cr_assert_not_null(mkdtemp(n.dir)); /* 0700, root's */
 	pid_t pid = sk_test_fork(child_perm, &n);
 	int rc = sk_test_reap(pid);

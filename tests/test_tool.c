@@ -41,8 +41,11 @@ static int nsysv;
 static const char *uname_(const char *prefix, const char *fmt_tail)
 {
 	cr_assert_lt(nmade, 16);
-	char *n = made[nmade++];
-	snprintf(n, PATH_MAX + 16, "%ssktest-tool-%d-%d%s", prefix, (int)getpid(), nmade, fmt_tail);
+	char *n = made[nmade++], base[64], tag[24];
+	snprintf(tag, sizeof(tag), "tool-%d", nmade);
+	int w = snprintf(n, PATH_MAX + 16, "%s%s%s", prefix, sk_test_base(base, sizeof(base), tag),
+	                 fmt_tail);
+	cr_assert(w > 0 && w < PATH_MAX + 16);
 	return n;
 }
 
@@ -58,7 +61,7 @@ static const char *file_name(void)
 
 static unsigned sysv_key(int n)
 {
-	return 0x5c000000u | (((unsigned)getpid() & 0xfffff) << 4) | (unsigned)n;
+	return sk_test_sysv_key(32 + (unsigned)n);
 }
 
 static const char *sysv_name(int n)
@@ -837,8 +840,8 @@ Test(tool, json_escapes_any_name)
 	/* POSIX names may hold any byte but '/' and NUL. */
 	raw_posix_named("", "-q\"\\\x01\xff\xc3\xa9", 100);
 	/* Only this process's segment: other suites may run at the same time. */
-	char mine[64];
-	snprintf(mine, sizeof(mine), "posix:/sktest-tool-%d-", (int)getpid());
+	char mine[80], base[64];
+	snprintf(mine, sizeof(mine), "posix:/%s", sk_test_base(base, sizeof(base), "tool-"));
 	expect_ls_eval(false, "len([x for x in d if x['name'].startswith(arg) and "
 	               "x['name'].endswith('-q\"\\\\\\x01\\xff\\xe9')])", mine, "1");
 }
@@ -878,8 +881,9 @@ Test(tool, ls_all_shows_semaphores)
 
 static char *gc_pattern(void)
 {
-	static char pat[64];
-	snprintf(pat, sizeof(pat), "*sktest-tool-%d-*", (int)getpid());
+	static char pat[80];
+	char base[64];
+	snprintf(pat, sizeof(pat), "*%s*", sk_test_base(base, sizeof(base), "tool-"));
 	return pat;
 }
 

@@ -339,7 +339,8 @@ Test(waitfd_thread, readable_when_woken_through_posix_shm, .init = use_thread, .
 }
 static void posix_shm_body(void)
 {
-	snprintf(shm_name, sizeof(shm_name), "/sktest-waitfd-%d", (int)getpid());
+	char base[48];
+	snprintf(shm_name, sizeof(shm_name), "/%s", sk_test_base(base, sizeof(base), "waitfd"));
 	int fd = shm_open(shm_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	cr_assert_geq(fd, 0, "shm_open: %s", strerror(errno));
 	cr_assert_eq(ftruncate(fd, PAGE), 0);
