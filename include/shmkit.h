@@ -742,6 +742,14 @@ struct shmkit_journal_report {
 int shmkit_journal_verify(const char *path, struct shmkit_journal_report *r);
 int shmkit_journal_repair(const char *path, struct shmkit_journal_report *r);
 
+/* Remove the journal at path: journal.meta, its data files and stray
+ * temporaries, then the directory.  -EBUSY while a writer lives (its lock
+ * is held during the removal, so none starts meanwhile); -ELOOP for a
+ * symbolic link; -EPROTO for a directory that is no journal; -ENOTEMPTY
+ * when other files keep the directory (the journal's own are gone).  A
+ * reader still open keeps reading what it has mapped. */
+int shmkit_journal_remove(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1026,8 +1026,11 @@ static int meta_create(struct shmkit_journal *j, const struct skj_meta *h)
 	else if (!(err = sk_fd_reserve(fd, SKJ_META_SIZE)) && !(err = meta_write(j, fd, h, tmp))) {
 		if (linkat(j->dirfd, tmp, j->dirfd, SKJ_META_NAME, 0))
 			err = errno == EEXIST ? -EEXIST : sk_fail(sk_neg_errno(), "cannot link %s/" SKJ_META_NAME, j->path);
-		else
-			err = sync_dir(j->dirfd);
+		else if ((err = sync_dir(j->dirfd)))
+			/* Not created, so the caller will not undo it: take
+			 * the name back, as file_publish does (the fault
+			 * loops found journal.meta left by a failed fsync). */
+			unlinkat(j->dirfd, SKJ_META_NAME, 0);
 	}
 	close(fd);
 	unlinkat(j->dirfd, tmp, 0);
@@ -2375,6 +2378,10 @@ static int make_dir(const shmkit_journal *j, unsigned flags)
 			                  "while we made it?)", j->path);
 			if (fd >= 0)
 				close(fd);
+			/* The caller undoes only what succeeded: the directory
+			 * made here goes here (the fault loops found it left).
+			 * rmdir follows no link and removes only an empty one. */
+			rmdir(j->path);
 			return err;
 		}
 		close(fd);
@@ -2469,4 +2476,82 @@ int shmkit_journal_close(shmkit_journal *j)
 	}
 	journal_free(j);
 	return err;
+}
+
+/* ---- removal ---------------------------------------------------------------- */
+
+/* Is name one of a journal's own files: journal.meta, a data file, or a
+ * temporary a writer or repair makes (".tmp-*", ".meta-*")? */
+static bool journal_own_name(const char *name)
+{
+	return !strcmp(name, SKJ_META_NAME) || parse_file_name(name) ||
+	       !strncmp(name, ".tmp-", 5) || !strncmp(name, ".meta-", 6);
+}
+
+/* Remove a journal: its own files, then the directory if nothing else is
+ * in it.  Never follows a link (-ELOOP), refuses a directory that holds no
+ * journal.meta and no data file and is not empty (-EPROTO: not a
+ * journal), and a journal
+ * with a live writer (-EBUSY: the writer lock is taken for the removal, so
+ * no writer starts meanwhile).  Other files in the directory are kept, and
+ * the directory with them (-ENOTEMPTY says so, after the journal's own
+ * files are gone). */
+int shmkit_journal_remove(const char *path)
+{
+	if (!path || !*path)
+		return -EINVAL;
+	sk_clear_detail();
+	int dfd = journal_dir_open(path, false, 0);
+	if (dfd < 0)
+		return dfd;
+	int err = 0, lk = openat(dfd, SKJ_META_NAME, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+	/* The writer lock (as writer_lock): held until the files are gone. */
+	if (lk >= 0 && fcntl(lk, F_OFD_SETLK, &fl))
+		err = errno == EAGAIN || errno == EACCES
+		      ? sk_fail(-EBUSY, "%s has a live writer", path)
+		      : sk_fail(sk_neg_errno(), "cannot lock %s/" SKJ_META_NAME, path);
+	else if (lk < 0 && errno != ENOENT)
+		err = sk_fail(sk_neg_errno(), "cannot open %s/" SKJ_META_NAME, path);
+	int fd = err ? -1 : openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!err && !d)
+		err = sk_fail(sk_neg_errno(), "cannot read %s", path);
+	bool journal = lk >= 0, others = false;
+	if (d) {
+		struct dirent *de;
+		bool empty = true;
+		while (!journal && (de = readdir(d))) {
+			journal = parse_file_name(de->d_name) != 0;
+			empty = empty && (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."));
+		}
+		/* An empty directory goes too: what an earlier removal kept
+		 * for other files, once they are gone. */
+		if (!journal && !empty)
+			err = sk_fail(-EPROTO, "%s is not a journal (no journal.meta, no data file)", path);
+		rewinddir(d);
+		while (!err && (de = readdir(d))) {
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			if (!journal_own_name(de->d_name))
+				others = true;
+			else if (unlinkat(dfd, de->d_name, 0) && errno != ENOENT)
+				err = sk_fail(sk_neg_errno(), "cannot remove %s/%s", path, de->d_name);
+		}
+		closedir(d);
+	} else if (fd >= 0) {
+		close(fd);
+	}
+	if (lk >= 0)
+		close(lk);
+	close(dfd);
+	if (err)
+		return err;
+	if (others)
+		return sk_fail(-ENOTEMPTY, "%s: the journal's files are removed; other files "
+		               "keep the directory", path);
+	if (rmdir(path) && errno != ENOENT)
+		return sk_fail(sk_neg_errno(), "cannot remove directory %s", path);
+	return 0;
 }

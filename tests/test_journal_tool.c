@@ -4,6 +4,7 @@
  * output, exit status 0 / 1 (failure, damage) / 2 (usage).
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include "journal.h"
 #include "journal_test.h"
 #include "lib_test.h"
+#include "shmkit.h"
 
 TestSuite(journal_tool, .timeout = 60, .fini = jt_cleanup);
 
@@ -228,4 +230,55 @@ Test(journal_tool, usage_and_failures)
 	memset(big, 'z', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	cr_assert_eq(tool(NULL, "journal", "append", path, big, NULL), 1, "larger than max_record");
+}
+
+/* A journal `append` makes and cannot append anything to (a record over
+ * --max-record) is removed again: before, an empty journal with a
+ * preallocated data file stayed.  One that existed is kept. */
+Test(journal_tool, failed_first_append_leaves_nothing)
+{
+	const char *path = jt_new_path();
+	char big[64];
+
+	memset(big, 'z', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_assert_eq(tool(NULL, "journal", "append", "--max-record", "16", path, big, NULL), 1);
+	cr_expect_neq(access(path, F_OK), 0, "%s was left behind", path);
+	cr_assert_eq(tool(NULL, "journal", "append", "--max-record", "16", path, "ok", NULL), 0);
+	cr_assert_eq(tool(NULL, "journal", "append", path, big, NULL), 1);
+	cr_expect_eq(tool(NULL, "journal", "tail", path, NULL), 0, "the journal that existed is kept");
+	cr_expect(strstr(out, "ok"), "%s", out);
+}
+
+/* `journal rm` (shmkit_journal_remove): not while a writer lives, never
+ * through a link, not a directory that is no journal; other files keep
+ * the directory (and a later rm of the then empty directory works). */
+Test(journal_tool, rm_removes_a_journal_and_only_that)
+{
+	const char *path = jt_new_path();
+	char link[4200], other[4200];
+	shmkit_journal *w;
+	struct shmkit_journal_opts wo = { .flags = SHMKIT_JOURNAL_WRITE };
+
+	cr_assert_eq(tool(NULL, "journal", "append", path, "a", "b", NULL), 0);
+	cr_assert_eq(shmkit_journal_open(&w, path, &wo), 0);
+	cr_expect_eq(tool(NULL, "journal", "rm", path, NULL), 1);
+	cr_expect_eq(access(path, F_OK), 0, "removed under a live writer");
+	cr_expect_eq(shmkit_journal_remove(path), -EBUSY);
+	shmkit_journal_close(w);
+	snprintf(link, sizeof(link), "%s-link", path);
+	cr_assert_eq(symlink(path, link), 0);
+	cr_expect_eq(shmkit_journal_remove(link), -ELOOP);
+	unlink(link);
+	cr_expect_eq(shmkit_journal_remove("/tmp"), -EPROTO);
+	snprintf(other, sizeof(other), "%s/notes.txt", path);
+	int fd = open(other, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	cr_expect_eq(shmkit_journal_remove(path), -ENOTEMPTY);
+	cr_expect_eq(access(other, F_OK), 0, "another file was removed");
+	unlink(other);
+	cr_expect_eq(tool(NULL, "journal", "rm", path, NULL), 0);
+	cr_expect_neq(access(path, F_OK), 0);
+	cr_expect_eq(tool(NULL, "journal", "rm", path, NULL), 1, "no such journal");
 }

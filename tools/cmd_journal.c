@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "cmd.h"
 
@@ -19,6 +20,7 @@ static const char journal_help[] =
 	"       shmkit journal dump PATH [--from SEQ] [--json]\n"
 	"       shmkit journal verify PATH\n"
 	"       shmkit journal repair PATH\n"
+	"       shmkit journal rm PATH\n"
 	"\n"
 	"A journal is a directory of mapped files holding numbered, checksummed\n"
 	"records.  append writes each MSG (or each line of stdin) as one record,\n"
@@ -31,7 +33,9 @@ static const char journal_help[] =
 	"intact record (damaged ones become holes that readers skip, a torn\n"
 	"tail is cut, a damaged or missing journal.meta is rebuilt from the data\n"
 	"files) and prints exactly what it dropped.  append refuses a journal\n"
-	"damaged anywhere but at its tail until it is repaired.\n"
+	"damaged anywhere but at its tail until it is repaired, and removes a\n"
+	"journal it made if it could append nothing.  rm removes the journal's\n"
+	"files and its directory (not while a writer lives; other files stay).\n"
 	"Output lines: SEQ<TAB>TEXT (tail), SEQ TIME_NS LEN TEXT (dump); --json:\n"
 	"one object per record, \"data\" as a string, or \"hex\" if it holds NUL.\n";
 
@@ -73,13 +77,17 @@ static int bad_opt(const char *sub, int c, char **argv)
 struct appender {
 	shmkit_journal *j;
 	const char *path;
+	uint64_t appended;
 };
 
 static int append_one(void *ctx, const char *p, size_t len)
 {
 	struct appender *ap = ctx;
 	int err = shmkit_journal_append(ap->j, p, len, NULL);
-	return err ? tool_err(ap->path, err) : 0;
+	if (err)
+		return tool_err(ap->path, err);
+	ap->appended++;
+	return 0;
 }
 
 static int size_opt(const char *s, size_t *out)
@@ -129,15 +137,22 @@ static int journal_append(int argc, char **argv)
 		return tool_usage("journal append: give a PATH (see shmkit journal --help)");
 	const char *path = argv[optind++];
 	shmkit_journal *j;
+	struct stat st;
+	/* A journal this command makes and then fails to append anything to
+	 * (a record over --max-record, say) is removed again: a failed
+	 * command leaves nothing. */
+	bool fresh = lstat(path, &st) && errno == ENOENT;
 	int err = shmkit_journal_open(&j, path, &o);
 	if (err)
 		return tool_err(path, err);
-	struct appender ap = { j, path };
+	struct appender ap = { j, path, 0 };
 	if (optind == argc)
 		rc = tool_each_line(path, append_one, &ap);
 	for (; !rc && optind < argc; optind++)
 		rc = append_one(&ap, argv[optind], strlen(argv[optind]));
 	err = shmkit_journal_close(j);
+	if ((rc || err) && fresh && !ap.appended)
+		shmkit_journal_remove(path); /* the error reported is the first */
 	return rc ? rc : err ? tool_err(path, err) : 0;
 }
 
@@ -409,5 +424,11 @@ int cmd_journal(int argc, char **argv)
 		return journal_check(argc, argv, false);
 	if (!strcmp(sub, "repair"))
 		return journal_check(argc, argv, true);
-	return tool_usage("journal: '%s' is not append, tail, dump, verify or repair", sub);
+	if (!strcmp(sub, "rm")) {
+		if (argc != 2)
+			return tool_usage("journal rm: give one PATH");
+		int err = shmkit_journal_remove(argv[1]);
+		return err ? tool_err(argv[1], err) : 0;
+	}
+	return tool_usage("journal: '%s' is not append, tail, dump, verify, repair or rm", sub);
 }
