@@ -152,6 +152,11 @@ static int sysv_create(shmkit_seg *s, size_t map_size, const struct shmkit_seg_o
 	if (lfd < 0)
 		return lfd;
 	if ((err = creator_lock(lfd))) {
+		/* Nothing has this key yet: a lock file this call made goes
+		 * too, as when shmget fails below (the fault loops saw
+		 * /dev/shm/.shmkit-sysv-KEY.lock left by a refused lock). */
+		if (made)
+			lockfile_remove(s->name.key);
 		close(lfd);
 		return err;
 	}
