@@ -1,0 +1,139 @@
+/*
+ * fuzz_common.c - see fuzz_common.h.
+ */
+#include <fcntl.h>
+#include <ftw.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fuzz_common.h"
+#include "shmkit.h"
+
+static int private_shm;
+static char name_buf[128];
+static unsigned long name_seq;
+
+/* A mount namespace of our own with a fresh tmpfs on /dev/shm; changes
+ * no mount outside this process (propagation made private first). */
+static int private_dev_shm(void)
+{
+	if (unshare(CLONE_NEWNS))
+		return 0;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		return 0;
+	if (mount("sktest-fuzz", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777"))
+		return 0;
+	return 1;
+}
+
+void fz_init(void)
+{
+	if (!private_shm)
+		private_shm = private_dev_shm();
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	fz_init();
+	return 0;
+}
+
+void fz_result(long r, long limit, const char *what)
+{
+	if (r > limit || r < -4095) {
+		fprintf(stderr, "fuzz: %s returned %ld (limit %ld)\n", what, r, limit);
+		abort();
+	}
+}
+
+int fz_private(void)
+{
+	return private_shm;
+}
+
+const char *fz_name(const char *tag)
+{
+	snprintf(name_buf, sizeof(name_buf), "sktest-fuzz-%d-%s-%lu", (int)getpid(), tag, name_seq++);
+	return name_buf;
+}
+
+const char *fz_dir(const char *tag)
+{
+	snprintf(name_buf, sizeof(name_buf), "/dev/shm/sktest-fuzz-%d-%s-%lu", (int)getpid(), tag,
+	         name_seq++);
+	return name_buf;
+}
+
+static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (type == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+void fz_rmtree(const char *path)
+{
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void fz_patch(struct fz_in *in, void *base, size_t size)
+{
+	size_t off = fz_u16(in) % size, len = fz_u8(in);
+	if (len > size - off)
+		len = size - off;
+	fz_image(in, (uint8_t *)base + off, len);
+}
+
+int64_t fz_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void fz_check_bound(int64_t start, const char *what)
+{
+	int64_t took = fz_now() - start;
+	if (took > FZ_OP_BOUND_NS) {
+		fprintf(stderr, "fuzz: %s took %lld ms, past its bound of %lld ms\n", what,
+		        (long long)(took / 1000000), (long long)(FZ_OP_BOUND_NS / 1000000));
+		abort();
+	}
+}
+
+int64_t fz_timeout(uint8_t b)
+{
+	return (b & 0x0f) == 0x0f ? 1000000 : 0;
+}
+
+struct shmkit_seg *fz_raw_open(const char *name, unsigned char **data, size_t *size)
+{
+	struct shmkit_seg_opts ro = { .flags = SHMKIT_RAW };
+	shmkit_seg *raw;
+
+	if (shmkit_seg_open(&raw, name, &ro) || shmkit_seg_size(raw) < 8192) {
+		fprintf(stderr, "fuzz: cannot map %s raw\n", name);
+		abort();
+	}
+	*data = (unsigned char *)shmkit_seg_data(raw) + 4096;
+	*size = shmkit_seg_size(raw) - 4096;
+	return raw;
+}
+
+void fz_touch(const void *p, long n)
+{
+	volatile uint8_t sum = 0;
+	for (long i = 0; i < n; i++)
+		sum = (uint8_t)(sum ^ ((const uint8_t *)p)[i]);
+	(void)sum;
+}
