@@ -255,7 +255,9 @@ int shmkit_seg_kind(const shmkit_seg *seg);
 int shmkit_seg_backend(const shmkit_seg *seg);
 int shmkit_seg_fd(const shmkit_seg *seg);
 
-/* Parse a size with optional K, M, G suffix (powers of 1024). */
+/* Parse a size with optional K, M, G, T suffix (powers of 1024; "Ki",
+ * "KiB", "KB" too).  -EINVAL for anything but digits and a suffix (a sign,
+ * a space, a fraction), -ERANGE for a size over SIZE_MAX. */
 int shmkit_parse_size(const char *s, size_t *out);
 
 /* ------------------------------------------------------------------------

@@ -573,7 +573,7 @@ int sk_seg_open_kind(shmkit_seg **out, const char *name,
 	int err;
 
 	if (!out || !o)
-		return -EINVAL;
+		return sk_fail(-EINVAL, "no place for the handle (out is NULL)");
 	*out = NULL;
 	if ((err = sk_parse_name(name, &n)) || (err = check_opts(o, false)))
 		return err;
@@ -845,12 +845,17 @@ int shmkit_parse_size(const char *s, size_t *out)
 {
 	char *end;
 
-	if (!s || !out || !*s || *s == '-' || *s == '+' || isspace((unsigned char)*s))
-		return -EINVAL;
+	sk_clear_detail();
+	if (!s || !out)
+		return sk_fail(-EINVAL, "size or result is NULL");
+	if (!*s || *s == '-' || *s == '+' || isspace((unsigned char)*s))
+		return sk_fail(-EINVAL, "size '%s': digits first (no sign, no space)", s);
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
+	if (end == s)
+		return sk_fail(-EINVAL, "size '%s' is not a number", s);
+	if (errno == ERANGE)
+		return sk_fail(-ERANGE, "size '%s' is too large", s);
 	unsigned shift = 0;
 	switch (*end) {
 	case 'k': case 'K': shift = 10; end++; break;
@@ -860,8 +865,10 @@ int shmkit_parse_size(const char *s, size_t *out)
 	}
 	if (shift && (*end == 'i' || *end == 'B'))
 		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-	if (*end || (shift && v > (SIZE_MAX >> shift)))
-		return -EINVAL;
+	if (*end)
+		return sk_fail(-EINVAL, "size '%s': unknown suffix '%s' (K, M, G, T)", s, end);
+	if (shift && v > (SIZE_MAX >> shift))
+		return sk_fail(-ERANGE, "size '%s' is too large", s);
 	*out = (size_t)(v << shift);
 	return 0;
 }

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "seg.h"
+#include "bad_names.h"
 #include "lib_test.h"
 
 #define MS 1000000LL
@@ -110,24 +111,6 @@ static void child_ok(pid_t pid, const char *what)
 }
 
 /* ---- names ---------------------------------------------------------------- */
-
-static const struct bad_name {
-	const char *name;
-	int err;
-} bad_names[] = {
-	{ "", -EINVAL }, { "posix:", -EINVAL }, { "posix:/", -EINVAL }, { "/", -EINVAL },
-	{ "posix:/a/b", -EINVAL }, { "a/b", -EINVAL }, { "/sktest/x", -EINVAL },
-	{ "posix:/.", -EINVAL }, { "..", -EINVAL },
-	{ "sysv:", -EINVAL }, { "sysv:0xZZ", -EINVAL }, { "sysv:0", -EINVAL }, { "sysv:0x0", -EINVAL },
-	{ "sysv:0x", -EINVAL }, { "sysv:-1", -EINVAL }, { "sysv:+5", -EINVAL }, { "sysv: 5", -EINVAL },
-	{ "sysv:0x100000000", -EINVAL }, { "sysv:12ab", -EINVAL },
-	{ "sysv:id=", -EINVAL }, { "sysv:id=x", -EINVAL }, { "sysv:id=-3", -EINVAL },
-	{ "sysv:/tmp", -EINVAL }, { "sysv:/tmp:", -EINVAL }, { "sysv:/tmp:0", -EINVAL },
-	{ "sysv:/tmp:256", -EINVAL }, { "sysv:/tmp:x", -EINVAL },
-	{ "sysv:/sktest-no-such-dir/x:1", -ENOENT },
-	{ "file:", -EINVAL }, { "memfd:", -EINVAL },
-	{ "bogus:x", -EINVAL }, { "POSIX:x", -EINVAL }, { "http:x", -EINVAL },
-};
 
 Test(seg_bad, malformed_names)
 {
