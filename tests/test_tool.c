@@ -1211,3 +1211,39 @@ Test(tool, rm_removes_foreign_posix_segments)
 	SK_OK("", "rm", name);
 	cr_expect_eq(sk_test_exists(name), 0, "POSIX objects are removed whoever made them");
 }
+
+/* gc removes the lock file of a System V key whose segment is gone
+ * (unlocked and over a minute old), and keeps one that is fresh, one
+ * whose segment exists and one somebody holds a lock on.  In a private
+ * /dev/shm and IPC namespace: gc without patterns acts on the machine.
+ * (Before, such files stayed for ever.) */
+Test(tool, gc_removes_orphan_sysv_lock_files)
+{
+	static const char script[] =
+		"mount -t tmpfs tmpfs /dev/shm || exit 90\n"
+		"cd /dev/shm || exit 91\n"
+		"old() { touch -d '-2 min' \"$1\"; }\n"
+		"old .shmkit-sysv-4abcdef0.lock\n"                     /* orphan */
+		"touch .shmkit-sysv-4abcdef1.lock\n"                   /* fresh */
+		"\"$0\" create sysv:0x4abcdef2 --size 4K >/dev/null || exit 92\n"
+		"old .shmkit-sysv-4abcdef2.lock\n"                     /* segment exists */
+		"old .shmkit-sysv-4abcdef3.lock\n"                     /* locked */
+		"python3 -c 'import fcntl, sys, time\n"
+		"f = open(sys.argv[1], \"r+\"); fcntl.lockf(f, fcntl.LOCK_SH)\n"
+		"open(\"ready\", \"w\").close(); time.sleep(20)' .shmkit-sysv-4abcdef3.lock &\n"
+		"i=0; while [ ! -e ready ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done\n"
+		"\"$0\" gc --dry-run | grep -c 'would remove /dev/shm/.shmkit-sysv' >&2\n"
+		"\"$0\" gc || exit 93\n"
+		"kill $! 2>/dev/null\n"
+		"ls -A | grep shmkit-sysv\n";
+	struct result r = run_prog("/usr/bin/unshare", NULL, 0,
+	                           ARGV((char *)"unshare", (char *)"--mount", (char *)"--ipc",
+	                                (char *)"sh", (char *)"-c", (char *)script, (char *)tool()));
+	cr_expect(strstr(r.out, "removed /dev/shm/.shmkit-sysv-4abcdef0.lock"), "%s", r.out);
+	cr_expect(strstr(r.err, "1\n") == r.err, "dry run: %s", r.err);
+	const char *left = strstr(r.out, ".shmkit-sysv-4abcdef1.lock\n.shmkit-sysv-4abcdef2.lock\n"
+	                                 ".shmkit-sysv-4abcdef3.lock\n");
+	cr_expect(left, "kept: %s", r.out);
+	cr_expect(!strstr(left ? left : "", "4abcdef0"), "%s", r.out);
+	result_free(&r);
+}

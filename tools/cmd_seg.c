@@ -27,11 +27,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
+
+#define SK_TOOL_SHM_DIR "/dev/shm"
 
 #define CHUNK 65536
 
@@ -1027,6 +1030,68 @@ static int gc_one(const struct shmkit_seg_stat *st, const char *why, bool dry_ru
 	return 0;
 }
 
+/*
+ * Lock files of System V keys (peer.h: /dev/shm/.shmkit-sysv-KEY.lock)
+ * whose segment is gone: left by a creator killed between making the file
+ * and the segment, or by a segment removed with ipcrm.  One goes when no
+ * segment has its key (in this IPC namespace), nobody holds any lock on it
+ * (every handle of a segment holds byte 1, a creator byte 0: so no handle
+ * of any namespace sharing this /dev/shm uses it) and it is older than
+ * LOCK_ORPHAN_AGE: a creator takes its lock right after making the file,
+ * so only one stopped in between for that long could still want it.
+ */
+#define LOCK_ORPHAN_AGE 60
+
+static bool lock_orphan(int dfd, const char *name, key_t key)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET }; /* whole file */
+	struct stat st;
+	bool orphan = false;
+
+	if (shmget(key, 0, 0) >= 0 || errno != ENOENT)
+		return false; /* its segment exists (or we cannot tell) */
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && time(NULL) - st.st_mtime >= LOCK_ORPHAN_AGE &&
+	    !fcntl(fd, F_OFD_GETLK, &fl) && fl.l_type == F_UNLCK)
+		orphan = true;
+	close(fd);
+	return orphan;
+}
+
+static int gc_lock_files(bool dry_run)
+{
+	int dfd = open(SK_TOOL_SHM_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *e;
+	unsigned key;
+	char tail[8];
+	int rc = 0;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return 0;
+	}
+	while ((e = readdir(d))) {
+		if (sscanf(e->d_name, ".shmkit-sysv-%8x%7s", &key, tail) != 2 || strcmp(tail, ".lock") ||
+		    strlen(e->d_name) != strlen(".shmkit-sysv-00000000.lock") ||
+		    !lock_orphan(dfd, e->d_name, (key_t)key))
+			continue;
+		if (dry_run)
+			printf("would remove " SK_TOOL_SHM_DIR "/%s (lock file of sysv:0x%08x, which is gone)\n",
+			       e->d_name, key);
+		else if (unlinkat(dfd, e->d_name, 0) && errno != ENOENT)
+			rc |= tool_err(e->d_name, -errno);
+		else
+			printf("removed " SK_TOOL_SHM_DIR "/%s (lock file of sysv:0x%08x, which is gone)\n",
+			       e->d_name, key);
+	}
+	closedir(d);
+	return rc;
+}
+
 static const char gc_help[] =
 	"usage: shmkit gc [--dry-run] [--foreign] [PATTERN...]\n"
 	"\n"
@@ -1041,6 +1106,9 @@ static const char gc_help[] =
 	"creator is dead and nothing is attached; POSIX when no live process maps\n"
 	"it or has it open.  PATTERNs (shell globs, matched against posix:/NAME,\n"
 	"NAME, sysv:0xKEY or sysv:id=ID) limit gc to the segments they match.\n"
+	"Without PATTERNs, gc also removes the lock files of System V keys whose\n"
+	"segment is gone (/dev/shm/.shmkit-sysv-KEY.lock: unlocked, over a minute\n"
+	"old).\n"
 	"\n"
 	"  --dry-run   print what would be removed, remove nothing\n"
 	"  --foreign   consider foreign segments too\n";
@@ -1080,6 +1148,8 @@ int cmd_gc(int argc, char **argv)
 			posix_gone |= st->backend == SHMKIT_POSIX;
 		}
 	}
+	if (argc == optind) /* patterns name segments, not lock files */
+		rc |= gc_lock_files(dry_run);
 	if (posix_gone && u.hidden)
 		fprintf(stderr, "shmkit: gc: warning: %d process%s could not be inspected (pid %s%s); "
 		        "a POSIX segment only they map was taken as unused\n", u.hidden,
