@@ -228,6 +228,40 @@ static void seeds_header(void)
 	}
 }
 
+/* Journal: scripts over a real journal (the state is made by appends);
+ * opcodes as in fuzz_journal_files.c. */
+enum { J_PATCH, J_TRUNC, J_GROW, J_EMPTY, J_UNLINK, J_STRAY, J_HUGE_LEN, J_APPEND, J_CLOSE,
+       J_READ, J_SEEK, J_STAT, J_VERIFY, J_REPAIR };
+
+static void seeds_journal(void)
+{
+	static const uint8_t s0[] = { 0x05, 10, J_READ, 0, J_VERIFY, J_STAT, 0, J_APPEND, 9,
+	                              J_SEEK, 7, J_SEEK, 2, J_CLOSE, J_REPAIR, J_READ, 0 };
+	static const uint8_t s1[] = { 0x00, 30, J_PATCH, 0, 80, 0, 4, 1, 2, 3, 4, J_VERIFY,
+	                              J_READ, 0, J_REPAIR, J_READ, 0, J_APPEND, 3 };
+	static const uint8_t s2[] = { 0x04, 40, J_TRUNC, 1, 0, 1, J_READ, 0, J_APPEND, 5,
+	                              J_VERIFY, J_REPAIR, J_VERIFY, J_READ, 0 };
+	static const uint8_t s3[] = { 0x01, 20, J_HUGE_LEN, 0, 64, 0, 1, J_READ, 0, J_VERIFY,
+	                              J_REPAIR, J_READ, 0, J_APPEND, 1 };
+	static const uint8_t s4[] = { 0x02, 25, J_UNLINK, 200, 0, 0, J_VERIFY, J_REPAIR,
+	                              J_READ, 0, J_STAT, 0 };
+	static const uint8_t s5[] = { 0x00, 45, J_EMPTY, 1, 0, 0, J_STRAY, 8, 3, 0, 1, 2, 3, 4,
+	                              5, 6, 7, 8, J_GROW, 0, 16, 0, J_VERIFY, J_REPAIR, J_READ, 0 };
+	static const uint8_t s6[] = { 0x0d, 12, J_PATCH, 0, 136, 0, 8, 0xff, 0xff, 0xff, 0x7f,
+	                              0, 0, 0, 0, J_APPEND, 4, J_READ, 0, J_PATCH, 255, 128, 0,
+	                              8, 1, 0, 0, 0, 9, 0, 0, 0, J_APPEND, 4, J_SEEK, 1 };
+	static const struct { const uint8_t *p; size_t n; } all[] = {
+		{ s0, sizeof(s0) }, { s1, sizeof(s1) }, { s2, sizeof(s2) }, { s3, sizeof(s3) },
+		{ s4, sizeof(s4) }, { s5, sizeof(s5) }, { s6, sizeof(s6) },
+	};
+	char tag[16];
+
+	for (size_t i = 0; i < SK_FZ_N(all); i++) {
+		snprintf(tag, sizeof(tag), "script%zu", i);
+		put("fuzz_journal_files", tag, all[i].p, all[i].n, NULL, 0);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -241,5 +275,6 @@ int main(int argc, char **argv)
 	seeds_header();
 	seeds_chan();
 	seeds_bus();
+	seeds_journal();
 	return 0;
 }
