@@ -48,9 +48,10 @@ static int lockfile_open(long key, mode_t mode, bool *made)
 	}
 	if (errno != EEXIST)
 		return sk_fail(sk_neg_errno(), "cannot make the lock file %s", path);
+	/* Read-write or not at all: the caller is a creator, which must
+	 * write-lock it (creator_lock); a read-only descriptor made that
+	 * lock fail with -EBADF (the fault loops' second pass saw it). */
 	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno == EACCES)
-		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC); /* enough to ask */
 	return fd >= 0 ? fd : sk_fail(sk_neg_errno(), "cannot open the lock file %s", path);
 }
 

@@ -17,14 +17,15 @@
  *
  * Control, in process (looked up with dlsym by the driver):
  *   skfault_arm(nth, err)   restart the count; fail call nth (1-based) with
- *                           err, or the call's own errno when err is 0;
- *                           nth 0 counts only
+ *                           err, or the call's own errno when err is 0,
+ *                           or its second one when err is -1; nth 0
+ *                           counts only
  *   skfault_disarm()        stop counting; returns how many calls counted
  *   skfault_fired(buf,len)  the errno injected if the armed fault fired
  *                           (its call's name in buf), else 0
  *   skfault_hits(call)      calls of that name counted since load
  * or from the environment of an exec'd program (the tool): SKFAULT_NTH=N
- * arms at load; SKFAULT_LOG=PATH gets "fired CALL ERRNO" when the fault
+ * arms at load (SKFAULT_ALT=1: with the second errnos); SKFAULT_LOG=PATH gets "fired CALL ERRNO" when the fault
  * fires and "calls N" at exit.
  */
 #ifndef _GNU_SOURCE
@@ -44,7 +45,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Every call interposed, and the errno its injected failure carries. */
+/* Every call interposed, and the errno its injected failure carries: err
+ * in the first pass, alt in the second (skfault_arm(n, -1)), so that the
+ * paths that tell errnos apart (a permission error that falls back to
+ * read-only, say) are taken too. */
 enum {
 	C_OPEN, C_OPENAT, C_SHM_OPEN, C_MEMFD_CREATE, C_SHMGET, C_SHMAT, C_MMAP,
 	C_MREMAP, C_FTRUNCATE, C_FALLOCATE, C_POSIX_FALLOCATE, C_WRITE, C_PWRITE,
@@ -55,31 +59,32 @@ enum {
 static const struct {
 	const char *name;
 	int err;
+	int alt;     /* the second pass: another errno the call may give */
 } calls[C_NCALLS] = {
-	[C_OPEN] = { "open", EMFILE },
-	[C_OPENAT] = { "openat", EMFILE },
-	[C_SHM_OPEN] = { "shm_open", EMFILE },
-	[C_MEMFD_CREATE] = { "memfd_create", EMFILE },
-	[C_SHMGET] = { "shmget", ENOSPC },
-	[C_SHMAT] = { "shmat", ENOMEM },
-	[C_MMAP] = { "mmap", ENOMEM },
-	[C_MREMAP] = { "mremap", ENOMEM },
-	[C_FTRUNCATE] = { "ftruncate", ENOSPC },
-	[C_FALLOCATE] = { "fallocate", ENOSPC },
-	[C_POSIX_FALLOCATE] = { "posix_fallocate", ENOSPC },
-	[C_WRITE] = { "write", ENOSPC },
-	[C_PWRITE] = { "pwrite", ENOSPC },
-	[C_FSYNC] = { "fsync", EIO },
-	[C_FDATASYNC] = { "fdatasync", EIO },
-	[C_MSYNC] = { "msync", EIO },
-	[C_LINKAT] = { "linkat", ENOSPC },
-	[C_RENAMEAT] = { "renameat", ENOSPC },
-	[C_RENAME] = { "rename", ENOSPC },
-	[C_MKDIR] = { "mkdir", ENOSPC },
-	[C_MKDIRAT] = { "mkdirat", ENOSPC },
-	[C_FCNTL_LOCK] = { "fcntl", ENOLCK },
-	[C_FLOCK] = { "flock", ENOLCK },
-	[C_EVENTFD] = { "eventfd", EMFILE },
+	[C_OPEN] = { "open", EMFILE, EACCES },
+	[C_OPENAT] = { "openat", EMFILE, EACCES },
+	[C_SHM_OPEN] = { "shm_open", EMFILE, EACCES },
+	[C_MEMFD_CREATE] = { "memfd_create", EMFILE, ENFILE },
+	[C_SHMGET] = { "shmget", ENOSPC, ENOMEM },
+	[C_SHMAT] = { "shmat", ENOMEM, EACCES },
+	[C_MMAP] = { "mmap", ENOMEM, EACCES },
+	[C_MREMAP] = { "mremap", ENOMEM, EFAULT },
+	[C_FTRUNCATE] = { "ftruncate", ENOSPC, EFBIG },
+	[C_FALLOCATE] = { "fallocate", ENOSPC, EIO },
+	[C_POSIX_FALLOCATE] = { "posix_fallocate", ENOSPC, EIO },
+	[C_WRITE] = { "write", ENOSPC, EIO },
+	[C_PWRITE] = { "pwrite", ENOSPC, EIO },
+	[C_FSYNC] = { "fsync", EIO, ENOSPC },
+	[C_FDATASYNC] = { "fdatasync", EIO, ENOSPC },
+	[C_MSYNC] = { "msync", EIO, ENOMEM },
+	[C_LINKAT] = { "linkat", ENOSPC, EMLINK },
+	[C_RENAMEAT] = { "renameat", ENOSPC, EIO },
+	[C_RENAME] = { "rename", ENOSPC, EIO },
+	[C_MKDIR] = { "mkdir", ENOSPC, EACCES },
+	[C_MKDIRAT] = { "mkdirat", ENOSPC, EACCES },
+	[C_FCNTL_LOCK] = { "fcntl", ENOLCK, ENOLCK },
+	[C_FLOCK] = { "flock", ENOLCK, EINTR },
+	[C_EVENTFD] = { "eventfd", EMFILE, ENFILE },
 };
 
 static int armed;             /* counting */
@@ -117,7 +122,7 @@ static int fault(int c)
 	if (k != nth)
 		return 0;
 	fired_call = c;
-	fired_err = force_err ? force_err : calls[c].err;
+	fired_err = force_err > 0 ? force_err : force_err < 0 ? calls[c].alt : calls[c].err;
 	errno = fired_err;
 	log_line("fired %s %ld\n", errno, calls[c].name);
 	return 1;
@@ -169,7 +174,7 @@ __attribute__((constructor)) static void shim_init(void)
 
 	log_path = getenv("SKFAULT_LOG");
 	if (s && *s)
-		skfault_arm(strtol(s, NULL, 10), 0);
+		skfault_arm(strtol(s, NULL, 10), getenv("SKFAULT_ALT") ? -1 : 0);
 }
 
 __attribute__((destructor)) static void shim_fini(void)

@@ -19,11 +19,14 @@
  * Runs under LD_PRELOAD=BUILD/tests/libskfault.so (tests/fault_shim.c);
  * without it, it says so and exits 77.
  *
- *   helper_faults [-v] [OP-PREFIX...]    run the loops (all without prefix,
+ *   helper_faults [-v] [-1] [OP-PREFIX...]  run the loops (-1: one pass;
+ *                                        all without prefix,
  *                                        but selftest.*: a leaky operation
  *                                        the loop must fail on)
  *   helper_faults -l                     list the operations
- * Prints one line per operation and a closing
+ * Every loop runs twice: with each call's first errno, then with its
+ * second ("[2]"; tests/fault_shim.c has both).
+ * Prints one line per operation and pass, and a closing
  *   "faults: OPS operations, POINTS injection points, FAILURES failures"
  * Exit status 0 if no check failed, 1 otherwise.
  */
@@ -78,6 +81,7 @@ static char ftok_path[96];
 static long ftok_key;
 static char tool_path[4096];
 static bool verbose;
+static bool one_pass;      /* -1: the first errnos only */
 static long failures;
 
 static void fail(const char *op, long n, const char *fmt, ...)
@@ -793,7 +797,7 @@ static void check_result(const struct op *op, long n, int r, int injected, const
 	     r, r < 0 ? strerrorname_np(-r) : "not an error", strerrorname_np(injected));
 }
 
-static int run_op(const struct op *op, int idx)
+static int run_op(const struct op *op, int idx, int pass)
 {
 	struct ctx c = { .sock = { -1, -1 } };
 	long n, calls = -1;
@@ -834,7 +838,7 @@ static int run_op(const struct op *op, int idx)
 		if (op->took_effect)
 			op->took_effect(&c, true);
 		snap_take(&before, true);
-		f_arm(n, 0);
+		f_arm(n, pass);
 		r = op->run(&c);
 		f_disarm();
 		int injected = f_fired(call, sizeof(call));
@@ -889,7 +893,7 @@ static int run_op(const struct op *op, int idx)
 	}
 	if (n > MAX_N)
 		fail(op->name, n, "still faulting after %d calls", MAX_N);
-	printf("%-28s %4ld calls, %4ld points\n", op->name, calls, n - 1);
+	printf("%-28s%s %4ld calls, %4ld points\n", op->name, pass ? " [2]" : "    ", calls, n - 1);
 	fflush(stdout);
 	return 0;
 }
@@ -921,8 +925,8 @@ static const struct tool_op tool_ops[] = {
 
 /* Run the tool with args (NULL-terminated, "@" replaced by name), armed at
  * nth when nth > 0; stderr into err.  Exit status, 128 + signal, or -1. */
-static int tool_run(const char *const *args, const char *name, long nth, const char *log,
-                    char *err, size_t errlen)
+static int tool_run(const char *const *args, const char *name, long nth, int pass,
+                    const char *log, char *err, size_t errlen)
 {
 	const char *argv[16];
 	int p[2], k = 0;
@@ -944,6 +948,8 @@ static int tool_run(const char *const *args, const char *name, long nth, const c
 			snprintf(nthbuf, sizeof(nthbuf), "%ld", nth);
 			setenv("SKFAULT_NTH", nthbuf, 1);
 			setenv("SKFAULT_LOG", log, 1);
+			if (pass)
+				setenv("SKFAULT_ALT", "1", 1);
 		} else {
 			unsetenv("SKFAULT_NTH");
 		}
@@ -991,7 +997,7 @@ static void read_log(const char *log, char *call, size_t len)
 	fclose(f);
 }
 
-static int run_tool_op(const struct tool_op *op, int idx)
+static int run_tool_op(const struct tool_op *op, int idx, int pass)
 {
 	struct ctx c;
 	char log[128], call[64], err[4096];
@@ -1002,13 +1008,13 @@ static int run_tool_op(const struct tool_op *op, int idx)
 	scrub();
 	for (n = 1; n <= MAX_N; n++) {
 		struct snap before, after;
-		if (op->setup[0] && tool_run(op->setup, c.name, 0, log, err, sizeof(err)) != 0) {
+		if (op->setup[0] && tool_run(op->setup, c.name, 0, 0, log, err, sizeof(err)) != 0) {
 			fail(op->name, n, "setup failed: %s", err);
 			break;
 		}
 		snap_take(&before, false);
 		unlink(log);
-		int rc = tool_run(op->argv, c.name, n, log, err, sizeof(err));
+		int rc = tool_run(op->argv, c.name, n, pass, log, err, sizeof(err));
 		read_log(log, call, sizeof(call));
 		unlink(log);
 		if (verbose)
@@ -1029,7 +1035,7 @@ static int run_tool_op(const struct tool_op *op, int idx)
 		} else if (rc != 0) {
 			fail(op->name, n, "no fault injected, yet exit %d: %.200s", rc, err);
 		} else if (op->undo[0]) {
-			tool_run(op->undo, c.name, 0, log, err, sizeof(err));
+			tool_run(op->undo, c.name, 0, 0, log, err, sizeof(err));
 		}
 		snap_free(&before);
 		remove_name(&c);
@@ -1037,7 +1043,7 @@ static int run_tool_op(const struct tool_op *op, int idx)
 		if (!call[0])
 			break;
 	}
-	printf("%-28s %4s       %4ld points\n", op->name, "", n - 1);
+	printf("%-28s%s %4s       %4ld points\n", op->name, pass ? " [2]" : "    ", "", n - 1);
 	fflush(stdout);
 	return 0;
 }
@@ -1077,9 +1083,11 @@ int main(int argc, char **argv)
 			printf("%s\n", tool_ops[i].name);
 		return 0;
 	}
-	if (argc > 1 && !strcmp(argv[1], "-v")) {
-		verbose = true;
-		first = 2;
+	for (; first < argc && argv[first][0] == '-'; first++) {
+		if (!strcmp(argv[first], "-v"))
+			verbose = true;
+		else if (!strcmp(argv[first], "-1"))
+			one_pass = true;
 	}
 	all = first >= argc;
 	if (shim_find()) {
@@ -1110,16 +1118,19 @@ int main(int argc, char **argv)
 		close(fd);
 	ftok_key = (long)ftok(ftok_path, 1);
 
-	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-		if (selected(ops[i].name, argc, argv, first)) {
-			run_op(&ops[i], (int)i);
-			nops++;
-		}
-	for (size_t i = 0; i < sizeof(tool_ops) / sizeof(tool_ops[0]); i++)
-		if (selected(tool_ops[i].name, argc, argv, first)) {
-			run_tool_op(&tool_ops[i], 100 + (int)i);
-			nops++;
-		}
+	/* Two passes: each call's first errno, then its second ([2]). */
+	for (int pass = 0; pass >= (one_pass ? 0 : -1); pass--) {
+		for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+			if (selected(ops[i].name, argc, argv, first)) {
+				run_op(&ops[i], (int)i, pass);
+				nops += !pass;
+			}
+		for (size_t i = 0; i < sizeof(tool_ops) / sizeof(tool_ops[0]); i++)
+			if (selected(tool_ops[i].name, argc, argv, first)) {
+				run_tool_op(&tool_ops[i], 100 + (int)i, pass);
+				nops += !pass;
+			}
+	}
 	/* The loops must have gone through every call they claim to cover:
 	 * a shim that intercepted nothing would pass them all. */
 	if (all) {

@@ -25,16 +25,17 @@ static int loops(char *out, size_t len, const char *const *args)
 	const char *argv[16] = { "helper_faults" };
 	int n = 1, fd;
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	/* A sanitizer's runtime must come first among the libraries and
+	 * intercepts some of these calls itself: the loops run in the plain
+	 * build (make test, make faults), and are counted skipped here. */
+	cr_skip_test("fault loops need the plain build (LD_PRELOAD under a sanitizer)");
+#endif
 	snprintf(shim, sizeof(shim), "%s/libskfault.so", sk_test_dir());
 	cr_assert(access(shim, R_OK) == 0, "%s is missing: mk/faults.mk builds it with the tests",
 	          shim);
 	/* This test's own process only (Criterion runs each in its own). */
 	setenv("LD_PRELOAD", shim, 1);
-#ifdef __SANITIZE_ADDRESS__
-	/* The shim is preloaded after the sanitizer's runtime, which then
-	 * passes calls on to it; the runtime must not refuse that order. */
-	setenv("ASAN_OPTIONS", "verify_asan_link_order=0:detect_leaks=0", 1);
-#endif
 	for (; args[n - 1] && n < 15; n++)
 		argv[n] = args[n - 1];
 	argv[n] = NULL;
@@ -61,12 +62,12 @@ Test(faults, bus) { family("bus."); }
 Test(faults, journal) { family("journal."); }
 Test(faults, tool) { family("tool."); }
 
-/* Every call the loops claim to cover was intercepted (all of them run:
- * the helper checks the counts only then). */
+/* Every call the loops claim to cover was intercepted (all of them run,
+ * one pass: the helper checks the counts only when all run). */
 Test(faults, every_call_intercepted)
 {
 	static char out[1 << 16];
-	const char *const args[] = { NULL };
+	const char *const args[] = { "-1", NULL };
 	int rc = loops(out, sizeof(out), args);
 
 	cr_assert(rc == 0 && !strstr(out, "never intercepted"), "exit %d:\n%s", rc, out);
