@@ -1018,7 +1018,15 @@ int shmkit_chan_create(shmkit_chan **out, const char *name, const struct shmkit_
 		return sk_fail(-EINVAL, "channel of %llu bytes is too large", (unsigned long long)bytes);
 	struct shmkit_seg_opts so = seg_opts(o, (size_t)bytes);
 	err = sk_seg_create_kind(&seg, name, &so, SHMKIT_KIND_CHAN, chan_init, &g);
-	return chan_finish(out, seg, o, err);
+	if (err)
+		return err;
+	err = chan_finish(out, seg, o, err);
+	/* As shmkit_bus_create: a handle that could not take its peer entry
+	 * (no lock file descriptor, a refused lock) must not leave the
+	 * channel it made behind (the fault loops found it named). */
+	if (err && (o->flags & SHMKIT_EXCL))
+		shmkit_seg_remove(name);
+	return err;
 }
 
 int shmkit_chan_open(shmkit_chan **out, const char *name, const struct shmkit_chan_opts *opts)
