@@ -548,8 +548,9 @@ int shmkit_bus_create(shmkit_bus **out, const char *name, const struct shmkit_bu
 	};
 	if ((err = sk_seg_create_kind(&seg, name, &so, SHMKIT_KIND_BUS, bus_init, &a)))
 		return err;
+	bool made = seg->made; /* a create-or-open may have found it */
 	err = bus_finish(out, seg, o);
-	if (err && (o->flags & SHMKIT_EXCL))
+	if (err && made)
 		shmkit_seg_remove(name); /* we made it: leave nothing behind */
 	return err;
 }

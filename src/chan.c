@@ -1020,11 +1020,12 @@ int shmkit_chan_create(shmkit_chan **out, const char *name, const struct shmkit_
 	err = sk_seg_create_kind(&seg, name, &so, SHMKIT_KIND_CHAN, chan_init, &g);
 	if (err)
 		return err;
+	bool made = seg->made; /* a create-or-open may have found it */
 	err = chan_finish(out, seg, o, err);
 	/* As shmkit_bus_create: a handle that could not take its peer entry
 	 * (no lock file descriptor, a refused lock) must not leave the
 	 * channel it made behind (the fault loops found it named). */
-	if (err && (o->flags & SHMKIT_EXCL))
+	if (err && made)
 		shmkit_seg_remove(name);
 	return err;
 }

@@ -493,6 +493,7 @@ int sk_seg_create_kind(shmkit_seg **out, const char *name,
 		err = s->ops->create(s, map_size, o);
 		if (!err && !(err = seg_init(s, o, kind, init, arg))) {
 			attach_mark(s);
+			s->made = true;
 			*out = s;
 			return 0;
 		}

@@ -117,6 +117,8 @@ struct shmkit_seg {
 	int64_t created_ns;
 	uint32_t version;
 	uint32_t hdr_flags;       /* SK_HDR_* from the header */
+	bool made;                /* this handle created the object (not a
+	                             create-or-open that found it) */
 	unsigned guard;           /* guard.c slot + 1 of a file-backed mapping,
 	                             0 if unguarded */
 };

@@ -427,6 +427,14 @@ static int chan_create(struct ctx *c)
 	return shmkit_chan_create(&c->ch, c->name, &o);
 }
 
+/* Create-or-open (no SHMKIT_EXCL) of a name that does not exist: the
+ * call makes it, so on failure it must remove it too. */
+static int chan_create_or_open(struct ctx *c)
+{
+	struct shmkit_chan_opts o = { .capacity = 8, .max_msg = 64 };
+	return shmkit_chan_create(&c->ch, c->name, &o);
+}
+
 static int chan_made(struct ctx *c)
 {
 	int err = chan_create(c);
@@ -485,6 +493,12 @@ static void chan_reopen(struct ctx *c)
 static int bus_create(struct ctx *c)
 {
 	struct shmkit_bus_opts o = { .capacity = 8, .max_msg = 64, .flags = SHMKIT_EXCL };
+	return shmkit_bus_create(&c->bus, c->name, &o);
+}
+
+static int bus_create_or_open(struct ctx *c)
+{
+	struct shmkit_bus_opts o = { .capacity = 8, .max_msg = 64 };
 	return shmkit_bus_create(&c->bus, c->name, &o);
 }
 
@@ -754,6 +768,7 @@ static const struct op ops[] = {
 	OP("chan.create.mpmc", "posix", NULL, chan_create, ctx_close_remove, NULL, NULL),
 	OP("chan.create.spsc", "posix", NULL, chan_create_spsc, ctx_close_remove, NULL, NULL),
 	OP("chan.create.sysv", "sysv", NULL, chan_create, ctx_close_remove, NULL, NULL),
+	OP("chan.create-or-open", "posix", NULL, chan_create_or_open, ctx_close_remove, NULL, NULL),
 	OP("chan.open.mpmc", "posix", chan_made, chan_open, ctx_close, remove_name, NULL),
 	OP("chan.open.spsc", "posix", chan_made_spsc, chan_open, ctx_close, remove_name, NULL),
 	OP("chan.first-send-recv.mpmc", "posix", chan_open_existing, chan_send_recv, chan_reopen,
@@ -762,6 +777,7 @@ static const struct op ops[] = {
 	       ctx_close_remove, NULL),
 	OP("bus.create", "posix", NULL, bus_create, ctx_close_remove, NULL, NULL),
 	OP("bus.create.sysv", "sysv", NULL, bus_create, ctx_close_remove, NULL, NULL),
+	OP("bus.create-or-open", "posix", NULL, bus_create_or_open, ctx_close_remove, NULL, NULL),
 	OP("bus.open", "posix", bus_made, bus_open, ctx_close, remove_name, NULL),
 	OP("bus.join", "posix", bus_open_existing, bus_join, bus_unjoin, ctx_close_remove, NULL),
 	OP("journal.create", "journal", NULL, journal_create, journal_close_remove, NULL, NULL),
