@@ -225,7 +225,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (cfg & 0x80)
 		memcpy(b.data, fixed, sizeof(fixed));
 	reopen(&b, 1);
-	for (int n = 0; fz_left(&in) && n < 256; n++)
+	for (int n = 0; fz_left(&in) && n < 64; n++)
 		run_op(&b, &in);
 	close_handle(&b, 0);
 	close_handle(&b, 1);

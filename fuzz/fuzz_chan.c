@@ -162,7 +162,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (cfg & 8)
 		memcpy(c.data, fixed, sizeof(fixed));
 	reopen(&c, 1);
-	for (int n = 0; fz_left(&in) && n < 256; n++)
+	for (int n = 0; fz_left(&in) && n < 64; n++)
 		run_op(&c, &in);
 	shmkit_chan_close(c.h[0]);
 	shmkit_chan_close(c.h[1]);

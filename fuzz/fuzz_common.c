@@ -1,12 +1,14 @@
 /*
  * fuzz_common.c - see fuzz_common.h.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -136,4 +138,43 @@ void fz_touch(const void *p, long n)
 	for (long i = 0; i < n; i++)
 		sum = (uint8_t)(sum ^ ((const uint8_t *)p)[i]);
 	(void)sum;
+}
+
+static int is_data(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+	return n > 4 && !strcmp(d->d_name + n - 4, ".skj");
+}
+
+void fz_journal_file(const char *dir, unsigned k, char *out, size_t len)
+{
+	struct dirent **list;
+	int n = scandir(dir, &list, is_data, alphasort);
+
+	if (n < 0)
+		n = 0;
+	k %= (unsigned)(n + 1);
+	if (k == (unsigned)n)
+		snprintf(out, len, "%s/journal.meta", dir);
+	else
+		snprintf(out, len, "%s/%s", dir, list[k]->d_name);
+	for (int i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+void fz_write_in_place(const char *path, uint64_t off, const void *buf, size_t n)
+{
+	struct stat st;
+	int fd = open(path, O_WRONLY);
+
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && st.st_size > 0) {
+		off %= (uint64_t)st.st_size;
+		if (n > (uint64_t)st.st_size - off)
+			n = (size_t)((uint64_t)st.st_size - off);
+		(void)!pwrite(fd, buf, n, (off_t)off);
+	}
+	close(fd);
 }

@@ -107,6 +107,12 @@ int fz_private(void);
 const char *fz_name(const char *tag);
 /* A directory path for a journal, under /dev/shm: unique like fz_name. */
 const char *fz_dir(const char *tag);
+/* The path of file k of the journal in dir: its data files (*.skj) in
+ * name order, then journal.meta (k taken modulo their count + 1). */
+void fz_journal_file(const char *dir, unsigned k, char *out, size_t len);
+/* Write up to n bytes into an existing file at off taken modulo its size,
+ * never growing it (a write in place, as through a shared mapping). */
+void fz_write_in_place(const char *path, uint64_t off, const void *buf, size_t n);
 /* Remove a directory tree made under fz_dir (journal files only). */
 void fz_rmtree(const char *path);
 

@@ -22,7 +22,6 @@
  * Everything lives in a directory under the private /dev/shm
  * (fuzz_common.h) and is removed after each input.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -46,30 +45,6 @@ struct fz_j {
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int is_data(const struct dirent *d)
-{
-	size_t n = strlen(d->d_name);
-	return n > 4 && !strcmp(d->d_name + n - 4, SKJ_SUFFIX);
-}
-
-/* The path of file k of the journal: the data files in name order, then
- * journal.meta. */
-static void file_path(const struct fz_j *j, unsigned k, char *out, size_t len)
-{
-	struct dirent **list;
-	int n = scandir(j->dir, &list, is_data, alphasort);
-
-	if (n < 0)
-		n = 0;
-	if (k % (unsigned)(n + 1) == (unsigned)n)
-		snprintf(out, len, "%s/%s", j->dir, SKJ_META_NAME);
-	else
-		snprintf(out, len, "%s/%s", j->dir, list[k % (unsigned)(n + 1)]->d_name);
-	for (int i = 0; i < n; i++)
-		free(list[i]);
-	free(list);
-}
 
 static void close_writer(struct fz_j *j)
 {
@@ -157,7 +132,7 @@ static void damage(struct fz_j *j, int op, struct fz_in *in)
 	uint16_t v = fz_u16(in);
 
 	close_writer(j);
-	file_path(j, k, path, sizeof(path));
+	fz_journal_file(j->dir, k, path, sizeof(path));
 	switch (op) {
 	case J_TRUNC:
 		(void)!truncate(path, v % (j->file_size + 1));
@@ -191,36 +166,24 @@ static void patch(struct fz_j *j, int op, struct fz_in *in)
 {
 	char path[320];
 	unsigned k = fz_u8(in);
-	off_t off = (off_t)(fz_u16(in) % j->file_size);
+	uint64_t off = fz_u16(in);
 	const uint8_t *b;
 	size_t n;
 	uint32_t word;
 
-	file_path(j, k, path, sizeof(path));
-	int fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return;
-	struct stat st;
-	if (fstat(fd, &st) || st.st_size == 0) {
-		close(fd);
-		return;
-	}
-	off %= st.st_size; /* in place: never grow */
+	fz_journal_file(j->dir, k, path, sizeof(path));
 	if (op == J_HUGE_LEN) {
 		uint8_t sel = fz_u8(in);
 		word = sel & 1 ? SKJ_COMMIT | SKJ_LEN_MASK : SKJ_COMMIT | (uint32_t)fz_u16(in) << (sel >> 4);
 		if (sel & 2)
 			word |= SKJ_HOLE;
-		off &= ~(off_t)7;
 		b = (const uint8_t *)&word;
 		n = sizeof(word);
+		off &= ~(uint64_t)7; /* where commit words stand (files are 8-aligned) */
 	} else {
 		n = fz_bytes(in, fz_u8(in), &b);
 	}
-	if (off + (off_t)n > st.st_size)
-		n = st.st_size > off ? (size_t)(st.st_size - off) : 0;
-	(void)!pwrite(fd, b, n, off);
-	close(fd);
+	fz_write_in_place(path, off, b, n);
 }
 
 static void run_op(struct fz_j *j, struct fz_in *in)

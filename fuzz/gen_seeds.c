@@ -262,6 +262,35 @@ static void seeds_journal(void)
 	}
 }
 
+/* Journal live state: opcodes as in fuzz_journal_shm.c. */
+enum { S_APPEND, S_NEXT, S_PATCH_META, S_PATCH_DATA, S_FD, S_SEEK, S_STAT, S_SYNC,
+       S_REOPEN_READER, S_REOPEN_WRITER };
+
+static void seeds_journal_shm(void)
+{
+	static const uint8_t s0[] = { 0x05, 10, S_NEXT, 15, S_APPEND, 9, S_FD, S_NEXT, 0x83,
+	                              S_STAT, S_SYNC, S_SEEK, 3, S_NEXT, 4, S_REOPEN_WRITER,
+	                              S_APPEND, 4, S_REOPEN_READER, S_NEXT, 15 };
+	static const uint8_t s1[] = { 0x00, 20, S_NEXT, 3, S_PATCH_META, 128, 0, 8, 0xff, 0xff,
+	                              0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, S_APPEND, 5, S_NEXT,
+	                              0x8f, S_FD, S_REOPEN_READER, S_NEXT, 15 };
+	static const uint8_t s2[] = { 0x04, 40, S_NEXT, 15, S_PATCH_DATA, 64, 0, 4, 0xff, 0xff,
+	                              0xff, 0xbf, S_NEXT, 15, S_APPEND, 2, S_REOPEN_WRITER,
+	                              S_APPEND, 2, S_NEXT, 15, S_SEEK, 1, S_NEXT, 15 };
+	static const uint8_t s3[] = { 0x01, 5, S_PATCH_META, 64, 0, 24, 1, 0, 0, 0, 2, 0, 0, 0,
+	                              0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0,
+	                              S_STAT, S_APPEND, 30, S_APPEND, 30, S_NEXT, 15 };
+	static const struct { const uint8_t *p; size_t n; } all[] = {
+		{ s0, sizeof(s0) }, { s1, sizeof(s1) }, { s2, sizeof(s2) }, { s3, sizeof(s3) },
+	};
+	char tag[16];
+
+	for (size_t i = 0; i < SK_FZ_N(all); i++) {
+		snprintf(tag, sizeof(tag), "script%zu", i);
+		put("fuzz_journal_shm", tag, all[i].p, all[i].n, NULL, 0);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -276,5 +305,6 @@ int main(int argc, char **argv)
 	seeds_chan();
 	seeds_bus();
 	seeds_journal();
+	seeds_journal_shm();
 	return 0;
 }

@@ -33,10 +33,10 @@ FUZZ_BIN := $(FUZZ_ALL:%=$(FUZZ_DIR)/%)
 FUZZ_LIB_OBJ := $(LIB_SRC:src/%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_TOOL_OBJ := $(TOOL_SRC:tools/%.c=$(FUZZ_DIR)/obj/tool_%.o)
 FUZZ_COMMON_OBJ := $(FUZZ_DIR)/obj/fuzz_common.o
-# libFuzzer options of every run: a hang is an input running past 10 s
+# libFuzzer options of every run: a hang is an input running past 30 s
 # (every operation a target scripts has a timeout of at most 1 ms, and
 # the targets abort an operation that takes 3 s: fuzz_common.h).
-FUZZ_RUN_OPTS := -timeout=10 -max_len=8192 -rss_limit_mb=2048 -print_final_stats=1
+FUZZ_RUN_OPTS := -timeout=30 -max_len=8192 -rss_limit_mb=2048 -print_final_stats=1
 
 .PHONY: fuzz fuzz-build fuzz-regress fuzz-seeds
 .SECONDARY: $(FUZZ_LIB_OBJ) $(FUZZ_TOOL_OBJ) $(FUZZ_COMMON_OBJ)
