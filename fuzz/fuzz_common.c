@@ -178,3 +178,36 @@ void fz_write_in_place(const char *path, uint64_t off, const void *buf, size_t n
 	}
 	close(fd);
 }
+
+struct shmkit_journal *fz_journal_make(char *dir, size_t dirlen, const char *tag, uint8_t cfg,
+                                       unsigned nrec, uint32_t *file_size, uint32_t *max_record)
+{
+	static const uint8_t msg[256];
+	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
+	                                 .file_size = 4096u * (1 + (cfg & 3)),
+	                                 .max_record = 16u << ((cfg >> 2) & 3) };
+	shmkit_journal *w;
+
+	snprintf(dir, dirlen, "%s", fz_dir(tag));
+	if (shmkit_journal_open(&w, dir, &o)) {
+		fprintf(stderr, "fuzz: cannot create journal %s: %s\n", dir, shmkit_errdetail());
+		abort();
+	}
+	for (unsigned i = 0; i < nrec; i++)
+		if (shmkit_journal_append(w, msg, i * 7 % (o.max_record + 1), NULL))
+			abort();
+	*file_size = (uint32_t)o.file_size;
+	*max_record = o.max_record;
+	return w;
+}
+
+void fz_journal_record(const struct shmkit_record *rec, uint64_t *last, uint32_t max_record)
+{
+	if (rec->len > max_record || rec->seq <= *last) {
+		fprintf(stderr, "fuzz: record seq %llu after %llu, %u bytes (max %u)\n",
+		        (unsigned long long)rec->seq, (unsigned long long)*last, rec->len, max_record);
+		abort();
+	}
+	*last = rec->seq;
+	fz_touch(rec->data, rec->len);
+}

@@ -110,6 +110,18 @@ const char *fz_dir(const char *tag);
 /* The path of file k of the journal in dir: its data files (*.skj) in
  * name order, then journal.meta (k taken modulo their count + 1). */
 void fz_journal_file(const char *dir, unsigned k, char *out, size_t len);
+/* A new journal in a fresh directory under fz_dir(tag) (dir receives
+ * its path), its geometry from the configuration byte of the journal
+ * targets - bits 0-1 file size 4096 * (1 + n), bits 2-3 max_record
+ * 16 << n - holding nrec records of cycling lengths, open for writing.
+ * Aborts if it cannot. */
+struct shmkit_journal;
+struct shmkit_journal *fz_journal_make(char *dir, size_t dirlen, const char *tag, uint8_t cfg,
+                                       unsigned nrec, uint32_t *file_size, uint32_t *max_record);
+/* A record a journal reader returned: at most max_record bytes, a seq
+ * above *last (then stored there), its bytes readable; abort if not. */
+struct shmkit_record;
+void fz_journal_record(const struct shmkit_record *rec, uint64_t *last, uint32_t max_record);
 /* Write up to n bytes into an existing file at off taken modulo its size,
  * never growing it (a write in place, as through a shared mapping). */
 void fz_write_in_place(const char *path, uint64_t off, const void *buf, size_t n);

@@ -73,14 +73,7 @@ static int read_some(struct fz_j *j, shmkit_journal *r)
 		fz_result(err, 1, "journal_next");
 		if (err <= 0)
 			break;
-		if (rec.len > j->max_record || rec.seq <= last) {
-			fprintf(stderr, "fuzz: record seq %llu after %llu, %u bytes (max %u)\n",
-			        (unsigned long long)rec.seq, (unsigned long long)last, rec.len,
-			        j->max_record);
-			abort();
-		}
-		last = rec.seq;
-		fz_touch(rec.data, rec.len);
+		fz_journal_record(&rec, &last, j->max_record);
 	}
 	return err;
 }
@@ -239,18 +232,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(&j, 0, sizeof(j));
 	memset(j.msg, 0x5a, sizeof(j.msg));
-	snprintf(j.dir, sizeof(j.dir), "%s", fz_dir("j"));
-	j.file_size = 4096u * (1 + (cfg & 3));
-	j.max_record = 16u << ((cfg >> 2) & 3);
-	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
-	                                 .file_size = j.file_size, .max_record = j.max_record };
-	if (shmkit_journal_open(&j.w, j.dir, &o)) {
-		fprintf(stderr, "fuzz: cannot create journal %s: %s\n", j.dir, shmkit_errdetail());
-		abort();
-	}
-	for (unsigned i = 0; i < nrec; i++)
-		if (shmkit_journal_append(j.w, j.msg, i * 7 % (j.max_record + 1), NULL))
-			abort();
+	j.w = fz_journal_make(j.dir, sizeof(j.dir), "j", cfg, nrec, &j.file_size, &j.max_record);
 	for (int n = 0; fz_left(&in) && n < 64; n++)
 		run_op(&j, &in);
 	close_writer(&j);

@@ -70,14 +70,7 @@ static void next(struct fz_js *j, uint8_t arg)
 		fz_result(err, 1, "journal_next");
 		if (err <= 0)
 			return;
-		if (rec.len > j->max_record || rec.seq <= j->last) {
-			fprintf(stderr, "fuzz: record seq %llu after %llu, %u bytes (max %u)\n",
-			        (unsigned long long)rec.seq, (unsigned long long)j->last, rec.len,
-			        j->max_record);
-			abort();
-		}
-		j->last = rec.seq;
-		fz_touch(rec.data, rec.len);
+		fz_journal_record(&rec, &j->last, j->max_record);
 	}
 }
 
@@ -181,18 +174,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(&j, 0, sizeof(j));
 	memset(j.msg, 0x5a, sizeof(j.msg));
-	snprintf(j.dir, sizeof(j.dir), "%s", fz_dir("js"));
-	j.max_record = 16u << ((cfg >> 2) & 3);
-	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
-	                                 .file_size = 4096u * (1 + (cfg & 3)),
-	                                 .max_record = j.max_record };
-	if (shmkit_journal_open(&j.w, j.dir, &o)) {
-		fprintf(stderr, "fuzz: cannot create journal %s: %s\n", j.dir, shmkit_errdetail());
-		abort();
-	}
-	for (unsigned i = 0; i < nrec; i++)
-		if (shmkit_journal_append(j.w, j.msg, i * 7 % (j.max_record + 1), NULL))
-			abort();
+	uint32_t file_size;
+	j.w = fz_journal_make(j.dir, sizeof(j.dir), "js", cfg, nrec, &file_size, &j.max_record);
 	open_reader(&j);
 	for (int n = 0; fz_left(&in) && n < 64; n++)
 		run_op(&j, &in);
