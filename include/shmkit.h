@@ -134,6 +134,7 @@ enum shmkit_kind {
 	SHMKIT_KIND_CHAN = 2,
 	SHMKIT_KIND_BUS = 3,
 	SHMKIT_KIND_JOURNAL = 4,
+	SHMKIT_KIND_RPC = 5,
 };
 
 /* Creation and attach flags (shmkit_seg_opts.flags). */
@@ -576,6 +577,144 @@ struct shmkit_bus_peer {
  * if it returns non-zero. */
 int shmkit_bus_peers(shmkit_bus *bus,
                      int (*fn)(const struct shmkit_bus_peer *p, void *arg),
+                     void *arg);
+
+/* ------------------------------------------------------------------------
+ * Request/response (rpc): a client asks, one server answers that client.
+ *
+ * Any number of servers share the requests (each goes to exactly one);
+ * each response goes back to the client handle that asked, and only to
+ * it.  A client handle takes one entry of the client table (max_clients)
+ * at its first call and may have up to `depth` calls outstanding; the
+ * request and response of a call live in that call's slot, so both sides
+ * can work in place (zero-copy).  Peers are judged alive by the kernel
+ * (the locks of peer liveness), never by pid:
+ *   - a server that dies holding a request: the caller's wait returns
+ *     -ECONNRESET within about 50 ms of noticing (it looks every slice),
+ *     or, for a call sent with SHMKIT_RPC_IDEMPOTENT, the request is given
+ *     to another server;
+ *   - a server killed after taking a request from the queue but before
+ *     claiming it: the caller re-queues it after a slice (a duplicate that
+ *     finds the call claimed is dropped);
+ *   - a client that dies: its entry and slots are reclaimed by the next
+ *     client that takes the entry; servers still working for it finish
+ *     into the void (shmkit_rpc_abandoned tells them it is gone).
+ * A call's deadline (the timeout given to send) travels with the request;
+ * when the caller gives up (timeout, cancel) a server's response is
+ * dropped, never delivered to a later call.
+ * Memory: 4096 + 256 + queue + max_clients * (64 + depth * slot), queue =
+ * 384 + 64 * pow2(2 * max_clients * depth), slot = 64 +
+ * round_up(max_request, 64) + round_up(max_response, 64); page-rounded.
+ * ------------------------------------------------------------------------ */
+
+typedef struct shmkit_rpc shmkit_rpc;
+
+struct shmkit_rpc_opts {
+	uint32_t max_clients;  /* create: client handles at once (default 64,
+	                          at most 4096) */
+	uint32_t depth;        /* create: calls outstanding per client
+	                          (default 8, at most 64) */
+	uint32_t max_request;  /* create: bytes (default 1024, at most 64M) */
+	uint32_t max_response; /* create: bytes (default 1024, at most 64M) */
+	unsigned mode;         /* create: permission bits, default 0600 */
+	unsigned flags;        /* SHMKIT_EXCL and segment flags */
+	int wait;              /* enum shmkit_wait for this handle */
+	int64_t timeout_ns;    /* open: wait for initialisation */
+};
+
+/* Create (or, without SHMKIT_EXCL, open) a service; open one. */
+int shmkit_rpc_create(shmkit_rpc **out, const char *name, const struct shmkit_rpc_opts *opts);
+int shmkit_rpc_open(shmkit_rpc **out, const char *name, const struct shmkit_rpc_opts *opts);
+/* Close: calls still outstanding are cancelled; requests this handle took
+ * as a server and did not answer fail their callers (-ECONNRESET). */
+int shmkit_rpc_close(shmkit_rpc *r);
+
+#define SHMKIT_RPC_IDEMPOTENT 0x1u /* send: may be given to another server
+                                      if the one holding it dies */
+
+/* Client, blocking: send req, wait for its response, copy it into resp.
+ * The response length, -EMSGSIZE if cap is too small (the response is
+ * dropped), -ETIMEDOUT (the call is cancelled), -ECONNRESET (the server
+ * died holding it), -EBUSY (depth calls already outstanding on this
+ * handle), -ENOSPC (client table full). */
+ssize_t shmkit_rpc_call(shmkit_rpc *r, const void *req, size_t len, void *resp, size_t cap,
+                        int64_t timeout_ns);
+/* Client, asynchronous: send a copy of req; *id names the call.  The
+ * timeout bounds the call as a whole: it is the deadline servers see. */
+int shmkit_rpc_send(shmkit_rpc *r, const void *req, size_t len, unsigned flags,
+                    int64_t timeout_ns, uint64_t *id);
+/* Zero-copy request: loan a max_request-byte buffer in shared memory,
+ * fill it, send it (or abort the loan). */
+int shmkit_rpc_loan(shmkit_rpc *r, void **buf);
+int shmkit_rpc_send_loan(shmkit_rpc *r, size_t len, unsigned flags, int64_t timeout_ns,
+                         uint64_t *id);
+int shmkit_rpc_abort_loan(shmkit_rpc *r);
+/* Wait for the response to call *id, or (*id == 0) to any outstanding
+ * call, whose id is stored in *id.  The response length; *resp points
+ * into shared memory (valid until shmkit_rpc_release of that id).  A
+ * timeout of this wait leaves the call outstanding (-ETIMEDOUT), unless
+ * the call's own deadline has passed: then it is cancelled. */
+ssize_t shmkit_rpc_wait(shmkit_rpc *r, uint64_t *id, const void **resp, int64_t timeout_ns);
+int shmkit_rpc_release(shmkit_rpc *r, uint64_t id);
+/* Give a call up: a response that comes later is dropped. */
+int shmkit_rpc_cancel(shmkit_rpc *r, uint64_t id);
+
+/* Server: the request a server took; data points into shared memory until
+ * the request is answered. */
+struct shmkit_rpc_req {
+	uint64_t id;           /* opaque: names the call */
+	const void *data;
+	uint32_t len;
+	unsigned flags;        /* SHMKIT_RPC_* of the call */
+	int64_t deadline_ns;   /* CLOCK_REALTIME; INT64_MAX if none */
+};
+/* Take the next request (-EAGAIN / -ETIMEDOUT when none came).  A server
+ * may hold several and answer them in any order. */
+int shmkit_rpc_recv(shmkit_rpc *r, struct shmkit_rpc_req *req, int64_t timeout_ns);
+/* Answer with a copy; or loan the response buffer (max_response bytes)
+ * and commit it.  -ECANCELED: the caller gave up (or died); the response
+ * was dropped. */
+int shmkit_rpc_respond(shmkit_rpc *r, const struct shmkit_rpc_req *req, const void *resp,
+                       size_t len);
+int shmkit_rpc_respond_loan(shmkit_rpc *r, const struct shmkit_rpc_req *req, void **buf);
+int shmkit_rpc_respond_commit(shmkit_rpc *r, const struct shmkit_rpc_req *req, size_t len);
+/* 1 if the caller gave up, died or its deadline passed (skip the work),
+ * 0 if it still waits, or a negative error. */
+int shmkit_rpc_abandoned(shmkit_rpc *r, const struct shmkit_rpc_req *req);
+
+/* Pollable descriptor: SHMKIT_RPC_SERVER readable when requests wait,
+ * SHMKIT_RPC_CLIENT when a response to this handle arrived.  One side per
+ * handle; ack after it signals, before draining (as shmkit_chan_fd). */
+#define SHMKIT_RPC_SERVER 1
+#define SHMKIT_RPC_CLIENT 2
+int shmkit_rpc_fd(shmkit_rpc *r, int side);
+int shmkit_rpc_ack_fd(shmkit_rpc *r);
+
+struct shmkit_rpc_stats {
+	uint32_t max_clients, depth, max_request, max_response;
+	size_t seg_size;       /* bytes of the data area */
+	uint64_t requests;     /* calls sent (requeued ones count once) */
+	uint64_t responses;    /* responses delivered to a waiting slot */
+	uint64_t timeouts;     /* calls given up by their callers */
+	uint64_t cancelled;    /* responses dropped: the caller had given up */
+	uint64_t retried;      /* idempotent calls given to another server */
+	uint64_t reset;        /* calls failed because their server died */
+	uint64_t requeued;     /* requests queued again (lost queue entries) */
+	uint64_t dropped;      /* stale or forged queue entries skipped */
+	uint32_t clients;      /* client entries held by live handles */
+	uint32_t in_flight;    /* call slots in use */
+};
+int shmkit_rpc_stats(shmkit_rpc *r, struct shmkit_rpc_stats *st);
+
+/* One client entry. */
+struct shmkit_rpc_peer {
+	unsigned index;
+	pid_t pid;             /* display only */
+	int alive;             /* 1 alive, 0 dead, -1 unknown */
+	uint64_t calls, answered;
+	uint32_t in_flight;
+};
+int shmkit_rpc_peers(shmkit_rpc *r, int (*fn)(const struct shmkit_rpc_peer *p, void *arg),
                      void *arg);
 
 /* ------------------------------------------------------------------------

@@ -632,26 +632,10 @@ static inline bool held_by_us(const shmkit_bus *b, const uint64_t *mine, unsigne
 	return mine && (mine[i / 64] >> (i % 64) & 1);
 }
 
-/* Take a table entry: the first of the n at base whose lock we get,
- * trying those left cleanly (owner word 0) first, then those whose owner
- * may have died.  A lock this handle holds already does not conflict with
- * its own description, so the entries in *mine (may be NULL) are skipped.
- * Its index, or -1 if every entry has a live owner. */
 static int ent_take(shmkit_bus *b, uint64_t base, const uint64_t *owner0, size_t stride,
                     unsigned n, const uint64_t *mine)
 {
-	for (int pass = 0; pass < 2; pass++) {
-		for (unsigned i = 0; i < n; i++) {
-			const uint64_t *owner = (const uint64_t *)(const void *)
-				((const unsigned char *)owner0 + (size_t)i * stride);
-			/* Relaxed: a hint for the order of tries only. */
-			if ((sk_load_relaxed(owner) == 0) != (pass == 0) || held_by_us(b, mine, i))
-				continue;
-			if (sk_peer_lock(&b->peer, base + i) == 0)
-				return (int)i;
-		}
-	}
-	return -1;
+	return sk_peer_take_entry(&b->peer, base, owner0, stride, n, mine);
 }
 
 /* Give an entry up: owner word 0 (a clean leave), then the lock. */

@@ -183,6 +183,8 @@ struct shmkit_chan {
 	uint64_t cap, mask;      /* cached at open, never re-read */
 	uint32_t max_msg, slot_size;
 	bool spsc, rdonly;
+	bool embedded;           /* inside another service's segment (chan.h):
+	                            close leaves the segment to its owner */
 	bool role[2];            /* SPSC: this handle holds the role (by side) */
 	int wait;                /* enum shmkit_wait */
 	uint64_t cached_head;    /* SPSC producer: last head seen */
@@ -327,10 +329,9 @@ static int chan_init(void *data, size_t size, void *arg)
 }
 
 /* Read the control block once, check it against the segment, cache it. */
-static int chan_bind(shmkit_chan *ch, shmkit_seg *seg)
+static int chan_bind(shmkit_chan *ch, shmkit_seg *seg, void *base, size_t size)
 {
-	struct sk_chan_ctl *c = shmkit_seg_data(seg);
-	size_t size = shmkit_seg_size(seg);
+	struct sk_chan_ctl *c = base;
 
 	if (size < SK_CHAN_CTL_SIZE)
 		return sk_fail(-EBADMSG, "channel data area of %zu bytes holds no control block", size);
@@ -959,14 +960,15 @@ static struct shmkit_seg_opts seg_opts(const struct shmkit_chan_opts *o, size_t 
 }
 
 /* Wrap a channel segment in a handle; on failure seg is left to the caller. */
-static int chan_new(shmkit_chan **out, shmkit_seg *seg, const struct shmkit_chan_opts *o)
+static int chan_new_at(shmkit_chan **out, shmkit_seg *seg, void *base, size_t size,
+                       const struct shmkit_chan_opts *o)
 {
 	shmkit_chan *ch = calloc(1, sizeof(*ch));
 	int err;
 
 	if (!ch)
 		return -ENOMEM;
-	if ((err = chan_bind(ch, seg))) {
+	if ((err = chan_bind(ch, seg, base, size))) {
 		free(ch);
 		return err;
 	}
@@ -982,6 +984,42 @@ static int chan_new(shmkit_chan **out, shmkit_seg *seg, const struct shmkit_chan
 	}
 	*out = ch;
 	return 0;
+}
+
+static int chan_new(shmkit_chan **out, shmkit_seg *seg, const struct shmkit_chan_opts *o)
+{
+	return chan_new_at(out, seg, shmkit_seg_data(seg), shmkit_seg_size(seg), o);
+}
+
+/* ---- embedded channels (chan.h) ------------------------------------------ */
+
+uint64_t sk_chan_bytes(uint32_t capacity, uint32_t max_msg)
+{
+	struct geometry g = { capacity, max_msg, 0 };
+	return data_bytes(&g);
+}
+
+int sk_chan_init_at(void *base, size_t size, uint32_t capacity, uint32_t max_msg)
+{
+	struct geometry g = { capacity, max_msg, 0 };
+	int err = geometry_check(&g);
+	return err ? err : chan_init(base, size, &g);
+}
+
+int sk_chan_embed(shmkit_chan **out, shmkit_seg *seg, void *base, size_t size, int wait)
+{
+	struct shmkit_chan_opts o = { .wait = wait };
+	int err = chan_new_at(out, seg, base, size, &o);
+	if (!err)
+		(*out)->embedded = true;
+	return err;
+}
+
+int sk_chan_identity(shmkit_chan *ch, uint32_t *id)
+{
+	int err = identity_check(ch);
+	*id = ch->peer.id;
+	return err;
 }
 
 static int chan_finish(shmkit_chan **out, shmkit_seg *seg, const struct shmkit_chan_opts *o, int err)
@@ -1087,7 +1125,8 @@ int shmkit_chan_close(shmkit_chan *ch)
 	role_drop(ch, CONS);
 	sk_peer_leave(&ch->peer); /* drops the locks: after the roles */
 	sk_waitfd_close(ch->wfd);
-	shmkit_seg_close(ch->seg);
+	if (!ch->embedded)
+		shmkit_seg_close(ch->seg);
 	free(ch);
 	return 0;
 }

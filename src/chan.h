@@ -199,4 +199,17 @@ static inline int64_t sk_seq_diff(uint64_t pos40, uint64_t index)
  * disagrees is refused (-EPROTO). */
 uint32_t sk_chan_fingerprint(void);
 
+/* Embedded channels: an MPMC channel whose control block and slots lie at
+ * base (size bytes, 64-byte aligned) inside the data area of another
+ * service's segment, which owns the segment: closing the channel handle
+ * leaves the segment open.  Same format and protocol as above; its peer
+ * ids come from the segment's counter like any other.  sk_chan_bytes:
+ * the bytes it needs; sk_chan_init_at: lay it out (creator, before the
+ * segment is published); sk_chan_embed: a handle on it; sk_chan_identity:
+ * the handle's current peer id (taking a new one after a fork). */
+uint64_t sk_chan_bytes(uint32_t capacity, uint32_t max_msg);
+int sk_chan_init_at(void *base, size_t size, uint32_t capacity, uint32_t max_msg);
+int sk_chan_embed(shmkit_chan **out, shmkit_seg *seg, void *base, size_t size, int wait);
+int sk_chan_identity(shmkit_chan *ch, uint32_t *id);
+
 #endif /* SHMKIT_CHAN_H */

@@ -23,10 +23,11 @@ static unsigned long at = 1;
 static unsigned long passed;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static void arm(void)
+static void arm_spec(const char *e)
 {
-	const char *e = getenv("SHMKIT_CRASH_AT");
-
+	armed[0] = '\0';
+	at = 1;
+	passed = 0;
 	if (!e || strlen(e) >= sizeof(armed))
 		return;
 	strcpy(armed, e);
@@ -35,6 +36,17 @@ static void arm(void)
 		*colon = '\0';
 		at = strtoul(colon + 1, NULL, 10);
 	}
+}
+
+static void arm(void)
+{
+	arm_spec(getenv("SHMKIT_CRASH_AT"));
+}
+
+void sk_crash_arm(const char *spec)
+{
+	pthread_once(&once, arm);
+	arm_spec(spec);
 }
 
 void sk_crash_point(const char *where)

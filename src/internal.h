@@ -108,6 +108,9 @@ static inline int sk_neg_errno(void)
 
 #ifdef SK_TESTING
 void sk_crash_point(const char *where);
+/* Arm (spec "NAME[:N]") or disarm (NULL) this process's crash point, as
+ * SHMKIT_CRASH_AT does, e.g. in a forked child. */
+void sk_crash_arm(const char *spec);
 #define SK_CRASH_POINT(where) sk_crash_point(where)
 #else
 #define SK_CRASH_POINT(where) ((void)0)

@@ -239,3 +239,27 @@ void sk_peer_sysv_path(char *buf, size_t len, long key)
 {
 	snprintf(buf, len, "/dev/shm/.shmkit-sysv-%08x.lock", (unsigned)(uint32_t)key);
 }
+
+/* Take a table entry: the first of the n at base whose lock we get,
+ * trying those left cleanly (owner word 0) first, then those whose owner
+ * may have died.  A lock this peer holds already does not conflict with
+ * its own description, so the entries set in the bitmap *mine (may be
+ * NULL) are skipped.  Its index, or -1 if every entry has a live owner. */
+int sk_peer_take_entry(struct sk_peer *p, uint64_t base, const uint64_t *owner0, size_t stride,
+                       unsigned n, const uint64_t *mine)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned i = 0; i < n; i++) {
+			const uint64_t *owner = (const uint64_t *)(const void *)
+				((const unsigned char *)owner0 + (size_t)i * stride);
+			/* Relaxed: a hint for the order of tries only; the lock
+			 * decides. */
+			if ((sk_load_relaxed(owner) == 0) != (pass == 0) ||
+			    (mine && (mine[i / 64] >> (i % 64) & 1)))
+				continue;
+			if (sk_peer_lock(p, base + i) == 0)
+				return (int)i;
+		}
+	}
+	return -1;
+}

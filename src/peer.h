@@ -45,6 +45,7 @@
  *   SK_PEER_CHAN + k        channel peer id k (1 <= k < 2^22)
  *   SK_PEER_BUS_SUB + i     bus subscriber entry i
  *   SK_PEER_BUS_PUB + j     bus publisher entry j
+ *   SK_PEER_RPC_CLIENT + i  rpc client entry i
  *
  * Cost: one descriptor per joined handle, and one lock (a struct
  * file_lock in the kernel) per entry held.
@@ -64,6 +65,7 @@ typedef struct shmkit_seg shmkit_seg;
 #define SK_PEER_CHAN (UINT64_C(1) << 32)
 #define SK_PEER_BUS_SUB (UINT64_C(2) << 32)
 #define SK_PEER_BUS_PUB (UINT64_C(3) << 32)
+#define SK_PEER_RPC_CLIENT (UINT64_C(4) << 32)
 
 #define SK_PEER_ID_BITS 22
 #define SK_PEER_ID_MAX ((UINT32_C(1) << SK_PEER_ID_BITS) - 1)
@@ -102,6 +104,14 @@ void sk_peer_unlock(struct sk_peer *p, uint64_t off);
  * treat that as held: a live entry is never taken).  Asked through the
  * segment's own descriptor, which never holds a lock. */
 int sk_peer_held(const shmkit_seg *seg, uint64_t off);
+
+/* Take an entry of a table of n entries (stride bytes apart, the first's
+ * owner word at owner0) whose lock bytes are base + i: one left cleanly
+ * (owner 0) first, then one whose owner died.  Entries set in the bitmap
+ * mine (may be NULL) are this peer's already and skipped.  The index, or
+ * -1 if every entry has a live owner. */
+int sk_peer_take_entry(struct sk_peer *p, uint64_t base, const uint64_t *owner0, size_t stride,
+                       unsigned n, const uint64_t *mine);
 
 /* Take a fresh id for a channel-style peer: the first k, counting from
  * the segment header's peer counter, whose byte base + k this peer can

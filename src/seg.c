@@ -325,7 +325,7 @@ static int header_check(shmkit_seg *s, int64_t timeout_ns)
 	if (fp != layout_fingerprint())
 		return sk_fail(-EPROTO, "layout fingerprint %08x differs from this build's %08x",
 		               fp, layout_fingerprint());
-	if (kind < SHMKIT_KIND_BYTES || kind > SHMKIT_KIND_JOURNAL)
+	if (kind < SHMKIT_KIND_BYTES || kind > SHMKIT_KIND_RPC)
 		return sk_fail(-EBADMSG, "header kind %u is invalid", kind);
 	if (map_size > s->map_size)
 		return sk_fail(-EBADMSG, "segment is %zu bytes but its header says %llu (truncated?)",
@@ -766,7 +766,7 @@ int shmkit_seg_stat_name(const char *name, struct shmkit_seg_stat *st)
 			/* Relaxed: a look at a header still being written;
 			 * bounded, shown only. */
 			uint32_t kind = sk_load_relaxed(&h->kind);
-			s->kind = kind >= SHMKIT_KIND_BYTES && kind <= SHMKIT_KIND_JOURNAL ? (int)kind
+			s->kind = kind >= SHMKIT_KIND_BYTES && kind <= SHMKIT_KIND_RPC ? (int)kind
 			                                                                 : SHMKIT_KIND_BYTES;
 		}
 	} else {
