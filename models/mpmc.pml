@@ -1,0 +1,332 @@
+/*
+ * mpmc.pml - the MPMC channel protocol of src/chan.c: claims are CASes of
+ * the slot's seq word that carry the claimer's peer id; publish, release
+ * and abort are CASes from that claim word; head and tail are hints any
+ * side helps along (index_help); a side blocked by a dead peer's claim
+ * reclaims it after a wait slice, only if the kernel says its lock is gone.
+ *
+ * Instance: capacity 2; producer 1 sends messages 1..NPER, producer 2
+ * (NPROD = 2) NPER2 more; consumer 3 and (NCONS = 2) consumer 4 receive
+ * forever.  scripts/models.sh checks producers racing (2 producers, 1
+ * consumer) and consumers racing (1 producer, 2 consumers) separately:
+ * the 2 x 2 instance takes minutes (models.sh -f runs larger ones).  Any
+ * one process may die before any step (MAXDEAD = 1; a lone consumer does
+ * not: someone must be left to receive), or (MAXLOSS = 1) lose its kernel
+ * lock and go on.
+ *
+ * Slot word = (position, state, id); a message is a value written in two
+ * steps: payload (pay) and len (slen); a reader that sees them differ
+ * read a torn message.  Steps, as named in src/chan.c:
+ *   P1 load tail          P2 load slot word       P3 CAS FREE(t) -> WRITING(t, me)
+ *   P4 CAS tail t -> t+1 (index_help; also when tail is stale)
+ *   P5 memcpy payload     P6 store_release len
+ *   P7 CAS WRITING(t, me) -> FULL(t)   commit point; fails (-ESTALE) if taken
+ *   P8 shmkit_ec_inc(not_empty)
+ *   C1 load head          C2 load slot word + relaxed load of len
+ *   C3 CAS FULL(h) -> READING(h, me)   C4 CAS head h -> h+1 (index_help)
+ *   C5 memcpy payload
+ *   C6 CAS READING(h, me) -> FREE(h + cap)   delivery; fails (-ESTALE) if taken
+ *   C7 shmkit_ec_inc(not_full)
+ *   R1 reclaim_word: CAS dead claim word -> FREE(p + cap), after the
+ *      kernel said its lock is free (sk_peer_held); R2 give_up: inc both
+ *      event counts
+ * Waits are sk_wait_for (A0: event count read before the ring is
+ * tested) and shmkit_ec_wait (common.pml); a slice ends (SLICE) only when
+ * a wake may have died with its waker or a dead peer's claim blocks this
+ * waiter - then watch() reclaims it.
+ *
+ * Properties (the crash promise of chan.c's header):
+ *   - a message is delivered (C6) at most once, in its producer's order
+ *     for each consumer, never torn, and only if committed (P7);
+ *   - at the end, every committed message was delivered, except one a
+ *     consumer had claimed (C3) and not released when it died or lost
+ *     its lock (documented loss: at most one per dead consumer);
+ *   - no lost wake-up: at the end no consumer sleeps while a slot holds
+ *     a message, no producer sleeps while the slot at tail is free;
+ *   - the reclaimer only frees a dead claim (asserted: not alive at R1).
+ *
+ * Mutants (scripts/models.sh requires SPIN to fail on each):
+ *   BUG_RECLAIM_LIVE   reclaim without asking the kernel (no liveness
+ *                      check): a live consumer's claimed message is lost
+ *   BUG_CLAIM_STORES   the consumer's claim C3 and release C6 are plain
+ *                      stores, not CASes from the word read / the claim
+ *                      word: two consumers deliver one message.  (Either
+ *                      CAS alone suffices against that: with C3 a store
+ *                      and C6 a CAS, the second release fails -ESTALE.)
+ *   BUG_LATE_EC_READ   the event count is read after the ring is tested:
+ *                      a lost wake-up
+ *
+ * Finding (MAXLOSS = 1, not run by scripts/models.sh because it fails):
+ * a producer that lost its lock (closefrom) while stalled between P3 and
+ * P7 has its claim reclaimed; a producer a lap later claims the slot and
+ * writes its message; the stalled one then does its P6 len store (and its
+ * memcpy P5) into that slot before its P7 CAS fails (-ESTALE): a consumer
+ * reads the new message's payload with the stale len - a torn message.
+ * The CAS from the claim word guards the seq word only, not the payload
+ * and len stores that precede it.  Reproduce with
+ *   spin -DMAXDEAD=0 -DMAXLOSS=1 -a mpmc.pml  (then pan as in models.sh)
+ *
+ * Not modelled: C11 weak orderings (SPIN is sequentially consistent: the
+ * pairs P7/C2, C6/P2-P3 and index_help's acq_rel chain, len_stable's
+ * fence, are assumed); -EMSGSIZE, peek and abort (abort is the same CAS
+ * as C6 on a WRITING word); id reuse after 2^22 ids (purge_stale);
+ * positions wrapping at 2^40.
+ */
+#ifndef CAP
+#define CAP 2
+#endif
+#ifndef NPER
+#define NPER 2      /* messages per producer */
+#endif
+#ifndef NPER2
+#define NPER2 NPER  /* messages of producer 2 */
+#endif
+#ifndef NPROD
+#define NPROD 2     /* producers: 1 or 2 */
+#endif
+#ifndef NCONS
+#define NCONS 1     /* consumers: 1 or 2; a lone consumer never dies */
+#endif
+#define NMSG (NPER + NPER2)
+#define NE 0
+#define NF 1
+#define FREE 0
+#define WRITING 1
+#define FULL 2
+#define READING 3
+
+/* the claim word that blocks waiter p is still there, and its claimer dead */
+#define BLOCKED_BY_DEAD(p) (bid[p] != 0 && !alive[bid[p]] && \
+	spos[bpos[p] % CAP] == bpos[p] && sst[bpos[p] % CAP] == bst[p] && sid[bpos[p] % CAP] == bid[p])
+#define SLICE(p) (missed[p] || BLOCKED_BY_DEAD(p))
+
+#define FINAL_CHECK \
+	/* lost wake-ups */ \
+	gi = 0; \
+	do \
+	:: gi < CAP -> assert(!(asleep[3] == NE + 1 || asleep[4] == NE + 1) || sst[gi] != FULL); gi++ \
+	:: else -> gi = 0; break \
+	od; \
+	assert(!(asleep[1] == NF + 1 || asleep[2] == NF + 1) || spos[tail % CAP] < tail); \
+	gi = 1; \
+	do \
+	:: gi <= NMSG -> assert(!committed[gi] || delivered[gi] == 1 || excused[gi]); gi++ \
+	:: else -> gi = 0; break \
+	od;
+
+#include "common.pml"
+
+byte spos[CAP], sst[CAP], sid[CAP];  /* slot seq words */
+byte pay[CAP], slen[CAP];            /* a message: two stores */
+byte tail, head;
+byte bpos[NPROC], bst[NPROC], bid[NPROC]; /* each waiter's blocker word (bid 0: none) */
+bool committed[NMSG + 1], excused[NMSG + 1];
+byte delivered[NMSG + 1];
+byte lastdel[NPROC * 2];             /* [consumer * 2 + producer]: last delivered */
+
+/* R1, R2: watch() after a slice: reclaim the blocker if its claimer is
+ * dead (reclaim(), reclaim_word(), give_up()). */
+inline reclaim() {
+	atomic { DIE;                                       /* R1 */
+		if
+		:: bid[me] != 0 && bid[me] != me &&
+#ifndef BUG_RECLAIM_LIVE
+		   !alive[bid[me]] &&                       /* sk_peer_held */
+#endif
+		   spos[bpos[me] % CAP] == bpos[me] && sst[bpos[me] % CAP] == bst[me] &&
+		   sid[bpos[me] % CAP] == bid[me] ->
+			if  /* a dead consumer's message: the documented loss */
+			:: bst[me] == READING && !alive[bid[me]] -> excused[pay[bpos[me] % CAP]] = true
+			:: else
+			fi;
+			spos[bpos[me] % CAP] = bpos[me] + CAP;
+			sst[bpos[me] % CAP] = FREE; sid[bpos[me] % CAP] = 0;
+			pendwake = true
+		:: else
+		fi;
+		bid[me] = 0; bpos[me] = 0; bst[me] = 0; sliced = false };
+	if
+	:: pendwake -> ec_inc(NE); pendwake = true; ec_inc(NF)   /* R2 */
+	:: else
+	fi
+}
+
+proctype producer(byte me; byte first; byte n)
+{
+	byte t, m, ws, wp, wi, prev, w, v;
+	bool pendwake, sliced, got;
+
+	m = first;
+	do
+	:: m < first + n ->
+		do  /* claim (mpmc_claim_send), waiting on not_full */
+		:: atomic { DIE; v = ecw[NF] >> 1;          /* A0 */
+			t = tail };                         /* P1 */
+			do
+			:: atomic { DIE;                    /* P2 */
+				wp = spos[t % CAP]; ws = sst[t % CAP]; wi = sid[t % CAP];
+				if
+				:: wp + CAP == t && ws != FREE ->  /* full: wait */
+					if
+					:: ws != FULL -> bpos[me] = wp; bst[me] = ws; bid[me] = wi
+					:: else
+					fi;
+					wp = 0; ws = 0; wi = 0; t = 0;
+					break
+				:: wp >= t
+				:: else -> assert(false)    /* -EBADMSG */
+				fi };
+				atomic { DIE;
+					if
+					:: wp == t && ws == FREE -> /* P3 */
+						if
+						:: spos[t % CAP] == wp && sst[t % CAP] == ws && sid[t % CAP] == wi ->
+							sst[t % CAP] = WRITING; sid[t % CAP] = me; got = true
+						:: else
+						fi
+					:: else ->                  /* P4: claimed or done, tail is stale */
+						if :: tail == t -> t++; tail = t :: else -> t = tail fi
+					fi;
+					wp = 0; ws = 0; wi = 0;
+					if :: got -> v = 0; break :: else fi }
+			od;
+			if
+			:: got -> atomic { DIE; if :: tail == t -> tail = t + 1 :: else fi }; /* P4 */
+				break
+			:: else
+			fi;
+			ec_wait(NF, v);
+			atomic { v = 0; if :: !sliced -> bid[me] = 0 :: else fi };
+			if :: sliced -> reclaim() :: else fi
+		od;
+		atomic { DIE; pay[t % CAP] = m };            /* P5 */
+		atomic { DIE; slen[t % CAP] = m };           /* P6 */
+		atomic { DIE;                                /* P7: the commit point */
+			if
+			:: spos[t % CAP] == t && sst[t % CAP] == WRITING && sid[t % CAP] == me ->
+				sst[t % CAP] = FULL; sid[t % CAP] = 0;
+				committed[m] = true; pendwake = true
+			:: else  /* -ESTALE: the claim was taken; nothing published */
+			fi;
+			t = 0; got = false; m++ };
+		if :: pendwake -> ec_inc(NE) :: else fi      /* P8 */
+	:: else -> break
+	od;
+	goto done;
+died:
+	atomic { alive[me] = false; if :: pendwake -> all_missed() :: else fi };
+done:
+	skip
+}
+
+proctype consumer(byte me)
+{
+	byte h, rl, rp, ws, wp, wi, prev, w, v;
+	bool pendwake, sliced, got;
+
+	do
+	:: atomic { DIE; v = ecw[NE] >> 1;                   /* A0 */
+#ifdef BUG_LATE_EC_READ
+		v = 0;
+#endif
+		h = head };                                  /* C1 */
+		do
+		:: atomic { DIE;                             /* C2 (+ relaxed load of len) */
+			wp = spos[h % CAP]; ws = sst[h % CAP]; wi = sid[h % CAP];
+			if
+			:: wp == h && ws == FULL -> rl = slen[h % CAP]
+			:: wp > h || (wp == h && ws == READING) /* taken: head is stale */
+			:: wp == h && (ws == FREE || ws == WRITING) -> /* nothing published at h */
+				if :: ws == WRITING -> bpos[me] = wp; bst[me] = ws; bid[me] = wi :: else fi;
+				wp = 0; ws = 0; wi = 0; h = 0;
+				break
+			:: wp + CAP == h && ws == READING -> /* a slow consumer holds h - cap */
+				bpos[me] = wp; bst[me] = ws; bid[me] = wi;
+				wp = 0; ws = 0; wi = 0; h = 0;
+				break
+			:: else -> assert(false)             /* -EBADMSG */
+			fi };
+			atomic { DIE;
+				if
+				:: wp == h && ws == FULL ->  /* C3 */
+					if
+#ifdef BUG_CLAIM_STORES
+					:: true ->
+#else
+					:: spos[h % CAP] == wp && sst[h % CAP] == ws && sid[h % CAP] == wi ->
+#endif
+						sst[h % CAP] = READING; sid[h % CAP] = me; got = true
+					:: else -> rl = 0
+					fi
+				:: else ->                   /* C4: head is stale */
+					if :: head == h -> h++; head = h :: else -> h = head fi
+				fi;
+				wp = 0; ws = 0; wi = 0;
+				if :: got -> v = 0; break :: else fi }
+		od;
+		if
+		:: got ->
+			atomic { DIE; if :: head == h -> head = h + 1 :: else fi }; /* C4 */
+			atomic { DIE; rp = pay[h % CAP] };   /* C5 */
+			atomic { DIE;                        /* C6: delivery */
+			if
+#ifdef BUG_CLAIM_STORES
+			:: true ->
+#else
+			:: spos[h % CAP] == h && sst[h % CAP] == READING && sid[h % CAP] == me ->
+#endif
+				assert(rl == rp);            /* never torn */
+				assert(committed[rp] && delivered[rp] == 0);
+				assert(rp > lastdel[me * 2 + (rp - 1) / NPER]);
+				lastdel[me * 2 + (rp - 1) / NPER] = rp;
+				delivered[rp]++;
+				spos[h % CAP] = h + CAP; sst[h % CAP] = FREE; sid[h % CAP] = 0;
+				pendwake = true
+			:: else  /* -ESTALE: taken from us; what we read is discarded */
+			fi;
+			rl = 0; rp = 0; h = 0; got = false };
+			if :: pendwake -> ec_inc(NF) :: else fi  /* C7 */
+		:: else ->
+#ifdef BUG_LATE_EC_READ
+			atomic { DIE; v = ecw[NE] >> 1 };
+#endif
+			ec_wait(NE, v);
+			atomic { v = 0; if :: !sliced -> bid[me] = 0 :: else fi };
+			if :: sliced -> reclaim() :: else fi
+		fi
+	od;
+died:
+	atomic {
+		alive[me] = false;
+		if :: pendwake -> all_missed() :: else fi;
+		/* claimed (C3), not released (C6): the documented loss */
+		if
+		:: got && spos[h % CAP] == h && sst[h % CAP] == READING && sid[h % CAP] == me ->
+			excused[pay[h % CAP]] = true
+		:: else
+		fi }
+}
+
+init {
+	atomic {
+		gi = 0;
+		do
+		:: gi < CAP -> spos[gi] = gi; gi++
+		:: else -> gi = 0; break
+		od;
+		alive[1] = true; run producer(1, 1, NPER);
+		mortal[1] = true;
+		alive[3] = true; run consumer(3);
+#if NPROD == 2
+		alive[2] = true; run producer(2, NPER + 1, NPER2);
+		mortal[2] = true;
+#endif
+#if NCONS == 2
+		alive[4] = true; run consumer(4);
+		mortal[3] = true; mortal[4] = true;
+#endif
+		skip
+	}
+}
+
+WATCHDOG
