@@ -5,8 +5,9 @@
  * side helps along (index_help); a side blocked by a dead peer's claim
  * reclaims it after a wait slice, only if the kernel says its lock is gone.
  *
- * Instance: capacity 2; producer 1 sends messages 1..NPER, producer 2
- * (NPROD = 2) NPER2 more; consumer 3 and (NCONS = 2) consumer 4 receive
+ * Instance: capacity 2 (or CAP = 1, where every message laps and the
+ * reclaim of dead READING claims is reached); producer 1 sends messages
+ * 1..NPER, producer 2 (NPROD = 2) NPER2 more; consumer 3 and (NCONS = 2) consumer 4 receive
  * forever.  scripts/models.sh checks producers racing (2 producers, 1
  * consumer) and consumers racing (1 producer, 2 consumers) separately:
  * the 2 x 2 instance takes minutes (models.sh -f runs larger ones).  Any

@@ -115,6 +115,10 @@ run spsc.pml fail -DBUG_EC_NO_WAKE
 # MPMC channel: producers racing (2P x 1C), consumers racing (1P x 2C).
 run mpmc.pml pass -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DMAXDEAD=1
 run mpmc.pml pass -DNPROD=1 -DNCONS=2 -DNPER=2 -DMAXDEAD=1
+# capacity 1: every message laps, so dead READING claims block producers
+# and consumers and are reclaimed (unreachable with 2 slots at this size).
+run mpmc.pml pass -DCAP=1 -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DMAXDEAD=1
+run mpmc.pml pass -DCAP=1 -DNPROD=1 -DNCONS=2 -DNPER=2 -DMAXDEAD=1
 run mpmc.pml fail -DNPROD=1 -DNCONS=2 -DNPER=2 -DBUG_RECLAIM_LIVE
 run mpmc.pml fail -DNPROD=1 -DNCONS=2 -DNPER=2 -DBUG_CLAIM_STORES
 run mpmc.pml fail -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DBUG_LATE_EC_READ
