@@ -656,6 +656,9 @@ int shmkit_rpc_abort_loan(shmkit_rpc *r);
  * the call's own deadline has passed: then it is cancelled. */
 ssize_t shmkit_rpc_wait(shmkit_rpc *r, uint64_t *id, const void **resp, int64_t timeout_ns);
 int shmkit_rpc_release(shmkit_rpc *r, uint64_t id);
+/* The status the server gave an answered call (0 unless it used
+ * shmkit_rpc_respond_status), before its release. */
+int shmkit_rpc_status(shmkit_rpc *r, uint64_t id);
 /* Give a call up: a response that comes later is dropped. */
 int shmkit_rpc_cancel(shmkit_rpc *r, uint64_t id);
 
@@ -676,6 +679,10 @@ int shmkit_rpc_recv(shmkit_rpc *r, struct shmkit_rpc_req *req, int64_t timeout_n
  * was dropped. */
 int shmkit_rpc_respond(shmkit_rpc *r, const struct shmkit_rpc_req *req, const void *resp,
                        size_t len);
+/* The same with an application status (0 or positive, e.g. an exit
+ * status) that the caller reads with shmkit_rpc_status. */
+int shmkit_rpc_respond_status(shmkit_rpc *r, const struct shmkit_rpc_req *req, const void *resp,
+                              size_t len, int status);
 int shmkit_rpc_respond_loan(shmkit_rpc *r, const struct shmkit_rpc_req *req, void **buf);
 int shmkit_rpc_respond_commit(shmkit_rpc *r, const struct shmkit_rpc_req *req, size_t len);
 /* 1 if the caller gave up, died or its deadline passed (skip the work),

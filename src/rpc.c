@@ -819,6 +819,23 @@ ssize_t shmkit_rpc_wait(shmkit_rpc *r, uint64_t *id, const void **resp, int64_t 
 	return len;
 }
 
+int shmkit_rpc_status(shmkit_rpc *r, uint64_t id)
+{
+	unsigned k;
+	uint64_t gen;
+	int err;
+
+	if ((err = call_of(r, id, &k, &gen)))
+		return err;
+	struct rpc_slot *s = slot_at(r, (unsigned)r->ci, k);
+	/* Acquire: as W1 (the status is written before DONE). */
+	uint64_t w = sk_load_acquire(&s->state);
+	if (W_ST(w) != ST_DONE || W_GEN(w) != gen)
+		return sk_fail(-EINVAL, "call %llu is not answered", (unsigned long long)id);
+	int32_t st = sk_load_relaxed(&s->status);
+	return st < 0 ? 0 : st;
+}
+
 int shmkit_rpc_release(shmkit_rpc *r, uint64_t id)
 {
 	unsigned k;
@@ -990,6 +1007,12 @@ static int held_slot(shmkit_rpc *r, const struct shmkit_rpc_req *req, struct rpc
 int shmkit_rpc_respond(shmkit_rpc *r, const struct shmkit_rpc_req *req, const void *resp,
                        size_t len)
 {
+	return shmkit_rpc_respond_status(r, req, resp, len, 0);
+}
+
+int shmkit_rpc_respond_status(shmkit_rpc *r, const struct shmkit_rpc_req *req, const void *resp,
+                              size_t len, int status)
+{
 	struct rpc_slot *s;
 	unsigned ci;
 	uint64_t gen;
@@ -1001,12 +1024,14 @@ int shmkit_rpc_respond(shmkit_rpc *r, const struct shmkit_rpc_req *req, const vo
 		return err;
 	if (!resp && len)
 		return sk_fail(-EINVAL, "resp is NULL");
+	if (status < 0)
+		return sk_fail(-EINVAL, "status %d: must be 0 or positive", status);
 	if (len > r->g.max_resp)
 		return sk_fail(-EMSGSIZE, "response of %zu bytes, max_response %u (still held)", len,
 		               r->g.max_resp);
 	if (len)
 		memcpy(resp_area(r, s), resp, len);
-	return finish(r, s, ci, gen, sid, (uint32_t)len, 0);
+	return finish(r, s, ci, gen, sid, (uint32_t)len, status);
 }
 
 int shmkit_rpc_respond_loan(shmkit_rpc *r, const struct shmkit_rpc_req *req, void **buf)

@@ -79,6 +79,12 @@ int cmd_pub(int argc, char **argv);
 int cmd_sub(int argc, char **argv);
 int info_bus(const char *name, bool json);
 
+/* Request/response: tools/cmd_rpc.c */
+int cmd_rpc(int argc, char **argv);
+int cmd_call(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int info_rpc(const char *name, bool json);
+
 /* Journal: tools/cmd_journal.c; info_journal for `shmkit info PATH`. */
 int cmd_journal(int argc, char **argv);
 int info_journal(const char *path, bool json);

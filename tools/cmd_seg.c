@@ -89,6 +89,7 @@ static const char *kind_label(int kind)
 	case SHMKIT_KIND_CHAN: return "chan";
 	case SHMKIT_KIND_BUS: return "bus";
 	case SHMKIT_KIND_JOURNAL: return "journal";
+	case SHMKIT_KIND_RPC: return "rpc";
 	}
 	return "?";
 }
@@ -701,6 +702,8 @@ static int info_service(const char *name, const struct shmkit_seg_stat *st, bool
 		fn = info_bus;
 	else if (st->kind == SHMKIT_KIND_JOURNAL)
 		fn = info_journal;
+	else if (st->kind == SHMKIT_KIND_RPC)
+		fn = info_rpc;
 	if (json) {
 		stat_json_open(st, NULL);
 		if (st->kind == SHMKIT_KIND_BYTES || st->kind == SHMKIT_KIND_FOREIGN) {

@@ -41,6 +41,9 @@ static const struct subcommand subcommands[] = {
 	{ "bus", cmd_bus, "create a bus (each message to every subscriber)" },
 	{ "pub", cmd_pub, "publish arguments or stdin lines on a bus" },
 	{ "sub", cmd_sub, "subscribe to a bus and print its messages" },
+	{ "rpc", cmd_rpc, "create a request/response service" },
+	{ "call", cmd_call, "call an rpc service with arguments or stdin lines" },
+	{ "serve", cmd_serve, "answer an rpc service's calls (--echo, or -- COMMAND)" },
 	{ "journal", cmd_journal, "append, tail, dump, verify, repair a journal" },
 	{ "bench", cmd_bench, "measured comparisons against pipes, sockets, limits" },
 	{ "demo", cmd_demo, "a two-process demonstration" },
@@ -53,7 +56,8 @@ static void print_help(FILE *out)
 	        "       shmkit SUBCOMMAND --help\n"
 	        "\n"
 	        "Linux shared memory as an IPC system: segments over POSIX, System V,\n"
-	        "files, anonymous mappings and memfd; channels, a bus and a journal.\n"
+	        "files, anonymous mappings and memfd; channels, a bus, request/response\n"
+	        "(rpc) and a journal.\n"
 	        "\n"
 	        "Subcommands:\n");
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
