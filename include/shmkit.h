@@ -56,7 +56,10 @@
  *     rm` and `gc` remove it with the segment).  Needs /proc (handles
  *     reopen the lock file through /proc/self/fd).  A program that closes
  *     descriptors it does not own (closefrom) drops its entries: its
- *     peers then take it for dead, and its next commit is -ESTALE.
+ *     peers then take it for dead, and its next commit is -ESTALE; a
+ *     channel message it was writing at that moment may be read torn by
+ *     the consumer of the slot's next lap (found by models/mpmc.pml).
+ *     Never close descriptors a library opened.
  *   - Huge pages need pages reserved in /proc/sys/vm/nr_hugepages (posix
  *     and file backends cannot use them; sysv, anon and memfd can).  When
  *     none are available creation fails with -ENOMEM; it never falls back.

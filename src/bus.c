@@ -145,6 +145,20 @@
  * lost, so they should be rare).  On a back-pressure bus it waits,
  * bounded by its deadline.
  *
+ * ---- Model -----------------------------------------------------------------
+ *
+ * models/bus.pml (make models; SPIN) checks the overwrite bus's copy path
+ * with a publisher allowed to die before every step and a live claimer
+ * taken for stalled: a delivered message is the one committed under its
+ * sequence, whole, at most once, in its publisher's order; every committed
+ * message is delivered or counted lost; no lost wake-up.  Comments "model:
+ * bus.pml STEP" name the step an atomic stands for; SPIN's interleavings
+ * are sequentially consistent, so where they say "SC in the model" the
+ * C11 order used (relaxed, the P4/R3 fences, acquire/release pairs) is
+ * assumed, not checked.  Not modelled: back-pressure (B1-B3, J1-J3, the
+ * cursor scan and reaping), loans, the pollable fd beyond its arming
+ * order (the same as sk_wait_for's).
+ *
  * ---- Pollable fd ---------------------------------------------------------
  *
  * shmkit_sub_fd() hands out the one pollable-fd mechanism of shmkit
@@ -817,7 +831,8 @@ static int holder_in_slot(const shmkit_bus *b, uint64_t v)
 		return sk_fail(-EBADMSG, "slot word %#llx names publisher %u of %u",
 		               (unsigned long long)v, pi, b->npubs_max);
 	/* Acquire: pairs with the holder's release store of cur when it is
-	 * done with the slot: its writes into it happen before ours. */
+	 * done with the slot: its writes into it happen before ours.
+	 * model: bus.pml HOLDER_IN (SC in the model). */
 	uint64_t cur = sk_load_acquire(&b->pubs[pi].cur);
 	if (cur >= BUS_SEQ_MAX || (cur & b->mask) != (w_seq(v) & b->mask) || cur > w_seq(v))
 		return 0;
@@ -834,6 +849,7 @@ static bool slot_give_up(struct bus_slot *s, uint64_t *v, uint64_t q)
 {
 	uint64_t t = mkword(q, w_pub(*v), ST_SKIP) | W_TAKEN;
 
+	/* model: bus.pml P3 give-up (SC in the model). */
 	if (!sk_cas(&s->word, v, t, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return false;
 	*v = t;
@@ -905,7 +921,8 @@ static int slot_take(shmkit_bus *b, uint64_t seq)
 {
 	struct bus_slot *s = slot_at(b, seq);
 	/* Acquire: pairs with the previous owner's commit (P5) or a reader's
-	 * abandonment CAS; we overwrite only after their writes. */
+	 * abandonment CAS; we overwrite only after their writes.  model:
+	 * bus.pml P3 (load; SC in the model). */
 	uint64_t v = sk_load_acquire(&s->word);
 	uint64_t mine = mkword(seq, (uint32_t)b->pub_idx, ST_WRITING);
 	uint64_t cleared = 0; /* a word whose holder is out of the slot */
@@ -925,11 +942,14 @@ static int slot_take(shmkit_bus *b, uint64_t seq)
 			continue; /* the word may have moved on: judge it again */
 		}
 		/* P3.  Acq_rel: acquire as above; the release half keeps the
-		 * claim (P1) and cur (P2) before the mark for stuck readers. */
+		 * claim (P1) and cur (P2) before the mark for stuck readers.
+		 * model: bus.pml P3 (CAS; SC in the model). */
 		if (sk_cas(&s->word, &v, mine, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 			/* P4.  Release fence: the WRITING mark is ordered
 			 * before the payload stores that follow (seqlock
-			 * writer); pairs with the reader's acquire fence R3. */
+			 * writer); pairs with the reader's acquire fence R3.
+			 * model: bus.pml P4 - SPIN has no fences: its SC
+			 * interleavings assume this pairing. */
 			sk_fence_release();
 			return 1;
 		}
@@ -1019,14 +1039,15 @@ static int pub_claim(shmkit_bus *b, bool lapped_ok)
 		} else {
 			/* P1.  seq_cst: part of the fd arming handshake (A2
 			 * reads head); as an RMW it also orders the claim
-			 * before P3. */
+			 * before P3.  model: bus.pml P1. */
 			seq = sk_fetch_add(&c->head, 1, __ATOMIC_SEQ_CST);
 			if (seq >= BUS_SEQ_MAX)
 				return sk_fail(-EBADMSG, "bus head %llu out of range",
 				               (unsigned long long)seq);
 		}
 		/* P2.  Relaxed: published to stuck readers and lapping
-		 * writers by P3's release. */
+		 * writers by P3's release.  model: bus.pml P2 (cur; loaning
+		 * is not modelled; SC in the model). */
 		sk_store_relaxed(&e->loaning, lapped_ok ? 0 : 1);
 		sk_store_relaxed(&e->cur, seq);
 		int r = slot_take(b, seq);
@@ -1064,13 +1085,15 @@ static inline int pub_commit(shmkit_bus *b, uint32_t st)
 	/* P5.  Release on success: len and payload to readers' acquire R1
 	 * (seq_cst, as it was when the fd handshake needed it; on x86 a
 	 * locked instruction either way).  Relaxed on failure: nothing was
-	 * published. */
+	 * published.  model: bus.pml P5, the commit point; a plain store
+	 * here is mutant BUG_P5_STORE. */
 	bool ok = sk_cas(&s->word, &mine, mkword(b->loan_seq, (uint32_t)b->pub_idx, st),
 	                 __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
 	/* P5b.  Release: we are done with the slot (its payload and len);
 	 * pairs with the acquire load of cur in holder_in_slot() of a
 	 * publisher waiting to reuse it, also when the record was taken
-	 * from us (then no reader reads the slot, but it may be reused). */
+	 * from us (then no reader reads the slot, but it may be reused).
+	 * model: bus.pml P5b (SC in the model). */
 	sk_store_release(&e->cur, BUS_SEQ_MAX);
 	if (!ok)
 		return -ESTALE;
@@ -1080,7 +1103,8 @@ static inline int pub_commit(shmkit_bus *b, uint32_t st)
 		sk_store_relaxed(&e->count, sk_load_relaxed(&e->count) + 1);
 	else
 		sk_store_relaxed(&e->aborted, sk_load_relaxed(&e->aborted) + 1);
-	shmkit_ec_inc(&c->published); /* P6: release RMW, wakes waiters and armed fds */
+	shmkit_ec_inc(&c->published); /* P6: release RMW, wakes waiters and armed fds
+	                               * (model: bus.pml P6) */
 	return 0;
 }
 
@@ -1167,7 +1191,8 @@ int shmkit_bus_publish(shmkit_bus *bus, const void *msg, size_t len, int64_t tim
 		if ((err = pub_claim(bus, true)))
 			return err < 0 ? err : 0;
 		struct bus_slot *s = slot_at(bus, bus->loan_seq);
-		/* Relaxed: released by the commit CAS (P5). */
+		/* Relaxed: released by the commit CAS (P5).  model: bus.pml
+		 * P4 (len, then the payload; SC in the model). */
 		sk_store_relaxed(&s->len, (uint32_t)len);
 		if (len) /* msg may be NULL for an empty message */
 			memcpy(s->data, msg, len);
@@ -1211,7 +1236,8 @@ static int sub_resync(shmkit_sub *sub, uint64_t ws)
 {
 	shmkit_bus *b = sub->bus;
 	/* seq_cst: as every head access; here it only needs to read a head
-	 * at least ws + 1 (P1 precedes the P3 we saw through R1's acquire). */
+	 * at least ws + 1 (P1 precedes the P3 we saw through R1's acquire).
+	 * model: bus.pml sub_resync. */
 	uint64_t h = __atomic_load_n(&b->ctl->head, __ATOMIC_SEQ_CST);
 
 	/* A sequence read from a slot must map to that slot (ws = pos + k *
@@ -1276,7 +1302,8 @@ static int sub_stuck(shmkit_sub *sub, struct bus_slot *s, uint64_t w)
 		nw = mkword(p, PUB_ABANDON_CLAIM, ST_SKIP);
 	}
 	/* Acq_rel: replaces the record only if it is still the one we
-	 * judged; a writer's P3/P5 CAS then fails and it claims again. */
+	 * judged; a writer's P3/P5 CAS then fails and it claims again.
+	 * model: bus.pml sub_stuck (SC in the model). */
 	if (sk_cas(&s->word, &w, nw, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 		shmkit_ec_inc(&b->ctl->published); /* wake other readers */
 	sub->stuck = false;
@@ -1294,7 +1321,8 @@ static int sub_locate(shmkit_sub *sub, uint64_t *wout)
 		uint64_t p = sub->pos;
 		struct bus_slot *s = slot_at(b, p);
 		/* R1.  Acquire: pairs with the commit CAS P5 (len, payload)
-		 * and with abandonment CASes. */
+		 * and with abandonment CASes.  model: bus.pml R1 (SC in the
+		 * model). */
 		uint64_t w = sk_load_acquire(&s->word);
 		if (w != 0 && w_seq(w) > p) {
 			int err = sub_resync(sub, w_seq(w));
@@ -1313,7 +1341,8 @@ static int sub_locate(shmkit_sub *sub, uint64_t *wout)
 			sub_advance(sub, p + 1);
 			continue;
 		}
-		/* Not ready.  seq_cst: also A2 of the fd handshake. */
+		/* Not ready.  seq_cst: also A2 of the fd handshake.  model:
+		 * bus.pml A2-head. */
 		uint64_t h = __atomic_load_n(&b->ctl->head, __ATOMIC_SEQ_CST);
 		if (h > BUS_SEQ_MAX)
 			return sk_fail(-EBADMSG, "bus head %llu out of range", (unsigned long long)h);
@@ -1332,7 +1361,10 @@ static inline bool slot_unchanged(const struct bus_slot *s, uint64_t w)
 {
 	/* R3.  Acquire fence: our payload reads happen before R4; pairs
 	 * with the writer's release fence P4 (a byte from a newer writer
-	 * implies R4 sees that writer's mark). */
+	 * implies R4 sees that writer's mark).  model: bus.pml R3/R4 - SPIN
+	 * has no fences and no racing memcpy: its SC interleavings assume
+	 * this pairing; without R4, mutant BUG_NO_R4 returns a message
+	 * overwritten while it was read. */
 	sk_fence_acquire();
 	return sk_load_relaxed(&s->word) == w; /* R4 */
 }
@@ -1341,7 +1373,8 @@ static inline bool slot_unchanged(const struct bus_slot *s, uint64_t w)
  * SUB_RETRY if it was overwritten meanwhile, -EBADMSG. */
 static ssize_t sub_len(shmkit_sub *sub, const struct bus_slot *s, uint64_t w)
 {
-	/* Relaxed: ordered after R1 by its acquire; re-validated by R4. */
+	/* Relaxed: ordered after R1 by its acquire; re-validated by R4.
+	 * model: bus.pml R2 (SC in the model). */
 	uint32_t len = sk_load_relaxed(&s->len);
 
 	if (len <= sub->bus->max_msg)

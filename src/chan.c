@@ -149,6 +149,25 @@
  * waker killed between making a message visible and its wake costs a
  * sleeper one wait slice (SK_CHAN_RECLAIM_NS), not its timeout.
  *
+ * ---- Models ---------------------------------------------------------------
+ *
+ * models/mpmc.pml and models/spsc.pml (make models; SPIN) check these
+ * protocols with a process allowed to die before every step: each message
+ * delivered at most once, in per-producer order, never torn, nothing
+ * committed lost beyond the losses documented above, no lost wake-up.
+ * Comments "model: FILE STEP" below name the model step an atomic stands
+ * for.  SPIN's interleavings are sequentially consistent: where such a
+ * comment says "SC in the model", the C11 order it uses (relaxed,
+ * acquire/release pairs, fences) is assumed by the model, not checked.
+ * Not modelled: -EMSGSIZE (len_stable), abort (the C6 CAS on a WRITING
+ * word), purge_stale, id and position wrap-around, and the statistics.
+ * Found by the model: a handle that lost its lock (closefrom) while
+ * stalled between P3 and P7 still does its payload copy and its P6 len
+ * store after its claim was reclaimed; if the slot was claimed again
+ * meanwhile, a consumer can read that message torn before the stale P7
+ * fails (-ESTALE): the CAS from the claim word guards the seq word only
+ * (mpmc.pml with MAXLOSS=1).
+ *
  * ---- Corruption ---------------------------------------------------------
  *
  * Capacity, max_msg and slot size are read once at open, checked against
@@ -397,7 +416,9 @@ static inline bool diff_ok(const shmkit_chan *ch, int64_t d)
  * never finds the slot of i - capacity still FREE (unclaimed), which it
  * would have to report as corruption.  With relaxed moves, ARM or POWER
  * could show the index ahead of the claim that justified it.  (x86: the
- * loads are plain moves and the CAS a locked instruction either way.) */
+ * loads are plain moves and the CAS a locked instruction either way.)
+ * model: mpmc.pml P4 / C4 (SC in the model: this acq_rel chain is
+ * argued here, not checked). */
 static inline void index_help(uint64_t *index, uint64_t *i)
 {
 	if (sk_cas(index, i, *i + 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
@@ -410,14 +431,16 @@ static int mpmc_claim_send(void *arg)
 	struct attempt *a = arg;
 	shmkit_chan *ch = a->ch;
 	/* P1.  Acquire: pairs with the release of index_help() (see there);
-	 * a hint otherwise: the slot word below decides. */
+	 * a hint otherwise: the slot word below decides.  model: mpmc.pml
+	 * P1, one step with A0 (SC in the model). */
 	uint64_t t = sk_load_acquire(&ch->ctl->tail);
 
 	a->blocker = 0;
 	for (unsigned n = 0; n < SK_CHAN_MAX_RETRY; n++) {
 		struct sk_chan_slot *s = slot_at(ch, t);
 		/* P2.  Acquire: pairs with the consumer's release store of
-		 * FREE (C6): its reads of the old message are done. */
+		 * FREE (C6): its reads of the old message are done.  model:
+		 * mpmc.pml P2 (SC in the model). */
 		uint64_t w = sk_load_acquire(&s->seq);
 		int64_t d = sk_seq_diff(sk_seq_pos(w), t);
 		unsigned st = sk_seq_state(w);
@@ -429,7 +452,8 @@ static int mpmc_claim_send(void *arg)
 				return 1;
 			uint64_t mine = sk_seq_make(t, SK_SLOT_WRITING, ch->peer.id);
 			/* P3.  Acquire on success: as P2, the slot is ours to
-			 * overwrite.  Relaxed on failure: we re-read at P2. */
+			 * overwrite.  Relaxed on failure: we re-read at P2.
+			 * model: mpmc.pml P3 (SC in the model). */
 			if (!sk_cas(&s->seq, &w, mine, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 				continue;
 			SK_CRASH_POINT("chan.mpmc.claimed");
@@ -468,14 +492,16 @@ static int mpmc_claim_recv(void *arg)
 	struct attempt *a = arg;
 	shmkit_chan *ch = a->ch;
 	/* C1.  Acquire: pairs with the release of index_help() (see there);
-	 * a hint otherwise: the slot word below decides. */
+	 * a hint otherwise: the slot word below decides.  model: mpmc.pml
+	 * C1, one step with A0 (SC in the model). */
 	uint64_t h = sk_load_acquire(&ch->ctl->head);
 
 	a->blocker = 0;
 	for (unsigned n = 0; n < SK_CHAN_MAX_RETRY; n++) {
 		struct sk_chan_slot *s = slot_at(ch, h);
 		/* C2.  Acquire: pairs with the producer's release store of
-		 * FULL (P7): len and payload are visible. */
+		 * FULL (P7): len and payload are visible.  model: mpmc.pml C2
+		 * (SC in the model). */
 		uint64_t w = sk_load_acquire(&s->seq);
 		int64_t d = sk_seq_diff(sk_seq_pos(w), h);
 		unsigned st = sk_seq_state(w);
@@ -486,7 +512,8 @@ static int mpmc_claim_recv(void *arg)
 			if (a->dry)
 				return 1;
 			/* Relaxed: ordered by C2; validated by the CAS below
-			 * or by len_stable(). */
+			 * or by len_stable().  model: mpmc.pml C2, one step
+			 * with the load above (SC in the model). */
 			uint32_t len = sk_load_relaxed(&s->len);
 			if (SK_UNLIKELY(len > a->bufcap || len > ch->max_msg)) {
 				if (!len_stable(s, w))
@@ -499,7 +526,8 @@ static int mpmc_claim_recv(void *arg)
 			}
 			uint64_t mine = sk_seq_make(h, SK_SLOT_READING, ch->peer.id);
 			/* C3.  Acquire on success: as C2.  Relaxed on failure:
-			 * we re-read at C2. */
+			 * we re-read at C2.  model: mpmc.pml C3 (SC in the
+			 * model). */
 			if (!sk_cas(&s->seq, &w, mine, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 				continue;
 			SK_CRASH_POINT("chan.mpmc.taken");
@@ -543,7 +571,8 @@ static int spsc_claim_send(void *arg)
 	a->blocker = 0;
 	if (SK_UNLIKELY(t - ch->cached_head >= ch->cap)) {
 		/* Acquire: pairs with the consumer's release store of head:
-		 * its reads of the slots it freed are done. */
+		 * its reads of the slots it freed are done.  model: spsc.pml
+		 * S-P1 (SC in the model). */
 		uint64_t h = sk_load_acquire(&ch->ctl->head);
 		if (t - h > ch->cap)
 			return spsc_corrupt(h, t, ch->cap);
@@ -585,7 +614,8 @@ static int spsc_claim_recv(void *arg)
 
 	a->blocker = 0;
 	/* Acquire: pairs with the producer's release store of seq in
-	 * publish(): the payload and len written before it are visible. */
+	 * publish(): the payload and len written before it are visible.
+	 * model: spsc.pml S-C1 (SC in the model). */
 	uint64_t w = sk_load_acquire(&s->seq);
 	if (SK_UNLIKELY(w != sk_seq_make(h, SK_SLOT_FULL, 0))) {
 		if (w == sk_seq_make(h - ch->cap, SK_SLOT_FULL, 0) ||
@@ -594,7 +624,8 @@ static int spsc_claim_recv(void *arg)
 		return sk_fail(-EBADMSG, "slot word %#llx at head %llu is no SPSC state",
 		               (unsigned long long)w, (unsigned long long)h);
 	}
-	/* Relaxed: ordered by the acquire load of seq above. */
+	/* Relaxed: ordered by the acquire load of seq above.  model:
+	 * spsc.pml S-C2 (SC in the model). */
 	uint32_t len = sk_load_relaxed(&s->len);
 	if (SK_UNLIKELY(len > a->bufcap || len > ch->max_msg)) {
 		if (len > ch->max_msg)
@@ -636,10 +667,14 @@ static bool role_alive(const shmkit_chan *ch, uint64_t w)
  * nothing to do. */
 static SK_COLD int spsc_reconcile_tail(shmkit_chan *ch)
 {
-	/* Acquire: pairs with the consumer's release store of head. */
+	/* Acquire: pairs with the consumer's release store of head.
+	 * model: spsc.pml S-K1 (SC in the model). */
 	uint64_t h = sk_load_acquire(&ch->ctl->head);
 	/* Relaxed: the dead producer's stores are all done; the acquire
-	 * loads of seq below pair with its release stores of them. */
+	 * loads of seq below pair with its release stores of them.
+	 * model: spsc.pml S-K2 (tail), S-K3 (each seq), S-K4 (the store
+	 * below); SC in the model.  Without this reconcile (mutant
+	 * BUG_NO_RECONCILE) a committed message is overwritten. */
 	uint64_t t = sk_load_relaxed(&ch->ctl->tail), t0 = t;
 
 	if (t + 1 == h)
@@ -662,7 +697,10 @@ static SK_COLD int role_take(shmkit_chan *ch, int side)
 	uint64_t mine = sk_role_make(ch->pid, ch->peer.id);
 
 	for (unsigned tries = 0; tries < 16; tries++) {
-		/* Relaxed: only a guess for the CAS below, which orders. */
+		/* Relaxed: only a guess for the CAS below, which orders.
+		 * model: spsc.pml S-R1 takes this load, the liveness check
+		 * and the CAS as one step (coarser than here; SC in the
+		 * model). */
 		uint64_t cur = sk_load_relaxed(word);
 		if (cur && role_alive(ch, cur)) {
 			uint32_t pid = sk_role_pid(cur);
@@ -694,7 +732,8 @@ static void role_drop(shmkit_chan *ch, int side)
 		return;
 	ch->role[side] = false;
 	/* Release: pairs with the acquire CAS in role_take() of the next
-	 * holder: our index stores come before the handover. */
+	 * holder: our index stores come before the handover.  model:
+	 * spsc.pml S-R2 (SC in the model). */
 	sk_cas(role_word(ch, side), &mine, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 }
 
@@ -717,31 +756,37 @@ static inline int publish(shmkit_chan *ch, uint64_t pos, uint64_t word, size_t l
 	if (sk_map_lost(ch->seg)) /* the payload went to a lost mapping */
 		return sk_map_check(ch->seg);
 	if (ch->spsc) {
-		/* Relaxed: published by the release store of seq next. */
+		/* Relaxed: published by the release store of seq next.
+		 * model: spsc.pml S-P2 (payload, then len). */
 		sk_store_relaxed(&s->len, (uint32_t)len);
 		/* Release: pairs with the consumer's acquire load of seq
-		 * (spsc_claim_recv): payload and len are visible with it. */
+		 * (spsc_claim_recv): payload and len are visible with it.
+		 * model: spsc.pml S-P3, the commit point (SC in the model). */
 		sk_store_release(&s->seq, sk_seq_make(pos, SK_SLOT_FULL, 0));
 		SK_CRASH_POINT("chan.spsc.published");
 		/* Relaxed: tail is read by this producer (and a successor that
 		 * takes over the role: spsc_reconcile_tail) and by statistics
-		 * only; no reader learns of a message through it. */
+		 * only; no reader learns of a message through it.  model:
+		 * spsc.pml S-P4 (SC in the model: a C11 successor may read
+		 * an older tail, which the reconcile covers the same way). */
 		sk_store_relaxed(&c->tail, pos + 1);
 	} else {
-		/* P6.  Release: see len_stable(). */
+		/* P6.  Release: see len_stable().  model: mpmc.pml P6 (the
+		 * payload copy above is P5; SC in the model). */
 		sk_store_release(&s->len, (uint32_t)len);
 		SK_CRASH_POINT("chan.mpmc.written");
 		/* P7.  Release on success: pairs with the consumer's acquire
 		 * load C2.  A CAS from our claim word, not a store: a handle
 		 * wrongly taken for dead must not publish into a slot that was
-		 * handed on (relaxed on failure: nothing was published). */
+		 * handed on (relaxed on failure: nothing was published).
+		 * model: mpmc.pml P7, the commit point (SC in the model). */
 		if (SK_UNLIKELY(!sk_cas(&s->seq, &word, sk_seq_make(pos, SK_SLOT_FULL, 0),
 		                        __ATOMIC_RELEASE, __ATOMIC_RELAXED)))
 			return stale_claim("publish");
 		/* Relaxed: a statistic, ordered with nothing. */
 		sk_fetch_add(&c->sent, 1, __ATOMIC_RELAXED);
 	}
-	shmkit_ec_inc(&c->not_empty); /* P8: see wait.h */
+	shmkit_ec_inc(&c->not_empty); /* P8: see wait.h; model: mpmc.pml P8, spsc.pml S-P5 */
 	return 0;
 }
 
@@ -756,12 +801,14 @@ static inline int consumed(shmkit_chan *ch, uint64_t pos, uint64_t word)
 		return sk_map_check(ch->seg);
 	if (ch->spsc) {
 		/* Release: pairs with the producer's acquire load of head
-		 * (spsc_claim_send): our reads of the slot are done. */
+		 * (spsc_claim_send): our reads of the slot are done.  model:
+		 * spsc.pml S-C3, the delivery (SC in the model). */
 		sk_store_release(&c->head, pos + 1);
 	} else {
 		/* C6.  Release on success: pairs with the producer's acquire
 		 * P2/P3 (our reads are done).  A CAS from our claim word, as in
-		 * publish(). */
+		 * publish().  model: mpmc.pml C6, the delivery (SC in the
+		 * model). */
 		if (SK_UNLIKELY(!sk_cas(&slot_at(ch, pos)->seq, &word,
 		                        sk_seq_make(pos + ch->cap, SK_SLOT_FREE, 0),
 		                        __ATOMIC_RELEASE, __ATOMIC_RELAXED)))
@@ -769,12 +816,13 @@ static inline int consumed(shmkit_chan *ch, uint64_t pos, uint64_t word)
 		/* Relaxed: a statistic. */
 		sk_fetch_add(&c->received, 1, __ATOMIC_RELAXED);
 	}
-	shmkit_ec_inc(&c->not_full); /* C7: see wait.h */
+	shmkit_ec_inc(&c->not_full); /* C7: see wait.h; model: mpmc.pml C7, spsc.pml S-C4 */
 	return 0;
 }
 
 /* Give a claimed (or dead) position up as if consumed; wake both sides:
- * consumers blocked at it move past, producers may refill it. */
+ * consumers blocked at it move past, producers may refill it.  model:
+ * mpmc.pml R2 (after a reclaim). */
 static void give_up(shmkit_chan *ch)
 {
 	shmkit_ec_inc(&ch->ctl->not_empty);
@@ -792,7 +840,8 @@ static SK_COLD int reclaim_word(shmkit_chan *ch, uint64_t w)
 	/* Relaxed both ways: nothing is published or consumed - the dead
 	 * claimer's partial writes are never read, and the next producer's
 	 * claim orders itself (P2/P3).  The compare on the whole word makes
-	 * one reclaimer win; a changed word means someone moved on. */
+	 * one reclaimer win; a changed word means someone moved on.  model:
+	 * mpmc.pml R1 (SC in the model). */
 	if (!sk_cas(&s->seq, &w, sk_seq_make(sk_seq_pos(w) + ch->cap, SK_SLOT_FREE, 0),
 	            __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		return 0;
@@ -811,7 +860,8 @@ static SK_COLD int reclaim(shmkit_chan *ch, uint64_t w)
 	if (id == ch->peer.id)
 		return 0; /* our own claim, on this handle */
 	if (sk_peer_held(ch->seg, SK_PEER_CHAN + id) != 0)
-		return 0; /* alive, or the kernel cannot tell: never take a live claim */
+		return 0; /* alive, or the kernel cannot tell: never take a live claim
+		           * (model: mpmc.pml R1; without it, mutant BUG_RECLAIM_LIVE) */
 	return reclaim_word(ch, w);
 }
 

@@ -211,6 +211,17 @@
  * and fsynced, its live state zeroed; a missing one is made like a new
  * journal's.  Then the files are repaired as above.
  *
+ * Model: models/journal.pml (make models; SPIN) checks the commit (J1-J3),
+ * the roll (J4-J7), the follower (F1-F7, cur_wait) and a writer dying
+ * before any step, replaced by one that recovers (J8): records in order
+ * without gap or repeat, never torn, no damage reported in a sound
+ * journal, nothing committed lost, no lost wake-up.  Comments "model:
+ * journal.pml STEP" name the step an atomic stands for; SPIN's
+ * interleavings are sequentially consistent, so where they say "SC in the
+ * model" the C11 order used (the release/acquire pairs) is assumed, not
+ * checked.  Not modelled: durability (msync, fsync, power loss),
+ * retention, repair and holes, seek, time stamps.
+ *
  * Caveat: an intact record is recognised after damage by its checksum and
  * seq alone.  A payload that embeds records of this journal verbatim can
  * therefore, if damage lands just before it, pass for the records it
@@ -724,7 +735,9 @@ static inline int rec_parse(const struct skj_file *f, size_t off, uint64_t seq,
 	const struct skj_rec *r = (const struct skj_rec *)((const char *)f->seg.map + off);
 	/* Acquire: pairs with the release store of the commit word in
 	 * journal_commit() (a hole's: hole_put()); the fields and payload
-	 * written before it are visible once it is non-zero. */
+	 * written before it are visible once it is non-zero.  model:
+	 * journal.pml F1 (the reads below: F2), J8 in a recovering writer's
+	 * scan (SC in the model). */
 	uint32_t w = sk_load_acquire(&r->commit);
 	if (!w)
 		return 0;
@@ -1251,7 +1264,8 @@ static int writer_recover(struct shmkit_journal *j)
 	struct skj_scan sc;
 
 	clean_temps(j);
-	/* Relaxed: only we write it (we hold the lock). */
+	/* Relaxed: only we write it (we hold the lock).  model: journal.pml
+	 * J8 scans instead of trusting it (mutant BUG_RECOVER_FROM_HINT). */
 	uint64_t next_seq = sk_load_relaxed(&j->m->next_seq_hint);
 	int err = writer_last_file(j, &next_seq, &f);
 	if (err)
@@ -1333,13 +1347,16 @@ static SK_COLD int writer_roll(struct shmkit_journal *j)
 		return err;
 	file_close(j->w);
 	writer_set_file(j, f, FIRST_OFF, j->wseq, t);
-	/* Relaxed: a hint for a later writer that finds no file at all. */
+	/* Relaxed: a hint for a later writer that finds no file at all.
+	 * model: journal.pml J5 (the link in file_create is J4). */
 	sk_store_relaxed(&j->m->next_seq_hint, j->wseq);
 	/* Release: orders the link of the new file (done above) before the
 	 * new generation; pairs with the acquire load in cur_next_file(), so
 	 * a reader that sees the new generation finds the file by name.  (A
 	 * writer dying before this leaves the file linked and nobody told:
-	 * readers find it on their next wait slice, cur_wait().) */
+	 * readers find it on their next wait slice, cur_wait().)  model:
+	 * journal.pml J6, then J7 (SC in the model; the kernel orders the
+	 * link before a lookup that sees it). */
 	sk_fetch_add(&j->m->roll_gen, 1, __ATOMIC_RELEASE);
 	shmkit_ec_inc(&j->m->tail);
 	writer_retain(j);
@@ -1375,7 +1392,9 @@ static inline void journal_commit(struct shmkit_journal *j, const void *data, ui
 		memcpy(r + 1, data, len);
 	r->crc = sk_journal_rec_crc(len, j->wseq, t, r + 1);
 	/* Release: orders the fields and payload above before the commit
-	 * word; pairs with the acquire load in rec_at() of every reader. */
+	 * word; pairs with the acquire load in rec_at() of every reader.
+	 * model: journal.pml J2, the commit point, after J1 (the plain
+	 * stores above); SC in the model. */
 	sk_store_release(&r->commit, SKJ_COMMIT | len);
 	j->wtime = t;
 }
@@ -1401,7 +1420,8 @@ int shmkit_journal_append(shmkit_journal *j, const void *data, size_t len, uint6
 	/* A writer dying here leaves the record visible and nobody woken:
 	 * readers see it on their next wait slice (cur_wait()). */
 	SK_CRASH_POINT("journal.append.committed");
-	/* Wake live readers (release RMW; see wait.h for the ordering). */
+	/* Wake live readers (release RMW; see wait.h for the ordering).
+	 * model: journal.pml J3. */
 	shmkit_ec_inc(&j->m->tail);
 	if (seq)
 		*seq = s;
@@ -1504,6 +1524,8 @@ static int cur_past_end(struct shmkit_journal *j, const uint64_t *seqs, size_t n
 	struct rec_view v;
 	int r;
 
+	/* model: journal.pml F6 (without it, mutant BUG_NO_PAST_END_RECHECK
+	 * reports a gap), then F7 */
 	if (rec_parse(j->r, j->roff, j->rseq, &v, false) != 0) {
 		j->rlooked = false; /* committed meanwhile: cur_fetch() reads it */
 		return 1;
@@ -1530,7 +1552,8 @@ static int cur_past_end(struct shmkit_journal *j, const uint64_t *seqs, size_t n
 static int cur_next_file(struct shmkit_journal *j)
 {
 	/* Acquire: pairs with the release increment in writer_roll(); a new
-	 * file linked before the increment is found by the lookups below. */
+	 * file linked before the increment is found by the lookups below.
+	 * model: journal.pml F3 (F4, F5 the lookups; SC in the model). */
 	uint32_t gen = sk_load_acquire(&j->m->roll_gen);
 	if (j->rlooked && gen == j->rgen)
 		return 0;
