@@ -7,7 +7,10 @@
 
 #include "internal.h"
 
-static __thread char detail[256];
+/* Room for two paths of a journal near PATH_MAX's usual lengths and the
+ * advice after them (256 bytes once cut the `shmkit journal repair` hint
+ * out of a detail that named a long path twice). */
+static __thread char detail[1024];
 
 const char *shmkit_strerror(int err)
 {
