@@ -293,6 +293,7 @@ struct ctx {
 	shmkit_bus *bus;
 	shmkit_sub *sub;
 	shmkit_journal *j;
+	shmkit_rpc *rpc;
 	int sock[2];
 	unsigned chan_flags;
 	int durability;
@@ -348,6 +349,8 @@ static void ctx_close(struct ctx *c)
 	shmkit_chan_close(c->ch);
 	shmkit_seg_close(c->seg);
 	shmkit_journal_close(c->j);
+	shmkit_rpc_close(c->rpc);
+	c->rpc = NULL;
 	c->sub = NULL;
 	c->bus = NULL;
 	c->ch = NULL;
@@ -494,6 +497,47 @@ static int bus_create(struct ctx *c)
 {
 	struct shmkit_bus_opts o = { .capacity = 8, .max_msg = 64, .flags = SHMKIT_EXCL };
 	return shmkit_bus_create(&c->bus, c->name, &o);
+}
+
+/* rpc */
+static int rpc_create(struct ctx *c)
+{
+	struct shmkit_rpc_opts o = { .max_clients = 2, .depth = 2, .max_request = 64,
+	                             .max_response = 64, .flags = SHMKIT_EXCL };
+	return shmkit_rpc_create(&c->rpc, c->name, &o);
+}
+
+static int rpc_made(struct ctx *c)
+{
+	int err = rpc_create(c);
+	ctx_close(c);
+	return err;
+}
+
+static int rpc_open(struct ctx *c)
+{
+	return shmkit_rpc_open(&c->rpc, c->name, NULL);
+}
+
+static int rpc_open_existing(struct ctx *c)
+{
+	int err = rpc_made(c);
+	return err ? err : rpc_open(c);
+}
+
+/* The first call of a client handle takes its entry (a lock) and sends;
+ * cancelled at once (nobody serves). */
+static int rpc_first_send(struct ctx *c)
+{
+	uint64_t id;
+	int err = shmkit_rpc_send(c->rpc, "fault", 5, 0, 1000000000LL, &id);
+	return err ? err : shmkit_rpc_cancel(c->rpc, id);
+}
+
+static void rpc_reopen(struct ctx *c)
+{
+	ctx_close(c);
+	rpc_open(c);
 }
 
 static int bus_create_or_open(struct ctx *c)
@@ -780,6 +824,11 @@ static const struct op ops[] = {
 	OP("bus.create-or-open", "posix", NULL, bus_create_or_open, ctx_close_remove, NULL, NULL),
 	OP("bus.open", "posix", bus_made, bus_open, ctx_close, remove_name, NULL),
 	OP("bus.join", "posix", bus_open_existing, bus_join, bus_unjoin, ctx_close_remove, NULL),
+	OP("rpc.create", "posix", NULL, rpc_create, ctx_close_remove, NULL, NULL),
+	OP("rpc.create.sysv", "sysv", NULL, rpc_create, ctx_close_remove, NULL, NULL),
+	OP("rpc.open", "posix", rpc_made, rpc_open, ctx_close, remove_name, NULL),
+	OP("rpc.first-send", "posix", rpc_open_existing, rpc_first_send, rpc_reopen,
+	       ctx_close_remove, NULL),
 	OP("journal.create", "journal", NULL, journal_create, journal_close_remove, NULL, NULL),
 	OP("journal.open.writer", "journal", journal_made, journal_open_w, ctx_close,
 	       journal_close_remove, journal_after_open),

@@ -59,6 +59,7 @@ static void family(const char *prefix)
 Test(faults, segments) { family("seg."); }
 Test(faults, channels) { family("chan."); }
 Test(faults, bus) { family("bus."); }
+Test(faults, rpc) { family("rpc."); }
 Test(faults, journal) { family("journal."); }
 Test(faults, tool) { family("tool."); }
 
