@@ -5,8 +5,14 @@
 #   make demo            two-process demonstration over every backend
 #   make bench           benchmarks (ratios against limits measured in the run)
 #   make stress ARGS=    SIGKILL loops over every service (scripts/stress.sh)
+#   make faults          fail the Nth system call of every create/open/append/
+#                        repair and tool command (mk/faults.mk; also in make test)
+#   make tsan            ThreadSanitizer stress (mk/tsan.mk: tests/stress_tsan, clang)
+#   make models          SPIN models of the protocols (mk/models.mk, models/)
+#   make fuzz FUZZ_TIME= libFuzzer targets (mk/fuzz.mk, fuzz/)
 #   make install PREFIX=/usr/local DESTDIR=
-#   make SAN=address,undefined test    (or SAN=thread) sanitizer builds
+#   make SAN=address,undefined test    (SAN=thread: Criterion cannot run under
+#                        TSan; runs tests/stress_tsan instead)
 #   make WERROR=1        warnings are errors (CI)
 
 VERSION_MAJOR := 0
@@ -33,6 +39,10 @@ SANFLAGS :=
 else
 BUILD := build/san-$(subst $(comma),-,$(SAN))
 SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+# GCC 12 refuses atomic_thread_fence under -fsanitize=thread (-Werror=tsan).
+ifneq ($(filter thread,$(subst $(comma), ,$(SAN))),)
+CC := clang
 endif
 
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc
