@@ -605,7 +605,11 @@ int shmkit_bus_peers(shmkit_bus *bus,
  * A call's deadline (the timeout given to send) travels with the request;
  * when the caller gives up (timeout, cancel) a server's response is
  * dropped, never delivered to a later call.
- * Memory: 4096 + 256 + queue + max_clients * (64 + depth * slot), queue =
+ * A client handle takes its client entry at its first call, a server
+ * handle its server entry at its first recv (or fd); -ENOSPC when the
+ * table is full.
+ * Memory: 4096 + 256 + queue + 64 * max_servers + max_clients * (64 +
+ * depth * slot), queue =
  * 384 + 64 * pow2(2 * max_clients * depth), slot = 64 +
  * round_up(max_request, 64) + round_up(max_response, 64); page-rounded.
  * ------------------------------------------------------------------------ */
@@ -623,6 +627,8 @@ struct shmkit_rpc_opts {
 	unsigned flags;        /* SHMKIT_EXCL and segment flags */
 	int wait;              /* enum shmkit_wait for this handle */
 	int64_t timeout_ns;    /* open: wait for initialisation */
+	uint32_t max_servers;  /* create: server handles at once (default 64,
+	                          at most 2048) */
 };
 
 /* Create (or, without SHMKIT_EXCL, open) a service; open one. */
@@ -701,7 +707,7 @@ int shmkit_rpc_fd(shmkit_rpc *r, int side);
 int shmkit_rpc_ack_fd(shmkit_rpc *r);
 
 struct shmkit_rpc_stats {
-	uint32_t max_clients, depth, max_request, max_response;
+	uint32_t max_clients, depth, max_request, max_response, max_servers;
 	size_t seg_size;       /* bytes of the data area */
 	uint64_t requests;     /* calls sent (requeued ones count once) */
 	uint64_t responses;    /* responses delivered to a waiting slot */
@@ -712,17 +718,21 @@ struct shmkit_rpc_stats {
 	uint64_t requeued;     /* requests queued again (lost queue entries) */
 	uint64_t dropped;      /* stale or forged queue entries skipped */
 	uint32_t clients;      /* client entries held by live handles */
+	uint32_t servers;      /* server entries held by live handles */
 	uint32_t in_flight;    /* call slots in use */
 };
 int shmkit_rpc_stats(shmkit_rpc *r, struct shmkit_rpc_stats *st);
 
-/* One client entry. */
+/* One client or server entry (clients first). */
 struct shmkit_rpc_peer {
+	int server;            /* 1 server, 0 client */
 	unsigned index;
-	pid_t pid;             /* display only */
+	pid_t pid;             /* display only; 0: the server left cleanly */
 	int alive;             /* 1 alive, 0 dead, -1 unknown */
-	uint64_t calls, answered;
-	uint32_t in_flight;
+	uint64_t calls;        /* client: calls sent; server: calls taken */
+	uint64_t answered;     /* client: answers received; server: given */
+	uint64_t cancelled;    /* server: answers dropped (caller gone) */
+	uint32_t in_flight;    /* client: call slots in use */
 };
 int shmkit_rpc_peers(shmkit_rpc *r, int (*fn)(const struct shmkit_rpc_peer *p, void *arg),
                      void *arg);

@@ -46,6 +46,7 @@
  *   SK_PEER_BUS_SUB + i     bus subscriber entry i
  *   SK_PEER_BUS_PUB + j     bus publisher entry j
  *   SK_PEER_RPC_CLIENT + i  rpc client entry i
+ *   SK_PEER_RPC_SERVER + j  rpc server entry j
  *
  * Cost: one descriptor per joined handle, and one lock (a struct
  * file_lock in the kernel) per entry held.
@@ -66,6 +67,7 @@ typedef struct shmkit_seg shmkit_seg;
 #define SK_PEER_BUS_SUB (UINT64_C(2) << 32)
 #define SK_PEER_BUS_PUB (UINT64_C(3) << 32)
 #define SK_PEER_RPC_CLIENT (UINT64_C(4) << 32)
+#define SK_PEER_RPC_SERVER (UINT64_C(5) << 32)
 
 #define SK_PEER_ID_BITS 22
 #define SK_PEER_ID_MAX ((UINT32_C(1) << SK_PEER_ID_BITS) - 1)

@@ -8,6 +8,8 @@
  *                the creator; counters on a line per side
  *   256    ...  the request queue: an embedded MPMC channel (chan.h) of
  *                8-byte tokens, capacity pow2(2 * max_clients * depth)
+ *   servers_off  max_servers server entries of 64 bytes (struct rpc_srv:
+ *                owner word = generation << 32 | pid, and counts)
  *   clients_off  max_clients client entries of ent_size bytes each:
  *                64-byte header (struct rpc_ent: owner word for display,
  *                the `done` event count its calls' responses bump, counts)
@@ -17,9 +19,12 @@
  *                  rounded to 64), the response (max_response, rounded)
  *
  * Who owns what.  A client handle owns a client entry by the kernel's
- * lock on byte SK_PEER_RPC_CLIENT + i of the lock file (peer.h); a server
- * is named by the peer id of its queue handle (lock byte SK_PEER_CHAN +
- * id).  A call's request and response live in its slot, so nothing is
+ * lock on byte SK_PEER_RPC_CLIENT + i of the lock file (peer.h), a server
+ * handle (from its first recv) a server entry by the lock on byte
+ * SK_PEER_RPC_SERVER + j.  A server is named in a call's state word by its
+ * server id: j + 1 and the low 10 bits of the entry's owner generation,
+ * so a call whose server died is seen as such even after another server
+ * took the same entry (the generation differs).  A call's request and response live in its slot, so nothing is
  * copied through the queue: the queue carries only the token (client,
  * slot, generation) that tells a server where to look.
  *
@@ -72,6 +77,10 @@
 #define RPC_SLOT_HDR 64u
 #define RPC_DEF_CLIENTS 64u
 #define RPC_MAX_CLIENTS 4096u
+#define RPC_DEF_SERVERS 64u
+#define RPC_MAX_SERVERS 2048u   /* j + 1 fits the server id's 12 bits */
+#define RPC_SRV_SIZE 64u
+#define SID_MAKE(j, gen) (((uint32_t)(j) + 1) | ((uint32_t)(gen) & 0x3ff) << 12)
 #define RPC_DEF_DEPTH 8u
 #define RPC_MAX_DEPTH 64u
 #define RPC_DEF_MSG 1024u
@@ -95,11 +104,19 @@ struct rpc_ctl {
 	uint32_t max_clients, depth, max_request, max_response;
 	uint32_t slot_size, queue_cap;
 	uint64_t queue_off, clients_off, ent_size;
-	/* line 1: written by clients */
-	uint64_t requests, timeouts, retried, reset, requeued, pad1[3];
-	/* line 2: written by servers */
-	uint64_t responses, cancelled, dropped, pad2[5];
-	uint64_t pad3[8];
+	/* line 1: rare events counted by clients (the hot counts are per
+	 * entry, summed by stats: no line all clients write) */
+	uint64_t timeouts, retried, reset, requeued, pad1[4];
+	/* line 2: rare events counted by servers */
+	uint64_t cancelled, dropped, pad2[6];
+	uint32_t max_servers, pad3a;
+	uint64_t servers_off, pad3[6];
+};
+
+struct rpc_srv {
+	uint64_t owner;          /* generation << 32 | pid (0: left); the lock owns */
+	uint64_t taken, answered, cancelled;
+	uint64_t pad[4];
 };
 
 struct rpc_ent {
@@ -121,12 +138,13 @@ struct rpc_slot {
 
 _Static_assert(sizeof(struct rpc_ctl) == RPC_CTL_SIZE, "rpc_ctl is one 256-byte block");
 _Static_assert(sizeof(struct rpc_ent) == RPC_ENT_HDR, "rpc_ent is one line");
+_Static_assert(sizeof(struct rpc_srv) == RPC_SRV_SIZE, "rpc_srv is one line");
 _Static_assert(sizeof(struct rpc_slot) == RPC_SLOT_HDR, "rpc_slot header is one line");
 
 struct geometry {
-	uint32_t clients, depth, max_req, max_resp;
+	uint32_t clients, depth, max_req, max_resp, servers;
 	uint32_t slot_size, queue_cap;
-	uint64_t queue_off, queue_bytes, clients_off, ent_size, total;
+	uint64_t queue_off, queue_bytes, servers_off, clients_off, ent_size, total;
 };
 
 struct shmkit_rpc {
@@ -134,12 +152,16 @@ struct shmkit_rpc {
 	struct rpc_ctl *ctl;
 	shmkit_chan *q;
 	unsigned char *ents;
+	struct rpc_srv *srvs;
 	struct geometry g;       /* read once at open */
 	int wait;
+	/* entries */
+	struct sk_peer peer;     /* holds the client and server entries' locks */
+	unsigned pgen;           /* fork generation the entries were taken in */
+	int si;                  /* server entry, -1 until the first recv */
+	uint32_t sid;            /* this server's id in call state words */
 	/* client side */
-	struct sk_peer peer;     /* holds the client entry's lock */
 	int ci;                  /* entry index, -1 until the first call */
-	unsigned pgen;           /* fork generation it joined in */
 	uint64_t busy;           /* slots with a call of this handle */
 	int loan;                /* slot of the open request loan, -1 */
 	int64_t queued_at[RPC_MAX_DEPTH]; /* monotonic: when last queued */
@@ -163,7 +185,8 @@ static uint32_t rpc_fingerprint(void)
 {
 	const uint32_t v[] = {
 		sizeof(struct rpc_ctl), sizeof(struct rpc_ent), sizeof(struct rpc_slot),
-		offsetof(struct rpc_ctl, requests), offsetof(struct rpc_ctl, responses),
+		offsetof(struct rpc_ctl, timeouts), offsetof(struct rpc_ctl, cancelled),
+		offsetof(struct rpc_ctl, servers_off), sizeof(struct rpc_srv),
 		offsetof(struct rpc_ent, done), offsetof(struct rpc_slot, status), GEN_BITS,
 	};
 	uint32_t h = 2166136261u;
@@ -183,12 +206,15 @@ static int geometry_make(struct geometry *g)
 		return sk_fail(-EINVAL, "max_request %u: must be 1..%u", g->max_req, RPC_MAX_MSG);
 	if (g->max_resp < 1 || g->max_resp > RPC_MAX_MSG)
 		return sk_fail(-EINVAL, "max_response %u: must be 1..%u", g->max_resp, RPC_MAX_MSG);
+	if (g->servers < 1 || g->servers > RPC_MAX_SERVERS)
+		return sk_fail(-EINVAL, "max_servers %u: must be 1..%u", g->servers, RPC_MAX_SERVERS);
 	uint32_t want = 2 * g->clients * g->depth; /* <= 2^19 */
 	g->queue_cap = want <= 1 ? 1 : 1u << (32 - __builtin_clz(want - 1));
 	g->slot_size = (uint32_t)(RPC_SLOT_HDR + round64(g->max_req) + round64(g->max_resp));
 	g->queue_off = RPC_CTL_SIZE;
 	g->queue_bytes = round64(sk_chan_bytes(g->queue_cap, sizeof(uint64_t)));
-	g->clients_off = g->queue_off + g->queue_bytes;
+	g->servers_off = g->queue_off + g->queue_bytes;
+	g->clients_off = g->servers_off + (uint64_t)g->servers * RPC_SRV_SIZE;
 	g->ent_size = RPC_ENT_HDR + (uint64_t)g->depth * g->slot_size;
 	g->total = g->clients_off + (uint64_t)g->clients * g->ent_size;
 	return 0;
@@ -244,6 +270,9 @@ static int rpc_init(void *data, size_t size, void *arg)
 	c->queue_off = g->queue_off;
 	c->clients_off = g->clients_off;
 	c->ent_size = g->ent_size;
+	c->max_servers = g->servers;
+	c->servers_off = g->servers_off;
+	memset((unsigned char *)data + g->servers_off, 0, (size_t)g->servers * RPC_SRV_SIZE);
 	if ((err = sk_chan_init_at((unsigned char *)data + g->queue_off, g->queue_bytes,
 	                           g->queue_cap, sizeof(uint64_t))))
 		return err;
@@ -276,9 +305,11 @@ static int rpc_bind(shmkit_rpc *r, shmkit_seg *seg)
 		return sk_fail(-EPROTO, "rpc format %u (layout %08x), this build reads %u (%08x)",
 		               c->version, c->fingerprint, RPC_VERSION, rpc_fingerprint());
 	struct geometry g = { .clients = c->max_clients, .depth = c->depth,
-	                      .max_req = c->max_request, .max_resp = c->max_response };
+	                      .max_req = c->max_request, .max_resp = c->max_response,
+	                      .servers = c->max_servers };
 	if (geometry_make(&g) || g.slot_size != c->slot_size || g.queue_cap != c->queue_cap ||
 	    g.queue_off != c->queue_off || g.clients_off != c->clients_off ||
+	    g.servers_off != c->servers_off ||
 	    g.ent_size != c->ent_size || g.total > size)
 		return sk_fail(-EBADMSG, "rpc control block (%u clients, depth %u, %u/%u bytes) does "
 		               "not fit its %zu-byte segment", c->max_clients, c->depth,
@@ -286,6 +317,7 @@ static int rpc_bind(shmkit_rpc *r, shmkit_seg *seg)
 	r->seg = seg;
 	r->ctl = (struct rpc_ctl *)c;
 	r->ents = (unsigned char *)c + g.clients_off;
+	r->srvs = (struct rpc_srv *)(void *)((unsigned char *)c + g.servers_off);
 	r->g = g;
 	return 0;
 }
@@ -299,6 +331,7 @@ static int rpc_new(shmkit_rpc **out, shmkit_seg *seg, const struct shmkit_rpc_op
 		return -ENOMEM;
 	r->peer = (struct sk_peer)SK_PEER_INIT;
 	r->ci = -1;
+	r->si = -1;
 	r->loan = -1;
 	r->wait = o->wait;
 	if ((err = rpc_bind(r, seg)) ||
@@ -349,6 +382,7 @@ int shmkit_rpc_create(shmkit_rpc **out, const char *name, const struct shmkit_rp
 		.depth = o->depth ? o->depth : RPC_DEF_DEPTH,
 		.max_req = o->max_request ? o->max_request : RPC_DEF_MSG,
 		.max_resp = o->max_response ? o->max_response : RPC_DEF_MSG,
+		.servers = o->max_servers ? o->max_servers : RPC_DEF_SERVERS,
 	};
 	if ((err = geometry_make(&g)))
 		return err;
@@ -415,6 +449,20 @@ static void slot_reset(shmkit_rpc *r, struct rpc_slot *s)
 	}
 }
 
+/* The handle's entries in this process: after a fork they are the
+ * parent's (and so are its calls); the child takes its own. */
+static int entries_refresh(shmkit_rpc *r)
+{
+	if ((r->ci >= 0 || r->si >= 0) && r->pgen != sk_fork_gen_now()) {
+		sk_peer_forget(&r->peer);
+		r->ci = r->si = -1;
+		r->busy = 0;
+		r->loan = -1;
+	}
+	r->pgen = sk_fork_gen_now();
+	return sk_peer_join(&r->peer, r->seg);
+}
+
 /* Take a client entry (at the first call, or in a forked child whose
  * entry is its parent's). */
 static int client_join(shmkit_rpc *r)
@@ -423,13 +471,7 @@ static int client_join(shmkit_rpc *r)
 
 	if (SK_LIKELY(r->ci >= 0 && r->pgen == sk_fork_gen_now()))
 		return 0;
-	if (r->ci >= 0) { /* forked: the entry and its calls are the parent's */
-		sk_peer_forget(&r->peer);
-		r->ci = -1;
-		r->busy = 0;
-		r->loan = -1;
-	}
-	if ((err = sk_peer_join(&r->peer, r->seg)))
+	if ((err = entries_refresh(r)))
 		return err;
 	int i = sk_peer_take_entry(&r->peer, SK_PEER_RPC_CLIENT, &ent_at(r, 0)->owner,
 	                           r->g.ent_size, r->g.clients, NULL);
@@ -443,8 +485,43 @@ static int client_join(shmkit_rpc *r)
 	uint64_t gen = (sk_load_relaxed(&e->owner) >> 32) + 1;
 	sk_store_relaxed(&e->owner, gen << 32 | (uint32_t)getpid());
 	r->ci = i;
-	r->pgen = sk_fork_gen_now();
 	return 0;
+}
+
+/* Take a server entry (at the first recv or server fd). */
+static int server_join(shmkit_rpc *r)
+{
+	int err;
+
+	if (SK_LIKELY(r->si >= 0 && r->pgen == sk_fork_gen_now()))
+		return 0;
+	if ((err = entries_refresh(r)))
+		return err;
+	int j = sk_peer_take_entry(&r->peer, SK_PEER_RPC_SERVER, &r->srvs[0].owner, RPC_SRV_SIZE,
+	                           r->g.servers, NULL);
+	if (j < 0)
+		return sk_fail(-ENOSPC, "rpc server table full (%u live servers; see max_servers)",
+		               r->g.servers);
+	struct rpc_srv *v = &r->srvs[j];
+	/* Relaxed: the generation names this owner in call words; a client
+	 * compares it only after seeing our id there, which our claim CAS
+	 * (R2) published after this store. */
+	uint64_t gen = (sk_load_relaxed(&v->owner) >> 32) + 1;
+	sk_store_relaxed(&v->owner, gen << 32 | (uint32_t)getpid());
+	r->si = j;
+	r->sid = SID_MAKE(j, gen);
+	return 0;
+}
+
+static void server_leave(shmkit_rpc *r)
+{
+	if (r->si < 0 || r->pgen != sk_fork_gen_now())
+		return;
+	struct rpc_srv *v = &r->srvs[r->si];
+	/* Release: our writes to the entry come before the next owner's. */
+	sk_store_release(&v->owner, sk_load_relaxed(&v->owner) & ~UINT64_C(0xffffffff));
+	sk_peer_unlock(&r->peer, SK_PEER_RPC_SERVER + (unsigned)r->si);
+	r->si = -1;
 }
 
 static void client_leave(shmkit_rpc *r)
@@ -458,10 +535,22 @@ static void client_leave(shmkit_rpc *r)
 	r->ci = -1;
 }
 
-/* Is server sid dead?  The kernel says (an error counts as alive). */
+/* Is server sid dead?  Its entry was taken by another owner since (the
+ * generation differs), or the kernel says its lock is free (an error of
+ * that question counts as alive).  An id naming no entry is a forged
+ * value: dead. */
 static bool server_dead(const shmkit_rpc *r, uint32_t sid)
 {
-	return sid && sk_peer_held(r->seg, SK_PEER_CHAN + sid) == 0;
+	unsigned j = (sid & 0xfff) - 1;
+
+	if (!sid)
+		return false;
+	if (j >= r->g.servers)
+		return true;
+	/* Relaxed: see server_join. */
+	if ((sk_load_relaxed(&r->srvs[j].owner) >> 32 & 0x3ff) != sid >> 12)
+		return true;
+	return sk_peer_held(r->seg, SK_PEER_RPC_SERVER + j) == 0;
 }
 
 /* A slot of ours (not busy) into LOANED: its index, or -EBUSY. */
@@ -544,8 +633,7 @@ static int send_slot(shmkit_rpc *r, unsigned k, size_t len, unsigned flags, int6
 		return err == -EAGAIN || err == -ETIMEDOUT
 		       ? sk_fail(err, "request queue full (servers behind or gone)") : err;
 	}
-	/* Relaxed: statistics. */
-	sk_fetch_add(&r->ctl->requests, 1, __ATOMIC_RELAXED);
+	/* Relaxed: a statistic on our own entry's line. */
 	sk_fetch_add(&ent_at(r, (unsigned)r->ci)->calls, 1, __ATOMIC_RELAXED);
 	*id = gen << 6 | k;
 	return 0;
@@ -916,9 +1004,9 @@ static int finish(shmkit_rpc *r, struct rpc_slot *s, unsigned ci, uint64_t gen, 
 	if (sk_cas(&s->state, &w, W_MAKE(gen, sid, ST_DONE), __ATOMIC_RELEASE, __ATOMIC_ACQUIRE)) {
 		SK_CRASH_POINT("rpc.responded");
 		struct rpc_ent *e = ent_at(r, ci);
-		/* Relaxed: statistics. */
-		sk_fetch_add(&r->ctl->responses, 1, __ATOMIC_RELAXED);
+		/* Relaxed: statistics, on the caller's entry and our own. */
 		sk_fetch_add(&e->answered, 1, __ATOMIC_RELAXED);
+		sk_fetch_add(&r->srvs[r->si].answered, 1, __ATOMIC_RELAXED);
 		shmkit_ec_inc(&e->done); /* wakes the caller (its release orders R5 first) */
 		return 0;
 	}
@@ -926,8 +1014,10 @@ static int finish(shmkit_rpc *r, struct rpc_slot *s, unsigned ci, uint64_t gen, 
 		/* Release: our writes to the slot are done before its reuse
 		 * (pairs with the client's acquire in slot_take). */
 		if (sk_cas(&s->state, &w, W_MAKE(gen_next(gen), 0, ST_FREE), __ATOMIC_RELEASE,
-		           __ATOMIC_RELAXED))
-			sk_fetch_add(&r->ctl->cancelled, 1, __ATOMIC_RELAXED); /* a statistic */
+		           __ATOMIC_RELAXED)) {
+			sk_fetch_add(&r->ctl->cancelled, 1, __ATOMIC_RELAXED); /* statistics */
+			sk_fetch_add(&r->srvs[r->si].cancelled, 1, __ATOMIC_RELAXED);
+		}
 		return sk_fail(-ECANCELED, "the caller gave up: response dropped");
 	}
 	return sk_fail(-ECANCELED, "the call is no longer this server's (taken as dead?): "
@@ -942,8 +1032,9 @@ int shmkit_rpc_recv(shmkit_rpc *r, struct shmkit_rpc_req *req, int64_t timeout_n
 	sk_clear_detail();
 	if (!r || !req)
 		return sk_fail(-EINVAL, "rpc or req is NULL");
-	if ((err = sk_chan_identity(r->q, &sid)))
+	if ((err = server_join(r)))
 		return err;
+	sid = r->sid;
 	int64_t deadline = sk_deadline(timeout_ns);
 	for (;;) {
 		uint64_t tok = 0;
@@ -968,6 +1059,7 @@ int shmkit_rpc_recv(shmkit_rpc *r, struct shmkit_rpc_req *req, int64_t timeout_n
 			continue; /* stale (answered, cancelled, requeued) or forged */
 		}
 		SK_CRASH_POINT("rpc.taken");
+		sk_fetch_add(&r->srvs[r->si].taken, 1, __ATOMIC_RELAXED); /* a statistic */
 		/* Relaxed: ordered by R2. */
 		uint32_t len = sk_load_relaxed(&s->req_len);
 		if (len > r->g.max_req) {
@@ -987,12 +1079,11 @@ int shmkit_rpc_recv(shmkit_rpc *r, struct shmkit_rpc_req *req, int64_t timeout_n
 static int held_slot(shmkit_rpc *r, const struct shmkit_rpc_req *req, struct rpc_slot **s,
                      unsigned *ci, uint64_t *gen, uint32_t *sid)
 {
-	int err;
-
 	if (!r || !req)
 		return sk_fail(-EINVAL, "rpc or req is NULL");
-	if ((err = sk_chan_identity(r->q, sid)))
-		return err;
+	if (r->si < 0 || r->pgen != sk_fork_gen_now())
+		return sk_fail(-EINVAL, "this handle holds no request (it took none, or forked)");
+	*sid = r->sid;
 	if (!(*s = req_slot(r, req->id, ci, gen)))
 		return sk_fail(-EINVAL, "request id %llu names no call", (unsigned long long)req->id);
 	/* Relaxed: our own claim; a change by the caller is met by the CAS. */
@@ -1107,7 +1198,7 @@ int shmkit_rpc_fd(shmkit_rpc *r, int side)
 		return sk_fail(-EINVAL, "this handle's fd signals the other side");
 	r->fd_side = side;
 	if (side == SHMKIT_RPC_SERVER)
-		return shmkit_chan_fd(r->q, SHMKIT_CHAN_POLLIN);
+		return (err = server_join(r)) ? err : shmkit_chan_fd(r->q, SHMKIT_CHAN_POLLIN);
 	if ((err = client_join(r)))
 		return err;
 	return sk_waitfd_service_fd(&r->wfd, &ent_at(r, (unsigned)r->ci)->done, client_fd_ready, r);
@@ -1146,9 +1237,8 @@ int shmkit_rpc_stats(shmkit_rpc *r, struct shmkit_rpc_stats *st)
 	st->max_request = r->g.max_req;
 	st->max_response = r->g.max_resp;
 	st->seg_size = shmkit_seg_size(r->seg);
+	st->max_servers = r->g.servers;
 	/* Relaxed throughout: a snapshot for people, ordered with nothing. */
-	st->requests = sk_load_relaxed(&c->requests);
-	st->responses = sk_load_relaxed(&c->responses);
 	st->timeouts = sk_load_relaxed(&c->timeouts);
 	st->cancelled = sk_load_relaxed(&c->cancelled);
 	st->retried = sk_load_relaxed(&c->retried);
@@ -1156,11 +1246,17 @@ int shmkit_rpc_stats(shmkit_rpc *r, struct shmkit_rpc_stats *st)
 	st->requeued = sk_load_relaxed(&c->requeued);
 	st->dropped = sk_load_relaxed(&c->dropped);
 	for (unsigned i = 0; i < r->g.clients; i++) {
+		const struct rpc_ent *e = ent_at(r, i);
+		st->requests += sk_load_relaxed(&e->calls);
+		st->responses += sk_load_relaxed(&e->answered);
 		st->in_flight += ent_in_flight(r, i);
-		if (sk_load_relaxed(&ent_at(r, i)->owner) &&
-		    sk_peer_held(r->seg, SK_PEER_RPC_CLIENT + i) != 0)
+		if (sk_load_relaxed(&e->owner) && sk_peer_held(r->seg, SK_PEER_RPC_CLIENT + i) != 0)
 			st->clients++;
 	}
+	for (unsigned j = 0; j < r->g.servers; j++)
+		if ((uint32_t)sk_load_relaxed(&r->srvs[j].owner) &&
+		    sk_peer_held(r->seg, SK_PEER_RPC_SERVER + j) != 0)
+			st->servers++;
 	return 0;
 }
 
@@ -1185,6 +1281,24 @@ int shmkit_rpc_peers(shmkit_rpc *r, int (*fn)(const struct shmkit_rpc_peer *p, v
 		if (v)
 			return v;
 	}
+	for (unsigned j = 0; j < r->g.servers; j++) {
+		const struct rpc_srv *v = &r->srvs[j];
+		/* Relaxed: a snapshot for people. */
+		uint64_t owner = sk_load_relaxed(&v->owner);
+		if (!owner)
+			continue; /* never used */
+		int held = sk_peer_held(r->seg, SK_PEER_RPC_SERVER + j);
+		uint64_t taken = sk_load_relaxed(&v->taken), answered = sk_load_relaxed(&v->answered),
+		         cancelled = sk_load_relaxed(&v->cancelled);
+		struct shmkit_rpc_peer p = {
+			.server = 1, .index = j, .pid = (pid_t)(uint32_t)owner,
+			.alive = held < 0 ? -1 : held, .calls = taken, .answered = answered,
+			.cancelled = cancelled,
+		};
+		int rv = fn(&p, arg);
+		if (rv)
+			return rv;
+	}
 	return 0;
 }
 
@@ -1207,9 +1321,10 @@ int shmkit_rpc_close(shmkit_rpc *r)
 		}
 	}
 	client_leave(r);
+	server_leave(r); /* its held calls fail: their callers see it gone */
 	sk_peer_leave(&r->peer);
 	sk_waitfd_close(r->wfd);
-	shmkit_chan_close(r->q); /* drops the server id's lock: its held calls fail */
+	shmkit_chan_close(r->q);
 	shmkit_seg_close(r->seg);
 	free(r);
 	return 0;

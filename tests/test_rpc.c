@@ -27,10 +27,13 @@
 
 TestSuite(rpc, .timeout = 120, .fini = sk_test_cleanup);
 
+static uint32_t max_servers; /* 0: the default */
+
 static shmkit_rpc *make(const char *name, uint32_t clients, uint32_t depth)
 {
 	struct shmkit_rpc_opts o = { .max_clients = clients, .depth = depth, .max_request = 256,
-	                             .max_response = 300, .flags = SHMKIT_EXCL };
+	                             .max_response = 300, .flags = SHMKIT_EXCL,
+	                             .max_servers = max_servers };
 	shmkit_rpc *r;
 	cr_assert_eq(shmkit_rpc_create(&r, name, &o), 0, "%s", shmkit_errdetail());
 	return r;
@@ -132,6 +135,18 @@ static int client(void *p)
 	return 0;
 }
 
+static int count_peer(const struct shmkit_rpc_peer *p, void *arg)
+{
+	struct count { unsigned servers, clients; uint64_t taken; } *c = arg;
+	if (p->server) {
+		c->servers++;
+		c->taken += p->calls;
+	} else {
+		c->clients++;
+	}
+	return 0;
+}
+
 Test(rpc, many_clients_many_servers_each_answer_to_its_caller)
 {
 	many_name = sk_test_new_name("posix");
@@ -147,8 +162,16 @@ Test(rpc, many_clients_many_servers_each_answer_to_its_caller)
 	cr_expect_eq(sk_test_reap(s2), 0);
 	struct shmkit_rpc_stats st;
 	cr_assert_eq(shmkit_rpc_stats(r, &st), 0);
+	cr_expect_eq(st.requests, 2000);
 	cr_expect_eq(st.responses, 2000);
 	cr_expect_eq(st.reset, 0);
+	cr_expect_eq(st.clients, 0, "every client closed");
+	cr_expect_eq(st.servers, 0, "every server closed");
+	struct count { unsigned servers, clients; uint64_t taken; } cnt = { 0 };
+	cr_assert_eq(shmkit_rpc_peers(r, count_peer, &cnt), 0);
+	cr_expect_eq(cnt.servers, 2);
+	cr_expect_eq(cnt.clients, 0, "client entries are cleared when their handle closes");
+	cr_expect_eq(cnt.taken, 2000, "the two servers took every call between them");
 	shmkit_rpc_close(r);
 }
 
@@ -294,6 +317,43 @@ Test(rpc, server_killed_before_claiming_its_token_the_call_is_requeued)
 	server_killed_at(&kc);
 }
 
+/* One server entry: the server that replaces the dead one takes the same
+ * entry (and its lock) before the caller looks; the call it never held is
+ * still seen as its dead holder's, since the entry's generation moved on.
+ * (Without the generation the caller would take the new server for the
+ * holder and wait out its deadline.) */
+static int one_server_alive(void *arg)
+{
+	struct shmkit_rpc_stats st;
+	return !shmkit_rpc_stats(arg, &st) && st.servers == 1;
+}
+
+Test(rpc, server_entry_taken_again_still_resets_the_dead_holders_call)
+{
+	const char *name = sk_test_new_name("posix");
+	max_servers = 1;
+	shmkit_rpc *c = make(name, 2, 2);
+	struct server_arg victim = { name, 5000, 1, "rpc.taken" }, other = { name, 30000, 1, NULL };
+	pid_t v = sk_test_fork(serve, &victim);
+	uint64_t id;
+	const void *p;
+	int st;
+
+	cr_assert_eq(shmkit_rpc_send(c, "work", 4, 0, 10 * SEC, &id), 0);
+	cr_assert_eq(waitpid(v, &st, 0), v);
+	cr_assert(WIFSIGNALED(st), "the server was not killed at rpc.taken");
+	pid_t o = sk_test_fork(serve, &other);
+	cr_assert(sk_test_eventually(one_server_alive, c), "the second server never joined");
+	/* The second server lives on (it answers one call, below), so only
+	 * the generation can tell the caller its call's holder is gone. */
+	ssize_t n = shmkit_rpc_wait(c, &id, &p, 3 * SEC);
+	cr_expect_eq(n, -ECONNRESET, "%zd (%s)", n, shmkit_errdetail());
+	char resp[300];
+	check_answer("bye", resp, shmkit_rpc_call(c, "bye", 3, resp, sizeof(resp), 10 * SEC));
+	cr_expect_eq(sk_test_reap(o), 0);
+	shmkit_rpc_close(c);
+}
+
 Test(rpc, server_killed_after_answering_before_waking)
 {
 	struct kill_case kc = { "rpc.responded", 0, 0 };
@@ -436,7 +496,8 @@ Test(rpc, forged_tokens_and_words_are_refused)
 	struct shmkit_seg_opts raw = { .flags = SHMKIT_RAW };
 	cr_assert_eq(shmkit_seg_open(&seg, name, &raw), 0);
 	unsigned char *d = (unsigned char *)shmkit_seg_data(seg) + 4096; /* the rpc data area */
-	cr_assert_eq(sk_chan_embed(&q, seg, d + 256, (size_t)*(uint64_t *)(void *)(d + 56) - 256, 0), 0);
+	/* The queue lies from 256 to servers_off (control block offset 200). */
+	cr_assert_eq(sk_chan_embed(&q, seg, d + 256, (size_t)*(uint64_t *)(void *)(d + 200) - 256, 0), 0);
 	uint64_t forged[] = { 0, UINT64_MAX, 0xfff, 1ull << 18 | 63ull << 12, 5ull << 18 | 1 };
 	for (size_t i = 0; i < SK_ARRAY_LEN(forged); i++)
 		cr_assert_eq(shmkit_chan_send(q, &forged[i], 8, 0), 0);

@@ -49,7 +49,7 @@ static int parse_bytes(const char *cmd, const char *opt, const char *s, uint32_t
 
 static const char rpc_help[] =
 	"usage: shmkit rpc NAME [--max-request B] [--max-response B] [--clients N]\n"
-	"                       [--depth N] [--mode M] [--excl]\n"
+	"                       [--depth N] [--servers N] [--mode M] [--excl]\n"
 	"\n"
 	"Create a request/response service: clients call (shmkit call), servers\n"
 	"answer (shmkit serve); each request goes to one server, each response to\n"
@@ -60,6 +60,7 @@ static const char rpc_help[] =
 	"  --max-response B  largest response (default 1024)\n"
 	"  --clients N       client handles at once (default 64, at most 4096)\n"
 	"  --depth N         calls outstanding per client (default 8, at most 64)\n"
+	"  --servers N       server handles at once (default 64, at most 2048)\n"
 	"  --mode M          permission bits in octal (default 0600)\n"
 	"  --excl            fail if the name exists\n";
 
@@ -70,6 +71,7 @@ int cmd_rpc(int argc, char **argv)
 		{ "max-response", required_argument, NULL, 'r' },
 		{ "clients", required_argument, NULL, 'c' },
 		{ "depth", required_argument, NULL, 'd' },
+		{ "servers", required_argument, NULL, 's' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "excl", no_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
@@ -81,12 +83,13 @@ int cmd_rpc(int argc, char **argv)
 	shmkit_rpc *r;
 	int c, rc = 0;
 
-	while (!rc && (c = getopt_long(argc, argv, ":q:r:c:d:m:xh", opts, NULL)) != -1) {
+	while (!rc && (c = getopt_long(argc, argv, ":q:r:c:d:s:m:xh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'q': rc = parse_bytes("rpc", "--max-request", optarg, &o.max_request); break;
 		case 'r': rc = parse_bytes("rpc", "--max-response", optarg, &o.max_response); break;
 		case 'c': rc = parse_u32("rpc", "--clients", optarg, 4096, &o.max_clients); break;
 		case 'd': rc = parse_u32("rpc", "--depth", optarg, 64, &o.depth); break;
+		case 's': rc = parse_u32("rpc", "--servers", optarg, 2048, &o.max_servers); break;
 		case 'm': rc = tool_parse_mode("rpc", "--mode", optarg, &o.mode); break;
 		case 'x': o.flags |= SHMKIT_EXCL; break;
 		case 'h': fputs(rpc_help, stdout); return 0;
@@ -435,18 +438,26 @@ int cmd_serve(int argc, char **argv)
 
 static int peer_text(const struct shmkit_rpc_peer *p, void *arg)
 {
-	printf("client %-5u pid %-8d %-5s calls %llu, answered %llu, in flight %u\n", p->index,
-	       (int)p->pid, p->alive == 1 ? "alive" : p->alive == 0 ? "dead" : "?",
-	       (unsigned long long)p->calls, (unsigned long long)p->answered, p->in_flight);
+	const char *alive = p->alive == 1 ? "alive" : p->alive == 0 ? "gone" : "?";
+	if (p->server)
+		printf("server %-5u pid %-8d %-5s taken %llu, answered %llu, dropped %llu\n", p->index,
+		       (int)p->pid, alive, (unsigned long long)p->calls,
+		       (unsigned long long)p->answered, (unsigned long long)p->cancelled);
+	else
+		printf("client %-5u pid %-8d %-5s calls %llu, answered %llu, in flight %u\n",
+		       p->index, (int)p->pid, alive, (unsigned long long)p->calls,
+		       (unsigned long long)p->answered, p->in_flight);
 	return 0;
 }
 
 static int peer_json(const struct shmkit_rpc_peer *p, void *arg)
 {
 	int *first = arg;
-	printf("%s{\"index\":%u,\"pid\":%d,\"alive\":%d,\"calls\":%llu,\"answered\":%llu,"
-	       "\"in_flight\":%u}", *first ? "" : ",", p->index, (int)p->pid, p->alive,
-	       (unsigned long long)p->calls, (unsigned long long)p->answered, p->in_flight);
+	printf("%s{\"server\":%s,\"index\":%u,\"pid\":%d,\"alive\":%d,\"calls\":%llu,"
+	       "\"answered\":%llu,\"cancelled\":%llu,\"in_flight\":%u}", *first ? "" : ",",
+	       p->server ? "true" : "false", p->index, (int)p->pid, p->alive,
+	       (unsigned long long)p->calls, (unsigned long long)p->answered,
+	       (unsigned long long)p->cancelled, p->in_flight);
 	*first = 0;
 	return 0;
 }
@@ -461,16 +472,16 @@ int info_rpc(const char *name, bool json)
 		return tool_err(name, err);
 	shmkit_rpc_stats(r, &st);
 	if (json) {
-		printf("{\"max_clients\":%u,\"depth\":%u,\"max_request\":%u,\"max_response\":%u,"
-		       "\"seg_size\":%zu,\"requests\":%llu,\"responses\":%llu,\"timeouts\":%llu,"
+		printf("{\"max_clients\":%u,\"max_servers\":%u,\"depth\":%u,\"max_request\":%u,"
+		       "\"max_response\":%u,\"seg_size\":%zu,\"requests\":%llu,\"responses\":%llu,\"timeouts\":%llu,"
 		       "\"cancelled\":%llu,\"retried\":%llu,\"reset\":%llu,\"requeued\":%llu,"
-		       "\"dropped\":%llu,\"clients\":%u,\"in_flight\":%u,\"peers\":[",
-		       st.max_clients, st.depth, st.max_request, st.max_response, st.seg_size,
+		       "\"dropped\":%llu,\"clients\":%u,\"servers\":%u,\"in_flight\":%u,\"peers\":[",
+		       st.max_clients, st.max_servers, st.depth, st.max_request, st.max_response, st.seg_size,
 		       (unsigned long long)st.requests, (unsigned long long)st.responses,
 		       (unsigned long long)st.timeouts, (unsigned long long)st.cancelled,
 		       (unsigned long long)st.retried, (unsigned long long)st.reset,
 		       (unsigned long long)st.requeued, (unsigned long long)st.dropped, st.clients,
-		       st.in_flight);
+		       st.servers, st.in_flight);
 		int first = 1;
 		shmkit_rpc_peers(r, peer_json, &first);
 		printf("]}\n");
@@ -486,9 +497,9 @@ int info_rpc(const char *name, bool json)
 		       (unsigned long long)st.retried, (unsigned long long)st.requeued);
 		printf("dropped:     %llu stale or forged queue entries\n",
 		       (unsigned long long)st.dropped);
-		printf("memory:      %zu bytes (4096 + 256 + queue + clients x (64 + depth x slot))\n",
-		       st.seg_size);
-		printf("clients:     %u alive\n", st.clients);
+		printf("memory:      %zu bytes (4096 + 256 + queue + 64 x %u servers + %u clients "
+		       "x (64 + %u x slot))\n", st.seg_size, st.max_servers, st.max_clients, st.depth);
+		printf("peers:       %u clients, %u servers alive\n", st.clients, st.servers);
 		shmkit_rpc_peers(r, peer_text, NULL);
 	}
 	shmkit_rpc_close(r);
