@@ -34,6 +34,8 @@
 #include "journal.h"
 #include "shmkit.h"
 
+#define SK_FZ_NORETURN __attribute__((noreturn))
+
 enum { J_PATCH, J_TRUNC, J_GROW, J_EMPTY, J_UNLINK, J_STRAY, J_HUGE_LEN, J_APPEND, J_CLOSE,
        J_READ, J_SEEK, J_STAT, J_VERIFY, J_REPAIR, J_COUNT };
 
@@ -99,22 +101,40 @@ static void reader(struct fz_j *j, int op, struct fz_in *in)
 	shmkit_journal_close(r);
 }
 
-/* Repair that returns 0 leaves a journal verify finds clean (shmkit.h). */
+static SK_FZ_NORETURN void after_repair(const char *what, int err, const char *where)
+{
+	fprintf(stderr, "fuzz: %s after a successful repair: %d (%s)%s%s\n", what, err,
+	        shmkit_errdetail(), where ? ", at " : "", where ? where : "");
+	abort();
+}
+
+/* Repair that returns 0 leaves a sound journal (shmkit.h): verify is
+ * clean, a reader reads it to the end without -EBADMSG, and a writer
+ * opens and appends. */
 static void repair(struct fz_j *j)
 {
 	struct shmkit_journal_report rep;
+	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE };
+	shmkit_journal *r;
 
 	close_writer(j);
 	int err = shmkit_journal_repair(j->dir, &rep);
 	fz_result(err, 0, "journal_repair");
 	if (err)
 		return;
-	err = shmkit_journal_verify(j->dir, &rep);
-	if (err) {
-		fprintf(stderr, "fuzz: verify after a successful repair: %d (%s), at %s\n", err,
-		        shmkit_errdetail(), rep.where);
-		abort();
-	}
+	if ((err = shmkit_journal_verify(j->dir, &rep)))
+		after_repair("verify", err, rep.where);
+	if ((err = shmkit_journal_open(&r, j->dir, NULL)))
+		after_repair("reader open", err, NULL);
+	for (int i = 0; i < 1000 && (err = read_some(j, r)) > 0; i++)
+		;
+	shmkit_journal_close(r);
+	if (err)
+		after_repair("read", err, NULL);
+	if ((err = shmkit_journal_open(&j->w, j->dir, &o)))
+		after_repair("writer open", err, NULL);
+	if ((err = shmkit_journal_append(j->w, j->msg, 1, NULL)))
+		after_repair("append", err, NULL);
 }
 
 /* Damage to a file at rest: the writer is closed first. */
