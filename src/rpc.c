@@ -175,6 +175,14 @@ static inline uint64_t round64(uint64_t v)
 	return (v + 63) & ~UINT64_C(63);
 }
 
+/* Count on a line only its owner writes (a client or server entry): a
+ * plain load and store, no locked instruction.  Relaxed: statistics,
+ * read by people through stats and peers, ordered with nothing. */
+static inline void own_count(uint64_t *c)
+{
+	sk_store_relaxed(c, sk_load_relaxed(c) + 1);
+}
+
 static inline uint64_t gen_next(uint64_t g)
 {
 	g = (g + 1) & GEN_MASK;
@@ -633,8 +641,7 @@ static int send_slot(shmkit_rpc *r, unsigned k, size_t len, unsigned flags, int6
 		return err == -EAGAIN || err == -ETIMEDOUT
 		       ? sk_fail(err, "request queue full (servers behind or gone)") : err;
 	}
-	/* Relaxed: a statistic on our own entry's line. */
-	sk_fetch_add(&ent_at(r, (unsigned)r->ci)->calls, 1, __ATOMIC_RELAXED);
+	own_count(&ent_at(r, (unsigned)r->ci)->calls);
 	*id = gen << 6 | k;
 	return 0;
 }
@@ -897,6 +904,7 @@ ssize_t shmkit_rpc_wait(shmkit_rpc *r, uint64_t *id, const void **resp, int64_t 
 	/* Relaxed: ordered by the acquire load of DONE (W1). */
 	uint32_t len = sk_load_relaxed(&s->resp_len);
 	int32_t status = sk_load_relaxed(&s->status);
+	own_count(&e->answered);
 	if (status < 0 || len > r->g.max_resp) {
 		shmkit_rpc_release(r, *id);
 		return status < 0 ? sk_fail(status, "the server's library refused the request")
@@ -1004,9 +1012,7 @@ static int finish(shmkit_rpc *r, struct rpc_slot *s, unsigned ci, uint64_t gen, 
 	if (sk_cas(&s->state, &w, W_MAKE(gen, sid, ST_DONE), __ATOMIC_RELEASE, __ATOMIC_ACQUIRE)) {
 		SK_CRASH_POINT("rpc.responded");
 		struct rpc_ent *e = ent_at(r, ci);
-		/* Relaxed: statistics, on the caller's entry and our own. */
-		sk_fetch_add(&e->answered, 1, __ATOMIC_RELAXED);
-		sk_fetch_add(&r->srvs[r->si].answered, 1, __ATOMIC_RELAXED);
+		own_count(&r->srvs[r->si].answered); /* the caller counts its own */
 		shmkit_ec_inc(&e->done); /* wakes the caller (its release orders R5 first) */
 		return 0;
 	}
@@ -1016,7 +1022,7 @@ static int finish(shmkit_rpc *r, struct rpc_slot *s, unsigned ci, uint64_t gen, 
 		if (sk_cas(&s->state, &w, W_MAKE(gen_next(gen), 0, ST_FREE), __ATOMIC_RELEASE,
 		           __ATOMIC_RELAXED)) {
 			sk_fetch_add(&r->ctl->cancelled, 1, __ATOMIC_RELAXED); /* statistics */
-			sk_fetch_add(&r->srvs[r->si].cancelled, 1, __ATOMIC_RELAXED);
+			own_count(&r->srvs[r->si].cancelled);
 		}
 		return sk_fail(-ECANCELED, "the caller gave up: response dropped");
 	}
@@ -1059,7 +1065,7 @@ int shmkit_rpc_recv(shmkit_rpc *r, struct shmkit_rpc_req *req, int64_t timeout_n
 			continue; /* stale (answered, cancelled, requeued) or forged */
 		}
 		SK_CRASH_POINT("rpc.taken");
-		sk_fetch_add(&r->srvs[r->si].taken, 1, __ATOMIC_RELAXED); /* a statistic */
+		own_count(&r->srvs[r->si].taken);
 		/* Relaxed: ordered by R2. */
 		uint32_t len = sk_load_relaxed(&s->req_len);
 		if (len > r->g.max_req) {
