@@ -291,6 +291,48 @@ static void seeds_journal_shm(void)
 	}
 }
 
+/* rpc: ops are (op | handle << 5 | slot << 6); see fuzz_rpc.c. */
+enum { R_SEND, R_CALL, R_LOAN, R_SEND_LOAN, R_ABORT_LOAN, R_WAIT, R_RELEASE, R_STATUS,
+       R_CANCEL, R_RECV, R_RESPOND, R_RESPOND_STATUS, R_RESPOND_LOAN, R_ABANDONED, R_FD,
+       R_ACK, R_STATS, R_PEERS, R_PATCH, R_REOPEN };
+
+static void seeds_rpc(void)
+{
+	static const uint8_t ops[] = {
+		R_SEND, 8, 0, R_SEND | 64, 3, 1, R_RECV | 32, R_ABANDONED | 32, R_RESPOND | 32, 5,
+		R_WAIT, R_STATUS, R_RELEASE, R_RECV | 32 | 64, R_RESPOND_LOAN | 32 | 64, 7,
+		R_WAIT | 192, R_RELEASE | 64, R_LOAN, R_SEND_LOAN, 4, R_RECV, R_RESPOND_STATUS, 2, 3,
+		R_WAIT, R_RELEASE, R_SEND, 1, 0, R_CANCEL, R_CALL | 32, 64, 4, R_FD, 0, R_ACK,
+		R_FD | 32, 1, R_ACK | 32, R_STATS, R_PEERS | 32, R_REOPEN | 32, R_RECV | 32,
+	};
+	for (int state = 0; state < 4; state++) {
+		/* 2 clients, depth 2, 2 servers, max 16 each; geometry kept on odd */
+		uint8_t cfg[3] = { (uint8_t)(1 | 1 << 1 | 1 << 3 | (state & 1) << 7), 15, 15 };
+		struct shmkit_rpc_opts o = { .max_clients = 2, .depth = 2, .max_servers = 2,
+		                             .max_request = 16, .max_response = 16,
+		                             .flags = SHMKIT_EXCL };
+		char nm[128], tag[32], msg[16] = "hello";
+		shmkit_rpc *c, *sv;
+		struct shmkit_rpc_req q;
+		uint64_t id;
+
+		snprintf(nm, sizeof(nm), "%s", fz_name("rpc"));
+		if (shmkit_rpc_create(&c, nm, &o) || shmkit_rpc_open(&sv, nm, NULL)) {
+			fprintf(stderr, "gen_seeds: rpc %s: %s\n", nm, shmkit_errdetail());
+			exit(1);
+		}
+		for (int i = 0; i < state && i < 2; i++)
+			shmkit_rpc_send(c, msg, 5, 0, 1000000000LL, &id);
+		if (state >= 2 && shmkit_rpc_recv(sv, &q, 0) == 0 && state == 3)
+			shmkit_rpc_respond(sv, &q, msg, 3);
+		snprintf(tag, sizeof(tag), "rpc-%d", state);
+		put_image("fuzz_rpc", tag, cfg, 3, nm, 4096, ops, sizeof(ops));
+		shmkit_rpc_close(sv);
+		shmkit_rpc_close(c);
+		shmkit_seg_remove(nm);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -306,5 +348,6 @@ int main(int argc, char **argv)
 	seeds_bus();
 	seeds_journal();
 	seeds_journal_shm();
+	seeds_rpc();
 	return 0;
 }
