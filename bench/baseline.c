@@ -484,6 +484,18 @@ static void ref_pipe(void)
 	fd_row("pipe_rtt", pipe_setup);
 }
 
+/* The same with both cores kept busy by a load generator (2 spinning
+ * processes): the kernel's sleep and wake-up on a busy machine. */
+static void ref_pipe_loaded(void)
+{
+	if (bench_load_start(2)) {
+		bench_skip("pipe_rtt_loaded", "cannot start the load generator");
+		return;
+	}
+	fd_row("pipe_rtt_loaded", pipe_setup);
+	bench_load_stop();
+}
+
 static void ref_ustream(void)
 {
 	fd_row("unix_stream_rtt", ustream_setup);
@@ -876,6 +888,7 @@ static void __attribute__((constructor)) baseline_register(void)
 		{ "msg64_rtt", ref_msg64 },
 		{ "futex_rtt", ref_futex },
 		{ "pipe_rtt", ref_pipe },
+		{ "pipe_rtt_loaded", ref_pipe_loaded },
 		{ "unix_stream_rtt", ref_ustream },
 		{ "unix_dgram_rtt", ref_udgram },
 		{ "posix_mq_rtt", ref_posix_mq },

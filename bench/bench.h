@@ -208,6 +208,11 @@ int bench_write_full(int fd, const void *buf, size_t len);
 void *bench_shared_alloc(size_t size);
 void bench_shared_free(void *p, size_t size);
 
+/* Load: n processes that spin at the same priority, unpinned (other work
+ * on a busy machine), until bench_load_stop().  0 or a negative errno. */
+int bench_load_start(int n);
+void bench_load_stop(void);
+
 /* A name unique to this run: "shmkit-bench-<pid>-<tag>-<n>". */
 void bench_unique_name(char *buf, size_t cap, const char *tag);
 

@@ -7,6 +7,8 @@
  *                        both sides SHMKIT_WAIT_SPIN      / cacheline_rtt
  *   chan_rtt_spsc_spin   the same over SPSC channels      / cacheline_rtt
  *   chan_rtt_adaptive    the default strategy             / chan_rtt_spin
+ *   chan_rtt_adaptive_loaded  the same while 2 spinning processes keep both
+ *                        cores busy                       / pipe_rtt_loaded
  *   chan_rtt_block       SHMKIT_WAIT_BLOCK                / futex_rtt
  *   chan_spsc_64         one-way, 64-byte messages, SPSC, spinning, 1024
  *                        slots (the plain ring's geometry) / spsc_ring_64
@@ -263,6 +265,15 @@ static void chan_suite(void)
 		rtt_row("chan_rtt_spsc_spin", SHMKIT_CHAN_SPSC, SHMKIT_WAIT_SPIN, 10000, "cacheline_rtt");
 	if (bench_want("chan_rtt_adaptive"))
 		rtt_row("chan_rtt_adaptive", 0, SHMKIT_WAIT_ADAPTIVE, 2000, "chan_rtt_spin");
+	if (bench_want("chan_rtt_adaptive_loaded")) {
+		/* Both cores busy with other work (labelled _loaded): the
+		 * default wait must not burn the time slice its peer needs. */
+		if (bench_load_start(2))
+			bench_skip("chan_rtt_adaptive_loaded", "cannot start the load generator");
+		else
+			rtt_row("chan_rtt_adaptive_loaded", 0, SHMKIT_WAIT_ADAPTIVE, 200, "pipe_rtt_loaded");
+		bench_load_stop();
+	}
 	if (bench_want("chan_rtt_block"))
 		rtt_row("chan_rtt_block", 0, SHMKIT_WAIT_BLOCK, 200, "futex_rtt");
 	if (bench_want("chan_spsc_64"))

@@ -437,6 +437,42 @@ void bench_shared_free(void *p, size_t size)
 		munmap(p, size);
 }
 
+/* ---- a load generator ------------------------------------------------------ */
+
+static pid_t load_pids[8];
+static int load_n;
+
+int bench_load_start(int n)
+{
+	if (n > (int)(sizeof(load_pids) / sizeof(load_pids[0])))
+		n = (int)(sizeof(load_pids) / sizeof(load_pids[0]));
+	for (load_n = 0; load_n < n; load_n++) {
+		fflush(NULL);
+		pid_t pid = fork();
+		if (pid < 0) {
+			bench_load_stop();
+			return -errno;
+		}
+		if (pid == 0) {
+			unpin(); /* anywhere the scheduler likes, as other work would be */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			for (volatile unsigned long x = 0;; x++)
+				;
+		}
+		load_pids[load_n] = pid;
+	}
+	return 0;
+}
+
+void bench_load_stop(void)
+{
+	for (int i = 0; i < load_n; i++) {
+		kill(load_pids[i], SIGKILL);
+		waitpid(load_pids[i], NULL, 0);
+	}
+	load_n = 0;
+}
+
 void bench_unique_name(char *buf, size_t cap, const char *tag)
 {
 	snprintf(buf, cap, "shmkit-bench-%d-%s-%u", (int)getpid(), tag, h.name_seq++);

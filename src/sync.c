@@ -143,6 +143,9 @@ static inline long sys_futex(const uint32_t *word, int op, uint32_t val,
 	return syscall(SYS_futex, word, op, val, ts, NULL, val3);
 }
 
+/* wait.h: the adaptive spin budget of this thread. */
+__thread uint32_t sk_spin_budget_ns;
+
 int sk_futex_wait_until(const uint32_t *word, uint32_t expected, int64_t deadline)
 {
 	struct timespec ts, *tsp = NULL;

@@ -14,7 +14,34 @@
 
 #include "internal.h"
 
-#define SK_SPIN_ADAPTIVE 2000 /* polls before an adaptive waiter sleeps */
+/* The adaptive strategy spins for a budget of time, then sleeps.  A fixed
+ * count of polls (2000, ~50-100 us with x86 PAUSE on this hardware) spent
+ * the whole time slice of a peer on the same core before letting it run:
+ * a round trip between two processes sharing a core cost ~120 us.  So the
+ * budget is learned per thread (a thread mostly waits on one kind of
+ * thing): a wait the spin satisfied after t ns moves it toward 4t; a spin
+ * that ran out halves it; it stays within [SK_SPIN_MIN_NS, SK_SPIN_MAX_NS].
+ * With cores free, answers come in well under the minimum and the waiter
+ * never sleeps; with the peer sharing the core (or the machine busy) the
+ * spin fails and shrinks to the minimum, and the waiter sleeps almost at
+ * once, as a pipe reader would. */
+#define SK_SPIN_MIN_NS 2000
+#define SK_SPIN_MAX_NS 50000
+#define SK_SPIN_START_NS 10000
+extern __thread uint32_t sk_spin_budget_ns; /* sync.c; 0 until first use */
+
+static inline void sk_spin_learn(int64_t took_ns, bool satisfied)
+{
+	uint32_t b = sk_spin_budget_ns ? sk_spin_budget_ns : SK_SPIN_START_NS;
+	if (satisfied) {
+		int64_t t = 4 * took_ns;
+		t = t < SK_SPIN_MIN_NS ? SK_SPIN_MIN_NS : t > SK_SPIN_MAX_NS ? SK_SPIN_MAX_NS : t;
+		b = (uint32_t)((3 * (int64_t)b + t) / 4);
+	} else {
+		b = b / 2 < SK_SPIN_MIN_NS ? SK_SPIN_MIN_NS : b / 2;
+	}
+	sk_spin_budget_ns = b;
+}
 
 /* Wait until ready(arg) is true or the absolute CLOCK_MONOTONIC deadline
  * passes.  0 when ready, -EAGAIN if deadline is "now" (try once) and not
@@ -31,14 +58,25 @@ static inline int sk_wait_for(shmkit_ec *ec, int strategy, int64_t deadline,
 		return -EAGAIN;
 	*waited = 1;
 	if (strategy != SHMKIT_WAIT_BLOCK) {
+		bool adaptive = strategy == SHMKIT_WAIT_ADAPTIVE;
+		int64_t start = sk_now_ns();
+		int64_t budget = sk_spin_budget_ns ? sk_spin_budget_ns : SK_SPIN_START_NS;
 		for (unsigned i = 0;; i++) {
 			sk_cpu_relax();
-			if ((r = ready(arg)))
+			if ((r = ready(arg))) {
+				if (adaptive)
+					sk_spin_learn(sk_now_ns() - start, true);
 				return r < 0 ? r : 0;
-			if ((i & 255) == 255 && sk_now_ns() >= deadline)
+			}
+			if ((i & 15) != 15)
+				continue;
+			int64_t now = sk_now_ns();
+			if (now >= deadline)
 				return -ETIMEDOUT;
-			if (strategy == SHMKIT_WAIT_ADAPTIVE && i >= SK_SPIN_ADAPTIVE)
+			if (adaptive && now - start >= budget) {
+				sk_spin_learn(now - start, false);
 				break;
+			}
 		}
 	}
 	for (;;) {
