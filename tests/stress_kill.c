@@ -17,13 +17,18 @@
  *   5 bus-overwrite     the same with loans held a while and subscribers
  *                       that nap: every gap must be reported in `lost`
  *   6 journal           a writer (durability NONE or GROUP) and a follower
+ *   7 rpc               2 servers (hold 1..4 requests, answer "re:" + the
+ *                       request by copy or loan) and 2 clients (sync calls,
+ *                       batches of async sends - copies and loans, some
+ *                       idempotent, some cancelled - waited for in any
+ *                       order, now and then a deadline too short to meet)
  *
  * An iteration makes a fresh channel, bus or journal (names
  * sktest-RUN-PID-kill-N, journals /tmp/sktest-RUN-PID-kill-N: lib_test.h's
  * naming rule) and a fresh board
  * (stress_kill.h), starts the processes (stress_roles.h), then kills a
  * victim 1..6 times: a producer, publisher or writer, or for channels now
- * and then a consumer.  The victim dies by SIGKILL after a random delay
+ * and then a consumer; for rpc a client or a server.  The victim dies by SIGKILL after a random delay
  * of 0..2 ms (from when it entered its loop, or now and then from its
  * exec), or - for a share of the kills - at the Nth pass of a crash point
  * (SHMKIT_CRASH_AT in its environment; -P adds point names to the
@@ -45,6 +50,17 @@
  *     clean, and a reader finds seqs 1..last contiguous and intact, with
  *     every committed record, at most the one in flight beyond them, and
  *     nothing the follower had already read cut away;
+ *   - rpc: a client never receives an answer but the one to its own
+ *     request (WRONG ANSWER), each call ends within its deadline + -T
+ *     with the answer, -ECONNRESET (never for an idempotent call, and in
+ *     all at most SK_HOLD per killed server: only a server's death resets
+ *     a call) or -ETIMEDOUT, never -ECANCELED; no call answered twice
+ *     (servers' logs), none answered that was never sent or was aborted,
+ *     none received that no server answered, none reset that a server had
+ *     answered; servers never see a torn request.  After the loop a fresh
+ *     server and max_clients fresh clients (taking every entry back) make
+ *     depth calls each, 4 rounds, all answered; with them closed the
+ *     service shows no call in flight and no client;
  *   - every call, start, drain and exit within -T seconds (else HANG).
  * Exit 0 when no scenario saw a violation.  The closing line is
  * "stress_kill: N passed, M failed" (scenarios), for CI.
@@ -70,16 +86,21 @@
 #define ARM_PERCENT 35           /* victims armed with a crash point */
 #define MAX_POINTS 64
 
-enum scn { S_MPMC = 1, S_MPMC_ZC, S_SPSC, S_BUS_BP, S_BUS_OW, S_JOURNAL, S_COUNT };
+enum scn { S_MPMC = 1, S_MPMC_ZC, S_SPSC, S_BUS_BP, S_BUS_OW, S_JOURNAL, S_RPC, S_COUNT };
 
 static const char *const scn_names[S_COUNT] = {
 	[S_MPMC] = "chan-mpmc", [S_MPMC_ZC] = "chan-mpmc-zc", [S_SPSC] = "chan-spsc",
 	[S_BUS_BP] = "bus-backpressure", [S_BUS_OW] = "bus-overwrite", [S_JOURNAL] = "journal",
+	[S_RPC] = "rpc",
 };
 
 struct tally {
 	uint64_t iters, kills, cp_kills, committed, maybe, received;
 	uint64_t lost, dups, rep_lost, torn, hangs, allowed, violations;
+	/* rpc: calls by outcome, server answers and answers dropped (the
+	 * caller gone), -EBUSY retries, calls of the check after the loop */
+	uint64_t calls, answered, resets, timeouts, cancels, aborted, srv_answers, srv_dropped;
+	uint64_t busy, after_calls, after_foreign, srv_kills;
 };
 
 struct point {
@@ -122,10 +143,11 @@ struct iter {
 	bool made;             /* the service exists (to remove) */
 	shmkit_chan *ch;
 	shmkit_bus *bus;
+	shmkit_rpc *rpc;
 	struct slot slots[4];
 	int nslots, nroles, nlogs;
 	bool stopping;         /* producers told to stop: no more replacements */
-	unsigned kills, dead_cons, dead_pubs;
+	unsigned kills, dead_cons, dead_pubs, dead_srvs;
 	uint64_t next[SK_STREAMS];   /* next seq for a replacement producer */
 	uint64_t absorbed[SK_ROLES]; /* channel: log entries counted, per role */
 	uint64_t absorbed_total;
@@ -143,6 +165,7 @@ static struct iter *live;        /* for cleanup on exit or signal */
 static struct tally tallies[S_COUNT];
 static uint8_t cnt[SK_STREAMS][SK_MAXSEQ + 1];   /* receipts per message */
 static uint32_t cum[SK_STREAMS][SK_MAXSEQ + 2];  /* committed below seq */
+static uint8_t held_dead[SK_STREAMS][SK_MAXSEQ + 1]; /* rpc: held by a killed server */
 
 static int64_t now_ns(void)
 {
@@ -198,8 +221,11 @@ static void teardown(struct iter *it)
 		shmkit_chan_close(it->ch);
 	if (it->bus)
 		shmkit_bus_close(it->bus);
+	if (it->rpc)
+		shmkit_rpc_close(it->rpc);
 	it->ch = NULL;
 	it->bus = NULL;
+	it->rpc = NULL;
 	if (it->made) {
 		if (it->scn == S_JOURNAL)
 			nftw(it->name, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -237,8 +263,8 @@ static void on_signal(int sig)
 
 static bool point_applies(const char *p, enum scn s)
 {
-	if (!strncmp(p, "chan.mpmc.", 10))
-		return s == S_MPMC || s == S_MPMC_ZC;
+	if (!strncmp(p, "chan.mpmc.", 10)) /* rpc: its request queue */
+		return s == S_MPMC || s == S_MPMC_ZC || s == S_RPC;
 	if (!strncmp(p, "chan.spsc.", 10))
 		return s == S_SPSC;
 	if (!strncmp(p, "chan.", 5))
@@ -247,16 +273,27 @@ static bool point_applies(const char *p, enum scn s)
 		return s == S_BUS_BP || s == S_BUS_OW;
 	if (!strncmp(p, "journal.", 8))
 		return s == S_JOURNAL;
+	if (!strncmp(p, "rpc.", 4))
+		return s == S_RPC;
 	return false;
 }
 
+/* Receivers: consumers, subscribers, followers, servers (a server takes
+ * requests off the queue); they start first and drain last. */
+static bool rx_kind(int kind)
+{
+	return kind == K_CONSUMER || kind == K_SUBSCRIBER || kind == K_FOLLOWER || kind == K_SERVER;
+}
+
 /* Whether a point lies on the receiving side (by its name), where only
- * receivers pass it. */
+ * receivers pass it: chan.mpmc.taken is a consumer's (an rpc server's),
+ * rpc.taken and rpc.responded a server's. */
 static bool point_side_ok(const char *p, int kind)
 {
 	bool rx = strstr(p, "recv") || strstr(p, "peek") || strstr(p, "release") ||
-	          strstr(p, "consum") || strstr(p, "sub.") || strstr(p, "read");
-	return rx == (kind == K_CONSUMER || kind == K_SUBSCRIBER || kind == K_FOLLOWER);
+	          strstr(p, "consum") || strstr(p, "sub.") || strstr(p, "read") ||
+	          strstr(p, "taken") || strstr(p, "respond");
+	return rx == rx_kind(kind);
 }
 
 /* A crash point for a victim about to start, or -1 (most of the time). */
@@ -300,7 +337,7 @@ static void exec_child(struct iter *it, int r, const char *crash)
 static int spawn(struct iter *it, int si, bool may_arm)
 {
 	struct slot *s = &it->slots[si];
-	bool rx = s->kind == K_CONSUMER || s->kind == K_SUBSCRIBER;
+	bool rx = s->kind == K_CONSUMER || s->kind == K_SUBSCRIBER || s->kind == K_SERVER;
 	char crash[128];
 
 	if (it->nroles >= SK_ROLES || (rx && it->nlogs >= SK_LOGS))
@@ -416,6 +453,19 @@ static void producer_done(struct iter *it, int r)
 
 static void journal_check(struct iter *it);
 
+/* An rpc server was killed: the requests it held may have been answered
+ * (killed after respond, before its log). */
+static void server_died(struct iter *it, int r)
+{
+	const struct role *ro = &it->b->roles[r];
+	uint32_t n = ro->nheld < SK_HOLD ? ro->nheld : SK_HOLD;
+
+	it->dead_srvs++;
+	for (uint32_t i = 0; i < n; i++)
+		if (ro->held[i].stream < SK_STREAMS && ro->held[i].seq <= SK_MAXSEQ)
+			held_dead[ro->held[i].stream][ro->held[i].seq] = 1;
+}
+
 /* Slot si's process is gone (status from waitpid; by_us: we killed it). */
 static void on_death(struct iter *it, int si, int status, bool by_us)
 {
@@ -442,8 +492,10 @@ static void on_death(struct iter *it, int si, int status, bool by_us)
 	}
 	if (s->kind == K_CONSUMER)
 		sigkill ? consumer_died(it, s->role) : absorb(it, s->role);
-	if (s->kind == K_PRODUCER || s->kind == K_PUBLISHER)
+	if (s->kind == K_PRODUCER || s->kind == K_PUBLISHER || s->kind == K_CLIENT)
 		producer_done(it, s->role);
+	if (s->kind == K_SERVER && sigkill)
+		server_died(it, s->role);
 	if (s->kind == K_PUBLISHER && sigkill)
 		it->dead_pubs++;
 	if (s->kind == K_WRITER && sigkill)
@@ -457,7 +509,7 @@ static void replace(struct iter *it, int si)
 
 	if (s->alive || s->kind == K_SUBSCRIBER || s->kind == K_FOLLOWER)
 		return;
-	if (s->kind != K_CONSUMER && it->stopping)
+	if (s->kind != K_CONSUMER && s->kind != K_SERVER && it->stopping)
 		return;
 	if (spawn(it, si, !it->stopping) == 0 && sk_rand_below(&it->rng, 5))
 		wait_running(it, si); /* else it may be killed while it opens */
@@ -489,12 +541,13 @@ static int pick_victim(struct iter *it)
 	for (int i = 0; i < it->nslots; i++) {
 		if (!it->slots[i].victim || !it->slots[i].alive)
 			continue;
-		if (it->slots[i].kind == K_CONSUMER)
+		if (rx_kind(it->slots[i].kind))
 			cons[nc++] = i;
 		else
 			prod[np++] = i;
 	}
-	if (nc && (!np || sk_rand_below(&it->rng, 100) < (it->scn == S_SPSC ? 40u : 30u)))
+	unsigned pct = it->scn == S_SPSC ? 40u : it->scn == S_RPC ? 50u : 30u;
+	if (nc && (!np || sk_rand_below(&it->rng, 100) < pct))
 		return cons[sk_rand_below(&it->rng, (uint64_t)nc)];
 	return np ? prod[sk_rand_below(&it->rng, (uint64_t)np)] : -1;
 }
@@ -595,6 +648,27 @@ static int make_journal(struct iter *it)
 	return 0;
 }
 
+static int make_rpc(struct iter *it)
+{
+	static const uint32_t clients[] = { 2, 3, 8 }, depths[] = { 1, 2, 4, 8 };
+	struct shmkit_rpc_opts o = { .max_clients = clients[sk_rand_below(&it->rng, 3)],
+	                             .depth = depths[sk_rand_below(&it->rng, 4)],
+	                             .max_request = SK_MSG_MAX, .max_response = SK_MSG_MAX + 3,
+	                             .flags = SHMKIT_EXCL };
+	int e = shmkit_rpc_create(&it->rpc, it->name, &o);
+
+	if (e)
+		return e;
+	it->made = true;
+	it->b->rpc_depth = o.depth;
+	it->b->rpc_hold = 1 + (uint32_t)sk_rand_below(&it->rng, SK_HOLD);
+	add_slot(it, K_SERVER, 0, true);
+	add_slot(it, K_SERVER, 0, true);
+	add_slot(it, K_CLIENT, 0, true);
+	add_slot(it, K_CLIENT, 1, true);
+	return 0;
+}
+
 static int setup(struct iter *it)
 {
 	it->fd = memfd_create("sktest-kill-board", MFD_CLOEXEC);
@@ -612,7 +686,8 @@ static int setup(struct iter *it)
 	snprintf(it->name, sizeof(it->name), "%s%s", it->scn == S_JOURNAL ? "/tmp/" : "posix:/",
 	         sk_test_base(base, sizeof(base), tag));
 	snprintf(it->b->name, sizeof(it->b->name), "%s", it->name);
-	return it->scn <= S_SPSC ? make_chan(it) : it->scn == S_JOURNAL ? make_journal(it) : make_bus(it);
+	return it->scn <= S_SPSC ? make_chan(it) : it->scn == S_JOURNAL ? make_journal(it)
+	       : it->scn == S_RPC ? make_rpc(it) : make_bus(it);
 }
 
 /* Receivers first (subscribers must have joined before anything is
@@ -621,8 +696,7 @@ static void start_all(struct iter *it)
 {
 	for (int pass = 0; pass < 2; pass++)
 		for (int i = 0; i < it->nslots; i++) {
-			bool rx = !it->slots[i].victim || it->slots[i].kind == K_CONSUMER;
-			if (rx != (pass == 0))
+			if (rx_kind(it->slots[i].kind) != (pass == 0))
 				continue;
 			if (spawn(it, i, pass == 1) == 0)
 				wait_running(it, i);
@@ -752,6 +826,8 @@ static int drained(struct iter *it, int64_t quiet_ns)
 	}
 	if (it->scn == S_JOURNAL)
 		return sk_load_acquire(&it->b->follow_hi) >= it->jlast;
+	if (it->scn == S_RPC)
+		return 1; /* the clients have exited: every call ended */
 	struct lag l = { 0, 0 };
 	shmkit_bus_peers(it->bus, lag_of, &l);
 	return l.max == 0;
@@ -766,7 +842,7 @@ static void wait_exit(struct iter *it, bool producers)
 		bool any = false;
 		pump(it);
 		for (int i = 0; i < it->nslots; i++)
-			any |= it->slots[i].alive && (it->slots[i].victim && it->slots[i].kind != K_CONSUMER) == producers;
+			any |= it->slots[i].alive && !rx_kind(it->slots[i].kind) == producers;
 		if (!any)
 			return;
 		if (now_ns() > end) {
@@ -777,6 +853,152 @@ static void wait_exit(struct iter *it, bool producers)
 		}
 		nap_ns(MS);
 	}
+}
+
+/* ---- rpc: the service after the loop ------------------------------------------------ */
+
+#define AFTER_ROUNDS 4
+#define AFTER_TMO_NS (5 * SEC)
+
+/* The servers' rule: the answer is "re:" + the request. */
+static size_t rpc_reply(uint8_t *out, const void *req, size_t len)
+{
+	memcpy(out, "re:", 3);
+	memcpy(out + 3, req, len);
+	return len + 3;
+}
+
+/* The fresh server answers until n requests of the fresh clients (text
+ * "after ...") came; calls that dead clients left queued in entries not
+ * yet taken back are answered too (counted).  0, or -1 after a violation. */
+static int after_serve(struct iter *it, shmkit_rpc *srv, unsigned n)
+{
+	uint8_t out[SK_MSG_MAX + 3];
+	struct shmkit_rpc_req q;
+	struct smsg_hdr h;
+
+	while (n) {
+		int e = shmkit_rpc_recv(srv, &q, AFTER_TMO_NS);
+		if (e) {
+			violation(it, "after the loop: a fresh server waited %lld s for %u requests: %s (%s)",
+			          (long long)(AFTER_TMO_NS / SEC), n, shmkit_strerror(e), shmkit_errdetail());
+			return -1;
+		}
+		bool ours = q.len > 6 && q.len < 64 && !memcmp(q.data, "after ", 6);
+		if (!ours && (q.len > SK_MSG_MAX || smsg_check(q.data, q.len, &h))) {
+			it->t->torn++;
+			violation(it, "after the loop: a torn request of %u bytes", q.len);
+			return -1;
+		}
+		it->t->after_foreign += !ours;
+		e = shmkit_rpc_respond(srv, &q, out, rpc_reply(out, q.data, q.len));
+		if (e && (ours || e != -ECANCELED)) {
+			violation(it, "after the loop: respond: %s (%s)", shmkit_strerror(e), shmkit_errdetail());
+			return -1;
+		}
+		n -= ours;
+	}
+	return 0;
+}
+
+/* Send call j of a fresh client's batch (odd ones through a loan),
+ * retrying -EBUSY a bounded number of times. */
+static int after_send(struct iter *it, shmkit_rpc *cl, const char *req, size_t len, unsigned j,
+                      uint64_t *id)
+{
+	void *buf;
+	int e;
+
+	for (unsigned tries = 0;; tries++) {
+		if (j & 1 && !(e = shmkit_rpc_loan(cl, &buf))) {
+			memcpy(buf, req, len);
+			e = shmkit_rpc_send_loan(cl, len, 0, AFTER_TMO_NS, id);
+		} else if (!(j & 1)) {
+			e = shmkit_rpc_send(cl, req, len, 0, AFTER_TMO_NS, id);
+		}
+		if (e != -EBUSY || tries == 100)
+			break;
+		it->t->busy++;
+		nap_ns(MS);
+	}
+	if (e)
+		violation(it, "after the loop: a fresh client's send %u: %s (%s)", j, shmkit_strerror(e),
+		          shmkit_errdetail());
+	return e;
+}
+
+/* Fresh client ci: depth calls at once (every slot of its entry), the
+ * fresh server answers them, the client waits for each, any order. */
+static int after_batch(struct iter *it, shmkit_rpc *cl, shmkit_rpc *srv, unsigned ci, unsigned round)
+{
+	unsigned depth = it->b->rpc_depth;
+	char req[64][48];
+	size_t len[64];
+	uint64_t id[64];
+	uint8_t want[64];
+
+	for (unsigned j = 0; j < depth; j++) {
+		len[j] = (size_t)snprintf(req[j], sizeof(req[j]), "after %u client %u call %u", round, ci, j);
+		if (after_send(it, cl, req[j], len[j], j, &id[j]))
+			return -1;
+	}
+	if (after_serve(it, srv, depth))
+		return -1;
+	for (unsigned left = depth; left; left--) {
+		uint64_t got = 0;
+		const void *p;
+		ssize_t n = shmkit_rpc_wait(cl, &got, &p, AFTER_TMO_NS);
+		unsigned j = 0;
+		while (j < depth && id[j] != got)
+			j++;
+		if (n < 0 || j == depth || (size_t)n != rpc_reply(want, req[j], len[j]) ||
+		    memcmp(p, want, (size_t)n)) {
+			violation(it, "after the loop: a fresh client's call %llu: %zd (%s)",
+			          (unsigned long long)got, n, n < 0 ? shmkit_errdetail() : "a wrong answer");
+			return -1;
+		}
+		id[j] = 0;
+		shmkit_rpc_release(cl, got);
+		it->t->after_calls++;
+	}
+	return 0;
+}
+
+/* The service is not wedged: a fresh server and max_clients fresh clients
+ * (so every entry, dead clients' too, is taken back and all its slots
+ * used) complete AFTER_ROUNDS batches; with the clients closed, no call
+ * is in flight and no client is counted. */
+static void rpc_after(struct iter *it)
+{
+	struct shmkit_rpc_stats st;
+	shmkit_rpc *srv, *cl[8] = { NULL };
+	unsigned nc;
+	int e;
+
+	if ((e = shmkit_rpc_stats(it->rpc, &st)) || (e = shmkit_rpc_open(&srv, it->name, NULL))) {
+		violation(it, "after the loop: rpc stats/open: %s (%s)", shmkit_strerror(e), shmkit_errdetail());
+		return;
+	}
+	nc = st.max_clients < 8 ? st.max_clients : 8;
+	for (unsigned i = 0; i < nc && !e; i++)
+		if ((e = shmkit_rpc_open(&cl[i], it->name, NULL)))
+			violation(it, "after the loop: rpc_open: %s", shmkit_strerror(e));
+	for (unsigned round = 0; round < AFTER_ROUNDS && !e; round++)
+		for (unsigned i = 0; i < nc && !e; i++)
+			e = after_batch(it, cl[i], srv, i, round);
+	for (unsigned i = 0; i < nc; i++)
+		shmkit_rpc_close(cl[i]);
+	if (!e && !(e = shmkit_rpc_stats(srv, &st)) && (st.in_flight || st.clients))
+		violation(it, "after the loop: %u calls in flight, %u clients, with every client closed",
+		          st.in_flight, st.clients);
+	if (opt.verbose && !e)
+		printf("rpc stats: requests %llu responses %llu timeouts %llu cancelled %llu retried %llu "
+		       "reset %llu requeued %llu dropped %llu\n", (unsigned long long)st.requests,
+		       (unsigned long long)st.responses, (unsigned long long)st.timeouts,
+		       (unsigned long long)st.cancelled, (unsigned long long)st.retried,
+		       (unsigned long long)st.reset, (unsigned long long)st.requeued,
+		       (unsigned long long)st.dropped);
+	shmkit_rpc_close(srv);
 }
 
 static void finish(struct iter *it)
@@ -807,6 +1029,8 @@ static void finish(struct iter *it)
 	}
 	release_word(&it->b->stop_cons);
 	wait_exit(it, false);
+	if (it->scn == S_RPC)
+		rpc_after(it);
 }
 
 /* ---- judging -------------------------------------------------------------------------- */
@@ -999,16 +1223,69 @@ static void judge_journal(struct iter *it)
 		          (unsigned long long)it->jlast);
 }
 
+/* rpc: the clients' records against the servers' logs. */
+static void judge_rpc(struct iter *it)
+{
+	struct tally *t = it->t;
+	uint64_t twice = 0, phantom = 0, unanswered = 0, reset_answered = 0, resets = 0;
+
+	for (int r = 0; r < it->nroles; r++) {
+		const struct role *ro = &it->b->roles[r];
+		if (ro->kind == K_SERVER) {
+			absorb(it, r);
+			t->srv_dropped += ro->stale;
+		}
+		t->busy += ro->kind == K_CLIENT ? ro->busy : 0;
+	}
+	t->srv_kills += it->dead_srvs;
+	for (uint32_t s = 0; s < SK_STREAMS; s++)
+		for (uint64_t q = 0; q < SK_MAXSEQ; q++) {
+			uint8_t st = it->b->state[s][q], c = cnt[s][q], m = held_dead[s][q];
+			t->calls += st != ST_NONE && st != ST_ABORTED;
+			t->committed += st == ST_COMMITTED;
+			t->maybe += st == ST_TRYING;
+			t->timeouts += st == ST_TIMEDOUT;
+			t->cancels += st == ST_CANCELLED;
+			t->aborted += st == ST_ABORTED;
+			t->srv_answers += c;
+			resets += st == ST_RESET;
+			if (c > 1 && !twice++)
+				violation(it, "client %u call %llu answered %u times (servers' logs)", s,
+				          (unsigned long long)q, c);
+			if ((st == ST_NONE || st == ST_ABORTED) && (c || m) && !phantom++)
+				violation(it, "client %u call %llu answered, but it was never %s", s,
+				          (unsigned long long)q, st == ST_NONE ? "sent" : "sent (loan aborted)");
+			if (st == ST_COMMITTED && !c && !m && !unanswered++)
+				violation(it, "client %u call %llu received an answer no server gave", s,
+				          (unsigned long long)q);
+			if (st == ST_RESET && c && !reset_answered++)
+				violation(it, "client %u call %llu reset (-ECONNRESET), but a server answered it",
+				          s, (unsigned long long)q);
+		}
+	t->answered = t->committed;
+	t->received = t->srv_answers;
+	t->resets += resets;
+	t->lost += resets;
+	t->dups += twice;
+	if (resets > (uint64_t)it->dead_srvs * SK_HOLD)
+		violation(it, "%llu calls reset (-ECONNRESET), but %u servers were killed, holding at most "
+		          "%u calls each", (unsigned long long)resets, it->dead_srvs, SK_HOLD);
+	else
+		t->allowed += resets;
+}
+
 static void judge(struct iter *it)
 {
 	const uint32_t *f = it->b->findings;
 
 	it->t->torn += f[F_TORN];
 	it->t->hangs += f[F_HANG];
-	if (f[F_TORN] + f[F_HANG] + f[F_ORDER] + f[F_ERROR])
-		violation(it, "the processes reported %u torn, %u hangs, %u out of order, %u errors (above)",
-		          f[F_TORN], f[F_HANG], f[F_ORDER], f[F_ERROR]);
-	if (it->scn <= S_SPSC)
+	if (f[F_TORN] + f[F_HANG] + f[F_ORDER] + f[F_ERROR] + f[F_WRONG])
+		violation(it, "the processes reported %u torn, %u hangs, %u out of order, %u errors, "
+		          "%u wrong answers (above)", f[F_TORN], f[F_HANG], f[F_ORDER], f[F_ERROR], f[F_WRONG]);
+	if (it->scn == S_RPC)
+		judge_rpc(it);
+	else if (it->scn <= S_SPSC)
 		judge_chan(it);
 	else if (it->scn == S_JOURNAL)
 		judge_journal(it);
@@ -1036,6 +1313,7 @@ static void iteration(enum scn scn, uint64_t no)
 	live = it;
 	alarm((unsigned)(opt.hang_ns / SEC) * 8 + 60);
 	memset(cnt, 0, sizeof(cnt));
+	memset(held_dead, 0, sizeof(held_dead));
 	int e = setup(it);
 	if (e) {
 		violation(it, "making the %s: %s (%s)", scn_names[scn], shmkit_strerror(e), shmkit_errdetail());
@@ -1092,7 +1370,7 @@ static void usage(void)
 	        "usage: stress_kill [-n KILLS] [-s SEED] [-S SCENARIO] [-i FIRST] [-T SECONDS]\n"
 	        "                   [-P POINT,...] [-v]\n"
 	        "  -n  SIGKILLs in total (default 1500)   -s  seed (default: from the clock)\n"
-	        "  -S  1..6 or a name (default: all in turn)   -i  first iteration number\n"
+	        "  -S  1..7 or a name (default: all in turn)   -i  first iteration number\n"
 	        "  -T  a wait longer than this is a HANG (default 10)\n"
 	        "  -P  more crash point names (SK_CRASH_POINT in src/)   -v  a line per iteration\n");
 	exit(2);
@@ -1145,6 +1423,26 @@ static unsigned residue(void)
 	return n;
 }
 
+/* The rpc scenario's own figures, one line. */
+static void report_rpc(const struct tally *r)
+{
+	const struct {
+		const char *fmt;
+		uint64_t v;
+	} f[] = {
+		{ "rpc: %llu calls:", r->calls }, { " %llu answered right,", r->answered },
+		{ " %llu reset,", r->resets }, { " %llu timed out,", r->timeouts },
+		{ " %llu cancelled,", r->cancels }, { " %llu in flight at a client's kill", r->maybe },
+		{ " (+%llu loans aborted);", r->aborted }, { " servers: %llu answers,", r->srv_answers },
+		{ " %llu dropped (caller gone),", r->srv_dropped }, { " %llu killed;", r->srv_kills },
+		{ " %llu -EBUSY retries;", r->busy }, { " after the loop: %llu calls answered", r->after_calls },
+		{ " (+%llu left by dead clients)\n", r->after_foreign },
+	};
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		printf(f[i].fmt, (unsigned long long)f[i].v);
+}
+
 static int report(double secs, unsigned left)
 {
 	int passed = 0, failed = 0, skipped = 0;
@@ -1170,6 +1468,8 @@ static int report(double secs, unsigned left)
 		       (unsigned long long)t->hangs, (unsigned long long)t->allowed,
 		       (unsigned long long)t->violations);
 	}
+	if (tallies[S_RPC].iters)
+		report_rpc(&tallies[S_RPC]);
 	printf("crash points (armed/fired):");
 	for (int i = 0; i < opt.npoints; i++)
 		printf(" %s %llu/%llu", opt.points[i].name, (unsigned long long)opt.points[i].armed,

@@ -20,6 +20,16 @@
  * A copy-receiver receives into `inflight` in the board itself, so a
  * receiver killed after the library delivered a message but before it
  * logged it still shows which message it had (the driver counts it).
+ *
+ * rpc: a client is a producer whose messages are requests (its stream is
+ * the client's number); after its call ended it records how: COMMITTED
+ * (the right answer: "re:" + the request), RESET (-ECONNRESET), TIMEDOUT
+ * (-ETIMEDOUT, also a send that found the queue full that long),
+ * CANCELLED (it gave the call up), ABORTED (a request loan aborted).  A
+ * server is a receiver whose log holds the calls it answered (respond
+ * returned 0); the requests it holds, not yet answered, are in `held`, so
+ * a server killed after answering and before logging still shows which
+ * calls it may have answered.
  */
 #ifndef SK_STRESS_KILL_H
 #define SK_STRESS_KILL_H
@@ -114,7 +124,10 @@ static inline const char *smsg_check(const void *buf, size_t n, struct smsg_hdr 
 #define SK_LOGS 16                    /* receiving processes per iteration */
 #define SK_LOGCAP (SK_STREAMS * SK_MAXSEQ)
 
-enum sk_state { ST_NONE = 0, ST_TRYING = 1, ST_COMMITTED = 2, ST_ABORTED = 3 };
+enum sk_state {
+	ST_NONE = 0, ST_TRYING = 1, ST_COMMITTED = 2, ST_ABORTED = 3,
+	ST_RESET = 4, ST_TIMEDOUT = 5, ST_CANCELLED = 6, /* rpc calls */
+};
 
 enum sk_kind {
 	K_PRODUCER = 1, /* channel send / reserve + commit */
@@ -123,13 +136,17 @@ enum sk_kind {
 	K_SUBSCRIBER,   /* bus recv / peek + release */
 	K_WRITER,       /* journal append */
 	K_FOLLOWER,     /* journal reader following the writer */
+	K_SERVER,       /* rpc recv + respond / respond_loan + commit */
+	K_CLIENT,       /* rpc call / send, loan + send_loan, wait any */
 };
 
 /* How a role mixes copying and zero-copy calls. */
 enum sk_mode { M_COPY = 0, M_ZC = 1, M_MIX = 2 };
 
 /* What children found (counted on the board, told on stderr). */
-enum sk_finding { F_TORN, F_HANG, F_ORDER, F_ERROR, F_COUNT };
+enum sk_finding { F_TORN, F_HANG, F_ORDER, F_ERROR, F_WRONG, F_COUNT };
+
+#define SK_HOLD 4 /* rpc: requests a server holds at once, at most */
 
 struct slog {
 	uint32_t stream;
@@ -153,6 +170,11 @@ struct role {
 	uint64_t lost_total; /* subscriber: its entry's lost count at the end */
 	uint64_t stale;      /* publisher: loans readers abandoned (-ESTALE);
 	                        subscriber: releases of overwritten messages */
+	uint64_t busy;       /* rpc client: -EBUSY answers (slots held by
+	                        servers still answering given-up calls) */
+	uint32_t nheld;      /* rpc server: requests taken, not yet logged */
+	uint32_t pad2;
+	struct slog held[SK_HOLD];
 	uint8_t inflight[SK_MSG_MAX] __attribute__((aligned(64)));
 };
 
@@ -160,6 +182,7 @@ struct board {
 	/* the iteration, set by the driver */
 	uint32_t scenario, delivery, durability, group_records;
 	uint32_t group_ms, hold_loans, slow, pad;
+	uint32_t rpc_depth, rpc_hold;  /* rpc: calls per client, held per server */
 	int64_t hang_ns;
 	char name[256];        /* channel or bus name, journal directory */
 	/* control */
