@@ -1054,7 +1054,8 @@ int shmkit_rpc_recv(shmkit_rpc *r, struct shmkit_rpc_req *req, int64_t timeout_n
 			       : n == -ETIMEDOUT ? sk_fail(-ETIMEDOUT, "no request within the timeout")
 			       : (int)n;
 		unsigned ci;
-		uint64_t gen;
+		uint64_t gen = 0; /* an entry that is no token sets nothing: W_MAKE below
+		                     must not read an indeterminate value (clang -Werror) */
 		struct rpc_slot *s = n == sizeof(tok) ? req_slot(r, tok, &ci, &gen) : NULL;
 		uint64_t w = W_MAKE(gen, 0, ST_QUEUED);
 		/* R2.  Acquire: pairs with the caller's release store Q1: the
