@@ -34,9 +34,12 @@
 #ifndef SK_STRESS_KILL_H
 #define SK_STRESS_KILL_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "shmkit.h"
 
 /* ---- the message --------------------------------------------------------- */
 
@@ -114,6 +117,24 @@ static inline const char *smsg_check(const void *buf, size_t n, struct smsg_hdr 
 	if (h->zero || h->sum != smsg_sum(h, body, n - SK_MSG_HDR))
 		return "checksum mismatch";
 	return NULL;
+}
+
+/* rpc: the servers' answer to a request is "re:" + the request, written
+ * in the response loan (zc) or copied.  What respond returned. */
+static inline int smsg_rpc_answer(shmkit_rpc *r, const struct shmkit_rpc_req *q, int zc)
+{
+	uint8_t out[SK_MSG_MAX + 3];
+	void *w = out;
+	int e;
+
+	if (q->len > SK_MSG_MAX)
+		return -EMSGSIZE;
+	if (zc && (e = shmkit_rpc_respond_loan(r, q, &w)))
+		return e;
+	memcpy(w, "re:", 3);
+	memcpy((uint8_t *)w + 3, q->data, q->len);
+	return zc ? shmkit_rpc_respond_commit(r, q, q->len + 3u)
+	          : shmkit_rpc_respond(r, q, out, q->len + 3u);
 }
 
 /* ---- the board ------------------------------------------------------------ */

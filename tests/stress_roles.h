@@ -731,31 +731,19 @@ static int client_loop(struct child *c, shmkit_rpc *r)
 static int srv_answer(struct child *c, shmkit_rpc *r, struct rx *rx,
                       const struct shmkit_rpc_req *q, const struct smsg_hdr *h)
 {
-	uint8_t out[SK_MSG_MAX + 3];
 	/* Acquire: pairs with mark_given_up's release. */
 	uint8_t was = h ? sk_load_acquire(&c->b->state[h->stream][h->seq]) : ST_NONE;
-	void *w;
 	int e;
 
 	if (sk_rand_below(&c->rng, 4) == 0 && (e = shmkit_rpc_abandoned(r, q)) < 0)
 		return call_failed(c, "rpc_abandoned", e);
-	if (pick_zc(c)) {
-		if ((e = shmkit_rpc_respond_loan(r, q, &w)))
-			return call_failed(c, "rpc_respond_loan", e);
-		memcpy(w, "re:", 3);
-		memcpy((uint8_t *)w + 3, q->data, q->len);
-		e = shmkit_rpc_respond_commit(r, q, q->len + 3u);
-	} else {
-		memcpy(out, "re:", 3);
-		memcpy(out + 3, q->data, q->len);
-		e = shmkit_rpc_respond(r, q, out, q->len + 3u);
-	}
+	e = smsg_rpc_answer(r, q, pick_zc(c));
 	if (e == -ECANCELED) {
 		c->ro->stale++;
 		return 0;
 	}
 	if (e)
-		return call_failed(c, "rpc respond/commit", e);
+		return call_failed(c, "rpc respond / respond_loan + commit", e);
 	if (was == ST_CANCELLED || was == ST_TIMEDOUT || was == ST_RESET)
 		return finding(c, F_WRONG, "the answer to client %u call %llu was accepted after its "
 		               "client had given the call up (%s)", h->stream, (unsigned long long)h->seq,

@@ -25,6 +25,12 @@
  *                     from several threads against wakers
  *   sync              futex ping-pong handing data over, event count,
  *                     robust mutex over plain data, semaphore
+ *   rpc               2 server threads (one on the fd; answers copied or
+ *                     in a loan) and 3 client threads (one on the fd) + 1
+ *                     client process: sync calls, async sends (copies
+ *                     and loans) waited for in any order, some cancelled,
+ *                     some deadlines missed; every answer checked, the
+ *                     counts of both sides and the service's agree
  * Unless SHMKIT_WAITFD is set, the fd scenarios then run again in a child
  * with SHMKIT_WAITFD=thread (the first pass uses io_uring where the kernel
  * has it), so both kinds of pollable fd are checked.
@@ -1123,6 +1129,369 @@ static int scn_sync(void)
 	return 0;
 }
 
+/* ---- rpc ------------------------------------------------------------------ */
+
+#define RPC_DEPTH 4
+
+/* What a client saw: calls sent, calls that returned an answer, answers
+ * checked right, calls it cancelled, calls that timed out. */
+struct rpc_counts {
+	uint64_t sent, ok, checked, cancelled, timedout;
+};
+
+struct rpc_ctx {
+	char name[128];
+	uint64_t calls;            /* per client */
+	uint32_t clients_left;     /* atomic: client threads and the child still calling */
+	pthread_barrier_t go;
+	struct rpc_counts k;       /* atomic sums, read after the joins */
+	uint64_t srv_ok, srv_dropped; /* atomic: responds that returned 0, -ECANCELED */
+};
+
+static void rpc_counts_add(struct rpc_counts *to, const struct rpc_counts *k)
+{
+	/* Relaxed: sums read after every thread was joined. */
+	sk_fetch_add(&to->sent, k->sent, __ATOMIC_RELAXED);
+	sk_fetch_add(&to->ok, k->ok, __ATOMIC_RELAXED);
+	sk_fetch_add(&to->checked, k->checked, __ATOMIC_RELAXED);
+	sk_fetch_add(&to->cancelled, k->cancelled, __ATOMIC_RELAXED);
+	sk_fetch_add(&to->timedout, k->timedout, __ATOMIC_RELAXED);
+}
+
+static int rpc_open_own(const char *name, shmkit_rpc **r, int wait)
+{
+	struct shmkit_rpc_opts o = { .wait = wait, .timeout_ns = TMO_NS };
+	int e = shmkit_rpc_open(r, name, &o);
+
+	return e ? call_fail("rpc_open", e) : 0;
+}
+
+/* The answer to request (stream, seq) is "re:" + the request. */
+static int rpc_check(unsigned stream, uint64_t seq, const void *p, ssize_t n, struct rpc_counts *k)
+{
+	uint8_t want[SK_MSG_MAX + 3];
+	size_t len = smsg_fill(want + 3, stream, seq) + 3;
+
+	memcpy(want, "re:", 3);
+	k->ok++;
+	if ((size_t)n != len || memcmp(p, want, len))
+		return fail("client %u call %llu: a wrong answer of %zd bytes", stream,
+		            (unsigned long long)seq, n);
+	k->checked++;
+	return 0;
+}
+
+/* -EBUSY (slots held by servers still answering given-up calls): wait a
+ * little, bounded by the scenario's deadline.  True to try again. */
+static bool rpc_busy(long e)
+{
+	if (e != -EBUSY || late())
+		return false;
+	usleep(100);
+	return true;
+}
+
+/* A synchronous call; one in 16 with a 100 us deadline it may miss. */
+static int rpc_sync_call(shmkit_rpc *r, unsigned stream, uint64_t seq, uint64_t *rng,
+                         struct rpc_counts *k)
+{
+	uint8_t req[SK_MSG_MAX], resp[SK_MSG_MAX + 3];
+	size_t len = smsg_fill(req, stream, seq);
+	bool hurry = sk_rand_below(rng, 16) == 0;
+	ssize_t n;
+
+	while (rpc_busy(n = shmkit_rpc_call(r, req, len, resp, sizeof(resp), hurry ? 100000 : TMO_NS)))
+		;
+	k->sent++;
+	if (n == -ETIMEDOUT && hurry) {
+		k->timedout++;
+		return 0;
+	}
+	return n < 0 ? call_fail("rpc_call", n) : rpc_check(stream, seq, resp, n, k);
+}
+
+/* Send request (stream, seq): a copy or through a loan; some idempotent. */
+static int rpc_send_any(shmkit_rpc *r, unsigned stream, uint64_t seq, uint64_t *rng, uint64_t *id)
+{
+	unsigned flags = sk_rand_below(rng, 2) ? SHMKIT_RPC_IDEMPOTENT : 0;
+	uint8_t req[SK_MSG_MAX];
+	void *buf;
+	int e;
+
+	if (sk_rand_below(rng, 2)) {
+		size_t len = smsg_fill(req, stream, seq);
+		return shmkit_rpc_send(r, req, len, flags, TMO_NS, id);
+	}
+	if ((e = shmkit_rpc_loan(r, &buf)))
+		return e;
+	return shmkit_rpc_send_loan(r, smsg_fill(buf, stream, seq), flags, TMO_NS, id);
+}
+
+/* One answer of a batch (n > 0 calls out): waited for any, on the fd
+ * (poll, ack, then try) or blocking; checked in place, released.  0, 1
+ * (none yet, on the fd), or a finding (-1). */
+static int rpc_take(shmkit_rpc *r, unsigned stream, uint64_t *ids, uint64_t *seqs, unsigned *n,
+                    int fd, struct rpc_counts *k)
+{
+	uint64_t id = 0;
+	const void *p;
+	ssize_t m;
+	int e;
+
+	if (fd >= 0) {
+		poll_in(fd, 100);
+		if ((e = shmkit_rpc_ack_fd(r)))
+			return -call_fail("rpc_ack_fd", e);
+	}
+	m = shmkit_rpc_wait(r, &id, &p, fd >= 0 ? 0 : TMO_NS);
+	if (m == -EAGAIN && fd >= 0)
+		return late() ? -fail("client %u: no answer on the fd in time", stream) : 1;
+	if (m < 0)
+		return -call_fail("rpc_wait", m);
+	unsigned j = 0;
+	while (j < *n && ids[j] != id)
+		j++;
+	if (j == *n)
+		return -fail("client %u: wait returned id %llu, no call of ours", stream,
+		             (unsigned long long)id);
+	if (rpc_check(stream, seqs[j], p, m, k))
+		return -1;
+	if ((e = shmkit_rpc_release(r, id)))
+		return -call_fail("rpc_release", e);
+	ids[j] = ids[--*n];
+	seqs[j] = seqs[*n];
+	return 0;
+}
+
+/* 1..RPC_DEPTH calls sent at once, one in 4 batches one of them
+ * cancelled, then the answers in any order. */
+static int rpc_batch(shmkit_rpc *r, unsigned stream, uint64_t *seq, uint64_t end, uint64_t *rng,
+                     int fd, struct rpc_counts *k)
+{
+	uint64_t ids[RPC_DEPTH], seqs[RPC_DEPTH];
+	unsigned n = 0, want = 1 + (unsigned)sk_rand_below(rng, RPC_DEPTH);
+	int e;
+
+	while (n < want && *seq < end) {
+		if (rpc_busy(e = rpc_send_any(r, stream, *seq, rng, &ids[n])) && !n)
+			continue;
+		if (e == -EBUSY)
+			break;
+		if (e)
+			return call_fail("rpc send/send_loan", e);
+		seqs[n++] = (*seq)++;
+		k->sent++;
+	}
+	if (n > 1 && sk_rand_below(rng, 4) == 0) {
+		unsigned j = (unsigned)sk_rand_below(rng, n);
+		if ((e = shmkit_rpc_cancel(r, ids[j])))
+			return call_fail("rpc_cancel", e);
+		k->cancelled++;
+		ids[j] = ids[--n];
+		seqs[j] = seqs[n];
+	}
+	while (n)
+		if ((e = rpc_take(r, stream, ids, seqs, &n, fd, k)) < 0)
+			return 1;
+	return 0;
+}
+
+/* A client's calls: seqs 0..count-1 of its stream, a third sync. */
+static int rpc_calls(shmkit_rpc *r, unsigned stream, uint64_t count, uint64_t *rng, int fd,
+                     struct rpc_counts *k)
+{
+	int e = 0;
+
+	for (uint64_t seq = 0; seq < count && !e && !late();)
+		e = sk_rand_below(rng, 3) == 0 ? rpc_sync_call(r, stream, seq++, rng, k)
+		                               : rpc_batch(r, stream, &seq, count, rng, fd, k);
+	return e ? e : late() ? fail("client %u ran out of time", stream) : 0;
+}
+
+static int rpc_client(struct worker *w)
+{
+	struct rpc_ctx *c = w->ctx;
+	struct rpc_counts k = { 0 };
+	shmkit_rpc *r;
+	int fd = -1, rc = 0;
+
+	if (rpc_open_own(c->name, &r, w->idx & 1 ? SHMKIT_WAIT_BLOCK : SHMKIT_WAIT_ADAPTIVE))
+		return 1;
+	if (w->idx == 2 && (fd = shmkit_rpc_fd(r, SHMKIT_RPC_CLIENT)) < 0)
+		rc = call_fail("rpc_fd", fd);
+	pthread_barrier_wait(&c->go);
+	if (!rc)
+		rc = rpc_calls(r, w->idx, c->calls, &w->rng, fd, &k);
+	shmkit_rpc_close(r);
+	rpc_counts_add(&c->k, &k);
+	/* Release: pairs with the servers' acquire load; after it they stop
+	 * once the queue is empty. */
+	sk_fetch_add(&c->clients_left, -1u, __ATOMIC_RELEASE);
+	return rc;
+}
+
+/* Answer "re:" + the request, copied or in the response loan. */
+static int rpc_answer(struct rpc_ctx *c, shmkit_rpc *r, const struct shmkit_rpc_req *q, uint64_t *rng)
+{
+	struct smsg_hdr h;
+	const char *bad = q->len <= SK_MSG_MAX ? smsg_check(q->data, q->len, &h) : "too long";
+
+	if (bad)
+		return fail("server: a request of %u bytes: %s", q->len, bad);
+	int e = smsg_rpc_answer(r, q, (int)sk_rand_below(rng, 2));
+	if (e && e != -ECANCELED)
+		return call_fail("rpc respond", e);
+	/* Relaxed: counts read after the join. */
+	sk_fetch_add(e ? &c->srv_dropped : &c->srv_ok, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* A server thread: takes 1..3 requests, answers them; one waits on the
+ * fd.  Stops when the clients are done and nothing comes. */
+static int rpc_server(struct worker *w)
+{
+	struct rpc_ctx *c = w->ctx;
+	bool use_fd = w->idx == 1;
+	shmkit_rpc *r;
+	int fd = -1, rc = 0;
+
+	if (rpc_open_own(c->name, &r, w->idx & 1 ? SHMKIT_WAIT_ADAPTIVE : SHMKIT_WAIT_BLOCK))
+		return 1;
+	if (use_fd && (fd = shmkit_rpc_fd(r, SHMKIT_RPC_SERVER)) < 0)
+		rc = call_fail("rpc_fd", fd);
+	pthread_barrier_wait(&c->go);
+	while (!rc && !late()) {
+		/* Acquire: pairs with the clients' release decrement. */
+		bool done = sk_load_acquire(&c->clients_left) == 0;
+		struct shmkit_rpc_req q[3];
+		unsigned n = 1, want = 1 + (unsigned)sk_rand_below(&w->rng, 3);
+		if (use_fd) {
+			poll_in(fd, 100);
+			if ((rc = shmkit_rpc_ack_fd(r)))
+				rc = call_fail("rpc_ack_fd", rc);
+		}
+		int e = shmkit_rpc_recv(r, &q[0], use_fd ? 0 : SLICE_NS);
+		if (e == -EAGAIN || e == -ETIMEDOUT) {
+			if (done)
+				break;
+			continue;
+		}
+		if (e) {
+			rc = call_fail("rpc_recv", e);
+			break;
+		}
+		while (n < want && shmkit_rpc_recv(r, &q[n], 0) == 0)
+			n++;
+		for (unsigned i = 0; i < n; i++)
+			rc |= rpc_answer(c, r, &q[i], &w->rng);
+	}
+	if (!rc && late())
+		rc = fail("server %u ran out of time", w->idx);
+	shmkit_rpc_close(r);
+	return rc;
+}
+
+/* --child rpc-client NAME STREAM COUNT: its calls, then its counts on
+ * stdout ("COUNTS sent ok checked cancelled timedout"). */
+static int rpc_child(char **argv)
+{
+	uint64_t rng = (uint64_t)getpid();
+	struct rpc_counts k = { 0 };
+	shmkit_rpc *r;
+
+	if (rpc_open_own(argv[0], &r, SHMKIT_WAIT_ADAPTIVE))
+		return 1;
+	int rc = rpc_calls(r, (unsigned)atoi(argv[1]), strtoull(argv[2], NULL, 10), &rng, -1, &k);
+	shmkit_rpc_close(r);
+	printf("COUNTS %llu %llu %llu %llu %llu\n", (unsigned long long)k.sent,
+	       (unsigned long long)k.ok, (unsigned long long)k.checked,
+	       (unsigned long long)k.cancelled, (unsigned long long)k.timedout);
+	return rc;
+}
+
+/* The child's counts from its stdout, added to the scenario's. */
+static void rpc_child_counts(struct rpc_ctx *c, int fd)
+{
+	unsigned long long v[5];
+	char buf[256] = "";
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+	if (n <= 0 || sscanf(buf, "COUNTS %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+	                     &v[4]) != 5) {
+		fail("the rpc child reported no counts");
+		return;
+	}
+	struct rpc_counts k = { v[0], v[1], v[2], v[3], v[4] };
+	rpc_counts_add(&c->k, &k);
+}
+
+/* 2 server threads (one on the fd), 3 client threads (one on the fd) and
+ * a client process; every answer checked; then the counts: answers
+ * received right == calls that returned one; servers' accepted answers
+ * between those and those + given-up calls; the service's counts agree
+ * (requests = sent, responses = received, timeouts = given up, cancelled
+ * = answers servers were refused, no reset) and, every client closed,
+ * nothing is in flight. */
+static int scn_rpc(void)
+{
+	struct rpc_ctx c = { .calls = count_of(1500), .clients_left = 4 };
+	struct shmkit_rpc_opts o = { .max_clients = 8, .depth = RPC_DEPTH, .max_request = SK_MSG_MAX,
+	                             .max_response = SK_MSG_MAX + 3, .flags = SHMKIT_EXCL };
+	struct shmkit_rpc_stats st;
+	struct worker w[5];
+	shmkit_rpc *r;
+	char num[24];
+	int out = -1;
+
+	seg_name(c.name, sizeof(c.name), "tsan-rpc");
+	int e = shmkit_rpc_create(&r, c.name, &o);
+	if (e)
+		return call_fail("rpc_create", e);
+	pthread_barrier_init(&c.go, NULL, 5);
+	for (unsigned i = 0; i < 2; i++)
+		start(&w[i], rpc_server, &c, i);
+	for (unsigned i = 0; i < 3; i++)
+		start(&w[2 + i], rpc_client, &c, i);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)c.calls);
+	const char *args[] = { "rpc-client", c.name, "3", num, NULL };
+	pid_t kid = spawn_child(args, &out);
+	reap_child(kid, "rpc-client");
+	rpc_child_counts(&c, out);
+	if (out >= 0)
+		close(out);
+	sk_fetch_add(&c.clients_left, -1u, __ATOMIC_RELEASE); /* as a client thread's */
+	join_all(w, 5);
+	const struct rpc_counts *k = &c.k;
+	if (k->checked != k->ok)
+		fail("%llu answers right of %llu calls answered", (unsigned long long)k->checked,
+		     (unsigned long long)k->ok);
+	if (c.srv_ok < k->ok || c.srv_ok > k->ok + k->cancelled + k->timedout)
+		fail("servers had %llu answers accepted; clients received %llu, gave up %llu",
+		     (unsigned long long)c.srv_ok, (unsigned long long)k->ok,
+		     (unsigned long long)(k->cancelled + k->timedout));
+	if ((e = shmkit_rpc_stats(r, &st)))
+		call_fail("rpc_stats", e);
+	else if (st.requests != k->sent || st.responses != k->ok ||
+	         st.timeouts != k->cancelled + k->timedout || st.reset || st.cancelled != c.srv_dropped ||
+	         st.in_flight || st.clients)
+		fail("stats: requests %llu (sent %llu), responses %llu (received %llu), timeouts %llu "
+		     "(given up %llu), reset %llu, cancelled %llu (dropped %llu), in flight %u, clients %u",
+		     (unsigned long long)st.requests, (unsigned long long)k->sent,
+		     (unsigned long long)st.responses, (unsigned long long)k->ok,
+		     (unsigned long long)st.timeouts, (unsigned long long)(k->cancelled + k->timedout),
+		     (unsigned long long)st.reset, (unsigned long long)st.cancelled,
+		     (unsigned long long)c.srv_dropped, st.in_flight, st.clients);
+	shmkit_rpc_close(r);
+	shmkit_seg_remove(c.name);
+	pthread_barrier_destroy(&c.go);
+	printf("  %llu calls by 3 client threads + 1 process (%llu answered and checked, %llu "
+	       "cancelled, %llu timed out); 2 server threads: %llu answers, %llu dropped\n",
+	       (unsigned long long)k->sent, (unsigned long long)k->checked,
+	       (unsigned long long)k->cancelled, (unsigned long long)k->timedout,
+	       (unsigned long long)c.srv_ok, (unsigned long long)c.srv_dropped);
+	return 0;
+}
+
 /* ---- driver ---------------------------------------------------------------- */
 
 static const struct scenario {
@@ -1137,6 +1506,7 @@ static const struct scenario {
 	{ "journal", scn_journal, true },
 	{ "waitfd", scn_waitfd, true },
 	{ "sync", scn_sync, false },
+	{ "rpc", scn_rpc, true },
 };
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 
@@ -1151,6 +1521,7 @@ static int child_main(int argc, char **argv)
 		{ "bus-sub", bus_sub_child, 3 },
 		{ "bus-pub", bus_pub_child, 3 },
 		{ "journal-follow", journal_child, 2 },
+		{ "rpc-client", rpc_child, 3 },
 	};
 
 	scen_name = "child";
