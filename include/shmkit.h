@@ -710,7 +710,7 @@ struct shmkit_rpc_stats {
 	uint32_t max_clients, depth, max_request, max_response, max_servers;
 	size_t seg_size;       /* bytes of the data area */
 	uint64_t requests;     /* calls sent (requeued ones count once) */
-	uint64_t responses;    /* responses delivered to a waiting slot */
+	uint64_t responses;    /* answers their callers received */
 	uint64_t timeouts;     /* calls given up by their callers */
 	uint64_t cancelled;    /* responses dropped: the caller had given up */
 	uint64_t retried;      /* idempotent calls given to another server */

@@ -574,10 +574,13 @@ static int slot_take(shmkit_rpc *r)
 		 * server's free of an abandoned slot): its writes are done. */
 		uint64_t w = sk_load_acquire(&s->state);
 		if (W_ST(w) == ST_ABANDONED && server_dead(r, W_SID(w))) {
-			/* Acq_rel, as slot_reset. */
-			if (sk_cas(&s->state, &w, W_MAKE(gen_next(W_GEN(w)), 0, ST_FREE),
-			           __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			uint64_t freed = W_MAKE(gen_next(W_GEN(w)), 0, ST_FREE);
+			/* Acq_rel, as slot_reset.  On success w is still the old
+			 * word (a CAS updates it only on failure): take the new. */
+			if (sk_cas(&s->state, &w, freed, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+				w = freed;
 				sk_fetch_add(&r->ctl->reset, 1, __ATOMIC_RELAXED); /* a statistic */
+			}
 		}
 		if (W_ST(w) == ST_ABANDONED) {
 			abandoned++;

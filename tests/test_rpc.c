@@ -556,3 +556,26 @@ Test(rpc, bad_options_and_arguments)
 	shmkit_rpc_close(other);
 	shmkit_rpc_close(r);
 }
+
+/* A call given up while its server held it (ABANDONED), then the server
+ * dies: the slot is free again for the next call at once (before, the
+ * slot was freed but skipped, and the call got -EBUSY). */
+Test(rpc, abandoned_slot_of_a_dead_server_is_reused_at_once)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_rpc *c = make(name, 2, 1);
+	struct server_arg victim = { name, 5000, 1, "rpc.taken" };
+	pid_t v = sk_test_fork(serve, &victim);
+	uint64_t id;
+	int st;
+
+	cr_assert_eq(shmkit_rpc_send(c, "lost", 4, 0, 10 * SEC, &id), 0);
+	cr_assert_eq(waitpid(v, &st, 0), v);
+	cr_assert(WIFSIGNALED(st));
+	cr_assert_eq(shmkit_rpc_cancel(c, id), 0); /* TAKEN -> ABANDONED, holder dead */
+	int err = shmkit_rpc_send(c, "next", 4, 0, 10 * SEC, &id);
+	cr_expect_eq(err, 0, "%d (%s)", err, shmkit_errdetail());
+	if (!err)
+		shmkit_rpc_cancel(c, id);
+	shmkit_rpc_close(c);
+}
