@@ -783,8 +783,11 @@ static inline int publish(shmkit_chan *ch, uint64_t pos, uint64_t word, size_t l
 		if (SK_UNLIKELY(!sk_cas(&s->seq, &word, sk_seq_make(pos, SK_SLOT_FULL, 0),
 		                        __ATOMIC_RELEASE, __ATOMIC_RELAXED)))
 			return stale_claim("publish");
-		/* Relaxed: a statistic, ordered with nothing. */
-		sk_fetch_add(&c->sent, 1, __ATOMIC_RELAXED);
+		/* Relaxed: a statistic, ordered with nothing.  An embedded
+		 * channel's owner counts for itself (rpc): no locked add on
+		 * a line every producer shares. */
+		if (!ch->embedded)
+			sk_fetch_add(&c->sent, 1, __ATOMIC_RELAXED);
 	}
 	shmkit_ec_inc(&c->not_empty); /* P8: see wait.h; model: mpmc.pml P8, spsc.pml S-P5 */
 	return 0;
@@ -813,8 +816,9 @@ static inline int consumed(shmkit_chan *ch, uint64_t pos, uint64_t word)
 		                        sk_seq_make(pos + ch->cap, SK_SLOT_FREE, 0),
 		                        __ATOMIC_RELEASE, __ATOMIC_RELAXED)))
 			return stale_claim("release");
-		/* Relaxed: a statistic. */
-		sk_fetch_add(&c->received, 1, __ATOMIC_RELAXED);
+		/* Relaxed: a statistic (not kept for embedded channels). */
+		if (!ch->embedded)
+			sk_fetch_add(&c->received, 1, __ATOMIC_RELAXED);
 	}
 	shmkit_ec_inc(&c->not_full); /* C7: see wait.h; model: mpmc.pml C7, spsc.pml S-C4 */
 	return 0;
