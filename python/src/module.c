@@ -1,0 +1,234 @@
+/*
+ * module.c - the shmkit extension module: errors, timeouts, the blocking
+ * wait loop, the busy rule of handles, and module initialisation.
+ */
+#include "pyshmkit.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+PyObject *sk_CorruptError;
+
+PyObject *sk_py_error(int err, const char *what)
+{
+	const char *detail = shmkit_errdetail();
+	PyObject *msg, *exc, *type = err == -EBADMSG ? sk_CorruptError : PyExc_OSError;
+
+	if (err == -EINTR && PyErr_Occurred())
+		return NULL;  /* a signal handler raised: keep its exception */
+	if (detail && detail[0])
+		msg = PyUnicode_FromFormat("%s (%s)", shmkit_strerror(err), detail);
+	else
+		msg = PyUnicode_FromString(shmkit_strerror(err));
+	if (!msg)
+		return NULL;
+	/* OSError(errno, text[, filename]) picks the subclass for errno
+	 * (PEP 3151): TimeoutError, BlockingIOError, FileNotFoundError... */
+	if (what)
+		exc = PyObject_CallFunction(type, "iOs", -err, msg, what);
+	else
+		exc = PyObject_CallFunction(type, "iO", -err, msg);
+	Py_DECREF(msg);
+	if (exc) {
+		PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+		Py_DECREF(exc);
+	}
+	return NULL;
+}
+
+int sk_py_timeout(PyObject *obj, int64_t *ns)
+{
+	double s;
+
+	if (obj == NULL || obj == Py_None) {
+		*ns = -1;
+		return 0;
+	}
+	s = PyFloat_AsDouble(obj);
+	if (s == -1.0 && PyErr_Occurred())
+		return -1;
+	if (!(s >= 0)) {
+		PyErr_SetString(PyExc_ValueError, "timeout must be a non-negative number or None");
+		return -1;
+	}
+	*ns = s >= 9e9 ? -1 : (int64_t)(s * 1e9);  /* centuries: forever */
+	return 0;
+}
+
+int sk_py_timeout_conv(PyObject *obj, void *ns)
+{
+	return sk_py_timeout(obj, ns) == 0;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+#define SLICE_NS 100000000LL
+
+long long sk_py_wait(sk_py_op op, void *ctx, int64_t timeout_ns)
+{
+	int64_t deadline = timeout_ns > 0 ? mono_ns() + timeout_ns : 0;
+	long long rc;
+
+	for (;;) {
+		int64_t slice = timeout_ns == 0 ? 0 : SLICE_NS;
+
+		if (timeout_ns > 0) {
+			int64_t left = deadline - mono_ns();
+			if (left <= 0)
+				left = 0;
+			if (left < slice)
+				slice = left;
+		}
+		Py_BEGIN_ALLOW_THREADS
+		rc = op(ctx, slice);
+		Py_END_ALLOW_THREADS
+		/* A try-once slice at the deadline reports "nothing" as
+		 * -EAGAIN: the caller asked for a bounded wait. */
+		if (rc == -EAGAIN && timeout_ns != 0 && slice == 0)
+			rc = -ETIMEDOUT;
+		if (rc != -ETIMEDOUT || timeout_ns == 0 || slice == 0)
+			return rc;
+		if (timeout_ns > 0 && mono_ns() >= deadline)
+			return rc;
+		if (PyErr_CheckSignals() < 0)
+			return -EINTR;
+	}
+}
+
+int sk_py_enter(SkHandle *h)
+{
+	if (h->closed) {
+		PyErr_Format(PyExc_ValueError, "%s is closed", Py_TYPE(h)->tp_name);
+		return -1;
+	}
+	if (h->busy) {
+		PyErr_Format(PyExc_RuntimeError,
+		             "%s is in use by another thread (one thread at a time per handle)",
+		             Py_TYPE(h)->tp_name);
+		return -1;
+	}
+	h->busy = 1;
+	return 0;
+}
+
+void sk_py_leave(SkHandle *h)
+{
+	h->busy = 0;
+}
+
+PyObject *sk_py_enter_self(PyObject *self, PyObject *unused)
+{
+	return Py_NewRef(self);
+}
+
+PyObject *sk_py_exit_close(PyObject *self, PyObject *args)
+{
+	PyObject *r = PyObject_CallMethod(self, "close", NULL);
+
+	if (!r)
+		return NULL;
+	Py_DECREF(r);
+	Py_RETURN_FALSE;
+}
+
+unsigned sk_py_flags(int exclusive, int readonly, int populate, int mlock,
+                     int huge, int persist)
+{
+	return (exclusive ? SHMKIT_EXCL : 0) | (readonly ? SHMKIT_RDONLY : 0) |
+	       (populate ? SHMKIT_POPULATE : 0) | (mlock ? SHMKIT_MLOCK : 0) |
+	       (huge ? SHMKIT_HUGE : 0) | (persist ? SHMKIT_PERSIST : 0);
+}
+
+static PyObject *py_strerror(PyObject *m, PyObject *arg)
+{
+	long e = PyLong_AsLong(arg);
+
+	if (e == -1 && PyErr_Occurred())
+		return NULL;
+	return PyUnicode_FromString(shmkit_strerror(e > 0 ? (int)-e : (int)e));
+}
+
+PyObject *sk_py_stat_name(PyObject *m, PyObject *arg);
+PyObject *sk_py_list(PyObject *m, PyObject *unused);
+
+static PyMethodDef module_methods[] = {
+	{"stat", sk_py_stat_name, METH_O, "stat(name) -> dict describing a segment by name"},
+	{"list", sk_py_list, METH_NOARGS,
+	 "list() -> a dict per segment on the machine (POSIX and System V, managed or foreign)"},
+	{"strerror", py_strerror, METH_O,
+	 "strerror(err) -> text for a shmkit result (negative or positive errno)"},
+	{NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+	PyModuleDef_HEAD_INIT,
+	.m_name = "shmkit",
+	.m_doc = "Linux shared memory IPC: segments, channels, a publish/subscribe bus,\n"
+	         "request/response and a durable journal (the shmkit C library).",
+	.m_size = -1,
+	.m_methods = module_methods,
+};
+
+static int add_ints(PyObject *m)
+{
+	static const struct { const char *name; long v; } ints[] = {
+		{"POSIX", SHMKIT_POSIX}, {"SYSV", SHMKIT_SYSV}, {"FILE", SHMKIT_FILE},
+		{"ANON", SHMKIT_ANON}, {"MEMFD", SHMKIT_MEMFD},
+		{"KIND_FOREIGN", SHMKIT_KIND_FOREIGN}, {"KIND_BYTES", SHMKIT_KIND_BYTES},
+		{"KIND_CHAN", SHMKIT_KIND_CHAN}, {"KIND_BUS", SHMKIT_KIND_BUS},
+		{"KIND_JOURNAL", SHMKIT_KIND_JOURNAL}, {"KIND_RPC", SHMKIT_KIND_RPC},
+		{"WAIT_ADAPTIVE", SHMKIT_WAIT_ADAPTIVE}, {"WAIT_SPIN", SHMKIT_WAIT_SPIN},
+		{"WAIT_BLOCK", SHMKIT_WAIT_BLOCK},
+		{"POLLIN", SHMKIT_CHAN_POLLIN}, {"POLLOUT", SHMKIT_CHAN_POLLOUT},
+		{"OVERWRITE", SHMKIT_BUS_OVERWRITE}, {"BACKPRESSURE", SHMKIT_BUS_BACKPRESSURE},
+		{"DUR_NONE", SHMKIT_DUR_NONE}, {"DUR_ASYNC", SHMKIT_DUR_ASYNC},
+		{"DUR_SYNC", SHMKIT_DUR_SYNC}, {"DUR_GROUP", SHMKIT_DUR_GROUP},
+	};
+
+	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+		if (PyModule_AddIntConstant(m, ints[i].name, ints[i].v) < 0)
+			return -1;
+	return 0;
+}
+
+int sk_py_init_types(PyObject *m)
+{
+	static PyTypeObject *const types[] = {
+		&SkLoan_Type, &SkMessage_Type, &SkSegment_Type,
+	};
+
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+		if (PyType_Ready(types[i]) < 0 ||
+		    PyModule_AddObjectRef(m, strrchr(types[i]->tp_name, '.') + 1,
+		                          (PyObject *)types[i]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+PyMODINIT_FUNC PyInit_shmkit(void);
+PyMODINIT_FUNC PyInit_shmkit(void)
+{
+	PyObject *m = PyModule_Create(&module_def);
+
+	if (!m)
+		return NULL;
+	sk_CorruptError = PyErr_NewExceptionWithDoc(
+		"shmkit.CorruptError",
+		"Corrupt shared state detected (EBADMSG): a peer wrote values out of\n"
+		"bounds, or a file is damaged.", PyExc_OSError, NULL);
+	if (!sk_CorruptError || PyModule_AddObjectRef(m, "CorruptError", sk_CorruptError) < 0 ||
+	    add_ints(m) < 0 || sk_py_init_types(m) < 0 ||
+	    PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0) {
+		Py_DECREF(m);
+		return NULL;
+	}
+	return m;
+}

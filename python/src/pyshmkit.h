@@ -1,0 +1,125 @@
+/*
+ * pyshmkit.h - shared declarations of the CPython extension module shmkit.
+ *
+ * The module is built on the public API only (shmkit.h).  Its rules:
+ *   - Every handle object is used by one thread at a time: a call that
+ *     releases the GIL marks its handle busy, and another thread's call
+ *     on that handle meanwhile raises RuntimeError instead of racing in C.
+ *   - Memory the library lends (a segment's data area, a loan, a peeked
+ *     message, an rpc request or response) is exported through the buffer
+ *     protocol by a view object that counts its exports: the operation that
+ *     ends the lending (close, commit, publish, release, respond) raises
+ *     BufferError while an export is alive, so Python code never touches
+ *     memory the library has taken back (the rule of CPython's mmap).
+ *   - Blocking calls take a timeout in seconds (None = forever), release
+ *     the GIL and wait in slices so that signals (Ctrl-C) are handled.
+ */
+#ifndef PYSHMKIT_H
+#define PYSHMKIT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <stdint.h>
+
+#include "shmkit.h"
+
+/* Raise the OSError subclass for a negative errno (CorruptError for
+ * -EBADMSG), its message shmkit_strerror + shmkit_errdetail; what (may be
+ * NULL) becomes the exception's filename.  Returns NULL. */
+PyObject *sk_py_error(int err, const char *what);
+extern PyObject *sk_CorruptError;
+
+/* Timeout argument (None, int or float seconds) to nanoseconds: None ->
+ * -1 (forever).  0 on success, -1 with ValueError/TypeError set. */
+int sk_py_timeout(PyObject *obj, int64_t *ns);
+/* A converter for PyArg_Parse ("O&"). */
+int sk_py_timeout_conv(PyObject *obj, void *ns);
+
+/* One blocking operation: called with the GIL released, with a slice of
+ * the caller's timeout in nanoseconds (0 = try once). */
+typedef long long (*sk_py_op)(void *ctx, int64_t slice_ns);
+/* Run op until it returns anything but -ETIMEDOUT or the timeout runs
+ * out, in slices of at most 100 ms, checking signals between slices.
+ * Returns op's result, or -EINTR with the Python exception set. */
+long long sk_py_wait(sk_py_op op, void *ctx, int64_t timeout_ns);
+
+typedef struct SkView SkView;
+
+/* Head of every handle object: busy while a call released the GIL; the
+ * live views of its lent memory. */
+typedef struct {
+	PyObject_HEAD
+	int busy;
+	int closed;
+	SkView **views;
+	Py_ssize_t nviews, capviews;
+} SkHandle;
+/* Mark h busy: -1 with ValueError (closed) or RuntimeError (busy) set. */
+int sk_py_enter(SkHandle *h);
+void sk_py_leave(SkHandle *h);
+
+/* ---- views: lent memory exported through the buffer protocol ---- */
+
+struct sk_view_ops {
+	/* Give the memory back (release, abort); called with exports == 0
+	 * and the owner entered.  0 or a negative errno. */
+	int (*end)(SkView *v);
+	/* Commit a loan: args and kwargs of Loan.commit; returns the result
+	 * or NULL with an exception set (the view stays live on failure). */
+	PyObject *(*commit)(SkView *v, PyObject *args, PyObject *kw);
+};
+
+struct SkView {
+	PyObject_HEAD
+	SkHandle *owner;            /* the handle (a strong reference); it lists
+	                               this view while it is live */
+	const struct sk_view_ops *ops;
+	void *ptr;
+	Py_ssize_t len;
+	int readonly;
+	int live;                   /* 0 once given back: no more exports */
+	Py_ssize_t exports;
+	uint64_t id;                /* rpc call id */
+	uint64_t lost;              /* bus: messages lost before this one */
+	int status;                 /* rpc: the server's status */
+	unsigned flags;             /* rpc request: SHMKIT_RPC_* */
+	int64_t deadline_ns;        /* rpc request: CLOCK_REALTIME */
+	struct shmkit_rpc_req req;  /* rpc request as the server took it */
+	PyObject *parent;           /* rpc response loan: its Request */
+};
+
+extern PyTypeObject SkLoan_Type, SkMessage_Type;
+/* A live view over ptr/len lent by owner; NULL with an exception set. */
+SkView *sk_view_new(PyTypeObject *type, SkHandle *owner,
+                    const struct sk_view_ops *ops, void *ptr, Py_ssize_t len);
+/* Check that v can be given back: BufferError while exported. */
+int sk_view_check_free(SkView *v, const char *what);
+/* The view is given back: no memory, no longer the owner's. */
+void sk_view_kill(SkView *v);
+/* Before an owner closes: BufferError if one of its views is exported,
+ * else they are all killed (the C close gives their memory back). */
+int sk_views_close(SkHandle *h);
+/* Release what a handle holds (tp_dealloc, tp_free after). */
+void sk_handle_free_views(SkHandle *h);
+
+/* ---- the types, one file each ---- */
+extern PyTypeObject SkSegment_Type, SkChannel_Type, SkBus_Type,
+	SkSubscription_Type, SkRpcServer_Type, SkRpcClient_Type,
+	SkRequest_Type, SkJournal_Type, SkJournalReader_Type;
+extern PyTypeObject SkRecord_Type;
+int sk_py_init_types(PyObject *m);
+
+/* Common context-manager slots: __enter__ returns self, __exit__ calls
+ * self.close(). */
+PyObject *sk_py_enter_self(PyObject *self, PyObject *unused);
+PyObject *sk_py_exit_close(PyObject *self, PyObject *args);
+#define SK_CONTEXT_METHODS \
+	{"__enter__", sk_py_enter_self, METH_NOARGS, NULL}, \
+	{"__exit__", sk_py_exit_close, METH_VARARGS, NULL}
+
+/* The segment flags every create/open takes as keyword arguments. */
+unsigned sk_py_flags(int exclusive, int readonly, int populate, int mlock,
+                     int huge, int persist);
+
+#endif

@@ -1,0 +1,71 @@
+"""Shared fixtures of the shmkit Python tests.
+
+Naming rule of the C suite (tests/lib_test.h): every name that outlives a
+process is "sktest-RUN-PID-TAG", RUN being SKTEST_RUN (exported by
+scripts/run-tests.sh) or this process's pid in hex.  At the end of the
+session nothing carrying this session's prefix may be left in /dev/shm or
+/tmp: the run fails otherwise.
+"""
+import itertools
+import os
+import re
+import shutil
+import tempfile
+
+import pytest
+
+import shmkit
+
+RUN = os.environ.get("SKTEST_RUN", "")
+if not re.fullmatch(r"[0-9a-f]{1,8}", RUN):
+    RUN = "%x" % os.getpid()
+PREFIX = "sktest-%s-%d-" % (RUN, os.getpid())
+_count = itertools.count()
+
+# The C tool (a separate process on the public API) to check Python's
+# writes: make python-test passes it; otherwise the default build's.
+TOOL = os.environ.get("SHMKIT_TOOL") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "shmkit")
+
+# Every bounded wait of the tests: generous, never asserted on.
+WAIT = 10.0
+
+
+def unique(tag="py"):
+    return "%s%s%d" % (PREFIX, tag, next(_count))
+
+
+@pytest.fixture
+def name():
+    """A fresh segment name, removed after the test whatever happened."""
+    n = unique()
+    yield n
+    try:
+        shmkit.Segment.remove(n)
+    except FileNotFoundError:
+        pass
+
+
+@pytest.fixture
+def tmpdir_sk():
+    """A private directory under /tmp named by the rule, removed after."""
+    d = tempfile.mkdtemp(prefix=unique("dir") + "-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def residue():
+    left = []
+    for d in ("/dev/shm", "/tmp"):
+        try:
+            left += [os.path.join(d, e) for e in os.listdir(d) if PREFIX in e]
+        except OSError:
+            pass
+    return left
+
+
+def pytest_sessionfinish(session, exitstatus):
+    left = residue()
+    if left:
+        print("\nLEFT BEHIND by the Python tests:\n  " + "\n  ".join(left))
+        session.exitstatus = 1
