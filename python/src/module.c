@@ -138,6 +138,75 @@ PyObject *sk_py_exit_close(PyObject *self, PyObject *args)
 	Py_RETURN_FALSE;
 }
 
+typedef struct {
+	PyObject_HEAD
+	PyObject *method;   /* bound method */
+	PyObject *timeout;
+} SkIter;
+
+PyObject *sk_py_iter_new(PyObject *self, const char *method, PyObject *timeout)
+{
+	SkIter *it = PyObject_New(SkIter, &SkIter_Type);
+
+	if (!it)
+		return NULL;
+	it->timeout = Py_NewRef(timeout);
+	it->method = PyObject_GetAttrString(self, method);
+	if (!it->method) {
+		Py_DECREF(it);
+		return NULL;
+	}
+	return (PyObject *)it;
+}
+
+PyObject *sk_py_iter_method(PyObject *self, const char *method, PyObject *args, PyObject *kw)
+{
+	static char *kwl[] = {"timeout", NULL};
+	PyObject *timeout = Py_None;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwl, &timeout))
+		return NULL;
+	return sk_py_iter_new(self, method, timeout);
+}
+
+static PyObject *iter_next(PyObject *self)
+{
+	SkIter *it = (SkIter *)self;
+	PyObject *kw = Py_BuildValue("{s:O}", "timeout", it->timeout), *r, *empty;
+
+	if (!kw || !(empty = PyTuple_New(0))) {
+		Py_XDECREF(kw);
+		return NULL;
+	}
+	r = PyObject_Call(it->method, empty, kw);
+	Py_DECREF(empty);
+	Py_DECREF(kw);
+	/* Nothing came within the timeout (try-once: BlockingIOError): the
+	 * end, NULL without an exception. */
+	if (!r && (PyErr_ExceptionMatches(PyExc_TimeoutError) ||
+	           PyErr_ExceptionMatches(PyExc_BlockingIOError)))
+		PyErr_Clear();
+	return r;
+}
+
+static void iter_dealloc(PyObject *self)
+{
+	Py_XDECREF(((SkIter *)self)->method);
+	Py_XDECREF(((SkIter *)self)->timeout);
+	PyObject_Free(self);
+}
+
+PyTypeObject SkIter_Type = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "shmkit.Iterator",
+	.tp_doc = "Items until a wait of the given timeout runs out.",
+	.tp_basicsize = sizeof(SkIter),
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_dealloc = iter_dealloc,
+	.tp_iter = PyObject_SelfIter,
+	.tp_iternext = iter_next,
+};
+
 unsigned sk_py_flags(int exclusive, int readonly, int populate, int mlock,
                      int huge, int persist)
 {
@@ -201,7 +270,7 @@ static int add_ints(PyObject *m)
 int sk_py_init_types(PyObject *m)
 {
 	static PyTypeObject *const types[] = {
-		&SkLoan_Type, &SkMessage_Type, &SkSegment_Type,
+		&SkIter_Type, &SkLoan_Type, &SkMessage_Type, &SkSegment_Type, &SkChannel_Type,
 	};
 
 	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {

@@ -118,6 +118,16 @@ PyObject *sk_py_exit_close(PyObject *self, PyObject *args);
 	{"__enter__", sk_py_enter_self, METH_NOARGS, NULL}, \
 	{"__exit__", sk_py_exit_close, METH_VARARGS, NULL}
 
+/* An iterator calling self.<method>(timeout=timeout) until it raises
+ * TimeoutError or BlockingIOError (which end it); timeout None: it never ends by itself. */
+PyObject *sk_py_iter_new(PyObject *self, const char *method, PyObject *timeout);
+/* The same with the timeout parsed from (timeout=None). */
+PyObject *sk_py_iter_method(PyObject *self, const char *method, PyObject *args, PyObject *kw);
+extern PyTypeObject SkIter_Type;
+
+/* A method table entry's function and flags for keyword methods. */
+#define KWFN(f) (PyCFunction)(void (*)(void))(f), METH_VARARGS | METH_KEYWORDS
+
 /* The segment flags every create/open takes as keyword arguments. */
 unsigned sk_py_flags(int exclusive, int readonly, int populate, int mlock,
                      int huge, int persist);

@@ -69,3 +69,22 @@ def pytest_sessionfinish(session, exitstatus):
     if left:
         print("\nLEFT BEHIND by the Python tests:\n  " + "\n  ".join(left))
         session.exitstatus = 1
+
+
+def spawn(code, *args):
+    """Run code in a new Python process (an unrelated process: exec, not
+    fork) with sys.argv[1:] = args; the caller waits with WAIT."""
+    import subprocess
+    import sys
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.path.dirname(shmkit.__file__),
+                                                     env.get("PYTHONPATH")] if p)
+    return subprocess.Popen([sys.executable, "-c", code] + [str(a) for a in args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(proc):
+    """Wait for a spawned process (bounded); its stdout; fail on error."""
+    out, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0, err.decode()
+    return out

@@ -1,0 +1,372 @@
+/*
+ * channel.c - shmkit.Channel: a named queue, each message to one receiver.
+ * Copies (send, recv, recv_into) and zero-copy (reserve -> Loan -> commit;
+ * peek -> Message -> release); fileno()/ack() for event loops.
+ */
+#include "pyshmkit.h"
+
+#include <errno.h>
+#include <string.h>
+
+typedef struct {
+	SkHandle h;
+	shmkit_chan *ch;
+} SkChannel;
+
+#define CH(self) ((SkChannel *)(self))
+
+static PyObject *chan_wrap(shmkit_chan *ch)
+{
+	SkChannel *c = (SkChannel *)SkChannel_Type.tp_alloc(&SkChannel_Type, 0);
+
+	if (!c) {
+		shmkit_chan_close(ch);
+		return NULL;
+	}
+	c->ch = ch;
+	return (PyObject *)c;
+}
+
+static PyObject *chan_make(PyObject *args, PyObject *kw, int create)
+{
+	static char *kwl[] = {"name", "capacity", "max_msg", "mode", "exclusive", "spsc",
+	                      "readonly", "populate", "mlock", "wait", "timeout", NULL};
+	const char *name;
+	unsigned cap = 0, max_msg = 0, mode = 0;
+	int excl = 0, spsc = 0, ro = 0, pop = 0, mlock = 0, wait = 0, rc;
+	int64_t tns = 0;
+	shmkit_chan *ch;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|$IIIppppppiO&", kwl, &name, &cap, &max_msg,
+	                                 &mode, &excl, &spsc, &ro, &pop, &mlock, &wait,
+	                                 sk_py_timeout_conv, &tns))
+		return NULL;
+	struct shmkit_chan_opts o = {.capacity = cap, .max_msg = max_msg, .mode = mode,
+		.flags = sk_py_flags(excl, ro, pop, mlock, 0, 0) | (spsc ? SHMKIT_CHAN_SPSC : 0),
+		.wait = wait, .timeout_ns = tns};
+	Py_BEGIN_ALLOW_THREADS
+	rc = create ? shmkit_chan_create(&ch, name, &o) : shmkit_chan_open(&ch, name, &o);
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		return sk_py_error(rc, name);
+	return chan_wrap(ch);
+}
+
+static PyObject *chan_create(PyObject *cls, PyObject *args, PyObject *kw)
+{
+	return chan_make(args, kw, 1);
+}
+
+static PyObject *chan_open(PyObject *cls, PyObject *args, PyObject *kw)
+{
+	return chan_make(args, kw, 0);
+}
+
+static PyObject *chan_close(PyObject *self, PyObject *unused)
+{
+	if (CH(self)->h.closed)
+		Py_RETURN_NONE;
+	if (sk_views_close(&CH(self)->h) < 0 || sk_py_enter(&CH(self)->h) < 0)
+		return NULL;
+	shmkit_chan_close(CH(self)->ch);
+	CH(self)->ch = NULL;
+	CH(self)->h.closed = 1;
+	sk_py_leave(&CH(self)->h);
+	Py_RETURN_NONE;
+}
+
+static void chan_dealloc(PyObject *self)
+{
+	shmkit_chan_close(CH(self)->ch);
+	sk_handle_free_views(&CH(self)->h);
+	Py_TYPE(self)->tp_free(self);
+}
+
+/* ---- blocking operations, run by sk_py_wait without the GIL ---- */
+
+struct chan_op {
+	shmkit_chan *ch;
+	const void *in;
+	void *out;
+	size_t len;
+};
+
+static long long op_send(void *p, int64_t t)
+{
+	struct chan_op *o = p;
+	return shmkit_chan_send(o->ch, o->in, o->len, t);
+}
+
+static long long op_recv(void *p, int64_t t)
+{
+	struct chan_op *o = p;
+	return shmkit_chan_recv(o->ch, o->out, o->len, t);
+}
+
+static long long op_peek(void *p, int64_t t)
+{
+	struct chan_op *o = p;
+	return shmkit_chan_peek(o->ch, (const void **)&o->in, t);
+}
+
+static long long op_reserve(void *p, int64_t t)
+{
+	struct chan_op *o = p;
+	return shmkit_chan_reserve(o->ch, &o->out, t);
+}
+
+/* Run op on self's channel with the timeout object given. */
+static long long chan_run(PyObject *self, sk_py_op op, struct chan_op *o, PyObject *timeout)
+{
+	int64_t tns;
+	long long rc;
+
+	if (sk_py_timeout(timeout, &tns) < 0 || sk_py_enter(&CH(self)->h) < 0)
+		return -EINTR;
+	o->ch = CH(self)->ch;
+	rc = sk_py_wait(op, o, tns);
+	sk_py_leave(&CH(self)->h);
+	if (rc < 0)
+		sk_py_error((int)rc, NULL);
+	return rc;
+}
+
+static PyObject *chan_send(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwl[] = {"data", "timeout", NULL};
+	Py_buffer b;
+	PyObject *timeout = Py_None;
+	struct chan_op o = {0};
+	long long rc;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|O:send", kwl, &b, &timeout))
+		return NULL;
+	o.in = b.buf;
+	o.len = (size_t)b.len;
+	rc = chan_run(self, op_send, &o, timeout);
+	PyBuffer_Release(&b);
+	if (rc < 0)
+		return NULL;
+	Py_RETURN_NONE;
+}
+
+static const struct sk_view_ops peek_ops;
+
+/* recv(): the next message copied out (peek, copy, release: no buffer of
+ * max_msg bytes per call). */
+static PyObject *chan_recv(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwl[] = {"timeout", NULL};
+	PyObject *timeout = Py_None, *r;
+	struct chan_op o = {0};
+	long long n;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:recv", kwl, &timeout))
+		return NULL;
+	if ((n = chan_run(self, op_peek, &o, timeout)) < 0)
+		return NULL;
+	r = PyBytes_FromStringAndSize(o.in, (Py_ssize_t)n);
+	/* Released in any case: the copy was the only use of it. */
+	n = shmkit_chan_release(CH(self)->ch);
+	if (r && n < 0) {
+		Py_CLEAR(r);
+		sk_py_error((int)n, NULL);
+	}
+	return r;
+}
+
+static PyObject *chan_recv_into(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwl[] = {"buffer", "timeout", NULL};
+	Py_buffer b;
+	PyObject *timeout = Py_None;
+	struct chan_op o = {0};
+	long long n;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "w*|O:recv_into", kwl, &b, &timeout))
+		return NULL;
+	o.out = b.buf;
+	o.len = (size_t)b.len;
+	n = chan_run(self, op_recv, &o, timeout);
+	PyBuffer_Release(&b);
+	return n < 0 ? NULL : PyLong_FromLongLong(n);
+}
+
+static int peek_end(SkView *v)
+{
+	return shmkit_chan_release(CH(v->owner)->ch);
+}
+
+static const struct sk_view_ops peek_ops = {.end = peek_end};
+
+static PyObject *chan_peek(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwl[] = {"timeout", NULL};
+	PyObject *timeout = Py_None;
+	struct chan_op o = {0};
+	long long n;
+	SkView *v;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:peek", kwl, &timeout))
+		return NULL;
+	if ((n = chan_run(self, op_peek, &o, timeout)) < 0)
+		return NULL;
+	v = sk_view_new(&SkMessage_Type, &CH(self)->h, &peek_ops, (void *)o.in, (Py_ssize_t)n);
+	if (!v)
+		shmkit_chan_release(CH(self)->ch);
+	return (PyObject *)v;
+}
+
+static int loan_end(SkView *v)
+{
+	return shmkit_chan_abort(CH(v->owner)->ch);
+}
+
+static PyObject *loan_commit(SkView *v, PyObject *args, PyObject *kw)
+{
+	static char *kwl[] = {"length", NULL};
+	Py_ssize_t len;
+	int rc;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "n:commit", kwl, &len))
+		return NULL;
+	if (len < 0 || len > v->len) {
+		PyErr_Format(PyExc_ValueError, "length must be 0..%zd", v->len);
+		return NULL;
+	}
+	if ((rc = shmkit_chan_commit(CH(v->owner)->ch, (size_t)len)) < 0)
+		return sk_py_error(rc, NULL);
+	Py_RETURN_NONE;
+}
+
+static const struct sk_view_ops loan_ops = {.end = loan_end, .commit = loan_commit};
+
+static PyObject *chan_reserve(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwl[] = {"timeout", NULL};
+	PyObject *timeout = Py_None;
+	struct chan_op o = {0};
+	struct shmkit_chan_stats st;
+	SkView *v;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:reserve", kwl, &timeout))
+		return NULL;
+	if (chan_run(self, op_reserve, &o, timeout) < 0)
+		return NULL;
+	shmkit_chan_stats(CH(self)->ch, &st);
+	v = sk_view_new(&SkLoan_Type, &CH(self)->h, &loan_ops, o.out, st.max_msg);
+	if (!v)
+		shmkit_chan_abort(CH(self)->ch);
+	return (PyObject *)v;
+}
+
+static PyObject *chan_fileno(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwl[] = {"events", NULL};
+	int events = SHMKIT_CHAN_POLLIN, fd;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|i:fileno", kwl, &events) ||
+	    sk_py_enter(&CH(self)->h) < 0)
+		return NULL;
+	fd = shmkit_chan_fd(CH(self)->ch, events);
+	sk_py_leave(&CH(self)->h);
+	return fd < 0 ? sk_py_error(fd, NULL) : PyLong_FromLong(fd);
+}
+
+static PyObject *chan_ack(PyObject *self, PyObject *unused)
+{
+	int rc;
+
+	if (sk_py_enter(&CH(self)->h) < 0)
+		return NULL;
+	rc = shmkit_chan_ack_fd(CH(self)->ch);
+	sk_py_leave(&CH(self)->h);
+	if (rc < 0)
+		return sk_py_error(rc, NULL);
+	Py_RETURN_NONE;
+}
+
+static PyObject *chan_stats(PyObject *self, PyObject *unused)
+{
+	struct shmkit_chan_stats st;
+	int rc;
+
+	if (sk_py_enter(&CH(self)->h) < 0)
+		return NULL;
+	rc = shmkit_chan_stats(CH(self)->ch, &st);
+	sk_py_leave(&CH(self)->h);
+	if (rc < 0)
+		return sk_py_error(rc, NULL);
+	return Py_BuildValue("{s:I,s:I,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:n,s:n,s:n,s:O,s:I,s:I}",
+		"capacity", st.capacity, "max_msg", st.max_msg,
+		"depth", (unsigned long long)st.depth, "sent", (unsigned long long)st.sent,
+		"received", (unsigned long long)st.received,
+		"full_waits", (unsigned long long)st.full_waits,
+		"empty_waits", (unsigned long long)st.empty_waits,
+		"reclaimed", (unsigned long long)st.reclaimed,
+		"aborted", (unsigned long long)st.aborted, "slot_size", (Py_ssize_t)st.slot_size,
+		"hdr_size", (Py_ssize_t)st.hdr_size, "seg_size", (Py_ssize_t)st.seg_size,
+		"spsc", st.spsc ? Py_True : Py_False, "producer", st.producer,
+		"consumer", st.consumer);
+}
+
+static PyObject *chan_iter(PyObject *self)
+{
+	return sk_py_iter_new(self, "recv", Py_None);
+}
+
+static PyObject *chan_messages(PyObject *self, PyObject *args, PyObject *kw)
+{
+	return sk_py_iter_method(self, "recv", args, kw);
+}
+
+static PyObject *chan_get_closed(PyObject *self, void *c)
+{
+	return PyBool_FromLong(CH(self)->h.closed);
+}
+
+static PyGetSetDef chan_getset[] = {
+	{"closed", chan_get_closed, NULL, NULL, NULL},
+	{NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef chan_methods[] = {
+	{"create", KWFN(chan_create) | METH_CLASS,
+	 "create(name, *, capacity=64, max_msg=1024, mode=0o600, exclusive=False, spsc=False,\n"
+	 "       populate=False, mlock=False, wait=WAIT_ADAPTIVE) -> Channel\n"
+	 "(opens an existing channel unless exclusive; its geometry wins)"},
+	{"open", KWFN(chan_open) | METH_CLASS,
+	 "open(name, *, readonly=False, populate=False, mlock=False, wait=WAIT_ADAPTIVE,\n"
+	 "     timeout=1.0) -> Channel"},
+	{"close", chan_close, METH_NOARGS,
+	 "close; an open loan is aborted, a peeked message released (BufferError while\n"
+	 "one is exported)"},
+	{"send", KWFN(chan_send), "send(data, timeout=None): a copy of data (bytes-like)"},
+	{"recv", KWFN(chan_recv), "recv(timeout=None) -> bytes"},
+	{"recv_into", KWFN(chan_recv_into),
+	 "recv_into(buffer, timeout=None) -> length (OSError EMSGSIZE if it does not fit)"},
+	{"reserve", KWFN(chan_reserve),
+	 "reserve(timeout=None) -> Loan of max_msg bytes in the channel; loan.commit(n)"},
+	{"peek", KWFN(chan_peek), "peek(timeout=None) -> Message in place; message.release()"},
+	{"fileno", KWFN(chan_fileno),
+	 "fileno(events=POLLIN) -> fd readable when this side may go on (ack() it, then drain\n"
+	 "with timeout=0 until BlockingIOError)"},
+	{"ack", chan_ack, METH_NOARGS, "re-arm the fd after it signalled"},
+	{"stats", chan_stats, METH_NOARGS, "counters, as a dict"},
+	{"messages", KWFN(chan_messages),
+	 "messages(timeout=None) -> iterator of recv(timeout) that ends when one times out"},
+	SK_CONTEXT_METHODS,
+	{NULL, NULL, 0, NULL},
+};
+
+PyTypeObject SkChannel_Type = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "shmkit.Channel",
+	.tp_doc = "A named queue: each message goes to exactly one receiver.",
+	.tp_basicsize = sizeof(SkChannel),
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_dealloc = chan_dealloc,
+	.tp_iter = chan_iter,
+	.tp_methods = chan_methods,
+	.tp_getset = chan_getset,
+};
