@@ -131,23 +131,38 @@ static long long chan_run(PyObject *self, sk_py_op op, struct chan_op *o, PyObje
 	return rc;
 }
 
-static PyObject *chan_send(PyObject *self, PyObject *args, PyObject *kw)
+/* send(data) and recv_into(buffer): a copy between a Python buffer and
+ * the channel.  The count, or -1 with an exception set. */
+static long long chan_copy(PyObject *self, PyObject *args, PyObject *kw, int into)
 {
-	static char *kwl[] = {"data", "timeout", NULL};
+	static char *kw_send[] = {"data", "timeout", NULL}, *kw_into[] = {"buffer", "timeout", NULL};
 	Py_buffer b;
 	PyObject *timeout = Py_None;
 	struct chan_op o = {0};
 	long long rc;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|O:send", kwl, &b, &timeout))
-		return NULL;
-	o.in = b.buf;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, into ? "w*|O:recv_into" : "y*|O:send",
+	                                 into ? kw_into : kw_send, &b, &timeout))
+		return -1;
+	o.in = o.out = b.buf;
 	o.len = (size_t)b.len;
-	rc = chan_run(self, op_send, &o, timeout);
+	rc = chan_run(self, into ? op_recv : op_send, &o, timeout);
 	PyBuffer_Release(&b);
-	if (rc < 0)
+	return rc < 0 ? -1 : rc;
+}
+
+static PyObject *chan_send(PyObject *self, PyObject *args, PyObject *kw)
+{
+	if (chan_copy(self, args, kw, 0) < 0)
 		return NULL;
 	Py_RETURN_NONE;
+}
+
+static PyObject *chan_recv_into(PyObject *self, PyObject *args, PyObject *kw)
+{
+	long long n = chan_copy(self, args, kw, 1);
+
+	return n < 0 ? NULL : PyLong_FromLongLong(n);
 }
 
 static const struct sk_view_ops peek_ops;
@@ -173,23 +188,6 @@ static PyObject *chan_recv(PyObject *self, PyObject *args, PyObject *kw)
 		sk_py_error((int)n, NULL);
 	}
 	return r;
-}
-
-static PyObject *chan_recv_into(PyObject *self, PyObject *args, PyObject *kw)
-{
-	static char *kwl[] = {"buffer", "timeout", NULL};
-	Py_buffer b;
-	PyObject *timeout = Py_None;
-	struct chan_op o = {0};
-	long long n;
-
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "w*|O:recv_into", kwl, &b, &timeout))
-		return NULL;
-	o.out = b.buf;
-	o.len = (size_t)b.len;
-	n = chan_run(self, op_recv, &o, timeout);
-	PyBuffer_Release(&b);
-	return n < 0 ? NULL : PyLong_FromLongLong(n);
 }
 
 static int peek_end(SkView *v)
@@ -359,14 +357,6 @@ static PyMethodDef chan_methods[] = {
 	{NULL, NULL, 0, NULL},
 };
 
-PyTypeObject SkChannel_Type = {
-	PyVarObject_HEAD_INIT(NULL, 0)
-	.tp_name = "shmkit.Channel",
-	.tp_doc = "A named queue: each message goes to exactly one receiver.",
-	.tp_basicsize = sizeof(SkChannel),
-	.tp_flags = Py_TPFLAGS_DEFAULT,
-	.tp_dealloc = chan_dealloc,
-	.tp_iter = chan_iter,
-	.tp_methods = chan_methods,
-	.tp_getset = chan_getset,
-};
+SK_HANDLE_TYPE(SkChannel_Type, "shmkit.Channel",
+	"A named queue: each message goes to exactly one receiver.",
+	SkChannel, chan_dealloc, chan_iter, chan_methods, chan_getset);

@@ -128,6 +128,15 @@ extern PyTypeObject SkIter_Type;
 /* A method table entry's function and flags for keyword methods. */
 #define KWFN(f) (PyCFunction)(void (*)(void))(f), METH_VARARGS | METH_KEYWORDS
 
+/* The type object of a handle class. */
+#define SK_HANDLE_TYPE(var, name, doc, ctype, dealloc, iter, methods, getset) \
+	PyTypeObject var = { \
+		PyVarObject_HEAD_INIT(NULL, 0) \
+		.tp_name = name, .tp_doc = doc, .tp_basicsize = sizeof(ctype), \
+		.tp_flags = Py_TPFLAGS_DEFAULT, .tp_dealloc = dealloc, .tp_iter = iter, \
+		.tp_methods = methods, .tp_getset = getset, \
+	}
+
 /* The segment flags every create/open takes as keyword arguments. */
 unsigned sk_py_flags(int exclusive, int readonly, int populate, int mlock,
                      int huge, int persist);
