@@ -115,20 +115,10 @@ static long long op_reserve(void *p, int64_t t)
 	return shmkit_chan_reserve(o->ch, &o->out, t);
 }
 
-/* Run op on self's channel with the timeout object given. */
 static long long chan_run(PyObject *self, sk_py_op op, struct chan_op *o, PyObject *timeout)
 {
-	int64_t tns;
-	long long rc;
-
-	if (sk_py_timeout(timeout, &tns) < 0 || sk_py_enter(&CH(self)->h) < 0)
-		return -EINTR;
 	o->ch = CH(self)->ch;
-	rc = sk_py_wait(op, o, tns);
-	sk_py_leave(&CH(self)->h);
-	if (rc < 0)
-		sk_py_error((int)rc, NULL);
-	return rc;
+	return sk_py_run(&CH(self)->h, op, o, timeout);
 }
 
 /* send(data) and recv_into(buffer): a copy between a Python buffer and
@@ -222,16 +212,11 @@ static int loan_end(SkView *v)
 
 static PyObject *loan_commit(SkView *v, PyObject *args, PyObject *kw)
 {
-	static char *kwl[] = {"length", NULL};
 	Py_ssize_t len;
 	int rc;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "n:commit", kwl, &len))
+	if (sk_view_commit_len(v, args, kw, &len) < 0)
 		return NULL;
-	if (len < 0 || len > v->len) {
-		PyErr_Format(PyExc_ValueError, "length must be 0..%zd", v->len);
-		return NULL;
-	}
 	if ((rc = shmkit_chan_commit(CH(v->owner)->ch, (size_t)len)) < 0)
 		return sk_py_error(rc, NULL);
 	Py_RETURN_NONE;
@@ -258,30 +243,35 @@ static PyObject *chan_reserve(PyObject *self, PyObject *args, PyObject *kw)
 	return (PyObject *)v;
 }
 
+struct fd_call {
+	shmkit_chan *ch;
+	int events;
+};
+
+static int call_fd(void *p)
+{
+	struct fd_call *f = p;
+	return shmkit_chan_fd(f->ch, f->events);
+}
+
+static int call_ack(void *p)
+{
+	return shmkit_chan_ack_fd(p);
+}
+
 static PyObject *chan_fileno(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwl[] = {"events", NULL};
-	int events = SHMKIT_CHAN_POLLIN, fd;
+	struct fd_call f = {CH(self)->ch, SHMKIT_CHAN_POLLIN};
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|i:fileno", kwl, &events) ||
-	    sk_py_enter(&CH(self)->h) < 0)
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|i:fileno", kwl, &f.events))
 		return NULL;
-	fd = shmkit_chan_fd(CH(self)->ch, events);
-	sk_py_leave(&CH(self)->h);
-	return fd < 0 ? sk_py_error(fd, NULL) : PyLong_FromLong(fd);
+	return sk_py_call(&CH(self)->h, call_fd, &f, 0);
 }
 
 static PyObject *chan_ack(PyObject *self, PyObject *unused)
 {
-	int rc;
-
-	if (sk_py_enter(&CH(self)->h) < 0)
-		return NULL;
-	rc = shmkit_chan_ack_fd(CH(self)->ch);
-	sk_py_leave(&CH(self)->h);
-	if (rc < 0)
-		return sk_py_error(rc, NULL);
-	Py_RETURN_NONE;
+	return sk_py_call(&CH(self)->h, call_ack, CH(self)->ch, 1);
 }
 
 static PyObject *chan_stats(PyObject *self, PyObject *unused)
@@ -359,4 +349,4 @@ static PyMethodDef chan_methods[] = {
 
 SK_HANDLE_TYPE(SkChannel_Type, "shmkit.Channel",
 	"A named queue: each message goes to exactly one receiver.",
-	SkChannel, chan_dealloc, chan_iter, chan_methods, chan_getset);
+	SkChannel, chan_dealloc, chan_iter, chan_methods, NULL, chan_getset);

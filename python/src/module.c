@@ -102,6 +102,35 @@ long long sk_py_wait(sk_py_op op, void *ctx, int64_t timeout_ns)
 	}
 }
 
+long long sk_py_run(SkHandle *h, sk_py_op op, void *ctx, PyObject *timeout)
+{
+	int64_t tns;
+	long long rc;
+
+	if (sk_py_timeout(timeout, &tns) < 0 || sk_py_enter(h) < 0)
+		return -EINTR;
+	rc = sk_py_wait(op, ctx, tns);
+	sk_py_leave(h);
+	if (rc < 0)
+		sk_py_error((int)rc, NULL);
+	return rc;
+}
+
+PyObject *sk_py_call(SkHandle *h, int (*fn)(void *c), void *c, int none_for_zero)
+{
+	int rc;
+
+	if (sk_py_enter(h) < 0)
+		return NULL;
+	rc = fn(c);
+	sk_py_leave(h);
+	if (rc < 0)
+		return sk_py_error(rc, NULL);
+	if (rc == 0 && none_for_zero)
+		Py_RETURN_NONE;
+	return PyLong_FromLong(rc);
+}
+
 int sk_py_enter(SkHandle *h)
 {
 	if (h->closed) {
@@ -271,6 +300,7 @@ int sk_py_init_types(PyObject *m)
 {
 	static PyTypeObject *const types[] = {
 		&SkIter_Type, &SkLoan_Type, &SkMessage_Type, &SkSegment_Type, &SkChannel_Type,
+		&SkBus_Type, &SkSubscription_Type,
 	};
 
 	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {

@@ -59,6 +59,13 @@ typedef struct {
 int sk_py_enter(SkHandle *h);
 void sk_py_leave(SkHandle *h);
 
+/* Run op (sk_py_wait) with h entered and the timeout object given; the
+ * result, or a negative value with the exception set. */
+long long sk_py_run(SkHandle *h, sk_py_op op, void *ctx, PyObject *timeout);
+/* Call fn(c) with h entered: its result (>= 0) as an int object, None
+ * for 0 when none_for_zero, or NULL with the error raised. */
+PyObject *sk_py_call(SkHandle *h, int (*fn)(void *c), void *c, int none_for_zero);
+
 /* ---- views: lent memory exported through the buffer protocol ---- */
 
 struct sk_view_ops {
@@ -93,6 +100,8 @@ extern PyTypeObject SkLoan_Type, SkMessage_Type;
 /* A live view over ptr/len lent by owner; NULL with an exception set. */
 SkView *sk_view_new(PyTypeObject *type, SkHandle *owner,
                     const struct sk_view_ops *ops, void *ptr, Py_ssize_t len);
+/* Loan.commit's length argument, checked against the loan: 0 or -1. */
+int sk_view_commit_len(SkView *v, PyObject *args, PyObject *kw, Py_ssize_t *len);
 /* Check that v can be given back: BufferError while exported. */
 int sk_view_check_free(SkView *v, const char *what);
 /* The view is given back: no memory, no longer the owner's. */
@@ -129,12 +138,12 @@ extern PyTypeObject SkIter_Type;
 #define KWFN(f) (PyCFunction)(void (*)(void))(f), METH_VARARGS | METH_KEYWORDS
 
 /* The type object of a handle class. */
-#define SK_HANDLE_TYPE(var, name, doc, ctype, dealloc, iter, methods, getset) \
+#define SK_HANDLE_TYPE(var, name, doc, ctype, dealloc, iter, methods, members, getset) \
 	PyTypeObject var = { \
 		PyVarObject_HEAD_INIT(NULL, 0) \
 		.tp_name = name, .tp_doc = doc, .tp_basicsize = sizeof(ctype), \
 		.tp_flags = Py_TPFLAGS_DEFAULT, .tp_dealloc = dealloc, .tp_iter = iter, \
-		.tp_methods = methods, .tp_getset = getset, \
+		.tp_methods = methods, .tp_members = members, .tp_getset = getset, \
 	}
 
 /* The segment flags every create/open takes as keyword arguments. */
