@@ -105,11 +105,19 @@ long long sk_py_wait(sk_py_op op, void *ctx, int64_t timeout_ns)
 long long sk_py_run(SkHandle *h, sk_py_op op, void *ctx, PyObject *timeout)
 {
 	int64_t tns;
+
+	if (sk_py_timeout(timeout, &tns) < 0)
+		return -EINTR;
+	return sk_py_run_ns(h, op, ctx, tns);
+}
+
+long long sk_py_run_ns(SkHandle *h, sk_py_op op, void *ctx, int64_t timeout_ns)
+{
 	long long rc;
 
-	if (sk_py_timeout(timeout, &tns) < 0 || sk_py_enter(h) < 0)
+	if (sk_py_enter(h) < 0)
 		return -EINTR;
-	rc = sk_py_wait(op, ctx, tns);
+	rc = sk_py_wait(op, ctx, timeout_ns);
 	sk_py_leave(h);
 	if (rc < 0)
 		sk_py_error((int)rc, NULL);
@@ -286,6 +294,7 @@ static int add_ints(PyObject *m)
 		{"WAIT_BLOCK", SHMKIT_WAIT_BLOCK},
 		{"POLLIN", SHMKIT_CHAN_POLLIN}, {"POLLOUT", SHMKIT_CHAN_POLLOUT},
 		{"OVERWRITE", SHMKIT_BUS_OVERWRITE}, {"BACKPRESSURE", SHMKIT_BUS_BACKPRESSURE},
+		{"RPC_IDEMPOTENT", SHMKIT_RPC_IDEMPOTENT},
 		{"DUR_NONE", SHMKIT_DUR_NONE}, {"DUR_ASYNC", SHMKIT_DUR_ASYNC},
 		{"DUR_SYNC", SHMKIT_DUR_SYNC}, {"DUR_GROUP", SHMKIT_DUR_GROUP},
 	};
@@ -301,6 +310,7 @@ int sk_py_init_types(PyObject *m)
 	static PyTypeObject *const types[] = {
 		&SkIter_Type, &SkLoan_Type, &SkMessage_Type, &SkSegment_Type, &SkChannel_Type,
 		&SkBus_Type, &SkSubscription_Type,
+		&SkRpcClient_Type, &SkRpcServer_Type, &SkRequest_Type,
 	};
 
 	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {

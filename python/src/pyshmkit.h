@@ -62,6 +62,7 @@ void sk_py_leave(SkHandle *h);
 /* Run op (sk_py_wait) with h entered and the timeout object given; the
  * result, or a negative value with the exception set. */
 long long sk_py_run(SkHandle *h, sk_py_op op, void *ctx, PyObject *timeout);
+long long sk_py_run_ns(SkHandle *h, sk_py_op op, void *ctx, int64_t timeout_ns);
 /* Call fn(c) with h entered: its result (>= 0) as an int object, None
  * for 0 when none_for_zero, or NULL with the error raised. */
 PyObject *sk_py_call(SkHandle *h, int (*fn)(void *c), void *c, int none_for_zero);
@@ -97,6 +98,7 @@ struct SkView {
 };
 
 extern PyTypeObject SkLoan_Type, SkMessage_Type;
+extern PyMethodDef sk_request_methods[];  /* rpc.c */
 /* A live view over ptr/len lent by owner; NULL with an exception set. */
 SkView *sk_view_new(PyTypeObject *type, SkHandle *owner,
                     const struct sk_view_ops *ops, void *ptr, Py_ssize_t len);

@@ -302,6 +302,9 @@ static PyMethodDef message_methods[] = {
 SK_VIEW_TYPE(SkLoan_Type, "shmkit.Loan",
 	"A writable buffer in shared memory lent by reserve()/loan(): fill it\n"
 	"(memoryview, numpy.asarray), then commit(length) or abort().", loan_methods);
+SK_VIEW_TYPE(SkRequest_Type, "shmkit.Request",
+	"A request a server took, in place (.id, .flags, .deadline_ns): a read-only\n"
+	"buffer valid until it is answered.", sk_request_methods);
 SK_VIEW_TYPE(SkMessage_Type, "shmkit.Message",
 	"A message read in place (peek, rpc response): a read-only buffer\n"
 	"valid until release().", message_methods);
