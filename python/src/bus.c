@@ -259,7 +259,7 @@ static PyMethodDef bus_methods[] = {
 
 SK_HANDLE_TYPE(SkBus_Type, "shmkit.Bus",
 	"Publish/subscribe: each message goes to every subscriber.",
-	SkBus, bus_dealloc, NULL, bus_methods, NULL, bus_getset);
+	SkBus, bus_dealloc, NULL, NULL, bus_methods, NULL, bus_getset);
 
 /* ---- Subscription ---- */
 
@@ -398,4 +398,4 @@ static PyMethodDef sub_methods[] = {
 
 SK_HANDLE_TYPE(SkSubscription_Type, "shmkit.Subscription",
 	"A subscription to a Bus: every message published after it joined.",
-	SkSub, sub_dealloc, sub_iter, sub_methods, sub_members, bus_getset);
+	SkSub, sub_dealloc, sub_iter, NULL, sub_methods, sub_members, bus_getset);

@@ -349,4 +349,4 @@ static PyMethodDef chan_methods[] = {
 
 SK_HANDLE_TYPE(SkChannel_Type, "shmkit.Channel",
 	"A named queue: each message goes to exactly one receiver.",
-	SkChannel, chan_dealloc, chan_iter, chan_methods, NULL, chan_getset);
+	SkChannel, chan_dealloc, chan_iter, NULL, chan_methods, NULL, chan_getset);

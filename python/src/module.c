@@ -220,6 +220,10 @@ static PyObject *iter_next(PyObject *self)
 	Py_DECREF(kw);
 	/* Nothing came within the timeout (try-once: BlockingIOError): the
 	 * end, NULL without an exception. */
+	if (r == Py_None) {  /* a try-once read at the end */
+		Py_DECREF(r);
+		return NULL;
+	}
 	if (!r && (PyErr_ExceptionMatches(PyExc_TimeoutError) ||
 	           PyErr_ExceptionMatches(PyExc_BlockingIOError)))
 		PyErr_Clear();
@@ -311,6 +315,7 @@ int sk_py_init_types(PyObject *m)
 		&SkIter_Type, &SkLoan_Type, &SkMessage_Type, &SkSegment_Type, &SkChannel_Type,
 		&SkBus_Type, &SkSubscription_Type,
 		&SkRpcClient_Type, &SkRpcServer_Type, &SkRequest_Type,
+		&SkJournal_Type, &SkJournalReader_Type,
 	};
 
 	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
@@ -319,7 +324,7 @@ int sk_py_init_types(PyObject *m)
 		                          (PyObject *)types[i]) < 0)
 			return -1;
 	}
-	return 0;
+	return sk_py_init_record(m);
 }
 
 PyMODINIT_FUNC PyInit_shmkit(void);

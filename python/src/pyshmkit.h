@@ -120,6 +120,7 @@ extern PyTypeObject SkSegment_Type, SkChannel_Type, SkBus_Type,
 	SkRequest_Type, SkJournal_Type, SkJournalReader_Type;
 extern PyTypeObject SkRecord_Type;
 int sk_py_init_types(PyObject *m);
+int sk_py_init_record(PyObject *m);  /* journal.c */
 
 /* Common context-manager slots: __enter__ returns self, __exit__ calls
  * self.close(). */
@@ -140,11 +141,13 @@ extern PyTypeObject SkIter_Type;
 #define KWFN(f) (PyCFunction)(void (*)(void))(f), METH_VARARGS | METH_KEYWORDS
 
 /* The type object of a handle class. */
-#define SK_HANDLE_TYPE(var, name, doc, ctype, dealloc, iter, methods, members, getset) \
+#define SK_HANDLE_TYPE(var, name, doc, ctype, dealloc, iter, iternext, methods, members, \
+                       getset) \
 	PyTypeObject var = { \
 		PyVarObject_HEAD_INIT(NULL, 0) \
 		.tp_name = name, .tp_doc = doc, .tp_basicsize = sizeof(ctype), \
 		.tp_flags = Py_TPFLAGS_DEFAULT, .tp_dealloc = dealloc, .tp_iter = iter, \
+		.tp_iternext = iternext, \
 		.tp_methods = methods, .tp_members = members, .tp_getset = getset, \
 	}
 

@@ -375,7 +375,7 @@ static PyMethodDef client_methods[] = {
 
 SK_HANDLE_TYPE(SkRpcClient_Type, "shmkit.RpcClient",
 	"The client side of a request/response service.",
-	SkRpc, rpc_dealloc, NULL, client_methods, NULL, rpc_getset);
+	SkRpc, rpc_dealloc, NULL, NULL, client_methods, NULL, rpc_getset);
 
 /* ---- server ---- */
 
@@ -427,7 +427,7 @@ static PyMethodDef server_methods[] = {
 
 SK_HANDLE_TYPE(SkRpcServer_Type, "shmkit.RpcServer",
 	"The server side of a request/response service.",
-	SkRpc, rpc_dealloc, server_iter, server_methods, NULL, rpc_getset);
+	SkRpc, rpc_dealloc, server_iter, NULL, server_methods, NULL, rpc_getset);
 
 /* ---- Request ---- */
 

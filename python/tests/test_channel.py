@@ -40,6 +40,8 @@ def test_timeouts(name):
         with pytest.raises(ValueError):
             ch.recv(timeout=-1)
         assert list(ch.messages(timeout=0)) == [b"1", b"2"]
+        ch.send(b"3")
+        assert next(iter(ch)) == b"3"   # iter(): blocks for each message
 
 
 def test_reserve_commit_numpy(name):
