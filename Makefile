@@ -10,6 +10,7 @@
 #   make tsan            ThreadSanitizer stress (mk/tsan.mk: tests/stress_tsan, clang)
 #   make models          SPIN models of the protocols (mk/models.mk, models/)
 #   make fuzz FUZZ_TIME= libFuzzer targets (mk/fuzz.mk, fuzz/)
+#   make python          the CPython module (mk/python.mk); make python-test its pytest suite
 #   make install PREFIX=/usr/local DESTDIR=
 #   make SAN=address,undefined test    (SAN=thread: Criterion cannot run under
 #                        TSan; runs tests/stress_tsan instead)
@@ -164,6 +165,7 @@ check-deps:
 test: check-deps
 	$(MAKE) --no-print-directory all tests bench-bin cxx-check
 	sh scripts/run-tests.sh $(BUILD)
+	$(MAKE) --no-print-directory python-test
 
 # SIGKILL loops over every service (scripts/stress.sh; ARGS e.g. -n 10000).
 .PHONY: stress
