@@ -282,3 +282,19 @@ Test(journal_tool, rm_removes_a_journal_and_only_that)
 	cr_expect_neq(access(path, F_OK), 0);
 	cr_expect_eq(tool(NULL, "journal", "rm", path, NULL), 1, "no such journal");
 }
+
+/* `shmkit rm PATH` removes a journal as `journal rm` does (not while a
+ * writer lives). */
+Test(journal_tool, rm_takes_a_journal_path)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *w;
+	struct shmkit_journal_opts wo = { .flags = SHMKIT_JOURNAL_WRITE };
+
+	cr_assert_eq(tool(NULL, "journal", "append", path, "a", NULL), 0);
+	cr_assert_eq(shmkit_journal_open(&w, path, &wo), 0);
+	cr_expect_eq(tool(NULL, "rm", path, NULL), 1, "a live writer");
+	shmkit_journal_close(w);
+	cr_expect_eq(tool(NULL, "rm", path, NULL), 0);
+	cr_expect_neq(access(path, F_OK), 0, "%s is still there", path);
+}

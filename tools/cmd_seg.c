@@ -774,11 +774,14 @@ int cmd_info(int argc, char **argv)
 /* ---- rm ------------------------------------------------------------------ */
 
 static const char rm_help[] =
-	"usage: shmkit rm [--force] NAME...\n"
+	"usage: shmkit rm [--force] NAME|PATH...\n"
 	"\n"
-	"Remove each named segment (POSIX: unlink; System V: IPC_RMID, the memory\n"
-	"lives on until the last detach; file: unlink).  Processes that have it\n"
-	"mapped keep their mapping.  Goes on after a failure; exits 1 if any failed.\n"
+	"Remove each named segment, channel, bus or rpc service (POSIX: unlink;\n"
+	"System V: IPC_RMID, the memory lives on until the last detach; file:\n"
+	"unlink), and each journal given by its directory PATH (its files and\n"
+	"the directory; not while a writer lives; other files are kept, as by\n"
+	"`shmkit journal rm`).  Processes that have it mapped keep their mapping.\n"
+	"Goes on after a failure; exits 1 if any failed.\n"
 	"\n"
 	"A file: name is removed only if the file starts with a shmkit segment\n"
 	"header; any other file (yours, a journal's, an empty one) is refused and\n"
@@ -814,6 +817,15 @@ static int rm_check_file(const char *name)
 	            "anyway)", what ? what : "the file has no shmkit header");
 }
 
+/* A path (a '/' past its first byte, so no segment name) naming a
+ * directory, not through a link: what a journal is. */
+static bool is_dir_path(const char *arg)
+{
+	struct stat st;
+	return !strchr(arg, ':') && arg[0] && strchr(arg + 1, '/') && !lstat(arg, &st) &&
+	       S_ISDIR(st.st_mode);
+}
+
 int cmd_rm(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -836,6 +848,12 @@ int cmd_rm(int argc, char **argv)
 	for (int i = optind; i < argc; i++) {
 		if (!force && !strncmp(argv[i], "file:", 5) && rm_check_file(argv[i])) {
 			rc = 1;
+			continue;
+		}
+		if (is_dir_path(argv[i])) { /* a journal's directory */
+			int err = shmkit_journal_remove(argv[i]);
+			if (err)
+				rc = tool_err(argv[i], err);
 			continue;
 		}
 		int err = shmkit_seg_remove(argv[i]);
