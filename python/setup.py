@@ -7,9 +7,13 @@ Two ways to get the C library into it:
   - otherwise (pip install ./python): compile the library's sources
     (../src/*.c) into the extension, so it builds standalone with nothing
     but a C compiler and Python's headers.
-Either way only PyInit_shmkit is exported (a linker version script), so the
+Either way only PyInit__shmkit is exported (a linker version script), so the
 library's symbols never clash with another copy loaded in the process.
 SHMKIT_WERROR=1 makes warnings errors.
+
+The package shmkit (python/shmkit) holds the extension as shmkit._shmkit,
+re-exported by __init__.py, beside pure-Python helpers (shmkit.aio), type
+stubs and py.typed (PEP 561).
 """
 import glob
 import os
@@ -34,7 +38,7 @@ if os.environ.get("SHMKIT_WERROR") == "1":
     cflags.append("-Werror")
 
 ext = Extension(
-    "shmkit",
+    "shmkit._shmkit",
     sources=sources,
     include_dirs=[os.path.join(ROOT, "include"), os.path.join(ROOT, "src"),
                   os.path.join(HERE, "src")],
@@ -47,5 +51,5 @@ ext = Extension(
     + [os.path.join(ROOT, "include", "shmkit.h")],
 )
 
-# The extension only: no Python packages to discover.
-setup(ext_modules=[ext], packages=[], py_modules=[])
+setup(ext_modules=[ext], packages=["shmkit"], package_dir={"shmkit": "shmkit"},
+      package_data={"shmkit": ["py.typed", "*.pyi"]}, include_package_data=False)

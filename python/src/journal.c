@@ -2,7 +2,8 @@
  * journal.c - shmkit.Journal (the writer) and shmkit.JournalReader: a
  * durable append-only log.  Records are read as copies (shmkit.Record:
  * seq, time_ns, data): the library's record pointer is valid only until
- * the next read, which suits no iterator.
+ * the next read, which suits no iterator.  Module functions verify and
+ * repair a journal by path (shmkit.JournalReport) and remove it.
  */
 #include "pyshmkit.h"
 
@@ -28,10 +29,36 @@ static PyStructSequence_Desc record_desc = {
 
 PyTypeObject SkRecord_Type;
 
+static PyStructSequence_Field report_fields[] = {
+	{"clean", "True: no damage (verify; repair: always, once done)"},
+	{"valid_records", "intact records (holes not counted)"},
+	{"last_valid_seq", "seq of the last of them"},
+	{"damaged_bytes", "bytes damaged (garbage tails, holes, bad headers, dropped files)"},
+	{"where", "file and offset of the first damage ('' if none)"},
+	{"meta_rebuilt_from", "repair: the data file journal.meta was rebuilt from, or ''"},
+	{"dropped_records", "seqs repair drops (verify) or dropped (repair)"},
+	{"dropped_first_seq", "the lowest of them (0 if none)"},
+	{"dropped_last_seq", "the highest of them (0 if none)"},
+	{"dropped_ranges", "runs of consecutive dropped seqs"},
+	{"dropped", "the runs as text, e.g. '4 9-12'"},
+	{"holes", "holes an earlier repair left (not damage)"},
+	{"hole_records", "seqs those holes stand for"},
+	{NULL, NULL},
+};
+
+static PyStructSequence_Desc report_desc = {
+	"shmkit.JournalReport", "What journal_verify found or journal_repair did.",
+	report_fields, 13,
+};
+
+static PyTypeObject SkReport_Type;
+
 int sk_py_init_record(PyObject *m);
 int sk_py_init_record(PyObject *m)
 {
-	if (PyStructSequence_InitType2(&SkRecord_Type, &record_desc) < 0)
+	if (PyStructSequence_InitType2(&SkRecord_Type, &record_desc) < 0 ||
+	    PyStructSequence_InitType2(&SkReport_Type, &report_desc) < 0 ||
+	    PyModule_AddObjectRef(m, "JournalReport", (PyObject *)&SkReport_Type) < 0)
 		return -1;
 	return PyModule_AddObjectRef(m, "Record", (PyObject *)&SkRecord_Type);
 }
@@ -209,6 +236,25 @@ static PyObject *reader_follow(PyObject *self, PyObject *args, PyObject *kw)
 	return sk_py_iter_method(self, "read", args, kw);
 }
 
+/* tail(follow=False, timeout=None): the records from the reader's
+ * position; follow waits for new ones (a wait of timeout ends it). */
+static PyObject *reader_tail(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwl[] = {"follow", "timeout", NULL};
+	int follow = 0;
+	PyObject *timeout = Py_None, *zero, *it;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|p$O:tail", kwl, &follow, &timeout))
+		return NULL;
+	if (follow)
+		return sk_py_iter_new(self, "read", timeout);
+	if (!(zero = PyLong_FromLong(0)))
+		return NULL;
+	it = sk_py_iter_new(self, "read", zero);  /* read(0): None at the end */
+	Py_DECREF(zero);
+	return it;
+}
+
 static PyObject *reader_seek(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwl[] = {"seq", "time_ns", NULL};
@@ -287,6 +333,72 @@ static PyObject *journal_remove(PyObject *cls, PyObject *arg)
 	Py_RETURN_NONE;
 }
 
+/* ---- by path: verify, repair, remove ---- */
+
+static PyObject *report_new(const struct shmkit_journal_report *r, int clean)
+{
+	PyObject *o, *v = Py_BuildValue("(NKKKNNKKKINIK)", PyBool_FromLong(clean),
+		(unsigned long long)r->valid_records, (unsigned long long)r->last_valid_seq,
+		(unsigned long long)r->damaged_bytes, PyUnicode_DecodeFSDefault(r->where),
+		PyUnicode_DecodeFSDefault(r->meta_rebuilt_from),
+		(unsigned long long)r->dropped_records, (unsigned long long)r->dropped_first_seq,
+		(unsigned long long)r->dropped_last_seq, r->dropped_ranges,
+		PyUnicode_FromString(r->dropped), r->holes, (unsigned long long)r->hole_records);
+
+	if (!v || !(o = PyStructSequence_New(&SkReport_Type))) {
+		Py_XDECREF(v);
+		return NULL;
+	}
+	for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(v); i++)
+		PyStructSequence_SetItem(o, i, Py_NewRef(PyTuple_GET_ITEM(v, i)));
+	Py_DECREF(v);
+	return o;
+}
+
+/* verify (repair 0) or repair a journal by path: its report.  verify's
+ * -EBADMSG is a report with clean False, not an exception. */
+static PyObject *journal_check(PyObject *arg, int repair)
+{
+	PyObject *bytes, *o;
+	struct shmkit_journal_report r = {0};
+	const char *path;
+	int rc;
+
+	if (!PyUnicode_FSConverter(arg, &bytes))
+		return NULL;
+	path = PyBytes_AS_STRING(bytes);
+	Py_BEGIN_ALLOW_THREADS
+	rc = repair ? shmkit_journal_repair(path, &r) : shmkit_journal_verify(path, &r);
+	Py_END_ALLOW_THREADS
+	if (rc == 0 || (rc == -EBADMSG && !repair))
+		o = report_new(&r, rc == 0);
+	else
+		o = sk_py_error(rc, path);
+	Py_DECREF(bytes);
+	return o;
+}
+
+static PyObject *py_journal_verify(PyObject *m, PyObject *arg)
+{
+	return journal_check(arg, 0);
+}
+
+static PyObject *py_journal_repair(PyObject *m, PyObject *arg)
+{
+	return journal_check(arg, 1);
+}
+
+PyMethodDef sk_journal_functions[] = {
+	{"journal_verify", py_journal_verify, METH_O,
+	 "journal_verify(path) -> JournalReport (.clean False when damaged); changes nothing"},
+	{"journal_repair", py_journal_repair, METH_O,
+	 "journal_repair(path) -> JournalReport of what was dropped; keeps every intact\n"
+	 "record (OSError EBUSY while a writer lives)"},
+	{"journal_remove", journal_remove, METH_O,
+	 "journal_remove(path): the whole journal (OSError EBUSY while a writer lives)"},
+	{NULL, NULL, 0, NULL},
+};
+
 static PyObject *get_closed(PyObject *self, void *c)
 {
 	return PyBool_FromLong(((SkHandle *)self)->closed);
@@ -324,6 +436,10 @@ static PyMethodDef reader_methods[] = {
 	{"follow", KWFN(reader_follow),
 	 "follow(timeout=None) -> iterator of records, waiting for new ones; ends when a\n"
 	 "wait of timeout runs out (None: never)"},
+	{"tail", KWFN(reader_tail),
+	 "tail(follow=False, *, timeout=None) -> iterator of records from where the reader\n"
+	 "stands: to the end, or (follow) waiting for new ones until a wait of timeout runs\n"
+	 "out (None: never)"},
 	{"seek", KWFN(reader_seek),
 	 "seek(seq) or seek(time_ns=T): the next read returns the first record at or after"},
 	{"fileno", reader_fileno, METH_NOARGS,

@@ -1,6 +1,7 @@
 /*
- * module.c - the shmkit extension module: errors, timeouts, the blocking
- * wait loop, the busy rule of handles, and module initialisation.
+ * module.c - the extension module shmkit._shmkit (the package shmkit
+ * re-exports it): errors, timeouts, the blocking wait loop, the busy rule
+ * of handles, and module initialisation.
  */
 #include "pyshmkit.h"
 
@@ -279,7 +280,7 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef module_def = {
 	PyModuleDef_HEAD_INIT,
-	.m_name = "shmkit",
+	.m_name = "shmkit._shmkit",
 	.m_doc = "Linux shared memory IPC: segments, channels, a publish/subscribe bus,\n"
 	         "request/response and a durable journal (the shmkit C library).",
 	.m_size = -1,
@@ -327,8 +328,8 @@ int sk_py_init_types(PyObject *m)
 	return sk_py_init_record(m);
 }
 
-PyMODINIT_FUNC PyInit_shmkit(void);
-PyMODINIT_FUNC PyInit_shmkit(void)
+PyMODINIT_FUNC PyInit__shmkit(void);
+PyMODINIT_FUNC PyInit__shmkit(void)
 {
 	PyObject *m = PyModule_Create(&module_def);
 
@@ -340,6 +341,7 @@ PyMODINIT_FUNC PyInit_shmkit(void)
 		"bounds, or a file is damaged.", PyExc_OSError, NULL);
 	if (!sk_CorruptError || PyModule_AddObjectRef(m, "CorruptError", sk_CorruptError) < 0 ||
 	    add_ints(m) < 0 || sk_py_init_types(m) < 0 ||
+	    PyModule_AddFunctions(m, sk_journal_functions) < 0 ||
 	    PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0) {
 		Py_DECREF(m);
 		return NULL;

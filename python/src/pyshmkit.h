@@ -121,6 +121,8 @@ extern PyTypeObject SkSegment_Type, SkChannel_Type, SkBus_Type,
 extern PyTypeObject SkRecord_Type;
 int sk_py_init_types(PyObject *m);
 int sk_py_init_record(PyObject *m);  /* journal.c */
+/* Module-level functions defined beside their types. */
+extern PyMethodDef sk_journal_functions[];
 
 /* Common context-manager slots: __enter__ returns self, __exit__ calls
  * self.close(). */

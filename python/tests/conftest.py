@@ -77,7 +77,7 @@ def spawn(code, *args):
     import subprocess
     import sys
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.path.dirname(shmkit.__file__),
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.path.dirname(os.path.dirname(shmkit.__file__)),
                                                      env.get("PYTHONPATH")] if p)
     return subprocess.Popen([sys.executable, "-c", code] + [str(a) for a in args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
