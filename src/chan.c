@@ -935,7 +935,10 @@ static SK_COLD int claim_wait(shmkit_chan *ch, int side, struct attempt *a, int6
 	int waited = 0, r;
 
 	count_wait(ch, side);
-	if (ch->wait != SHMKIT_WAIT_BLOCK && timeout_ns != 0) {
+	/* Quick polls before any clock is read - unless this thread's
+	 * adaptive waits have learned that spinning does not pay (wait.h). */
+	if (ch->wait != SHMKIT_WAIT_BLOCK && timeout_ns != 0 &&
+	    (ch->wait == SHMKIT_WAIT_SPIN || !sk_spin.learned || sk_spin.budget_ns)) {
 		for (unsigned i = 0; i < SK_CHAN_QUICK_POLLS; i++) {
 			sk_cpu_relax();
 			if ((r = try(a)))

@@ -122,6 +122,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "wait.h"
 
 #define NS_PER_SEC 1000000000
 #define EC_FLAG 1u   /* bit 0 of the event count word: a waiter may sleep */
@@ -144,7 +145,7 @@ static inline long sys_futex(const uint32_t *word, int op, uint32_t val,
 }
 
 /* wait.h: the adaptive spin budget of this thread. */
-__thread uint32_t sk_spin_budget_ns;
+__thread struct sk_spin_state sk_spin;
 
 int sk_futex_wait_until(const uint32_t *word, uint32_t expected, int64_t deadline)
 {

@@ -19,28 +19,47 @@
  * the whole time slice of a peer on the same core before letting it run:
  * a round trip between two processes sharing a core cost ~120 us.  So the
  * budget is learned per thread (a thread mostly waits on one kind of
- * thing): a wait the spin satisfied after t ns moves it toward 4t; a spin
- * that ran out halves it; it stays within [SK_SPIN_MIN_NS, SK_SPIN_MAX_NS].
- * With cores free, answers come in well under the minimum and the waiter
- * never sleeps; with the peer sharing the core (or the machine busy) the
- * spin fails and shrinks to the minimum, and the waiter sleeps almost at
- * once, as a pipe reader would. */
-#define SK_SPIN_MIN_NS 2000
+ * thing): a wait the spin satisfied after t ns moves it toward 4t (at most
+ * SK_SPIN_MAX_NS); a spin that ran out halves it, down to nothing, and
+ * then the thread sleeps at once, as a pipe reader does, but for one wait
+ * in SK_SPIN_PROBE_EVERY, which spins SK_SPIN_PROBE_NS to learn whether
+ * answers come quickly again.  With cores free, answers come in a few
+ * hundred ns and the waiter never sleeps; with the peer sharing the core
+ * (or the machine busy) the spin fails and the waiter soon stops spinning. */
 #define SK_SPIN_MAX_NS 50000
 #define SK_SPIN_START_NS 10000
-extern __thread uint32_t sk_spin_budget_ns; /* sync.c; 0 until first use */
+#define SK_SPIN_PROBE_NS 2000
+#define SK_SPIN_PROBE_EVERY 16
+struct sk_spin_state {
+	uint32_t budget_ns;  /* 0 until first use: SK_SPIN_START_NS */
+	uint32_t waits;      /* waits since the budget fell to nothing */
+	bool learned;        /* budget_ns has been set */
+};
+extern __thread struct sk_spin_state sk_spin; /* sync.c */
+
+/* How long this wait may spin. */
+static inline int64_t sk_spin_budget(void)
+{
+	if (!sk_spin.learned)
+		return SK_SPIN_START_NS;
+	if (sk_spin.budget_ns)
+		return sk_spin.budget_ns;
+	return ++sk_spin.waits % SK_SPIN_PROBE_EVERY ? 0 : SK_SPIN_PROBE_NS;
+}
 
 static inline void sk_spin_learn(int64_t took_ns, bool satisfied)
 {
-	uint32_t b = sk_spin_budget_ns ? sk_spin_budget_ns : SK_SPIN_START_NS;
+	int64_t b = sk_spin.learned ? sk_spin.budget_ns : SK_SPIN_START_NS;
 	if (satisfied) {
-		int64_t t = 4 * took_ns;
-		t = t < SK_SPIN_MIN_NS ? SK_SPIN_MIN_NS : t > SK_SPIN_MAX_NS ? SK_SPIN_MAX_NS : t;
-		b = (uint32_t)((3 * (int64_t)b + t) / 4);
+		int64_t t = 4 * took_ns > SK_SPIN_MAX_NS ? SK_SPIN_MAX_NS : 4 * took_ns;
+		b = (3 * b + t) / 4;
+		if (b < t / 2) /* from nothing: a probe that worked counts at once */
+			b = t;
 	} else {
-		b = b / 2 < SK_SPIN_MIN_NS ? SK_SPIN_MIN_NS : b / 2;
+		b = b / 2 < 250 ? 0 : b / 2;
 	}
-	sk_spin_budget_ns = b;
+	sk_spin.budget_ns = (uint32_t)b;
+	sk_spin.learned = true;
 }
 
 /* Wait until ready(arg) is true or the absolute CLOCK_MONOTONIC deadline
@@ -59,9 +78,9 @@ static inline int sk_wait_for(shmkit_ec *ec, int strategy, int64_t deadline,
 	*waited = 1;
 	if (strategy != SHMKIT_WAIT_BLOCK) {
 		bool adaptive = strategy == SHMKIT_WAIT_ADAPTIVE;
-		int64_t start = sk_now_ns();
-		int64_t budget = sk_spin_budget_ns ? sk_spin_budget_ns : SK_SPIN_START_NS;
-		for (unsigned i = 0;; i++) {
+		int64_t budget = adaptive ? sk_spin_budget() : INT64_MAX;
+		int64_t start = budget ? sk_now_ns() : 0;
+		for (unsigned i = 0; budget; i++) {
 			sk_cpu_relax();
 			if ((r = ready(arg))) {
 				if (adaptive)
