@@ -1,0 +1,120 @@
+"""shmkit.aio: awaiting channels, subscriptions, rpc and journal readers
+from asyncio (asyncio.run in each test; no plugin)."""
+import asyncio
+import os
+
+import pytest
+
+import shmkit
+import shmkit.aio as aio
+from conftest import WAIT, finish, spawn
+from test_channel import PRODUCER
+from test_journal import WRITER
+
+def test_channel_other_process(name):
+    n = 100
+    with shmkit.Channel.create(name, capacity=8, max_msg=64) as rx:
+        async def main():
+            ticks = 0
+            stop = asyncio.Event()
+
+            async def ticker():            # the loop keeps running meanwhile
+                nonlocal ticks
+                while not stop.is_set():
+                    ticks += 1
+                    await asyncio.sleep(0)
+            t = asyncio.create_task(ticker())
+            p = spawn(PRODUCER, name, n)
+            got = [int(await aio.recv(rx, timeout=WAIT)) for _ in range(n)]
+            stop.set()
+            await t
+            finish(p)
+            return got, ticks
+        got, ticks = asyncio.run(main())
+        assert got == list(range(n)) and ticks > 0
+
+
+def test_timeout_and_iterator(name):
+    with shmkit.Channel.create(name, capacity=4, max_msg=16) as rx, \
+            shmkit.Channel.open(name) as tx:
+        async def main():
+            with pytest.raises(TimeoutError):
+                await aio.recv(rx, timeout=0.05)
+            asyncio.get_running_loop().call_later(0.01, tx.send, b"late")
+            first = await aio.recv(rx, timeout=WAIT)
+            tx.send(b"a")
+            tx.send(b"b")
+            rest = [m async for m in aio.messages(rx, timeout=0.05)]
+            return first, rest
+        assert asyncio.run(main()) == (b"late", [b"a", b"b"])
+
+
+def test_send_waits_for_room(name):
+    with shmkit.Channel.create(name, capacity=2, max_msg=16) as tx, \
+            shmkit.Channel.open(name) as rx:
+        async def main():
+            await aio.send(tx, b"1", timeout=WAIT)
+            await aio.send(tx, b"2", timeout=WAIT)
+            with pytest.raises(TimeoutError):
+                await aio.send(tx, b"3", timeout=0.05)
+            asyncio.get_running_loop().call_later(0.01, rx.recv)
+            await aio.send(tx, b"3", timeout=WAIT)
+        asyncio.run(main())
+        assert [rx.recv(timeout=WAIT) for _ in range(2)] == [b"2", b"3"]
+
+
+def test_subscription(name):
+    with shmkit.Bus.create(name, capacity=16, max_msg=64) as bus, bus.subscribe() as sub:
+        async def main():
+            loop = asyncio.get_running_loop()
+            for i in range(5):
+                loop.call_later(0.002 * i, bus.publish, b"m%d" % i)
+            return [await aio.recv(sub, timeout=WAIT) for _ in range(5)]
+        assert asyncio.run(main()) == [b"m%d" % i for i in range(5)]
+
+
+def test_rpc_client_and_server(name):
+    with shmkit.RpcServer.create(name, max_request=64, max_response=64) as srv, \
+            shmkit.RpcClient.open(name) as cli:
+        async def serve(n):
+            async for req in aio.requests(srv, timeout=WAIT):
+                req.respond(bytes(req)[::-1])
+                n -= 1
+                if n == 0:
+                    return
+
+        async def main():
+            s = asyncio.create_task(serve(3))
+            got = [await aio.call(cli, b"abc%d" % i, timeout=WAIT) for i in range(3)]
+            await s
+            id = cli.send(b"later")
+            with pytest.raises(TimeoutError):
+                await aio.wait(cli, id, timeout=0.05)
+            req = await aio.request(srv, timeout=WAIT)
+            req.respond(b"done", status=7)
+            msg = await aio.wait(cli, id, timeout=WAIT)
+            r = (bytes(msg), msg.status, msg.id == id)
+            msg.release()
+            return got, r
+        got, r = asyncio.run(main())
+        assert got == [b"0cba", b"1cba", b"2cba"] and r == (b"done", 7, True)
+
+
+def test_journal_records(tmpdir_sk):
+    path = os.path.join(tmpdir_sk, "j")
+    n = 50
+    shmkit.Journal.open(path, create=True).close()
+    with shmkit.JournalReader.open(path) as r:
+        async def main():
+            p = spawn(WRITER, path, n)
+            got = []
+            async for rec in aio.records(r, timeout=WAIT):
+                got.append(int(rec.data))
+                if len(got) == n:
+                    break
+            finish(p)
+            with pytest.raises(TimeoutError):
+                await aio.read(r, timeout=0.05)
+            return got
+        assert asyncio.run(main()) == list(range(n))
+    shmkit.journal_remove(path)
