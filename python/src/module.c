@@ -317,6 +317,7 @@ int sk_py_init_types(PyObject *m)
 		&SkBus_Type, &SkSubscription_Type,
 		&SkRpcClient_Type, &SkRpcServer_Type, &SkRequest_Type,
 		&SkJournal_Type, &SkJournalReader_Type,
+		&SkEventCount_Type, &SkMutex_Type, &SkSemaphore_Type,
 	};
 
 	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {

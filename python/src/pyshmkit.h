@@ -117,7 +117,8 @@ void sk_handle_free_views(SkHandle *h);
 /* ---- the types, one file each ---- */
 extern PyTypeObject SkSegment_Type, SkChannel_Type, SkBus_Type,
 	SkSubscription_Type, SkRpcServer_Type, SkRpcClient_Type,
-	SkRequest_Type, SkJournal_Type, SkJournalReader_Type;
+	SkRequest_Type, SkJournal_Type, SkJournalReader_Type,
+	SkEventCount_Type, SkMutex_Type, SkSemaphore_Type;
 extern PyTypeObject SkRecord_Type;
 int sk_py_init_types(PyObject *m);
 int sk_py_init_record(PyObject *m);  /* journal.c */
