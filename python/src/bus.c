@@ -227,6 +227,31 @@ static PyObject *bus_stats(PyObject *self, PyObject *unused)
 		"max_subscribers", st.max_subscribers);
 }
 
+static int peer_one(const struct shmkit_bus_peer *p, void *list)
+{
+	PyObject *d = Py_BuildValue("{s:O,s:I,s:i,s:i,s:K,s:K,s:K,s:K,s:O}",
+		"subscriber", p->subscriber ? Py_True : Py_False, "index", p->index,
+		"pid", (int)p->pid, "alive", p->alive,
+		"position", (unsigned long long)p->position, "lag", (unsigned long long)p->lag,
+		"count", (unsigned long long)p->count, "lost", (unsigned long long)p->lost,
+		"armed", p->armed ? Py_True : Py_False);
+
+	return sk_py_list_add(list, d);
+}
+
+static int call_peers(void *p)
+{
+	struct sk_peers_call *c = p;
+	return shmkit_bus_peers(c->handle, peer_one, c->list);
+}
+
+static PyObject *bus_peers(PyObject *self, PyObject *unused)
+{
+	struct sk_peers_call c = {BUS(self)->bus};
+
+	return sk_py_peers(&BUS(self)->h, call_peers, &c);
+}
+
 static PyObject *get_closed(PyObject *self, void *c)
 {
 	return PyBool_FromLong(((SkHandle *)self)->closed);
@@ -253,6 +278,9 @@ static PyMethodDef bus_methods[] = {
 	{"subscribe", KWFN(bus_subscribe),
 	 "subscribe(*, from_oldest=False, wait=WAIT_ADAPTIVE) -> Subscription"},
 	{"stats", bus_stats, METH_NOARGS, "the bus's state, as a dict"},
+	{"peers", bus_peers, METH_NOARGS,
+	 "peers() -> a dict per registered publisher and subscriber (subscriber, index,\n"
+	 "pid, alive, position, lag, count, lost, armed)"},
 	SK_CONTEXT_METHODS,
 	{NULL, NULL, 0, NULL},
 };

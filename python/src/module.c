@@ -140,6 +140,33 @@ PyObject *sk_py_call(SkHandle *h, int (*fn)(void *c), void *c, int none_for_zero
 	return PyLong_FromLong(rc);
 }
 
+int sk_py_list_add(PyObject *list, PyObject *d)
+{
+	int rc = d ? PyList_Append(list, d) : -1;
+
+	Py_XDECREF(d);
+	return rc < 0 ? 1 : 0;
+}
+
+PyObject *sk_py_peers(SkHandle *h, int (*fn)(void *c), struct sk_peers_call *c)
+{
+	int rc;
+
+	if (!(c->list = PyList_New(0)))
+		return NULL;
+	if (sk_py_enter(h) < 0) {
+		Py_DECREF(c->list);
+		return NULL;
+	}
+	rc = fn(c);
+	sk_py_leave(h);
+	if (rc != 0) {
+		Py_DECREF(c->list);
+		return rc == 1 ? NULL : sk_py_error(rc, NULL);
+	}
+	return c->list;
+}
+
 int sk_py_enter(SkHandle *h)
 {
 	if (h->closed) {

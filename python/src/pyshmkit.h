@@ -67,6 +67,18 @@ long long sk_py_run_ns(SkHandle *h, sk_py_op op, void *ctx, int64_t timeout_ns);
  * for 0 when none_for_zero, or NULL with the error raised. */
 PyObject *sk_py_call(SkHandle *h, int (*fn)(void *c), void *c, int none_for_zero);
 
+/* peers(): the C listing's callback appends one dict per peer to list. */
+struct sk_peers_call {
+	void *handle;
+	PyObject *list;
+};
+/* Append d (a new reference, NULL: failed) to list: 0, or 1 (stops the
+ * listing) with the exception set. */
+int sk_py_list_add(PyObject *list, PyObject *d);
+/* fn(c) with h entered and c->list a new list: the list, or NULL with the
+ * error raised. */
+PyObject *sk_py_peers(SkHandle *h, int (*fn)(void *c), struct sk_peers_call *c);
+
 /* ---- views: lent memory exported through the buffer protocol ---- */
 
 struct sk_view_ops {

@@ -330,6 +330,30 @@ static PyObject *rpc_stats(PyObject *self, PyObject *unused)
 		"servers", st.servers, "in_flight", st.in_flight);
 }
 
+static int peer_one(const struct shmkit_rpc_peer *p, void *list)
+{
+	PyObject *d = Py_BuildValue("{s:O,s:I,s:i,s:i,s:K,s:K,s:K,s:I}",
+		"server", p->server ? Py_True : Py_False, "index", p->index, "pid", (int)p->pid,
+		"alive", p->alive, "calls", (unsigned long long)p->calls,
+		"answered", (unsigned long long)p->answered,
+		"cancelled", (unsigned long long)p->cancelled, "in_flight", p->in_flight);
+
+	return sk_py_list_add(list, d);
+}
+
+static int call_peers(void *p)
+{
+	struct sk_peers_call *c = p;
+	return shmkit_rpc_peers(c->handle, peer_one, c->list);
+}
+
+static PyObject *rpc_peers(PyObject *self, PyObject *unused)
+{
+	struct sk_peers_call c = {RPC(self)->r};
+
+	return sk_py_peers(&RPC(self)->h, call_peers, &c);
+}
+
 static PyObject *get_closed(PyObject *self, void *c)
 {
 	return PyBool_FromLong(((SkHandle *)self)->closed);
@@ -354,6 +378,9 @@ static PyGetSetDef rpc_getset[] = {
 	 "fd readable when requests wait (server) / a response arrived (client)"}, \
 	{"ack", rpc_ack, METH_NOARGS, "re-arm the fd after it signalled, before draining"}, \
 	{"stats", rpc_stats, METH_NOARGS, "the service's counters, as a dict"}, \
+	{"peers", rpc_peers, METH_NOARGS, \
+	 "peers() -> a dict per client and server entry, clients first (server, index,\n" \
+	 "pid, alive, calls, answered, cancelled, in_flight)"}, \
 	SK_CONTEXT_METHODS
 
 static PyMethodDef client_methods[] = {

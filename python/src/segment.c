@@ -231,11 +231,7 @@ PyObject *sk_py_stat_name(PyObject *m, PyObject *arg)
 
 static int list_one(const struct shmkit_seg_stat *st, void *arg)
 {
-	PyObject *d = stat_dict(st);
-	int rc = d ? PyList_Append(arg, d) : -1;
-
-	Py_XDECREF(d);
-	return rc < 0 ? 1 : 0;
+	return sk_py_list_add(arg, stat_dict(st));
 }
 
 /* shmkit.list(): every segment on the machine, as stat dicts. */

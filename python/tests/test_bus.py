@@ -1,4 +1,5 @@
 """Bus and subscriptions: copies, loans, peeks, lost counts, processes."""
+import os
 import numpy as np
 import pytest
 
@@ -85,3 +86,15 @@ def test_fileno_poll(name):
         assert r == [fd]
         sub.ack()
         assert list(sub.messages(timeout=0)) == [b"x"]
+
+
+def test_peers(name):
+    with shmkit.Bus.create(name, capacity=8, max_msg=32) as bus, bus.subscribe() as sub:
+        bus.publish(b"x")
+        sub.recv(timeout=WAIT)
+        peers = bus.peers()
+        subs = [p for p in peers if p["subscriber"]]
+        pubs = [p for p in peers if not p["subscriber"]]
+        assert len(subs) == 1 and subs[0]["count"] == 1 and subs[0]["alive"] == 1
+        assert len(pubs) == 1 and pubs[0]["count"] == 1
+        assert all(p["pid"] == os.getpid() for p in peers)

@@ -1,4 +1,5 @@
 """Request/response: calls by copy and in place, both sides, processes."""
+import os
 import threading
 
 import numpy as np
@@ -124,3 +125,18 @@ def test_fileno_client(name):
         client.ack()
         with client.wait(cid, timeout=0) as resp:
             assert resp.tobytes() == b"a"
+
+
+def test_peers(name):
+    with shmkit.RpcServer.create(name) as srv, shmkit.RpcClient.open(name) as cli:
+        id = cli.send(b"q")
+        req = srv.recv(timeout=WAIT)
+        req.respond(b"a")
+        cli.wait(id, timeout=WAIT).release()
+        peers = cli.peers()
+        assert peers == srv.peers()
+        clients = [p for p in peers if not p["server"]]
+        servers = [p for p in peers if p["server"]]
+        assert len(clients) == 1 and clients[0]["calls"] == 1 and clients[0]["answered"] == 1
+        assert len(servers) == 1 and servers[0]["calls"] == 1 and servers[0]["answered"] == 1
+        assert all(p["pid"] == os.getpid() and p["alive"] == 1 for p in peers)
