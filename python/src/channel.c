@@ -62,6 +62,45 @@ static PyObject *chan_open(PyObject *cls, PyObject *args, PyObject *kw)
 	return chan_make(args, kw, 0);
 }
 
+/* attach(segment): a channel over an open segment of kind KIND_CHAN (a
+ * received memfd); the Channel takes it over (the Segment is closed). */
+static PyObject *chan_attach(PyObject *cls, PyObject *args, PyObject *kw)
+{
+	static char *kwl[] = {"segment", "wait", NULL};
+	PyObject *segobj;
+	int wait = 0, rc;
+	shmkit_seg *seg;
+	shmkit_chan *ch;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$i:attach", kwl, &segobj, &wait) ||
+	    !(seg = sk_py_seg_take(segobj)))
+		return NULL;
+	struct shmkit_chan_opts o = {.wait = wait};
+	if ((rc = shmkit_chan_attach(&ch, seg, &o)) < 0) {
+		sk_py_seg_give_back(segobj, seg);
+		return sk_py_error(rc, NULL);
+	}
+	return chan_wrap(ch);
+}
+
+struct send_fd_call {
+	shmkit_chan *ch;
+	int sock;
+};
+
+static int call_send_fd(void *p)
+{
+	struct send_fd_call *c = p;
+	return shmkit_seg_send_fd(shmkit_chan_seg(c->ch), c->sock);
+}
+
+static PyObject *chan_send_fd(PyObject *self, PyObject *sock)
+{
+	struct send_fd_call c = {CH(self)->ch, PyObject_AsFileDescriptor(sock)};
+
+	return c.sock < 0 ? NULL : sk_py_call(&CH(self)->h, call_send_fd, &c, 1);
+}
+
 static PyObject *chan_close(PyObject *self, PyObject *unused)
 {
 	if (CH(self)->h.closed)
@@ -326,6 +365,12 @@ static PyMethodDef chan_methods[] = {
 	{"open", KWFN(chan_open) | METH_CLASS,
 	 "open(name, *, readonly=False, populate=False, mlock=False, wait=WAIT_ADAPTIVE,\n"
 	 "     timeout=1.0) -> Channel"},
+	{"attach", KWFN(chan_attach) | METH_CLASS,
+	 "attach(segment, *, wait=WAIT_ADAPTIVE) -> Channel over an open Segment of kind\n"
+	 "KIND_CHAN (e.g. Segment.recv_fd); the Channel takes the segment over (closed)"},
+	{"send_fd", chan_send_fd, METH_O,
+	 "send_fd(sock): pass a memfd channel's segment over a connected UNIX socket\n"
+	 "(the receiver: Channel.attach(Segment.recv_fd(sock)))"},
 	{"close", chan_close, METH_NOARGS,
 	 "close; an open loan is aborted, a peeked message released (BufferError while\n"
 	 "one is exported)"},

@@ -137,6 +137,11 @@ int sk_py_init_record(PyObject *m);  /* journal.c */
 /* Module-level functions defined beside their types. */
 extern PyMethodDef sk_journal_functions[];
 
+/* Channel.attach: take the shmkit_seg out of a Segment object (which is
+ * then closed), or give it back when the attach failed. */
+shmkit_seg *sk_py_seg_take(PyObject *seg);
+void sk_py_seg_give_back(PyObject *seg, shmkit_seg *s);
+
 /* Common context-manager slots: __enter__ returns self, __exit__ calls
  * self.close(). */
 PyObject *sk_py_enter_self(PyObject *self, PyObject *unused);

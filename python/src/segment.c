@@ -77,6 +77,74 @@ static PyObject *seg_open(PyObject *cls, PyObject *args, PyObject *kw)
 	return seg_wrap(seg, ro);
 }
 
+static SkSegment *seg_live(PyObject *self);
+
+static PyObject *seg_send_fd(PyObject *self, PyObject *sock)
+{
+	SkSegment *s = seg_live(self);
+	int fd, rc;
+
+	if (!s || (fd = PyObject_AsFileDescriptor(sock)) < 0)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = shmkit_seg_send_fd(s->seg, fd);
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		return sk_py_error(rc, NULL);
+	Py_RETURN_NONE;
+}
+
+static PyObject *seg_recv_fd(PyObject *cls, PyObject *args, PyObject *kw)
+{
+	static char *kwl[] = {"sock", "readonly", "cow", "noseal", NULL};
+	PyObject *sock;
+	int ro = 0, cow = 0, noseal = 0, fd, rc;
+	shmkit_seg *seg;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$ppp:recv_fd", kwl, &sock, &ro, &cow,
+	                                 &noseal) || (fd = PyObject_AsFileDescriptor(sock)) < 0)
+		return NULL;
+	struct shmkit_seg_opts o = {.flags = (ro ? SHMKIT_RDONLY : 0) | (cow ? SHMKIT_COW : 0) |
+	                                     (noseal ? SHMKIT_NOSEAL : 0)};
+	Py_BEGIN_ALLOW_THREADS
+	rc = shmkit_seg_recv_fd(&seg, fd, &o);
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		return sk_py_error(rc, NULL);
+	return seg_wrap(seg, ro);
+}
+
+shmkit_seg *sk_py_seg_take(PyObject *obj)
+{
+	SkSegment *s;
+	shmkit_seg *seg;
+
+	if (!PyObject_TypeCheck(obj, &SkSegment_Type)) {
+		PyErr_SetString(PyExc_TypeError, "segment must be a shmkit.Segment");
+		return NULL;
+	}
+	if (!(s = seg_live(obj)))
+		return NULL;
+	if (s->exports > 0 || sk_py_enter(&s->h) < 0) {
+		if (s->exports > 0)
+			PyErr_SetString(PyExc_BufferError, "the Segment has exported buffers");
+		return NULL;
+	}
+	seg = s->seg;
+	s->seg = NULL;
+	s->h.closed = 1;
+	sk_py_leave(&s->h);
+	return seg;
+}
+
+void sk_py_seg_give_back(PyObject *obj, shmkit_seg *seg)
+{
+	SkSegment *s = (SkSegment *)obj;
+
+	s->seg = seg;
+	s->h.closed = 0;
+}
+
 static PyObject *seg_remove(PyObject *cls, PyObject *arg)
 {
 	const char *name = PyUnicode_AsUTF8(arg);
@@ -289,6 +357,11 @@ static PyMethodDef seg_methods[] = {
 	 "     timeout=1.0) -> Segment (timeout: seconds to wait for a creator still\n"
 	 "     initialising; None = forever)"},
 	{"remove", seg_remove, METH_O | METH_STATIC, "remove(name): unlink the name"},
+	{"send_fd", seg_send_fd, METH_O,
+	 "send_fd(sock): pass a memfd segment's fd over a connected UNIX socket (SCM_RIGHTS)"},
+	{"recv_fd", KWFN(seg_recv_fd) | METH_CLASS,
+	 "recv_fd(sock, *, readonly=False, cow=False, noseal=False) -> Segment from a\n"
+	 "received memfd (OSError EPERM if not sealed against shrinking, unless noseal)"},
 	{"close", seg_close, METH_NOARGS, "unmap; BufferError while a view is exported"},
 	{"sync", (PyCFunction)(void (*)(void))seg_sync, METH_VARARGS | METH_KEYWORDS,
 	 "sync(offset=0, length=0, *, asynchronous=False, invalidate=False): msync"},

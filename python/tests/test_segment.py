@@ -1,13 +1,14 @@
 """Segments: create/open/remove, errors, the buffer protocol in place."""
 import errno
 import os
+import socket
 import subprocess
 
 import numpy as np
 import pytest
 
 import shmkit
-from conftest import TOOL, WAIT
+from conftest import TOOL, WAIT, unique
 
 
 def test_create_open_remove(name):
@@ -108,3 +109,26 @@ def test_anon_shared_with_fork():
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
         assert arr[0] == 42
         del arr
+
+
+def test_memfd_fd_passing():
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with a, b, shmkit.Segment.create("memfd:" + unique("fd"), 4096) as seg:
+        seg.send_fd(a)
+        with shmkit.Segment.recv_fd(b) as got:
+            assert got.size == seg.size and got.backend == shmkit.MEMFD
+            memoryview(seg)[:3] = b"abc"
+            assert bytes(memoryview(got)[:3]) == b"abc"
+        seg.send_fd(a)
+        other = shmkit.Segment.recv_fd(b)
+        with pytest.raises(OSError):
+            shmkit.Channel.attach(other)    # a byte segment is no channel
+        assert not other.closed             # given back on failure
+        other.close()
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with shmkit.Channel.create("memfd:" + unique("ch"), capacity=4, max_msg=32) as tx, \
+            a, b:
+        tx.send_fd(a)
+        with shmkit.Channel.attach(shmkit.Segment.recv_fd(b)) as rx:
+            tx.send(b"over the fd")
+            assert rx.recv(timeout=WAIT) == b"over the fd"
