@@ -27,6 +27,12 @@ static PyObject *seg_wrap(shmkit_seg *seg, int readonly)
 	return (PyObject *)s;
 }
 
+/* The result of a create/open/recv_fd: the Segment, or rc raised. */
+static PyObject *seg_made(int rc, shmkit_seg *seg, const char *name, int readonly)
+{
+	return rc < 0 ? sk_py_error(rc, name) : seg_wrap(seg, readonly);
+}
+
 static PyObject *seg_create(PyObject *cls, PyObject *args, PyObject *kw)
 {
 	static char *kwl[] = {"name", "size", "mode", "exclusive", "populate", "mlock",
@@ -49,9 +55,7 @@ static PyObject *seg_create(PyObject *cls, PyObject *args, PyObject *kw)
 	Py_BEGIN_ALLOW_THREADS
 	rc = shmkit_seg_create(&seg, name, &o);
 	Py_END_ALLOW_THREADS
-	if (rc < 0)
-		return sk_py_error(rc, name);
-	return seg_wrap(seg, 0);
+	return seg_made(rc, seg, name, 0);
 }
 
 static PyObject *seg_open(PyObject *cls, PyObject *args, PyObject *kw)
@@ -72,9 +76,7 @@ static PyObject *seg_open(PyObject *cls, PyObject *args, PyObject *kw)
 	Py_BEGIN_ALLOW_THREADS
 	rc = shmkit_seg_open(&seg, name, &o);
 	Py_END_ALLOW_THREADS
-	if (rc < 0)
-		return sk_py_error(rc, name);
-	return seg_wrap(seg, ro);
+	return seg_made(rc, seg, name, ro);
 }
 
 static SkSegment *seg_live(PyObject *self);
@@ -109,9 +111,7 @@ static PyObject *seg_recv_fd(PyObject *cls, PyObject *args, PyObject *kw)
 	Py_BEGIN_ALLOW_THREADS
 	rc = shmkit_seg_recv_fd(&seg, fd, &o);
 	Py_END_ALLOW_THREADS
-	if (rc < 0)
-		return sk_py_error(rc, NULL);
-	return seg_wrap(seg, ro);
+	return seg_made(rc, seg, NULL, ro);
 }
 
 shmkit_seg *sk_py_seg_take(PyObject *obj)
