@@ -1,0 +1,596 @@
+/*
+ * bridge.c - the bridge's one event loop: exports (a local bus
+ * subscription -> frames on the PUB socket) and imports (frames from the
+ * SUB socket -> a local bus), on shmkit's public API and libzmq.
+ *
+ * One turn (shmkit_bridge_run):
+ *   1. retry the held frames: an import's frame its local back-pressure
+ *      bus refused, an export's frame the PUB socket refused (its
+ *      high-water mark, ZMQ_XPUB_NODROP);
+ *   2. zmq_poll over the SUB socket (not while an import frame is held:
+ *      that is the back-pressure), the caller's fd and every export
+ *      subscription's fd, for at most 100 ms (a local publisher that dies
+ *      mid-message is noticed on the next recv), 1 ms while a frame is
+ *      held, 0 while a batch was cut short;
+ *   3. read at most BATCH frames from the SUB socket, and at most BATCH
+ *      messages of every export (a try-once recv costs no system call, so
+ *      every export is pumped every turn: nothing relies on an edge of
+ *      its fd).
+ * Nothing blocks: every call into ZeroMQ or shmkit is try-once.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <zmq.h>
+
+#include "shmkit.h"
+#include "shmkit-bridge.h"
+
+#define MAX_EXPORTS 64
+#define MAX_IMPORTS 64
+#define MAX_ORIGINS 16
+#define NAME_MAX_ 255
+#define TOPIC_MAX (NAME_MAX_ + 2)
+#define BATCH 256
+/* A remote geometry bigger than this is not trusted to size a local bus:
+ * the defaults are used instead. */
+#define GEOMETRY_LIMIT (256ull << 20)
+
+struct bexport {
+	shmkit_bus *bus;
+	shmkit_sub *sub;
+	int fd;                /* the subscription's pollable fd */
+	uint32_t capacity, max_msg;
+	int delivery;
+	uint64_t seq;          /* last sequence numbered */
+	int topic_len;
+	unsigned char *frame;  /* topic, header, payload */
+	size_t frame_len;      /* of the held frame, 0 if none */
+	int refused;           /* the held frame was refused (counted once) */
+	char name[NAME_MAX_ + 1];
+};
+
+struct origin_seen {
+	uint32_t origin;
+	uint64_t last;
+};
+
+struct bimport {
+	shmkit_bus *bus;       /* NULL until the first frame (or an open) */
+	uint32_t max_msg;      /* of the local bus */
+	unsigned nseen, evict;
+	struct origin_seen seen[MAX_ORIGINS];
+	char topic[TOPIC_MAX];
+	int topic_len;
+	char remote[NAME_MAX_ + 1], local[NAME_MAX_ + 1];
+};
+
+struct shmkit_bridge {
+	uint32_t id;
+	int hwm, drop;
+	void *ctx, *pub, *sub;
+	struct bexport *ex[MAX_EXPORTS];
+	unsigned nex;
+	struct bimport *im[MAX_IMPORTS];
+	unsigned nim;
+	zmq_msg_t held;        /* an import frame its bus refused */
+	struct bimport *held_im;
+	int held_refused;      /* counted in publish_waits */
+	const unsigned char *held_payload;
+	uint32_t held_len;
+	int more;              /* a batch was cut short: poll without waiting */
+	struct shmkit_bridge_stats st;
+};
+
+static int zerr(void)
+{
+	int e = zmq_errno();
+
+	return e > 0 ? -e : -EIO;
+}
+
+static uint32_t random_id(void)
+{
+	uint32_t id = 0;
+
+	for (int i = 0; i < 8 && id == 0; i++)
+		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+			id = 0;
+	return id ? id : 1;
+}
+
+static int sock_opts(shmkit_bridge *br, void *s)
+{
+	int zero = 0;
+	int64_t maxmsg = TOPIC_MAX + SHMKIT_BRIDGE_HDR + (64ll << 20);
+
+	if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) ||
+	    zmq_setsockopt(s, ZMQ_SNDHWM, &br->hwm, sizeof(br->hwm)) ||
+	    zmq_setsockopt(s, ZMQ_RCVHWM, &br->hwm, sizeof(br->hwm)) ||
+	    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)))
+		return zerr();
+	return 0;
+}
+
+static int sockets_open(shmkit_bridge *br)
+{
+	int nodrop = !br->drop;
+
+	br->ctx = zmq_ctx_new();
+	if (!br->ctx)
+		return zerr();
+	br->pub = zmq_socket(br->ctx, ZMQ_PUB);
+	br->sub = zmq_socket(br->ctx, ZMQ_SUB);
+	if (!br->pub || !br->sub)
+		return zerr();
+	if (sock_opts(br, br->pub) || sock_opts(br, br->sub))
+		return zerr();
+	if (zmq_setsockopt(br->pub, ZMQ_XPUB_NODROP, &nodrop, sizeof(nodrop)))
+		return zerr();
+	return 0;
+}
+
+int shmkit_bridge_create(shmkit_bridge **out, const struct shmkit_bridge_opts *opts)
+{
+	struct shmkit_bridge_opts o = opts ? *opts : (struct shmkit_bridge_opts){ 0 };
+	shmkit_bridge *br;
+
+	if (!out || o.hwm < 0)
+		return -EINVAL;
+	br = calloc(1, sizeof(*br));
+	if (!br)
+		return -ENOMEM;
+	br->id = o.id ? o.id : random_id();
+	br->st.id = br->id;
+	br->hwm = o.hwm ? o.hwm : 10000;
+	br->drop = !!o.drop;
+	int rc = sockets_open(br);
+	if (rc) {
+		shmkit_bridge_close(br);
+		return rc;
+	}
+	*out = br;
+	return 0;
+}
+
+static void export_free(struct bexport *ex)
+{
+	if (ex->sub)
+		shmkit_bus_unsubscribe(ex->sub);
+	if (ex->bus)
+		shmkit_bus_close(ex->bus);
+	free(ex->frame);
+	free(ex);
+}
+
+int shmkit_bridge_close(shmkit_bridge *br)
+{
+	if (!br)
+		return -EINVAL;
+	for (unsigned i = 0; i < br->nex; i++)
+		export_free(br->ex[i]);
+	for (unsigned i = 0; i < br->nim; i++) {
+		if (br->im[i]->bus)
+			shmkit_bus_close(br->im[i]->bus);
+		free(br->im[i]);
+	}
+	if (br->held_im)
+		zmq_msg_close(&br->held);
+	if (br->pub)
+		zmq_close(br->pub);
+	if (br->sub)
+		zmq_close(br->sub);
+	if (br->ctx)
+		zmq_ctx_term(br->ctx);
+	free(br);
+	return 0;
+}
+
+int shmkit_bridge_bind(shmkit_bridge *br, const char *endpoint, char *actual, size_t cap)
+{
+	char last[1024];
+	size_t len = sizeof(last);
+
+	if (!br || !endpoint)
+		return -EINVAL;
+	if (zmq_bind(br->pub, endpoint))
+		return zerr();
+	if (!actual)
+		return 0;
+	if (zmq_getsockopt(br->pub, ZMQ_LAST_ENDPOINT, last, &len))
+		return zerr();
+	if (strlen(last) + 1 > cap)
+		return -ENOSPC;
+	strcpy(actual, last);
+	return 0;
+}
+
+int shmkit_bridge_connect(shmkit_bridge *br, const char *endpoint)
+{
+	if (!br || !endpoint)
+		return -EINVAL;
+	return zmq_connect(br->sub, endpoint) ? zerr() : 0;
+}
+
+static int name_ok(const char *name)
+{
+	return name && name[0] && strlen(name) <= NAME_MAX_;
+}
+
+static int is_import_target(shmkit_bridge *br, const char *local)
+{
+	for (unsigned i = 0; i < br->nim; i++)
+		if (!strcmp(br->im[i]->local, local))
+			return 1;
+	return 0;
+}
+
+static int export_open(struct bexport *ex, const char *name)
+{
+	struct shmkit_bus_stats bs;
+	struct shmkit_bus_opts so = { .from = SHMKIT_FROM_NEWEST };
+	int rc;
+
+	snprintf(ex->name, sizeof(ex->name), "%s", name);
+	rc = shmkit_bus_open(&ex->bus, name, NULL);
+	if (!rc)
+		rc = shmkit_bus_stats(ex->bus, &bs);
+	if (!rc)
+		rc = shmkit_bus_subscribe(&ex->sub, ex->bus, &so);
+	if (!rc)
+		rc = ex->fd = shmkit_sub_fd(ex->sub);
+	if (rc < 0)
+		return rc;
+	ex->capacity = bs.capacity;
+	ex->max_msg = bs.max_msg;
+	ex->delivery = bs.delivery;
+	ex->topic_len = shmkit_bridge_topic((char *)ex->frame, TOPIC_MAX, SHMKIT_BRIDGE_KIND_BUS, name);
+	if (ex->topic_len < 0)
+		return ex->topic_len;
+	unsigned char *f = realloc(ex->frame, (size_t)ex->topic_len + SHMKIT_BRIDGE_HDR + ex->max_msg);
+	if (!f)
+		return -ENOMEM;
+	ex->frame = f;
+	return 0;
+}
+
+int shmkit_bridge_export_bus(shmkit_bridge *br, const char *name)
+{
+	struct bexport *ex;
+	int rc;
+
+	if (!br || !name_ok(name) || is_import_target(br, name))
+		return -EINVAL;
+	if (br->nex == MAX_EXPORTS)
+		return -ENOSPC;
+	ex = calloc(1, sizeof(*ex));
+	if (ex)
+		ex->frame = malloc(TOPIC_MAX);
+	if (!ex || !ex->frame) {
+		free(ex);
+		return -ENOMEM;
+	}
+	rc = export_open(ex, name);
+	if (rc) {
+		export_free(ex);
+		return rc;
+	}
+	br->ex[br->nex++] = ex;
+	return 0;
+}
+
+int shmkit_bridge_import_bus(shmkit_bridge *br, const char *remote, const char *local)
+{
+	struct bimport *im;
+
+	if (!local)
+		local = remote;
+	if (!br || !name_ok(remote) || !name_ok(local))
+		return -EINVAL;
+	for (unsigned i = 0; i < br->nex; i++)
+		if (!strcmp(br->ex[i]->name, local))
+			return -EINVAL; /* carried back out: a loop */
+	if (br->nim == MAX_IMPORTS)
+		return -ENOSPC;
+	im = calloc(1, sizeof(*im));
+	if (!im)
+		return -ENOMEM;
+	snprintf(im->remote, sizeof(im->remote), "%s", remote);
+	snprintf(im->local, sizeof(im->local), "%s", local);
+	im->topic_len = shmkit_bridge_topic(im->topic, sizeof(im->topic), SHMKIT_BRIDGE_KIND_BUS, remote);
+	if (im->topic_len < 0 || zmq_setsockopt(br->sub, ZMQ_SUBSCRIBE, im->topic, (size_t)im->topic_len)) {
+		int rc = im->topic_len < 0 ? im->topic_len : zerr();
+		free(im);
+		return rc;
+	}
+	br->im[br->nim++] = im;
+	return 0;
+}
+
+/* ---- exports ---- */
+
+/* Number the message now in the frame (lost: messages the subscription
+ * was overwritten past, which take sequence numbers too). */
+static void export_seal(shmkit_bridge *br, struct bexport *ex, size_t len, uint64_t lost)
+{
+	unsigned char *payload = ex->frame + ex->topic_len + SHMKIT_BRIDGE_HDR;
+	struct shmkit_bridge_hdr h = {
+		.magic = SHMKIT_BRIDGE_MAGIC, .version = SHMKIT_BRIDGE_VERSION,
+		.kind = SHMKIT_BRIDGE_KIND_BUS, .delivery = (uint8_t)ex->delivery,
+		.origin = br->id, .length = (uint32_t)len,
+		.capacity = ex->capacity, .max_msg = ex->max_msg,
+	};
+
+	br->st.lost_local += lost;
+	ex->seq += lost + 1;
+	h.seq = ex->seq;
+	h.crc = shmkit_bridge_crc32c(0, payload, len);
+	shmkit_bridge_hdr_encode(&h, ex->frame + ex->topic_len);
+	ex->frame_len = (size_t)ex->topic_len + SHMKIT_BRIDGE_HDR + len;
+}
+
+/* 0 sent, 1 the socket is full (the frame stays held), <0 an error. */
+static int export_send(shmkit_bridge *br, struct bexport *ex)
+{
+	if (zmq_send(br->pub, ex->frame, ex->frame_len, ZMQ_DONTWAIT) >= 0) {
+		ex->frame_len = 0;
+		ex->refused = 0;
+		br->st.sent++;
+		return 0;
+	}
+	if (zmq_errno() == EAGAIN) {
+		br->st.send_waits += !ex->refused;
+		ex->refused = 1;
+		return 1;
+	}
+	return zerr();
+}
+
+/* Carry up to BATCH messages.  0 drained, 1 held or cut short, <0 error. */
+static int export_pump(shmkit_bridge *br, struct bexport *ex)
+{
+	unsigned char *payload = ex->frame + ex->topic_len + SHMKIT_BRIDGE_HDR;
+
+	for (int n = 0; n < BATCH; n++) {
+		if (!ex->frame_len) {
+			uint64_t lost = 0;
+			ssize_t r = shmkit_sub_recv(ex->sub, payload, ex->max_msg, &lost, 0);
+			if (r == -EAGAIN)
+				return 0;
+			if (r < 0) /* a corrupt or truncated bus: nothing to carry this turn */
+				return r == -EBADMSG || r == -EIO ? 0 : (int)r;
+			export_seal(br, ex, (size_t)r, lost);
+		}
+		int rc = export_send(br, ex);
+		if (rc)
+			return rc;
+	}
+	return 1;
+}
+
+/* ---- imports ---- */
+
+static struct bimport *import_find(shmkit_bridge *br, const char *topic, size_t len)
+{
+	for (unsigned i = 0; i < br->nim; i++)
+		if ((size_t)br->im[i]->topic_len == len && !memcmp(br->im[i]->topic, topic, len))
+			return br->im[i];
+	return NULL;
+}
+
+/* Count the sequence numbers between this frame and the last one of its
+ * origin that never came.  A smaller number is a sender that restarted:
+ * counting starts again. */
+static void import_account(shmkit_bridge *br, struct bimport *im, uint32_t origin, uint64_t seq)
+{
+	struct origin_seen *s = NULL;
+
+	for (unsigned i = 0; i < im->nseen && !s; i++)
+		if (im->seen[i].origin == origin)
+			s = &im->seen[i];
+	if (!s) {
+		s = &im->seen[im->nseen < MAX_ORIGINS ? im->nseen++ : im->evict++ % MAX_ORIGINS];
+		*s = (struct origin_seen){ origin, seq };
+		return;
+	}
+	if (seq > s->last + 1)
+		br->st.lost_remote += seq - s->last - 1;
+	s->last = seq;
+}
+
+/* The local bus, created at the first frame with the remote geometry
+ * when that is sane, else the defaults; an existing bus's geometry wins. */
+static int import_bus(struct bimport *im, const struct shmkit_bridge_hdr *h)
+{
+	struct shmkit_bus_opts o = { 0 };
+	struct shmkit_bus_stats bs;
+	int rc;
+
+	if (im->bus)
+		return 0;
+	if (h->capacity && h->capacity <= (1u << 24) && h->max_msg &&
+	    (uint64_t)h->capacity * ((uint64_t)h->max_msg + 64) <= GEOMETRY_LIMIT) {
+		o.capacity = h->capacity;
+		o.max_msg = h->max_msg;
+	}
+	o.delivery = h->delivery == SHMKIT_BUS_BACKPRESSURE ? SHMKIT_BUS_BACKPRESSURE : SHMKIT_BUS_OVERWRITE;
+	rc = shmkit_bus_create(&im->bus, im->local, &o);
+	if (!rc && (rc = shmkit_bus_stats(im->bus, &bs)) != 0) {
+		shmkit_bus_close(im->bus);
+		im->bus = NULL;
+	}
+	if (!rc)
+		im->max_msg = bs.max_msg;
+	return rc;
+}
+
+/* 0 published, 1 the bus is full (hold the frame), <0 dropped. */
+static int import_publish(shmkit_bridge *br, struct bimport *im, const void *p, uint32_t len)
+{
+	int rc = shmkit_bus_publish(im->bus, p, len, 0);
+
+	if (!rc) {
+		br->st.delivered++;
+		br->held_refused = 0;
+		return 0;
+	}
+	if (rc == -EAGAIN || rc == -ETIMEDOUT) {
+		br->st.publish_waits += !br->held_refused;
+		br->held_refused = 1;
+		return 1;
+	}
+	br->st.unroutable++;
+	return rc;
+}
+
+/* Judge one frame; its verdict is counted.  Returns 1 if msg must be held
+ * (its payload points into it), else 0. */
+static int import_frame(shmkit_bridge *br, zmq_msg_t *msg)
+{
+	const unsigned char *f = zmq_msg_data(msg);
+	size_t len = zmq_msg_size(msg);
+	const unsigned char *nul = memchr(f, 0, len < TOPIC_MAX ? len : TOPIC_MAX);
+	struct shmkit_bridge_hdr h;
+	struct bimport *im;
+
+	br->st.received++;
+	if (!nul || shmkit_bridge_hdr_decode(&h, nul + 1, len - (size_t)(nul + 1 - f))) {
+		br->st.malformed++;
+		return 0;
+	}
+	size_t topic_len = (size_t)(nul + 1 - f);
+	const unsigned char *payload = nul + 1 + SHMKIT_BRIDGE_HDR;
+	if (h.magic != SHMKIT_BRIDGE_MAGIC || h.version != SHMKIT_BRIDGE_VERSION) {
+		br->st.bad_version++;
+		return 0;
+	}
+	if (h.kind != SHMKIT_BRIDGE_KIND_BUS || h.length != len - topic_len - SHMKIT_BRIDGE_HDR) {
+		br->st.malformed++;
+		return 0;
+	}
+	if (shmkit_bridge_crc32c(0, payload, h.length) != h.crc) {
+		br->st.bad_crc++;
+		return 0;
+	}
+	if (h.origin == br->id) {
+		br->st.own_origin++;
+		return 0;
+	}
+	im = import_find(br, (const char *)f, topic_len);
+	if (!im) {
+		br->st.unroutable++;
+		return 0;
+	}
+	import_account(br, im, h.origin, h.seq);
+	if (import_bus(im, &h) || h.length > im->max_msg) {
+		br->st.unroutable++;
+		return 0;
+	}
+	if (import_publish(br, im, payload, h.length) != 1)
+		return 0;
+	br->held_im = im;
+	br->held_payload = payload;
+	br->held_len = h.length;
+	return 1;
+}
+
+/* Publish the held frame.  0 done (or dropped), 1 still held. */
+static int import_retry(shmkit_bridge *br)
+{
+	if (!br->held_im)
+		return 0;
+	if (import_publish(br, br->held_im, br->held_payload, br->held_len) == 1)
+		return 1;
+	zmq_msg_close(&br->held);
+	br->held_im = NULL;
+	return 0;
+}
+
+/* Read up to BATCH frames.  0 drained, 1 held or cut short, <0 error. */
+static int import_pump(shmkit_bridge *br)
+{
+	for (int n = 0; n < BATCH; n++) {
+		int more = 0;
+		size_t ml = sizeof(more);
+		zmq_msg_init(&br->held);
+		if (zmq_msg_recv(&br->held, br->sub, ZMQ_DONTWAIT) < 0) {
+			int rc = zmq_errno() == EAGAIN ? 0 : zerr();
+			zmq_msg_close(&br->held);
+			return rc;
+		}
+		if (zmq_getsockopt(br->sub, ZMQ_RCVMORE, &more, &ml) == 0 && more) {
+			br->st.received++; /* a multi-part message is no frame of ours */
+			br->st.malformed++;
+		} else if (import_frame(br, &br->held)) {
+			return 1;
+		}
+		zmq_msg_close(&br->held);
+	}
+	return 1;
+}
+
+/* ---- the loop ---- */
+
+static long poll_ms(shmkit_bridge *br, int held, int64_t timeout_ns)
+{
+	if (br->more)
+		return 0;
+	if (held)
+		return 1;
+	if (timeout_ns < 0 || timeout_ns > 100000000)
+		return 100;
+	return (long)((timeout_ns + 999999) / 1000000);
+}
+
+int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
+{
+	zmq_pollitem_t it[2 + MAX_EXPORTS];
+	int n = 0, in_held, held, ret = 0, rc;
+
+	if (!br)
+		return -EINVAL;
+	held = in_held = import_retry(br);
+	for (unsigned i = 0; i < br->nex; i++)
+		if (br->ex[i]->frame_len && export_send(br, br->ex[i]) == 1)
+			held = 1;
+	/* While an import frame is held the SUB socket is not read: its
+	 * queue fills up to the high-water mark (the back-pressure). */
+	it[n++] = (zmq_pollitem_t){ .socket = br->sub, .events = in_held ? 0 : ZMQ_POLLIN };
+	it[n++] = (zmq_pollitem_t){ .fd = extra_fd, .events = extra_fd >= 0 ? ZMQ_POLLIN : 0 };
+	/* An export holding a frame is not polled either: its fd would stay
+	 * readable while the bus has messages, and the poll would spin. */
+	for (unsigned i = 0; i < br->nex; i++)
+		it[n++] = (zmq_pollitem_t){ .fd = br->ex[i]->fd,
+		                            .events = br->ex[i]->frame_len ? 0 : ZMQ_POLLIN };
+	rc = zmq_poll(it, n, poll_ms(br, held, timeout_ns));
+	if (rc < 0 && zmq_errno() != EINTR)
+		return zerr();
+	br->more = 0;
+	if (extra_fd >= 0 && (it[1].revents & ZMQ_POLLIN))
+		ret = 1;
+	if (it[0].revents & ZMQ_POLLIN) {
+		rc = import_pump(br);
+		if (rc < 0)
+			return rc;
+		br->more |= rc == 1 && !br->held_im;
+	}
+	for (unsigned i = 0; i < br->nex; i++) {
+		if (it[2 + i].revents & ZMQ_POLLIN)
+			shmkit_sub_ack_fd(br->ex[i]->sub);
+		rc = export_pump(br, br->ex[i]);
+		if (rc < 0)
+			return rc;
+		br->more |= rc == 1 && !br->ex[i]->frame_len;
+	}
+	return ret;
+}
+
+int shmkit_bridge_stats(shmkit_bridge *br, struct shmkit_bridge_stats *st)
+{
+	if (!br || !st)
+		return -EINVAL;
+	*st = br->st;
+	return 0;
+}

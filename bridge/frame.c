@@ -1,0 +1,114 @@
+/*
+ * frame.c - the bridge's wire format (layout in shmkit-bridge.h): the
+ * 40-byte header written and read byte by byte in little-endian, the
+ * topic frame, and CRC-32C.
+ *
+ * The CRC is a byte-at-a-time table of the reflected Castagnoli
+ * polynomial 0x82F63B78: the same value as the library's journal CRC
+ * (crc32c("123456789") == 0xE3069283), kept here because that one is not
+ * public API.  Frames are network-bound: a table is fast enough.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "shmkit-bridge.h"
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
+		crc_table[i] = c;
+	}
+}
+
+uint32_t shmkit_bridge_crc32c(uint32_t crc, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	pthread_once(&crc_once, crc_init);
+	crc = ~crc;
+	while (len--)
+		crc = (crc >> 8) ^ crc_table[(crc ^ *p++) & 0xff];
+	return ~crc;
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+void shmkit_bridge_hdr_encode(const struct shmkit_bridge_hdr *h, unsigned char *out)
+{
+	memset(out, 0, SHMKIT_BRIDGE_HDR);
+	put32(out, h->magic);
+	out[4] = h->version;
+	out[5] = h->kind;
+	out[6] = h->delivery;
+	put32(out + 8, h->origin);
+	put32(out + 12, h->length);
+	put32(out + 16, (uint32_t)h->seq);
+	put32(out + 20, (uint32_t)(h->seq >> 32));
+	put32(out + 24, h->capacity);
+	put32(out + 28, h->max_msg);
+	put32(out + 32, h->crc);
+}
+
+int shmkit_bridge_hdr_decode(struct shmkit_bridge_hdr *h, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	if (len < SHMKIT_BRIDGE_HDR)
+		return -EBADMSG;
+	h->magic = get32(p);
+	h->version = p[4];
+	h->kind = p[5];
+	h->delivery = p[6];
+	h->origin = get32(p + 8);
+	h->length = get32(p + 12);
+	h->seq = (uint64_t)get32(p + 16) | (uint64_t)get32(p + 20) << 32;
+	h->capacity = get32(p + 24);
+	h->max_msg = get32(p + 28);
+	h->crc = get32(p + 32);
+	return 0;
+}
+
+int shmkit_bridge_topic(char *buf, size_t cap, int kind, const char *name)
+{
+	int w = snprintf(buf, cap, "%c%s", kind == SHMKIT_BRIDGE_KIND_BUS ? 'b' : '?', name);
+
+	if (w < 0 || (size_t)w + 1 > cap)
+		return -ENAMETOOLONG;
+	return w + 1; /* the NUL ends the topic: "A" does not match "AB" */
+}
+
+int shmkit_bridge_stats_line(const struct shmkit_bridge_stats *st, char *buf, size_t cap)
+{
+	int w = snprintf(buf, cap,
+	                 "id=%u sent=%llu received=%llu delivered=%llu bad_version=%llu "
+	                 "bad_crc=%llu own_origin=%llu malformed=%llu unroutable=%llu "
+	                 "lost_remote=%llu lost_local=%llu send_waits=%llu publish_waits=%llu",
+	                 (unsigned)st->id, (unsigned long long)st->sent,
+	                 (unsigned long long)st->received, (unsigned long long)st->delivered,
+	                 (unsigned long long)st->bad_version, (unsigned long long)st->bad_crc,
+	                 (unsigned long long)st->own_origin, (unsigned long long)st->malformed,
+	                 (unsigned long long)st->unroutable, (unsigned long long)st->lost_remote,
+	                 (unsigned long long)st->lost_local, (unsigned long long)st->send_waits,
+	                 (unsigned long long)st->publish_waits);
+
+	if (w < 0 || (size_t)w >= cap)
+		return -ENOSPC;
+	return w;
+}

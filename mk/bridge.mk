@@ -1,0 +1,58 @@
+# The ZeroMQ bridge (bridge/, issue 14): its own library and command,
+# linked with libzmq; the core library does not depend on it.
+#   make bridge        $(BUILD)/libshmkit-bridge.a and $(BUILD)/shmkit-bridge
+#   make bridge-test   its tests (bridge/tests, Criterion), then the residue
+#                      check of scripts/run-tests.sh
+# Without libzmq (ZMQ_LIBS empty: pkg-config knows no libzmq) nothing is
+# built but a test binary whose tests say they were skipped; `make tests`
+# builds it too, so `make test` runs it (as $(BUILD)/tests/test_bridge).
+BRIDGE_LIB := $(BUILD)/libshmkit-bridge.a
+BRIDGE_CMD := $(BUILD)/shmkit-bridge
+BRIDGE_TEST := $(BUILD)/tests/test_bridge
+BRIDGE_LIB_SRC := bridge/bridge.c bridge/frame.c
+BRIDGE_OBJ := $(BRIDGE_LIB_SRC:bridge/%.c=$(BUILD)/obj/bridge_%.o)
+BRIDGE_HDR := bridge/shmkit-bridge.h include/shmkit.h
+BRIDGE_ZMQ := $(if $(ZMQ_LIBS),-DSK_HAVE_ZMQ)
+
+.PHONY: bridge bridge-test
+tests: $(BRIDGE_TEST)
+
+ifneq ($(ZMQ_LIBS),)
+bridge: $(BRIDGE_LIB) $(BRIDGE_CMD)
+
+$(BUILD)/obj/bridge_%.o: bridge/%.c $(BRIDGE_HDR) | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) -Ibridge $(CFLAGS) -c $< -o $@
+
+$(BRIDGE_LIB): $(BRIDGE_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BRIDGE_CMD): $(BUILD)/obj/bridge_main.o $(BRIDGE_LIB) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $< $(BRIDGE_LIB) $(STATIC) $(ZMQ_LIBS) $(LDLIBS)
+
+# The test runs the command as two bridge processes, and one bridge in
+# its own process against forged frames.
+$(BRIDGE_TEST): $(BRIDGE_CMD)
+BRIDGE_TEST_LIBS := $(BRIDGE_LIB) $(ZMQ_LIBS)
+else
+bridge:
+	@echo "bridge: libzmq not found (pkg-config libzmq): skipped"
+endif
+
+$(BRIDGE_TEST): bridge/tests/test_bridge.c $(BRIDGE_HDR) $(TESTLIB_OBJ) $(STATIC) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) -Ibridge -Itests $(BRIDGE_ZMQ) $(CRITERION_CFLAGS) $(CFLAGS) -o $@ $< \
+		$(TESTLIB_OBJ) $(BRIDGE_TEST_LIBS) $(STATIC) $(LDFLAGS) $(CRITERION_LIBS) $(LDLIBS)
+
+# Only the bridge's binary, with the run id and residue check of
+# scripts/run-tests.sh (a temporary directory holding just its link).
+# Without libzmq the binary just says its test was skipped (run-tests.sh
+# would fail a run in which nothing passed).
+ifneq ($(ZMQ_LIBS),)
+bridge-test: $(BRIDGE_TEST)
+	@d=$$(mktemp -d $(BUILD)/bridge-test.XXXXXX) && mkdir $$d/tests && \
+		ln -s $(abspath $(BRIDGE_TEST)) $$d/tests/test_bridge && \
+		{ sh scripts/run-tests.sh $$d; rc=$$?; rm -rf $$d; exit $$rc; }
+else
+bridge-test: $(BRIDGE_TEST)
+	$(BRIDGE_TEST) --verbose --short-filename 2>&1 | grep -e SKIP -e Synthesis
+endif
