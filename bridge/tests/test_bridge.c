@@ -11,6 +11,13 @@
  *       the test's own PUB socket: bad CRC, other version or magic, its
  *       own origin id, short and lying frames are counted and never
  *       delivered; a sequence jump counts its losses
+ *   small_high_water_marks_lose_nothing  the same with high-water marks
+ *       of 4 (the PUB socket refuses, the bridge holds the frame)
+ *   own_frames_never_come_back  a bridge subscribed to itself drops every
+ *       frame as its own origin
+ *   overwrite_losses_are_counted_on_both_sides  an export subscription
+ *       lapped on an overwrite bus: lost_local at the sender, the same
+ *       number as lost_remote (a sequence jump) at the receiver
  *   api_refusals, wire_format  loop refusal, missing bus; CRC-32C and the
  *       header layout
  * Without libzmq the bridge is not built: one test says it was skipped.
@@ -397,6 +404,80 @@ Test(bridge, forged_frames_are_counted_and_dropped)
 	cr_assert_eq(shmkit_bridge_close(br), 0);
 	zmq_close(f.pub);
 	zmq_ctx_term(f.ctx);
+}
+
+/* Two bridges in this process; bridge 1's export subscription on an
+ * overwrite bus of 8 slots is lapped by 20 messages while the loop does
+ * not run: the 12 it lost are counted by bridge 1 (lost_local) and, as a
+ * sequence jump, by bridge 2 (lost_remote); the 8 left arrive in order. */
+Test(bridge, overwrite_losses_are_counted_on_both_sides)
+{
+	const char *a = sk_test_new_name("posix"), *b = sk_test_new_name("posix");
+	struct shmkit_bus_opts bo = { .capacity = 8, .max_msg = 32 };
+	struct shmkit_bridge_opts o1 = { .id = 1 }, o2 = { .id = 2 };
+	struct shmkit_bridge_stats s1, s2 = { 0 };
+	shmkit_bridge *b1, *b2;
+	shmkit_bus *bus, *bus2;
+	shmkit_sub *sub;
+	char ep[256], m[32];
+
+	cr_assert_eq(shmkit_bus_create(&bus, a, &bo), 0);
+	cr_assert_eq(shmkit_bridge_create(&b1, &o1), 0);
+	cr_assert_eq(shmkit_bridge_create(&b2, &o2), 0);
+	cr_assert_eq(shmkit_bridge_export_bus(b1, a), 0);
+	cr_assert_eq(shmkit_bridge_import_bus(b2, a, b), 0);
+	cr_assert_eq(shmkit_bridge_bind(b1, "tcp://127.0.0.1:*", ep, sizeof(ep)), 0);
+	cr_assert_eq(shmkit_bridge_connect(b2, ep), 0);
+	for (int i = 0; i < 3000 && !s2.delivered; i++) { /* join */
+		cr_assert_eq(shmkit_bus_publish(bus, "probe", 5, 0), 0);
+		cr_assert_geq(shmkit_bridge_run(b1, -1, 0), 0);
+		cr_assert_geq(shmkit_bridge_run(b2, -1, 10000000), 0);
+		cr_assert_eq(shmkit_bridge_stats(b2, &s2), 0);
+	}
+	cr_assert_gt(s2.delivered, 0, "no probe came through");
+	cr_assert_eq(shmkit_bus_open(&bus2, b, NULL), 0);
+	struct shmkit_bus_opts so = { .from = SHMKIT_FROM_NEWEST };
+	cr_assert_eq(shmkit_bus_subscribe(&sub, bus2, &so), 0);
+	/* Every probe is through once a marker sent after them is. */
+	cr_assert_eq(shmkit_bus_publish(bus, "sync", 4, 0), 0);
+	int synced = 0;
+	for (int i = 0; i < 3000 && !synced; i++) {
+		cr_assert_geq(shmkit_bridge_run(b1, -1, 0), 0);
+		cr_assert_geq(shmkit_bridge_run(b2, -1, 1000000), 0);
+		ssize_t r;
+		while (!synced && (r = shmkit_sub_recv(sub, m, sizeof(m), NULL, 0)) > 0)
+			synced = r == 4 && !memcmp(m, "sync", 4);
+	}
+	cr_assert(synced, "the marker never came");
+	cr_assert_eq(shmkit_bridge_stats(b1, &s1), 0);
+	cr_assert_eq(shmkit_bridge_stats(b2, &s2), 0);
+	struct shmkit_bridge_stats base1 = s1, base2 = s2;
+
+	for (int i = 0; i < 20; i++) {
+		int len = snprintf(m, sizeof(m), "%d", i);
+		cr_assert_eq(shmkit_bus_publish(bus, m, (size_t)len, 0), 0);
+	}
+	for (int i = 0; i < 3000 && s2.delivered < base2.delivered + 8; i++) {
+		cr_assert_geq(shmkit_bridge_run(b1, -1, 0), 0);
+		cr_assert_geq(shmkit_bridge_run(b2, -1, 1000000), 0);
+		cr_assert_eq(shmkit_bridge_stats(b2, &s2), 0);
+	}
+	cr_assert_eq(shmkit_bridge_stats(b1, &s1), 0);
+	cr_assert_eq(s1.lost_local - base1.lost_local, 12);
+	cr_assert_eq(s1.sent - base1.sent, 8);
+	cr_assert_eq(s2.lost_remote - base2.lost_remote, 12);
+	cr_assert_eq(s2.delivered - base2.delivered, 8);
+	for (int i = 12; i < 20; i++) {
+		ssize_t r = shmkit_sub_recv(sub, m, sizeof(m) - 1, NULL, 0);
+		cr_assert_gt(r, 0);
+		m[r] = '\0';
+		cr_assert_eq(atoi(m), i);
+	}
+	shmkit_bus_unsubscribe(sub);
+	shmkit_bus_close(bus2);
+	cr_assert_eq(shmkit_bridge_close(b2), 0);
+	cr_assert_eq(shmkit_bridge_close(b1), 0);
+	shmkit_bus_close(bus);
 }
 
 /* ---- API and wire format ---- */
