@@ -11,6 +11,8 @@
 #   make models          SPIN models of the protocols (mk/models.mk, models/)
 #   make fuzz FUZZ_TIME= libFuzzer targets (mk/fuzz.mk, fuzz/)
 #   make python          the CPython module (mk/python.mk); make python-test its pytest suite
+#   make bridge          the ZeroMQ bridge (mk/bridge.mk, bridge/): libshmkit-bridge.a,
+#                        shmkit-bridge; make bridge-test its tests (also in make test)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make SAN=address,undefined test    (SAN=thread: Criterion cannot run under
 #                        TSan; runs tests/stress_tsan instead)
