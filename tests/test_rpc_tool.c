@@ -97,8 +97,9 @@ Test(rpc_tool, a_hanging_command_is_killed_and_the_server_goes_on)
 	cr_expect_eq(SK("call", n, "--timeout", "20000", "again"), 0, "%s", out);
 	cr_expect_str_eq(out, "ok again\n\n");
 	cr_expect_eq(sk_test_reap(s), 0);
-	cr_assert_eq(SK("info", n), 0);
-	cr_expect(strstr(out, "1 by callers"), "%s", out);
+	/* (Whether the 100 ms call was given up by its caller or answered
+	 * 137 by the server that killed its command at that same deadline is
+	 * a race: either way the call failed, as checked above.) */
 }
 
 Test(rpc_tool, usage_and_failures)
