@@ -204,13 +204,18 @@ static bool thread_asleep_on(const uint32_t *word)
 /* Before a waker runs: for the thread kind, let the helper reach its
  * futex wait so the wake path (not only the value check) is exercised.
  * Returns how many waiters the waker's FUTEX_WAKE must find (at least):
- * 1 for io_uring (the wait is queued when arm returns), 1 for a helper
- * seen asleep, else 0. */
+ * 1 for io_uring (the wait is queued when arm returns).  The helper
+ * thread waits in slices (WFD_SLICE_NS) and, between two, is briefly out
+ * of the futex: a wake landing there finds nobody, and the helper then
+ * sees the changed word itself.  So for the thread kind nothing is
+ * required of the count (CI once caught that instant under load); the
+ * readiness that follows is what every test asserts. */
 static int sleepers_expected(const uint32_t *word)
 {
 	if (want_kind == SK_WAITFD_URING)
 		return 1;
-	return thread_asleep_on(word) ? 1 : 0;
+	(void)thread_asleep_on(word);
+	return 0;
 }
 
 /* ---- wakers (forked children; exit status 10 + number woken) ------------ */
