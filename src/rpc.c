@@ -86,6 +86,7 @@
 #define RPC_DEF_MSG 1024u
 #define RPC_MAX_MSG (1u << 26)
 #define RPC_SLICE_NS 50000000LL /* a waiting caller looks at its call's server this often */
+#define RPC_QUICK_POLLS 64      /* polls of a waiting caller before it reads a clock */
 #define RPC_OPEN_FLAGS (SHMKIT_EXCL | SHMKIT_POPULATE | SHMKIT_MLOCK | SHMKIT_HUGE | \
                         SHMKIT_NOSEAL | SHMKIT_PERSIST)
 
@@ -164,7 +165,8 @@ struct shmkit_rpc {
 	int ci;                  /* entry index, -1 until the first call */
 	uint64_t busy;           /* slots with a call of this handle */
 	int loan;                /* slot of the open request loan, -1 */
-	int64_t queued_at[RPC_MAX_DEPTH]; /* monotonic: when last queued */
+	int64_t queued_at[RPC_MAX_DEPTH]; /* monotonic: first slice that found
+	                                     the call queued (0: none yet) */
 	/* pollable fd */
 	struct sk_waitfd *wfd;
 	int fd_side;
@@ -606,7 +608,7 @@ static int slot_take(shmkit_rpc *r)
 static int push_token(shmkit_rpc *r, unsigned k, uint64_t gen, int64_t timeout_ns)
 {
 	uint64_t tok = token_make((unsigned)r->ci, k, gen);
-	r->queued_at[k] = sk_now_ns();
+	r->queued_at[k] = 0; /* stamped by the first slice that looks (no clock here) */
 	return shmkit_chan_send(r->q, &tok, sizeof(tok), timeout_ns);
 }
 
@@ -810,7 +812,10 @@ static int call_look(shmkit_rpc *r, unsigned k, bool slice_over, uint64_t *genp)
 	if (W_ST(w) == ST_QUEUED) {
 		/* Its token may have died with a server: queue another (a
 		 * duplicate is dropped by whoever finds the call claimed). */
-		if (sk_now_ns() - r->queued_at[k] >= RPC_SLICE_NS && !push_token(r, k, gen, 0))
+		int64_t now = sk_now_ns();
+		if (!r->queued_at[k])
+			r->queued_at[k] = now;
+		else if (now - r->queued_at[k] >= RPC_SLICE_NS && !push_token(r, k, gen, 0))
 			sk_fetch_add(&r->ctl->requeued, 1, __ATOMIC_RELAXED); /* a statistic */
 		return 0;
 	}
@@ -880,8 +885,17 @@ ssize_t shmkit_rpc_wait(shmkit_rpc *r, uint64_t *id, const void **resp, int64_t 
 		a.want = r->busy;
 	}
 	struct rpc_ent *e = ent_at(r, (unsigned)r->ci);
-	int64_t deadline = sk_deadline(timeout_ns);
-	for (;;) {
+	err = 0;
+	/* Quick polls before any clock is read, as the channel does: an
+	 * answer from a running server comes within them (unless this
+	 * thread learned that spinning does not pay: wait.h). */
+	if (r->wait != SHMKIT_WAIT_BLOCK && timeout_ns != 0 &&
+	    (r->wait == SHMKIT_WAIT_SPIN || !sk_spin.learned || sk_spin.budget_ns)) {
+		for (unsigned i = 0; i < RPC_QUICK_POLLS && !(err = wait_ready(&a)); i++)
+			sk_cpu_relax();
+	}
+	int64_t deadline = err ? 0 : sk_deadline(timeout_ns);
+	for (; !err;) {
 		int64_t now = sk_now_ns();
 		int64_t until = deadline - now > RPC_SLICE_NS ? now + RPC_SLICE_NS : deadline;
 		a.slice_over = false;
@@ -960,7 +974,6 @@ ssize_t shmkit_rpc_call(shmkit_rpc *r, const void *req, size_t len, void *resp, 
 {
 	uint64_t id;
 	const void *p;
-	int64_t deadline = sk_deadline(timeout_ns);
 	int err = shmkit_rpc_send(r, req, len, 0, timeout_ns, &id);
 
 	if (err)
@@ -969,8 +982,10 @@ ssize_t shmkit_rpc_call(shmkit_rpc *r, const void *req, size_t len, void *resp, 
 		shmkit_rpc_cancel(r, id);
 		return sk_fail(-EINVAL, "resp is NULL");
 	}
-	int64_t left = deadline == INT64_MAX ? -1 : deadline - sk_now_ns();
-	ssize_t n = shmkit_rpc_wait(r, &id, &p, deadline == INT64_MAX ? -1 : left < 0 ? 0 : left);
+	/* The call's deadline (in its slot, from send) ends the wait at the
+	 * right instant; the wait's own bound may run over it by the time
+	 * send took, which no clock read is spent on. */
+	ssize_t n = shmkit_rpc_wait(r, &id, &p, timeout_ns);
 	if (n == -ETIMEDOUT || n == -EAGAIN) {
 		shmkit_rpc_cancel(r, id);
 		return n == -EAGAIN ? sk_fail(-ETIMEDOUT, "no response within the timeout") : n;
@@ -1044,12 +1059,19 @@ int shmkit_rpc_recv(shmkit_rpc *r, struct shmkit_rpc_req *req, int64_t timeout_n
 	if ((err = server_join(r)))
 		return err;
 	sid = r->sid;
-	int64_t deadline = sk_deadline(timeout_ns);
+	/* The first receive takes the caller's timeout as it is; a deadline
+	 * (a clock read) is set only if a stale or forged entry makes us go
+	 * round, so a request waited for costs no clock here, and the whole
+	 * call is bounded by twice the timeout at worst. */
+	int64_t deadline = INT64_MIN;
 	for (;;) {
 		uint64_t tok = 0;
-		int64_t left = deadline == INT64_MAX ? -1 : deadline - sk_now_ns();
-		ssize_t n = shmkit_chan_recv(r->q, &tok, sizeof(tok),
-		                             deadline == INT64_MAX ? -1 : left < 0 ? 0 : left);
+		int64_t t = timeout_ns;
+		if (deadline != INT64_MIN) {
+			int64_t left = deadline - sk_now_ns();
+			t = deadline == INT64_MAX ? -1 : left < 0 ? 0 : left;
+		}
+		ssize_t n = shmkit_chan_recv(r->q, &tok, sizeof(tok), t);
 		if (n == -EMSGSIZE) /* a forged entry longer than a token */
 			n = 0;
 		else if (n < 0)
@@ -1066,6 +1088,8 @@ int shmkit_rpc_recv(shmkit_rpc *r, struct shmkit_rpc_req *req, int64_t timeout_n
 		if (!s || !sk_cas(&s->state, &w, W_MAKE(gen, sid, ST_TAKEN), __ATOMIC_ACQUIRE,
 		                  __ATOMIC_RELAXED)) {
 			sk_fetch_add(&r->ctl->dropped, 1, __ATOMIC_RELAXED); /* a statistic */
+			if (deadline == INT64_MIN) /* going round: from now */
+				deadline = sk_deadline(timeout_ns);
 			continue; /* stale (answered, cancelled, requeued) or forged */
 		}
 		SK_CRASH_POINT("rpc.taken");
@@ -1074,6 +1098,8 @@ int shmkit_rpc_recv(shmkit_rpc *r, struct shmkit_rpc_req *req, int64_t timeout_n
 		uint32_t len = sk_load_relaxed(&s->req_len);
 		if (len > r->g.max_req) {
 			finish(r, s, ci, gen, sid, 0, -EBADMSG);
+			if (deadline == INT64_MIN)
+				deadline = sk_deadline(timeout_ns);
 			continue;
 		}
 		req->id = tok;
