@@ -183,7 +183,14 @@ bench: check-deps
 	$(MAKE) --no-print-directory all bench-bin
 	sh scripts/bench.sh $(BUILD)
 
-install: lib tool bench-bin
+# The Python package goes where Debian's python3 looks for local packages
+# (/usr/local/lib/python3.X/dist-packages for PREFIX=/usr/local).
+PYVER = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PYDIR ?= $(PREFIX)/lib/python$(PYVER)/dist-packages
+
+install: lib tool bench-bin python
+	install -d $(DESTDIR)$(PYDIR)/shmkit
+	cp -R $(PY_OUT)/shmkit/. $(DESTDIR)$(PYDIR)/shmkit/
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR) \
 		$(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
 	install -m 644 include/shmkit.h $(DESTDIR)$(INCDIR)/
