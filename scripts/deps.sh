@@ -3,7 +3,7 @@
 #   scripts/deps.sh          install what is missing (needs root or sudo)
 #   scripts/deps.sh --check  exit 1 if something is missing, install nothing
 set -e
-PKGS="build-essential pkg-config libcriterion-dev g++ util-linux python3 procps clang libclang-rt-14-dev spin libzmq3-dev python3-dev python3-setuptools python3-pytest python3-numpy"
+PKGS="build-essential pkg-config libcriterion-dev g++ util-linux python3 procps clang libclang-rt-14-dev spin libzmq3-dev python3-dev python3-setuptools python3-pytest python3-numpy python3-mypy"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
