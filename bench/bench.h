@@ -221,6 +221,9 @@ void bench_unique_name(char *buf, size_t cap, const char *tag);
  * creating it, pop (run = false) once teardown removed it normally.  The
  * function runs inside a signal handler: keep it to unlink-like calls. */
 int bench_cleanup_push(void (*fn)(void *arg), void *arg);
+/* A cleanup for a POSIX segment named by a bench_unique_name() string
+ * (shm_unlink of "/" + name). */
+void bench_unlink_shm(void *name);
 void bench_cleanup_pop(bool run);
 
 /* Consume a value so the compiler cannot drop the work that made it. */

@@ -79,15 +79,6 @@ static int recv_msg(shmkit_chan *ch, void *buf, size_t len, uint64_t seq)
 
 /* ---- set-up and teardown -------------------------------------------------- */
 
-static void unlink_name(void *arg)
-{
-	char path[96];
-	path[0] = '/';
-	strncpy(path + 1, arg, sizeof(path) - 2);
-	path[sizeof(path) - 1] = '\0';
-	shm_unlink(path); /* async-signal-safe enough: one system call */
-}
-
 static void chan_teardown(void *arg)
 {
 	struct chan_pp *c = arg;
@@ -117,7 +108,7 @@ static int chan_setup(void *arg)
 	for (int i = 0; i < c->nchan && !r; i++) {
 		bench_unique_name(c->names[i], sizeof(c->names[i]), "chan");
 		if (!(r = shmkit_chan_create(&c->ch[i], c->names[i], &o)) &&
-		    (r = bench_cleanup_push(unlink_name, c->names[i]))) {
+		    (r = bench_cleanup_push(bench_unlink_shm, c->names[i]))) {
 			shmkit_chan_close(c->ch[i]);
 			shmkit_seg_remove(c->names[i]);
 			c->ch[i] = NULL;

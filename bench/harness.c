@@ -473,6 +473,15 @@ void bench_load_stop(void)
 	load_n = 0;
 }
 
+void bench_unlink_shm(void *name)
+{
+	char path[96];
+	path[0] = '/';
+	strncpy(path + 1, name, sizeof(path) - 2);
+	path[sizeof(path) - 1] = '\0';
+	shm_unlink(path); /* async-signal-safe enough: one system call */
+}
+
 void bench_unique_name(char *buf, size_t cap, const char *tag)
 {
 	snprintf(buf, cap, "shmkit-bench-%d-%s-%u", (int)getpid(), tag, h.name_seq++);

@@ -38,15 +38,6 @@ struct rpc_pp {
 	uint64_t seq;
 };
 
-static void unlink_name(void *arg)
-{
-	char path[96];
-	path[0] = '/';
-	strncpy(path + 1, arg, sizeof(path) - 2);
-	path[sizeof(path) - 1] = '\0';
-	shm_unlink(path); /* async-signal-safe enough: one system call */
-}
-
 static int rpc_setup(void *arg)
 {
 	struct rpc_pp *c = arg;
@@ -58,7 +49,7 @@ static int rpc_setup(void *arg)
 	bench_unique_name(c->name, sizeof(c->name), "rpc");
 	if ((r = shmkit_rpc_create(&c->r, c->name, &o)))
 		return r;
-	if ((r = bench_cleanup_push(unlink_name, c->name))) {
+	if ((r = bench_cleanup_push(bench_unlink_shm, c->name))) {
 		shmkit_rpc_close(c->r);
 		shmkit_seg_remove(c->name);
 	}

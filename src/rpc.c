@@ -741,6 +741,15 @@ static int call_of(shmkit_rpc *r, uint64_t id, unsigned *k, uint64_t *gen)
 	return 0;
 }
 
+/* call_of, and the call's slot. */
+static int call_slot(shmkit_rpc *r, uint64_t id, unsigned *k, uint64_t *gen, struct rpc_slot **s)
+{
+	int err = call_of(r, id, k, gen);
+	if (!err)
+		*s = slot_at(r, (unsigned)r->ci, *k);
+	return err;
+}
+
 static void call_done(shmkit_rpc *r, unsigned k)
 {
 	r->busy &= ~(UINT64_C(1) << k);
@@ -936,11 +945,11 @@ int shmkit_rpc_status(shmkit_rpc *r, uint64_t id)
 {
 	unsigned k;
 	uint64_t gen;
+	struct rpc_slot *s;
 	int err;
 
-	if ((err = call_of(r, id, &k, &gen)))
+	if ((err = call_slot(r, id, &k, &gen, &s)))
 		return err;
-	struct rpc_slot *s = slot_at(r, (unsigned)r->ci, k);
 	/* Acquire: as W1 (the status is written before DONE). */
 	uint64_t w = sk_load_acquire(&s->state);
 	if (W_ST(w) != ST_DONE || W_GEN(w) != gen)
@@ -953,11 +962,11 @@ int shmkit_rpc_release(shmkit_rpc *r, uint64_t id)
 {
 	unsigned k;
 	uint64_t gen;
+	struct rpc_slot *s;
 	int err;
 
-	if ((err = call_of(r, id, &k, &gen)))
+	if ((err = call_slot(r, id, &k, &gen, &s)))
 		return err;
-	struct rpc_slot *s = slot_at(r, (unsigned)r->ci, k);
 	uint64_t w = W_MAKE(gen, 0, ST_DONE) | (sk_load_relaxed(&s->state) & (SK_PEER_ID_MAX << 4));
 	/* Release: our reads of the response are done before the slot is
 	 * reused; a CAS from DONE: release of a call not answered is wrong. */
