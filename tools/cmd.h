@@ -89,6 +89,10 @@ int info_rpc(const char *name, bool json);
 int cmd_journal(int argc, char **argv);
 int info_journal(const char *path, bool json);
 
+/* Live view and checks: tools/cmd_top.c, tools/cmd_doctor.c */
+int cmd_top(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
+
 /* Benchmarks and demonstration: tools/cmd_bench.c */
 int cmd_bench(int argc, char **argv);
 int cmd_demo(int argc, char **argv);

@@ -45,6 +45,8 @@ static const struct subcommand subcommands[] = {
 	{ "call", cmd_call, "call an rpc service with arguments or stdin lines" },
 	{ "serve", cmd_serve, "answer an rpc service's calls (--echo, or -- COMMAND)" },
 	{ "journal", cmd_journal, "append, tail, dump, verify, repair a journal" },
+	{ "top", cmd_top, "a live view of every shmkit object (--once, --json)" },
+	{ "doctor", cmd_doctor, "check this machine and container for shmkit" },
 	{ "bench", cmd_bench, "measured comparisons against pipes, sockets, limits" },
 	{ "demo", cmd_demo, "a two-process demonstration" },
 };
