@@ -76,12 +76,15 @@ static PyObject *bus_close(PyObject *self, PyObject *unused)
 
 	if (BUS(self)->h.closed)
 		Py_RETURN_NONE;
-	if (sk_views_close(&BUS(self)->h) < 0 || sk_py_enter(&BUS(self)->h) < 0)
+	/* The views die only once the C close succeeded: a close refused
+	 * (-EBUSY: subscriptions open) leaves a loan open, and usable. */
+	if (sk_views_check(&BUS(self)->h) < 0 || sk_py_enter(&BUS(self)->h) < 0)
 		return NULL;
 	rc = shmkit_bus_close(BUS(self)->bus);
 	sk_py_leave(&BUS(self)->h);
 	if (rc < 0)
 		return sk_py_error(rc, NULL);  /* -EBUSY: subscriptions open */
+	sk_views_close(&BUS(self)->h);     /* nothing exported: kills them */
 	BUS(self)->bus = NULL;
 	BUS(self)->h.closed = 1;
 	Py_RETURN_NONE;

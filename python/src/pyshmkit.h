@@ -120,6 +120,8 @@ int sk_view_commit_len(SkView *v, PyObject *args, PyObject *kw, Py_ssize_t *len)
 int sk_view_check_free(SkView *v, const char *what);
 /* The view is given back: no memory, no longer the owner's. */
 void sk_view_kill(SkView *v);
+/* BufferError (-1) if one of h's views is exported, else 0. */
+int sk_views_check(SkHandle *h);
 /* Before an owner closes: BufferError if one of its views is exported,
  * else they are all killed (the C close gives their memory back). */
 int sk_views_close(SkHandle *h);

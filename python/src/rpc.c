@@ -160,7 +160,22 @@ static int response_end(SkView *v)
 
 static const struct sk_view_ops response_ops = {.end = response_end};
 
-/* Wait for call id (0: any) up to timeout; its response in place. */
+/* The live view of h that ops lent for call id (of parent, when not
+ * NULL), or NULL. */
+static SkView *view_of(SkHandle *h, const struct sk_view_ops *ops, uint64_t id,
+                       PyObject *parent)
+{
+	for (Py_ssize_t i = 0; i < h->nviews; i++)
+		if (h->views[i]->ops == ops && h->views[i]->id == id &&
+		    (!parent || h->views[i]->parent == parent))
+			return h->views[i];
+	return NULL;
+}
+
+/* Wait for call id (0: any) up to timeout; its response in place.  A
+ * response answered but not yet released is found again by the C wait:
+ * its Message is returned again (one view per call, so that releasing
+ * it leaves no second view over the freed slot). */
 static SkView *client_wait_id(PyObject *self, uint64_t id, PyObject *timeout)
 {
 	struct rpc_op o = {.r = RPC(self)->r, .id = id};
@@ -169,6 +184,8 @@ static SkView *client_wait_id(PyObject *self, uint64_t id, PyObject *timeout)
 
 	if (n < 0)
 		return NULL;
+	if ((v = view_of(&RPC(self)->h, &response_ops, o.id, NULL)))
+		return (SkView *)Py_NewRef(v);
 	v = sk_view_new(&SkMessage_Type, &RPC(self)->h, &response_ops, (void *)o.in,
 	                (Py_ssize_t)n);
 	if (!v) {
@@ -458,9 +475,22 @@ SK_HANDLE_TYPE(SkRpcServer_Type, "shmkit.RpcServer",
 
 /* ---- Request ---- */
 
-/* After an answer (or a caller gone: -ECANCELED) the request is over. */
+static const struct sk_view_ops respond_loan_ops;
+
+/* The live response loan of a request, or NULL. */
+static SkView *response_loan(SkView *req)
+{
+	return view_of(req->owner, &respond_loan_ops, req->id, (PyObject *)req);
+}
+
+/* After an answer (or a caller gone: -ECANCELED) the request is over,
+ * and so is its response loan (its memory is the caller's now). */
 static PyObject *answered(SkView *req, int rc)
 {
+	SkView *loan;
+
+	if ((rc == 0 || rc == -ECANCELED) && (loan = response_loan(req)))
+		sk_view_kill(loan);
 	if (rc == 0 || rc == -ECANCELED)
 		sk_view_kill(req);
 	if (rc < 0)
@@ -485,6 +515,8 @@ static PyObject *request_respond(PyObject *self, PyObject *args, PyObject *kw)
 	v->exports -= data == self;
 	rc = sk_view_check_free(v, "respond");
 	v->exports += data == self;
+	if (rc == 0 && response_loan(v))
+		rc = sk_view_check_free(response_loan(v), "respond (the response loan)");
 	if (rc < 0 || sk_py_enter(v->owner) < 0) {
 		PyBuffer_Release(&b);
 		return NULL;
@@ -542,16 +574,23 @@ static PyObject *request_call(PyObject *self, int (*fn)(void *), struct req_call
 static PyObject *request_loan(PyObject *self, PyObject *unused)
 {
 	struct req_call c = {0};
-	PyObject *rc = request_call(self, call_respond_loan, &c);
+	PyObject *rc;
 	SkView *loan;
 
-	if (!rc)
+	if (((SkView *)self)->live && response_loan((SkView *)self)) {
+		PyErr_SetString(PyExc_ValueError, "this request's response loan is already out "
+		                "(commit it, or drop it first)");
+		return NULL;
+	}
+	if (!(rc = request_call(self, call_respond_loan, &c)))
 		return NULL;
 	Py_DECREF(rc);
 	loan = sk_view_new(&SkLoan_Type, c.v->owner, &respond_loan_ops, c.buf,
 	                   RPC(c.v->owner)->max_response);
-	if (loan)
+	if (loan) {
 		loan->parent = Py_NewRef(self);
+		loan->id = c.v->id;
+	}
 	return (PyObject *)loan;
 }
 

@@ -96,7 +96,7 @@ void sk_view_kill(SkView *v)
 	v->len = 0;
 }
 
-int sk_views_close(SkHandle *h)
+int sk_views_check(SkHandle *h)
 {
 	for (Py_ssize_t i = 0; i < h->nviews; i++)
 		if (h->views[i]->exports > 0) {
@@ -105,6 +105,13 @@ int sk_views_close(SkHandle *h)
 			             "(release memoryviews and arrays first)", Py_TYPE(h)->tp_name);
 			return -1;
 		}
+	return 0;
+}
+
+int sk_views_close(SkHandle *h)
+{
+	if (sk_views_check(h) < 0)
+		return -1;
 	while (h->nviews > 0)
 		sk_view_kill(h->views[h->nviews - 1]);
 	return 0;
