@@ -9,8 +9,10 @@ session nothing carrying this session's prefix may be left in /dev/shm or
 import itertools
 import os
 import re
+import select
 import shutil
 import tempfile
+import time
 
 import pytest
 
@@ -88,3 +90,26 @@ def finish(proc):
     out, err = proc.communicate(timeout=WAIT)
     assert proc.returncode == 0, err.decode()
     return out
+
+
+def lines(proc, n):
+    """The first n lines proc prints (each wait bounded by WAIT)."""
+    buf = b""
+    while buf.count(b"\n") < n:
+        if not select.select([proc.stdout], [], [], WAIT)[0]:
+            raise AssertionError("no output; so far: %r" % buf)
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        if not chunk:
+            raise AssertionError("ended early: %r" % buf)
+        buf += chunk
+    return buf.decode().splitlines()[:n]
+
+
+def until(cond):
+    """Poll cond (a join another process makes) boundedly; no timing is
+    asserted, only that it happens."""
+    for _ in range(int(WAIT / 0.001)):
+        if cond():
+            return
+        time.sleep(0.001)
+    raise AssertionError("never happened")
