@@ -183,16 +183,31 @@ bench: check-deps
 	$(MAKE) --no-print-directory all bench-bin
 	sh scripts/bench.sh $(BUILD)
 
+# make install: header, static and shared libraries, shmkit.pc, the tool
+# and the benchmark program, man pages, the contrib files (bash completion,
+# systemd units for `shmkit gc`, a tmpfiles.d entry: contrib/README.md) and
+# the Python package.  INSTALL_PYTHON=0 leaves the Python package out (the
+# Debian packages do).  make uninstall removes exactly what install put
+# there (same PREFIX, DESTDIR and directories), nothing else.
 # The Python package goes where Debian's python3 looks for local packages
 # (/usr/local/lib/python3.X/dist-packages for PREFIX=/usr/local).
 PYVER = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 PYDIR ?= $(PREFIX)/lib/python$(PYVER)/dist-packages
+INSTALL_PYTHON ?= 1
+# bash-completion's own directory for this prefix when its pkg-config file
+# is there; systemd and systemd-tmpfiles read PREFIX/lib too (/usr/local).
+BASHCOMPDIR ?= $(or $(shell pkg-config --define-variable=prefix=$(PREFIX) \
+	--variable=completionsdir bash-completion 2>/dev/null),$(PREFIX)/share/bash-completion/completions)
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+MAN1 := $(notdir $(wildcard man/*.1))
+MAN3 := $(notdir $(wildcard man/*.3))
 
-install: lib tool bench-bin python
-	install -d $(DESTDIR)$(PYDIR)/shmkit
-	cp -R $(PY_OUT)/shmkit/. $(DESTDIR)$(PYDIR)/shmkit/
+.PHONY: uninstall install-python
+install: lib tool bench-bin $(if $(filter 1,$(INSTALL_PYTHON)),install-python)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR) \
-		$(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+		$(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(TMPFILESDIR)
 	install -m 644 include/shmkit.h $(DESTDIR)$(INCDIR)/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
@@ -205,6 +220,25 @@ install: lib tool bench-bin python
 		shmkit.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/shmkit.pc
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 contrib/bash-completion/shmkit $(DESTDIR)$(BASHCOMPDIR)/shmkit
+	sed -e 's|@BINDIR@|$(BINDIR)|' contrib/systemd/shmkit-gc.service.in \
+		> $(DESTDIR)$(SYSTEMDUNITDIR)/shmkit-gc.service
+	install -m 644 contrib/systemd/shmkit-gc.timer $(DESTDIR)$(SYSTEMDUNITDIR)/
+	install -m 644 contrib/tmpfiles.d/shmkit.conf $(DESTDIR)$(TMPFILESDIR)/shmkit.conf
+
+install-python: python
+	install -d $(DESTDIR)$(PYDIR)/shmkit
+	cp -R $(PY_OUT)/shmkit/. $(DESTDIR)$(PYDIR)/shmkit/
+
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR)/shmkit.h $(DESTDIR)$(LIBDIR)/libshmkit.a \
+		$(DESTDIR)$(LIBDIR)/libshmkit.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+		$(DESTDIR)$(LIBDIR)/libshmkit.so $(DESTDIR)$(LIBDIR)/pkgconfig/shmkit.pc \
+		$(DESTDIR)$(BINDIR)/shmkit $(DESTDIR)$(BINDIR)/shmkit-bench \
+		$(MAN1:%=$(DESTDIR)$(MANDIR)/man1/%) $(MAN3:%=$(DESTDIR)$(MANDIR)/man3/%) \
+		$(DESTDIR)$(BASHCOMPDIR)/shmkit $(DESTDIR)$(SYSTEMDUNITDIR)/shmkit-gc.service \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/shmkit-gc.timer $(DESTDIR)$(TMPFILESDIR)/shmkit.conf
+	rm -rf $(DESTDIR)$(PYDIR)/shmkit
 
 clean:
 	rm -rf build

@@ -3,6 +3,8 @@
  * segment, write into it, open it again by name (as another process
  * would), read it back, remove it.
  *
+ * Usage: hello_posix [NAME]   (default posix:/hello-shmkit-PID)
+ *
  *   cc hello_posix.c $(pkg-config --cflags --libs shmkit) -o hello_posix
  */
 #include <stdio.h>
@@ -11,7 +13,7 @@
 
 #include <shmkit.h>
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct shmkit_seg_opts opts = { .size = 4096, .mode = 0600 };
 	shmkit_seg *w, *r;
@@ -19,6 +21,8 @@ int main(void)
 	int err;
 
 	snprintf(name, sizeof(name), "posix:/hello-shmkit-%d", (int)getpid());
+	if (argc > 1)
+		snprintf(name, sizeof(name), "%s", argv[1]);
 	if ((err = shmkit_seg_create(&w, name, &opts))) {
 		fprintf(stderr, "create %s: %s\n", name, shmkit_strerror(err));
 		return 1;
@@ -34,9 +38,10 @@ int main(void)
 	}
 	printf("%s holds %zu bytes: \"%s\"\n", name, shmkit_seg_size(r),
 	       (const char *)shmkit_seg_data(r));
+	int rc = strcmp(shmkit_seg_data(r), "hello, shared memory") ? 1 : 0;
 
 	shmkit_seg_close(r);
 	shmkit_seg_close(w);
 	shmkit_seg_remove(name);
-	return 0;
+	return rc;
 }
