@@ -8,6 +8,7 @@ import pytest
 import shmkit
 import shmkit.aio as aio
 from conftest import WAIT, finish, spawn
+from test_bus import PUBLISHER
 from test_channel import PRODUCER
 from test_journal import WRITER
 
@@ -118,3 +119,68 @@ def test_journal_records(tmpdir_sk):
             return got
         assert asyncio.run(main()) == list(range(n))
     shmkit.journal_remove(path)
+
+
+def test_several_services_one_loop(tmpdir_sk):
+    """One loop serves a channel, a subscription, both sides of an rpc
+    service and a journal reader at once, fed by three other processes and
+    by its own tasks; nothing blocks the loop (a ticker task keeps running
+    while every service waits)."""
+    from conftest import unique
+    n = 60
+    names = [unique("aio") for _ in range(3)]
+    path = os.path.join(tmpdir_sk, "j")
+    shmkit.Journal.open(path, create=True).close()
+    try:
+        with shmkit.Channel.create(names[0], capacity=4, max_msg=32) as rx, \
+                shmkit.Bus.create(names[1], capacity=4, max_msg=32,
+                                  delivery=shmkit.BACKPRESSURE) as bus, bus.subscribe() as sub, \
+                shmkit.RpcServer.create(names[2], max_request=32, max_response=32) as srv, \
+                shmkit.RpcClient.open(names[2]) as cli, \
+                shmkit.JournalReader.open(path) as jr:
+            async def take(agen):
+                got = []
+                async for x in agen:
+                    got.append(x)
+                    if len(got) == n:
+                        return got
+                raise AssertionError("ended after %d" % len(got))
+
+            async def serve():
+                async for req in aio.requests(srv, timeout=WAIT):
+                    data = bytes(req)
+                    req.respond(b"<" + data + b">")
+                    if int(data) == n - 1:
+                        return
+
+            async def client():
+                return [await aio.call(cli, b"%d" % i, timeout=WAIT) for i in range(n)]
+
+            async def main():
+                ticks = 0
+                stop = asyncio.Event()
+
+                async def ticker():
+                    nonlocal ticks
+                    while not stop.is_set():
+                        ticks += 1
+                        await asyncio.sleep(0)
+                t = asyncio.create_task(ticker())
+                procs = [spawn(PRODUCER, names[0], n), spawn(PUBLISHER, names[1], n),
+                         spawn(WRITER, path, n)]
+                chan, subm, _, calls, recs = await asyncio.gather(
+                    take(aio.messages(rx, timeout=WAIT)),
+                    take(aio.messages(sub, timeout=WAIT)),
+                    serve(), client(), take(aio.records(jr, timeout=WAIT)))
+                stop.set()
+                await t
+                for p in procs:
+                    finish(p)
+                return chan, subm, calls, [r.data for r in recs], ticks
+            chan, subm, calls, recs, ticks = asyncio.run(main())
+    finally:
+        shmkit.journal_remove(path)
+    want = [b"%d" % i for i in range(n)]
+    assert chan == want and subm == want and recs == want
+    assert calls == [b"<%d>" % i for i in range(n)] and ticks > 0
+
