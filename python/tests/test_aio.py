@@ -180,6 +180,8 @@ def test_several_services_one_loop(tmpdir_sk):
             chan, subm, calls, recs, ticks = asyncio.run(main())
     finally:
         shmkit.journal_remove(path)
+        for nm in names:
+            shmkit.Segment.remove(nm)
     want = [b"%d" % i for i in range(n)]
     assert chan == want and subm == want and recs == want
     assert calls == [b"<%d>" % i for i in range(n)] and ticks > 0
