@@ -194,10 +194,12 @@ bench: check-deps
 PYVER = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 PYDIR ?= $(PREFIX)/lib/python$(PYVER)/dist-packages
 INSTALL_PYTHON ?= 1
-# bash-completion's own directory for this prefix when its pkg-config file
-# is there; systemd and systemd-tmpfiles read PREFIX/lib too (/usr/local).
-BASHCOMPDIR ?= $(or $(shell pkg-config --define-variable=prefix=$(PREFIX) \
-	--variable=completionsdir bash-completion 2>/dev/null),$(PREFIX)/share/bash-completion/completions)
+# bash-completion's completionsdir (pkg-config) when it is installed under
+# this PREFIX, else PREFIX/share/bash-completion/completions, which it also
+# reads (XDG_DATA_DIRS); systemd and systemd-tmpfiles read PREFIX/lib too.
+BASHCOMP_PREFIX := $(shell pkg-config --variable=prefix bash-completion 2>/dev/null)
+BASHCOMPDIR ?= $(if $(filter $(PREFIX),$(BASHCOMP_PREFIX)),$(shell pkg-config \
+	--variable=completionsdir bash-completion),$(PREFIX)/share/bash-completion/completions)
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 MAN1 := $(notdir $(wildcard man/*.1))

@@ -177,17 +177,24 @@ static const char *completion_file(void)
 	return NULL;
 }
 
+/* bash-completion's own file, loaded first by complete() when set: its
+ * _get_comp_words_by_ref is then what _shmkit reads the line with. */
+static const char *bash_completion;
+
 /* Complete LINE (the cursor at its end) with TOOLDIR first on PATH; the
- * candidates, one per line, in out.  Returns bash's exit code. */
+ * candidates, one per line, in out.  COMP_WORDS is split as bash splits
+ * it (':' a word of its own).  Returns bash's exit code. */
 static int complete_in(const char *tooldir, const char *line)
 {
 	static const char script[] =
-		"PATH=\"$1:$PATH\"; source \"$2\" || exit 3; "
-		"complete -p shmkit >/dev/null || exit 4; "
-		"COMP_LINE=$3; COMP_POINT=${#3}; _shmkit || exit 5; "
+		"PATH=\"$1:$PATH\"; [ -z \"$4\" ] || source \"$4\" || exit 6; "
+		"source \"$2\" || exit 3; complete -p shmkit >/dev/null || exit 4; "
+		"COMP_LINE=$3; COMP_POINT=${#3}; l=${3//:/ : }; read -ra COMP_WORDS <<<\"$l\"; "
+		"[[ $3 == *[[:space:]] ]] && COMP_WORDS+=(\"\"); "
+		"COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _shmkit || exit 5; "
 		"printf '%s\\n' \"${COMPREPLY[@]}\"";
 	return sk_test_run(out, sizeof(out), "/bin/bash", "--norc", "-c", script, "bash", tooldir,
-	                   completion_file(), line, NULL);
+	                   completion_file(), line, bash_completion ? bash_completion : "", NULL);
 }
 
 static int complete(const char *line)
@@ -215,7 +222,7 @@ static int lines(void)
 	return n;
 }
 
-Test(completion, subcommands_from_the_tools_help)
+static void subcommands_from_the_tools_help(void)
 {
 	cr_assert_eq(complete("shmkit "), 0, "%s", out);
 	const char *const want[] = { "ls", "create", "rm", "gc", "chan", "send", "recv", "bus",
@@ -228,7 +235,7 @@ Test(completion, subcommands_from_the_tools_help)
 	cr_expect_str_eq(out, "\n", "nothing for an unknown prefix: %s", out);
 }
 
-Test(completion, options_and_their_values)
+static void options_and_their_values(void)
 {
 	cr_assert_eq(complete("shmkit chan x --"), 0, "%s", out);
 	cr_expect(offered("--capacity") && offered("--max-msg") && offered("--help"), "%s", out);
@@ -241,7 +248,7 @@ Test(completion, options_and_their_values)
 	cr_expect_str_eq(out, "\n", "a number to type: %s", out);
 }
 
-Test(completion, second_level_subcommands)
+static void second_level_subcommands(void)
 {
 	cr_assert_eq(complete("shmkit journal "), 0, "%s", out);
 	cr_expect(offered("append") && offered("tail") && offered("verify") && offered("repair"),
@@ -251,7 +258,7 @@ Test(completion, second_level_subcommands)
 	cr_expect(!offered("--file-size"), "append's option offered for tail: %s", out);
 }
 
-Test(completion, names_of_existing_segments)
+static void names_of_existing_segments(void)
 {
 	const char *n = sk_test_new_name("posix");
 	shmkit_chan *ch;
@@ -267,6 +274,23 @@ Test(completion, names_of_existing_segments)
 	cr_assert_eq(complete(line), 0);
 	cr_expect(offered(n + strlen("posix:")), "%s not offered:\n%s", n, out);
 	shmkit_chan_close(ch);
+}
+
+Test(completion, subcommands) { subcommands_from_the_tools_help(); }
+Test(completion, options) { options_and_their_values(); }
+Test(completion, journal_subcommands) { second_level_subcommands(); }
+Test(completion, segment_names) { names_of_existing_segments(); }
+
+/* The same with bash-completion loaded (where it is installed). */
+Test(completion, with_bash_completion_loaded)
+{
+	bash_completion = "/usr/share/bash-completion/bash_completion";
+	if (access(bash_completion, R_OK))
+		cr_skip_test("bash-completion is not installed");
+	subcommands_from_the_tools_help();
+	options_and_their_values();
+	second_level_subcommands();
+	names_of_existing_segments();
 }
 
 /* A stand-in tool with a subcommand and options the real one lacks: they
