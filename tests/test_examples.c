@@ -125,6 +125,7 @@ Test(examples, an_existing_name_fails_them)
 
 	char base[128], dir[160];
 	snprintf(dir, sizeof(dir), "/tmp/%s", sk_test_base(base, sizeof(base), "exists"));
+	example("journal_follow"); /* asserts it is built before the directory is made */
 	cr_assert_eq(mkdir(dir, 0700), 0);
 	cr_expect_eq(RUN("journal_follow", dir, "10"), 1, "%s", out);
 	cr_expect_eq(rmdir(dir), 0, "the directory was changed");
@@ -302,6 +303,8 @@ Test(completion, follows_the_help_of_the_tool_it_finds)
 	snprintf(tool, sizeof(tool), "%s/shmkit", dir);
 	cr_assert_eq(mkdir(dir, 0700), 0);
 	FILE *f = fopen(tool, "w");
+	if (!f)
+		rmdir(dir);
 	cr_assert(f);
 	fputs("#!/bin/sh\n"
 	      "case \"$1\" in\n"
