@@ -1,0 +1,516 @@
+/*
+ * test_doctor.c - `shmkit doctor`, judged on machines made wrong for real:
+ * each case runs the tool in a child that entered new IPC and mount
+ * namespaces (unshare(2), as `unshare --ipc --mount` does) and mounted a
+ * tmpfs of a chosen size on /dev/shm, wrote a small
+ * /proc/sys/kernel/shmmni (per IPC namespace), filled that namespace
+ * with System V segments, left a temporary segment whose creator died,
+ * or hid /etc/systemd under a tmpfs holding logind.conf files of its
+ * own.  Everything such a child makes dies with its namespaces: nothing is
+ * left on the machine.  The peers' namespaces: a bus subscriber in new
+ * network and time namespaces, and one in a new PID namespace.
+ *
+ * Needs root (unshare, mount); skipped, and counted so, without.  Exit
+ * status and --json are checked together: 1 exactly when a check says
+ * "problem".
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib_test.h"
+#include "shmkit.h"
+
+TestSuite(doctor, .timeout = 60, .fini = sk_test_cleanup);
+
+#define NO_NS 77 /* the child could not make its namespaces */
+
+static const char *tool(void)
+{
+	static char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/../shmkit", sk_test_dir());
+	return path;
+}
+
+/* ---- the machine a child makes --------------------------------------- */
+
+struct machine {
+	bool ns;                 /* new IPC and mount namespaces */
+	const char *shm_size;    /* tmpfs size= on /dev/shm (ns only) */
+	const char *shmmni;      /* written to /proc/sys/kernel/shmmni */
+	int sysv_segments;       /* IPC_PRIVATE segments made in the namespace */
+	const char *leftover;    /* a temporary segment whose creator died */
+	const char *persistent;  /* a persistent one whose creator died */
+	const char *logind[3][2]; /* files under a tmpfs on /etc/systemd:
+	                             {relative path, contents} */
+	uid_t uid;               /* run the tool as this uid (0: stay) */
+};
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return -1;
+	ssize_t n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* A child making a segment and dying with it open: its creator is dead. */
+static void orphan_segment(const char *name, unsigned flags)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct shmkit_seg_opts o = { .size = 4096, .flags = SHMKIT_EXCL | flags };
+		shmkit_seg *seg;
+		_exit(shmkit_seg_create(&seg, name, &o) ? 1 : 0);
+	}
+	int st;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+		_exit(120);
+}
+
+/* In the child: make the machine m describes (exits NO_NS if it cannot). */
+static void make_machine(const struct machine *m)
+{
+	if (!m->ns)
+		return;
+	if (unshare(CLONE_NEWIPC | CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		_exit(NO_NS);
+	char opts[64];
+	snprintf(opts, sizeof(opts), "size=%s,mode=1777", m->shm_size ? m->shm_size : "256M");
+	if (mount("tmpfs", "/dev/shm", "tmpfs", 0, opts))
+		_exit(NO_NS);
+	if (m->shmmni && write_file("/proc/sys/kernel/shmmni", m->shmmni))
+		_exit(121);
+	for (int i = 0; i < m->sysv_segments; i++)
+		if (shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600) < 0)
+			_exit(122);
+	if (m->leftover)
+		orphan_segment(m->leftover, 0);
+	if (m->persistent)
+		orphan_segment(m->persistent, SHMKIT_PERSIST);
+	if (m->logind[0][0]) {
+		if (mount("tmpfs", "/etc/systemd", "tmpfs", 0, "size=1M") ||
+		    mkdir("/etc/systemd/logind.conf.d", 0755))
+			_exit(NO_NS);
+		/* drop-ins elsewhere would join in: hide them too */
+		static const char *const others[] = { "/run/systemd/logind.conf.d",
+		                                      "/usr/local/lib/systemd/logind.conf.d",
+		                                      "/usr/lib/systemd/logind.conf.d",
+		                                      "/run/systemd/logind.conf",
+		                                      "/usr/local/lib/systemd/logind.conf",
+		                                      "/usr/lib/systemd/logind.conf" };
+		for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+			struct stat sb;
+			if (!stat(others[i], &sb) && S_ISDIR(sb.st_mode) &&
+			    mount("tmpfs", others[i], "tmpfs", 0, "size=64k"))
+				_exit(NO_NS);
+			if (!stat(others[i], &sb) && S_ISREG(sb.st_mode) &&
+			    mount("/dev/null", others[i], NULL, MS_BIND, NULL))
+				_exit(NO_NS);
+		}
+		char path[PATH_MAX];
+		for (int i = 0; i < 3 && m->logind[i][0]; i++) {
+			snprintf(path, sizeof(path), "/etc/systemd/%s", m->logind[i][0]);
+			if (write_file(path, m->logind[i][1]))
+				_exit(123);
+		}
+	}
+	if (m->uid && (setgid(m->uid) || setuid(m->uid)))
+		_exit(124);
+}
+
+#define OUT_LEN 65536
+static char out[OUT_LEN];
+
+/* Run `shmkit doctor --json [name]` on machine m; its stdout in out,
+ * its exit status returned.  Skips the test where namespaces cannot be
+ * made. */
+static int doctor(const struct machine *m, const char *name)
+{
+	int p[2];
+
+	cr_assert_eq(pipe(p), 0);
+	pid_t parent = getpid(), pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(99);
+		close(p[0]);
+		make_machine(m);
+		dup2(p[1], STDOUT_FILENO);
+		execl(tool(), "shmkit", "doctor", "--json", name, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	size_t len = 0;
+	for (ssize_t n; (n = read(p[0], out + len, sizeof(out) - 1 - len)) > 0 || (n < 0 && errno == EINTR);)
+		len += n > 0 ? (size_t)n : 0;
+	out[len] = '\0';
+	close(p[0]);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st));
+	if (WEXITSTATUS(st) == NO_NS)
+		cr_skip_test("cannot make IPC and mount namespaces here (needs root)");
+	cr_assert(WEXITSTATUS(st) < 120 || WEXITSTATUS(st) > 124,
+	          "the child failed making the machine (%d)", WEXITSTATUS(st));
+	cr_assert_neq(WEXITSTATUS(st), 127, "could not run %s", tool());
+	/* the exit status says what the JSON says */
+	bool ok = strstr(out, "{\"ok\":true,") == out;
+	cr_assert(ok || strstr(out, "{\"ok\":false,") == out, "not a report: %.300s", out);
+	cr_assert_eq(WEXITSTATUS(st), ok ? 0 : 1, "exit %d but ok is %d: %s", WEXITSTATUS(st), ok,
+	             out);
+	cr_assert_eq(!ok, strstr(out, "\"status\":\"problem\"") != NULL, "%s", out);
+	return WEXITSTATUS(st);
+}
+
+/* The JSON object of check id (the n-th of that id), into buf. */
+static void check_of(const char *id, int n, char *buf, size_t len)
+{
+	char key[64];
+	const char *p = out;
+
+	snprintf(key, sizeof(key), "{\"check\":\"%s\"", id);
+	for (int i = 0; i <= n; i++) {
+		p = strstr(p, key);
+		cr_assert(p, "no check %s (#%d) in %s", id, n, out);
+		if (i < n)
+			p++;
+	}
+	/* to the end of its data object: "}}" */
+	const char *end = strstr(p, "}}");
+	cr_assert(end);
+	snprintf(buf, len, "%.*s", (int)(end - p + 2), p);
+}
+
+/* The first check id whose object holds needle, into buf. */
+static void check_with(const char *id, const char *needle, char *buf, size_t len)
+{
+	for (int n = 0;; n++) {
+		check_of(id, n, buf, len);
+		if (strstr(buf, needle))
+			return;
+	}
+}
+
+static void has(const char *obj, const char *what)
+{
+	cr_assert(strstr(obj, what), "'%s' not in %s", what, obj);
+}
+
+/* ---- /dev/shm ---------------------------------------------------------- */
+
+Test(doctor, small_dev_shm_is_a_problem)
+{
+	struct machine m = { .ns = true, .shm_size = "1M" };
+	char c[4096];
+
+	cr_assert_eq(doctor(&m, NULL), 1);
+	check_of("dev_shm", 0, c, sizeof(c));
+	has(c, "\"status\":\"problem\"");
+	has(c, "\"size\":1048576");
+	has(c, "1.0 MiB");
+	has(c, "--shm-size");
+}
+
+Test(doctor, dockers_64m_default_is_named)
+{
+	struct machine m = { .ns = true, .shm_size = "64M" };
+	char c[4096];
+
+	cr_assert_eq(doctor(&m, NULL), 1);
+	check_of("dev_shm", 0, c, sizeof(c));
+	has(c, "\"status\":\"problem\"");
+	has(c, "Docker's default");
+}
+
+Test(doctor, a_fine_dev_shm_is_ok)
+{
+	struct machine m = { .ns = true, .shm_size = "256M" };
+	char c[4096];
+
+	doctor(&m, NULL); /* other checks may find this machine wrong */
+	check_of("dev_shm", 0, c, sizeof(c));
+	has(c, "\"status\":\"ok\"");
+	has(c, "\"size\":268435456");
+	/* a fresh IPC namespace and tmpfs hold nothing: no leftovers, no
+	 * System V segment */
+	check_of("leftovers", 0, c, sizeof(c));
+	has(c, "\"status\":\"ok\"");
+	has(c, "\"count\":0");
+	check_of("sysv", 0, c, sizeof(c));
+	has(c, "\"segments\":0");
+}
+
+/* ---- System V ------------------------------------------------------------ */
+
+Test(doctor, small_shmmni_is_reported)
+{
+	struct machine m = { .ns = true, .shmmni = "32" };
+	char c[4096];
+
+	cr_assert_eq(doctor(&m, NULL), 1);
+	check_of("sysv", 0, c, sizeof(c));
+	has(c, "\"status\":\"problem\"");
+	has(c, "\"shmmni\":32");
+	has(c, "shmmni is 32");
+	has(c, "kernel.shmmni");
+}
+
+Test(doctor, sysv_segments_near_shmmni_are_reported)
+{
+	struct machine m = { .ns = true, .shmmni = "8", .sysv_segments = 8 };
+	char c[4096];
+
+	cr_assert_eq(doctor(&m, NULL), 1);
+	check_of("sysv", 0, c, sizeof(c));
+	has(c, "\"segments\":8");
+	has(c, "8 of shmmni 8");
+}
+
+/* ---- leftovers: gc's dry run -------------------------------------------- */
+
+Test(doctor, leftovers_gc_would_remove_are_a_problem)
+{
+	char left[128], kept[128], c[8192];
+	struct machine m = { .ns = true };
+
+	m.leftover = sk_test_name(left, sizeof(left), "posix");
+	m.persistent = sk_test_name(kept, sizeof(kept), "posix");
+	cr_assert_eq(doctor(&m, NULL), 1);
+	check_of("leftovers", 0, c, sizeof(c));
+	has(c, "\"status\":\"problem\"");
+	has(c, "\"count\":1");
+	has(c, left);
+	cr_assert(!strstr(c, kept), "a persistent segment is no leftover: %s", c);
+	has(c, "shmkit gc");
+}
+
+/* ---- RemoveIPC ----------------------------------------------------------- */
+
+Test(doctor, remove_ipc_follows_logind_conf_and_drop_ins)
+{
+	char c[4096];
+	struct machine m = {
+		.ns = true,
+		.logind = {
+			{ "logind.conf", "[Login]\nRemoveIPC=yes\n" },
+			{ "logind.conf.d/10-a.conf", "[Login]\nRemoveIPC=no\n[Other]\nRemoveIPC=yes\n" },
+			{ "logind.conf.d/20-b.conf", "# nothing\n[Login]\nKillUserProcesses=no\n" },
+		},
+	};
+
+	doctor(&m, NULL);
+	check_of("remove_ipc", 0, c, sizeof(c));
+	has(c, "\"value\":\"no\"");
+	has(c, "\"source\":\"/etc/systemd/logind.conf.d/10-a.conf\"");
+	has(c, "\"status\":\"ok\"");
+
+	/* a later drop-in turns it back on */
+	m.logind[2][1] = "[Login]\n  RemoveIPC = yes\n";
+	doctor(&m, NULL);
+	check_of("remove_ipc", 0, c, sizeof(c));
+	has(c, "\"value\":\"yes\"");
+	has(c, "\"source\":\"/etc/systemd/logind.conf.d/20-b.conf\"");
+	bool logind = !access("/usr/lib/systemd/systemd-logind", X_OK) ||
+	              !access("/lib/systemd/systemd-logind", X_OK);
+	has(c, logind ? "\"status\":\"note\"" : "\"status\":\"ok\""); /* root is exempt */
+
+	/* a regular user's segments are what logind removes */
+	m.uid = 1000;
+	doctor(&m, NULL);
+	check_of("remove_ipc", 0, c, sizeof(c));
+	has(c, logind ? "\"status\":\"problem\"" : "\"status\":\"ok\"");
+}
+
+Test(doctor, remove_ipc_defaults_to_yes)
+{
+	char c[4096];
+	struct machine m = { .ns = true, .logind = { { "logind.conf", "[Login]\n#RemoveIPC=no\n" } } };
+
+	doctor(&m, NULL);
+	check_of("remove_ipc", 0, c, sizeof(c));
+	has(c, "\"value\":\"yes\"");
+	has(c, "\"source\":\"default\"");
+}
+
+/* ---- namespaces of a segment's peers -------------------------------------- */
+
+static const char *bus_name;
+static int ready_fd;
+
+/* Subscribe to bus_name, say so on ready_fd, wait to be killed. */
+static int subscriber(void)
+{
+	shmkit_bus *bus;
+	shmkit_sub *sub;
+
+	if (shmkit_bus_open(&bus, bus_name, NULL) || shmkit_bus_subscribe(&sub, bus, NULL))
+		return 1;
+	if (write(ready_fd, "r", 1) != 1)
+		return 1;
+	for (;;)
+		pause();
+}
+
+/* A child entering namespaces flags (and, for PID and time namespaces,
+ * which take effect for children, forking once more) then subscribing.
+ * Returns the pid of the process that is subscribed, as seen here. */
+static pid_t peer_in(int flags, pid_t *top)
+{
+	int p[2], q[2];
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(pipe(q), 0);
+	pid_t parent = getpid(), pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(99);
+		ready_fd = p[1];
+		if (unshare(flags))
+			_exit(NO_NS);
+		if (!(flags & (CLONE_NEWPID | CLONE_NEWTIME)))
+			_exit(subscriber());
+		pid_t g = fork();
+		if (g == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			_exit(subscriber());
+		}
+		/* the grandchild's pid as this namespace (the test's) sees it */
+		if (g < 0 || write(q[1], &g, sizeof(g)) != sizeof(g))
+			_exit(1);
+		int st;
+		waitpid(g, &st, 0);
+		_exit(0);
+	}
+	close(p[1]);
+	close(q[1]);
+	*top = pid;
+	char r;
+	pid_t g = pid;
+	if (flags & (CLONE_NEWPID | CLONE_NEWTIME))
+		cr_assert_eq(read(q[0], &g, sizeof(g)), (ssize_t)sizeof(g));
+	ssize_t n = read(p[0], &r, 1);
+	close(p[0]);
+	close(q[0]);
+	if (n != 1) {
+		int st;
+		waitpid(pid, &st, 0);
+		if (WIFEXITED(st) && WEXITSTATUS(st) == NO_NS)
+			cr_skip_test("cannot make namespaces here (needs root)");
+		cr_assert_fail("the peer did not subscribe");
+	}
+	return g;
+}
+
+static void stop(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	sk_test_reap(pid);
+}
+
+Test(doctor, peer_in_other_network_and_time_namespaces)
+{
+	struct shmkit_bus_opts o = { .capacity = 8, .max_msg = 16, .flags = SHMKIT_EXCL };
+	struct machine m = { .ns = false };
+	shmkit_bus *bus;
+	pid_t top;
+	char c[4096], want[64];
+
+	bus_name = sk_test_new_name("posix");
+	cr_assert_eq(shmkit_bus_create(&bus, bus_name, &o), 0);
+	bool time_ns = !access("/proc/self/ns/time", F_OK);
+	pid_t peer = peer_in(CLONE_NEWNET | (time_ns ? CLONE_NEWTIME : 0), &top);
+	doctor(&m, bus_name);
+	stop(top);
+	snprintf(want, sizeof(want), "\"pid\":%d,", (int)peer);
+	check_with("namespaces", want, c, sizeof(c));
+	has(c, "\"role\":\"subscriber\"");
+	has(c, "\"peer\":\"confirmed\"");
+	has(c, "\"ns_net\":\"differs\"");
+	has(c, "\"ns_ipc\":\"same\"");
+	has(c, "\"ns_pid\":\"same\"");
+	has(c, "\"ns_mnt\":\"same\"");
+	if (time_ns)
+		has(c, "\"ns_time\":\"differs\"");
+	has(c, "abstract UNIX socket");
+	shmkit_bus_close(bus);
+}
+
+Test(doctor, peer_in_another_pid_namespace_is_not_taken_for_its_pid)
+{
+	struct shmkit_bus_opts o = { .capacity = 8, .max_msg = 16, .flags = SHMKIT_EXCL };
+	struct machine m = { .ns = false };
+	shmkit_bus *bus;
+	pid_t top;
+	char c[4096];
+
+	bus_name = sk_test_new_name("posix");
+	cr_assert_eq(shmkit_bus_create(&bus, bus_name, &o), 0);
+	peer_in(CLONE_NEWPID, &top);
+	/* the subscriber is pid 1 of its namespace, and says so */
+	doctor(&m, bus_name);
+	stop(top);
+	check_with("namespaces", "\"pid\":1,", c, sizeof(c));
+	/* pid 1 here is this machine's init: not the peer (or, where its maps
+	 * are closed to us, not known to be) */
+	cr_assert(strstr(c, "\"peer\":\"other process\"") || strstr(c, "\"peer\":\"unreadable\""),
+	          "%s", c);
+	cr_assert(!strstr(c, "confirmed") && !strstr(c, "ns_net"), "%s", c);
+	shmkit_bus_close(bus);
+}
+
+Test(doctor, same_namespaces_are_ok)
+{
+	struct shmkit_bus_opts o = { .capacity = 8, .max_msg = 16, .flags = SHMKIT_EXCL };
+	struct machine m = { .ns = false };
+	shmkit_bus *bus;
+	pid_t top;
+	char c[4096], want[64];
+
+	bus_name = sk_test_new_name("posix");
+	cr_assert_eq(shmkit_bus_create(&bus, bus_name, &o), 0);
+	pid_t peer = peer_in(0, &top);
+	doctor(&m, bus_name);
+	stop(top);
+	snprintf(want, sizeof(want), "\"pid\":%d,", (int)peer);
+	check_with("namespaces", want, c, sizeof(c));
+	has(c, "\"role\":\"subscriber\"");
+	has(c, "\"status\":\"ok\"");
+	has(c, "\"ns_net\":\"same\"");
+	shmkit_bus_close(bus);
+}
+
+/* ---- usage ------------------------------------------------------------------ */
+
+Test(doctor, usage_and_missing_names)
+{
+	char buf[4096], name[128];
+
+	cr_assert_eq(sk_test_run(buf, sizeof(buf), tool(), "doctor", "a", "b", (char *)NULL), 2);
+	cr_assert_eq(sk_test_run(buf, sizeof(buf), tool(), "doctor", "--bogus", (char *)NULL), 2);
+	sk_test_name(name, sizeof(name), "posix");
+	cr_assert_eq(sk_test_run(buf, sizeof(buf), tool(), "doctor", name, (char *)NULL), 1);
+	cr_assert_eq(sk_test_run(buf, sizeof(buf), tool(), "doctor", "--help", (char *)NULL), 0);
+	has(buf, "--json");
+}

@@ -1,0 +1,28 @@
+/*
+ * sysvtab.h - the kernel's table of System V segments (/proc/sysvipc/shm),
+ * read without attaching anything: for `shmkit top` and `shmkit doctor`
+ * (tools/sysvtab.c).
+ */
+#ifndef SHMKIT_TOOL_SYSVTAB_H
+#define SHMKIT_TOOL_SYSVTAB_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* One segment as the kernel lists it (of this IPC namespace). */
+struct sysv_row {
+	long key;                /* 0: IPC_PRIVATE, or removed */
+	int shmid;
+	unsigned perms;          /* mode bits; 01000 SHM_DEST (removed) */
+	unsigned long long size;
+	pid_t cpid, lpid;        /* creator, last to attach or detach */
+	long nattch;
+	unsigned uid;
+	long atime, dtime, ctime;
+};
+
+/* Call fn for every row of /proc/sysvipc/shm (malformed lines skipped).
+ * False when the table cannot be read (no /proc, no System V). */
+bool sysv_table_each(void (*fn)(const struct sysv_row *row, void *arg), void *arg);
+
+#endif /* SHMKIT_TOOL_SYSVTAB_H */
