@@ -429,23 +429,34 @@ static void stop(pid_t pid)
 	sk_test_reap(pid);
 }
 
-Test(doctor, peer_in_other_network_and_time_namespaces)
+/* A bus, a subscriber of it in namespaces flags, `shmkit doctor BUS`: the
+ * namespaces check of the process whose pid the subscriber reports
+ * (as_pid, or the subscriber's pid here when 0) into c. */
+static void peer_report(int flags, pid_t as_pid, char *c, size_t len)
 {
 	struct shmkit_bus_opts o = { .capacity = 8, .max_msg = 16, .flags = SHMKIT_EXCL };
 	struct machine m = { .ns = false };
 	shmkit_bus *bus;
 	pid_t top;
-	char c[4096], want[64];
+	char want[64];
 
 	bus_name = sk_test_new_name("posix");
 	cr_assert_eq(shmkit_bus_create(&bus, bus_name, &o), 0);
-	bool time_ns = !access("/proc/self/ns/time", F_OK);
-	pid_t peer = peer_in(CLONE_NEWNET | (time_ns ? CLONE_NEWTIME : 0), &top);
+	pid_t peer = peer_in(flags, &top);
 	doctor(&m, bus_name);
 	stop(top);
-	snprintf(want, sizeof(want), "\"pid\":%d,", (int)peer);
-	check_with("namespaces", want, c, sizeof(c));
+	shmkit_bus_close(bus);
+	snprintf(want, sizeof(want), "\"pid\":%d,", (int)(as_pid ? as_pid : peer));
+	check_with("namespaces", want, c, len);
 	has(c, "\"role\":\"subscriber\"");
+}
+
+Test(doctor, peer_in_other_network_and_time_namespaces)
+{
+	bool time_ns = !access("/proc/self/ns/time", F_OK);
+	char c[4096];
+
+	peer_report(CLONE_NEWNET | (time_ns ? CLONE_NEWTIME : 0), 0, c, sizeof(c));
 	has(c, "\"peer\":\"confirmed\"");
 	has(c, "\"ns_net\":\"differs\"");
 	has(c, "\"ns_ipc\":\"same\"");
@@ -454,51 +465,28 @@ Test(doctor, peer_in_other_network_and_time_namespaces)
 	if (time_ns)
 		has(c, "\"ns_time\":\"differs\"");
 	has(c, "abstract UNIX socket");
-	shmkit_bus_close(bus);
 }
 
 Test(doctor, peer_in_another_pid_namespace_is_not_taken_for_its_pid)
 {
-	struct shmkit_bus_opts o = { .capacity = 8, .max_msg = 16, .flags = SHMKIT_EXCL };
-	struct machine m = { .ns = false };
-	shmkit_bus *bus;
-	pid_t top;
 	char c[4096];
 
-	bus_name = sk_test_new_name("posix");
-	cr_assert_eq(shmkit_bus_create(&bus, bus_name, &o), 0);
-	peer_in(CLONE_NEWPID, &top);
-	/* the subscriber is pid 1 of its namespace, and says so */
-	doctor(&m, bus_name);
-	stop(top);
-	check_with("namespaces", "\"pid\":1,", c, sizeof(c));
-	/* pid 1 here is this machine's init: not the peer (or, where its maps
-	 * are closed to us, not known to be) */
+	/* the subscriber is pid 1 of its namespace, and says so; pid 1 here
+	 * is this machine's init: not the peer (or, where its maps are closed
+	 * to us, not known to be) */
+	peer_report(CLONE_NEWPID, 1, c, sizeof(c));
 	cr_assert(strstr(c, "\"peer\":\"other process\"") || strstr(c, "\"peer\":\"unreadable\""),
 	          "%s", c);
 	cr_assert(!strstr(c, "confirmed") && !strstr(c, "ns_net"), "%s", c);
-	shmkit_bus_close(bus);
 }
 
 Test(doctor, same_namespaces_are_ok)
 {
-	struct shmkit_bus_opts o = { .capacity = 8, .max_msg = 16, .flags = SHMKIT_EXCL };
-	struct machine m = { .ns = false };
-	shmkit_bus *bus;
-	pid_t top;
-	char c[4096], want[64];
+	char c[4096];
 
-	bus_name = sk_test_new_name("posix");
-	cr_assert_eq(shmkit_bus_create(&bus, bus_name, &o), 0);
-	pid_t peer = peer_in(0, &top);
-	doctor(&m, bus_name);
-	stop(top);
-	snprintf(want, sizeof(want), "\"pid\":%d,", (int)peer);
-	check_with("namespaces", want, c, sizeof(c));
-	has(c, "\"role\":\"subscriber\"");
+	peer_report(0, 0, c, sizeof(c));
 	has(c, "\"status\":\"ok\"");
 	has(c, "\"ns_net\":\"same\"");
-	shmkit_bus_close(bus);
 }
 
 /* ---- usage ------------------------------------------------------------------ */
