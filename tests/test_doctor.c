@@ -216,6 +216,14 @@ static void has(const char *obj, const char *what)
 	cr_assert(strstr(obj, what), "'%s' not in %s", what, obj);
 }
 
+/* Doctor on m exits 1, and check id says "problem" (its object in c). */
+static void problem_in(const struct machine *m, const char *id, char *c, size_t len)
+{
+	cr_assert_eq(doctor(m, NULL), 1);
+	check_of(id, 0, c, len);
+	has(c, "\"status\":\"problem\"");
+}
+
 /* ---- /dev/shm ---------------------------------------------------------- */
 
 Test(doctor, small_dev_shm_is_a_problem)
@@ -223,9 +231,7 @@ Test(doctor, small_dev_shm_is_a_problem)
 	struct machine m = { .ns = true, .shm_size = "1M" };
 	char c[4096];
 
-	cr_assert_eq(doctor(&m, NULL), 1);
-	check_of("dev_shm", 0, c, sizeof(c));
-	has(c, "\"status\":\"problem\"");
+	problem_in(&m, "dev_shm", c, sizeof(c));
 	has(c, "\"size\":1048576");
 	has(c, "1.0 MiB");
 	has(c, "--shm-size");
@@ -236,9 +242,7 @@ Test(doctor, dockers_64m_default_is_named)
 	struct machine m = { .ns = true, .shm_size = "64M" };
 	char c[4096];
 
-	cr_assert_eq(doctor(&m, NULL), 1);
-	check_of("dev_shm", 0, c, sizeof(c));
-	has(c, "\"status\":\"problem\"");
+	problem_in(&m, "dev_shm", c, sizeof(c));
 	has(c, "Docker's default");
 }
 
@@ -267,9 +271,7 @@ Test(doctor, small_shmmni_is_reported)
 	struct machine m = { .ns = true, .shmmni = "32" };
 	char c[4096];
 
-	cr_assert_eq(doctor(&m, NULL), 1);
-	check_of("sysv", 0, c, sizeof(c));
-	has(c, "\"status\":\"problem\"");
+	problem_in(&m, "sysv", c, sizeof(c));
 	has(c, "\"shmmni\":32");
 	has(c, "shmmni is 32");
 	has(c, "kernel.shmmni");
@@ -280,8 +282,7 @@ Test(doctor, sysv_segments_near_shmmni_are_reported)
 	struct machine m = { .ns = true, .shmmni = "8", .sysv_segments = 8 };
 	char c[4096];
 
-	cr_assert_eq(doctor(&m, NULL), 1);
-	check_of("sysv", 0, c, sizeof(c));
+	problem_in(&m, "sysv", c, sizeof(c));
 	has(c, "\"segments\":8");
 	has(c, "8 of shmmni 8");
 }
@@ -295,9 +296,7 @@ Test(doctor, leftovers_gc_would_remove_are_a_problem)
 
 	m.leftover = sk_test_name(left, sizeof(left), "posix");
 	m.persistent = sk_test_name(kept, sizeof(kept), "posix");
-	cr_assert_eq(doctor(&m, NULL), 1);
-	check_of("leftovers", 0, c, sizeof(c));
-	has(c, "\"status\":\"problem\"");
+	problem_in(&m, "leftovers", c, sizeof(c));
 	has(c, "\"count\":1");
 	has(c, left);
 	cr_assert(!strstr(c, kept), "a persistent segment is no leftover: %s", c);
