@@ -18,25 +18,7 @@
  * libncurses-dev.  TERM=dumb or output that is no terminal: the live view
  * refuses (exit 2) and names --once and --json.
  *
- * What is sampled, and what it costs the objects:
- *   - POSIX segments: every file of /dev/shm through
- *     shmkit_seg_stat_name() (a descriptor that holds no lock: a look does
- *     not count as "in use"); channels, buses and rpc services are opened
- *     for their statistics and closed again at each refresh.
- *   - System V segments: /proc/sysvipc/shm gives size, mode and attach
- *     count without attaching.  A segment's header (its kind) is read once,
- *     when its (shmid, ctime) is new; a service is attached once and kept
- *     attached while top runs, so top changes a segment's attach time once,
- *     not every second (and its attach count shows one more meanwhile: top
- *     subtracts its own).  Bytes and foreign segments are never attached
- *     again.
- *   - Journals: directories named on the command line, and every journal
- *     a live process has mapped (".../journal.meta" in /proc/PID/maps).
- *     Opened as a reader for shmkit_journal_stat(); shmkit_journal_verify()
- *     (which reads every record) runs when a journal is first seen and
- *     again only when its files, records or writer changed.
- *   - Other names given as arguments (file:PATH segments, which no
- *     listing finds) are described by name at each refresh.
+ * What is sampled, and what that costs the objects: tools/top_sample.c.
  *
  * Columns (interactive and --once; --json has the same and the totals):
  *   IN/s OUT/s  chan: sent, received; bus: published, delivered (sum over
@@ -51,658 +33,21 @@
  *               System V attach count; journal writer)
  *   NOTE        "!" and why, for something stuck; else remarks
  */
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
-#include "sysvtab.h"
-
-#define NAME_MAX_LEN 4200
-#define NOTE_LEN 200
-#define JOURNAL_KIND 100 /* a journal directory (not a segment kind) */
-
-/* ---- one object as sampled --------------------------------------------- */
-
-/* A value top may not know: shown as "-" and null. */
-struct num {
-	uint64_t v;
-	bool known;
-};
-
-struct obj {
-	char name[NAME_MAX_LEN];   /* what to give back to shmkit */
-	int kind;                  /* enum shmkit_kind or JOURNAL_KIND */
-	int backend;               /* enum shmkit_backend; 0 for a journal */
-	uint64_t size;
-	struct num in, out;        /* counter totals */
-	double rate_in, rate_out;  /* per second; valid when rate_known */
-	bool rate_in_known, rate_out_known;
-	struct num depth, capacity, lag, lost, alive, dead;
-	bool stuck;
-	char note[NOTE_LEN];
-};
-
-struct snap {
-	struct obj *v;
-	size_t n, cap;
-	int64_t mono_ns;           /* CLOCK_MONOTONIC when taken */
-	int64_t real_ns;           /* CLOCK_REALTIME when taken */
-};
-
-static int64_t clock_ns(clockid_t c)
-{
-	struct timespec ts;
-
-	clock_gettime(c, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static struct num known(uint64_t v)
-{
-	return (struct num){ .v = v, .known = true };
-}
-
-/* v with room for one more of n elements (capacity *cap), or NULL. */
-static void *grow(void *v, size_t *cap, size_t n, size_t size)
-{
-	if (n < *cap)
-		return v;
-	size_t c = *cap ? *cap * 2 : 16;
-	void *p = realloc(v, c * size);
-	if (p)
-		*cap = c;
-	return p;
-}
-
-static struct obj *snap_add(struct snap *s, const char *name, int kind, int backend)
-{
-	struct obj *v = grow(s->v, &s->cap, s->n, sizeof(*v));
-
-	if (!v)
-		return NULL;
-	s->v = v;
-	struct obj *o = &s->v[s->n++];
-	memset(o, 0, sizeof(*o));
-	snprintf(o->name, sizeof(o->name), "%s", name);
-	o->kind = kind;
-	o->backend = backend;
-	return o;
-}
-
-static bool snap_has(const struct snap *s, const char *name)
-{
-	for (size_t i = 0; i < s->n; i++)
-		if (!strcmp(s->v[i].name, name))
-			return true;
-	return false;
-}
-
-/* Append a remark to o->note ("; " between); stuck ones are marked. */
-static void note(struct obj *o, bool stuck, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void note(struct obj *o, bool stuck, const char *fmt, ...)
-{
-	size_t len = strlen(o->note);
-	va_list ap;
-
-	if (len && len + 2 < sizeof(o->note))
-		len += (size_t)snprintf(o->note + len, sizeof(o->note) - len, "; ");
-	va_start(ap, fmt);
-	if (len < sizeof(o->note))
-		vsnprintf(o->note + len, sizeof(o->note) - len, fmt, ap);
-	va_end(ap);
-	o->stuck |= stuck;
-}
-
-/* Alive by pid, for what the library reports by pid only (the SPSC
- * roles): a pid of another PID namespace may mislead, so it is only a
- * remark, shown as such. */
-static bool pid_alive(pid_t pid)
-{
-	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
-}
-
-/* ---- state kept between refreshes --------------------------------------- */
-
-/*
- * A System V segment once attached: its header's stat (kind never changes
- * once READY) and, for a service, the handle kept open.  Keyed by shmid
- * and the kernel's ctime, so a new segment with a reused id is read anew.
- */
-struct sysv_entry {
-	int shmid;
-	long ctime;
-	struct shmkit_seg_stat st;
-	bool have_st;
-	shmkit_chan *chan;
-	shmkit_bus *bus;
-	shmkit_rpc *rpc;
-	bool seen;
-};
-
-/* A journal's last verification, and what it was made on. */
-struct journal_entry {
-	char path[PATH_MAX];
-	struct shmkit_journal_stat sig;
-	int verdict;               /* shmkit_journal_verify's result */
-	struct shmkit_journal_report report;
-	bool seen;
-};
-
-struct state {
-	bool all;                  /* --all: foreign segments too */
-	char **args;               /* NAMEs and journal PATHs given */
-	int nargs;
-	struct sysv_entry *sysv;
-	size_t nsysv, capsysv;
-	struct journal_entry *jr;
-	size_t njr, capjr;
-};
-
-static void sysv_entry_close(struct sysv_entry *e)
-{
-	shmkit_chan_close(e->chan);
-	if (e->bus)
-		shmkit_bus_close(e->bus);
-	shmkit_rpc_close(e->rpc);
-	e->chan = NULL;
-	e->bus = NULL;
-	e->rpc = NULL;
-}
-
-/* Drop what the last refresh did not see; mark the rest unseen. */
-static void state_sweep(struct state *s)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i < s->nsysv; i++) {
-		if (s->sysv[i].seen) {
-			s->sysv[i].seen = false;
-			s->sysv[k++] = s->sysv[i];
-		} else {
-			sysv_entry_close(&s->sysv[i]);
-		}
-	}
-	s->nsysv = k;
-	k = 0;
-	for (size_t i = 0; i < s->njr; i++)
-		if (s->jr[i].seen) {
-			s->jr[i].seen = false;
-			s->jr[k++] = s->jr[i];
-		}
-	s->njr = k;
-}
-
-static void state_free(struct state *s)
-{
-	for (size_t i = 0; i < s->nsysv; i++)
-		sysv_entry_close(&s->sysv[i]);
-	free(s->sysv);
-	free(s->jr);
-}
-
-/* ---- services: statistics into an obj ----------------------------------- */
-
-static void fill_chan(struct obj *o, shmkit_chan *ch, const struct shmkit_seg_stat *seg)
-{
-	struct shmkit_chan_stats st;
-	int err = shmkit_chan_stats(ch, &st);
-
-	if (err) {
-		note(o, false, "stats: %s", shmkit_strerror(err));
-		return;
-	}
-	o->in = known(st.sent);
-	o->out = known(st.received);
-	o->depth = known(st.depth);
-	o->capacity = known(st.capacity);
-	bool full = st.depth >= st.capacity;
-	if (st.spsc) {
-		unsigned a = pid_alive((pid_t)st.producer) + pid_alive((pid_t)st.consumer);
-		unsigned held = (st.producer != 0) + (st.consumer != 0);
-		o->alive = known(a);
-		o->dead = known(held - a);
-		if (st.producer && !pid_alive((pid_t)st.producer))
-			note(o, false, "producer pid %u gone", st.producer);
-		if (full && (!st.consumer || !pid_alive((pid_t)st.consumer)))
-			note(o, true, "full, no live consumer");
-		else if (st.consumer && !pid_alive((pid_t)st.consumer))
-			note(o, false, "consumer pid %u gone", st.consumer);
-	}
-	if (full && seg && seg->in_use == 0)
-		note(o, true, "full, nobody has it open");
-	if (st.reclaimed)
-		note(o, false, "%" PRIu64 " reclaimed from dead peers", st.reclaimed);
-}
-
-struct bus_acc {
-	uint64_t delivered, lost, lag;
-	bool have_lag;
-	unsigned alive, dead;
-	pid_t slowest;
-};
-
-static int bus_peer(const struct shmkit_bus_peer *p, void *arg)
-{
-	struct bus_acc *a = arg;
-
-	if (p->alive == 0)
-		a->dead++;
-	else if (p->alive > 0)
-		a->alive++;
-	if (!p->subscriber)
-		return 0;
-	a->delivered += p->count;
-	a->lost += p->lost;
-	if (p->alive != 0 && (!a->have_lag || p->lag > a->lag)) {
-		a->lag = p->lag;
-		a->have_lag = true;
-		a->slowest = p->pid;
-	}
-	return 0;
-}
-
-static void fill_bus(struct obj *o, shmkit_bus *bus)
-{
-	struct shmkit_bus_stats st;
-	struct bus_acc a = { 0 };
-	int err = shmkit_bus_stats(bus, &st);
-
-	if (!err)
-		err = shmkit_bus_peers(bus, bus_peer, &a);
-	if (err) {
-		note(o, false, "stats: %s", shmkit_strerror(err));
-		return;
-	}
-	o->in = known(st.head);
-	o->out = known(a.delivered);
-	o->depth = known(st.head >= st.oldest ? st.head - st.oldest : 0);
-	o->capacity = known(st.capacity);
-	o->lag.known = a.have_lag;
-	o->lag.v = a.lag;
-	o->lost = known(a.lost);
-	o->alive = known(a.alive);
-	o->dead = known(a.dead);
-	if (st.delivery == SHMKIT_BUS_BACKPRESSURE && a.have_lag && a.lag >= st.capacity)
-		note(o, true, "full: subscriber pid %d is %" PRIu64 " behind", (int)a.slowest, a.lag);
-	if (a.dead)
-		note(o, false, "%u dead peer entr%s", a.dead, a.dead > 1 ? "ies" : "y");
-}
-
-struct rpc_acc {
-	unsigned alive, dead, dead_servers;
-};
-
-static int rpc_peer(const struct shmkit_rpc_peer *p, void *arg)
-{
-	struct rpc_acc *a = arg;
-
-	if (p->alive == 0) {
-		a->dead++;
-		a->dead_servers += p->server != 0;
-	} else if (p->alive > 0) {
-		a->alive++;
-	}
-	return 0;
-}
-
-static void fill_rpc(struct obj *o, shmkit_rpc *r)
-{
-	struct shmkit_rpc_stats st;
-	struct rpc_acc a = { 0 };
-	int err = shmkit_rpc_stats(r, &st);
-
-	if (!err)
-		err = shmkit_rpc_peers(r, rpc_peer, &a);
-	if (err) {
-		note(o, false, "stats: %s", shmkit_strerror(err));
-		return;
-	}
-	o->in = known(st.requests);
-	o->out = known(st.responses);
-	o->depth = known(st.in_flight);
-	o->capacity = known((uint64_t)st.max_clients * st.depth);
-	o->lost = known(st.timeouts + st.reset);
-	o->alive = known(a.alive);
-	o->dead = known(a.dead);
-	if (st.in_flight && !st.servers)
-		note(o, true, "%u call%s waiting, no live server", st.in_flight,
-		     st.in_flight > 1 ? "s" : "");
-	if (a.dead_servers)
-		note(o, false, "%u dead server entr%s", a.dead_servers, a.dead_servers > 1 ? "ies" : "y");
-}
-
-/* ---- segments ------------------------------------------------------------ */
-
-static const char *kind_word(int kind)
-{
-	static const char *const words[] = { "foreign", "bytes", "chan", "bus", "journal", "rpc" };
-
-	if (kind == JOURNAL_KIND)
-		return "journal";
-	return kind >= 0 && kind <= SHMKIT_KIND_RPC ? words[kind] : "?";
-}
-
-static const char *backend_word(int backend)
-{
-	static const char *const words[] = { "-", "posix", "sysv", "file", "anon", "memfd" };
-
-	return backend >= 0 && backend <= SHMKIT_MEMFD ? words[backend] : "?";
-}
-
-/* Remarks every segment may earn from its header and the kernel. */
-static void seg_notes(struct obj *o, const struct shmkit_seg_stat *st)
-{
-	if (st->initialising == 2)
-		note(o, true, "unfinished: its creator died initialising it (gc removes it)");
-	else if (st->initialising)
-		note(o, false, "initialising");
-	else if (st->kind != SHMKIT_KIND_FOREIGN && !st->persistent && st->creator_alive == 0 &&
-	         st->in_use == 0)
-		note(o, true, "creator pid %d dead, nobody has it open (gc removes it)",
-		     (int)st->creator_pid);
-	if (st->removed)
-		note(o, false, "removed, still attached");
-}
-
-/* One segment: an obj with what its kind reports.  Services are opened
- * here unless a handle is given (System V's, kept open). */
-static void add_seg(struct snap *s, const struct state *g, const char *name,
-                    const struct shmkit_seg_stat *st, void *handle)
-{
-	if (st->kind == SHMKIT_KIND_FOREIGN && !g->all)
-		return;
-	struct obj *o = snap_add(s, name, st->kind, st->backend);
-	if (!o)
-		return;
-	o->size = st->kind == SHMKIT_KIND_FOREIGN ? st->map_size : st->data_size;
-	if (st->backend == SHMKIT_SYSV && st->attach_count >= 0) {
-		o->alive = known((uint64_t)st->attach_count);
-	} else if (st->kind == SHMKIT_KIND_BYTES && st->in_use >= 0) {
-		o->alive = known((uint64_t)st->in_use);
-	}
-	seg_notes(o, st);
-	if (st->initialising || st->kind == SHMKIT_KIND_BYTES || st->kind == SHMKIT_KIND_FOREIGN)
-		return;
-	int err = 0;
-	if (st->kind == SHMKIT_KIND_CHAN) {
-		struct shmkit_chan_opts co = { .flags = SHMKIT_RDONLY };
-		shmkit_chan *ch = handle;
-		if (ch || !(err = shmkit_chan_open(&ch, name, &co)))
-			fill_chan(o, ch, st);
-		if (!handle)
-			shmkit_chan_close(ch);
-	} else if (st->kind == SHMKIT_KIND_BUS) {
-		shmkit_bus *bus = handle;
-		if (bus || !(err = shmkit_bus_open(&bus, name, NULL)))
-			fill_bus(o, bus);
-		if (!handle && !err)
-			shmkit_bus_close(bus);
-	} else if (st->kind == SHMKIT_KIND_RPC) {
-		shmkit_rpc *r = handle;
-		if (r || !(err = shmkit_rpc_open(&r, name, NULL)))
-			fill_rpc(o, r);
-		if (!handle)
-			shmkit_rpc_close(r);
-	}
-	if (err)
-		note(o, false, "open: %s", shmkit_strerror(err));
-}
-
-static void sample_posix(struct snap *s, const struct state *g)
-{
-	DIR *d = opendir("/dev/shm");
-	struct dirent *e;
-	char name[NAME_MAX_LEN];
-	struct shmkit_seg_stat st;
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		/* dot files are the library's lock files, sem.* semaphores */
-		if (e->d_name[0] == '.' || !strncmp(e->d_name, "sem.", 4))
-			continue;
-		snprintf(name, sizeof(name), "posix:/%s", e->d_name);
-		if (!shmkit_seg_stat_name(name, &st))
-			add_seg(s, g, name, &st, NULL);
-	}
-	closedir(d);
-}
-
-/* The entry of (shmid, ctime), made (by one attach) when new. */
-static struct sysv_entry *sysv_entry(struct state *g, int shmid, long ctime)
-{
-	for (size_t i = 0; i < g->nsysv; i++)
-		if (g->sysv[i].shmid == shmid && g->sysv[i].ctime == ctime)
-			return &g->sysv[i];
-	struct sysv_entry *v = grow(g->sysv, &g->capsysv, g->nsysv, sizeof(*v));
-	if (!v)
-		return NULL;
-	g->sysv = v;
-	struct sysv_entry *e = &v[g->nsysv++];
-	memset(e, 0, sizeof(*e));
-	e->shmid = shmid;
-	e->ctime = ctime;
-	char name[32];
-	snprintf(name, sizeof(name), "sysv:id=%d", shmid);
-	e->have_st = !shmkit_seg_stat_name(name, &e->st);
-	return e;
-}
-
-/* Keep a System V service attached (one attach for the whole session). */
-static void *sysv_handle(struct sysv_entry *e, const char *name)
-{
-	struct shmkit_chan_opts co = { .flags = SHMKIT_RDONLY };
-
-	if (e->st.initialising)
-		return NULL;
-	if (e->st.kind == SHMKIT_KIND_CHAN && !e->chan)
-		shmkit_chan_open(&e->chan, name, &co);
-	else if (e->st.kind == SHMKIT_KIND_BUS && !e->bus)
-		shmkit_bus_open(&e->bus, name, NULL);
-	else if (e->st.kind == SHMKIT_KIND_RPC && !e->rpc)
-		shmkit_rpc_open(&e->rpc, name, NULL);
-	return e->chan ? (void *)e->chan : e->bus ? (void *)e->bus : (void *)e->rpc;
-}
-
-struct sysv_walk {
-	struct snap *s;
-	struct state *g;
-};
-
-static void sysv_row(const struct sysv_row *row, void *arg)
-{
-	struct sysv_walk *w = arg;
-	struct sysv_entry *e = sysv_entry(w->g, row->shmid, row->ctime);
-	char name[32];
-
-	if (!e || !e->have_st)
-		return; /* no permission to attach, or gone */
-	e->seen = true;
-	if (row->key)
-		snprintf(name, sizeof(name), "sysv:0x%08lx", (unsigned long)(uint32_t)row->key);
-	else
-		snprintf(name, sizeof(name), "sysv:id=%d", row->shmid);
-	void *h = sysv_handle(e, name);
-	/* The kernel's fields now, from the table; our own attach is not
-	 * someone using it. */
-	struct shmkit_seg_stat st = e->st;
-	st.attach_count = row->nattch - (h != NULL);
-	st.in_use = st.attach_count > 0;
-	st.removed = (row->perms & 01000) != 0; /* SHM_DEST */
-	st.creator_alive = pid_alive(row->cpid) ? 1 : st.creator_alive;
-	add_seg(w->s, w->g, name, &st, h);
-}
-
-static void sample_sysv(struct snap *s, struct state *g)
-{
-	struct sysv_walk w = { s, g };
-
-	sysv_table_each(sysv_row, &w);
-}
-
-/* ---- journals ------------------------------------------------------------ */
-
-/* Directories of journals some live process maps (its journal.meta). */
-static void journals_mapped(struct snap *s, struct state *g, void (*add)(struct snap *,
-                            struct state *, const char *))
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	char path[300], line[PATH_MAX + 128];
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		if (!isdigit((unsigned char)e->d_name[0]))
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/maps", e->d_name);
-		FILE *f = fopen(path, "re");
-		if (!f)
-			continue;
-		while (fgets(line, sizeof(line), f)) {
-			char *p = strchr(line, '/');
-			size_t n = p ? strcspn(p, "\n") : 0;
-			static const char tail[] = "/journal.meta";
-			if (n <= sizeof(tail) - 1 || strncmp(p + n - (sizeof(tail) - 1), tail, sizeof(tail) - 1))
-				continue;
-			p[n - (sizeof(tail) - 1)] = '\0';
-			add(s, g, p);
-		}
-		fclose(f);
-	}
-	closedir(d);
-}
-
-static struct journal_entry *journal_entry(struct state *g, const char *path)
-{
-	for (size_t i = 0; i < g->njr; i++)
-		if (!strcmp(g->jr[i].path, path))
-			return &g->jr[i];
-	struct journal_entry *v = grow(g->jr, &g->capjr, g->njr, sizeof(*v));
-	if (!v)
-		return NULL;
-	g->jr = v;
-	struct journal_entry *e = &v[g->njr++];
-	memset(e, 0, sizeof(*e));
-	snprintf(e->path, sizeof(e->path), "%s", path);
-	e->verdict = 1; /* not verified yet */
-	return e;
-}
-
-static bool journal_same(const struct shmkit_journal_stat *a, const struct shmkit_journal_stat *b)
-{
-	return a->first_seq == b->first_seq && a->last_seq == b->last_seq && a->files == b->files &&
-	       a->bytes == b->bytes && a->writer_pid == b->writer_pid;
-}
-
-static void add_journal(struct snap *s, struct state *g, const char *path)
-{
-	char real[PATH_MAX];
-	struct shmkit_journal_stat st;
-	shmkit_journal *j;
-
-	if (!realpath(path, real) || snap_has(s, real))
-		return;
-	int err = shmkit_journal_open(&j, real, NULL);
-	if (!err) {
-		err = shmkit_journal_stat(j, &st);
-		shmkit_journal_close(j);
-	}
-	struct obj *o = snap_add(s, real, JOURNAL_KIND, 0);
-	struct journal_entry *e = journal_entry(g, real);
-	if (!o || !e)
-		return;
-	e->seen = true;
-	if (err) {
-		note(o, err == -EBADMSG, "%s%s", shmkit_strerror(err),
-		     err == -EBADMSG ? ": needs shmkit journal repair" : "");
-		return;
-	}
-	o->size = st.bytes;
-	o->in = known(st.last_seq);
-	o->depth = known(st.records);
-	o->alive = known(st.writer_pid != 0);
-	if (e->verdict == 1 || !journal_same(&e->sig, &st)) {
-		e->verdict = shmkit_journal_verify(real, &e->report);
-		e->sig = st;
-	}
-	if (e->verdict == -EBADMSG)
-		note(o, true, "needs repair: damage at %s (shmkit journal repair)", e->report.where);
-	else if (e->verdict < 0)
-		note(o, false, "verify: %s", shmkit_strerror(e->verdict));
-	if (!st.writer_pid)
-		note(o, false, "no writer");
-}
-
-/* ---- one refresh --------------------------------------------------------- */
-
-static bool is_dir(const char *path)
-{
-	struct stat sb;
-
-	return !strchr(path, ':') && !stat(path, &sb) && S_ISDIR(sb.st_mode);
-}
-
-static void sample(struct snap *s, struct state *g)
-{
-	s->n = 0;
-	s->mono_ns = clock_ns(CLOCK_MONOTONIC);
-	s->real_ns = clock_ns(CLOCK_REALTIME);
-	sample_posix(s, g);
-	sample_sysv(s, g);
-	for (int i = 0; i < g->nargs; i++) {
-		struct shmkit_seg_stat st;
-		if (is_dir(g->args[i]))
-			add_journal(s, g, g->args[i]);
-		else if (!snap_has(s, g->args[i]) && !shmkit_seg_stat_name(g->args[i], &st) &&
-		         !snap_has(s, st.name))
-			add_seg(s, g, g->args[i], &st, NULL);
-	}
-	journals_mapped(s, g, add_journal);
-	state_sweep(g);
-}
-
-/* Rates of cur from the counters of prev (same name and kind). */
-static void rates(struct snap *cur, const struct snap *prev)
-{
-	double dt = (double)(cur->mono_ns - prev->mono_ns) / 1e9;
-
-	for (size_t i = 0; i < cur->n && dt > 0; i++) {
-		struct obj *o = &cur->v[i];
-		for (size_t k = 0; k < prev->n; k++) {
-			const struct obj *p = &prev->v[k];
-			if (p->kind != o->kind || strcmp(p->name, o->name))
-				continue;
-			/* A counter that went back (an entry reclaimed, an
-			 * object made anew) gives no rate. */
-			if (o->in.known && p->in.known && o->in.v >= p->in.v) {
-				o->rate_in = (double)(o->in.v - p->in.v) / dt;
-				o->rate_in_known = true;
-			}
-			if (o->out.known && p->out.known && o->out.v >= p->out.v) {
-				o->rate_out = (double)(o->out.v - p->out.v) / dt;
-				o->rate_out_known = true;
-			}
-			break;
-		}
-	}
-}
+#include "top.h"
 
 /* ---- sorting and filtering ----------------------------------------------- */
 
@@ -736,7 +81,7 @@ static int obj_cmp(const void *pa, const void *pb)
 	int c = 0;
 
 	switch (sort_by) {
-	case S_KIND: c = strcmp(kind_word(a->kind), kind_word(b->kind)); break;
+	case S_KIND: c = strcmp(top_kind_word(a->kind), top_kind_word(b->kind)); break;
 	case S_NAME: break;
 	case S_SIZE: c = -cmp_num((double)a->size, (double)b->size); break;
 	case S_IN: c = -cmp_num(a->rate_in_known ? a->rate_in : -1, b->rate_in_known ? b->rate_in : -1); break;
@@ -836,9 +181,9 @@ static void size_cell(uint64_t v, char *buf)
 
 static void cells(const struct obj *o, char c[NCOLS][CELL])
 {
-	snprintf(c[C_KIND], CELL, "%s%s", o->stuck ? "!" : "", kind_word(o->kind));
+	snprintf(c[C_KIND], CELL, "%s%s", o->stuck ? "!" : "", top_kind_word(o->kind));
 	tool_escape(o->name, c[C_NAME], CELL);
-	snprintf(c[C_BACKEND], CELL, "%s", o->kind == JOURNAL_KIND ? "file" : backend_word(o->backend));
+	snprintf(c[C_BACKEND], CELL, "%s", o->kind == JOURNAL_KIND ? "file" : top_backend_word(o->backend));
 	size_cell(o->size, c[C_SIZE]);
 	rate_cell(o->rate_in_known, o->rate_in, c[C_IN]);
 	rate_cell(o->rate_out_known, o->rate_out, c[C_OUT]);
@@ -946,10 +291,10 @@ static void print_json(const struct snap *s, int64_t interval_ns)
 	       s->real_ns, s->real_ns / 1000000000, s->real_ns % 1000000000, interval_ns / 1000000, s->n);
 	for (size_t i = 0; i < s->n; i++) {
 		const struct obj *o = &s->v[i];
-		printf("%s{\"kind\":\"%s\",\"name\":", i ? "," : "", kind_word(o->kind));
+		printf("%s{\"kind\":\"%s\",\"name\":", i ? "," : "", top_kind_word(o->kind));
 		tool_json_str(o->name);
 		printf(",\"backend\":\"%s\",\"size\":%" PRIu64,
-		       o->kind == JOURNAL_KIND ? "file" : backend_word(o->backend), o->size);
+		       o->kind == JOURNAL_KIND ? "file" : top_backend_word(o->backend), o->size);
 		json_num("in", o->in);
 		json_num("out", o->out);
 		json_rate("in_rate", o->rate_in_known, o->rate_in);
@@ -1054,7 +399,7 @@ static void draw(const struct term *t, const struct snap *s, const struct view *
 	char head[512];
 	snprintf(head, sizeof(head), "shmkit top  %s  %zu objects, %zu shown, %zu stuck  sort: %s%s"
 	         "  kind: %s  filter: %s%s", clock, s->n, n, stuck, sort_words[v->sort],
-	         v->reverse ? " (reversed)" : "", v->kind < 0 ? "all" : kind_word(v->kind),
+	         v->reverse ? " (reversed)" : "", v->kind < 0 ? "all" : top_kind_word(v->kind),
 	         typing ? typing : v->filter[0] ? v->filter : "-", typing ? "_" : "");
 	head[t->cols < (int)sizeof(head) ? t->cols : (int)sizeof(head) - 1] = '\0';
 	printf("%s\033[K\r\n", head);
@@ -1120,17 +465,17 @@ static int live(struct state *g, int64_t interval_ns)
 		term_leave(&t);
 		return tool_err("top: terminal", err);
 	}
-	sample(cur, g);
+	top_sample(cur, g);
 	draw(&t, cur, &v, typing);
 	int64_t next = cur->mono_ns + interval_ns;
 	while (!quit_sig) {
-		int64_t wait = next - clock_ns(CLOCK_MONOTONIC);
+		int64_t wait = next - top_clock_ns(CLOCK_MONOTONIC);
 		if (wait <= 0) {
 			struct snap *x = prev;
 			prev = cur;
 			cur = x;
-			sample(cur, g);
-			rates(cur, prev);
+			top_sample(cur, g);
+			top_rates(cur, prev);
 			next = cur->mono_ns + interval_ns;
 			draw(&t, cur, &v, typing);
 			continue;
@@ -1237,7 +582,7 @@ int cmd_top(int argc, char **argv)
 			return tool_usage("top: the live view needs a terminal (stdin and stdout, TERM "
 			                  "not dumb); use --once or --json");
 		int rc = live(&g, interval);
-		state_free(&g);
+		top_state_free(&g);
 		return rc;
 	}
 	struct snap a = { 0 }, b = { 0 }, *cur = &a, *prev = &b;
@@ -1246,7 +591,7 @@ int cmd_top(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	sample(prev, &g);
+	top_sample(prev, &g);
 	int rc = 0;
 	while (!quit_sig) {
 		struct timespec ts = { .tv_sec = interval / 1000000000, .tv_nsec = interval % 1000000000 };
@@ -1254,8 +599,8 @@ int cmd_top(int argc, char **argv)
 			;
 		if (quit_sig)
 			break;
-		sample(cur, &g);
-		rates(cur, prev);
+		top_sample(cur, &g);
+		top_rates(cur, prev);
 		if (json) {
 			print_json(cur, interval);
 		} else {
@@ -1278,6 +623,6 @@ int cmd_top(int argc, char **argv)
 	}
 	free(a.v);
 	free(b.v);
-	state_free(&g);
+	top_state_free(&g);
 	return rc;
 }
