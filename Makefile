@@ -186,9 +186,9 @@ bench: check-deps
 # make install: header, static and shared libraries, shmkit.pc, the tool
 # and the benchmark program, man pages, the contrib files (bash completion,
 # systemd units for `shmkit gc`, a tmpfiles.d entry: contrib/README.md) and
-# the Python package.  INSTALL_PYTHON=0 leaves the Python package out (the
-# Debian packages do).  make uninstall removes exactly what install put
-# there (same PREFIX, DESTDIR and directories), nothing else.
+# the Python package (INSTALL_PYTHON=0 leaves it out).  make uninstall
+# removes exactly what install put there (same PREFIX, DESTDIR and
+# directories), nothing else.
 # The Python package goes where Debian's python3 looks for local packages
 # (/usr/local/lib/python3.X/dist-packages for PREFIX=/usr/local).
 PYVER = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
