@@ -31,6 +31,10 @@
  *                   one copy in and one copy out per message, the index
  *                   published per message.  64-byte messages in 1024 slots,
  *                   4 KiB in 64, 1 MiB in 8.
+ *   ring_rtt_2slot, ring_rtt_64slot
+ *                   64-byte round trips over two such rings (one each
+ *                   way) of 2 and of 64 slots: a hand-written queue's
+ *                   round trip, and what its capacity costs.
  *
  * POSIX queues are unlinked as soon as both ends are open and System V
  * queues are removed in teardown (and on SIGINT/SIGTERM), so nothing is
@@ -52,6 +56,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "refs.h"
 
 #define MSG 64 /* bytes per round-trip message */
 
@@ -205,12 +210,8 @@ static int futex_pong(void *arg, long n)
 
 static void ref_cacheline(void)
 {
-	struct word_pp w;
-	struct bench_pair p = {
-		.iters = 10000, .arg = &w, .setup = word_setup,
-		.parent_run = spin_ping, .child_run = spin_pong,
-		.teardown = word_teardown,
-	};
+	struct bench_pair p;
+	bench_ref_pair("cacheline_rtt", &p);
 	pair_row("cacheline_rtt", &p, NULL, 'n', 0);
 }
 
@@ -289,12 +290,8 @@ static int msg_pong(void *arg, long n)
 
 static void ref_msg64(void)
 {
-	struct msg_pp m;
-	struct bench_pair p = {
-		.iters = 10000, .arg = &m, .setup = msg_setup,
-		.parent_run = msg_ping, .child_run = msg_pong,
-		.teardown = msg_teardown,
-	};
+	struct bench_pair p;
+	bench_ref_pair("msg64_rtt", &p);
 	pair_row("msg64_rtt", &p, "cacheline_rtt", 'n', 0);
 }
 
@@ -773,95 +770,158 @@ struct ring_hdr {
 	uint64_t tail SK_ALIGNED_CL;
 };
 
-struct ring_pp {
+/* One direction: the shared header and slots, and this side's private
+ * index and cached copy of the other side's. */
+struct ring {
 	struct ring_hdr *hdr;
-	unsigned char *slots, *buf; /* buf: private message buffer */
+	unsigned char *slots;
+	size_t msg, cap;
+	uint64_t pos, seen;
+};
+
+struct ring_pp {
+	struct ring r[2];          /* stream: r[0]; round trip: r[0] out, r[1] back */
+	int nring;
+	unsigned char *base, *buf; /* buf: private message buffer */
 	size_t msg, cap, map;
-	uint64_t pos, seen; /* private: own index, cached copy of the other's */
 };
 
 static int ring_setup(void *arg)
 {
 	struct ring_pp *r = arg;
-	r->map = 4096 + r->cap * r->msg;
-	r->hdr = bench_shared_alloc(r->map);
+	size_t one = 4096 + ((r->cap * r->msg + 4095) & ~(size_t)4095);
+	r->nring = r->nring ? r->nring : 1;
+	r->map = one * (size_t)r->nring;
+	r->base = bench_shared_alloc(r->map);
 	r->buf = malloc(r->msg);
-	if (!r->hdr || !r->buf) {
-		bench_shared_free(r->hdr, r->map);
+	if (!r->base || !r->buf) {
+		bench_shared_free(r->base, r->map);
 		free(r->buf);
 		return -ENOMEM;
 	}
-	r->slots = (unsigned char *)r->hdr + 4096;
+	for (int i = 0; i < r->nring; i++)
+		r->r[i] = (struct ring){ .hdr = (struct ring_hdr *)(void *)(r->base + i * one),
+		                         .slots = r->base + i * one + 4096,
+		                         .msg = r->msg, .cap = r->cap };
 	memset(r->buf, 0x5a, r->msg);
-	r->pos = r->seen = 0;
 	return 0;
 }
 
 static void ring_teardown(void *arg)
 {
 	struct ring_pp *r = arg;
-	bench_shared_free(r->hdr, r->map);
+	bench_shared_free(r->base, r->map);
 	free(r->buf);
 }
 
-/* Producer: wait for a free slot, copy in, publish. */
-static int ring_produce(void *arg, long n)
+/* Producer: wait for a free slot, copy buf in (its first 8 bytes: the
+ * position), publish. */
+static int ring_put(struct ring *q, unsigned char *buf)
 {
-	struct ring_pp *r = arg;
-	for (long i = 0; i < n; i++) {
-		uint64_t t = r->pos;
-		unsigned spins = 0;
-		/* Acquire: pairs with the consumer's release of head; its copy out
-		 * of the slot we are about to overwrite is complete. */
-		while (t - r->seen >= r->cap && t - (r->seen = sk_load_acquire(&r->hdr->head)) >= r->cap)
-			if (bench_poll(&spins))
-				return -ECANCELED;
-		memcpy(r->buf, &t, sizeof(t));
-		memcpy(r->slots + (t & (r->cap - 1)) * r->msg, r->buf, r->msg);
-		/* Release: publishes the slot's bytes; pairs with the consumer's
-		 * acquire load of tail. */
-		sk_store_release(&r->hdr->tail, t + 1);
-		r->pos = t + 1;
-	}
+	uint64_t t = q->pos;
+	unsigned spins = 0;
+	/* Acquire: pairs with the consumer's release of head; its copy out
+	 * of the slot we are about to overwrite is complete. */
+	while (t - q->seen >= q->cap && t - (q->seen = sk_load_acquire(&q->hdr->head)) >= q->cap)
+		if (bench_poll(&spins))
+			return -ECANCELED;
+	memcpy(buf, &t, sizeof(t));
+	memcpy(q->slots + (t & (q->cap - 1)) * q->msg, buf, q->msg);
+	/* Release: publishes the slot's bytes; pairs with the consumer's
+	 * acquire load of tail. */
+	sk_store_release(&q->hdr->tail, t + 1);
+	q->pos = t + 1;
 	return 0;
 }
 
-/* Consumer (timed): wait for a message, copy out, check its sequence
- * number, free the slot. */
+/* Consumer: wait for a message, copy it out into buf, check its position,
+ * free the slot. */
+static int ring_get(struct ring *q, unsigned char *buf)
+{
+	uint64_t h = q->pos, seq;
+	unsigned spins = 0;
+	/* Acquire: pairs with the producer's release of tail. */
+	while (h == q->seen && h == (q->seen = sk_load_acquire(&q->hdr->tail)))
+		if (bench_poll(&spins))
+			return -ECANCELED;
+	if (q->seen - h > q->cap)
+		return -EBADMSG;
+	memcpy(buf, q->slots + (h & (q->cap - 1)) * q->msg, q->msg);
+	memcpy(&seq, buf, sizeof(seq));
+	if (seq != h)
+		return -EBADMSG;
+	/* Release: our copy out is done before the producer may reuse the
+	 * slot; pairs with its acquire load of head. */
+	sk_store_release(&q->hdr->head, h + 1);
+	q->pos = h + 1;
+	return 0;
+}
+
+static int ring_produce(void *arg, long n)
+{
+	struct ring_pp *r = arg;
+	int e = 0;
+	for (long i = 0; i < n && !e; i++)
+		e = ring_put(&r->r[0], r->buf);
+	return e;
+}
+
+/* Consumer (timed). */
 static int ring_consume(void *arg, long n)
 {
 	struct ring_pp *r = arg;
-	for (long i = 0; i < n; i++) {
-		uint64_t h = r->pos, seq;
-		unsigned spins = 0;
-		/* Acquire: pairs with the producer's release of tail. */
-		while (h == r->seen && h == (r->seen = sk_load_acquire(&r->hdr->tail)))
-			if (bench_poll(&spins))
-				return -ECANCELED;
-		if (r->seen - h > r->cap)
-			return -EBADMSG;
-		memcpy(r->buf, r->slots + (h & (r->cap - 1)) * r->msg, r->msg);
-		memcpy(&seq, r->buf, sizeof(seq));
-		if (seq != h)
-			return -EBADMSG;
-		/* Release: our copy out is done before the producer may reuse the
-		 * slot; pairs with its acquire load of head. */
-		sk_store_release(&r->hdr->head, h + 1);
-		r->pos = h + 1;
-	}
-	return 0;
+	int e = 0;
+	for (long i = 0; i < n && !e; i++)
+		e = ring_get(&r->r[0], r->buf);
+	return e;
+}
+
+/* Round trip: the parent puts into r[0] and takes the answer from r[1]. */
+static int ring_ping(void *arg, long n)
+{
+	struct ring_pp *r = arg;
+	int e = 0;
+	for (long i = 0; i < n && !e; i++)
+		if (!(e = ring_put(&r->r[0], r->buf)))
+			e = ring_get(&r->r[1], r->buf);
+	return e;
+}
+
+static int ring_pong(void *arg, long n)
+{
+	struct ring_pp *r = arg;
+	int e = 0;
+	for (long i = 0; i < n && !e; i++)
+		if (!(e = ring_get(&r->r[0], r->buf)))
+			e = ring_put(&r->r[1], r->buf);
+	return e;
 }
 
 static void ring_row(const char *name, size_t msg, size_t cap, long iters,
                      const char *ref)
 {
-	struct ring_pp r = { .msg = msg, .cap = cap };
+	struct ring_pp r = { .msg = msg, .cap = cap, .nring = 1 };
 	struct bench_pair p = {
 		.iters = iters, .arg = &r, .setup = ring_setup,
 		.parent_run = ring_consume, .child_run = ring_produce,
 		.teardown = ring_teardown,
 	};
 	pair_row(name, &p, ref, ref ? 'g' : 'r', msg);
+}
+
+/* A 64-byte round trip over two such rings of 2 (or 64) slots each. */
+static void ref_ring_rtt_2(void)
+{
+	struct bench_pair p;
+	bench_ref_pair("ring_rtt_2slot", &p);
+	pair_row("ring_rtt_2slot", &p, "msg64_rtt", 'n', 0);
+}
+
+static void ref_ring_rtt_64(void)
+{
+	struct bench_pair p;
+	bench_ref_pair("ring_rtt_64slot", &p);
+	pair_row("ring_rtt_64slot", &p, "msg64_rtt", 'n', 0);
 }
 
 static void ref_ring_64(void)
@@ -877,6 +937,32 @@ static void ref_ring_4k(void)
 static void ref_ring_1m(void)
 {
 	ring_row("spsc_ring_1m", 1 << 20, 8, 16, "memcpy_1m");
+}
+
+/* ---- references as pairs (refs.h) ------------------------------------- */
+
+int bench_ref_pair(const char *name, struct bench_pair *p)
+{
+	static struct word_pp w;
+	static struct msg_pp m;
+	static struct ring_pp r2 = { .msg = MSG, .cap = 2, .nring = 2 };
+	static struct ring_pp r64 = { .msg = MSG, .cap = 64, .nring = 2 };
+
+	if (!strcmp(name, "cacheline_rtt"))
+		*p = (struct bench_pair){ .iters = 10000, .arg = &w, .setup = word_setup,
+		                          .parent_run = spin_ping, .child_run = spin_pong,
+		                          .teardown = word_teardown };
+	else if (!strcmp(name, "msg64_rtt"))
+		*p = (struct bench_pair){ .iters = 10000, .arg = &m, .setup = msg_setup,
+		                          .parent_run = msg_ping, .child_run = msg_pong,
+		                          .teardown = msg_teardown };
+	else if (!strcmp(name, "ring_rtt_2slot") || !strcmp(name, "ring_rtt_64slot"))
+		*p = (struct bench_pair){ .iters = 10000, .arg = name[9] == '2' ? &r2 : &r64,
+		                          .setup = ring_setup, .parent_run = ring_ping,
+		                          .child_run = ring_pong, .teardown = ring_teardown };
+	else
+		return -ENOENT;
+	return 0;
 }
 
 /* ---- registration (one constructor: the order below is the run order) --- */
@@ -900,6 +986,8 @@ static void __attribute__((constructor)) baseline_register(void)
 		{ "spsc_ring_64", ref_ring_64 },
 		{ "spsc_ring_4k", ref_ring_4k },
 		{ "spsc_ring_1m", ref_ring_1m },
+		{ "ring_rtt_2slot", ref_ring_rtt_2 },
+		{ "ring_rtt_64slot", ref_ring_rtt_64 },
 	};
 	for (size_t i = 0; i < SK_ARRAY_LEN(refs); i++)
 		bench_register_ref(refs[i].name, refs[i].fn);

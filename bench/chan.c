@@ -2,10 +2,17 @@
  * chan.c - channel rows, each next to its limit measured in the same run
  * between the same two pinned processes (bench/baseline.c):
  *
- *   chan_rtt_spin        64-byte request and reply over two MPMC channels
+ *   chan_rtt_spsc_spin   64-byte request and reply over two SPSC channels
  *                        of the default capacity (64),
- *                        both sides SHMKIT_WAIT_SPIN      / cacheline_rtt
- *   chan_rtt_spsc_spin   the same over SPSC channels      / cacheline_rtt
+ *                        both sides SHMKIT_WAIT_SPIN      / msg64_rtt
+ *   chan_rtt_spin        the same over MPMC channels      / chan_rtt_spsc_spin
+ *   chan_rtt_spsc_32     32-byte messages (one line with the slot's seq
+ *                        word)                            / cacheline_rtt
+ *   chan_rtt_spsc_2slot  SPSC channels of 2 slots         / ring_rtt_2slot
+ *   chan_rtt_2slot       MPMC channels of 2 slots         / chan_rtt_spsc_2slot
+ *   (these five are measured interleaved, in 4 rounds, with the three
+ *   references, reported again as cacheline_rtt_again, msg64_rtt_again and
+ *   ring_rtt_2slot_again: the ratios are to those)
  *   chan_rtt_adaptive    the default strategy             / chan_rtt_spin
  *   chan_rtt_adaptive_loaded  the same while 2 spinning processes keep both
  *                        cores busy                       / pipe_rtt_loaded
@@ -29,11 +36,13 @@
  * the handles it inherits, and removed in teardown (and on SIGINT).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "bench.h"
+#include "refs.h"
 
 #define RTT_MSG 64
 
@@ -239,6 +248,62 @@ static void rtt_row(const char *name, unsigned flags, int wait, long iters, cons
 	chan_row(name, &c, iters, 'n', ref, rtt_ping, rtt_pong);
 }
 
+/* The spinning round trips, measured interleaved with each other and with
+ * the references they must approach (reported again as "NAME_again"), so a
+ * drift of the machine falls on all of them alike. */
+static void spin_rtt_group(void)
+{
+	static const struct {
+		const char *name, *ref;
+		unsigned flags;
+		uint32_t capacity;
+		size_t msg;
+	} rows[] = {
+		{ "cacheline_rtt_again", NULL, 0, 0, 0 },
+		{ "msg64_rtt_again", NULL, 0, 0, 0 },
+		{ "ring_rtt_2slot_again", NULL, 0, 0, 0 },
+		{ "chan_rtt_spsc_spin", "msg64_rtt_again", SHMKIT_CHAN_SPSC, 64, RTT_MSG },
+		{ "chan_rtt_spin", "chan_rtt_spsc_spin", 0, 64, RTT_MSG },
+		{ "chan_rtt_spsc_32", "cacheline_rtt_again", SHMKIT_CHAN_SPSC, 64, 32 },
+		{ "chan_rtt_spsc_2slot", "ring_rtt_2slot_again", SHMKIT_CHAN_SPSC, 2, RTT_MSG },
+		{ "chan_rtt_2slot", "chan_rtt_spsc_2slot", 0, 2, RTT_MSG },
+	};
+	enum { N = SK_ARRAY_LEN(rows) };
+	_Static_assert(N <= BENCH_MAX_INTERLEAVE, "one interleaved group");
+	struct chan_pp c[N];
+	struct bench_pair p[N];
+	struct bench_stat st[N];
+	int err[N], idx[N], k = 0;
+	bool any = bench_want("chan_rtt_adaptive"); /* chan_rtt_spin is its reference */
+
+	for (size_t i = 3; i < N; i++)
+		any = any || bench_want(rows[i].name);
+	if (!any)
+		return;
+	for (size_t i = 0; i < N; i++) {
+		if (!rows[i].ref) { /* a reference, again */
+			char ref[32];
+			snprintf(ref, sizeof(ref), "%.*s", (int)(strlen(rows[i].name) - 6), rows[i].name);
+			if (bench_ref_pair(ref, &p[k]))
+				continue;
+		} else {
+			c[k] = (struct chan_pp){ .nchan = 2, .flags = rows[i].flags,
+			                         .wait = SHMKIT_WAIT_SPIN, .capacity = rows[i].capacity,
+			                         .msg = rows[i].msg };
+			p[k] = (struct bench_pair){
+				.iters = 10000, .arg = &c[k], .setup = chan_setup,
+				.parent_run = rtt_ping, .child_run = rtt_pong, .teardown = chan_teardown,
+			};
+		}
+		idx[k++] = (int)i;
+	}
+	bench_pair_interleaved(p, k, 4, st, err);
+	for (int j = 0; j < k; j++)
+		if (bench_check(rows[idx[j]].name, err[j]))
+			bench_report_kind(rows[idx[j]].name, &st[j], 'n', rows[idx[j]].msg,
+			                  rows[idx[j]].ref);
+}
+
 static void stream_row(const char *name, unsigned flags, size_t msg, uint32_t capacity,
                        long iters, const char *ref, bool zero_copy)
 {
@@ -250,10 +315,7 @@ static void stream_row(const char *name, unsigned flags, size_t msg, uint32_t ca
 
 static void chan_suite(void)
 {
-	if (bench_want("chan_rtt_spin") || bench_want("chan_rtt_adaptive"))
-		rtt_row("chan_rtt_spin", 0, SHMKIT_WAIT_SPIN, 10000, "cacheline_rtt");
-	if (bench_want("chan_rtt_spsc_spin"))
-		rtt_row("chan_rtt_spsc_spin", SHMKIT_CHAN_SPSC, SHMKIT_WAIT_SPIN, 10000, "cacheline_rtt");
+	spin_rtt_group();
 	if (bench_want("chan_rtt_adaptive"))
 		rtt_row("chan_rtt_adaptive", 0, SHMKIT_WAIT_ADAPTIVE, 2000, "chan_rtt_spin");
 	if (bench_want("chan_rtt_adaptive_loaded")) {

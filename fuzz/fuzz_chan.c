@@ -30,7 +30,7 @@
 
 #define SK_FZ_NORETURN __attribute__((noreturn))
 
-#define FZ_CHAN_FIXED 48 /* magic .. slots_bytes: written once at create */
+#define FZ_CHAN_FIXED 52 /* magic .. stat_entries: written once at create */
 #define MS 1000000LL
 
 enum { OP_SEND, OP_RECV, OP_RESERVE, OP_COMMIT, OP_ABORT, OP_PEEK, OP_RELEASE, OP_FD, OP_ACK,

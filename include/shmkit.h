@@ -392,7 +392,7 @@ int shmkit_chan_send(shmkit_chan *ch, const void *msg, size_t len,
 ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap,
                          int64_t timeout_ns);
 
-/* Zero-copy: reserve a slot, write up to max_msg bytes at *buf (32-byte
+/* Zero-copy: reserve a slot, write up to max_msg bytes at *buf (16-byte
  * aligned), commit len bytes (or abort: the slot goes back, no message).
  * The pointer is valid until commit/abort.  One reservation per handle;
  * commit above max_msg is -EMSGSIZE and keeps the reservation. */

@@ -199,6 +199,9 @@ struct shmkit_chan {
 	shmkit_seg *seg;
 	struct sk_chan_ctl *ctl;
 	unsigned char *slots;
+	struct sk_chan_stat *stats; /* the statistics entries (chan.h) */
+	uint32_t nstats;
+	struct sk_chan_stat *stat; /* the one this handle counts in, or NULL */
 	uint64_t cap, mask;      /* cached at open, never re-read */
 	uint32_t max_msg, slot_size;
 	bool spsc, rdonly;
@@ -236,6 +239,91 @@ struct attempt {
 
 static void purge_stale(shmkit_chan *ch);
 
+/* ---- per-handle statistics (chan.h: statistics entries) ------------------ */
+
+/* Move an entry's counts into the control block's and zero them.  Relaxed
+ * throughout: statistics, ordered with nothing; a snapshot taken meanwhile
+ * may miss them for an instant. */
+static void stat_retire(struct sk_chan_ctl *c, struct sk_chan_stat *e)
+{
+	uint64_t *from[4] = { &e->sent, &e->received, &e->full_waits, &e->empty_waits };
+	uint64_t *to[4] = { &c->sent, &c->received, &c->full_waits, &c->empty_waits };
+
+	for (int i = 0; i < 4; i++) {
+		uint64_t v = sk_load_relaxed(from[i]);
+		sk_store_relaxed(from[i], 0);
+		if (v)
+			sk_fetch_add(to[i], v, __ATOMIC_RELAXED);
+	}
+}
+
+/* Take a statistics entry for this handle: a free one, else one whose
+ * owner is dead (its lock free) or names our own id (a dead former
+ * holder's, after the id counter wrapped).  None: count in the control
+ * block.  Never fails. */
+static SK_COLD void stat_take(shmkit_chan *ch)
+{
+	uint64_t me = ch->peer.id;
+
+	for (int pass = 0; pass < 2 && !ch->stat; pass++) {
+		for (uint32_t i = 0; i < ch->nstats && !ch->stat; i++) {
+			struct sk_chan_stat *e = &ch->stats[i];
+			/* Acquire: pairs with stat_give's release store of 0 (and
+			 * the CAS below of another taker): the counts the last
+			 * owner zeroed are seen zero before we count on them. */
+			uint64_t w = sk_load_acquire(&e->owner);
+			if (w == 0 ? pass != 0 :
+			    w != me && (pass == 0 || w > SK_SEQ_PID_MASK ||
+			                sk_peer_held(ch->seg, SK_PEER_CHAN + (uint32_t)w) != 0))
+				continue;
+			/* Acquire on success: as the load above; relaxed on
+			 * failure: someone else took it, go on. */
+			if (!sk_cas(&e->owner, &w, me, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+				continue;
+			if (w)
+				stat_retire(ch->ctl, e); /* a dead handle's counts */
+			ch->stat = e;
+		}
+	}
+}
+
+/* Give the entry back at close: its counts go to the control block. */
+static void stat_give(shmkit_chan *ch)
+{
+	struct sk_chan_stat *e = ch->stat;
+
+	if (!e)
+		return;
+	ch->stat = NULL;
+	stat_retire(ch->ctl, e);
+	/* Release: pairs with stat_take's acquire: the zeroed counts are
+	 * visible to the next owner before it counts. */
+	sk_store_release(&e->owner, 0);
+}
+
+/* What stat_count counts. */
+enum stat_field { ST_SENT, ST_RECEIVED, ST_FULL_WAITS, ST_EMPTY_WAITS };
+
+/* Count one event: in this handle's entry with a plain load and store (it
+ * is the only writer), else a locked add on the shared counter. */
+static inline void stat_count(shmkit_chan *ch, enum stat_field f)
+{
+	struct sk_chan_stat *e = ch->stat;
+	struct sk_chan_ctl *c = ch->ctl;
+
+	if (SK_LIKELY(e)) {
+		uint64_t *n = f == ST_SENT ? &e->sent : f == ST_RECEIVED ? &e->received :
+		              f == ST_FULL_WAITS ? &e->full_waits : &e->empty_waits;
+		/* Relaxed: a statistic with one writer, this handle. */
+		sk_store_relaxed(n, sk_load_relaxed(n) + 1);
+	} else {
+		uint64_t *n = f == ST_SENT ? &c->sent : f == ST_RECEIVED ? &c->received :
+		              f == ST_FULL_WAITS ? &c->full_waits : &c->empty_waits;
+		/* Relaxed: a statistic, ordered with nothing. */
+		sk_fetch_add(n, 1, __ATOMIC_RELAXED);
+	}
+}
+
 /* Take a peer id for this handle: its claims and roles name it, and the
  * kernel's lock on it says whether the handle lives.  Also after a fork:
  * the child's claims must not be its parent's (whose entry dies with the
@@ -248,6 +336,7 @@ static SK_COLD int identity_refresh(shmkit_chan *ch)
 	if (sk_peer_forked(&ch->peer)) {
 		sk_peer_forget(&ch->peer);
 		ch->role[PROD] = ch->role[CONS] = false; /* the parent's, not ours */
+		ch->stat = NULL;                          /* likewise */
 	}
 	if ((err = sk_peer_join(&ch->peer, ch->seg)) ||
 	    (err = sk_peer_take_id(&ch->peer, ch->seg, SK_PEER_CHAN, &wrapped)))
@@ -255,6 +344,7 @@ static SK_COLD int identity_refresh(shmkit_chan *ch)
 	ch->pid = (uint32_t)getpid();
 	if (wrapped)
 		purge_stale(ch);
+	stat_take(ch);
 	return 0;
 }
 
@@ -275,6 +365,7 @@ uint32_t sk_chan_fingerprint(void)
 		offsetof(struct sk_chan_ctl, not_full), offsetof(struct sk_chan_ctl, reclaimed),
 		offsetof(struct sk_chan_ctl, producer), offsetof(struct sk_chan_ctl, consumer),
 		sizeof(struct sk_chan_slot), offsetof(struct sk_chan_slot, len),
+		offsetof(struct sk_chan_ctl, stat_entries), sizeof(struct sk_chan_stat),
 		SK_SEQ_POS_SHIFT, SK_SEQ_STATE_SHIFT, sizeof(shmkit_ec), SK_CACHELINE,
 		0x01020304u,
 	};
@@ -298,6 +389,7 @@ static inline void *payload(struct sk_chan_slot *s)
 
 struct geometry {
 	uint32_t capacity, max_msg, flags;
+	uint32_t stats; /* statistics entries */
 };
 
 static int geometry_check(const struct geometry *g)
@@ -312,7 +404,8 @@ static int geometry_check(const struct geometry *g)
 
 static uint64_t data_bytes(const struct geometry *g)
 {
-	return SK_CHAN_CTL_SIZE + (uint64_t)g->capacity * SK_CHAN_SLOT_SIZE(g->max_msg);
+	return SK_CHAN_CTL_SIZE + (uint64_t)g->stats * sizeof(struct sk_chan_stat) +
+	       (uint64_t)g->capacity * SK_CHAN_SLOT_SIZE(g->max_msg);
 }
 
 /* sk_seg_create_kind init callback: fill the control block and slots
@@ -334,11 +427,13 @@ static int chan_init(void *data, size_t size, void *arg)
 	c->capacity = g->capacity;
 	c->max_msg = g->max_msg;
 	c->slot_size = (uint32_t)slot_size;
-	c->slots_off = SK_CHAN_CTL_SIZE;
+	c->stat_entries = g->stats;
+	c->slots_off = SK_CHAN_CTL_SIZE + (uint64_t)g->stats * sizeof(struct sk_chan_stat);
 	c->slots_bytes = (uint64_t)g->capacity * slot_size;
 	shmkit_ec_init(&c->not_empty);
 	shmkit_ec_init(&c->not_full);
-	unsigned char *slots = (unsigned char *)data + SK_CHAN_CTL_SIZE;
+	memset((unsigned char *)data + SK_CHAN_CTL_SIZE, 0, g->stats * sizeof(struct sk_chan_stat));
+	unsigned char *slots = (unsigned char *)data + c->slots_off;
 	for (uint64_t i = 0; i < g->capacity; i++) {
 		struct sk_chan_slot *s = (struct sk_chan_slot *)(void *)(slots + i * slot_size);
 		memset(s, 0, SK_CHAN_SLOT_HDR);
@@ -363,18 +458,22 @@ static int chan_bind(shmkit_chan *ch, shmkit_seg *seg, void *base, size_t size)
 	if (c->fingerprint != sk_chan_fingerprint())
 		return sk_fail(-EPROTO, "channel layout fingerprint %08x differs from this build's %08x",
 		               c->fingerprint, sk_chan_fingerprint());
-	struct geometry g = { c->capacity, c->max_msg, c->flags };
+	struct geometry g = { c->capacity, c->max_msg, c->flags, c->stat_entries };
 	uint32_t slot_size = c->slot_size;
 	uint64_t off = c->slots_off, bytes = c->slots_bytes;
 	if (geometry_check(&g) || (g.flags & ~SHMKIT_CHAN_SPSC) ||
-	    slot_size != SK_CHAN_SLOT_SIZE(g.max_msg) || off != SK_CHAN_CTL_SIZE ||
+	    (g.stats != 0 && (g.stats != SK_CHAN_STAT_ENTRIES || (g.flags & SHMKIT_CHAN_SPSC))) ||
+	    slot_size != SK_CHAN_SLOT_SIZE(g.max_msg) ||
+	    off != SK_CHAN_CTL_SIZE + (uint64_t)g.stats * sizeof(struct sk_chan_stat) ||
 	    bytes != (uint64_t)g.capacity * slot_size || data_bytes(&g) > size)
 		return sk_fail(-EBADMSG, "channel control block (capacity %u, max_msg %u, "
-		               "slot %u) does not fit its %zu-byte segment",
-		               g.capacity, g.max_msg, slot_size, size);
+		               "slot %u, %u statistics entries) does not fit its %zu-byte segment",
+		               g.capacity, g.max_msg, slot_size, g.stats, size);
 	ch->seg = seg;
 	ch->ctl = c;
-	ch->slots = (unsigned char *)c + SK_CHAN_CTL_SIZE;
+	ch->stats = (struct sk_chan_stat *)(void *)((unsigned char *)c + SK_CHAN_CTL_SIZE);
+	ch->nstats = g.stats;
+	ch->slots = (unsigned char *)c + off;
 	ch->cap = g.capacity;
 	ch->mask = g.capacity - 1;
 	ch->max_msg = g.max_msg;
@@ -783,11 +882,10 @@ static inline int publish(shmkit_chan *ch, uint64_t pos, uint64_t word, size_t l
 		if (SK_UNLIKELY(!sk_cas(&s->seq, &word, sk_seq_make(pos, SK_SLOT_FULL, 0),
 		                        __ATOMIC_RELEASE, __ATOMIC_RELAXED)))
 			return stale_claim("publish");
-		/* Relaxed: a statistic, ordered with nothing.  An embedded
-		 * channel's owner counts for itself (rpc): no locked add on
-		 * a line every producer shares. */
+		/* A statistic, in this handle's entry (chan.h).  An embedded
+		 * channel's owner counts for itself (rpc). */
 		if (!ch->embedded)
-			sk_fetch_add(&c->sent, 1, __ATOMIC_RELAXED);
+			stat_count(ch, ST_SENT);
 	}
 	shmkit_ec_inc(&c->not_empty); /* P8: see wait.h; model: mpmc.pml P8, spsc.pml S-P5 */
 	return 0;
@@ -816,9 +914,9 @@ static inline int consumed(shmkit_chan *ch, uint64_t pos, uint64_t word)
 		                        sk_seq_make(pos + ch->cap, SK_SLOT_FREE, 0),
 		                        __ATOMIC_RELEASE, __ATOMIC_RELAXED)))
 			return stale_claim("release");
-		/* Relaxed: a statistic (not kept for embedded channels). */
+		/* A statistic (not kept for embedded channels). */
 		if (!ch->embedded)
-			sk_fetch_add(&c->received, 1, __ATOMIC_RELAXED);
+			stat_count(ch, ST_RECEIVED);
 	}
 	shmkit_ec_inc(&c->not_full); /* C7: see wait.h; model: mpmc.pml C7, spsc.pml S-C4 */
 	return 0;
@@ -912,11 +1010,11 @@ static SK_COLD void count_wait(shmkit_chan *ch, int side)
 	uint64_t *n = side == PROD ? &ch->ctl->full_waits : &ch->ctl->empty_waits;
 
 	/* Relaxed: a statistic.  An SPSC side is one handle (its role), so
-	 * a plain load and store do; MPMC sides share the counter. */
+	 * a plain load and store do; an MPMC handle counts in its entry. */
 	if (ch->spsc)
 		sk_store_relaxed(n, sk_load_relaxed(n) + 1);
 	else
-		sk_fetch_add(n, 1, __ATOMIC_RELAXED);
+		stat_count(ch, side == PROD ? ST_FULL_WAITS : ST_EMPTY_WAITS);
 }
 
 /* Polls before claim_wait reads a clock: in a ping-pong the answer often
@@ -948,7 +1046,9 @@ static SK_COLD int claim_wait(shmkit_chan *ch, int side, struct attempt *a, int6
 	a->check_tail = true;
 	if ((r = try(a))) /* again, now with the SPSC index check */
 		return r < 0 ? r : 0;
-	int64_t deadline = sk_deadline(timeout_ns);
+	/* A try-once call (a poller's) reads no clock unless a claimed slot
+	 * blocks it: watch() needs the time only then. */
+	int64_t deadline = timeout_ns ? sk_deadline(timeout_ns) : 0;
 	for (;;) {
 		if (watch(ch, side, a->blocker)) {
 			if ((r = try(a)))
@@ -1052,13 +1152,13 @@ static int chan_new(shmkit_chan **out, shmkit_seg *seg, const struct shmkit_chan
 
 uint64_t sk_chan_bytes(uint32_t capacity, uint32_t max_msg)
 {
-	struct geometry g = { capacity, max_msg, 0 };
+	struct geometry g = { capacity, max_msg, 0, 0 };
 	return data_bytes(&g);
 }
 
 int sk_chan_init_at(void *base, size_t size, uint32_t capacity, uint32_t max_msg)
 {
-	struct geometry g = { capacity, max_msg, 0 };
+	struct geometry g = { capacity, max_msg, 0, 0 };
 	int err = geometry_check(&g);
 	return err ? err : chan_init(base, size, &g);
 }
@@ -1106,6 +1206,7 @@ int shmkit_chan_create(shmkit_chan **out, const char *name, const struct shmkit_
 		g.capacity = g.capacity <= 1 ? 1 : 1u << (32 - __builtin_clz(g.capacity - 1));
 	g.max_msg = o->max_msg ? o->max_msg : SK_CHAN_DEFAULT_MAX_MSG;
 	g.flags = o->flags & SHMKIT_CHAN_SPSC;
+	g.stats = g.flags & SHMKIT_CHAN_SPSC ? 0 : SK_CHAN_STAT_ENTRIES;
 	if ((err = geometry_check(&g)))
 		return err;
 	uint64_t bytes = data_bytes(&g);
@@ -1170,9 +1271,11 @@ int shmkit_chan_close(shmkit_chan *ch)
 	if (!ch)
 		return 0;
 	if (sk_peer_forked(&ch->peer)) {
-		/* A forked child: claims and roles are its parent's. */
+		/* A forked child: claims, roles and statistics entry are its
+		 * parent's. */
 		sk_peer_forget(&ch->peer);
 		ch->reserved = ch->peeked = ch->role[PROD] = ch->role[CONS] = false;
+		ch->stat = NULL;
 	}
 	if (ch->reserved)
 		shmkit_chan_abort(ch);
@@ -1180,6 +1283,7 @@ int shmkit_chan_close(shmkit_chan *ch)
 		shmkit_chan_release(ch);
 	role_drop(ch, PROD);
 	role_drop(ch, CONS);
+	stat_give(ch);
 	sk_peer_leave(&ch->peer); /* drops the locks: after the roles */
 	sk_waitfd_close(ch->wfd);
 	if (!ch->embedded)
@@ -1374,10 +1478,17 @@ int shmkit_chan_stats(shmkit_chan *ch, struct shmkit_chan_stats *st)
 	st->received = ch->spsc ? head : sk_load_relaxed(&c->received);
 	st->full_waits = sk_load_relaxed(&c->full_waits);
 	st->empty_waits = sk_load_relaxed(&c->empty_waits);
+	for (uint32_t i = 0; i < ch->nstats; i++) { /* the handles' own counts */
+		const struct sk_chan_stat *e = &ch->stats[i];
+		st->sent += sk_load_relaxed(&e->sent);
+		st->received += sk_load_relaxed(&e->received);
+		st->full_waits += sk_load_relaxed(&e->full_waits);
+		st->empty_waits += sk_load_relaxed(&e->empty_waits);
+	}
 	st->reclaimed = sk_load_relaxed(&c->reclaimed);
 	st->aborted = sk_load_relaxed(&c->aborted);
 	st->slot_size = ch->slot_size;
-	st->hdr_size = ch->seg->data_off + SK_CHAN_CTL_SIZE;
+	st->hdr_size = ch->seg->data_off + (size_t)((unsigned char *)ch->slots - (unsigned char *)c);
 	st->seg_size = ch->seg->map_size;
 	st->spsc = ch->spsc;
 	/* Relaxed: a snapshot for people. */

@@ -15,33 +15,62 @@
  *    20     4  capacity     slots, a power of 2      creator, once
  *    24     4  max_msg      largest payload          creator, once
  *    28     4  slot_size    SK_CHAN_SLOT_SIZE(max)   creator, once
- *    32     8  slots_off    SK_CHAN_CTL_SIZE         creator, once
+ *    32     8  slots_off    384 + stat_entries * 64  creator, once
  *    40     8  slots_bytes  capacity * slot_size     creator, once
+ *    48     4  stat_entries per-handle statistics     creator, once
+ *                           entries (below): 64 for an MPMC
+ *                           channel, 0 for SPSC and embedded
  *    64     8  tail         next position to produce  producers
- *    72     8  sent         messages committed        producers
- *    80     8  full_waits   calls that found it full  producers
+ *    72     8  sent         messages committed        producers (*)
+ *    80     8  full_waits   calls that found it full  producers (*)
  *    88     8  producer     SPSC role word (below)    the producer
  *   128     8  head         next position to consume  consumers
- *   136     8  received     messages taken            consumers
- *   144     8  empty_waits  calls that found it empty consumers
+ *   136     8  received     messages taken            consumers (*)
+ *   144     8  empty_waits  calls that found it empty consumers (*)
  *   152     8  consumer     SPSC role word (below)    the consumer
  *   192     4  not_empty    event count               bumped by producers
  *   256     4  not_full     event count               bumped by consumers
  *   320     8  reclaimed    slots taken from dead peers either side
  *   328     8  aborted      reservations given back  producers
- *   384        slot 0, then slot i at 384 + i * slot_size
+ *   384        stat_entries statistics entries of 64 bytes, then
+ *   slots_off  slot 0, then slot i at slots_off + i * slot_size
+ *
+ * (*) MPMC: the counts of handles that had no statistics entry, closed,
+ * or died and whose entry was taken over; each handle that holds an entry
+ * counts there instead, with plain stores (one writer: the handle), so
+ * the hot path has no locked add on a line every producer (or consumer)
+ * shares.  shmkit_chan_stats sums the entries and these.  SPSC: sent and
+ * received are the indices; the waits are counted here by the one
+ * producer and the one consumer.
+ *
+ *   statistics entry (struct sk_chan_stat), 64 bytes, one line
+ *     0     8  owner        peer id of the handle counting here, 0 = free
+ *     8     8  sent
+ *    16     8  received
+ *    24     8  full_waits
+ *    32     8  empty_waits
+ *    40    24  (zero)
+ *   A handle takes a free entry at open (CAS 0 -> its id), or one whose
+ *   owner is dead (its lock is free: peer.h) or is its own id from before
+ *   a wrap, after moving that entry's counts into the control block's;
+ *   at close it moves its counts there and frees the entry.  With every
+ *   entry taken by live handles, a handle counts in the control block
+ *   (locked adds), as every handle did before version 5.
  *
  * Each group written by one side sits on its own 64-byte line, so a
  * producer and a consumer touch different lines except for the slot they
  * hand over.  Statistics ride on the line of the index their side already
  * owns (the counter update hits a line in this core's cache).
  *
- *   slot (struct sk_chan_slot), slot_size = round_up(32 + max_msg, 64)
+ *   slot (struct sk_chan_slot), slot_size = round_up(16 + max_msg, 64)
  *     0     8  seq    position (40 bits) | state (2) | claimer's peer id (22)
- *     8    16  (zero, reserved)
- *    24     4  len    payload bytes, <= max_msg
- *    28     4  (zero)
- *    32   ...  payload, max_msg bytes (32-byte aligned)
+ *     8     4  len    payload bytes, <= max_msg
+ *    12     4  (zero)
+ *    16   ...  payload, max_msg bytes (16-byte aligned)
+ * A message of up to 48 bytes shares the 64-byte line of its slot's seq
+ * word: the "ready" word and the bytes cross between cores in one line
+ * transfer (version 5; versions up to 4 had a 32-byte slot header, so
+ * only messages up to 32 bytes did).
  *
  * Segment size = 4096 (segment header) + 384 + capacity * slot_size,
  * rounded up to the page size by the segment layer.
@@ -84,10 +113,12 @@
 #include "internal.h"
 
 #define SK_CHAN_MAGIC 0x01004e4148434b53ULL /* "SKCHAN\0\1" little-endian */
-#define SK_CHAN_VERSION 4u /* 2: SPSC consumers poll the slot's seq; 3: SPSC roles;
-                              4: peer ids (kernel locks) in claims and roles */
+#define SK_CHAN_VERSION 5u /* 2: SPSC consumers poll the slot's seq; 3: SPSC roles;
+                              4: peer ids (kernel locks) in claims and roles;
+                              5: 16-byte slot header (48-byte one-line messages),
+                                 per-handle statistics entries */
 #define SK_CHAN_CTL_SIZE 384u
-#define SK_CHAN_SLOT_HDR 32u
+#define SK_CHAN_SLOT_HDR 16u
 #define SK_CHAN_SLOT_SIZE(max_msg) \
 	(((uint64_t)(max_msg) + SK_CHAN_SLOT_HDR + SK_CACHELINE - 1) & ~(uint64_t)(SK_CACHELINE - 1))
 #define SK_CHAN_MAX_CAPACITY (1u << 24)
@@ -119,6 +150,7 @@ struct sk_chan_ctl {
 	uint32_t slot_size;
 	uint64_t slots_off;
 	uint64_t slots_bytes;
+	uint32_t stat_entries;
 
 	uint64_t tail SK_ALIGNED_CL;
 	uint64_t sent;
@@ -137,16 +169,23 @@ struct sk_chan_ctl {
 	uint64_t aborted;
 };
 
+struct sk_chan_stat {
+	uint64_t owner;
+	uint64_t sent, received, full_waits, empty_waits;
+	uint64_t zero[3];
+};
+
+#define SK_CHAN_STAT_ENTRIES 64u
+
 struct sk_chan_slot {
 	uint64_t seq;
-	uint64_t rsv0;
-	uint64_t rsv1;
 	uint32_t len;
 	uint32_t zero;
 };
 
 _Static_assert(sizeof(struct sk_chan_ctl) == SK_CHAN_CTL_SIZE, "channel control block size");
 _Static_assert(sizeof(struct sk_chan_slot) == SK_CHAN_SLOT_HDR, "channel slot header size");
+_Static_assert(sizeof(struct sk_chan_stat) == SK_CACHELINE, "a statistics entry is one line");
 _Static_assert(offsetof(struct sk_chan_ctl, head) == 128, "channel head offset");
 _Static_assert(offsetof(struct sk_chan_ctl, producer) == 88, "channel producer offset");
 _Static_assert(offsetof(struct sk_chan_ctl, consumer) == 152, "channel consumer offset");

@@ -9,6 +9,7 @@
  * exit status and are always reaped.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -72,7 +73,7 @@ Test(chan, send_recv_and_stats)
 	cr_expect_eq(st.max_msg, 100);
 	cr_expect_eq(st.depth, 3);
 	cr_expect_eq(st.sent, 3);
-	cr_expect_eq(st.slot_size, 192, "round_up(32 + 100, 64)");
+	cr_expect_eq(st.slot_size, 128, "round_up(16 + 100, 64)");
 	cr_expect_eq(st.seg_size, (st.hdr_size + 8 * st.slot_size + 4095) / 4096 * 4096);
 	cr_expect_eq(st.spsc, 0);
 	for (uint64_t i = 0; i < 3; i++)
@@ -209,6 +210,38 @@ static void sizes(unsigned flags)
 	shmkit_chan_close(ch);
 }
 
+/* A message of up to 48 bytes shares one 64-byte line with its slot's seq
+ * word (chan.h, version 5): the slot of a 48-byte channel is one line, and
+ * a reserved buffer's 48 bytes lie in the line its slot starts in. */
+static void one_line(unsigned flags)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = make(name, 8, 48, flags);
+	struct shmkit_chan_stats st;
+	void *w;
+
+	cr_assert_eq(shmkit_chan_stats(ch, &st), 0);
+	cr_expect_eq(st.slot_size, 64, "a 48-byte slot is one cache line, got %u", st.slot_size);
+	for (int i = 0; i < 8; i++) {
+		cr_assert_eq(shmkit_chan_reserve(ch, &w, 0), 0);
+		uintptr_t a = (uintptr_t)w;
+		cr_expect_eq(a & ~(uintptr_t)63, (a + 47) & ~(uintptr_t)63,
+		             "payload %d at line offset %u crosses into the next line", i, (unsigned)(a & 63));
+		memset(w, i, 48);
+		cr_assert_eq(shmkit_chan_commit(ch, 48), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		unsigned char buf[48], want[48];
+		memset(want, i, sizeof(want));
+		cr_assert_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), 48);
+		cr_expect_eq(memcmp(buf, want, 48), 0);
+	}
+	shmkit_chan_close(ch);
+}
+
+Test(chan, small_messages_share_the_seq_line_mpmc) { one_line(0); }
+Test(chan, small_messages_share_the_seq_line_spsc) { one_line(SHMKIT_CHAN_SPSC); }
+
 Test(chan, variable_sizes_mpmc) { sizes(0); }
 Test(chan, variable_sizes_spsc) { sizes(SHMKIT_CHAN_SPSC); }
 
@@ -222,7 +255,7 @@ static void zero_copy(unsigned flags)
 	const void *r;
 
 	cr_assert_eq(shmkit_chan_reserve(ch, &w, 0), 0);
-	cr_expect_eq((uintptr_t)w % 32, 0, "payload is 32-byte aligned");
+	cr_expect_eq((uintptr_t)w % 16, 0, "payload is 16-byte aligned");
 	cr_expect_eq(shmkit_chan_reserve(ch, &w2, 0), -EINVAL, "one reservation per handle");
 	cr_expect_eq(shmkit_chan_send(ch, "x", 1, 0), -EINVAL);
 	memcpy(w, "hello", 5);
@@ -513,4 +546,128 @@ Test(chan, corrupt_control_block_refused_at_open)
 	cr_assert_eq(shmkit_chan_open(&o, name, NULL), 0, "restored: opens again");
 	shmkit_chan_close(o);
 	shmkit_chan_close(ch);
+}
+
+/* ---- per-handle statistics (chan.h: statistics entries) -------------------- */
+
+static unsigned entries_taken(shmkit_chan *ch)
+{
+	struct sk_chan_ctl *c = ctl_of(ch);
+	struct sk_chan_stat *e = (struct sk_chan_stat *)(void *)((char *)c + SK_CHAN_CTL_SIZE);
+	unsigned n = 0;
+	for (uint32_t i = 0; i < c->stat_entries; i++)
+		n += e[i].owner != 0;
+	return n;
+}
+
+static uint64_t sent_of(shmkit_chan *ch)
+{
+	struct shmkit_chan_stats st;
+	cr_assert_eq(shmkit_chan_stats(ch, &st), 0);
+	return st.sent;
+}
+
+struct stat_child {
+	const char *name;
+	shmkit_chan *inherited;
+	int sends;
+	int ready_fd; /* hang: write a byte there, then wait to be killed */
+};
+
+static int stat_child_main(void *arg)
+{
+	struct stat_child *s = arg;
+	shmkit_chan *ch = s->inherited;
+	if (!ch && shmkit_chan_open(&ch, s->name, NULL))
+		return 10;
+	for (int i = 0; i < s->sends; i++)
+		if (shmkit_chan_send(ch, "x", 1, 0))
+			return 11;
+	if (s->ready_fd > 0) {
+		if (write(s->ready_fd, "r", 1) != 1)
+			return 12;
+		pause();
+	}
+	shmkit_chan_close(ch);
+	return 0;
+}
+
+/* Each MPMC handle counts in an entry of its own; stats sums them and the
+ * counts of handles gone, so the totals are exact whoever sent what. */
+Test(chan, stats_sum_per_handle_entries)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *a = make(name, 64, 8, 0), *b = NULL;
+	struct shmkit_chan_stats st;
+	char buf[8];
+
+	cr_assert_eq(shmkit_chan_open(&b, name, NULL), 0);
+	cr_expect_eq(entries_taken(a), 2, "one entry per handle");
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(shmkit_chan_send(a, "a", 1, 0), 0);
+	for (int i = 0; i < 7; i++)
+		cr_assert_eq(shmkit_chan_send(b, "b", 1, 0), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(shmkit_chan_recv(b, buf, sizeof(buf), 0), 1);
+	cr_expect_eq(shmkit_chan_recv(a, buf, sizeof(buf), 0), 1);
+	cr_expect_eq(shmkit_chan_recv(b, buf, sizeof(buf), 0), 1);
+	cr_assert_eq(shmkit_chan_stats(a, &st), 0);
+	cr_expect_eq(st.sent, 12);
+	cr_expect_eq(st.received, 6);
+	shmkit_chan_close(b);
+	cr_expect_eq(entries_taken(a), 1, "close gives the entry back");
+	cr_assert_eq(shmkit_chan_stats(a, &st), 0);
+	cr_expect_eq(st.sent, 12, "a closed handle's counts stay");
+	cr_expect_eq(st.received, 6);
+	cr_expect_eq(st.depth, 6);
+	/* A child counts through a handle of its own, opened or inherited:
+	 * never in its parent's entry. */
+	struct stat_child c1 = { .name = name, .sends = 3 }, c2 = { .name = name, .inherited = a,
+	                                                           .sends = 2 };
+	cr_assert_eq(sk_test_reap(sk_test_fork(stat_child_main, &c1)), 0);
+	cr_assert_eq(sk_test_reap(sk_test_fork(stat_child_main, &c2)), 0);
+	cr_expect_eq(sent_of(a), 17);
+	cr_expect_eq(entries_taken(a), 1);
+	shmkit_chan_close(a);
+}
+
+/* A killed handle's entry keeps its counts, and a new handle takes the
+ * entry over (its lock is free) once the others are taken, moving the
+ * counts to the control block: nothing is lost or counted twice.  Beyond
+ * the table, handles count in the control block. */
+Test(chan, stats_dead_handle_entry_taken_over, .timeout = 30)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *a = make(name, 256, 8, 0), *h[SK_CHAN_STAT_ENTRIES + 1] = { 0 };
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	struct stat_child c = { .name = name, .sends = 5, .ready_fd = fds[1] };
+	pid_t pid = sk_test_fork(stat_child_main, &c);
+
+	cr_assert_gt(pid, 0);
+	char line[4];
+	cr_assert_eq(read(fds[0], line, 1), 1, "child ready");
+	cr_expect_eq(sent_of(a), 5);
+	cr_expect_eq(entries_taken(a), 2);
+	kill(pid, SIGKILL);
+	sk_test_reap(pid);
+	close(fds[0]);
+	close(fds[1]);
+	cr_expect_eq(sent_of(a), 5, "a dead handle's counts stay");
+	/* a holds one entry, the dead child one: 62 are free, then the dead
+	 * one is taken over, then the table is full. */
+	for (unsigned i = 0; i < SK_CHAN_STAT_ENTRIES; i++)
+		cr_assert_eq(shmkit_chan_open(&h[i], name, NULL), 0, "open %u", i);
+	cr_expect_eq(entries_taken(a), SK_CHAN_STAT_ENTRIES);
+	cr_expect_eq(sent_of(a), 5, "taken over: counts moved, not lost or doubled");
+	cr_expect_eq(ctl_of(a)->sent, 5, "the dead handle's counts went to the control block");
+	for (unsigned i = 0; i < SK_CHAN_STAT_ENTRIES; i++)
+		cr_assert_eq(shmkit_chan_send(h[i], "h", 1, 0), 0);
+	cr_expect_eq(sent_of(a), 5 + SK_CHAN_STAT_ENTRIES);
+	cr_expect_eq(ctl_of(a)->sent, 6, "the handle without an entry counts in the control block");
+	for (unsigned i = 0; i < SK_CHAN_STAT_ENTRIES; i++)
+		shmkit_chan_close(h[i]);
+	cr_expect_eq(entries_taken(a), 1);
+	cr_expect_eq(sent_of(a), 5 + SK_CHAN_STAT_ENTRIES);
+	shmkit_chan_close(a);
 }

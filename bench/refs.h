@@ -1,0 +1,16 @@
+/*
+ * refs.h - references of bench/baseline.c as pairs, for rows that measure
+ * them again interleaved with their own (a drift of the machine then falls
+ * on both alike).  Such a re-measurement is reported as "NAME_again".
+ */
+#ifndef SHMKIT_BENCH_REFS_H
+#define SHMKIT_BENCH_REFS_H
+
+#include "bench.h"
+
+/* Fill *p with the pair that measures reference `name` (cacheline_rtt,
+ * msg64_rtt, ring_rtt_2slot, ring_rtt_64slot); its argument is static
+ * storage of baseline.c, one per name.  0, or -ENOENT for another name. */
+int bench_ref_pair(const char *name, struct bench_pair *p);
+
+#endif
