@@ -32,3 +32,11 @@ $(PY_MOD): $(PY_DEPS)
 python-test: $(PY_MOD) $(TOOL)
 	PYTHONDONTWRITEBYTECODE=1 SHMKIT_TOOL=$(abspath $(TOOL)) PYTHONPATH=$(abspath $(PY_OUT)) \
 		$(PYTHON) -m pytest -q -p no:cacheprovider python/tests
+
+# The Python benchmark (bench/python/bench.py, run by make bench): the
+# binding against multiprocessing's Queue, Pipe and shared_memory + Event,
+# interleaved in one run, as ratios; BENCH_ARGS=--quick passes on (CI).
+.PHONY: bench-python
+bench-python: $(PY_MOD)
+	PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$(abspath $(PY_OUT)) \
+		$(PYTHON) bench/python/bench.py $(filter --quick,$(BENCH_ARGS))

@@ -249,14 +249,14 @@ def test_segment_every_order(name):
     for order in itertools.permutations(("mv", "arr", "sem", "close")):
         seg = shmkit.Segment.create(name, 4096)
         mv = memoryview(seg)
-        arr = np.frombuffer(seg, dtype=np.uint8)
+        arrays = [np.frombuffer(seg, dtype=np.uint8)]
         sem = shmkit.Semaphore(seg, 64, init=1)
         held = {"mv", "arr", "sem"}
         for act in order:
             if act == "mv":
                 mv.release()
             elif act == "arr":
-                del arr
+                arrays.clear()
             elif act == "sem":
                 sem.close()
             elif held:
