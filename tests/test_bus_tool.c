@@ -55,7 +55,14 @@ Test(bus_tool, create_pub_sub_info)
 
 	cr_assert_eq(RUN(out, NULL, "bus", name, "--capacity", "5", "--max-msg", "16"), 0);
 	cr_assert(strstr(out, "capacity 8"), "capacity rounds up: %s", out);
-	cr_assert_eq(RUN(out, NULL, "bus", name), 1, "exists");
+	/* An existing bus is opened and said so; a geometry asked for that it
+	 * does not have is an error that changes nothing; --excl refuses. */
+	cr_assert_eq(RUN(out, NULL, "bus", name), 0);
+	cr_assert(!strncmp(out, "exists ", 7), "%s", out);
+	cr_assert_eq(RUN(out, NULL, "bus", name, "--capacity", "8", "--max-msg", "16"), 0);
+	cr_assert_eq(RUN(out, NULL, "bus", name, "--capacity", "16"), 1, "capacity differs");
+	cr_assert_eq(RUN(out, NULL, "bus", name, "--delivery", "backpressure"), 1);
+	cr_assert_eq(RUN(out, NULL, "bus", name, "--excl"), 1, "exists");
 	cr_assert_eq(RUN(out, NULL, "pub", name, "one", "two"), 0);
 	cr_assert_eq(RUN(out, "three\nfour\n", "pub", name), 0);
 	cr_assert_eq(RUN(out, NULL, "pub", name, "this is longer than 16"), 1);
@@ -69,7 +76,7 @@ Test(bus_tool, create_pub_sub_info)
 	cr_assert_eq(RUN(out, NULL, "info", name), 0);
 	cr_assert(strstr(out, "bus:") && strstr(out, "published:  4"), "%s", out);
 	cr_assert_eq(RUN(out, NULL, "info", name, "--json"), 0);
-	cr_assert(strstr(out, "\"bus\":{\"capacity\":8,\"max_msg\":16,\"mode\":\"overwrite\""), "%s", out);
+	cr_assert(strstr(out, "\"bus\":{\"capacity\":8,\"max_msg\":16,\"delivery\":\"overwrite\""), "%s", out);
 }
 
 Test(bus_tool, overwrite_reports_lost)
@@ -77,7 +84,7 @@ Test(bus_tool, overwrite_reports_lost)
 	const char *name = sk_test_new_name("posix");
 	char out[4096];
 
-	cr_assert_eq(RUN(out, NULL, "bus", name, "--capacity", "2", "--mode", "overwrite"), 0);
+	cr_assert_eq(RUN(out, NULL, "bus", name, "--capacity", "2", "--delivery", "overwrite"), 0);
 	cr_assert_eq(RUN(out, "a\nb\nc\nd\ne\n", "pub", name), 0);
 	cr_assert_eq(RUN(out, NULL, "sub", name), 0);
 	cr_assert_str_eq(out, "d\ne\n");
@@ -88,7 +95,7 @@ Test(bus_tool, backpressure_and_follow)
 	const char *name = sk_test_new_name("posix");
 	char out[4096];
 
-	cr_assert_eq(RUN(out, NULL, "bus", name, "--capacity", "4", "--mode", "backpressure"), 0);
+	cr_assert_eq(RUN(out, NULL, "bus", name, "--capacity", "4", "--delivery", "backpressure"), 0);
 	cr_assert(strstr(out, "backpressure"), "%s", out);
 	/* A follower waiting for two messages, fed while it waits. */
 	int pfd;
@@ -116,7 +123,11 @@ Test(bus_tool, usage_errors)
 	char out[256];
 
 	cr_assert_eq(RUN(out, NULL, "bus"), 2);
-	cr_assert_eq(RUN(out, NULL, "bus", "x", "--mode", "sideways"), 2);
+	cr_assert_eq(RUN(out, NULL, "bus", "x", "--delivery", "sideways"), 2);
+	cr_assert_eq(RUN(out, NULL, "bus", "x", "--mode", "overwrite"), 2, "--mode is octal");
+	cr_assert_eq(RUN(out, NULL, "bus", "x", "--perm", "0600"), 2, "--perm is --mode now");
+	cr_assert_eq(RUN(out, NULL, "bus", "anon"), 2);
+	cr_assert_eq(RUN(out, NULL, "sub", "memfd:x"), 2);
 	cr_assert_eq(RUN(out, NULL, "bus", "x", "--capacity", "0"), 2);
 	cr_assert_eq(RUN(out, NULL, "sub", "x", "--from", "middle"), 2);
 	cr_assert_eq(RUN(out, NULL, "sub", "x", "-n", "0"), 2);

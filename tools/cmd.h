@@ -34,6 +34,51 @@ bool tool_is_help(const char *arg);
 int tool_bad_option(const char *cmd, int c, char **argv);
 /* Parse an octal permission mode (1..07777) given to OPT; 2 (usage) if bad. */
 int tool_parse_mode(const char *cmd, const char *opt, const char *s, unsigned *mode);
+/* JSON output (no newline is written; the caller writes separators):
+ *   tool_json_data(p, len)  "data":"TEXT" when p[0..len) is UTF-8 without
+ *                           NUL, else "hex":"HEXDIGITS": the bytes always
+ *                           round-trip;
+ *   tool_json_name(key, s)  "KEY":"S" (a byte that is not UTF-8 read as
+ *                           Latin-1), and then ,"KEY_hex":"..." with the
+ *                           exact bytes when s is not UTF-8;
+ *   tool_json_time(key, ns) "KEY_ns":"NS" (a string: JSON readers hold
+ *                           numbers as doubles, which drop digits past
+ *                           2^53), "KEY":"YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ"
+ *                           (UTC); both null when ns <= 0 (unknown). */
+void tool_json_data(const void *p, size_t len);
+void tool_json_name(const char *key, const char *s);
+void tool_json_time(const char *key, int64_t ns);
+/* The start of what create, chan, bus and rpc print: text "created|exists
+ * NAME: KIND, mode MODE, " or JSON {"name":NAME,"created":BOOL,"kind":KIND,
+ * "mode":"MODE", (the caller ends the line, and the object with "}"). */
+void tool_made(const char *name, bool created, const char *kind, unsigned mode, bool json);
+/* 2 (usage, reported) if NAME is one the tool cannot use (anon, memfd:),
+ * else 0. */
+int tool_check_name(const char *cmd, const char *name);
+/* tool_err() for the result of a create or open: returns 2 (usage) when
+ * the name is malformed or the options cannot apply to its backend
+ * (-EINVAL, -ENAMETOOLONG), else 1. */
+int tool_open_err(const char *what, int err);
+/* A failure part way through a list of messages: "shmkit: WHAT: reason;
+ * VERB DONE of TOTAL messages" (TOTAL 0, from stdin: "VERB DONE messages
+ * before it").  Returns 1. */
+int tool_err_progress(const char *what, int err, const char *verb, unsigned long long done,
+                      unsigned long long total);
+/* An existing object's geometry against what the command line asked
+ * for: each given field that differs is reported as "shmkit: NAME: exists
+ * with WHAT HAVE, not WANT; ..." (labels: two words for 0 and non-zero;
+ * octal: a mode).  1 if any differs, else 0. */
+struct tool_geometry {
+	const char *what;
+	bool given;
+	unsigned long long have, want;
+	bool octal;
+	const char *const *labels;
+};
+int tool_mismatch(const char *name, const char *what, const char *have, const char *want);
+int tool_check_geometry(const char *name, const struct tool_geometry *g, size_t n);
+/* The power of 2 at or above v (capacities the library rounds up). */
+unsigned long long tool_pow2(unsigned long long v);
 /* Call fn for each line of stdin, without its newline, until fn returns
  * non-zero (returned) or input ends (0); a read error is reported as
  * "shmkit: WHAT: ..." and returns 1. */
@@ -56,6 +101,9 @@ int tool_each_line(const char *what, int (*fn)(void *ctx, const char *line, size
 int tool_out_start(const char *what);
 int tool_out_ready(const char *what);
 int tool_out_msg(const char *what, char *msg, size_t len);
+/* The same for --json: one line {"data":...} or {"hex":...} (as
+ * tool_json_data), then ,EXTRA (members, e.g. "lost":3) when not NULL. */
+int tool_out_json(const char *what, const void *msg, size_t len, const char *extra);
 
 /* Segments: tools/cmd_seg.c */
 int cmd_ls(int argc, char **argv);

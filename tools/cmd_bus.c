@@ -29,77 +29,153 @@ static const char *mode_label(int delivery)
 
 static const char bus_help[] =
 	"usage: shmkit bus NAME [--capacity N] [--max-msg BYTES]\n"
-	"                       [--mode overwrite|backpressure] [--perm OCTAL]\n"
+	"                       [--delivery overwrite|backpressure] [--mode M] [--excl]\n"
+	"                       [--json]\n"
 	"\n"
 	"Create a publish/subscribe bus: every message goes to every subscriber.\n"
+	"Without --excl an existing bus of that name is opened and reported as\n"
+	"\"exists\"; an option given that it does not match (capacity, max\n"
+	"message, delivery, mode) is an error (exit 1) that changes nothing.\n"
+	"\n"
 	"  --capacity N     messages retained (rounded up to a power of 2; 256)\n"
 	"  --max-msg BYTES  largest message, K/M suffixes (default 1024)\n"
-	"  --mode           overwrite (default): publishers never wait, a slow\n"
+	"  --delivery D     overwrite (default): publishers never wait, a slow\n"
 	"                   subscriber loses the oldest messages and is told how\n"
 	"                   many; backpressure: publishers wait for the slowest\n"
 	"                   live subscriber\n"
-	"  --perm OCTAL     permission bits (default 0600)\n"
-	"Fails if NAME exists.  Remove it with `shmkit rm NAME`.\n";
+	"  --mode M         permission bits in octal (default 0600)\n"
+	"  --excl           fail if the name exists\n"
+	"  --json           print one JSON object\n"
+	"Remove it with `shmkit rm NAME`.\n";
 
-int cmd_bus(int argc, char **argv)
+struct bus_args {
+	struct shmkit_bus_opts o;
+	bool json, given_capacity, given_max, given_delivery, given_mode;
+};
+
+static int bus_parse(int argc, char **argv, struct bus_args *a)
 {
 	static const struct option opts[] = {
 		{ "capacity", required_argument, NULL, 'c' },
 		{ "max-msg", required_argument, NULL, 'M' },
+		{ "delivery", required_argument, NULL, 'd' },
 		{ "mode", required_argument, NULL, 'm' },
-		{ "perm", required_argument, NULL, 'p' },
+		{ "excl", no_argument, NULL, 'x' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "perm", required_argument, NULL, 'p' }, /* before 0.2: says what it became */
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	/* Made by a process that exits at once: persistent, so gc leaves it. */
-	struct shmkit_bus_opts o = { .flags = SHMKIT_EXCL | SHMKIT_PERSIST };
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, ":c:M:m:p:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:M:d:m:xjh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			if ((rc = parse_u32("bus", "--capacity", optarg, &o.capacity)))
+			if ((rc = parse_u32("bus", "--capacity", optarg, &a->o.capacity)))
 				return rc;
+			a->given_capacity = true;
 			break;
 		case 'M':
-			if ((rc = parse_u32("bus", "--max-msg", optarg, &o.max_msg)))
+			if ((rc = parse_u32("bus", "--max-msg", optarg, &a->o.max_msg)))
 				return rc;
+			a->given_max = true;
+			break;
+		case 'd':
+			if (!strcmp(optarg, "overwrite"))
+				a->o.delivery = SHMKIT_BUS_OVERWRITE;
+			else if (!strcmp(optarg, "backpressure") || !strcmp(optarg, "back-pressure"))
+				a->o.delivery = SHMKIT_BUS_BACKPRESSURE;
+			else
+				return tool_usage("bus: --delivery is overwrite or backpressure, not '%s'",
+				                  optarg);
+			a->given_delivery = true;
 			break;
 		case 'm':
-			if (!strcmp(optarg, "overwrite"))
-				o.delivery = SHMKIT_BUS_OVERWRITE;
-			else if (!strcmp(optarg, "backpressure") || !strcmp(optarg, "back-pressure"))
-				o.delivery = SHMKIT_BUS_BACKPRESSURE;
-			else
-				return tool_usage("bus: --mode is overwrite or backpressure, not '%s'", optarg);
+			if (!strcmp(optarg, "overwrite") || !strncmp(optarg, "back", 4))
+				return tool_usage("bus: --mode is the permission bits (octal); the delivery "
+				                  "mode is --delivery %s", optarg);
+			if ((rc = tool_parse_mode("bus", "--mode", optarg, &a->o.mode)))
+				return rc;
+			a->given_mode = true;
 			break;
+		case 'x': a->o.flags |= SHMKIT_EXCL; break;
+		case 'j': a->json = true; break;
 		case 'p':
-			if (tool_parse_mode("bus", "--perm", optarg, &o.mode))
-				return EXIT_USAGE;
-			break;
+			return tool_usage("bus: --perm is --mode now (permission bits, octal); the "
+			                  "delivery mode is --delivery");
 		case 'h':
 			fputs(bus_help, stdout);
-			return 0;
+			return -1;
 		default:
 			return tool_bad_option("bus", c, argv);
 		}
 	}
 	if (optind + 1 != argc)
 		return tool_usage("bus: give exactly one NAME (see shmkit bus --help)");
-	const char *name = argv[optind];
-	shmkit_bus *bus;
-	int err = shmkit_bus_create(&bus, name, &o);
-	if (err)
-		return tool_err(name, err);
+	return tool_check_name("bus", argv[optind]);
+}
+
+static int bus_check(const char *name, const struct bus_args *a,
+                     const struct shmkit_bus_stats *st, unsigned mode)
+{
+	static const char *const deliveries[] = { "overwrite", "backpressure" };
+	const struct tool_geometry g[] = {
+		{ "capacity", a->given_capacity, st->capacity, tool_pow2(a->o.capacity), false, NULL },
+		{ "max message", a->given_max, st->max_msg, a->o.max_msg, false, NULL },
+		{ "delivery", a->given_delivery, st->delivery == SHMKIT_BUS_BACKPRESSURE,
+		  a->o.delivery == SHMKIT_BUS_BACKPRESSURE, false, deliveries },
+		{ "mode", a->given_mode, mode, a->o.mode, true, NULL },
+	};
+	return tool_check_geometry(name, g, sizeof(g) / sizeof(g[0]));
+}
+
+static void bus_report(const char *name, bool created, const struct shmkit_bus_stats *st,
+                       unsigned mode, bool json)
+{
+	tool_made(name, created, "bus", mode, json);
+	if (json)
+		printf("\"capacity\":%u,\"max_msg\":%u,\"delivery\":\"%s\",\"max_publishers\":%u,"
+		       "\"max_subscribers\":%u}\n", st->capacity, st->max_msg,
+		       mode_label(st->delivery), st->max_publishers, st->max_subscribers);
+	else
+		printf("capacity %u, max message %u bytes, %s\n", st->capacity, st->max_msg,
+		       mode_label(st->delivery));
+}
+
+int cmd_bus(int argc, char **argv)
+{
+	/* Made by a process that exits at once: persistent, so gc leaves it. */
+	struct bus_args a = { .o = { .flags = SHMKIT_PERSIST } };
 	struct shmkit_bus_stats st;
-	if ((err = shmkit_bus_stats(bus, &st))) {
+	struct shmkit_seg_stat ss;
+	shmkit_bus *bus;
+	int rc = bus_parse(argc, argv, &a);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	const char *name = argv[optind];
+	bool excl = a.o.flags & SHMKIT_EXCL;
+	a.o.flags |= SHMKIT_EXCL; /* first exclusively, to say whether we made it */
+	int err = shmkit_bus_create(&bus, name, &a.o);
+	bool created = !err;
+	if (err == -EEXIST && !excl)
+		err = shmkit_bus_open(&bus, name, NULL);
+	if (err)
+		return tool_open_err(name, err);
+	/* The mode: as asked when made here (no second open that could
+	 * fail and leave the new object behind), else the kernel's. */
+	ss.mode = a.o.mode ? a.o.mode : 0600;
+	if ((err = shmkit_bus_stats(bus, &st)) || (!created && (err = shmkit_seg_stat_name(name, &ss)))) {
 		shmkit_bus_close(bus);
+		if (created)
+			shmkit_seg_remove(name); /* a failed command leaves nothing */
 		return tool_err(name, err);
 	}
-	printf("created bus %s: capacity %u, max message %u bytes, %s\n", name, st.capacity,
-	       st.max_msg, mode_label(st.delivery));
+	rc = created ? 0 : bus_check(name, &a, &st, ss.mode);
+	if (!rc)
+		bus_report(name, created, &st, ss.mode, a.json);
 	shmkit_bus_close(bus);
-	return 0;
+	return rc;
 }
 
 /* ---- pub ------------------------------------------------------------------- */
@@ -110,19 +186,27 @@ static const char pub_help[] =
 	"Publish each MSG on the bus NAME, or each line of stdin (without its\n"
 	"newline) when no MSG is given.  In backpressure mode a publisher waits\n"
 	"for the slowest subscriber up to --timeout MS per message (default -1:\n"
-	"forever; 0: fail at once when full).\n";
+	"forever; 0: fail at once when full).  A failure part way says how far\n"
+	"it got (\"published 4 of 10 messages\").\n"
+	"\n"
+	"  --timeout MS   how long to wait for room, per message\n";
 
 struct publisher {
 	shmkit_bus *bus;
 	const char *name;
 	int64_t timeout;
+	unsigned long long done, total; /* total 0: lines of stdin */
 };
 
 static int pub_one(void *ctx, const char *msg, size_t len)
 {
 	struct publisher *pb = ctx;
 	int err = shmkit_bus_publish(pb->bus, msg, len, pb->timeout);
-	return err ? tool_err(pb->name, err) : 0;
+
+	if (err)
+		return tool_err_progress(pb->name, err, "published", pb->done, pb->total);
+	pb->done++;
+	return 0;
 }
 
 int cmd_pub(int argc, char **argv)
@@ -133,7 +217,7 @@ int cmd_pub(int argc, char **argv)
 		{ 0 },
 	};
 	int64_t timeout = -1;
-	int c;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, ":t:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -151,12 +235,13 @@ int cmd_pub(int argc, char **argv)
 	if (optind >= argc)
 		return tool_usage("pub: give a bus NAME (see shmkit pub --help)");
 	const char *name = argv[optind++];
+	if ((rc = tool_check_name("pub", name)))
+		return rc;
 	shmkit_bus *bus;
 	int err = shmkit_bus_open(&bus, name, NULL);
 	if (err)
-		return tool_err(name, err);
-	int rc = 0;
-	struct publisher pb = { bus, name, timeout };
+		return tool_open_err(name, err);
+	struct publisher pb = { bus, name, timeout, 0, (unsigned long long)(argc - optind) };
 	if (optind == argc)
 		rc = tool_each_line(name, pub_one, &pb);
 	for (int i = optind; i < argc && !rc; i++)
@@ -169,18 +254,23 @@ int cmd_pub(int argc, char **argv)
 
 static const char sub_help[] =
 	"usage: shmkit sub NAME [--from oldest|newest] [-n N] [--follow]\n"
-	"                       [--timeout MS]\n"
+	"                       [--timeout MS] [--json]\n"
 	"\n"
 	"Subscribe to the bus NAME and print each message followed by a newline.\n"
-	"  --from      oldest: start at the oldest message still retained;\n"
-	"              newest: only messages published from now on.  Default:\n"
-	"              newest with --follow or -n, else oldest\n"
-	"  -n N        exit after N messages\n"
-	"  --follow    keep waiting for messages (until -n is reached)\n"
-	"  --timeout MS  longest wait for each message (default: forever with\n"
-	"              --follow or -n, else 0: print what is there and exit)\n"
+	"  --from D       oldest: start at the oldest message still retained;\n"
+	"                 newest: only messages published from now on.  Default:\n"
+	"                 newest with --follow or -n, else oldest\n"
+	"  -n, --count N  exit after N messages\n"
+	"  --follow       keep waiting for messages (until -n is reached)\n"
+	"  --timeout MS   longest wait for each message (default: forever with\n"
+	"                 --follow or -n, else 0: print what is there and exit);\n"
+	"                 running out ends --follow (exit 0), and is an error with\n"
+	"                 -n (exit 1, \"received 3 of 5 messages\")\n"
+	"  --json         one JSON object per message and line: {\"data\":TEXT} or\n"
+	"                 {\"hex\":HEX} (not UTF-8, or a NUL byte), with \"lost\":N\n"
+	"                 when messages were lost just before it\n"
 	"Lost messages (overwritten before they were read) are reported on\n"
-	"stderr.  Exit status 1 if a wait timed out before -n messages.\n"
+	"stderr (and with --json in the next message's object too).\n"
 	"Each message is written to stdout (write(2), unbuffered) before the next\n"
 	"is read.  If sub is stopped (SIGINT, SIGTERM) or its output fails (stdout\n"
 	"closed, a pipe whose reader has gone: exit 1 with \"shmkit: NAME: writing\n"
@@ -190,7 +280,7 @@ static const char sub_help[] =
 struct sub_args {
 	int from;            /* -1: default */
 	long long count;     /* -1: unlimited */
-	bool follow;
+	bool follow, json;
 	int64_t timeout;     /* INT64_MIN: default */
 };
 
@@ -199,14 +289,16 @@ static int sub_parse(int argc, char **argv, struct sub_args *a)
 	static const struct option opts[] = {
 		{ "from", required_argument, NULL, 'f' },
 		{ "follow", no_argument, NULL, 'F' },
+		{ "count", required_argument, NULL, 'n' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int c;
 	char *end;
 
-	while ((c = getopt_long(argc, argv, ":f:Fn:t:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:Fn:t:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			if (!strcmp(optarg, "oldest"))
@@ -229,6 +321,9 @@ static int sub_parse(int argc, char **argv, struct sub_args *a)
 			if (tool_parse_ms(optarg, &a->timeout))
 				return tool_usage("sub: --timeout '%s' is not milliseconds", optarg);
 			break;
+		case 'j':
+			a->json = true;
+			break;
 		case 'h':
 			fputs(sub_help, stdout);
 			return -1;
@@ -243,7 +338,7 @@ static int sub_parse(int argc, char **argv, struct sub_args *a)
 		a->from = waits ? SHMKIT_FROM_NEWEST : SHMKIT_FROM_OLDEST;
 	if (a->timeout == INT64_MIN)
 		a->timeout = waits ? -1 : 0;
-	return 0;
+	return tool_check_name("sub", argv[optind]);
 }
 
 /* Print messages until -n, or a wait ends.  Exit status. */
@@ -260,15 +355,24 @@ static int sub_loop(shmkit_sub *sub, const char *name, const struct sub_args *a,
 		if ((rc = tool_out_ready(name)))
 			break;
 		ssize_t n = shmkit_sub_recv(sub, buf, cap, &lost, a->timeout);
-		if (n == -EAGAIN && !a->follow && a->count < 0)
-			break; /* drained */
+		if ((n == -EAGAIN || n == -ETIMEDOUT) && a->count < 0)
+			break; /* drained, or --follow idle for --timeout */
 		if (n < 0) {
-			rc = tool_err(name, (int)n);
+			rc = tool_err_progress(name, (int)n, "received", (unsigned long long)got,
+			                       a->count > 0 ? (unsigned long long)a->count : 0);
 			break;
 		}
 		if (lost)
 			fprintf(stderr, "shmkit: %s: %llu messages lost\n", name, (unsigned long long)lost);
-		if ((rc = tool_out_msg(name, buf, (size_t)n)))
+		if (a->json) {
+			char extra[40] = "";
+			if (lost)
+				snprintf(extra, sizeof(extra), "\"lost\":%llu", (unsigned long long)lost);
+			rc = tool_out_json(name, buf, (size_t)n, extra);
+		} else {
+			rc = tool_out_msg(name, buf, (size_t)n);
+		}
+		if (rc)
 			break;
 		got++;
 	}
@@ -291,7 +395,7 @@ int cmd_sub(int argc, char **argv)
 		return rc;
 	int err = shmkit_bus_open(&bus, name, NULL);
 	if (err)
-		return tool_err(name, err);
+		return tool_open_err(name, err);
 	if ((err = shmkit_bus_stats(bus, &st)) || (err = shmkit_bus_subscribe(&sub, bus, &o))) {
 		shmkit_bus_close(bus);
 		return tool_err(name, err);
@@ -357,7 +461,7 @@ int info_bus(const char *name, bool json)
 	}
 	if (json) {
 		int first = 1;
-		printf("{\"capacity\":%u,\"max_msg\":%u,\"mode\":\"%s\",\"published\":%llu,"
+		printf("{\"capacity\":%u,\"max_msg\":%u,\"delivery\":\"%s\",\"published\":%llu,"
 		       "\"oldest\":%llu,\"publishers\":%u,\"subscribers\":%u,\"armed\":%u,\"peers\":[",
 		       st.capacity, st.max_msg, mode_label(st.delivery), (unsigned long long)st.head,
 		       (unsigned long long)st.oldest, st.publishers, st.subscribers, st.armed);

@@ -50,20 +50,28 @@ static int one_name(const char *cmd, int argc, char **argv)
 
 static const char chan_help[] =
 	"usage: shmkit chan NAME [--capacity N] [--max-msg BYTES] [--spsc] [--mode M]\n"
-	"                        [--excl]\n"
+	"                        [--excl] [--json]\n"
 	"\n"
 	"Create a channel: a queue where each message goes to exactly one receiver,\n"
 	"many producers and consumers, per-producer order.  NAME: NAME or\n"
 	"posix:/NAME, sysv:0xKEY, sysv:/PATH:PROJ, file:PATH.  Without --excl an\n"
-	"existing channel of that name is left as it is.\n"
+	"existing channel of that name is opened and reported as \"exists\"; an\n"
+	"option given that it does not match (capacity, max message, --spsc,\n"
+	"mode) is an error (exit 1) that changes nothing.\n"
 	"\n"
 	"  --capacity N     slots, rounded up to a power of 2 (default 64)\n"
 	"  --max-msg BYTES  largest message, K/M/G suffixes (default 1024)\n"
 	"  --spsc           one producer and one consumer at a time (faster)\n"
 	"  --mode M         permission bits in octal (default 0600)\n"
-	"  --excl           fail if the name exists\n";
+	"  --excl           fail if the name exists\n"
+	"  --json           print one JSON object\n";
 
-static int chan_parse(int argc, char **argv, struct shmkit_chan_opts *o)
+struct chan_args {
+	struct shmkit_chan_opts o;
+	bool json, given_capacity, given_max, given_mode;
+};
+
+static int chan_parse(int argc, char **argv, struct chan_args *a)
 {
 	static const struct option opts[] = {
 		{ "capacity", required_argument, NULL, 'c' },
@@ -71,67 +79,106 @@ static int chan_parse(int argc, char **argv, struct shmkit_chan_opts *o)
 		{ "spsc", no_argument, NULL, 's' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "excl", no_argument, NULL, 'x' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	struct shmkit_chan_opts *o = &a->o;
 	unsigned long v;
 	size_t size;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, ":c:M:sm:xh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:M:sm:xjh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			if ((rc = parse_count("chan", "--capacity", optarg, 1ul << 24, &v)))
 				return rc;
 			o->capacity = (uint32_t)v;
+			a->given_capacity = true;
 			break;
 		case 'M':
 			if (shmkit_parse_size(optarg, &size) || size == 0 || size > (1u << 30))
 				return tool_usage("chan: --max-msg '%s' is not a size from 1 to 1G", optarg);
 			o->max_msg = (uint32_t)size;
+			a->given_max = true;
 			break;
 		case 's': o->flags |= SHMKIT_CHAN_SPSC; break;
 		case 'm':
 			if ((rc = tool_parse_mode("chan", "--mode", optarg, &o->mode)))
 				return rc;
+			a->given_mode = true;
 			break;
 		case 'x': o->flags |= SHMKIT_EXCL; break;
+		case 'j': a->json = true; break;
 		case 'h': fputs(chan_help, stdout); return -1;
 		default: return tool_bad_option("chan", c, argv);
 		}
 	}
 	if (optind + 1 != argc)
 		return tool_usage("chan: give exactly one NAME (see shmkit chan --help)");
-	return 0;
+	return tool_check_name("chan", argv[optind]);
+}
+
+/* An existing channel against the options given: 0, or 1 (reported). */
+static int chan_check(const char *name, const struct chan_args *a,
+                      const struct shmkit_chan_stats *st, unsigned mode)
+{
+	static const char *const kinds[] = { "mpmc", "spsc" };
+	const struct tool_geometry g[] = {
+		{ "capacity", a->given_capacity, st->capacity, tool_pow2(a->o.capacity), false, NULL },
+		{ "max message", a->given_max, st->max_msg, a->o.max_msg, false, NULL },
+		{ "kind", (a->o.flags & SHMKIT_CHAN_SPSC) != 0, st->spsc != 0, 1, false, kinds },
+		{ "mode", a->given_mode, mode, a->o.mode, true, NULL },
+	};
+	return tool_check_geometry(name, g, sizeof(g) / sizeof(g[0]));
+}
+
+static void chan_report(const char *name, bool created, const struct shmkit_chan_stats *st,
+                        unsigned mode, bool json)
+{
+	tool_made(name, created, "chan", mode, json);
+	if (json)
+		printf("\"spsc\":%s,\"capacity\":%u,\"max_msg\":%u,\"seg_size\":%zu}\n",
+		       st->spsc ? "true" : "false", st->capacity, st->max_msg, st->seg_size);
+	else
+		printf("%s, capacity %u, max message %u bytes, %zu bytes\n",
+		       st->spsc ? "spsc" : "mpmc", st->capacity, st->max_msg, st->seg_size);
 }
 
 int cmd_chan(int argc, char **argv)
 {
 	/* Made by a process that exits at once: persistent, so gc leaves it. */
-	struct shmkit_chan_opts o = { .flags = SHMKIT_PERSIST };
+	struct chan_args a = { .o = { .flags = SHMKIT_PERSIST } };
 	struct shmkit_chan_stats st;
+	struct shmkit_seg_stat ss;
 	shmkit_chan *ch;
-	int rc = chan_parse(argc, argv, &o);
+	int rc = chan_parse(argc, argv, &a);
 
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	const char *name = argv[optind];
-	bool excl = o.flags & SHMKIT_EXCL;
-	o.flags |= SHMKIT_EXCL; /* first exclusively, to say whether we made it */
-	int err = shmkit_chan_create(&ch, name, &o);
+	bool excl = a.o.flags & SHMKIT_EXCL;
+	a.o.flags |= SHMKIT_EXCL; /* first exclusively, to say whether we made it */
+	int err = shmkit_chan_create(&ch, name, &a.o);
 	bool created = !err;
 	if (err == -EEXIST && !excl) {
-		o.flags &= ~(SHMKIT_EXCL | SHMKIT_CHAN_SPSC);
-		err = shmkit_chan_open(&ch, name, &o);
+		struct shmkit_chan_opts oo = a.o;
+		oo.flags &= ~(SHMKIT_EXCL | SHMKIT_CHAN_SPSC);
+		err = shmkit_chan_open(&ch, name, &oo);
 	}
 	if (err)
+		return tool_open_err(name, err);
+	if ((err = shmkit_chan_stats(ch, &st)) || (err = shmkit_seg_stat(shmkit_chan_seg(ch), &ss))) {
+		shmkit_chan_close(ch);
+		if (created)
+			shmkit_seg_remove(name); /* a failed command leaves nothing */
 		return tool_err(name, err);
-	shmkit_chan_stats(ch, &st);
-	printf("%s %s: %s, capacity %u, max message %u bytes, %zu bytes\n",
-	       created ? "created" : "exists", name, st.spsc ? "spsc" : "mpmc", st.capacity,
-	       st.max_msg, st.seg_size);
+	}
+	rc = created ? 0 : chan_check(name, &a, &st, ss.mode);
+	if (!rc)
+		chan_report(name, created, &st, ss.mode, a.json);
 	shmkit_chan_close(ch);
-	return 0;
+	return rc;
 }
 
 /* ---- send ------------------------------------------------------------------ */
@@ -140,73 +187,90 @@ static const char send_help[] =
 	"usage: shmkit send NAME [MSG...] [--timeout MS]\n"
 	"\n"
 	"Send each MSG as one message, or each line of stdin (without its newline)\n"
-	"when none is given.  Waits while the channel is full.\n"
+	"when none is given.  Waits while the channel is full.  A failure part way\n"
+	"says how far it got (\"sent 4 of 10 messages\").\n"
 	"\n"
 	"  --timeout MS   how long to wait for room, per message (default -1: for ever;\n"
 	"                 0: fail at once when full)\n";
 
+struct io_args {
+	int64_t timeout;       /* -2: not given */
+	unsigned long count;   /* recv -n; 0: none */
+	bool follow, json;
+};
+
 /* Parse the options shared by send and recv; -1 after --help. */
-static int io_parse(const char *cmd, const char *help, int argc, char **argv, int64_t *timeout,
-                    unsigned long *count, bool *follow)
+static int io_parse(const char *cmd, const char *help, int argc, char **argv, bool recv,
+                    struct io_args *a)
 {
 	static const struct option opts[] = {
 		{ "timeout", required_argument, NULL, 't' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "follow", no_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	bool recv = count != NULL;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, recv ? ":t:n:fh" : ":t:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, recv ? ":t:n:fjh" : ":t:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
-			if ((rc = parse_timeout(cmd, optarg, timeout)))
+			if ((rc = parse_timeout(cmd, optarg, &a->timeout)))
 				return rc;
 			break;
 		case 'n':
 		case 'f':
+		case 'j':
 			if (!recv)
 				return tool_bad_option(cmd, '?', argv);
 			if (c == 'f')
-				*follow = true;
-			else if ((rc = parse_count(cmd, "-n", optarg, 4294967295ul, count)))
+				a->follow = true;
+			else if (c == 'j')
+				a->json = true;
+			else if ((rc = parse_count(cmd, "-n", optarg, 4294967295ul, &a->count)))
 				return rc;
 			break;
 		case 'h': fputs(help, stdout); return -1;
 		default: return tool_bad_option(cmd, c, argv);
 		}
 	}
-	return one_name(cmd, argc, argv);
+	if ((rc = one_name(cmd, argc, argv)))
+		return rc;
+	return tool_check_name(cmd, argv[optind]);
 }
 
 struct sender {
 	shmkit_chan *ch;
 	const char *name;
 	int64_t timeout;
+	unsigned long sent, total; /* total 0: lines of stdin */
 };
 
 static int send_one(void *ctx, const char *msg, size_t len)
 {
 	struct sender *snd = ctx;
 	int err = shmkit_chan_send(snd->ch, msg, len, snd->timeout);
-	return err ? tool_err(snd->name, err) : 0;
+
+	if (err)
+		return tool_err_progress(snd->name, err, "sent", snd->sent, snd->total);
+	snd->sent++;
+	return 0;
 }
 
 int cmd_send(int argc, char **argv)
 {
-	int64_t timeout = -1;
+	struct io_args a = { .timeout = -1 };
 	shmkit_chan *ch;
-	int rc = io_parse("send", send_help, argc, argv, &timeout, NULL, NULL);
+	int rc = io_parse("send", send_help, argc, argv, false, &a);
 
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	const char *name = argv[optind++];
 	int err = shmkit_chan_open(&ch, name, NULL);
 	if (err)
-		return tool_err(name, err);
-	struct sender snd = { ch, name, timeout };
+		return tool_open_err(name, err);
+	struct sender snd = { ch, name, a.timeout, 0, (unsigned long)(argc - optind) };
 	if (optind == argc)
 		rc = tool_each_line(name, send_one, &snd);
 	for (int i = optind; i < argc && !rc; i++)
@@ -218,7 +282,7 @@ int cmd_send(int argc, char **argv)
 /* ---- recv ------------------------------------------------------------------ */
 
 static const char recv_help[] =
-	"usage: shmkit recv NAME [-n N] [--follow] [--timeout MS]\n"
+	"usage: shmkit recv NAME [-n N] [--follow] [--timeout MS] [--json]\n"
 	"\n"
 	"Receive messages and print each on its own line.  Without -n or --follow,\n"
 	"prints what is queued now and stops when the channel is empty.\n"
@@ -226,8 +290,11 @@ static const char recv_help[] =
 	"  -n, --count N  stop after N messages (waiting for them)\n"
 	"  --follow       keep waiting for new messages\n"
 	"  --timeout MS   how long to wait for each message (default: for ever with\n"
-	"                 -n or --follow, else 0); running out ends --follow, and is\n"
-	"                 an error with -n\n"
+	"                 -n or --follow, else 0); running out ends --follow (exit\n"
+	"                 0), and is an error with -n (exit 1, \"received 3 of 5\n"
+	"                 messages\")\n"
+	"  --json         one JSON object per message and line: {\"data\":TEXT}, or\n"
+	"                 {\"hex\":HEX} when it is not UTF-8 or holds a NUL byte\n"
 	"\n"
 	"Each message is written to stdout (write(2), unbuffered) before the next\n"
 	"is taken from the channel.  If recv is stopped (SIGINT, SIGTERM) or its\n"
@@ -235,7 +302,7 @@ static const char recv_help[] =
 	"\"shmkit: NAME: writing output: ...\"), at most the one message in flight\n"
 	"is lost: taken from the channel but not (fully) written.\n";
 
-static int recv_loop(shmkit_chan *ch, const char *name, unsigned long count, int64_t timeout)
+static int recv_loop(shmkit_chan *ch, const char *name, const struct io_args *a)
 {
 	struct shmkit_chan_stats st;
 	unsigned long got = 0;
@@ -245,22 +312,19 @@ static int recv_loop(shmkit_chan *ch, const char *name, unsigned long count, int
 	char *buf = malloc((size_t)st.max_msg + 1); /* + its newline */
 	if (!buf)
 		return tool_err(name, -ENOMEM);
-	while (!count || got < count) {
+	while (!a->count || got < a->count) {
 		if ((rc = tool_out_ready(name)))
 			break;
-		ssize_t n = shmkit_chan_recv(ch, buf, st.max_msg, timeout);
-		if (n == -EAGAIN || (n == -ETIMEDOUT && !count))
+		ssize_t n = shmkit_chan_recv(ch, buf, st.max_msg, a->timeout);
+		if (n == -EAGAIN || (n == -ETIMEDOUT && !a->count))
 			break; /* drained, or --follow idle for --timeout */
-		if (n == -ETIMEDOUT) {
-			fprintf(stderr, "shmkit: %s: timed out after %lu of %lu messages\n", name, got, count);
-			rc = 1;
-			break;
-		}
 		if (n < 0) {
-			rc = tool_err(name, (int)n);
+			rc = tool_err_progress(name, (int)n, "received", got, a->count);
 			break;
 		}
-		if ((rc = tool_out_msg(name, buf, (size_t)n)))
+		rc = a->json ? tool_out_json(name, buf, (size_t)n, NULL)
+		             : tool_out_msg(name, buf, (size_t)n);
+		if (rc)
 			break;
 		got++;
 	}
@@ -270,25 +334,23 @@ static int recv_loop(shmkit_chan *ch, const char *name, unsigned long count, int
 
 int cmd_recv(int argc, char **argv)
 {
-	int64_t timeout = -2; /* not given */
-	unsigned long count = 0;
-	bool follow = false;
+	struct io_args a = { .timeout = -2 };
 	shmkit_chan *ch;
-	int rc = io_parse("recv", recv_help, argc, argv, &timeout, &count, &follow);
+	int rc = io_parse("recv", recv_help, argc, argv, true, &a);
 
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	if (optind + 1 != argc)
 		return tool_usage("recv: give exactly one NAME (see shmkit recv --help)");
 	const char *name = argv[optind];
-	if (timeout == -2)
-		timeout = count || follow ? -1 : 0;
+	if (a.timeout == -2)
+		a.timeout = a.count || a.follow ? -1 : 0;
 	if ((rc = tool_out_start(name)))
 		return rc;
 	int err = shmkit_chan_open(&ch, name, NULL);
 	if (err)
-		return tool_err(name, err);
-	rc = recv_loop(ch, name, count, timeout);
+		return tool_open_err(name, err);
+	rc = recv_loop(ch, name, &a);
 	shmkit_chan_close(ch);
 	return rc;
 }

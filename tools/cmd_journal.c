@@ -15,29 +15,47 @@
 
 static const char journal_help[] =
 	"usage: shmkit journal append PATH [MSG...] [--sync POLICY] [--file-size S]\n"
-	"                              [--max-record N] [--keep-files N] [--keep-bytes S]\n"
+	"                              [--max-record S] [--keep-files N] [--keep-bytes S]\n"
+	"                              [--mode M]\n"
 	"       shmkit journal tail PATH [--from SEQ] [-n N] [--follow] [--timeout MS] [--json]\n"
 	"       shmkit journal dump PATH [--from SEQ] [--json]\n"
-	"       shmkit journal verify PATH\n"
-	"       shmkit journal repair PATH\n"
+	"       shmkit journal verify PATH [--json]\n"
+	"       shmkit journal repair PATH [--json]\n"
 	"       shmkit journal rm PATH\n"
 	"\n"
 	"A journal is a directory of mapped files holding numbered, checksummed\n"
 	"records.  append writes each MSG (or each line of stdin) as one record,\n"
-	"creating the journal if needed; POLICY is none, async, sync (each append\n"
-	"on disk before the next) or group.  tail prints the last N records (10),\n"
-	"or those from SEQ on; --follow waits for new ones (until --timeout MS\n"
-	"passes with none, default forever).  dump prints every record with its\n"
-	"time.  verify checks every file without changing anything (exit 1 when\n"
-	"damaged) and says which records repair would drop; repair keeps every\n"
-	"intact record (damaged ones become holes that readers skip, a torn\n"
-	"tail is cut, a damaged or missing journal.meta is rebuilt from the data\n"
-	"files) and prints exactly what it dropped.  append refuses a journal\n"
-	"damaged anywhere but at its tail until it is repaired, and removes a\n"
-	"journal it made if it could append nothing.  rm removes the journal's\n"
-	"files and its directory (not while a writer lives; other files stay).\n"
-	"Output lines: SEQ<TAB>TEXT (tail), SEQ TIME_NS LEN TEXT (dump); --json:\n"
-	"one object per record, \"data\" as a string, or \"hex\" if it holds NUL.\n";
+	"creating the journal if needed.  tail prints the last N records (10),\n"
+	"or those from SEQ on; --follow waits for new ones.  dump prints every\n"
+	"record with its time.  verify checks every file without changing\n"
+	"anything (exit 1 when damaged) and says which records repair would drop;\n"
+	"repair keeps every intact record (damaged ones become holes that readers\n"
+	"skip, a torn tail is cut, a damaged or missing journal.meta is rebuilt\n"
+	"from the data files) and prints exactly what it dropped.  append refuses\n"
+	"a journal damaged anywhere but at its tail until it is repaired, and\n"
+	"removes a journal it made if it could append nothing.  rm removes the\n"
+	"journal's files and its directory (not while a writer lives; other\n"
+	"files stay).  Output lines: SEQ<TAB>TEXT (tail), SEQ TIME_NS LEN TEXT\n"
+	"(dump).\n"
+	"\n"
+	"  --sync POLICY    append: none (default), async, sync (each record on\n"
+	"                   disk before the next) or group\n"
+	"  --file-size S    append, on creation: bytes per data file (default 64M),\n"
+	"                   each preallocated in full when it is started\n"
+	"  --max-record S   append, on creation: largest record (default 1M)\n"
+	"  --keep-files N   append: remove the oldest files past N\n"
+	"  --keep-bytes S   append: remove the oldest files past S bytes\n"
+	"  --mode M         append, on creation: permission bits in octal (default\n"
+	"                   0600; the directory gets x where r is set)\n"
+	"  --from SEQ       tail, dump: start at sequence number SEQ\n"
+	"  -n, --count N    tail: the last N records (default 10)\n"
+	"  --follow         tail: wait for new records\n"
+	"  --timeout MS     tail --follow: stop after MS without a record (default\n"
+	"                   -1, forever)\n"
+	"  --json           tail, dump: one JSON object per record and line:\n"
+	"                   seq, time_ns (a string), time (UTC), len, and data (a\n"
+	"                   string) or hex when the record is not UTF-8 or holds a\n"
+	"                   NUL byte; verify, repair: one JSON object\n";
 
 static const char *const policy_names[] = { "none", "async", "sync", "group" };
 
@@ -112,6 +130,7 @@ static int journal_append(int argc, char **argv)
 		{ "max-record", required_argument, NULL, 'm' },
 		{ "keep-files", required_argument, NULL, 'k' },
 		{ "keep-bytes", required_argument, NULL, 'b' },
+		{ "mode", required_argument, NULL, 'M' },
 		{ 0 },
 	};
 	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE };
@@ -125,9 +144,15 @@ static int journal_append(int argc, char **argv)
 				return tool_usage("journal append: --sync is none, async, sync or group");
 			break;
 		case 'f': rc = size_opt(optarg, &o.file_size); break;
-		case 'm': rc = u32_opt(optarg, &o.max_record); break;
+		case 'm':
+			if (!(rc = size_opt(optarg, &kb)) && kb > UINT32_MAX)
+				rc = tool_usage("journal append: --max-record '%s' is over 4G", optarg);
+			o.max_record = (uint32_t)kb;
+			kb = 0;
+			break;
 		case 'k': rc = u32_opt(optarg, &o.keep_files); break;
 		case 'b': rc = size_opt(optarg, &kb); o.keep_bytes = kb; break;
+		case 'M': rc = tool_parse_mode("journal append", "--mode", optarg, &o.mode); break;
 		default: return bad_opt("append", c, argv);
 		}
 	}
@@ -162,23 +187,11 @@ enum out_style { OUT_TAIL, OUT_DUMP, OUT_JSON };
 
 static void print_json(const struct shmkit_record *r)
 {
-	printf("{\"seq\":%" PRIu64 ",\"time_ns\":%" PRId64 ",\"len\":%u,", r->seq, r->time_ns, r->len);
-	if (memchr(r->data, 0, r->len)) {
-		fputs("\"hex\":\"", stdout);
-		for (uint32_t i = 0; i < r->len; i++)
-			printf("%02x", ((const unsigned char *)r->data)[i]);
-		fputs("\"}\n", stdout);
-		return;
-	}
-	char *s = malloc((size_t)r->len + 1);
-	if (s) {
-		memcpy(s, r->data, r->len);
-		s[r->len] = '\0';
-	}
-	fputs("\"data\":", stdout);
-	tool_json_str(s ? s : "");
+	printf("{\"seq\":%" PRIu64 ",", r->seq);
+	tool_json_time("time", r->time_ns);
+	printf(",\"len\":%u,", r->len);
+	tool_json_data(r->data, r->len);
 	fputs("}\n", stdout);
-	free(s);
 }
 
 static void print_record(const struct shmkit_record *r, enum out_style style)
@@ -227,8 +240,10 @@ static int parse_read(int argc, char **argv, const char *sub, struct read_args *
 		{ "follow", no_argument, NULL, 'f' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "count", required_argument, NULL, 'n' },
 		{ 0 },
 	};
+	bool dump = !strcmp(sub, "dump");
 	int c;
 
 	memset(a, 0, sizeof(*a));
@@ -253,6 +268,9 @@ static int parse_read(int argc, char **argv, const char *sub, struct read_args *
 		case 'j': a->json = true; break;
 		default: return bad_opt(sub, c, argv);
 		}
+		if (dump && (c == 'n' || c == 'f' || c == 't'))
+			return tool_usage("journal dump: %s is for tail", c == 'n' ? "-n" :
+			                  c == 'f' ? "--follow" : "--timeout");
 	}
 	if (optind + 1 != argc)
 		return tool_usage("journal %s: give exactly one PATH (see shmkit journal --help)", sub);
@@ -279,8 +297,6 @@ static int journal_read(int argc, char **argv, bool dump)
 
 	if (rc)
 		return rc;
-	if (dump && a.follow)
-		return tool_usage("journal dump: --follow is for tail");
 	int err = shmkit_journal_open(&j, a.path, NULL);
 	if (err)
 		return tool_err(a.path, err);
@@ -322,22 +338,63 @@ static void print_holes(const char *path, const struct shmkit_journal_report *r)
 		       r->holes, plural(r->holes), r->hole_records, plural(r->hole_records));
 }
 
+/* verify/repair --json: the report as one object. */
+static void report_json(const char *path, const struct shmkit_journal_report *r, int err,
+                        bool repair)
+{
+	bool clean = !err && !r->damaged_bytes && !r->where[0];
+	const char *state = clean ? "clean" : repair && !err ? "repaired" : "damaged";
+
+	printf("{");
+	tool_json_name("path", path);
+	printf(",\"state\":\"%s\",\"valid_records\":%" PRIu64 ",\"last_valid_seq\":%" PRIu64
+	       ",\"damaged_bytes\":%" PRIu64 ",\"where\":", state, r->valid_records,
+	       r->last_valid_seq, r->damaged_bytes);
+	if (r->where[0])
+		tool_json_str(r->where);
+	else
+		printf("null");
+	printf(",\"meta_rebuilt_from\":");
+	if (r->meta_rebuilt_from[0])
+		tool_json_str(r->meta_rebuilt_from);
+	else
+		printf("null");
+	printf(",\"dropped_records\":%" PRIu64 ",\"dropped_first_seq\":%" PRIu64
+	       ",\"dropped_last_seq\":%" PRIu64 ",\"dropped_ranges\":%u,\"dropped\":",
+	       r->dropped_records, r->dropped_first_seq, r->dropped_last_seq, r->dropped_ranges);
+	tool_json_str(r->dropped);
+	printf(",\"holes\":%u,\"hole_records\":%" PRIu64 "}\n", r->holes, r->hole_records);
+}
+
 static int journal_check(int argc, char **argv, bool repair)
 {
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ 0 },
+	};
 	const char *sub = repair ? "repair" : "verify";
 	struct shmkit_journal_report r;
+	bool json = false;
 	int c;
 
-	while ((c = getopt_long(argc, argv, ":", NULL, NULL)) != -1)
-		return bad_opt(sub, c, argv);
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		if (c != 'j')
+			return bad_opt(sub, c, argv);
+		json = true;
+	}
 	if (optind + 1 != argc)
 		return tool_usage("journal %s: give exactly one PATH (see shmkit journal --help)", sub);
 	const char *path = argv[optind];
+	memset(&r, 0, sizeof(r));
 	int err = repair ? shmkit_journal_repair(path, &r) : shmkit_journal_verify(path, &r);
 	if (err && err != -EBADMSG)
 		return tool_err(path, err);
 	if (err == -EBADMSG && !r.where[0])
 		return tool_err(path, err);
+	if (json) {
+		report_json(path, &r, err, repair);
+		return err ? 1 : 0;
+	}
 	if (!err && !r.damaged_bytes && !r.where[0]) {
 		printf("%s: clean, %" PRIu64 " records, last seq %" PRIu64 "\n", path,
 		       r.valid_records, r.last_valid_seq);
@@ -373,8 +430,8 @@ int info_journal(const char *path, bool json)
 		return tool_err(path, err);
 	const char *pol = st.durability >= 0 && st.durability <= 3 ? policy_names[st.durability] : "?";
 	if (json) {
-		fputs("{\"kind\":\"journal\",\"path\":", stdout);
-		tool_json_str(path);
+		fputs("{\"kind\":\"journal\",", stdout);
+		tool_json_name("path", path);
 		printf(",\"files\":%u,\"bytes\":%" PRIu64 ",\"records\":%" PRIu64
 		       ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64
 		       ",\"sync\":\"%s\",\"writer_pid\":%d,\"writer_alive\":%s}\n",

@@ -49,12 +49,13 @@ static int parse_bytes(const char *cmd, const char *opt, const char *s, uint32_t
 
 static const char rpc_help[] =
 	"usage: shmkit rpc NAME [--max-request B] [--max-response B] [--clients N]\n"
-	"                       [--depth N] [--servers N] [--mode M] [--excl]\n"
+	"                       [--depth N] [--servers N] [--mode M] [--excl] [--json]\n"
 	"\n"
 	"Create a request/response service: clients call (shmkit call), servers\n"
 	"answer (shmkit serve); each request goes to one server, each response to\n"
-	"its caller.  Without --excl an existing service of that name is left as\n"
-	"it is.\n"
+	"its caller.  Without --excl an existing service of that name is opened\n"
+	"and reported as \"exists\"; an option given that it does not match is an\n"
+	"error (exit 1) that changes nothing.\n"
 	"\n"
 	"  --max-request B   largest request, K/M suffixes (default 1024)\n"
 	"  --max-response B  largest response (default 1024)\n"
@@ -62,7 +63,40 @@ static const char rpc_help[] =
 	"  --depth N         calls outstanding per client (default 8, at most 64)\n"
 	"  --servers N       server handles at once (default 64, at most 2048)\n"
 	"  --mode M          permission bits in octal (default 0600)\n"
-	"  --excl            fail if the name exists\n";
+	"  --excl            fail if the name exists\n"
+	"  --json            print one JSON object\n";
+
+/* Which creation options were given (the geometry an existing service
+ * is checked against). */
+enum { G_REQ, G_RESP, G_CLIENTS, G_DEPTH, G_SERVERS, G_MODE, G_N };
+
+static int rpc_check(const char *name, const bool *given, const struct shmkit_rpc_opts *o,
+                     const struct shmkit_rpc_stats *st, unsigned mode)
+{
+	const struct tool_geometry g[G_N] = {
+		{ "max request", given[G_REQ], st->max_request, o->max_request, false, NULL },
+		{ "max response", given[G_RESP], st->max_response, o->max_response, false, NULL },
+		{ "clients", given[G_CLIENTS], st->max_clients, o->max_clients, false, NULL },
+		{ "depth", given[G_DEPTH], st->depth, o->depth, false, NULL },
+		{ "servers", given[G_SERVERS], st->max_servers, o->max_servers, false, NULL },
+		{ "mode", given[G_MODE], mode, o->mode, true, NULL },
+	};
+	return tool_check_geometry(name, g, G_N);
+}
+
+static void rpc_report(const char *name, bool created, const struct shmkit_rpc_stats *st,
+                       unsigned mode, bool json)
+{
+	tool_made(name, created, "rpc", mode, json);
+	if (json)
+		printf("\"max_request\":%u,\"max_response\":%u,\"max_clients\":%u,\"depth\":%u,"
+		       "\"max_servers\":%u,\"seg_size\":%zu}\n", st->max_request, st->max_response,
+		       st->max_clients, st->depth, st->max_servers, st->seg_size);
+	else
+		printf("%u clients x %u calls, %u servers, requests up to %u bytes, responses up "
+		       "to %u, %zu bytes\n", st->max_clients, st->depth, st->max_servers,
+		       st->max_request, st->max_response, st->seg_size);
+}
 
 int cmd_rpc(int argc, char **argv)
 {
@@ -74,24 +108,34 @@ int cmd_rpc(int argc, char **argv)
 		{ "servers", required_argument, NULL, 's' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "excl", no_argument, NULL, 'x' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	/* Made by a process that exits at once: persistent, so gc leaves it. */
 	struct shmkit_rpc_opts o = { .flags = SHMKIT_PERSIST };
 	struct shmkit_rpc_stats st;
+	struct shmkit_seg_stat ss;
+	bool given[G_N] = { false }, json = false;
 	shmkit_rpc *r;
 	int c, rc = 0;
 
-	while (!rc && (c = getopt_long(argc, argv, ":q:r:c:d:s:m:xh", opts, NULL)) != -1) {
+	while (!rc && (c = getopt_long(argc, argv, ":q:r:c:d:s:m:xjh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'q': rc = parse_bytes("rpc", "--max-request", optarg, &o.max_request); break;
-		case 'r': rc = parse_bytes("rpc", "--max-response", optarg, &o.max_response); break;
-		case 'c': rc = parse_u32("rpc", "--clients", optarg, 4096, &o.max_clients); break;
-		case 'd': rc = parse_u32("rpc", "--depth", optarg, 64, &o.depth); break;
-		case 's': rc = parse_u32("rpc", "--servers", optarg, 2048, &o.max_servers); break;
-		case 'm': rc = tool_parse_mode("rpc", "--mode", optarg, &o.mode); break;
+		case 'q': rc = parse_bytes("rpc", "--max-request", optarg, &o.max_request);
+			given[G_REQ] = true; break;
+		case 'r': rc = parse_bytes("rpc", "--max-response", optarg, &o.max_response);
+			given[G_RESP] = true; break;
+		case 'c': rc = parse_u32("rpc", "--clients", optarg, 4096, &o.max_clients);
+			given[G_CLIENTS] = true; break;
+		case 'd': rc = parse_u32("rpc", "--depth", optarg, 64, &o.depth);
+			given[G_DEPTH] = true; break;
+		case 's': rc = parse_u32("rpc", "--servers", optarg, 2048, &o.max_servers);
+			given[G_SERVERS] = true; break;
+		case 'm': rc = tool_parse_mode("rpc", "--mode", optarg, &o.mode);
+			given[G_MODE] = true; break;
 		case 'x': o.flags |= SHMKIT_EXCL; break;
+		case 'j': json = true; break;
 		case 'h': fputs(rpc_help, stdout); return 0;
 		default: return tool_bad_option("rpc", c, argv);
 		}
@@ -101,34 +145,45 @@ int cmd_rpc(int argc, char **argv)
 	if (optind + 1 != argc)
 		return tool_usage("rpc: give exactly one NAME (see shmkit rpc --help)");
 	const char *name = argv[optind];
+	if ((rc = tool_check_name("rpc", name)))
+		return rc;
 	bool excl = o.flags & SHMKIT_EXCL;
 	o.flags |= SHMKIT_EXCL; /* first exclusively, to say whether we made it */
 	int err = shmkit_rpc_create(&r, name, &o);
 	bool created = !err;
-	if (err == -EEXIST && !excl) {
-		o.flags &= ~SHMKIT_EXCL;
-		err = shmkit_rpc_open(&r, name, &o);
-	}
+	if (err == -EEXIST && !excl)
+		err = shmkit_rpc_open(&r, name, NULL);
 	if (err)
+		return tool_open_err(name, err);
+	/* The mode: as asked when made here (no second open that could
+	 * fail and leave the new object behind), else the kernel's. */
+	ss.mode = o.mode ? o.mode : 0600;
+	if ((err = shmkit_rpc_stats(r, &st)) || (!created && (err = shmkit_seg_stat_name(name, &ss)))) {
+		shmkit_rpc_close(r);
+		if (created)
+			shmkit_seg_remove(name); /* a failed command leaves nothing */
 		return tool_err(name, err);
-	shmkit_rpc_stats(r, &st);
-	printf("%s %s: rpc, %u clients x %u calls, requests up to %u bytes, responses up to %u, "
-	       "%zu bytes\n", created ? "created" : "exists", name, st.max_clients, st.depth,
-	       st.max_request, st.max_response, st.seg_size);
+	}
+	rc = created ? 0 : rpc_check(name, given, &o, &st, ss.mode);
+	if (!rc)
+		rpc_report(name, created, &st, ss.mode, json);
 	shmkit_rpc_close(r);
-	return 0;
+	return rc;
 }
 
 /* ---- call ---------------------------------------------------------------------- */
 
 static const char call_help[] =
-	"usage: shmkit call NAME [MSG...] [--timeout MS]\n"
+	"usage: shmkit call NAME [MSG...] [--timeout MS] [--json]\n"
 	"\n"
 	"Send each MSG (or each line of stdin) as one request and print each\n"
 	"response on its own line.  Exit 1 if a call fails, times out, or its\n"
-	"server answers with a non-zero status (a failed command under serve).\n"
+	"server answers with a non-zero status (a failed command under serve);\n"
+	"a failure part way says how far it got (\"answered 4 of 10 messages\").\n"
 	"\n"
-	"  --timeout MS   deadline of each call (default 10000; -1: for ever)\n";
+	"  --timeout MS   deadline of each call (default 10000; -1: for ever)\n"
+	"  --json         one JSON object per response and line: {\"data\":TEXT} or\n"
+	"                 {\"hex\":HEX} (not UTF-8, or a NUL byte), and \"status\"\n";
 
 struct caller {
 	shmkit_rpc *r;
@@ -136,6 +191,8 @@ struct caller {
 	int64_t timeout;
 	void *buf;
 	size_t cap;
+	bool json;
+	unsigned long long done, total; /* total 0: lines of stdin */
 };
 
 static int call_one(void *ctx, const char *msg, size_t len)
@@ -146,10 +203,10 @@ static int call_one(void *ctx, const char *msg, size_t len)
 	int err = shmkit_rpc_send(c->r, msg, len, 0, c->timeout, &id);
 
 	if (err)
-		return tool_err(c->name, err);
+		return tool_err_progress(c->name, err, "answered", c->done, c->total);
 	ssize_t n = shmkit_rpc_wait(c->r, &id, &p, c->timeout);
 	if (n < 0) {
-		int rc = tool_err(c->name, (int)n);
+		int rc = tool_err_progress(c->name, (int)n, "answered", c->done, c->total);
 		if (n == -ETIMEDOUT)
 			shmkit_rpc_cancel(c->r, id); /* if the wait ended first */
 		return rc;
@@ -157,11 +214,19 @@ static int call_one(void *ctx, const char *msg, size_t len)
 	memcpy(c->buf, p, (size_t)n);
 	int status = shmkit_rpc_status(c->r, id);
 	shmkit_rpc_release(c->r, id);
-	int rc = tool_out_msg(c->name, c->buf, (size_t)n);
+	int rc;
+	if (c->json) {
+		char extra[32];
+		snprintf(extra, sizeof(extra), "\"status\":%d", status);
+		rc = tool_out_json(c->name, c->buf, (size_t)n, extra);
+	} else {
+		rc = tool_out_msg(c->name, c->buf, (size_t)n);
+	}
 	if (!rc && status) {
 		fprintf(stderr, "shmkit: %s: the server answered with status %d\n", c->name, status);
 		rc = 1;
 	}
+	c->done++;
 	return rc;
 }
 
@@ -169,20 +234,23 @@ int cmd_call(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "timeout", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int64_t timeout = 10000000000LL;
 	struct shmkit_rpc_stats st;
+	bool json = false;
 	shmkit_rpc *r;
 	int c, rc = 0;
 
-	while ((c = getopt_long(argc, argv, ":t:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":t:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			if (tool_parse_ms(optarg, &timeout))
 				return tool_usage("call: --timeout '%s' is not milliseconds (or -1)", optarg);
 			break;
+		case 'j': json = true; break;
 		case 'h': fputs(call_help, stdout); return 0;
 		default: return tool_bad_option("call", c, argv);
 		}
@@ -190,14 +258,15 @@ int cmd_call(int argc, char **argv)
 	if (optind >= argc)
 		return tool_usage("call: give an rpc NAME (see shmkit call --help)");
 	const char *name = argv[optind++];
-	if ((rc = tool_out_start(name)))
+	if ((rc = tool_check_name("call", name)) || (rc = tool_out_start(name)))
 		return rc;
 	int err = shmkit_rpc_open(&r, name, NULL);
 	if (err)
-		return tool_err(name, err);
+		return tool_open_err(name, err);
 	shmkit_rpc_stats(r, &st);
+	/* room for the response and the newline tool_out_msg adds */
 	struct caller cl = { r, name, timeout, malloc((size_t)st.max_response + 1),
-	                     st.max_response };
+	                     st.max_response, json, 0, (unsigned long long)(argc - optind) };
 	if (!cl.buf) {
 		shmkit_rpc_close(r);
 		return tool_err(name, -ENOMEM);
@@ -359,7 +428,7 @@ static int serve_worker(struct server *s, unsigned long count, int64_t idle)
 	int err = shmkit_rpc_open(&s->r, s->name, NULL);
 
 	if (err)
-		return tool_err(s->name, err);
+		return tool_open_err(s->name, err);
 	shmkit_rpc_stats(s->r, &st);
 	s->cap = st.max_response;
 	s->buf = malloc(s->cap ? s->cap : 1);
@@ -408,6 +477,8 @@ int cmd_serve(int argc, char **argv)
 	if (optind >= argc)
 		return tool_usage("serve: give an rpc NAME (see shmkit serve --help)");
 	s.name = argv[optind++];
+	if ((rc = tool_check_name("serve", s.name)))
+		return rc;
 	if (optind < argc && !strcmp(argv[optind], "--"))
 		optind++;
 	if (echo == (optind < argc))
@@ -453,9 +524,10 @@ static int peer_text(const struct shmkit_rpc_peer *p, void *arg)
 static int peer_json(const struct shmkit_rpc_peer *p, void *arg)
 {
 	int *first = arg;
-	printf("%s{\"server\":%s,\"index\":%u,\"pid\":%d,\"alive\":%d,\"calls\":%llu,"
+	printf("%s{\"server\":%s,\"index\":%u,\"pid\":%d,\"alive\":%s,\"calls\":%llu,"
 	       "\"answered\":%llu,\"cancelled\":%llu,\"in_flight\":%u}", *first ? "" : ",",
-	       p->server ? "true" : "false", p->index, (int)p->pid, p->alive,
+	       p->server ? "true" : "false", p->index, (int)p->pid,
+	       p->alive > 0 ? "true" : p->alive == 0 ? "false" : "null",
 	       (unsigned long long)p->calls, (unsigned long long)p->answered,
 	       (unsigned long long)p->cancelled, p->in_flight);
 	*first = 0;

@@ -202,47 +202,56 @@ static void json_kv_num(const char *key, long long v, bool known)
 		printf(",\"%s\":null", key);
 }
 
-/* Prints the members of one object, without the closing brace. */
-static void stat_json_open(const struct shmkit_seg_stat *st, const char *kind)
+static const char *json_tristate(int v)
+{
+	return v > 0 ? "true" : v == 0 ? "false" : "null";
+}
+
+/* Prints the members of one object, without the closing brace.  kind
+ * overrides kind_label(); unread: a System V segment ls did not attach,
+ * whose header (persistence, creation time, version) it did not read. */
+static void stat_json_open(const struct shmkit_seg_stat *st, const char *kind, bool unread)
 {
 	char buf[64], addr[sizeof(st->name) + 32];
+	bool managed = st->kind != SHMKIT_KIND_FOREIGN;
 
 	address_of(st, addr, sizeof(addr));
-	printf("{\"name\":");
-	tool_json_str(addr);
-	printf(",\"canonical\":");
-	tool_json_str(st->name);
+	printf("{");
+	tool_json_name("name", addr);
+	printf(",");
+	tool_json_name("canonical", st->name);
 	printf(",\"backend\":\"%s\",\"kind\":", backend_label(st->backend));
 	tool_json_str(kind ? kind : kind_label(st->kind));
-	printf(",\"size\":%zu,\"map_size\":%zu", useful_size(st), st->map_size);
-	json_kv_num("data_offset", (long long)st->data_offset, st->kind != SHMKIT_KIND_FOREIGN);
+	json_kv_num("size", (long long)useful_size(st), !unread);
+	printf(",\"map_size\":%zu", st->map_size);
+	json_kv_num("data_offset", (long long)st->data_offset, managed);
 	owner_name(st->uid, buf, sizeof(buf));
 	printf(",\"owner\":");
 	tool_json_str(buf);
 	printf(",\"uid\":%u,\"mode\":\"%04o\"", (unsigned)st->uid, st->mode);
 	json_kv_num("attach_count", st->attach_count, st->attach_count >= 0);
 	json_kv_num("creator_pid", st->creator_pid, st->creator_pid > 0);
-	printf(",\"creator_alive\":%s", st->creator_alive > 0 ? "true" :
-	       st->creator_alive == 0 ? "false" : "null");
-	json_kv_num("created_ns", st->created_ns, st->created_ns > 0);
+	printf(",\"creator_alive\":%s,", json_tristate(st->creator_alive));
+	tool_json_time("created", st->created_ns);
 	printf(",\"removed\":%s", st->removed ? "true" : "false");
-	printf(",\"persistent\":%s", st->persistent ? "true" : "false");
-	printf(",\"in_use\":%s", st->in_use > 0 ? "true" : st->in_use == 0 ? "false" : "null");
+	printf(",\"persistent\":%s", unread ? "null" : st->persistent ? "true" : "false");
+	printf(",\"in_use\":%s", json_tristate(st->in_use));
 	printf(",\"initialising\":%s", st->initialising == 2 ? "\"creator gone\"" :
-	       st->initialising ? "true" : "false");
+	       st->initialising ? "true" : unread ? "null" : "false");
 	json_kv_num("shmid", st->shmid, st->backend == SHMKIT_SYSV);
 	if (st->backend == SHMKIT_SYSV)
 		printf(",\"key\":\"0x%08lx\"", (unsigned long)(uint32_t)st->key);
 	else
 		printf(",\"key\":null");
-	json_kv_num("version", st->version, st->kind != SHMKIT_KIND_FOREIGN && st->version);
+	json_kv_num("version", st->version, managed && st->version);
 }
 
 /* ---- ls ------------------------------------------------------------------ */
 
 struct row {
 	struct shmkit_seg_stat st;
-	const char *kind; /* overrides kind_label() for entries ls --all adds */
+	const char *kind; /* overrides kind_label(): no-access, semaphore, shmkit */
+	bool unread;      /* System V: header not read (ls does not attach) */
 };
 
 struct rows {
@@ -275,7 +284,8 @@ static int collect_one(const struct shmkit_seg_stat *st, void *arg)
 	return 0;
 }
 
-/* Every segment shmkit_seg_list() reports, into r (freed on failure). */
+/* Every segment shmkit_seg_list() reports, into r (freed on failure).
+ * gc's view: it reads every header (System V ones by attaching). */
 static int collect_rows(struct rows *r)
 {
 	int err = shmkit_seg_list(collect_one, r);
@@ -300,90 +310,157 @@ static int row_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-static bool rows_have(const struct rows *r, int backend, const char *name, int shmid)
+/* ls: a file of /dev/shm described by stat(2) alone (one this user may
+ * not open, or a semaphore). */
+static int add_posix_stat(struct rows *r, int dfd, const char *file, const char *kind)
 {
-	for (size_t i = 0; i < r->n; i++) {
-		const struct shmkit_seg_stat *st = &r->v[i].st;
-		if (st->backend != backend)
-			continue;
-		if (backend == SHMKIT_SYSV ? st->shmid == shmid : !strcmp(st->name, name))
-			return true;
-	}
-	return false;
+	struct stat sb;
+
+	if (fstatat(dfd, file, &sb, AT_SYMLINK_NOFOLLOW))
+		return 0; /* gone meanwhile */
+	struct row *row = rows_add(r);
+	if (!row)
+		return -ENOMEM;
+	struct shmkit_seg_stat *st = &row->st;
+	st->backend = SHMKIT_POSIX;
+	snprintf(st->name, sizeof(st->name), "posix:/%s", file);
+	st->map_size = (size_t)sb.st_size;
+	st->mode = sb.st_mode & 07777;
+	st->uid = sb.st_uid;
+	st->creator_alive = -1;
+	st->attach_count = -1;
+	st->in_use = -1;
+	st->shmid = -1;
+	row->kind = kind;
+	return 0;
 }
 
-/* ls --all: what /dev/shm holds that shmkit_seg_list() skips (POSIX
- * semaphores, segments this user may not open), from stat(2) alone. */
-static void add_unlisted_posix(struct rows *r)
+/* ls: every file of /dev/shm.  A segment is described by its header
+ * (shmkit_seg_stat_name: the file is opened and read, nothing of it
+ * changes); one this user may not open is listed from stat(2) as
+ * "no-access", as ipcs lists what it cannot read; POSIX semaphores
+ * (sem.NAME) only with --all. */
+static int ls_posix(struct rows *r, bool all)
 {
-	DIR *d = opendir("/dev/shm");
+	DIR *d = opendir(SK_TOOL_SHM_DIR);
 	struct dirent *e;
-	char name[sizeof(r->v->st.name)];
+	char name[PATH_MAX + 16];
+	int err = 0;
 
 	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		struct stat sb;
-		if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) ||
-		    !S_ISREG(sb.st_mode))
+		return 0;
+	while (!err && (e = readdir(d))) {
+		if (e->d_name[0] == '.' || (e->d_type != DT_REG && e->d_type != DT_UNKNOWN))
 			continue;
+		if (!strncmp(e->d_name, "sem.", 4)) {
+			if (all)
+				err = add_posix_stat(r, dirfd(d), e->d_name, "semaphore");
+			continue;
+		}
+		struct shmkit_seg_stat st;
 		snprintf(name, sizeof(name), "posix:/%s", e->d_name);
-		if (rows_have(r, SHMKIT_POSIX, name, -1))
-			continue;
-		struct row *row = rows_add(r);
-		if (!row)
-			break;
-		struct shmkit_seg_stat *st = &row->st;
-		st->backend = SHMKIT_POSIX;
-		snprintf(st->name, sizeof(st->name), "%s", name);
-		st->map_size = (size_t)sb.st_size;
-		st->mode = sb.st_mode & 07777;
-		st->uid = sb.st_uid;
-		st->creator_alive = -1;
-		st->attach_count = -1;
-		st->shmid = -1;
-		row->kind = strncmp(e->d_name, "sem.", 4) ? "no-access" : "semaphore";
+		int res = shmkit_seg_stat_name(name, &st);
+		if (res == 0)
+			err = collect_one(&st, r);
+		else if (res == -EACCES || res == -EPERM)
+			err = add_posix_stat(r, dirfd(d), e->d_name, "no-access");
+		else if (res != -ENOENT)
+			err = add_posix_stat(r, dirfd(d), e->d_name, "unknown");
 	}
 	closedir(d);
+	return err;
 }
 
-/* ls --all: System V segments shmkit_seg_list() could not attach, from the
- * kernel's table /proc/sysvipc/shm. */
-static void add_unlisted_sysv(struct rows *r)
+/* One line of /proc/sysvipc/shm. */
+struct sysv_line {
+	long key, nattch;
+	int id, cpid;
+	unsigned perms, uid;
+	size_t size;
+};
+
+/* Byte 0 of a System V key's lock file (src/peer.h) is locked by its
+ * creator while it initialises the segment: 1 locked, 0 free, -1 no lock
+ * file (not made by shmkit, or removed by hand). */
+static int sysv_creator_lock(long key)
+{
+	char path[64];
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+
+	snprintf(path, sizeof(path), SK_TOOL_SHM_DIR "/.shmkit-sysv-%08lx.lock",
+	         (unsigned long)(uint32_t)key);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == EACCES ? 0 : -1; /* exists, unreadable: shmkit's all the same */
+	int held = !fcntl(fd, F_OFD_GETLK, &fl) && fl.l_type != F_UNLCK;
+	close(fd);
+	return held;
+}
+
+/* One System V segment for ls, from the kernel's table alone: shmat()
+ * would change its attach time and last pid, which ipcs never does.  A
+ * segment shmkit made has a lock file (/dev/shm/.shmkit-sysv-KEY.lock):
+ * kind "shmkit", its header unread; without one, "foreign".  Segments
+ * this user may not read (shmctl IPC_STAT refuses) are "no-access". */
+static int add_sysv(struct rows *r, const struct sysv_line *l, bool attach)
+{
+	struct shmid_ds ds;
+	bool readable = shmctl(l->id, IPC_STAT, &ds) == 0 || errno != EACCES;
+	struct row *row;
+
+	if (attach && readable) { /* --attach: read the header, as info does */
+		struct shmkit_seg_stat st;
+		char name[32];
+		snprintf(name, sizeof(name), "sysv:id=%d", l->id);
+		if (shmkit_seg_stat_name(name, &st) == 0)
+			return collect_one(&st, r);
+	}
+	if (!(row = rows_add(r)))
+		return -ENOMEM;
+	struct shmkit_seg_stat *st = &row->st;
+	st->backend = SHMKIT_SYSV;
+	st->kind = SHMKIT_KIND_FOREIGN;
+	snprintf(st->name, sizeof(st->name), "sysv:id=%d", l->id);
+	st->map_size = l->size;
+	st->mode = l->perms & 0777;
+	st->uid = (uid_t)l->uid;
+	st->creator_pid = l->cpid;
+	st->creator_alive = kill(l->cpid, 0) == 0 || errno == EPERM;
+	st->attach_count = l->nattch;
+	st->in_use = l->nattch > 0;
+	st->removed = (l->perms & 01000) != 0; /* SHM_DEST */
+	st->shmid = l->id;
+	st->key = (long)(uint32_t)l->key;
+	int lock = st->key ? sysv_creator_lock(st->key) : -1;
+	if (!readable) {
+		row->kind = "no-access";
+		row->unread = true;
+	} else if (lock >= 0) {
+		row->kind = "shmkit";
+		row->unread = true;
+		st->initialising = lock;
+	}
+	return 0;
+}
+
+static int ls_sysv(struct rows *r, bool attach)
 {
 	FILE *f = fopen("/proc/sysvipc/shm", "re");
 	char line[512];
+	int err = 0;
 
 	if (!f)
-		return;
+		return 0;
 	if (!fgets(line, sizeof(line), f))
 		line[0] = '\0';
-	while (fgets(line, sizeof(line), f)) {
-		long key, nattch;
-		int id, cpid, lpid;
-		unsigned perms, uid;
-		size_t size;
-		if (sscanf(line, "%ld %d %o %zu %d %d %ld %u", &key, &id, &perms, &size,
-		           &cpid, &lpid, &nattch, &uid) != 8 || rows_have(r, SHMKIT_SYSV, NULL, id))
-			continue;
-		struct row *row = rows_add(r);
-		if (!row)
-			break;
-		struct shmkit_seg_stat *st = &row->st;
-		st->backend = SHMKIT_SYSV;
-		snprintf(st->name, sizeof(st->name), "sysv:id=%d", id);
-		st->map_size = size;
-		st->mode = perms & 0777;
-		st->uid = (uid_t)uid;
-		st->creator_pid = cpid;
-		st->creator_alive = kill(cpid, 0) == 0 || errno == EPERM;
-		st->attach_count = nattch;
-		st->removed = (perms & 01000) != 0; /* SHM_DEST */
-		st->shmid = id;
-		st->key = (long)(uint32_t)key;
-		row->kind = "no-access";
+	while (!err && fgets(line, sizeof(line), f)) {
+		struct sysv_line l;
+		if (sscanf(line, "%ld %d %o %zu %d %*d %ld %u", &l.key, &l.id, &l.perms, &l.size,
+		           &l.cpid, &l.nattch, &l.uid) == 7)
+			err = add_sysv(r, &l, attach);
 	}
 	fclose(f);
+	return err;
 }
 
 enum { COLS = 9 };
@@ -451,36 +528,41 @@ static void ls_print_json(const struct rows *r)
 	printf("[");
 	for (size_t i = 0; i < r->n; i++) {
 		printf(i ? ",\n " : "\n ");
-		stat_json_open(&r->v[i].st, r->v[i].kind);
+		stat_json_open(&r->v[i].st, r->v[i].kind, r->v[i].unread);
 		printf("}");
 	}
 	printf(r->n ? "\n]\n" : "]\n");
 }
 
 static const char ls_help[] =
-	"usage: shmkit ls [--json] [--all]\n"
+	"usage: shmkit ls [--json] [--all] [--attach]\n"
 	"\n"
 	"List every shared-memory segment on the machine: shmkit's and foreign ones\n"
 	"(POSIX segments in /dev/shm, System V segments from /proc/sysvipc/shm).\n"
 	"Columns: backend, name (System V: key, or id once removed), size (data\n"
 	"area of a managed segment, whole mapping of a foreign one), kind (bytes,\n"
-	"chan, bus, journal, or foreign), owner, mode, attach count (System V),\n"
-	"creator pid and whether it is alive; \"removed\" marks a System V segment\n"
-	"that lives on until its last detach.\n"
+	"chan, bus, journal, rpc, foreign; no-access: this user may not open it;\n"
+	"shmkit: a System V segment shmkit made, whose header ls does not read),\n"
+	"owner, mode, attach count (System V), creator pid and whether it is\n"
+	"alive; \"removed\" marks a System V segment that lives on until its last\n"
+	"detach.  ls never attaches a System V segment (that would change its\n"
+	"attach time and last pid, as ipcs never does) unless --attach.\n"
 	"\n"
-	"  --json   print a JSON array, one object per segment\n"
-	"  --all    also list what cannot be opened: POSIX semaphores (sem.*) and\n"
-	"           segments this user has no permission to attach\n";
+	"  --json     print a JSON array, one object per segment\n"
+	"  --all      also list POSIX semaphores (sem.*)\n"
+	"  --attach   attach System V segments this user may read, to show their\n"
+	"             shmkit header (kind, data size, persistence, initialising)\n";
 
 int cmd_ls(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "all", no_argument, NULL, 'a' },
+		{ "attach", no_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	bool json = false, all = false;
+	bool json = false, all = false, attach = false;
 	struct rows r = { 0 };
 	int c;
 
@@ -488,18 +570,19 @@ int cmd_ls(int argc, char **argv)
 		switch (c) {
 		case 'j': json = true; break;
 		case 'a': all = true; break;
+		case 'A': attach = true; break;
 		case 'h': return show_help(ls_help);
 		default: return tool_bad_option("ls", c, argv);
 		}
 	}
 	if (optind < argc)
 		return tool_usage("ls: unexpected argument '%s'", argv[optind]);
-	int err = collect_rows(&r);
-	if (err)
+	int err = ls_posix(&r, all);
+	if (!err)
+		err = ls_sysv(&r, attach);
+	if (err) {
+		free(r.v);
 		return tool_err("ls", err);
-	if (all) {
-		add_unlisted_posix(&r);
-		add_unlisted_sysv(&r);
 	}
 	if (r.n) /* r.v is NULL when nothing was found: no qsort(NULL, 0) */
 		qsort(r.v, r.n, sizeof(*r.v), row_cmp);
@@ -515,13 +598,15 @@ int cmd_ls(int argc, char **argv)
 
 static const char create_help[] =
 	"usage: shmkit create NAME --size S [--mode 0644] [--excl] [--populate]\n"
-	"                          [--mlock] [--huge] [--temporary]\n"
+	"                          [--mlock] [--huge] [--temporary] [--json]\n"
 	"\n"
 	"Create a managed byte segment with S data bytes (K, M, G suffixes) after\n"
 	"a one-page shmkit header.  NAME: NAME or posix:/NAME, sysv:0xKEY,\n"
 	"sysv:/PATH:PROJ, file:PATH.  Without --excl an existing byte segment of\n"
-	"that name is left as it is.  anon and memfd: segments cannot be named\n"
-	"from another process; create them with the library.\n"
+	"that name is opened and reported as \"exists\"; if its size (or, with\n"
+	"--mode, its mode) differs, that is an error (exit 1) and nothing changes.\n"
+	"anon and memfd: segments cannot be named from another process; create\n"
+	"them with the library.\n"
 	"\n"
 	"  --size S     data bytes (required)\n"
 	"  --mode M     permission bits in octal (default 0600, umask ignored)\n"
@@ -531,29 +616,32 @@ static const char create_help[] =
 	"  --huge       huge pages (sysv only from the tool)\n"
 	"  --temporary  not persistent: `shmkit gc` may remove it once no live\n"
 	"               process uses it (by default a created segment is kept\n"
-	"               until `shmkit rm`)\n";
+	"               until `shmkit rm`)\n"
+	"  --json       print one JSON object\n";
 
-static int create_usage_name(const char *name)
-{
-	if (!strcmp(name, "anon") || !strncmp(name, "memfd:", 6))
-		return tool_usage("create: %s: anon and memfd segments are library-only: they live "
-		                  "in the processes holding them and cannot be named from another "
-		                  "process (see examples/anon_fork.c, examples/memfd_pass.c)", name);
-	return 0;
-}
-
-static int create_report(const char *name, shmkit_seg *seg, bool created)
+/* Print what create made or found (and close seg); 1 if the existing one
+ * differs from what was asked (size, mode given), reported. */
+static int create_report(const char *name, shmkit_seg *seg, bool created,
+                         const struct shmkit_seg_opts *o, bool json)
 {
 	struct shmkit_seg_stat st;
 	int err = shmkit_seg_stat(seg, &st);
 
-	if (err) {
-		shmkit_seg_close(seg);
-		return tool_err(name, err);
-	}
-	printf("%s %s: %zu data bytes, %zu mapped, mode %04o\n", created ? "created" : "exists",
-	       st.name, st.data_size, st.map_size, st.mode);
 	shmkit_seg_close(seg);
+	if (err)
+		return tool_err(name, err);
+	const struct tool_geometry g[] = {
+		{ "data size", !created, st.data_size, o->size, false, NULL },
+		{ "mode", !created && o->mode, st.mode, o->mode, true, NULL },
+	};
+	if (tool_check_geometry(name, g, sizeof(g) / sizeof(g[0])))
+		return 1;
+	tool_made(st.name, created, "bytes", st.mode, json);
+	if (json)
+		printf("\"size\":%zu,\"map_size\":%zu,\"persistent\":%s}\n", st.data_size,
+		       st.map_size, st.persistent ? "true" : "false");
+	else
+		printf("%zu data bytes, %zu mapped\n", st.data_size, st.map_size);
 	return 0;
 }
 
@@ -567,16 +655,17 @@ int cmd_create(int argc, char **argv)
 		{ "mlock", no_argument, NULL, 'l' },
 		{ "huge", no_argument, NULL, 'H' },
 		{ "temporary", no_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	/* Made by a process that exits at once: persistent unless asked, so
 	 * that gc does not take a segment someone made on purpose. */
 	struct shmkit_seg_opts o = { .flags = SHMKIT_PERSIST };
-	bool have_size = false;
+	bool have_size = false, json = false;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, ":s:m:xplHth", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":s:m:xplHtjh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			if ((rc = parse_size_opt("create", "--size", optarg, &o.size)))
@@ -592,6 +681,7 @@ int cmd_create(int argc, char **argv)
 		case 'l': o.flags |= SHMKIT_MLOCK; break;
 		case 'H': o.flags |= SHMKIT_HUGE; break;
 		case 't': o.flags &= ~SHMKIT_PERSIST; break;
+		case 'j': json = true; break;
 		case 'h': return show_help(create_help);
 		default: return tool_bad_option("create", c, argv);
 		}
@@ -599,7 +689,7 @@ int cmd_create(int argc, char **argv)
 	if (optind + 1 != argc)
 		return tool_usage("create: give exactly one NAME (see shmkit create --help)");
 	const char *name = argv[optind];
-	if ((rc = create_usage_name(name)))
+	if ((rc = tool_check_name("create", name)))
 		return rc;
 	if (!have_size)
 		return tool_usage("create: %s: --size is required", name);
@@ -610,14 +700,14 @@ int cmd_create(int argc, char **argv)
 	shmkit_seg *seg;
 	o.flags |= SHMKIT_EXCL;
 	int err = shmkit_seg_create(&seg, name, &o);
+	bool created = !err;
 	if (err == -EEXIST && !excl) {
 		o.flags &= ~SHMKIT_EXCL;
-		if (!(err = shmkit_seg_create(&seg, name, &o)))
-			return create_report(name, seg, false);
+		err = shmkit_seg_create(&seg, name, &o);
 	}
 	if (err)
-		return tool_err(name, err);
-	return create_report(name, seg, true);
+		return tool_open_err(name, err);
+	return create_report(name, seg, created, &o, json);
 }
 
 /* ---- info ---------------------------------------------------------------- */
@@ -705,7 +795,7 @@ static int info_service(const char *name, const struct shmkit_seg_stat *st, bool
 	else if (st->kind == SHMKIT_KIND_RPC)
 		fn = info_rpc;
 	if (json) {
-		stat_json_open(st, NULL);
+		stat_json_open(st, NULL, false);
 		if (st->kind == SHMKIT_KIND_BYTES || st->kind == SHMKIT_KIND_FOREIGN) {
 			printf("}\n");
 			return 0;
@@ -767,7 +857,7 @@ int cmd_info(int argc, char **argv)
 	if (journal && path)
 		return info_journal(path, json);
 	if (err)
-		return tool_err(name, err);
+		return tool_open_err(name, err);
 	return info_service(name, &st, json);
 }
 
@@ -847,18 +937,20 @@ int cmd_rm(int argc, char **argv)
 		return tool_usage("rm: give at least one NAME (see shmkit rm --help)");
 	for (int i = optind; i < argc; i++) {
 		if (!force && !strncmp(argv[i], "file:", 5) && rm_check_file(argv[i])) {
-			rc = 1;
+			rc = rc ? rc : 1;
 			continue;
 		}
 		if (is_dir_path(argv[i])) { /* a journal's directory */
 			int err = shmkit_journal_remove(argv[i]);
 			if (err)
-				rc = tool_err(argv[i], err);
+				rc = rc ? rc : tool_err(argv[i], err);
 			continue;
 		}
 		int err = shmkit_seg_remove(argv[i]);
-		if (err)
-			rc = tool_err(argv[i], err);
+		if (err) {
+			int r = tool_open_err(argv[i], err); /* 2: a name rm cannot use */
+			rc = r > rc ? r : rc;
+		}
 	}
 	return rc;
 }
@@ -1032,22 +1124,42 @@ static bool gc_matches(const struct shmkit_seg_stat *st, char **pat, int npat)
 	return false;
 }
 
-static int gc_one(const struct shmkit_seg_stat *st, const char *why, bool dry_run)
+/* One line of gc's output: "removed NAME (WHY)", "would remove ..." with
+ * --dry-run; with --json {"action":"removed"|"would remove","name":NAME,
+ * "reason":WHY}. */
+static void gc_say(bool json, bool dry_run, const char *name, const char *why)
+{
+	char shown[4 * (PATH_MAX + 48)];
+
+	if (json) {
+		printf("{\"action\":\"%s\",", dry_run ? "would remove" : "removed");
+		tool_json_name("name", name);
+		printf(",\"reason\":");
+		tool_json_str(why);
+		printf("}\n");
+		return;
+	}
+	tool_escape(name, shown, sizeof(shown));
+	printf("%s %s (%s)\n", dry_run ? "would remove" : "removed", shown, why);
+}
+
+static int gc_one(const struct shmkit_seg_stat *st, const char *why, bool dry_run, bool json)
 {
 	char addr[sizeof(st->name) + 32], shown[4 * sizeof(addr)];
 
 	address_of(st, addr, sizeof(addr));
-	tool_escape(addr, shown, sizeof(shown));
 	if (dry_run) {
-		printf("would remove %s (%s)\n", shown, why);
+		gc_say(json, true, addr, why);
 		return 0;
 	}
 	int err = shmkit_seg_remove(addr);
 	if (err == -ENOENT)
 		return 0; /* someone else removed it meanwhile */
-	if (err)
+	if (err) {
+		tool_escape(addr, shown, sizeof(shown));
 		return tool_err(shown, err);
-	printf("removed %s (%s)\n", shown, why);
+	}
+	gc_say(json, false, addr, why);
 	return 0;
 }
 
@@ -1081,7 +1193,7 @@ static bool lock_orphan(int dfd, const char *name, key_t key)
 	return orphan;
 }
 
-static int gc_lock_files(bool dry_run)
+static int gc_lock_files(bool dry_run, bool json)
 {
 	int dfd = open(SK_TOOL_SHM_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
@@ -1100,21 +1212,20 @@ static int gc_lock_files(bool dry_run)
 		    strlen(e->d_name) != strlen(".shmkit-sysv-00000000.lock") ||
 		    !lock_orphan(dfd, e->d_name, (key_t)key))
 			continue;
-		if (dry_run)
-			printf("would remove " SK_TOOL_SHM_DIR "/%s (lock file of sysv:0x%08x, which is gone)\n",
-			       e->d_name, key);
-		else if (unlinkat(dfd, e->d_name, 0) && errno != ENOENT)
+		char path[PATH_MAX], why[80];
+		snprintf(path, sizeof(path), SK_TOOL_SHM_DIR "/%s", e->d_name);
+		snprintf(why, sizeof(why), "lock file of sysv:0x%08x, which is gone", key);
+		if (!dry_run && unlinkat(dfd, e->d_name, 0) && errno != ENOENT)
 			rc |= tool_err(e->d_name, -errno);
 		else
-			printf("removed " SK_TOOL_SHM_DIR "/%s (lock file of sysv:0x%08x, which is gone)\n",
-			       e->d_name, key);
+			gc_say(json, dry_run, path, why);
 	}
 	closedir(d);
 	return rc;
 }
 
 static const char gc_help[] =
-	"usage: shmkit gc [--dry-run] [--foreign] [PATTERN...]\n"
+	"usage: shmkit gc [--dry-run] [--foreign] [--json] [PATTERN...]\n"
 	"\n"
 	"Remove segments only dead processes used, and print each one removed\n"
 	"(never a persistent one: made by `shmkit create` without --temporary, by\n"
@@ -1132,27 +1243,31 @@ static const char gc_help[] =
 	"old).\n"
 	"\n"
 	"  --dry-run   print what would be removed, remove nothing\n"
-	"  --foreign   consider foreign segments too\n";
+	"  --foreign   consider foreign segments too\n"
+	"  --json      one JSON object per line and segment: {\"action\":\"removed\"\n"
+	"              (or \"would remove\"),\"name\":NAME,\"reason\":WHY}\n";
 
 int cmd_gc(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "foreign", no_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	bool dry_run = false, foreign = false;
+	bool dry_run = false, foreign = false, json = false;
 	struct rows r = { 0 };
 	struct users u = { 0 };
 	char why[128];
 	int c, rc = 0;
 	bool posix_gone = false;
 
-	while ((c = getopt_long(argc, argv, ":nfh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":nfjh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n': dry_run = true; break;
 		case 'f': foreign = true; break;
+		case 'j': json = true; break;
 		case 'h': return show_help(gc_help);
 		default: return tool_bad_option("gc", c, argv);
 		}
@@ -1165,12 +1280,12 @@ int cmd_gc(int argc, char **argv)
 		const struct shmkit_seg_stat *st = &r.v[i].st;
 		if (gc_matches(st, argv + optind, argc - optind) &&
 		    gc_verdict(st, foreign, &u, why, sizeof(why))) {
-			rc |= gc_one(st, why, dry_run);
+			rc |= gc_one(st, why, dry_run, json);
 			posix_gone |= st->backend == SHMKIT_POSIX;
 		}
 	}
 	if (argc == optind) /* patterns name segments, not lock files */
-		rc |= gc_lock_files(dry_run);
+		rc |= gc_lock_files(dry_run, json);
 	if (posix_gone && u.hidden)
 		fprintf(stderr, "shmkit: gc: warning: %d process%s could not be inspected (pid %s%s); "
 		        "a POSIX segment only they map was taken as unused\n", u.hidden,
@@ -1368,7 +1483,7 @@ int cmd_read(int argc, char **argv)
 	shmkit_seg *seg;
 	int err = open_bytes(name, SHMKIT_RDONLY, &seg);
 	if (err)
-		return tool_err(name, err);
+		return tool_open_err(name, err);
 	size_t size = shmkit_seg_size(seg);
 	if (!have_len)
 		len = off <= size ? size - off : 0;
@@ -1519,7 +1634,7 @@ int cmd_write(int argc, char **argv)
 	shmkit_seg *seg;
 	int err = open_bytes(name, 0, &seg);
 	if (err)
-		return tool_err(name, err);
+		return tool_open_err(name, err);
 	size_t size = shmkit_seg_size(seg);
 	if ((!raw && (rc = write_check(name, seg))) || (rc = check_range(name, size, off, 0)))
 		goto out;

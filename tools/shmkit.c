@@ -13,10 +13,12 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -173,12 +175,15 @@ int tool_parse_ms(const char *s, int64_t *ns)
 	return 0;
 }
 
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *p)
+/* Length of the valid UTF-8 sequence at p (1-4) within avail bytes, or 0
+ * if it is not one. */
+static size_t utf8_len(const unsigned char *p, size_t avail)
 {
 	size_t n;
 	unsigned cp;
 
+	if (!avail)
+		return 0;
 	if (p[0] < 0x80)
 		return 1;
 	if ((p[0] & 0xe0) == 0xc0)
@@ -188,6 +193,8 @@ static size_t utf8_len(const unsigned char *p)
 	else if ((p[0] & 0xf8) == 0xf0)
 		n = 4, cp = p[0] & 0x07;
 	else
+		return 0;
+	if (n > avail)
 		return 0;
 	for (size_t i = 1; i < n; i++) {
 		if ((p[i] & 0xc0) != 0x80)
@@ -200,29 +207,57 @@ static size_t utf8_len(const unsigned char *p)
 	return n;
 }
 
-void tool_json_str(const char *s)
+/* True if p[0..len) is valid UTF-8 without a NUL byte: text that a JSON
+ * string carries exactly and that C readers of it can hold. */
+static bool utf8_text(const void *p, size_t len)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < len;) {
+		size_t n = b[i] ? utf8_len(b + i, len - i) : 0;
+		if (!n)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+static void json_hex(FILE *f, const void *p, size_t len)
+{
+	putc('"', f);
+	for (size_t i = 0; i < len; i++)
+		fprintf(f, "%02x", ((const unsigned char *)p)[i]);
+	putc('"', f);
+}
+
+static void json_str(FILE *f, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
 
-	putchar('"');
+	putc('"', f);
 	while (*p) {
-		size_t n = utf8_len(p);
+		size_t n = utf8_len(p, 4);
 		if (*p == '"' || *p == '\\') {
-			printf("\\%c", *p);
+			fprintf(f, "\\%c", *p);
 		} else if (*p < 0x20) {
-			printf("\\u%04x", *p);
+			fprintf(f, "\\u%04x", *p);
 		} else if (n) {
-			fwrite(p, 1, n, stdout);
+			fwrite(p, 1, n, f);
 			p += n;
 			continue;
 		} else {
 			/* Not UTF-8 (a name in /dev/shm can hold any byte): keep
 			 * the JSON valid by reading the byte as Latin-1. */
-			printf("\\u%04x", *p);
+			fprintf(f, "\\u%04x", *p);
 		}
 		p++;
 	}
-	putchar('"');
+	putc('"', f);
+}
+
+void tool_json_str(const char *s)
+{
+	json_str(stdout, s);
 }
 
 void tool_escape(const char *s, char *buf, size_t len)
@@ -233,7 +268,7 @@ void tool_escape(const char *s, char *buf, size_t len)
 	if (!len)
 		return;
 	while (*p && o + 1 < len) {
-		size_t n = utf8_len(p);
+		size_t n = utf8_len(p, 4);
 		if (*p == '\\' || *p < 0x20 || *p == 0x7f || !n) {
 			/* a backslash, a control byte or a byte that is not
 			 * UTF-8: four visible characters, never a terminal
@@ -251,6 +286,139 @@ void tool_escape(const char *s, char *buf, size_t len)
 		}
 	}
 	buf[o] = '\0';
+}
+
+static void json_data(FILE *f, const void *p, size_t len)
+{
+	if (utf8_text(p, len)) {
+		/* valid UTF-8 without NUL: json_str() copies it exactly */
+		char *s = malloc(len + 1);
+		if (s) {
+			memcpy(s, p, len);
+			s[len] = '\0';
+			fprintf(f, "\"data\":");
+			json_str(f, s);
+			free(s);
+			return;
+		}
+	}
+	fprintf(f, "\"hex\":");
+	json_hex(f, p, len);
+}
+
+void tool_json_data(const void *p, size_t len)
+{
+	json_data(stdout, p, len);
+}
+
+void tool_json_name(const char *key, const char *s)
+{
+	printf("\"%s\":", key);
+	tool_json_str(s);
+	if (!utf8_text(s, strlen(s))) {
+		printf(",\"%s_hex\":", key);
+		json_hex(stdout, s, strlen(s));
+	}
+}
+
+void tool_json_time(const char *key, int64_t ns)
+{
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+	char buf[64];
+
+	if (ns <= 0 || !gmtime_r(&t, &tm) || !strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm)) {
+		printf("\"%s_ns\":null,\"%s\":null", key, key);
+		return;
+	}
+	printf("\"%s_ns\":\"%" PRId64 "\",\"%s\":\"%s.%09dZ\"", key, ns, key, buf,
+	       (int)(ns % 1000000000));
+}
+
+void tool_made(const char *name, bool created, const char *kind, unsigned mode, bool json)
+{
+	if (json) {
+		printf("{");
+		tool_json_name("name", name);
+		printf(",\"created\":%s,\"kind\":\"%s\",\"mode\":\"%04o\",",
+		       created ? "true" : "false", kind, mode);
+	} else {
+		printf("%s %s: %s, mode %04o, ", created ? "created" : "exists", name, kind, mode);
+	}
+}
+
+int tool_check_name(const char *cmd, const char *name)
+{
+	if (!strcmp(name, "anon") || !strncmp(name, "memfd:", 6))
+		return tool_usage("%s: %s: anon and memfd segments are library-only: they live "
+		                  "in the processes holding them and cannot be named from another "
+		                  "process (see examples/anon_fork.c, examples/memfd_pass.c)", cmd, name);
+	return 0;
+}
+
+int tool_open_err(const char *what, int err)
+{
+	tool_err(what, err);
+	/* A name the library cannot parse, or an option its backend cannot
+	 * honour (huge pages on posix): what the command line asked for is
+	 * wrong, not the state of the machine. */
+	return err == -EINVAL || err == -ENAMETOOLONG ? EXIT_USAGE : 1;
+}
+
+int tool_err_progress(const char *what, int err, const char *verb, unsigned long long done,
+                      unsigned long long total)
+{
+	const char *detail = shmkit_errdetail();
+	char more[256] = "";
+
+	if (detail && *detail)
+		snprintf(more, sizeof(more), " (%.240s)", detail);
+	if (what && !*what)
+		what = "(empty name)";
+	if (total)
+		fprintf(stderr, "shmkit: %s: %s%s; %s %llu of %llu messages\n", what,
+		        shmkit_strerror(err), more, verb, done, total);
+	else
+		fprintf(stderr, "shmkit: %s: %s%s; %s %llu message%s before it\n", what,
+		        shmkit_strerror(err), more, verb, done, done == 1 ? "" : "s");
+	return 1;
+}
+
+int tool_mismatch(const char *name, const char *what, const char *have, const char *want)
+{
+	fprintf(stderr, "shmkit: %s: exists with %s %s, not %s; nothing changed (remove it "
+	        "first, or leave the option out to use it as it is)\n", name, what, have, want);
+	return 1;
+}
+
+int tool_check_geometry(const char *name, const struct tool_geometry *g, size_t n)
+{
+	char have[32], want[32];
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!g[i].given || g[i].have == g[i].want)
+			continue;
+		const char *fmt = g[i].octal ? "%04llo" : "%llu";
+		if (g[i].labels) {
+			snprintf(have, sizeof(have), "%s", g[i].labels[g[i].have ? 1 : 0]);
+			snprintf(want, sizeof(want), "%s", g[i].labels[g[i].want ? 1 : 0]);
+		} else {
+			snprintf(have, sizeof(have), fmt, g[i].have);
+			snprintf(want, sizeof(want), fmt, g[i].want);
+		}
+		rc = tool_mismatch(name, g[i].what, have, want);
+	}
+	return rc;
+}
+
+unsigned long long tool_pow2(unsigned long long v)
+{
+	unsigned long long p = 1;
+
+	while (p < v && p < (1ull << 62))
+		p <<= 1;
+	return p;
 }
 
 bool tool_is_help(const char *arg)
@@ -358,4 +526,26 @@ int tool_out_msg(const char *what, char *msg, size_t len)
 		}
 	}
 	return 0;
+}
+
+int tool_out_json(const char *what, const void *msg, size_t len, const char *extra)
+{
+	char *line = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&line, &n);
+
+	if (!f)
+		return out_fail(what, ENOMEM, "; the message in flight was not written");
+	fputc('{', f);
+	json_data(f, msg, len);
+	if (extra && *extra)
+		fprintf(f, ",%s", extra);
+	fputc('}', f);
+	if (fclose(f) || !line) {
+		free(line);
+		return out_fail(what, ENOMEM, "; the message in flight was not written");
+	}
+	int rc = tool_out_msg(what, line, n); /* open_memstream leaves room for a NUL */
+	free(line);
+	return rc;
 }

@@ -1,0 +1,363 @@
+/*
+ * test_cli_tool.c - the shmkit command behaves as one tool (issue 15):
+ *   - ls lists System V segments without attaching them (their attach
+ *     time and last pid stay as they were) and lists what this user may
+ *     not open, marked no-access;
+ *   - create, chan, bus and rpc on an existing name open it and say so,
+ *     refuse with --excl, and report a geometry asked for that differs
+ *     (exit 1, nothing changed);
+ *   - a name the command cannot use (anon, memfd:, malformed) is exit 2;
+ *   - JSON on the commands that print: an object for create/chan/bus/rpc,
+ *     one object per line for recv, sub, call, gc and journal tail, bytes
+ *     that are not UTF-8 as hex (they round-trip), times as strings;
+ *   - a failure part way through a list of messages says how far it got.
+ * The tool is BUILD/shmkit beside this binary's directory; helper_tool
+ * runs it with stderr on stdout where a test reads the error.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib_test.h"
+#include "shmkit.h"
+
+static int sysv_id = -1;
+static char raw_posix[128]; /* "/NAME" of a raw POSIX object, if made */
+static char jdir[128];
+
+static void cleanup(void)
+{
+	sk_test_cleanup();
+	if (sysv_id >= 0)
+		shmctl(sysv_id, IPC_RMID, NULL);
+	if (raw_posix[0])
+		shm_unlink(raw_posix);
+	if (jdir[0])
+		shmkit_journal_remove(jdir);
+}
+
+TestSuite(cli_tool, .timeout = 60, .fini = cleanup);
+
+static char out[65536];
+
+/* Run the tool (through helper_tool, stderr on stdout: what the test
+ * reads) with stdin from text (NULL: /dev/null); output into out.
+ * Returns the exit code. */
+static int run_v(const char *text, const char *const *args)
+{
+	const char *argv[40] = { "helper_tool", "-", "stdout" };
+	int argc = 3, in = -1;
+
+	while (argc < 39 && (argv[argc] = *args++))
+		argc++;
+	argv[argc] = NULL;
+	if (text) {
+		int p[2];
+		cr_assert_eq(pipe(p), 0);
+		cr_assert_eq(write(p[1], text, strlen(text)), (ssize_t)strlen(text));
+		close(p[1]);
+		in = p[0];
+	}
+	int fd;
+	pid_t pid = sk_test_spawn(argv, in, &fd);
+	if (in >= 0)
+		close(in);
+	cr_assert_gt(pid, 0, "cannot run helper_tool");
+	return sk_test_finish(pid, fd, out, sizeof(out));
+}
+
+#define RUN(text, ...) run_v(text, (const char *const[]){ __VA_ARGS__, NULL })
+
+/* python3 checks the output in out: EXPR over each JSON document (lines=1:
+ * one per line, as a list d) is printed into res; false if not JSON. */
+static bool json_check(bool lines, const char *expr, char *res, size_t len)
+{
+	char code[1024], path[128], base[64];
+	snprintf(path, sizeof(path), "/tmp/%s", sk_test_base(base, sizeof(base), "json"));
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	cr_assert_eq(write(fd, out, strlen(out)), (ssize_t)strlen(out));
+	lseek(fd, 0, SEEK_SET);
+	snprintf(code, sizeof(code),
+	         "import json,sys\n"
+	         "t=sys.stdin.read()\n"
+	         "d=[json.loads(l) for l in t.splitlines()] if %d else json.loads(t)\n"
+	         "print(%s)", lines, expr);
+	const char *argv[] = { "/usr/bin/python3", "-c", code, NULL };
+	int ofd;
+	pid_t pid = sk_test_spawn(argv, fd, &ofd);
+	close(fd);
+	cr_assert_gt(pid, 0);
+	int rc = sk_test_finish(pid, ofd, res, len);
+	res[strcspn(res, "\n")] = '\0';
+	return rc == 0;
+}
+
+static void expect_json(bool lines, const char *expr, const char *want)
+{
+	char res[4096], copy[sizeof(out)];
+	snprintf(copy, sizeof(copy), "%s", out);
+	cr_assert(json_check(lines, expr, res, sizeof(res)), "not JSON: %s", copy);
+	cr_expect_str_eq(res, want, "%s over %s", expr, copy);
+}
+
+/* ---- ls ------------------------------------------------------------------ */
+
+/* A System V segment made by shmkit, closed: ls must neither attach it
+ * (shm_atime, shm_lpid, shm_nattch move) nor call it foreign. */
+Test(cli_tool, ls_does_not_attach_sysv_segments)
+{
+	const char *n = sk_test_new_name("sysv");
+	struct shmkit_seg_opts o = { .size = 4096, .flags = SHMKIT_EXCL };
+	shmkit_seg *s;
+	struct shmkit_seg_stat st;
+	struct shmid_ds before, after;
+
+	cr_assert_eq(shmkit_seg_create(&s, n, &o), 0);
+	cr_assert_eq(shmkit_seg_stat(s, &st), 0);
+	shmkit_seg_close(s);
+	int id = st.shmid;
+	cr_assert_eq(shmctl(id, IPC_STAT, &before), 0);
+	sleep(1); /* shm_atime counts seconds: an attach now would show */
+	const char *argv[] = { "helper_tool", "-", "-", "ls", "--json", NULL };
+	int fd;
+	pid_t ls = sk_test_spawn(argv, -1, &fd);
+	cr_assert_gt(ls, 0);
+	cr_assert_eq(sk_test_finish(ls, fd, out, sizeof(out)), 0, "%s", out);
+	cr_assert_eq(shmctl(id, IPC_STAT, &after), 0);
+	/* The last pid to attach or detach is never the ls (another program
+	 * on the machine may attach meanwhile: then atime moves too). */
+	cr_expect_neq(after.shm_lpid, ls, "ls (pid %d) attached the segment", (int)ls);
+	if (after.shm_lpid == before.shm_lpid)
+		cr_expect_eq(after.shm_atime, before.shm_atime, "ls attached the segment");
+	char expr[256];
+	snprintf(expr, sizeof(expr), "[(x['kind'], x['attach_count'], x['map_size']) for x in d "
+	         "if x['name'] == '%s']", n);
+	expect_json(false, expr, "[('shmkit', 0, 8192)]");
+	/* --attach reads the header, as info does. */
+	cr_assert_eq(RUN(NULL, "ls", "--json", "--attach"), 0, "%s", out);
+	snprintf(expr, sizeof(expr), "[(x['kind'], x['size']) for x in d if x['name'] == '%s']", n);
+	expect_json(false, expr, "[('bytes', 4096)]");
+}
+
+/* ls run by a user who may open neither a POSIX segment nor a System V
+ * one (both 0600, root's) lists both, as ipcs does, marked no-access. */
+Test(cli_tool, ls_shows_segments_the_user_cannot_open)
+{
+	char base[64], tool[4200], key[16];
+	snprintf(raw_posix, sizeof(raw_posix), "/%s", sk_test_base(base, sizeof(base), "noaccess"));
+	int fd = shm_open(raw_posix, O_RDWR | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 4096), 0);
+	close(fd);
+	unsigned k = sk_test_sysv_key(40);
+	sysv_id = shmget((key_t)k, 4096, IPC_CREAT | IPC_EXCL | 0600);
+	cr_assert_geq(sysv_id, 0);
+	snprintf(key, sizeof(key), "0x%08x", k);
+	if (geteuid() != 0)
+		cr_skip_test("needs root to make objects another user cannot open");
+
+	snprintf(tool, sizeof(tool), "%s/../shmkit", sk_test_dir());
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(p[1], 1);
+		if (sk_test_drop_root())
+			_exit(125);
+		execl(tool, "shmkit", "ls", "--json", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	int rc = sk_test_finish(pid, p[0], out, sizeof(out));
+	cr_assert_eq(rc, 0, "ls as nobody: exit %d", rc);
+	char expr[512];
+	snprintf(expr, sizeof(expr), "sorted(x['backend'] + ' ' + x['kind'] for x in d if "
+	         "x['name'] == 'posix:%s' or x['key'] == '%s')", raw_posix, key);
+	expect_json(false, expr, "['posix no-access', 'sysv no-access']");
+}
+
+/* ---- an existing name ------------------------------------------------------- */
+
+Test(cli_tool, existing_names_are_opened_checked_or_refused)
+{
+	const char *c = sk_test_new_name("posix"), *r = sk_test_new_name("posix");
+	const char *b = sk_test_new_name("posix"), *s = sk_test_new_name("posix");
+
+	cr_assert_eq(RUN(NULL, "chan", c, "--capacity", "16", "--max-msg", "64"), 0, "%s", out);
+	cr_assert_eq(RUN(NULL, "chan", c, "--capacity", "16"), 0, "%s", out);
+	cr_expect(!strncmp(out, "exists ", 7), "%s", out);
+	cr_assert_eq(RUN(NULL, "chan", c, "--capacity", "32"), 1, "capacity differs: %s", out);
+	cr_expect(strstr(out, "exists with capacity 16, not 32"), "%s", out);
+	cr_assert_eq(RUN(NULL, "chan", c, "--max-msg", "128"), 1, "%s", out);
+	cr_assert_eq(RUN(NULL, "chan", c, "--spsc"), 1, "%s", out);
+	cr_assert_eq(RUN(NULL, "chan", c, "--mode", "0644"), 1, "%s", out);
+	cr_expect(strstr(out, "mode 0600, not 0644"), "%s", out);
+	cr_assert_eq(RUN(NULL, "chan", c, "--excl"), 1, "%s", out);
+
+	cr_assert_eq(RUN(NULL, "rpc", r, "--max-request", "100"), 0, "%s", out);
+	cr_assert_eq(RUN(NULL, "rpc", r, "--max-request", "100"), 0, "%s", out);
+	cr_expect(!strncmp(out, "exists ", 7), "%s", out);
+	cr_assert_eq(RUN(NULL, "rpc", r, "--max-request", "200"), 1, "%s", out);
+	cr_assert_eq(RUN(NULL, "rpc", r, "--depth", "2"), 1, "%s", out);
+	cr_assert_eq(RUN(NULL, "rpc", r, "--excl"), 1, "%s", out);
+
+	cr_assert_eq(RUN(NULL, "bus", b, "--delivery", "backpressure", "--mode", "0640"), 0, "%s",
+	             out);
+	cr_assert_eq(RUN(NULL, "bus", b), 0, "%s", out);
+	cr_expect(!strncmp(out, "exists ", 7), "%s", out);
+	cr_assert_eq(RUN(NULL, "bus", b, "--delivery", "overwrite"), 1, "%s", out);
+	cr_assert_eq(RUN(NULL, "bus", b, "--mode", "0600"), 1, "%s", out);
+
+	cr_assert_eq(RUN(NULL, "create", s, "--size", "4K"), 0, "%s", out);
+	cr_assert_eq(RUN(NULL, "create", s, "--size", "4K"), 0, "%s", out);
+	cr_assert_eq(RUN(NULL, "create", s, "--size", "8K"), 1, "%s", out);
+	cr_expect(strstr(out, "exists with data size 4096, not 8192"), "%s", out);
+	/* Nothing changed. */
+	struct shmkit_seg_stat st;
+	cr_assert_eq(shmkit_seg_stat_name(s, &st), 0);
+	cr_expect_eq(st.data_size, 4096);
+}
+
+/* ---- exit 2 for a name the command cannot use ---------------------------- */
+
+Test(cli_tool, names_the_command_cannot_use_exit_2)
+{
+	cr_expect_eq(RUN(NULL, "send", "anon", "x"), 2, "%s", out);
+	cr_expect_eq(RUN(NULL, "recv", "memfd:x"), 2, "%s", out);
+	cr_expect_eq(RUN(NULL, "sub", "anon"), 2, "%s", out);
+	cr_expect_eq(RUN(NULL, "call", "memfd:x", "m"), 2, "%s", out);
+	cr_expect_eq(RUN(NULL, "rpc", "anon"), 2, "%s", out);
+	cr_expect_eq(RUN(NULL, "info", "sysv:0xZZ"), 2, "%s", out);
+	cr_expect_eq(RUN(NULL, "read", "posix:/a/b"), 2, "%s", out);
+	cr_expect_eq(RUN(NULL, "rm", "anon"), 2, "%s", out);
+	cr_expect_eq(RUN(NULL, "journal", "dump", "-n", "3", "/tmp/x"), 2, "%s", out);
+}
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+static int subscribed(void *arg)
+{
+	struct shmkit_bus_stats st;
+	return shmkit_bus_stats(arg, &st) == 0 && st.subscribers > 0;
+}
+
+/* Keep only the lines of out that are JSON objects (stderr is on stdout:
+ * warnings of gc, for one). */
+static void json_lines_only(void)
+{
+	char *w = out;
+	for (char *l = out, *nl; (nl = strchr(l, '\n')); l = nl + 1)
+		if (*l == '{') {
+			memmove(w, l, (size_t)(nl - l + 1));
+			w += nl - l + 1;
+		}
+	*w = '\0';
+}
+
+Test(cli_tool, json_objects_and_lines_round_trip_bytes)
+{
+	const char *c = sk_test_new_name("posix"), *b = sk_test_new_name("posix");
+
+	cr_assert_eq(RUN(NULL, "chan", c, "--json"), 0, "%s", out);
+	expect_json(false, "d['created'], d['kind'], d['capacity'], d['mode']",
+	            "True chan 64 0600");
+	cr_assert_eq(RUN(NULL, "chan", c, "--json"), 0, "%s", out);
+	expect_json(false, "d['created']", "False");
+	/* "caf\xc3\xa9" is UTF-8, "\xff\xfe" is not, "" is empty. */
+	cr_assert_eq(RUN("caf\xc3\xa9\n\xff\xfe\n\n", "send", c), 0, "%s", out);
+	cr_assert_eq(RUN(NULL, "recv", c, "--json"), 0, "%s", out);
+	expect_json(true, "[x.get('data') or bytes.fromhex(x.get('hex', '')) for x in d]",
+	            "['café', b'\\xff\\xfe', b'']");
+
+	cr_assert_eq(RUN(NULL, "bus", b, "--capacity", "2", "--json"), 0, "%s", out);
+	expect_json(false, "d['kind'], d['capacity'], d['delivery']", "bus 2 overwrite");
+	/* A subscriber stopped while 5 messages pass through 2 slots: it
+	 * reads the 4th with "lost":3, then the 5th. */
+	const char *argv[] = { "helper_tool", "-", "-", "sub", b, "--json", "-n", "2", NULL };
+	int fd;
+	pid_t pid = sk_test_spawn(argv, -1, &fd);
+	cr_assert_gt(pid, 0);
+	shmkit_bus *bus;
+	cr_assert_eq(shmkit_bus_open(&bus, b, NULL), 0);
+	cr_assert(sk_test_eventually(subscribed, bus), "sub did not subscribe");
+	cr_assert_eq(kill(pid, SIGSTOP), 0);
+	for (int i = 1; i <= 5; i++) {
+		char m[4];
+		snprintf(m, sizeof(m), "%d", i);
+		cr_assert_eq(shmkit_bus_publish(bus, m, strlen(m), 0), 0);
+	}
+	cr_assert_eq(kill(pid, SIGCONT), 0);
+	cr_assert_eq(sk_test_finish(pid, fd, out, sizeof(out)), 0, "%s", out);
+	shmkit_bus_close(bus);
+	expect_json(true, "[(x['data'], x.get('lost', 0)) for x in d]", "[('4', 3), ('5', 0)]");
+
+	jdir[0] = '\0';
+	char base[64];
+	snprintf(jdir, sizeof(jdir), "/tmp/%s", sk_test_base(base, sizeof(base), "jcli"));
+	cr_assert_eq(RUN("rec\n", "journal", "append", jdir, "--file-size", "64K",
+	                 "--max-record", "1K"), 0, "%s", out);
+	cr_assert_eq(RUN(NULL, "journal", "tail", jdir, "--json"), 0, "%s", out);
+	expect_json(true, "[(type(x['time_ns']).__name__, x['time'][-1], x['data']) for x in d]",
+	            "[('str', 'Z', 'rec')]");
+	cr_assert_eq(RUN(NULL, "journal", "verify", jdir, "--json"), 0, "%s", out);
+	expect_json(false, "d['state'], d['valid_records']", "clean 1");
+}
+
+Test(cli_tool, gc_json_is_one_object_per_line)
+{
+	const char *n = sk_test_new_name("posix");
+	char pat[128];
+
+	cr_assert_eq(RUN(NULL, "create", n, "--size", "4K", "--temporary"), 0, "%s", out);
+	snprintf(pat, sizeof(pat), "%s", n);
+	cr_assert_eq(RUN(NULL, "gc", "--dry-run", "--json", pat), 0, "%s", out);
+	json_lines_only();
+	char want[256];
+	snprintf(want, sizeof(want), "[('would remove', '%s')]", n);
+	expect_json(true, "[(x['action'], x['name']) for x in d]", want);
+}
+
+/* ---- how far a failure got ------------------------------------------------- */
+
+Test(cli_tool, failures_say_how_far_they_got)
+{
+	const char *c = sk_test_new_name("posix"), *r = sk_test_new_name("posix");
+
+	cr_assert_eq(RUN(NULL, "chan", c, "--capacity", "2"), 0, "%s", out);
+	cr_assert_eq(RUN(NULL, "send", c, "--timeout", "0", "a", "b", "c", "d"), 1, "%s", out);
+	cr_expect(strstr(out, "sent 2 of 4 messages"), "%s", out);
+	cr_assert_eq(RUN("x\ny\n", "send", c, "--timeout", "0"), 1, "%s", out);
+	cr_expect(strstr(out, "sent 0 messages before it"), "%s", out);
+	cr_assert_eq(RUN(NULL, "recv", c, "-n", "3", "--timeout", "10"), 1, "%s", out);
+	cr_expect(strstr(out, "received 2 of 3 messages"), "%s", out);
+
+	cr_assert_eq(RUN(NULL, "rpc", r), 0, "%s", out);
+	cr_assert_eq(RUN(NULL, "call", r, "--timeout", "20", "q1", "q2"), 1, "%s", out);
+	cr_expect(strstr(out, "answered 0 of 2 messages"), "%s", out);
+}
+
+/* sub --follow with a timeout ends as recv --follow does: exit 0. */
+Test(cli_tool, follow_timeouts_end_quietly)
+{
+	const char *b = sk_test_new_name("posix"), *c = sk_test_new_name("posix");
+
+	cr_assert_eq(RUN(NULL, "bus", b), 0, "%s", out);
+	cr_expect_eq(RUN(NULL, "sub", b, "--follow", "--timeout", "20"), 0, "%s", out);
+	cr_assert_eq(RUN(NULL, "chan", c), 0, "%s", out);
+	cr_expect_eq(RUN(NULL, "recv", c, "--follow", "--timeout", "20"), 0, "%s", out);
+	cr_expect_eq(RUN(NULL, "sub", b, "-n", "1", "--timeout", "20"), 1, "%s", out);
+	cr_expect(strstr(out, "received 0 of 1 messages"), "%s", out);
+}
