@@ -431,8 +431,9 @@ struct shmkit_chan_stats {
 	uint64_t reclaimed;          /* slots (SPSC: roles) taken from dead peers */
 	uint64_t aborted;            /* reservations given back */
 	size_t slot_size;            /* round_up(16 + max_msg, 64) */
-	size_t hdr_size;             /* bytes before the first slot (MPMC:
-                                        with 64 statistics entries, 4 KiB) */
+	size_t hdr_size;             /* bytes before the first slot (an MPMC
+	                                channel's include 4 KiB of per-handle
+	                                statistics entries) */
 	size_t seg_size;             /* bytes of the segment: hdr_size +
 	                                capacity * slot_size, page-rounded */
 	int spsc;
