@@ -14,6 +14,7 @@
 #   make bridge          the ZeroMQ bridge (mk/bridge.mk, bridge/): libshmkit-bridge.a,
 #                        shmkit-bridge; make bridge-test its tests (also in make test)
 #   make install PREFIX=/usr/local DESTDIR=
+#   make uninstall       the same PREFIX and DESTDIR: removes what install put
 #   make SAN=address,undefined test    (SAN=thread: Criterion cannot run under
 #                        TSan; runs tests/stress_tsan instead)
 #   make WERROR=1        warnings are errors (CI)

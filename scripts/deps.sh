@@ -2,8 +2,11 @@
 # Install the Debian packages shmkit's build, tests and benchmarks need.
 #   scripts/deps.sh          install what is missing (needs root or sudo)
 #   scripts/deps.sh --check  exit 1 if something is missing, install nothing
+#   scripts/deps.sh --pkg    also what the Debian packaging needs (--pkg --check too)
 set -e
-PKGS="build-essential pkg-config libcriterion-dev g++ util-linux python3 procps clang libclang-rt-14-dev spin libzmq3-dev python3-dev python3-setuptools python3-pytest python3-numpy python3-mypy"
+PKGS="build-essential pkg-config libcriterion-dev g++ util-linux python3 procps clang libclang-rt-14-dev spin libzmq3-dev python3-dev python3-setuptools python3-pytest python3-numpy python3-mypy bash-completion"
+# --pkg: also what scripts/pkg-check.sh needs (Debian packages)
+if [ "${1:-}" = "--pkg" ]; then PKGS="$PKGS dpkg-dev debhelper dh-python lintian"; shift; fi
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
