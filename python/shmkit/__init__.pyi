@@ -300,7 +300,9 @@ class Request:
         """Answer with a copy (OSError ECANCELED: the caller gave up; the
         answer was dropped)."""
     def loan(self) -> Loan[None]:
-        """A Loan of max_response bytes; loan.commit(length) answers."""
+        """A Loan of max_response bytes; loan.commit(length) answers
+        (ValueError while this request's loan is out; an answer by
+        respond() ends the loan too)."""
     def abandoned(self) -> bool:
         """True if the caller gave up, died or its deadline passed."""
     def __len__(self) -> int: ...
@@ -428,7 +430,8 @@ class Bus:
              timeout: _Timeout = ..., max_subscribers: int = ...,
              max_publishers: int = ...) -> Bus: ...
     def close(self) -> None:
-        """OSError EBUSY while subscriptions made on it are open."""
+        """OSError EBUSY while subscriptions made on it are open (then
+        nothing changes: an open loan stays open)."""
     def publish(self, data: ReadableBuffer, timeout: _Timeout = None) -> None: ...
     def loan(self, timeout: _Timeout = None) -> Loan[None]:
         """A Loan of max_msg bytes; loan.commit(n) publishes n bytes."""
@@ -500,7 +503,8 @@ class RpcClient:
         idempotent=False, timeout=None) sends it and returns the id."""
     def wait(self, id: int = 0, timeout: _Timeout = None) -> Message:
         """The response in place (.id, .status); release() frees the call.
-        id 0: any outstanding call."""
+        id 0: any outstanding call.  A response not yet released is the
+        same Message again."""
     def cancel(self, id: int, /) -> None: ...
     @property
     def closed(self) -> bool: ...

@@ -274,7 +274,8 @@ static PyMethodDef bus_methods[] = {
 	{"open", KWFN(bus_open) | METH_CLASS,
 	 "open(name, *, populate=False, mlock=False, wait=WAIT_ADAPTIVE, timeout=1.0) -> Bus"},
 	{"close", bus_close, METH_NOARGS,
-	 "close (OSError EBUSY while subscriptions made on it are open)"},
+	 "close (OSError EBUSY while subscriptions made on it are open; then nothing\n"
+	 "changes: an open loan stays open)"},
 	{"publish", KWFN(bus_publish), "publish(data, timeout=None): a copy to every subscriber"},
 	{"loan", KWFN(bus_loan),
 	 "loan(timeout=None) -> Loan of max_msg bytes; loan.commit(n) publishes n bytes"},

@@ -412,7 +412,8 @@ static PyMethodDef client_methods[] = {
 	 "timeout=None) sends it and returns the id"},
 	{"wait", KWFN(client_wait),
 	 "wait(id=0, timeout=None) -> Message: the response in place (.id, .status);\n"
-	 "release() frees the call.  id 0: any outstanding call"},
+	 "release() frees the call.  id 0: any outstanding call.  A response not yet\n"
+	 "released is the same Message again"},
 	{"cancel", client_cancel, METH_O, "cancel(id): give a call up"},
 	{NULL, NULL, 0, NULL},
 };
@@ -611,7 +612,8 @@ PyMethodDef sk_request_methods[] = {
 	 "respond(data, *, status=0): answer with a copy (OSError ECANCELED: the caller\n"
 	 "gave up; the answer was dropped)"},
 	{"loan", request_loan, METH_NOARGS,
-	 "loan() -> Loan of max_response bytes; loan.commit(length) answers"},
+	 "loan() -> Loan of max_response bytes; loan.commit(length) answers (ValueError\n"
+	 "while this request's loan is out; an answer by respond() ends the loan too)"},
 	{"abandoned", request_abandoned, METH_NOARGS,
 	 "True if the caller gave up, died or its deadline passed"},
 	{NULL, NULL, 0, NULL},
