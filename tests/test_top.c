@@ -3,10 +3,10 @@
  * statistics of a channel, a bus and a journal this test made (values
  * read back through the library, not written down), the journal found
  * because this process maps it, the --once table, the stuck markers (a
- * full channel nobody has open, a journal needing repair), rates that
- * move while a child publishes, System V segments attached once per
- * session (their attach time does not move between refreshes), a System
- * V channel top keeps attached not counted as a peer (in IPC and mount
+ * full channel nobody has open, rpc calls and no server, a journal
+ * needing repair), rates that move while a child publishes, System V
+ * segments attached once per session (their attach time does not move
+ * between refreshes), a System V channel top keeps attached not counted as a peer (in IPC and mount
  * namespaces of its own, where nobody else attaches), usage errors, and
  * the live view driven in tmux (a private server on a socket named by the
  * run id: send-keys, capture-pane; filter, kind, sort, q quits).
@@ -318,6 +318,33 @@ Test(top, full_channel_nobody_has_open_is_stuck)
 	must_find(out, held, obj, sizeof(obj));
 	cr_assert(strstr(obj, "\"stuck\":false"), "%s", obj);
 	shmkit_chan_close(h);
+}
+
+Test(top, rpc_calls_waiting_without_a_server_are_stuck)
+{
+	const char *name = sk_test_new_name("posix");
+	struct shmkit_rpc_opts o = { .max_clients = 4, .depth = 2, .flags = SHMKIT_EXCL };
+	struct shmkit_rpc_stats st;
+	shmkit_rpc *r;
+	uint64_t id;
+	char obj[8192];
+
+	cr_assert_eq(shmkit_rpc_create(&r, name, &o), 0);
+	top_json(NULL);
+	must_find(out, name, obj, sizeof(obj));
+	cr_assert(strstr(obj, "\"kind\":\"rpc\"") && strstr(obj, "\"stuck\":false"), "%s", obj);
+	/* a call sent, no server to take it */
+	cr_assert_eq(shmkit_rpc_send(r, "q", 1, 0, -1, &id), 0);
+	top_json(NULL);
+	cr_assert_eq(shmkit_rpc_stats(r, &st), 0);
+	must_find(out, name, obj, sizeof(obj));
+	expect(obj, "in", (double)st.requests);
+	expect(obj, "out", (double)st.responses);
+	expect(obj, "depth", st.in_flight);
+	expect(obj, "capacity", (double)st.max_clients * st.depth);
+	cr_assert_eq(st.in_flight, 1);
+	cr_assert(strstr(obj, "\"stuck\":true") && strstr(obj, "no live server"), "%s", obj);
+	shmkit_rpc_close(r);
 }
 
 Test(top, journal_needing_repair_is_stuck)
