@@ -6,8 +6,9 @@
  * full channel nobody has open, rpc calls and no server, a journal
  * needing repair), rates that move while a child publishes, System V
  * segments attached once per session (their attach time does not move
- * between refreshes), a System V channel top keeps attached not counted as a peer (in IPC and mount
- * namespaces of its own, where nobody else attaches), usage errors, and
+ * between refreshes), a System V channel top keeps attached not counted
+ * as a peer (in IPC and mount namespaces of its own, where nobody else
+ * attaches), usage errors, and
  * the live view driven in tmux (a private server on a socket named by the
  * run id: send-keys, capture-pane; filter, kind, sort, q quits).
  *
