@@ -53,6 +53,7 @@ struct machine {
 	const char *shm_size;    /* tmpfs size= on /dev/shm (ns only) */
 	const char *shmmni;      /* written to /proc/sys/kernel/shmmni */
 	int sysv_segments;       /* IPC_PRIVATE segments made in the namespace */
+	int fill_mib;            /* a file of that many MiB in /dev/shm */
 	const char *leftover;    /* a temporary segment whose creator died */
 	const char *persistent;  /* a persistent one whose creator died */
 	const char *logind[3][2]; /* files under a tmpfs on /etc/systemd:
@@ -96,6 +97,12 @@ static void make_machine(const struct machine *m)
 	snprintf(opts, sizeof(opts), "size=%s,mode=1777", m->shm_size ? m->shm_size : "256M");
 	if (mount("tmpfs", "/dev/shm", "tmpfs", 0, opts))
 		_exit(NO_NS);
+	if (m->fill_mib) {
+		int fd = open("/dev/shm/fill", O_WRONLY | O_CREAT, 0600);
+		if (fd < 0 || posix_fallocate(fd, 0, (off_t)m->fill_mib << 20))
+			_exit(125);
+		close(fd);
+	}
 	if (m->shmmni && write_file("/proc/sys/kernel/shmmni", m->shmmni))
 		_exit(121);
 	for (int i = 0; i < m->sysv_segments; i++)
@@ -170,7 +177,7 @@ static int doctor(const struct machine *m, const char *name)
 	cr_assert(WIFEXITED(st));
 	if (WEXITSTATUS(st) == NO_NS)
 		cr_skip_test("cannot make IPC and mount namespaces here (needs root)");
-	cr_assert(WEXITSTATUS(st) < 120 || WEXITSTATUS(st) > 124,
+	cr_assert(WEXITSTATUS(st) < 120 || WEXITSTATUS(st) > 125,
 	          "the child failed making the machine (%d)", WEXITSTATUS(st));
 	cr_assert_neq(WEXITSTATUS(st), 127, "could not run %s", tool());
 	/* the exit status says what the JSON says */
@@ -244,6 +251,16 @@ Test(doctor, dockers_64m_default_is_named)
 
 	problem_in(&m, "dev_shm", c, sizeof(c));
 	has(c, "Docker's default");
+}
+
+Test(doctor, nearly_full_dev_shm_is_a_problem)
+{
+	struct machine m = { .ns = true, .shm_size = "128M", .fill_mib = 120 };
+	char c[4096];
+
+	problem_in(&m, "dev_shm", c, sizeof(c));
+	has(c, "nearly full");
+	has(c, "\"size\":134217728");
 }
 
 Test(doctor, a_fine_dev_shm_is_ok)

@@ -229,8 +229,7 @@ static void check_dev_shm(struct report *r)
 		advise(c, "give the container more: docker run --shm-size=1g, compose shm_size: 1gb, "
 		       "Kubernetes: an emptyDir with medium: Memory mounted on /dev/shm; on a host: "
 		       "mount -o remount,size=1g /dev/shm");
-	}
-	if (size && (free_ < 16 * MIB || free_ * 10 < size)) {
+	} else if (free_ < 16 * MIB || free_ * 10 < size) { /* big enough, but full */
 		set(c, PROBLEM, "/dev/shm is nearly full: %s free of %s", avail, total);
 		advise(c, "remove what is left there (shmkit ls, shmkit gc, shmkit rm) or make it larger");
 	}
