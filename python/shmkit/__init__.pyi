@@ -23,7 +23,7 @@ Conventions the stubs follow:
 python/tests/test_stubs.py checks these names against the built module.
 """
 import builtins
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, ClassVar, Final, Generic, Literal, TypedDict, TypeVar, final, overload
 
 from _typeshed import FileDescriptorLike, ReadableBuffer, StrOrBytesPath, WriteableBuffer
@@ -402,6 +402,13 @@ class Channel:
     def ack(self) -> None: ...
     def stats(self) -> _ChannelStats: ...
     def messages(self, timeout: _Timeout = None) -> Iterator[bytes]: ...
+    async def recv_async(self, timeout: _Timeout = None) -> bytes:
+        """The next message, without blocking the event loop (shmkit.aio.recv)."""
+    async def send_async(self, data: ReadableBuffer, timeout: _Timeout = None) -> None:
+        """A copy of data, waiting for room without blocking the event loop
+        (shmkit.aio.send; this handle's fd then serves POLLOUT)."""
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        """Messages as they come (shmkit.aio.messages)."""
     @property
     def closed(self) -> bool: ...
     def __iter__(self) -> Iterator[bytes]: ...
@@ -461,6 +468,10 @@ class Subscription:
     def fileno(self) -> int: ...
     def ack(self) -> None: ...
     def messages(self, timeout: _Timeout = None) -> Iterator[bytes]: ...
+    async def recv_async(self, timeout: _Timeout = None) -> bytes:
+        """The next message, without blocking the event loop (shmkit.aio.recv)."""
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        """Messages as they come (shmkit.aio.messages)."""
     @property
     def closed(self) -> bool: ...
     def __iter__(self) -> Iterator[bytes]: ...
@@ -506,6 +517,12 @@ class RpcClient:
         id 0: any outstanding call.  A response not yet released is the
         same Message again."""
     def cancel(self, id: int, /) -> None: ...
+    async def call_async(self, data: ReadableBuffer, *, idempotent: bool = False,
+                         timeout: _Timeout = None) -> bytes:
+        """call() without blocking the event loop (shmkit.aio.call): the call is
+        cancelled with the task or when timeout runs out."""
+    async def wait_async(self, id: int = 0, timeout: _Timeout = None) -> Message:
+        """wait() without blocking the event loop (shmkit.aio.wait)."""
     @property
     def closed(self) -> bool: ...
     def __enter__(self) -> RpcClient: ...
@@ -534,6 +551,11 @@ class RpcServer:
         """A Request in place; answer it with request.respond(data) or
         request.loan() -> Loan -> commit(length)."""
     def requests(self, timeout: _Timeout = None) -> Iterator[Request]: ...
+    async def recv_async(self, timeout: _Timeout = None) -> Request:
+        """The next Request, without blocking the event loop
+        (shmkit.aio.request)."""
+    def __aiter__(self) -> AsyncIterator[Request]:
+        """Requests as they come (shmkit.aio.requests)."""
     @property
     def closed(self) -> bool: ...
     def __iter__(self) -> Iterator[Request]: ...
@@ -650,6 +672,12 @@ class JournalReader:
     def seek(self, *, time_ns: int) -> None: ...
     def fileno(self) -> int: ...
     def ack(self) -> None: ...
+    async def read_async(self, timeout: _Timeout = None) -> Record:
+        """The next Record, waiting for the writer without blocking the event
+        loop (shmkit.aio.read)."""
+    def __aiter__(self) -> AsyncIterator[Record]:
+        """Records from where the reader stands, following the writer
+        (shmkit.aio.records)."""
     def stat(self) -> _JournalStat: ...
     def close(self) -> None: ...
     @property

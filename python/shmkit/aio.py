@@ -22,6 +22,12 @@ first fileno(): a receiving handle cannot await send()).
                 print(msg)
 
     asyncio.run(main())
+
+The handles forward here themselves: await ch.recv_async(),
+ch.send_async(data), client.call_async(data), client.wait_async(id),
+server.recv_async(), reader.read_async(), and `async for` over a Channel,
+Subscription, RpcServer or JournalReader (messages, requests, records,
+waiting for ever).
 """
 import asyncio
 import errno

@@ -424,6 +424,9 @@ static PyMethodDef sub_methods[] = {
 	{"ack", sub_ack, METH_NOARGS, "re-arm the fd after it signalled"},
 	{"messages", KWFN(sub_messages),
 	 "messages(timeout=None) -> iterator of recv(timeout) that ends when one times out"},
+	{"recv_async", KWFN(sk_aio_recv),
+	 "recv_async(timeout=None) -> coroutine of the next message (shmkit.aio.recv);\n"
+	 "`async for msg in subscription` waits for each"},
 	SK_CONTEXT_METHODS,
 	{NULL, NULL, 0, NULL},
 };

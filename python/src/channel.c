@@ -388,6 +388,12 @@ static PyMethodDef chan_methods[] = {
 	{"stats", chan_stats, METH_NOARGS, "counters, as a dict"},
 	{"messages", KWFN(chan_messages),
 	 "messages(timeout=None) -> iterator of recv(timeout) that ends when one times out"},
+	{"recv_async", KWFN(sk_aio_recv),
+	 "recv_async(timeout=None) -> coroutine of the next message (shmkit.aio.recv);\n"
+	 "`async for msg in channel` waits for each"},
+	{"send_async", KWFN(sk_aio_send),
+	 "send_async(data, timeout=None) -> coroutine sending a copy, waiting for room\n"
+	 "(shmkit.aio.send; the handle's fd then serves POLLOUT)"},
 	SK_CONTEXT_METHODS,
 	{NULL, NULL, 0, NULL},
 };

@@ -445,6 +445,9 @@ static PyMethodDef reader_methods[] = {
 	{"fileno", reader_fileno, METH_NOARGS,
 	 "fd readable when new records may be there (ack() it, then read until None)"},
 	{"ack", reader_ack, METH_NOARGS, "re-arm the fd after it signalled"},
+	{"read_async", KWFN(sk_aio_read),
+	 "read_async(timeout=None) -> coroutine of the next Record, waiting for the writer\n"
+	 "(shmkit.aio.read); `async for rec in reader` follows it"},
 	{"stat", journal_stat, METH_NOARGS, "files, bytes, records, as a dict"},
 	{"close", journal_close, METH_NOARGS, "close"},
 	SK_CONTEXT_METHODS,

@@ -347,6 +347,7 @@ int sk_py_init_types(PyObject *m)
 		&SkEventCount_Type, &SkMutex_Type, &SkSemaphore_Type,
 	};
 
+	sk_py_init_aio();
 	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
 		if (PyType_Ready(types[i]) < 0 ||
 		    PyModule_AddObjectRef(m, strrchr(types[i]->tp_name, '.') + 1,

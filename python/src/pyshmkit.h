@@ -144,6 +144,16 @@ extern PyMethodDef sk_journal_functions[];
 shmkit_seg *sk_py_seg_take(PyObject *seg);
 void sk_py_seg_give_back(PyObject *seg, shmkit_seg *s);
 
+/* asyncio (aio.c): methods returning shmkit.aio's coroutines for self,
+ * and the `async for` slots set on the types before they are readied. */
+PyObject *sk_aio_recv(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *sk_aio_send(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *sk_aio_call(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *sk_aio_wait(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *sk_aio_request(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *sk_aio_read(PyObject *self, PyObject *args, PyObject *kw);
+void sk_py_init_aio(void);
+
 /* Common context-manager slots: __enter__ returns self, __exit__ calls
  * self.close(). */
 PyObject *sk_py_enter_self(PyObject *self, PyObject *unused);

@@ -415,6 +415,12 @@ static PyMethodDef client_methods[] = {
 	 "release() frees the call.  id 0: any outstanding call.  A response not yet\n"
 	 "released is the same Message again"},
 	{"cancel", client_cancel, METH_O, "cancel(id): give a call up"},
+	{"call_async", KWFN(sk_aio_call),
+	 "call_async(data, *, idempotent=False, timeout=None) -> coroutine of the answer\n"
+	 "(bytes; shmkit.aio.call: cancelled with the task or at its timeout)"},
+	{"wait_async", KWFN(sk_aio_wait),
+	 "wait_async(id=0, timeout=None) -> coroutine of the response in place, a Message\n"
+	 "(shmkit.aio.wait)"},
 	{NULL, NULL, 0, NULL},
 };
 
@@ -467,6 +473,9 @@ static PyMethodDef server_methods[] = {
 	 "request.loan() -> Loan -> commit(length)"},
 	{"requests", KWFN(server_requests),
 	 "requests(timeout=None) -> iterator of recv(timeout) that ends when one times out"},
+	{"recv_async", KWFN(sk_aio_request),
+	 "recv_async(timeout=None) -> coroutine of the next Request (shmkit.aio.request);\n"
+	 "`async for req in server` waits for each"},
 	{NULL, NULL, 0, NULL},
 };
 

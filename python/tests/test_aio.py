@@ -186,3 +186,64 @@ def test_several_services_one_loop(tmpdir_sk):
     assert chan == want and subm == want and recs == want
     assert calls == [b"<%d>" % i for i in range(n)] and ticks > 0
 
+
+
+def test_handle_methods_and_async_for(tmpdir_sk):
+    """The handles' own entry points: recv_async, send_async, call_async,
+    wait_async, read_async, and `async for` over a channel, a subscription,
+    an rpc server and a journal reader (shmkit.aio underneath)."""
+    from conftest import unique
+    names = [unique("aio") for _ in range(3)]
+    path = os.path.join(tmpdir_sk, "j")
+    try:
+        with shmkit.Channel.create(names[0], capacity=2, max_msg=16) as tx, \
+                shmkit.Channel.open(names[0]) as rx, \
+                shmkit.Bus.create(names[1], capacity=8, max_msg=16) as bus, bus.subscribe() as sub, \
+                shmkit.RpcServer.create(names[2], max_request=16, max_response=16) as srv, \
+                shmkit.RpcClient.open(names[2]) as cli, \
+                shmkit.Journal.open(path, create=True) as w, \
+                shmkit.JournalReader.open(path) as jr:
+            async def first(aiterable, n):
+                got = []
+                async for x in aiterable:
+                    got.append(x)
+                    if len(got) == n:
+                        return got
+
+            async def serve(n):
+                async for req in srv:
+                    req.respond(bytes(req).upper())
+                    n -= 1
+                    if n == 0:
+                        return
+
+            async def main():
+                loop = asyncio.get_running_loop()
+                for i in range(3):
+                    await tx.send_async(b"c%d" % i, timeout=WAIT)   # the third waits for room
+                    if i == 1:
+                        loop.call_later(0.01, rx.recv)
+                chan = [await rx.recv_async(timeout=WAIT)] + await first(rx, 0 + 1)
+                for i in range(3):
+                    loop.call_later(0.001 * i, bus.publish, b"b%d" % i)
+                subm = [await sub.recv_async(timeout=WAIT)] + await first(sub, 2)
+                s = asyncio.create_task(serve(2))
+                call = await cli.call_async(b"abc", timeout=WAIT)
+                cid = cli.send(b"def", timeout=WAIT)
+                with await cli.wait_async(cid, timeout=WAIT) as m:
+                    waited = m.tobytes()
+                await s
+                for i in range(3):
+                    loop.call_later(0.001 * i, w.append, b"r%d" % i)
+                recs = [await jr.read_async(timeout=WAIT)] + await first(jr, 2)
+                with pytest.raises(TimeoutError):
+                    await rx.recv_async(timeout=0.05)
+                return chan, subm, (call, waited), [r.data for r in recs]
+            chan, subm, calls, recs = asyncio.run(main())
+    finally:
+        shmkit.journal_remove(path)
+        for nm in names:
+            shmkit.Segment.remove(nm)
+    assert chan == [b"c1", b"c2"]       # c0 was taken by the plain recv
+    assert subm == [b"b0", b"b1", b"b2"]
+    assert calls == (b"ABC", b"DEF") and recs == [b"r0", b"r1", b"r2"]

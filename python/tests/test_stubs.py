@@ -20,8 +20,8 @@ from conftest import WAIT, unique
 
 PKG = os.path.dirname(shmkit.__file__)
 # The protocol dunders a stub must declare exactly when the class has them.
-DUNDERS = {"__enter__", "__exit__", "__iter__", "__next__", "__len__", "__buffer__",
-           "__release_buffer__"}
+DUNDERS = {"__enter__", "__exit__", "__iter__", "__next__", "__aiter__", "__len__",
+           "__buffer__", "__release_buffer__"}
 # Before Python 3.12 (PEP 688) the buffer slots have no names: checked on
 # instances (test_buffer_classes) instead.
 BUFFER = {"__buffer__", "__release_buffer__"}
@@ -354,6 +354,28 @@ async def asyncio_uses(ch: shmkit.Channel, sub: shmkit.Subscription, cl: shmkit.
     async for rec in aio.records(rd, 0.5):
         data += rec.data
     return data
+
+
+async def method_uses(ch: shmkit.Channel, sub: shmkit.Subscription, cl: shmkit.RpcClient,
+                      srv: shmkit.RpcServer, rd: shmkit.JournalReader) -> bytes:
+    data: bytes = await ch.recv_async(timeout=1)
+    await ch.send_async(data)
+    data += await sub.recv_async()
+    async for m in sub:
+        data += m
+    async for m in ch:
+        data += m
+    data += await cl.call_async(b"q", idempotent=True, timeout=1)
+    msg = await cl.wait_async(0)
+    msg.release()
+    req = await srv.recv_async(0.5)
+    req.respond(data)
+    async for r in srv:
+        r.respond(b"")
+    rec = await rd.read_async()
+    async for rec in rd:
+        data += rec.data
+    return data
 '''
 
 # Each line a misuse the stubs must reject: (code, what mypy says).
@@ -367,6 +389,7 @@ BAD = [
     ('i: int = shmkit.JournalReader.open("x").read()', "assignment"),
     ('shmkit.Mutex(shmkit.Segment.open("x"), init=1.5)', "arg-type"),
     ('shmkit.POLLIN = 3', "misc"),
+    ('b: bytes = shmkit.RpcServer.open("x").recv_async()', "assignment"),
 ]
 
 
