@@ -513,6 +513,7 @@ Test(doctor, usage_and_missing_names)
 
 	cr_assert_eq(sk_test_run(buf, sizeof(buf), tool(), "doctor", "a", "b", (char *)NULL), 2);
 	cr_assert_eq(sk_test_run(buf, sizeof(buf), tool(), "doctor", "--bogus", (char *)NULL), 2);
+	cr_assert_eq(sk_test_run(buf, sizeof(buf), tool(), "doctor", "memfd:x", (char *)NULL), 2);
 	sk_test_name(name, sizeof(name), "posix");
 	cr_assert_eq(sk_test_run(buf, sizeof(buf), tool(), "doctor", name, (char *)NULL), 1);
 	cr_assert_eq(sk_test_run(buf, sizeof(buf), tool(), "doctor", "--help", (char *)NULL), 0);

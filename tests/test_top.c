@@ -552,6 +552,7 @@ Test(top, usage_errors_exit_2)
 	cr_assert_eq(sk_test_run(err, sizeof(err), tool(), "top", "--interval", "5", (char *)NULL), 2);
 	cr_assert_eq(sk_test_run(err, sizeof(err), tool(), "top", "--interval", "x", (char *)NULL), 2);
 	cr_assert_eq(sk_test_run(err, sizeof(err), tool(), "top", "--bogus", (char *)NULL), 2);
+	cr_assert_eq(sk_test_run(err, sizeof(err), tool(), "top", "--once", "anon", (char *)NULL), 2);
 	/* stdin is /dev/null, stdout a pipe: no live view */
 	cr_assert_eq(sk_test_run(err, sizeof(err), tool(), "top", (char *)NULL), 2);
 	cr_assert_eq(sk_test_run(out, sizeof(out), tool(), "top", "--help", (char *)NULL), 0);

@@ -894,10 +894,13 @@ int cmd_doctor(int argc, char **argv)
 	check_huge_pages(&r);
 	check_memlock(&r);
 	check_leftovers(&r);
+	int rc = optind < argc ? tool_check_name("doctor", argv[optind]) : 0;
+	if (rc)
+		return rc;
 	if (optind < argc) {
 		int err = check_namespaces(&r, argv[optind]);
 		if (err)
-			return tool_err(argv[optind], err);
+			return tool_open_err(argv[optind], err);
 	}
 	int problems = 0;
 	for (int i = 0; i < r.n; i++)

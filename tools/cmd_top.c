@@ -286,13 +286,14 @@ static void json_rate(const char *key, bool is_known, double v)
 
 static void print_json(const struct snap *s, int64_t interval_ns)
 {
-	printf("{\"time_ns\":\"%" PRId64 "\",\"time\":%" PRId64 ".%09" PRId64
-	       ",\"interval_ms\":%" PRId64 ",\"count\":%zu,\"objects\":[",
-	       s->real_ns, s->real_ns / 1000000000, s->real_ns % 1000000000, interval_ns / 1000000, s->n);
+	printf("{");
+	tool_json_time("time", s->real_ns);
+	printf(",\"interval_ms\":%" PRId64 ",\"count\":%zu,\"objects\":[", interval_ns / 1000000,
+	       s->n);
 	for (size_t i = 0; i < s->n; i++) {
 		const struct obj *o = &s->v[i];
-		printf("%s{\"kind\":\"%s\",\"name\":", i ? "," : "", top_kind_word(o->kind));
-		tool_json_str(o->name);
+		printf("%s{\"kind\":\"%s\",", i ? "," : "", top_kind_word(o->kind));
+		tool_json_name("name", o->name);
 		printf(",\"backend\":\"%s\",\"size\":%" PRIu64,
 		       o->kind == JOURNAL_KIND ? "file" : top_backend_word(o->backend), o->size);
 		json_num("in", o->in);
@@ -543,7 +544,9 @@ static const char top_help[] =
 	"  --once          print one table (after two samples an interval apart,\n"
 	"                  so rates are known) and exit\n"
 	"  --json          print each refresh as one JSON object on one line\n"
-	"                  (with --once: one); times as a string of ns and seconds\n"
+	"                  (with --once: one): time_ns (a string) and time (UTC),\n"
+	"                  interval_ms, count, objects (the columns; null where a\n"
+	"                  value does not apply; name_hex for a name not UTF-8)\n"
 	"  --interval MS   milliseconds between refreshes (default 1000, at least 10)\n"
 	"  --all           also list foreign segments (no shmkit header)\n";
 
@@ -578,6 +581,11 @@ int cmd_top(int argc, char **argv)
 	}
 	g.args = argv + optind;
 	g.nargs = argc - optind;
+	for (int i = 0; i < g.nargs; i++) {
+		int rc = tool_check_name("top", g.args[i]);
+		if (rc)
+			return rc;
+	}
 	if (!once && !json) {
 		const char *term = getenv("TERM");
 		if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO) || !term || !strcmp(term, "dumb"))
