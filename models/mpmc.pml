@@ -24,10 +24,15 @@
  *   P7 CAS WRITING(t, me) -> FULL(t)   commit point; fails (-ESTALE) if taken
  *   P8 shmkit_ec_inc(not_empty)
  *   C1 load head          C2 load slot word + relaxed load of len
- *   C3 CAS FULL(h) -> READING(h, me)   C4 CAS head h -> h+1 (index_help)
- *   C5 memcpy payload
- *   C6 CAS READING(h, me) -> FREE(h + cap)   delivery; fails (-ESTALE) if taken
+ *   peek: C3 CAS FULL(h) -> READING(h, me)   C4 CAS head h -> h+1 (index_help)
+ *         C5 memcpy payload
+ *         C6 CAS READING(h, me) -> FREE(h + cap)   delivery; fails (-ESTALE) if taken
+ *   recv: C5' memcpy payload while the word says FULL(h)
+ *         C3' CAS FULL(h) -> FREE(h + cap)   delivery; fails if another
+ *             consumer took it (the copy is discarded, back to C2)
+ *         C4
  *   C7 shmkit_ec_inc(not_full)
+ * Each consumer picks recv or peek for each message (nondeterminism).
  *   R1 reclaim_word: CAS dead claim word -> FREE(p + cap), after the
  *      kernel said its lock is free (sk_peer_held); R2 give_up: inc both
  *      event counts
@@ -37,8 +42,8 @@
  * waiter - then watch() reclaims it.
  *
  * Properties (the crash promise of chan.c's header):
- *   - a message is delivered (C6) at most once, in its producer's order
- *     for each consumer, never torn, and only if committed (P7);
+ *   - a message is delivered (C6, C3') at most once, in its producer's
+ *     order for each consumer, never torn, and only if committed (P7);
  *   - at the end, every committed message was delivered, except one a
  *     consumer had claimed (C3) and not released when it died or lost
  *     its lock (documented loss: at most one per dead consumer);
@@ -56,6 +61,9 @@
  *                      and C6 a CAS, the second release fails -ESTALE.)
  *   BUG_LATE_EC_READ   the event count is read after the ring is tested:
  *                      a lost wake-up
+ *   BUG_COPY_STORE     recv's take C3' is a plain store, not a CAS from
+ *                      the word read before the copy: two consumers
+ *                      deliver one message
  *
  * Finding (MAXLOSS = 1, not run by scripts/models.sh because it fails):
  * a producer that lost its lock (closefrom) while stalled between P3 and
@@ -69,7 +77,7 @@
  *
  * Not modelled: C11 weak orderings (SPIN is sequentially consistent: the
  * pairs P7/C2, C6/P2-P3 and index_help's acq_rel chain, len_stable's
- * fence, are assumed); -EMSGSIZE, peek and abort (abort is the same CAS
+ * fence, are assumed); -EMSGSIZE and abort (abort is the same CAS
  * as C6 on a WRITING word); id reuse after 2^22 ids (purge_stale);
  * positions wrapping at 2^40.
  */
@@ -223,7 +231,7 @@ done:
 proctype consumer(byte me)
 {
 	byte h, rl, rp, ws, wp, wi, prev, w, v;
-	bool pendwake, sliced, got;
+	bool pendwake, sliced, got, took;
 
 	do
 	:: atomic { DIE; v = ecw[NE] >> 1;                   /* A0 */
@@ -247,9 +255,32 @@ proctype consumer(byte me)
 				break
 			:: else -> assert(false)             /* -EBADMSG */
 			fi };
+			if
+			:: wp == h && ws == FULL ->          /* recv: copy, then take (C3') */
+				atomic { DIE; rp = pay[h % CAP] };   /* C5' */
+				atomic { DIE;                        /* C3': the delivery */
+				if
+#ifdef BUG_COPY_STORE
+				:: true ->
+#else
+				:: spos[h % CAP] == wp && sst[h % CAP] == ws && sid[h % CAP] == wi ->
+#endif
+					assert(rl == rp);            /* never torn */
+					assert(committed[rp] && delivered[rp] == 0);
+					assert(rp > lastdel[me * 2 + (rp - 1) / NPER]);
+					lastdel[me * 2 + (rp - 1) / NPER] = rp;
+					delivered[rp]++;
+					spos[h % CAP] = h + CAP; sst[h % CAP] = FREE; sid[h % CAP] = 0;
+					pendwake = true; took = true
+				:: else                      /* another consumer took it: discard */
+				fi;
+				rl = 0; rp = 0; wp = 0; ws = 0; wi = 0;
+				if :: took -> v = 0; break :: else fi }
+			:: true
+			fi;
 			atomic { DIE;
 				if
-				:: wp == h && ws == FULL ->  /* C3 */
+				:: wp == h && ws == FULL ->  /* C3 (peek) */
 					if
 #ifdef BUG_CLAIM_STORES
 					:: true ->
@@ -266,6 +297,10 @@ proctype consumer(byte me)
 				if :: got -> v = 0; break :: else fi }
 		od;
 		if
+		:: took ->
+			atomic { DIE; if :: head == h -> head = h + 1 :: else fi; /* C4 */
+				h = 0; took = false };
+			if :: pendwake -> ec_inc(NF) :: else fi  /* C7 */
 		:: got ->
 			atomic { DIE; if :: head == h -> head = h + 1 :: else fi }; /* C4 */
 			atomic { DIE; rp = pay[h % CAP] };   /* C5 */

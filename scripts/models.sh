@@ -121,6 +121,7 @@ run mpmc.pml pass -DCAP=1 -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DMAXDEAD=1
 run mpmc.pml pass -DCAP=1 -DNPROD=1 -DNCONS=2 -DNPER=2 -DMAXDEAD=1
 run mpmc.pml fail -DNPROD=1 -DNCONS=2 -DNPER=2 -DBUG_RECLAIM_LIVE
 run mpmc.pml fail -DNPROD=1 -DNCONS=2 -DNPER=2 -DBUG_CLAIM_STORES
+run mpmc.pml fail -DNPROD=1 -DNCONS=2 -DNPER=2 -DBUG_COPY_STORE
 run mpmc.pml fail -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DBUG_LATE_EC_READ
 
 # Bus (overwrite, copy publishing): deaths; live claimers taken for stalled.

@@ -24,7 +24,7 @@
  *     P7 CAS seq WRITING(t, me) -> FULL(t)                   release
  *     P8 not_empty += 1 (shmkit_ec_inc, a release RMW); sent += 1
  *
- *   consumer (recv / peek + release)
+ *   consumer (peek + release)
  *     C1 h = load_acquire(head)                              a hint
  *     C2 w = load_acquire(slot[h].seq)
  *        FULL(h):           C3 CAS seq w -> READING(h, me)   acquire
@@ -35,10 +35,21 @@
  *     C6 CAS seq READING(h, me) -> FREE(h + capacity)        release
  *     C7 not_full += 1; received += 1
  *
+ *   consumer (recv: a copy out, no claim window)
+ *     C1, C2 as above; FULL(h): read len, copy the payload out, then
+ *     C3' CAS seq FULL(h) -> FREE(h + capacity)              release
+ *        (fails: another consumer took it; discard the copy, back to C2)
+ *     C4, C7 as above
+ *   The CAS compares the whole word, and a position never repeats: if it
+ *   succeeds, the slot said FULL(h) from C2 to C3', so no producer wrote
+ *   it during the copy (a producer writes only after claiming FREE).  One
+ *   read-modify-write on the slot instead of two, and nothing to recover
+ *   if the consumer dies before C3': the message stays for the others.
+ *
  * Pairings.  P7 (release) -> C2 (acquire): a consumer that sees FULL(t)
- * sees the payload and len written before it.  C6 (release) -> P2/P3
- * (acquire): a producer that sees FREE(h + capacity) overwrites the slot
- * only after the consumer's reads of it are done.  P8/C7 are release RMWs
+ * sees the payload and len written before it.  C6 and C3' (release) ->
+ * P2/P3 (acquire): a producer that sees FREE(h + capacity) overwrites the
+ * slot only after the consumer's reads of it are done.  P8/C7 are release RMWs
  * on the event counts, read by the other side's sk_wait_for (wait.h) with
  * acquire; the event count argument there is why no wake-up is lost: the
  * condition (P7 / C6) is made true before the count moves.  tail/head are
@@ -135,11 +146,12 @@
  *     closes every descriptor it does not know), its publication or
  *     release is a CAS from its claim word: it fails, -ESTALE, and never
  *     writes into a slot that was handed on.
- * Loss: a message whose consumer died after claiming it (recv or peek not
- * yet released) is lost - at most one per dead consumer handle; it is not
- * redelivered, because head has moved past it and redelivering would break
- * per-producer order.  A producer killed mid-write loses only its own
- * unpublished message.
+ * Loss: a message whose consumer died after claiming it (a peek not yet
+ * released), or after taking it (C3') and before recv returned it, is
+ * lost - at most one per dead consumer handle; it is not redelivered,
+ * because head has moved past it and redelivering would break
+ * per-producer order.  A recv killed before C3' loses nothing.  A
+ * producer killed mid-write loses only its own unpublished message.
  * SPSC: nothing is claimed, so nothing needs reclaiming: a producer killed
  * mid-write has not moved tail (the message never existed), a consumer
  * killed mid-read has not moved head, so the next consumer gets the same
@@ -233,6 +245,8 @@ struct attempt {
 	uint64_t blocker;        /* claimed slot word that blocks, or 0 */
 	bool check_tail;         /* SPSC consumer: check indices when empty */
 	bool dry;                /* only tell whether a claim would succeed */
+	void *copy_to;           /* MPMC recv: copy out and take in one CAS */
+	bool taken;              /* ...done: the slot is already FREE again */
 };
 
 /* ---- identity: a peer entry of this handle (peer.h) ------------------ */
@@ -586,6 +600,16 @@ static inline bool len_stable(struct sk_chan_slot *s, uint64_t w)
 }
 
 /* Consumer: claim the message at head.  1 claimed, 0 empty, < 0 error. */
+/* The consumer's copy of a message it has not taken yet (C3'): a plain
+ * memcpy that a producer's write races with only when another consumer
+ * took the message and a lap went by meanwhile - then the CAS that
+ * follows fails and the bytes are discarded (ThreadSanitizer reports
+ * that race: scripts/tsan.supp, chan_copy_out). */
+static inline void chan_copy_out(void *to, const void *from, size_t n)
+{
+	memcpy(to, from, n);
+}
+
 static int mpmc_claim_recv(void *arg)
 {
 	struct attempt *a = arg;
@@ -623,10 +647,38 @@ static int mpmc_claim_recv(void *arg)
 				a->len = len;
 				return sk_fail(-EMSGSIZE, "message of %u bytes, buffer of %zu", len, a->bufcap);
 			}
+			if (a->copy_to) {
+				/* recv: copy the message out while the slot says
+				 * FULL(h), then take it and free the slot in one
+				 * CAS FULL(h) -> FREE(h + capacity) (seqlock style:
+				 * the CAS compares the whole word, whose position
+				 * never repeats, so if it succeeds no producer
+				 * wrote the slot during the copy; if it fails,
+				 * another consumer took the message and the bytes
+				 * copied are discarded).  No READING window: a
+				 * consumer killed before the CAS leaves the message
+				 * to the others.  C3'.  Release on success: pairs
+				 * with a producer's acquire P2/P3, our copy is done
+				 * before it may overwrite.  Relaxed on failure: we
+				 * re-read at C2.  model: mpmc.pml C3' (SC in the
+				 * model). */
+				if (len)
+					chan_copy_out(a->copy_to, payload(s), len);
+				SK_CRASH_POINT("chan.mpmc.copied");
+				if (!sk_cas(&s->seq, &w, sk_seq_make(h + ch->cap, SK_SLOT_FREE, 0),
+				            __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+					continue;
+				SK_CRASH_POINT("chan.mpmc.taken");
+				a->pos = h;
+				index_help(&ch->ctl->head, &h); /* C4 */
+				a->len = len;
+				a->taken = true;
+				return 1;
+			}
 			uint64_t mine = sk_seq_make(h, SK_SLOT_READING, ch->peer.id);
-			/* C3.  Acquire on success: as C2.  Relaxed on failure:
-			 * we re-read at C2.  model: mpmc.pml C3 (SC in the
-			 * model). */
+			/* C3 (peek).  Acquire on success: as C2.  Relaxed on
+			 * failure: we re-read at C2.  model: mpmc.pml C3 (SC in
+			 * the model). */
 			if (!sk_cas(&s->seq, &w, mine, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 				continue;
 			SK_CRASH_POINT("chan.mpmc.taken");
@@ -894,13 +946,16 @@ static inline int publish(shmkit_chan *ch, uint64_t pos, uint64_t word, size_t l
 /* Hand the slot at pos back after reading it.  0, or -ESTALE (MPMC: the
  * claim was taken from this handle as dead; what it read may have been
  * overwritten meanwhile and must be discarded). */
-static inline int consumed(shmkit_chan *ch, uint64_t pos, uint64_t word)
+static inline int consumed(shmkit_chan *ch, uint64_t pos, uint64_t word, bool taken)
 {
 	struct sk_chan_ctl *c = ch->ctl;
 
 	if (sk_map_lost(ch->seg)) /* what was read may be the zeros of guard.c */
 		return sk_map_check(ch->seg);
-	if (ch->spsc) {
+	if (taken) { /* MPMC recv: the claim CAS C3' freed the slot already */
+		if (!ch->embedded)
+			stat_count(ch, ST_RECEIVED);
+	} else if (ch->spsc) {
 		/* Release: pairs with the producer's acquire load of head
 		 * (spsc_claim_send): our reads of the slot are done.  model:
 		 * spsc.pml S-C3, the delivery (SC in the model). */
@@ -1340,11 +1395,12 @@ ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout
 		return bad_state(ch, "a peeked message is open on this handle");
 	if (SK_UNLIKELY(!buf && cap))
 		return sk_fail(-EINVAL, "buf is NULL");
+	a.copy_to = ch->spsc ? NULL : buf;
 	if (SK_UNLIKELY(err = claim(ch, CONS, &a, timeout_ns)))
 		return err;
-	if (a.len) /* buf may be NULL with cap 0 */
+	if (a.len && !a.taken) /* buf may be NULL with cap 0 */
 		memcpy(buf, payload(slot_at(ch, a.pos)), a.len);
-	return (err = consumed(ch, a.pos, a.word)) ? err : (ssize_t)a.len;
+	return (err = consumed(ch, a.pos, a.word, a.taken)) ? err : (ssize_t)a.len;
 }
 
 int shmkit_chan_reserve(shmkit_chan *ch, void **buf, int64_t timeout_ns)
@@ -1418,7 +1474,7 @@ int shmkit_chan_release(shmkit_chan *ch)
 	if (!ch || !ch->peeked)
 		return sk_fail(-EINVAL, "no peeked message to release");
 	ch->peeked = false;
-	return consumed(ch, ch->peek_pos, ch->peek_word);
+	return consumed(ch, ch->peek_pos, ch->peek_word, false);
 }
 
 /* ---- public: the pollable fd -------------------------------------------- */

@@ -671,3 +671,63 @@ Test(chan, stats_dead_handle_entry_taken_over, .timeout = 30)
 	cr_expect_eq(sent_of(a), 5 + SK_CHAN_STAT_ENTRIES);
 	shmkit_chan_close(a);
 }
+
+/* ---- a consumer killed inside recv -------------------------------------- */
+
+struct killed_recv {
+	const char *name, *point;
+};
+
+static int killed_recv_main(void *arg)
+{
+	struct killed_recv *k = arg;
+	shmkit_chan *ch = NULL;
+	char buf[16];
+	if (shmkit_chan_open(&ch, k->name, NULL))
+		return 10;
+	sk_crash_arm(k->point);
+	ssize_t n = shmkit_chan_recv(ch, buf, sizeof(buf), 5 * SEC);
+	return n == 5 ? 20 : 21; /* alive: the crash point was never reached */
+}
+
+/* An MPMC recv copies the message out before it takes it (C3' in chan.c):
+ * a consumer killed after the copy and before the take leaves the message
+ * for the next consumer - nothing to reclaim, nothing lost.  (With a
+ * claim before the copy, the message died with its claimer.) */
+Test(chan, recv_killed_before_taking_loses_nothing, .timeout = 30)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = make(name, 8, 16, 0);
+	struct killed_recv k = { name, "chan.mpmc.copied" };
+	char buf[16];
+
+	cr_assert_eq(shmkit_chan_send(ch, "first", 5, 0), 0);
+	int rc = sk_test_reap(sk_test_fork(killed_recv_main, &k));
+	cr_assert_eq(rc, 128 + SIGKILL, "the consumer died at %s (exit %d)", k.point, rc);
+	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), 5, "the message is still there");
+	cr_expect_eq(memcmp(buf, "first", 5), 0);
+	struct shmkit_chan_stats st;
+	cr_assert_eq(shmkit_chan_stats(ch, &st), 0);
+	cr_expect_eq(st.received, 1);
+	cr_expect_eq(st.reclaimed, 0, "nothing to reclaim");
+	shmkit_chan_close(ch);
+}
+
+/* Killed after taking it: the one documented loss of a dead consumer; the
+ * channel goes on at once (no claim to wait out). */
+Test(chan, recv_killed_after_taking_loses_that_one_only, .timeout = 30)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = make(name, 8, 16, 0);
+	struct killed_recv k = { name, "chan.mpmc.taken" };
+	char buf[16];
+
+	cr_assert_eq(shmkit_chan_send(ch, "first", 5, 0), 0);
+	cr_assert_eq(shmkit_chan_send(ch, "other", 5, 0), 0);
+	int rc = sk_test_reap(sk_test_fork(killed_recv_main, &k));
+	cr_assert_eq(rc, 128 + SIGKILL, "exit %d", rc);
+	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), 5);
+	cr_expect_eq(memcmp(buf, "other", 5), 0, "the next message, at once");
+	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), -EAGAIN);
+	shmkit_chan_close(ch);
+}
