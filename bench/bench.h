@@ -121,6 +121,17 @@ struct bench_pair {
 	int (*parent_run)(void *arg, long n);
 	int (*child_run)(void *arg, long n);
 	void (*teardown)(void *arg);
+	/* Additions (zero = off): */
+	/* After the parent's last batch, in the parent's process (undo what
+	 * parent_init made there); may be NULL. */
+	void (*parent_fini)(void *arg);
+	/* Run the parent's side of each round in a fresh process forked from
+	 * the bench (pinned where the parent would be; its timings come back
+	 * through shared memory), for libraries whose per-process state
+	 * cannot be made twice in one process or survive a fork (iceoryx's
+	 * runtime).  That process ends with exit(3), so the library's
+	 * destructors run.  Set-up and teardown still run in the bench. */
+	bool fresh_parent;
 };
 int bench_pair(const struct bench_pair *p, struct bench_stat *st);
 
@@ -128,6 +139,58 @@ int bench_pair(const struct bench_pair *p, struct bench_stat *st);
  * to the parent's CPU. */
 int bench_solo(int (*run)(void *arg, long n), void *arg, long iters,
                int batches, struct bench_stat *st);
+
+/* ---- interleaved rows ------------------------------------------------- */
+
+/* Rows compared with each other are best measured interleaved, so that a
+ * drift of the machine during the run (another tenant, the host moving a
+ * virtual CPU, the disk's cache filling) falls on every one of them alike.
+ *
+ * Solo: batch b of every runner is timed before batch b + 1 of any
+ * (A B C A B C ...), pinned to the parent's CPU.  Each runner's set-up is
+ * the caller's, done before.  0 with st[0..k-1] filled, or the first
+ * negative errno (then nothing is filled). */
+struct bench_solo_spec {
+	int (*run)(void *arg, long n);
+	void *arg;
+	long iters;             /* full-run count, scaled for --quick */
+};
+int bench_solo_interleaved(const struct bench_solo_spec *s, int k, int batches,
+                           struct bench_stat *st);
+
+/* Pairs: the batches of each pair are split over `rounds` rounds; round q
+ * of every pair (set-up, fork, warm-up, its share of the timed batches,
+ * teardown) runs before round q + 1 of any: A B C A B C ...  The samples
+ * of a pair's rounds are summarized together.  err[i] is pair i's result
+ * (0 with st[i] filled, or a negative errno; a failed pair is not run
+ * again, the others go on).  At most BENCH_MAX_INTERLEAVE pairs. */
+#define BENCH_MAX_INTERLEAVE 8
+void bench_pair_interleaved(const struct bench_pair *p, int k, int rounds,
+                            struct bench_stat *st, int *err);
+
+/* ---- machine ---------------------------------------------------------- */
+
+/* 1 if the two CPUs two-process rows are pinned to are SMT siblings (two
+ * hardware threads of one core, sharing its caches and execution units),
+ * 0 if they are separate cores, a negative errno if unknown (not pinned,
+ * or no /sys topology).  Read from
+ * /sys/devices/system/cpu/cpuN/topology/thread_siblings_list. */
+int bench_smt_siblings(void);
+/* The same as a phrase for reports ("CPUs 0 and 1 are separate cores,
+ * ..."); a static buffer. */
+const char *bench_topology(void);
+
+/* ---- data for plots --------------------------------------------------- */
+
+/* With SHMKIT_BENCH_DATA=FILE in the environment, rows meant for plots
+ * also append "series<TAB>metric<TAB>bytes<TAB>value<TAB>unit" lines to
+ * FILE (made anew by each run, "#" lines are comments; scripts/plot.sh
+ * draws them).  Without it, nothing is written. */
+void bench_data(const char *series, const char *metric, size_t bytes, double value,
+                const char *unit);
+/* True when bench_data() writes somewhere (rows only for plots may skip
+ * their work otherwise). */
+bool bench_data_wanted(void);
 
 /* ---- reporting -------------------------------------------------------- */
 

@@ -157,6 +157,59 @@ void bench_harness_init(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* Is cpu in a sysfs CPU list ("0", "0-1", "0,4", "0-3,8-11")? */
+static bool cpu_in_list(const char *list, int cpu)
+{
+	const char *p = list;
+	while (*p) {
+		char *end;
+		long lo = strtol(p, &end, 10), hi = lo;
+		if (end == p)
+			return false;
+		if (*end == '-')
+			hi = strtol(end + 1, &end, 10);
+		if (cpu >= lo && cpu <= hi)
+			return true;
+		p = *end == ',' ? end + 1 : "";
+	}
+	return false;
+}
+
+int bench_smt_siblings(void)
+{
+	char path[96], list[128];
+	if (h.cpu[0] < 0)
+		return -ENOENT;
+	snprintf(path, sizeof(path),
+	         "/sys/devices/system/cpu/cpu%d/topology/thread_siblings_list", h.cpu[0]);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	bool ok = fgets(list, sizeof(list), f) != NULL;
+	fclose(f);
+	if (!ok)
+		return -EIO;
+	list[strcspn(list, "\n")] = '\0';
+	return cpu_in_list(list, h.cpu[1]);
+}
+
+const char *bench_topology(void)
+{
+	static char buf[160];
+	int smt = bench_smt_siblings();
+	if (h.cpu[0] < 0)
+		snprintf(buf, sizeof(buf), "not pinned (one CPU)");
+	else if (smt < 0)
+		snprintf(buf, sizeof(buf), "CPUs %d and %d, SMT topology unknown "
+		         "(no thread_siblings_list)", h.cpu[0], h.cpu[1]);
+	else
+		snprintf(buf, sizeof(buf), "CPUs %d and %d are %s (thread_siblings_list "
+		         "of cpu%d)", h.cpu[0], h.cpu[1],
+		         smt ? "SMT siblings: two threads of one core"
+		             : "separate cores, not SMT siblings", h.cpu[0]);
+	return buf;
+}
+
 void bench_harness_describe(void)
 {
 	printf("# shmkit-bench: %d CPU(s) allowed; ", h.ncpus);
@@ -167,6 +220,7 @@ void bench_harness_describe(void)
 	printf("%s run, median and p99 over %d batches\n",
 	       bench_quick() ? "quick" : "full",
 	       bench_quick() ? BENCH_BATCHES_QUICK : BENCH_BATCHES);
+	printf("# pinned CPUs: %s\n", bench_topology());
 }
 
 static void pin(int cpu)
@@ -354,6 +408,8 @@ static int run_pair(const struct bench_pair *p, struct pair_ctl *c, long n,
 	r = barrier(c, 0, r);
 	if (!r)
 		r = time_batches(p->parent_run, p->arg, n, warm, nb, ns);
+	if (p->parent_fini)
+		p->parent_fini(p->arg);
 	if (r)
 		kill(pid, SIGKILL);
 	int rc = reap(pid);
@@ -364,26 +420,171 @@ static int run_pair(const struct bench_pair *p, struct pair_ctl *c, long n,
 	return r ? r : rc;
 }
 
+static int pair_round(const struct bench_pair *p, long n, int warm, int nb, double *ns);
+
+/* run_pair in a fresh process S (bench_pair.fresh_parent): S forks the
+ * child and times the batches into shared memory; the bench waits for S
+ * (S is bounded by its own pair limit, and dies with the bench). */
+static int run_pair_fresh(const struct bench_pair *p, struct pair_ctl *c, long n,
+                          int warm, int nb, double *ns)
+{
+	size_t size = (size_t)nb * sizeof(*ns) + sizeof(int32_t);
+	double *shared = bench_shared_alloc(size);
+	if (!shared)
+		return -ENOMEM;
+	int32_t *res = (int32_t *)(void *)(shared + nb);
+	fflush(NULL);
+	pid_t s = fork();
+	if (s < 0) {
+		bench_shared_free(shared, size);
+		return sk_neg_errno();
+	}
+	if (s == 0) {
+		h.ncleanups = 0; /* the bench owns every cleanup */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		*res = run_pair(p, c, n, warm, nb, shared);
+		exit(0); /* not _exit: the library's destructors run */
+	}
+	h.child = s; /* SIGINT now kills S, S's child dies with it */
+	int r = reap(s);
+	h.child = 0;
+	if (!r)
+		r = *res;
+	if (!r)
+		memcpy(ns, shared, (size_t)nb * sizeof(*ns));
+	bench_shared_free(shared, size);
+	return r;
+}
+
 int bench_pair(const struct bench_pair *p, struct bench_stat *st)
 {
-	long n = bench_iters(p->iters);
 	int nb = batch_count(p->batches);
 	double *ns = calloc((size_t)nb, sizeof(*ns));
+	int r = ns ? pair_round(p, bench_iters(p->iters), warmup_count(nb), nb, ns) : -ENOMEM;
+	if (!r)
+		summarize(ns, nb, st);
+	free(ns);
+	return r;
+}
+
+/* ---- interleaved rows ------------------------------------------------- */
+
+int bench_solo_interleaved(const struct bench_solo_spec *sp, int k, int batches,
+                           struct bench_stat *st)
+{
+	int nb = batch_count(batches), warm = warmup_count(nb), r = 0;
+	double *ns = calloc((size_t)(nb * k), sizeof(*ns));
+	if (!ns || k <= 0) {
+		free(ns);
+		return ns ? -EINVAL : -ENOMEM;
+	}
+	pin(h.cpu[0]);
+	/* Batch b of every runner before batch b + 1 of any: A B C A B C ... */
+	for (int b = 0; b < warm + nb && !r; b++)
+		for (int i = 0; i < k && !r; i++)
+			r = time_batches(sp[i].run, sp[i].arg, bench_iters(sp[i].iters), 0, 1,
+			                 b >= warm ? &ns[i * nb + b - warm] : &(double){ 0 });
+	unpin();
+	for (int i = 0; i < k && !r; i++)
+		summarize(&ns[i * nb], nb, &st[i]);
+	free(ns);
+	return r;
+}
+
+/* One round of pair p: set up, fork, run warm + nb batches into ns, tear
+ * down. */
+static int pair_round(const struct bench_pair *p, long n, int warm, int nb, double *ns)
+{
 	struct pair_ctl *c = bench_shared_alloc(sizeof(*c));
-	int r = ns && c ? 0 : -ENOMEM;
+	int r = c ? 0 : -ENOMEM;
 	if (!r && p->setup)
 		r = p->setup(p->arg);
 	if (!r) {
-		r = run_pair(p, c, n, warmup_count(nb), nb, ns);
+		r = p->fresh_parent ? run_pair_fresh(p, c, n, warm, nb, ns)
+		                    : run_pair(p, c, n, warm, nb, ns);
 		if (p->teardown)
 			p->teardown(p->arg);
 	}
-	if (!r)
-		summarize(ns, nb, st);
 	if (c)
 		bench_shared_free(c, sizeof(*c));
-	free(ns);
 	return r;
+}
+
+void bench_pair_interleaved(const struct bench_pair *p, int k, int rounds,
+                            struct bench_stat *st, int *err)
+{
+	int nb[BENCH_MAX_INTERLEAVE], done[BENCH_MAX_INTERLEAVE] = { 0 };
+	double *ns[BENCH_MAX_INTERLEAVE] = { NULL };
+
+	if (k > BENCH_MAX_INTERLEAVE)
+		k = BENCH_MAX_INTERLEAVE;
+	if (rounds < 1)
+		rounds = 1;
+	for (int i = 0; i < k; i++) {
+		nb[i] = batch_count(p[i].batches);
+		ns[i] = calloc((size_t)nb[i], sizeof(double));
+		err[i] = ns[i] ? 0 : -ENOMEM;
+	}
+	/* Round q of every pair before round q + 1 of any; each round gets
+	 * its share of the batches (the last the remainder) and its own
+	 * warm-up, so every process is measured warm. */
+	for (int q = 0; q < rounds; q++) {
+		for (int i = 0; i < k; i++) {
+			int share = nb[i] / rounds > 0 ? nb[i] / rounds : 1;
+			int want = q == rounds - 1 ? nb[i] - done[i] : share;
+			if (err[i] || want <= 0)
+				continue;
+			if (want > nb[i] - done[i])
+				want = nb[i] - done[i];
+			err[i] = pair_round(&p[i], bench_iters(p[i].iters),
+			                    warmup_count(want), want, ns[i] + done[i]);
+			done[i] += want;
+		}
+	}
+	for (int i = 0; i < k; i++) {
+		if (!err[i])
+			summarize(ns[i], nb[i], &st[i]);
+		free(ns[i]);
+	}
+}
+
+/* ---- data for plots --------------------------------------------------- */
+
+static FILE *data_file;
+
+/* The file named by SHMKIT_BENCH_DATA, opened (truncated) on first use,
+ * with a header; NULL when the variable is unset or the file cannot be
+ * made (then nothing is written, and a note says so once). */
+static FILE *data_open(void)
+{
+	static bool tried;
+	const char *path = getenv("SHMKIT_BENCH_DATA");
+	if (tried || !path || !*path)
+		return data_file;
+	tried = true;
+	if (!(data_file = fopen(path, "we"))) {
+		fprintf(stderr, "shmkit-bench: cannot write %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	fprintf(data_file, "# shmkit-bench data; %s run; %s\n",
+	        bench_quick() ? "quick" : "full", bench_topology());
+	fprintf(data_file, "#series\tmetric\tbytes\tvalue\tunit\n");
+	return data_file;
+}
+
+void bench_data(const char *series, const char *metric, size_t bytes, double value,
+                const char *unit)
+{
+	FILE *f = data_open();
+	if (!f)
+		return;
+	fprintf(f, "%s\t%s\t%zu\t%.6g\t%s\n", series, metric, bytes, value, unit);
+	fflush(f);
+}
+
+bool bench_data_wanted(void)
+{
+	return data_open() != NULL;
 }
 
 /* ---- small helpers ---------------------------------------------------- */

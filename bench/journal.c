@@ -1,25 +1,41 @@
 /*
- * journal.c (bench) - the durable journal: append throughput under each
- * durability policy for 64-byte and 4 KiB records, next to plain files
- * measured in the same run (write(2) for the unsynced policies,
- * write(2) + fdatasync for the synced ones), and tail latency from an
- * append to a live reader in another process.
+ * journal.c (bench) - the durable journal against what a user would pick
+ * instead: a plain file (pwrite(2), with fdatasync(2) for the synced
+ * levels) and SQLite (a table in WAL mode, one row per insert), each
+ * durability level next to its equivalents, measured interleaved in the
+ * same run (batch by batch: journal, file, SQLite, journal, ...; see
+ * bench_solo_interleaved), for 64-byte and 4 KiB records; and tail
+ * latency from an append to a live reader in another process.
  *
- * Rows
- *   write_64, write_4k [msg/s, GB/s]          (references) pwrite(2) of
- *       one record into a preallocated file in /tmp, no sync
- *   write_fdatasync_64, write_fdatasync_4k     (references) the same, then
- *       fdatasync(2): the cost of one durable write
- *   journal_append_POLICY_64 [msg/s], journal_append_POLICY_4k [GB/s] for
- *       POLICY none, async, sync, group (64 records or 10 ms): one
- *       shmkit_journal_append() each, rolling 64 MiB files, keeping two;
- *       ratio against the plain-file row of the same kind
+ * Rows (64-byte rows in msg/s, 4 KiB rows in GB/s; SZ is 64 or 4k)
+ *   write_SZ                pwrite(2) of one record into a preallocated
+ *                           file, no sync
+ *   write_fdatasync_SZ      the same, then fdatasync(2): one durable write
+ *   journal_append_LEVEL_SZ one shmkit_journal_append() per record, rolling
+ *       64 MiB files, keeping two, LEVEL none, async, sync, group (64
+ *       records or 10 ms); ratio against the plain-file row of its kind
+ *       (write_fdatasync_SZ for sync and group, write_SZ for the others)
+ *   sqlite_wal_MODE_SZ      one INSERT (seq, time, blob) per record, its
+ *       own transaction, prepared once; journal_mode=WAL,
+ *       synchronous=MODE; ratio against the journal row of the matching
+ *       level, so below 1.0x means the journal is ahead:
+ *         full   / journal_append_sync_SZ   both durable when the call
+ *                returns (SQLite syncs the WAL at every commit)
+ *         normal / journal_append_group_SZ  both bound what a power loss
+ *                takes, not per record (SQLite syncs at checkpoints, every
+ *                1000 WAL pages; the journal every 64 records or 10 ms)
+ *         off    / journal_append_async_SZ  neither waits for the disk
+ *                (MS_ASYNC only starts write-back; it is the slower of
+ *                the journal's two unsynced levels, so also the bound for
+ *                none)
+ *       Without SQLite (Debian libsqlite3-dev; the Makefile defines
+ *       SK_HAVE_SQLITE) these rows say "skipped: not installed".
  *   journal_tail_rtt [ns]: the writer appends, a reader in another process
  *       wakes in shmkit_journal_next() (adaptive wait) and answers through
  *       a shared word; one round trip, against futex_rtt
- * Journals and files live in /tmp (a real file system: tmpfs would make
- * every sync free) as /tmp/shmkit-bench-PID-journal-N, removed after each
- * row and on SIGINT/SIGTERM/SIGHUP.
+ * Journals, files and databases live in /tmp (a real file system: tmpfs
+ * would make every sync free) under /tmp/shmkit-bench-PID-journal-N,
+ * removed after each group and on SIGINT/SIGTERM/SIGHUP.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -27,18 +43,35 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
 
+#ifdef SK_HAVE_SQLITE
+#include <sqlite3.h>
+#define HAVE_SQLITE 1
+#else
+#define HAVE_SQLITE 0
+#endif
+
 #define PLAIN_SIZE (64u << 20)
 #define SYNC_BATCHES 30
+#define UNSYNCED_BATCHES 40
+
+enum { JB_PLAIN, JB_JOURNAL, JB_SQLITE };
 
 struct jbench {
 	char path[128];
 	size_t rec;
-	int policy;            /* enum shmkit_durability, or -1: plain file */
+	int kind;              /* JB_PLAIN, JB_JOURNAL, JB_SQLITE */
+	int policy;            /* enum shmkit_durability, or -1: not a journal */
 	bool plain_sync;
+	int sqlite_sync;       /* 0 OFF, 1 NORMAL, 2 FULL */
+#ifdef SK_HAVE_SQLITE
+	sqlite3 *db;
+	sqlite3_stmt *ins;
+#endif
 	shmkit_journal *j;
 	int fd;
 	off_t off;
@@ -92,7 +125,7 @@ static void name_path(struct jbench *b)
 	snprintf(b->path, sizeof(b->path), "/tmp/%s", name);
 }
 
-/* ---- appends: journal and plain file ------------------------------------ */
+/* ---- appends: journal, plain file, SQLite ---------------------------------- */
 
 static int open_journal(struct jbench *b, unsigned flags)
 {
@@ -103,12 +136,18 @@ static int open_journal(struct jbench *b, unsigned flags)
 	return shmkit_journal_open(&b->j, b->path, &o);
 }
 
+/* The next record: its sequence number in the first 8 bytes. */
+static void next_record(struct jbench *b)
+{
+	memcpy(b->buf, &b->seq, sizeof(b->seq));
+	b->seq++;
+}
+
 static int append_run(void *arg, long n)
 {
 	struct jbench *b = arg;
 	for (long i = 0; i < n; i++) {
-		memcpy(b->buf, &b->seq, sizeof(b->seq));
-		b->seq++;
+		next_record(b);
 		int err = shmkit_journal_append(b->j, b->buf, b->rec, NULL);
 		if (err)
 			return err;
@@ -120,8 +159,7 @@ static int plain_run(void *arg, long n)
 {
 	struct jbench *b = arg;
 	for (long i = 0; i < n; i++) {
-		memcpy(b->buf, &b->seq, sizeof(b->seq));
-		b->seq++;
+		next_record(b);
 		if (b->off + (off_t)b->rec > (off_t)PLAIN_SIZE)
 			b->off = 0;
 		if (pwrite(b->fd, b->buf, b->rec, b->off) != (ssize_t)b->rec)
@@ -133,14 +171,84 @@ static int plain_run(void *arg, long n)
 	return 0;
 }
 
+#ifdef SK_HAVE_SQLITE
+static int sqlite_err(struct jbench *b, int rc)
+{
+	fprintf(stderr, "shmkit-bench: sqlite: %s\n", b->db ? sqlite3_errmsg(b->db) : sqlite3_errstr(rc));
+	return -EIO;
+}
+
+/* One row per insert, each its own transaction (autocommit): the
+ * sequence number, a CLOCK_REALTIME stamp (the journal stamps each record
+ * alike) and the payload. */
+static int sqlite_run(void *arg, long n)
+{
+	struct jbench *b = arg;
+	for (long i = 0; i < n; i++) {
+		next_record(b);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		sqlite3_bind_int64(b->ins, 1, (sqlite3_int64)b->seq);
+		sqlite3_bind_int64(b->ins, 2, (sqlite3_int64)ts.tv_sec * 1000000000 + ts.tv_nsec);
+		sqlite3_bind_blob(b->ins, 3, b->buf, (int)b->rec, SQLITE_STATIC);
+		int rc = sqlite3_step(b->ins);
+		sqlite3_reset(b->ins);
+		if (rc != SQLITE_DONE)
+			return sqlite_err(b, rc);
+	}
+	return 0;
+}
+
+static int sqlite_open(struct jbench *b)
+{
+	static const char *const mode[] = { "OFF", "NORMAL", "FULL" };
+	char file[160], sql[160];
+	snprintf(file, sizeof(file), "%s/log.sqlite", b->path);
+	int rc = sqlite3_open_v2(file, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc != SQLITE_OK)
+		return sqlite_err(b, rc);
+	snprintf(sql, sizeof(sql), "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; "
+	         "CREATE TABLE log(seq INTEGER PRIMARY KEY, t INTEGER, data BLOB);",
+	         mode[b->sqlite_sync]);
+	if ((rc = sqlite3_exec(b->db, sql, NULL, NULL, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v2(b->db, "INSERT INTO log VALUES(?, ?, ?)", -1, &b->ins, NULL)))
+		return sqlite_err(b, rc);
+	return 0;
+}
+
+static void sqlite_close(struct jbench *b)
+{
+	sqlite3_finalize(b->ins);
+	sqlite3_close(b->db);
+	b->ins = NULL;
+	b->db = NULL;
+}
+#else
+static int sqlite_run(void *arg, long n)
+{
+	return -ENOSYS;
+}
+
+static int sqlite_open(struct jbench *b)
+{
+	return -ENOSYS;
+}
+
+static void sqlite_close(struct jbench *b)
+{
+}
+#endif
+
 static int solo_setup(struct jbench *b)
 {
 	name_path(b);
 	bench_cleanup_push(remove_tree, b->path);
-	if (b->policy >= 0)
+	if (b->kind == JB_JOURNAL)
 		return open_journal(b, SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE);
 	if (mkdir(b->path, 0700))
 		return -errno;
+	if (b->kind == JB_SQLITE)
+		return sqlite_open(b);
 	char file[160];
 	snprintf(file, sizeof(file), "%s/plain", b->path);
 	b->fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -156,47 +264,119 @@ static void solo_teardown(struct jbench *b)
 		shmkit_journal_close(b->j);
 	if (b->fd >= 0)
 		close(b->fd);
+	sqlite_close(b);
 	remove_tree(b->path);
 	bench_cleanup_pop(false);
 }
 
-/* One throughput row: 64-byte rows in msg/s, 4 KiB rows in GB/s.
- * References call it directly (they are measured on demand even when
- * --filter hides them); suite rows check bench_want() first. */
-static void append_row(const char *name, int policy, bool plain_sync, size_t rec,
-                       const char *ref)
-{
-	static struct jbench b;
-	struct bench_stat st;
-	bool synced = policy == SHMKIT_DUR_SYNC || plain_sync;
-	long iters = synced ? 50 : rec > 64 ? 500 : 20000;
+/* ---- interleaved groups ---------------------------------------------------- */
 
-	memset(&b, 0, sizeof(b));
-	b.fd = -1;
-	b.rec = rec;
-	b.policy = policy;
-	b.plain_sync = plain_sync;
-	int err = solo_setup(&b);
-	if (!err)
-		err = bench_solo(policy >= 0 ? append_run : plain_run, &b, iters,
-		                 synced ? SYNC_BATCHES : 0, &st);
-	solo_teardown(&b);
-	if (!bench_check(name, err))
-		return;
-	if (rec > 64)
-		bench_report_gbps(name, &st, rec, ref);
-	else
-		bench_report_rate(name, &st, ref);
+/* One contestant of a group: its row name, what it is, the row its ratio
+ * is taken against (NULL: none) and operations per batch. */
+struct contestant {
+	const char *name;
+	int kind;               /* JB_PLAIN, JB_JOURNAL, JB_SQLITE */
+	int level;              /* JB_JOURNAL: enum shmkit_durability;
+	                           JB_PLAIN: 1 = fdatasync; JB_SQLITE: 0 OFF,
+	                           1 NORMAL, 2 FULL */
+	const char *ref;
+	long iters;
+};
+
+#define GROUP_MAX 6
+
+static bool group_wanted(const struct contestant *c, int k)
+{
+	for (int i = 0; i < k; i++)
+		if (bench_want(c[i].name))
+			return true;
+	return false;
 }
 
-static void ref_write_64(void) { append_row("write_64", -1, false, 64, NULL); }
-static void ref_write_4k(void) { append_row("write_4k", -1, false, 4096, NULL); }
-static void ref_fdatasync_64(void) { append_row("write_fdatasync_64", -1, true, 64, NULL); }
-static void ref_fdatasync_4k(void) { append_row("write_fdatasync_4k", -1, true, 4096, NULL); }
-BENCH_REF("write_64", ref_write_64)
-BENCH_REF("write_4k", ref_write_4k)
-BENCH_REF("write_fdatasync_64", ref_fdatasync_64)
-BENCH_REF("write_fdatasync_4k", ref_fdatasync_4k)
+/* Set up every contestant of the group (SQLite ones only when built
+ * with it), time them batch by batch interleaved, report in order. */
+static void group_run(const struct contestant *c, int k, size_t rec, int batches)
+{
+	static struct jbench b[GROUP_MAX];
+	struct bench_solo_spec sp[GROUP_MAX];
+	struct bench_stat st[GROUP_MAX];
+	int map[GROUP_MAX], n = 0, err = 0;
+
+	if (!group_wanted(c, k))
+		return;
+	for (int i = 0; i < k && !err; i++) {
+		if (c[i].kind == JB_SQLITE && !HAVE_SQLITE) {
+			bench_skip(c[i].name, "not installed (Debian libsqlite3-dev)");
+			continue;
+		}
+		memset(&b[n], 0, sizeof(b[n]));
+		b[n].fd = -1;
+		b[n].rec = rec;
+		b[n].kind = c[i].kind;
+		b[n].policy = c[i].kind == JB_JOURNAL ? c[i].level : -1;
+		b[n].plain_sync = c[i].kind == JB_PLAIN && c[i].level;
+		b[n].sqlite_sync = c[i].level;
+		err = solo_setup(&b[n]);
+		sp[n] = (struct bench_solo_spec){
+			.run = c[i].kind == JB_JOURNAL ? append_run :
+			       c[i].kind == JB_SQLITE ? sqlite_run : plain_run,
+			.arg = &b[n], .iters = c[i].iters,
+		};
+		map[n++] = i;
+	}
+	if (!err)
+		err = bench_solo_interleaved(sp, n, batches, st);
+	for (int i = n - 1; i >= 0; i--)
+		solo_teardown(&b[i]);
+	for (int i = 0; i < n; i++) {
+		const struct contestant *ci = &c[map[i]];
+		if (!bench_check(ci->name, err))
+			break;
+		if (rec > 64)
+			bench_report_gbps(ci->name, &st[i], rec, ci->ref);
+		else
+			bench_report_rate(ci->name, &st[i], ci->ref);
+	}
+}
+
+/* Levels that sync: each record durable when its call returns (sync,
+ * full), or every so often (group, normal): all wait for the disk, so they
+ * are interleaved with each other and with write + fdatasync. */
+static void synced_group(size_t rec, const char *sz)
+{
+	char n[5][48];
+	snprintf(n[0], sizeof(n[0]), "write_fdatasync_%s", sz);
+	snprintf(n[1], sizeof(n[1]), "journal_append_sync_%s", sz);
+	snprintf(n[2], sizeof(n[2]), "sqlite_wal_full_%s", sz);
+	snprintf(n[3], sizeof(n[3]), "journal_append_group_%s", sz);
+	snprintf(n[4], sizeof(n[4]), "sqlite_wal_normal_%s", sz);
+	struct contestant c[] = {
+		{ n[0], JB_PLAIN, 1, NULL, 50 },
+		{ n[1], JB_JOURNAL, SHMKIT_DUR_SYNC, n[0], 50 },
+		{ n[2], JB_SQLITE, 2, n[1], 50 },
+		{ n[3], JB_JOURNAL, SHMKIT_DUR_GROUP, n[0], rec > 64 ? 500 : 2000 },
+		{ n[4], JB_SQLITE, 1, n[3], rec > 64 ? 200 : 1000 },
+	};
+	group_run(c, 5, rec, SYNC_BATCHES);
+}
+
+/* Levels that never wait for the disk. */
+static void unsynced_group(size_t rec, const char *sz)
+{
+	char n[4][48];
+	bool big = rec > 64;
+	snprintf(n[0], sizeof(n[0]), "write_%s", sz);
+	snprintf(n[1], sizeof(n[1]), "journal_append_none_%s", sz);
+	snprintf(n[2], sizeof(n[2]), "journal_append_async_%s", sz);
+	snprintf(n[3], sizeof(n[3]), "sqlite_wal_off_%s", sz);
+	struct contestant c[] = {
+		{ n[0], JB_PLAIN, 0, NULL, big ? 500 : 20000 },
+		{ n[1], JB_JOURNAL, SHMKIT_DUR_NONE, n[0], big ? 500 : 20000 },
+		{ n[2], JB_JOURNAL, SHMKIT_DUR_ASYNC, n[0], big ? 500 : 20000 },
+		{ n[3], JB_SQLITE, 0, n[2], big ? 200 : 1000 },
+	};
+	group_run(c, 4, rec, UNSYNCED_BATCHES);
+}
 
 /* ---- tail latency ----------------------------------------------------------- */
 
@@ -294,17 +474,10 @@ static void tail_row(void)
 
 static void journal_suite(void)
 {
-	static const char *const pol[] = { "none", "async", "sync", "group" };
-	for (int p = SHMKIT_DUR_NONE; p <= SHMKIT_DUR_GROUP; p++) {
-		bool synced = p == SHMKIT_DUR_SYNC || p == SHMKIT_DUR_GROUP;
-		char n64[48], n4k[48];
-		snprintf(n64, sizeof(n64), "journal_append_%s_64", pol[p]);
-		snprintf(n4k, sizeof(n4k), "journal_append_%s_4k", pol[p]);
-		if (bench_want(n64))
-			append_row(n64, p, false, 64, synced ? "write_fdatasync_64" : "write_64");
-		if (bench_want(n4k))
-			append_row(n4k, p, false, 4096, synced ? "write_fdatasync_4k" : "write_4k");
-	}
+	synced_group(64, "64");
+	synced_group(4096, "4k");
+	unsynced_group(64, "64");
+	unsynced_group(4096, "4k");
 	if (bench_want("journal_tail_rtt"))
 		tail_row();
 }

@@ -1,159 +1,194 @@
 /*
- * zmq.c - ZeroMQ REQ/REP round trip, 64 bytes each way, between the same
- * two pinned processes, over ipc:// (a UNIX socket) and tcp:// loopback:
- *   zmq_reqrep_ipc_rtt   / rpc_call_block   (how many times a blocking
- *   zmq_reqrep_tcp_rtt   / rpc_call_block    shmkit call it costs)
+ * zmq.c - ZeroMQ as a peer (bench/peer.h, rows in bench/peer_suite.c):
+ * two PAIR sockets over ipc:// (a UNIX socket in /tmp), one message per
+ * zmq_send/zmq_recv, the payload written and read in full on both sides.
+ *   zmq_ipc_rtt_spin_64    zmq_recv(ZMQ_DONTWAIT) polled in a loop
+ *                                               / shmkit_rtt_spin_64
+ *   zmq_ipc_rtt_block_64   blocking zmq_recv    / shmkit_rtt_block_64
+ *   stream (plot data)     blocking zmq_send and zmq_recv (ZeroMQ's own
+ *                          queue of 1000 messages between them)
+ * PAIR is ZeroMQ's fastest pattern for one-to-one (no REQ/REP envelope
+ * and state machine).  ZeroMQ's I/O thread is part of the cost: every
+ * message crosses from the caller to it and over the socket.
  * Built when libzmq is installed (Debian libzmq3-dev; the Makefile defines
- * SK_HAVE_ZMQ); otherwise the rows say they were skipped.  Each process
- * makes its own context after fork (ZeroMQ contexts do not survive one).
+ * SK_HAVE_ZMQ); otherwise the rows say "skipped: not installed".  Each
+ * process makes its own context after fork (contexts do not survive one).
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "bench.h"
-
-#define ZMQ_MSG 64
+#include "peer.h"
 
 #ifdef SK_HAVE_ZMQ
 #include <zmq.h>
 
 struct zmq_pp {
 	char endpoint[128];
+	enum peer_mode mode;
+	size_t msg;
 	void *ctx, *sock;
+	unsigned char *buf;
+	uint64_t seq;
 };
+
+static struct zmq_pp zq;
 
 static void unlink_ipc(void *arg)
 {
 	unlink((const char *)arg + strlen("ipc://"));
 }
 
-static int ipc_setup(void *arg)
+static int zq_setup(void *arg)
 {
-	struct zmq_pp *z = arg;
 	char name[80];
 	bench_unique_name(name, sizeof(name), "zmq");
-	snprintf(z->endpoint, sizeof(z->endpoint), "ipc:///tmp/%s", name);
-	return bench_cleanup_push(unlink_ipc, z->endpoint);
+	snprintf(zq.endpoint, sizeof(zq.endpoint), "ipc:///tmp/%s", name);
+	zq.seq = 0;
+	return bench_cleanup_push(unlink_ipc, zq.endpoint);
 }
 
-static int tcp_setup(void *arg)
+/* Per process, after fork: context, socket, buffer.  The child binds,
+ * the parent connects (ZeroMQ queues until the bind is there). */
+static int zq_open(bool bind)
 {
-	struct zmq_pp *z = arg;
-	/* A port from the pid: two runs at once would need two pids alike. */
-	snprintf(z->endpoint, sizeof(z->endpoint), "tcp://127.0.0.1:%d", 20000 + getpid() % 20000);
-	return 0;
-}
+	int ms = 1000, zero = 0, hwm = 1000;
 
-static int open_sock(struct zmq_pp *z, int type)
-{
-	int ms = 1000, zero = 0;
-
-	if (!(z->ctx = zmq_ctx_new()) || !(z->sock = zmq_socket(z->ctx, type)))
+	if (!(zq.buf = malloc(zq.msg)))
+		return -ENOMEM;
+	if (!(zq.ctx = zmq_ctx_new()) || !(zq.sock = zmq_socket(zq.ctx, ZMQ_PAIR)))
 		return -errno;
-	zmq_setsockopt(z->sock, ZMQ_RCVTIMEO, &ms, sizeof(ms));
-	zmq_setsockopt(z->sock, ZMQ_LINGER, &zero, sizeof(zero));
-	int r = type == ZMQ_REP ? zmq_bind(z->sock, z->endpoint) : zmq_connect(z->sock, z->endpoint);
+	zmq_setsockopt(zq.sock, ZMQ_RCVTIMEO, &ms, sizeof(ms));
+	zmq_setsockopt(zq.sock, ZMQ_SNDTIMEO, &ms, sizeof(ms));
+	zmq_setsockopt(zq.sock, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(zq.sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	zmq_setsockopt(zq.sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	int r = bind ? zmq_bind(zq.sock, zq.endpoint) : zmq_connect(zq.sock, zq.endpoint);
 	return r ? -errno : 0;
 }
 
-static int rep_init(void *arg)
+static int zq_child_init(void *arg)
 {
-	return open_sock(arg, ZMQ_REP);
+	return zq_open(true);
 }
 
-static int req_init(void *arg)
+static int zq_parent_init(void *arg)
 {
-	return open_sock(arg, ZMQ_REQ);
+	return zq_open(false);
 }
 
-/* One message in, bounded: re-check bench_aborted() every second. */
-static int zrecv(struct zmq_pp *z, void *buf)
+/* One message in, checked: polled without sleeping (PEER_RTT_SPIN), else
+ * blocking, re-checking bench_aborted() every second. */
+static int zq_recv(uint64_t seq)
 {
+	int flags = zq.mode == PEER_RTT_SPIN ? ZMQ_DONTWAIT : 0;
+	unsigned spins = 0;
 	for (;;) {
-		int n = zmq_recv(z->sock, buf, ZMQ_MSG, 0);
-		if (n == ZMQ_MSG)
-			return 0;
+		int n = zmq_recv(zq.sock, zq.buf, zq.msg, flags);
 		if (n >= 0)
-			return -EBADMSG;
-		if ((errno != EAGAIN && errno != EINTR) || bench_aborted())
-			return errno == EAGAIN ? -ECANCELED : -errno;
+			return (size_t)n == zq.msg ? peer_check(zq.buf, zq.msg, seq) : -EBADMSG;
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (bench_aborted())
+			return -ECANCELED;
+		if (flags) {
+			int r = bench_poll(&spins);
+			if (r)
+				return r;
+		}
 	}
 }
 
-static int req_run(void *arg, long n)
+static int zq_send(uint64_t seq)
 {
-	struct zmq_pp *z = arg;
-	unsigned char buf[ZMQ_MSG] = { 0 };
-	for (long i = 0; i < n; i++) {
-		memcpy(buf, &i, sizeof(i));
-		long back;
-		int r = zmq_send(z->sock, buf, ZMQ_MSG, 0) == ZMQ_MSG ? zrecv(z, buf) : -errno;
-		memcpy(&back, buf, sizeof(back));
-		if (r || back != i)
-			return r ? r : -EBADMSG;
+	peer_fill(zq.buf, zq.msg, seq);
+	while (zmq_send(zq.sock, zq.buf, zq.msg, 0) != (int)zq.msg) {
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (bench_aborted())
+			return -ECANCELED;
 	}
 	return 0;
 }
 
-static int rep_run(void *arg, long n)
+static int zq_ping(void *arg, long n)
 {
-	struct zmq_pp *z = arg;
-	unsigned char buf[ZMQ_MSG];
-	for (long i = 0; i < n; i++) {
-		int r = zrecv(z, buf);
-		if (r || zmq_send(z->sock, buf, ZMQ_MSG, 0) != ZMQ_MSG)
-			return r ? r : -errno;
+	for (long i = 0; i < n; i++, zq.seq++) {
+		int r = zq_send(zq.seq);
+		if (r || (r = zq_recv(PEER_REPLY(zq.seq))))
+			return r;
 	}
-	zmq_close(z->sock);
-	zmq_ctx_term(z->ctx);
 	return 0;
 }
 
-static void zmq_teardown(void *arg)
+static int zq_close(int r)
 {
-	struct zmq_pp *z = arg;
-	if (z->sock)
-		zmq_close(z->sock);
-	if (z->ctx)
-		zmq_ctx_term(z->ctx);
-	z->sock = z->ctx = NULL;
-	if (!strncmp(z->endpoint, "ipc://", 6)) {
-		unlink_ipc(z->endpoint);
-		bench_cleanup_pop(false);
-	}
+	if (zq.sock)
+		zmq_close(zq.sock);
+	if (zq.ctx)
+		zmq_ctx_term(zq.ctx);
+	zq.sock = zq.ctx = NULL;
+	free(zq.buf);
+	zq.buf = NULL;
+	return r;
 }
 
-static void zmq_row(const char *name, int (*setup)(void *))
+static int zq_pong(void *arg, long n)
 {
-	struct zmq_pp z = { 0 };
-	struct bench_pair p = {
-		.iters = 200, .arg = &z, .setup = setup, .child_init = rep_init,
-		.parent_init = req_init, .parent_run = req_run, .child_run = rep_run,
-		.teardown = zmq_teardown,
+	int r = 0;
+	for (long i = 0; i < n && !r; i++, zq.seq++)
+		if (!(r = zq_recv(zq.seq)))
+			r = zq_send(PEER_REPLY(zq.seq));
+	return zq_close(r);
+}
+
+static int zq_consume(void *arg, long n)
+{
+	for (long i = 0; i < n; i++, zq.seq++) {
+		int r = zq_recv(zq.seq);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int zq_produce(void *arg, long n)
+{
+	int r = 0;
+	for (long i = 0; i < n && !r; i++, zq.seq++)
+		r = zq_send(zq.seq);
+	return zq_close(r);
+}
+
+static void zq_teardown(void *arg)
+{
+	zq_close(0);
+	unlink_ipc(zq.endpoint);
+	bench_cleanup_pop(false);
+}
+
+static int zq_make(struct bench_pair *p, enum peer_mode mode, size_t msg)
+{
+	memset(&zq, 0, sizeof(zq));
+	zq.mode = mode;
+	zq.msg = msg;
+	*p = (struct bench_pair){
+		.arg = &zq, .setup = zq_setup, .teardown = zq_teardown,
+		.child_init = zq_child_init, .parent_init = zq_parent_init,
+		.parent_run = mode == PEER_STREAM ? zq_consume : zq_ping,
+		.child_run = mode == PEER_STREAM ? zq_produce : zq_pong,
 	};
-	struct bench_stat st;
-
-	if (bench_check(name, bench_pair(&p, &st)))
-		bench_report_kind(name, &st, 'n', ZMQ_MSG, "rpc_call_block");
+	return 0;
 }
 
-static void zmq_suite(void)
-{
-	if (bench_want("zmq_reqrep_ipc_rtt"))
-		zmq_row("zmq_reqrep_ipc_rtt", ipc_setup);
-	if (bench_want("zmq_reqrep_tcp_rtt"))
-		zmq_row("zmq_reqrep_tcp_rtt", tcp_setup);
-}
+const struct peer peer_zmq = {
+	.name = "zmq_ipc", .make = zq_make,
+};
 #else
-static void zmq_suite(void)
-{
-	if (bench_want("zmq_reqrep_ipc_rtt"))
-		bench_skip("zmq_reqrep_ipc_rtt", "libzmq not installed (Debian libzmq3-dev)");
-	if (bench_want("zmq_reqrep_tcp_rtt"))
-		bench_skip("zmq_reqrep_tcp_rtt", "libzmq not installed (Debian libzmq3-dev)");
-}
+const struct peer peer_zmq = {
+	.name = "zmq_ipc", .missing = "not installed (Debian libzmq3-dev)",
+};
 #endif
-
-BENCH_SUITE("zmq", zmq_suite)

@@ -163,8 +163,9 @@
  *     holds the mapping's pages); a record being written is invisible
  *     (its commit word is still 0) or, at worst, complete.
  *   power loss or kernel crash:
- *     SYNC   every record whose append returned (msync MS_SYNC of its
- *            pages before returning);
+ *     SYNC   every record whose append returned (fdatasync of its
+ *            file before returning; writer_flush() argues why that
+ *            covers stores made through the mapping);
  *     GROUP  every record covered by a completed group sync (at most
  *            group_records records or group_ms of appends are at risk,
  *            plus anything since the last append when appends stop; call
@@ -1286,15 +1287,50 @@ static int writer_recover(struct shmkit_journal *j)
 	return 0;
 }
 
-/* Make the pending range [sync_from, woff) durable (msync MS_SYNC). */
+/* Make the pending range [sync_from, woff) durable: fdatasync(2) of the
+ * current file.
+ *
+ * Why that persists what a record needs.  The records were stored through
+ * a MAP_SHARED mapping of the file; Linux has one page cache, so those
+ * stores are in the file's page-cache pages, marked dirty by the write
+ * fault that let them in (and write-protected again by write-back before
+ * it copies a page, so a store made before this call is in the copy).
+ * fdatasync writes back every dirty page of the file and waits for it,
+ * then makes durable the metadata needed to read them back -- here the
+ * conversion of the preallocated (unwritten) extents the pages landed in;
+ * the size never changes (files are made at full size, I3) -- and flushes
+ * the device's write cache.  msync(MS_SYNC) of a range is, in the kernel,
+ * the same vfs_fsync_range(datasync) limited to the range, so the
+ * guarantee is the same or wider (pages outside the range are clean, or
+ * recovery's zeroing, which may as well be durable too).
+ *
+ * Why not the range msync through shmkit_seg_sync().  That path fstat()s
+ * the file before every msync to refuse a truncated file.  Measured on
+ * ext4 (Linux 6.18, bench journal_append_sync_64 against
+ * write_fdatasync_64, interleaved): 0.60-0.71x with fstat + msync,
+ * 0.95-1.12x with fdatasync alone, 0.52-0.75x with fstat + fdatasync.
+ * The stat, not the call, costs: with it, the next write to the file is
+ * stamped with a fine-grained ctime (a stat that read the timestamps asks
+ * for that), so every record dirties the inode and the sync carries an
+ * inode update too.  Without the stat msync and fdatasync cost the same
+ * (within 5%); fdatasync is one call with no page arithmetic.
+ * Truncation is still caught where it can be: a store into a part
+ * another process cut off faults, the guard (guard.c) marks the mapping
+ * lost, and sk_map_lost() below turns that into -EIO rather than a
+ * success.  A cut made after the store and before the sync drops the
+ * page unseen; the fstat could not close that window either (it could
+ * come between fstat and msync). */
 static int writer_flush(struct shmkit_journal *j)
 {
 	int err = 0;
 
-	if (j->woff > j->sync_from)
-		err = shmkit_seg_sync(&j->w->seg, j->sync_from, j->woff - j->sync_from, 0);
+	if (j->woff > j->sync_from && fdatasync(j->w->seg.fd))
+		err = sk_neg_errno();
+	else if (sk_map_lost(&j->w->seg))
+		err = -EIO;
 	if (err)
-		return sk_fail(err, "msync of %s failed", j->w->seg.name.path);
+		return sk_fail(err, "fdatasync of %s failed%s", j->w->seg.name.path,
+		               err == -EIO ? " (or the file was truncated under the writer)" : "");
 	j->sync_from = j->woff;
 	j->unsynced = 0;
 	j->last_sync_ns = sk_now_ns();
