@@ -496,7 +496,9 @@ Test(top, sysv_segments_are_not_attached_at_every_refresh)
  * /dev/shm for the lock file): no other process on the machine (another
  * top, a lister) can attach what it makes, so attach counts are exact.
  * A System V channel this process holds open: top, which keeps it
- * attached, shows one peer.  Returns 0, NO_NS, or the failing step. */
+ * attached, shows one peer; a foreign segment (no shmkit lock file): top
+ * lists it (--all) and never attaches it (its attach time and last pid
+ * stay 0).  Returns 0, NO_NS, or the failing step. */
 static int sysv_in_private_ipc(void *arg)
 {
 	char name[64], obj[8192];
@@ -514,9 +516,23 @@ static int sysv_in_private_ipc(void *arg)
 	if (shmkit_chan_send(ch, "a", 1, 0) || shmkit_chan_send(ch, "b", 1, 0) ||
 	    shmkit_chan_stats(ch, &cs))
 		return 2;
-	if (sk_test_run(out, sizeof(out), tool(), "top", "--once", "--json", "--interval", "50",
-	                (char *)NULL))
+	/* a foreign segment (no shmkit lock file): listed, never attached */
+	unsigned key = sk_test_sysv_key(40);
+	int foreign = shmget((key_t)key, 4096, IPC_CREAT | IPC_EXCL | 0600);
+	if (foreign < 0)
+		return 8;
+	if (sk_test_run(out, sizeof(out), tool(), "top", "--once", "--json", "--all", "--interval",
+	                "50", (char *)NULL))
 		return 3;
+	struct shmid_ds ds;
+	char fname[32];
+	snprintf(fname, sizeof(fname), "sysv:0x%08x", key);
+	if (shmctl(foreign, IPC_STAT, &ds) || !find_obj(out, fname, obj, sizeof(obj)) ||
+	    !strstr(obj, "\"kind\":\"foreign\""))
+		return 9;
+	if (ds.shm_atime != 0 || ds.shm_lpid != 0)
+		return 10; /* top attached it */
+	shmctl(foreign, IPC_RMID, NULL);
 	if (!find_obj(out, name, obj, sizeof(obj)) || !strstr(obj, "\"backend\":\"sysv\""))
 		return 4;
 	const char *a = strstr(obj, "\"peers_alive\":"), *d = strstr(obj, "\"depth\":");
@@ -533,14 +549,15 @@ static int sysv_in_private_ipc(void *arg)
 	return 0;
 }
 
-Test(top, sysv_service_top_keeps_attached_is_not_counted_as_a_peer)
+Test(top, sysv_attaches_in_a_private_ipc_namespace)
 {
 	pid_t pid = sk_test_fork(sysv_in_private_ipc, NULL);
 	cr_assert(pid > 0);
 	int rc = sk_test_reap(pid);
 	if (rc == NO_NS)
 		cr_skip_test("cannot make IPC and mount namespaces here (needs root)");
-	cr_assert_eq(rc, 0, "step %d failed (6: depth differs, 7: top counted itself)", rc);
+	cr_assert_eq(rc, 0, "step %d failed (6: depth differs, 7: top counted itself, 10: top "
+	             "attached a foreign segment)", rc);
 }
 
 /* ---- usage -------------------------------------------------------------- */

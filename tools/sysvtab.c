@@ -3,7 +3,9 @@
  * key shmid perms size cpid lpid nattch uid gid cuid cgid atime dtime
  * ctime ...; key is decimal and may be negative (keys above 2^31).
  */
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "sysvtab.h"
 
@@ -30,4 +32,13 @@ bool sysv_table_each(void (*fn)(const struct sysv_row *row, void *arg), void *ar
 	}
 	fclose(f);
 	return true;
+}
+
+bool sysv_lock_file(long key)
+{
+	char path[64];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "/dev/shm/.shmkit-sysv-%08lx.lock", (unsigned long)(uint32_t)key);
+	return key && !lstat(path, &sb);
 }

@@ -25,4 +25,10 @@ struct sysv_row {
  * False when the table cannot be read (no /proc, no System V). */
 bool sysv_table_each(void (*fn)(const struct sysv_row *row, void *arg), void *arg);
 
+/* Whether a segment of this key has the lock file shmkit makes for every
+ * System V segment it creates (/dev/shm/.shmkit-sysv-KEY.lock, src/peer.h):
+ * how a tool tells shmkit's from foreign ones without attaching.  False for
+ * key 0 (IPC_PRIVATE, or removed). */
+bool sysv_lock_file(long key);
+
 #endif /* SHMKIT_TOOL_SYSVTAB_H */

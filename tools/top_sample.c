@@ -8,12 +8,13 @@
  *     not count as "in use"); channels, buses and rpc services are opened
  *     for their statistics and closed again at each refresh.
  *   - System V segments: /proc/sysvipc/shm gives size, mode and attach
- *     count without attaching.  A segment's header (its kind) is read once,
+ *     count without attaching.  One without shmkit's lock file
+ *     (/dev/shm/.shmkit-sysv-KEY.lock, as `ls` tells them) is foreign and
+ *     never attached.  A shmkit segment's header (its kind) is read once,
  *     when its (shmid, ctime) is new; a service is attached once and kept
  *     attached while top runs, so top changes a segment's attach time once,
  *     not every second (and its attach count shows one more meanwhile: top
- *     subtracts its own).  Bytes and foreign segments are never attached
- *     again.
+ *     subtracts its own).  A byte segment is not attached again.
  *   - Journals: directories named on the command line, and every journal
  *     a live process has mapped (".../journal.meta" in /proc/PID/maps).
  *     Opened as a reader for shmkit_journal_stat(); shmkit_journal_verify()
@@ -413,11 +414,28 @@ static void sample_posix(struct snap *s, const struct state *g)
 	closedir(d);
 }
 
-/* The entry of (shmid, ctime), made (by one attach) when new. */
-static struct sysv_entry *sysv_entry(struct state *g, int shmid, long ctime)
+/* What the kernel's table says of a segment shmkit did not make: listed
+ * (with --all) as foreign, never attached. */
+static void sysv_foreign(struct shmkit_seg_stat *st, const struct sysv_row *row)
+{
+	st->backend = SHMKIT_SYSV;
+	st->kind = SHMKIT_KIND_FOREIGN;
+	snprintf(st->name, sizeof(st->name), "sysv:id=%d", row->shmid);
+	st->map_size = st->data_size = (size_t)row->size;
+	st->mode = row->perms & 0777;
+	st->uid = (uid_t)row->uid;
+	st->creator_pid = row->cpid;
+	st->shmid = row->shmid;
+	st->key = (long)(uint32_t)row->key;
+}
+
+/* The entry of (shmid, ctime), made when new: a segment with shmkit's
+ * lock file is attached once, to read its header (its kind); any other is
+ * foreign and not attached at all. */
+static struct sysv_entry *sysv_entry(struct state *g, const struct sysv_row *row)
 {
 	for (size_t i = 0; i < g->nsysv; i++)
-		if (g->sysv[i].shmid == shmid && g->sysv[i].ctime == ctime)
+		if (g->sysv[i].shmid == row->shmid && g->sysv[i].ctime == row->ctime)
 			return &g->sysv[i];
 	struct sysv_entry *v = grow(g->sysv, &g->capsysv, g->nsysv, sizeof(*v));
 	if (!v)
@@ -425,10 +443,15 @@ static struct sysv_entry *sysv_entry(struct state *g, int shmid, long ctime)
 	g->sysv = v;
 	struct sysv_entry *e = &v[g->nsysv++];
 	memset(e, 0, sizeof(*e));
-	e->shmid = shmid;
-	e->ctime = ctime;
+	e->shmid = row->shmid;
+	e->ctime = row->ctime;
+	if (!sysv_lock_file(row->key)) {
+		sysv_foreign(&e->st, row);
+		e->have_st = true;
+		return e;
+	}
 	char name[32];
-	snprintf(name, sizeof(name), "sysv:id=%d", shmid);
+	snprintf(name, sizeof(name), "sysv:id=%d", row->shmid);
 	e->have_st = !shmkit_seg_stat_name(name, &e->st);
 	return e;
 }
@@ -457,7 +480,7 @@ struct sysv_walk {
 static void sysv_row(const struct sysv_row *row, void *arg)
 {
 	struct sysv_walk *w = arg;
-	struct sysv_entry *e = sysv_entry(w->g, row->shmid, row->ctime);
+	struct sysv_entry *e = sysv_entry(w->g, row);
 	char name[32];
 
 	if (!e || !e->have_st)
