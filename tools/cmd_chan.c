@@ -376,9 +376,8 @@ static void info_text(const struct shmkit_chan_stats *st)
 	}
 	printf("reclaimed:   %llu slots from dead peers\n", (unsigned long long)st->reclaimed);
 	printf("aborted:     %llu reservations\n", (unsigned long long)st->aborted);
-	printf("memory:      header %zu + %u slots x %zu (round_up(32 + %u, 64)) = %zu bytes,\n"
-	       "             %zu mapped (page-rounded)\n",
-	       st->hdr_size, st->capacity, st->slot_size, st->max_msg,
+	printf("memory:      header %zu + %u slots x %zu bytes = %zu bytes, %zu mapped "
+	       "(page-rounded)\n", st->hdr_size, st->capacity, st->slot_size,
 	       st->hdr_size + st->capacity * st->slot_size, st->seg_size);
 }
 
@@ -394,7 +393,7 @@ static void info_json(const struct shmkit_chan_stats *st)
 	       (unsigned long long)st->empty_waits, (unsigned long long)st->reclaimed,
 	       (unsigned long long)st->aborted, st->hdr_size, st->slot_size, st->seg_size,
 	       st->producer, st->consumer);
-	tool_json_str("hdr_size + capacity * round_up(32 + max_msg, 64), page-rounded");
+	tool_json_str("hdr_size + capacity * slot_size, page-rounded");
 	putchar('}');
 }
 
