@@ -304,6 +304,13 @@ Test(cli_tool, json_objects_and_lines_round_trip_bytes)
 	shmkit_bus_close(bus);
 	expect_json(true, "[(x['data'], x.get('lost', 0)) for x in d]", "[('4', 3), ('5', 0)]");
 
+	const char *seg = sk_test_new_name("posix");
+	cr_assert_eq(RUN(NULL, "create", seg, "--size", "3", "--json"), 0, "%s", out);
+	expect_json(false, "d['created'], d['size']", "True 3");
+	cr_assert_eq(RUN("ff0061", "write", seg, "--hex"), 0, "%s", out);
+	cr_assert_eq(RUN(NULL, "read", seg, "--json"), 0, "%s", out);
+	expect_json(false, "d['length'], d.get('data'), d['hex']", "3 None ff0061");
+
 	jdir[0] = '\0';
 	char base[64];
 	snprintf(jdir, sizeof(jdir), "/tmp/%s", sk_test_base(base, sizeof(base), "jcli"));

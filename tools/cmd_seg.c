@@ -1436,8 +1436,33 @@ static int read_out(const char *name, shmkit_seg *seg, size_t off, size_t len, b
 	return 0;
 }
 
+/* read --json: {"name":NAME,"offset":N,"length":N,"data"|"hex":...}, the
+ * range read whole first (bytes that are not UTF-8 come out as hex). */
+static int read_json(const char *name, shmkit_seg *seg, size_t off, size_t len)
+{
+	unsigned char *buf = malloc(len ? len : 1);
+
+	if (!buf)
+		return tool_err(name, -ENOMEM);
+	for (size_t done = 0; done < len;) {
+		size_t n = len - done < CHUNK ? len - done : CHUNK;
+		if (read_bytes(seg, buf + done, off + done, n)) {
+			free(buf);
+			return copy_fault(name);
+		}
+		done += n;
+	}
+	printf("{");
+	tool_json_name("name", name);
+	printf(",\"offset\":%zu,\"length\":%zu,", off, len);
+	tool_json_data(buf, len);
+	printf("}\n");
+	free(buf);
+	return 0;
+}
+
 static const char read_help[] =
-	"usage: shmkit read NAME [--offset N] [--length N] [--hex]\n"
+	"usage: shmkit read NAME [--offset N] [--length N] [--hex] [--json]\n"
 	"\n"
 	"Copy bytes of a segment to stdout: of its data area when it is a shmkit\n"
 	"segment, of the whole mapping when it is foreign.  Without --length, to\n"
@@ -1446,7 +1471,9 @@ static const char read_help[] =
 	"  --offset N   start N bytes in (K, M, G suffixes)\n"
 	"  --length N   copy N bytes\n"
 	"  --hex        print a hexdump -C style listing (offsets are the\n"
-	"               segment's); repeated lines show as '*'\n";
+	"               segment's); repeated lines show as '*'\n"
+	"  --json       print one JSON object: name, offset, length, and data (a\n"
+	"               string) or hex when the bytes are not UTF-8 or hold a NUL\n";
 
 int cmd_read(int argc, char **argv)
 {
@@ -1454,14 +1481,15 @@ int cmd_read(int argc, char **argv)
 		{ "offset", required_argument, NULL, 'o' },
 		{ "length", required_argument, NULL, 'l' },
 		{ "hex", no_argument, NULL, 'x' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	size_t off = 0, len = 0;
-	bool hex = false, have_len = false;
+	bool hex = false, have_len = false, json = false;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, ":o:l:xh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":o:l:xjh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			if ((rc = parse_size_opt("read", "--offset", optarg, &off)))
@@ -1473,6 +1501,7 @@ int cmd_read(int argc, char **argv)
 			have_len = true;
 			break;
 		case 'x': hex = true; break;
+		case 'j': json = true; break;
 		case 'h': return show_help(read_help);
 		default: return tool_bad_option("read", c, argv);
 		}
@@ -1488,8 +1517,10 @@ int cmd_read(int argc, char **argv)
 	if (!have_len)
 		len = off <= size ? size - off : 0;
 	rc = check_range(name, size, off, len);
-	if (!rc)
-		rc = read_out(name, seg, off, len, hex);
+	if (!rc && json && hex)
+		rc = tool_usage("read: --hex and --json: choose one");
+	else if (!rc)
+		rc = json ? read_json(name, seg, off, len) : read_out(name, seg, off, len, hex);
 	shmkit_seg_close(seg);
 	return rc;
 }
