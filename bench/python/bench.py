@@ -21,6 +21,10 @@ Transports:
                    core the other transports' children run on.
   shmkit channel   the same with the default wait (WAIT_ADAPTIVE: a short
                    spin, then a futex)
+  shmkit channel, one CPU   the same with the child on this process's CPU:
+                   nothing crosses between cores' caches, each hand-off
+                   is a context switch instead (what limits the 1 MiB rows
+                   on a machine whose cores exchange lines slowly)
   shmkit channel send()  (arrays only) the sender fills its own array and
                    send()s a copy of it; read in place as above
   shmkit bus loan  two backpressure buses: every message written in a loan
@@ -32,8 +36,8 @@ Transports:
   shm + Event      multiprocessing.shared_memory.SharedMemory and two
                    multiprocessing.Event: write in place, set, wait for the
                    other side's Event (one buffer: one message in flight)
-This process runs on one CPU and every child on another (when two are
-allowed), as shmkit-bench pins its two-process rows.
+This process runs on one CPU and every child (but the one-CPU row's) on
+another, when two are allowed, as shmkit-bench pins its two-process rows.
 
 What is measured:
   64-byte round trip  ns from sending 64 bytes until the child's echo of
@@ -59,7 +63,10 @@ What is measured:
       (hot in cache), measured in every round.  Target: shmkit's zero-copy
       rate at least 0.5x that bandwidth.  Also printed, for what limits
       it: the fill and the min of 1 MiB on one core (hot); a 2-core
-      pipeline cannot beat the slower of the two.
+      pipeline cannot beat the slower of the two; and the min of 1 MiB
+      that the child, on the other CPU, has just written (shm + Event's
+      block; only the read is timed): no zero-copy hand-over between
+      the two CPUs can beat that read.
   Interpreter per-call cost: an empty loop turn, a call of a no-op C method
       (int.bit_length of 0), the binding's cheapest entry (Channel.closed,
       a C getter), an in-process send + recv pair of 64 bytes (no other
@@ -90,6 +97,7 @@ WORDS = MIB // 8
 PREFIX = "shmkit-bench-py-%d-" % os.getpid()
 STOP = b""
 PARK = b"P"
+FILL = 3
 CPUS = sorted(os.sched_getaffinity(0))   # before pin() narrows them
 
 
@@ -130,8 +138,8 @@ def echo_of(msg, bad):
     return b"E" * PING if bad else msg
 
 
-def chan_child(dname, rname, wait):
-    pin(1)
+def chan_child(dname, rname, wait, cpu):
+    pin(cpu)
     d, r = shmkit.Channel.open(dname, wait=wait), shmkit.Channel.open(rname, wait=wait)
     consume = Consumer()
     while True:
@@ -235,6 +243,8 @@ def shm_child(shm, go, done):
             data[:PING] = echo_of(bytes(data[:PING]), consume.bad)
         elif n == MIB:
             consume(data)
+        elif n == FILL:            # the cross-CPU read reference: just write
+            np.frombuffer(data, dtype=np.uint64).fill(n)
         else:
             done.set()
             break
@@ -291,6 +301,7 @@ class Chan(Transport):
     label = "shmkit channel"
     zero_copy = True
     wait = shmkit.WAIT_ADAPTIVE
+    cpu = 1        # the child's CPU (pin)
 
     def __init__(self):
         tag = PREFIX + "%s-" % type(self).__name__
@@ -299,7 +310,7 @@ class Chan(Transport):
                                        exclusive=True, wait=self.wait)
         self.r = shmkit.Channel.create(self.names[1], capacity=4, max_msg=PING, spsc=True,
                                        exclusive=True, wait=self.wait)
-        self.start(chan_child, *self.names, self.wait)
+        self.start(chan_child, *self.names, self.wait, self.cpu)
 
     def ping(self, payload):
         self.d.send(payload)
@@ -321,6 +332,13 @@ class ChanSpin(Chan):
 
     def park(self):
         self.d.send(PARK)
+
+
+class ChanOneCpu(Chan):
+    """The same, the child on this process's CPU: no cache line crosses
+    between cores (each hand-off is a context switch instead)."""
+    label = "shmkit channel, one CPU"
+    cpu = 0
 
 
 class ChanCopy(Chan):
@@ -473,6 +491,17 @@ class Shm(Transport):
         self.arr.fill(v)
         self.hand(MIB)
 
+    def cross_read(self, n):
+        """MiB/s of this process reading (min) 1 MiB the child, on the
+        other CPU, has just written: only the read is timed."""
+        spent = 0
+        for _ in range(n):
+            self.hand(FILL)
+            start = ns()
+            self.arr.min()
+            spent += ns() - start
+        return n * 1e9 / spent
+
     def stop(self):
         self.hdr[0] = 0
         self.go.set()
@@ -581,11 +610,11 @@ def main():
     transports = []
     try:
         pin(0)
-        for cls in (ChanSpin, Chan, ChanCopy, Bus, Rpc, Queue, Pipe, Shm):
+        for cls in (ChanSpin, Chan, ChanOneCpu, ChanCopy, Bus, Rpc, Queue, Pipe, Shm):
             transports.append(cls())
         rt = {t.label: [] for t in transports}
         bw = {t.label: [] for t in transports if t.send_array}
-        ref, fills, mins, calls = [], [], [], []
+        ref, fills, mins, calls, cross = [], [], [], [], []
         for t in transports:                       # warm up
             round_trip(t, n_rt // 10 + 1)
             if t.send_array:
@@ -596,6 +625,7 @@ def main():
             f, s = local_rates(n_arr)
             fills.append(f)
             mins.append(s)
+            cross.append(transports[-1].cross_read(n_arr))
             calls.append(per_call(n_rt * 4))
             for t in transports:
                 if t.rt_row:
@@ -612,10 +642,10 @@ def main():
             print("bench: LEFT BEHIND in /dev/shm: " + " ".join(left), file=sys.stderr)
             sys.exit(1)
 
-    report(transports, rounds, rt, bw, ref, fills, mins, calls)
+    report(transports, rounds, rt, bw, ref, fills, mins, calls, cross)
 
 
-def report(transports, rounds, rt, bw, ref, fills, mins, calls):
+def report(transports, rounds, rt, bw, ref, fills, mins, calls, cross):
     """Figures: medians over the rounds; ratios: the median of the
     rounds' ratios (each against a reference of the same round)."""
     med = statistics.median
@@ -640,9 +670,11 @@ def report(transports, rounds, rt, bw, ref, fills, mins, calls):
             print("  %-30s %12.0f   %7.2fx%s" % (t.label, med(bw[t.label]),
                                                 ratio(bw[t.label], ref),
                                                 "   zero-copy" if t.zero_copy else ""))
-    for label, xs in (("fill 1 MiB (the sender's part)", fills),
-                      ("min of 1 MiB (the receiver's)", mins)):
-        print("  %-30s %12.0f   %7.2fx   one core, hot" % (label, med(xs), ratio(xs, ref)))
+    for label, xs, what in (("fill 1 MiB (the sender's part)", fills, "one core, hot"),
+                            ("min of 1 MiB (the receiver's)", mins, "one core, hot"),
+                            ("min of 1 MiB, other CPU wrote", cross,
+                             "the read alone: the cross-CPU limit")):
+        print("  %-30s %12.0f   %7.2fx   %s" % (label, med(xs), ratio(xs, ref), what))
     print()
     c = {k: med([d[k] for d in calls]) for k in calls[0]}
     spin = rt["shmkit channel spin"]
@@ -660,8 +692,10 @@ def report(transports, rounds, rt, bw, ref, fills, mins, calls):
           "channel adaptive %s" % (verdict(ratio(q, spin), 10),
                                    verdict(ratio(q, rt["shmkit channel"]), 10)))
     print("         1 MiB zero-copy >= 0.5x memcpy: channel spin %s, channel adaptive %s, "
-          "bus loan %s" % tuple(verdict(ratio(bw[k], ref), 0.5) for k in
-                                ("shmkit channel spin", "shmkit channel", "shmkit bus loan")))
+          "bus loan %s;\n         both processes on one CPU: channel %s" %
+          tuple(verdict(ratio(bw[k], ref), 0.5) for k in
+                ("shmkit channel spin", "shmkit channel", "shmkit bus loan",
+                 "shmkit channel, one CPU")))
 
 
 if __name__ == "__main__":
