@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "sysvtab.h"
 
 #define SK_TOOL_SHM_DIR "/dev/shm"
 
@@ -371,14 +372,6 @@ static int ls_posix(struct rows *r, bool all)
 	return err;
 }
 
-/* One line of /proc/sysvipc/shm. */
-struct sysv_line {
-	long key, nattch;
-	int id, cpid;
-	unsigned perms, uid;
-	size_t size;
-};
-
 /* Byte 0 of a System V key's lock file (src/peer.h) is locked by its
  * creator while it initialises the segment: 1 locked, 0 free, -1 no lock
  * file (not made by shmkit, or removed by hand). */
@@ -402,16 +395,16 @@ static int sysv_creator_lock(long key)
  * segment shmkit made has a lock file (/dev/shm/.shmkit-sysv-KEY.lock):
  * kind "shmkit", its header unread; without one, "foreign".  Segments
  * this user may not read (shmctl IPC_STAT refuses) are "no-access". */
-static int add_sysv(struct rows *r, const struct sysv_line *l, bool attach)
+static int add_sysv(struct rows *r, const struct sysv_row *l, bool attach)
 {
 	struct shmid_ds ds;
-	bool readable = shmctl(l->id, IPC_STAT, &ds) == 0 || errno != EACCES;
+	bool readable = shmctl(l->shmid, IPC_STAT, &ds) == 0 || errno != EACCES;
 	struct row *row;
 
 	if (attach && readable) { /* --attach: read the header, as info does */
 		struct shmkit_seg_stat st;
 		char name[32];
-		snprintf(name, sizeof(name), "sysv:id=%d", l->id);
+		snprintf(name, sizeof(name), "sysv:id=%d", l->shmid);
 		if (shmkit_seg_stat_name(name, &st) == 0)
 			return collect_one(&st, r);
 	}
@@ -420,8 +413,8 @@ static int add_sysv(struct rows *r, const struct sysv_line *l, bool attach)
 	struct shmkit_seg_stat *st = &row->st;
 	st->backend = SHMKIT_SYSV;
 	st->kind = SHMKIT_KIND_FOREIGN;
-	snprintf(st->name, sizeof(st->name), "sysv:id=%d", l->id);
-	st->map_size = l->size;
+	snprintf(st->name, sizeof(st->name), "sysv:id=%d", l->shmid);
+	st->map_size = (size_t)l->size;
 	st->mode = l->perms & 0777;
 	st->uid = (uid_t)l->uid;
 	st->creator_pid = l->cpid;
@@ -429,9 +422,9 @@ static int add_sysv(struct rows *r, const struct sysv_line *l, bool attach)
 	st->attach_count = l->nattch;
 	st->in_use = l->nattch > 0;
 	st->removed = (l->perms & 01000) != 0; /* SHM_DEST */
-	st->shmid = l->id;
+	st->shmid = l->shmid;
 	st->key = (long)(uint32_t)l->key;
-	int lock = st->key ? sysv_creator_lock(st->key) : -1;
+	int lock = sysv_lock_file(st->key) ? sysv_creator_lock(st->key) : -1;
 	if (!readable) {
 		row->kind = "no-access";
 		row->unread = true;
@@ -443,24 +436,27 @@ static int add_sysv(struct rows *r, const struct sysv_line *l, bool attach)
 	return 0;
 }
 
+struct ls_sysv_ctx {
+	struct rows *r;
+	bool attach;
+	int err;
+};
+
+static void ls_sysv_row(const struct sysv_row *row, void *arg)
+{
+	struct ls_sysv_ctx *c = arg;
+
+	if (!c->err)
+		c->err = add_sysv(c->r, row, c->attach);
+}
+
+/* ls: every System V segment of the kernel's table (tools/sysvtab.c). */
 static int ls_sysv(struct rows *r, bool attach)
 {
-	FILE *f = fopen("/proc/sysvipc/shm", "re");
-	char line[512];
-	int err = 0;
+	struct ls_sysv_ctx c = { r, attach, 0 };
 
-	if (!f)
-		return 0;
-	if (!fgets(line, sizeof(line), f))
-		line[0] = '\0';
-	while (!err && fgets(line, sizeof(line), f)) {
-		struct sysv_line l;
-		if (sscanf(line, "%ld %d %o %zu %d %*d %ld %u", &l.key, &l.id, &l.perms, &l.size,
-		           &l.cpid, &l.nattch, &l.uid) == 7)
-			err = add_sysv(r, &l, attach);
-	}
-	fclose(f);
-	return err;
+	sysv_table_each(ls_sysv_row, &c);
+	return c.err;
 }
 
 enum { COLS = 9 };
