@@ -135,17 +135,30 @@ $(BUILD)/tests/helper_%: tests/helper_%.c $(TSTATIC) $(wildcard tests/*.h) | $(B
 $(BUILD)/tests/stress_%: tests/stress_%.c $(TSTATIC) $(wildcard tests/*.h) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) -DSK_TESTING $(CFLAGS) -o $@ $< $(TSTATIC) $(LDFLAGS) $(LDLIBS)
 
-# The benchmark program (not the library) measures ZeroMQ too when libzmq
-# is installed; without it those rows say they were skipped.
+# The benchmark program (not the library) measures its peers too when they
+# are installed (scripts/deps.sh --bench): ZeroMQ, SQLite, iceoryx's C
+# binding, Boost.Interprocess; without one, its rows say "skipped: not
+# installed".
 ZMQ_LIBS := $(shell pkg-config --libs libzmq 2>/dev/null)
-BENCH_ZMQ := $(if $(ZMQ_LIBS),-DSK_HAVE_ZMQ)
+SQLITE_LIBS := $(shell pkg-config --libs sqlite3 2>/dev/null)
+ICEORYX_API := $(firstword $(wildcard /usr/include/iceoryx/v*/iceoryx_binding_c/api.h))
+BOOST_MQ := $(wildcard /usr/include/boost/interprocess/ipc/message_queue.hpp)
+BENCH_DEFS := $(if $(ZMQ_LIBS),-DSK_HAVE_ZMQ) $(if $(SQLITE_LIBS),-DSK_HAVE_SQLITE) \
+	$(if $(ICEORYX_API),-DSK_HAVE_ICEORYX -isystem $(ICEORYX_API:%/iceoryx_binding_c/api.h=%)) \
+	$(if $(BOOST_MQ),-DSK_HAVE_BOOST)
+BENCH_LIBS := $(ZMQ_LIBS) $(SQLITE_LIBS) $(if $(ICEORYX_API),-liceoryx_binding_c) $(if $(BOOST_MQ),-lstdc++)
+BENCH_CXX_OBJ := $(if $(BOOST_MQ),$(BUILD)/obj/bench_peer_boost_cpp.o)
 
 $(BUILD)/obj/bench_%.o: bench/%.c $(wildcard bench/*.h) include/shmkit.h | $(BUILD)/obj
-	$(CC) $(CPPFLAGS) $(BENCH_ZMQ) $(CFLAGS) -Ibench -c $< -o $@
+	$(CC) $(CPPFLAGS) $(BENCH_DEFS) $(CFLAGS) -Ibench -c $< -o $@
 
-# One benchmark program from every bench/*.c; `shmkit bench` runs it.
-$(BUILD)/shmkit-bench: $(BENCH_OBJ) $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJ) $(STATIC) $(LDLIBS) -lrt $(ZMQ_LIBS)
+$(BUILD)/obj/bench_%_cpp.o: bench/%.cpp $(wildcard bench/*.h) include/shmkit.h | $(BUILD)/obj
+	$(CXX) $(CPPFLAGS) $(BENCH_DEFS) -std=c++17 $(OPT) -g -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -fPIC $(SANFLAGS) -Ibench -c $< -o $@
+
+# One benchmark program from every bench/*.c (and the C++ peer); `shmkit
+# bench` runs it.
+$(BUILD)/shmkit-bench: $(BENCH_OBJ) $(BENCH_CXX_OBJ) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJ) $(BENCH_CXX_OBJ) $(STATIC) $(LDLIBS) -lrt $(BENCH_LIBS)
 
 $(BUILD)/examples/%: examples/%.c $(STATIC) | $(BUILD)/examples
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
@@ -180,9 +193,14 @@ demo: check-deps
 	$(MAKE) --no-print-directory all tests
 	sh scripts/demo.sh $(BUILD)
 
+# make bench also writes the figures' data and a plot (gnuplot, if
+# installed) to $(BUILD)/bench/, and runs the Python benchmark.
 bench: check-deps
 	$(MAKE) --no-print-directory all bench-bin
-	sh scripts/bench.sh $(BUILD)
+	mkdir -p $(BUILD)/bench
+	SHMKIT_BENCH_DATA=$(BUILD)/bench/data.tsv sh scripts/bench.sh $(BUILD)
+	sh scripts/plot.sh $(BUILD)/bench/data.tsv $(BUILD)/bench/plot.png || true
+	$(MAKE) --no-print-directory bench-python
 
 # make install: header, static and shared libraries, shmkit.pc, the tool
 # and the benchmark program, man pages, the contrib files (bash completion,
@@ -223,6 +241,7 @@ install: lib tool bench-bin $(if $(filter 1,$(INSTALL_PYTHON)),install-python)
 		shmkit.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/shmkit.pc
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
+	sh scripts/man-links.sh $(DESTDIR)$(MANDIR)/man3 man/shmkit_*.3
 	install -m 644 contrib/bash-completion/shmkit $(DESTDIR)$(BASHCOMPDIR)/shmkit
 	sed -e 's|@BINDIR@|$(BINDIR)|' contrib/systemd/shmkit-gc.service.in \
 		> $(DESTDIR)$(SYSTEMDUNITDIR)/shmkit-gc.service
@@ -234,6 +253,7 @@ install-python: python
 	cp -R $(PY_OUT)/shmkit/. $(DESTDIR)$(PYDIR)/shmkit/
 
 uninstall:
+	sh scripts/man-links.sh --remove $(DESTDIR)$(MANDIR)/man3 man/shmkit_*.3
 	rm -f $(DESTDIR)$(INCDIR)/shmkit.h $(DESTDIR)$(LIBDIR)/libshmkit.a \
 		$(DESTDIR)$(LIBDIR)/libshmkit.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/libshmkit.so $(DESTDIR)$(LIBDIR)/pkgconfig/shmkit.pc \
