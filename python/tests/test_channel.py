@@ -166,3 +166,25 @@ def test_cross_process(name):
         got = [int(m) for _, m in zip(range(n), ch.messages(timeout=WAIT))]
         finish(p)
         assert got == list(range(n))
+
+
+def test_corrupt_length_is_corrupterror(name):
+    """A peer that writes a message length out of bounds into shared
+    memory: the receiver gets shmkit.CorruptError (EBADMSG), an OSError,
+    never a crash or a read past the slot."""
+    import errno
+    import struct
+    payload = b"MARKER-PAYLOAD-%d" % id(name)
+    with shmkit.Channel.create(name, capacity=4, max_msg=64) as ch, \
+            shmkit.Segment.open(name) as seg:
+        ch.send(payload)
+        raw = memoryview(seg)
+        at = bytes(raw).index(payload)
+        # the length word precedes the payload in the slot's header
+        ln = bytes(raw[max(at - 32, 0):at]).rindex(struct.pack("<I", len(payload)))
+        ln += max(at - 32, 0)
+        raw[ln:ln + 4] = struct.pack("<I", 0x7fffffff)
+        raw.release()
+        with pytest.raises(shmkit.CorruptError) as ei:
+            ch.recv(timeout=WAIT)
+        assert ei.value.errno == errno.EBADMSG and isinstance(ei.value, OSError)
