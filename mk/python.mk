@@ -35,8 +35,8 @@ python-test: $(PY_MOD) $(TOOL)
 
 # The Python benchmark (bench/python/bench.py, run by make bench): the
 # binding against multiprocessing's Queue, Pipe and shared_memory + Event,
-# interleaved in one run, as ratios; BENCH_ARGS=--quick passes on (CI).
+# interleaved in one run, as ratios; --quick (CI) and --json in BENCH_ARGS pass on.
 .PHONY: bench-python
 bench-python: $(PY_MOD)
 	PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$(abspath $(PY_OUT)) \
-		$(PYTHON) bench/python/bench.py $(filter --quick,$(BENCH_ARGS))
+		$(PYTHON) bench/python/bench.py $(filter --quick --json,$(BENCH_ARGS))

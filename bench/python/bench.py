@@ -8,7 +8,7 @@ Every transport connects this process to one child process of its own
 every transport once, one after the other.  Reported as ratios against
 references of the same run, never asserted (a benchmark, not a test):
 the exit status is 1 only when a receiver saw wrong data or an object was
-left behind.
+left behind.  --json prints one object per row, as shmkit-bench --json.
 
 Transports:
   shmkit channel spin   two SPSC channels (to the child, back) whose handles
@@ -602,6 +602,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="few rounds, small batches (CI)")
     ap.add_argument("--rounds", type=int)
+    ap.add_argument("--json", action="store_true",
+                    help="one JSON object per row, as shmkit-bench --json (ratio = value / ref)")
     args = ap.parse_args()
     rounds = args.rounds or (2 if args.quick else 7)
     n_rt = 300 if args.quick else 5000
@@ -642,7 +644,42 @@ def main():
             print("bench: LEFT BEHIND in /dev/shm: " + " ".join(left), file=sys.stderr)
             sys.exit(1)
 
-    report(transports, rounds, rt, bw, ref, fills, mins, calls, cross)
+    if args.json:
+        report_json(transports, rt, bw, ref, fills, mins, calls, cross)
+    else:
+        report(transports, rounds, rt, bw, ref, fills, mins, calls, cross)
+
+
+def slug(label):
+    """A row name from a label: "shm + Event" -> "shm_event"."""
+    return "_".join("".join(c if c.isalnum() else " " for c in label.lower()).split())
+
+
+def report_json(transports, rt, bw, ref, fills, mins, calls, cross):
+    """The rows as shmkit-bench --json prints them: name, value, unit,
+    p99 (null: medians of rounds only), ratio = the median of the rounds'
+    value / ref, ref."""
+    import json
+    med = statistics.median
+
+    def row(name, xs, unit, refname=None, refs=None):
+        r = med([x / y for x, y in zip(xs, refs)]) if refs else None
+        print(json.dumps({"name": name, "value": round(med(xs), 4), "unit": unit, "p99": None,
+                          "ratio": None if r is None else round(r, 4), "ref": refname},
+                         separators=(",", ":")))
+    q = rt["mp.Queue"]
+    for t in transports:
+        if t.rt_row:
+            row("py_rtt_" + slug(t.label), rt[t.label], "ns", "py_rtt_mp_queue", q)
+    row("py_memcpy_1m", ref, "MiB/s")
+    for t in transports:
+        if t.send_array:
+            row("py_1m_" + slug(t.label), bw[t.label], "MiB/s", "py_memcpy_1m", ref)
+    row("py_fill_1m", fills, "MiB/s", "py_memcpy_1m", ref)
+    row("py_min_1m", mins, "MiB/s", "py_memcpy_1m", ref)
+    row("py_min_1m_cross_cpu", cross, "MiB/s", "py_memcpy_1m", ref)
+    for k in calls[0]:
+        row("py_call_" + k, [d[k] for d in calls], "ns")
 
 
 def report(transports, rounds, rt, bw, ref, fills, mins, calls, cross):
