@@ -63,10 +63,12 @@ What is measured:
       (hot in cache), measured in every round.  Target: shmkit's zero-copy
       rate at least 0.5x that bandwidth.  Also printed, for what limits
       it: the fill and the min of 1 MiB on one core (hot); a 2-core
-      pipeline cannot beat the slower of the two; and the min of 1 MiB
-      that the child, on the other CPU, has just written (shm + Event's
-      block; only the read is timed): no zero-copy hand-over between
-      the two CPUs can beat that read.
+      pipeline cannot beat the slower of the two; and the same across
+      the two CPUs, without any transport (shm + Event's block, each
+      side's own work timed): the child's fill of 1 MiB this process
+      read last, then this process's min of it - how fast the two CPUs
+      exchange cache lines in this run, which on a virtual machine swings
+      by 20x from run to run (the one-CPU row does not).
   Interpreter per-call cost: an empty loop turn, a call of a no-op C method
       (int.bit_length of 0), the binding's cheapest entry (Channel.closed,
       a C getter), an in-process send + recv pair of 64 bytes (no other
@@ -232,7 +234,8 @@ def shm_child(shm, go, done):
     # the block inherited across fork (attaching by name would register it
     # with the resource tracker a second time)
     pin(1)
-    hdr = np.frombuffer(shm.buf, dtype=np.uint64, count=1)   # length of what is there
+    # [0] the length of what is there; [1] ns the last FILL took
+    hdr = np.frombuffer(shm.buf, dtype=np.uint64, count=2)
     data = shm.buf[64:64 + MIB]
     consume = Consumer()
     while True:
@@ -243,8 +246,10 @@ def shm_child(shm, go, done):
             data[:PING] = echo_of(bytes(data[:PING]), consume.bad)
         elif n == MIB:
             consume(data)
-        elif n == FILL:            # the cross-CPU read reference: just write
+        elif n == FILL:            # the cross-CPU reference: just write, timed
+            start = ns()
             np.frombuffer(data, dtype=np.uint64).fill(n)
+            hdr[1] = ns() - start
         else:
             done.set()
             break
@@ -470,7 +475,7 @@ class Shm(Transport):
     def __init__(self):
         ctx = mp.get_context("fork")
         self.shm = shared_memory.SharedMemory(name=PREFIX + "shm", create=True, size=64 + MIB)
-        self.hdr = np.frombuffer(self.shm.buf, dtype=np.uint64, count=1)
+        self.hdr = np.frombuffer(self.shm.buf, dtype=np.uint64, count=2)
         self.data = self.shm.buf[64:64 + MIB]
         self.arr = np.frombuffer(self.data, dtype=np.uint64)
         self.go, self.done = ctx.Event(), ctx.Event()
@@ -491,16 +496,18 @@ class Shm(Transport):
         self.arr.fill(v)
         self.hand(MIB)
 
-    def cross_read(self, n):
-        """MiB/s of this process reading (min) 1 MiB the child, on the
-        other CPU, has just written: only the read is timed."""
-        spent = 0
+    def cross(self, n):
+        """MiB/s of the child, on the other CPU, writing (fill) 1 MiB this
+        process read last, and of this process then reading (min) it:
+        each side's own work timed, no hand-over."""
+        wrote = read = 0
         for _ in range(n):
             self.hand(FILL)
             start = ns()
             self.arr.min()
-            spent += ns() - start
-        return n * 1e9 / spent
+            read += ns() - start
+            wrote += int(self.hdr[1])
+        return n * 1e9 / wrote, n * 1e9 / read
 
     def stop(self):
         self.hdr[0] = 0
@@ -616,7 +623,7 @@ def main():
             transports.append(cls())
         rt = {t.label: [] for t in transports}
         bw = {t.label: [] for t in transports if t.send_array}
-        ref, fills, mins, calls, cross = [], [], [], [], []
+        ref, fills, mins, calls, cross_w, cross_r = [], [], [], [], [], []
         for t in transports:                       # warm up
             round_trip(t, n_rt // 10 + 1)
             if t.send_array:
@@ -627,7 +634,9 @@ def main():
             f, s = local_rates(n_arr)
             fills.append(f)
             mins.append(s)
-            cross.append(transports[-1].cross_read(n_arr))
+            w, r = transports[-1].cross(n_arr)
+            cross_w.append(w)
+            cross_r.append(r)
             calls.append(per_call(n_rt * 4))
             for t in transports:
                 if t.rt_row:
@@ -644,6 +653,7 @@ def main():
             print("bench: LEFT BEHIND in /dev/shm: " + " ".join(left), file=sys.stderr)
             sys.exit(1)
 
+    cross = (cross_w, cross_r)
     if args.json:
         report_json(transports, rt, bw, ref, fills, mins, calls, cross)
     else:
@@ -677,7 +687,8 @@ def report_json(transports, rt, bw, ref, fills, mins, calls, cross):
             row("py_1m_" + slug(t.label), bw[t.label], "MiB/s", "py_memcpy_1m", ref)
     row("py_fill_1m", fills, "MiB/s", "py_memcpy_1m", ref)
     row("py_min_1m", mins, "MiB/s", "py_memcpy_1m", ref)
-    row("py_min_1m_cross_cpu", cross, "MiB/s", "py_memcpy_1m", ref)
+    row("py_fill_1m_cross_cpu", cross[0], "MiB/s", "py_memcpy_1m", ref)
+    row("py_min_1m_cross_cpu", cross[1], "MiB/s", "py_memcpy_1m", ref)
     for k in calls[0]:
         row("py_call_" + k, [d[k] for d in calls], "ns")
 
@@ -709,8 +720,10 @@ def report(transports, rounds, rt, bw, ref, fills, mins, calls, cross):
                                                 "   zero-copy" if t.zero_copy else ""))
     for label, xs, what in (("fill 1 MiB (the sender's part)", fills, "one core, hot"),
                             ("min of 1 MiB (the receiver's)", mins, "one core, hot"),
-                            ("min of 1 MiB, other CPU wrote", cross,
-                             "the read alone: the cross-CPU limit")):
+                            ("fill, other CPU read it last", cross[0],
+                             "cross-CPU, the write alone"),
+                            ("min, other CPU wrote it", cross[1],
+                             "cross-CPU, the read alone")):
         print("  %-30s %12.0f   %7.2fx   %s" % (label, med(xs), ratio(xs, ref), what))
     print()
     c = {k: med([d[k] for d in calls]) for k in calls[0]}
