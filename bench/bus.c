@@ -13,6 +13,9 @@
  *                       with N idle subscribers registered (in the same
  *                       process, so not oversubscribed: idle), up to
  *                       1024: flat in N
+ *   bus_rtt_spin        bus_rtt_1sub with both sides SHMKIT_WAIT_SPIN,
+ *                       measured in chan.c's interleaved group against
+ *                       chan_rtt_spsc_spin (refs.h: bench_bus_spin_pair)
  *   bus_wake_futex_rtt  round trip where the child sleeps in the futex
  *   bus_wake_fd_rtt     (SHMKIT_WAIT_BLOCK), or in epoll on its
  *                       shmkit_sub_fd(); the parent always blocks on the
@@ -33,11 +36,12 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "refs.h"
 
 #define BUS_MSG 64
 #define BUS_MAX_EXTRA 7
 
-enum child_wait { CW_ADAPTIVE, CW_BLOCK, CW_EPOLL };
+enum child_wait { CW_ADAPTIVE, CW_BLOCK, CW_EPOLL, CW_SPIN };
 
 struct bus_bench {
 	char name_a[96], name_b[96];
@@ -155,7 +159,8 @@ static int bus_child_init(void *arg)
 {
 	struct bus_bench *bb = arg;
 	struct shmkit_bus_opts o = {
-		.wait = bb->cw == CW_BLOCK || bb->cw == CW_EPOLL ? SHMKIT_WAIT_BLOCK : SHMKIT_WAIT_ADAPTIVE,
+		.wait = bb->cw == CW_BLOCK || bb->cw == CW_EPOLL ? SHMKIT_WAIT_BLOCK :
+		        bb->cw == CW_SPIN ? SHMKIT_WAIT_SPIN : SHMKIT_WAIT_ADAPTIVE,
 	};
 	if (bb->tput)
 		return 0; /* the child publishes on A */
@@ -176,7 +181,8 @@ static int bus_parent_init(void *arg)
 {
 	struct bus_bench *bb = arg;
 	struct shmkit_bus_opts o = {
-		.wait = bb->cw == CW_ADAPTIVE ? SHMKIT_WAIT_ADAPTIVE : SHMKIT_WAIT_BLOCK,
+		.wait = bb->cw == CW_ADAPTIVE ? SHMKIT_WAIT_ADAPTIVE :
+		        bb->cw == CW_SPIN ? SHMKIT_WAIT_SPIN : SHMKIT_WAIT_BLOCK,
 	};
 	return shmkit_bus_subscribe(bb->tput ? &bb->sa : &bb->sb, bb->tput ? bb->a : bb->b, &o);
 }
@@ -269,6 +275,22 @@ static int bus_child_run(void *arg, long total)
 			err = bus_put(bb->b, bb->seq);
 	}
 	return err;
+}
+
+/* refs.h: bus_rtt_spin, one subscriber, both sides spinning, as a pair
+ * another suite measures interleaved with its own rows. */
+int bench_bus_spin_pair(struct bench_pair *p)
+{
+	static struct bus_bench bb;
+
+	bb = (struct bus_bench){ .delivery = SHMKIT_BUS_OVERWRITE, .cw = CW_SPIN };
+	*p = (struct bench_pair){
+		.iters = 10000, .arg = &bb,
+		.setup = bus_setup, .teardown = bus_teardown,
+		.child_init = bus_child_init, .parent_init = bus_parent_init,
+		.parent_run = bus_parent_run, .child_run = bus_child_run,
+	};
+	return 0;
 }
 
 static void bus_row(const char *name, const char *ref, int nsub, bool tput, enum child_wait cw)

@@ -9,7 +9,8 @@
  *   chan_rtt_spsc_32     32-byte messages (one line with the slot's seq
  *                        word)                            / cacheline_rtt
  *   chan_rtt_spsc_2slot  SPSC channels of 2 slots         / ring_rtt_2slot
- *   chan_rtt_2slot       MPMC channels of 2 slots         / chan_rtt_spsc_2slot
+ *   bus_rtt_spin         a bus each way, one subscriber, spinning (bench/bus.c)
+ *                                                         / chan_rtt_spsc_spin
  *   (these five are measured interleaved, in 4 rounds, with the three
  *   references, reported again as cacheline_rtt_again, msg64_rtt_again and
  *   ring_rtt_2slot_again: the ratios are to those)
@@ -266,7 +267,7 @@ static void spin_rtt_group(void)
 		{ "chan_rtt_spin", "chan_rtt_spsc_spin", 0, 64, RTT_MSG },
 		{ "chan_rtt_spsc_32", "cacheline_rtt_again", SHMKIT_CHAN_SPSC, 64, 32 },
 		{ "chan_rtt_spsc_2slot", "ring_rtt_2slot_again", SHMKIT_CHAN_SPSC, 2, RTT_MSG },
-		{ "chan_rtt_2slot", "chan_rtt_spsc_2slot", 0, 2, RTT_MSG },
+		{ "bus_rtt_spin", "chan_rtt_spsc_spin", 0, 0, RTT_MSG },
 	};
 	enum { N = SK_ARRAY_LEN(rows) };
 	_Static_assert(N <= BENCH_MAX_INTERLEAVE, "one interleaved group");
@@ -286,6 +287,8 @@ static void spin_rtt_group(void)
 			snprintf(ref, sizeof(ref), "%.*s", (int)(strlen(rows[i].name) - 6), rows[i].name);
 			if (bench_ref_pair(ref, &p[k]))
 				continue;
+		} else if (!rows[i].capacity) { /* the bus (bench/bus.c) */
+			bench_bus_spin_pair(&p[k]);
 		} else {
 			c[k] = (struct chan_pp){ .nchan = 2, .flags = rows[i].flags,
 			                         .wait = SHMKIT_WAIT_SPIN, .capacity = rows[i].capacity,

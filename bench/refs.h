@@ -13,4 +13,8 @@
  * storage of baseline.c, one per name.  0, or -ENOENT for another name. */
 int bench_ref_pair(const char *name, struct bench_pair *p);
 
+/* bench/bus.c: the spinning one-subscriber bus round trip (bus_rtt_spin)
+ * as a pair (static storage of bus.c); 0. */
+int bench_bus_spin_pair(struct bench_pair *p);
+
 #endif

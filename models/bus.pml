@@ -29,6 +29,9 @@
  *   R1 load_acquire word        R2 load len, memcpy payload
  *   R3/R4 fence, reload word: changed -> discard, look again
  *   A2-head: load head when not ready (empty if head <= pos)
+ *   A2-skip: when the slot holds nothing of pos, the head read is
+ *      skipped on most looks (the look says "not yet"); modelled as one
+ *      skip per position, which reaches every state a run of them does
  *   sub_resync: load head, jump to head - cap, count the jump lost
  *   sub_stuck (after a STUCK_NS slice): WRITING(p) of a holder still in
  *      the slot: keep waiting; else CAS to taken(p) / SKIP(p), ec_inc
@@ -198,7 +201,7 @@ done:
 
 proctype subscriber(byte me)
 {
-	byte vs, vp, vst, h, rl, rp, nst, np, prev, w, v;
+	byte vs, vp, vst, h, rl, rp, nst, np, prev, w, v, skipped;
 	bool vT, nT, pendwake, sliced, got;
 
 	do
@@ -243,6 +246,10 @@ proctype subscriber(byte me)
 				if :: got -> break :: else fi
 			:: vst == SKIP && vs == pos -> atomic { pos++ }     /* passed silently */
 			:: else ->                                          /* not ready */
+				if  /* A2-skip: nothing of pos in the slot, head not read (C: 63 looks in 64): "not yet" */
+				:: (vst == NEVER || vs < pos) && skipped != pos + 1 -> skipped = pos + 1; break
+				:: true
+				fi;
 				atomic { h = head;                          /* (A2 of the fd handshake) */
 					if :: h <= pos -> h = 0; break :: else -> h = 0 fi };
 				/* stuck: waited for in slices; sub_stuck after STUCK_NS */
