@@ -686,8 +686,12 @@ struct shmkit_rpc_req {
  * may hold several and answer them in any order. */
 int shmkit_rpc_recv(shmkit_rpc *r, struct shmkit_rpc_req *req, int64_t timeout_ns);
 /* Answer with a copy; or loan the response buffer (max_response bytes)
- * and commit it.  -ECANCELED: the caller gave up (or died); the response
- * was dropped. */
+ * and commit it.  -ECANCELED: the caller gave up, or it died and the
+ * client entry it held was taken over since (its calls were reset); the
+ * response was dropped.  A caller that died while its entry was not yet
+ * taken over is not known to be gone: the answer is stored (0) and
+ * nobody reads it (shmkit_rpc_abandoned tells a server beforehand,
+ * from the entry's lock). */
 int shmkit_rpc_respond(shmkit_rpc *r, const struct shmkit_rpc_req *req, const void *resp,
                        size_t len);
 /* The same with an application status (0 or positive, e.g. an exit
