@@ -386,7 +386,10 @@ int shmkit_chan_close(shmkit_chan *ch);
  * -ETIMEDOUT, -EMSGSIZE.  recv: the message length, -EAGAIN, -ETIMEDOUT,
  * -EMSGSIZE if cap is too small (the message stays queued).  Both: -EBADMSG
  * if the shared state is corrupt, -EINVAL while this handle holds a
- * reservation (send) or a peeked message (recv).  No allocation. */
+ * reservation (send) or a peeked message (recv).  No allocation.  An MPMC
+ * recv copies a message out before it takes it (so a consumer killed in
+ * recv loses nothing): after an error, buf may hold bytes of a message
+ * another consumer took. */
 int shmkit_chan_send(shmkit_chan *ch, const void *msg, size_t len,
                      int64_t timeout_ns);
 ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap,
