@@ -1,7 +1,10 @@
 /*
  * bridge.c - the bridge's one event loop: exports (a local bus
  * subscription -> frames on the PUB socket) and imports (frames from the
- * SUB socket -> a local bus), on shmkit's public API and libzmq.
+ * SUB socket -> a local bus), on shmkit's public API and libzmq.  The
+ * reliable link (link.c) and the channels over it (chan.c) join the same
+ * loop: their sockets and fds are polled with the rest, and their part of
+ * a turn (sk_chan_pump) runs before the poll and after it.
  *
  * One turn (shmkit_bridge_run):
  *   1. retry the held frames: an import's frame its local back-pressure
@@ -23,75 +26,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <zmq.h>
 
-#include "shmkit.h"
-#include "shmkit-bridge.h"
+#include "internal.h"
 
-#define MAX_EXPORTS 64
-#define MAX_IMPORTS 64
-#define MAX_ORIGINS 16
-#define NAME_MAX_ 255
-#define TOPIC_MAX (NAME_MAX_ + 2)
-#define BATCH 256
-/* A remote geometry bigger than this is not trusted to size a local bus:
- * the defaults are used instead. */
-#define GEOMETRY_LIMIT (256ull << 20)
-
-struct bexport {
-	shmkit_bus *bus;
-	shmkit_sub *sub;
-	int fd;                /* the subscription's pollable fd */
-	uint32_t capacity, max_msg;
-	int delivery;
-	uint64_t seq;          /* last sequence numbered */
-	int topic_len;
-	unsigned char *frame;  /* topic, header, payload */
-	size_t frame_len;      /* of the held frame, 0 if none */
-	int refused;           /* the held frame was refused (counted once) */
-	char name[NAME_MAX_ + 1];
-};
-
-struct origin_seen {
-	uint32_t origin;
-	uint64_t last;
-};
-
-struct bimport {
-	shmkit_bus *bus;       /* NULL until the first frame (or an open) */
-	uint32_t max_msg;      /* of the local bus */
-	unsigned nseen, evict;
-	struct origin_seen seen[MAX_ORIGINS];
-	char topic[TOPIC_MAX];
-	int topic_len;
-	char remote[NAME_MAX_ + 1], local[NAME_MAX_ + 1];
-};
-
-struct shmkit_bridge {
-	uint32_t id;
-	int hwm, drop;
-	void *ctx, *pub, *sub;
-	struct bexport *ex[MAX_EXPORTS];
-	unsigned nex;
-	struct bimport *im[MAX_IMPORTS];
-	unsigned nim;
-	zmq_msg_t held;        /* an import frame its bus refused */
-	struct bimport *held_im;
-	int held_refused;      /* counted in publish_waits */
-	const unsigned char *held_payload;
-	uint32_t held_len;
-	int more;              /* a batch was cut short: poll without waiting */
-	struct shmkit_bridge_stats st;
-};
-
-static int zerr(void)
+int sk_br_zerr(void)
 {
 	int e = zmq_errno();
 
 	return e > 0 ? -e : -EIO;
 }
 
-static uint32_t random_id(void)
+uint32_t sk_br_random_id(void)
 {
 	uint32_t id = 0;
 
@@ -101,16 +48,16 @@ static uint32_t random_id(void)
 	return id ? id : 1;
 }
 
-static int sock_opts(shmkit_bridge *br, void *s)
+int sk_br_sock_opts(shmkit_bridge *br, void *s)
 {
 	int zero = 0;
-	int64_t maxmsg = TOPIC_MAX + SHMKIT_BRIDGE_HDR + (64ll << 20);
+	int64_t maxmsg = FRAME_MAX;
 
 	if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) ||
 	    zmq_setsockopt(s, ZMQ_SNDHWM, &br->hwm, sizeof(br->hwm)) ||
 	    zmq_setsockopt(s, ZMQ_RCVHWM, &br->hwm, sizeof(br->hwm)) ||
 	    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)))
-		return zerr();
+		return sk_br_zerr();
 	return 0;
 }
 
@@ -120,15 +67,15 @@ static int sockets_open(shmkit_bridge *br)
 
 	br->ctx = zmq_ctx_new();
 	if (!br->ctx)
-		return zerr();
+		return sk_br_zerr();
 	br->pub = zmq_socket(br->ctx, ZMQ_PUB);
 	br->sub = zmq_socket(br->ctx, ZMQ_SUB);
 	if (!br->pub || !br->sub)
-		return zerr();
-	if (sock_opts(br, br->pub) || sock_opts(br, br->sub))
-		return zerr();
+		return sk_br_zerr();
+	if (sk_br_sock_opts(br, br->pub) || sk_br_sock_opts(br, br->sub))
+		return sk_br_zerr();
 	if (zmq_setsockopt(br->pub, ZMQ_XPUB_NODROP, &nodrop, sizeof(nodrop)))
-		return zerr();
+		return sk_br_zerr();
 	return 0;
 }
 
@@ -137,15 +84,16 @@ int shmkit_bridge_create(shmkit_bridge **out, const struct shmkit_bridge_opts *o
 	struct shmkit_bridge_opts o = opts ? *opts : (struct shmkit_bridge_opts){ 0 };
 	shmkit_bridge *br;
 
-	if (!out || o.hwm < 0)
+	if (!out || o.hwm < 0 || o.window < 0 || o.window > SHMKIT_BRIDGE_WINDOW_MAX)
 		return -EINVAL;
 	br = calloc(1, sizeof(*br));
 	if (!br)
 		return -ENOMEM;
-	br->id = o.id ? o.id : random_id();
+	br->id = o.id ? o.id : sk_br_random_id();
 	br->st.id = br->id;
 	br->hwm = o.hwm ? o.hwm : 10000;
 	br->drop = !!o.drop;
+	br->window = o.window ? o.window : 64;
 	int rc = sockets_open(br);
 	if (rc) {
 		shmkit_bridge_close(br);
@@ -178,6 +126,8 @@ int shmkit_bridge_close(shmkit_bridge *br)
 	}
 	if (br->held_im)
 		zmq_msg_close(&br->held);
+	sk_chan_free_all(br);
+	sk_link_close(br);
 	if (br->pub)
 		zmq_close(br->pub);
 	if (br->sub)
@@ -188,33 +138,38 @@ int shmkit_bridge_close(shmkit_bridge *br)
 	return 0;
 }
 
-int shmkit_bridge_bind(shmkit_bridge *br, const char *endpoint, char *actual, size_t cap)
+int sk_br_bind(void *sock, const char *endpoint, char *actual, size_t cap)
 {
 	char last[1024];
 	size_t len = sizeof(last);
 
-	if (!br || !endpoint)
-		return -EINVAL;
-	if (zmq_bind(br->pub, endpoint))
-		return zerr();
+	if (zmq_bind(sock, endpoint))
+		return sk_br_zerr();
 	if (!actual)
 		return 0;
-	if (zmq_getsockopt(br->pub, ZMQ_LAST_ENDPOINT, last, &len))
-		return zerr();
+	if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, last, &len))
+		return sk_br_zerr();
 	if (strlen(last) + 1 > cap)
 		return -ENOSPC;
 	strcpy(actual, last);
 	return 0;
 }
 
+int shmkit_bridge_bind(shmkit_bridge *br, const char *endpoint, char *actual, size_t cap)
+{
+	if (!br || !endpoint)
+		return -EINVAL;
+	return sk_br_bind(br->pub, endpoint, actual, cap);
+}
+
 int shmkit_bridge_connect(shmkit_bridge *br, const char *endpoint)
 {
 	if (!br || !endpoint)
 		return -EINVAL;
-	return zmq_connect(br->sub, endpoint) ? zerr() : 0;
+	return zmq_connect(br->sub, endpoint) ? sk_br_zerr() : 0;
 }
 
-static int name_ok(const char *name)
+int sk_br_name_ok(const char *name)
 {
 	return name && name[0] && strlen(name) <= NAME_MAX_;
 }
@@ -261,7 +216,7 @@ int shmkit_bridge_export_bus(shmkit_bridge *br, const char *name)
 	struct bexport *ex;
 	int rc;
 
-	if (!br || !name_ok(name) || is_import_target(br, name))
+	if (!br || !sk_br_name_ok(name) || is_import_target(br, name))
 		return -EINVAL;
 	if (br->nex == MAX_EXPORTS)
 		return -ENOSPC;
@@ -287,7 +242,7 @@ int shmkit_bridge_import_bus(shmkit_bridge *br, const char *remote, const char *
 
 	if (!local)
 		local = remote;
-	if (!br || !name_ok(remote) || !name_ok(local))
+	if (!br || !sk_br_name_ok(remote) || !sk_br_name_ok(local))
 		return -EINVAL;
 	for (unsigned i = 0; i < br->nex; i++)
 		if (!strcmp(br->ex[i]->name, local))
@@ -301,7 +256,7 @@ int shmkit_bridge_import_bus(shmkit_bridge *br, const char *remote, const char *
 	snprintf(im->local, sizeof(im->local), "%s", local);
 	im->topic_len = shmkit_bridge_topic(im->topic, sizeof(im->topic), SHMKIT_BRIDGE_KIND_BUS, remote);
 	if (im->topic_len < 0 || zmq_setsockopt(br->sub, ZMQ_SUBSCRIBE, im->topic, (size_t)im->topic_len)) {
-		int rc = im->topic_len < 0 ? im->topic_len : zerr();
+		int rc = im->topic_len < 0 ? im->topic_len : sk_br_zerr();
 		free(im);
 		return rc;
 	}
@@ -345,7 +300,7 @@ static int export_send(shmkit_bridge *br, struct bexport *ex)
 		ex->refused = 1;
 		return 1;
 	}
-	return zerr();
+	return sk_br_zerr();
 }
 
 /* Carry up to BATCH messages.  0 drained, 1 held or cut short, <0 error. */
@@ -445,37 +400,50 @@ static int import_publish(shmkit_bridge *br, struct bimport *im, const void *p, 
 	return rc;
 }
 
-/* Judge one frame; its verdict is counted.  Returns 1 if msg must be held
- * (its payload points into it), else 0. */
-static int import_frame(shmkit_bridge *br, zmq_msg_t *msg)
+int sk_br_judge(shmkit_bridge *br, const unsigned char *f, size_t len,
+                struct shmkit_bridge_hdr *h, size_t *topic_len, const unsigned char **payload)
 {
-	const unsigned char *f = zmq_msg_data(msg);
-	size_t len = zmq_msg_size(msg);
 	const unsigned char *nul = memchr(f, 0, len < TOPIC_MAX ? len : TOPIC_MAX);
-	struct shmkit_bridge_hdr h;
-	struct bimport *im;
 
 	br->st.received++;
-	if (!nul || shmkit_bridge_hdr_decode(&h, nul + 1, len - (size_t)(nul + 1 - f))) {
+	if (!nul || shmkit_bridge_hdr_decode(h, nul + 1, len - (size_t)(nul + 1 - f))) {
 		br->st.malformed++;
-		return 0;
+		return -1;
 	}
-	size_t topic_len = (size_t)(nul + 1 - f);
-	const unsigned char *payload = nul + 1 + SHMKIT_BRIDGE_HDR;
-	if (h.magic != SHMKIT_BRIDGE_MAGIC || h.version != SHMKIT_BRIDGE_VERSION) {
+	*topic_len = (size_t)(nul + 1 - f);
+	*payload = nul + 1 + SHMKIT_BRIDGE_HDR;
+	if (h->magic != SHMKIT_BRIDGE_MAGIC || h->version != SHMKIT_BRIDGE_VERSION) {
 		br->st.bad_version++;
-		return 0;
+		return -1;
 	}
-	if (h.kind != SHMKIT_BRIDGE_KIND_BUS || h.length != len - topic_len - SHMKIT_BRIDGE_HDR) {
+	if (h->length != len - *topic_len - SHMKIT_BRIDGE_HDR) {
 		br->st.malformed++;
-		return 0;
+		return -1;
 	}
-	if (shmkit_bridge_crc32c(0, payload, h.length) != h.crc) {
+	if (shmkit_bridge_crc32c(0, *payload, h->length) != h->crc) {
 		br->st.bad_crc++;
-		return 0;
+		return -1;
 	}
-	if (h.origin == br->id) {
+	if (h->origin == br->id) {
 		br->st.own_origin++;
+		return -1;
+	}
+	return 0;
+}
+
+/* Judge one frame of the SUB socket; its verdict is counted.  Returns 1
+ * if msg must be held (its payload points into it), else 0. */
+static int import_frame(shmkit_bridge *br, zmq_msg_t *msg)
+{
+	const unsigned char *f = zmq_msg_data(msg), *payload;
+	struct shmkit_bridge_hdr h;
+	struct bimport *im;
+	size_t topic_len;
+
+	if (sk_br_judge(br, f, zmq_msg_size(msg), &h, &topic_len, &payload))
+		return 0;
+	if (h.kind != SHMKIT_BRIDGE_KIND_BUS) {
+		br->st.malformed++;
 		return 0;
 	}
 	im = import_find(br, (const char *)f, topic_len);
@@ -516,7 +484,7 @@ static int import_pump(shmkit_bridge *br)
 		size_t ml = sizeof(more);
 		zmq_msg_init(&br->held);
 		if (zmq_msg_recv(&br->held, br->sub, ZMQ_DONTWAIT) < 0) {
-			int rc = zmq_errno() == EAGAIN ? 0 : zerr();
+			int rc = zmq_errno() == EAGAIN ? 0 : sk_br_zerr();
 			zmq_msg_close(&br->held);
 			return rc;
 		}
@@ -546,8 +514,8 @@ static long poll_ms(shmkit_bridge *br, int held, int64_t timeout_ns)
 
 int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 {
-	zmq_pollitem_t it[2 + MAX_EXPORTS];
-	int n = 0, in_held, held, ret = 0, rc;
+	zmq_pollitem_t it[2 + MAX_EXPORTS + 1 + MAX_PEERS + MAX_EXPORTS];
+	int n = 0, in_held, held, ret = 0, rc, nlink, nchan;
 
 	if (!br)
 		return -EINVAL;
@@ -555,6 +523,11 @@ int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 	for (unsigned i = 0; i < br->nex; i++)
 		if (br->ex[i]->frame_len && export_send(br, br->ex[i]) == 1)
 			held = 1;
+	rc = sk_chan_pump(br); /* before the poll: an outbox may hold frames to send */
+	if (rc < 0)
+		return rc;
+	held |= rc == 2;
+	br->more |= rc == 1;
 	/* While an import frame is held the SUB socket is not read: its
 	 * queue fills up to the high-water mark (the back-pressure). */
 	it[n++] = (zmq_pollitem_t){ .socket = br->sub, .events = in_held ? 0 : ZMQ_POLLIN };
@@ -564,9 +537,11 @@ int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 	for (unsigned i = 0; i < br->nex; i++)
 		it[n++] = (zmq_pollitem_t){ .fd = br->ex[i]->fd,
 		                            .events = br->ex[i]->frame_len ? 0 : ZMQ_POLLIN };
-	rc = zmq_poll(it, n, poll_ms(br, held, timeout_ns));
+	nlink = sk_link_pollitems(br, it + n);
+	nchan = sk_chan_pollitems(br, it + n + nlink);
+	rc = zmq_poll(it, n + nlink + nchan, poll_ms(br, held, timeout_ns));
 	if (rc < 0 && zmq_errno() != EINTR)
-		return zerr();
+		return sk_br_zerr();
 	br->more = 0;
 	if (extra_fd >= 0 && (it[1].revents & ZMQ_POLLIN))
 		ret = 1;
@@ -584,7 +559,30 @@ int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 			return rc;
 		br->more |= rc == 1 && !br->ex[i]->frame_len;
 	}
+	rc = sk_link_pump(br, it + n);
+	if (rc < 0)
+		return rc;
+	br->more |= rc == 1;
+	sk_chan_polled(br, it + n + nlink);
+	rc = sk_chan_pump(br);
+	if (rc < 0)
+		return rc;
+	br->more |= rc == 1;
 	return ret;
+}
+
+int shmkit_bridge_listen(shmkit_bridge *br, const char *endpoint, char *actual, size_t cap)
+{
+	if (!br || !endpoint)
+		return -EINVAL;
+	return sk_link_listen(br, endpoint, actual, cap);
+}
+
+int shmkit_bridge_peer(shmkit_bridge *br, const char *endpoint)
+{
+	if (!br || !endpoint)
+		return -EINVAL;
+	return sk_link_peer(br, endpoint);
 }
 
 int shmkit_bridge_stats(shmkit_bridge *br, struct shmkit_bridge_stats *st)

@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "shmkit-bridge.h"
+#include "internal.h"
 
 static uint32_t crc_table[256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
@@ -64,6 +64,7 @@ void shmkit_bridge_hdr_encode(const struct shmkit_bridge_hdr *h, unsigned char *
 	put32(out + 24, h->capacity);
 	put32(out + 28, h->max_msg);
 	put32(out + 32, h->crc);
+	put32(out + 36, h->stream);
 }
 
 int shmkit_bridge_hdr_decode(struct shmkit_bridge_hdr *h, const void *buf, size_t len)
@@ -82,16 +83,37 @@ int shmkit_bridge_hdr_decode(struct shmkit_bridge_hdr *h, const void *buf, size_
 	h->capacity = get32(p + 24);
 	h->max_msg = get32(p + 28);
 	h->crc = get32(p + 32);
+	h->stream = get32(p + 36);
 	return 0;
 }
 
 int shmkit_bridge_topic(char *buf, size_t cap, int kind, const char *name)
 {
-	int w = snprintf(buf, cap, "%c%s", kind == SHMKIT_BRIDGE_KIND_BUS ? 'b' : '?', name);
+	char k = kind == SHMKIT_BRIDGE_KIND_BUS ? 'b' : kind >= SHMKIT_BRIDGE_KIND_CHAN &&
+	         kind <= SHMKIT_BRIDGE_KIND_CHAN_HELLO ? 'c' : '?';
+	int w = snprintf(buf, cap, "%c%s", k, name);
 
 	if (w < 0 || (size_t)w + 1 > cap)
 		return -ENAMETOOLONG;
 	return w + 1; /* the NUL ends the topic: "A" does not match "AB" */
+}
+
+ssize_t sk_br_frame(unsigned char *buf, size_t cap, const char *topic, int topic_len,
+                    struct shmkit_bridge_hdr *h, const void *payload, uint32_t len)
+{
+	size_t total = (size_t)topic_len + SHMKIT_BRIDGE_HDR + len;
+
+	if (total > cap)
+		return -EMSGSIZE;
+	h->magic = SHMKIT_BRIDGE_MAGIC;
+	h->version = SHMKIT_BRIDGE_VERSION;
+	h->length = len;
+	h->crc = shmkit_bridge_crc32c(0, payload, len);
+	memcpy(buf, topic, (size_t)topic_len);
+	shmkit_bridge_hdr_encode(h, buf + topic_len);
+	if (len)
+		memcpy(buf + topic_len + SHMKIT_BRIDGE_HDR, payload, len);
+	return (ssize_t)total;
 }
 
 int shmkit_bridge_stats_line(const struct shmkit_bridge_stats *st, char *buf, size_t cap)
@@ -99,14 +121,22 @@ int shmkit_bridge_stats_line(const struct shmkit_bridge_stats *st, char *buf, si
 	int w = snprintf(buf, cap,
 	                 "id=%u sent=%llu received=%llu delivered=%llu bad_version=%llu "
 	                 "bad_crc=%llu own_origin=%llu malformed=%llu unroutable=%llu "
-	                 "lost_remote=%llu lost_local=%llu send_waits=%llu publish_waits=%llu",
+	                 "lost_remote=%llu lost_local=%llu send_waits=%llu publish_waits=%llu "
+	                 "chan_out=%llu chan_sent=%llu resends=%llu acked=%llu chan_in=%llu "
+	                 "duplicates=%llu out_of_order=%llu chan_full=%llu refused=%llu "
+	                 "redelivered=%llu uncertain=%llu",
 	                 (unsigned)st->id, (unsigned long long)st->sent,
 	                 (unsigned long long)st->received, (unsigned long long)st->delivered,
 	                 (unsigned long long)st->bad_version, (unsigned long long)st->bad_crc,
 	                 (unsigned long long)st->own_origin, (unsigned long long)st->malformed,
 	                 (unsigned long long)st->unroutable, (unsigned long long)st->lost_remote,
 	                 (unsigned long long)st->lost_local, (unsigned long long)st->send_waits,
-	                 (unsigned long long)st->publish_waits);
+	                 (unsigned long long)st->publish_waits, (unsigned long long)st->chan_out,
+	                 (unsigned long long)st->chan_sent, (unsigned long long)st->resends,
+	                 (unsigned long long)st->acked, (unsigned long long)st->chan_in,
+	                 (unsigned long long)st->duplicates, (unsigned long long)st->out_of_order,
+	                 (unsigned long long)st->chan_full, (unsigned long long)st->refused,
+	                 (unsigned long long)st->redelivered, (unsigned long long)st->uncertain);
 
 	if (w < 0 || (size_t)w >= cap)
 		return -ENOSPC;

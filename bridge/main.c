@@ -4,9 +4,17 @@
  *
  *   shmkit-bridge [--id N] [--bind EP]... [--connect EP]...
  *                 [--export BUS]... [--import REMOTE[=LOCAL]]...
- *                 [--hwm N] [--drop]
+ *                 [--listen EP]... [--peer EP]...
+ *                 [--export-chan CHAN]... [--import-chan REMOTE[=LOCAL]]...
+ *                 [--hwm N] [--drop] [--window N]
  *
- * Prints on stdout "bound ENDPOINT" for every bind (the port a '*' got),
+ * Buses travel PUB (--bind) to SUB (--connect); channels over the
+ * reliable link, ROUTER (--listen) and DEALER (--peer).  A bridge that
+ * carries channels should be given a fixed --id: an exported channel's
+ * un-acked messages are pinned to the importing bridge's id.
+ *
+ * Prints on stdout "bound ENDPOINT" for every bind and "listening
+ * ENDPOINT" for every listen (the port a '*' got),
  * then "ready id=N"; "stats id=N sent=..." on SIGUSR1 and at exit
  * (SIGINT, SIGTERM, SIGHUP).  Signals come through a signalfd polled by the
  * bridge's own loop.  Exit 0 when stopped by a signal, 1 on failure, 2 on
@@ -30,16 +38,21 @@
 struct args {
 	struct shmkit_bridge_opts o;
 	const char *bind[MAX_ARGS], *connect[MAX_ARGS], *export[MAX_ARGS], *import[MAX_ARGS];
-	int nbind, nconnect, nexport, nimport;
+	const char *listen[MAX_ARGS], *peer[MAX_ARGS], *xchan[MAX_ARGS], *ichan[MAX_ARGS];
+	int nbind, nconnect, nexport, nimport, nlisten, npeer, nxchan, nichan;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: shmkit-bridge [--id N] [--bind EP]... [--connect EP]...\n"
 	           "                     [--export BUS]... [--import REMOTE[=LOCAL]]...\n"
-	           "                     [--hwm N] [--drop]\n"
-	           "Carries shmkit buses between hosts over ZeroMQ (EP: tcp://HOST:PORT, tcp://HOST:*,\n"
-	           "ipc://PATH).  Prints \"bound EP\", \"ready id=N\"; statistics on SIGUSR1 and at exit.\n");
+	           "                     [--listen EP]... [--peer EP]...\n"
+	           "                     [--export-chan CHAN]... [--import-chan REMOTE[=LOCAL]]...\n"
+	           "                     [--hwm N] [--drop] [--window N]\n"
+	           "Carries shmkit buses (PUB --bind, SUB --connect) and channels (ROUTER --listen,\n"
+	           "DEALER --peer) between hosts over ZeroMQ (EP: tcp://HOST:PORT, tcp://HOST:*,\n"
+	           "ipc://PATH).  Prints \"bound EP\", \"listening EP\", \"ready id=N\"; statistics\n"
+	           "on SIGUSR1 and at exit.\n");
 }
 
 static int fail(const char *what, int err)
@@ -73,12 +86,16 @@ static int parse(int argc, char **argv, struct args *a)
 		{ "connect", required_argument, 0, 'c' }, { "export", required_argument, 0, 'e' },
 		{ "import", required_argument, 0, 'm' },  { "hwm", required_argument, 0, 'w' },
 		{ "drop", no_argument, 0, 'd' },          { "help", no_argument, 0, 'h' },
+		{ "listen", required_argument, 0, 'l' },  { "peer", required_argument, 0, 'p' },
+		{ "export-chan", required_argument, 0, 'E' },
+		{ "import-chan", required_argument, 0, 'M' },
+		{ "window", required_argument, 0, 'W' },
 		{ 0, 0, 0, 0 },
 	};
 	unsigned long v;
 	int c, bad = 0;
 
-	while ((c = getopt_long(argc, argv, "i:b:c:e:m:w:dh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:b:c:e:m:w:dhl:p:E:M:W:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'i': bad |= number(optarg, UINT32_MAX, &v) || !v; a->o.id = (uint32_t)v; break;
 		case 'w': bad |= number(optarg, INT_MAX, &v) || !v; a->o.hwm = (int)v; break;
@@ -87,51 +104,90 @@ static int parse(int argc, char **argv, struct args *a)
 		case 'c': bad |= add(a->connect, &a->nconnect, optarg); break;
 		case 'e': bad |= add(a->export, &a->nexport, optarg); break;
 		case 'm': bad |= add(a->import, &a->nimport, optarg); break;
+		case 'l': bad |= add(a->listen, &a->nlisten, optarg); break;
+		case 'p': bad |= add(a->peer, &a->npeer, optarg); break;
+		case 'E': bad |= add(a->xchan, &a->nxchan, optarg); break;
+		case 'M': bad |= add(a->ichan, &a->nichan, optarg); break;
+		case 'W':
+			bad |= number(optarg, SHMKIT_BRIDGE_WINDOW_MAX, &v) || !v;
+			a->o.window = (int)v;
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: bad = 1;
 		}
 	}
-	if (bad || optind != argc || (!a->nexport && !a->nimport)) {
+	if (bad || optind != argc || (!a->nexport && !a->nimport && !a->nxchan && !a->nichan)) {
 		usage(stderr);
 		return 2;
 	}
 	return 0;
 }
 
-static int setup(shmkit_bridge *br, const struct args *a)
+/* REMOTE[=LOCAL] through fn (import_bus or import_chan). */
+static int import_one(shmkit_bridge *br, const char *arg,
+                      int (*fn)(shmkit_bridge *, const char *, const char *))
+{
+	char remote[512];
+	const char *eq = strchr(arg, '=');
+	size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+	int rc;
+
+	if (len >= sizeof(remote))
+		return fail(arg, -ENAMETOOLONG);
+	memcpy(remote, arg, len);
+	remote[len] = '\0';
+	if ((rc = fn(br, remote, eq ? eq + 1 : NULL)) < 0)
+		return fail(arg, rc);
+	return 0;
+}
+
+/* Endpoints through fn (bind or listen), printing what was bound. */
+static int bind_all(shmkit_bridge *br, const char *const *eps, int n, const char *what,
+                    int (*fn)(shmkit_bridge *, const char *, char *, size_t))
 {
 	char ep[1024];
 	int rc;
 
-	for (int i = 0; i < a->nimport; i++) {
-		char remote[512];
-		const char *eq = strchr(a->import[i], '=');
-		size_t len = eq ? (size_t)(eq - a->import[i]) : strlen(a->import[i]);
-		if (len >= sizeof(remote))
-			return fail(a->import[i], -ENAMETOOLONG);
-		memcpy(remote, a->import[i], len);
-		remote[len] = '\0';
-		if ((rc = shmkit_bridge_import_bus(br, remote, eq ? eq + 1 : NULL)) < 0)
-			return fail(a->import[i], rc);
+	for (int i = 0; i < n; i++) {
+		if ((rc = fn(br, eps[i], ep, sizeof(ep))) < 0)
+			return fail(eps[i], rc);
+		printf("%s %s\n", what, ep);
 	}
+	return 0;
+}
+
+static int setup(shmkit_bridge *br, const struct args *a)
+{
+	int rc;
+
+	for (int i = 0; i < a->nimport; i++)
+		if (import_one(br, a->import[i], shmkit_bridge_import_bus))
+			return 1;
+	for (int i = 0; i < a->nichan; i++)
+		if (import_one(br, a->ichan[i], shmkit_bridge_import_chan))
+			return 1;
 	for (int i = 0; i < a->nexport; i++)
 		if ((rc = shmkit_bridge_export_bus(br, a->export[i])) < 0)
 			return fail(a->export[i], rc);
-	for (int i = 0; i < a->nbind; i++) {
-		if ((rc = shmkit_bridge_bind(br, a->bind[i], ep, sizeof(ep))) < 0)
-			return fail(a->bind[i], rc);
-		printf("bound %s\n", ep);
-	}
+	for (int i = 0; i < a->nxchan; i++)
+		if ((rc = shmkit_bridge_export_chan(br, a->xchan[i])) < 0)
+			return fail(a->xchan[i], rc);
+	if (bind_all(br, a->bind, a->nbind, "bound", shmkit_bridge_bind) ||
+	    bind_all(br, a->listen, a->nlisten, "listening", shmkit_bridge_listen))
+		return 1;
 	for (int i = 0; i < a->nconnect; i++)
 		if ((rc = shmkit_bridge_connect(br, a->connect[i])) < 0)
 			return fail(a->connect[i], rc);
+	for (int i = 0; i < a->npeer; i++)
+		if ((rc = shmkit_bridge_peer(br, a->peer[i])) < 0)
+			return fail(a->peer[i], rc);
 	return 0;
 }
 
 static void print_stats(shmkit_bridge *br)
 {
 	struct shmkit_bridge_stats st;
-	char line[512];
+	char line[1024];
 
 	if (shmkit_bridge_stats(br, &st) == 0 && shmkit_bridge_stats_line(&st, line, sizeof(line)) > 0)
 		printf("stats %s\n", line);

@@ -9,7 +9,12 @@
  * bridges), all in ONE event loop: zmq_poll over the ZeroMQ sockets and
  * the services' pollable fds, no thread per service.
  *
- * This increment carries buses only:
+ * Buses travel over PUB/SUB (below).  Channels travel over a second,
+ * reliable link: a ROUTER socket bound with shmkit_bridge_listen and one
+ * DEALER per peer bridge (shmkit_bridge_peer), with acknowledged hand-over
+ * (see "Channels" below and the essay in chan.c).
+ *
+ * Buses:
  *   export NAME        a subscription to the local bus NAME; every message
  *                      goes out as one frame on the topic of NAME
  *   import NAME=LOCAL  frames of the remote bus NAME are published into the
@@ -21,18 +26,29 @@
  *
  * Wire format: one ZeroMQ frame (a single part, so a full socket refuses
  * it whole), little-endian:
- *   topic    'b' (kind bus), the exported name, a NUL byte: the SUB
- *            socket's prefix filter ("A\0" does not match "AB\0")
+ *   topic    'b' (kind bus) or 'c' (channel kinds), the exported name,
+ *            a NUL byte: the SUB socket's prefix filter ("A\0" does not
+ *            match "AB\0")
  *   header   40 bytes:
- *     0  u32 magic "SKBR"      4  u8 version (1)   5  u8 kind (1 = bus)
- *     6  u8 delivery           7  u8 reserved (0)
+ *     0  u32 magic "SKBR"      4  u8 version (2)   5  u8 kind (1 = bus,
+ *        2 channel data, 3 channel ack, 4 channel hello)
+ *     6  u8 delivery (bus: enum shmkit_bus_mode; channel data: 1 if the
+ *        exported channel is SPSC)          7  u8 reserved (0)
  *     8  u32 origin bridge id  12 u32 payload length
  *     16 u64 sequence number (per origin and exported bus, from 1; a jump
  *        says how many the sender numbered and never sent, or the network
  *        dropped)
- *     24 u32 capacity          28 u32 max_msg   (the exported bus's geometry)
- *     32 u32 CRC-32C of the payload             36 u32 reserved (0)
- *   payload  the message
+ *        Channel data: the outbox's sequence number; ack: the highest
+ *        sequence committed into the importer's local channel; hello: 0.
+ *     24 u32 capacity          28 u32 max_msg   (the exported service's
+ *        geometry)
+ *     32 u32 CRC-32C of the payload
+ *     36 u32 stream: channel data and ack, the exporting outbox's stream
+ *        id (random, kept in the outbox for its life, so it survives a
+ *        restart of the exporting bridge); 0 otherwise
+ *   payload  the message (empty for ack and hello)
+ * Version 2 gave the reserved word at 36 to the stream id (version 1
+ * frames are counted bad_version and dropped).
  * A frame of another magic or version, a bad CRC, a length that disagrees
  * with the frame, or the receiver's own origin id is counted and dropped,
  * never delivered.
@@ -47,6 +63,30 @@
  * Over one TCP connection ZeroMQ still drops at the receiver's high-water
  * mark: the sequence numbers count it.
  *
+ * Channels (exactly one consumer somewhere, none lost, none twice):
+ *   export-chan NAME   the bridge is a consumer of the local channel NAME;
+ *                      each message it takes goes first into the outbox
+ *                      NAME.skbr-out (a shmkit segment beside the channel,
+ *                      same backend), numbered, and leaves the outbox only
+ *                      when the importer acknowledged it was committed into
+ *                      its local channel.  At most `window` messages are
+ *                      un-acked: then the bridge stops taking messages and
+ *                      the local channel fills (flow control: a slow or
+ *                      absent remote costs no bridge memory).
+ *   import-chan R[=L]  frames of the remote channel R are sent into the
+ *                      local channel L (created at the first frame with the
+ *                      remote geometry if missing); the highest sequence
+ *                      committed per stream lives in L.skbr-in, so
+ *                      duplicates (resends after a lost ack, a restart of
+ *                      either side) are suppressed and acked again.
+ *   Un-acked frames are sent again after 300 ms without progress (go-back-N)
+ *   and at once when an importer says hello again after a reconnect.  One
+ *   importing bridge at a time per exported channel: the outbox is pinned to
+ *   the importer holding un-acked messages (others are `refused`) until all
+ *   is acked.  Names: posix (NAME, posix:/NAME) or file: channels (their
+ *   state segments need a name beside them).  The crash windows are stated
+ *   in chan.c.
+ *
  * All functions return 0 (or a non-negative count) or a negative errno.
  * A bridge handle is used by one thread.
  */
@@ -60,7 +100,8 @@
 extern "C" {
 #endif
 
-#define SHMKIT_BRIDGE_VERSION 1
+#define SHMKIT_BRIDGE_VERSION 2
+#define SHMKIT_BRIDGE_WINDOW_MAX 4096
 
 typedef struct shmkit_bridge shmkit_bridge;
 
@@ -70,6 +111,9 @@ struct shmkit_bridge_opts {
 	                       (default 10000) */
 	int drop;           /* 1: the PUB socket drops at its high-water mark
 	                       (default: it refuses, and the bridge waits) */
+	int window;         /* channels: un-acked messages per export (default
+	                       64, at most SHMKIT_BRIDGE_WINDOW_MAX); an existing
+	                       outbox keeps the window it was made with */
 };
 
 /* Counters since creation (frames are ZeroMQ messages). */
@@ -89,6 +133,23 @@ struct shmkit_bridge_stats {
 	uint64_t lost_local;    /* messages an export subscription lost */
 	uint64_t send_waits;    /* frames the PUB socket refused at first (full) */
 	uint64_t publish_waits; /* frames a local bus refused at first (full) */
+	/* channels */
+	uint64_t chan_out;      /* messages taken from exported channels into
+	                           outboxes */
+	uint64_t chan_sent;     /* data frames sent (resends included) */
+	uint64_t resends;       /* data frames sent again */
+	uint64_t acked;         /* outbox messages acknowledged */
+	uint64_t chan_in;       /* messages committed into local channels */
+	uint64_t duplicates;    /* data frames already committed: suppressed */
+	uint64_t out_of_order;  /* data frames past a gap: dropped (resent) */
+	uint64_t chan_full;     /* data frames the local channel had no room
+	                           for: dropped (resent) */
+	uint64_t refused;       /* hellos of a second importer while the
+	                           outbox is pinned to another */
+	uint64_t redelivered;   /* SPSC messages given again after a restart
+	                           that the outbox already held: skipped */
+	uint64_t uncertain;     /* MPMC imports found mid-commit at a restart:
+	                           the message may be delivered twice */
 };
 
 /* A bridge with no sockets bound or connected yet.  On failure nothing is
@@ -104,6 +165,22 @@ int shmkit_bridge_bind(shmkit_bridge *br, const char *endpoint, char *actual, si
 /* Connect the SUB socket to another bridge's endpoint (ZeroMQ reconnects
  * by itself). */
 int shmkit_bridge_connect(shmkit_bridge *br, const char *endpoint);
+
+/* The reliable link (channels): bind the ROUTER socket to an endpoint
+ * (actual as for bind), and connect a DEALER to another bridge's listening
+ * endpoint (one DEALER per peer, at most 16). */
+int shmkit_bridge_listen(shmkit_bridge *br, const char *endpoint, char *actual, size_t cap);
+int shmkit_bridge_peer(shmkit_bridge *br, const char *endpoint);
+
+/* Export the local channel `name` (it must exist: -ENOENT) over the
+ * reliable link; its outbox NAME.skbr-out is created or recovered.
+ * -EBUSY: another bridge exports it; -EINVAL: not a posix or file name, or
+ * an imported channel; -EPROTO: the outbox does not fit the channel
+ * (remove it once empty). */
+int shmkit_bridge_export_chan(shmkit_bridge *br, const char *name);
+/* Import the remote channel `remote` into the local channel `local`
+ * (NULL: the same name); hellos go to every peer. */
+int shmkit_bridge_import_chan(shmkit_bridge *br, const char *remote, const char *local);
 
 /* Export the local bus `name` (it must exist: -ENOENT).  Messages
  * published from now on are carried. */
@@ -127,6 +204,9 @@ int shmkit_bridge_stats_line(const struct shmkit_bridge_stats *st, char *buf, si
 #define SHMKIT_BRIDGE_HDR 40
 #define SHMKIT_BRIDGE_MAGIC 0x52424b53u /* "SKBR" read little-endian */
 #define SHMKIT_BRIDGE_KIND_BUS 1
+#define SHMKIT_BRIDGE_KIND_CHAN 2
+#define SHMKIT_BRIDGE_KIND_CHAN_ACK 3
+#define SHMKIT_BRIDGE_KIND_CHAN_HELLO 4
 
 struct shmkit_bridge_hdr {
 	uint32_t magic;
@@ -136,6 +216,7 @@ struct shmkit_bridge_hdr {
 	uint64_t seq;
 	uint32_t capacity, max_msg;
 	uint32_t crc;
+	uint32_t stream;
 };
 
 /* CRC-32C (Castagnoli) of len bytes, continuing from crc (start at 0). */

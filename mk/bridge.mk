@@ -9,9 +9,10 @@
 BRIDGE_LIB := $(BUILD)/libshmkit-bridge.a
 BRIDGE_CMD := $(BUILD)/shmkit-bridge
 BRIDGE_TEST := $(BUILD)/tests/test_bridge
-BRIDGE_LIB_SRC := bridge/bridge.c bridge/frame.c
+BRIDGE_HELPER := $(BUILD)/tests/helper_bridge
+BRIDGE_LIB_SRC := bridge/bridge.c bridge/chan.c bridge/frame.c bridge/link.c
 BRIDGE_OBJ := $(BRIDGE_LIB_SRC:bridge/%.c=$(BUILD)/obj/bridge_%.o)
-BRIDGE_HDR := bridge/shmkit-bridge.h include/shmkit.h
+BRIDGE_HDR := bridge/shmkit-bridge.h bridge/internal.h include/shmkit.h
 BRIDGE_ZMQ := $(if $(ZMQ_LIBS),-DSK_HAVE_ZMQ)
 
 .PHONY: bridge bridge-test
@@ -31,8 +32,12 @@ $(BRIDGE_CMD): $(BUILD)/obj/bridge_main.o $(BRIDGE_LIB) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $< $(BRIDGE_LIB) $(STATIC) $(ZMQ_LIBS) $(LDLIBS)
 
 # The test runs the command as two bridge processes, and one bridge in
-# its own process against forged frames.
-$(BRIDGE_TEST): $(BRIDGE_CMD)
+# its own process against forged frames; helper_bridge produces and
+# consumes inside the simulated hosts.
+$(BRIDGE_TEST): $(BRIDGE_CMD) $(BRIDGE_HELPER)
+
+$(BRIDGE_HELPER): bridge/tests/helper_bridge.c include/shmkit.h $(STATIC) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
 BRIDGE_TEST_LIBS := $(BRIDGE_LIB) $(ZMQ_LIBS)
 else
 bridge:

@@ -1,5 +1,5 @@
 /*
- * test_bridge.c - the ZeroMQ bridge (issue 14, buses).
+ * test_bridge.c - the ZeroMQ bridge (issue 14: buses, channels).
  *
  *   two_bridges_carry_a_bus_in_order  two shmkit-bridge processes over
  *       TCP on 127.0.0.1: a publisher process on A (exported by bridge 1),
@@ -18,6 +18,12 @@
  *   overwrite_losses_are_counted_on_both_sides  an export subscription
  *       lapped on an overwrite bus: lost_local at the sender, the same
  *       number as lost_remote (a sequence jump) at the receiver
+ *   chan_two_hosts_survive_kills_cuts_and_corruption  two simulated hosts
+ *       (unshare --ipc --mount, a private /dev/shm each; nsenter runs the
+ *       bridges and helper_bridge inside) joined over TCP on 127.0.0.1
+ *       through a relay the test controls; a channel carried exactly once
+ *       and in order through both bridges killed and restarted, a cut
+ *       link, withheld acks and corrupted frames (details at the test)
  *   api_refusals, wire_format  loop refusal, missing bus; CRC-32C and the
  *       header layout
  * Without libzmq the bridge is not built: one test says it was skipped.
@@ -33,9 +39,14 @@ Test(bridge, skipped_without_libzmq)
 }
 #else
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <zmq.h>
 
 #include "shmkit.h"
@@ -77,6 +88,8 @@ static pid_t bridge_start(const char *const argv[], int *out, char *ep, size_t c
 		cr_assert_eq(read_line(*out, line, sizeof(line)), 0, "%s said no ready line", argv[0]);
 		if (!strncmp(line, "bound ", 6) && ep)
 			snprintf(ep, cap, "%s", line + 6);
+		if (!strncmp(line, "listening ", 10) && ep)
+			snprintf(ep, cap, "%s", line + 10);
 		if (!strncmp(line, "ready", 5))
 			return pid;
 	}
@@ -387,7 +400,7 @@ Test(bridge, forged_frames_are_counted_and_dropped)
 	cr_assert_eq(st.lost_remote - before.lost_remote, 5);
 	cr_assert_eq(st.received - before.received, 9);
 	cr_assert_eq(st.unroutable, 0);
-	char line[512];
+	char line[1024];
 	cr_assert_gt(shmkit_bridge_stats_line(&st, line, sizeof(line)), 0);
 	cr_log_info("%s", line);
 
@@ -478,6 +491,374 @@ Test(bridge, overwrite_losses_are_counted_on_both_sides)
 	cr_assert_eq(shmkit_bridge_close(b2), 0);
 	cr_assert_eq(shmkit_bridge_close(b1), 0);
 	shmkit_bus_close(bus);
+}
+
+/* ---- two hosts: namespaces, a relay ---- */
+
+/* A simulated host: a process holding its own IPC and mount namespace
+ * with a private tmpfs on /dev/shm; programs enter it with nsenter.
+ * Nothing it makes outlives it. */
+struct host {
+	pid_t keeper;
+	int out;
+	char pid[16];
+};
+
+static void host_start(struct host *h)
+{
+	const char *argv[] = { "/usr/bin/unshare", "--ipc", "--mount", "--propagation", "private",
+	                       "sh", "-c",
+	                       "mount -t tmpfs -o size=256m tmpfs /dev/shm && echo up && exec sleep 600",
+	                       NULL };
+	char line[64];
+
+	h->keeper = sk_test_spawn(argv, -1, &h->out);
+	cr_assert_gt(h->keeper, 0);
+	cr_assert_eq(read_line(h->out, line, sizeof(line)), 0, "the host did not come up");
+	cr_assert_str_eq(line, "up");
+	snprintf(h->pid, sizeof(h->pid), "%d", (int)h->keeper);
+}
+
+static void host_stop(struct host *h)
+{
+	kill(h->keeper, SIGKILL);
+	sk_test_reap(h->keeper);
+	close(h->out);
+}
+
+/* Run prog (a path) with up to 12 arguments inside host h.  in and *out
+ * as for sk_test_spawn (-1: /dev/null; NULL: stdout inherited). */
+static pid_t host_spawn_in(struct host *h, int in, int *out, const char *prog,
+                           const char *const args[])
+{
+	const char *argv[24] = { "/usr/bin/nsenter", "-t", h->pid, "--ipc", "--mount", "--", prog };
+	int n = 7;
+
+	for (int i = 0; args[i] && n < 23; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	pid_t pid = sk_test_spawn(argv, in, out);
+	cr_assert_gt(pid, 0);
+	return pid;
+}
+
+static pid_t host_spawn(struct host *h, int *out, const char *prog, const char *const args[])
+{
+	return host_spawn_in(h, -1, out, prog, args);
+}
+
+/* A running bridge's statistics (SIGUSR1) into line. */
+static void bridge_poke(pid_t pid, int out, char *line, size_t cap)
+{
+	kill(pid, SIGUSR1);
+	cr_assert_eq(read_line(out, line, cap), 0, "no statistics on SIGUSR1");
+	cr_assert(!strncmp(line, "stats ", 6), "SIGUSR1 printed: %s", line);
+}
+
+/* Until the bridge's statistics satisfy key - minus >= want (bounded:
+ * 3000 looks, 10 ms apart); minus may be NULL. */
+static void bridge_wait_stat(pid_t pid, int out, const char *key, const char *minus, long long want)
+{
+	char line[2048];
+	long long v = 0;
+
+	for (int i = 0; i < 3000; i++) {
+		bridge_poke(pid, out, line, sizeof(line));
+		v = stat_of(line, key) - (minus ? stat_of(line, minus) : 0);
+		if (v >= want)
+			return;
+		usleep(10000);
+	}
+	cr_assert_fail("%s - %s stayed at %lld (want %lld)", key, minus ? minus : "0", v, want);
+}
+
+static const char *helper_path(void)
+{
+	static char path[4096];
+
+	snprintf(path, sizeof(path), "%s/helper_bridge", sk_test_dir());
+	return path;
+}
+
+/* A bridge inside host h, once it said ready; its listening endpoint into
+ * ep if ep is not NULL. */
+static pid_t host_bridge(struct host *h, const char *const args[], int *out, char *ep, size_t cap)
+{
+	char line[1024];
+	pid_t pid = host_spawn(h, out, bridge_path(), args);
+
+	for (;;) {
+		cr_assert_eq(read_line(*out, line, sizeof(line)), 0, "the bridge said no ready line");
+		if (!strncmp(line, "listening ", 10) && ep)
+			snprintf(ep, cap, "%s", line + 10);
+		if (!strncmp(line, "ready", 5))
+			return pid;
+	}
+}
+
+/* A TCP relay on 127.0.0.1 the test controls: it forwards connections to
+ * target; cut closes every connection and refuses new ones until
+ * restored (what it had not forwarded is lost); freeze stops forwarding
+ * from the connecting side (its bytes wait, unread); corrupt N flips one
+ * byte inside a run of 'x' (payload, never a header) in the next N chunks
+ * going back to the connecting side. */
+#define RELAY_PAIRS 16
+struct relay {
+	int lfd, port, target;
+	int cut, corrupt, stop, freeze; /* commands: __atomic */
+	int corrupted, accepted;  /* results: __atomic */
+	int pair[RELAY_PAIRS][2]; /* client, server; -1 if free */
+	pthread_t th;
+};
+
+static void relay_close(struct relay *r, int i)
+{
+	close(r->pair[i][0]);
+	close(r->pair[i][1]);
+	r->pair[i][0] = r->pair[i][1] = -1;
+}
+
+static int write_all(int fd, const char *b, ssize_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, b, (size_t)n, MSG_NOSIGNAL); /* a closed peer: no SIGPIPE */
+		if (w <= 0)
+			return -1;
+		b += w;
+		n -= w;
+	}
+	return 0;
+}
+
+static void relay_accept(struct relay *r)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)r->target),
+	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int c = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC), s;
+
+	if (c < 0)
+		return;
+	if (__atomic_load_n(&r->cut, __ATOMIC_RELAXED)) {
+		close(c);
+		return;
+	}
+	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	for (int i = 0; i < RELAY_PAIRS; i++) {
+		if (r->pair[i][0] >= 0)
+			continue;
+		if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)))
+			break;
+		r->pair[i][0] = c;
+		r->pair[i][1] = s;
+		__atomic_fetch_add(&r->accepted, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	close(c);
+	if (s >= 0)
+		close(s);
+}
+
+static void relay_corrupt(struct relay *r, char *b, ssize_t n)
+{
+	static const char run[33] = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+	int left = __atomic_load_n(&r->corrupt, __ATOMIC_RELAXED);
+	char *x = left > 0 ? memmem(b, (size_t)n, run, 32) : NULL;
+
+	if (!x)
+		return;
+	x[16] ^= 0x01;
+	__atomic_fetch_sub(&r->corrupt, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&r->corrupted, 1, __ATOMIC_RELAXED);
+}
+
+static void *relay_main(void *arg)
+{
+	struct relay *r = arg;
+	char buf[65536];
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
+		struct pollfd p[1 + 2 * RELAY_PAIRS];
+		int n = 0, frozen = __atomic_load_n(&r->freeze, __ATOMIC_RELAXED);
+		p[n++] = (struct pollfd){ .fd = r->lfd, .events = POLLIN };
+		for (int i = 0; i < RELAY_PAIRS; i++)
+			for (int k = 0; k < 2; k++) /* a frozen side is not even watched */
+				p[n++] = (struct pollfd){ .fd = k == 0 && frozen ? -1 : r->pair[i][k],
+				                          .events = POLLIN };
+		if (poll(p, (nfds_t)n, 20) < 0)
+			continue;
+		int cut = __atomic_load_n(&r->cut, __ATOMIC_RELAXED);
+		for (int i = 0; i < RELAY_PAIRS; i++) {
+			if (r->pair[i][0] < 0)
+				continue;
+			for (int k = 0; k < 2 && r->pair[i][0] >= 0; k++) {
+				if (cut) {
+					relay_close(r, i);
+					break;
+				}
+				if (!(p[1 + 2 * i + k].revents & (POLLIN | POLLHUP | POLLERR)))
+					continue;
+				ssize_t got = read(r->pair[i][k], buf, sizeof(buf));
+				if (got > 0 && k == 1)
+					relay_corrupt(r, buf, got);
+				if (got <= 0 || write_all(r->pair[i][!k], buf, got))
+					relay_close(r, i);
+			}
+		}
+		if (p[0].revents & POLLIN)
+			relay_accept(r);
+	}
+	for (int i = 0; i < RELAY_PAIRS; i++)
+		if (r->pair[i][0] >= 0)
+			relay_close(r, i);
+	return NULL;
+}
+
+static void relay_start(struct relay *r, int target)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+
+	memset(r, 0, sizeof(*r));
+	memset(r->pair, -1, sizeof(r->pair));
+	r->target = target;
+	r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(r->lfd, 0);
+	cr_assert_eq(bind(r->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(r->lfd, 16), 0);
+	cr_assert_eq(getsockname(r->lfd, (struct sockaddr *)&a, &al), 0);
+	r->port = ntohs(a.sin_port);
+	cr_assert_eq(pthread_create(&r->th, NULL, relay_main, r), 0);
+}
+
+static void relay_stop(struct relay *r)
+{
+	__atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
+	pthread_join(r->th, NULL);
+	close(r->lfd);
+}
+
+static int port_of(const char *ep)
+{
+	const char *c = strrchr(ep, ':');
+
+	return c ? atoi(c + 1) : -1;
+}
+
+/* The stats a bridge prints at SIGTERM, into line. */
+static void bridge_stop(pid_t pid, int out, char *line, size_t cap)
+{
+	char text[8192];
+
+	kill(pid, SIGTERM);
+	cr_assert_eq(sk_test_finish(pid, out, text, sizeof(text)), 0, "bridge: %s", text);
+	last_stats(text, line, cap);
+}
+
+/* Two hosts, a channel exported by A's bridge and imported by B's through
+ * the relay; 20000 messages of 200 bytes from a producer on A to a
+ * consumer on B, while:
+ *   after 2000 received, the consumer is held until B's channel is full
+ *   and A's window of 32 is all un-acked (so the outbox holds 32), then
+ *   A's bridge is SIGKILLed and restarted: they must come from the outbox;
+ *   after 5000, held until B drops frames for want of room, then B's
+ *   bridge is SIGKILLed and restarted (its dedupe state survives);
+ *   after 8000, the link is cut for 0.5 s and restored;
+ *   after 11000, the relay withholds what B sends (its acks) until B has
+ *   committed at least one more message; then B's bridge is SIGKILLed,
+ *   the link cut (the withheld acks are lost) and B restarted: A sends
+ *   again what B had committed, and B's dedupe state, which survived in
+ *   its host's /dev/shm, suppresses it;
+ *   after 15000, 3 frames are corrupted by the relay.
+ * The consumer gets every message exactly once and in order; B counts
+ * the corrupted frames as bad CRC, exactly.  SPSC channels on both sides
+ * (the crash windows closed for them in chan.c are crossed only when a
+ * kill happens to land in one). */
+Test(bridge, chan_two_hosts_survive_kills_cuts_and_corruption, .timeout = 240)
+{
+	/* The name is the run's (naming rule), though it lives and dies in
+	 * the hosts' own /dev/shm. */
+	const char *n_msgs = "20000", *chan = sk_test_new_name("posix");
+	char ep[1024], peer[256], line[2048];
+	struct host A, B;
+	struct relay r;
+	int oa, ob, oc, op;
+
+	host_start(&A);
+	host_start(&B);
+	const char *mk[] = { "chan", chan, "64", "256", "spsc", NULL };
+	cr_assert_eq(sk_test_finish(host_spawn(&A, NULL, helper_path(), mk), -1, NULL, 0), 0);
+	cr_assert_eq(sk_test_finish(host_spawn(&B, NULL, helper_path(), mk), -1, NULL, 0), 0);
+
+	const char *a1[] = { "--id", "1", "--listen", "tcp://127.0.0.1:*", "--export-chan", chan,
+	                     "--window", "32", NULL };
+	pid_t ba = host_bridge(&A, a1, &oa, ep, sizeof(ep));
+	relay_start(&r, port_of(ep));
+	snprintf(peer, sizeof(peer), "tcp://127.0.0.1:%d", r.port);
+	const char *b1[] = { "--id", "2", "--peer", peer, "--import-chan", chan, NULL };
+	pid_t bb = host_bridge(&B, b1, &ob, NULL, 0);
+
+	const char *cons[] = { "consume", chan, n_msgs, "1000", NULL };
+	int go[2];
+	cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
+	pid_t pc = host_spawn_in(&B, go[0], &oc, helper_path(), cons);
+	close(go[0]);
+	const char *prod[] = { "produce", chan, n_msgs, "200", NULL };
+	pid_t pp = host_spawn(&A, &op, helper_path(), prod);
+
+	const char *a2[] = { "--id", "1", "--listen", ep, "--export-chan", chan, "--window", "32", NULL };
+	for (;;) {
+		cr_assert_eq(read_line(oc, line, sizeof(line)), 0, "the consumer stalled");
+		if (strncmp(line, "at ", 3))
+			break;
+		int at = atoi(line + 3);
+		if (at == 2000) { /* A's bridge dies with a full window */
+			bridge_wait_stat(ba, oa, "chan_out", "acked", 32);
+			kill(ba, SIGKILL);
+			cr_assert_eq(sk_test_finish(ba, oa, NULL, 0), 128 + SIGKILL);
+			ba = host_bridge(&A, a2, &oa, NULL, 0);
+		} else if (at == 5000) { /* B's bridge dies with a full channel */
+			bridge_wait_stat(bb, ob, "chan_full", NULL, 1);
+			kill(bb, SIGKILL);
+			cr_assert_eq(sk_test_finish(bb, ob, NULL, 0), 128 + SIGKILL);
+			bb = host_bridge(&B, b1, &ob, NULL, 0);
+		} else if (at == 8000) { /* the link goes down for a while */
+			__atomic_store_n(&r.cut, 1, __ATOMIC_RELAXED);
+			usleep(500000);
+			__atomic_store_n(&r.cut, 0, __ATOMIC_RELAXED);
+		} else if (at == 15000) {
+			__atomic_store_n(&r.corrupt, 3, __ATOMIC_RELAXED);
+		} else if (at == 11000) { /* B commits, its acks are lost, it dies */
+			__atomic_store_n(&r.freeze, 1, __ATOMIC_RELAXED);
+			bridge_poke(bb, ob, line, sizeof(line));
+			bridge_wait_stat(bb, ob, "chan_in", NULL, stat_of(line, "chan_in") + 1);
+			kill(bb, SIGKILL);
+			cr_assert_eq(sk_test_finish(bb, ob, NULL, 0), 128 + SIGKILL);
+			__atomic_store_n(&r.cut, 1, __ATOMIC_RELAXED);
+			usleep(100000);
+			__atomic_store_n(&r.freeze, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(&r.cut, 0, __ATOMIC_RELAXED);
+			bb = host_bridge(&B, b1, &ob, NULL, 0);
+		}
+		cr_assert_eq(write(go[1], "go\n", 3), 3);
+	}
+	close(go[1]);
+	cr_log_info("consumer: %s", line);
+	cr_assert_str_eq(line, "done got=20000 dup=0 order=0 bad=0 rc=0");
+	cr_assert_eq(sk_test_finish(pc, oc, NULL, 0), 0);
+	cr_assert_eq(sk_test_finish(pp, op, NULL, 0), 0, "the producer failed");
+
+	bridge_stop(ba, oa, line, sizeof(line));
+	cr_log_info("bridge A: %s", line);
+	cr_assert_eq(stat_of(line, "refused") + stat_of(line, "bad_crc"), 0);
+	bridge_stop(bb, ob, line, sizeof(line));
+	cr_log_info("bridge B: %s", line);
+	relay_stop(&r);
+	cr_assert_geq(stat_of(line, "duplicates"), 1, "B's last life saw what it had committed again");
+	cr_assert_eq(__atomic_load_n(&r.corrupted, __ATOMIC_RELAXED), 3);
+	cr_assert_eq(stat_of(line, "bad_crc"), 3, "every corrupted frame is counted and dropped");
+	cr_assert_gt(__atomic_load_n(&r.accepted, __ATOMIC_RELAXED), 2, "the link was made again");
+	host_stop(&A);
+	host_stop(&B);
 }
 
 /* ---- API and wire format ---- */

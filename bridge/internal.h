@@ -1,0 +1,147 @@
+/*
+ * internal.h - what the bridge's source files share (not installed): the
+ * bridge handle, the bus export/import records of bridge.c, the reliable
+ * link (link.c: a ROUTER bound, one DEALER per peer) and the channel
+ * services over it (chan.c).
+ */
+#ifndef SK_BRIDGE_INTERNAL_H
+#define SK_BRIDGE_INTERNAL_H
+
+#include <stdint.h>
+#include <zmq.h>
+
+#include "shmkit.h"
+#include "shmkit-bridge.h"
+
+#define MAX_EXPORTS 64
+#define MAX_IMPORTS 64
+#define MAX_PEERS 16
+#define MAX_ORIGINS 16
+#define NAME_MAX_ 255
+#define TOPIC_MAX (NAME_MAX_ + 2)
+#define BATCH 256
+/* A remote geometry bigger than this is not trusted to size a local
+ * service: the defaults are used instead. */
+#define GEOMETRY_LIMIT (256ull << 20)
+/* The largest frame a socket accepts: topic, header, 64 MiB of payload. */
+#define FRAME_MAX (TOPIC_MAX + SHMKIT_BRIDGE_HDR + (64ll << 20))
+/* Routing ids of DEALER sockets: 'B' and the bridge id, little-endian
+ * (ZeroMQ refuses ids starting with a zero byte). */
+#define RID_LEN 5
+
+struct bexport {
+	shmkit_bus *bus;
+	shmkit_sub *sub;
+	int fd;                /* the subscription's pollable fd */
+	uint32_t capacity, max_msg;
+	int delivery;
+	uint64_t seq;          /* last sequence numbered */
+	int topic_len;
+	unsigned char *frame;  /* topic, header, payload */
+	size_t frame_len;      /* of the held frame, 0 if none */
+	int refused;           /* the held frame was refused (counted once) */
+	char name[NAME_MAX_ + 1];
+};
+
+struct origin_seen {
+	uint32_t origin;
+	uint64_t last;
+};
+
+struct bimport {
+	shmkit_bus *bus;       /* NULL until the first frame (or an open) */
+	uint32_t max_msg;      /* of the local bus */
+	unsigned nseen, evict;
+	struct origin_seen seen[MAX_ORIGINS];
+	char topic[TOPIC_MAX];
+	int topic_len;
+	char remote[NAME_MAX_ + 1], local[NAME_MAX_ + 1];
+};
+
+struct cexport;
+struct cimport;
+
+/* One DEALER connected to another bridge's reliable endpoint. */
+struct bpeer {
+	void *sock;
+};
+
+struct shmkit_bridge {
+	uint32_t id;
+	int hwm, drop, window;
+	void *ctx, *pub, *sub;
+	struct bexport *ex[MAX_EXPORTS];
+	unsigned nex;
+	struct bimport *im[MAX_IMPORTS];
+	unsigned nim;
+	zmq_msg_t held;        /* an import frame its bus refused */
+	struct bimport *held_im;
+	int held_refused;      /* counted in publish_waits */
+	const unsigned char *held_payload;
+	uint32_t held_len;
+	int more;              /* a batch was cut short: poll without waiting */
+	/* the reliable link (link.c) */
+	void *router;          /* NULL until shmkit_bridge_listen */
+	struct bpeer peer[MAX_PEERS];
+	unsigned npeer;
+	struct cexport *cex[MAX_EXPORTS];
+	unsigned ncex;
+	struct cimport *cim[MAX_IMPORTS];
+	unsigned ncim;
+	int64_t next_hello;    /* CLOCK_MONOTONIC ns of the next hello round */
+	struct shmkit_bridge_stats st;
+};
+
+int sk_br_zerr(void);
+uint32_t sk_br_random_id(void);
+int64_t sk_br_now(void);
+int sk_br_name_ok(const char *name);
+int sk_br_sock_opts(shmkit_bridge *br, void *s);
+/* Bind sock; the endpoint bound (a '*' port resolved) into actual. */
+int sk_br_bind(void *sock, const char *endpoint, char *actual, size_t cap);
+
+/* A frame (topic, header with length and CRC filled in, payload) into
+ * buf of cap bytes: its length, or -EMSGSIZE. */
+ssize_t sk_br_frame(unsigned char *buf, size_t cap, const char *topic, int topic_len,
+                    struct shmkit_bridge_hdr *h, const void *payload, uint32_t len);
+/* Judge a frame's topic and header (magic, version, length, CRC, own
+ * origin), counting a bad one.  0 good (h, *topic_len and *payload set),
+ * -1 dropped. */
+int sk_br_judge(shmkit_bridge *br, const unsigned char *f, size_t len,
+                struct shmkit_bridge_hdr *h, size_t *topic_len, const unsigned char **payload);
+
+/* link.c */
+int sk_link_listen(shmkit_bridge *br, const char *endpoint, char *actual, size_t cap);
+int sk_link_peer(shmkit_bridge *br, const char *endpoint);
+/* Send one frame to the peer bridge behind routing id rid (ROUTER side):
+ * 0, 1 not now (its queue is full: try later), -EHOSTUNREACH (no such
+ * connection), <0 other errors. */
+int sk_link_to_rid(shmkit_bridge *br, const unsigned char *rid, size_t rid_len,
+                   const void *frame, size_t len);
+/* Send one frame on peer p's DEALER: 0, 1 not now (no connection, or
+ * full), <0 error. */
+int sk_link_to_peer(shmkit_bridge *br, unsigned p, const void *frame, size_t len);
+/* Poll items of the link (ROUTER, each DEALER) from it[0];
+ * returns how many. */
+int sk_link_pollitems(shmkit_bridge *br, zmq_pollitem_t *it);
+/* Read what the link's sockets hold (items as filled above). */
+int sk_link_pump(shmkit_bridge *br, const zmq_pollitem_t *it);
+void sk_link_close(shmkit_bridge *br);
+
+/* chan.c */
+void sk_chan_free_all(shmkit_bridge *br);
+/* A frame of kind CHAN_* from routing id rid (ROUTER side, rid_len > 0)
+ * or from peer p (DEALER side). */
+void sk_chan_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, unsigned p,
+                   const struct shmkit_bridge_hdr *h, const char *topic, size_t topic_len,
+                   const unsigned char *payload);
+/* The channels' part of a turn: fill outboxes, send, resend, hello, ack.
+ * 1 if work was cut short (poll without waiting), 2 if a socket refused a
+ * frame (poll briefly: no event says when it has room), 0, or <0 error. */
+int sk_chan_pump(shmkit_bridge *br);
+/* The channels' pollable fds into it (export channels with room in
+ * their window); returns how many. */
+int sk_chan_pollitems(shmkit_bridge *br, zmq_pollitem_t *it);
+void sk_chan_polled(shmkit_bridge *br, const zmq_pollitem_t *it);
+
+#endif
