@@ -286,8 +286,8 @@ void shmkit_ec_init(shmkit_ec *ec);
 uint32_t shmkit_ec_value(const shmkit_ec *ec);
 /* Increment and wake all waiters, if any. */
 void shmkit_ec_inc(shmkit_ec *ec);
-/* Wait until the value differs from old (taken modulo 2^31); 0, or
- * -ETIMEDOUT (also for timeout_ns == 0 when it has not moved). */
+/* Wait until the value differs from old (taken modulo 2^31); 0,
+ * -ETIMEDOUT, or -EAGAIN when timeout_ns is 0 and it has not moved. */
 int shmkit_ec_wait(shmkit_ec *ec, uint32_t old, int64_t timeout_ns);
 
 /* Robust process-shared mutex.  If a holder dies, the next locker gets

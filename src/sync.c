@@ -285,8 +285,8 @@ int shmkit_ec_wait(shmkit_ec *ec, uint32_t old, int64_t timeout_ns)
 	/* Acquire: as A1 in ec_wait_slow. */
 	if ((sk_load_acquire(&ec->word) >> 1) != old)
 		return 0;
-	if (timeout_ns == 0)
-		return sync_err(-ETIMEDOUT);
+	if (timeout_ns == 0) /* would wait: -EAGAIN, as every try-once call */
+		return sync_err(-EAGAIN);
 	return ec_wait_slow(ec, old, sk_deadline(timeout_ns));
 }
 

@@ -54,6 +54,8 @@ def test_local_semantics(name):
         with pytest.raises(TimeoutError):
             sem.wait(timeout=0.05)
         ec = shmkit.EventCount(seg, 256, init=True)
+        with pytest.raises(BlockingIOError):
+            ec.wait(ec.value, timeout=0)
         with pytest.raises(TimeoutError):
             ec.wait(ec.value, timeout=0.05)
         t = threading.Timer(0.01, ec.inc)
