@@ -127,6 +127,8 @@ int shmkit_bridge_close(shmkit_bridge *br)
 	if (br->held_im)
 		zmq_msg_close(&br->held);
 	sk_chan_free_all(br);
+	sk_jnl_free_all(br);
+	sk_rpc_free_all(br);
 	sk_link_close(br);
 	if (br->pub)
 		zmq_close(br->pub);
@@ -514,8 +516,9 @@ static long poll_ms(shmkit_bridge *br, int held, int64_t timeout_ns)
 
 int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 {
-	zmq_pollitem_t it[2 + MAX_EXPORTS + 1 + MAX_PEERS + MAX_EXPORTS];
-	int n = 0, in_held, held, ret = 0, rc, nlink, nchan;
+	zmq_pollitem_t it[2 + MAX_EXPORTS + 1 + MAX_PEERS + MAX_EXPORTS * (1 + MAX_FOLLOWERS) +
+	                  RPC_POLLITEMS];
+	int n = 0, in_held, held, ret = 0, rc, nlink, nchan, njnl, nrpc;
 
 	if (!br)
 		return -EINVAL;
@@ -523,9 +526,16 @@ int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 	for (unsigned i = 0; i < br->nex; i++)
 		if (br->ex[i]->frame_len && export_send(br, br->ex[i]) == 1)
 			held = 1;
-	rc = sk_chan_pump(br); /* before the poll: an outbox may hold frames to send */
+	int64_t now = sk_br_now();
+	int hello = now >= br->next_hello;
+	if (hello)
+		br->next_hello = now + HELLO_NS;
+	rc = sk_chan_pump(br, 0); /* before the poll: an outbox may hold frames to send */
 	if (rc < 0)
 		return rc;
+	held |= rc == 2;
+	br->more |= rc == 1;
+	rc = sk_jnl_pump(br, 0);
 	held |= rc == 2;
 	br->more |= rc == 1;
 	/* While an import frame is held the SUB socket is not read: its
@@ -539,7 +549,9 @@ int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 		                            .events = br->ex[i]->frame_len ? 0 : ZMQ_POLLIN };
 	nlink = sk_link_pollitems(br, it + n);
 	nchan = sk_chan_pollitems(br, it + n + nlink);
-	rc = zmq_poll(it, n + nlink + nchan, poll_ms(br, held, timeout_ns));
+	njnl = sk_jnl_pollitems(br, it + n + nlink + nchan);
+	nrpc = sk_rpc_pollitems(br, it + n + nlink + nchan + njnl);
+	rc = zmq_poll(it, n + nlink + nchan + njnl + nrpc, poll_ms(br, held, timeout_ns));
 	if (rc < 0 && zmq_errno() != EINTR)
 		return sk_br_zerr();
 	br->more = 0;
@@ -564,10 +576,14 @@ int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 		return rc;
 	br->more |= rc == 1;
 	sk_chan_polled(br, it + n + nlink);
-	rc = sk_chan_pump(br);
+	sk_jnl_polled(br, it + n + nlink + nchan);
+	sk_rpc_polled(br, it + n + nlink + nchan + njnl);
+	rc = sk_chan_pump(br, hello);
 	if (rc < 0)
 		return rc;
 	br->more |= rc == 1;
+	br->more |= sk_jnl_pump(br, hello) == 1;
+	sk_rpc_pump(br, hello);
 	return ret;
 }
 

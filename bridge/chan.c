@@ -119,7 +119,6 @@
 #define OB_SLOT_HDR 32
 #define IB_ENTRIES 64
 #define RESEND_NS 300000000ll
-#define HELLO_NS 200000000ll
 #define MAX_MSG_LIMIT (1u << 30)
 
 struct ob_hdr {
@@ -817,13 +816,11 @@ void sk_chan_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, 
 		cexport_ack(br, ce, h);
 }
 
-int sk_chan_pump(shmkit_bridge *br)
+int sk_chan_pump(shmkit_bridge *br, int hello)
 {
 	int64_t now = sk_br_now();
-	int more = 0, full = 0, hello = now >= br->next_hello;
+	int more = 0, full = 0;
 
-	if (hello)
-		br->next_hello = now + HELLO_NS;
 	for (unsigned i = 0; i < br->ncex; i++) {
 		int rc = cexport_fill(br, br->cex[i]);
 		if (rc < 0)

@@ -89,8 +89,10 @@ int shmkit_bridge_hdr_decode(struct shmkit_bridge_hdr *h, const void *buf, size_
 
 int shmkit_bridge_topic(char *buf, size_t cap, int kind, const char *name)
 {
-	char k = kind == SHMKIT_BRIDGE_KIND_BUS ? 'b' : kind >= SHMKIT_BRIDGE_KIND_CHAN &&
-	         kind <= SHMKIT_BRIDGE_KIND_CHAN_HELLO ? 'c' : '?';
+	char k = kind == SHMKIT_BRIDGE_KIND_BUS ? 'b'
+	         : kind >= SHMKIT_BRIDGE_KIND_CHAN && kind <= SHMKIT_BRIDGE_KIND_CHAN_HELLO ? 'c'
+	         : kind == SHMKIT_BRIDGE_KIND_JNL || kind == SHMKIT_BRIDGE_KIND_JNL_HELLO ? 'j'
+	         : kind >= SHMKIT_BRIDGE_KIND_RPC_REQ && kind <= SHMKIT_BRIDGE_KIND_RPC_ACK ? 'r' : '?';
 	int w = snprintf(buf, cap, "%c%s", k, name);
 
 	if (w < 0 || (size_t)w + 1 > cap)
@@ -124,7 +126,8 @@ int shmkit_bridge_stats_line(const struct shmkit_bridge_stats *st, char *buf, si
 	                 "lost_remote=%llu lost_local=%llu send_waits=%llu publish_waits=%llu "
 	                 "chan_out=%llu chan_sent=%llu resends=%llu acked=%llu chan_in=%llu "
 	                 "duplicates=%llu out_of_order=%llu chan_full=%llu refused=%llu "
-	                 "redelivered=%llu uncertain=%llu",
+	                 "redelivered=%llu uncertain=%llu jnl_sent=%llu jnl_in=%llu jnl_gap=%llu "
+	                 "rpc_calls=%llu rpc_answered=%llu rpc_failed=%llu rpc_link_lost=%llu",
 	                 (unsigned)st->id, (unsigned long long)st->sent,
 	                 (unsigned long long)st->received, (unsigned long long)st->delivered,
 	                 (unsigned long long)st->bad_version, (unsigned long long)st->bad_crc,
@@ -136,7 +139,11 @@ int shmkit_bridge_stats_line(const struct shmkit_bridge_stats *st, char *buf, si
 	                 (unsigned long long)st->acked, (unsigned long long)st->chan_in,
 	                 (unsigned long long)st->duplicates, (unsigned long long)st->out_of_order,
 	                 (unsigned long long)st->chan_full, (unsigned long long)st->refused,
-	                 (unsigned long long)st->redelivered, (unsigned long long)st->uncertain);
+	                 (unsigned long long)st->redelivered, (unsigned long long)st->uncertain,
+	                 (unsigned long long)st->jnl_sent, (unsigned long long)st->jnl_in,
+	                 (unsigned long long)st->jnl_gap, (unsigned long long)st->rpc_calls,
+	                 (unsigned long long)st->rpc_answered, (unsigned long long)st->rpc_failed,
+	                 (unsigned long long)st->rpc_link_lost);
 
 	if (w < 0 || (size_t)w >= cap)
 		return -ENOSPC;

@@ -60,6 +60,10 @@ struct bimport {
 
 struct cexport;
 struct cimport;
+struct jexport;
+struct jimport;
+struct rexport;
+struct rimport;
 
 /* One DEALER connected to another bridge's reliable endpoint. */
 struct bpeer {
@@ -88,6 +92,14 @@ struct shmkit_bridge {
 	unsigned ncex;
 	struct cimport *cim[MAX_IMPORTS];
 	unsigned ncim;
+	struct jexport *jex[MAX_EXPORTS];
+	unsigned njex;
+	struct jimport *jim[MAX_IMPORTS];
+	unsigned njim;
+	struct rexport *rex[MAX_EXPORTS];
+	unsigned nrex;
+	struct rimport *rim[MAX_IMPORTS];
+	unsigned nrim;
 	int64_t next_hello;    /* CLOCK_MONOTONIC ns of the next hello round */
 	struct shmkit_bridge_stats st;
 };
@@ -135,13 +147,36 @@ void sk_chan_free_all(shmkit_bridge *br);
 void sk_chan_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, unsigned p,
                    const struct shmkit_bridge_hdr *h, const char *topic, size_t topic_len,
                    const unsigned char *payload);
-/* The channels' part of a turn: fill outboxes, send, resend, hello, ack.
- * 1 if work was cut short (poll without waiting), 2 if a socket refused a
- * frame (poll briefly: no event says when it has room), 0, or <0 error. */
-int sk_chan_pump(shmkit_bridge *br);
+/* The channels' part of a turn: fill outboxes, send, resend, ack, and
+ * hellos if hello.  1 if work was cut short (poll without waiting), 2 if
+ * a socket refused a frame (poll briefly: no event says when it has
+ * room), 0, or <0 error. */
+int sk_chan_pump(shmkit_bridge *br, int hello);
 /* The channels' pollable fds into it (export channels with room in
  * their window); returns how many. */
 int sk_chan_pollitems(shmkit_bridge *br, zmq_pollitem_t *it);
 void sk_chan_polled(shmkit_bridge *br, const zmq_pollitem_t *it);
+
+/* journal.c, the same shape */
+void sk_jnl_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, unsigned p,
+                  const struct shmkit_bridge_hdr *h, const char *topic, size_t topic_len,
+                  const unsigned char *payload);
+int sk_jnl_pump(shmkit_bridge *br, int hello);
+int sk_jnl_pollitems(shmkit_bridge *br, zmq_pollitem_t *it);
+void sk_jnl_polled(shmkit_bridge *br, const zmq_pollitem_t *it);
+void sk_jnl_free_all(shmkit_bridge *br);
+
+/* rpc.c, the same shape (its pump never cuts work short) */
+void sk_rpc_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, unsigned p,
+                  const struct shmkit_bridge_hdr *h, const char *topic, size_t topic_len,
+                  const unsigned char *payload);
+void sk_rpc_pump(shmkit_bridge *br, int hello);
+int sk_rpc_pollitems(shmkit_bridge *br, zmq_pollitem_t *it);
+void sk_rpc_polled(shmkit_bridge *br, const zmq_pollitem_t *it);
+void sk_rpc_free_all(shmkit_bridge *br);
+#define RPC_POLLITEMS (MAX_EXPORTS * 4 + MAX_IMPORTS)
+
+#define HELLO_NS 200000000ll /* hellos (and heartbeats of imports) */
+#define MAX_FOLLOWERS 8
 
 #endif

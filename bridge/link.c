@@ -148,6 +148,16 @@ static void dispatch(shmkit_bridge *br, const unsigned char *rid, size_t rid_len
 	case SHMKIT_BRIDGE_KIND_CHAN_HELLO:
 		sk_chan_frame(br, rid, rid_len, p, &h, (const char *)f, topic_len, payload);
 		break;
+	case SHMKIT_BRIDGE_KIND_JNL:
+	case SHMKIT_BRIDGE_KIND_JNL_HELLO:
+		sk_jnl_frame(br, rid, rid_len, p, &h, (const char *)f, topic_len, payload);
+		break;
+	case SHMKIT_BRIDGE_KIND_RPC_REQ:
+	case SHMKIT_BRIDGE_KIND_RPC_RESP:
+	case SHMKIT_BRIDGE_KIND_RPC_HELLO:
+	case SHMKIT_BRIDGE_KIND_RPC_ACK:
+		sk_rpc_frame(br, rid, rid_len, p, &h, (const char *)f, topic_len, payload);
+		break;
 	default:
 		br->st.malformed++;
 	}

@@ -6,7 +6,9 @@
  *                 [--export BUS]... [--import REMOTE[=LOCAL]]...
  *                 [--listen EP]... [--peer EP]...
  *                 [--export-chan CHAN]... [--import-chan REMOTE[=LOCAL]]...
- *                 [--hwm N] [--drop] [--window N]
+ *                 [--export-journal PATH]... [--import-journal REMOTE[=PATH]]...
+ *                 [--export-rpc SERVICE]... [--import-rpc REMOTE[=LOCAL]]...
+ *                 [--journal-sync] [--hwm N] [--drop] [--window N]
  *
  * Buses travel PUB (--bind) to SUB (--connect); channels over the
  * reliable link, ROUTER (--listen) and DEALER (--peer).  A bridge that
@@ -39,8 +41,12 @@ struct args {
 	struct shmkit_bridge_opts o;
 	const char *bind[MAX_ARGS], *connect[MAX_ARGS], *export[MAX_ARGS], *import[MAX_ARGS];
 	const char *listen[MAX_ARGS], *peer[MAX_ARGS], *xchan[MAX_ARGS], *ichan[MAX_ARGS];
-	int nbind, nconnect, nexport, nimport, nlisten, npeer, nxchan, nichan;
+	const char *xjnl[MAX_ARGS], *ijnl[MAX_ARGS], *xrpc[MAX_ARGS], *irpc[MAX_ARGS];
+	int nbind, nconnect, nexport, nimport, nlisten, npeer, nxchan, nichan, nxjnl, nijnl;
+	int nxrpc, nirpc;
 };
+
+static int journal_durability = SHMKIT_DUR_NONE; /* --journal-sync */
 
 static void usage(FILE *f)
 {
@@ -48,9 +54,11 @@ static void usage(FILE *f)
 	           "                     [--export BUS]... [--import REMOTE[=LOCAL]]...\n"
 	           "                     [--listen EP]... [--peer EP]...\n"
 	           "                     [--export-chan CHAN]... [--import-chan REMOTE[=LOCAL]]...\n"
-	           "                     [--hwm N] [--drop] [--window N]\n"
-	           "Carries shmkit buses (PUB --bind, SUB --connect) and channels (ROUTER --listen,\n"
-	           "DEALER --peer) between hosts over ZeroMQ (EP: tcp://HOST:PORT, tcp://HOST:*,\n"
+	           "                     [--export-journal PATH]... [--import-journal REMOTE[=PATH]]...\n"
+	           "                     [--export-rpc SERVICE]... [--import-rpc REMOTE[=LOCAL]]...\n"
+	           "                     [--journal-sync] [--hwm N] [--drop] [--window N]\n"
+	           "Carries shmkit buses (PUB --bind, SUB --connect), channels, journals, rpc (ROUTER\n"
+	           "--listen, DEALER --peer) between hosts over ZeroMQ (EP: tcp://HOST:PORT, tcp://HOST:*,\n"
 	           "ipc://PATH).  Prints \"bound EP\", \"listening EP\", \"ready id=N\"; statistics\n"
 	           "on SIGUSR1 and at exit.\n");
 }
@@ -90,12 +98,17 @@ static int parse(int argc, char **argv, struct args *a)
 		{ "export-chan", required_argument, 0, 'E' },
 		{ "import-chan", required_argument, 0, 'M' },
 		{ "window", required_argument, 0, 'W' },
+		{ "export-journal", required_argument, 0, 'J' },
+		{ "import-journal", required_argument, 0, 'L' },
+		{ "journal-sync", no_argument, 0, 'S' },
+		{ "export-rpc", required_argument, 0, 'X' },
+		{ "import-rpc", required_argument, 0, 'R' },
 		{ 0, 0, 0, 0 },
 	};
 	unsigned long v;
 	int c, bad = 0;
 
-	while ((c = getopt_long(argc, argv, "i:b:c:e:m:w:dhl:p:E:M:W:", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:b:c:e:m:w:dhl:p:E:M:W:J:L:SX:R:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'i': bad |= number(optarg, UINT32_MAX, &v) || !v; a->o.id = (uint32_t)v; break;
 		case 'w': bad |= number(optarg, INT_MAX, &v) || !v; a->o.hwm = (int)v; break;
@@ -108,6 +121,11 @@ static int parse(int argc, char **argv, struct args *a)
 		case 'p': bad |= add(a->peer, &a->npeer, optarg); break;
 		case 'E': bad |= add(a->xchan, &a->nxchan, optarg); break;
 		case 'M': bad |= add(a->ichan, &a->nichan, optarg); break;
+		case 'J': bad |= add(a->xjnl, &a->nxjnl, optarg); break;
+		case 'L': bad |= add(a->ijnl, &a->nijnl, optarg); break;
+		case 'S': journal_durability = SHMKIT_DUR_SYNC; break;
+		case 'X': bad |= add(a->xrpc, &a->nxrpc, optarg); break;
+		case 'R': bad |= add(a->irpc, &a->nirpc, optarg); break;
 		case 'W':
 			bad |= number(optarg, SHMKIT_BRIDGE_WINDOW_MAX, &v) || !v;
 			a->o.window = (int)v;
@@ -116,14 +134,20 @@ static int parse(int argc, char **argv, struct args *a)
 		default: bad = 1;
 		}
 	}
-	if (bad || optind != argc || (!a->nexport && !a->nimport && !a->nxchan && !a->nichan)) {
+	if (bad || optind != argc || (!a->nexport && !a->nimport && !a->nxchan && !a->nichan && !a->nxjnl && !a->nijnl &&
+	             !a->nxrpc && !a->nirpc)) {
 		usage(stderr);
 		return 2;
 	}
 	return 0;
 }
 
-/* REMOTE[=LOCAL] through fn (import_bus or import_chan). */
+static int import_journal(shmkit_bridge *br, const char *remote, const char *path)
+{
+	return shmkit_bridge_import_journal(br, remote, path, journal_durability);
+}
+
+/* REMOTE[=LOCAL] through fn (import_bus, import_chan, import_journal). */
 static int import_one(shmkit_bridge *br, const char *arg,
                       int (*fn)(shmkit_bridge *, const char *, const char *))
 {
@@ -172,6 +196,18 @@ static int setup(shmkit_bridge *br, const struct args *a)
 	for (int i = 0; i < a->nxchan; i++)
 		if ((rc = shmkit_bridge_export_chan(br, a->xchan[i])) < 0)
 			return fail(a->xchan[i], rc);
+	for (int i = 0; i < a->nijnl; i++)
+		if (import_one(br, a->ijnl[i], import_journal))
+			return 1;
+	for (int i = 0; i < a->nxjnl; i++)
+		if ((rc = shmkit_bridge_export_journal(br, a->xjnl[i])) < 0)
+			return fail(a->xjnl[i], rc);
+	for (int i = 0; i < a->nxrpc; i++)
+		if ((rc = shmkit_bridge_export_rpc(br, a->xrpc[i])) < 0)
+			return fail(a->xrpc[i], rc);
+	for (int i = 0; i < a->nirpc; i++)
+		if (import_one(br, a->irpc[i], shmkit_bridge_import_rpc))
+			return 1;
 	if (bind_all(br, a->bind, a->nbind, "bound", shmkit_bridge_bind) ||
 	    bind_all(br, a->listen, a->nlisten, "listening", shmkit_bridge_listen))
 		return 1;

@@ -26,12 +26,16 @@
  *
  * Wire format: one ZeroMQ frame (a single part, so a full socket refuses
  * it whole), little-endian:
- *   topic    'b' (kind bus) or 'c' (channel kinds), the exported name,
+ *   topic    'b' (kind bus), 'c' (channel kinds), 'j' (journal kinds) or
+ *            'r' (rpc kinds),
+ *            the exported name,
  *            a NUL byte: the SUB socket's prefix filter ("A\0" does not
  *            match "AB\0")
  *   header   40 bytes:
  *     0  u32 magic "SKBR"      4  u8 version (2)   5  u8 kind (1 = bus,
- *        2 channel data, 3 channel ack, 4 channel hello)
+ *        2 channel data, 3 channel ack, 4 channel hello, 5 journal
+ *        record, 6 journal hello, 7 rpc request, 8 rpc response, 9 rpc
+ *        hello, 10 rpc hello-ack)
  *     6  u8 delivery (bus: enum shmkit_bus_mode; channel data: 1 if the
  *        exported channel is SPSC)          7  u8 reserved (0)
  *     8  u32 origin bridge id  12 u32 payload length
@@ -40,6 +44,13 @@
  *        dropped)
  *        Channel data: the outbox's sequence number; ack: the highest
  *        sequence committed into the importer's local channel; hello: 0.
+ *        Journal record: its seq; journal hello: the next seq wanted.
+ *        (Journal records carry their time_ns in capacity, low 32 bits,
+ *        and max_msg, high 32 bits.)  rpc request/response: the call's
+ *        token; the request carries the time left in ns the same way
+ *        (0: none) and its flags in delivery; the response its status in
+ *        stream; the hello-ack the service's max_request and
+ *        max_response in capacity and max_msg.
  *     24 u32 capacity          28 u32 max_msg   (the exported service's
  *        geometry)
  *     32 u32 CRC-32C of the payload
@@ -150,6 +161,19 @@ struct shmkit_bridge_stats {
 	                           that the outbox already held: skipped */
 	uint64_t uncertain;     /* MPMC imports found mid-commit at a restart:
 	                           the message may be delivered twice */
+	/* journals (duplicates, out_of_order, resends, refused shared with
+	 * channels; refused: no follower slot free) */
+	uint64_t jnl_sent;      /* record frames sent (resends included) */
+	uint64_t jnl_in;        /* records appended to follower journals */
+	uint64_t jnl_gap;       /* a follower's append got another seq than the
+	                           leader's (a hole or retention at the leader):
+	                           that follower stopped */
+	/* rpc */
+	uint64_t rpc_calls;     /* calls forwarded (client host: to the link;
+	                           server host: into the local service) */
+	uint64_t rpc_answered;  /* responses (or errors) given back */
+	uint64_t rpc_failed;    /* calls failed because the link was lost */
+	uint64_t rpc_link_lost; /* times an import's link was found lost */
 };
 
 /* A bridge with no sockets bound or connected yet.  On failure nothing is
@@ -182,6 +206,34 @@ int shmkit_bridge_export_chan(shmkit_bridge *br, const char *name);
  * (NULL: the same name); hellos go to every peer. */
 int shmkit_bridge_import_chan(shmkit_bridge *br, const char *remote, const char *local);
 
+/* Journal replication (essay in journal.c): the leader exports the
+ * journal at path (it must exist) to any number of followers (8 at
+ * once); a follower imports the remote journal `remote` into the local
+ * journal at path (NULL: the same path), created if missing, opened for
+ * writing by the bridge while it runs (durability: enum
+ * shmkit_durability of its appends; a record is acknowledged once its
+ * append returned).  The copy has the leader's sequence numbers and
+ * record bytes; its stamps are its own append times. */
+int shmkit_bridge_export_journal(shmkit_bridge *br, const char *path);
+int shmkit_bridge_import_journal(shmkit_bridge *br, const char *remote, const char *path,
+                                 int durability);
+
+/* rpc (essay in rpc.c): export the local service `name` (it must
+ * exist): the bridge becomes a client of it for callers on other hosts;
+ * import the remote service `remote` as the local service `local` (NULL:
+ * the same name), created at the first answer of the far bridge with the
+ * remote geometry if missing: the bridge serves it by forwarding.  A
+ * deadline travels as the time left.  When the link is lost (no answer
+ * to hellos for 1 s) the calls outstanding fail in their callers with
+ * -ECONNRESET at once.  Other failures reach the caller as the response
+ * status (shmkit_rpc_status) SHMKIT_BRIDGE_RPC_ERR + errno, with an empty
+ * response: ENOTCONN (no link), ETIMEDOUT (ran out on the far side),
+ * ECONNRESET (the far server died), EBUSY (the far bridge has no room),
+ * EMSGSIZE. */
+#define SHMKIT_BRIDGE_RPC_ERR 0x40000000
+int shmkit_bridge_export_rpc(shmkit_bridge *br, const char *name);
+int shmkit_bridge_import_rpc(shmkit_bridge *br, const char *remote, const char *local);
+
 /* Export the local bus `name` (it must exist: -ENOENT).  Messages
  * published from now on are carried. */
 int shmkit_bridge_export_bus(shmkit_bridge *br, const char *name);
@@ -207,6 +259,13 @@ int shmkit_bridge_stats_line(const struct shmkit_bridge_stats *st, char *buf, si
 #define SHMKIT_BRIDGE_KIND_CHAN 2
 #define SHMKIT_BRIDGE_KIND_CHAN_ACK 3
 #define SHMKIT_BRIDGE_KIND_CHAN_HELLO 4
+#define SHMKIT_BRIDGE_KIND_JNL 5
+#define SHMKIT_BRIDGE_KIND_JNL_HELLO 6
+#define SHMKIT_BRIDGE_KIND_RPC_REQ 7
+#define SHMKIT_BRIDGE_KIND_RPC_RESP 8
+#define SHMKIT_BRIDGE_KIND_RPC_HELLO 9
+#define SHMKIT_BRIDGE_KIND_RPC_ACK 10
+#define SHMKIT_BRIDGE_KIND_RPC SHMKIT_BRIDGE_KIND_RPC_REQ /* for topics */
 
 struct shmkit_bridge_hdr {
 	uint32_t magic;

@@ -11,12 +11,30 @@
  *       of stdin before going on (the test holds it there: the channel
  *       fills up behind it); at the end "done got=G dup=D order=O bad=B";
  *       exit 0 only if G == N and D, O, B are 0
+ *   helper_bridge jappend PATH N SIZE EVERY   a journal writer (created
+ *       if missing) appends N records like produce's; "at K" every EVERY
+ *       of them, then it waits for a line of stdin
+ *   helper_bridge jwait PATH SEQ          wait until record SEQ is there
+ *   helper_bridge jdump PATH              "SEQ LEN HASH" per record (FNV-1a
+ *       of its bytes), then "verify RC records N holes H"; exit 0 if the
+ *       journal verifies clean
+ *   helper_bridge serve NAME              an rpc server (the service created
+ *       if missing; "serving" once it is): "deadline" is answered
+ *       "left=MS" (-1: none), "sleep:MS" after that long, "status:N" with
+ *       the status N, anything else with "re:" and the request
+ *   helper_bridge call NAME N             N calls checked, a deadline and a
+ *       status read back: "calls=N left=MS status=S"
+ *   helper_bridge hang NAME               "calling", then one call the
+ *       server holds 20 s (timeout 30 s): "rc=RC" (the error it got)
  * Waits are bounded (60 s a message): a lost message fails, never hangs.
  * Exit 1 on failure, 2 on usage.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shmkit.h"
@@ -105,8 +123,185 @@ static int consume(char **argv)
 	return !rc && got == n && !dup && !order && !bad ? 0 : 1;
 }
 
+static int jappend(char **argv)
+{
+	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE };
+	int n = atoi(argv[3]), every = atoi(argv[5]);
+	size_t size = (size_t)atoi(argv[4]);
+	char *m = malloc(size + 1);
+	shmkit_journal *j;
+	int rc = m && size >= 8 ? shmkit_journal_open(&j, argv[2], &o) : -22;
+
+	for (int i = 0; !rc && i < n; i++) {
+		snprintf(m, size + 1, "%08d", i);
+		memset(m + 8, 'x', size - 8);
+		rc = shmkit_journal_append(j, m, size, NULL);
+		if (!rc && (i + 1) % every == 0) {
+			char go[16];
+			printf("at %d\n", i + 1);
+			fflush(stdout);
+			if (!fgets(go, sizeof(go), stdin))
+				clearerr(stdin);
+		}
+	}
+	if (rc) {
+		fprintf(stderr, "helper_bridge: jappend %s: %s\n", argv[2], shmkit_strerror(rc));
+		return 1;
+	}
+	free(m);
+	return shmkit_journal_close(j) ? 1 : 0;
+}
+
+static int jwait(char **argv)
+{
+	struct shmkit_record rec;
+	shmkit_journal *j;
+	int rc;
+
+	for (int i = 0; i < 600 && (rc = shmkit_journal_open(&j, argv[2], NULL)) == -ENOENT; i++)
+		usleep(100000);
+	if (!rc)
+		rc = shmkit_journal_seek_seq(j, (uint64_t)atoll(argv[3]));
+	if (!rc)
+		rc = shmkit_journal_next(j, &rec, WAIT_NS);
+	if (rc != 1) {
+		fprintf(stderr, "helper_bridge: jwait %s: %s\n", argv[2], shmkit_strerror(rc));
+		return 1;
+	}
+	shmkit_journal_close(j);
+	return 0;
+}
+
+static int jdump(char **argv)
+{
+	struct shmkit_journal_report rep;
+	struct shmkit_record rec;
+	shmkit_journal *j;
+	int rc = shmkit_journal_open(&j, argv[2], NULL), n = 0;
+
+	while (!rc && (rc = shmkit_journal_next(j, &rec, 0)) == 1) {
+		uint64_t h = 1469598103934665603ull;
+		for (uint32_t i = 0; i < rec.len; i++)
+			h = (h ^ ((const unsigned char *)rec.data)[i]) * 1099511628211ull;
+		printf("%llu %u %016llx\n", (unsigned long long)rec.seq, rec.len, (unsigned long long)h);
+		n++;
+		rc = 0;
+	}
+	if (rc == 0)
+		shmkit_journal_close(j);
+	int v = shmkit_journal_verify(argv[2], &rep);
+	printf("verify %d records %d holes %u\n", v, n, rep.holes);
+	return rc || v ? 1 : 0;
+}
+
+static int serve(char **argv)
+{
+	shmkit_rpc *r;
+	int rc = shmkit_rpc_create(&r, argv[2], NULL);
+
+	if (rc) {
+		fprintf(stderr, "helper_bridge: serve %s: %s\n", argv[2], shmkit_strerror(rc));
+		return 1;
+	}
+	printf("serving\n");
+	fflush(stdout);
+	for (;;) {
+		struct shmkit_rpc_req q;
+		char out[2048], in[1100];
+		int st = 0;
+		if (shmkit_rpc_recv(r, &q, 100000000))
+			continue;
+		snprintf(in, sizeof(in), "%.*s", (int)(q.len < 1000 ? q.len : 1000), (const char *)q.data);
+		if (!strcmp(in, "deadline")) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			long long now = (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+			snprintf(out, sizeof(out), "left=%lld",
+			         q.deadline_ns == INT64_MAX ? -1 : (q.deadline_ns - now) / 1000000);
+		} else if (!strncmp(in, "sleep:", 6)) {
+			usleep((useconds_t)atoi(in + 6) * 1000);
+			snprintf(out, sizeof(out), "slept");
+		} else if (!strncmp(in, "status:", 7)) {
+			st = atoi(in + 7);
+			snprintf(out, sizeof(out), "st");
+		} else {
+			snprintf(out, sizeof(out), "re:%s", in);
+		}
+		shmkit_rpc_respond_status(r, &q, out, strlen(out), st);
+	}
+}
+
+static int rpc_open(shmkit_rpc **r, const char *name)
+{
+	int rc;
+
+	for (int i = 0; i < 600 && (rc = shmkit_rpc_open(r, name, NULL)) == -ENOENT; i++)
+		usleep(100000); /* the bridge makes it at the far bridge's first answer */
+	return rc;
+}
+
+static int call(char **argv)
+{
+	int n = atoi(argv[3]), rc;
+	char req[64], resp[2048];
+	shmkit_rpc *r;
+	ssize_t len;
+
+	if ((rc = rpc_open(&r, argv[2])))
+		return fprintf(stderr, "helper_bridge: call %s: %s\n", argv[2], shmkit_strerror(rc)), 1;
+	for (int i = 0; i < n; i++) {
+		int l = snprintf(req, sizeof(req), "m%06d", i);
+		len = shmkit_rpc_call(r, req, (size_t)l, resp, sizeof(resp) - 1, 10000000000ll);
+		if (len != l + 3 || memcmp(resp, "re:", 3) || memcmp(resp + 3, req, (size_t)l)) {
+			fprintf(stderr, "helper_bridge: call %d: %zd\n", i, len);
+			return 1;
+		}
+	}
+	len = shmkit_rpc_call(r, "deadline", 8, resp, sizeof(resp) - 1, 3000000000ll);
+	resp[len > 0 ? len : 0] = '\0';
+	uint64_t id = 0;
+	const void *p;
+	int st = -1;
+	if (!shmkit_rpc_send(r, "status:7", 8, 0, 10000000000ll, &id) &&
+	    shmkit_rpc_wait(r, &id, &p, 10000000000ll) >= 0) {
+		st = shmkit_rpc_status(r, id);
+		shmkit_rpc_release(r, id);
+	}
+	printf("calls=%d %s status=%d\n", n, resp, st);
+	shmkit_rpc_close(r);
+	return 0;
+}
+
+static int hang(char **argv)
+{
+	char resp[64];
+	shmkit_rpc *r;
+	int rc = rpc_open(&r, argv[2]);
+
+	if (rc)
+		return 1;
+	printf("calling\n");
+	fflush(stdout);
+	ssize_t len = shmkit_rpc_call(r, "sleep:20000", 11, resp, sizeof(resp), 30000000000ll);
+	printf("rc=%zd\n", len);
+	shmkit_rpc_close(r);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && !strcmp(argv[1], "serve"))
+		return serve(argv);
+	if (argc == 4 && !strcmp(argv[1], "call"))
+		return call(argv);
+	if (argc == 3 && !strcmp(argv[1], "hang"))
+		return hang(argv);
+	if (argc == 6 && !strcmp(argv[1], "jappend"))
+		return jappend(argv);
+	if (argc == 4 && !strcmp(argv[1], "jwait"))
+		return jwait(argv);
+	if (argc == 3 && !strcmp(argv[1], "jdump"))
+		return jdump(argv);
 	if (argc == 6 && !strcmp(argv[1], "chan"))
 		return chan(argv);
 	if (argc == 5 && !strcmp(argv[1], "produce"))

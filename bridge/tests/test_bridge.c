@@ -754,6 +754,75 @@ static void bridge_stop(pid_t pid, int out, char *line, size_t cap)
 	last_stats(text, line, cap);
 }
 
+/* Two hosts with a bridge each: A's listens on 127.0.0.1 (its endpoint
+ * in ep), B's peers with it through the relay.  Each bridge gets its id
+ * and endpoint, then its arguments from a/b (NULL-terminated). */
+struct duo {
+	struct host A, B;
+	struct relay r;
+	pid_t ba, bb;
+	int oa, ob;
+	char ep[1024], peer[256];
+	const char *a[8], *b[8];
+};
+
+static pid_t duo_bridge(struct duo *d, int which)
+{
+	const char *argv[16] = { "--id", which ? "2" : "1", which ? "--peer" : "--listen",
+	                         which ? d->peer : d->ba ? d->ep : "tcp://127.0.0.1:*" };
+	const char *const *extra = which ? d->b : d->a;
+	int n = 4;
+
+	for (int i = 0; extra[i] && n < 15; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	if (which)
+		return d->bb = host_bridge(&d->B, argv, &d->ob, NULL, 0);
+	return d->ba = host_bridge(&d->A, argv, &d->oa, d->ba ? NULL : d->ep, sizeof(d->ep));
+}
+
+static void duo_hosts(struct duo *d)
+{
+	memset(d, 0, sizeof(*d));
+	host_start(&d->A);
+	host_start(&d->B);
+}
+
+/* The bridges (a, b set), the relay between them. */
+static void duo_bridges(struct duo *d)
+{
+	duo_bridge(d, 0);
+	relay_start(&d->r, port_of(d->ep));
+	snprintf(d->peer, sizeof(d->peer), "tcp://127.0.0.1:%d", d->r.port);
+	duo_bridge(d, 1);
+}
+
+/* SIGKILL a bridge (0 A, 1 B) and start it again, on the same endpoint. */
+static void duo_kill_restart(struct duo *d, int which)
+{
+	pid_t pid = which ? d->bb : d->ba;
+
+	kill(pid, SIGKILL);
+	cr_assert_eq(sk_test_finish(pid, which ? d->ob : d->oa, NULL, 0), 128 + SIGKILL);
+	duo_bridge(d, which);
+}
+
+/* Stop both bridges (their last statistics into la, lb) and the relay. */
+static void duo_stop(struct duo *d, char *la, char *lb, size_t cap)
+{
+	bridge_stop(d->ba, d->oa, la, cap);
+	cr_log_info("bridge A: %s", la);
+	bridge_stop(d->bb, d->ob, lb, cap);
+	cr_log_info("bridge B: %s", lb);
+	relay_stop(&d->r);
+}
+
+static void duo_end(struct duo *d)
+{
+	host_stop(&d->A);
+	host_stop(&d->B);
+}
+
 /* Two hosts, a channel exported by A's bridge and imported by B's through
  * the relay; 20000 messages of 200 bytes from a producer on A to a
  * consumer on B, while:
@@ -778,66 +847,53 @@ Test(bridge, chan_two_hosts_survive_kills_cuts_and_corruption, .timeout = 240)
 	/* The name is the run's (naming rule), though it lives and dies in
 	 * the hosts' own /dev/shm. */
 	const char *n_msgs = "20000", *chan = sk_test_new_name("posix");
-	char ep[1024], peer[256], line[2048];
-	struct host A, B;
-	struct relay r;
-	int oa, ob, oc, op;
+	char line[2048], lb[2048];
+	struct duo d;
+	int oc, op, go[2];
 
-	host_start(&A);
-	host_start(&B);
+	duo_hosts(&d);
 	const char *mk[] = { "chan", chan, "64", "256", "spsc", NULL };
-	cr_assert_eq(sk_test_finish(host_spawn(&A, NULL, helper_path(), mk), -1, NULL, 0), 0);
-	cr_assert_eq(sk_test_finish(host_spawn(&B, NULL, helper_path(), mk), -1, NULL, 0), 0);
-
-	const char *a1[] = { "--id", "1", "--listen", "tcp://127.0.0.1:*", "--export-chan", chan,
-	                     "--window", "32", NULL };
-	pid_t ba = host_bridge(&A, a1, &oa, ep, sizeof(ep));
-	relay_start(&r, port_of(ep));
-	snprintf(peer, sizeof(peer), "tcp://127.0.0.1:%d", r.port);
-	const char *b1[] = { "--id", "2", "--peer", peer, "--import-chan", chan, NULL };
-	pid_t bb = host_bridge(&B, b1, &ob, NULL, 0);
+	cr_assert_eq(sk_test_finish(host_spawn(&d.A, NULL, helper_path(), mk), -1, NULL, 0), 0);
+	cr_assert_eq(sk_test_finish(host_spawn(&d.B, NULL, helper_path(), mk), -1, NULL, 0), 0);
+	const char *a[] = { "--export-chan", chan, "--window", "32", NULL }, *b[] = { "--import-chan", chan, NULL };
+	memcpy(d.a, a, sizeof(a));
+	memcpy(d.b, b, sizeof(b));
+	duo_bridges(&d);
 
 	const char *cons[] = { "consume", chan, n_msgs, "1000", NULL };
-	int go[2];
 	cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
-	pid_t pc = host_spawn_in(&B, go[0], &oc, helper_path(), cons);
+	pid_t pc = host_spawn_in(&d.B, go[0], &oc, helper_path(), cons);
 	close(go[0]);
 	const char *prod[] = { "produce", chan, n_msgs, "200", NULL };
-	pid_t pp = host_spawn(&A, &op, helper_path(), prod);
+	pid_t pp = host_spawn(&d.A, &op, helper_path(), prod);
 
-	const char *a2[] = { "--id", "1", "--listen", ep, "--export-chan", chan, "--window", "32", NULL };
 	for (;;) {
 		cr_assert_eq(read_line(oc, line, sizeof(line)), 0, "the consumer stalled");
 		if (strncmp(line, "at ", 3))
 			break;
 		int at = atoi(line + 3);
 		if (at == 2000) { /* A's bridge dies with a full window */
-			bridge_wait_stat(ba, oa, "chan_out", "acked", 32);
-			kill(ba, SIGKILL);
-			cr_assert_eq(sk_test_finish(ba, oa, NULL, 0), 128 + SIGKILL);
-			ba = host_bridge(&A, a2, &oa, NULL, 0);
+			bridge_wait_stat(d.ba, d.oa, "chan_out", "acked", 32);
+			duo_kill_restart(&d, 0);
 		} else if (at == 5000) { /* B's bridge dies with a full channel */
-			bridge_wait_stat(bb, ob, "chan_full", NULL, 1);
-			kill(bb, SIGKILL);
-			cr_assert_eq(sk_test_finish(bb, ob, NULL, 0), 128 + SIGKILL);
-			bb = host_bridge(&B, b1, &ob, NULL, 0);
+			bridge_wait_stat(d.bb, d.ob, "chan_full", NULL, 1);
+			duo_kill_restart(&d, 1);
 		} else if (at == 8000) { /* the link goes down for a while */
-			__atomic_store_n(&r.cut, 1, __ATOMIC_RELAXED);
+			__atomic_store_n(&d.r.cut, 1, __ATOMIC_RELAXED);
 			usleep(500000);
-			__atomic_store_n(&r.cut, 0, __ATOMIC_RELAXED);
-		} else if (at == 15000) {
-			__atomic_store_n(&r.corrupt, 3, __ATOMIC_RELAXED);
+			__atomic_store_n(&d.r.cut, 0, __ATOMIC_RELAXED);
 		} else if (at == 11000) { /* B commits, its acks are lost, it dies */
-			__atomic_store_n(&r.freeze, 1, __ATOMIC_RELAXED);
-			bridge_poke(bb, ob, line, sizeof(line));
-			bridge_wait_stat(bb, ob, "chan_in", NULL, stat_of(line, "chan_in") + 1);
-			kill(bb, SIGKILL);
-			cr_assert_eq(sk_test_finish(bb, ob, NULL, 0), 128 + SIGKILL);
-			__atomic_store_n(&r.cut, 1, __ATOMIC_RELAXED);
+			__atomic_store_n(&d.r.freeze, 1, __ATOMIC_RELAXED);
+			bridge_poke(d.bb, d.ob, line, sizeof(line));
+			bridge_wait_stat(d.bb, d.ob, "chan_in", NULL, stat_of(line, "chan_in") + 1);
+			kill(d.bb, SIGKILL);
+			__atomic_store_n(&d.r.cut, 1, __ATOMIC_RELAXED);
 			usleep(100000);
-			__atomic_store_n(&r.freeze, 0, __ATOMIC_RELAXED);
-			__atomic_store_n(&r.cut, 0, __ATOMIC_RELAXED);
-			bb = host_bridge(&B, b1, &ob, NULL, 0);
+			__atomic_store_n(&d.r.freeze, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(&d.r.cut, 0, __ATOMIC_RELAXED);
+			duo_kill_restart(&d, 1);
+		} else if (at == 15000) {
+			__atomic_store_n(&d.r.corrupt, 3, __ATOMIC_RELAXED);
 		}
 		cr_assert_eq(write(go[1], "go\n", 3), 3);
 	}
@@ -847,18 +903,145 @@ Test(bridge, chan_two_hosts_survive_kills_cuts_and_corruption, .timeout = 240)
 	cr_assert_eq(sk_test_finish(pc, oc, NULL, 0), 0);
 	cr_assert_eq(sk_test_finish(pp, op, NULL, 0), 0, "the producer failed");
 
-	bridge_stop(ba, oa, line, sizeof(line));
-	cr_log_info("bridge A: %s", line);
+	duo_stop(&d, line, lb, sizeof(line));
 	cr_assert_eq(stat_of(line, "refused") + stat_of(line, "bad_crc"), 0);
-	bridge_stop(bb, ob, line, sizeof(line));
-	cr_log_info("bridge B: %s", line);
-	relay_stop(&r);
-	cr_assert_geq(stat_of(line, "duplicates"), 1, "B's last life saw what it had committed again");
-	cr_assert_eq(__atomic_load_n(&r.corrupted, __ATOMIC_RELAXED), 3);
-	cr_assert_eq(stat_of(line, "bad_crc"), 3, "every corrupted frame is counted and dropped");
-	cr_assert_gt(__atomic_load_n(&r.accepted, __ATOMIC_RELAXED), 2, "the link was made again");
-	host_stop(&A);
-	host_stop(&B);
+	cr_assert_geq(stat_of(lb, "duplicates"), 1, "B's last life saw what it had committed again");
+	cr_assert_eq(__atomic_load_n(&d.r.corrupted, __ATOMIC_RELAXED), 3);
+	cr_assert_eq(stat_of(lb, "bad_crc"), 3, "every corrupted frame is counted and dropped");
+	cr_assert_gt(__atomic_load_n(&d.r.accepted, __ATOMIC_RELAXED), 2, "the link was made again");
+	duo_end(&d);
+}
+
+/* A journal dump of path inside host h (helper jdump) into a buffer the
+ * caller frees; its exit code must be 0 (the journal verifies clean). */
+static char *host_jdump(struct host *h, const char *path)
+{
+	size_t cap = 4u << 20;
+	char *text = malloc(cap);
+	int out;
+
+	cr_assert(text);
+	const char *args[] = { "jdump", path, NULL };
+	pid_t pid = host_spawn(h, &out, helper_path(), args);
+	cr_assert_eq(sk_test_finish(pid, out, text, cap), 0, "jdump %s: %.200s", path, text);
+	return text;
+}
+
+/* Two hosts, a journal in host A's /dev/shm written by a helper in steps
+ * of 1000 records, exported by A's bridge and copied by B's into a
+ * journal of the same path in B's /dev/shm, through the relay, while:
+ * B's bridge is SIGKILLed and restarted (after 5000 appended), A's
+ * likewise (10000), the link is cut for 0.3 s (15000) and 2 frames are
+ * corrupted (20000).  After 30000 records, both journals verify clean and
+ * hold the same records (seq, length, bytes) one by one; B counts the
+ * corrupted frames as bad CRC. */
+Test(bridge, journal_two_hosts_copy_is_identical, .timeout = 240)
+{
+	char path[256], base[128], line[2048], lb[2048];
+	struct duo d;
+	int ow, go[2];
+
+	snprintf(path, sizeof(path), "/dev/shm/%s", sk_test_base(base, sizeof(base), "jnl"));
+	duo_hosts(&d);
+	const char *mk[] = { "jappend", path, "0", "100", "1", NULL };
+	cr_assert_eq(sk_test_finish(host_spawn(&d.A, NULL, helper_path(), mk), -1, NULL, 0), 0);
+	const char *a[] = { "--export-journal", path, NULL }, *b[] = { "--import-journal", path, NULL };
+	memcpy(d.a, a, sizeof(a));
+	memcpy(d.b, b, sizeof(b));
+	duo_bridges(&d);
+
+	const char *wr[] = { "jappend", path, "30000", "100", "1000", NULL };
+	cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
+	pid_t pw = host_spawn_in(&d.A, go[0], &ow, helper_path(), wr);
+	close(go[0]);
+	for (int at = 1000; at <= 30000; at += 1000) {
+		cr_assert_eq(read_line(ow, line, sizeof(line)), 0, "the writer stalled");
+		cr_assert_eq(atoi(line + 3), at);
+		if (at == 5000) { /* the follower's bridge dies mid-stream */
+			bridge_wait_stat(d.bb, d.ob, "jnl_in", NULL, 1);
+			duo_kill_restart(&d, 1);
+		} else if (at == 10000) { /* the leader's */
+			duo_kill_restart(&d, 0);
+		} else if (at == 15000) {
+			__atomic_store_n(&d.r.cut, 1, __ATOMIC_RELAXED);
+			usleep(300000);
+			__atomic_store_n(&d.r.cut, 0, __ATOMIC_RELAXED);
+		} else if (at == 20000) {
+			__atomic_store_n(&d.r.corrupt, 2, __ATOMIC_RELAXED);
+		}
+		cr_assert_eq(write(go[1], "go\n", 3), 3);
+	}
+	close(go[1]);
+	cr_assert_eq(sk_test_finish(pw, ow, NULL, 0), 0, "the writer failed");
+	const char *wait[] = { "jwait", path, "30000", NULL };
+	cr_assert_eq(sk_test_finish(host_spawn(&d.B, NULL, helper_path(), wait), -1, NULL, 0), 0,
+	             "the copy never got record 30000");
+
+	duo_stop(&d, line, lb, sizeof(line));
+	cr_assert_eq(__atomic_load_n(&d.r.corrupted, __ATOMIC_RELAXED), 2);
+	cr_assert_eq(stat_of(lb, "bad_crc"), 2, "every corrupted frame is counted and dropped");
+	cr_assert_eq(stat_of(lb, "jnl_gap"), 0);
+
+	char *da = host_jdump(&d.A, path), *db = host_jdump(&d.B, path);
+	cr_assert(strstr(da, "verify 0 records 30000 holes 0"), "leader: %s", strstr(da, "verify"));
+	cr_assert_str_eq(da, db, "the copy differs from the leader's journal");
+	free(da);
+	free(db);
+	duo_end(&d);
+}
+
+/* Two hosts, an rpc service on A (a helper serving it) exported by A's
+ * bridge and imported on B through the relay: 2000 calls from a client
+ * on B come back right; a call's deadline reaches A's server (it sees
+ * time left, at most the 3 s given); an application status comes back.
+ * Then a call A's server holds for 20 s is outstanding when the link is
+ * cut: it fails in its caller with -ECONNRESET (not at its 30 s
+ * timeout), and B counts the lost link. */
+Test(bridge, rpc_two_hosts_calls_deadlines_and_a_lost_link, .timeout = 120)
+{
+	const char *svc = sk_test_new_name("posix");
+	char line[2048], lb[2048], want[32];
+	struct duo d;
+	int os, oc;
+
+	duo_hosts(&d);
+	const char *sv[] = { "serve", svc, NULL };
+	pid_t ps = host_spawn(&d.A, &os, helper_path(), sv);
+	cr_assert_eq(read_line(os, line, sizeof(line)), 0);
+	cr_assert_str_eq(line, "serving");
+	const char *a[] = { "--export-rpc", svc, NULL }, *b[] = { "--import-rpc", svc, NULL };
+	memcpy(d.a, a, sizeof(a));
+	memcpy(d.b, b, sizeof(b));
+	duo_bridges(&d);
+
+	const char *cl[] = { "call", svc, "2000", NULL };
+	pid_t pc = host_spawn(&d.B, &oc, helper_path(), cl);
+	cr_assert_eq(read_line(oc, line, sizeof(line)), 0, "the client said nothing");
+	cr_log_info("client: %s", line);
+	cr_assert_eq(sk_test_finish(pc, oc, NULL, 0), 0);
+	cr_assert(!strncmp(line, "calls=2000 left=", 16), "%s", line);
+	long left = atol(line + 16);
+	cr_assert(left > 0 && left <= 3000, "the deadline did not travel: %s", line);
+	cr_assert(strstr(line, " status=7"), "%s", line);
+
+	const char *hg[] = { "hang", svc, NULL };
+	pc = host_spawn(&d.B, &oc, helper_path(), hg);
+	cr_assert_eq(read_line(oc, line, sizeof(line)), 0);
+	cr_assert_str_eq(line, "calling");
+	bridge_wait_stat(d.bb, d.ob, "rpc_calls", NULL, 2003); /* the call left B */
+	__atomic_store_n(&d.r.cut, 1, __ATOMIC_RELAXED);
+	cr_assert_eq(read_line(oc, line, sizeof(line)), 0, "the call did not fail");
+	cr_assert_eq(sk_test_finish(pc, oc, NULL, 0), 0);
+	snprintf(want, sizeof(want), "rc=%d", -ECONNRESET);
+	cr_assert_str_eq(line, want, "a call over a lost link fails with -ECONNRESET");
+	__atomic_store_n(&d.r.cut, 0, __ATOMIC_RELAXED);
+
+	duo_stop(&d, line, lb, sizeof(line));
+	cr_assert_geq(stat_of(lb, "rpc_link_lost"), 1);
+	cr_assert_eq(stat_of(lb, "rpc_failed"), 1);
+	kill(ps, SIGKILL);
+	sk_test_finish(ps, os, NULL, 0);
+	duo_end(&d);
 }
 
 /* ---- API and wire format ---- */
