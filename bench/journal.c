@@ -11,6 +11,12 @@
  *   write_SZ                pwrite(2) of one record into a preallocated
  *                           file, no sync
  *   write_fdatasync_SZ      the same, then fdatasync(2): one durable write
+ *   write_fdatasync_zeroed_SZ  the same into a file whose blocks were
+ *       written (zeros) beforehand, so no sync converts an unwritten
+ *       extent: the fastest a plain file gets (the journal writes zeros
+ *       ahead of itself under SYNC and GROUP for this reason, see
+ *       writer_fill in src/journal.c); ratio against
+ *       journal_append_sync_SZ, so below 1.0x means the journal is ahead
  *   journal_append_LEVEL_SZ one shmkit_journal_append() per record, rolling
  *       64 MiB files, keeping two, LEVEL none, async, sync, group (64
  *       records or 10 ms); ratio against the plain-file row of its kind
@@ -25,9 +31,9 @@
  *                takes, not per record (SQLite syncs at checkpoints, every
  *                1000 WAL pages; the journal every 64 records or 10 ms)
  *         off    / journal_append_async_SZ  neither waits for the disk
- *                (MS_ASYNC only starts write-back; it is the slower of
- *                the journal's two unsynced levels, so also the bound for
- *                none)
+ *                (async only starts write-back, a MiB at a time; it is
+ *                the slower of the journal's two unsynced levels, so also
+ *                the bound for none)
  *       Without SQLite (Debian libsqlite3-dev; the Makefile defines
  *       SK_HAVE_SQLITE) these rows say "skipped: not installed".
  *   journal_tail_rtt [ns]: the writer appends, a reader in another process
@@ -56,6 +62,7 @@
 #endif
 
 #define PLAIN_SIZE (64u << 20)
+#define ZEROED_SIZE (8u << 20)   /* more than a full run's synced 4 KiB writes */
 #define SYNC_BATCHES 30
 #define UNSYNCED_BATCHES 40
 
@@ -67,6 +74,7 @@ struct jbench {
 	int kind;              /* JB_PLAIN, JB_JOURNAL, JB_SQLITE */
 	int policy;            /* enum shmkit_durability, or -1: not a journal */
 	bool plain_sync;
+	off_t plain_size;      /* the plain file's writes wrap here */
 	int sqlite_sync;       /* 0 OFF, 1 NORMAL, 2 FULL */
 #ifdef SK_HAVE_SQLITE
 	sqlite3 *db;
@@ -160,7 +168,7 @@ static int plain_run(void *arg, long n)
 	struct jbench *b = arg;
 	for (long i = 0; i < n; i++) {
 		next_record(b);
-		if (b->off + (off_t)b->rec > (off_t)PLAIN_SIZE)
+		if (b->off + (off_t)b->rec > b->plain_size)
 			b->off = 0;
 		if (pwrite(b->fd, b->buf, b->rec, b->off) != (ssize_t)b->rec)
 			return -EIO;
@@ -239,6 +247,17 @@ static void sqlite_close(struct jbench *b)
 }
 #endif
 
+/* Write size bytes of zeros and make them durable: every block written,
+ * none an unwritten extent. */
+static int zero_fill(int fd, off_t size)
+{
+	static const char zeros[65536];
+	for (off_t at = 0; at < size; at += (off_t)sizeof(zeros))
+		if (pwrite(fd, zeros, sizeof(zeros), at) != (ssize_t)sizeof(zeros))
+			return -EIO;
+	return fsync(fd) ? -errno : 0;
+}
+
 static int solo_setup(struct jbench *b)
 {
 	name_path(b);
@@ -254,6 +273,8 @@ static int solo_setup(struct jbench *b)
 	b->fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (b->fd < 0)
 		return -errno;
+	if (b->plain_size == ZEROED_SIZE)
+		return zero_fill(b->fd, ZEROED_SIZE);
 	int err = posix_fallocate(b->fd, 0, PLAIN_SIZE);
 	return err && err != EOPNOTSUPP ? -err : 0;
 }
@@ -277,7 +298,8 @@ struct contestant {
 	const char *name;
 	int kind;               /* JB_PLAIN, JB_JOURNAL, JB_SQLITE */
 	int level;              /* JB_JOURNAL: enum shmkit_durability;
-	                           JB_PLAIN: 1 = fdatasync; JB_SQLITE: 0 OFF,
+	                           JB_PLAIN: 1 = fdatasync, 2 = fdatasync
+	                           into a zero-filled file; JB_SQLITE: 0 OFF,
 	                           1 NORMAL, 2 FULL */
 	const char *ref;
 	long iters;
@@ -315,6 +337,7 @@ static void group_run(const struct contestant *c, int k, size_t rec, int batches
 		b[n].kind = c[i].kind;
 		b[n].policy = c[i].kind == JB_JOURNAL ? c[i].level : -1;
 		b[n].plain_sync = c[i].kind == JB_PLAIN && c[i].level;
+		b[n].plain_size = c[i].kind == JB_PLAIN && c[i].level == 2 ? ZEROED_SIZE : PLAIN_SIZE;
 		b[n].sqlite_sync = c[i].level;
 		err = solo_setup(&b[n]);
 		sp[n] = (struct bench_solo_spec){
@@ -344,20 +367,22 @@ static void group_run(const struct contestant *c, int k, size_t rec, int batches
  * are interleaved with each other and with write + fdatasync. */
 static void synced_group(size_t rec, const char *sz)
 {
-	char n[5][48];
+	char n[6][48];
 	snprintf(n[0], sizeof(n[0]), "write_fdatasync_%s", sz);
 	snprintf(n[1], sizeof(n[1]), "journal_append_sync_%s", sz);
 	snprintf(n[2], sizeof(n[2]), "sqlite_wal_full_%s", sz);
 	snprintf(n[3], sizeof(n[3]), "journal_append_group_%s", sz);
 	snprintf(n[4], sizeof(n[4]), "sqlite_wal_normal_%s", sz);
+	snprintf(n[5], sizeof(n[5]), "write_fdatasync_zeroed_%s", sz);
 	struct contestant c[] = {
 		{ n[0], JB_PLAIN, 1, NULL, 50 },
 		{ n[1], JB_JOURNAL, SHMKIT_DUR_SYNC, n[0], 50 },
 		{ n[2], JB_SQLITE, 2, n[1], 50 },
 		{ n[3], JB_JOURNAL, SHMKIT_DUR_GROUP, n[0], rec > 64 ? 500 : 2000 },
 		{ n[4], JB_SQLITE, 1, n[3], rec > 64 ? 200 : 1000 },
+		{ n[5], JB_PLAIN, 2, n[1], 50 },
 	};
-	group_run(c, 5, rec, SYNC_BATCHES);
+	group_run(c, 6, rec, SYNC_BATCHES);
 }
 
 /* Levels that never wait for the disk. */
