@@ -12,20 +12,27 @@
  * receive time - intended time for every message of the timed second
  * (a first, untimed second warms both sides up).
  *
- * Rows, for SYS chan (an SPSC channel, capacity 1024) and bus (a
- * back-pressure bus, capacity 1024, one subscriber) and RATE 100k and 1m
- * (messages per second), in ns:
- *   openloop_SYS_RATE_p50                       the median latency
- *   openloop_SYS_RATE_p99, _p999, _max          / openloop_SYS_RATE_p50
- * (the p99 column of these rows repeats the value).  If the sender could
+ * Rows, for SYS pipe (a pipe(2) of 64 KiB, 1024 messages: blocking write
+ * and read, the kernel's own queue as the alternative), chan (an SPSC
+ * channel, capacity 1024) and bus (a back-pressure bus, capacity 1024,
+ * one subscriber) and RATE 100k and 1m (messages per second), in ns:
+ *   openloop_pipe_RATE_p50                      the pipe's median latency
+ *   openloop_pipe_RATE_p99, _p999, _max         / openloop_pipe_RATE_p50
+ *   openloop_chan_RATE_P, openloop_bus_RATE_P   / openloop_pipe_RATE_P
+ *                                                 (the same percentile)
+ * (the p99 column of these rows repeats the value).  For each rate the
+ * pipe runs first, then the channel and the bus, one after the other in
+ * the same run (each a pair of two seconds).  If the sender could
  * not keep the rate -- it finished the run more than 10% of the run late --
  * a note on stderr says so and gives the rate it reached; the latencies
  * then include the backlog, as a user's would.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 
@@ -38,9 +45,14 @@ struct ol_msg {
 	uint8_t pad[OL_MSG - 16];
 };
 
+enum ol_kind { OL_PIPE, OL_CHAN, OL_BUS };
+
+static const char *const ol_kind_name[] = { "pipe", "chan", "bus" };
+
 struct ol {
 	char name[80];
-	bool bus;
+	enum ol_kind kind;
+	int fd[2];              /* OL_PIPE: read and write ends */
 	long rate;
 	shmkit_chan *ch;
 	shmkit_bus *b;
@@ -59,7 +71,15 @@ static int ol_setup(void *arg)
 	bench_unique_name(ol.name, sizeof(ol.name), "openloop");
 	if (!(ol.shared = bench_shared_alloc(64)))
 		return -ENOMEM;
-	if (ol.bus) {
+	if (ol.kind == OL_PIPE) {
+		if (pipe2(ol.fd, O_CLOEXEC))
+			return -errno;
+		/* 1024 messages, as the channel's and bus's capacity (64 KiB
+		 * is also Linux's default). */
+		fcntl(ol.fd[1], F_SETPIPE_SZ, OL_CAP * OL_MSG);
+		return 0;
+	}
+	if (ol.kind == OL_BUS) {
 		struct shmkit_bus_opts o = { .capacity = OL_CAP, .max_msg = OL_MSG,
 		                             .delivery = SHMKIT_BUS_BACKPRESSURE,
 		                             .flags = SHMKIT_EXCL };
@@ -76,6 +96,12 @@ static int ol_setup(void *arg)
 
 static void ol_teardown(void *arg)
 {
+	for (int i = 0; i < 2; i++)
+		if (ol.fd[i] >= 0)
+			close(ol.fd[i]);
+	ol.fd[0] = ol.fd[1] = -1;
+	if (ol.kind == OL_PIPE)
+		return;
 	if (ol.sub)
 		shmkit_bus_unsubscribe(ol.sub);
 	if (ol.b)
@@ -93,7 +119,12 @@ static void ol_teardown(void *arg)
  * published after it is seen. */
 static int ol_parent_init(void *arg)
 {
-	if (!ol.bus)
+	if (ol.kind == OL_PIPE) {
+		close(ol.fd[1]); /* the child writes; its death then reads as EOF */
+		ol.fd[1] = -1;
+		return 0;
+	}
+	if (ol.kind != OL_BUS)
 		return 0;
 	struct shmkit_bus_opts o = { .from = SHMKIT_FROM_NEWEST };
 	return shmkit_bus_subscribe(&ol.sub, ol.b, &o);
@@ -102,9 +133,11 @@ static int ol_parent_init(void *arg)
 static int ol_send(const struct ol_msg *m)
 {
 	int r;
+	if (ol.kind == OL_PIPE)
+		return bench_write_full(ol.fd[1], m, sizeof(*m));
 	do
-		r = ol.bus ? shmkit_bus_publish(ol.b, m, sizeof(*m), BENCH_WAIT_NS)
-		           : shmkit_chan_send(ol.ch, m, sizeof(*m), BENCH_WAIT_NS);
+		r = ol.kind == OL_BUS ? shmkit_bus_publish(ol.b, m, sizeof(*m), BENCH_WAIT_NS)
+		                      : shmkit_chan_send(ol.ch, m, sizeof(*m), BENCH_WAIT_NS);
 	while (r == -ETIMEDOUT && !bench_aborted());
 	return r == -ETIMEDOUT ? -ECANCELED : r;
 }
@@ -135,9 +168,11 @@ static int ol_sender(void *arg, long total)
 static int ol_recv(struct ol_msg *m)
 {
 	ssize_t n;
+	if (ol.kind == OL_PIPE)
+		return bench_read_full(ol.fd[0], m, sizeof(*m));
 	do
-		n = ol.bus ? shmkit_sub_recv(ol.sub, m, sizeof(*m), NULL, BENCH_WAIT_NS)
-		           : shmkit_chan_recv(ol.ch, m, sizeof(*m), BENCH_WAIT_NS);
+		n = ol.kind == OL_BUS ? shmkit_sub_recv(ol.sub, m, sizeof(*m), NULL, BENCH_WAIT_NS)
+		                      : shmkit_chan_recv(ol.ch, m, sizeof(*m), BENCH_WAIT_NS);
 	while (n == -ETIMEDOUT && !bench_aborted());
 	if (n < 0)
 		return n == -ETIMEDOUT ? -ECANCELED : (int)n;
@@ -173,23 +208,37 @@ static double pct(const int64_t *v, long n, double p)
 	return (double)v[k < 1 ? 0 : k > n ? n - 1 : k - 1];
 }
 
-static void ol_row(bool bus, long rate, const char *rname)
-{
-	char base[48], name[4][64];
-	static const char *const suffix[] = { "p50", "p99", "p999", "max" };
-	static const double q[] = { 0.50, 0.99, 0.999, 1.0 };
-	bool want = false;
+static const char *const suffix[] = { "p50", "p99", "p999", "max" };
 
-	snprintf(base, sizeof(base), "openloop_%s_%s", bus ? "bus" : "chan", rname);
+/* Is any row of kind at rate wanted (--filter)? */
+static bool ol_wanted(enum ol_kind kind, const char *rname)
+{
+	char name[64];
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "openloop_%s_%s_%s", ol_kind_name[kind], rname, suffix[i]);
+		if (bench_want(name))
+			return true;
+	}
+	return false;
+}
+
+static void ol_row(enum ol_kind kind, long rate, const char *rname)
+{
+	char base[48], name[4][64], ref[4][64];
+	static const double q[] = { 0.50, 0.99, 0.999, 1.0 };
+
+	snprintf(base, sizeof(base), "openloop_%s_%s", ol_kind_name[kind], rname);
 	for (int i = 0; i < 4; i++) {
 		snprintf(name[i], sizeof(name[i]), "%s_%s", base, suffix[i]);
-		want = want || bench_want(name[i]);
+		/* The pipe's tail against its median; shmkit's percentiles
+		 * against the pipe's same percentile. */
+		snprintf(ref[i], sizeof(ref[i]), "openloop_pipe_%s_%s", rname,
+		         kind == OL_PIPE ? suffix[0] : suffix[i]);
 	}
-	if (!want)
-		return;
 	long n = bench_iters(rate); /* one second of messages, a tenth under --quick */
 	memset(&ol, 0, sizeof(ol));
-	ol.bus = bus;
+	ol.kind = kind;
+	ol.fd[0] = ol.fd[1] = -1;
 	ol.rate = rate;
 	if (!(ol.lat = malloc((size_t)n * sizeof(*ol.lat)))) {
 		bench_check(name[0], -ENOMEM);
@@ -206,7 +255,8 @@ static void ol_row(bool bus, long rate, const char *rname)
 		qsort(ol.lat, (size_t)ol.nlat, sizeof(*ol.lat), cmp_i64);
 		for (int i = 0; i < 4; i++) {
 			double v = pct(ol.lat, ol.nlat, q[i]);
-			bench_report(name[i], v, v, "ns", i ? name[0] : NULL);
+			bench_report(name[i], v, v, "ns",
+			             kind == OL_PIPE && i == 0 ? NULL : ref[i]);
 		}
 		double late = (double)ol.shared[1], run = 2e9 * (double)n / (double)rate;
 		if (late > 0.1 * run)
@@ -217,12 +267,21 @@ static void ol_row(bool bus, long rate, const char *rname)
 	free(ol.lat);
 }
 
+/* For each rate: the pipe (when any row of the rate is wanted: the
+ * others' ratios need it), then the channel and the bus. */
 static void openloop_suite(void)
 {
-	ol_row(false, 100000, "100k");
-	ol_row(false, 1000000, "1m");
-	ol_row(true, 100000, "100k");
-	ol_row(true, 1000000, "1m");
+	static const struct { long rate; const char *name; } rates[] = {
+		{ 100000, "100k" }, { 1000000, "1m" },
+	};
+	for (size_t r = 0; r < sizeof(rates) / sizeof(rates[0]); r++) {
+		bool want[3], any = false;
+		for (int k = OL_PIPE; k <= OL_BUS; k++)
+			any = (want[k] = ol_wanted((enum ol_kind)k, rates[r].name)) || any;
+		for (int k = OL_PIPE; k <= OL_BUS; k++)
+			if (want[k] || (k == OL_PIPE && any))
+				ol_row((enum ol_kind)k, rates[r].rate, rates[r].name);
+	}
 }
 
 BENCH_SUITE("openloop", openloop_suite)
