@@ -159,16 +159,77 @@ int sk_br_bind(void *sock, const char *endpoint, char *actual, size_t cap)
 
 int shmkit_bridge_bind(shmkit_bridge *br, const char *endpoint, char *actual, size_t cap)
 {
+	int rc;
+
 	if (!br || !endpoint)
 		return -EINVAL;
-	return sk_br_bind(br->pub, endpoint, actual, cap);
+	rc = sk_br_curve_server(br, br->pub);
+	return rc ? rc : sk_br_bind(br->pub, endpoint, actual, cap);
 }
 
 int shmkit_bridge_connect(shmkit_bridge *br, const char *endpoint)
 {
+	int rc;
+
 	if (!br || !endpoint)
 		return -EINVAL;
-	return zmq_connect(br->sub, endpoint) ? sk_br_zerr() : 0;
+	rc = sk_br_curve_client(br, br->sub);
+	return rc ? rc : zmq_connect(br->sub, endpoint) ? sk_br_zerr() : 0;
+}
+
+/* 1 if key is 40 characters of Z85 (a 32-byte CURVE key). */
+static int z85_key(const char *key)
+{
+	uint8_t raw[32];
+
+	return key && strlen(key) == 40 && zmq_z85_decode(raw, key) != NULL;
+}
+
+int shmkit_bridge_curve(shmkit_bridge *br, const char *public_key, const char *secret_key)
+{
+	if (!br || !z85_key(public_key) || !z85_key(secret_key))
+		return -EINVAL;
+	if (!zmq_has("curve"))
+		return -ENOTSUP;
+	memcpy(br->curve_pub, public_key, 41);
+	memcpy(br->curve_sec, secret_key, 41);
+	br->curve = 1;
+	return 0;
+}
+
+int shmkit_bridge_server_key(shmkit_bridge *br, const char *key)
+{
+	if (!br || (key && key[0] && !z85_key(key)))
+		return -EINVAL;
+	if (key && key[0] && !zmq_has("curve"))
+		return -ENOTSUP;
+	snprintf(br->server_key, sizeof(br->server_key), "%s", key ? key : "");
+	return 0;
+}
+
+int sk_br_curve_server(shmkit_bridge *br, void *s)
+{
+	int one = 1;
+
+	if (!br->curve)
+		return 0;
+	if (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof(one)) ||
+	    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, br->curve_sec, 40))
+		return sk_br_zerr();
+	return 0;
+}
+
+int sk_br_curve_client(shmkit_bridge *br, void *s)
+{
+	if (!br->server_key[0])
+		return 0;
+	if (!br->curve_pub[0] && zmq_curve_keypair(br->curve_pub, br->curve_sec))
+		return sk_br_zerr(); /* a keypair of its own for the client side */
+	if (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, br->server_key, 40) ||
+	    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, br->curve_pub, 40) ||
+	    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, br->curve_sec, 40))
+		return sk_br_zerr();
+	return 0;
 }
 
 int sk_br_name_ok(const char *name)

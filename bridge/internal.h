@@ -101,6 +101,12 @@ struct shmkit_bridge {
 	struct rimport *rim[MAX_IMPORTS];
 	unsigned nrim;
 	int64_t next_hello;    /* CLOCK_MONOTONIC ns of the next hello round */
+	/* CURVE (Z85 keys, 40 characters): this bridge's keypair (given:
+	 * curve, its bound sockets are CURVE servers; else made up for the
+	 * client side when first needed) and the server key for the next
+	 * connect/peer ("" for none) */
+	int curve;
+	char curve_pub[41], curve_sec[41], server_key[41];
 	struct shmkit_bridge_stats st;
 };
 
@@ -109,6 +115,10 @@ uint32_t sk_br_random_id(void);
 int64_t sk_br_now(void);
 int sk_br_name_ok(const char *name);
 int sk_br_sock_opts(shmkit_bridge *br, void *s);
+/* CURVE options of a socket about to bind (server) or connect (client);
+ * nothing without keys. */
+int sk_br_curve_server(shmkit_bridge *br, void *s);
+int sk_br_curve_client(shmkit_bridge *br, void *s);
 /* Bind sock; the endpoint bound (a '*' port resolved) into actual. */
 int sk_br_bind(void *sock, const char *endpoint, char *actual, size_t cap);
 

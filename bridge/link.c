@@ -15,6 +15,13 @@
  * heartbeats (1 s, 3 s timeout) close a connection whose peer went
  * silent (a cut cable rather than a closed socket), so it reconnects.
  *
+ * CURVE (shmkit_bridge_curve, shmkit_bridge_server_key): a bridge given a
+ * keypair binds its ROUTER (and PUB) as a CURVE server; connecting
+ * bridges must know its public key.  ZeroMQ then encrypts and
+ * authenticates every frame: a tampered one breaks the connection (it is
+ * made again), it never reaches the CRC check.  Any client holding the
+ * server's public key is accepted (no ZAP allow-list of client keys yet).
+ *
  * Frames are single ZeroMQ frames as on the PUB socket (topic, header,
  * payload; shmkit-bridge.h); the ROUTER sees the routing id before each.
  * A frame is judged (sk_br_judge: version, CRC, own origin, lengths) and
@@ -48,6 +55,8 @@ static int router_open(shmkit_bridge *br)
 	if (!br->router)
 		return sk_br_zerr();
 	rc = link_opts(br, br->router);
+	if (!rc)
+		rc = sk_br_curve_server(br, br->router);
 	if (!rc && (zmq_setsockopt(br->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)) ||
 	            zmq_setsockopt(br->router, ZMQ_ROUTER_HANDOVER, &one, sizeof(one))))
 		rc = sk_br_zerr();
@@ -78,6 +87,8 @@ int sk_link_peer(shmkit_bridge *br, const char *endpoint)
 	if (!s)
 		return sk_br_zerr();
 	rc = link_opts(br, s);
+	if (!rc)
+		rc = sk_br_curve_client(br, s);
 	if (!rc && (zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, sizeof(rid)) ||
 	            zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof(one)) ||
 	            zmq_connect(s, endpoint)))

@@ -9,7 +9,14 @@
  *                 [--export-journal PATH]... [--import-journal REMOTE[=PATH]]...
  *                 [--export-rpc SERVICE]... [--import-rpc REMOTE[=LOCAL]]...
  *                 [--journal-sync] [--hwm N] [--drop] [--window N]
+ *                 [--curve-keys FILE] [--server-key KEY]...
+ *   shmkit-bridge --keygen
  *
+ * CURVE: --curve-keys FILE gives this bridge its keypair (lines "public
+ * KEY" and "secret KEY", Z85; --keygen prints a new pair in that form):
+ * its --bind and --listen sockets are then CURVE servers.  --server-key
+ * KEY applies to the --connect and --peer options after it: the public
+ * key of the bridge they reach.
  * Buses travel PUB (--bind) to SUB (--connect); channels over the
  * reliable link, ROUTER (--listen) and DEALER (--peer).  A bridge that
  * carries channels should be given a fixed --id: an exported channel's
@@ -31,6 +38,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "shmkit.h"
 #include "shmkit-bridge.h"
@@ -42,6 +50,7 @@ struct args {
 	const char *bind[MAX_ARGS], *connect[MAX_ARGS], *export[MAX_ARGS], *import[MAX_ARGS];
 	const char *listen[MAX_ARGS], *peer[MAX_ARGS], *xchan[MAX_ARGS], *ichan[MAX_ARGS];
 	const char *xjnl[MAX_ARGS], *ijnl[MAX_ARGS], *xrpc[MAX_ARGS], *irpc[MAX_ARGS];
+	const char *connect_key[MAX_ARGS], *peer_key[MAX_ARGS], *server_key, *curve_keys;
 	int nbind, nconnect, nexport, nimport, nlisten, npeer, nxchan, nichan, nxjnl, nijnl;
 	int nxrpc, nirpc;
 };
@@ -57,6 +66,8 @@ static void usage(FILE *f)
 	           "                     [--export-journal PATH]... [--import-journal REMOTE[=PATH]]...\n"
 	           "                     [--export-rpc SERVICE]... [--import-rpc REMOTE[=LOCAL]]...\n"
 	           "                     [--journal-sync] [--hwm N] [--drop] [--window N]\n"
+	           "                     [--curve-keys FILE] [--server-key KEY]...\n"
+	           "       shmkit-bridge --keygen\n"
 	           "Carries shmkit buses (PUB --bind, SUB --connect), channels, journals, rpc (ROUTER\n"
 	           "--listen, DEALER --peer) between hosts over ZeroMQ (EP: tcp://HOST:PORT, tcp://HOST:*,\n"
 	           "ipc://PATH).  Prints \"bound EP\", \"listening EP\", \"ready id=N\"; statistics\n"
@@ -67,6 +78,38 @@ static int fail(const char *what, int err)
 {
 	fprintf(stderr, "shmkit-bridge: %s: %s\n", what, shmkit_strerror(err));
 	return 1;
+}
+
+static int keygen(void)
+{
+	char pub[41], sec[41];
+
+	if (zmq_curve_keypair(pub, sec)) {
+		fprintf(stderr, "shmkit-bridge: keygen: %s\n", zmq_strerror(zmq_errno()));
+		return 1;
+	}
+	printf("public %s\nsecret %s\n", pub, sec);
+	return 0;
+}
+
+/* The keypair file of --curve-keys into br. */
+static int curve_keys(shmkit_bridge *br, const char *path)
+{
+	char line[256], pub[64] = "", sec[64] = "";
+	FILE *f = fopen(path, "re");
+	int rc;
+
+	if (!f)
+		return fail(path, -errno);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "public ", 7))
+			sscanf(line + 7, "%63s", pub);
+		else if (!strncmp(line, "secret ", 7))
+			sscanf(line + 7, "%63s", sec);
+	}
+	fclose(f);
+	rc = shmkit_bridge_curve(br, pub, sec);
+	return rc ? fail(path, rc) : 0;
 }
 
 static int add(const char **list, int *n, const char *v)
@@ -102,23 +145,35 @@ static int parse(int argc, char **argv, struct args *a)
 		{ "import-journal", required_argument, 0, 'L' },
 		{ "journal-sync", no_argument, 0, 'S' },
 		{ "export-rpc", required_argument, 0, 'X' },
+		{ "curve-keys", required_argument, 0, 'K' },
+		{ "server-key", required_argument, 0, 'k' },
+		{ "keygen", no_argument, 0, 'G' },
 		{ "import-rpc", required_argument, 0, 'R' },
 		{ 0, 0, 0, 0 },
 	};
 	unsigned long v;
 	int c, bad = 0;
 
-	while ((c = getopt_long(argc, argv, "i:b:c:e:m:w:dhl:p:E:M:W:J:L:SX:R:", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:b:c:e:m:w:dhl:p:E:M:W:J:L:SX:R:K:k:G", lo, NULL)) != -1) {
 		switch (c) {
 		case 'i': bad |= number(optarg, UINT32_MAX, &v) || !v; a->o.id = (uint32_t)v; break;
 		case 'w': bad |= number(optarg, INT_MAX, &v) || !v; a->o.hwm = (int)v; break;
 		case 'd': a->o.drop = 1; break;
 		case 'b': bad |= add(a->bind, &a->nbind, optarg); break;
-		case 'c': bad |= add(a->connect, &a->nconnect, optarg); break;
+		case 'c':
+			a->connect_key[a->nconnect < MAX_ARGS ? a->nconnect : 0] = a->server_key;
+			bad |= add(a->connect, &a->nconnect, optarg);
+			break;
 		case 'e': bad |= add(a->export, &a->nexport, optarg); break;
 		case 'm': bad |= add(a->import, &a->nimport, optarg); break;
 		case 'l': bad |= add(a->listen, &a->nlisten, optarg); break;
-		case 'p': bad |= add(a->peer, &a->npeer, optarg); break;
+		case 'p':
+			a->peer_key[a->npeer < MAX_ARGS ? a->npeer : 0] = a->server_key;
+			bad |= add(a->peer, &a->npeer, optarg);
+			break;
+		case 'K': a->curve_keys = optarg; break;
+		case 'k': a->server_key = optarg; break;
+		case 'G': exit(keygen());
 		case 'E': bad |= add(a->xchan, &a->nxchan, optarg); break;
 		case 'M': bad |= add(a->ichan, &a->nichan, optarg); break;
 		case 'J': bad |= add(a->xjnl, &a->nxjnl, optarg); break;
@@ -184,6 +239,8 @@ static int setup(shmkit_bridge *br, const struct args *a)
 {
 	int rc;
 
+	if (a->curve_keys && curve_keys(br, a->curve_keys))
+		return 1;
 	for (int i = 0; i < a->nimport; i++)
 		if (import_one(br, a->import[i], shmkit_bridge_import_bus))
 			return 1;
@@ -212,10 +269,12 @@ static int setup(shmkit_bridge *br, const struct args *a)
 	    bind_all(br, a->listen, a->nlisten, "listening", shmkit_bridge_listen))
 		return 1;
 	for (int i = 0; i < a->nconnect; i++)
-		if ((rc = shmkit_bridge_connect(br, a->connect[i])) < 0)
+		if ((rc = shmkit_bridge_server_key(br, a->connect_key[i])) < 0 ||
+		    (rc = shmkit_bridge_connect(br, a->connect[i])) < 0)
 			return fail(a->connect[i], rc);
 	for (int i = 0; i < a->npeer; i++)
-		if ((rc = shmkit_bridge_peer(br, a->peer[i])) < 0)
+		if ((rc = shmkit_bridge_server_key(br, a->peer_key[i])) < 0 ||
+		    (rc = shmkit_bridge_peer(br, a->peer[i])) < 0)
 			return fail(a->peer[i], rc);
 	return 0;
 }

@@ -190,6 +190,17 @@ int shmkit_bridge_bind(shmkit_bridge *br, const char *endpoint, char *actual, si
  * by itself). */
 int shmkit_bridge_connect(shmkit_bridge *br, const char *endpoint);
 
+/* CURVE encryption (ZeroMQ's, Z85 keys of 40 characters; call before
+ * bind/listen and connect/peer): shmkit_bridge_curve gives this bridge
+ * its keypair, and the PUB and ROUTER sockets it binds from then on are
+ * CURVE servers; shmkit_bridge_server_key names the public key of the
+ * bridge(s) the following connect/peer calls reach (NULL or "": plain),
+ * a keypair of this bridge's own (made up if none was given) on the
+ * client side.  -EINVAL for a malformed key, -ENOTSUP if libzmq lacks
+ * CURVE. */
+int shmkit_bridge_curve(shmkit_bridge *br, const char *public_key, const char *secret_key);
+int shmkit_bridge_server_key(shmkit_bridge *br, const char *key);
+
 /* The reliable link (channels): bind the ROUTER socket to an endpoint
  * (actual as for bind), and connect a DEALER to another bridge's listening
  * endpoint (one DEALER per peer, at most 16). */

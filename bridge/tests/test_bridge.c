@@ -764,6 +764,7 @@ struct duo {
 	int oa, ob;
 	char ep[1024], peer[256];
 	const char *a[8], *b[8];
+	const char *server_key;   /* B reaches A with it (A given its keypair in a) */
 };
 
 static pid_t duo_bridge(struct duo *d, int which)
@@ -773,6 +774,12 @@ static pid_t duo_bridge(struct duo *d, int which)
 	const char *const *extra = which ? d->b : d->a;
 	int n = 4;
 
+	if (which && d->server_key) {
+		argv[2] = "--server-key";
+		argv[3] = d->server_key;
+		argv[n++] = "--peer";
+		argv[n++] = d->peer;
+	}
 	for (int i = 0; extra[i] && n < 15; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
@@ -991,7 +998,8 @@ Test(bridge, journal_two_hosts_copy_is_identical, .timeout = 240)
 }
 
 /* Two hosts, an rpc service on A (a helper serving it) exported by A's
- * bridge and imported on B through the relay: 2000 calls from a client
+ * bridge and imported on B through the relay, with CURVE on (A has a
+ * keypair, B its public key): 2000 calls from a client
  * on B come back right; a call's deadline reaches A's server (it sees
  * time left, at most the 3 s given); an application status comes back.
  * Then a call A's server holds for 20 s is outstanding when the link is
@@ -1000,19 +1008,28 @@ Test(bridge, journal_two_hosts_copy_is_identical, .timeout = 240)
 Test(bridge, rpc_two_hosts_calls_deadlines_and_a_lost_link, .timeout = 120)
 {
 	const char *svc = sk_test_new_name("posix");
-	char line[2048], lb[2048], want[32];
+	char line[2048], lb[2048], want[32], keys[256], base[128], pub[41], sec[41];
 	struct duo d;
 	int os, oc;
 
+	cr_assert_eq(zmq_curve_keypair(pub, sec), 0);
+	snprintf(keys, sizeof(keys), "/tmp/%s", sk_test_base(base, sizeof(base), "keys"));
+	FILE *kf = fopen(keys, "w");
+	cr_assert(kf);
+	fprintf(kf, "public %s\nsecret %s\n", pub, sec);
+	fclose(kf);
 	duo_hosts(&d);
+	d.server_key = pub;
 	const char *sv[] = { "serve", svc, NULL };
 	pid_t ps = host_spawn(&d.A, &os, helper_path(), sv);
 	cr_assert_eq(read_line(os, line, sizeof(line)), 0);
 	cr_assert_str_eq(line, "serving");
-	const char *a[] = { "--export-rpc", svc, NULL }, *b[] = { "--import-rpc", svc, NULL };
+	const char *a[] = { "--curve-keys", keys, "--export-rpc", svc, NULL },
+	           *b[] = { "--import-rpc", svc, NULL };
 	memcpy(d.a, a, sizeof(a));
 	memcpy(d.b, b, sizeof(b));
 	duo_bridges(&d);
+	unlink(keys); /* read at start */
 
 	const char *cl[] = { "call", svc, "2000", NULL };
 	pid_t pc = host_spawn(&d.B, &oc, helper_path(), cl);
@@ -1042,6 +1059,55 @@ Test(bridge, rpc_two_hosts_calls_deadlines_and_a_lost_link, .timeout = 120)
 	kill(ps, SIGKILL);
 	sk_test_finish(ps, os, NULL, 0);
 	duo_end(&d);
+}
+
+/* CURVE: bridge 1 has a keypair and exports a bus; bridge 2 knows its
+ * public key and gets the messages (the control); bridge 3 has a wrong
+ * server key and bridge 4 none: neither gets a single frame, however
+ * long it listens after bridge 2 got its first. */
+Test(bridge, curve_admits_only_who_knows_the_server_key)
+{
+	const char *a = sk_test_new_name("posix");
+	const char *local[3] = { sk_test_new_name("posix"), sk_test_new_name("posix"),
+	                         sk_test_new_name("posix") };
+	char pub[41], sec[41], pub2[41], sec2[41], ep[256];
+	struct shmkit_bridge_opts o = { .id = 1 };
+	struct shmkit_bridge_stats st[4];
+	shmkit_bridge *b[4];
+	shmkit_bus *bus;
+
+	cr_assert_eq(zmq_curve_keypair(pub, sec), 0);
+	cr_assert_eq(zmq_curve_keypair(pub2, sec2), 0);
+	cr_assert_eq(shmkit_bus_create(&bus, a, NULL), 0);
+	cr_assert_eq(shmkit_bridge_create(&b[0], &o), 0);
+	cr_assert_eq(shmkit_bridge_curve(b[0], pub, "short"), -EINVAL);
+	cr_assert_eq(shmkit_bridge_curve(b[0], pub, sec), 0);
+	cr_assert_eq(shmkit_bridge_export_bus(b[0], a), 0);
+	cr_assert_eq(shmkit_bridge_bind(b[0], "tcp://127.0.0.1:*", ep, sizeof(ep)), 0);
+	const char *key[3] = { pub, pub2, NULL };
+	for (int i = 1; i < 4; i++) {
+		o.id = (uint32_t)i + 1;
+		cr_assert_eq(shmkit_bridge_create(&b[i], &o), 0);
+		cr_assert_eq(shmkit_bridge_import_bus(b[i], a, local[i - 1]), 0);
+		cr_assert_eq(shmkit_bridge_server_key(b[i], key[i - 1]), 0);
+		cr_assert_eq(shmkit_bridge_connect(b[i], ep), 0);
+	}
+	int got = 0, after = 0;
+	for (int t = 0; t < 5000 && after < 300; t++) {
+		cr_assert_eq(shmkit_bus_publish(bus, "probe", 5, 0), 0);
+		for (int i = 0; i < 4; i++) {
+			cr_assert_geq(shmkit_bridge_run(b[i], -1, i ? 1000000 : 0), 0);
+			cr_assert_eq(shmkit_bridge_stats(b[i], &st[i]), 0);
+		}
+		got = st[1].delivered > 0;
+		after += got;
+	}
+	cr_assert(got, "the bridge with the right key got nothing");
+	cr_assert_eq(st[2].received, 0, "a wrong server key got frames");
+	cr_assert_eq(st[3].received, 0, "a plain client got frames from a CURVE server");
+	for (int i = 3; i >= 0; i--)
+		cr_assert_eq(shmkit_bridge_close(b[i]), 0);
+	shmkit_bus_close(bus);
 }
 
 /* ---- API and wire format ---- */
