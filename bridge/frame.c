@@ -93,7 +93,8 @@ int shmkit_bridge_topic(char *buf, size_t cap, int kind, const char *name)
 	         : kind >= SHMKIT_BRIDGE_KIND_CHAN && kind <= SHMKIT_BRIDGE_KIND_CHAN_HELLO ? 'c'
 	         : kind == SHMKIT_BRIDGE_KIND_JNL || kind == SHMKIT_BRIDGE_KIND_JNL_HELLO ? 'j'
 	         : kind >= SHMKIT_BRIDGE_KIND_RPC_REQ && kind <= SHMKIT_BRIDGE_KIND_RPC_ACK ? 'r' : '?';
-	int w = snprintf(buf, cap, "%c%s", k, name);
+	/* "posix:/X" and "X" name the same segment: the same topic */
+	int w = snprintf(buf, cap, "%c%s", k, strncmp(name, "posix:/", 7) ? name : name + 7);
 
 	if (w < 0 || (size_t)w + 1 > cap)
 		return -ENAMETOOLONG;

@@ -9,8 +9,14 @@
  *                 [--export-journal PATH]... [--import-journal REMOTE[=PATH]]...
  *                 [--export-rpc SERVICE]... [--import-rpc REMOTE[=LOCAL]]...
  *                 [--journal-sync] [--hwm N] [--drop] [--window N]
- *                 [--curve-keys FILE] [--server-key KEY]...
+ *                 [--curve-keys FILE] [--server-key KEY]... [--config FILE]
  *   shmkit-bridge --keygen
+ *
+ * --config FILE (an INI file read by libinih, where it was built with
+ * it): the same settings, sections [bridge] (id, bind, connect, listen,
+ * peer, window, hwm, drop, curve-keys, server-key, journal-sync),
+ * [export] and [import] (bus, chan, journal, rpc); a key may repeat;
+ * options and the file add up, in their order.
  *
  * CURVE: --curve-keys FILE gives this bridge its keypair (lines "public
  * KEY" and "secret KEY", Z85; --keygen prints a new pair in that form):
@@ -30,6 +36,7 @@
  * a usage error; errors go to stderr as "shmkit-bridge: WHAT: reason".
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -39,6 +46,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 #include <zmq.h>
+#ifdef SK_HAVE_INIH
+#include <ini.h>
+#endif
 
 #include "shmkit.h"
 #include "shmkit-bridge.h"
@@ -57,6 +67,9 @@ struct args {
 
 static int journal_durability = SHMKIT_DUR_NONE; /* --journal-sync */
 
+struct args;
+static int option(struct args *a, int c, const char *v);
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: shmkit-bridge [--id N] [--bind EP]... [--connect EP]...\n"
@@ -66,7 +79,7 @@ static void usage(FILE *f)
 	           "                     [--export-journal PATH]... [--import-journal REMOTE[=PATH]]...\n"
 	           "                     [--export-rpc SERVICE]... [--import-rpc REMOTE[=LOCAL]]...\n"
 	           "                     [--journal-sync] [--hwm N] [--drop] [--window N]\n"
-	           "                     [--curve-keys FILE] [--server-key KEY]...\n"
+	           "                     [--curve-keys FILE] [--server-key KEY]... [--config FILE]\n"
 	           "       shmkit-bridge --keygen\n"
 	           "Carries shmkit buses (PUB --bind, SUB --connect), channels, journals, rpc (ROUTER\n"
 	           "--listen, DEALER --peer) between hosts over ZeroMQ (EP: tcp://HOST:PORT, tcp://HOST:*,\n"
@@ -129,6 +142,100 @@ static int number(const char *s, unsigned long max, unsigned long *v)
 	return errno || end == s || *end || s[0] == '-' || *v > max ? -1 : 0;
 }
 
+#ifdef SK_HAVE_INIH
+/* The configuration file, by libinih: sections [bridge], [export],
+ * [import]; keys as the long options (without "--", "export-"/"import-":
+ * [export] chan = jobs is --export-chan jobs); a key may repeat; lines
+ * are taken in order (server-key before the peer lines it is for). */
+static const struct { const char *section, *key; int code; } config_keys[] = {
+	{ "bridge", "id", 'i' },          { "bridge", "bind", 'b' },
+	{ "bridge", "connect", 'c' },     { "bridge", "listen", 'l' },
+	{ "bridge", "peer", 'p' },        { "bridge", "window", 'W' },
+	{ "bridge", "hwm", 'w' },         { "bridge", "drop", 'd' },
+	{ "bridge", "curve-keys", 'K' },  { "bridge", "server-key", 'k' },
+	{ "bridge", "journal-sync", 'S' },
+	{ "export", "bus", 'e' },         { "export", "chan", 'E' },
+	{ "export", "journal", 'J' },     { "export", "rpc", 'X' },
+	{ "import", "bus", 'm' },         { "import", "chan", 'M' },
+	{ "import", "journal", 'L' },     { "import", "rpc", 'R' },
+};
+
+static int config_line(void *user, const char *section, const char *key, const char *value)
+{
+	for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++) {
+		if (strcmp(config_keys[i].section, section) || strcmp(config_keys[i].key, key))
+			continue;
+		int c = config_keys[i].code;
+		if ((c == 'd' || c == 'S') && strcmp(value, "yes") && strcmp(value, "true") &&
+		    strcmp(value, "1"))
+			return 1; /* a switch left off */
+		char *v = strdup(value); /* kept for the life of the process */
+		return v && !option(user, c, v);
+	}
+	fprintf(stderr, "shmkit-bridge: config: unknown key [%s] %s\n", section, key);
+	return 0;
+}
+
+static int config(struct args *a, const char *path)
+{
+	int rc = ini_parse(path, config_line, a);
+
+	if (rc < 0)
+		fprintf(stderr, "shmkit-bridge: %s: cannot read it\n", path);
+	else if (rc > 0)
+		fprintf(stderr, "shmkit-bridge: %s: line %d is not right\n", path, rc);
+	return rc ? 1 : 0;
+}
+#else
+static int config(struct args *a, const char *path)
+{
+	(void)a;
+	fprintf(stderr, "shmkit-bridge: %s: built without libinih: no --config\n", path);
+	return 1;
+}
+#endif
+
+/* One option (its getopt code) into a: 0, or 1 if its value is bad. */
+static int option(struct args *a, int c, const char *v)
+{
+	unsigned long n;
+	int bad = 0;
+
+	switch (c) {
+	case 'i': bad |= number(v, UINT32_MAX, &n) || !n; a->o.id = (uint32_t)n; break;
+	case 'w': bad |= number(v, INT_MAX, &n) || !n; a->o.hwm = (int)n; break;
+	case 'd': a->o.drop = 1; break;
+	case 'b': bad |= add(a->bind, &a->nbind, v); break;
+	case 'c':
+		a->connect_key[a->nconnect < MAX_ARGS ? a->nconnect : 0] = a->server_key;
+		bad |= add(a->connect, &a->nconnect, v);
+		break;
+	case 'e': bad |= add(a->export, &a->nexport, v); break;
+	case 'm': bad |= add(a->import, &a->nimport, v); break;
+	case 'l': bad |= add(a->listen, &a->nlisten, v); break;
+	case 'p':
+		a->peer_key[a->npeer < MAX_ARGS ? a->npeer : 0] = a->server_key;
+		bad |= add(a->peer, &a->npeer, v);
+		break;
+	case 'K': a->curve_keys = v; break;
+	case 'k': a->server_key = v; break;
+	case 'E': bad |= add(a->xchan, &a->nxchan, v); break;
+	case 'M': bad |= add(a->ichan, &a->nichan, v); break;
+	case 'J': bad |= add(a->xjnl, &a->nxjnl, v); break;
+	case 'L': bad |= add(a->ijnl, &a->nijnl, v); break;
+	case 'S': journal_durability = SHMKIT_DUR_SYNC; break;
+	case 'X': bad |= add(a->xrpc, &a->nxrpc, v); break;
+	case 'R': bad |= add(a->irpc, &a->nirpc, v); break;
+	case 'W':
+		bad |= number(v, SHMKIT_BRIDGE_WINDOW_MAX, &n) || !n;
+		a->o.window = (int)n;
+		break;
+	case 'C': bad |= config(a, v); break;
+	default: bad = 1;
+	}
+	return bad;
+}
+
 /* 0, or 2 for a usage error (already said). */
 static int parse(int argc, char **argv, struct args *a)
 {
@@ -145,49 +252,23 @@ static int parse(int argc, char **argv, struct args *a)
 		{ "import-journal", required_argument, 0, 'L' },
 		{ "journal-sync", no_argument, 0, 'S' },
 		{ "export-rpc", required_argument, 0, 'X' },
+		{ "import-rpc", required_argument, 0, 'R' },
 		{ "curve-keys", required_argument, 0, 'K' },
 		{ "server-key", required_argument, 0, 'k' },
 		{ "keygen", no_argument, 0, 'G' },
-		{ "import-rpc", required_argument, 0, 'R' },
+		{ "config", required_argument, 0, 'C' },
 		{ 0, 0, 0, 0 },
 	};
-	unsigned long v;
 	int c, bad = 0;
 
-	while ((c = getopt_long(argc, argv, "i:b:c:e:m:w:dhl:p:E:M:W:J:L:SX:R:K:k:G", lo, NULL)) != -1) {
-		switch (c) {
-		case 'i': bad |= number(optarg, UINT32_MAX, &v) || !v; a->o.id = (uint32_t)v; break;
-		case 'w': bad |= number(optarg, INT_MAX, &v) || !v; a->o.hwm = (int)v; break;
-		case 'd': a->o.drop = 1; break;
-		case 'b': bad |= add(a->bind, &a->nbind, optarg); break;
-		case 'c':
-			a->connect_key[a->nconnect < MAX_ARGS ? a->nconnect : 0] = a->server_key;
-			bad |= add(a->connect, &a->nconnect, optarg);
-			break;
-		case 'e': bad |= add(a->export, &a->nexport, optarg); break;
-		case 'm': bad |= add(a->import, &a->nimport, optarg); break;
-		case 'l': bad |= add(a->listen, &a->nlisten, optarg); break;
-		case 'p':
-			a->peer_key[a->npeer < MAX_ARGS ? a->npeer : 0] = a->server_key;
-			bad |= add(a->peer, &a->npeer, optarg);
-			break;
-		case 'K': a->curve_keys = optarg; break;
-		case 'k': a->server_key = optarg; break;
-		case 'G': exit(keygen());
-		case 'E': bad |= add(a->xchan, &a->nxchan, optarg); break;
-		case 'M': bad |= add(a->ichan, &a->nichan, optarg); break;
-		case 'J': bad |= add(a->xjnl, &a->nxjnl, optarg); break;
-		case 'L': bad |= add(a->ijnl, &a->nijnl, optarg); break;
-		case 'S': journal_durability = SHMKIT_DUR_SYNC; break;
-		case 'X': bad |= add(a->xrpc, &a->nxrpc, optarg); break;
-		case 'R': bad |= add(a->irpc, &a->nirpc, optarg); break;
-		case 'W':
-			bad |= number(optarg, SHMKIT_BRIDGE_WINDOW_MAX, &v) || !v;
-			a->o.window = (int)v;
-			break;
-		case 'h': usage(stdout); exit(0);
-		default: bad = 1;
+	while ((c = getopt_long(argc, argv, "i:b:c:e:m:w:dhl:p:E:M:W:J:L:SX:R:K:k:GC:", lo, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			exit(0);
 		}
+		if (c == 'G')
+			exit(keygen());
+		bad |= option(a, c, optarg);
 	}
 	if (bad || optind != argc || (!a->nexport && !a->nimport && !a->nxchan && !a->nichan && !a->nxjnl && !a->nijnl &&
 	             !a->nxrpc && !a->nirpc)) {
@@ -235,6 +316,48 @@ static int bind_all(shmkit_bridge *br, const char *const *eps, int n, const char
 	return 0;
 }
 
+struct glob {
+	shmkit_bridge *br;
+	const char *pattern;
+	int kind, found, rc;
+	int (*fn)(shmkit_bridge *, const char *);
+};
+
+static int glob_one(const struct shmkit_seg_stat *st, void *arg)
+{
+	struct glob *g = arg;
+	const char *bare = strncmp(st->name, "posix:/", 7) ? st->name : st->name + 7;
+
+	if (st->kind != g->kind || (fnmatch(g->pattern, st->name, 0) && fnmatch(g->pattern, bare, 0)))
+		return 0;
+	g->found++;
+	if ((g->rc = g->fn(g->br, st->name)) < 0)
+		return fail(st->name, g->rc);
+	return 0;
+}
+
+/* Export every name of the list through fn; a name with * ? [ is a glob
+ * over the services of that kind there are now (posix names match bare
+ * or whole).  0, or 1 on a failure (said). */
+static int export_all(shmkit_bridge *br, const char *const *names, int n, int kind,
+                      int (*fn)(shmkit_bridge *, const char *))
+{
+	for (int i = 0; i < n; i++) {
+		struct glob g = { br, names[i], kind, 0, 0, fn };
+		int rc;
+		if (!strpbrk(names[i], "*?[")) {
+			if ((rc = fn(br, names[i])) < 0)
+				return fail(names[i], rc);
+			continue;
+		}
+		if ((rc = shmkit_seg_list(glob_one, &g)) != 0)
+			return rc < 0 ? fail(names[i], rc) : 1;
+		if (!g.found)
+			return fail(names[i], -ENOENT);
+	}
+	return 0;
+}
+
 static int setup(shmkit_bridge *br, const struct args *a)
 {
 	int rc;
@@ -247,21 +370,16 @@ static int setup(shmkit_bridge *br, const struct args *a)
 	for (int i = 0; i < a->nichan; i++)
 		if (import_one(br, a->ichan[i], shmkit_bridge_import_chan))
 			return 1;
-	for (int i = 0; i < a->nexport; i++)
-		if ((rc = shmkit_bridge_export_bus(br, a->export[i])) < 0)
-			return fail(a->export[i], rc);
-	for (int i = 0; i < a->nxchan; i++)
-		if ((rc = shmkit_bridge_export_chan(br, a->xchan[i])) < 0)
-			return fail(a->xchan[i], rc);
+	if (export_all(br, a->export, a->nexport, SHMKIT_KIND_BUS, shmkit_bridge_export_bus) ||
+	    export_all(br, a->xchan, a->nxchan, SHMKIT_KIND_CHAN, shmkit_bridge_export_chan) ||
+	    export_all(br, a->xrpc, a->nxrpc, SHMKIT_KIND_RPC, shmkit_bridge_export_rpc))
+		return 1;
 	for (int i = 0; i < a->nijnl; i++)
 		if (import_one(br, a->ijnl[i], import_journal))
 			return 1;
 	for (int i = 0; i < a->nxjnl; i++)
 		if ((rc = shmkit_bridge_export_journal(br, a->xjnl[i])) < 0)
 			return fail(a->xjnl[i], rc);
-	for (int i = 0; i < a->nxrpc; i++)
-		if ((rc = shmkit_bridge_export_rpc(br, a->xrpc[i])) < 0)
-			return fail(a->xrpc[i], rc);
 	for (int i = 0; i < a->nirpc; i++)
 		if (import_one(br, a->irpc[i], shmkit_bridge_import_rpc))
 			return 1;

@@ -296,7 +296,8 @@ uint32_t shmkit_bridge_crc32c(uint32_t crc, const void *data, size_t len);
 void shmkit_bridge_hdr_encode(const struct shmkit_bridge_hdr *h, unsigned char *out);
 int shmkit_bridge_hdr_decode(struct shmkit_bridge_hdr *h, const void *buf, size_t len);
 /* The topic of a name into buf (the start of a frame); returns its
- * length (NUL included), or -ENAMETOOLONG. */
+ * length (NUL included), or -ENAMETOOLONG.  "posix:/X" is written "X":
+ * both forms name one segment. */
 int shmkit_bridge_topic(char *buf, size_t cap, int kind, const char *name);
 
 #ifdef __cplusplus

@@ -14,6 +14,10 @@ BRIDGE_LIB_SRC := bridge/bridge.c bridge/chan.c bridge/frame.c bridge/journal.c 
 BRIDGE_OBJ := $(BRIDGE_LIB_SRC:bridge/%.c=$(BUILD)/obj/bridge_%.o)
 BRIDGE_HDR := bridge/shmkit-bridge.h bridge/internal.h include/shmkit.h
 BRIDGE_ZMQ := $(if $(ZMQ_LIBS),-DSK_HAVE_ZMQ)
+# The configuration file is read by libinih (Debian libinih-dev) where
+# pkg-config knows it; without it --config says so.
+INIH_LIBS := $(shell pkg-config --libs inih 2>/dev/null)
+BRIDGE_INIH := $(if $(INIH_LIBS),-DSK_HAVE_INIH $(shell pkg-config --cflags inih 2>/dev/null))
 
 .PHONY: bridge bridge-test
 tests: $(BRIDGE_TEST)
@@ -22,14 +26,14 @@ ifneq ($(ZMQ_LIBS),)
 bridge: $(BRIDGE_LIB) $(BRIDGE_CMD)
 
 $(BUILD)/obj/bridge_%.o: bridge/%.c $(BRIDGE_HDR) | $(BUILD)/obj
-	$(CC) $(CPPFLAGS) -Ibridge $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) -Ibridge $(BRIDGE_INIH) $(CFLAGS) -c $< -o $@
 
 $(BRIDGE_LIB): $(BRIDGE_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
 $(BRIDGE_CMD): $(BUILD)/obj/bridge_main.o $(BRIDGE_LIB) $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $< $(BRIDGE_LIB) $(STATIC) $(ZMQ_LIBS) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(BRIDGE_LIB) $(STATIC) $(ZMQ_LIBS) $(INIH_LIBS) $(LDLIBS)
 
 # The test runs the command as two bridge processes, and one bridge in
 # its own process against forged frames; helper_bridge produces and
@@ -45,7 +49,7 @@ bridge:
 endif
 
 $(BRIDGE_TEST): bridge/tests/test_bridge.c $(BRIDGE_HDR) $(TESTLIB_OBJ) $(STATIC) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) -Ibridge -Itests $(BRIDGE_ZMQ) $(CRITERION_CFLAGS) $(CFLAGS) -o $@ $< \
+	$(CC) $(CPPFLAGS) -Ibridge -Itests $(BRIDGE_ZMQ) $(BRIDGE_INIH) $(CRITERION_CFLAGS) $(CFLAGS) -o $@ $< \
 		$(TESTLIB_OBJ) $(BRIDGE_TEST_LIBS) $(STATIC) $(LDFLAGS) $(CRITERION_LIBS) $(LDLIBS)
 
 # Only the bridge's binary, with the run id and residue check of

@@ -862,7 +862,9 @@ Test(bridge, chan_two_hosts_survive_kills_cuts_and_corruption, .timeout = 240)
 	const char *mk[] = { "chan", chan, "64", "256", "spsc", NULL };
 	cr_assert_eq(sk_test_finish(host_spawn(&d.A, NULL, helper_path(), mk), -1, NULL, 0), 0);
 	cr_assert_eq(sk_test_finish(host_spawn(&d.B, NULL, helper_path(), mk), -1, NULL, 0), 0);
-	const char *a[] = { "--export-chan", chan, "--window", "32", NULL }, *b[] = { "--import-chan", chan, NULL };
+	char glob[300];
+	snprintf(glob, sizeof(glob), "%s*", chan); /* exported by a glob: the one channel there */
+	const char *a[] = { "--export-chan", glob, "--window", "32", NULL }, *b[] = { "--import-chan", chan, NULL };
 	memcpy(d.a, a, sizeof(a));
 	memcpy(d.b, b, sizeof(b));
 	duo_bridges(&d);
@@ -952,7 +954,20 @@ Test(bridge, journal_two_hosts_copy_is_identical, .timeout = 240)
 	duo_hosts(&d);
 	const char *mk[] = { "jappend", path, "0", "100", "1", NULL };
 	cr_assert_eq(sk_test_finish(host_spawn(&d.A, NULL, helper_path(), mk), -1, NULL, 0), 0);
-	const char *a[] = { "--export-journal", path, NULL }, *b[] = { "--import-journal", path, NULL };
+	/* A's bridge reads what it exports from a configuration file (where
+	 * it was built with libinih). */
+	char conf[256];
+	snprintf(conf, sizeof(conf), "/tmp/%s", sk_test_base(base, sizeof(base), "conf"));
+	FILE *cf = fopen(conf, "w");
+	cr_assert(cf);
+	fprintf(cf, "; the leader\n[bridge]\nwindow = 64\n[export]\njournal = %s\n", path);
+	fclose(cf);
+#ifdef SK_HAVE_INIH
+	const char *a[] = { "--config", conf, NULL };
+#else
+	const char *a[] = { "--export-journal", path, NULL };
+#endif
+	const char *b[] = { "--import-journal", path, NULL };
 	memcpy(d.a, a, sizeof(a));
 	memcpy(d.b, b, sizeof(b));
 	duo_bridges(&d);
@@ -989,6 +1004,7 @@ Test(bridge, journal_two_hosts_copy_is_identical, .timeout = 240)
 	cr_assert_eq(stat_of(lb, "bad_crc"), 2, "every corrupted frame is counted and dropped");
 	cr_assert_eq(stat_of(lb, "jnl_gap"), 0);
 
+	unlink(conf);
 	char *da = host_jdump(&d.A, path), *db = host_jdump(&d.B, path);
 	cr_assert(strstr(da, "verify 0 records 30000 holes 0"), "leader: %s", strstr(da, "verify"));
 	cr_assert_str_eq(da, db, "the copy differs from the leader's journal");
@@ -1154,6 +1170,9 @@ Test(bridge, wire_format)
 	cr_assert_eq(shmkit_bridge_hdr_decode(&g, b, sizeof(b) - 1), -EBADMSG);
 	cr_assert_eq(shmkit_bridge_topic(t, sizeof(t), SHMKIT_BRIDGE_KIND_BUS, "abc"), 5);
 	cr_assert_eq(memcmp(t, "babc", 5), 0);
+	char t2[16];
+	cr_assert_eq(shmkit_bridge_topic(t2, sizeof(t2), SHMKIT_BRIDGE_KIND_CHAN, "posix:/abc"), 5);
+	cr_assert_eq(memcmp(t2, "cabc", 5), 0, "posix:/X and X are one topic");
 	cr_assert_eq(shmkit_bridge_topic(t, sizeof(t), SHMKIT_BRIDGE_KIND_BUS, "abcdefg"), -ENAMETOOLONG);
 }
 
