@@ -35,6 +35,20 @@ struct bench_pair;
 
 enum peer_mode { PEER_RTT_SPIN, PEER_RTT_BLOCK, PEER_STREAM };
 
+/* Messages a ring-buffer queue holds (shmkit's channels, Boost's
+ * message_queue): 64, or as many as fit in 1 MiB for large messages (4 at
+ * 256 KiB).  Every slot is then touched within the first batch, which
+ * is warm-up: with 64 slots of 256 KiB the timed batches of a fresh
+ * queue paid first-touch page faults in 16 MiB, and its round trips
+ * cycled through memory no cache holds, where iceoryx reuses a few pool
+ * chunks (measured before: shmkit 0.39-1.1 ms per 256 KiB round trip
+ * against iceoryx's 0.10). */
+static inline uint32_t peer_capacity(size_t msg)
+{
+	size_t fit = ((size_t)1 << 20) / (msg ? msg : 1);
+	return fit >= 64 ? 64 : fit >= 4 ? (uint32_t)fit : 4;
+}
+
 /* The sequence number of a round trip's answer to seq. */
 #define PEER_REPLY(seq) ((seq) ^ 0x8000000000000000ull)
 

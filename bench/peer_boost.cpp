@@ -1,8 +1,9 @@
 /*
  * peer_boost.cpp - Boost.Interprocess message_queue as a peer
  * (bench/peer.h, rows in bench/peer_suite.c): two queues in POSIX shared
- * memory (64 messages each), one send/receive per message, the payload
- * written and read in full on both sides.
+ * memory (peer_capacity(): 64 messages, fewer when large), one
+ * send/receive per message, the payload written and read in full on both
+ * sides.
  *   boost_mq_rtt_spin_64    try_receive() polled in a loop
  *                                               / shmkit_rtt_spin_64
  *   boost_mq_rtt_block_64   timed_receive() (a process-shared mutex and
@@ -47,7 +48,7 @@ int make_queue(int i, bool create)
 {
 	try {
 		if (create)
-			bq.q[i] = new bip::message_queue(bip::create_only, bq.names[i], 64, bq.msg);
+			bq.q[i] = new bip::message_queue(bip::create_only, bq.names[i], peer_capacity(bq.msg), bq.msg);
 		else
 			bq.q[i] = new bip::message_queue(bip::open_only, bq.names[i]);
 		return 0;

@@ -9,9 +9,9 @@
  *                                              / shmkit_rtt_spin_64
  *   iceoryx_rtt_block_64   a wait set on "has data" (iox_ws_timed_wait)
  *                                              / shmkit_rtt_block_64
- *   stream (plot data)     a blocking producer (queue of 64, the
- *                          publisher waits for the consumer), the consumer
- *                          in a wait set
+ *   stream (plot data)     a blocking producer (queue of peer_capacity()
+ *                          chunks, the publisher waits for the consumer),
+ *                          the consumer in a wait set
  * The bench starts iceoryx's daemon RouDi (iox-roudi, default config)
  * before the first row and stops it (SIGTERM: it removes its shared memory
  * and sockets) after the last; RouDi dies with the bench.  If another
@@ -140,7 +140,10 @@ static int iox_open(const char *who, const char *out, const char *in)
 	if (in) {
 		iox_sub_options_t o;
 		iox_sub_options_init(&o);
-		o.queueCapacity = 64;
+		/* peer_capacity(): 64, fewer for large messages.  RouDi's
+		 * default pool for 256 KiB has 50 chunks of 512 KiB: a queue of
+		 * 64 ran it dry, and every loan that failed logged an error. */
+		o.queueCapacity = peer_capacity(ix.msg);
 		o.queueFullPolicy = QueueFullPolicy_BLOCK_PRODUCER;
 		ix.sub = iox_sub_init(&ix.sub_st, "shmkit-bench", ix.instance, in, &o);
 		if (ix.mode != PEER_RTT_SPIN) {

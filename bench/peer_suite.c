@@ -111,7 +111,7 @@ static void sk_teardown(void *arg)
 
 static int sk_setup(void *arg)
 {
-	struct shmkit_chan_opts o = { .capacity = 64, .max_msg = (uint32_t)sk.msg,
+	struct shmkit_chan_opts o = { .capacity = peer_capacity(sk.msg), .max_msg = (uint32_t)sk.msg,
 	                              .flags = SHMKIT_CHAN_SPSC | SHMKIT_EXCL, .wait = sk.wait };
 	int r = 0;
 
