@@ -211,7 +211,7 @@ static int sqlite_open(struct jbench *b)
 {
 	static const char *const mode[] = { "OFF", "NORMAL", "FULL" };
 	char file[160], sql[160];
-	snprintf(file, sizeof(file), "%s/log.sqlite", b->path);
+	snprintf(file, sizeof(file), "%.127s/log.sqlite", b->path);
 	int rc = sqlite3_open_v2(file, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK)
 		return sqlite_err(b, rc);
@@ -269,7 +269,7 @@ static int solo_setup(struct jbench *b)
 	if (b->kind == JB_SQLITE)
 		return sqlite_open(b);
 	char file[160];
-	snprintf(file, sizeof(file), "%s/plain", b->path);
+	snprintf(file, sizeof(file), "%.127s/plain", b->path);
 	b->fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (b->fd < 0)
 		return -errno;
