@@ -1482,9 +1482,12 @@ static SK_COLD void writer_fill(struct shmkit_journal *j, size_t end)
  * kernel's 30-second expiry; the promise is the same (nothing waited
  * for).  Truncation is caught as under SYNC (sk_map_lost: -EIO).
  * Measured interleaved with write_SZ (shmkit-bench --filter
- * journal_append): 10-12 M/s at 64 B; 1.6 GB/s at 4 KiB (NONE 3.2: at
- * that rate the writer pays for queueing the write-back, which NONE
- * leaves to the kernel's flusher; before, 1.5-2.0). */
+ * journal_append): 64 B 1.4 M/s before, 10-12 M/s now; 4 KiB 1.5-2.0
+ * GB/s before (1.03-1.40x write_4k), 1.5-1.6 GB/s now (0.96-1.06x),
+ * where NONE makes 3.2: at that rate the writer pays for queueing the
+ * write-back itself, which under NONE (and in write_4k) the kernel's
+ * flusher does later, or never for a file removed first, as the bench's
+ * are. */
 static SK_COLD int writer_writeback(struct shmkit_journal *j)
 {
 	size_t to = j->woff & ~(sk_page_size() - 1);
