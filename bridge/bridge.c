@@ -126,6 +126,8 @@ int shmkit_bridge_close(shmkit_bridge *br)
 	}
 	if (br->held_im)
 		zmq_msg_close(&br->held);
+	sk_stats_publish(br, 1);
+	sk_stats_close(br);
 	sk_chan_free_all(br);
 	sk_jnl_free_all(br);
 	sk_rpc_free_all(br);
@@ -296,6 +298,7 @@ int shmkit_bridge_export_bus(shmkit_bridge *br, const char *name)
 		return rc;
 	}
 	br->ex[br->nex++] = ex;
+	sk_br_note(br, "export bus %s", name);
 	return 0;
 }
 
@@ -324,6 +327,7 @@ int shmkit_bridge_import_bus(shmkit_bridge *br, const char *remote, const char *
 		return rc;
 	}
 	br->im[br->nim++] = im;
+	sk_br_note(br, "import bus %s=%s", remote, local);
 	return 0;
 }
 
@@ -577,7 +581,7 @@ static long poll_ms(shmkit_bridge *br, int held, int64_t timeout_ns)
 
 int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 {
-	zmq_pollitem_t it[2 + MAX_EXPORTS + 1 + MAX_PEERS + MAX_EXPORTS * (1 + MAX_FOLLOWERS) +
+	zmq_pollitem_t it[2 + MAX_EXPORTS + 2 + 2 * MAX_PEERS + MAX_EXPORTS * (1 + MAX_FOLLOWERS) +
 	                  RPC_POLLITEMS];
 	int n = 0, in_held, held, ret = 0, rc, nlink, nchan, njnl, nrpc;
 
@@ -645,6 +649,7 @@ int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 	br->more |= rc == 1;
 	br->more |= sk_jnl_pump(br, hello) == 1;
 	sk_rpc_pump(br, hello);
+	sk_stats_publish(br, 0);
 	return ret;
 }
 

@@ -400,6 +400,7 @@ int shmkit_bridge_export_chan(shmkit_bridge *br, const char *name)
 	}
 	ce->sent_upto = ce->max_sent = ce->acked;
 	br->cex[br->ncex++] = ce;
+	sk_br_note(br, "export chan %s", name);
 	return 0;
 }
 
@@ -573,6 +574,7 @@ int shmkit_bridge_import_chan(shmkit_bridge *br, const char *remote, const char 
 		return rc;
 	}
 	br->cim[br->ncim++] = ci;
+	sk_br_note(br, "import chan %s=%s", remote, local);
 	return 0;
 }
 

@@ -128,7 +128,8 @@ int shmkit_bridge_stats_line(const struct shmkit_bridge_stats *st, char *buf, si
 	                 "chan_out=%llu chan_sent=%llu resends=%llu acked=%llu chan_in=%llu "
 	                 "duplicates=%llu out_of_order=%llu chan_full=%llu refused=%llu "
 	                 "redelivered=%llu uncertain=%llu jnl_sent=%llu jnl_in=%llu jnl_gap=%llu "
-	                 "rpc_calls=%llu rpc_answered=%llu rpc_failed=%llu rpc_link_lost=%llu",
+	                 "rpc_calls=%llu rpc_answered=%llu rpc_failed=%llu rpc_link_lost=%llu "
+	                 "links_up=%llu links_down=%llu peers_up=%u clients=%u",
 	                 (unsigned)st->id, (unsigned long long)st->sent,
 	                 (unsigned long long)st->received, (unsigned long long)st->delivered,
 	                 (unsigned long long)st->bad_version, (unsigned long long)st->bad_crc,
@@ -144,7 +145,9 @@ int shmkit_bridge_stats_line(const struct shmkit_bridge_stats *st, char *buf, si
 	                 (unsigned long long)st->jnl_sent, (unsigned long long)st->jnl_in,
 	                 (unsigned long long)st->jnl_gap, (unsigned long long)st->rpc_calls,
 	                 (unsigned long long)st->rpc_answered, (unsigned long long)st->rpc_failed,
-	                 (unsigned long long)st->rpc_link_lost);
+	                 (unsigned long long)st->rpc_link_lost, (unsigned long long)st->links_up,
+	                 (unsigned long long)st->links_down, (unsigned)st->peers_up,
+	                 (unsigned)st->clients);
 
 	if (w < 0 || (size_t)w >= cap)
 		return -ENOSPC;

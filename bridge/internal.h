@@ -68,6 +68,9 @@ struct rimport;
 /* One DEALER connected to another bridge's reliable endpoint. */
 struct bpeer {
 	void *sock;
+	void *mon;             /* PAIR socket of its zmq_socket_monitor */
+	int up;                /* a connection is established */
+	char ep[256];
 };
 
 struct shmkit_bridge {
@@ -86,6 +89,13 @@ struct shmkit_bridge {
 	int more;              /* a batch was cut short: poll without waiting */
 	/* the reliable link (link.c) */
 	void *router;          /* NULL until shmkit_bridge_listen */
+	void *rmon;            /* its monitor (connections accepted, lost) */
+	int clients;           /* connections the router holds */
+	shmkit_seg *stats_seg; /* shmkit_bridge_stats_segment, or NULL */
+	int64_t next_stats;    /* when it is written next */
+	char stats_name[NAME_MAX_ + 1];
+	char services[8192];   /* "export chan X" lines (sk_br_note) */
+	size_t services_len;
 	struct bpeer peer[MAX_PEERS];
 	unsigned npeer;
 	struct cexport *cex[MAX_EXPORTS];
@@ -132,6 +142,12 @@ ssize_t sk_br_frame(unsigned char *buf, size_t cap, const char *topic, int topic
 int sk_br_judge(shmkit_bridge *br, const unsigned char *f, size_t len,
                 struct shmkit_bridge_hdr *h, size_t *topic_len, const unsigned char **payload);
 
+/* stats.c: a line about a service into the stats text; the segment
+ * written (at most every 500 ms unless now), removed at close. */
+void sk_br_note(shmkit_bridge *br, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sk_stats_publish(shmkit_bridge *br, int now);
+void sk_stats_close(shmkit_bridge *br);
+
 /* link.c */
 int sk_link_listen(shmkit_bridge *br, const char *endpoint, char *actual, size_t cap);
 int sk_link_peer(shmkit_bridge *br, const char *endpoint);
@@ -143,12 +159,15 @@ int sk_link_to_rid(shmkit_bridge *br, const unsigned char *rid, size_t rid_len,
 /* Send one frame on peer p's DEALER: 0, 1 not now (no connection, or
  * full), <0 error. */
 int sk_link_to_peer(shmkit_bridge *br, unsigned p, const void *frame, size_t len);
-/* Poll items of the link (ROUTER, each DEALER) from it[0];
+/* Poll items of the link (ROUTER, each DEALER, their monitors) from it[0];
  * returns how many. */
 int sk_link_pollitems(shmkit_bridge *br, zmq_pollitem_t *it);
 /* Read what the link's sockets hold (items as filled above). */
 int sk_link_pump(shmkit_bridge *br, const zmq_pollitem_t *it);
 void sk_link_close(shmkit_bridge *br);
+/* What the link is: "listening ... clients=N" and one "peer EP up|down"
+ * line per peer, appended to buf at *off (bounded by cap). */
+void sk_link_describe(shmkit_bridge *br, char *buf, size_t cap, size_t *off);
 
 /* chan.c */
 void sk_chan_free_all(shmkit_bridge *br);

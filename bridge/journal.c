@@ -128,6 +128,7 @@ int shmkit_bridge_export_journal(shmkit_bridge *br, const char *path)
 		return rc;
 	}
 	br->jex[br->njex++] = je;
+	sk_br_note(br, "export journal %s", path);
 	return 0;
 }
 
@@ -290,6 +291,7 @@ int shmkit_bridge_import_journal(shmkit_bridge *br, const char *remote, const ch
 	}
 	ji->last = js.last_seq;
 	br->jim[br->njim++] = ji;
+	sk_br_note(br, "import journal %s=%s", remote, path);
 	return 0;
 }
 

@@ -22,6 +22,12 @@
  * made again), it never reaches the CRC check.  Any client holding the
  * server's public key is accepted (no ZAP allow-list of client keys yet).
  *
+ * Link state comes from ZeroMQ's socket monitors (an inproc PAIR socket
+ * per monitored socket, polled in the loop): a peer is up between
+ * ZMQ_EVENT_CONNECTED and ZMQ_EVENT_DISCONNECTED; the ROUTER counts the
+ * connections it accepted and has not lost.  Counted in the statistics
+ * (links_up, links_down, peers_up, clients).
+ *
  * Frames are single ZeroMQ frames as on the PUB socket (topic, header,
  * payload; shmkit-bridge.h); the ROUTER sees the routing id before each.
  * A frame is judged (sk_br_judge: version, CRC, own origin, lengths) and
@@ -45,6 +51,81 @@ static int link_opts(shmkit_bridge *br, void *s)
 	return 0;
 }
 
+/* A PAIR socket receiving s's connection events; NULL on failure (the
+ * link works without it, its state is then unknown). */
+static void *monitor(shmkit_bridge *br, void *s, int events)
+{
+	char addr[64];
+	void *m;
+
+	snprintf(addr, sizeof(addr), "inproc://skbr-mon-%p", s);
+	if (zmq_socket_monitor(s, addr, events))
+		return NULL;
+	m = zmq_socket(br->ctx, ZMQ_PAIR);
+	if (m && zmq_connect(m, addr)) {
+		zmq_close(m);
+		m = NULL;
+	}
+	return m;
+}
+
+/* The next event of monitor m: its number, 0 if none waits. */
+static int monitor_event(void *m)
+{
+	unsigned char ev[6];
+	char addr[256];
+	int more = 0;
+	size_t ml = sizeof(more);
+
+	if (zmq_recv(m, ev, sizeof(ev), ZMQ_DONTWAIT) < 2)
+		return 0;
+	if (zmq_getsockopt(m, ZMQ_RCVMORE, &more, &ml) == 0 && more)
+		zmq_recv(m, addr, sizeof(addr), ZMQ_DONTWAIT); /* the endpoint */
+	return ev[0] | ev[1] << 8;
+}
+
+static void monitors_pump(shmkit_bridge *br)
+{
+	int ev;
+
+	while (br->rmon && (ev = monitor_event(br->rmon)) != 0) {
+		if (ev == ZMQ_EVENT_ACCEPTED)
+			br->clients++;
+		else if (ev == ZMQ_EVENT_DISCONNECTED && br->clients > 0)
+			br->clients--;
+	}
+	for (unsigned i = 0; i < br->npeer; i++) {
+		while (br->peer[i].mon && (ev = monitor_event(br->peer[i].mon)) != 0) {
+			if (ev == ZMQ_EVENT_CONNECTED && !br->peer[i].up) {
+				br->peer[i].up = 1;
+				br->st.links_up++;
+			} else if (ev == ZMQ_EVENT_DISCONNECTED && br->peer[i].up) {
+				br->peer[i].up = 0;
+				br->st.links_down++;
+			}
+		}
+	}
+	br->st.clients = (uint32_t)br->clients;
+	br->st.peers_up = 0;
+	for (unsigned i = 0; i < br->npeer; i++)
+		br->st.peers_up += (uint32_t)br->peer[i].up;
+}
+
+void sk_link_describe(shmkit_bridge *br, char *buf, size_t cap, size_t *off)
+{
+	int w;
+
+	if (br->router && *off < cap) {
+		w = snprintf(buf + *off, cap - *off, "listening clients=%d\n", br->clients);
+		*off += w > 0 ? (size_t)w : 0;
+	}
+	for (unsigned i = 0; i < br->npeer && *off < cap; i++) {
+		w = snprintf(buf + *off, cap - *off, "peer %s %s\n", br->peer[i].ep,
+		             br->peer[i].up ? "up" : "down");
+		*off += w > 0 ? (size_t)w : 0;
+	}
+}
+
 static int router_open(shmkit_bridge *br)
 {
 	int one = 1, rc;
@@ -63,8 +144,10 @@ static int router_open(shmkit_bridge *br)
 	if (rc) {
 		zmq_close(br->router);
 		br->router = NULL;
+		return rc;
 	}
-	return rc;
+	br->rmon = monitor(br, br->router, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED);
+	return 0;
 }
 
 int sk_link_listen(shmkit_bridge *br, const char *endpoint, char *actual, size_t cap)
@@ -90,25 +173,41 @@ int sk_link_peer(shmkit_bridge *br, const char *endpoint)
 	if (!rc)
 		rc = sk_br_curve_client(br, s);
 	if (!rc && (zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, sizeof(rid)) ||
-	            zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof(one)) ||
-	            zmq_connect(s, endpoint)))
+	            zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof(one))))
+		rc = sk_br_zerr();
+	/* The monitor before the connect: its first event must not be lost. */
+	void *mon = rc ? NULL : monitor(br, s, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
+	if (!rc && zmq_connect(s, endpoint))
 		rc = sk_br_zerr();
 	if (rc) {
+		if (mon)
+			zmq_close(mon);
 		zmq_close(s);
 		return rc;
 	}
-	br->peer[br->npeer++].sock = s;
+	br->peer[br->npeer].sock = s;
+	br->peer[br->npeer].mon = mon;
+	snprintf(br->peer[br->npeer].ep, sizeof(br->peer[0].ep), "%s", endpoint);
+	br->npeer++;
 	return 0;
 }
 
 void sk_link_close(shmkit_bridge *br)
 {
-	for (unsigned i = 0; i < br->npeer; i++)
+	for (unsigned i = 0; i < br->npeer; i++) {
+		zmq_socket_monitor(br->peer[i].sock, NULL, 0);
+		if (br->peer[i].mon)
+			zmq_close(br->peer[i].mon);
 		zmq_close(br->peer[i].sock);
+	}
 	br->npeer = 0;
-	if (br->router)
+	if (br->router) {
+		zmq_socket_monitor(br->router, NULL, 0);
 		zmq_close(br->router);
-	br->router = NULL;
+	}
+	if (br->rmon)
+		zmq_close(br->rmon);
+	br->router = br->rmon = NULL;
 }
 
 int sk_link_to_rid(shmkit_bridge *br, const unsigned char *rid, size_t rid_len,
@@ -140,6 +239,12 @@ int sk_link_pollitems(shmkit_bridge *br, zmq_pollitem_t *it)
 	                            .events = br->router ? ZMQ_POLLIN : 0 };
 	for (unsigned i = 0; i < br->npeer; i++)
 		it[n++] = (zmq_pollitem_t){ .socket = br->peer[i].sock, .events = ZMQ_POLLIN };
+	/* Monitors: read every turn (monitors_pump), polled so an event wakes
+	 * the loop. */
+	it[n++] = (zmq_pollitem_t){ .socket = br->rmon, .fd = -1, .events = br->rmon ? ZMQ_POLLIN : 0 };
+	for (unsigned i = 0; i < br->npeer; i++)
+		it[n++] = (zmq_pollitem_t){ .socket = br->peer[i].mon, .fd = -1,
+		                            .events = br->peer[i].mon ? ZMQ_POLLIN : 0 };
 	return n;
 }
 
@@ -223,6 +328,7 @@ int sk_link_pump(shmkit_bridge *br, const zmq_pollitem_t *it)
 {
 	int more = 0, rc;
 
+	monitors_pump(br);
 	if (br->router && (it[0].revents & ZMQ_POLLIN)) {
 		if ((rc = drain(br, br->router, 1, 0)) < 0)
 			return rc;

@@ -10,6 +10,7 @@
  *                 [--export-rpc SERVICE]... [--import-rpc REMOTE[=LOCAL]]...
  *                 [--journal-sync] [--hwm N] [--drop] [--window N]
  *                 [--curve-keys FILE] [--server-key KEY]... [--config FILE]
+ *                 [--stats-seg NAME]
  *   shmkit-bridge --keygen
  *
  * --config FILE (an INI file read by libinih, where it was built with
@@ -60,7 +61,7 @@ struct args {
 	const char *bind[MAX_ARGS], *connect[MAX_ARGS], *export[MAX_ARGS], *import[MAX_ARGS];
 	const char *listen[MAX_ARGS], *peer[MAX_ARGS], *xchan[MAX_ARGS], *ichan[MAX_ARGS];
 	const char *xjnl[MAX_ARGS], *ijnl[MAX_ARGS], *xrpc[MAX_ARGS], *irpc[MAX_ARGS];
-	const char *connect_key[MAX_ARGS], *peer_key[MAX_ARGS], *server_key, *curve_keys;
+	const char *connect_key[MAX_ARGS], *peer_key[MAX_ARGS], *server_key, *curve_keys, *stats_seg;
 	int nbind, nconnect, nexport, nimport, nlisten, npeer, nxchan, nichan, nxjnl, nijnl;
 	int nxrpc, nirpc;
 };
@@ -80,6 +81,7 @@ static void usage(FILE *f)
 	           "                     [--export-rpc SERVICE]... [--import-rpc REMOTE[=LOCAL]]...\n"
 	           "                     [--journal-sync] [--hwm N] [--drop] [--window N]\n"
 	           "                     [--curve-keys FILE] [--server-key KEY]... [--config FILE]\n"
+	           "                     [--stats-seg NAME]\n"
 	           "       shmkit-bridge --keygen\n"
 	           "Carries shmkit buses (PUB --bind, SUB --connect), channels, journals, rpc (ROUTER\n"
 	           "--listen, DEALER --peer) between hosts over ZeroMQ (EP: tcp://HOST:PORT, tcp://HOST:*,\n"
@@ -153,7 +155,7 @@ static const struct { const char *section, *key; int code; } config_keys[] = {
 	{ "bridge", "peer", 'p' },        { "bridge", "window", 'W' },
 	{ "bridge", "hwm", 'w' },         { "bridge", "drop", 'd' },
 	{ "bridge", "curve-keys", 'K' },  { "bridge", "server-key", 'k' },
-	{ "bridge", "journal-sync", 'S' },
+	{ "bridge", "journal-sync", 'S' },  { "bridge", "stats-seg", 'T' },
 	{ "export", "bus", 'e' },         { "export", "chan", 'E' },
 	{ "export", "journal", 'J' },     { "export", "rpc", 'X' },
 	{ "import", "bus", 'm' },         { "import", "chan", 'M' },
@@ -231,6 +233,7 @@ static int option(struct args *a, int c, const char *v)
 		a->o.window = (int)n;
 		break;
 	case 'C': bad |= config(a, v); break;
+	case 'T': a->stats_seg = v; break;
 	default: bad = 1;
 	}
 	return bad;
@@ -257,11 +260,12 @@ static int parse(int argc, char **argv, struct args *a)
 		{ "server-key", required_argument, 0, 'k' },
 		{ "keygen", no_argument, 0, 'G' },
 		{ "config", required_argument, 0, 'C' },
+		{ "stats-seg", required_argument, 0, 'T' },
 		{ 0, 0, 0, 0 },
 	};
 	int c, bad = 0;
 
-	while ((c = getopt_long(argc, argv, "i:b:c:e:m:w:dhl:p:E:M:W:J:L:SX:R:K:k:GC:", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:b:c:e:m:w:dhl:p:E:M:W:J:L:SX:R:K:k:GC:T:", lo, NULL)) != -1) {
 		if (c == 'h') {
 			usage(stdout);
 			exit(0);
@@ -364,6 +368,8 @@ static int setup(shmkit_bridge *br, const struct args *a)
 
 	if (a->curve_keys && curve_keys(br, a->curve_keys))
 		return 1;
+	if (a->stats_seg && (rc = shmkit_bridge_stats_segment(br, a->stats_seg)) < 0)
+		return fail(a->stats_seg, rc);
 	for (int i = 0; i < a->nimport; i++)
 		if (import_one(br, a->import[i], shmkit_bridge_import_bus))
 			return 1;

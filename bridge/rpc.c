@@ -147,6 +147,7 @@ int shmkit_bridge_export_rpc(shmkit_bridge *br, const char *name)
 		return rc;
 	}
 	br->rex[br->nrex++] = rx;
+	sk_br_note(br, "export rpc %s", name);
 	return 0;
 }
 
@@ -266,6 +267,7 @@ int shmkit_bridge_import_rpc(shmkit_bridge *br, const char *remote, const char *
 		return rc < 0 ? rc : -ENOMEM;
 	}
 	br->rim[br->nrim++] = ri;
+	sk_br_note(br, "import rpc %s=%s", remote, local);
 	return 0;
 }
 

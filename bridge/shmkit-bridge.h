@@ -174,6 +174,10 @@ struct shmkit_bridge_stats {
 	uint64_t rpc_answered;  /* responses (or errors) given back */
 	uint64_t rpc_failed;    /* calls failed because the link was lost */
 	uint64_t rpc_link_lost; /* times an import's link was found lost */
+	/* the reliable link (ZeroMQ's connection events) */
+	uint64_t links_up, links_down; /* peer connections made, lost */
+	uint32_t peers_up;      /* peers connected now */
+	uint32_t clients;       /* connections the listening socket holds */
 };
 
 /* A bridge with no sockets bound or connected yet.  On failure nothing is
@@ -259,6 +263,19 @@ int shmkit_bridge_import_bus(shmkit_bridge *br, const char *remote, const char *
 int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns);
 
 int shmkit_bridge_stats(shmkit_bridge *br, struct shmkit_bridge_stats *st);
+
+/* Show this bridge to other programs: a new shmkit segment `name` (-EEXIST
+ * if it exists) of text - "shmkit-bridge id=N pid=P", a line per service
+ * exported or imported, the link's state, "stats id=..." - refreshed every
+ * 500 ms and at close, which removes it.  Layout of its data area: 0 "SKBS",
+ * 4 u8 version 1, 8 u64 gen (a sequence lock: odd while the bridge
+ * writes), 16 u32 length, the text at SHMKIT_BRIDGE_STATS_TEXT.
+ * shmkit_bridge_stats_read copies the text of such a data area into buf
+ * consistently: its length, -EPROTO if it is not one, -EAGAIN if the
+ * writer kept it busy. */
+#define SHMKIT_BRIDGE_STATS_TEXT 64
+int shmkit_bridge_stats_segment(shmkit_bridge *br, const char *name);
+int shmkit_bridge_stats_read(const void *data, size_t size, char *buf, size_t cap);
 /* One line "id=... sent=... ..." (no newline) into buf; returns its
  * length, or -ENOSPC if it did not fit. */
 int shmkit_bridge_stats_line(const struct shmkit_bridge_stats *st, char *buf, size_t cap);

@@ -10,7 +10,7 @@ BRIDGE_LIB := $(BUILD)/libshmkit-bridge.a
 BRIDGE_CMD := $(BUILD)/shmkit-bridge
 BRIDGE_TEST := $(BUILD)/tests/test_bridge
 BRIDGE_HELPER := $(BUILD)/tests/helper_bridge
-BRIDGE_LIB_SRC := bridge/bridge.c bridge/chan.c bridge/frame.c bridge/journal.c bridge/link.c bridge/rpc.c
+BRIDGE_LIB_SRC := bridge/bridge.c bridge/chan.c bridge/frame.c bridge/journal.c bridge/link.c bridge/rpc.c bridge/stats.c
 BRIDGE_OBJ := $(BRIDGE_LIB_SRC:bridge/%.c=$(BUILD)/obj/bridge_%.o)
 BRIDGE_HDR := bridge/shmkit-bridge.h bridge/internal.h include/shmkit.h
 BRIDGE_ZMQ := $(if $(ZMQ_LIBS),-DSK_HAVE_ZMQ)
@@ -19,7 +19,9 @@ BRIDGE_ZMQ := $(if $(ZMQ_LIBS),-DSK_HAVE_ZMQ)
 INIH_LIBS := $(shell pkg-config --libs inih 2>/dev/null)
 BRIDGE_INIH := $(if $(INIH_LIBS),-DSK_HAVE_INIH $(shell pkg-config --cflags inih 2>/dev/null))
 
-.PHONY: bridge bridge-test
+BRIDGE_BENCH := $(BUILD)/bench_bridge
+
+.PHONY: bridge bridge-test bridge-bench
 tests: $(BRIDGE_TEST)
 
 ifneq ($(ZMQ_LIBS),)
@@ -35,6 +37,13 @@ $(BRIDGE_LIB): $(BRIDGE_OBJ)
 $(BRIDGE_CMD): $(BUILD)/obj/bridge_main.o $(BRIDGE_LIB) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $< $(BRIDGE_LIB) $(STATIC) $(ZMQ_LIBS) $(INIH_LIBS) $(LDLIBS)
 
+# make bridge-bench: the bridge against ZeroMQ alone (bridge/bench_bridge.c).
+$(BRIDGE_BENCH): bridge/bench_bridge.c $(BRIDGE_LIB) $(STATIC) $(BRIDGE_HDR)
+	$(CC) $(CPPFLAGS) -Ibridge $(CFLAGS) -o $@ $< $(BRIDGE_LIB) $(STATIC) $(ZMQ_LIBS) $(LDFLAGS) $(LDLIBS)
+
+bridge-bench: $(BRIDGE_BENCH)
+	$(BRIDGE_BENCH)
+
 # The test runs the command as two bridge processes, and one bridge in
 # its own process against forged frames; helper_bridge produces and
 # consumes inside the simulated hosts.
@@ -44,7 +53,7 @@ $(BRIDGE_HELPER): bridge/tests/helper_bridge.c include/shmkit.h $(STATIC) | $(BU
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
 BRIDGE_TEST_LIBS := $(BRIDGE_LIB) $(ZMQ_LIBS)
 else
-bridge:
+bridge bridge-bench:
 	@echo "bridge: libzmq not found (pkg-config libzmq): skipped"
 endif
 
