@@ -767,9 +767,9 @@ typedef struct shmkit_journal shmkit_journal;
 
 enum shmkit_durability {
 	SHMKIT_DUR_NONE = 0,   /* the page cache decides */
-	SHMKIT_DUR_ASYNC = 1,  /* msync(MS_ASYNC) on each commit */
-	SHMKIT_DUR_SYNC = 2,   /* msync(MS_SYNC) on each commit */
-	SHMKIT_DUR_GROUP = 3,  /* MS_SYNC every group_records or group_ms */
+	SHMKIT_DUR_ASYNC = 1,  /* start write-back of each completed MiB; wait for nothing */
+	SHMKIT_DUR_SYNC = 2,   /* fdatasync on each commit */
+	SHMKIT_DUR_GROUP = 3,  /* fdatasync every group_records or group_ms */
 };
 
 #define SHMKIT_JOURNAL_WRITE 0x100000u /* open for appending (one writer) */
@@ -825,7 +825,7 @@ int shmkit_journal_close(shmkit_journal *j);
  * its sync completes. */
 int shmkit_journal_append(shmkit_journal *j, const void *data, size_t len,
                           uint64_t *seq);
-/* Writer: make every appended record durable now (msync MS_SYNC). */
+/* Writer: make every appended record durable now (fdatasync). */
 int shmkit_journal_sync(shmkit_journal *j);
 
 /* Readers (any handle): position, then read the next record (1), or 0 at

@@ -37,6 +37,7 @@
 
 #include "journal.h"
 #include "journal_test.h"
+#include "page_flags.h"
 #include "lib_test.h"
 
 #define MAXREC 200
@@ -997,36 +998,14 @@ Test(journal_crash, middle_damage_refuses_append_and_repair_keeps_later_records)
 
 /* ---- simulated power loss (page cache dirty bits) ------------------------ */
 
-#define KPF_DIRTY 4
-
-/* 1 dirty, 0 clean, -1 unknown, for the page under addr (faulted in). */
-static int page_dirty(int pagemap, int kflags, const volatile uint8_t *addr)
-{
-	uint64_t ent, flags;
-	(void)*addr;
-	if (pread(pagemap, &ent, 8, (off_t)((uintptr_t)addr / 4096 * 8)) != 8 || !(ent >> 63))
-		return -1;
-	uint64_t pfn = ent & ((1ULL << 55) - 1);
-	if (!pfn || pread(kflags, &flags, 8, (off_t)(pfn * 8)) != 8)
-		return -1;
-	return (int)((flags >> KPF_DIRTY) & 1);
-}
-
 Test(journal_crash, synced_records_are_not_dirty_in_the_page_cache)
 {
-	int pagemap = open("/proc/self/pagemap", O_RDONLY);
-	int kflags = open("/proc/kpageflags", O_RDONLY);
-	if (pagemap < 0 || kflags < 0) {
-		if (pagemap >= 0)
-			close(pagemap);
-		if (kflags >= 0)
-			close(kflags);
+	struct page_flags pf;
+	if (!page_flags_open(&pf))
 		cr_skip_test("needs /proc/kpageflags (root)");
-	}
 	const char *path = jt_new_disk_path();
 	if (!path) {
-		close(pagemap);
-		close(kflags);
+		page_flags_close(&pf);
 		cr_skip_test("no disk-backed directory (/tmp and /var/tmp are tmpfs, whose pages "
 		             "are never clean)");
 	}
@@ -1050,7 +1029,7 @@ Test(journal_crash, synced_records_are_not_dirty_in_the_page_cache)
 			if (policy == SHMKIT_DUR_GROUP)
 				cr_assert_eq(shmkit_journal_sync(j), 0);
 			for (size_t pg = off / 4096; pg <= (off + need - 1) / 4096; pg++) {
-				int d = page_dirty(pagemap, kflags, map + pg * 4096);
+				int d = page_dirty(&pf, map + pg * 4096);
 				unknown += d < 0;
 				dirty_seen += d == 1;
 				if (policy != SHMKIT_DUR_NONE)
@@ -1065,8 +1044,7 @@ Test(journal_crash, synced_records_are_not_dirty_in_the_page_cache)
 		if (policy == SHMKIT_DUR_NONE)
 			cr_assert_gt(dirty_seen, 0, "control: unsynced appends leave dirty pages");
 	}
-	close(pagemap);
-	close(kflags);
+	page_flags_close(&pf);
 }
 
 /* A data file whose header (checksum and all) says a smaller max_record
