@@ -11,7 +11,10 @@
  *      bus refused, an export's frame the PUB socket refused (its
  *      high-water mark, ZMQ_XPUB_NODROP);
  *   2. zmq_poll over the SUB socket (not while an import frame is held:
- *      that is the back-pressure), the caller's fd and every export
+ *      that is the back-pressure), the XPUB socket (remote bridges'
+ *      subscriptions: an export nobody remote subscribed to takes its
+ *      messages and counts them `unsubscribed`, sending nothing), the
+ *      caller's fd and every export
  *      subscription's fd, for at most 100 ms (a local publisher that dies
  *      mid-message is noticed on the next recv), 1 ms while a frame is
  *      held, 0 while a batch was cut short;
@@ -27,6 +30,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "internal.h"
@@ -68,13 +72,15 @@ static int sockets_open(shmkit_bridge *br)
 	br->ctx = zmq_ctx_new();
 	if (!br->ctx)
 		return sk_br_zerr();
-	br->pub = zmq_socket(br->ctx, ZMQ_PUB);
+	br->pub = zmq_socket(br->ctx, ZMQ_XPUB); /* a PUB that says who subscribes */
 	br->sub = zmq_socket(br->ctx, ZMQ_SUB);
 	if (!br->pub || !br->sub)
 		return sk_br_zerr();
 	if (sk_br_sock_opts(br, br->pub) || sk_br_sock_opts(br, br->sub))
 		return sk_br_zerr();
-	if (zmq_setsockopt(br->pub, ZMQ_XPUB_NODROP, &nodrop, sizeof(nodrop)))
+	int one = 1;
+	if (zmq_setsockopt(br->pub, ZMQ_XPUB_NODROP, &nodrop, sizeof(nodrop)) ||
+	    zmq_setsockopt(br->pub, ZMQ_XPUB_VERBOSER, &one, sizeof(one)))
 		return sk_br_zerr();
 	return 0;
 }
@@ -105,6 +111,8 @@ int shmkit_bridge_create(shmkit_bridge **out, const struct shmkit_bridge_opts *o
 
 static void export_free(struct bexport *ex)
 {
+	if (ex->state_seg)
+		shmkit_seg_close(ex->state_seg);
 	if (ex->sub)
 		shmkit_bus_unsubscribe(ex->sub);
 	if (ex->bus)
@@ -247,6 +255,58 @@ static int is_import_target(shmkit_bridge *br, const char *local)
 	return 0;
 }
 
+struct pos_find {
+	pid_t pid;
+	uint64_t pos;
+	int n;
+};
+
+static int pos_one(const struct shmkit_bus_peer *p, void *arg)
+{
+	struct pos_find *f = arg;
+
+	if (p->subscriber && p->pid == f->pid && p->alive == 1) {
+		f->pos = p->position;
+		f->n++;
+	}
+	return 0;
+}
+
+/* The bus state beside the exported bus, and what was published while no
+ * bridge carried it (counted lost, and the frame numbers jump by as much,
+ * so the receivers count it too).  No state if this process subscribes to
+ * the bus more than once (its position would be ambiguous), if another
+ * bridge holds the state, or for names nothing can sit beside. */
+static void export_state(shmkit_bridge *br, struct bexport *ex)
+{
+	struct pos_find f = { getpid(), 0, 0 };
+	char name[NAME_MAX_ + 32];
+
+	if (shmkit_bus_peers(ex->bus, pos_one, &f) || f.n != 1 ||
+	    sk_br_state_name(name, sizeof(name), ex->name, "skbr-bus") ||
+	    sk_br_state_open(&ex->state_seg, name, sizeof(struct bus_state), sizeof(struct bus_state)))
+		return;
+	ex->bst = shmkit_seg_data(ex->state_seg);
+	ex->pos = f.pos;
+	/* Acquire: pairs with the release store of the magic below, by the
+	 * bridge that made the state. */
+	if (__atomic_load_n(&ex->bst->magic, __ATOMIC_ACQUIRE) == 0x42424b53u && ex->bst->version == 1) {
+		/* Acquire: pairs with export_sent's release stores. */
+		uint64_t seq = __atomic_load_n(&ex->bst->seq, __ATOMIC_ACQUIRE);
+		uint64_t pos = __atomic_load_n(&ex->bst->pos, __ATOMIC_ACQUIRE);
+		uint64_t gap = pos && pos <= f.pos ? f.pos - pos : 0; /* a bus made again: none */
+		br->st.lost_local += gap;
+		ex->seq = seq + gap;
+	} else {
+		ex->bst->version = 1;
+		/* Release: the version before the magic that says it is set. */
+		__atomic_store_n(&ex->bst->magic, 0x42424b53u, __ATOMIC_RELEASE); /* "SKBB" */
+	}
+	/* Release: read by the next bridge's acquire loads above. */
+	__atomic_store_n(&ex->bst->seq, ex->seq, __ATOMIC_RELEASE);
+	__atomic_store_n(&ex->bst->pos, ex->pos, __ATOMIC_RELEASE);
+}
+
 static int export_open(struct bexport *ex, const char *name)
 {
 	struct shmkit_bus_stats bs;
@@ -297,6 +357,7 @@ int shmkit_bridge_export_bus(shmkit_bridge *br, const char *name)
 		export_free(ex);
 		return rc;
 	}
+	export_state(br, ex);
 	br->ex[br->nex++] = ex;
 	sk_br_note(br, "export bus %s", name);
 	return 0;
@@ -347,10 +408,50 @@ static void export_seal(shmkit_bridge *br, struct bexport *ex, size_t len, uint6
 
 	br->st.lost_local += lost;
 	ex->seq += lost + 1;
+	ex->held_pos = ex->pos + lost + 1;
 	h.seq = ex->seq;
 	h.crc = shmkit_bridge_crc32c(0, payload, len);
 	shmkit_bridge_hdr_encode(&h, ex->frame + ex->topic_len);
 	ex->frame_len = (size_t)ex->topic_len + SHMKIT_BRIDGE_HDR + len;
+}
+
+/* The sealed message is done with (sent, or not wanted): where the export
+ * stands is kept beside the bus. */
+static void export_sent(struct bexport *ex)
+{
+	ex->pos = ex->held_pos;
+	if (ex->bst) { /* Release: read by the next bridge's acquire loads (export_state). */
+		__atomic_store_n(&ex->bst->seq, ex->seq, __ATOMIC_RELEASE);
+		__atomic_store_n(&ex->bst->pos, ex->pos, __ATOMIC_RELEASE);
+	}
+}
+
+/* Subscriptions from remote bridges (ZMQ_XPUB_VERBOSER: every subscribe
+ * and unsubscribe, a disconnected subscriber's too): byte 1 or 0, then
+ * the topic prefix.  An export counts those whose prefix its topic has. */
+static void subscriptions(shmkit_bridge *br)
+{
+	unsigned char m[TOPIC_MAX + 1];
+
+	for (int n = 0; n < BATCH; n++) {
+		int len = zmq_recv(br->pub, m, sizeof(m), ZMQ_DONTWAIT);
+		if (len < 1)
+			break;
+		if (len > (int)sizeof(m))
+			continue; /* longer than any topic of ours */
+		for (unsigned i = 0; i < br->nex; i++) {
+			struct bexport *ex = br->ex[i];
+			if (len - 1 > ex->topic_len || memcmp(ex->frame, m + 1, (size_t)len - 1))
+				continue;
+			if (m[0] == 1)
+				ex->remote_subs++;
+			else if (m[0] == 0 && ex->remote_subs > 0)
+				ex->remote_subs--;
+		}
+	}
+	br->st.bus_subscribers = 0;
+	for (unsigned i = 0; i < br->nex; i++)
+		br->st.bus_subscribers += (uint32_t)br->ex[i]->remote_subs;
 }
 
 /* 0 sent, 1 the socket is full (the frame stays held), <0 an error. */
@@ -358,6 +459,7 @@ static int export_send(shmkit_bridge *br, struct bexport *ex)
 {
 	if (zmq_send(br->pub, ex->frame, ex->frame_len, ZMQ_DONTWAIT) >= 0) {
 		ex->frame_len = 0;
+		export_sent(ex);
 		ex->refused = 0;
 		br->st.sent++;
 		return 0;
@@ -384,6 +486,12 @@ static int export_pump(shmkit_bridge *br, struct bexport *ex)
 			if (r < 0) /* a corrupt or truncated bus: nothing to carry this turn */
 				return r == -EBADMSG || r == -EIO ? 0 : (int)r;
 			export_seal(br, ex, (size_t)r, lost);
+			if (!ex->remote_subs) { /* nobody remote wants it: not sent */
+				br->st.unsubscribed++;
+				ex->frame_len = 0;
+				export_sent(ex);
+				continue;
+			}
 		}
 		int rc = export_send(br, ex);
 		if (rc)
@@ -581,7 +689,7 @@ static long poll_ms(shmkit_bridge *br, int held, int64_t timeout_ns)
 
 int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 {
-	zmq_pollitem_t it[2 + MAX_EXPORTS + 2 + 2 * MAX_PEERS + MAX_EXPORTS * (1 + MAX_FOLLOWERS) +
+	zmq_pollitem_t it[3 + MAX_EXPORTS + 2 + 2 * MAX_PEERS + MAX_EXPORTS * (1 + MAX_FOLLOWERS) +
 	                  RPC_POLLITEMS];
 	int n = 0, in_held, held, ret = 0, rc, nlink, nchan, njnl, nrpc;
 
@@ -606,6 +714,7 @@ int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 	/* While an import frame is held the SUB socket is not read: its
 	 * queue fills up to the high-water mark (the back-pressure). */
 	it[n++] = (zmq_pollitem_t){ .socket = br->sub, .events = in_held ? 0 : ZMQ_POLLIN };
+	it[n++] = (zmq_pollitem_t){ .socket = br->pub, .events = ZMQ_POLLIN };
 	it[n++] = (zmq_pollitem_t){ .fd = extra_fd, .events = extra_fd >= 0 ? ZMQ_POLLIN : 0 };
 	/* An export holding a frame is not polled either: its fd would stay
 	 * readable while the bus has messages, and the poll would spin. */
@@ -620,8 +729,9 @@ int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 	if (rc < 0 && zmq_errno() != EINTR)
 		return sk_br_zerr();
 	br->more = 0;
-	if (extra_fd >= 0 && (it[1].revents & ZMQ_POLLIN))
+	if (extra_fd >= 0 && (it[2].revents & ZMQ_POLLIN))
 		ret = 1;
+	subscriptions(br); /* every turn: the exports below need their count */
 	if (it[0].revents & ZMQ_POLLIN) {
 		rc = import_pump(br);
 		if (rc < 0)
@@ -629,7 +739,7 @@ int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 		br->more |= rc == 1 && !br->held_im;
 	}
 	for (unsigned i = 0; i < br->nex; i++) {
-		if (it[2 + i].revents & ZMQ_POLLIN)
+		if (it[3 + i].revents & ZMQ_POLLIN)
 			shmkit_sub_ack_fd(br->ex[i]->sub);
 		rc = export_pump(br, br->ex[i]);
 		if (rc < 0)

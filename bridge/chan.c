@@ -212,7 +212,7 @@ int64_t sk_br_now(void)
 
 /* The state segment's name beside a channel's: NAME.suffix for posix
  * names (bare or posix:/) and file:PATH; -EINVAL for other backends. */
-static int state_name(char *buf, size_t cap, const char *chan, const char *suffix)
+int sk_br_state_name(char *buf, size_t cap, const char *chan, const char *suffix)
 {
 	if (!strncmp(chan, "sysv:", 5) || !strncmp(chan, "anon", 4) || !strncmp(chan, "memfd:", 6))
 		return -EINVAL;
@@ -224,7 +224,7 @@ static int state_name(char *buf, size_t cap, const char *chan, const char *suffi
 /* Open or create (size bytes) the state segment, exclusively (flock):
  * -EBUSY if another bridge holds it, -EPROTO if an existing one is
  * smaller than min. */
-static int state_open(shmkit_seg **out, const char *name, size_t size, size_t min)
+int sk_br_state_open(shmkit_seg **out, const char *name, size_t size, size_t min)
 {
 	struct shmkit_seg_opts so = { .size = size, .flags = SHMKIT_PERSIST };
 	int rc = shmkit_seg_create(out, name, &so);
@@ -327,10 +327,10 @@ static int outbox_open(shmkit_bridge *br, struct cexport *ce)
 {
 	char name[NAME_MAX_ + 32];
 	size_t stride = (OB_SLOT_HDR + (size_t)ce->max_msg + 7) & ~(size_t)7, size;
-	int rc = state_name(name, sizeof(name), ce->name, "skbr-out");
+	int rc = sk_br_state_name(name, sizeof(name), ce->name, "skbr-out");
 
 	if (!rc)
-		rc = state_open(&ce->seg, name, OB_HDR + (size_t)br->window * stride, OB_HDR);
+		rc = sk_br_state_open(&ce->seg, name, OB_HDR + (size_t)br->window * stride, OB_HDR);
 	if (rc)
 		return rc;
 	size = shmkit_seg_size(ce->seg);
@@ -558,7 +558,7 @@ int shmkit_bridge_import_chan(shmkit_bridge *br, const char *remote, const char 
 	if (!local)
 		local = remote;
 	if (!br || !sk_br_name_ok(remote) || !sk_br_name_ok(local) || is_chan_export(br, local) ||
-	    is_chan_import(br, local) || state_name(state, sizeof(state), local, "skbr-in"))
+	    is_chan_import(br, local) || sk_br_state_name(state, sizeof(state), local, "skbr-in"))
 		return -EINVAL;
 	if (br->ncim == MAX_IMPORTS)
 		return -ENOSPC;
@@ -626,10 +626,10 @@ static int inbox_open(shmkit_bridge *br, struct cimport *ci)
 {
 	char name[NAME_MAX_ + 32];
 	struct ib_hdr *ih;
-	int rc = state_name(name, sizeof(name), ci->local, "skbr-in");
+	int rc = sk_br_state_name(name, sizeof(name), ci->local, "skbr-in");
 
 	if (!rc)
-		rc = state_open(&ci->seg, name, sizeof(*ih) + IB_ENTRIES * sizeof(struct ib_entry),
+		rc = sk_br_state_open(&ci->seg, name, sizeof(*ih) + IB_ENTRIES * sizeof(struct ib_entry),
 		                sizeof(*ih) + IB_ENTRIES * sizeof(struct ib_entry));
 	if (rc)
 		return rc;

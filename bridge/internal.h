@@ -29,9 +29,25 @@
  * (ZeroMQ refuses ids starting with a zero byte). */
 #define RID_LEN 5
 
+/* Where a bus export stands, kept beside the bus (BUS.skbr-bus) so that
+ * a restarted bridge counts what was published while none carried it:
+ * seq, the last frame sequence number handed to ZeroMQ; pos, the bus
+ * sequence after the message it carried. */
+struct bus_state {
+	uint32_t magic, version;
+	uint64_t seq, pos;
+	uint64_t pad[5];
+};
+
 struct bexport {
 	shmkit_bus *bus;
 	shmkit_sub *sub;
+	shmkit_seg *state_seg;  /* NULL: no state (another bridge holds it,
+	                           or a name it cannot sit beside) */
+	struct bus_state *bst;
+	uint64_t pos;          /* bus sequence after the last message taken */
+	uint64_t held_pos;     /* pos once the held frame is sent */
+	int remote_subs;       /* remote subscriptions to its topic (XPUB) */
 	int fd;                /* the subscription's pollable fd */
 	uint32_t capacity, max_msg;
 	int delivery;
@@ -141,6 +157,12 @@ ssize_t sk_br_frame(unsigned char *buf, size_t cap, const char *topic, int topic
  * -1 dropped. */
 int sk_br_judge(shmkit_bridge *br, const unsigned char *f, size_t len,
                 struct shmkit_bridge_hdr *h, size_t *topic_len, const unsigned char **payload);
+
+/* chan.c: the name of a state segment beside a service's (NAME.suffix;
+ * -EINVAL for sysv, anon, memfd names), and that segment opened or
+ * created (size bytes) for this bridge alone (flock: -EBUSY). */
+int sk_br_state_name(char *buf, size_t cap, const char *chan, const char *suffix);
+int sk_br_state_open(shmkit_seg **out, const char *name, size_t size, size_t min);
 
 /* stats.c: a line about a service into the stats text; the segment
  * written (at most every 500 ms unless now), removed at close. */

@@ -67,7 +67,14 @@
  * Losses are counted, never hidden: a message the export subscription was
  * overwritten past (overwrite bus) advances the sequence without a frame
  * (lost_local at the sender, lost_remote at the receiver); a sequence jump
- * at the receiver counts lost_remote.  Back-pressure: the PUB socket
+ * at the receiver counts lost_remote.  Only buses somebody subscribed to
+ * remotely travel: the PUB socket is an XPUB that reports subscriptions;
+ * an export without one takes its messages and counts them
+ * `unsubscribed`.  Where an export stands is kept beside the bus
+ * (BUS.skbr-bus: the last frame number and bus position carried): a
+ * bridge restarted counts what was published while none carried it as
+ * lost_local and numbers on past it, so the receivers count it as
+ * lost_remote too.  Back-pressure: the PUB socket
  * refuses to drop at its high-water mark (ZMQ_XPUB_NODROP) unless
  * opts.drop, and the bridge then stops reading the local bus; an import
  * whose local back-pressure bus is full stops reading its SUB socket.
@@ -178,6 +185,10 @@ struct shmkit_bridge_stats {
 	uint64_t links_up, links_down; /* peer connections made, lost */
 	uint32_t peers_up;      /* peers connected now */
 	uint32_t clients;       /* connections the listening socket holds */
+	/* buses */
+	uint64_t unsubscribed;  /* bus messages taken while no remote bridge
+	                           subscribed to their bus: not sent */
+	uint32_t bus_subscribers; /* remote subscriptions to exported buses */
 };
 
 /* A bridge with no sockets bound or connected yet.  On failure nothing is

@@ -26,10 +26,20 @@
  *       status read back: "calls=N left=MS status=S"
  *   helper_bridge hang NAME               "calling", then one call the
  *       server holds 20 s (timeout 30 s): "rc=RC" (the error it got)
+ *   helper_bridge bus NAME CAPACITY       create a back-pressure bus
+ *   helper_bridge publish NAME N EVERY    "probe" every 10 ms until a line
+ *       comes on stdin, then N messages like produce's; "at K" every EVERY
+ *       of them, and it waits for a line
+ *   helper_bridge subscribe NAME LAST EVERY   subscribe (the bus opened
+ *       when it exists; then "subscribed") and receive until message
+ *       LAST; probes skipped;
+ *       "at K" every EVERY received, then "done got=G order=O lost=L"
+ *       (order: a number not above the one before; lost: the bus's count)
  * Waits are bounded (60 s a message): a lost message fails, never hangs.
  * Exit 1 on failure, 2 on usage.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -288,8 +298,108 @@ static int hang(char **argv)
 	return 0;
 }
 
+static int bus(char **argv)
+{
+	struct shmkit_bus_opts o = { .capacity = (uint32_t)atoi(argv[3]), .max_msg = 256,
+	                             .delivery = SHMKIT_BUS_BACKPRESSURE };
+	shmkit_bus *b;
+	int rc = shmkit_bus_create(&b, argv[2], &o);
+
+	if (rc)
+		return fprintf(stderr, "helper_bridge: bus %s: %s\n", argv[2], shmkit_strerror(rc)), 1;
+	shmkit_bus_close(b);
+	return 0;
+}
+
+/* A line on stdin within ms milliseconds: 1, else 0. */
+static int line_within(int ms)
+{
+	struct pollfd p = { .fd = 0, .events = POLLIN };
+	char go[16];
+
+	if (poll(&p, 1, ms) != 1)
+		return 0;
+	if (!fgets(go, sizeof(go), stdin))
+		clearerr(stdin);
+	return 1;
+}
+
+static int publish(char **argv)
+{
+	int n = atoi(argv[3]), every = atoi(argv[4]), rc;
+	char m[64];
+	shmkit_bus *b;
+
+	if ((rc = shmkit_bus_open(&b, argv[2], NULL)))
+		return 1;
+	do
+		rc = shmkit_bus_publish(b, "probe", 5, WAIT_NS);
+	while (!rc && !line_within(10));
+	for (int i = 0; !rc && i < n; i++) {
+		memset(m, 'x', sizeof(m));
+		snprintf(m, sizeof(m), "%08d", i);
+		m[8] = 'x';
+		rc = shmkit_bus_publish(b, m, sizeof(m), WAIT_NS);
+		if (!rc && (i + 1) % every == 0) {
+			printf("at %d\n", i + 1);
+			fflush(stdout);
+			line_within(-1);
+		}
+	}
+	if (rc)
+		return fprintf(stderr, "helper_bridge: publish: %s\n", shmkit_strerror(rc)), 1;
+	shmkit_bus_close(b);
+	return 0;
+}
+
+static int subscribe(char **argv)
+{
+	struct shmkit_bus_opts so = { .from = SHMKIT_FROM_OLDEST };
+	long last = atol(argv[3]), prev = -1;
+	int every = atoi(argv[4]), got = 0, order = 0, rc;
+	uint64_t lost = 0;
+	shmkit_bus *b;
+	shmkit_sub *sub;
+	char m[300];
+
+	for (int i = 0; i < 600 && (rc = shmkit_bus_open(&b, argv[2], NULL)) == -ENOENT; i++)
+		usleep(100000);
+	if (rc || (rc = shmkit_bus_subscribe(&sub, b, &so)))
+		return 1;
+	printf("subscribed\n");
+	fflush(stdout);
+	while (prev < last) {
+		uint64_t l = 0;
+		ssize_t r = shmkit_sub_recv(sub, m, sizeof(m) - 1, &l, WAIT_NS);
+		if (r < 0)
+			break;
+		lost += l;
+		m[r] = '\0';
+		if (!strcmp(m, "probe"))
+			continue;
+		long seq = atol(m);
+		order += seq <= prev;
+		prev = seq;
+		if (++got % every == 0) {
+			printf("at %d\n", got);
+			fflush(stdout);
+		}
+	}
+	printf("done got=%d order=%d lost=%llu\n", got, order, (unsigned long long)lost);
+	fflush(stdout);
+	shmkit_bus_unsubscribe(sub);
+	shmkit_bus_close(b);
+	return prev == last ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[1], "bus"))
+		return bus(argv);
+	if (argc == 5 && !strcmp(argv[1], "publish"))
+		return publish(argv);
+	if (argc == 5 && !strcmp(argv[1], "subscribe"))
+		return subscribe(argv);
 	if (argc == 3 && !strcmp(argv[1], "serve"))
 		return serve(argv);
 	if (argc == 4 && !strcmp(argv[1], "call"))

@@ -1,5 +1,6 @@
 /*
- * test_bridge.c - the ZeroMQ bridge (issue 14: buses, channels).
+ * test_bridge.c - the ZeroMQ bridge (issue 14: buses, channels, journals,
+ * rpc).
  *
  *   two_bridges_carry_a_bus_in_order  two shmkit-bridge processes over
  *       TCP on 127.0.0.1: a publisher process on A (exported by bridge 1),
@@ -18,6 +19,12 @@
  *   overwrite_losses_are_counted_on_both_sides  an export subscription
  *       lapped on an overwrite bus: lost_local at the sender, the same
  *       number as lost_remote (a sequence jump) at the receiver
+ *   bus_two_hosts_losses_across_a_restart_are_counted  A's bridge killed,
+ *       1000 messages published meanwhile, restarted: A counts them
+ *       lost_local (its position kept beside the bus), B lost_remote
+ *   journal_two_hosts_copy_is_identical, rpc_two_hosts_calls_deadlines_
+ *       and_a_lost_link (CURVE on), curve_admits_only_who_knows_the_
+ *       server_key, stats_segment_shows_services_and_link_state
  *   chan_two_hosts_survive_kills_cuts_and_corruption  two simulated hosts
  *       (unshare --ipc --mount, a private /dev/shm each; nsenter runs the
  *       bridges and helper_bridge inside) joined over TCP on 127.0.0.1
@@ -55,12 +62,12 @@ Test(bridge, skipped_without_libzmq)
 /* State segments the bridge makes beside channels a test named (they
  * outlive the bridge by design): removed with the test's names, also
  * when it fails. */
-static char extra_names[8][300];
+static char extra_names[16][300];
 static int n_extra;
 
 static void extra_name(const char *base, const char *suffix)
 {
-	if (n_extra < 8)
+	if (n_extra < 16)
 		snprintf(extra_names[n_extra++], sizeof(extra_names[0]), "%s.%s", base, suffix);
 }
 
@@ -109,6 +116,8 @@ static pid_t bridge_start(const char *const argv[], int *out, char *ep, size_t c
 			snprintf(ep, cap, "%s", line + 6);
 		if (!strncmp(line, "listening ", 10) && ep)
 			snprintf(ep, cap, "%s", line + 10);
+		if (!strncmp(line, "bound ", 6) && ep) /* a bus's PUB (none listens then) */
+			snprintf(ep, cap, "%s", line + 6);
 		if (!strncmp(line, "ready", 5))
 			return pid;
 	}
@@ -171,6 +180,7 @@ static int publisher(void *arg)
 static void two_bridges(const char *hwm, int n_msgs)
 {
 	const char *a = sk_test_new_name("posix"), *a2 = sk_test_new_name("posix");
+	extra_name(a, "skbr-bus"); /* the export's position, kept beside the bus */
 	struct shmkit_bus_opts bo = { .capacity = 1024, .max_msg = 64,
 	                              .delivery = SHMKIT_BUS_BACKPRESSURE };
 	char ep[1024], imp[600], m[64], text[4096], line[1024];
@@ -276,6 +286,7 @@ Test(bridge, small_high_water_marks_lose_nothing)
 Test(bridge, own_frames_never_come_back)
 {
 	const char *a = sk_test_new_name("posix"), *b = sk_test_new_name("posix");
+	extra_name(a, "skbr-bus");
 	struct shmkit_bridge_opts bo = { .id = 5 };
 	struct shmkit_bridge_stats st = { 0 };
 	shmkit_bridge *br;
@@ -445,6 +456,7 @@ Test(bridge, forged_frames_are_counted_and_dropped)
 Test(bridge, overwrite_losses_are_counted_on_both_sides)
 {
 	const char *a = sk_test_new_name("posix"), *b = sk_test_new_name("posix");
+	extra_name(a, "skbr-bus");
 	struct shmkit_bus_opts bo = { .capacity = 8, .max_msg = 32 };
 	struct shmkit_bridge_opts o1 = { .id = 1 }, o2 = { .id = 2 };
 	struct shmkit_bridge_stats s1, s2 = { 0 };
@@ -610,6 +622,8 @@ static pid_t host_bridge(struct host *h, const char *const args[], int *out, cha
 		cr_assert_eq(read_line(*out, line, sizeof(line)), 0, "the bridge said no ready line");
 		if (!strncmp(line, "listening ", 10) && ep)
 			snprintf(ep, cap, "%s", line + 10);
+		if (!strncmp(line, "bound ", 6) && ep) /* a bus's PUB (none listens then) */
+			snprintf(ep, cap, "%s", line + 6);
 		if (!strncmp(line, "ready", 5))
 			return pid;
 	}
@@ -943,6 +957,77 @@ Test(bridge, chan_two_hosts_survive_kills_cuts_and_corruption, .timeout = 240)
 	duo_end(&d);
 }
 
+/* Two hosts, a back-pressure bus on A exported by A's bridge (PUB) and
+ * imported into a bus on B (SUB) through the relay; a publisher on A, a
+ * subscriber on B.  After 5000 messages all came, A's bridge is
+ * SIGKILLed; 1000 are published while it is down (nobody carries them);
+ * it is restarted and 4000 more follow.  The subscriber gets the 8000
+ * carried, in order; both bridges count the 1000 as lost, exactly: A from
+ * the position it kept beside the bus (lost_local), B from the jump in
+ * the frames' sequence numbers (lost_remote). */
+Test(bridge, bus_two_hosts_losses_across_a_restart_are_counted, .timeout = 120)
+{
+	const char *bus = sk_test_new_name("posix");
+	char line[2048], lb[2048], ep[1024];
+	struct host A, B;
+	int oa, ob, op, os, go[2];
+
+	host_start(&A);
+	host_start(&B);
+	const char *mk[] = { "bus", bus, "256", NULL };
+	cr_assert_eq(sk_test_finish(host_spawn(&A, NULL, helper_path(), mk), -1, NULL, 0), 0);
+	const char *a1[] = { "--id", "1", "--bind", "tcp://127.0.0.1:*", "--export", bus, NULL };
+	pid_t ba = host_bridge(&A, a1, &oa, ep, sizeof(ep));
+	const char *b1[] = { "--id", "2", "--connect", ep, "--import", bus, NULL };
+	pid_t bb = host_bridge(&B, b1, &ob, NULL, 0);
+	const char *sb[] = { "subscribe", bus, "9999", "1000", NULL };
+	pid_t ps = host_spawn(&B, &os, helper_path(), sb);
+	const char *pb[] = { "publish", bus, "10000", "1000", NULL };
+	cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
+	pid_t pp = host_spawn_in(&A, go[0], &op, helper_path(), pb);
+	close(go[0]);
+
+	/* Probes until B's bus exists and the subscriber is on it: then the
+	 * numbered messages. */
+	cr_assert_eq(read_line(os, line, sizeof(line)), 0);
+	cr_assert_str_eq(line, "subscribed");
+	cr_assert_eq(write(go[1], "go\n", 3), 3);
+	const char *a2[] = { "--id", "1", "--bind", ep, "--export", bus, NULL };
+	for (int at = 1000; at <= 10000; at += 1000) {
+		cr_assert_eq(read_line(op, line, sizeof(line)), 0, "the publisher stalled");
+		cr_assert_eq(atoi(line + 3), at);
+		if (at == 5000) { /* everything so far came; then A's bridge dies */
+			cr_assert_eq(read_line(os, line, sizeof(line)), 0);
+			while (strcmp(line, "at 5000"))
+				cr_assert_eq(read_line(os, line, sizeof(line)), 0, "the subscriber stalled");
+			kill(ba, SIGKILL);
+			cr_assert_eq(sk_test_finish(ba, oa, NULL, 0), 128 + SIGKILL);
+		} else if (at == 6000) { /* 1000 published with no bridge */
+			ba = host_bridge(&A, a2, &oa, NULL, 0);
+			/* B's SUB reconnects and subscribes again: A's XPUB says so */
+			bridge_wait_stat(ba, oa, "bus_subscribers", NULL, 1);
+		}
+		cr_assert_eq(write(go[1], "go\n", 3), 3);
+	}
+	close(go[1]);
+	cr_assert_eq(sk_test_finish(pp, op, NULL, 0), 0, "the publisher failed");
+	do
+		cr_assert_eq(read_line(os, line, sizeof(line)), 0, "the subscriber stalled");
+	while (strncmp(line, "done", 4));
+	cr_log_info("subscriber: %s", line);
+	cr_assert_eq(sk_test_finish(ps, os, NULL, 0), 0);
+	cr_assert_str_eq(line, "done got=9000 order=0 lost=0");
+
+	bridge_stop(ba, oa, line, sizeof(line));
+	cr_log_info("bridge A: %s", line);
+	bridge_stop(bb, ob, lb, sizeof(lb));
+	cr_log_info("bridge B: %s", lb);
+	cr_assert_eq(stat_of(line, "lost_local"), 1000, "A counts what it could not carry");
+	cr_assert_eq(stat_of(lb, "lost_remote"), 1000, "B counts the jump in sequence numbers");
+	host_stop(&A);
+	host_stop(&B);
+}
+
 /* A journal dump of path inside host h (helper jdump) into a buffer the
  * caller frees; its exit code must be 0 (the journal verifies clean). */
 static char *host_jdump(struct host *h, const char *path)
@@ -954,7 +1039,9 @@ static char *host_jdump(struct host *h, const char *path)
 	cr_assert(text);
 	const char *args[] = { "jdump", path, NULL };
 	pid_t pid = host_spawn(h, &out, helper_path(), args);
-	cr_assert_eq(sk_test_finish(pid, out, text, cap), 0, "jdump %s: %.200s", path, text);
+	int rc = sk_test_finish(pid, out, text, cap);
+	char *v = strstr(text, "verify");
+	cr_assert_eq(rc, 0, "jdump %s in host %s: %s", path, h->pid, v ? v : "(no verify line)");
 	return text;
 }
 
@@ -1108,6 +1195,7 @@ Test(bridge, curve_admits_only_who_knows_the_server_key)
 	const char *a = sk_test_new_name("posix");
 	const char *local[3] = { sk_test_new_name("posix"), sk_test_new_name("posix"),
 	                         sk_test_new_name("posix") };
+	extra_name(a, "skbr-bus");
 	char pub[41], sec[41], pub2[41], sec2[41], ep[256];
 	struct shmkit_bridge_opts o = { .id = 1 };
 	struct shmkit_bridge_stats st[4];
@@ -1229,6 +1317,7 @@ Test(bridge, stats_segment_shows_services_and_link_state)
 Test(bridge, api_refusals)
 {
 	const char *name = sk_test_new_name("posix"), *missing = sk_test_new_name("posix");
+	extra_name(name, "skbr-bus");
 	shmkit_bridge *br;
 	shmkit_bus *bus;
 
