@@ -44,6 +44,17 @@ $(BRIDGE_BENCH): bridge/bench_bridge.c $(BRIDGE_LIB) $(STATIC) $(BRIDGE_HDR)
 bridge-bench: $(BRIDGE_BENCH)
 	$(BRIDGE_BENCH)
 
+# make install puts the command beside shmkit where libzmq is there (its
+# man page goes with man/*.1); make uninstall takes it away.
+.PHONY: bridge-install bridge-uninstall
+install: $(if $(ZMQ_LIBS),bridge-install)
+uninstall: bridge-uninstall
+bridge-install: $(BRIDGE_CMD)
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(BRIDGE_CMD) $(DESTDIR)$(BINDIR)/
+bridge-uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/shmkit-bridge
+
 # The test runs the command as two bridge processes, and one bridge in
 # its own process against forged frames; helper_bridge produces and
 # consumes inside the simulated hosts.
