@@ -2,9 +2,10 @@
  * bridge.c - the bridge's one event loop: exports (a local bus
  * subscription -> frames on the PUB socket) and imports (frames from the
  * SUB socket -> a local bus), on shmkit's public API and libzmq.  The
- * reliable link (link.c) and the channels over it (chan.c) join the same
- * loop: their sockets and fds are polled with the rest, and their part of
- * a turn (sk_chan_pump) runs before the poll and after it.
+ * reliable link (link.c) and the services over it - channels (chan.c),
+ * journals (journal.c), rpc (rpc.c), one interface (struct sk_service) -
+ * join the same loop: their sockets and fds are polled with the rest, and
+ * their part of a turn (pump) runs before the poll and after it.
  *
  * One turn (shmkit_bridge_run):
  *   1. retry the held frames: an import's frame its local back-pressure
@@ -136,9 +137,8 @@ int shmkit_bridge_close(shmkit_bridge *br)
 		zmq_msg_close(&br->held);
 	sk_stats_publish(br, 1);
 	sk_stats_close(br);
-	sk_chan_free_all(br);
-	sk_jnl_free_all(br);
-	sk_rpc_free_all(br);
+	for (int i = 0; i < 3; i++)
+		sk_services[i]->free_all(br);
 	sk_link_close(br);
 	if (br->pub)
 		zmq_close(br->pub);
@@ -687,11 +687,29 @@ static long poll_ms(shmkit_bridge *br, int held, int64_t timeout_ns)
 	return (long)((timeout_ns + 999999) / 1000000);
 }
 
+const struct sk_service *const sk_services[3] = { &sk_chan_service, &sk_jnl_service,
+                                                  &sk_rpc_service };
+
+/* The link's services' part of a turn (see struct sk_service): 2 if one
+ * waits for a socket's room, 1 if one cut its work short, 0, or <0. */
+static int services_pump(shmkit_bridge *br, int hello, int *held)
+{
+	int more = 0;
+
+	for (int i = 0; i < 3; i++) {
+		int rc = sk_services[i]->pump(br, hello);
+		if (rc < 0)
+			return rc;
+		*held |= rc == 2;
+		more |= rc == 1;
+	}
+	return more;
+}
+
 int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 {
-	zmq_pollitem_t it[3 + MAX_EXPORTS + 2 + 2 * MAX_PEERS + MAX_EXPORTS * (1 + MAX_FOLLOWERS) +
-	                  RPC_POLLITEMS];
-	int n = 0, in_held, held, ret = 0, rc, nlink, nchan, njnl, nrpc;
+	zmq_pollitem_t it[3 + MAX_EXPORTS + 2 + 2 * MAX_PEERS + SERVICE_POLLITEMS];
+	int n = 0, in_held, held, ret = 0, rc, nlink, nsv[3], at;
 
 	if (!br)
 		return -EINVAL;
@@ -703,14 +721,10 @@ int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 	int hello = now >= br->next_hello;
 	if (hello)
 		br->next_hello = now + HELLO_NS;
-	rc = sk_chan_pump(br, 0); /* before the poll: an outbox may hold frames to send */
-	if (rc < 0)
+	/* before the poll: an outbox may hold frames to send */
+	if ((rc = services_pump(br, 0, &held)) < 0)
 		return rc;
-	held |= rc == 2;
-	br->more |= rc == 1;
-	rc = sk_jnl_pump(br, 0);
-	held |= rc == 2;
-	br->more |= rc == 1;
+	br->more |= rc;
 	/* While an import frame is held the SUB socket is not read: its
 	 * queue fills up to the high-water mark (the back-pressure). */
 	it[n++] = (zmq_pollitem_t){ .socket = br->sub, .events = in_held ? 0 : ZMQ_POLLIN };
@@ -722,10 +736,10 @@ int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 		it[n++] = (zmq_pollitem_t){ .fd = br->ex[i]->fd,
 		                            .events = br->ex[i]->frame_len ? 0 : ZMQ_POLLIN };
 	nlink = sk_link_pollitems(br, it + n);
-	nchan = sk_chan_pollitems(br, it + n + nlink);
-	njnl = sk_jnl_pollitems(br, it + n + nlink + nchan);
-	nrpc = sk_rpc_pollitems(br, it + n + nlink + nchan + njnl);
-	rc = zmq_poll(it, n + nlink + nchan + njnl + nrpc, poll_ms(br, held, timeout_ns));
+	at = n + nlink;
+	for (int i = 0; i < 3; i++)
+		at += nsv[i] = sk_services[i]->pollitems(br, it + at);
+	rc = zmq_poll(it, at, poll_ms(br, held, timeout_ns));
 	if (rc < 0 && zmq_errno() != EINTR)
 		return sk_br_zerr();
 	br->more = 0;
@@ -750,15 +764,14 @@ int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 	if (rc < 0)
 		return rc;
 	br->more |= rc == 1;
-	sk_chan_polled(br, it + n + nlink);
-	sk_jnl_polled(br, it + n + nlink + nchan);
-	sk_rpc_polled(br, it + n + nlink + nchan + njnl);
-	rc = sk_chan_pump(br, hello);
-	if (rc < 0)
+	at = n + nlink;
+	for (int i = 0; i < 3; i++) {
+		sk_services[i]->polled(br, it + at);
+		at += nsv[i];
+	}
+	if ((rc = services_pump(br, hello, &held)) < 0)
 		return rc;
-	br->more |= rc == 1;
-	br->more |= sk_jnl_pump(br, hello) == 1;
-	sk_rpc_pump(br, hello);
+	br->more |= rc;
 	sk_stats_publish(br, 0);
 	return ret;
 }

@@ -795,7 +795,7 @@ static void cimport_talk(shmkit_bridge *br, struct cimport *ci, int hello)
 
 /* ======================= the loop's part ======================= */
 
-void sk_chan_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, unsigned p,
+static void chan_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, unsigned p,
                    const struct shmkit_bridge_hdr *h, const char *topic, size_t topic_len,
                    const unsigned char *payload)
 {
@@ -818,7 +818,7 @@ void sk_chan_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, 
 		cexport_ack(br, ce, h);
 }
 
-int sk_chan_pump(shmkit_bridge *br, int hello)
+static int chan_pump(shmkit_bridge *br, int hello)
 {
 	int64_t now = sk_br_now();
 	int more = 0, full = 0;
@@ -838,7 +838,7 @@ int sk_chan_pump(shmkit_bridge *br, int hello)
 	return more ? 1 : full ? 2 : 0;
 }
 
-int sk_chan_pollitems(shmkit_bridge *br, zmq_pollitem_t *it)
+static int chan_pollitems(shmkit_bridge *br, zmq_pollitem_t *it)
 {
 	for (unsigned i = 0; i < br->ncex; i++) {
 		struct cexport *ce = br->cex[i];
@@ -849,14 +849,14 @@ int sk_chan_pollitems(shmkit_bridge *br, zmq_pollitem_t *it)
 	return (int)br->ncex;
 }
 
-void sk_chan_polled(shmkit_bridge *br, const zmq_pollitem_t *it)
+static void chan_polled(shmkit_bridge *br, const zmq_pollitem_t *it)
 {
 	for (unsigned i = 0; i < br->ncex; i++)
 		if (it[i].revents & ZMQ_POLLIN)
 			shmkit_chan_ack_fd(br->cex[i]->ch);
 }
 
-void sk_chan_free_all(shmkit_bridge *br)
+static void chan_free_all(shmkit_bridge *br)
 {
 	for (unsigned i = 0; i < br->ncex; i++)
 		cexport_free(br->cex[i]);
@@ -864,3 +864,10 @@ void sk_chan_free_all(shmkit_bridge *br)
 		cimport_free(br->cim[i]);
 	br->ncex = br->ncim = 0;
 }
+
+const struct sk_service sk_chan_service = {
+	.first = SHMKIT_BRIDGE_KIND_CHAN, .last = SHMKIT_BRIDGE_KIND_CHAN_HELLO,
+	.max_items = MAX_EXPORTS,
+	.frame = chan_frame, .pump = chan_pump, .pollitems = chan_pollitems,
+	.polled = chan_polled, .free_all = chan_free_all,
+};

@@ -28,6 +28,7 @@
 /* Routing ids of DEALER sockets: 'B' and the bridge id, little-endian
  * (ZeroMQ refuses ids starting with a zero byte). */
 #define RID_LEN 5
+#define MAX_FOLLOWERS 8        /* per exported journal */
 
 /* Where a bus export stands, kept beside the bus (BUS.skbr-bus) so that
  * a restarted bridge counts what was published while none carried it:
@@ -191,43 +192,35 @@ void sk_link_close(shmkit_bridge *br);
  * line per peer, appended to buf at *off (bounded by cap). */
 void sk_link_describe(shmkit_bridge *br, char *buf, size_t cap, size_t *off);
 
-/* chan.c */
-void sk_chan_free_all(shmkit_bridge *br);
-/* A frame of kind CHAN_* from routing id rid (ROUTER side, rid_len > 0)
- * or from peer p (DEALER side). */
-void sk_chan_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, unsigned p,
-                   const struct shmkit_bridge_hdr *h, const char *topic, size_t topic_len,
-                   const unsigned char *payload);
-/* The channels' part of a turn: fill outboxes, send, resend, ack, and
- * hellos if hello.  1 if work was cut short (poll without waiting), 2 if
- * a socket refused a frame (poll briefly: no event says when it has
- * room), 0, or <0 error. */
-int sk_chan_pump(shmkit_bridge *br, int hello);
-/* The channels' pollable fds into it (export channels with room in
- * their window); returns how many. */
-int sk_chan_pollitems(shmkit_bridge *br, zmq_pollitem_t *it);
-void sk_chan_polled(shmkit_bridge *br, const zmq_pollitem_t *it);
-
-/* journal.c, the same shape */
-void sk_jnl_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, unsigned p,
-                  const struct shmkit_bridge_hdr *h, const char *topic, size_t topic_len,
-                  const unsigned char *payload);
-int sk_jnl_pump(shmkit_bridge *br, int hello);
-int sk_jnl_pollitems(shmkit_bridge *br, zmq_pollitem_t *it);
-void sk_jnl_polled(shmkit_bridge *br, const zmq_pollitem_t *it);
-void sk_jnl_free_all(shmkit_bridge *br);
-
-/* rpc.c, the same shape (its pump never cuts work short) */
-void sk_rpc_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, unsigned p,
-                  const struct shmkit_bridge_hdr *h, const char *topic, size_t topic_len,
-                  const unsigned char *payload);
-void sk_rpc_pump(shmkit_bridge *br, int hello);
-int sk_rpc_pollitems(shmkit_bridge *br, zmq_pollitem_t *it);
-void sk_rpc_polled(shmkit_bridge *br, const zmq_pollitem_t *it);
-void sk_rpc_free_all(shmkit_bridge *br);
-#define RPC_POLLITEMS (MAX_EXPORTS * 4 + MAX_IMPORTS)
+/* The services of the reliable link (chan.c, journal.c, rpc.c), one
+ * interface each, which the loop (bridge.c) and the link (link.c) drive
+ * in turn:
+ *   frame      a frame of one of kinds first..last, from routing id rid
+ *              (ROUTER side, rid_len > 0) or from peer p (DEALER side),
+ *              already judged (sk_br_judge);
+ *   pump       its part of a turn (send, resend, acknowledge, and hellos
+ *              if hello): 1 if work was cut short (poll without waiting),
+ *              2 if a socket refused a frame (poll briefly: no event says
+ *              when it has room), 0, or <0 an error;
+ *   pollitems  its pollable fds into it (those with room to go on), how
+ *              many (at most max_items);
+ *   polled     the same items after the poll (acknowledge fds that fired);
+ *   free_all   everything it holds. */
+struct sk_service {
+	int first, last;
+	int max_items;
+	void (*frame)(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, unsigned p,
+	              const struct shmkit_bridge_hdr *h, const char *topic, size_t topic_len,
+	              const unsigned char *payload);
+	int (*pump)(shmkit_bridge *br, int hello);
+	int (*pollitems)(shmkit_bridge *br, zmq_pollitem_t *it);
+	void (*polled)(shmkit_bridge *br, const zmq_pollitem_t *it);
+	void (*free_all)(shmkit_bridge *br);
+};
+extern const struct sk_service sk_chan_service, sk_jnl_service, sk_rpc_service;
+extern const struct sk_service *const sk_services[3];
+#define SERVICE_POLLITEMS (MAX_EXPORTS + MAX_EXPORTS * MAX_FOLLOWERS + MAX_EXPORTS * 4 + MAX_IMPORTS)
 
 #define HELLO_NS 200000000ll /* hellos (and heartbeats of imports) */
-#define MAX_FOLLOWERS 8
 
 #endif

@@ -346,7 +346,7 @@ static void jimport_talk(shmkit_bridge *br, struct jimport *ji, int hello)
 
 /* ======================= the loop's part ======================= */
 
-void sk_jnl_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, unsigned p,
+static void jnl_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, unsigned p,
                   const struct shmkit_bridge_hdr *h, const char *topic, size_t topic_len,
                   const unsigned char *payload)
 {
@@ -368,7 +368,7 @@ void sk_jnl_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, u
 	br->st.unroutable++;
 }
 
-int sk_jnl_pump(shmkit_bridge *br, int hello)
+static int jnl_pump(shmkit_bridge *br, int hello)
 {
 	int64_t now = sk_br_now();
 	int more = 0, full = 0;
@@ -387,7 +387,7 @@ int sk_jnl_pump(shmkit_bridge *br, int hello)
 	return more ? 1 : full ? 2 : 0;
 }
 
-int sk_jnl_pollitems(shmkit_bridge *br, zmq_pollitem_t *it)
+static int jnl_pollitems(shmkit_bridge *br, zmq_pollitem_t *it)
 {
 	int n = 0;
 
@@ -400,7 +400,7 @@ int sk_jnl_pollitems(shmkit_bridge *br, zmq_pollitem_t *it)
 	return n;
 }
 
-void sk_jnl_polled(shmkit_bridge *br, const zmq_pollitem_t *it)
+static void jnl_polled(shmkit_bridge *br, const zmq_pollitem_t *it)
 {
 	int n = 0;
 
@@ -410,7 +410,7 @@ void sk_jnl_polled(shmkit_bridge *br, const zmq_pollitem_t *it)
 				shmkit_journal_ack_fd(br->jex[i]->f[k].rd);
 }
 
-void sk_jnl_free_all(shmkit_bridge *br)
+static void jnl_free_all(shmkit_bridge *br)
 {
 	for (unsigned i = 0; i < br->njex; i++) {
 		for (int k = 0; k < MAX_FOLLOWERS; k++)
@@ -424,3 +424,10 @@ void sk_jnl_free_all(shmkit_bridge *br)
 	}
 	br->njex = br->njim = 0;
 }
+
+const struct sk_service sk_jnl_service = {
+	.first = SHMKIT_BRIDGE_KIND_JNL, .last = SHMKIT_BRIDGE_KIND_JNL_HELLO,
+	.max_items = MAX_EXPORTS * MAX_FOLLOWERS,
+	.frame = jnl_frame, .pump = jnl_pump, .pollitems = jnl_pollitems,
+	.polled = jnl_polled, .free_all = jnl_free_all,
+};

@@ -258,25 +258,14 @@ static void dispatch(shmkit_bridge *br, const unsigned char *rid, size_t rid_len
 
 	if (sk_br_judge(br, f, len, &h, &topic_len, &payload))
 		return;
-	switch (h.kind) {
-	case SHMKIT_BRIDGE_KIND_CHAN:
-	case SHMKIT_BRIDGE_KIND_CHAN_ACK:
-	case SHMKIT_BRIDGE_KIND_CHAN_HELLO:
-		sk_chan_frame(br, rid, rid_len, p, &h, (const char *)f, topic_len, payload);
-		break;
-	case SHMKIT_BRIDGE_KIND_JNL:
-	case SHMKIT_BRIDGE_KIND_JNL_HELLO:
-		sk_jnl_frame(br, rid, rid_len, p, &h, (const char *)f, topic_len, payload);
-		break;
-	case SHMKIT_BRIDGE_KIND_RPC_REQ:
-	case SHMKIT_BRIDGE_KIND_RPC_RESP:
-	case SHMKIT_BRIDGE_KIND_RPC_HELLO:
-	case SHMKIT_BRIDGE_KIND_RPC_ACK:
-		sk_rpc_frame(br, rid, rid_len, p, &h, (const char *)f, topic_len, payload);
-		break;
-	default:
-		br->st.malformed++;
+	for (int i = 0; i < 3; i++) {
+		const struct sk_service *sv = sk_services[i];
+		if (h.kind >= sv->first && h.kind <= sv->last) {
+			sv->frame(br, rid, rid_len, p, &h, (const char *)f, topic_len, payload);
+			return;
+		}
 	}
+	br->st.malformed++; /* a kind of no service of the link */
 }
 
 /* Receive one message of up to two parts (ROUTER: routing id, frame).

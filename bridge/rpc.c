@@ -401,7 +401,7 @@ static void rimport_hello(shmkit_bridge *br, struct rimport *ri)
 
 /* ======================= the loop's part ======================= */
 
-void sk_rpc_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, unsigned p,
+static void rpc_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, unsigned p,
                   const struct shmkit_bridge_hdr *h, const char *topic, size_t topic_len,
                   const unsigned char *payload)
 {
@@ -428,7 +428,7 @@ void sk_rpc_frame(shmkit_bridge *br, const unsigned char *rid, size_t rid_len, u
 	br->st.unroutable++;
 }
 
-void sk_rpc_pump(shmkit_bridge *br, int hello)
+static int rpc_pump(shmkit_bridge *br, int hello)
 {
 	int64_t now = sk_br_now();
 
@@ -440,9 +440,10 @@ void sk_rpc_pump(shmkit_bridge *br, int hello)
 			rimport_hello(br, br->rim[i]);
 		rimport_pump(br, br->rim[i], now);
 	}
+	return 0; /* its work is never cut short */
 }
 
-int sk_rpc_pollitems(shmkit_bridge *br, zmq_pollitem_t *it)
+static int rpc_pollitems(shmkit_bridge *br, zmq_pollitem_t *it)
 {
 	int n = 0;
 
@@ -457,7 +458,7 @@ int sk_rpc_pollitems(shmkit_bridge *br, zmq_pollitem_t *it)
 	return n;
 }
 
-void sk_rpc_polled(shmkit_bridge *br, const zmq_pollitem_t *it)
+static void rpc_polled(shmkit_bridge *br, const zmq_pollitem_t *it)
 {
 	int n = 0;
 
@@ -470,7 +471,7 @@ void sk_rpc_polled(shmkit_bridge *br, const zmq_pollitem_t *it)
 			shmkit_rpc_ack_fd(br->rim[i]->r);
 }
 
-void sk_rpc_free_all(shmkit_bridge *br)
+static void rpc_free_all(shmkit_bridge *br)
 {
 	for (unsigned i = 0; i < br->nrex; i++) {
 		for (unsigned k = 0; k < RPC_HANDLES; k++)
@@ -486,3 +487,10 @@ void sk_rpc_free_all(shmkit_bridge *br)
 	}
 	br->nrex = br->nrim = 0;
 }
+
+const struct sk_service sk_rpc_service = {
+	.first = SHMKIT_BRIDGE_KIND_RPC_REQ, .last = SHMKIT_BRIDGE_KIND_RPC_ACK,
+	.max_items = MAX_EXPORTS * RPC_HANDLES + MAX_IMPORTS,
+	.frame = rpc_frame, .pump = rpc_pump, .pollitems = rpc_pollitems,
+	.polled = rpc_polled, .free_all = rpc_free_all,
+};
