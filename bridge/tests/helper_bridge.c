@@ -197,6 +197,8 @@ static int jdump(char **argv)
 		n++;
 		rc = 0;
 	}
+	if (rc == -EAGAIN)
+		rc = 0; /* the end, said as "nothing yet" (shmkit.h says 0) */
 	if (rc == 0)
 		shmkit_journal_close(j);
 	int v = shmkit_journal_verify(argv[2], &rep);
