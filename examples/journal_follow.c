@@ -33,7 +33,7 @@ static int follow(const char *dir, unsigned count)
 {
 	shmkit_journal *j;
 	struct shmkit_record rec;
-	struct shmkit_journal_stat st;
+	struct shmkit_journal_stats st;
 	char want[64];
 	int err = shmkit_journal_open(&j, dir, NULL); /* NULL options: a reader */
 
@@ -57,7 +57,7 @@ static int follow(const char *dir, unsigned count)
 			return 1;
 		}
 	}
-	shmkit_journal_stat(j, &st);
+	shmkit_journal_stats(j, &st);
 	printf("follower (pid %d): read records 1..%u in order, across %u files\n",
 	       (int)getpid(), count, st.files);
 	shmkit_journal_close(j);

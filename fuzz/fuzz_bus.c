@@ -71,7 +71,7 @@ static void close_handle(struct fz_bus *b, int i)
 
 static void reopen(struct fz_bus *b, int i)
 {
-	struct shmkit_bus_opts o = { .timeout_ns = MS };
+	struct shmkit_bus_opts o = { .init_timeout_ns = MS };
 	close_handle(b, i);
 	int64_t t0 = fz_now();
 	int err = shmkit_bus_open(&b->h[i], b->name, &o);
@@ -205,7 +205,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.max_publishers = 1u + ((cfg >> 5) & 3),
 		.max_msg = 1u + fz_u8(&in) % 96,
 		.flags = SHMKIT_EXCL,
-		.timeout_ns = MS,
+		.init_timeout_ns = MS,
 	};
 
 	if (size > 65536)

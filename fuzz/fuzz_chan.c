@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void reopen(struct fz_chan *c, int i)
 {
-	struct shmkit_chan_opts o = { .timeout_ns = MS };
+	struct shmkit_chan_opts o = { .init_timeout_ns = MS };
 	shmkit_chan_close(c->h[i]);
 	c->h[i] = NULL;
 	int64_t t0 = fz_now();
@@ -235,7 +235,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.capacity = 1u << ((cfg >> 1) & 3),
 		.max_msg = 1u + fz_u8(&in) % 96,
 		.flags = SHMKIT_EXCL | ((cfg & 1) ? SHMKIT_CHAN_SPSC : 0),
-		.timeout_ns = MS,
+		.init_timeout_ns = MS,
 	};
 	uint8_t fixed[FZ_CHAN_FIXED];
 

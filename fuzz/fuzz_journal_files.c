@@ -83,7 +83,7 @@ static int read_some(struct fz_j *j, shmkit_journal *r)
 static void reader(struct fz_j *j, int op, struct fz_in *in)
 {
 	shmkit_journal *r;
-	struct shmkit_journal_stat st;
+	struct shmkit_journal_stats st;
 	uint8_t arg = fz_u8(in);
 
 	int err = shmkit_journal_open(&r, j->dir, NULL);
@@ -95,7 +95,7 @@ static void reader(struct fz_j *j, int op, struct fz_in *in)
 	else if (op == J_SEEK)
 		fz_result(shmkit_journal_seek_time(r, (arg & 2) ? INT64_MAX : 0), 0, "journal_seek_time");
 	if (op == J_STAT)
-		fz_result(shmkit_journal_stat(r, &st), 0, "journal_stat");
+		fz_result(shmkit_journal_stats(r, &st), 0, "journal_stat");
 	else
 		read_some(j, r);
 	shmkit_journal_close(r);

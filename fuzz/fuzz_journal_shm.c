@@ -103,7 +103,7 @@ static void patch(struct fz_js *j, int meta, struct fz_in *in)
 static void run_op(struct fz_js *j, struct fz_in *in)
 {
 	int op = fz_u8(in) % S_COUNT;
-	struct shmkit_journal_stat st;
+	struct shmkit_journal_stats st;
 	uint8_t arg;
 	int64_t t0 = fz_now();
 
@@ -145,9 +145,9 @@ static void run_op(struct fz_js *j, struct fz_in *in)
 		break;
 	case S_STAT:
 		if (j->r)
-			fz_result(shmkit_journal_stat(j->r, &st), 0, "journal_stat reader");
+			fz_result(shmkit_journal_stats(j->r, &st), 0, "journal_stat reader");
 		if (j->w)
-			fz_result(shmkit_journal_stat(j->w, &st), 0, "journal_stat writer");
+			fz_result(shmkit_journal_stats(j->w, &st), 0, "journal_stat writer");
 		break;
 	case S_SYNC:
 		if (j->w)

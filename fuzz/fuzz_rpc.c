@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void reopen(struct fz_rpc *r, int i)
 {
-	struct shmkit_rpc_opts o = { .timeout_ns = MS };
+	struct shmkit_rpc_opts o = { .init_timeout_ns = MS };
 
 	for (int k = 0; k < NK; k++) {
 		if (r->req_h[k] == i)
@@ -220,7 +220,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.max_request = 1u + fz_u8(&in) % 64,
 		.max_response = 1u + fz_u8(&in) % 64,
 		.flags = SHMKIT_EXCL,
-		.timeout_ns = MS,
+		.init_timeout_ns = MS,
 	};
 
 	if (size > 65536)

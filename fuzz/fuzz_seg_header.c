@@ -31,10 +31,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* A managed open that succeeded: its data area lies within the object. */
 static void use_seg(shmkit_seg *s, off_t file_size)
 {
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 	size_t n = shmkit_seg_size(s);
 
-	fz_result(shmkit_seg_stat(s, &st), 0, "seg_stat");
+	fz_result(shmkit_seg_info(s, &st), 0, "seg_stat");
 	if (st.data_offset + n > (size_t)file_size) {
 		fprintf(stderr, "fuzz: data area %zu+%zu past the object's %lld bytes\n",
 		        st.data_offset, n, (long long)file_size);
@@ -43,7 +43,7 @@ static void use_seg(shmkit_seg *s, off_t file_size)
 	fz_touch(shmkit_seg_data(s), (long)n);
 }
 
-static int count_one(const struct shmkit_seg_stat *st, void *arg)
+static int count_one(const struct shmkit_seg_info *st, void *arg)
 {
 	(void)st;
 	++*(int *)arg;
@@ -52,8 +52,8 @@ static int count_one(const struct shmkit_seg_stat *st, void *arg)
 
 static void open_all(const char *name, off_t file_size)
 {
-	struct shmkit_seg_opts so = { .timeout_ns = MS };
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_opts so = { .init_timeout_ns = MS };
+	struct shmkit_seg_info st;
 	shmkit_seg *s;
 	int err, n = 0;
 	int64_t t0 = fz_now();
@@ -67,11 +67,11 @@ static void open_all(const char *name, off_t file_size)
 	if ((err = shmkit_seg_open(&s, name, &so)) == 0)
 		shmkit_seg_close(s);
 	fz_result(err, 0, "seg_open raw");
-	fz_result(shmkit_seg_stat_name(name, &st), 0, "seg_stat_name");
+	fz_result(shmkit_seg_info_name(name, &st), 0, "seg_stat_name");
 	fz_result(shmkit_seg_list(count_one, &n), 0, "seg_list");
 	fz_check_bound(t0, "segment open");
 
-	struct shmkit_chan_opts co = { .timeout_ns = MS };
+	struct shmkit_chan_opts co = { .init_timeout_ns = MS };
 	shmkit_chan *ch;
 	if ((err = shmkit_chan_open(&ch, name, &co)) == 0) {
 		struct shmkit_chan_stats cs;
@@ -79,7 +79,7 @@ static void open_all(const char *name, off_t file_size)
 		shmkit_chan_close(ch);
 	}
 	fz_result(err, 0, "chan_open");
-	struct shmkit_bus_opts bo = { .timeout_ns = MS };
+	struct shmkit_bus_opts bo = { .init_timeout_ns = MS };
 	shmkit_bus *b;
 	if ((err = shmkit_bus_open(&b, name, &bo)) == 0) {
 		struct shmkit_bus_stats bs;

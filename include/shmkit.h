@@ -158,7 +158,7 @@ struct shmkit_seg_opts {
 	size_t size;          /* create: data bytes wanted (>0) */
 	unsigned mode;        /* create: permission bits, default 0600 */
 	unsigned flags;       /* SHMKIT_* above */
-	int64_t timeout_ns;   /* open: wait for a creator still initialising;
+	int64_t init_timeout_ns;   /* open: wait for a creator still initialising;
 	                         0 = default (1 s), negative = forever */
 };
 
@@ -171,7 +171,7 @@ int shmkit_seg_create(shmkit_seg **out, const char *name,
                       const struct shmkit_seg_opts *opts);
 
 /* Open an existing segment.  A managed one is validated (magic, version,
- * layout, size) and waited for up to opts->timeout_ns while its creator
+ * layout, size) and waited for up to opts->init_timeout_ns while its creator
  * initialises; one without a header is -EPROTO unless SHMKIT_RAW is given,
  * in which case the whole mapping is the data area.  "anon" cannot be
  * opened by name (-EINVAL). */
@@ -199,7 +199,7 @@ size_t shmkit_seg_size(const shmkit_seg *seg);
  * off/len are relative to the data area; len 0 means to the end. */
 int shmkit_seg_sync(shmkit_seg *seg, size_t off, size_t len, unsigned flags);
 
-struct shmkit_seg_stat {
+struct shmkit_seg_info {
 	int backend;              /* enum shmkit_backend */
 	int kind;                 /* enum shmkit_kind */
 	char name[4112];          /* canonical name, e.g. "posix:/x" */
@@ -223,7 +223,7 @@ struct shmkit_seg_stat {
 	                             any PID namespace), 0 if none, -1 unknown.
 	                             A foreign program's mapping of a posix or
 	                             file segment is not seen here. */
-	int initialising;         /* shmkit_seg_stat_name: 1 its creator has not
+	int initialising;         /* shmkit_seg_info_name: 1 its creator has not
 	                             finished initialising it; 2 and that creator
 	                             is gone (System V: its lock is free), so
 	                             `gc` removes it and the next create-or-open
@@ -231,16 +231,16 @@ struct shmkit_seg_stat {
 };
 
 /* Describe an open segment (the kernel's view refreshed now). */
-int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_stat *st);
+int shmkit_seg_info(const shmkit_seg *seg, struct shmkit_seg_info *st);
 
 /* Describe a segment by name without keeping it open; foreign segments
  * are described as kind SHMKIT_KIND_FOREIGN. */
-int shmkit_seg_stat_name(const char *name, struct shmkit_seg_stat *st);
+int shmkit_seg_info_name(const char *name, struct shmkit_seg_info *st);
 
 /* Call fn for every POSIX segment in /dev/shm and every System V segment
  * on the machine, managed or foreign.  Stops early and returns fn's value
  * if fn returns non-zero. */
-int shmkit_seg_list(int (*fn)(const struct shmkit_seg_stat *st, void *arg),
+int shmkit_seg_list(int (*fn)(const struct shmkit_seg_info *st, void *arg),
                     void *arg);
 
 /* memfd only: send the segment's fd over a connected UNIX socket
@@ -355,7 +355,7 @@ struct shmkit_chan_opts {
 	unsigned mode;        /* create: permission bits, default 0600 */
 	unsigned flags;       /* SHMKIT_EXCL, SHMKIT_CHAN_SPSC, seg flags */
 	int wait;             /* enum shmkit_wait for this handle */
-	int64_t timeout_ns;   /* open: wait for initialisation (default 1 s) */
+	int64_t init_timeout_ns;   /* open: wait for initialisation (default 1 s) */
 };
 
 /* Create a channel in a new segment of any backend.  Without SHMKIT_EXCL
@@ -483,7 +483,7 @@ struct shmkit_bus_opts {
 	unsigned flags;       /* SHMKIT_EXCL, seg flags */
 	int wait;             /* enum shmkit_wait */
 	int from;             /* subscribe: enum shmkit_bus_from */
-	int64_t timeout_ns;   /* open: wait for initialisation */
+	int64_t init_timeout_ns;   /* open: wait for initialisation */
 	uint32_t max_subscribers; /* create: subscription table (default 64,
 	                             at most 16384) */
 	uint32_t max_publishers;  /* create: publisher table (default 62, at
@@ -631,7 +631,7 @@ struct shmkit_rpc_opts {
 	unsigned mode;         /* create: permission bits, default 0600 */
 	unsigned flags;        /* SHMKIT_EXCL and segment flags */
 	int wait;              /* enum shmkit_wait for this handle */
-	int64_t timeout_ns;    /* open: wait for initialisation */
+	int64_t init_timeout_ns;    /* open: wait for initialisation */
 	uint32_t max_servers;  /* create: server handles at once (default 64,
 	                          at most 2048) */
 };
@@ -828,8 +828,8 @@ int shmkit_journal_append(shmkit_journal *j, const void *data, size_t len,
 /* Writer: make every appended record durable now (fdatasync). */
 int shmkit_journal_sync(shmkit_journal *j);
 
-/* Readers (any handle): position, then read the next record (1), or 0 at
- * the end when timeout_ns is 0; waits for new records otherwise
+/* Readers (any handle): position, then read the next record (1), or
+ * -EAGAIN at the end when timeout_ns is 0; waits for new records otherwise
  * (-ETIMEDOUT), on a futex, across file rolls.  seek_seq: next() returns
  * the first record with seq >= the given one (0 = the start), also one
  * not yet written; seek_time: the first with time_ns >= the given one.
@@ -850,14 +850,14 @@ int shmkit_journal_next(shmkit_journal *j, struct shmkit_record *rec,
 /* A file descriptor for poll/epoll that becomes readable when new records
  * (or a new file) may be there: the mechanism of shmkit_sub_fd.  Readable
  * at once the first time; after it signals call shmkit_journal_ack_fd(),
- * then read with shmkit_journal_next(..., 0) until it returns 0.  It may
+ * then read with shmkit_journal_next(..., 0) until it returns -EAGAIN.  It may
  * signal spuriously; a writer killed between a commit and its wake is
  * noticed by a poll with a timeout (say 100 ms).  Needs write access to
  * PATH/journal.meta (-EACCES).  Owned by the handle. */
 int shmkit_journal_fd(shmkit_journal *j);
 int shmkit_journal_ack_fd(shmkit_journal *j);
 
-struct shmkit_journal_stat {
+struct shmkit_journal_stats {
 	uint64_t first_seq, last_seq, records;
 	uint32_t files;
 	uint64_t bytes;
@@ -867,7 +867,7 @@ struct shmkit_journal_stat {
 };
 /* Files, bytes and records now (first/last_seq 0 when empty; records
  * counts the seqs from first to last, those of holes included). */
-int shmkit_journal_stat(shmkit_journal *j, struct shmkit_journal_stat *st);
+int shmkit_journal_stats(shmkit_journal *j, struct shmkit_journal_stats *st);
 
 /* Check every file without changing anything: 0 if clean, -EBADMSG if
  * damaged; the report says where the first damage is, how many records
@@ -919,6 +919,12 @@ int shmkit_journal_repair(const char *path, struct shmkit_journal_report *r);
  * when other files keep the directory (the journal's own are gone).  A
  * reader still open keeps reading what it has mapped. */
 int shmkit_journal_remove(const char *path);
+
+/* TRANSITION (removed before this commit series ends): the names before
+ * 0.2, for code still moving over. */
+#define shmkit_seg_stat shmkit_seg_info
+#define shmkit_seg_stat_name shmkit_seg_info_name
+#define shmkit_journal_stat shmkit_journal_stats
 
 #ifdef __cplusplus
 }

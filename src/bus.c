@@ -560,7 +560,7 @@ int shmkit_bus_create(shmkit_bus **out, const char *name, const struct shmkit_bu
 	};
 	bus_layout(&a);
 	struct shmkit_seg_opts so = {
-		.size = a.total, .mode = o->mode, .flags = o->flags, .timeout_ns = o->timeout_ns,
+		.size = a.total, .mode = o->mode, .flags = o->flags, .init_timeout_ns = o->init_timeout_ns,
 	};
 	if ((err = sk_seg_create_kind(&seg, name, &so, SHMKIT_KIND_BUS, bus_init, &a)))
 		return err;
@@ -585,7 +585,7 @@ int shmkit_bus_open(shmkit_bus **out, const char *name, const struct shmkit_bus_
 		return err;
 	if (o->flags & (SHMKIT_RDONLY | SHMKIT_COW | SHMKIT_RAW))
 		return sk_fail(-EINVAL, "a bus needs a shared read-write mapping");
-	struct shmkit_seg_opts so = { .flags = o->flags, .timeout_ns = o->timeout_ns };
+	struct shmkit_seg_opts so = { .flags = o->flags, .init_timeout_ns = o->init_timeout_ns };
 	if ((err = sk_seg_open_kind(&seg, name, &so, SHMKIT_KIND_BUS)))
 		return err;
 	return bus_finish(out, seg, o);

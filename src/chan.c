@@ -1166,7 +1166,7 @@ static struct shmkit_seg_opts seg_opts(const struct shmkit_chan_opts *o, size_t 
 		.size = size,
 		.mode = o->mode,
 		.flags = o->flags & ~SHMKIT_CHAN_SPSC,
-		.timeout_ns = o->timeout_ns,
+		.init_timeout_ns = o->init_timeout_ns,
 	};
 	return so;
 }

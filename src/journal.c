@@ -1783,8 +1783,10 @@ int shmkit_journal_next(shmkit_journal *j, struct shmkit_record *rec, int64_t ti
 	if (!j || !rec)
 		return -EINVAL;
 	sk_clear_detail();
-	if (timeout_ns == 0)
-		return cur_fetch(j, rec);
+	if (timeout_ns == 0) { /* try once: nothing there is -EAGAIN, as everywhere */
+		int r = cur_fetch(j, rec);
+		return r == 0 ? -EAGAIN : r;
+	}
 	if (!j->meta_rw) {
 		int r = cur_fetch(j, rec);
 		return r ? r : sk_fail(-EACCES, "waiting needs write access to %s/" SKJ_META_NAME,
@@ -1912,7 +1914,7 @@ static int last_file_end(struct shmkit_journal *j, uint64_t seq, uint64_t *next_
 	return 0;
 }
 
-static void stat_writer(shmkit_journal *j, struct shmkit_journal_stat *st)
+static void stat_writer(shmkit_journal *j, struct shmkit_journal_stats *st)
 {
 	if (j->writer) {
 		st->durability = j->durability;
@@ -1931,7 +1933,7 @@ static void stat_writer(shmkit_journal *j, struct shmkit_journal_stat *st)
 		st->writer_pid = pid > 0 ? pid : -1;
 }
 
-int shmkit_journal_stat(shmkit_journal *j, struct shmkit_journal_stat *st)
+int shmkit_journal_stats(shmkit_journal *j, struct shmkit_journal_stats *st)
 {
 	uint64_t *seqs, next = 0;
 	size_t n;

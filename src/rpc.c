@@ -399,7 +399,7 @@ int shmkit_rpc_create(shmkit_rpc **out, const char *name, const struct shmkit_rp
 	if (g.total > SIZE_MAX / 2)
 		return sk_fail(-EINVAL, "rpc service of %llu bytes is too large", (unsigned long long)g.total);
 	struct shmkit_seg_opts so = { .size = (size_t)g.total, .mode = o->mode, .flags = o->flags,
-	                              .timeout_ns = o->timeout_ns };
+	                              .init_timeout_ns = o->init_timeout_ns };
 	if ((err = sk_seg_create_kind(&seg, name, &so, SHMKIT_KIND_RPC, rpc_init, &g)))
 		return err;
 	bool made = seg->made;
@@ -421,7 +421,7 @@ int shmkit_rpc_open(shmkit_rpc **out, const char *name, const struct shmkit_rpc_
 		return err;
 	if (o->flags & (SHMKIT_EXCL | SHMKIT_NOSEAL | SHMKIT_HUGE))
 		return sk_fail(-EINVAL, "exclusive, no-seal and huge are create options");
-	struct shmkit_seg_opts so = { .flags = o->flags, .timeout_ns = o->timeout_ns };
+	struct shmkit_seg_opts so = { .flags = o->flags, .init_timeout_ns = o->init_timeout_ns };
 	if ((err = sk_seg_open_kind(&seg, name, &so, SHMKIT_KIND_RPC)))
 		return err;
 	if ((err = rpc_new(out, seg, o)))

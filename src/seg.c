@@ -510,7 +510,7 @@ int sk_seg_create_kind(shmkit_seg **out, const char *name,
 static int open_existing(shmkit_seg **out, const struct sk_name *n,
                          const struct shmkit_seg_opts *o, int kind)
 {
-	int64_t timeout = o->timeout_ns ? o->timeout_ns : SK_DEFAULT_OPEN_TIMEOUT_NS;
+	int64_t timeout = o->init_timeout_ns ? o->init_timeout_ns : SK_DEFAULT_OPEN_TIMEOUT_NS;
 	int64_t deadline = sk_deadline(timeout);
 	int err;
 
@@ -601,7 +601,7 @@ int sk_seg_from_fd(shmkit_seg **out, int fd, const struct sk_name *n,
 	if (o->flags & SHMKIT_RAW) {
 		s->data_off = 0;
 		s->data_size = s->map_size;
-	} else if ((err = header_check(s, o->timeout_ns))) {
+	} else if ((err = header_check(s, o->init_timeout_ns))) {
 		s->fd = -1; /* the caller keeps its fd on failure */
 		seg_free(s);
 		return err;
@@ -700,7 +700,7 @@ int shmkit_seg_sync(shmkit_seg *seg, size_t off, size_t len, unsigned flags)
 
 /* ---- stat / list ------------------------------------------------------ */
 
-static void stat_from_handle(const shmkit_seg *s, struct shmkit_seg_stat *st)
+static void stat_from_handle(const shmkit_seg *s, struct shmkit_seg_info *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->backend = s->name.backend;
@@ -720,8 +720,8 @@ static void stat_from_handle(const shmkit_seg *s, struct shmkit_seg_stat *st)
 }
 
 /* Does anyone hold the segment open (attach_mark)?  Asked through a
- * descriptor that holds no such lock itself (shmkit_seg_stat_name's). */
-static int seg_in_use(const shmkit_seg *s, const struct shmkit_seg_stat *st)
+ * descriptor that holds no such lock itself (shmkit_seg_info_name's). */
+static int seg_in_use(const shmkit_seg *s, const struct shmkit_seg_info *st)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
 	                    .l_start = SK_PEER_ATTACHED, .l_len = 1 };
@@ -733,7 +733,7 @@ static int seg_in_use(const shmkit_seg *s, const struct shmkit_seg_stat *st)
 	return fl.l_type != F_UNLCK;
 }
 
-int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_stat *st)
+int shmkit_seg_info(const shmkit_seg *seg, struct shmkit_seg_info *st)
 {
 	if (!seg || !st)
 		return -EINVAL;
@@ -741,7 +741,7 @@ int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_stat *st)
 	return seg->ops->stat(seg, st);
 }
 
-int shmkit_seg_stat_name(const char *name, struct shmkit_seg_stat *st)
+int shmkit_seg_info_name(const char *name, struct shmkit_seg_info *st)
 {
 	struct shmkit_seg_opts o = { .flags = SHMKIT_RDONLY | SHMKIT_RAW };
 	struct sk_name n;
@@ -773,7 +773,7 @@ int shmkit_seg_stat_name(const char *name, struct shmkit_seg_stat *st)
 		s->kind = SHMKIT_KIND_FOREIGN;
 	}
 	sk_clear_detail();
-	err = shmkit_seg_stat(s, st);
+	err = shmkit_seg_info(s, st);
 	st->initialising = init;
 	/* System V counts the brief attach made here to read the header: report
 	 * the attaches of everyone else. */
@@ -787,23 +787,23 @@ int shmkit_seg_stat_name(const char *name, struct shmkit_seg_stat *st)
 
 int sk_seg_peek_kind(const char *name)
 {
-	struct shmkit_seg_stat st;
-	int err = shmkit_seg_stat_name(name, &st);
+	struct shmkit_seg_info st;
+	int err = shmkit_seg_info_name(name, &st);
 
 	return err ? err : st.kind;
 }
 
-static int list_one(const char *name, int (*fn)(const struct shmkit_seg_stat *, void *),
+static int list_one(const char *name, int (*fn)(const struct shmkit_seg_info *, void *),
                     void *arg)
 {
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 
-	if (shmkit_seg_stat_name(name, &st))
+	if (shmkit_seg_info_name(name, &st))
 		return 0; /* vanished, or no permission: skip */
 	return fn(&st, arg);
 }
 
-int shmkit_seg_list(int (*fn)(const struct shmkit_seg_stat *st, void *arg), void *arg)
+int shmkit_seg_list(int (*fn)(const struct shmkit_seg_info *st, void *arg), void *arg)
 {
 	char name[PATH_MAX + 16];
 	int ret = 0;

@@ -138,7 +138,7 @@ struct sk_backend_ops {
 	int (*open)(shmkit_seg *s, const struct shmkit_seg_opts *o);
 	void (*close)(shmkit_seg *s);
 	int (*remove)(const struct sk_name *n);
-	int (*stat)(const shmkit_seg *s, struct shmkit_seg_stat *st);
+	int (*stat)(const shmkit_seg *s, struct shmkit_seg_info *st);
 	/* Give a created object its name (posix, file: linkat of the
 	 * O_TMPFILE object); -EEXIST if the name is taken.  NULL: created
 	 * under its name already. */
@@ -207,7 +207,7 @@ static inline bool sk_map_lost(const shmkit_seg *s)
 void sk_guard_add(shmkit_seg *s);
 void sk_guard_remove(shmkit_seg *s);
 int sk_map_check(const shmkit_seg *s);
-int sk_fd_stat(const shmkit_seg *s, struct shmkit_seg_stat *st);
+int sk_fd_stat(const shmkit_seg *s, struct shmkit_seg_info *st);
 int sk_map_prot(unsigned flags);
 int sk_map_flags(unsigned flags);
 

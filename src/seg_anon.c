@@ -51,7 +51,7 @@ static int anon_remove(const struct sk_name *n)
 	return sk_fail(-EINVAL, "anon segments have no name to remove; closing frees them");
 }
 
-static int anon_stat(const shmkit_seg *s, struct shmkit_seg_stat *st)
+static int anon_stat(const shmkit_seg *s, struct shmkit_seg_info *st)
 {
 	st->mode = 0600;
 	st->uid = getuid();

@@ -157,7 +157,7 @@ void sk_fd_close(shmkit_seg *s)
 	s->fd = -1;
 }
 
-int sk_fd_stat(const shmkit_seg *s, struct shmkit_seg_stat *st)
+int sk_fd_stat(const shmkit_seg *s, struct shmkit_seg_info *st)
 {
 	struct stat sb;
 

@@ -51,7 +51,7 @@ static int memfd_remove(const struct sk_name *n)
 }
 
 /* A memfd never has a name on disk (st_nlink is 0): not "removed". */
-static int memfd_stat(const shmkit_seg *s, struct shmkit_seg_stat *st)
+static int memfd_stat(const shmkit_seg *s, struct shmkit_seg_info *st)
 {
 	int err = sk_fd_stat(s, st);
 

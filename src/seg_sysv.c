@@ -251,7 +251,7 @@ static int sysv_remove(const struct sk_name *n)
 	return 0;
 }
 
-static int sysv_stat(const shmkit_seg *s, struct shmkit_seg_stat *st)
+static int sysv_stat(const shmkit_seg *s, struct shmkit_seg_info *st)
 {
 	struct shmid_ds ds;
 

@@ -667,7 +667,7 @@ static int journal_append1(struct ctx *c)
 static int journal_after_append(struct ctx *c)
 {
 	struct shmkit_journal_report r;
-	struct shmkit_journal_stat st;
+	struct shmkit_journal_stats st;
 	int err = journal_append_n(c, 1);
 	if (err) {
 		printf("    append after the failure: %s (%s)\n", shmkit_strerror(err), shmkit_errdetail());
@@ -677,7 +677,7 @@ static int journal_after_append(struct ctx *c)
 		printf("    verify after the failure: %s (%s)\n", shmkit_strerror(err), shmkit_errdetail());
 		return err;
 	}
-	if ((err = shmkit_journal_stat(c->j, &st)))
+	if ((err = shmkit_journal_stats(c->j, &st)))
 		return err;
 	if (st.records != r.valid_records || st.last_seq != r.last_valid_seq) {
 		printf("    stat says %llu records up to %llu, verify %llu up to %llu\n",
@@ -690,9 +690,9 @@ static int journal_after_append(struct ctx *c)
 
 static bool journal_committed(struct ctx *c, bool before)
 {
-	struct shmkit_journal_stat st;
+	struct shmkit_journal_stats st;
 
-	if (shmkit_journal_stat(c->j, &st))
+	if (shmkit_journal_stats(c->j, &st))
 		return false;
 	if (before)
 		c->last_seq = st.last_seq;

@@ -84,8 +84,8 @@ static int do_write(char **argv)
 		return fail("open", err);
 	if (o.max_record > sizeof(buf))
 		return fail("max_record", -EINVAL);
-	struct shmkit_journal_stat st;
-	if ((err = shmkit_journal_stat(j, &st)))
+	struct shmkit_journal_stats st;
+	if ((err = shmkit_journal_stats(j, &st)))
 		return fail("stat", err);
 	uint64_t next = st.records ? st.last_seq + 1 : 1;
 	for (long i = 0; count == 0 || i < count; i++, next++) {
@@ -140,7 +140,7 @@ static int do_fill(char **argv)
 	};
 	long count = strtol(argv[1], NULL, 0);
 	uint32_t max = (uint32_t)strtoul(argv[3], NULL, 0);
-	struct shmkit_journal_stat st;
+	struct shmkit_journal_stats st;
 	shmkit_journal *j;
 	uint8_t buf[65536];
 	uint64_t seq = 0;
@@ -150,7 +150,7 @@ static int do_fill(char **argv)
 		return fail("open", err);
 	if (max > sizeof(buf))
 		return fail("max_record", -EINVAL);
-	if ((err = shmkit_journal_stat(j, &st)))
+	if ((err = shmkit_journal_stats(j, &st)))
 		return fail("stat", err);
 	uint64_t next = st.records ? st.last_seq + 1 : 1;
 	for (long i = 0; i < count; i++, next++) {

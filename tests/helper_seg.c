@@ -53,7 +53,7 @@ static void parse_opts(const char *s, struct shmkit_seg_opts *o)
 		else if (!strcmp(t, "cow"))
 			o->flags |= SHMKIT_COW;
 		else if (!strncmp(t, "t=", 2))
-			o->timeout_ns = strtoll(t + 2, NULL, 10) * 1000000;
+			o->init_timeout_ns = strtoll(t + 2, NULL, 10) * 1000000;
 	}
 }
 
@@ -98,7 +98,7 @@ static int race_init(void *data, size_t size, void *arg)
 
 static int cmd_race(int argc, char **argv)
 {
-	struct shmkit_seg_opts o = { .timeout_ns = 30 * 1000000000LL };
+	struct shmkit_seg_opts o = { .init_timeout_ns = 30 * 1000000000LL };
 	shmkit_seg *s;
 	int created = 0;
 	char c;

@@ -227,11 +227,11 @@ int sk_test_run(char *buf, size_t len, const char *prog, ...)
 struct find {
 	const char *name;
 	int shmid;
-	struct shmkit_seg_stat *st;
+	struct shmkit_seg_info *st;
 	int found;
 };
 
-static int find_cb(const struct shmkit_seg_stat *st, void *arg)
+static int find_cb(const struct shmkit_seg_info *st, void *arg)
 {
 	struct find *f = arg;
 
@@ -243,7 +243,7 @@ static int find_cb(const struct shmkit_seg_stat *st, void *arg)
 	return 0;
 }
 
-int sk_test_find_seg(const char *name, int shmid, struct shmkit_seg_stat *st)
+int sk_test_find_seg(const char *name, int shmid, struct shmkit_seg_info *st)
 {
 	struct find f = { name, shmid, st, 0 };
 	int err = shmkit_seg_list(find_cb, &f);

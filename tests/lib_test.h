@@ -157,11 +157,11 @@ int sk_test_finish(pid_t pid, int out_fd, char *buf, size_t len);
 int sk_test_run(char *buf, size_t len, const char *prog, ...)
 	__attribute__((sentinel));
 
-struct shmkit_seg_stat;
+struct shmkit_seg_info;
 /* How many times shmkit_seg_list() reports the segment with this canonical
  * name (or, name NULL, this System V shmid); the last match goes to *st
  * (may be NULL).  Negative errno if the listing fails. */
-int sk_test_find_seg(const char *name, int shmid, struct shmkit_seg_stat *st);
+int sk_test_find_seg(const char *name, int shmid, struct shmkit_seg_info *st);
 
 /* Call cond(arg) until it returns non-zero, at most ~10 s (1 ms naps):
  * for states another process may disturb briefly, e.g. a System V attach

@@ -731,6 +731,8 @@ static uint64_t journal_scan(struct iter *it)
 		}
 		want++;
 	}
+	if (e == -EAGAIN) /* the end */
+		e = 0;
 	if (e < 0 && !it->violated) {
 		it->t->torn += e == -EBADMSG;
 		violation(it, "journal: reading record %llu: %s (%s)", (unsigned long long)want,

@@ -439,14 +439,14 @@ static int run_writer(struct child *c)
 	                                 .durability = (int)c->b->durability,
 	                                 .group_records = c->b->group_records,
 	                                 .group_ms = c->b->group_ms };
-	struct shmkit_journal_stat st;
+	struct shmkit_journal_stats st;
 	uint8_t m[SK_MSG_MAX];
 	shmkit_journal *j;
 	int e = shmkit_journal_open(&j, c->b->name, &o);
 
 	if (e)
 		return call_failed(c, "journal_open (writer)", e);
-	if ((e = shmkit_journal_stat(j, &st)))
+	if ((e = shmkit_journal_stats(j, &st)))
 		return call_failed(c, "journal_stat", e);
 	running(c);
 	for (uint64_t seq = st.last_seq + 1; seq <= SK_MAXSEQ && !stopping(&c->b->stop_prod); seq++) {
@@ -500,7 +500,7 @@ static int run_follower(struct child *c)
 	running(c);
 	for (;;) {
 		int r = shmkit_journal_next(j, &rec, RX_SLICE_NS);
-		if (r == 0 || r == -ETIMEDOUT) {
+		if (r == -EAGAIN || r == -ETIMEDOUT) {
 			if (stopping(&c->b->stop_cons))
 				break;
 			continue;

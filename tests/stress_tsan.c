@@ -317,7 +317,7 @@ struct chan_ctx {
 
 static int chan_open_own(struct chan_ctx *c, shmkit_chan **ch, int wait)
 {
-	struct shmkit_chan_opts o = { .wait = wait, .timeout_ns = TMO_NS };
+	struct shmkit_chan_opts o = { .wait = wait, .init_timeout_ns = TMO_NS };
 	int e = shmkit_chan_open(ch, c->name, &o);
 
 	return e ? call_fail("chan_open", e) : 0;
@@ -428,7 +428,7 @@ static int chan_consumer(struct worker *w)
 static int chan_child(char **argv)
 {
 	uint64_t rng = (uint64_t)getpid();
-	struct shmkit_chan_opts o = { .timeout_ns = TMO_NS };
+	struct shmkit_chan_opts o = { .init_timeout_ns = TMO_NS };
 	shmkit_chan *ch;
 	int e = shmkit_chan_open(&ch, argv[0], &o);
 
@@ -512,7 +512,7 @@ struct bus_ctx {
 
 static int bus_open_own(struct bus_ctx *c, shmkit_bus **b)
 {
-	struct shmkit_bus_opts o = { .timeout_ns = TMO_NS };
+	struct shmkit_bus_opts o = { .init_timeout_ns = TMO_NS };
 	int e = shmkit_bus_open(b, c->name, &o);
 
 	return e ? call_fail("bus_open", e) : 0;
@@ -823,7 +823,7 @@ static int follow(const char *path, uint64_t count, int use_fd, pthread_barrier_
 			t = rec.time_ns;
 			want++;
 		}
-		if (!rc && want <= count && r != 0 && r != -ETIMEDOUT)
+		if (!rc && want <= count && r != -EAGAIN && r != -ETIMEDOUT)
 			rc = call_fail("journal_next", r);
 	}
 	if (!rc && want <= count)
@@ -1160,7 +1160,7 @@ static void rpc_counts_add(struct rpc_counts *to, const struct rpc_counts *k)
 
 static int rpc_open_own(const char *name, shmkit_rpc **r, int wait)
 {
-	struct shmkit_rpc_opts o = { .wait = wait, .timeout_ns = TMO_NS };
+	struct shmkit_rpc_opts o = { .wait = wait, .init_timeout_ns = TMO_NS };
 	int e = shmkit_rpc_open(r, name, &o);
 
 	return e ? call_fail("rpc_open", e) : 0;

@@ -121,11 +121,11 @@ Test(cli_tool, ls_does_not_attach_sysv_segments)
 	const char *n = sk_test_new_name("sysv");
 	struct shmkit_seg_opts o = { .size = 4096, .flags = SHMKIT_EXCL };
 	shmkit_seg *s;
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 	struct shmid_ds before, after;
 
 	cr_assert_eq(shmkit_seg_create(&s, n, &o), 0);
-	cr_assert_eq(shmkit_seg_stat(s, &st), 0);
+	cr_assert_eq(shmkit_seg_info(s, &st), 0);
 	shmkit_seg_close(s);
 	int id = st.shmid;
 	cr_assert_eq(shmctl(id, IPC_STAT, &before), 0);
@@ -226,8 +226,8 @@ Test(cli_tool, existing_names_are_opened_checked_or_refused)
 	cr_assert_eq(RUN(NULL, "create", s, "--size", "8K"), 1, "%s", out);
 	cr_expect(strstr(out, "exists with data size 4096, not 8192"), "%s", out);
 	/* Nothing changed. */
-	struct shmkit_seg_stat st;
-	cr_assert_eq(shmkit_seg_stat_name(s, &st), 0);
+	struct shmkit_seg_info st;
+	cr_assert_eq(shmkit_seg_info_name(s, &st), 0);
 	cr_expect_eq(st.data_size, 4096);
 }
 

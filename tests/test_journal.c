@@ -92,7 +92,7 @@ static uint64_t read_rest(shmkit_journal *j, uint64_t first, uint32_t max, uint6
 		expect = rec.seq + 1;
 		n++;
 	}
-	cr_assert_eq(r, 0, "next: %s (%s)", shmkit_strerror(r), shmkit_errdetail());
+	cr_assert_eq(r, -EAGAIN, "next: %s (%s)", shmkit_strerror(r), shmkit_errdetail());
 	if (last)
 		*last = expect ? expect - 1 : 0;
 	return n;
@@ -109,8 +109,8 @@ static uint64_t read_all(const char *path, uint64_t first, uint32_t max, uint64_
 static int count_files(const char *path)
 {
 	shmkit_journal *r = open_reader(path);
-	struct shmkit_journal_stat st;
-	cr_assert_eq(shmkit_journal_stat(r, &st), 0);
+	struct shmkit_journal_stats st;
+	cr_assert_eq(shmkit_journal_stats(r, &st), 0);
 	shmkit_journal_close(r);
 	return (int)st.files;
 }
@@ -161,8 +161,8 @@ Test(journal, every_policy_appends_and_reads_back)
 		shmkit_journal *j = open_writer(path, policy, 16384, 300);
 		append_range(j, 1, 400, 300); /* ~60 KiB: several files */
 		cr_assert_eq(shmkit_journal_sync(j), 0);
-		struct shmkit_journal_stat st;
-		cr_assert_eq(shmkit_journal_stat(j, &st), 0);
+		struct shmkit_journal_stats st;
+		cr_assert_eq(shmkit_journal_stats(j, &st), 0);
 		cr_assert_eq(st.durability, policy);
 		cr_assert_eq(st.writer_pid, getpid());
 		cr_assert_eq(shmkit_journal_close(j), 0);
@@ -171,7 +171,7 @@ Test(journal, every_policy_appends_and_reads_back)
 		cr_assert_eq(read_all(path, 1, 300, &last), 400, "policy %d", policy);
 		cr_assert_eq(last, 400);
 		shmkit_journal *r = open_reader(path);
-		cr_assert_eq(shmkit_journal_stat(r, &st), 0);
+		cr_assert_eq(shmkit_journal_stats(r, &st), 0);
 		cr_assert_eq(st.first_seq, 1);
 		cr_assert_eq(st.last_seq, 400);
 		cr_assert_eq(st.records, 400);
@@ -223,7 +223,7 @@ Test(journal, reader_follows_a_writer_in_the_same_process)
 	uint64_t expect = 1;
 	struct shmkit_record rec;
 
-	cr_assert_eq(shmkit_journal_next(r, &rec, 0), 0, "empty journal: end");
+	cr_assert_eq(shmkit_journal_next(r, &rec, 0), -EAGAIN, "empty journal: end");
 	for (uint64_t s = 1; s <= 300; s += 7) {
 		append_range(w, s, s + 6, 128);
 		int got;
@@ -232,7 +232,7 @@ Test(journal, reader_follows_a_writer_in_the_same_process)
 			cr_assert(jt_check(rec.seq, rec.data, rec.len, 128));
 			expect++;
 		}
-		cr_assert_eq(got, 0, "%s", shmkit_errdetail());
+		cr_assert_eq(got, -EAGAIN, "%s", shmkit_errdetail());
 		cr_assert_eq(expect, s + 7, "reader saw every record, across rolls");
 	}
 	shmkit_journal_close(r);
@@ -259,7 +259,7 @@ Test(journal, empty_and_max_size_records)
 	cr_assert_eq(shmkit_journal_next(r, &rec, 0), 1);
 	cr_assert_eq(rec.len, 1000);
 	cr_assert_eq(memcmp(rec.data, big, 1000), 0);
-	cr_assert_eq(shmkit_journal_next(r, &rec, 0), 0);
+	cr_assert_eq(shmkit_journal_next(r, &rec, 0), -EAGAIN);
 	cr_assert_eq(shmkit_journal_append(r, big, 1, &seq), -EPERM, "readers cannot append");
 	cr_assert_eq(shmkit_journal_sync(r), -EPERM);
 	shmkit_journal_close(r);
@@ -279,11 +279,11 @@ Test(journal, retention_by_file_count)
 	cr_assert_eq(shmkit_journal_open(&j, path, &o), 0);
 	shmkit_journal *r = open_reader(path); /* starts at seq 1, then falls behind */
 	struct shmkit_record rec;
-	cr_assert_eq(shmkit_journal_next(r, &rec, 0), 0);
+	cr_assert_eq(shmkit_journal_next(r, &rec, 0), -EAGAIN);
 	append_range(j, 1, 1000, 200);
 	cr_assert_leq(count_files(path), 3);
-	struct shmkit_journal_stat st;
-	cr_assert_eq(shmkit_journal_stat(j, &st), 0);
+	struct shmkit_journal_stats st;
+	cr_assert_eq(shmkit_journal_stats(j, &st), 0);
 	cr_assert_eq(st.last_seq, 1000);
 	cr_assert_gt(st.first_seq, 1, "old files were removed");
 	cr_assert_eq(st.files, 3);
@@ -300,7 +300,7 @@ Test(journal, retention_by_file_count)
 		cr_assert(jt_check(rec.seq, rec.data, rec.len, 200));
 		expect = rec.seq + 1;
 	}
-	cr_assert_eq(got, 0, "%s", shmkit_errdetail());
+	cr_assert_eq(got, -EAGAIN, "%s", shmkit_errdetail());
 	cr_assert_eq(jumps, 1);
 	cr_assert_eq(expect, 1001);
 	shmkit_journal_close(r);
@@ -319,8 +319,8 @@ Test(journal, retention_by_bytes)
 	shmkit_journal *j;
 	cr_assert_eq(shmkit_journal_open(&j, path, &o), 0);
 	append_range(j, 1, 2000, 200);
-	struct shmkit_journal_stat st;
-	cr_assert_eq(shmkit_journal_stat(j, &st), 0);
+	struct shmkit_journal_stats st;
+	cr_assert_eq(shmkit_journal_stats(j, &st), 0);
 	cr_assert_leq(st.bytes, 5 * 8192);
 	cr_assert_geq(st.files, 4);
 	shmkit_journal_close(j);
@@ -348,7 +348,7 @@ Test(journal, seek_by_sequence)
 	/* Beyond the end: nothing now; records up to the target are skipped
 	 * as they arrive. */
 	cr_assert_eq(shmkit_journal_seek_seq(r, 710), 0);
-	cr_assert_eq(shmkit_journal_next(r, &rec, 0), 0);
+	cr_assert_eq(shmkit_journal_next(r, &rec, 0), -EAGAIN);
 	append_range(j, 701, 720, 150);
 	cr_assert_eq(read_rest(r, 710, 150, NULL), 11);
 	shmkit_journal_close(r);
@@ -386,7 +386,7 @@ Test(journal, seek_by_time)
 	cr_assert_eq(shmkit_journal_next(r, &rec, 0), 1);
 	cr_assert_eq(rec.seq, 1);
 	cr_assert_eq(shmkit_journal_seek_time(r, times[600] + 1), 0);
-	cr_assert_eq(shmkit_journal_next(r, &rec, 0), 0, "after the newest record: end");
+	cr_assert_eq(shmkit_journal_next(r, &rec, 0), -EAGAIN, "after the newest record: end");
 	shmkit_journal_close(r);
 	shmkit_journal_close(j);
 }
@@ -655,7 +655,7 @@ static int sleeper_main(void *arg)
 		return 10;
 	while ((got = shmkit_journal_next(r, &rec, 0)) == 1)
 		;
-	if (got != 0)
+	if (got != -EAGAIN)
 		return 11;
 	if (write(sl->ready, "R", 1) != 1)
 		return 12;
@@ -852,10 +852,10 @@ Test(journal, second_writer_refused_then_admitted_when_first_dies)
 	shmkit_journal *j = NULL;
 	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE };
 	int busy = n > 0 ? shmkit_journal_open(&j, path, &o) : -1;
-	struct shmkit_journal_stat st = { 0 };
+	struct shmkit_journal_stats st = { 0 };
 	shmkit_journal *r = NULL;
 	if (n > 0 && shmkit_journal_open(&r, path, NULL) == 0) {
-		shmkit_journal_stat(r, &st);
+		shmkit_journal_stats(r, &st);
 		shmkit_journal_close(r);
 	}
 	kill(pid, SIGKILL);
@@ -1003,8 +1003,8 @@ Test(journal, no_descriptor_or_memory_left_by_open_close)
 		append_range(j, (uint64_t)i * 30 + 1, (uint64_t)i * 30 + 30, 100);
 		shmkit_journal *r = open_reader(path);
 		read_rest(r, 1, 100, NULL);
-		struct shmkit_journal_stat st;
-		shmkit_journal_stat(r, &st);
+		struct shmkit_journal_stats st;
+		shmkit_journal_stats(r, &st);
 		shmkit_journal_close(r);
 		shmkit_journal_close(j);
 	}

@@ -126,10 +126,10 @@ Test(seg, exec_sysv_by_id)
 {
 	const char *name = sk_test_new_name("sysv");
 	shmkit_seg *s = create_seg(name, 8192, 0);
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 	char idname[64];
 
-	cr_assert_eq(shmkit_seg_stat(s, &st), 0);
+	cr_assert_eq(shmkit_seg_info(s, &st), 0);
 	cr_assert_geq(st.shmid, 0);
 	snprintf(idname, sizeof(idname), "sysv:id=%d", st.shmid);
 	check_exec_as(s, idname);
@@ -438,9 +438,9 @@ static unsigned raw_mode(const char *name, const shmkit_seg *s)
 	struct stat st;
 
 	if (!strncmp(name, "sysv:", 5)) {
-		struct shmkit_seg_stat ss;
+		struct shmkit_seg_info ss;
 		struct shmid_ds ds;
-		cr_assert_eq(shmkit_seg_stat(s, &ss), 0);
+		cr_assert_eq(shmkit_seg_info(s, &ss), 0);
 		cr_assert_eq(shmctl(ss.shmid, IPC_STAT, &ds), 0);
 		return ds.shm_perm.mode & 0777;
 	}
@@ -471,8 +471,8 @@ static void check_modes(const char *prefix)
 			int err = shmkit_seg_create(&s, name, &o);
 			umask(old);
 			cr_assert_eq(err, 0, "%s: %s", name, shmkit_strerror(err));
-			struct shmkit_seg_stat st;
-			int serr = shmkit_seg_stat(s, &st);
+			struct shmkit_seg_info st;
+			int serr = shmkit_seg_info(s, &st);
 			unsigned raw = raw_mode(name, s);
 			shmkit_seg_close(s);
 			sk_test_remove(name);
@@ -491,7 +491,7 @@ Test(seg, mode_exact_memfd) { check_modes("memfd"); }
 
 /* ---- stat and list ------------------------------------------------------- */
 
-static void check_stat_fields(const struct shmkit_seg_stat *st, const char *name, int backend)
+static void check_stat_fields(const struct shmkit_seg_info *st, const char *name, int backend)
 {
 	cr_assert_eq(st->backend, backend);
 	cr_assert_eq(st->kind, SHMKIT_KIND_BYTES);
@@ -520,9 +520,9 @@ struct nattch {
 static int nattch_is(void *p)
 {
 	const struct nattch *n = p;
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 
-	return shmkit_seg_stat(n->seg, &st) == 0 && st.attach_count == n->want &&
+	return shmkit_seg_info(n->seg, &st) == 0 && st.attach_count == n->want &&
 	       st.removed == n->removed;
 }
 
@@ -537,9 +537,9 @@ static void check_stat(const char *prefix, int backend)
 {
 	const char *name = sk_test_new_name(prefix);
 	shmkit_seg *s = create_seg(name, 5000, 0);
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 
-	cr_assert_eq(shmkit_seg_stat(s, &st), 0);
+	cr_assert_eq(shmkit_seg_info(s, &st), 0);
 	check_stat_fields(&st, name, backend);
 	if (backend == SHMKIT_SYSV) {
 		cr_assert_geq(st.shmid, 0);
@@ -549,7 +549,7 @@ static void check_stat(const char *prefix, int backend)
 		cr_assert_eq(st.shmid, -1);
 	}
 	if (backend != SHMKIT_MEMFD && backend != SHMKIT_ANON) {
-		cr_assert_eq(shmkit_seg_stat_name(name, &st), 0);
+		cr_assert_eq(shmkit_seg_info_name(name, &st), 0);
 		check_stat_fields(&st, name, backend);
 	}
 	shmkit_seg_close(s);
@@ -565,9 +565,9 @@ Test(seg, list_shows_managed)
 {
 	const char *pname = sk_test_new_name("posix"), *vname = sk_test_new_name("sysv");
 	shmkit_seg *p = create_seg(pname, 5000, 0), *v = create_seg(vname, 5000, 0);
-	struct shmkit_seg_stat vst, fp, fv;
+	struct shmkit_seg_info vst, fp, fv;
 
-	cr_assert_eq(shmkit_seg_stat(v, &vst), 0);
+	cr_assert_eq(shmkit_seg_info(v, &vst), 0);
 	cr_assert_eq(sk_test_find_seg(pname, -1, &fp), 1);
 	cr_assert_eq(sk_test_find_seg(NULL, vst.shmid, &fv), 1);
 	cr_assert_eq(fp.kind, SHMKIT_KIND_BYTES);
@@ -580,7 +580,7 @@ Test(seg, list_shows_managed)
 	shmkit_seg_close(v);
 }
 
-static int stop_cb(const struct shmkit_seg_stat *st, void *arg)
+static int stop_cb(const struct shmkit_seg_info *st, void *arg)
 {
 	++*(int *)arg;
 	return 42;
@@ -603,7 +603,7 @@ Test(seg, list_stops_early)
  * brief attach is not counted). */
 static int listed_removed_twice(void *p)
 {
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 
 	return sk_test_find_seg(NULL, *(int *)p, &st) == 1 && st.removed == 1 && st.attach_count == 2;
 }
@@ -612,11 +612,11 @@ Test(seg, sysv_remove_while_attached)
 {
 	const char *name = sk_test_new_name("sysv");
 	shmkit_seg *a = create_seg(name, 4096, 0), *b;
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 
 	cr_assert_eq(shmkit_seg_open(&b, name, NULL), 0);
 	expect_nattch(a, 2, 0);
-	cr_assert_eq(shmkit_seg_stat(a, &st), 0);
+	cr_assert_eq(shmkit_seg_info(a, &st), 0);
 	int shmid = st.shmid;
 	cr_assert_eq(shmkit_seg_remove(name), 0);
 	cr_assert_eq(shmkit_seg_remove(name), -ENOENT);
@@ -631,7 +631,7 @@ Test(seg, sysv_remove_while_attached)
 	shmkit_seg_close(a);
 	char idname[64];
 	snprintf(idname, sizeof(idname), "sysv:id=%d", shmid);
-	cr_assert_eq(shmkit_seg_stat_name(idname, &st), -ENOENT);
+	cr_assert_eq(shmkit_seg_info_name(idname, &st), -ENOENT);
 	cr_assert_eq(sk_test_exists(name), 0);
 }
 
@@ -639,11 +639,11 @@ Test(seg, posix_remove_while_open)
 {
 	const char *name = sk_test_new_name("posix");
 	shmkit_seg *s = create_seg(name, 4096, 0);
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 
 	cr_assert_eq(shmkit_seg_remove(name), 0);
 	cr_assert_eq(sk_test_exists(name), 0);
-	cr_assert_eq(shmkit_seg_stat(s, &st), 0);
+	cr_assert_eq(shmkit_seg_info(s, &st), 0);
 	cr_assert_eq(st.removed, 1);
 	strcpy(data_of(s), "usable");
 	cr_assert_str_eq(data_of(s), "usable");

@@ -246,8 +246,8 @@ Test(seg_bad, options)
 	cr_assert_eq(shmkit_seg_close(NULL), 0);
 	cr_assert_null(shmkit_seg_data(NULL));
 	cr_assert_eq(shmkit_seg_size(NULL), 0);
-	cr_assert_eq(shmkit_seg_stat(NULL, NULL), -EINVAL);
-	cr_assert_eq(shmkit_seg_stat_name(name, NULL), -EINVAL);
+	cr_assert_eq(shmkit_seg_info(NULL, NULL), -EINVAL);
+	cr_assert_eq(shmkit_seg_info_name(name, NULL), -EINVAL);
 	shmkit_seg_close(s);
 }
 
@@ -453,7 +453,7 @@ static void patch_and_open(shmkit_seg *s, const char *name, size_t off, uint64_t
 {
 	char *h = (char *)hdr_of(s);
 	char saved[8];
-	struct shmkit_seg_opts o = { .timeout_ns = 20 * MS }, raw = { .flags = SHMKIT_RAW };
+	struct shmkit_seg_opts o = { .init_timeout_ns = 20 * MS }, raw = { .flags = SHMKIT_RAW };
 	shmkit_seg *t;
 
 	memcpy(saved, h + off, width);
@@ -502,21 +502,21 @@ Test(seg_bad, file_truncated)
 	const char *name = sk_test_new_name("file");
 	const char *path = name + 5;
 	shmkit_seg *s = create_ok(name, 8192, 0);
-	struct shmkit_seg_opts o = { .timeout_ns = 20 * MS };
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_opts o = { .init_timeout_ns = 20 * MS };
+	struct shmkit_seg_info st;
 
 	/* While open: stat works, sync reports it, nothing touches the lost pages. */
 	cr_assert_eq(truncate(path, SK_HDR_SIZE), 0);
-	cr_assert_eq(shmkit_seg_stat(s, &st), 0);
+	cr_assert_eq(shmkit_seg_info(s, &st), 0);
 	cr_assert_eq(shmkit_seg_sync(s, 0, 0, 0), -EBADMSG, "%s", shmkit_errdetail());
 	shmkit_seg_close(s);
 	/* Reopened: the header says more than the file holds. */
 	EXPECT_OPEN_FAILS(name, &o, -EBADMSG);
-	cr_assert_eq(shmkit_seg_stat_name(name, &st), 0, "still listable");
+	cr_assert_eq(shmkit_seg_info_name(name, &st), 0, "still listable");
 	cr_assert_eq(st.kind, SHMKIT_KIND_FOREIGN);
 	/* Shorter than a header: refused at once, not after the timeout. */
 	cr_assert_eq(truncate(path, 100), 0);
-	struct shmkit_seg_opts slow = { .timeout_ns = 3600 * 1000 * MS };
+	struct shmkit_seg_opts slow = { .init_timeout_ns = 3600 * 1000 * MS };
 	EXPECT_OPEN_FAILS(name, &slow, -EPROTO);
 	/* Empty: given up within the bound. */
 	cr_assert_eq(truncate(path, 0), 0);
@@ -683,8 +683,8 @@ static int fill_tmpfs(const char *prefix)
 		}
 	}
 	for (int i = 0; i < n; i++) {
-		struct shmkit_seg_stat st;
-		shmkit_seg_stat(segs[i], &st);
+		struct shmkit_seg_info st;
+		shmkit_seg_info(segs[i], &st);
 		shmkit_seg_close(segs[i]);
 		shmkit_seg_remove(st.name);
 	}

@@ -25,7 +25,7 @@ TestSuite(seg_foreign, .timeout = 60, .fini = sk_test_cleanup);
 /* Listed once, as foreign, the whole mapping as its data. */
 static void expect_listed_foreign(const char *name, int shmid, size_t size)
 {
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 	int found = sk_test_find_seg(name, shmid, &st);
 
 	cr_assert_eq(found, 1, "%s listed %d times", name ? name : "shmid", found);
@@ -38,7 +38,7 @@ static void expect_listed_foreign(const char *name, int shmid, size_t size)
  * once (a wait would run into the test's timeout). */
 static void expect_raw_rw(const char *name, const char *want, size_t size)
 {
-	struct shmkit_seg_opts raw = { .flags = SHMKIT_RAW }, managed = { .timeout_ns = HOUR };
+	struct shmkit_seg_opts raw = { .flags = SHMKIT_RAW }, managed = { .init_timeout_ns = HOUR };
 	shmkit_seg *s, *t = NULL;
 	char out[64];
 
@@ -99,7 +99,7 @@ Test(seg_foreign, raw_posix_small)
 Test(seg_foreign, raw_posix_zeros)
 {
 	const char *name = sk_test_new_name("posix");
-	struct shmkit_seg_opts o = { .timeout_ns = 20 * MS }, raw = { .flags = SHMKIT_RAW };
+	struct shmkit_seg_opts o = { .init_timeout_ns = 20 * MS }, raw = { .flags = SHMKIT_RAW };
 	shmkit_seg *s;
 
 	close(make_raw_posix(name, 8192, NULL, 0));
@@ -122,9 +122,9 @@ Test(seg_foreign, raw_posix_zero_magic)
 /* Polled: another process's listing may be attached for a moment. */
 static int nobody_attached(void *name)
 {
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 
-	return shmkit_seg_stat_name(name, &st) == 0 && st.attach_count == 0;
+	return shmkit_seg_info_name(name, &st) == 0 && st.attach_count == 0;
 }
 
 Test(seg_foreign, raw_sysv)
@@ -141,8 +141,8 @@ Test(seg_foreign, raw_sysv)
 	shmdt(p);
 	snprintf(idname, sizeof(idname), "sysv:id=%d", id);
 	expect_listed_foreign(NULL, id, 10000);
-	struct shmkit_seg_stat st;
-	cr_assert_eq(shmkit_seg_stat_name(idname, &st), 0);
+	struct shmkit_seg_info st;
+	cr_assert_eq(shmkit_seg_info_name(idname, &st), 0);
 	cr_assert_eq(st.creator_pid, getpid(), "creator from shm_cpid");
 	cr_assert_eq(st.key, (long)(uint32_t)key);
 	cr_assert(sk_test_eventually(nobody_attached, idname), "stat's own attach is not counted");
@@ -167,14 +167,14 @@ Test(seg_foreign, ipcmk)
 	if (id < 0)
 		cr_skip_test("ipcmk not available");
 	snprintf(idname, sizeof(idname), "sysv:id=%d", id);
-	struct shmkit_seg_opts raw = { .flags = SHMKIT_RAW }, managed = { .timeout_ns = 20 * MS };
+	struct shmkit_seg_opts raw = { .flags = SHMKIT_RAW }, managed = { .init_timeout_ns = 20 * MS };
 	shmkit_seg *s = NULL;
 	int listed_err = shmkit_seg_open(&s, idname, &raw);
 	if (!listed_err) {
 		strcpy(shmkit_seg_data(s), "into-ipcmk");
 		shmkit_seg_close(s);
 	}
-	struct shmkit_seg_stat lst;
+	struct shmkit_seg_info lst;
 	int found = sk_test_find_seg(NULL, id, &lst);
 	int merr = shmkit_seg_open(&s, idname, &managed);
 	char out[32];
@@ -223,9 +223,9 @@ Test(seg_foreign, python_shared_memory)
 			break;
 		n += r;
 	}
-	struct shmkit_seg_stat lst;
+	struct shmkit_seg_info lst;
 	int found = n == 6 ? sk_test_find_seg(name, -1, &lst) : -1;
-	struct shmkit_seg_opts raw = { .flags = SHMKIT_RAW }, managed = { .timeout_ns = HOUR };
+	struct shmkit_seg_opts raw = { .flags = SHMKIT_RAW }, managed = { .init_timeout_ns = HOUR };
 	shmkit_seg *s = NULL;
 	int rerr = n == 6 ? shmkit_seg_open(&s, name, &raw) : -1;
 	char seen[16] = "";
@@ -291,7 +291,7 @@ Test(seg_foreign, recv_fd_bad_messages)
 	int sv[2];
 	/* These memfds are not sealed: NOSEAL accepts that (tested apart). */
 	struct shmkit_seg_opts raw = { .flags = SHMKIT_RAW | SHMKIT_NOSEAL },
-	                       quick = { .timeout_ns = 20 * MS, .flags = SHMKIT_NOSEAL };
+	                       quick = { .init_timeout_ns = 20 * MS, .flags = SHMKIT_NOSEAL };
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	/* No fd in the message: its own error, not "corrupt shared state". */

@@ -61,7 +61,7 @@ static int race_is_mine(const char *data)
 static int racer(void *p)
 {
 	struct racer *r = p;
-	struct shmkit_seg_opts o = { .size = RACE_SIZE, .timeout_ns = 30 * SEC };
+	struct shmkit_seg_opts o = { .size = RACE_SIZE, .init_timeout_ns = 30 * SEC };
 	shmkit_seg *s;
 	char c;
 
@@ -146,14 +146,14 @@ static struct sk_seg_hdr *hdr_of(shmkit_seg *s)
 
 struct opener {
 	const char *name;
-	int64_t timeout_ns;
+	int64_t init_timeout_ns;
 	const char *expect;
 };
 
 static int opener(void *p)
 {
 	struct opener *a = p;
-	struct shmkit_seg_opts o = { .timeout_ns = a->timeout_ns };
+	struct shmkit_seg_opts o = { .init_timeout_ns = a->init_timeout_ns };
 	shmkit_seg *s;
 	int err = shmkit_seg_open(&s, a->name, &o);
 
@@ -190,7 +190,7 @@ Test(seg_race, opener_waits_for_slow_creator)
 	size_t map_size = hdr_of(m)->map_size;
 	int fd = shm_open(name + 6, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	cr_assert_geq(fd, 0);
-	struct opener a = { .name = name, .timeout_ns = 60 * SEC, .expect = "slow but sure" };
+	struct opener a = { .name = name, .init_timeout_ns = 60 * SEC, .expect = "slow but sure" };
 	pid_t child = sk_test_fork(opener, &a);
 	const char *argv[] = { "helper_seg", "read", name, "0", "64", "t=60000", NULL };
 	pid_t helper = sk_test_spawn(argv, -1, &out_fd);
@@ -237,7 +237,7 @@ static void check_init_state(const char *prefix)
 	creator_lock(&cl, s);
 	strcpy(shmkit_seg_data(s), "late");
 	sk_store_relaxed(&hdr_of(s)->state, SK_STATE_INIT);
-	struct opener a = { .name = name, .timeout_ns = 60 * SEC, .expect = "late" };
+	struct opener a = { .name = name, .init_timeout_ns = 60 * SEC, .expect = "late" };
 	pid_t child = sk_test_fork(opener, &a);
 	sched_yield();
 	publish(hdr_of(s));
@@ -264,9 +264,9 @@ static void check_never_published(const char *prefix)
 	creator_lock(&cl, s);
 	sk_store_relaxed(&hdr_of(s)->state, SK_STATE_INIT);
 	int fds = sk_test_fd_count();
-	struct shmkit_seg_opts wo = { .timeout_ns = 50 * 1000000LL };
+	struct shmkit_seg_opts wo = { .init_timeout_ns = 50 * 1000000LL };
 	int err = shmkit_seg_open(&t, name, &wo);
-	int err2 = shmkit_seg_create(&t, name, &(struct shmkit_seg_opts){ .size = 100, .timeout_ns = 1 });
+	int err2 = shmkit_seg_create(&t, name, &(struct shmkit_seg_opts){ .size = 100, .init_timeout_ns = 1 });
 	int err3 = shmkit_seg_open(&t, name, &(struct shmkit_seg_opts){ .flags = SHMKIT_RAW });
 	if (!err3)
 		shmkit_seg_close(t);
@@ -295,11 +295,11 @@ Test(seg_race, dead_creator_sysv_recovers)
 	cr_assert_eq(shmkit_seg_create(&s, name, &o), 0);
 	int old_id = s->shmid;
 	sk_store_relaxed(&hdr_of(s)->state, SK_STATE_INIT);
-	struct shmkit_seg_stat st;
-	cr_assert_eq(shmkit_seg_stat_name(name, &st), 0);
+	struct shmkit_seg_info st;
+	cr_assert_eq(shmkit_seg_info_name(name, &st), 0);
 	cr_expect_eq(st.initialising, 2, "ls sees it unfinished, its creator gone");
 	cr_expect_eq(st.kind, SHMKIT_KIND_BYTES);
-	struct shmkit_seg_opts wo = { .timeout_ns = 60 * SEC };
+	struct shmkit_seg_opts wo = { .init_timeout_ns = 60 * SEC };
 	int err = shmkit_seg_open(&t, name, &wo);
 	cr_assert_eq(err, -ENOENT, "got %d %s", err, shmkit_errdetail());
 	cr_assert(strstr(shmkit_errdetail(), "died"), "%s", shmkit_errdetail());
@@ -308,7 +308,7 @@ Test(seg_race, dead_creator_sysv_recovers)
 	/* And again, this time through create-or-open. */
 	cr_assert_eq(shmkit_seg_create(&s, name, &o), 0);
 	sk_store_relaxed(&hdr_of(s)->state, SK_STATE_INIT);
-	struct shmkit_seg_opts co = { .size = 100, .timeout_ns = 60 * SEC };
+	struct shmkit_seg_opts co = { .size = 100, .init_timeout_ns = 60 * SEC };
 	err = shmkit_seg_create(&t, name, &co);
 	cr_assert_eq(err, 0, "create-or-open got %d %s", err, shmkit_errdetail());
 	cr_assert_neq(t->shmid, old_id);
@@ -364,7 +364,7 @@ static void check_killed_creator(const char *prefix)
 	close(started[1]);
 	if (strcmp(prefix, "sysv"))
 		cr_assert_eq(exists, 0, "%s: a half-made segment is visible by name", prefix);
-	struct shmkit_seg_opts o = { .size = 4096, .timeout_ns = 60 * SEC };
+	struct shmkit_seg_opts o = { .size = 4096, .init_timeout_ns = 60 * SEC };
 	shmkit_seg *s;
 	int err = shmkit_seg_create(&s, name, &o);
 	cr_assert_eq(err, 0, "create after a killed creator: %d %s", err, shmkit_errdetail());
@@ -387,7 +387,7 @@ Test(seg_race, never_sized)
 	cr_assert_geq(fd, 0);
 	close(fd);
 	int fds = sk_test_fd_count();
-	struct shmkit_seg_opts o = { .timeout_ns = 50 * 1000000LL };
+	struct shmkit_seg_opts o = { .init_timeout_ns = 50 * 1000000LL };
 	int err = shmkit_seg_open(&s, name, &o);
 	int fds_after = sk_test_fd_count();
 	cr_assert(err == -ETIMEDOUT || err == -EPROTO, "got %d", err);
@@ -453,7 +453,7 @@ static void check_failed_creator(const char *prefix)
 		_exit(0);
 	}
 	close(go[1]);
-	struct shmkit_seg_opts o = { .size = RACE_SIZE, .timeout_ns = 60 * SEC };
+	struct shmkit_seg_opts o = { .size = RACE_SIZE, .init_timeout_ns = 60 * SEC };
 	shmkit_seg *s = NULL;
 	int created = 0;
 	int err = sk_seg_create_kind(&s, name, &o, SHMKIT_KIND_BYTES, race_init, &created);

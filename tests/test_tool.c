@@ -440,8 +440,8 @@ Test(tool, usage_errors_exit_2)
 		result_free(&r);
 	}
 	/* Nothing was created by any of them. */
-	struct shmkit_seg_stat st;
-	cr_expect_eq(shmkit_seg_stat_name(n, &st), -ENOENT);
+	struct shmkit_seg_info st;
+	cr_expect_eq(shmkit_seg_info_name(n, &st), -ENOENT);
 }
 
 Test(tool, anon_and_memfd_are_library_only)
@@ -509,9 +509,9 @@ Test(tool, rm_goes_on_after_a_failure)
 	expect_fail(r, 1, missing);
 	cr_expect_eq(strchr(r.err, '\n') - r.err + 1, (long)strlen(r.err), "one error line: %s", r.err);
 	result_free(&r);
-	struct shmkit_seg_stat st;
-	cr_expect_eq(shmkit_seg_stat_name(a, &st), -ENOENT);
-	cr_expect_eq(shmkit_seg_stat_name(b, &st), -ENOENT);
+	struct shmkit_seg_info st;
+	cr_expect_eq(shmkit_seg_info_name(a, &st), -ENOENT);
+	cr_expect_eq(shmkit_seg_info_name(b, &st), -ENOENT);
 	r = SK("rm", (char *)missing);
 	expect_fail(r, 1, missing);
 	result_free(&r);
@@ -555,8 +555,8 @@ static void create_and_describe(const char *name)
 	r = SK("rm", (char *)name);
 	expect(r, 0);
 	result_free(&r);
-	struct shmkit_seg_stat st;
-	cr_expect_eq(shmkit_seg_stat_name(name, &st), -ENOENT);
+	struct shmkit_seg_info st;
+	cr_expect_eq(shmkit_seg_info_name(name, &st), -ENOENT);
 }
 
 Test(tool, create_posix)
@@ -602,8 +602,8 @@ Test(tool, create_options)
 	r = SK("create", (char *)n, "--size", "2M", "--huge");
 	expect_fail(r, 2, n);
 	result_free(&r);
-	struct shmkit_seg_stat st;
-	cr_expect_eq(shmkit_seg_stat_name(n, &st), -ENOENT);
+	struct shmkit_seg_info st;
+	cr_expect_eq(shmkit_seg_info_name(n, &st), -ENOENT);
 }
 
 /* ---- read / write --------------------------------------------------------- */
@@ -914,7 +914,7 @@ Test(tool, gc_removes_dead_creators_only)
 	const char *sdead = sysv_name(4), *kept = posix_name();
 	struct shmkit_seg_opts o = { .size = 4096 };
 	shmkit_seg *mine, *held;
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 
 	/* Made by a shmkit process that has exited: the creator is dead. */
 	const char *by_tool[] = { dead, inuse, sdead };
@@ -925,7 +925,7 @@ Test(tool, gc_removes_dead_creators_only)
 	}
 	/* The same, but persistent (the default of `shmkit create`): kept. */
 	tool_create(kept, "4K");
-	cr_assert_eq(shmkit_seg_stat_name(kept, &st), 0);
+	cr_assert_eq(shmkit_seg_info_name(kept, &st), 0);
 	cr_expect_eq(st.persistent, 1);
 	cr_expect_eq(st.creator_alive, 0);
 	/* Made by this (living) process. */
@@ -941,7 +941,7 @@ Test(tool, gc_removes_dead_creators_only)
 	expect(r, 0);
 	cr_expect(strstr(r.out, "would remove"), "%s", r.out);
 	result_free(&r);
-	cr_expect_eq(shmkit_seg_stat_name(dead, &st), 0, "--dry-run removed something");
+	cr_expect_eq(shmkit_seg_info_name(dead, &st), 0, "--dry-run removed something");
 
 	r = SK("gc", gc_pattern(), (char *)sdead);
 	expect(r, 0);
@@ -951,12 +951,12 @@ Test(tool, gc_removes_dead_creators_only)
 	cr_expect(!strstr(r.out, inuse), "%s", r.out);
 	cr_expect(!strstr(r.out, raw), "%s", r.out);
 	result_free(&r);
-	cr_expect_eq(shmkit_seg_stat_name(dead, &st), -ENOENT);
-	cr_expect_eq(shmkit_seg_stat_name(sdead, &st), -ENOENT);
-	cr_expect_eq(shmkit_seg_stat_name(live, &st), 0);
-	cr_expect_eq(shmkit_seg_stat_name(inuse, &st), 0);
-	cr_expect_eq(shmkit_seg_stat_name(rawname, &st), 0);
-	cr_expect_eq(shmkit_seg_stat_name(kept, &st), 0, "gc removed a persistent segment");
+	cr_expect_eq(shmkit_seg_info_name(dead, &st), -ENOENT);
+	cr_expect_eq(shmkit_seg_info_name(sdead, &st), -ENOENT);
+	cr_expect_eq(shmkit_seg_info_name(live, &st), 0);
+	cr_expect_eq(shmkit_seg_info_name(inuse, &st), 0);
+	cr_expect_eq(shmkit_seg_info_name(rawname, &st), 0);
+	cr_expect_eq(shmkit_seg_info_name(kept, &st), 0, "gc removed a persistent segment");
 
 	/* Once nobody maps it, the dead creator's segment goes too. */
 	shmkit_seg_close(held);
@@ -966,9 +966,9 @@ Test(tool, gc_removes_dead_creators_only)
 	cr_expect(strstr(r.out, raw), "%s", r.out);
 	cr_expect(!strstr(r.out, live), "%s", r.out);
 	result_free(&r);
-	cr_expect_eq(shmkit_seg_stat_name(inuse, &st), -ENOENT);
-	cr_expect_eq(shmkit_seg_stat_name(rawname, &st), -ENOENT);
-	cr_expect_eq(shmkit_seg_stat_name(live, &st), 0);
+	cr_expect_eq(shmkit_seg_info_name(inuse, &st), -ENOENT);
+	cr_expect_eq(shmkit_seg_info_name(rawname, &st), -ENOENT);
+	cr_expect_eq(shmkit_seg_info_name(live, &st), 0);
 	shmkit_seg_close(mine);
 }
 
@@ -983,8 +983,8 @@ Test(tool, gc_in_another_pid_namespace_keeps_what_is_open)
 	result_free(&t);
 	shmkit_seg *held;
 	cr_assert_eq(shmkit_seg_open(&held, n, NULL), 0);
-	struct shmkit_seg_stat st;
-	cr_assert_eq(shmkit_seg_stat_name(n, &st), 0);
+	struct shmkit_seg_info st;
+	cr_assert_eq(shmkit_seg_info_name(n, &st), 0);
 	cr_expect_eq(st.in_use, 1);
 	struct result r = run_prog("/usr/bin/unshare", NULL, 0,
 	                           ARGV((char *)"unshare", (char *)"--pid", (char *)"--fork",
@@ -993,9 +993,9 @@ Test(tool, gc_in_another_pid_namespace_keeps_what_is_open)
 	expect(r, 0);
 	cr_expect(!strstr(r.out, "removed"), "%s", r.out);
 	result_free(&r);
-	cr_expect_eq(shmkit_seg_stat_name(n, &st), 0, "gc removed a segment held open");
+	cr_expect_eq(shmkit_seg_info_name(n, &st), 0, "gc removed a segment held open");
 	shmkit_seg_close(held);
-	cr_assert_eq(shmkit_seg_stat_name(n, &st), 0);
+	cr_assert_eq(shmkit_seg_info_name(n, &st), 0);
 	cr_expect_eq(st.in_use, 0);
 	r = SK("gc", (char *)n);
 	expect(r, 0);
@@ -1030,8 +1030,8 @@ Test(tool, ls_and_gc_see_an_unfinished_sysv_segment)
 	expect(r, 0);
 	cr_expect(strstr(r.out, "died while initialising"), "%s", r.out);
 	result_free(&r);
-	struct shmkit_seg_stat st;
-	cr_expect_eq(shmkit_seg_stat_name(n, &st), -ENOENT);
+	struct shmkit_seg_info st;
+	cr_expect_eq(shmkit_seg_info_name(n, &st), -ENOENT);
 }
 
 /* A full /dev/shm and a sparse foreign segment (a user can truncate a

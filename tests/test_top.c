@@ -254,9 +254,9 @@ Test(top, json_snapshot_matches_the_objects_stats)
 	expect(obj, "peers_dead", pc.dead);
 	cr_assert_eq(pc.lag, 3);
 
-	struct shmkit_journal_stat js;
+	struct shmkit_journal_stats js;
 	char real[PATH_MAX];
-	cr_assert_eq(shmkit_journal_stat(j, &js), 0);
+	cr_assert_eq(shmkit_journal_stats(j, &js), 0);
 	cr_assert(realpath(jpath, real));
 	must_find(out, real, obj, sizeof(obj));
 	cr_assert(strstr(obj, "\"kind\":\"journal\""), "%s", obj);

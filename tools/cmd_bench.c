@@ -319,7 +319,7 @@ static void chan_names(char out[2][96], const char *base)
 static int demo_peer(const char *base, long count)
 {
 	char names[2][96];
-	struct shmkit_chan_opts o = { .timeout_ns = DEMO_TIMEOUT_NS };
+	struct shmkit_chan_opts o = { .init_timeout_ns = DEMO_TIMEOUT_NS };
 	struct xport x = { .label = "peer", .fd_tx = -1, .fd_rx = -1 };
 	chan_names(names, base);
 	int r = shmkit_chan_open(&x.rx, names[0], &o);

@@ -147,7 +147,7 @@ int cmd_bus(int argc, char **argv)
 	/* Made by a process that exits at once: persistent, so gc leaves it. */
 	struct bus_args a = { .o = { .flags = SHMKIT_PERSIST } };
 	struct shmkit_bus_stats st;
-	struct shmkit_seg_stat ss;
+	struct shmkit_seg_info ss;
 	shmkit_bus *bus;
 	int rc = bus_parse(argc, argv, &a);
 
@@ -165,7 +165,7 @@ int cmd_bus(int argc, char **argv)
 	/* The mode: as asked when made here (no second open that could
 	 * fail and leave the new object behind), else the kernel's. */
 	ss.mode = a.o.mode ? a.o.mode : 0600;
-	if ((err = shmkit_bus_stats(bus, &st)) || (!created && (err = shmkit_seg_stat_name(name, &ss)))) {
+	if ((err = shmkit_bus_stats(bus, &st)) || (!created && (err = shmkit_seg_info_name(name, &ss)))) {
 		shmkit_bus_close(bus);
 		if (created)
 			shmkit_seg_remove(name); /* a failed command leaves nothing */

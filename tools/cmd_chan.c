@@ -150,7 +150,7 @@ int cmd_chan(int argc, char **argv)
 	/* Made by a process that exits at once: persistent, so gc leaves it. */
 	struct chan_args a = { .o = { .flags = SHMKIT_PERSIST } };
 	struct shmkit_chan_stats st;
-	struct shmkit_seg_stat ss;
+	struct shmkit_seg_info ss;
 	shmkit_chan *ch;
 	int rc = chan_parse(argc, argv, &a);
 
@@ -168,7 +168,7 @@ int cmd_chan(int argc, char **argv)
 	}
 	if (err)
 		return tool_open_err(name, err);
-	if ((err = shmkit_chan_stats(ch, &st)) || (err = shmkit_seg_stat(shmkit_chan_seg(ch), &ss))) {
+	if ((err = shmkit_chan_stats(ch, &st)) || (err = shmkit_seg_info(shmkit_chan_seg(ch), &ss))) {
 		shmkit_chan_close(ch);
 		if (created)
 			shmkit_seg_remove(name); /* a failed command leaves nothing */

@@ -607,7 +607,7 @@ static int rpc_peer(const struct shmkit_rpc_peer *b, void *arg)
 }
 
 /* Peers of a segment by the pids the library reports. */
-static int seg_peers(const char *name, const struct shmkit_seg_stat *st, struct peers *p)
+static int seg_peers(const char *name, const struct shmkit_seg_info *st, struct peers *p)
 {
 	int err = 0;
 
@@ -639,7 +639,7 @@ static int seg_peers(const char *name, const struct shmkit_seg_stat *st, struct 
 }
 
 /* What shows in /proc/PID/maps when a process maps the object. */
-static void map_mark(const char *name, const struct shmkit_seg_stat *st, bool journal, char *buf,
+static void map_mark(const char *name, const struct shmkit_seg_info *st, bool journal, char *buf,
                      size_t len)
 {
 	if (journal)
@@ -755,7 +755,7 @@ static bool is_journal_dir(const char *path)
 /* The namespaces checks of NAME; 0 or an error for the name. */
 static int check_namespaces(struct report *r, const char *name)
 {
-	struct shmkit_seg_stat st = { .backend = 0 };
+	struct shmkit_seg_info st = { .backend = 0 };
 	struct peers p = { .n = 0 };
 	char mark[PATH_MAX + 32], real[PATH_MAX];
 	bool journal = is_journal_dir(name);
@@ -763,16 +763,16 @@ static int check_namespaces(struct report *r, const char *name)
 
 	if (journal) {
 		shmkit_journal *j;
-		struct shmkit_journal_stat js;
+		struct shmkit_journal_stats js;
 		if (!realpath(name, real))
 			return -errno;
 		if (!(err = shmkit_journal_open(&j, real, NULL))) {
-			if (!(err = shmkit_journal_stat(j, &js)))
+			if (!(err = shmkit_journal_stats(j, &js)))
 				peer_add(&p, js.writer_pid, "writer");
 			shmkit_journal_close(j);
 		}
 		name = real;
-	} else if (!(err = shmkit_seg_stat_name(name, &st))) {
+	} else if (!(err = shmkit_seg_info_name(name, &st))) {
 		err = seg_peers(name, &st, &p);
 	}
 	if (err)

@@ -222,7 +222,7 @@ static int print_records(shmkit_journal *j, const char *path, enum out_style sty
 		if (timeout_ns)
 			fflush(stdout);
 	}
-	if (r == 0 || r == -ETIMEDOUT)
+	if (r == -EAGAIN || r == -ETIMEDOUT)
 		return 0;
 	return tool_err(path, r);
 }
@@ -282,9 +282,9 @@ static int parse_read(int argc, char **argv, const char *sub, struct read_args *
 /* Where tail starts without --from: the last n records. */
 static uint64_t tail_start(shmkit_journal *j, uint64_t n)
 {
-	struct shmkit_journal_stat st;
+	struct shmkit_journal_stats st;
 
-	if (shmkit_journal_stat(j, &st) || !st.records)
+	if (shmkit_journal_stats(j, &st) || !st.records)
 		return 0;
 	return st.last_seq >= n ? st.last_seq - n + 1 : 0;
 }
@@ -419,13 +419,13 @@ static int journal_check(int argc, char **argv, bool repair)
 
 int info_journal(const char *path, bool json)
 {
-	struct shmkit_journal_stat st;
+	struct shmkit_journal_stats st;
 	shmkit_journal *j;
 	int err = shmkit_journal_open(&j, path, NULL);
 
 	if (err)
 		return tool_err(path, err);
-	err = shmkit_journal_stat(j, &st);
+	err = shmkit_journal_stats(j, &st);
 	shmkit_journal_close(j);
 	if (err)
 		return tool_err(path, err);

@@ -115,7 +115,7 @@ int cmd_rpc(int argc, char **argv)
 	/* Made by a process that exits at once: persistent, so gc leaves it. */
 	struct shmkit_rpc_opts o = { .flags = SHMKIT_PERSIST };
 	struct shmkit_rpc_stats st;
-	struct shmkit_seg_stat ss;
+	struct shmkit_seg_info ss;
 	bool given[G_N] = { false }, json = false;
 	shmkit_rpc *r;
 	int c, rc = 0;
@@ -158,7 +158,7 @@ int cmd_rpc(int argc, char **argv)
 	/* The mode: as asked when made here (no second open that could
 	 * fail and leave the new object behind), else the kernel's. */
 	ss.mode = o.mode ? o.mode : 0600;
-	if ((err = shmkit_rpc_stats(r, &st)) || (!created && (err = shmkit_seg_stat_name(name, &ss)))) {
+	if ((err = shmkit_rpc_stats(r, &st)) || (!created && (err = shmkit_seg_info_name(name, &ss)))) {
 		shmkit_rpc_close(r);
 		if (created)
 			shmkit_seg_remove(name); /* a failed command leaves nothing */

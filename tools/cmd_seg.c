@@ -1,7 +1,7 @@
 /*
  * cmd_seg.c - the segment subcommands of shmkit: ls, create, info, rm, gc,
  * read, write.  Public API only: listing through shmkit_seg_list(),
- * descriptions through shmkit_seg_stat_name(), bytes through the data
+ * descriptions through shmkit_seg_info_name(), bytes through the data
  * area of shmkit_seg_open() (the whole mapping of a foreign segment,
  * opened SHMKIT_RAW).
  *
@@ -155,13 +155,13 @@ static void size_text(size_t v, char *buf, size_t len)
 
 /* Bytes a segment holds for its user: the data area of a managed one, the
  * whole mapping of a foreign one. */
-static size_t useful_size(const struct shmkit_seg_stat *st)
+static size_t useful_size(const struct shmkit_seg_info *st)
 {
 	return st->kind == SHMKIT_KIND_FOREIGN ? st->map_size : st->data_size;
 }
 
 /* What ls shows after the kind of a segment whose creator has not
- * finished it (shmkit_seg_stat.initialising). */
+ * finished it (shmkit_seg_info.initialising). */
 static const char *init_label(int initialising)
 {
 	return initialising == 2 ? " (unfinished, creator gone)" : initialising ? " (initialising)" : "";
@@ -174,7 +174,7 @@ static const char *alive_label(int alive)
 
 /* The name to give back to shmkit for this segment: a System V segment by
  * key when it has one (a removed one loses its key), else by id. */
-static void address_of(const struct shmkit_seg_stat *st, char *buf, size_t len)
+static void address_of(const struct shmkit_seg_info *st, char *buf, size_t len)
 {
 	if (st->backend == SHMKIT_SYSV && st->key != 0)
 		snprintf(buf, len, "sysv:0x%08lx", (unsigned long)(uint32_t)st->key);
@@ -211,7 +211,7 @@ static const char *json_tristate(int v)
 /* Prints the members of one object, without the closing brace.  kind
  * overrides kind_label(); unread: a System V segment ls did not attach,
  * whose header (persistence, creation time, version) it did not read. */
-static void stat_json_open(const struct shmkit_seg_stat *st, const char *kind, bool unread)
+static void stat_json_open(const struct shmkit_seg_info *st, const char *kind, bool unread)
 {
 	char buf[64], addr[sizeof(st->name) + 32];
 	bool managed = st->kind != SHMKIT_KIND_FOREIGN;
@@ -250,7 +250,7 @@ static void stat_json_open(const struct shmkit_seg_stat *st, const char *kind, b
 /* ---- ls ------------------------------------------------------------------ */
 
 struct row {
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 	const char *kind; /* overrides kind_label(): no-access, semaphore, shmkit */
 	bool unread;      /* System V: header not read (ls does not attach) */
 };
@@ -275,7 +275,7 @@ static struct row *rows_add(struct rows *r)
 	return row;
 }
 
-static int collect_one(const struct shmkit_seg_stat *st, void *arg)
+static int collect_one(const struct shmkit_seg_info *st, void *arg)
 {
 	struct row *row = rows_add(arg);
 
@@ -301,8 +301,8 @@ static int collect_rows(struct rows *r)
 
 static int row_cmp(const void *a, const void *b)
 {
-	const struct shmkit_seg_stat *x = &((const struct row *)a)->st;
-	const struct shmkit_seg_stat *y = &((const struct row *)b)->st;
+	const struct shmkit_seg_info *x = &((const struct row *)a)->st;
+	const struct shmkit_seg_info *y = &((const struct row *)b)->st;
 
 	if (x->backend != y->backend)
 		return x->backend - y->backend;
@@ -322,7 +322,7 @@ static int add_posix_stat(struct rows *r, int dfd, const char *file, const char 
 	struct row *row = rows_add(r);
 	if (!row)
 		return -ENOMEM;
-	struct shmkit_seg_stat *st = &row->st;
+	struct shmkit_seg_info *st = &row->st;
 	st->backend = SHMKIT_POSIX;
 	snprintf(st->name, sizeof(st->name), "posix:/%s", file);
 	st->map_size = (size_t)sb.st_size;
@@ -337,7 +337,7 @@ static int add_posix_stat(struct rows *r, int dfd, const char *file, const char 
 }
 
 /* ls: every file of /dev/shm.  A segment is described by its header
- * (shmkit_seg_stat_name: the file is opened and read, nothing of it
+ * (shmkit_seg_info_name: the file is opened and read, nothing of it
  * changes); one this user may not open is listed from stat(2) as
  * "no-access", as ipcs lists what it cannot read; POSIX semaphores
  * (sem.NAME) only with --all. */
@@ -358,9 +358,9 @@ static int ls_posix(struct rows *r, bool all)
 				err = add_posix_stat(r, dirfd(d), e->d_name, "semaphore");
 			continue;
 		}
-		struct shmkit_seg_stat st;
+		struct shmkit_seg_info st;
 		snprintf(name, sizeof(name), "posix:/%s", e->d_name);
-		int res = shmkit_seg_stat_name(name, &st);
+		int res = shmkit_seg_info_name(name, &st);
 		if (res == 0)
 			err = collect_one(&st, r);
 		else if (res == -EACCES || res == -EPERM)
@@ -402,15 +402,15 @@ static int add_sysv(struct rows *r, const struct sysv_row *l, bool attach)
 	struct row *row;
 
 	if (attach && readable) { /* --attach: read the header, as info does */
-		struct shmkit_seg_stat st;
+		struct shmkit_seg_info st;
 		char name[32];
 		snprintf(name, sizeof(name), "sysv:id=%d", l->shmid);
-		if (shmkit_seg_stat_name(name, &st) == 0)
+		if (shmkit_seg_info_name(name, &st) == 0)
 			return collect_one(&st, r);
 	}
 	if (!(row = rows_add(r)))
 		return -ENOMEM;
-	struct shmkit_seg_stat *st = &row->st;
+	struct shmkit_seg_info *st = &row->st;
 	st->backend = SHMKIT_SYSV;
 	st->kind = SHMKIT_KIND_FOREIGN;
 	snprintf(st->name, sizeof(st->name), "sysv:id=%d", l->shmid);
@@ -466,7 +466,7 @@ static const char *const ls_head[COLS] = {
 
 static void ls_cells(const struct row *row, char cell[COLS][4200])
 {
-	const struct shmkit_seg_stat *st = &row->st;
+	const struct shmkit_seg_info *st = &row->st;
 
 	snprintf(cell[0], 4200, "%s", backend_label(st->backend));
 	char addr[sizeof(st->name) + 32];
@@ -620,8 +620,8 @@ static const char create_help[] =
 static int create_report(const char *name, shmkit_seg *seg, bool created,
                          const struct shmkit_seg_opts *o, bool json)
 {
-	struct shmkit_seg_stat st;
-	int err = shmkit_seg_stat(seg, &st);
+	struct shmkit_seg_info st;
+	int err = shmkit_seg_info(seg, &st);
 
 	shmkit_seg_close(seg);
 	if (err)
@@ -708,7 +708,7 @@ int cmd_create(int argc, char **argv)
 
 /* ---- info ---------------------------------------------------------------- */
 
-static void info_print_text(const char *name, const struct shmkit_seg_stat *st)
+static void info_print_text(const char *name, const struct shmkit_seg_info *st)
 {
 	char addr[sizeof(st->name) + 32], buf[64], shown[4 * sizeof(addr)];
 
@@ -770,14 +770,14 @@ static const char *path_of(const char *name, bool *bare)
 	*bare = true;
 	if (strchr(name + 1, '/') || !strncmp(name, "./", 2))
 		return name;
-	struct shmkit_seg_stat st;
-	if (shmkit_seg_stat_name(name, &st) == -ENOENT && access(name, F_OK) == 0)
+	struct shmkit_seg_info st;
+	if (shmkit_seg_info_name(name, &st) == -ENOENT && access(name, F_OK) == 0)
 		return name;
 	*bare = false;
 	return NULL;
 }
 
-static int info_service(const char *name, const struct shmkit_seg_stat *st, bool json)
+static int info_service(const char *name, const struct shmkit_seg_info *st, bool json)
 {
 	int (*fn)(const char *, bool) = NULL;
 	const char *label = kind_label(st->kind);
@@ -830,7 +830,7 @@ int cmd_info(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 	bool json = false, bare;
 	int c;
 
@@ -847,7 +847,7 @@ int cmd_info(int argc, char **argv)
 	const char *path = path_of(name, &bare);
 	char seg_name[PATH_MAX + 8];
 	snprintf(seg_name, sizeof(seg_name), "%s%s", bare ? "file:" : "", name);
-	int err = shmkit_seg_stat_name(seg_name, &st);
+	int err = shmkit_seg_info_name(seg_name, &st);
 	bool journal = (!err && st.kind == SHMKIT_KIND_JOURNAL) ||
 	               (bare && (err || st.kind == SHMKIT_KIND_FOREIGN));
 	if (journal && path)
@@ -1074,7 +1074,7 @@ static void users_free(struct users *u)
 }
 
 /* Why st may go, in why; false to keep it. */
-static bool gc_verdict(const struct shmkit_seg_stat *st, bool foreign, const struct users *u,
+static bool gc_verdict(const struct shmkit_seg_info *st, bool foreign, const struct users *u,
                        char *why, size_t len)
 {
 	bool managed = st->kind != SHMKIT_KIND_FOREIGN;
@@ -1105,7 +1105,7 @@ static bool gc_verdict(const struct shmkit_seg_stat *st, bool foreign, const str
 	return true;
 }
 
-static bool gc_matches(const struct shmkit_seg_stat *st, char **pat, int npat)
+static bool gc_matches(const struct shmkit_seg_info *st, char **pat, int npat)
 {
 	char addr[sizeof(st->name) + 32];
 
@@ -1139,7 +1139,7 @@ static void gc_say(bool json, bool dry_run, const char *name, const char *why)
 	printf("%s %s (%s)\n", dry_run ? "would remove" : "removed", shown, why);
 }
 
-static int gc_one(const struct shmkit_seg_stat *st, const char *why, bool dry_run, bool json)
+static int gc_one(const struct shmkit_seg_info *st, const char *why, bool dry_run, bool json)
 {
 	char addr[sizeof(st->name) + 32], shown[4 * sizeof(addr)];
 
@@ -1273,7 +1273,7 @@ int cmd_gc(int argc, char **argv)
 		return tool_err("gc", err);
 	users_scan(&u);
 	for (size_t i = 0; i < r.n; i++) {
-		const struct shmkit_seg_stat *st = &r.v[i].st;
+		const struct shmkit_seg_info *st = &r.v[i].st;
 		if (gc_matches(st, argv + optind, argc - optind) &&
 		    gc_verdict(st, foreign, &u, why, sizeof(why))) {
 			rc |= gc_one(st, why, dry_run, json);
@@ -1394,10 +1394,10 @@ static void hex_chunk(struct hexdump *h, size_t off, const unsigned char *buf, s
  * on a full file system), else from the mapping, guarded.  0 or -errno. */
 static int read_bytes(shmkit_seg *seg, void *buf, size_t off, size_t n)
 {
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 	int fd = shmkit_seg_fd(seg);
 
-	if (fd >= 0 && shmkit_seg_stat(seg, &st) == 0) {
+	if (fd >= 0 && shmkit_seg_info(seg, &st) == 0) {
 		for (size_t got = 0; got < n;) {
 			ssize_t k = pread(fd, (char *)buf + got, n - got,
 			                  (off_t)(st.data_offset + off + got));

@@ -4,7 +4,7 @@
  *
  * What is sampled, and what it costs the objects:
  *   - POSIX segments: every file of /dev/shm through
- *     shmkit_seg_stat_name() (a descriptor that holds no lock: a look does
+ *     shmkit_seg_info_name() (a descriptor that holds no lock: a look does
  *     not count as "in use"); channels, buses and rpc services are opened
  *     for their statistics and closed again at each refresh.
  *   - System V segments: /proc/sysvipc/shm gives size, mode and attach
@@ -17,7 +17,7 @@
  *     subtracts its own).  A byte segment is not attached again.
  *   - Journals: directories named on the command line, and every journal
  *     a live process has mapped (".../journal.meta" in /proc/PID/maps).
- *     Opened as a reader for shmkit_journal_stat(); shmkit_journal_verify()
+ *     Opened as a reader for shmkit_journal_stats(); shmkit_journal_verify()
  *     (which reads every record) runs when a journal is first seen and
  *     again only when its files, records or writer changed.
  *   - Other names given as arguments (file:PATH segments, which no
@@ -126,7 +126,7 @@ static bool pid_alive(pid_t pid)
 struct sysv_entry {
 	int shmid;
 	long ctime;
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 	bool have_st;
 	shmkit_chan *chan;
 	shmkit_bus *bus;
@@ -137,7 +137,7 @@ struct sysv_entry {
 /* A journal's last verification, and what it was made on. */
 struct journal_entry {
 	char path[PATH_MAX];
-	struct shmkit_journal_stat sig;
+	struct shmkit_journal_stats sig;
 	int verdict;               /* shmkit_journal_verify's result */
 	struct shmkit_journal_report report;
 	bool seen;
@@ -188,7 +188,7 @@ void top_state_free(struct state *s)
 
 /* ---- services: statistics into an obj ----------------------------------- */
 
-static void fill_chan(struct obj *o, shmkit_chan *ch, const struct shmkit_seg_stat *seg)
+static void fill_chan(struct obj *o, shmkit_chan *ch, const struct shmkit_seg_info *seg)
 {
 	struct shmkit_chan_stats st;
 	int err = shmkit_chan_stats(ch, &st);
@@ -336,7 +336,7 @@ const char *top_backend_word(int backend)
 }
 
 /* Remarks every segment may earn from its header and the kernel. */
-static void seg_notes(struct obj *o, const struct shmkit_seg_stat *st)
+static void seg_notes(struct obj *o, const struct shmkit_seg_info *st)
 {
 	if (st->initialising == 2)
 		note(o, true, "unfinished: its creator died initialising it (gc removes it)");
@@ -353,7 +353,7 @@ static void seg_notes(struct obj *o, const struct shmkit_seg_stat *st)
 /* One segment: an obj with what its kind reports.  Services are opened
  * here unless a handle is given (System V's, kept open). */
 static void add_seg(struct snap *s, const struct state *g, const char *name,
-                    const struct shmkit_seg_stat *st, void *handle)
+                    const struct shmkit_seg_info *st, void *handle)
 {
 	if (st->kind == SHMKIT_KIND_FOREIGN && !g->all)
 		return;
@@ -399,7 +399,7 @@ static void sample_posix(struct snap *s, const struct state *g)
 	DIR *d = opendir("/dev/shm");
 	struct dirent *e;
 	char name[NAME_MAX_LEN];
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 
 	if (!d)
 		return;
@@ -408,7 +408,7 @@ static void sample_posix(struct snap *s, const struct state *g)
 		if (e->d_name[0] == '.' || !strncmp(e->d_name, "sem.", 4))
 			continue;
 		snprintf(name, sizeof(name), "posix:/%s", e->d_name);
-		if (!shmkit_seg_stat_name(name, &st))
+		if (!shmkit_seg_info_name(name, &st))
 			add_seg(s, g, name, &st, NULL);
 	}
 	closedir(d);
@@ -416,7 +416,7 @@ static void sample_posix(struct snap *s, const struct state *g)
 
 /* What the kernel's table says of a segment shmkit did not make: listed
  * (with --all) as foreign, never attached. */
-static void sysv_foreign(struct shmkit_seg_stat *st, const struct sysv_row *row)
+static void sysv_foreign(struct shmkit_seg_info *st, const struct sysv_row *row)
 {
 	st->backend = SHMKIT_SYSV;
 	st->kind = SHMKIT_KIND_FOREIGN;
@@ -452,7 +452,7 @@ static struct sysv_entry *sysv_entry(struct state *g, const struct sysv_row *row
 	}
 	char name[32];
 	snprintf(name, sizeof(name), "sysv:id=%d", row->shmid);
-	e->have_st = !shmkit_seg_stat_name(name, &e->st);
+	e->have_st = !shmkit_seg_info_name(name, &e->st);
 	return e;
 }
 
@@ -493,7 +493,7 @@ static void sysv_row(const struct sysv_row *row, void *arg)
 	void *h = sysv_handle(e, name);
 	/* The kernel's fields now, from the table; our own attach is not
 	 * someone using it. */
-	struct shmkit_seg_stat st = e->st;
+	struct shmkit_seg_info st = e->st;
 	st.attach_count = row->nattch - (h != NULL);
 	st.in_use = st.attach_count > 0;
 	st.removed = (row->perms & 01000) != 0; /* SHM_DEST */
@@ -557,7 +557,7 @@ static struct journal_entry *journal_entry(struct state *g, const char *path)
 	return e;
 }
 
-static bool journal_same(const struct shmkit_journal_stat *a, const struct shmkit_journal_stat *b)
+static bool journal_same(const struct shmkit_journal_stats *a, const struct shmkit_journal_stats *b)
 {
 	return a->first_seq == b->first_seq && a->last_seq == b->last_seq && a->files == b->files &&
 	       a->bytes == b->bytes && a->writer_pid == b->writer_pid;
@@ -566,14 +566,14 @@ static bool journal_same(const struct shmkit_journal_stat *a, const struct shmki
 static void add_journal(struct snap *s, struct state *g, const char *path)
 {
 	char real[PATH_MAX];
-	struct shmkit_journal_stat st;
+	struct shmkit_journal_stats st;
 	shmkit_journal *j;
 
 	if (!realpath(path, real) || snap_has(s, real))
 		return;
 	int err = shmkit_journal_open(&j, real, NULL);
 	if (!err) {
-		err = shmkit_journal_stat(j, &st);
+		err = shmkit_journal_stats(j, &st);
 		shmkit_journal_close(j);
 	}
 	struct obj *o = snap_add(s, real, JOURNAL_KIND, 0);
@@ -619,10 +619,10 @@ void top_sample(struct snap *s, struct state *g)
 	sample_posix(s, g);
 	sample_sysv(s, g);
 	for (int i = 0; i < g->nargs; i++) {
-		struct shmkit_seg_stat st;
+		struct shmkit_seg_info st;
 		if (is_dir(g->args[i]))
 			add_journal(s, g, g->args[i]);
-		else if (!snap_has(s, g->args[i]) && !shmkit_seg_stat_name(g->args[i], &st) &&
+		else if (!snap_has(s, g->args[i]) && !shmkit_seg_info_name(g->args[i], &st) &&
 		         !snap_has(s, st.name))
 			add_seg(s, g, g->args[i], &st, NULL);
 	}

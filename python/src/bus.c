@@ -44,7 +44,7 @@ static PyObject *bus_make(PyObject *args, PyObject *kw, int create)
 		return NULL;
 	struct shmkit_bus_opts o = {.capacity = cap, .max_msg = max_msg, .delivery = delivery,
 		.mode = mode, .flags = sk_py_flags(excl, 0, pop, mlock, 0, 0), .wait = wait,
-		.timeout_ns = tns, .max_subscribers = max_subs, .max_publishers = max_pubs};
+		.init_timeout_ns = tns, .max_subscribers = max_subs, .max_publishers = max_pubs};
 	Py_BEGIN_ALLOW_THREADS
 	rc = create ? shmkit_bus_create(&bus, name, &o) : shmkit_bus_open(&bus, name, &o);
 	Py_END_ALLOW_THREADS

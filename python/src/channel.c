@@ -43,7 +43,7 @@ static PyObject *chan_make(PyObject *args, PyObject *kw, int create)
 		return NULL;
 	struct shmkit_chan_opts o = {.capacity = cap, .max_msg = max_msg, .mode = mode,
 		.flags = sk_py_flags(excl, ro, pop, mlock, 0, 0) | (spsc ? SHMKIT_CHAN_SPSC : 0),
-		.wait = wait, .timeout_ns = tns};
+		.wait = wait, .init_timeout_ns = tns};
 	Py_BEGIN_ALLOW_THREADS
 	rc = create ? shmkit_chan_create(&ch, name, &o) : shmkit_chan_open(&ch, name, &o);
 	Py_END_ALLOW_THREADS

@@ -153,7 +153,8 @@ static long long op_append(void *p, int64_t t)
 static long long op_next(void *p, int64_t t)
 {
 	struct jn_op *o = p;
-	return shmkit_journal_next(o->j, &o->rec, t);
+	int r = shmkit_journal_next(o->j, &o->rec, t);
+	return r == -EAGAIN ? 0 : r; /* the end, with timeout 0: read() gives None */
 }
 
 static PyObject *journal_append(PyObject *self, PyObject *arg)
@@ -301,12 +302,12 @@ static PyObject *reader_ack(PyObject *self, PyObject *unused)
 
 static PyObject *journal_stat(PyObject *self, PyObject *unused)
 {
-	struct shmkit_journal_stat st;
+	struct shmkit_journal_stats st;
 	int rc;
 
 	if (sk_py_enter(&JN(self)->h) < 0)
 		return NULL;
-	rc = shmkit_journal_stat(JN(self)->j, &st);
+	rc = shmkit_journal_stats(JN(self)->j, &st);
 	sk_py_leave(&JN(self)->h);
 	if (rc < 0)
 		return sk_py_error(rc, NULL);

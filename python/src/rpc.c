@@ -37,7 +37,7 @@ static PyObject *rpc_make(PyTypeObject *type, PyObject *args, PyObject *kw, int 
 		return NULL;
 	struct shmkit_rpc_opts opts = {.max_clients = clients, .depth = depth, .max_request = req,
 		.max_response = resp, .max_servers = servers, .mode = mode,
-		.flags = sk_py_flags(excl, 0, pop, mlock, 0, 0), .wait = wait, .timeout_ns = tns};
+		.flags = sk_py_flags(excl, 0, pop, mlock, 0, 0), .wait = wait, .init_timeout_ns = tns};
 	Py_BEGIN_ALLOW_THREADS
 	rc = create ? shmkit_rpc_create(&r, name, &opts) : shmkit_rpc_open(&r, name, &opts);
 	Py_END_ALLOW_THREADS

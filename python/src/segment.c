@@ -70,7 +70,7 @@ static PyObject *seg_open(PyObject *cls, PyObject *args, PyObject *kw)
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|$pppppO&:open", kwl, &name, &ro, &cow, &raw,
 	                                 &populate, &mlock, sk_py_timeout_conv, &tns))
 		return NULL;
-	struct shmkit_seg_opts o = {.timeout_ns = tns,
+	struct shmkit_seg_opts o = {.init_timeout_ns = tns,
 		.flags = sk_py_flags(0, ro, populate, mlock, 0, 0) | (cow ? SHMKIT_COW : 0) |
 		         (raw ? SHMKIT_RAW : 0)};
 	Py_BEGIN_ALLOW_THREADS
@@ -254,7 +254,7 @@ static PyObject *seg_sync(PyObject *self, PyObject *args, PyObject *kw)
 	Py_RETURN_NONE;
 }
 
-static PyObject *stat_dict(const struct shmkit_seg_stat *st)
+static PyObject *stat_dict(const struct shmkit_seg_info *st)
 {
 	return Py_BuildValue(
 		"{s:i,s:i,s:s,s:n,s:n,s:n,s:I,s:I,s:i,s:i,s:L,s:l,s:O,s:i,s:l,s:I,s:O,s:i,s:i}",
@@ -272,12 +272,12 @@ static PyObject *stat_dict(const struct shmkit_seg_stat *st)
 static PyObject *seg_stat(PyObject *self, PyObject *unused)
 {
 	SkSegment *s = seg_live(self);
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 	int rc;
 
 	if (!s)
 		return NULL;
-	if ((rc = shmkit_seg_stat(s->seg, &st)) < 0)
+	if ((rc = shmkit_seg_info(s->seg, &st)) < 0)
 		return sk_py_error(rc, NULL);
 	return stat_dict(&st);
 }
@@ -287,17 +287,17 @@ PyObject *sk_py_stat_name(PyObject *m, PyObject *arg);
 PyObject *sk_py_stat_name(PyObject *m, PyObject *arg)
 {
 	const char *name = PyUnicode_AsUTF8(arg);
-	struct shmkit_seg_stat st;
+	struct shmkit_seg_info st;
 	int rc;
 
 	if (!name)
 		return NULL;
-	if ((rc = shmkit_seg_stat_name(name, &st)) < 0)
+	if ((rc = shmkit_seg_info_name(name, &st)) < 0)
 		return sk_py_error(rc, name);
 	return stat_dict(&st);
 }
 
-static int list_one(const struct shmkit_seg_stat *st, void *arg)
+static int list_one(const struct shmkit_seg_info *st, void *arg)
 {
 	return sk_py_list_add(arg, stat_dict(st));
 }
