@@ -87,6 +87,7 @@ struct bpeer {
 	void *sock;
 	void *mon;             /* PAIR socket of its zmq_socket_monitor */
 	int up;                /* a connection is established */
+	int64_t down_since;    /* when it was last lost (0: never) */
 	char ep[256];
 };
 

@@ -101,6 +101,7 @@ static void monitors_pump(shmkit_bridge *br)
 				br->st.links_up++;
 			} else if (ev == ZMQ_EVENT_DISCONNECTED && br->peer[i].up) {
 				br->peer[i].up = 0;
+				br->peer[i].down_since = sk_br_now();
 				br->st.links_down++;
 			}
 		}

@@ -17,8 +17,10 @@
  * call that runs out is cancelled there and answered with ETIMEDOUT.
  *
  * A lost link fails outstanding calls promptly, with the error a local
- * server's death gives: when no rhello-ack came for 1 s (a cut link, a
- * dead or restarted server-host bridge), the client-host bridge closes
+ * server's death gives: when the connection to the server host closes
+ * (ZeroMQ's connection events: a cut link, a dead or restarted bridge
+ * there) or no rhello-ack came for 3 s (a peer gone silent), the
+ * client-host bridge closes
  * its server handle of L - every call it held fails in its caller with
  * -ECONNRESET (shmkit_rpc_close) - and opens a new one.  Requests that
  * come while the link is down are answered at once with the status
@@ -46,7 +48,7 @@
 
 #define RPC_CALLS 256
 #define RPC_HANDLES 4
-#define RPC_LINK_NS 1000000000ll  /* no ack this long: the link is lost */
+#define RPC_LINK_NS 3000000000ll  /* no ack this long: the link is lost */
 #define RPC_NO_DEADLINE_NS 60000000000ll /* a call without one is given this */
 
 struct rcall {
@@ -321,7 +323,9 @@ static void rimport_answer(shmkit_bridge *br, struct rimport *ri, struct rcall *
 /* Requests of local clients, forwarded while the link is up. */
 static void rimport_pump(shmkit_bridge *br, struct rimport *ri, int64_t now)
 {
-	if (ri->up && now - ri->acked_at > RPC_LINK_NS) {
+	/* Lost: the connection closed (ZeroMQ's monitor says so at once), or
+	 * silence (a peer that stopped without closing it). */
+	if (ri->up && (br->peer[ri->peer].down_since > ri->acked_at || now - ri->acked_at > RPC_LINK_NS)) {
 		ri->up = 0;
 		br->st.rpc_link_lost++;
 		rimport_fail_all(br, ri);

@@ -249,9 +249,9 @@ int shmkit_bridge_import_journal(shmkit_bridge *br, const char *remote, const ch
  * import the remote service `remote` as the local service `local` (NULL:
  * the same name), created at the first answer of the far bridge with the
  * remote geometry if missing: the bridge serves it by forwarding.  A
- * deadline travels as the time left.  When the link is lost (no answer
- * to hellos for 1 s) the calls outstanding fail in their callers with
- * -ECONNRESET at once.  Other failures reach the caller as the response
+ * deadline travels as the time left.  When the link is lost (its
+ * connection closes, or no answer to hellos for 3 s) the calls
+ * outstanding fail in their callers with -ECONNRESET at once.  Other failures reach the caller as the response
  * status (shmkit_rpc_status) SHMKIT_BRIDGE_RPC_ERR + errno, with an empty
  * response: ENOTCONN (no link), ETIMEDOUT (ran out on the far side),
  * ECONNRESET (the far server died), EBUSY (the far bridge has no room),

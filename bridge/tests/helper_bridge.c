@@ -35,6 +35,9 @@
  *       LAST; probes skipped;
  *       "at K" every EVERY received, then "done got=G order=O lost=L"
  *       (order: a number not above the one before; lost: the bus's count)
+ *   helper_bridge collect NAME            receive (the channel opened when
+ *       it exists) and print each message's number on a line, until a
+ *       line comes on stdin; then "end N"
  * Waits are bounded (60 s a message): a lost message fails, never hangs.
  * Exit 1 on failure, 2 on usage.
  */
@@ -394,8 +397,38 @@ static int subscribe(char **argv)
 	return prev == last ? 0 : 1;
 }
 
+static int collect(char **argv)
+{
+	shmkit_chan *ch;
+	char m[65536];
+	int n = 0, rc;
+
+	for (int i = 0; i < 600 && (rc = shmkit_chan_open(&ch, argv[2], NULL)) == -ENOENT; i++)
+		usleep(100000);
+	if (rc)
+		return 1;
+	printf("open\n");
+	fflush(stdout);
+	while (!line_within(0)) {
+		ssize_t r = shmkit_chan_recv(ch, m, sizeof(m) - 1, 10000000);
+		if (r == -ETIMEDOUT || r == -EAGAIN)
+			continue;
+		if (r < 8)
+			return 1;
+		m[8] = '\0';
+		printf("%s\n", m);
+		fflush(stdout);
+		n++;
+	}
+	printf("end %d\n", n);
+	shmkit_chan_close(ch);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && !strcmp(argv[1], "collect"))
+		return collect(argv);
 	if (argc == 4 && !strcmp(argv[1], "bus"))
 		return bus(argv);
 	if (argc == 5 && !strcmp(argv[1], "publish"))

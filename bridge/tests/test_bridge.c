@@ -25,6 +25,8 @@
  *   journal_two_hosts_copy_is_identical, rpc_two_hosts_calls_deadlines_
  *       and_a_lost_link (CURVE on), curve_admits_only_who_knows_the_
  *       server_key, stats_segment_shows_services_and_link_state
+ *   chan_two_hosts_mpmc_each_message_to_one_consumer  a consumer on A
+ *       competes with A's bridge: each message received once, somewhere
  *   chan_two_hosts_survive_kills_cuts_and_corruption  two simulated hosts
  *       (unshare --ipc --mount, a private /dev/shm each; nsenter runs the
  *       bridges and helper_bridge inside) joined over TCP on 127.0.0.1
@@ -925,6 +927,14 @@ Test(bridge, chan_two_hosts_survive_kills_cuts_and_corruption, .timeout = 240)
 			usleep(500000);
 			__atomic_store_n(&d.r.cut, 0, __ATOMIC_RELAXED);
 		} else if (at == 11000) { /* B commits, its acks are lost, it dies */
+			/* First a still state: B's channel full (the consumer is
+			 * held), A sending again what B refused - so A has every
+			 * ack B sent (B commits nothing meanwhile).  Then the acks
+			 * are withheld and the consumer let go: what A sends next
+			 * B commits, and A never hears of it. */
+			bridge_wait_stat(d.bb, d.ob, "chan_full", NULL, 1);
+			bridge_poke(d.ba, d.oa, line, sizeof(line));
+			bridge_wait_stat(d.ba, d.oa, "resends", NULL, stat_of(line, "resends") + 1);
 			__atomic_store_n(&d.r.freeze, 1, __ATOMIC_RELAXED);
 			bridge_poke(d.bb, d.ob, line, sizeof(line));
 			/* the consumer goes on now: B's channel must have room */
@@ -1026,6 +1036,72 @@ Test(bridge, bus_two_hosts_losses_across_a_restart_are_counted, .timeout = 120)
 	cr_assert_eq(stat_of(lb, "lost_remote"), 1000, "B counts the jump in sequence numbers");
 	host_stop(&A);
 	host_stop(&B);
+}
+
+/* Two hosts, an MPMC channel on A with a consumer of its own there,
+ * competing with A's bridge, which exports it to B (imported MPMC, a
+ * consumer there); 20000 messages from a producer on A: every one is
+ * received exactly once, on one host or the other. */
+Test(bridge, chan_two_hosts_mpmc_each_message_to_one_consumer, .timeout = 120)
+{
+	const char *chan = sk_test_new_name("posix");
+	static unsigned char seen[20000];
+	int oc[2], in[2][2], op, total = 0, dup = 0, got[2] = { 0, 0 };
+	char line[2048], lb[2048];
+	struct duo d;
+
+	memset(seen, 0, sizeof(seen));
+	duo_hosts(&d);
+	const char *mk[] = { "chan", chan, "64", "256", "mpmc", NULL };
+	cr_assert_eq(sk_test_finish(host_spawn(&d.A, NULL, helper_path(), mk), -1, NULL, 0), 0);
+	const char *a[] = { "--export-chan", chan, NULL }, *b[] = { "--import-chan", chan, NULL };
+	memcpy(d.a, a, sizeof(a));
+	memcpy(d.b, b, sizeof(b));
+	duo_bridges(&d);
+	const char *co[] = { "collect", chan, NULL };
+	struct host *hs[2] = { &d.A, &d.B };
+	for (int h = 0; h < 2; h++) {
+		cr_assert_eq(pipe2(in[h], O_CLOEXEC), 0);
+		host_spawn_in(hs[h], in[h][0], &oc[h], helper_path(), co);
+		close(in[h][0]);
+	}
+	cr_assert_eq(read_line(oc[0], line, sizeof(line)), 0);
+	cr_assert_str_eq(line, "open");
+	/* B's channel is made at the first frame: the collector there says
+	 * "open" once it came */
+	const char *prod[] = { "produce", chan, "20000", "200", NULL };
+	pid_t pp = host_spawn(&d.A, &op, helper_path(), prod);
+	while (total < 20000 && !dup) {
+		struct pollfd p[2] = { { .fd = oc[0], .events = POLLIN }, { .fd = oc[1], .events = POLLIN } };
+		cr_assert_eq(poll(p, 2, 30000) > 0, 1, "the consumers stalled at %d", total);
+		for (int h = 0; h < 2; h++) {
+			if (!(p[h].revents & (POLLIN | POLLHUP)))
+				continue;
+			cr_assert_eq(read_line(oc[h], line, sizeof(line)), 0);
+			if (!strcmp(line, "open"))
+				continue;
+			long seq = atol(line);
+			cr_assert(seq >= 0 && seq < 20000, "%s", line);
+			dup += seen[seq]++ != 0;
+			total += seen[seq] == 1;
+			got[h]++;
+		}
+	}
+	cr_log_info("A's own consumer got %d, B's %d", got[0], got[1]);
+	for (int h = 0; h < 2; h++) {
+		cr_assert_eq(write(in[h][1], "stop\n", 5), 5);
+		close(in[h][1]);
+		do /* anything left in flight would be a duplicate */
+			cr_assert_eq(read_line(oc[h], line, sizeof(line)), 0);
+		while (strncmp(line, "end", 3) && !(dup += seen[atol(line)]++ != 0));
+		close(oc[h]);
+	}
+	cr_assert_eq(dup, 0, "a message was received twice");
+	cr_assert_eq(total, 20000);
+	cr_assert_eq(sk_test_finish(pp, op, NULL, 0), 0);
+	duo_stop(&d, line, lb, sizeof(line));
+	cr_assert_eq(stat_of(lb, "chan_in"), got[1], "B committed what its consumer got");
+	duo_end(&d);
 }
 
 /* A journal dump of path inside host h (helper jdump) into a buffer the
