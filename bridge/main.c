@@ -64,6 +64,8 @@ struct args {
 	const char *connect_key[MAX_ARGS], *peer_key[MAX_ARGS], *server_key, *curve_keys, *stats_seg;
 	int nbind, nconnect, nexport, nimport, nlisten, npeer, nxchan, nichan, nxjnl, nijnl;
 	int nxrpc, nirpc;
+	char *owned[MAX_ARGS * 8]; /* values of the configuration file, freed at exit */
+	int nowned;
 };
 
 static int journal_durability = SHMKIT_DUR_NONE; /* --journal-sync */
@@ -171,8 +173,12 @@ static int config_line(void *user, const char *section, const char *key, const c
 		if ((c == 'd' || c == 'S') && strcmp(value, "yes") && strcmp(value, "true") &&
 		    strcmp(value, "1"))
 			return 1; /* a switch left off */
-		char *v = strdup(value); /* kept for the life of the process */
-		return v && !option(user, c, v);
+		struct args *a = user;
+		char *v = a->nowned < MAX_ARGS * 8 ? strdup(value) : NULL;
+		if (!v)
+			return 0;
+		a->owned[a->nowned++] = v; /* the lists point into it until exit */
+		return !option(a, c, v);
 	}
 	fprintf(stderr, "shmkit-bridge: config: unknown key [%s] %s\n", section, key);
 	return 0;
@@ -457,5 +463,7 @@ int main(int argc, char **argv)
 	}
 	shmkit_bridge_close(br);
 	close(sfd);
+	for (int i = 0; i < a.nowned; i++)
+		free(a.owned[i]);
 	return rc;
 }

@@ -73,8 +73,12 @@ static void extra_name(const char *base, const char *suffix)
 		snprintf(extra_names[n_extra++], sizeof(extra_names[0]), "%s.%s", base, suffix);
 }
 
+static char extra_file_path[300]; /* a file a test made, removed with its names */
+
 static void bridge_fini(void)
 {
+	if (extra_file_path[0])
+		unlink(extra_file_path);
 	for (int i = 0; i < n_extra; i++)
 		shmkit_seg_remove(extra_names[i]);
 	sk_test_cleanup();
@@ -1143,6 +1147,7 @@ Test(bridge, journal_two_hosts_copy_is_identical, .timeout = 240)
 	 * it was built with libinih). */
 	char conf[256];
 	snprintf(conf, sizeof(conf), "/tmp/%s", sk_test_base(base, sizeof(base), "conf"));
+	snprintf(extra_file_path, sizeof(extra_file_path), "%s", conf);
 	FILE *cf = fopen(conf, "w");
 	cr_assert(cf);
 	fprintf(cf, "; the leader\n[bridge]\nwindow = 64\n[export]\njournal = %s\n", path);
@@ -1215,6 +1220,7 @@ Test(bridge, rpc_two_hosts_calls_deadlines_and_a_lost_link, .timeout = 120)
 
 	cr_assert_eq(zmq_curve_keypair(pub, sec), 0);
 	snprintf(keys, sizeof(keys), "/tmp/%s", sk_test_base(base, sizeof(base), "keys"));
+	snprintf(extra_file_path, sizeof(extra_file_path), "%s", keys);
 	FILE *kf = fopen(keys, "w");
 	cr_assert(kf);
 	fprintf(kf, "public %s\nsecret %s\n", pub, sec);
