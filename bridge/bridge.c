@@ -140,6 +140,7 @@ int shmkit_bridge_close(shmkit_bridge *br)
 	for (int i = 0; i < 3; i++)
 		sk_services[i]->free_all(br);
 	sk_link_close(br);
+	sk_auth_close(br);
 	if (br->pub)
 		zmq_close(br->pub);
 	if (br->sub)
@@ -708,7 +709,7 @@ static int services_pump(shmkit_bridge *br, int hello, int *held)
 
 int shmkit_bridge_run(shmkit_bridge *br, int extra_fd, int64_t timeout_ns)
 {
-	zmq_pollitem_t it[3 + MAX_EXPORTS + 2 + 2 * MAX_PEERS + SERVICE_POLLITEMS];
+	zmq_pollitem_t it[3 + MAX_EXPORTS + 3 + 2 * MAX_PEERS + SERVICE_POLLITEMS];
 	int n = 0, in_held, held, ret = 0, rc, nlink, nsv[3], at;
 
 	if (!br)

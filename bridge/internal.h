@@ -29,6 +29,7 @@
  * (ZeroMQ refuses ids starting with a zero byte). */
 #define RID_LEN 5
 #define MAX_FOLLOWERS 8        /* per exported journal */
+#define MAX_ALLOW 64           /* client keys a bridge allows */
 
 /* Where a bus export stands, kept beside the bus (BUS.skbr-bus) so that
  * a restarted bridge counts what was published while none carried it:
@@ -135,6 +136,9 @@ struct shmkit_bridge {
 	 * connect/peer ("" for none) */
 	int curve;
 	char curve_pub[41], curve_sec[41], server_key[41];
+	void *zap;             /* the ZAP handler (auth.c), NULL without a list */
+	uint8_t allow[MAX_ALLOW][32]; /* client public keys allowed in */
+	int nallow;
 	struct shmkit_bridge_stats st;
 };
 
@@ -171,6 +175,10 @@ int sk_br_state_open(shmkit_seg **out, const char *name, size_t size, size_t min
 void sk_br_note(shmkit_bridge *br, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sk_stats_publish(shmkit_bridge *br, int now);
 void sk_stats_close(shmkit_bridge *br);
+
+/* auth.c: answer the ZAP requests waiting; close the handler. */
+void sk_auth_pump(shmkit_bridge *br);
+void sk_auth_close(shmkit_bridge *br);
 
 /* link.c */
 int sk_link_listen(shmkit_bridge *br, const char *endpoint, char *actual, size_t cap);

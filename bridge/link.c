@@ -20,7 +20,8 @@
  * bridges must know its public key.  ZeroMQ then encrypts and
  * authenticates every frame: a tampered one breaks the connection (it is
  * made again), it never reaches the CRC check.  Any client holding the
- * server's public key is accepted (no ZAP allow-list of client keys yet).
+ * server's public key is accepted unless the bridge has an allow list
+ * (auth.c: a ZAP handler in the loop).
  *
  * Link state comes from ZeroMQ's socket monitors (an inproc PAIR socket
  * per monitored socket, polled in the loop): a peer is up between
@@ -240,8 +241,9 @@ int sk_link_pollitems(shmkit_bridge *br, zmq_pollitem_t *it)
 	                            .events = br->router ? ZMQ_POLLIN : 0 };
 	for (unsigned i = 0; i < br->npeer; i++)
 		it[n++] = (zmq_pollitem_t){ .socket = br->peer[i].sock, .events = ZMQ_POLLIN };
-	/* Monitors: read every turn (monitors_pump), polled so an event wakes
-	 * the loop. */
+	/* The ZAP handler and the monitors: read every turn (sk_auth_pump,
+	 * monitors_pump), polled so a request or an event wakes the loop. */
+	it[n++] = (zmq_pollitem_t){ .socket = br->zap, .fd = -1, .events = br->zap ? ZMQ_POLLIN : 0 };
 	it[n++] = (zmq_pollitem_t){ .socket = br->rmon, .fd = -1, .events = br->rmon ? ZMQ_POLLIN : 0 };
 	for (unsigned i = 0; i < br->npeer; i++)
 		it[n++] = (zmq_pollitem_t){ .socket = br->peer[i].mon, .fd = -1,
@@ -318,6 +320,7 @@ int sk_link_pump(shmkit_bridge *br, const zmq_pollitem_t *it)
 {
 	int more = 0, rc;
 
+	sk_auth_pump(br);
 	monitors_pump(br);
 	if (br->router && (it[0].revents & ZMQ_POLLIN)) {
 		if ((rc = drain(br, br->router, 1, 0)) < 0)

@@ -10,12 +10,13 @@
  *                 [--export-rpc SERVICE]... [--import-rpc REMOTE[=LOCAL]]...
  *                 [--journal-sync] [--hwm N] [--drop] [--window N]
  *                 [--curve-keys FILE] [--server-key KEY]... [--config FILE]
- *                 [--stats-seg NAME]
+ *                 [--stats-seg NAME] [--allow-key KEY]...
  *   shmkit-bridge --keygen
  *
  * --config FILE (an INI file read by libinih, where it was built with
  * it): the same settings, sections [bridge] (id, bind, connect, listen,
- * peer, window, hwm, drop, curve-keys, server-key, journal-sync),
+ * peer, window, hwm, drop, curve-keys, server-key, allow-key,
+ * journal-sync, stats-seg),
  * [export] and [import] (bus, chan, journal, rpc); a key may repeat;
  * options and the file add up, in their order.
  *
@@ -23,7 +24,9 @@
  * KEY" and "secret KEY", Z85; --keygen prints a new pair in that form):
  * its --bind and --listen sockets are then CURVE servers.  --server-key
  * KEY applies to the --connect and --peer options after it: the public
- * key of the bridge they reach.
+ * key of the bridge they reach.  --allow-key KEY (repeatable): only the
+ * clients with these public keys get in (a ZAP handler; without any, every
+ * client that knows this bridge's public key does).
  * Buses travel PUB (--bind) to SUB (--connect); channels over the
  * reliable link, ROUTER (--listen) and DEALER (--peer).  A bridge that
  * carries channels should be given a fixed --id: an exported channel's
@@ -62,6 +65,8 @@ struct args {
 	const char *listen[MAX_ARGS], *peer[MAX_ARGS], *xchan[MAX_ARGS], *ichan[MAX_ARGS];
 	const char *xjnl[MAX_ARGS], *ijnl[MAX_ARGS], *xrpc[MAX_ARGS], *irpc[MAX_ARGS];
 	const char *connect_key[MAX_ARGS], *peer_key[MAX_ARGS], *server_key, *curve_keys, *stats_seg;
+	const char *allow[MAX_ARGS];
+	int nallow;
 	int nbind, nconnect, nexport, nimport, nlisten, npeer, nxchan, nichan, nxjnl, nijnl;
 	int nxrpc, nirpc;
 	char *owned[MAX_ARGS * 8]; /* values of the configuration file, freed at exit */
@@ -83,7 +88,7 @@ static void usage(FILE *f)
 	           "                     [--export-rpc SERVICE]... [--import-rpc REMOTE[=LOCAL]]...\n"
 	           "                     [--journal-sync] [--hwm N] [--drop] [--window N]\n"
 	           "                     [--curve-keys FILE] [--server-key KEY]... [--config FILE]\n"
-	           "                     [--stats-seg NAME]\n"
+	           "                     [--stats-seg NAME] [--allow-key KEY]...\n"
 	           "       shmkit-bridge --keygen\n"
 	           "Carries shmkit buses (PUB --bind, SUB --connect), channels, journals, rpc (ROUTER\n"
 	           "--listen, DEALER --peer) between hosts over ZeroMQ (EP: tcp://HOST:PORT, tcp://HOST:*,\n"
@@ -158,6 +163,7 @@ static const struct { const char *section, *key; int code; } config_keys[] = {
 	{ "bridge", "hwm", 'w' },         { "bridge", "drop", 'd' },
 	{ "bridge", "curve-keys", 'K' },  { "bridge", "server-key", 'k' },
 	{ "bridge", "journal-sync", 'S' },  { "bridge", "stats-seg", 'T' },
+	{ "bridge", "allow-key", 'A' },
 	{ "export", "bus", 'e' },         { "export", "chan", 'E' },
 	{ "export", "journal", 'J' },     { "export", "rpc", 'X' },
 	{ "import", "bus", 'm' },         { "import", "chan", 'M' },
@@ -240,6 +246,7 @@ static int option(struct args *a, int c, const char *v)
 		break;
 	case 'C': bad |= config(a, v); break;
 	case 'T': a->stats_seg = v; break;
+	case 'A': bad |= add(a->allow, &a->nallow, v); break;
 	default: bad = 1;
 	}
 	return bad;
@@ -267,11 +274,12 @@ static int parse(int argc, char **argv, struct args *a)
 		{ "keygen", no_argument, 0, 'G' },
 		{ "config", required_argument, 0, 'C' },
 		{ "stats-seg", required_argument, 0, 'T' },
+		{ "allow-key", required_argument, 0, 'A' },
 		{ 0, 0, 0, 0 },
 	};
 	int c, bad = 0;
 
-	while ((c = getopt_long(argc, argv, "i:b:c:e:m:w:dhl:p:E:M:W:J:L:SX:R:K:k:GC:T:", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:b:c:e:m:w:dhl:p:E:M:W:J:L:SX:R:K:k:GC:T:A:", lo, NULL)) != -1) {
 		if (c == 'h') {
 			usage(stdout);
 			exit(0);
@@ -374,6 +382,9 @@ static int setup(shmkit_bridge *br, const struct args *a)
 
 	if (a->curve_keys && curve_keys(br, a->curve_keys))
 		return 1;
+	for (int i = 0; i < a->nallow; i++)
+		if ((rc = shmkit_bridge_allow_key(br, a->allow[i])) < 0)
+			return fail(a->allow[i], rc);
 	if (a->stats_seg && (rc = shmkit_bridge_stats_segment(br, a->stats_seg)) < 0)
 		return fail(a->stats_seg, rc);
 	for (int i = 0; i < a->nimport; i++)

@@ -189,6 +189,7 @@ struct shmkit_bridge_stats {
 	uint64_t unsubscribed;  /* bus messages taken while no remote bridge
 	                           subscribed to their bus: not sent */
 	uint32_t bus_subscribers; /* remote subscriptions to exported buses */
+	uint64_t auth_denied;   /* CURVE clients refused (not on the allow list) */
 };
 
 /* A bridge with no sockets bound or connected yet.  On failure nothing is
@@ -215,6 +216,12 @@ int shmkit_bridge_connect(shmkit_bridge *br, const char *endpoint);
  * CURVE. */
 int shmkit_bridge_curve(shmkit_bridge *br, const char *public_key, const char *secret_key);
 int shmkit_bridge_server_key(shmkit_bridge *br, const char *key);
+/* Allow the client whose public key this is (call before bind/listen;
+ * up to 64): once a bridge has such a list, its CURVE server sockets let
+ * in only the clients on it (a ZAP handler in its loop; the others are
+ * counted in auth_denied).  Without one, any client that knows this
+ * bridge's public key gets in. */
+int shmkit_bridge_allow_key(shmkit_bridge *br, const char *key);
 
 /* The reliable link (channels): bind the ROUTER socket to an endpoint
  * (actual as for bind), and connect a DEALER to another bridge's listening

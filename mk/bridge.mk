@@ -10,7 +10,7 @@ BRIDGE_LIB := $(BUILD)/libshmkit-bridge.a
 BRIDGE_CMD := $(BUILD)/shmkit-bridge
 BRIDGE_TEST := $(BUILD)/tests/test_bridge
 BRIDGE_HELPER := $(BUILD)/tests/helper_bridge
-BRIDGE_LIB_SRC := bridge/bridge.c bridge/chan.c bridge/frame.c bridge/journal.c bridge/link.c bridge/rpc.c bridge/stats.c
+BRIDGE_LIB_SRC := bridge/auth.c bridge/bridge.c bridge/chan.c bridge/frame.c bridge/journal.c bridge/link.c bridge/rpc.c bridge/stats.c
 BRIDGE_OBJ := $(BRIDGE_LIB_SRC:bridge/%.c=$(BUILD)/obj/bridge_%.o)
 BRIDGE_HDR := bridge/shmkit-bridge.h bridge/internal.h include/shmkit.h
 BRIDGE_ZMQ := $(if $(ZMQ_LIBS),-DSK_HAVE_ZMQ)

@@ -1268,52 +1268,62 @@ Test(bridge, rpc_two_hosts_calls_deadlines_and_a_lost_link, .timeout = 120)
 	duo_end(&d);
 }
 
-/* CURVE: bridge 1 has a keypair and exports a bus; bridge 2 knows its
- * public key and gets the messages (the control); bridge 3 has a wrong
- * server key and bridge 4 none: neither gets a single frame, however
- * long it listens after bridge 2 got its first. */
+/* CURVE: bridge 1 has a keypair, allows one client key, and exports a
+ * bus.  Bridge 2 knows bridge 1's public key and has the allowed keypair:
+ * it gets the messages (the control).  Bridge 3 knows the server key but
+ * has a keypair of its own (not allowed: refused by the ZAP handler and
+ * counted), bridge 4 a wrong server key, bridge 5 none: none of those
+ * gets a single frame, however long it listens after bridge 2 got its
+ * first. */
 Test(bridge, curve_admits_only_who_knows_the_server_key)
 {
 	const char *a = sk_test_new_name("posix");
-	const char *local[3] = { sk_test_new_name("posix"), sk_test_new_name("posix"),
-	                         sk_test_new_name("posix") };
-	extra_name(a, "skbr-bus");
-	char pub[41], sec[41], pub2[41], sec2[41], ep[256];
+	const char *local[4] = { sk_test_new_name("posix"), sk_test_new_name("posix"),
+	                         sk_test_new_name("posix"), sk_test_new_name("posix") };
+	char pub[41], sec[41], pub2[41], sec2[41], cpub[41], csec[41], ep[256];
 	struct shmkit_bridge_opts o = { .id = 1 };
-	struct shmkit_bridge_stats st[4];
-	shmkit_bridge *b[4];
+	struct shmkit_bridge_stats st[5];
+	shmkit_bridge *b[5];
 	shmkit_bus *bus;
 
+	extra_name(a, "skbr-bus");
 	cr_assert_eq(zmq_curve_keypair(pub, sec), 0);
 	cr_assert_eq(zmq_curve_keypair(pub2, sec2), 0);
+	cr_assert_eq(zmq_curve_keypair(cpub, csec), 0);
 	cr_assert_eq(shmkit_bus_create(&bus, a, NULL), 0);
 	cr_assert_eq(shmkit_bridge_create(&b[0], &o), 0);
 	cr_assert_eq(shmkit_bridge_curve(b[0], pub, "short"), -EINVAL);
 	cr_assert_eq(shmkit_bridge_curve(b[0], pub, sec), 0);
+	cr_assert_eq(shmkit_bridge_allow_key(b[0], "short"), -EINVAL);
+	cr_assert_eq(shmkit_bridge_allow_key(b[0], cpub), 0);
 	cr_assert_eq(shmkit_bridge_export_bus(b[0], a), 0);
 	cr_assert_eq(shmkit_bridge_bind(b[0], "tcp://127.0.0.1:*", ep, sizeof(ep)), 0);
-	const char *key[3] = { pub, pub2, NULL };
-	for (int i = 1; i < 4; i++) {
+	const char *key[4] = { pub, pub, pub2, NULL };
+	for (int i = 1; i < 5; i++) {
 		o.id = (uint32_t)i + 1;
 		cr_assert_eq(shmkit_bridge_create(&b[i], &o), 0);
+		if (i == 1) /* the allowed client's keypair */
+			cr_assert_eq(shmkit_bridge_curve(b[i], cpub, csec), 0);
 		cr_assert_eq(shmkit_bridge_import_bus(b[i], a, local[i - 1]), 0);
 		cr_assert_eq(shmkit_bridge_server_key(b[i], key[i - 1]), 0);
 		cr_assert_eq(shmkit_bridge_connect(b[i], ep), 0);
 	}
 	int got = 0, after = 0;
-	for (int t = 0; t < 5000 && after < 300; t++) {
+	for (int t = 0; t < 5000 && (after < 300 || !st[0].auth_denied); t++) {
 		cr_assert_eq(shmkit_bus_publish(bus, "probe", 5, 0), 0);
-		for (int i = 0; i < 4; i++) {
+		for (int i = 0; i < 5; i++) {
 			cr_assert_geq(shmkit_bridge_run(b[i], -1, i ? 1000000 : 0), 0);
 			cr_assert_eq(shmkit_bridge_stats(b[i], &st[i]), 0);
 		}
 		got = st[1].delivered > 0;
 		after += got;
 	}
-	cr_assert(got, "the bridge with the right key got nothing");
-	cr_assert_eq(st[2].received, 0, "a wrong server key got frames");
-	cr_assert_eq(st[3].received, 0, "a plain client got frames from a CURVE server");
-	for (int i = 3; i >= 0; i--)
+	cr_assert(got, "the allowed client got nothing");
+	cr_assert_gt(st[0].auth_denied, 0, "the ZAP handler refused nobody");
+	cr_assert_eq(st[2].received, 0, "a client not on the allow list got frames");
+	cr_assert_eq(st[3].received, 0, "a wrong server key got frames");
+	cr_assert_eq(st[4].received, 0, "a plain client got frames from a CURVE server");
+	for (int i = 4; i >= 0; i--)
 		cr_assert_eq(shmkit_bridge_close(b[i]), 0);
 	shmkit_bus_close(bus);
 }
