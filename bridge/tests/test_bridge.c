@@ -551,7 +551,14 @@ static void host_start(struct host *h)
 
 	h->keeper = sk_test_spawn(argv, -1, &h->out);
 	cr_assert_gt(h->keeper, 0);
-	cr_assert_eq(read_line(h->out, line, sizeof(line)), 0, "the host did not come up");
+	if (read_line(h->out, line, sizeof(line))) {
+		/* unshare or mount refused (no CAP_SYS_ADMIN: not root, or a
+		 * container without it): these tests cannot run here */
+		int rc = sk_test_finish(h->keeper, h->out, NULL, 0);
+		cr_assert(rc > 0 && rc < 128, "the host did not come up (exit %d)", rc);
+		cr_skip_test("unshare --ipc --mount or mount -t tmpfs was refused (exit %d): "
+		             "two hosts cannot be simulated here", rc);
+	}
 	cr_assert_str_eq(line, "up");
 	snprintf(h->pid, sizeof(h->pid), "%d", (int)h->keeper);
 }
