@@ -129,7 +129,7 @@ static void repair(struct fz_j *j)
 	for (int i = 0; i < 1000 && (err = read_some(j, r)) > 0; i++)
 		;
 	shmkit_journal_close(r);
-	if (err)
+	if (err && err != -EAGAIN) /* -EAGAIN: the end */
 		after_repair("read", err, NULL);
 	if ((err = shmkit_journal_open(&j->w, j->dir, &o)))
 		after_repair("writer open", err, NULL);
