@@ -358,7 +358,7 @@ static void cexport_free(struct cexport *ce)
 int shmkit_bridge_export_chan(shmkit_bridge *br, const char *name)
 {
 	struct shmkit_chan_stats cs;
-	struct shmkit_seg_stat ss;
+	struct shmkit_seg_info ss;
 	struct cexport *ce;
 	int rc;
 
@@ -374,7 +374,7 @@ int shmkit_bridge_export_chan(shmkit_bridge *br, const char *name)
 	if (!rc)
 		rc = shmkit_chan_stats(ce->ch, &cs);
 	if (!rc)
-		rc = shmkit_seg_stat(shmkit_chan_seg(ce->ch), &ss);
+		rc = shmkit_seg_info(shmkit_chan_seg(ce->ch), &ss);
 	if (!rc) {
 		ce->spsc = cs.spsc;
 		ce->capacity = cs.capacity;

@@ -99,7 +99,7 @@ static int topic_of(char *buf, const char *path)
 
 int shmkit_bridge_export_journal(shmkit_bridge *br, const char *path)
 {
-	struct shmkit_journal_stat js;
+	struct shmkit_journal_stats js;
 	shmkit_journal *j;
 	struct jexport *je;
 	int rc;
@@ -110,7 +110,7 @@ int shmkit_bridge_export_journal(shmkit_bridge *br, const char *path)
 		return -ENOSPC;
 	if ((rc = shmkit_journal_open(&j, path, NULL)) < 0) /* it must exist */
 		return rc;
-	rc = shmkit_journal_stat(j, &js);
+	rc = shmkit_journal_stats(j, &js);
 	shmkit_journal_close(j);
 	if (rc)
 		return rc;
@@ -260,7 +260,7 @@ int shmkit_bridge_import_journal(shmkit_bridge *br, const char *remote, const ch
 {
 	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
 	                                 .durability = durability };
-	struct shmkit_journal_stat js;
+	struct shmkit_journal_stats js;
 	struct jimport *ji;
 	int rc;
 
@@ -282,7 +282,7 @@ int shmkit_bridge_import_journal(shmkit_bridge *br, const char *remote, const ch
 	if (rc > 0)
 		rc = shmkit_journal_open(&ji->w, path, &o);
 	if (!rc)
-		rc = shmkit_journal_stat(ji->w, &js);
+		rc = shmkit_journal_stats(ji->w, &js);
 	if (rc < 0) {
 		if (ji->w)
 			shmkit_journal_close(ji->w);

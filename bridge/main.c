@@ -341,7 +341,7 @@ struct glob {
 	int (*fn)(shmkit_bridge *, const char *);
 };
 
-static int glob_one(const struct shmkit_seg_stat *st, void *arg)
+static int glob_one(const struct shmkit_seg_info *st, void *arg)
 {
 	struct glob *g = arg;
 	const char *bare = strncmp(st->name, "posix:/", 7) ? st->name : st->name + 7;

@@ -920,12 +920,6 @@ int shmkit_journal_repair(const char *path, struct shmkit_journal_report *r);
  * reader still open keeps reading what it has mapped. */
 int shmkit_journal_remove(const char *path);
 
-/* TRANSITION (removed before this commit series ends): the names before
- * 0.2, for code still moving over. */
-#define shmkit_seg_stat shmkit_seg_info
-#define shmkit_seg_stat_name shmkit_seg_info_name
-#define shmkit_journal_stat shmkit_journal_stats
-
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -367,4 +368,29 @@ Test(cli_tool, follow_timeouts_end_quietly)
 	cr_expect_eq(RUN(NULL, "recv", c, "--follow", "--timeout", "20"), 0, "%s", out);
 	cr_expect_eq(RUN(NULL, "sub", b, "-n", "1", "--timeout", "20"), 1, "%s", out);
 	cr_expect(strstr(out, "received 0 of 1 messages"), "%s", out);
+}
+
+/* `shmkit bridge` runs shmkit-bridge from beside the tool (the tool itself
+ * does not link ZeroMQ): its --help says so; with the bridge built (make
+ * bridge, libzmq installed) an argument reaches it (--keygen prints a
+ * CURVE key pair); without it the command says how to get it. */
+Test(cli_tool, bridge_runs_shmkit_bridge_beside_the_tool)
+{
+	char self[PATH_MAX], bridge[PATH_MAX + 32];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	cr_assert_gt(n, 0);
+	self[n] = '\0';
+	*strrchr(self, '/') = '\0'; /* BUILD/tests */
+	snprintf(bridge, sizeof(bridge), "%s/../shmkit-bridge", self);
+	cr_assert_eq(RUN(NULL, "bridge", "--help"), 0, "%s", out);
+	cr_expect(strstr(out, "shmkit-bridge"), "%s", out);
+	int rc = RUN(NULL, "bridge", "--keygen");
+	if (access(bridge, X_OK) == 0) {
+		cr_expect_eq(rc, 0, "%s", out);
+		cr_expect(strstr(out, "public ") && strstr(out, "secret "), "a key pair: %s", out);
+	} else {
+		cr_expect_eq(rc, 1, "%s", out);
+		cr_expect(strstr(out, "make bridge"), "%s", out);
+	}
 }

@@ -141,6 +141,9 @@ int info_journal(const char *path, bool json);
 int cmd_top(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 
+/* The ZeroMQ bridge, a program of its own: tools/cmd_bridge.c */
+int cmd_bridge(int argc, char **argv);
+
 /* Benchmarks and demonstration: tools/cmd_bench.c */
 int cmd_bench(int argc, char **argv);
 int cmd_demo(int argc, char **argv);

@@ -49,6 +49,7 @@ static const struct subcommand subcommands[] = {
 	{ "journal", cmd_journal, "append, tail, dump, verify, repair a journal" },
 	{ "top", cmd_top, "a live view of every shmkit object (--once, --json)" },
 	{ "doctor", cmd_doctor, "check this machine and container for shmkit" },
+	{ "bridge", cmd_bridge, "carry services to other hosts over ZeroMQ (runs shmkit-bridge)" },
 	{ "bench", cmd_bench, "measured comparisons against pipes, sockets, limits" },
 	{ "demo", cmd_demo, "a two-process demonstration" },
 };
