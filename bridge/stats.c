@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "stats_read.h"
 
 #define STATS_SIZE 16384
 #define STATS_INTERVAL_NS 500000000ll
@@ -110,27 +111,7 @@ void sk_stats_close(shmkit_bridge *br)
 
 int shmkit_bridge_stats_read(const void *data, size_t size, char *buf, size_t cap)
 {
-	const unsigned char *d = data;
-	const uint64_t *gen = (const uint64_t *)(d + 8);
-
-	if (!d || size < SHMKIT_BRIDGE_STATS_TEXT || memcmp(d, "SKBS", 4) || !cap)
-		return -EPROTO;
-	for (int tries = 0; tries < 1000; tries++) {
-		/* Acquire: pairs with the writer's release store of an even gen. */
-		uint64_t g1 = __atomic_load_n(gen, __ATOMIC_ACQUIRE);
-		uint32_t len;
-		memcpy(&len, d + 16, 4);
-		if (len > size - SHMKIT_BRIDGE_STATS_TEXT)
-			len = 0; /* bounded: a bad length reads as nothing */
-		size_t n = len < cap - 1 ? len : cap - 1;
-		memcpy(buf, d + SHMKIT_BRIDGE_STATS_TEXT, n);
-		buf[n] = '\0';
-		/* Acquire fence: the copy above before the second load of gen
-		 * (pairs with the writer's release fence after its odd gen). */
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (!(g1 & 1) && __atomic_load_n(gen, __ATOMIC_RELAXED) == g1)
-			return (int)n;
-		usleep(100);
-	}
-	return -EAGAIN;
+	return sk_bridge_stats_read(data, size, buf, cap);
 }
+
+_Static_assert(SK_BRIDGE_STATS_TEXT == SHMKIT_BRIDGE_STATS_TEXT, "stats_read.h agrees with shmkit-bridge.h");

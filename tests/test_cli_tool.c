@@ -394,3 +394,61 @@ Test(cli_tool, bridge_runs_shmkit_bridge_beside_the_tool)
 		cr_expect(strstr(out, "make bridge"), "%s", out);
 	}
 }
+
+static int seg_exists(void *arg)
+{
+	struct shmkit_seg_info st;
+	return shmkit_seg_info_name(arg, &st) == 0;
+}
+
+/* `shmkit info` of a bridge's statistics segment (shmkit-bridge
+ * --stats-seg) shows what the bridge exports, its link and its counters,
+ * in text and in JSON: issue 14's "info shows what a bridge exports". */
+Test(cli_tool, info_shows_a_bridges_exports_and_counters)
+{
+	char self[PATH_MAX], bridge[PATH_MAX + 32], outbox[128];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	cr_assert_gt(n, 0);
+	self[n] = '\0';
+	*strrchr(self, '/') = '\0';
+	snprintf(bridge, sizeof(bridge), "%s/../shmkit-bridge", self);
+	if (access(bridge, X_OK))
+		cr_skip_test("no shmkit-bridge (make bridge; needs libzmq)");
+	const char *chan = sk_test_new_name("posix"), *stats = sk_test_new_name("posix");
+	snprintf(outbox, sizeof(outbox), "%s.skbr-out", chan);
+	cr_assert_eq(RUN(NULL, "chan", chan, "--capacity", "16"), 0, "%s", out);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		dup2(null, 2);
+		execl(bridge, "shmkit-bridge", "--id", "7", "--listen", "tcp://127.0.0.1:*",
+		      "--export-chan", chan, "--stats-seg", stats, (char *)NULL);
+		_exit(127);
+	}
+	int up = sk_test_eventually(seg_exists, (void *)stats);
+	/* The segment is made before the services are set up: the text shows
+	 * them from the next refresh (every 500 ms). */
+	for (int i = 0; up && i < 200; i++) {
+		if (RUN(NULL, "info", stats) == 0 && strstr(out, "export chan"))
+			break;
+		usleep(50000);
+	}
+	int rc_text = up ? RUN(NULL, "info", stats) : -1;
+	bool text_ok = rc_text == 0 && strstr(out, "bridge statistics") && strstr(out, "export chan") &&
+	               strstr(out, "stats id=7");
+	bool listed = up && RUN(NULL, "ls") == 0 && strstr(out, stats + 7) &&
+	              strstr(strstr(out, stats + 7), "bridge");
+	int rc_json = up ? RUN(NULL, "info", stats, "--json") : -1;
+	bool json_ok = rc_json == 0 && strstr(out, "\"bridge\":\"shmkit-bridge id=7") &&
+	               strstr(out, "export chan");
+	kill(pid, SIGTERM); /* a bridge that ends removes its statistics segment */
+	waitpid(pid, NULL, 0);
+	shmkit_seg_remove(outbox);
+	cr_assert(up, "the bridge made no statistics segment");
+	cr_expect(text_ok, "info: %s", out);
+	cr_expect(json_ok, "info --json");
+	cr_expect(listed, "ls marks it kind bridge");
+}

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../bridge/stats_read.h"
 #include "cmd.h"
 #include "sysvtab.h"
 
@@ -248,6 +249,8 @@ static void stat_json_open(const struct shmkit_seg_info *st, const char *kind, b
 }
 
 /* ---- ls ------------------------------------------------------------------ */
+
+static int bridge_stats(const char *name, char *buf, size_t cap);
 
 struct row {
 	struct shmkit_seg_info st;
@@ -537,7 +540,8 @@ static const char ls_help[] =
 	"(POSIX segments in /dev/shm, System V segments from /proc/sysvipc/shm).\n"
 	"Columns: backend, name (System V: key, or id once removed), size (data\n"
 	"area of a managed segment, whole mapping of a foreign one), kind (bytes,\n"
-	"chan, bus, journal, rpc, foreign; no-access: this user may not open it;\n"
+	"chan, bus, journal, rpc, foreign; bridge: a ZeroMQ bridge's statistics,\n"
+	"which shmkit info shows; no-access: this user may not open it;\n"
 	"shmkit: a System V segment shmkit made, whose header ls does not read),\n"
 	"owner, mode, attach count (System V), creator pid and whether it is\n"
 	"alive; \"removed\" marks a System V segment that lives on until its last\n"
@@ -582,6 +586,12 @@ int cmd_ls(int argc, char **argv)
 	}
 	if (r.n) /* r.v is NULL when nothing was found: no qsort(NULL, 0) */
 		qsort(r.v, r.n, sizeof(*r.v), row_cmp);
+	for (size_t i = 0; i < r.n; i++) { /* a bridge's statistics (not System V: no attach) */
+		char probe[8];
+		if (!r.v[i].kind && r.v[i].st.kind == SHMKIT_KIND_BYTES && !r.v[i].st.initialising &&
+		    r.v[i].st.backend != SHMKIT_SYSV && bridge_stats(r.v[i].st.name, probe, sizeof(probe)) >= 0)
+			r.v[i].kind = "bridge";
+	}
 	if (json)
 		ls_print_json(&r);
 	else
@@ -777,8 +787,30 @@ static const char *path_of(const char *name, bool *bare)
 	return NULL;
 }
 
+/* A byte segment a ZeroMQ bridge keeps its statistics in (shmkit-bridge
+ * --stats-seg NAME; bridge/stats_read.h): its text into buf, or < 0 when
+ * the segment is no such thing. */
+static int bridge_stats(const char *name, char *buf, size_t cap)
+{
+	struct shmkit_seg_opts o = { .flags = SHMKIT_RDONLY };
+	shmkit_seg *seg;
+	int n = shmkit_seg_open(&seg, name, &o);
+
+	if (n)
+		return n;
+	n = sk_bridge_stats_read(shmkit_seg_data(seg), shmkit_seg_size(seg), buf, cap);
+	shmkit_seg_close(seg);
+	return n;
+}
+
 static int info_service(const char *name, const struct shmkit_seg_info *st, bool json)
 {
+	static char bridge[16384];
+	/* Only a finished, non-System V byte segment is opened to look (a
+	 * bridge makes its statistics so; opening an unfinished one would wait
+	 * for its creator). */
+	bool is_bridge = st->kind == SHMKIT_KIND_BYTES && !st->initialising &&
+	                 st->backend != SHMKIT_SYSV && bridge_stats(name, bridge, sizeof(bridge)) >= 0;
 	int (*fn)(const char *, bool) = NULL;
 	const char *label = kind_label(st->kind);
 
@@ -792,6 +824,10 @@ static int info_service(const char *name, const struct shmkit_seg_info *st, bool
 		fn = info_rpc;
 	if (json) {
 		stat_json_open(st, NULL, false);
+		if (is_bridge) { /* what a bridge exports and imports, its link, its counters */
+			printf(",\"bridge\":");
+			tool_json_str(bridge);
+		}
 		if (st->kind == SHMKIT_KIND_BYTES || st->kind == SHMKIT_KIND_FOREIGN) {
 			printf("}\n");
 			return 0;
@@ -803,6 +839,8 @@ static int info_service(const char *name, const struct shmkit_seg_info *st, bool
 		return rc;
 	}
 	info_print_text(name, st);
+	if (is_bridge)
+		printf("\nbridge statistics (shmkit-bridge --stats-seg):\n%s", bridge);
 	if (st->kind == SHMKIT_KIND_BYTES || st->kind == SHMKIT_KIND_FOREIGN)
 		return 0;
 	printf("\n");
@@ -817,7 +855,9 @@ static const char info_help[] =
 	"Describe a segment: its shmkit header (kind, format version, data area,\n"
 	"creator and whether it lives, creation time) and the kernel's view (size,\n"
 	"owner, mode; System V: id, key, attach count, removed).  For a channel or\n"
-	"a bus, also its state (depth, capacity, counters, peers).  A path that is\n"
+	"a bus, also its state (depth, capacity, counters, peers); for the\n"
+	"statistics segment of a ZeroMQ bridge (shmkit-bridge --stats-seg), what\n"
+	"it exports and imports, its link and its counters.  A path that is\n"
 	"not a segment (or a journal's file) shows the journal: files, records,\n"
 	"first/last sequence, sync policy, writer.  Use file:PATH for the raw file.\n"
 	"\n"
