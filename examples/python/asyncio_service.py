@@ -2,16 +2,16 @@
 
     python3 asyncio_service.py [NAME] [CALLS]
 
-The server and the clients wait on the handles' pollable fds
-(shmkit.aio, built on loop.add_reader), so one thread serves and calls
-at once; the server upper-cases each request.
+The server and the clients await the handles themselves
+(server.recv_async(), client.call_async(): shmkit.aio underneath, on the
+handles' pollable fds and loop.add_reader, no thread), so one thread
+serves and calls at once; the server upper-cases each request.
 """
 import asyncio
 import os
 import sys
 
 import shmkit
-from shmkit import aio
 
 name = sys.argv[1] if len(sys.argv) > 1 else "posix:/example-upper-%d" % os.getpid()
 calls = int(sys.argv[2]) if len(sys.argv) > 2 else 20
@@ -19,14 +19,14 @@ calls = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 
 async def serve(server, n):
     for _ in range(n):
-        req = await aio.request(server, timeout=10.0)
+        req = await server.recv_async(timeout=10.0)
         req.respond(bytes(req).upper())
 
 
 async def client(rpc, words):
     answers = []
     for w in words:
-        answers.append(await aio.call(rpc, w.encode(), timeout=10.0))
+        answers.append(await rpc.call_async(w.encode(), timeout=10.0))
     return answers
 
 
