@@ -3,49 +3,32 @@
  * 40-byte header written and read byte by byte in little-endian, the
  * topic frame, and CRC-32C.
  *
- * The CRC is a byte-at-a-time table of the reflected Castagnoli
- * polynomial 0x82F63B78: the same value as the library's journal CRC
- * (crc32c("123456789") == 0xE3069283), kept here because that one is not
- * public API.  Frames are network-bound: a table is fast enough.
+ * The CRC is the core library's CRC-32C (sk_crc32c, src/crc32c.c: the
+ * SSE4.2 crc32 instruction where the CPU has it, else slicing-by-8), the
+ * same value as the journal's (crc32c("123456789") == 0xE3069283).  It
+ * is not public API yet: libshmkit.a, which the bridge links, holds it.
+ * Measured on this 2-core machine (64 KiB buffers, 3 runs): the
+ * byte-wise table this file had 0.22-0.29 GB/s, slicing-by-8
+ * 0.95-1.14 GB/s, sk_crc32c on its SSE4.2 path 4.4-4.9 GB/s.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
 
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-		for (int k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
-		crc_table[i] = c;
-	}
-}
-
 uint32_t shmkit_bridge_crc32c(uint32_t crc, const void *data, size_t len)
 {
-	const unsigned char *p = data;
-
-	pthread_once(&crc_once, crc_init);
-	crc = ~crc;
-	while (len--)
-		crc = (crc >> 8) ^ crc_table[(crc ^ *p++) & 0xff];
-	return ~crc;
+	return sk_crc32c(crc, data, len);
 }
 
-static void put32(unsigned char *p, uint32_t v)
+void sk_br_put32(unsigned char *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
 		p[i] = (unsigned char)(v >> (8 * i));
 }
 
-static uint32_t get32(const unsigned char *p)
+uint32_t sk_br_get32(const unsigned char *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -53,18 +36,18 @@ static uint32_t get32(const unsigned char *p)
 void shmkit_bridge_hdr_encode(const struct shmkit_bridge_hdr *h, unsigned char *out)
 {
 	memset(out, 0, SHMKIT_BRIDGE_HDR);
-	put32(out, h->magic);
+	sk_br_put32(out, h->magic);
 	out[4] = h->version;
 	out[5] = h->kind;
 	out[6] = h->delivery;
-	put32(out + 8, h->origin);
-	put32(out + 12, h->length);
-	put32(out + 16, (uint32_t)h->seq);
-	put32(out + 20, (uint32_t)(h->seq >> 32));
-	put32(out + 24, h->capacity);
-	put32(out + 28, h->max_msg);
-	put32(out + 32, h->crc);
-	put32(out + 36, h->stream);
+	sk_br_put32(out + 8, h->origin);
+	sk_br_put32(out + 12, h->length);
+	sk_br_put32(out + 16, (uint32_t)h->seq);
+	sk_br_put32(out + 20, (uint32_t)(h->seq >> 32));
+	sk_br_put32(out + 24, h->capacity);
+	sk_br_put32(out + 28, h->max_msg);
+	sk_br_put32(out + 32, h->crc);
+	sk_br_put32(out + 36, h->stream);
 }
 
 int shmkit_bridge_hdr_decode(struct shmkit_bridge_hdr *h, const void *buf, size_t len)
@@ -73,17 +56,17 @@ int shmkit_bridge_hdr_decode(struct shmkit_bridge_hdr *h, const void *buf, size_
 
 	if (len < SHMKIT_BRIDGE_HDR)
 		return -EBADMSG;
-	h->magic = get32(p);
+	h->magic = sk_br_get32(p);
 	h->version = p[4];
 	h->kind = p[5];
 	h->delivery = p[6];
-	h->origin = get32(p + 8);
-	h->length = get32(p + 12);
-	h->seq = (uint64_t)get32(p + 16) | (uint64_t)get32(p + 20) << 32;
-	h->capacity = get32(p + 24);
-	h->max_msg = get32(p + 28);
-	h->crc = get32(p + 32);
-	h->stream = get32(p + 36);
+	h->origin = sk_br_get32(p + 8);
+	h->length = sk_br_get32(p + 12);
+	h->seq = (uint64_t)sk_br_get32(p + 16) | (uint64_t)sk_br_get32(p + 20) << 32;
+	h->capacity = sk_br_get32(p + 24);
+	h->max_msg = sk_br_get32(p + 28);
+	h->crc = sk_br_get32(p + 32);
+	h->stream = sk_br_get32(p + 36);
 	return 0;
 }
 
@@ -114,7 +97,7 @@ ssize_t sk_br_frame(unsigned char *buf, size_t cap, const char *topic, int topic
 	h->crc = shmkit_bridge_crc32c(0, payload, len);
 	memcpy(buf, topic, (size_t)topic_len);
 	shmkit_bridge_hdr_encode(h, buf + topic_len);
-	if (len)
+	if (len && payload != buf + topic_len + SHMKIT_BRIDGE_HDR) /* not built in place */
 		memcpy(buf + topic_len + SHMKIT_BRIDGE_HDR, payload, len);
 	return (ssize_t)total;
 }

@@ -154,8 +154,16 @@ int sk_br_curve_client(shmkit_bridge *br, void *s);
 /* Bind sock; the endpoint bound (a '*' port resolved) into actual. */
 int sk_br_bind(void *sock, const char *endpoint, char *actual, size_t cap);
 
+/* The core library's CRC-32C (src/crc32c.c; hardware where the CPU has
+ * it, else slicing-by-8): in libshmkit.a, not public API yet. */
+uint32_t sk_crc32c(uint32_t crc, const void *data, size_t len);
+/* 32-bit little-endian to and from bytes (the wire's byte order). */
+void sk_br_put32(unsigned char *p, uint32_t v);
+uint32_t sk_br_get32(const unsigned char *p);
+
 /* A frame (topic, header with length and CRC filled in, payload) into
- * buf of cap bytes: its length, or -EMSGSIZE. */
+ * buf of cap bytes: its length, or -EMSGSIZE.  The payload may already
+ * be in place (payload == buf + topic_len + SHMKIT_BRIDGE_HDR). */
 ssize_t sk_br_frame(unsigned char *buf, size_t cap, const char *topic, int topic_len,
                     struct shmkit_bridge_hdr *h, const void *payload, uint32_t len);
 /* Judge a frame's topic and header (magic, version, length, CRC, own

@@ -32,10 +32,21 @@
  * nothing it acknowledged (the journal survives a process crash whatever
  * the policy), and the next writer recovers the tail.
  *
- * Wire: topic 'j' + the exported path's name; kind 5 (data: seq, the
- * record's time_ns split into capacity (low 32 bits) and max_msg (high),
- * payload = record) and kind 6 (hello: seq = next wanted).
- *
+ * Wire (version 3): topic 'j' + the exported path's name; kind 5 (data:
+ * seq = the first record's, capacity = how many records, payload =
+ * records, each u64 seq, u64 time_ns, u32 length, the bytes;
+ * little-endian, unaligned) and kind 6 (hello: seq = next wanted).  A
+ * data frame packs consecutive records up to JNL_FRAME_BUDGET (64 KiB)
+ * of payload (a bigger record goes alone) and the header's CRC-32C
+ * covers them all: one ZeroMQ message and one CRC per 64 KiB rather
+ * than per record, which is what made the copy slow (one message per
+ * record: 0.05-0.14x of the leader's append rate).  The follower checks
+ * the frame's structure (lengths fill the payload, seqs increase, the
+ * count) before it appends any record of it, appends them in order
+ * (each judged as above: duplicate, jump or next) and acknowledges the
+ * last with its next hello.  The window counts records: window * 64
+ * (default 4096) in flight per follower.
+
  * Limits of this increment (they need core API):
  *   - the follower's records carry their own append time, not the
  *     leader's (shmkit_journal_append sets time_ns): the bytes and the
@@ -58,6 +69,13 @@
 
 #define JNL_RESEND_NS 300000000ll
 #define JNL_FORGET_NS 30000000000ll /* a follower silent this long gives its slot up */
+/* A data frame packs records up to this many payload bytes (one bigger
+ * record goes alone, up to FRAME_MAX). */
+#define JNL_FRAME_BUDGET 65536
+#define JNL_FRAMES_PER_TURN 16    /* then the loop's other work has its turn */
+#define JREC_HDR 20               /* u64 seq, u64 time_ns, u32 length */
+/* Records in flight per follower: window * this (default 64 * 64). */
+#define JNL_RECS_PER_WINDOW 64
 
 struct follower {
 	shmkit_journal *rd;       /* NULL: slot free */
@@ -200,57 +218,114 @@ static void jexport_hello(shmkit_bridge *br, struct jexport *je, const unsigned 
 	}
 }
 
-/* Send records to one follower while its window has room: 0, 1 cut
- * short, 2 the socket is full. */
+/* Records not yet acknowledged (in flight or in the frame being
+ * filled) a follower may have. */
+static uint64_t jnl_inflight_max(const shmkit_bridge *br)
+{
+	return (uint64_t)br->window * JNL_RECS_PER_WINDOW;
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+	sk_br_put32(p, (uint32_t)v);
+	sk_br_put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+	return (uint64_t)sk_br_get32(p) | (uint64_t)sk_br_get32(p + 4) << 32;
+}
+
+/* Send the frame of je->frame holding count records (first..first+count-1,
+ * plen payload bytes already in place): 0 sent, 1 not now, <0 error. */
+static int follower_flush(shmkit_bridge *br, struct jexport *je, struct follower *f, uint64_t first,
+                          uint32_t count, size_t plen, int64_t now)
+{
+	struct shmkit_bridge_hdr h = { .kind = SHMKIT_BRIDGE_KIND_JNL, .origin = br->id,
+	                               .seq = first, .capacity = count };
+	unsigned char *payload = je->frame + je->topic_len + SHMKIT_BRIDGE_HDR;
+	ssize_t fl = sk_br_frame(je->frame, je->frame_cap, je->topic, je->topic_len, &h, payload,
+	                         (uint32_t)plen);
+	int rc = fl < 0 ? (int)fl : sk_link_to_rid(br, f->rid, f->rid_len, je->frame, (size_t)fl);
+
+	if (rc)
+		return rc;
+	if (f->next == f->acked + 1)
+		f->progress = now;
+	uint64_t last = first + count - 1;
+	br->st.jnl_sent += count;
+	if (first <= f->max_sent)
+		br->st.resends += (last <= f->max_sent ? last : f->max_sent) - first + 1;
+	if (last > f->max_sent)
+		f->max_sent = last;
+	f->next = last + 1;
+	return 0;
+}
+
+/* Send records to one follower while its window has room, packed into
+ * frames of up to JNL_FRAME_BUDGET payload bytes (a bigger record goes
+ * alone): 0, 1 cut short, 2 the socket is full. */
 static int follower_pump(shmkit_bridge *br, struct jexport *je, struct follower *f, int64_t now)
 {
+	size_t off = (size_t)je->topic_len + SHMKIT_BRIDGE_HDR, plen = 0;
+	uint64_t first = 0;
+	uint32_t count = 0;
+	int frames = 0, rc;
+
 	if (f->next > f->acked + 1 && now - f->progress > JNL_RESEND_NS) {
 		if (shmkit_journal_seek_seq(f->rd, f->acked + 1) == 0)
 			f->next = f->acked + 1; /* go back N */
 		f->progress = now;
 	}
-	for (int n = 0; n < BATCH; n++) {
+	for (;;) {
 		struct shmkit_record rec;
-		struct shmkit_bridge_hdr h = { .kind = SHMKIT_BRIDGE_KIND_JNL, .origin = br->id };
 
-		if (f->next - f->acked - 1 >= (uint64_t)br->window * 4)
-			return 0;
-		int rc = shmkit_journal_next(f->rd, &rec, 0);
-		if (rc <= 0)
-			return 0; /* the end, or damage: the next look tries again */
-		h.seq = rec.seq;
-		h.capacity = (uint32_t)(uint64_t)rec.time_ns;
-		h.max_msg = (uint32_t)((uint64_t)rec.time_ns >> 32);
-		if ((size_t)rec.len + TOPIC_MAX + SHMKIT_BRIDGE_HDR > je->frame_cap) {
-			size_t cap = (size_t)rec.len + TOPIC_MAX + SHMKIT_BRIDGE_HDR;
+		if (f->next + count - f->acked - 1 >= jnl_inflight_max(br) || frames == JNL_FRAMES_PER_TURN ||
+		    (rc = shmkit_journal_next(f->rd, &rec, 0)) <= 0)
+			break; /* the window is full, a turn's work, the end (or damage:
+			          the next look tries again) */
+		size_t need = JREC_HDR + (size_t)rec.len;
+		if (count && plen + need > JNL_FRAME_BUDGET) {
+			/* rec stays valid: sending reads nothing */
+			rc = follower_flush(br, je, f, first, count, plen, now);
+			if (rc)
+				goto not_sent;
+			frames++;
+			count = 0;
+			plen = 0;
+		}
+		if (off + plen + need > je->frame_cap) {
+			size_t cap = off + plen + need;
 			unsigned char *fr = cap <= (size_t)FRAME_MAX ? realloc(je->frame, cap) : NULL;
-			if (!fr) {
+			if (!fr) { /* too big to send: skipped, counted */
 				br->st.unroutable++;
-				f->next = rec.seq + 1;
+				if (!count)
+					f->next = rec.seq + 1;
 				continue;
 			}
 			je->frame = fr;
 			je->frame_cap = cap;
 		}
-		ssize_t fl = sk_br_frame(je->frame, je->frame_cap, je->topic, je->topic_len, &h,
-		                         rec.data, rec.len);
-		rc = fl < 0 ? (int)fl : sk_link_to_rid(br, f->rid, f->rid_len, je->frame, (size_t)fl);
-		if (rc) { /* not sent: read it again next time */
-			shmkit_journal_seek_seq(f->rd, rec.seq);
-			if (rc == -EHOSTUNREACH)
-				follower_drop(f); /* it comes back with a hello */
-			return rc == 1 ? 2 : 0;
-		}
-		if (f->next == f->acked + 1)
-			f->progress = now;
-		br->st.jnl_sent++;
-		if (rec.seq <= f->max_sent)
-			br->st.resends++;
-		else
-			f->max_sent = rec.seq;
-		f->next = rec.seq + 1;
+		unsigned char *r = je->frame + off + plen;
+		put64(r, rec.seq);
+		put64(r + 8, (uint64_t)rec.time_ns);
+		sk_br_put32(r + 16, rec.len);
+		memcpy(r + JREC_HDR, rec.data, rec.len);
+		if (!count)
+			first = rec.seq;
+		count++;
+		plen += need;
 	}
-	return 1;
+	if (!count)
+		return frames == JNL_FRAMES_PER_TURN;
+	rc = follower_flush(br, je, f, first, count, plen, now);
+	if (!rc)
+		return frames + 1 >= JNL_FRAMES_PER_TURN;
+not_sent: /* read them again next time */
+	shmkit_journal_seek_seq(f->rd, first);
+	if (rc == -EHOSTUNREACH)
+		follower_drop(f); /* it comes back with a hello */
+	return rc == 1 ? 2 : 0;
 }
 
 /* ======================= follower ======================= */
@@ -295,35 +370,69 @@ int shmkit_bridge_import_journal(shmkit_bridge *br, const char *remote, const ch
 	return 0;
 }
 
-static void jimport_data(shmkit_bridge *br, struct jimport *ji, unsigned p,
-                         const struct shmkit_bridge_hdr *h, const unsigned char *payload)
+/* One record of a data frame. */
+static void jimport_record(shmkit_bridge *br, struct jimport *ji, uint64_t rseq,
+                           const unsigned char *data, uint32_t len)
 {
 	uint64_t seq = 0;
 
-	ji->dirty = 1;
-	ji->peer = p;
-	if (h->seq <= ji->last) {
+	if (rseq <= ji->last) {
 		br->st.duplicates++;
 		return;
 	}
-	if (h->seq > ji->last + 1 || ji->stuck) {
+	if (rseq > ji->last + 1 || ji->stuck) {
 		/* A jump: frames lost (they come again), or a hole or
 		 * retention at the leader (see the limits above). */
 		br->st.out_of_order++;
 		return;
 	}
-	int rc = shmkit_journal_append(ji->w, payload, h->length, &seq);
+	int rc = shmkit_journal_append(ji->w, data, len, &seq);
 	if (rc && !seq) {
 		br->st.unroutable++; /* not appended (too big, no room): comes again */
 		return;
 	}
-	if (seq != h->seq) { /* the copy's numbering differs from the leader's */
+	if (seq != rseq) { /* the copy's numbering differs from the leader's */
 		ji->stuck = 1;
 		br->st.jnl_gap++;
 		return;
 	}
 	ji->last = seq;
 	br->st.jnl_in++;
+}
+
+/* A data frame (its CRC already checked): h->capacity records, each
+ * seq, time, length and bytes, filling the payload exactly and in
+ * increasing seq from h->seq; anything else is malformed and dropped
+ * whole before a record is appended. */
+static void jimport_data(shmkit_bridge *br, struct jimport *ji, unsigned p,
+                         const struct shmkit_bridge_hdr *h, const unsigned char *payload)
+{
+	size_t off = 0;
+	uint64_t prev = 0;
+	uint32_t n = 0;
+
+	for (; off < h->length; n++) {
+		uint64_t rseq;
+		if (h->length - off < JREC_HDR ||
+		    sk_br_get32(payload + off + 16) > h->length - off - JREC_HDR ||
+		    (rseq = get64(payload + off)) <= prev || (!n && rseq != h->seq)) {
+			br->st.malformed++;
+			return;
+		}
+		prev = rseq;
+		off += JREC_HDR + sk_br_get32(payload + off + 16);
+	}
+	if (n != h->capacity || !n) {
+		br->st.malformed++;
+		return;
+	}
+	ji->dirty = 1;
+	ji->peer = p;
+	for (off = 0; off < h->length;) {
+		uint32_t len = sk_br_get32(payload + off + 16);
+		jimport_record(br, ji, get64(payload + off), payload + off + JREC_HDR, len);
+		off += JREC_HDR + len;
+	}
 }
 
 static void jimport_talk(shmkit_bridge *br, struct jimport *ji, int hello)
@@ -394,7 +503,7 @@ static int jnl_pollitems(shmkit_bridge *br, zmq_pollitem_t *it)
 	for (unsigned i = 0; i < br->njex; i++)
 		for (int k = 0; k < MAX_FOLLOWERS; k++) {
 			struct follower *f = &br->jex[i]->f[k];
-			int room = f->rd && f->next - f->acked - 1 < (uint64_t)br->window * 4;
+			int room = f->rd && f->next - f->acked - 1 < jnl_inflight_max(br);
 			it[n++] = (zmq_pollitem_t){ .fd = f->rd ? f->fd : -1, .events = room ? ZMQ_POLLIN : 0 };
 		}
 	return n;

@@ -32,9 +32,9 @@
  *            a NUL byte: the SUB socket's prefix filter ("A\0" does not
  *            match "AB\0")
  *   header   40 bytes:
- *     0  u32 magic "SKBR"      4  u8 version (2)   5  u8 kind (1 = bus,
+ *     0  u32 magic "SKBR"      4  u8 version (3)   5  u8 kind (1 = bus,
  *        2 channel data, 3 channel ack, 4 channel hello, 5 journal
- *        record, 6 journal hello, 7 rpc request, 8 rpc response, 9 rpc
+ *        records, 6 journal hello, 7 rpc request, 8 rpc response, 9 rpc
  *        hello, 10 rpc hello-ack)
  *     6  u8 delivery (bus: enum shmkit_bus_mode; channel data: 1 if the
  *        exported channel is SPSC)          7  u8 reserved (0)
@@ -44,9 +44,9 @@
  *        dropped)
  *        Channel data: the outbox's sequence number; ack: the highest
  *        sequence committed into the importer's local channel; hello: 0.
- *        Journal record: its seq; journal hello: the next seq wanted.
- *        (Journal records carry their time_ns in capacity, low 32 bits,
- *        and max_msg, high 32 bits.)  rpc request/response: the call's
+ *        Journal records: the first record's seq, and capacity says how
+ *        many records the payload packs; journal hello: the next seq
+ *        wanted.  rpc request/response: the call's
  *        token; the request carries the time left in ns the same way
  *        (0: none) and its flags in delivery; the response its status in
  *        stream; the hello-ack the service's max_request and
@@ -57,9 +57,12 @@
  *     36 u32 stream: channel data and ack, the exporting outbox's stream
  *        id (random, kept in the outbox for its life, so it survives a
  *        restart of the exporting bridge); 0 otherwise
- *   payload  the message (empty for ack and hello)
- * Version 2 gave the reserved word at 36 to the stream id (version 1
- * frames are counted bad_version and dropped).
+ *   payload  the message (empty for ack and hello); journal records:
+ *            consecutive records, each u64 seq, u64 time_ns, u32
+ *            length and its bytes, up to 64 KiB (a bigger record alone)
+ * Version 2 gave the reserved word at 36 to the stream id; version 3
+ * packs journal records several per frame (older versions' frames are
+ * counted bad_version and dropped).
  * A frame of another magic or version, a bad CRC, a length that disagrees
  * with the frame, or the receiver's own origin id is counted and dropped,
  * never delivered.
@@ -118,7 +121,7 @@
 extern "C" {
 #endif
 
-#define SHMKIT_BRIDGE_VERSION 2
+#define SHMKIT_BRIDGE_VERSION 3
 #define SHMKIT_BRIDGE_WINDOW_MAX 4096
 
 typedef struct shmkit_bridge shmkit_bridge;
