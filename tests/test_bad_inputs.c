@@ -7,12 +7,15 @@
  * mapping, no name in /dev/shm, /tmp or System V.
  */
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +27,22 @@
 TestSuite(bad_inputs, .timeout = 120, .fini = sk_test_cleanup);
 
 /* ---- what exists, before and after ------------------------------------------ */
+
+/* Each test runs in mount and IPC namespaces of its own, with a private
+ * tmpfs on /dev/shm (root; the suite runs as root in CI): then whatever
+ * another program on the machine makes in /dev/shm or System V meanwhile
+ * is not seen, and the listings below compare only what this test's calls
+ * could have made - under any name, expected or not.  Without the rights
+ * (not root) the test runs on the machine's own, as it did before. */
+static void isolate(void)
+{
+	if (unshare(CLONE_NEWNS | CLONE_NEWIPC) == 0 &&
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
+	    mount("sktest-shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m") == 0)
+		return;
+	cr_log_warn("not isolated (%s): foreign names made meanwhile would count",
+	            strerror(errno));
+}
 
 /* What a bad input could have made, one line each: every /dev/shm entry
  * but other runs' test names and lock files, this run's names in /tmp and
@@ -141,6 +160,7 @@ Test(bad_inputs, api_at_least_100_each_refused_and_nothing_left)
 	memset(longpath, 'x', sizeof(longpath) - 1);
 	longpath[0] = '/';
 	longpath[sizeof(longpath) - 1] = '\0';
+	isolate();
 	listing(before, sizeof(before));
 	int fds = sk_test_fd_count(), maps = maps_count();
 
@@ -244,6 +264,7 @@ Test(bad_inputs, cli_at_least_100_each_refused_and_nothing_left)
 	char jpath[96], base[64];
 
 	snprintf(jpath, sizeof(jpath), "/tmp/%s", sk_test_base(base, sizeof(base), "bad-cli"));
+	isolate();
 	listing(before, sizeof(before));
 	for (size_t i = 0; i < SK_ARRAY_LEN(bad_names); i++) {
 		const char *bn = bad_names[i].name;
