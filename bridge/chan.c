@@ -98,6 +98,15 @@
  * A link cut or a frame dropped (bad CRC) only delays: frames past a gap
  * are dropped (out_of_order) and resent from the last ack.
  *
+ * A full receiving channel: the frame is dropped (chan_full) and the
+ * importer says so in its ack (delivery byte ACK_FULL); the exporter goes
+ * back to the last ack and sends nothing more (what it sent would be
+ * dropped as out of order).  The importer looks at its channel every
+ * turn while it is full (no event says it drained: the loop polls
+ * briefly, 1 ms) and, once there is room, acks with ACK_DRAINED; the
+ * exporter resends at once (chan_drained) rather than after RESEND_NS.
+ * Should that ack be lost, the 300 ms timer still resends.
+ *
  * One importer per export at a time: a message sent to importer A and
  * un-acked must not be given to B too (A may have committed it).  The
  * outbox records the importer its un-acked messages went to; another
@@ -120,6 +129,9 @@
 #define IB_ENTRIES 64
 #define RESEND_NS 300000000ll
 #define MAX_MSG_LIMIT (1u << 30)
+/* An ack's delivery byte: what the importer's local channel did. */
+#define ACK_FULL 1
+#define ACK_DRAINED 2
 
 struct ob_hdr {
 	uint32_t magic, version;
@@ -165,6 +177,9 @@ struct cexport {
 	uint64_t sent_upto;       /* highest seq sent since the last go-back */
 	uint64_t max_sent;        /* highest seq ever sent by this process */
 	int64_t progress;         /* when acked last moved (or sending began) */
+	int held;                 /* the importer's channel was full: nothing
+	                             is sent until it says it drained (or
+	                             RESEND_NS passed) */
 	unsigned char rid[256];   /* the importer's routing id */
 	size_t rid_len;           /* 0: no importer heard */
 	unsigned char *frame;
@@ -182,6 +197,9 @@ struct cimport {
 	struct ib_entry *e;
 	unsigned char dirty[IB_ENTRIES]; /* an ack is owed, to peer ack_peer */
 	unsigned char ack_peer[IB_ENTRIES];
+	unsigned char full[IB_ENTRIES]; /* ACK_FULL: a frame found the channel
+	                             full (said in acks until it drains);
+	                             ACK_DRAINED: room again, to be said */
 	int topic_len;
 	char topic[TOPIC_MAX];
 	char remote[NAME_MAX_ + 1], local[NAME_MAX_ + 1];
@@ -466,6 +484,11 @@ static int cexport_send(shmkit_bridge *br, struct cexport *ce, int64_t now)
 {
 	if (!ce->rid_len)
 		return 0;
+	if (ce->held) {
+		if (now - ce->progress <= RESEND_NS)
+			return 0; /* what it sent now would be dropped */
+		ce->held = 0; /* no word of the drain (lost?): the timer's resend */
+	}
 	if (ce->sent_upto > ce->acked && now - ce->progress > RESEND_NS) {
 		ce->sent_upto = ce->acked; /* go back N */
 		ce->progress = now;
@@ -529,6 +552,7 @@ static void cexport_hello(shmkit_bridge *br, struct cexport *ce, const unsigned 
 		memcpy(ce->rid, rid, rid_len);
 		ce->rid_len = rid_len;
 		ce->sent_upto = ce->acked; /* a new connection: send everything un-acked */
+		ce->held = 0;
 	}
 }
 
@@ -540,12 +564,24 @@ static void cexport_ack(shmkit_bridge *br, struct cexport *ce, const struct shmk
 		return; /* an ack of an older outbox, or of another importer */
 	if (n > ce->next - 1)
 		n = ce->next - 1; /* acks what was never sent: bounded */
-	if (n <= ce->acked)
-		return;
-	br->st.acked += n - ce->acked;
-	ce->acked = n;
-	st_rel(&ce->oh->acked, n);
-	ce->progress = sk_br_now();
+	if (n > ce->acked) {
+		br->st.acked += n - ce->acked;
+		ce->acked = n;
+		st_rel(&ce->oh->acked, n);
+		ce->progress = sk_br_now();
+	}
+	if (h->delivery == ACK_FULL && ce->sent_upto > ce->acked) {
+		/* The frame after n found the channel full, and those after it
+		 * were dropped as out of order: wait for the drain. */
+		ce->sent_upto = ce->acked;
+		ce->held = 1;
+		ce->progress = sk_br_now();
+	} else if (h->delivery == ACK_DRAINED && ce->held) {
+		ce->held = 0; /* resend now, not at the timer */
+		ce->sent_upto = ce->acked;
+		ce->progress = sk_br_now();
+		br->st.chan_drained++;
+	}
 }
 
 /* ======================= imports ======================= */
@@ -720,6 +756,8 @@ static void cimport_commit(shmkit_bridge *br, struct cimport *ci, struct ib_entr
 		e->pending_pos = cs.sent; /* we are the only producer: exact */
 	st_rel(&e->pending, seq);
 	int rc = shmkit_chan_send(ci->ch, payload, len, 0);
+	if (!rc || rc == -EAGAIN) /* full: said in acks until it drains */
+		ci->full[e - ci->e] = rc ? ACK_FULL : 0;
 	if (!rc) {
 		st_rel(&e->last, seq);
 		br->st.chan_in++;
@@ -777,13 +815,28 @@ static void cimport_talk(shmkit_bridge *br, struct cimport *ci, int hello)
 	unsigned char f[TOPIC_MAX + SHMKIT_BRIDGE_HDR];
 	struct shmkit_bridge_hdr h;
 
+	struct shmkit_chan_stats cs;
+	int room = -1; /* not looked yet */
+
 	for (unsigned i = 0; ci->e && i < IB_ENTRIES; i++) {
+		if (ci->full[i] == ACK_FULL) {
+			if (room < 0)
+				room = shmkit_chan_stats(ci->ch, &cs) == 0 && cs.depth < cs.capacity;
+			if (room) {
+				ci->full[i] = ACK_DRAINED;
+				ci->dirty[i] = 1;
+			}
+		}
 		if (!ci->dirty[i])
 			continue;
 		send_hdr(br, &h, SHMKIT_BRIDGE_KIND_CHAN_ACK, ci->e[i].stream, ld_acq(&ci->e[i].last));
+		h.delivery = ci->full[i];
 		ssize_t fl = sk_br_frame(f, sizeof(f), ci->topic, ci->topic_len, &h, NULL, 0);
-		if (fl > 0 && sk_link_to_peer(br, ci->ack_peer[i], f, (size_t)fl) == 0)
+		if (fl > 0 && sk_link_to_peer(br, ci->ack_peer[i], f, (size_t)fl) == 0) {
 			ci->dirty[i] = 0;
+			if (ci->full[i] == ACK_DRAINED)
+				ci->full[i] = 0;
+		}
 	}
 	if (!hello)
 		return;
@@ -833,8 +886,12 @@ static int chan_pump(shmkit_bridge *br, int hello)
 			return rc;
 		full |= rc == 2;
 	}
-	for (unsigned i = 0; i < br->ncim; i++)
+	for (unsigned i = 0; i < br->ncim; i++) {
 		cimport_talk(br, br->cim[i], hello);
+		/* a full local channel gives no event when it drains: look
+		 * again soon (the loop's brief poll) */
+		full |= memchr(br->cim[i]->full, ACK_FULL, IB_ENTRIES) != NULL;
+	}
 	return more ? 1 : full ? 2 : 0;
 }
 

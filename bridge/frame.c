@@ -113,7 +113,7 @@ int shmkit_bridge_stats_line(const struct shmkit_bridge_stats *st, char *buf, si
 	                 "redelivered=%llu uncertain=%llu jnl_sent=%llu jnl_in=%llu jnl_gap=%llu "
 	                 "rpc_calls=%llu rpc_answered=%llu rpc_failed=%llu rpc_link_lost=%llu "
 	                 "links_up=%llu links_down=%llu peers_up=%u clients=%u unsubscribed=%llu "
-	                 "bus_subscribers=%u auth_denied=%llu",
+	                 "bus_subscribers=%u auth_denied=%llu chan_drained=%llu",
 	                 (unsigned)st->id, (unsigned long long)st->sent,
 	                 (unsigned long long)st->received, (unsigned long long)st->delivered,
 	                 (unsigned long long)st->bad_version, (unsigned long long)st->bad_crc,
@@ -132,7 +132,8 @@ int shmkit_bridge_stats_line(const struct shmkit_bridge_stats *st, char *buf, si
 	                 (unsigned long long)st->rpc_link_lost, (unsigned long long)st->links_up,
 	                 (unsigned long long)st->links_down, (unsigned)st->peers_up,
 	                 (unsigned)st->clients, (unsigned long long)st->unsubscribed,
-	                 (unsigned)st->bus_subscribers, (unsigned long long)st->auth_denied);
+	                 (unsigned)st->bus_subscribers, (unsigned long long)st->auth_denied,
+	                 (unsigned long long)st->chan_drained);
 
 	if (w < 0 || (size_t)w >= cap)
 		return -ENOSPC;

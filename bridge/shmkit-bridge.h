@@ -43,7 +43,9 @@
  *        says how many the sender numbered and never sent, or the network
  *        dropped)
  *        Channel data: the outbox's sequence number; ack: the highest
- *        sequence committed into the importer's local channel; hello: 0.
+ *        sequence committed into the importer's local channel (its
+ *        delivery byte: 1 the next frame found that channel full, 2 it
+ *        has room again, 0 otherwise); hello: 0.
  *        Journal records: the first record's seq, and capacity says how
  *        many records the payload packs; journal hello: the next seq
  *        wanted.  rpc request/response: the call's
@@ -100,8 +102,10 @@
  *                      committed per stream lives in L.skbr-in, so
  *                      duplicates (resends after a lost ack, a restart of
  *                      either side) are suppressed and acked again.
- *   Un-acked frames are sent again after 300 ms without progress (go-back-N)
- *   and at once when an importer says hello again after a reconnect.  One
+ *   Un-acked frames are sent again after 300 ms without progress (go-back-N),
+ *   at once when an importer says hello again after a reconnect, and at
+ *   once when an importer whose local channel was full (it says so in its
+ *   ack, delivery byte 1) says it drained (delivery 2).  One
  *   importing bridge at a time per exported channel: the outbox is pinned to
  *   the importer holding un-acked messages (others are `refused`) until all
  *   is acked.  Names: posix (NAME, posix:/NAME) or file: channels (their
@@ -161,6 +165,9 @@ struct shmkit_bridge_stats {
 	uint64_t resends;       /* data frames sent again */
 	uint64_t acked;         /* outbox messages acknowledged */
 	uint64_t chan_in;       /* messages committed into local channels */
+	uint64_t chan_drained;  /* exports that resent at once when the
+	                           importer's full channel drained (rather
+	                           than at the 300 ms timer) */
 	uint64_t duplicates;    /* data frames already committed: suppressed */
 	uint64_t out_of_order;  /* data frames past a gap: dropped (resent) */
 	uint64_t chan_full;     /* data frames the local channel had no room
