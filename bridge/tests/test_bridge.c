@@ -29,6 +29,10 @@
  *       server_key, stats_segment_shows_services_and_link_state
  *   chan_two_hosts_mpmc_each_message_to_one_consumer  a consumer on A
  *       competes with A's bridge: each message received once, somewhere
+ *   chan_full_remote_resends_when_it_drains  a full remote channel
+ *       says when it drained: the sender resends then, not at its timer
+ *   journal_frames_pack_records_and_bad_ones_are_dropped  packed records
+ *       appended in order; a good CRC over a bad structure is malformed
  *   chan_two_hosts_survive_kills_cuts_and_corruption  two simulated hosts
  *       (unshare --ipc --mount, a private /dev/shm each; nsenter runs the
  *       bridges and helper_bridge inside) joined over TCP on 127.0.0.1
@@ -455,6 +459,113 @@ Test(bridge, forged_frames_are_counted_and_dropped)
 	cr_assert_eq(shmkit_bridge_close(br), 0);
 	zmq_close(f.pub);
 	zmq_ctx_term(f.ctx);
+}
+
+/* A journal record packed for the wire: u64 seq, u64 time, u32 length,
+ * bytes (little-endian); returns the bytes written at p. */
+static size_t jrec(unsigned char *p, uint64_t seq, const char *data, uint32_t len_said)
+{
+	size_t len = strlen(data);
+
+	for (int i = 0; i < 8; i++) {
+		p[i] = (unsigned char)(seq >> (8 * i));
+		p[8 + i] = 0;
+	}
+	for (int i = 0; i < 4; i++)
+		p[16 + i] = (unsigned char)(len_said >> (8 * i));
+	memcpy(p + 20, data, len);
+	return 20 + len;
+}
+
+/* Send a journal data frame of n records (payload plen bytes) from this
+ * test's ROUTER to the follower bridge behind rid. */
+static void jframe(void *router, const unsigned char *rid, size_t rid_len, const char *topic,
+                   int topic_len, uint64_t first, uint32_t n, const unsigned char *payload,
+                   size_t plen)
+{
+	unsigned char frame[1024];
+	struct shmkit_bridge_hdr h = { .magic = SHMKIT_BRIDGE_MAGIC, .version = SHMKIT_BRIDGE_VERSION,
+	                               .kind = SHMKIT_BRIDGE_KIND_JNL, .origin = 9, .seq = first,
+	                               .capacity = n, .length = (uint32_t)plen };
+
+	h.crc = shmkit_bridge_crc32c(0, payload, plen);
+	memcpy(frame, topic, (size_t)topic_len);
+	shmkit_bridge_hdr_encode(&h, frame + topic_len);
+	memcpy(frame + topic_len + SHMKIT_BRIDGE_HDR, payload, plen);
+	cr_assert_eq(zmq_send(router, rid, rid_len, ZMQ_SNDMORE), (int)rid_len);
+	size_t len = (size_t)topic_len + SHMKIT_BRIDGE_HDR + plen;
+	cr_assert_eq(zmq_send(router, frame, len, 0), (int)len);
+}
+
+/* A follower bridge in this process, peered with this test's ROUTER
+ * playing the leader: journal frames whose good CRC covers a bad
+ * structure (a record's length past the payload; fewer records than the
+ * header says) are counted malformed and append nothing; a frame packing
+ * records 1-3 appends all three, with their bytes, in order. */
+Test(bridge, journal_frames_pack_records_and_bad_ones_are_dropped)
+{
+	char path[256], base[128], ep[256], topic[300];
+	size_t eplen = sizeof(ep);
+	unsigned char rid[256], in[1024], pl[512];
+	struct shmkit_bridge_opts bo = { .id = 31 };
+	struct shmkit_bridge_stats st;
+	shmkit_bridge *br;
+	int rid_len = -1;
+
+	snprintf(path, sizeof(path), "/tmp/%s", sk_test_base(base, sizeof(base), "jfollow"));
+	void *ctx = zmq_ctx_new(), *router = zmq_socket(ctx, ZMQ_ROUTER);
+	cr_assert_eq(zmq_bind(router, "tcp://127.0.0.1:*"), 0);
+	cr_assert_eq(zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, ep, &eplen), 0);
+	int topic_len = shmkit_bridge_topic(topic, sizeof(topic), SHMKIT_BRIDGE_KIND_JNL, "far-jnl");
+	cr_assert_gt(topic_len, 0);
+	cr_assert_eq(shmkit_bridge_create(&br, &bo), 0);
+	cr_assert_eq(shmkit_bridge_import_journal(br, "far-jnl", path, SHMKIT_DUR_NONE), 0);
+	cr_assert_eq(shmkit_bridge_peer(br, ep), 0);
+	/* its first hello says who it is */
+	for (int i = 0; i < 3000 && rid_len < 0; i++) {
+		cr_assert_geq(shmkit_bridge_run(br, -1, 10000000), 0);
+		int n = zmq_recv(router, rid, sizeof(rid), ZMQ_DONTWAIT);
+		if (n > 0) {
+			cr_assert_gt(zmq_recv(router, in, sizeof(in), 0), 0);
+			rid_len = n;
+		}
+	}
+	cr_assert_gt(rid_len, 0, "no hello from the follower");
+
+	size_t n = jrec(pl, 1, "a", 1);
+	n += jrec(pl + n, 2, "bb", 1000); /* past the payload */
+	jframe(router, rid, (size_t)rid_len, topic, topic_len, 1, 2, pl, n);
+	n = jrec(pl, 1, "a", 1);
+	n += jrec(pl + n, 2, "bb", 2);
+	jframe(router, rid, (size_t)rid_len, topic, topic_len, 1, 3, pl, n); /* says 3 */
+	n += jrec(pl + n, 3, "ccc", 3);
+	jframe(router, rid, (size_t)rid_len, topic, topic_len, 1, 3, pl, n);
+	for (int i = 0; i < 3000; i++) {
+		cr_assert_geq(shmkit_bridge_run(br, -1, 1000000), 0);
+		cr_assert_eq(shmkit_bridge_stats(br, &st), 0);
+		if (st.jnl_in >= 3)
+			break;
+	}
+	cr_assert_eq(st.malformed, 2);
+	cr_assert_eq(st.bad_crc, 0);
+	cr_assert_eq(st.jnl_in, 3);
+	cr_assert_eq(shmkit_bridge_close(br), 0);
+
+	shmkit_journal *j;
+	struct shmkit_record rec;
+	const char *want[] = { "a", "bb", "ccc" };
+	cr_assert_eq(shmkit_journal_open(&j, path, NULL), 0);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(shmkit_journal_next(j, &rec, 0), 1);
+		cr_assert_eq(rec.seq, (uint64_t)i + 1);
+		cr_assert_eq(rec.len, strlen(want[i]));
+		cr_assert_eq(memcmp(rec.data, want[i], rec.len), 0);
+	}
+	cr_assert_lt(shmkit_journal_next(j, &rec, 0), 1, "nothing more");
+	shmkit_journal_close(j);
+	shmkit_journal_remove(path);
+	zmq_close(router);
+	zmq_ctx_term(ctx);
 }
 
 /* Two bridges in this process; bridge 1's export subscription on an
