@@ -154,9 +154,6 @@ int sk_br_curve_client(shmkit_bridge *br, void *s);
 /* Bind sock; the endpoint bound (a '*' port resolved) into actual. */
 int sk_br_bind(void *sock, const char *endpoint, char *actual, size_t cap);
 
-/* The core library's CRC-32C (src/crc32c.c; hardware where the CPU has
- * it, else slicing-by-8): in libshmkit.a, not public API yet. */
-uint32_t sk_crc32c(uint32_t crc, const void *data, size_t len);
 /* 32-bit little-endian to and from bytes (the wire's byte order). */
 void sk_br_put32(unsigned char *p, uint32_t v);
 uint32_t sk_br_get32(const unsigned char *p);

@@ -920,6 +920,13 @@ int shmkit_journal_repair(const char *path, struct shmkit_journal_report *r);
  * reader still open keeps reading what it has mapped. */
 int shmkit_journal_remove(const char *path);
 
+/* CRC-32C (Castagnoli) of len bytes, continuing from crc (0 to start):
+ * the checksum journal records and the bridge's frames carry; SSE4.2's
+ * instruction where the CPU has it.  shmkit_crc32c(0, "123456789", 9) is
+ * 0xE3069283.  Returns the checksum (not an error: data may be NULL only
+ * with len 0). */
+uint32_t shmkit_crc32c(uint32_t crc, const void *data, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

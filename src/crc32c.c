@@ -98,6 +98,11 @@ uint32_t sk_crc32c(uint32_t crc, const void *data, size_t len)
 	return ~crc;
 }
 
+uint32_t shmkit_crc32c(uint32_t crc, const void *data, size_t len)
+{
+	return data || !len ? sk_crc32c(crc, data, len) : crc; /* NULL: nothing to add */
+}
+
 uint32_t sk_crc32c_sw(uint32_t crc, const void *data, size_t len)
 {
 	pthread_once(&crc_once, crc_choose);

@@ -1046,3 +1046,20 @@ Test(journal, symlinked_or_foreign_directories_are_refused)
 	cr_assert_eq(shmkit_journal_open(&j, target, NULL), 0, "a reader may read it");
 	shmkit_journal_close(j);
 }
+
+/* shmkit_crc32c: the check value of CRC-32C, the same in pieces as whole,
+ * the same as the records carry (their CRC is of header and payload: only
+ * the public function's contract is checked here). */
+Test(journal, public_crc32c_check_value_and_pieces)
+{
+	char buf[1000];
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (char)(i * 7 + 3);
+	cr_expect_eq(shmkit_crc32c(0, "123456789", 9), 0xE3069283u);
+	cr_expect_eq(shmkit_crc32c(0, NULL, 0), 0u);
+	uint32_t whole = shmkit_crc32c(0, buf, sizeof(buf));
+	uint32_t part = shmkit_crc32c(0, buf, 333);
+	part = shmkit_crc32c(part, buf + 333, sizeof(buf) - 333);
+	cr_expect_eq(part, whole, "in pieces as whole");
+	cr_expect_neq(shmkit_crc32c(0, buf, sizeof(buf) - 1), whole);
+}
