@@ -25,7 +25,8 @@
  *   P4 store len, memcpy payload (after the release fence)
  *   P5 CAS (s, me, WRITING) -> (s, me, MSG)      the commit point; fails
  *      if a reader took the record: claim again
- *   P5b store_release cur = none                 P6 ec_inc(published)
+ *   P5b store_release cur = none
+ *   P6 sk_ec_notify(published): inc only if the flag is set (P5 is seq_cst)
  *   R1 load_acquire word        R2 load len, memcpy payload
  *   R3/R4 fence, reload word: changed -> discard, look again
  *   A2-head: load head when not ready (empty if head <= pos)
@@ -35,9 +36,9 @@
  *   sub_resync: load head, jump to head - cap, count the jump lost
  *   sub_stuck (after a STUCK_NS slice): WRITING(p) of a holder still in
  *      the slot: keep waiting; else CAS to taken(p) / SKIP(p), ec_inc
- * The subscriber waits with sk_wait_for on `published` (event count read
- * before the look); the pollable fd's arming (sk_waitfd_service_arm:
- * value, arm, look) is the same handshake.
+ * The subscriber waits with sk_wait_for on `published` (look; arm, look
+ * again, sleep: common.pml ec_arm_top/ec_block); the pollable fd's arming
+ * (sk_waitfd_service_arm: arm, look) is the same handshake.
  *
  * Properties (the bus's promise: never torn; lost counts exact):
  *   - a delivered message is the one committed under that sequence, whole
@@ -50,7 +51,10 @@
  * Mutants (scripts/models.sh requires SPIN to fail on each):
  *   BUG_NO_R4         the reader does not re-read the word after copying:
  *                     it returns a message overwritten while it read
- *   BUG_LATE_EC_READ  the event count is read after the look: lost wake-up
+ *   BUG_NO_RETEST     the subscriber arms after its look and sleeps without
+ *                     looking again: a lost wake-up
+ *   BUG_NOTIFY_IGNORES_FLAG  P6 skips the increment even when the flag is
+ *                     set: a lost wake-up
  *   BUG_P5_STORE      commit is a plain store, not a CAS from the WRITING
  *                     mark: a stalled publisher whose claim a reader gave
  *                     up commits into a slot handed on
@@ -183,7 +187,7 @@ proctype publisher(byte me; byte first; byte n)
 				};
 			atomic { DIE; cur[me] = NONE };                     /* P5b */
 			if
-			:: ok -> ec_inc(PUBE); m++; ok = false              /* P6 */
+			:: ok -> ec_notify(PUBE); m++; ok = false           /* P6 */
 			:: else                                             /* taken: claim again */
 			fi
 		:: r == 2 -> atomic { cur[me] = NONE; m++ }  /* lapped: published and overwritten at once */
@@ -201,15 +205,11 @@ done:
 
 proctype subscriber(byte me)
 {
-	byte vs, vp, vst, h, rl, rp, nst, np, prev, w, v, skipped;
+	byte vs, vp, vst, h, rl, rp, nst, np, prev, w, armed, skipped;
 	bool vT, nT, pendwake, sliced, got;
 
 	do
-	:: atomic { v = ecw[PUBE] >> 1;                                     /* A0 */
-#ifdef BUG_LATE_EC_READ
-		v = 0;
-#endif
-		got = false };
+	:: ec_arm_top(PUBE);                                                /* W1, F (armed only) */
 		do  /* sub_locate */
 		:: atomic {                                                 /* R1 */
 			vs = wseq[pos % CAP]; vp = wpub[pos % CAP]; vst = wst[pos % CAP]; vT = wT[pos % CAP] };
@@ -285,14 +285,9 @@ proctype subscriber(byte me)
 			atomic { vs = 0; vp = 0; vst = 0; vT = false }
 		od;
 		if
-		:: got -> skip
-		:: else ->
-#ifdef BUG_LATE_EC_READ
-			atomic { v = ecw[PUBE] >> 1 };
-#endif
-			ec_wait(PUBE, v)
-		fi;
-		v = 0
+		:: got -> atomic { got = false; ec_done() }
+		:: else -> ec_block(PUBE)
+		fi
 	od;
 died:
 	skip

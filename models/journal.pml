@@ -156,11 +156,11 @@ done:
 
 proctype reader(byte me)
 {
-	byte rgen, d, c, prev, w, v;
+	byte rgen, d, c, prev, w, armed;
 	bool rlooked, pendwake, sliced, found;
 
 	do
-	:: atomic { v = ecw[TAIL] >> 1; found = false };        /* A0 */
+	:: ec_arm_top(TAIL);                                    /* W1, F (armed only) */
 		do  /* cur_fetch */
 		:: atomic {                                         /* F1 */
 			if
@@ -173,7 +173,8 @@ proctype reader(byte me)
 				atomic { c = crcw[rfile * CAPF + roff];
 					assert(d == c && d == rseq);         /* never torn, in order */
 					assert(committed[rseq]);
-					rseq++; roff++; d = 0; c = 0; found = false }
+					rseq++; roff++; d = 0; c = 0; found = false;
+					ec_done() }                      /* found one: the wait returned */
 			:: else ->  /* cur_next_file */
 				atomic {                                 /* F3 */
 					if
@@ -220,8 +221,8 @@ proctype reader(byte me)
 				fi
 			fi
 		od;
-		ec_wait(TAIL, v);                                   /* cur_wait */
-		atomic { v = 0; if :: sliced -> rlooked = false :: else fi }
+		ec_block(TAIL);                                     /* cur_wait */
+		atomic { if :: sliced -> rlooked = false :: else fi }
 	od;
 died:
 	skip

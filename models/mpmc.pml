@@ -22,7 +22,7 @@
  *   P4 CAS tail t -> t+1 (index_help; also when tail is stale)
  *   P5 memcpy payload     P6 store_release len
  *   P7 CAS WRITING(t, me) -> FULL(t)   commit point; fails (-ESTALE) if taken
- *   P8 shmkit_ec_inc(not_empty)
+ *   P8 sk_ec_notify(not_empty): inc only if the flag is set (P7 is seq_cst)
  *   C1 load head          C2 load slot word + relaxed load of len
  *   peek: C3 CAS FULL(h) -> READING(h, me)   C4 CAS head h -> h+1 (index_help)
  *         C5 memcpy payload
@@ -31,13 +31,13 @@
  *         C3' CAS FULL(h) -> FREE(h + cap)   delivery; fails if another
  *             consumer took it (the copy is discarded, back to C2)
  *         C4
- *   C7 shmkit_ec_inc(not_full)
+ *   C7 sk_ec_notify(not_full) (C3' and C6 are seq_cst)
  * Each consumer picks recv or peek for each message (nondeterminism).
  *   R1 reclaim_word: CAS dead claim word -> FREE(p + cap), after the
  *      kernel said its lock is free (sk_peer_held); R2 give_up: inc both
  *      event counts
- * Waits are sk_wait_for (A0: event count read before the ring is
- * tested) and shmkit_ec_wait (common.pml); a slice ends (SLICE) only when
+ * Waits are sk_wait_for's (common.pml ec_arm_top/ec_block: test, arm,
+ * test again, sleep on the armed word); a slice ends (SLICE) only when
  * a wake may have died with its waker or a dead peer's claim blocks this
  * waiter - then watch() reclaims it.
  *
@@ -59,8 +59,10 @@
  *                      word: two consumers deliver one message.  (Either
  *                      CAS alone suffices against that: with C3 a store
  *                      and C6 a CAS, the second release fails -ESTALE.)
- *   BUG_LATE_EC_READ   the event count is read after the ring is tested:
- *                      a lost wake-up
+ *   BUG_NO_RETEST      the waiter arms after testing the ring and sleeps
+ *                      without testing again: a lost wake-up
+ *   BUG_NOTIFY_IGNORES_FLAG  the conditional notify skips the increment
+ *                      even when the flag is set: a lost wake-up
  *   BUG_COPY_STORE     recv's take C3' is a plain store, not a CAS from
  *                      the word read before the copy: two consumers
  *                      deliver one message
@@ -162,15 +164,15 @@ inline reclaim() {
 
 proctype producer(byte me; byte first; byte n)
 {
-	byte t, m, ws, wp, wi, prev, w, v;
+	byte t, m, ws, wp, wi, prev, w, v, armed;
 	bool pendwake, sliced, got;
 
 	m = first;
 	do
 	:: m < first + n ->
 		do  /* claim (mpmc_claim_send), waiting on not_full */
-		:: atomic { DIE; v = ecw[NF] >> 1;          /* A0 */
-			t = tail };                         /* P1 */
+		:: ec_arm_top(NF);                          /* W1, F (armed only) */
+			atomic { DIE; t = tail };           /* P1 */
 			do
 			:: atomic { DIE;                    /* P2 */
 				wp = spos[t % CAP]; ws = sst[t % CAP]; wi = sid[t % CAP];
@@ -200,11 +202,11 @@ proctype producer(byte me; byte first; byte n)
 					if :: got -> v = 0; break :: else fi }
 			od;
 			if
-			:: got -> atomic { DIE; if :: tail == t -> tail = t + 1 :: else fi }; /* P4 */
+			:: got -> atomic { DIE; if :: tail == t -> tail = t + 1 :: else fi; ec_done() }; /* P4 */
 				break
 			:: else
 			fi;
-			ec_wait(NF, v);
+			ec_block(NF);
 			atomic { v = 0; if :: !sliced -> bid[me] = 0 :: else fi };
 			if :: sliced -> reclaim() :: else fi
 		od;
@@ -218,7 +220,7 @@ proctype producer(byte me; byte first; byte n)
 			:: else  /* -ESTALE: the claim was taken; nothing published */
 			fi;
 			t = 0; got = false; m++ };
-		if :: pendwake -> ec_inc(NE) :: else fi      /* P8 */
+		if :: pendwake -> ec_notify(NE) :: else fi   /* P8 */
 	:: else -> break
 	od;
 	goto done;
@@ -230,15 +232,12 @@ done:
 
 proctype consumer(byte me)
 {
-	byte h, rl, rp, ws, wp, wi, prev, w, v;
+	byte h, rl, rp, ws, wp, wi, prev, w, v, armed;
 	bool pendwake, sliced, got, took;
 
 	do
-	:: atomic { DIE; v = ecw[NE] >> 1;                   /* A0 */
-#ifdef BUG_LATE_EC_READ
-		v = 0;
-#endif
-		h = head };                                  /* C1 */
+	:: ec_arm_top(NE);                                   /* W1, F (armed only) */
+		atomic { DIE; h = head };                    /* C1 */
 		do
 		:: atomic { DIE;                             /* C2 (+ relaxed load of len) */
 			wp = spos[h % CAP]; ws = sst[h % CAP]; wi = sid[h % CAP];
@@ -299,10 +298,10 @@ proctype consumer(byte me)
 		if
 		:: took ->
 			atomic { DIE; if :: head == h -> head = h + 1 :: else fi; /* C4 */
-				h = 0; took = false };
-			if :: pendwake -> ec_inc(NF) :: else fi  /* C7 */
+				h = 0; took = false; ec_done() };
+			if :: pendwake -> ec_notify(NF) :: else fi /* C7 */
 		:: got ->
-			atomic { DIE; if :: head == h -> head = h + 1 :: else fi }; /* C4 */
+			atomic { DIE; if :: head == h -> head = h + 1 :: else fi; ec_done() }; /* C4 */
 			atomic { DIE; rp = pay[h % CAP] };   /* C5 */
 			atomic { DIE;                        /* C6: delivery */
 			if
@@ -321,12 +320,9 @@ proctype consumer(byte me)
 			:: else  /* -ESTALE: taken from us; what we read is discarded */
 			fi;
 			rl = 0; rp = 0; h = 0; got = false };
-			if :: pendwake -> ec_inc(NF) :: else fi  /* C7 */
+			if :: pendwake -> ec_notify(NF) :: else fi /* C7 */
 		:: else ->
-#ifdef BUG_LATE_EC_READ
-			atomic { DIE; v = ecw[NE] >> 1 };
-#endif
-			ec_wait(NE, v);
+			ec_block(NE);
 			atomic { v = 0; if :: !sliced -> bid[me] = 0 :: else fi };
 			if :: sliced -> reclaim() :: else fi
 		fi

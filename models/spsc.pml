@@ -40,8 +40,9 @@
  * Mutants (scripts/models.sh runs them and requires SPIN to fail):
  *   BUG_NO_RECONCILE   a new producer trusts tail: after P0 dies between
  *                      S-P3 and S-P4, P1 overwrites a committed message
- *   BUG_LATE_EC_READ   the waiter reads the event count after testing the
- *                      ring, not before: a lost wake-up
+ *   BUG_NO_RETEST      the waiter arms (sets the event count's flag) after
+ *                      testing the ring and sleeps without testing again:
+ *                      a lost wake-up
  *   BUG_EARLY_PUBLISH  S-P3 before S-P2: a torn read
  *
  * Not modelled: the C11 orderings (SPIN is sequentially consistent; the
@@ -85,7 +86,7 @@ byte lastdel[2];            /* per producer: last message delivered */
 
 proctype producer(byte me; byte first)
 {
-	byte t, h, cached, m, prev, w, v;
+	byte t, h, cached, m, prev, w, armed;
 	bool pendwake, sliced;
 
 	/* S-R1: role_take; -EBUSY (the program retries) while a live holder has it */
@@ -113,14 +114,14 @@ proctype producer(byte me; byte first)
 	:: m < first + NPER ->
 		/* claim: spsc_claim_send, waiting on not_full (sk_wait_for) */
 		do
-		:: atomic { DIE; v = ecw[NF] >> 1;      /* A0 */
-			t = tail;                       /* own word */
-			if :: t - cached < CAP -> v = 0; break :: else fi };
+		:: ec_arm_top(NF);                      /* W1, F (armed only) */
+			atomic { DIE; t = tail;         /* own word */
+			if :: t - cached < CAP -> ec_done(); break :: else fi };
 			atomic { DIE; h = head;         /* S-P1 */
 			assert(t - h <= CAP);
 			cached = h; h = 0;
-			if :: t - cached < CAP -> v = 0; break :: else fi };
-			ec_wait(NF, v); v = 0
+			if :: t - cached < CAP -> ec_done(); break :: else fi };
+			ec_block(NF)
 		od;
 #ifdef BUG_EARLY_PUBLISH
 		atomic { DIE; spos[t % CAP] = t; sst[t % CAP] = FULL; committed[m] = true; pendwake = true };
@@ -146,17 +147,15 @@ done:
 
 proctype consumer(byte me)
 {
-	byte h, s, rl, rp, prev, w, v;
+	byte h, s, rl, rp, prev, w, armed;
 	bool pendwake, sliced;
 
 	/* S-R1 (C1 waits here for good while C0 lives: an end state) */
 endrole:
 	atomic { (crole == 0 || !alive[crole]) -> crole = me };
 	do
-	:: atomic { DIE;
-#ifndef BUG_LATE_EC_READ
-		v = ecw[NE] >> 1;                       /* A0 */
-#endif
+	:: ec_arm_top(NE);                              /* W1, F (armed only) */
+		atomic { DIE;
 		h = head;                               /* own word */
 		s = h % CAP };
 		atomic { DIE;                           /* S-C1 */
@@ -177,13 +176,10 @@ endrole:
 				delivered[rp]++;
 				head = h + 1;
 				pendwake = true;
-				rl = 0; rp = 0; v = 0 };
+				rl = 0; rp = 0; ec_done() };
 			ec_inc(NF)                      /* S-C4 */
 		:: else ->
-#ifdef BUG_LATE_EC_READ
-			atomic { DIE; v = ecw[NE] >> 1 };
-#endif
-			ec_wait(NE, v); v = 0
+			ec_block(NE)
 		fi
 	od;
 died:

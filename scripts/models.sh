@@ -108,7 +108,7 @@ echo "SPIN model checks (models/; SPIN $(spin -V 2>/dev/null | awk '{ print $3 }
 # SPSC channel: 2 producers (role handover, reconcile), 2 consumers, one death.
 run spsc.pml pass -DMAXDEAD=1
 run spsc.pml fail -DBUG_NO_RECONCILE
-run spsc.pml fail -DBUG_LATE_EC_READ
+run spsc.pml fail -DBUG_NO_RETEST
 run spsc.pml fail -DBUG_EARLY_PUBLISH
 run spsc.pml fail -DBUG_EC_NO_WAKE
 
@@ -117,18 +117,28 @@ run mpmc.pml pass -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DMAXDEAD=1
 run mpmc.pml pass -DNPROD=1 -DNCONS=2 -DNPER=2 -DMAXDEAD=1
 # capacity 1: every message laps, so dead READING claims block producers
 # and consumers and are reclaimed (unreachable with 2 slots at this size).
+# (~35M and ~45M states since the waiters arm before their second test:
+# 4 GB each, about a minute each.)
+MEM1=$MEM
+MEM=${MODELS_MEMLIM:-4096}
 run mpmc.pml pass -DCAP=1 -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DMAXDEAD=1
 run mpmc.pml pass -DCAP=1 -DNPROD=1 -DNCONS=2 -DNPER=2 -DMAXDEAD=1
+MEM=$MEM1
 run mpmc.pml fail -DNPROD=1 -DNCONS=2 -DNPER=2 -DBUG_RECLAIM_LIVE
 run mpmc.pml fail -DNPROD=1 -DNCONS=2 -DNPER=2 -DBUG_CLAIM_STORES
 run mpmc.pml fail -DNPROD=1 -DNCONS=2 -DNPER=2 -DBUG_COPY_STORE
-run mpmc.pml fail -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DBUG_LATE_EC_READ
+run mpmc.pml fail -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DBUG_NO_RETEST
+run mpmc.pml fail -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DBUG_NOTIFY_IGNORES_FLAG
+run mpmc.pml fail -DNPROD=1 -DNCONS=2 -DNPER=2 -DMAXDEAD=1 -DBUG_SPLIT_CLEAR
 
 # Bus (overwrite, copy publishing): deaths; live claimers taken for stalled.
 run bus.pml pass -DMAXDEAD=1 -DMAXSTALL=0
+MEM=${MODELS_MEMLIM:-4096}   # ~35M states (arm, then look again)
 run bus.pml pass -DMAXDEAD=0 -DMAXSTALL=1
+MEM=$MEM1
 run bus.pml fail -DMAXDEAD=0 -DBUG_NO_R4
-run bus.pml fail -DMAXDEAD=0 -DBUG_LATE_EC_READ
+run bus.pml fail -DMAXDEAD=0 -DBUG_NO_RETEST
+run bus.pml fail -DMAXDEAD=0 -DBUG_NOTIFY_IGNORES_FLAG
 run bus.pml fail -DMAXDEAD=0 -DBUG_P5_STORE
 
 # Journal: commit, roll, a follower, a dying writer and its successor.

@@ -63,8 +63,9 @@
  *   P5  CAS word s|me|WRITING -> s|me|MSG (seq_cst).  Failure: a reader
  *       decided we were dead and abandoned the slot: the copy path claims
  *       a new sequence and retries; a loan gets -ESTALE.
- *   P6  ec_inc(published): wakes futex waiters, blocked subscribers and
- *       armed fds alike (a system call only when one is there).
+ *   P6  sk_ec_notify(published): wakes futex waiters, blocked subscribers
+ *       and armed fds alike; a plain load and nothing more when none is
+ *       armed (a seq_cst load after the seq_cst P5: sync.c, "Services").
  *
  * Ordering.  P4's release fence orders the WRITING mark before the
  * payload stores (seqlock writer); P5 releases the payload and len to the
@@ -166,9 +167,9 @@
  * event count is woken.  It waits on the futex itself, so it works
  * wherever the memory is shared (any PID, network or IPC namespace), and
  * publishers do nothing for it beyond what they do for a blocked
- * subscriber: shmkit_ec_inc wakes when a waiter set the count's flag.
- * Arming (sub_fd, ack_fd) reads the count (acquire), arms on it (the
- * flag set), then looks for a message itself and makes the fd readable
+ * subscriber: sk_ec_notify wakes when a waiter set the count's flag.
+ * Arming (sub_fd, ack_fd) sets the flag (seq_cst, sk_ec_arm), queues the
+ * wait on that value, then looks for a message itself and makes the fd readable
  * at once if one is there: the event count argument of wait.h, so no
  * wake-up is lost.  A publisher that dies between its commit and its
  * wake leaves the fd quiet: poll with a timeout (say 100 ms) to bound
@@ -1084,11 +1085,11 @@ static inline int pub_commit(shmkit_bus *b, uint32_t st)
 	struct bus_pub_ent *e = &b->pubs[b->pub_idx];
 
 	b->loaned = false;
-	/* P5.  Release on success: len and payload to readers' acquire R1
-	 * (seq_cst, as it was when the fd handshake needed it; on x86 a
-	 * locked instruction either way).  Relaxed on failure: nothing was
-	 * published.  model: bus.pml P5, the commit point; a plain store
-	 * here is mutant BUG_P5_STORE. */
+	/* P5.  Release on success: len and payload to readers' acquire R1;
+	 * seq_cst, because P6's sk_ec_notify requires a seq_cst RMW before
+	 * it (sync.c, "Services"; on x86 a locked instruction either way).
+	 * Relaxed on failure: nothing was published.  model: bus.pml P5,
+	 * the commit point; a plain store here is mutant BUG_P5_STORE. */
 	bool ok = sk_cas(&s->word, &mine, mkword(b->loan_seq, (uint32_t)b->pub_idx, st),
 	                 __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
 	/* P5b.  Release: we are done with the slot (its payload and len);
@@ -1105,8 +1106,14 @@ static inline int pub_commit(shmkit_bus *b, uint32_t st)
 		sk_store_relaxed(&e->count, sk_load_relaxed(&e->count) + 1);
 	else
 		sk_store_relaxed(&e->aborted, sk_load_relaxed(&e->aborted) + 1);
-	shmkit_ec_inc(&c->published); /* P6: release RMW, wakes waiters and armed fds
-	                               * (model: bus.pml P6) */
+	/* P6: after the seq_cst commit CAS P5, so the conditional notify:
+	 * increments and wakes only if a waiter or an fd armed the count
+	 * (sync.c file top, "Services").  What a reader may wait for here -
+	 * this message, or our claim P3 lapping it - is a value of this slot
+	 * word that P5 follows in its modification order, so a look that
+	 * missed it missed P5 too (coherence), and the Dekker pair holds.
+	 * model: bus.pml P6. */
+	sk_ec_notify(&c->published);
 	return 0;
 }
 

@@ -21,8 +21,8 @@
  *        claimed t, or a position past t: tail is stale; CAS tail t -> t+1
  *        a position t - capacity (not FREE): full -> wait on not_full
  *     P6 write payload; store_release len
- *     P7 CAS seq WRITING(t, me) -> FULL(t)                   release
- *     P8 not_empty += 1 (shmkit_ec_inc, a release RMW); sent += 1
+ *     P7 CAS seq WRITING(t, me) -> FULL(t)                   seq_cst
+ *     P8 sent += 1; sk_ec_notify(not_empty): += 1 only if a consumer armed
  *
  *   consumer (peek + release)
  *     C1 h = load_acquire(head)                              a hint
@@ -32,12 +32,12 @@
  *        READING(h) or a position past h: head is stale; CAS head h -> h+1
  *        FREE(h), WRITING(h), READING(h - capacity): empty -> wait on not_empty
  *     C5 read len (<= max_msg, else -EBADMSG) and the payload
- *     C6 CAS seq READING(h, me) -> FREE(h + capacity)        release
- *     C7 not_full += 1; received += 1
+ *     C6 CAS seq READING(h, me) -> FREE(h + capacity)        seq_cst
+ *     C7 received += 1; sk_ec_notify(not_full)
  *
  *   consumer (recv: a copy out, no claim window)
  *     C1, C2 as above; FULL(h): read len, copy the payload out, then
- *     C3' CAS seq FULL(h) -> FREE(h + capacity)              release
+ *     C3' CAS seq FULL(h) -> FREE(h + capacity)              seq_cst
  *        (fails: another consumer took it; discard the copy, back to C2)
  *     C4, C7 as above
  *   The CAS compares the whole word, and a position never repeats: if it
@@ -46,14 +46,14 @@
  *   read-modify-write on the slot instead of two, and nothing to recover
  *   if the consumer dies before C3': the message stays for the others.
  *
- * Pairings.  P7 (release) -> C2 (acquire): a consumer that sees FULL(t)
- * sees the payload and len written before it.  C6 and C3' (release) ->
+ * Pairings.  P7 (seq_cst) -> C2 (acquire): a consumer that sees FULL(t)
+ * sees the payload and len written before it.  C6 and C3' (seq_cst) ->
  * P2/P3 (acquire): a producer that sees FREE(h + capacity) overwrites the
- * slot only after the consumer's reads of it are done.  P8/C7 are release RMWs
- * on the event counts, read by the other side's sk_wait_for (wait.h) with
- * acquire; the event count argument there is why no wake-up is lost: the
- * condition (P7 / C6) is made true before the count moves.  tail/head are
- * hints: every decision is taken on the slot word, never on an index
+ * slot only after the consumer's reads of it are done.  P8/C7 notify the
+ * other side's sk_wait_for (wait.h) only if it armed its event count:
+ * P7/C6/C3' are seq_cst RMWs and the waiter arms (seq_cst) before it
+ * tests; the Dekker argument of sync.c ("Services") is why no wake-up is
+ * lost.  tail/head are hints: every decision is taken on the slot word, never on an index
  * alone; their acquire/release only keeps an index from running ahead of
  * the claims that moved it (index_help).
  *
@@ -657,16 +657,18 @@ static int mpmc_claim_recv(void *arg)
 				 * another consumer took the message and the bytes
 				 * copied are discarded).  No READING window: a
 				 * consumer killed before the CAS leaves the message
-				 * to the others.  C3'.  Release on success: pairs
-				 * with a producer's acquire P2/P3, our copy is done
-				 * before it may overwrite.  Relaxed on failure: we
+				 * to the others.  C3'.  seq_cst on success (so
+				 * release): pairs with a producer's acquire P2/P3,
+				 * our copy is done before it may overwrite; and it
+				 * is the seq_cst RMW C7's sk_ec_notify requires
+				 * (sync.c, "Services").  Relaxed on failure: we
 				 * re-read at C2.  model: mpmc.pml C3' (SC in the
 				 * model). */
 				if (len)
 					chan_copy_out(a->copy_to, payload(s), len);
 				SK_CRASH_POINT("chan.mpmc.copied");
 				if (!sk_cas(&s->seq, &w, sk_seq_make(h + ch->cap, SK_SLOT_FREE, 0),
-				            __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+				            __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
 					continue;
 				SK_CRASH_POINT("chan.mpmc.taken");
 				a->pos = h;
@@ -926,20 +928,28 @@ static inline int publish(shmkit_chan *ch, uint64_t pos, uint64_t word, size_t l
 		 * payload copy above is P5; SC in the model). */
 		sk_store_release(&s->len, (uint32_t)len);
 		SK_CRASH_POINT("chan.mpmc.written");
-		/* P7.  Release on success: pairs with the consumer's acquire
-		 * load C2.  A CAS from our claim word, not a store: a handle
-		 * wrongly taken for dead must not publish into a slot that was
-		 * handed on (relaxed on failure: nothing was published).
+		/* P7.  seq_cst on success (so release): pairs with the
+		 * consumer's acquire load C2, and is the seq_cst RMW that P8's
+		 * sk_ec_notify requires (sync.c file top, "Services"; on x86 a
+		 * lock cmpxchg either way).  A CAS from our claim word, not a
+		 * store: a handle wrongly taken for dead must not publish into
+		 * a slot that was handed on (relaxed on failure: nothing was published).
 		 * model: mpmc.pml P7, the commit point (SC in the model). */
 		if (SK_UNLIKELY(!sk_cas(&s->seq, &word, sk_seq_make(pos, SK_SLOT_FULL, 0),
-		                        __ATOMIC_RELEASE, __ATOMIC_RELAXED)))
+		                        __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)))
 			return stale_claim("publish");
 		/* A statistic, in this handle's entry (chan.h).  An embedded
 		 * channel's owner counts for itself (rpc). */
 		if (!ch->embedded)
 			stat_count(ch, ST_SENT);
+		/* P8: increments only if a consumer armed (after P7's seq_cst
+		 * CAS; see wait.h).  model: mpmc.pml P8. */
+		sk_ec_notify(&c->not_empty);
+		return 0;
 	}
-	shmkit_ec_inc(&c->not_empty); /* P8: see wait.h; model: mpmc.pml P8, spsc.pml S-P5 */
+	/* S-P5: after a release store, so the unconditional increment (see
+	 * wait.h).  model: spsc.pml S-P5. */
+	shmkit_ec_inc(&c->not_empty);
 	return 0;
 }
 
@@ -952,28 +962,36 @@ static inline int consumed(shmkit_chan *ch, uint64_t pos, uint64_t word, bool ta
 
 	if (sk_map_lost(ch->seg)) /* what was read may be the zeros of guard.c */
 		return sk_map_check(ch->seg);
-	if (taken) { /* MPMC recv: the claim CAS C3' freed the slot already */
-		if (!ch->embedded)
-			stat_count(ch, ST_RECEIVED);
-	} else if (ch->spsc) {
+	if (ch->spsc) {
 		/* Release: pairs with the producer's acquire load of head
 		 * (spsc_claim_send): our reads of the slot are done.  model:
 		 * spsc.pml S-C3, the delivery (SC in the model). */
 		sk_store_release(&c->head, pos + 1);
+		/* S-C4: after a release store, so the unconditional increment
+		 * (see wait.h).  model: spsc.pml S-C4. */
+		shmkit_ec_inc(&c->not_full);
+		return 0;
+	}
+	if (taken) { /* MPMC recv: the claim CAS C3' freed the slot already */
+		if (!ch->embedded)
+			stat_count(ch, ST_RECEIVED);
 	} else {
-		/* C6.  Release on success: pairs with the producer's acquire
-		 * P2/P3 (our reads are done).  A CAS from our claim word, as in
-		 * publish().  model: mpmc.pml C6, the delivery (SC in the
-		 * model). */
+		/* C6.  seq_cst on success (so release): pairs with the
+		 * producer's acquire P2/P3 (our reads are done), and is the
+		 * seq_cst RMW C7's sk_ec_notify requires (sync.c, "Services").
+		 * A CAS from our claim word, as in publish().  model: mpmc.pml
+		 * C6, the delivery (SC in the model). */
 		if (SK_UNLIKELY(!sk_cas(&slot_at(ch, pos)->seq, &word,
 		                        sk_seq_make(pos + ch->cap, SK_SLOT_FREE, 0),
-		                        __ATOMIC_RELEASE, __ATOMIC_RELAXED)))
+		                        __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)))
 			return stale_claim("release");
 		/* A statistic (not kept for embedded channels). */
 		if (!ch->embedded)
 			stat_count(ch, ST_RECEIVED);
 	}
-	shmkit_ec_inc(&c->not_full); /* C7: see wait.h; model: mpmc.pml C7, spsc.pml S-C4 */
+	/* C7: after the seq_cst CAS C3' or C6, so the conditional notify
+	 * (see wait.h).  model: mpmc.pml C7. */
+	sk_ec_notify(&c->not_full);
 	return 0;
 }
 

@@ -123,6 +123,13 @@ void sk_crash_arm(const char *spec);
  * -ETIMEDOUT.  EINTR is retried internally. */
 int sk_futex_wait_until(const uint32_t *word, uint32_t expected, int64_t deadline);
 int sk_futex_wake(const uint32_t *word, int n);
+/* Services' event-count handshake (sync.c file top, "Services").  Waiter:
+ * w = sk_ec_arm(ec) (sets the waiter flag, seq_cst, then a seq_cst fence);
+ * test the condition; not ready: sk_futex_wait_until(&ec->word, w, ...).
+ * Notifier: make the condition true with a seq_cst RMW, then
+ * sk_ec_notify(ec), which increments (and wakes) only if the flag is set. */
+uint32_t sk_ec_arm(shmkit_ec *ec);
+void sk_ec_notify(shmkit_ec *ec);
 
 /* ---- process liveness (live.c) ---------------------------------------- */
 

@@ -28,45 +28,92 @@
  * One 32-bit word:  word = (counter << 1) | W
  * counter is 31 bits and wraps; W ("someone may sleep") is bit 0.
  *
- *   inc:   prev = fetch_add(word, 2, release)            (I1)
- *          if (prev & W) { fetch_and(word, ~W); wake(all) }  (I2, I3)
+ *   inc:   CAS(word, w -> (w + 2) & ~W) (release)        (I1; retry on fail)
+ *          if (w & W) wake(all)                          (I3)
  *   wait:  w = load_acquire(word)                        (A1)
  *          if (w >> 1 != old) return 0
  *          if (!(w & W)) CAS(word, w -> w|W) else keep   (A2; retry on fail)
  *          futex_wait(word, w|W, deadline)               (A3), loop
  *
+ * The increment clears W in the same RMW that moves the counter: W is
+ * never cleared without the counter moving.  (An earlier form added 2,
+ * then cleared W with a second RMW: a waiter that set W between the two
+ * read the moved counter with W set, and after the clear another waiter
+ * could set W again - the word went back to the value the first waiter
+ * armed on, an ABA that the SPIN model of the MPMC channel (two consumers,
+ * one dying) turned into a lost wake-up for the arm-first protocol below.)
+ * So a waiter that armed on the word x|W and finds it still x|W knows that
+ * no increment happened since.
+ *
  * Ordering.  I1 is a release RMW: everything the incrementer wrote before
  * it (say a message in a ring) is visible to a waiter whose acquire load
  * A1 reads I1's value *or any later value in the word's modification
- * order*: the CAS A2 and the fetch_and I2 are RMWs, so they continue I1's
- * release sequence.  That is the only cross-location ordering the event
- * count provides, and the only one callers need.  The W protocol itself
- * lives on a single word, where all RMWs are totally ordered (coherence),
- * so A2 and I2 can be relaxed.
+ * order*: the waiters' CAS A2 and fetch_or W1 (below) are RMWs, so they
+ * continue I1's release sequence.  That is the only cross-location ordering
+ * the event count provides through its value.  The W protocol itself lives
+ * on a single word, where all RMWs are totally ordered (coherence), so A2
+ * can be relaxed.
  *
- * No lost wake-up.  Invariant: whenever a waiter sleeps in the kernel on
- * value x|W, either W is set in the word now, or some incrementer has
- * cleared W (I2) and has not yet issued its wake I3.
- *   - A waiter sleeps only if the kernel read x|W (A3), so W was set at
- *     the moment it queued.
- *   - W is cleared only at I2, and each I2 is followed by a wake-all I3.
- *     Every waiter queued before I2 is still queued at I3 (or already
- *     gone) and is woken by it: the futex contract above.
- *   - A waiter that queues after some I2 read W set again, so a later A2
- *     re-set it, and the invariant holds afresh.
- * Now take an increment I1 after the waiter's in-kernel read (if I1 came
- * before, the kernel read a different counter and the waiter never
- * slept).  I1 either sees W set and wakes everyone itself, or sees W
- * clear, in which case by the invariant a wake I3 of an earlier
- * incrementer is still pending and will wake our sleeper.  Either way the
- * sleeper wakes, re-reads the word at A1 and sees the new counter.
- * A failed CAS at A2 means the word changed: we simply loop and re-read.
- * Spurious wake-ups (a waiter for a newer counter woken by an older I3)
- * are harmless: it re-reads, finds its counter unchanged, re-sets W and
- * sleeps again.
- * Cost: inc is one atomic add and no system call while W is clear; W is
- * set only by a waiter about to sleep.  A waiter that times out leaves W
- * set: the next inc pays one needless wake (benign, self-clearing).
+ * No lost wake-up.  A waiter sleeps only if the kernel read x|W (A3) as it
+ * queued.  An increment I1 after that read moves the word and, having read
+ * W set (I1 reads the latest value: it is an RMW), wakes all (I3) after it:
+ * by the futex contract the queued waiter is woken.  An increment before
+ * the read changed the counter, so the kernel did not read x|W for the
+ * old x and the waiter never slept.  A failed CAS at A2 means the word
+ * changed: we simply loop and re-read.  Spurious wake-ups (a waiter for a
+ * newer counter woken by an older I3) are harmless: it re-reads, finds
+ * its counter unchanged, re-sets W and sleeps again.
+ * Cost: inc is one load and one locked CAS (a retry only if the word moved
+ * meanwhile) and no system call while W is clear; W is set only by a
+ * waiter about to sleep.  A waiter that times out leaves W set: the next
+ * inc pays one needless wake (benign, self-clearing).
+ *
+ * ---- Services: arm, test, sleep; the conditional notify --------------------
+ *
+ * Services (wait.h sk_wait_for's sleep loop, waitfd.c's service arming)
+ * wait for a condition on other words (a slot word, a bus record), not for
+ * a counter value, so they use the word differently:
+ *
+ *   arm:    w = fetch_or(word, W, seq_cst) | W            (W1, every time)
+ *           fence(seq_cst)                                (F)
+ *           test the condition; ready: return             (R1)
+ *           futex_wait(word, w, deadline)                 (A3, on exactly w)
+ *   notify: make the condition true: a seq_cst RMW        (W2)
+ *           if (load(word, seq_cst) & W) inc as above     (R2, then I1-I3)
+ *
+ * sk_ec_notify is that notify: a plain load and no locked instruction when
+ * nobody sleeps - the MPMC publish (P7) and take/release (C3'/C6) and the
+ * bus commit (P5) use it.  It is correct only when the caller made its
+ * condition true with a seq_cst RMW; notifiers that make it true with a
+ * release store (SPSC publish, the journal) keep shmkit_ec_inc, which the
+ * armed waiter handles as well (below).
+ *
+ * No lost wake-up with sk_ec_notify (Dekker's shape, C11 [atomics.order]):
+ * suppose R1 misses W2 (reads the condition word's value before W2 in its
+ * modification order: R1 is coherence-ordered before W2).  F happens before
+ * R1 and W2 is seq_cst, so F precedes W2 in the single total order S.  W1
+ * is sequenced before F and W2 before R2, all seq_cst, so W1 <S F <S W2 <S
+ * R2.  R2 is a seq_cst load of the word after W1 in S, so it cannot read a
+ * value older than W1's: it reads W1's (W set: the notifier increments and
+ * wakes) or a later one.  A later value keeps W unless an increment (I1)
+ * cleared it, and that I1 moved the counter, which never comes back to w
+ * (31 bits: not within 2^31 increments); so either R2 sees W and wakes
+ * us, or the word is no longer w and our futex_wait (the kernel compares
+ * against w as it queues) returns at once or is woken by that I1's I3.
+ * If R1 does see W2 the waiter does not sleep.  On x86 W2 is a lock
+ * cmpxchg either way and R2 a plain mov: the saving is the lock xadd.
+ *
+ * The unconditional shmkit_ec_inc after a release store: if I1 precedes W1
+ * in the word's modification order, W1 (an acquire RMW) reads I1's release
+ * sequence and R1 sees the condition; otherwise I1 follows W1, reads W set
+ * (an RMW reads the latest value) and wakes, or the word moved from w
+ * before the kernel compared.  Either way no wake-up is lost.
+ *
+ * Cost to the waiter: one locked RMW and a fence per sleep, on a path
+ * that is about to make a system call.  A waiter that arms and then finds
+ * the condition true leaves W set; the next notify pays one needless wake
+ * (as a timed-out waiter does).  sk_wait_for re-tests after a wake before
+ * it arms again, so a woken waiter does not leave W set behind it.
  *
  * ---- Semaphore (shmkit_sem) ---------------------------------------------
  *
@@ -231,26 +278,46 @@ uint32_t shmkit_ec_value(const shmkit_ec *ec)
 	return sk_load_acquire(&ec->word) >> 1;
 }
 
-static SK_COLD void ec_wake(shmkit_ec *ec)
-{
-	/* I2.  Relaxed: single-word protocol, ordered by coherence against
-	 * the waiters' CAS (A2); it is sequenced before the wake syscall,
-	 * whose kernel barrier orders it before the bucket scan (I3). */
-	sk_fetch_and(&ec->word, ~EC_FLAG, __ATOMIC_RELAXED);
-	sk_futex_wake(&ec->word, -1); /* I3: wake all */
-}
-
 void shmkit_ec_inc(shmkit_ec *ec)
 {
 	if (SK_UNLIKELY(!ec))
 		return;
-	/* I1.  Release: publishes the caller's prior writes to a waiter whose
-	 * acquire load (A1 / shmkit_ec_value) reads this value or a later one
-	 * of its release sequence.  Adding 2 leaves the flag bit alone; the
-	 * counter wraps out of bit 31. */
-	uint32_t prev = sk_fetch_add(&ec->word, EC_ONE, __ATOMIC_RELEASE);
-	if (SK_UNLIKELY(prev & EC_FLAG))
-		ec_wake(ec);
+	/* Relaxed: only a guess for the CAS below, which re-reads. */
+	uint32_t w = sk_load_relaxed(&ec->word);
+	/* I1.  Release on success: publishes the caller's prior writes to a
+	 * waiter whose acquire load (A1 / shmkit_ec_value) or RMW (W1) reads
+	 * this value or a later one of its release sequence.  One RMW moves
+	 * the counter (it wraps out of bit 31) and clears the flag: W is
+	 * never cleared without the counter moving (file top).  Relaxed on
+	 * failure: we retry with the value read. */
+	while (!sk_cas(&ec->word, &w, (w + EC_ONE) & ~EC_FLAG, __ATOMIC_RELEASE,
+	               __ATOMIC_RELAXED))
+		;
+	if (SK_UNLIKELY(w & EC_FLAG))
+		sk_futex_wake(&ec->word, -1); /* I3: wake all */
+}
+
+uint32_t sk_ec_arm(shmkit_ec *ec)
+{
+	/* W1.  seq_cst RMW: the waiter's "write" half of the Dekker pair (file
+	 * top, "Services"); pairs with the notifier's seq_cst load R2 in
+	 * sk_ec_notify.  As an RMW it also reads the latest value, so an
+	 * unconditional inc after it sees W. */
+	uint32_t w = sk_fetch_or(&ec->word, EC_FLAG, __ATOMIC_SEQ_CST) | EC_FLAG;
+	/* F.  Orders W1 before the caller's condition test R1 (any order):
+	 * if R1 misses the notifier's seq_cst W2, then F precedes W2 in S. */
+	sk_fence_seq_cst();
+	return w;
+}
+
+void sk_ec_notify(shmkit_ec *ec)
+{
+	/* R2.  seq_cst load, after the caller's seq_cst RMW W2 (its condition)
+	 * in S: pairs with W1/F of sk_ec_arm (file top, "Services").  W
+	 * clear: nobody armed before W2, so nobody can sleep on this
+	 * condition - no increment, no locked instruction. */
+	if (SK_UNLIKELY(__atomic_load_n(&ec->word, __ATOMIC_SEQ_CST) & EC_FLAG))
+		shmkit_ec_inc(ec);
 }
 
 /* Slow path: advertise a sleeper (W) and sleep until the counter moves
@@ -266,7 +333,7 @@ static int ec_wait_slow(shmkit_ec *ec, uint32_t old, int64_t deadline)
 		if (sk_now_ns() >= deadline)
 			return sync_err(-ETIMEDOUT);
 		/* A2.  Relaxed both ways: the flag handshake is on this one
-		 * word (coherence orders it against I1/I2); on failure we
+		 * word (coherence orders it against I1); on failure we
 		 * loop to A1, whose acquire load does the ordering. */
 		if (!(w & EC_FLAG) &&
 		    !sk_cas(&ec->word, &w, w | EC_FLAG, __ATOMIC_RELAXED, __ATOMIC_RELAXED))

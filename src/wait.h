@@ -3,11 +3,15 @@
  * holds, by the handle's strategy (enum shmkit_wait), on an event count
  * that the other side increments after making the condition true.
  *
- * Why no wake-up is lost: the waiter reads the event count *before*
- * testing the condition; shmkit_ec_wait(ec, v) returns at once if the
- * count moved past v.  The other side makes the condition true, then
- * increments the count (shmkit_ec_inc orders the two).  So either the
- * waiter's test sees the condition, or its wait sees the new count.
+ * Why no wake-up is lost: before it sleeps the waiter arms first, then
+ * tests, then sleeps: w = sk_ec_arm(ec) sets the count's waiter flag (a
+ * seq_cst RMW and a seq_cst fence), then the condition is tested, then the
+ * futex wait compares the word against exactly w.  The other side makes
+ * the condition true, then notifies: shmkit_ec_inc (after a release store)
+ * or sk_ec_notify (after a seq_cst RMW; increments only if the flag is
+ * set).  Either the test sees the condition, or the notifier sees the flag
+ * and moves the word (the wait returns or is woken).  Proof: sync.c file
+ * top, "Services".
  */
 #ifndef SHMKIT_WAIT_H
 #define SHMKIT_WAIT_H
@@ -99,13 +103,23 @@ static inline int sk_wait_for(shmkit_ec *ec, int strategy, int64_t deadline,
 		}
 	}
 	for (;;) {
-		uint32_t v = shmkit_ec_value(ec);
+		/* Arm, test, sleep (see the top): the flag is set before the
+		 * test, so a notifier whose condition the test misses sees it. */
+		uint32_t w = sk_ec_arm(ec);
 		if ((r = ready(arg)))
 			return r < 0 ? r : 0;
-		int64_t now = sk_now_ns();
-		if (now >= deadline)
+		if (sk_now_ns() >= deadline)
 			return -ETIMEDOUT;
-		shmkit_ec_wait(ec, v, deadline == INT64_MAX ? -1 : deadline - now);
+		/* Returns at once if the word is no longer w: a notifier moved
+		 * it.  Errors (none expected) and spurious returns: re-test. */
+		sk_futex_wait_until(&ec->word, w, deadline);
+		/* Woken: test before arming again, so that a waiter whose
+		 * waker cleared the flag does not set it again needlessly
+		 * (a stale flag costs the next notifier a wake call). */
+		if ((r = ready(arg)))
+			return r < 0 ? r : 0;
+		if (sk_now_ns() >= deadline)
+			return -ETIMEDOUT;
 	}
 }
 

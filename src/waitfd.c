@@ -116,6 +116,11 @@
  * made in between is seen; a FUTEX_WAKE that changes nothing never
  * completes the thread kind (the io_uring kind reports it, spuriously),
  * and no shmkit waker relies on those: each changes the word first.
+ *   Services (sk_waitfd_service_arm) arm first, then test: sk_ec_arm sets
+ * the flag W and returns the word w with it; the wait is queued on exactly
+ * w, then the condition is tested (sync.c file top, "Services", proves
+ * that a notifier - sk_ec_notify or shmkit_ec_inc - whose condition the
+ * test misses sees W and moves the word).
  *   For event counts, sk_waitfd_arm_ec does what ec_wait_slow in sync.c
  * does before it sleeps (A1: acquire load, return if the counter moved;
  * A2: CAS the waiter flag W in; A3: wait on counter|W), so the proof at
@@ -829,8 +834,8 @@ int sk_waitfd_arm_ec(struct sk_waitfd *w, shmkit_ec *ec, uint32_t old)
 		if ((v >> 1) != old)
 			return waitfd_arm(w, NULL, 0);
 		/* A2 of sync.c.  Relaxed both ways: the flag handshake is on this
-		 * one word (coherence orders it against I1 and the flag clear
-		 * I2); a failed CAS means the word moved: loop to A1.  Each retry
+		 * one word (coherence orders it against I1, which also clears
+		 * the flag); a failed CAS means the word moved: loop to A1.  Each retry
 		 * follows a change of the word, so this does not spin. */
 		if (!(v & EC_FLAG) &&
 		    !sk_cas(&ec->word, &v, v | EC_FLAG, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
@@ -876,10 +881,16 @@ void sk_waitfd_close(struct sk_waitfd *w)
 int sk_waitfd_service_arm(struct sk_waitfd *w, shmkit_ec *ec, int (*ready)(void *arg),
                           void *arg)
 {
-	/* Acquire (inside shmkit_ec_value): pairs with the other side's
-	 * release increment, so ready() sees what came before it. */
-	uint32_t v = shmkit_ec_value(ec);
-	int err = sk_waitfd_arm_ec(w, ec, v);
+	/* Arm, then test (sync.c file top, "Services"; as wait.h's sleep
+	 * loop): the flag is set (seq_cst RMW and fence, sk_ec_arm) before
+	 * ready() looks, and the queued wait compares against exactly the
+	 * armed value, so a notifier whose condition ready() misses either
+	 * sees the flag and wakes the wait, or has already moved the word
+	 * and the wait completes at once.  ready() orders its own reads
+	 * (acquire on the condition words).  If ready() finds the condition
+	 * true the flag stays set: one needless wake for the next notifier. */
+	uint32_t armed = sk_ec_arm(ec);
+	int err = waitfd_arm(w, &ec->word, armed);
 
 	if (err)
 		return sk_fail(err, "cannot arm the pollable fd");

@@ -8,7 +8,8 @@
  * the *memory* is shared: across PID, network and IPC namespaces, between
  * unrelated processes, over any segment backend.  Wakers do nothing new:
  * they change the word and FUTEX_WAKE it as they already do (shmkit_ec_inc
- * does when a waiter set the ec's flag bit; sk_waitfd_arm_ec sets it).
+ * and sk_ec_notify do when a waiter set the ec's flag bit; sk_waitfd_arm_ec
+ * and sk_waitfd_service_arm set it).
  *
  * Lifecycle:  sk_waitfd_open -> (sk_waitfd_arm[_ec] -> poll the fd)* ->
  * sk_waitfd_close.  The usual loop, which loses no wake-up:
@@ -116,12 +117,14 @@ int sk_waitfd_signal(struct sk_waitfd *w);
 void sk_waitfd_close(struct sk_waitfd *w);
 
 /* How every service hands out its fd (chan, bus, journal): arm w on the
- * event count ec - read its value, arm on it - then ask ready(arg): 1 (the
- * caller could go on) or < 0 (an error its next call will report) makes
- * the fd readable at once, 0 leaves it to the armed wait.  Either the look
- * sees what the other side did before its increment, or the armed wait
- * sees the count move: no wake-up is lost, and an ack may come before or
- * after the caller drains.  0 or -errno (the detail is set). */
+ * event count ec - set its waiter flag (sk_ec_arm), queue the wait on
+ * exactly that value - then ask ready(arg): 1 (the caller could go on) or
+ * < 0 (an error its next call will report) makes the fd readable at once,
+ * 0 leaves it to the armed wait.  Either the look sees what the other side
+ * did, or the notifier (shmkit_ec_inc, or sk_ec_notify after a seq_cst
+ * RMW) sees the flag and moves the count (sync.c, "Services"): no wake-up
+ * is lost, and an ack may come before or after the caller drains.  0 or
+ * -errno (the detail is set). */
 int sk_waitfd_service_arm(struct sk_waitfd *w, shmkit_ec *ec, int (*ready)(void *arg),
                           void *arg);
 /* The fd of *slot, made and armed (sk_waitfd_service_arm) on first use;

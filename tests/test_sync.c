@@ -10,6 +10,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "wait.h"
 
 #define MS 1000000LL
 #define SEC 1000000000LL
@@ -771,4 +773,104 @@ Test(sync, live_self_start_recomputed_after_fork)
 	nanosleep(&ts, NULL);
 	pid_t pid = spawn(check_self_start, &parent_start);
 	reap_ok(pid);
+}
+
+/* ---- services: arm, test, sleep; the conditional notify ---------------- */
+
+/* A conditional notify (sk_ec_notify) with nobody armed leaves the count
+ * alone - the skip the MPMC and bus hot paths rely on - and once a waiter
+ * armed (sk_ec_arm), it increments and clears the flag. */
+Test(sync, ec_notify_skips_the_increment_unless_a_waiter_armed)
+{
+	shmkit_ec ec;
+
+	shmkit_ec_init(&ec);
+	shmkit_ec_inc(&ec);
+	uint32_t v = shmkit_ec_value(&ec);
+	for (int i = 0; i < 3; i++)
+		sk_ec_notify(&ec);
+	cr_assert_eq(shmkit_ec_value(&ec), v, "no waiter: the count must not move");
+	cr_assert_eq(sk_load_relaxed(&ec.word) & 1, 0);
+
+	uint32_t w = sk_ec_arm(&ec);
+	cr_assert_eq(w, sk_load_relaxed(&ec.word), "arm returns the word it left");
+	cr_assert(w & 1, "arm sets the waiter flag");
+	sk_ec_notify(&ec);
+	cr_assert_eq(shmkit_ec_value(&ec), v + 1, "armed: the notify increments");
+	cr_assert_eq(sk_load_relaxed(&ec.word) & 1, 0, "and clears the flag as it wakes");
+	/* The armed wait on w returns at once: the word moved. */
+	cr_assert_eq(sk_futex_wait_until(&ec.word, w, sk_now_ns() + WAKE_BOUND), 0);
+}
+
+/* Ping-pong between two threads over two conditions, each made true by
+ * a seq_cst CAS followed by the conditional notify.  Side 1 waits with
+ * sk_wait_for(SHMKIT_WAIT_BLOCK) (arm, test, sleep); side 0 spins, so it
+ * answers within a few hundred ns - while side 1 is still between its
+ * test and its sleep, where a waiter that did not arm first (reading the
+ * count, testing, then setting the flag) loses the wake-up: with the old
+ * wait.h this test fails (-ETIMEDOUT) within the 100000 rounds.  A lost
+ * wake-up leaves side 1 asleep until its WAKE_BOUND deadline. */
+#define PP_ROUNDS 100000
+struct pingpong {
+	shmkit_ec ec[2];    /* ec[i]: turn became i */
+	uint32_t turn;      /* 2 * round + side whose move it is */
+	uint32_t rounds;
+	int err[2];
+};
+struct pp_arg {
+	struct pingpong *p;
+	uint32_t want;
+	int strategy;
+};
+
+static int pp_ready(void *arg)
+{
+	struct pp_arg *a = arg;
+	/* Acquire: pairs with the other side's seq_cst CAS of turn. */
+	return sk_load_acquire(&a->p->turn) == a->want;
+}
+
+static void *pp_side(void *arg)
+{
+	struct pingpong *p = ((struct pp_arg *)arg)->p;
+	int me = ((struct pp_arg *)arg)->want == 1;
+	struct pp_arg a = { .p = p };
+	int strategy = ((struct pp_arg *)arg)->strategy, waited;
+
+	for (uint32_t r = 0; r < p->rounds; r++) {
+		a.want = 2 * r + (uint32_t)me;
+		int err = sk_wait_for(&p->ec[me], strategy, sk_now_ns() + WAKE_BOUND,
+		                      pp_ready, &a, &waited);
+		if (err) {
+			p->err[me] = err;
+			return NULL;
+		}
+		uint32_t cur = a.want;
+		/* seq_cst: the RMW sk_ec_notify requires before it. */
+		if (!sk_cas(&p->turn, &cur, cur + 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+			p->err[me] = -EPROTO;
+			return NULL;
+		}
+		sk_ec_notify(&p->ec[!me]);
+	}
+	return NULL;
+}
+
+Test(sync, blocking_pingpong_with_conditional_notify_loses_no_wakeup, .timeout = 120)
+{
+	static struct pingpong p;
+	struct pp_arg a0 = { &p, 0, SHMKIT_WAIT_SPIN }, a1 = { &p, 1, SHMKIT_WAIT_BLOCK };
+	pthread_t t0, t1;
+
+	memset(&p, 0, sizeof p);
+	shmkit_ec_init(&p.ec[0]);
+	shmkit_ec_init(&p.ec[1]);
+	p.rounds = PP_ROUNDS;
+	cr_assert_eq(pthread_create(&t0, NULL, pp_side, &a0), 0);
+	cr_assert_eq(pthread_create(&t1, NULL, pp_side, &a1), 0);
+	pthread_join(t0, NULL);
+	pthread_join(t1, NULL);
+	cr_assert_eq(p.err[0], 0, "side 0: %d (-ETIMEDOUT: a lost wake-up)", p.err[0]);
+	cr_assert_eq(p.err[1], 0, "side 1: %d (-ETIMEDOUT: a lost wake-up)", p.err[1]);
+	cr_assert_eq(p.turn, 2 * PP_ROUNDS);
 }

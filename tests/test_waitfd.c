@@ -521,6 +521,53 @@ BOTH(arm_ec_readable_at_once_when_count_moved)
 	cr_assert_eq(sk_waitfd_arm_ec(w, NULL, 0), -EINVAL);
 }
 
+/* A service's fd arming (arm, then test) against a notifier that
+ * increments only when the flag is set (sk_ec_notify after a seq_cst
+ * CAS, as the MPMC channel and the bus notify): the fd must become
+ * readable; with the condition already true it is readable at once. */
+struct svc {
+	shmkit_ec ec;
+	uint32_t cond;
+};
+
+static int svc_ready(void *arg)
+{
+	/* Acquire: pairs with the notifier's seq_cst CAS of cond. */
+	return sk_load_acquire(&((struct svc *)arg)->cond) != 0;
+}
+
+static int svc_notifier(void *arg)
+{
+	struct svc *v = arg;
+	uint32_t zero = 0;
+
+	/* seq_cst: the RMW sk_ec_notify requires before it. */
+	if (!sk_cas(&v->cond, &zero, 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+		return 2;
+	sk_ec_notify(&v->ec);
+	return 0;
+}
+
+BOTH(service_arm_readable_after_conditional_notify)
+{
+	struct svc *v = (struct svc *)(void *)m;
+
+	shmkit_ec_init(&v->ec);
+	sk_store_relaxed(&v->cond, 0);
+	uint32_t before = shmkit_ec_value(&v->ec);
+	cr_assert_eq(sk_waitfd_service_arm(w, &v->ec, svc_ready, v), 0);
+	cr_assert(sk_load_relaxed(&v->ec.word) & 1, "arming must set the waiter flag");
+	expect_quiet(w, "after arming on a false condition");
+	sleepers_expected(&v->ec.word);
+	cr_assert_eq(child_ok(sk_test_fork(svc_notifier, v)), 0);
+	expect_ready(w, "after a conditional notify in a child");
+	cr_assert_eq(shmkit_ec_value(&v->ec), before + 1, "the armed flag made it increment");
+
+	/* Condition true at arming: readable at once, whatever the count. */
+	cr_assert_eq(sk_waitfd_service_arm(w, &v->ec, svc_ready, v), 0);
+	expect_ready(w, "after arming on a true condition");
+}
+
 /* In a child: leave the parent's network, IPC and PID namespaces, then
  * increment the event count from PID 1 of the new PID namespace. */
 static int ns_inode(const char *ns, ino_t *ino)
