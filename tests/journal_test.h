@@ -123,4 +123,20 @@ static inline void jt_cleanup(void)
 	jt_ndirs = 0;
 }
 
+/* A writer of a new (or existing) journal at path with the given policy
+ * and sizes (0: the defaults, or what the journal has).  For Criterion
+ * tests only: it asserts the open succeeded (a GNU statement expression,
+ * so this header itself stays free of Criterion). */
+#define jt_open_writer(path, policy, fsize, maxrec) ({                                      \
+	struct shmkit_journal_opts jt_o_ = {                                                 \
+		.flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,                       \
+		.durability = (policy), .file_size = (fsize), .max_record = (maxrec),        \
+	};                                                                                   \
+	shmkit_journal *jt_j_ = NULL;                                                        \
+	int jt_e_ = shmkit_journal_open(&jt_j_, (path), &jt_o_);                             \
+	cr_assert_eq(jt_e_, 0, "open %s: %s (%s)", (path), shmkit_strerror(jt_e_),           \
+	             shmkit_errdetail());                                                    \
+	jt_j_;                                                                               \
+})
+
 #endif /* SK_JOURNAL_TEST_H */

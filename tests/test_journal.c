@@ -35,20 +35,7 @@ TestSuite(journal, .timeout = 60, .fini = jt_cleanup);
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static shmkit_journal *open_writer(const char *path, int policy, size_t file_size,
-                                   uint32_t max_record)
-{
-	struct shmkit_journal_opts o = {
-		.flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
-		.durability = policy,
-		.file_size = file_size,
-		.max_record = max_record,
-	};
-	shmkit_journal *j = NULL;
-	int err = shmkit_journal_open(&j, path, &o);
-	cr_assert_eq(err, 0, "open %s: %s (%s)", path, shmkit_strerror(err), shmkit_errdetail());
-	return j;
-}
+#define open_writer jt_open_writer
 
 static shmkit_journal *open_reader(const char *path)
 {

@@ -45,17 +45,7 @@
 
 TestSuite(journal_crash, .timeout = 120, .fini = jt_cleanup);
 
-static shmkit_journal *open_writer(const char *path, int policy)
-{
-	struct shmkit_journal_opts o = {
-		.flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
-		.durability = policy, .file_size = FSIZE, .max_record = MAXREC,
-	};
-	shmkit_journal *j = NULL;
-	int err = shmkit_journal_open(&j, path, &o);
-	cr_assert_eq(err, 0, "open %s: %s (%s)", path, shmkit_strerror(err), shmkit_errdetail());
-	return j;
-}
+#define open_writer(path, policy) jt_open_writer(path, policy, FSIZE, MAXREC)
 
 static void append_range(shmkit_journal *j, uint64_t from, uint64_t to)
 {
