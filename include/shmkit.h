@@ -825,6 +825,22 @@ int shmkit_journal_close(shmkit_journal *j);
  * its sync completes. */
 int shmkit_journal_append(shmkit_journal *j, const void *data, size_t len,
                           uint64_t *seq);
+/* Append one record with the caller's sequence number and stamp, for a
+ * replica of another journal (writer only; the same durability, crash
+ * guarantees and errors as shmkit_journal_append, whose path it is).
+ * seq must come after every seq the journal holds (-EEXIST otherwise;
+ * -EINVAL for 0 and UINT64_MAX).  A seq past the next one leaves a hole
+ * for the seqs between, as repair marks damage: readers skip it (the
+ * returned seq shows the jump), verify counts it (report.holes), stats
+ * count its seqs.  Into a journal that holds nothing the first record
+ * may have any seq: the journal then starts there, with no hole (a copy
+ * of a journal whose oldest records went to retention).  time_ns is
+ * stored as given, but never below the stamp before it: readers rely on
+ * stamps that never decrease (seek by time), so a smaller one is raised
+ * to it, as shmkit_journal_append does when the clock steps back (a
+ * faithful copy of a journal never needs that). */
+int shmkit_journal_append_at(shmkit_journal *j, uint64_t seq, int64_t time_ns,
+                             const void *data, size_t len);
 /* Writer: make every appended record durable now (fdatasync). */
 int shmkit_journal_sync(shmkit_journal *j);
 

@@ -62,10 +62,12 @@
  *
  * ---- Holes ----------------------------------------------------------------
  *
- * A hole is a record repair writes where damage was: the same header,
- * SKJ_HOLE in its commit word, seq its first lost seq, count (in place of
- * time_ns) how many seqs it stands for, a zero payload covering the
- * damaged bytes, a checksum like any record's.  Readers skip it: the next
+ * A hole is a record repair writes where damage was, and append_at where
+ * a replica's seqs jump (its leader has a hole there, or lost records to
+ * retention): the same header, SKJ_HOLE in its commit word, seq its first
+ * missing seq, count (in place of time_ns) how many seqs it stands for, a
+ * zero payload covering the damaged bytes (append_at's: none), a checksum
+ * like any record's.  Readers skip it: the next
  * record returned shows the jump in seq.  Verify counts holes, not as
  * damage.  A hole longer than a length field holds is followed by
  * fillers (holes of count 0).  Seqs missing between two files get a file
@@ -95,8 +97,9 @@
  *      fsynced.  A crash leaves at most a stray ".tmp-*" file, removed by
  *      the next writer.
  *  I4  time_ns never decreases along the journal: the writer stamps
- *      max(CLOCK_REALTIME, previous stamp), and a new file's created_ns is
- *      such a stamp.  A backwards clock step therefore shows as repeated
+ *      max(CLOCK_REALTIME, previous stamp) (append_at: max(the stamp
+ *      given, previous stamp)), and a new file's created_ns is such a
+ *      stamp, that of the record that made the roll.  A backwards clock step therefore shows as repeated
  *      stamps until the clock catches up, and time order is seq order, so
  *      seeking by time is exact.
  *
@@ -113,7 +116,11 @@
  * exists; a writer removes such files only when it gets that flock
  * exclusively (the kernel drops a dead creator's).
  *
- * Append: write seq, time, payload and crc with plain stores, then
+ * Append (shmkit_journal_append and _append_at share one path,
+ * journal_put(); append_at gives the seq and stamp instead of taking the
+ * next and the clock, writes a hole first for a jump, and may restart a
+ * journal holding nothing at its seq: writer_restart()): write seq, time,
+ * payload and crc with plain stores, then
  * release-store the commit word (pairs with the readers' acquire load),
  * then increment the tail event count (wakes sleeping readers), then make
  * it durable as the policy says.  When a record does not fit, the writer
@@ -225,7 +232,7 @@
  * interleavings are sequentially consistent, so where they say "SC in the
  * model" the C11 order used (the release/acquire pairs) is assumed, not
  * checked.  Not modelled: durability (msync, fsync, power loss),
- * retention, repair and holes, seek, time stamps.
+ * retention, repair and holes (append_at's too), seek, time stamps.
  *
  * Caveat: an intact record is recognised after damage by its checksum and
  * seq alone.  A payload that embeds records of this journal verbatim can
@@ -1333,6 +1340,8 @@ static int writer_flush(struct shmkit_journal *j)
 {
 	int err = 0;
 
+	if (!j->w)
+		return sk_fail(-EIO, "%s: the writer lost its file (a failed restart): reopen", j->path);
 	if (j->woff > j->sync_from && fdatasync(j->w->seg.fd))
 		err = sk_neg_errno();
 	else if (sk_map_lost(&j->w->seg))
@@ -1344,6 +1353,21 @@ static int writer_flush(struct shmkit_journal *j)
 	j->unsynced = 0;
 	j->last_sync_ns = sk_now_ns();
 	return 0;
+}
+
+/* A new file is linked (a roll, or append_at's restart of an empty
+ * journal): tell readers. */
+static void writer_announce_file(struct shmkit_journal *j)
+{
+	/* Release: orders the link of the new file (done before) before the
+	 * new generation; pairs with the acquire load in cur_next_file(), so
+	 * a reader that sees the new generation finds the file by name.  (A
+	 * writer dying before this leaves the file linked and nobody told:
+	 * readers find it on their next wait slice, cur_wait().)  model:
+	 * journal.pml J6, then J7 (SC in the model; the kernel orders the
+	 * link before a lookup that sees it). */
+	sk_fetch_add(&j->m->roll_gen, 1, __ATOMIC_RELEASE);
+	shmkit_ec_inc(&j->m->tail);
 }
 
 /* Retention after a roll: drop the oldest files beyond keep_files or
@@ -1379,31 +1403,25 @@ static void writer_retain(struct shmkit_journal *j)
 		sync_dir(j->dirfd);
 }
 
-/* The current file is full: sync it, make the next, wake readers. */
-static SK_COLD int writer_roll(struct shmkit_journal *j)
+/* The current file is full: sync it, make the next (created_ns t, at
+ * least the last stamp), wake readers.  With hole != 0 the next file
+ * starts with a hole standing for that many seqs (append_at's jump), so
+ * the writer's next seq is past it. */
+static SK_COLD int writer_roll(struct shmkit_journal *j, int64_t t, uint64_t hole)
 {
 	struct skj_file *f;
 	int err;
 
 	if (j->durability != SHMKIT_DUR_NONE && (err = writer_flush(j)))
 		return err;
-	int64_t t = clamp_time(j->wtime);
-	if ((err = file_create(j, j->wseq, t, 0, &f)))
+	if ((err = file_create(j, j->wseq, t, hole, &f)))
 		return err;
 	file_close(j->w);
-	writer_set_file(j, f, FIRST_OFF, j->wseq, t);
+	writer_set_file(j, f, FIRST_OFF + (hole ? SKJ_RHDR_SIZE : 0), j->wseq + hole, t);
 	/* Relaxed: a hint for a later writer that finds no file at all.
 	 * model: journal.pml J5 (the link in file_create is J4). */
 	sk_store_relaxed(&j->m->next_seq_hint, j->wseq);
-	/* Release: orders the link of the new file (done above) before the
-	 * new generation; pairs with the acquire load in cur_next_file(), so
-	 * a reader that sees the new generation finds the file by name.  (A
-	 * writer dying before this leaves the file linked and nobody told:
-	 * readers find it on their next wait slice, cur_wait().)  model:
-	 * journal.pml J6, then J7 (SC in the model; the kernel orders the
-	 * link before a lookup that sees it). */
-	sk_fetch_add(&j->m->roll_gen, 1, __ATOMIC_RELEASE);
-	shmkit_ec_inc(&j->m->tail);
+	writer_announce_file(j);
 	writer_retain(j);
 	return 0;
 }
@@ -1518,11 +1536,12 @@ static inline int writer_durable(struct shmkit_journal *j)
 	return 0;
 }
 
-/* Write one record at the writer's position; the commit word goes last. */
-static inline void journal_commit(struct shmkit_journal *j, const void *data, uint32_t len)
+/* Write one record, stamped t, at the writer's position; the commit word
+ * goes last. */
+static inline void journal_commit(struct shmkit_journal *j, int64_t t, const void *data,
+                                  uint32_t len)
 {
 	struct skj_rec *r = (struct skj_rec *)((char *)j->w->seg.map + j->woff);
-	int64_t t = clamp_time(j->wtime);
 
 	r->seq = j->wseq;
 	r->time_ns = t;
@@ -1537,24 +1556,98 @@ static inline void journal_commit(struct shmkit_journal *j, const void *data, ui
 	j->wtime = t;
 }
 
-int shmkit_journal_append(shmkit_journal *j, const void *data, size_t len, uint64_t *seq)
+static int file_allow_holes(struct skj_file *f);
+
+/* append_at's jump: seqs [wseq, seq) are not in this journal (a replica
+ * of a journal with a hole there).  They become one hole, as repair
+ * marks damage, so that readers skip them and verify counts them: here,
+ * in front of the record's room (need bytes), or, if the two do not fit,
+ * at the start of the next file.  The zeros ahead of the writer are
+ * written first (writer_fill writes them with pwrite, which would wipe a
+ * hole stored through the mapping past `filled`).  The hole is committed
+ * before the record: a writer killed between the two leaves the hole, and
+ * its successor goes on after it. */
+static SK_COLD int writer_jump(struct shmkit_journal *j, uint64_t seq, int64_t t, size_t need)
 {
-	if (!j || (!data && len))
-		return -EINVAL;
-	sk_clear_detail();
-	if (!j->writer)
-		return sk_fail(-EPERM, "journal not opened for writing (SHMKIT_JOURNAL_WRITE)");
-	if (len > j->max_record)
-		return sk_fail(-EMSGSIZE, "record of %zu bytes exceeds max_record %u", len, j->max_record);
+	uint64_t count = seq - j->wseq;
+	int err;
+
+	if (need + SKJ_RHDR_SIZE > j->w->cap - j->woff)
+		return writer_roll(j, t, count);
+	if (j->woff + SKJ_RHDR_SIZE + need > j->filled)
+		writer_fill(j, j->woff + SKJ_RHDR_SIZE + need);
+	if ((err = file_allow_holes(j->w)))
+		return err;
+	hole_put(j->w, j->woff, SKJ_RHDR_SIZE, j->wseq, count);
+	j->woff += SKJ_RHDR_SIZE;
+	j->wseq = seq;
+	SK_CRASH_POINT("journal.append_at.hole");
+	return 0;
+}
+
+/* append_at into a journal that holds nothing (its one file is empty, no
+ * hole in it), for a seq other than the file's or a stamp before its
+ * created_ns: the file is replaced by one named seq, created at t, so a
+ * copy starts where its leader's retained records do, without a hole for
+ * the seqs before.  The empty file is unlinked first: a crash between the
+ * two leaves no file, and the next writer makes one (nothing is lost:
+ * there was nothing); a reader holding the old file sees it unlinked and
+ * moves to the new one, as after retention.  If the new file cannot be
+ * made, an empty one like the old is made again; failing that too, the
+ * handle has no file (appends: -EIO, reopen).  1 replaced, 0 not empty,
+ * < 0 error. */
+static SK_COLD int writer_restart(struct shmkit_journal *j, uint64_t seq, int64_t t)
+{
+	char name[SKJ_NAME_LEN + 1];
+	struct skj_file *f;
+	uint64_t *seqs, old = j->w->first_seq;
+	int64_t old_t = j->w->created_ns;
+	size_t n;
+	int err = list_files(j->dirfd, &seqs, &n);
+
+	if (err)
+		return err;
+	bool alone = n == 1 && seqs[0] == old;
+	free(seqs);
+	if (!alone)
+		return 0;
+	file_name(name, old);
+	if (unlinkat(j->dirfd, name, 0)) /* the new file's link syncs the directory */
+		return sk_fail(sk_neg_errno(), "cannot remove %s/%s", j->path, name);
+	file_close(j->w);
+	j->w = NULL;
+	if ((err = file_create(j, seq, t, 0, &f))) {
+		if (!file_create(j, old, old_t, 0, &f))
+			writer_set_file(j, f, FIRST_OFF, old, old_t);
+		return err;
+	}
+	writer_set_file(j, f, FIRST_OFF, seq, t);
+	/* Relaxed: a hint for a later writer that finds no file at all. */
+	sk_store_relaxed(&j->m->next_seq_hint, seq);
+	writer_announce_file(j);
+	return 1;
+}
+
+/* Append one record numbered seq (>= the writer's next seq; a larger one
+ * leaves a hole for those between), stamped t (raised to the last stamp:
+ * I4).  The one append path of shmkit_journal_append and _append_at. */
+static inline int journal_put(struct shmkit_journal *j, uint64_t seq, int64_t t,
+                              const void *data, size_t len)
+{
 	size_t need = SKJ_RHDR_SIZE + skj_pad8(len);
 	int err;
-	if (need > j->w->cap - j->woff && (err = writer_roll(j)))
+
+	if (t < j->wtime)
+		t = j->wtime;
+	if (SK_UNLIKELY(seq != j->wseq)) {
+		if ((err = writer_jump(j, seq, t, need)))
+			return err;
+	} else if (need > j->w->cap - j->woff && (err = writer_roll(j, t, 0))) {
 		return err;
-	size_t off = j->woff;
-	uint64_t s = j->wseq;
-	if (off + need > j->filled)
-		writer_fill(j, off + need);
-	journal_commit(j, data, (uint32_t)len);
+	}
+	if (j->woff + need > j->filled)
+		writer_fill(j, j->woff + need);
+	journal_commit(j, t, data, (uint32_t)len);
 	j->woff += need;
 	j->wseq++;
 	/* A writer dying here leaves the record visible and nobody woken:
@@ -1563,11 +1656,55 @@ int shmkit_journal_append(shmkit_journal *j, const void *data, size_t len, uint6
 	/* Wake live readers (release RMW; see wait.h for the ordering).
 	 * model: journal.pml J3. */
 	shmkit_ec_inc(&j->m->tail);
-	if (seq)
-		*seq = s;
 	if ((err = writer_durable(j)))
-		return sk_fail(err, "record %llu committed but not synced", (unsigned long long)s);
+		return sk_fail(err, "record %llu committed but not synced", (unsigned long long)seq);
 	return 0;
+}
+
+/* What both appends check first. */
+static int append_check(shmkit_journal *j, const void *data, size_t len)
+{
+	if (!j || (!data && len))
+		return -EINVAL;
+	sk_clear_detail();
+	if (!j->writer)
+		return sk_fail(-EPERM, "journal not opened for writing (SHMKIT_JOURNAL_WRITE)");
+	if (!j->w)
+		return sk_fail(-EIO, "%s: the writer lost its file (a failed restart): reopen", j->path);
+	if (len > j->max_record)
+		return sk_fail(-EMSGSIZE, "record of %zu bytes exceeds max_record %u", len, j->max_record);
+	return 0;
+}
+
+int shmkit_journal_append(shmkit_journal *j, const void *data, size_t len, uint64_t *seq)
+{
+	int err = append_check(j, data, len);
+
+	if (err)
+		return err;
+	uint64_t s = j->wseq;
+	err = journal_put(j, s, sk_realtime_ns(), data, len);
+	if (seq && (!err || j->wseq > s))
+		*seq = s;
+	return err;
+}
+
+int shmkit_journal_append_at(shmkit_journal *j, uint64_t seq, int64_t time_ns, const void *data,
+                             size_t len)
+{
+	int err = append_check(j, data, len);
+
+	if (err)
+		return err;
+	if (!seq || seq == UINT64_MAX)
+		return sk_fail(-EINVAL, "seq %llu is not a record's", (unsigned long long)seq);
+	if (seq < j->wseq)
+		return sk_fail(-EEXIST, "%s holds seqs up to %llu: seq %llu is not after them",
+		               j->path, (unsigned long long)j->wseq - 1, (unsigned long long)seq);
+	if (j->woff == FIRST_OFF && j->w->first_seq == j->wseq && (seq != j->wseq || time_ns < j->wtime) &&
+	    (err = writer_restart(j, seq, time_ns)) < 0)
+		return err;
+	return journal_put(j, seq, time_ns, data, len);
 }
 
 int shmkit_journal_sync(shmkit_journal *j)
