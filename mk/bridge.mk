@@ -44,16 +44,18 @@ $(BRIDGE_BENCH): bridge/bench_bridge.c $(BRIDGE_LIB) $(STATIC) $(BRIDGE_HDR)
 bridge-bench: $(BRIDGE_BENCH)
 	$(BRIDGE_BENCH)
 
-# make install puts the command beside shmkit where libzmq is there (its
-# man page goes with man/*.1); make uninstall takes it away.
-.PHONY: bridge-install bridge-uninstall
-install: $(if $(ZMQ_LIBS),bridge-install)
-uninstall: bridge-uninstall
+# make install puts the command beside shmkit (where `shmkit bridge`
+# looks first) and its man page where libzmq is there; make uninstall takes
+# them away (libzmq or not: below).  The library and its header are not
+# installed: the command is the interface (no pkg-config file or stable
+# ABI for libshmkit-bridge.a).  debian/rules runs bridge and bridge-install
+# on their own (the package shmkit-bridge).
+.PHONY: bridge-install
+install: bridge-install
 bridge-install: $(BRIDGE_CMD)
-	install -d $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(BRIDGE_CMD) $(DESTDIR)$(BINDIR)/
-bridge-uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/shmkit-bridge
+	install -m 644 man/shmkit-bridge.1 $(DESTDIR)$(MANDIR)/man1/
 
 # The test runs the command as two bridge processes, and one bridge in
 # its own process against forged frames; helper_bridge produces and
@@ -64,9 +66,15 @@ $(BRIDGE_HELPER): bridge/tests/helper_bridge.c include/shmkit.h $(STATIC) | $(BU
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
 BRIDGE_TEST_LIBS := $(BRIDGE_LIB) $(ZMQ_LIBS)
 else
-bridge bridge-bench:
+bridge bridge-bench bridge-install:
 	@echo "bridge: libzmq not found (pkg-config libzmq): skipped"
 endif
+
+# An installed bridge goes whether or not this make finds libzmq.
+.PHONY: bridge-uninstall
+uninstall: bridge-uninstall
+bridge-uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/shmkit-bridge $(DESTDIR)$(MANDIR)/man1/shmkit-bridge.1
 
 $(BRIDGE_TEST): bridge/tests/test_bridge.c $(BRIDGE_HDR) $(TESTLIB_OBJ) $(STATIC) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) -Ibridge -Itests $(BRIDGE_ZMQ) $(BRIDGE_INIH) $(CRITERION_CFLAGS) $(CFLAGS) -o $@ $< \
