@@ -328,13 +328,15 @@ enum shmkit_wait {
  * 100 ms of blocking someone, its slot is reclaimed (counted in
  * `reclaimed`).  A message whose consumer died after taking it (recv in
  * progress, or peeked and not released) is lost, at most one per dead
- * handle; SPSC channels instead deliver it again to the next consumer.
- * Only a dead peer is reclaimed (its kernel lock is gone: see Caveats); a
+ * handle; SPSC channels instead deliver it again to the next consumer,
+ * and an MPMC handle opened with an owner token (below) to the owner's
+ * next handle.  Only a dead peer is reclaimed (its kernel lock is gone: see Caveats); a
  * stopped or stalled one blocks its position until it goes on or dies.
  * Should a handle's claim be taken all the same (its lock lost), its
  * commit, send, recv, release or abort is -ESTALE and nothing is
- * delivered twice or into a reused slot.  Memory: 4096 + 384 + capacity * round_up(32 +
- * max_msg, 64) bytes, rounded up to the page size.
+ * delivered twice or into a reused slot.  Memory: 4096 + 384 (+ 8192
+ * for MPMC: per-handle entries) + capacity * round_up(16 + max_msg, 64)
+ * bytes, rounded up to the page size.
  * ------------------------------------------------------------------------ */
 
 typedef struct shmkit_chan shmkit_chan;
@@ -356,6 +358,8 @@ struct shmkit_chan_opts {
 	unsigned flags;       /* SHMKIT_EXCL, SHMKIT_CHAN_SPSC, seg flags */
 	int wait;             /* enum shmkit_wait for this handle */
 	int64_t init_timeout_ns;   /* open: wait for initialisation (default 1 s) */
+	uint64_t owner;       /* MPMC: a durable identity for this handle, 0 =
+	                         none (see "Owners" below) */
 };
 
 /* Create a channel in a new segment of any backend.  Without SHMKIT_EXCL
@@ -409,6 +413,45 @@ ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf,
                          int64_t timeout_ns);
 int shmkit_chan_release(shmkit_chan *ch);
 
+/* The channel position of the message this handle has peeked (also an
+ * inherited one not returned yet), or of its open reservation: 0, or
+ * -EINVAL if there is none.  MPMC positions are 40-bit counters (they
+ * wrap at 2^40) and increase along one consumer's (one producer's)
+ * claims; SPSC: head or tail. */
+int shmkit_chan_peek_pos(const shmkit_chan *ch, uint64_t *pos);
+int shmkit_chan_reserve_pos(const shmkit_chan *ch, uint64_t *pos);
+
+/* Owners (MPMC): a handle opened with opts.owner = T (any non-zero
+ * token the application keeps, e.g. in a state file) is a durable
+ * identity; its record in the channel outlives the handle, so a crash of
+ * its process neither loses nor doubts what it was doing:
+ *   - opening with T while a live handle holds T is -EBUSY; a dead (or
+ *     closed) holder's record is taken over.  -ENOSPC if the channel's 64
+ *     per-handle entries are all held; -EINVAL for an SPSC channel or
+ *     SHMKIT_RDONLY.
+ *   - a message the predecessor had peeked and not released is not lost
+ *     and goes to nobody else: the next shmkit_chan_peek (or recv) of
+ *     the new handle returns it first.  Until then it holds its slot: the
+ *     channel fills one lap later, as behind a slow consumer.  Closing a
+ *     handle before it returned that message leaves it to the next one.
+ *   - a reservation the predecessor left is given back (no message), and
+ *     so is one whose owner stays dead while consumers wait on it.
+ *   - shmkit_chan_commit_tag commits like shmkit_chan_commit and records
+ *     tag; shmkit_chan_owner_tag gives the tag of the owner's last
+ *     commit_tag that delivered its message (0 if none), exact across a
+ *     crash at any instant of the commit: so an importer that tags each
+ *     message with its sequence number knows after a restart whether the
+ *     last one went in.  Both -EINVAL without an owner.
+ *   - shmkit_chan_disown makes the record an ordinary one again (close
+ *     then frees it; an inherited message not yet returned becomes an
+ *     ordinary peek, which close releases).  Records of owners that never
+ *     come back stay until then, or until the channel is removed.
+ * A forked child's copy of an owned handle is not owned.  Handles without
+ * an owner pay nothing for this. */
+int shmkit_chan_commit_tag(shmkit_chan *ch, size_t len, uint64_t tag);
+int shmkit_chan_owner_tag(shmkit_chan *ch, uint64_t *tag);
+int shmkit_chan_disown(shmkit_chan *ch);
+
 /* A file descriptor for poll/epoll that becomes readable when this
  * handle's side may go on: SHMKIT_CHAN_POLLIN, a message may be waiting;
  * SHMKIT_CHAN_POLLOUT, room may be free.  The same mechanism as
@@ -435,8 +478,8 @@ struct shmkit_chan_stats {
 	uint64_t aborted;            /* reservations given back */
 	size_t slot_size;            /* round_up(16 + max_msg, 64) */
 	size_t hdr_size;             /* bytes before the first slot (an MPMC
-	                                channel's include 4 KiB of per-handle
-	                                statistics entries) */
+	                                channel's include 8 KiB of per-handle
+	                                entries: statistics, owners) */
 	size_t seg_size;             /* bytes of the segment: hdr_size +
 	                                capacity * slot_size, page-rounded */
 	int spsc;

@@ -150,7 +150,8 @@
  * released), or after taking it (C3') and before recv returned it, is
  * lost - at most one per dead consumer handle; it is not redelivered,
  * because head has moved past it and redelivering would break
- * per-producer order.  A recv killed before C3' loses nothing.  A
+ * per-producer order.  A peek of an owned handle is the exception: it
+ * waits for the owner's successor ("Owners" below).  A recv killed before C3' loses nothing.  A
  * producer killed mid-write loses only its own unpublished message.
  * SPSC: nothing is claimed, so nothing needs reclaiming: a producer killed
  * mid-write has not moved tail (the message never existed), a consumer
@@ -160,6 +161,64 @@
  * count's waiter flag set; the next increment pays one needless wake.  A
  * waker killed between making a message visible and its wake costs a
  * sleeper one wait slice (SK_CHAN_RECLAIM_NS), not its timeout.
+ *
+ * ---- Owners: durable identities across a crash (MPMC) ---------------------
+ *
+ * A handle opened with an owner token T (shmkit_chan_opts.owner) keeps a
+ * statistics entry marked with T (chan.h: the entry's second line) that
+ * outlives the handle: close, or death, leaves the handle's id in it, and
+ * the next handle opened with T takes the entry over - and with it the
+ * claims of its predecessor, which a crash would otherwise lose or leave
+ * in doubt:
+ *   - its peek, READING(h, old), is re-labelled READING(h, new) and is
+ *     what the successor's next peek (or recv) returns: the message goes
+ *     to the same owner again, to nobody else, and is never lost;
+ *   - its reservation, WRITING(t, old), carries no published message: it
+ *     is freed (FREE(t + capacity)), after recording `abandoned = t + 1`;
+ *   - its commit_tag in progress (`pending = t + 1`, `pending_tag`) is
+ *     decided: abandoned == pending means the message at t was never
+ *     published; anything else means P7 happened, so `last_tag` becomes
+ *     pending_tag.  shmkit_chan_owner_tag then tells the owner which of
+ *     its tagged commits was the last to land.
+ * Why "abandoned" is exact: whoever frees an owned WRITING(t, X) claim -
+ * the successor, or a reclaimer unblocking consumers - has first seen X
+ * dead (its lock free, F_OFD_GETLK) and then, after that, the slot word
+ * still WRITING(t, X): a dead process publishes nothing more, so t was
+ * never published.  It stores abandoned (monotonically: a stale store of
+ * an older position is dropped) and then CASes the word with release;
+ * the successor's scan of the slots acquire-loads every slot word, so
+ * it sees abandoned for every claim freed before its scan (the release
+ * sequence of the reclaimer's CAS goes on through every later claim and
+ * publication of that slot, all RMWs), and frees itself what is left.
+ * The commit_tag order: pending_tag, pending (release), P7 (seq_cst RMW,
+ * so nothing stored before it moves after it), last_tag, pending = 0
+ * (release).  The reader of these fields is a successor, after the
+ * writer died: as for SPSC roles, its stores were all made before it
+ * died, and the kernel's lock release at its death and our F_OFD_GETLK
+ * order them before ours.
+ * Reclaimers respect owners: a dead owned consumer's READING claim is not
+ * freed - that message waits for the owner to come back, and the channel
+ * fills after one lap, as behind a slow consumer (one slot is held).  A
+ * dead owned producer's WRITING claim is freed as any other (consumers
+ * must not stall for it), recorded in `abandoned` as above.  A reclaimer
+ * knows a claim is an owner's by the id: an entry whose token is set
+ * names it as its owner or as `prev`.
+ * The takeover, serialized among openers by an OFD lock on byte 0 of the
+ * channel's peer ids (no handle takes id 0; a dead opener's lock goes
+ * with it): prev = old (release), CAS owner old -> new, move the claims
+ * naming old (above), prev = 0, decide pending.  At every instant each
+ * claim of the chain names owner or prev of the owned entry, so no
+ * reclaimer takes it for an ordinary dead claim; a successor killed in
+ * the middle leaves owner = its id (dead) and prev = old, and the next
+ * one first moves what still names prev to owner, then goes on as above.
+ * Ids: a wrapped id counter must not hand a new handle an id an owned
+ * entry still names (its claims would look like the new handle's, and
+ * the owner's successor would find its "holder" alive): identity_refresh
+ * takes another id then, so purge_stale never meets an owned claim.
+ * A forked child's copy of an owned handle is not owned (the parent
+ * holds the entry); shmkit_chan_disown makes an owned entry ordinary
+ * again.  Handles without an owner pay nothing: the entry's counters keep
+ * the first line, and the hot path tests no new field.
  *
  * ---- Models ---------------------------------------------------------------
  *
@@ -192,6 +251,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chan.h"
@@ -206,6 +266,12 @@
                             SHMKIT_HUGE | SHMKIT_NOSEAL | SHMKIT_PERSIST | SHMKIT_CHAN_SPSC)
 
 enum side { PROD = 0, CONS = 1 };
+
+/* A handle's peek: none; open (returned to the caller, released by
+ * release); inherited from a dead predecessor of the same owner and not
+ * returned yet (the next peek or recv returns it; close leaves it to the
+ * next successor). */
+enum peek_state { PEEK_NONE = 0, PEEK_OPEN = 1, PEEK_INHERITED = 2 };
 
 struct shmkit_chan {
 	shmkit_seg *seg;
@@ -222,7 +288,9 @@ struct shmkit_chan {
 	bool role[2];            /* SPSC: this handle holds the role (by side) */
 	int wait;                /* enum shmkit_wait */
 	uint64_t cached_head;    /* SPSC producer: last head seen */
-	bool reserved, peeked;   /* zero-copy in progress */
+	bool reserved;           /* zero-copy in progress */
+	uint8_t peeked;          /* enum peek_state */
+	uint64_t token;          /* owner token (opts.owner), 0 none */
 	uint64_t resv_pos, resv_word;
 	uint64_t peek_pos, peek_word;
 	uint32_t peek_len;
@@ -273,8 +341,9 @@ static void stat_retire(struct sk_chan_ctl *c, struct sk_chan_stat *e)
 
 /* Take a statistics entry for this handle: a free one, else one whose
  * owner is dead (its lock free) or names our own id (a dead former
- * holder's, after the id counter wrapped).  None: count in the control
- * block.  Never fails. */
+ * holder's, after the id counter wrapped).  Entries with an owner token
+ * are not taken (owner_take does).  None: count in the control block.
+ * Never fails. */
 static SK_COLD void stat_take(shmkit_chan *ch)
 {
 	uint64_t me = ch->peer.id;
@@ -286,6 +355,11 @@ static SK_COLD void stat_take(shmkit_chan *ch)
 			 * the CAS below of another taker): the counts the last
 			 * owner zeroed are seen zero before we count on them. */
 			uint64_t w = sk_load_acquire(&e->owner);
+			/* Relaxed: a token is set by a live owner that holds the
+			 * entry (its id, just loaded, fails the CAS below) or
+			 * stays from a dead one (stored before it died). */
+			if (sk_load_relaxed(&e->token))
+				continue;
 			if (w == 0 ? pass != 0 :
 			    w != me && (pass == 0 || w > SK_SEQ_PID_MASK ||
 			                sk_peer_held(ch->seg, SK_PEER_CHAN + (uint32_t)w) != 0))
@@ -310,6 +384,9 @@ static void stat_give(shmkit_chan *ch)
 		return;
 	ch->stat = NULL;
 	stat_retire(ch->ctl, e);
+	if (ch->token)
+		return; /* an owner's entry keeps its id: the holder is dead once
+		         * its lock goes, and its successor takes it over */
 	/* Release: pairs with stat_take's acquire: the zeroed counts are
 	 * visible to the next owner before it counts. */
 	sk_store_release(&e->owner, 0);
@@ -338,6 +415,11 @@ static inline void stat_count(shmkit_chan *ch, enum stat_field f)
 	}
 }
 
+/* ---- owners: prototypes (the code follows the recovery section) -------- */
+
+static int owner_take(shmkit_chan *ch);
+static struct sk_chan_stat *owned_entry(const shmkit_chan *ch, uint64_t id);
+
 /* Take a peer id for this handle: its claims and roles name it, and the
  * kernel's lock on it says whether the handle lives.  Also after a fork:
  * the child's claims must not be its parent's (whose entry dies with the
@@ -351,13 +433,29 @@ static SK_COLD int identity_refresh(shmkit_chan *ch)
 		sk_peer_forget(&ch->peer);
 		ch->role[PROD] = ch->role[CONS] = false; /* the parent's, not ours */
 		ch->stat = NULL;                          /* likewise */
+		ch->token = 0;                            /* likewise: not owned */
+		if (ch->peeked == PEEK_INHERITED)
+			ch->peeked = PEEK_NONE;
 	}
-	if ((err = sk_peer_join(&ch->peer, ch->seg)) ||
-	    (err = sk_peer_take_id(&ch->peer, ch->seg, SK_PEER_CHAN, &wrapped)))
+	if ((err = sk_peer_join(&ch->peer, ch->seg)))
 		return err;
+	/* An id an owned entry still names is skipped (file top, "Owners"):
+	 * at most two per entry. */
+	for (uint32_t tries = 0;; tries++) {
+		if ((err = sk_peer_take_id(&ch->peer, ch->seg, SK_PEER_CHAN, &wrapped)))
+			return err;
+		if (!wrapped || !owned_entry(ch, ch->peer.id))
+			break;
+		sk_peer_unlock(&ch->peer, SK_PEER_CHAN + ch->peer.id);
+		ch->peer.id = 0;
+		if (tries > 2 * ch->nstats)
+			return sk_fail(-EBADMSG, "owned entries name more ids than they can hold");
+	}
 	ch->pid = (uint32_t)getpid();
 	if (wrapped)
 		purge_stale(ch);
+	if (ch->token)
+		return owner_take(ch);
 	stat_take(ch);
 	return 0;
 }
@@ -380,6 +478,7 @@ uint32_t sk_chan_fingerprint(void)
 		offsetof(struct sk_chan_ctl, producer), offsetof(struct sk_chan_ctl, consumer),
 		sizeof(struct sk_chan_slot), offsetof(struct sk_chan_slot, len),
 		offsetof(struct sk_chan_ctl, stat_entries), sizeof(struct sk_chan_stat),
+		offsetof(struct sk_chan_stat, token), offsetof(struct sk_chan_stat, prev),
 		SK_SEQ_POS_SHIFT, SK_SEQ_STATE_SHIFT, sizeof(shmkit_ec), SK_CACHELINE,
 		0x01020304u,
 	};
@@ -1012,13 +1111,15 @@ static SK_COLD int reclaim_word(shmkit_chan *ch, uint64_t w)
 {
 	struct sk_chan_slot *s = slot_at(ch, sk_seq_pos(w));
 
-	/* Relaxed both ways: nothing is published or consumed - the dead
+	/* Release on success: pairs with the acquire scan of an owner's
+	 * successor (inherit), which must see the `abandoned` stored before
+	 * this CAS (abandon); nothing else is published - the dead
 	 * claimer's partial writes are never read, and the next producer's
 	 * claim orders itself (P2/P3).  The compare on the whole word makes
-	 * one reclaimer win; a changed word means someone moved on.  model:
-	 * mpmc.pml R1 (SC in the model). */
+	 * one reclaimer win; a changed word means someone moved on (relaxed
+	 * on failure).  model: mpmc.pml R1 (SC in the model). */
 	if (!sk_cas(&s->seq, &w, sk_seq_make(sk_seq_pos(w) + ch->cap, SK_SLOT_FREE, 0),
-	            __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+	            __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		return 0;
 	/* Relaxed: a statistic. */
 	sk_fetch_add(&ch->ctl->reclaimed, 1, __ATOMIC_RELAXED);
@@ -1026,8 +1127,12 @@ static SK_COLD int reclaim_word(shmkit_chan *ch, uint64_t w)
 	return 1;
 }
 
+static int abandon(shmkit_chan *ch, struct sk_chan_stat *e, uint64_t w);
+
 /* Reclaim the slot claimed by word w if its claimer is dead: the kernel
- * holds no lock on its peer id any more (peer.h).  1 if done. */
+ * holds no lock on its peer id any more (peer.h).  An owner's claims
+ * (file top, "Owners"): a peek is left to the owner's successor, a
+ * reservation is abandoned.  1 if done. */
 static SK_COLD int reclaim(shmkit_chan *ch, uint64_t w)
 {
 	uint32_t id = sk_seq_id(w);
@@ -1037,7 +1142,13 @@ static SK_COLD int reclaim(shmkit_chan *ch, uint64_t w)
 	if (sk_peer_held(ch->seg, SK_PEER_CHAN + id) != 0)
 		return 0; /* alive, or the kernel cannot tell: never take a live claim
 		           * (model: mpmc.pml R1; without it, mutant BUG_RECLAIM_LIVE) */
-	return reclaim_word(ch, w);
+	struct sk_chan_stat *e = ch->nstats ? owned_entry(ch, id) : NULL;
+	if (!e)
+		return reclaim_word(ch, w);
+	if (sk_seq_state(w) == SK_SLOT_READING)
+		return 0; /* waits for the owner (model: mpmc_owner.pml R-OWN;
+		           * without it, mutant BUG_RECLAIM_OWNED loses it) */
+	return abandon(ch, e, w);
 }
 
 /* This handle took an id used before (the id counter wrapped): any claim
@@ -1074,6 +1185,214 @@ static int watch(shmkit_chan *ch, int side, uint64_t w)
 		return 0;
 	ch->watch[side].since = now;
 	return reclaim(ch, w);
+}
+
+/* ---- owners (file top, "Owners"; chan.h: an entry's second line) -------- */
+
+#define SK_CHAN_OWNER_LOCK SK_PEER_CHAN  /* the byte of id 0, which no handle takes */
+#define SK_CHAN_OWNER_LOCK_TRIES 2000    /* 1 ms apart */
+
+/* Serialize the openers of owned handles (a kernel lock: a dead holder's
+ * goes with it).  0, or -EBUSY if it stays held for 2 s. */
+static SK_COLD int owner_lock(shmkit_chan *ch)
+{
+	const struct timespec ms = { 0, 1000000 };
+
+	for (unsigned i = 0; i < SK_CHAN_OWNER_LOCK_TRIES; i++) {
+		int r = sk_peer_lock(&ch->peer, SK_CHAN_OWNER_LOCK);
+		if (r != -EBUSY)
+			return r;
+		nanosleep(&ms, NULL);
+	}
+	return sk_fail(-EBUSY, "the channel's owner table stays locked by another opener");
+}
+
+/* The owned entry whose claims may carry id: its owner, or the id a
+ * takeover is replacing (prev).  NULL if none. */
+static SK_COLD struct sk_chan_stat *owned_entry(const shmkit_chan *ch, uint64_t id)
+{
+	for (uint32_t i = 0; id && i < ch->nstats; i++) {
+		struct sk_chan_stat *e = &ch->stats[i];
+		/* Acquire: pairs with the release stores of a taker
+		 * (owner_adopt: prev, then the CAS of owner), so an owner
+		 * read as the new id comes with prev = old.  Read in this
+		 * order: if owner is no longer id, prev was set before. */
+		if ((sk_load_acquire(&e->owner) == id || sk_load_acquire(&e->prev) == id) &&
+		    sk_load_acquire(&e->token) != 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* Record that the claim at pos was freed unpublished: abandoned moves
+ * forward only (a reclaimer that stalled may store an older position
+ * late).  Relaxed: the release CAS that frees the slot orders it. */
+static SK_COLD void note_abandoned(struct sk_chan_stat *e, uint64_t pos)
+{
+	uint64_t want = pos + 1, cur = sk_load_relaxed(&e->abandoned);
+
+	for (int i = 0; i < 64; i++) {
+		if (cur && sk_seq_diff(want, cur) <= 0)
+			return;
+		if (sk_cas(&e->abandoned, &cur, want, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			return;
+	}
+}
+
+/* Free the WRITING claim w of a dead owned producer (entry e).  The word
+ * is read again after the liveness check: still w means never published
+ * (a dead process writes nothing more), so abandoned is the truth, stored
+ * before the freeing CAS (release, in reclaim_word).  1 if this call
+ * freed it.  model: mpmc_owner.pml R-AB. */
+static SK_COLD int abandon(shmkit_chan *ch, struct sk_chan_stat *e, uint64_t w)
+{
+	/* Acquire: after the caller's F_OFD_GETLK found the claimer dead;
+	 * pairs with its P7 had it published (then the word differs). */
+	if (sk_load_acquire(&slot_at(ch, sk_seq_pos(w))->seq) != w)
+		return 0;
+	note_abandoned(e, sk_seq_pos(w));
+	return reclaim_word(ch, w);
+}
+
+/* Move the claims naming `from` (dead, of entry e) to `to`: a peek
+ * READING(h, from) becomes READING(h, to) - this handle's inherited peek
+ * if to is its id; a reservation WRITING(t, from) is abandoned.  0, or
+ * -EBADMSG. */
+static SK_COLD int inherit(shmkit_chan *ch, struct sk_chan_stat *e, uint64_t from, uint64_t to)
+{
+	for (uint64_t i = 0; i < ch->cap; i++) {
+		struct sk_chan_slot *s = slot_at(ch, i);
+		/* Acquire: as P2/C2 - the word decides, and a reader of the
+		 * payload below sees what the producer wrote (P7's release
+		 * sequence runs through the dead consumer's claim CAS). */
+		uint64_t w = sk_load_acquire(&s->seq);
+		unsigned st = sk_seq_state(w);
+		if (sk_seq_id(w) != from || (st != SK_SLOT_READING && st != SK_SLOT_WRITING))
+			continue;
+		if ((sk_seq_pos(w) & ch->mask) != i)
+			return corrupt_slot(ch, i, w, "owner");
+		if (st == SK_SLOT_WRITING) {
+			abandon(ch, e, w); /* model: mpmc_owner.pml S2 */
+			continue;
+		}
+		uint64_t mine = sk_seq_make(sk_seq_pos(w), SK_SLOT_READING, (uint32_t)to);
+		if (to == ch->peer.id && ch->peeked)
+			return sk_fail(-EBADMSG, "an owner's dead handle held two peeks (slot %llu)",
+			               (unsigned long long)i);
+		/* Acquire on success: as the load.  Relaxed on failure: only a
+		 * hostile peer moves an owned READING claim; it is left.
+		 * model: mpmc_owner.pml S1. */
+		if (!sk_cas(&s->seq, &w, mine, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			continue;
+		if (to != ch->peer.id)
+			continue;
+		/* Relaxed: ordered by the acquire above. */
+		uint32_t len = sk_load_relaxed(&s->len);
+		if (len > ch->max_msg)
+			return sk_fail(-EBADMSG, "inherited message length %u exceeds max_msg %u",
+			               len, ch->max_msg);
+		ch->peeked = PEEK_INHERITED;
+		ch->peek_pos = sk_seq_pos(mine);
+		ch->peek_word = mine;
+		ch->peek_len = len;
+	}
+	return 0;
+}
+
+/* Decide a commit_tag the dead holder left pending (file top). */
+static SK_COLD void owner_resolve(struct sk_chan_stat *e)
+{
+	/* Acquire: pairs with the release stores of commit_tag (the dead
+	 * holder's, made before it died). */
+	uint64_t pend = sk_load_acquire(&e->pending);
+
+	if (!pend)
+		return;
+	/* Relaxed: every claim of the dead holder was freed before this
+	 * (inherit's scan, whose acquire loads saw the reclaimers' release
+	 * CASes), and abandoned was stored before each. */
+	if (sk_load_relaxed(&e->abandoned) != pend)
+		sk_store_relaxed(&e->last_tag, sk_load_relaxed(&e->pending_tag));
+	/* Release: last_tag before the word that says it is decided. */
+	sk_store_release(&e->pending, 0);
+}
+
+/* Take over the entry e of this handle's token (held by a dead handle,
+ * or by none).  Under the owner lock.  0, -EBUSY (a live handle holds
+ * it), -EBADMSG. */
+static SK_COLD int owner_adopt(shmkit_chan *ch, struct sk_chan_stat *e)
+{
+	uint64_t me = ch->peer.id;
+	/* Acquire: pairs with the release stores of the previous taker. */
+	uint64_t w = sk_load_acquire(&e->owner), p = sk_load_acquire(&e->prev);
+	int err;
+
+	if (w > SK_SEQ_PID_MASK || p > SK_SEQ_PID_MASK || (p && !w))
+		return sk_fail(-EBADMSG, "owner entry names ids %llu and %llu: corrupt channel",
+		               (unsigned long long)w, (unsigned long long)p);
+	if (w && w != me && sk_peer_held(ch->seg, SK_PEER_CHAN + w) != 0)
+		return sk_fail(-EBUSY, "owner %#llx is held by a live handle",
+		               (unsigned long long)ch->token);
+	/* A successor killed mid-takeover: what still names prev goes to
+	 * owner (dead too, and protected as the entry's owner). */
+	if (p && p != w && (err = inherit(ch, e, p, w)))
+		return err;
+	/* Release: pairs with owned_entry's acquire: a reclaimer that reads
+	 * owner = me also sees prev = w, so claims naming w stay owned. */
+	sk_store_release(&e->prev, w);
+	/* Acq_rel: as stat_take (acquire), and publishes prev (release).
+	 * Relaxed on failure: under the owner lock only a hostile peer
+	 * changes it. */
+	if (!sk_cas(&e->owner, &w, me, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		return sk_fail(-EBUSY, "owner %#llx changed hands during the takeover",
+		               (unsigned long long)ch->token);
+	SK_CRASH_POINT("chan.owner.adopted");
+	if (w && (err = inherit(ch, e, w, me)))
+		return err; /* owner = me, prev = w: our successor goes on */
+	/* Release: every claim names me now. */
+	sk_store_release(&e->prev, 0);
+	owner_resolve(e);
+	stat_retire(ch->ctl, e); /* the dead handle's counts */
+	ch->stat = e;
+	return 0;
+}
+
+/* A first entry for this token: a free (or dead, unowned) one, marked
+ * with the token before this handle claims anything. */
+static SK_COLD int owner_new(shmkit_chan *ch)
+{
+	struct sk_chan_stat *e;
+
+	stat_take(ch);
+	if (!(e = ch->stat))
+		return sk_fail(-ENOSPC, "every statistics entry of the channel is held (%u): "
+		               "no room for an owner", ch->nstats);
+	uint64_t *f[5] = { &e->last_tag, &e->pending, &e->pending_tag, &e->abandoned, &e->prev };
+	for (int i = 0; i < 5; i++) /* Relaxed: published by the token's release below. */
+		sk_store_relaxed(f[i], 0);
+	/* Release: pairs with owned_entry's acquire (and the scan of
+	 * owner_take): the zeroed record comes with the token. */
+	sk_store_release(&e->token, ch->token);
+	return 0;
+}
+
+/* Take (over) the entry of this handle's owner token, at open.  0, or
+ * -EBUSY, -ENOSPC, -EBADMSG. */
+static SK_COLD int owner_take(shmkit_chan *ch)
+{
+	struct sk_chan_stat *e = NULL;
+	int err = owner_lock(ch);
+
+	if (err)
+		return err;
+	for (uint32_t i = 0; i < ch->nstats && !e; i++)
+		/* Acquire: pairs with owner_new's release; tokens change
+		 * only under the owner lock, which we hold. */
+		if (sk_load_acquire(&ch->stats[i].token) == ch->token)
+			e = &ch->stats[i];
+	err = e ? owner_adopt(ch, e) : owner_new(ch);
+	sk_peer_unlock(&ch->peer, SK_CHAN_OWNER_LOCK);
+	return err;
 }
 
 /* ---- waiting ------------------------------------------------------------- */
@@ -1205,6 +1524,12 @@ static int chan_new_at(shmkit_chan **out, shmkit_seg *seg, void *base, size_t si
 	ch->peer = (struct sk_peer)SK_PEER_INIT;
 	ch->wait = o->wait;
 	ch->rdonly = (o->flags & SHMKIT_RDONLY) != 0;
+	ch->token = o->owner;
+	if (ch->token && (ch->rdonly || ch->spsc || !ch->nstats)) {
+		free(ch);
+		return sk_fail(-EINVAL, "an owner token needs a writable MPMC channel (an SPSC "
+		               "channel gives a dead consumer's message to the next one itself)");
+	}
 	/* A handle that may claim takes its peer entry now, so that a
 	 * missing /proc or lock file is an error of open, not of send. */
 	if (!ch->rdonly && (err = identity_refresh(ch))) {
@@ -1347,13 +1672,16 @@ int shmkit_chan_close(shmkit_chan *ch)
 		/* A forked child: claims, roles and statistics entry are its
 		 * parent's. */
 		sk_peer_forget(&ch->peer);
-		ch->reserved = ch->peeked = ch->role[PROD] = ch->role[CONS] = false;
+		ch->reserved = ch->role[PROD] = ch->role[CONS] = false;
+		ch->peeked = PEEK_NONE;
 		ch->stat = NULL;
 	}
 	if (ch->reserved)
 		shmkit_chan_abort(ch);
-	if (ch->peeked)
+	if (ch->peeked == PEEK_OPEN)
 		shmkit_chan_release(ch);
+	/* PEEK_INHERITED: never returned, so left claimed for the owner's
+	 * next handle (the entry keeps our id: stat_give). */
 	role_drop(ch, PROD);
 	role_drop(ch, CONS);
 	stat_give(ch);
@@ -1404,13 +1732,32 @@ int shmkit_chan_send(shmkit_chan *ch, const void *msg, size_t len, int64_t timeo
 	return publish(ch, a.pos, a.word, len);
 }
 
+/* recv on a handle that cannot take a new message: it holds an
+ * inherited peek (an owner's successor), returned first; else -EINVAL. */
+static SK_COLD ssize_t recv_inherited(shmkit_chan *ch, void *buf, size_t cap)
+{
+	int err;
+
+	if (!ch || ch->peeked != PEEK_INHERITED)
+		return bad_state(ch, "a peeked message is open on this handle");
+	if (!buf && cap)
+		return sk_fail(-EINVAL, "buf is NULL");
+	if (ch->peek_len > cap)
+		return sk_fail(-EMSGSIZE, "message of %u bytes, buffer of %zu", ch->peek_len, cap);
+	if (ch->peek_len)
+		memcpy(buf, payload(slot_at(ch, ch->peek_pos)), ch->peek_len);
+	ch->peeked = PEEK_NONE;
+	err = consumed(ch, ch->peek_pos, ch->peek_word, false);
+	return err ? err : (ssize_t)ch->peek_len;
+}
+
 ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
 {
 	struct attempt a = { .ch = ch, .bufcap = cap };
 	int err;
 
 	if (SK_UNLIKELY(!can_recv(ch)))
-		return bad_state(ch, "a peeked message is open on this handle");
+		return recv_inherited(ch, buf, cap);
 	if (SK_UNLIKELY(!buf && cap))
 		return sk_fail(-EINVAL, "buf is NULL");
 	a.copy_to = ch->spsc ? NULL : buf;
@@ -1475,11 +1822,17 @@ ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, int64_t timeout_ns)
 	struct attempt a = { .bufcap = SIZE_MAX, .ch = ch };
 	int err;
 
-	if (!can_recv(ch) || !buf)
+	if (!can_recv(ch) || !buf) {
+		if (ch && buf && ch->peeked == PEEK_INHERITED) {
+			ch->peeked = PEEK_OPEN; /* the inherited message, returned now */
+			*buf = payload(slot_at(ch, ch->peek_pos));
+			return ch->peek_len;
+		}
 		return bad_state(ch, buf ? "a peeked message is already open on this handle" : "buf is NULL");
+	}
 	if ((err = claim(ch, CONS, &a, timeout_ns)))
 		return err;
-	ch->peeked = true;
+	ch->peeked = PEEK_OPEN;
 	ch->peek_pos = a.pos;
 	ch->peek_word = a.word;
 	ch->peek_len = a.len;
@@ -1491,8 +1844,96 @@ int shmkit_chan_release(shmkit_chan *ch)
 {
 	if (!ch || !ch->peeked)
 		return sk_fail(-EINVAL, "no peeked message to release");
-	ch->peeked = false;
+	ch->peeked = PEEK_NONE;
 	return consumed(ch, ch->peek_pos, ch->peek_word, false);
+}
+
+/* ---- public: owners (file top, "Owners") ---------------------------------- */
+
+static SK_COLD int not_owned(const char *what)
+{
+	return sk_fail(-EINVAL, "%s: this handle was not opened with an owner token", what);
+}
+
+int shmkit_chan_commit_tag(shmkit_chan *ch, size_t len, uint64_t tag)
+{
+	struct sk_chan_stat *e;
+	int err;
+
+	if (!ch || !ch->reserved)
+		return sk_fail(-EINVAL, "no reservation to commit");
+	if (!ch->token || !(e = ch->stat))
+		return not_owned("commit_tag");
+	if (len > ch->max_msg)
+		return sk_fail(-EMSGSIZE, "message of %zu bytes, max_msg %u (still reserved)",
+		               len, ch->max_msg);
+	/* Relaxed: published by the release store of pending next. */
+	sk_store_relaxed(&e->pending_tag, tag);
+	/* Release: pending_tag before pending.  Both precede P7 (a seq_cst
+	 * RMW in publish: no earlier store moves past it), so a successor
+	 * that finds the message published finds pending too.  The reader
+	 * is the successor after our death (owner_resolve).  model:
+	 * mpmc_owner.pml T1. */
+	sk_store_release(&e->pending, ch->resv_pos + 1);
+	SK_CRASH_POINT("chan.owner.pending");
+	ch->reserved = false;
+	err = publish(ch, ch->resv_pos, ch->resv_word, len);
+	SK_CRASH_POINT("chan.owner.published");
+	if (!err) /* Relaxed: ordered before pending = 0 by its release. */
+		sk_store_relaxed(&e->last_tag, tag);
+	/* Release: last_tag before the word that says nothing is pending
+	 * (-ESTALE: a reclaimer abandoned it; last_tag stays).  model:
+	 * mpmc_owner.pml T2. */
+	sk_store_release(&e->pending, 0);
+	return err;
+}
+
+int shmkit_chan_owner_tag(shmkit_chan *ch, uint64_t *tag)
+{
+	if (!ch || !tag)
+		return sk_fail(-EINVAL, "channel or tag is NULL");
+	if (!ch->token || !ch->stat)
+		return not_owned("owner_tag");
+	/* Relaxed: written by this handle, or decided at its open. */
+	*tag = sk_load_relaxed(&ch->stat->last_tag);
+	return 0;
+}
+
+int shmkit_chan_disown(shmkit_chan *ch)
+{
+	struct sk_chan_stat *e;
+	int err;
+
+	if (!ch)
+		return sk_fail(-EINVAL, "channel is NULL");
+	if (!ch->token || !(e = ch->stat))
+		return not_owned("disown");
+	if ((err = owner_lock(ch)))
+		return err;
+	/* Release: pairs with the acquire loads of owned_entry and
+	 * owner_take: the entry is an ordinary one from here on. */
+	sk_store_release(&e->token, 0);
+	sk_peer_unlock(&ch->peer, SK_CHAN_OWNER_LOCK);
+	ch->token = 0;
+	if (ch->peeked == PEEK_INHERITED)
+		ch->peeked = PEEK_OPEN; /* an ordinary peek now: close releases it */
+	return 0;
+}
+
+int shmkit_chan_peek_pos(const shmkit_chan *ch, uint64_t *pos)
+{
+	if (!ch || !pos || !ch->peeked)
+		return sk_fail(-EINVAL, "no peeked message on this handle");
+	*pos = ch->peek_pos;
+	return 0;
+}
+
+int shmkit_chan_reserve_pos(const shmkit_chan *ch, uint64_t *pos)
+{
+	if (!ch || !pos || !ch->reserved)
+		return sk_fail(-EINVAL, "no reservation on this handle");
+	*pos = ch->resv_pos;
+	return 0;
 }
 
 /* ---- public: the pollable fd -------------------------------------------- */

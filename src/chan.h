@@ -15,7 +15,7 @@
  *    20     4  capacity     slots, a power of 2      creator, once
  *    24     4  max_msg      largest payload          creator, once
  *    28     4  slot_size    SK_CHAN_SLOT_SIZE(max)   creator, once
- *    32     8  slots_off    384 + stat_entries * 64  creator, once
+ *    32     8  slots_off    384 + stat_entries * 128 creator, once
  *    40     8  slots_bytes  capacity * slot_size     creator, once
  *    48     4  stat_entries per-handle statistics     creator, once
  *                           entries (below): 64 for an MPMC
@@ -32,7 +32,7 @@
  *   256     4  not_full     event count               bumped by consumers
  *   320     8  reclaimed    slots taken from dead peers either side
  *   328     8  aborted      reservations given back  producers
- *   384        stat_entries statistics entries of 64 bytes, then
+ *   384        stat_entries statistics entries of 128 bytes, then
  *   slots_off  slot 0, then slot i at slots_off + i * slot_size
  *
  * (*) MPMC: the counts of handles that had no statistics entry, closed,
@@ -43,20 +43,35 @@
  * received are the indices; the waits are counted here by the one
  * producer and the one consumer.
  *
- *   statistics entry (struct sk_chan_stat), 64 bytes, one line
+ *   statistics entry (struct sk_chan_stat), 128 bytes, two lines
  *     0     8  owner        peer id of the handle counting here, 0 = free
  *     8     8  sent
  *    16     8  received
  *    24     8  full_waits
  *    32     8  empty_waits
  *    40    24  (zero)
+ *   the second line is cold: only handles opened with an owner token
+ *   (shmkit_chan_opts.owner; chan.c "Owners") and reclaimers touch it
+ *    64     8  token        the owner token, 0 = an entry like any other
+ *    72     8  last_tag     tag of the owner's last commit_tag, 0 none
+ *    80     8  pending      position + 1 of a commit_tag in progress, 0 none
+ *    88     8  pending_tag  its tag
+ *    96     8  abandoned    position + 1 of the last WRITING claim of this
+ *                           owner freed by someone else (a reclaimer, or
+ *                           the owner's successor)
+ *   104     8  prev         a takeover in progress: the id being replaced
+ *                           (claims may still name it), 0 none
+ *   112    16  (zero)
  *   A handle takes a free entry at open (CAS 0 -> its id), or one whose
  *   owner is dead (its lock is free: peer.h) or is its own id from before
  *   a wrap, after moving that entry's counts into the control block's;
  *   at close it moves its counts there and frees the entry.  With every
  *   entry taken by live handles, a handle counts in the control block
- *   (locked adds), as every handle did before version 5.
- *
+ *   (locked adds), as every handle did before version 5.  An entry whose
+ *   token is not 0 is durable: only a handle opened with that token takes
+ *   it (over), and close leaves its id in it (the holder is then dead,
+ *   its lock gone) until shmkit_chan_disown.
+
  * Each group written by one side sits on its own 64-byte line, so a
  * producer and a consumer touch different lines except for the slot they
  * hand over.  Statistics ride on the line of the index their side already
@@ -72,7 +87,8 @@
  * transfer (version 5; versions up to 4 had a 32-byte slot header, so
  * only messages up to 32 bytes did).
  *
- * Segment size = 4096 (segment header) + 384 + capacity * slot_size,
+ * Segment size = 4096 (segment header) + 384 + stat_entries * 128 +
+ * capacity * slot_size,
  * rounded up to the page size by the segment layer.
  *
  * Positions are 64-bit counters in head/tail that never wrap in practice;
@@ -113,10 +129,11 @@
 #include "internal.h"
 
 #define SK_CHAN_MAGIC 0x01004e4148434b53ULL /* "SKCHAN\0\1" little-endian */
-#define SK_CHAN_VERSION 5u /* 2: SPSC consumers poll the slot's seq; 3: SPSC roles;
+#define SK_CHAN_VERSION 6u /* 2: SPSC consumers poll the slot's seq; 3: SPSC roles;
                               4: peer ids (kernel locks) in claims and roles;
                               5: 16-byte slot header (48-byte one-line messages),
-                                 per-handle statistics entries */
+                                 per-handle statistics entries;
+                              6: entries of 128 bytes carry owner tokens */
 #define SK_CHAN_CTL_SIZE 384u
 #define SK_CHAN_SLOT_HDR 16u
 #define SK_CHAN_SLOT_SIZE(max_msg) \
@@ -170,9 +187,13 @@ struct sk_chan_ctl {
 };
 
 struct sk_chan_stat {
-	uint64_t owner;
+	uint64_t owner;          /* peer id, 0 = free */
 	uint64_t sent, received, full_waits, empty_waits;
 	uint64_t zero[3];
+	/* second line: an owner token's durable record (chan.c "Owners") */
+	uint64_t token SK_ALIGNED_CL;
+	uint64_t last_tag, pending, pending_tag, abandoned, prev;
+	uint64_t zero2[2];
 };
 
 #define SK_CHAN_STAT_ENTRIES 64u
@@ -185,7 +206,8 @@ struct sk_chan_slot {
 
 _Static_assert(sizeof(struct sk_chan_ctl) == SK_CHAN_CTL_SIZE, "channel control block size");
 _Static_assert(sizeof(struct sk_chan_slot) == SK_CHAN_SLOT_HDR, "channel slot header size");
-_Static_assert(sizeof(struct sk_chan_stat) == SK_CACHELINE, "a statistics entry is one line");
+_Static_assert(sizeof(struct sk_chan_stat) == 2 * SK_CACHELINE, "a statistics entry is two lines");
+_Static_assert(offsetof(struct sk_chan_stat, token) == SK_CACHELINE, "owner record on the second line");
 _Static_assert(offsetof(struct sk_chan_ctl, head) == 128, "channel head offset");
 _Static_assert(offsetof(struct sk_chan_ctl, producer) == 88, "channel producer offset");
 _Static_assert(offsetof(struct sk_chan_ctl, consumer) == 152, "channel consumer offset");
