@@ -923,10 +923,24 @@ struct shmkit_journal_stats {
 	int durability;          /* the current or last writer's policy */
 	pid_t writer_pid;        /* 0 if no live writer (the writer lock
 	                            decides), -1 if its pid is unknown */
+	uint64_t id;             /* the journal's identity: random, made
+	                            with it (one removed and made again under
+	                            the same path has another) */
+	uint64_t copy_of;        /* the id of the journal this one is a copy
+	                            of (shmkit_journal_set_copy_of), 0 if none */
 };
 /* Files, bytes and records now (first/last_seq 0 when empty; records
  * counts the seqs from first to last, those of holes included). */
 int shmkit_journal_stats(shmkit_journal *j, struct shmkit_journal_stats *st);
+/* Writer: record that this journal is a copy of the journal whose id
+ * (shmkit_journal_stats) is given, so that a replica never takes records
+ * of another journal under the same name (the bridge refuses them).  Set
+ * once for the journal's life: 0 if it is already a copy of id, -EEXIST
+ * if of another (remove the copy to copy another journal), -EINVAL for
+ * id 0, -EPERM without the writer lock.  Kept in journal.meta and the
+ * data files' headers under their checksums (repair keeps it); builds
+ * before it ignore it. */
+int shmkit_journal_set_copy_of(shmkit_journal *j, uint64_t id);
 
 /* Check every file without changing anything: 0 if clean, -EBADMSG if
  * damaged; the report says where the first damage is, how many records

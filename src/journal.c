@@ -24,7 +24,10 @@
  *    24     8  first_seq    equals the number in the file's name
  *    32     8  file_size
  *    40     4  max_record   largest payload this journal accepts
+ *    44     4  copy_of      low half: the id of the journal this one is a
+ *                           copy of (0: none; shmkit_journal_set_copy_of)
  *    48     8  created_ns   CLOCK_REALTIME (clamped, see "time" below)
+ *    56     4  copy_of      high half
  *    60     4  crc          CRC-32C of bytes 0..59
  *    64   ...  records, back to back, each 8-aligned:
  *
@@ -55,7 +58,8 @@
  *
  * journal.meta (struct skj_meta): bytes 0..63 are fixed at creation
  * (magic "SKJMETA\1", version, fingerprint, journal_id, file_size,
- * max_record, created_ns, CRC-32C of bytes 0..51); the rest is live state
+ * max_record, copy_of in two halves at 36 and 48, created_ns, CRC-32C of
+ * bytes 0..51); the rest is live state
  * of the current writer: its pid, start time and durability (for `info`,
  * never trusted), a next-sequence hint, the tail event count and the roll
  * generation.  The meta file is also the lock file.
@@ -296,6 +300,7 @@ struct shmkit_journal {
 	struct skj_meta *m;
 	bool meta_rw;
 	uint64_t jid;
+	uint64_t copy_of;        /* journal.meta's, as this handle last knew it */
 	size_t file_size;
 	uint32_t max_record;
 	unsigned mode;
@@ -598,6 +603,12 @@ static int file_open_assumed(struct shmkit_journal *j, uint64_t first_seq, bool 
 	return 0;
 }
 
+/* copy_of in a header's two halves (struct skj_fhdr, struct skj_meta). */
+static uint64_t copy_join(uint32_t lo, uint32_t hi)
+{
+	return (uint64_t)hi << 32 | lo;
+}
+
 static void fhdr_fill(struct skj_fhdr *h, const struct shmkit_journal *j, uint64_t first_seq,
                       int64_t created_ns, uint32_t version)
 {
@@ -606,6 +617,8 @@ static void fhdr_fill(struct skj_fhdr *h, const struct shmkit_journal *j, uint64
 	h->version = version;
 	h->fingerprint = journal_fingerprint();
 	h->journal_id = j->jid;
+	h->copy_lo = (uint32_t)j->copy_of;
+	h->copy_hi = (uint32_t)(j->copy_of >> 32);
 	h->first_seq = first_seq;
 	h->file_size = j->file_size;
 	h->max_record = j->max_record;
@@ -977,6 +990,7 @@ static int meta_check(struct shmkit_journal *j)
 		return sk_fail(-EBADMSG, "%s/" SKJ_META_NAME ": sizes out of bounds", j->path);
 	j->m = j->meta_seg.map;
 	j->jid = h.journal_id;
+	j->copy_of = copy_join(h.copy_lo, h.copy_hi);
 	j->file_size = h.file_size;
 	j->max_record = h.max_record;
 	return 0;
@@ -992,14 +1006,16 @@ static uint64_t random_id(void)
 }
 
 /* The fixed header of journal.meta, live state zero. */
-static void meta_fill(struct skj_meta *h, uint64_t journal_id, uint64_t file_size,
-                      uint32_t max_record, int64_t created_ns)
+static void meta_fill(struct skj_meta *h, uint64_t journal_id, uint64_t copy_of,
+                      uint64_t file_size, uint32_t max_record, int64_t created_ns)
 {
 	memset(h, 0, sizeof(*h));
 	h->magic = SKJ_META_MAGIC;
 	h->version = SKJ_VERSION;
 	h->fingerprint = journal_fingerprint();
 	h->journal_id = journal_id;
+	h->copy_lo = (uint32_t)copy_of;
+	h->copy_hi = (uint32_t)(copy_of >> 32);
 	h->file_size = file_size;
 	h->max_record = max_record;
 	h->created_ns = created_ns;
@@ -1108,7 +1124,7 @@ static int meta_open(struct shmkit_journal *j, bool create, bool *created)
 			return sk_fail(-EBADMSG, "%s/" SKJ_META_NAME " is missing beside %zu data file%s: "
 			               "repair rebuilds it", j->path, n, n == 1 ? "" : "s");
 		struct skj_meta h;
-		meta_fill(&h, random_id(), j->file_size, j->max_record, sk_realtime_ns());
+		meta_fill(&h, random_id(), 0, j->file_size, j->max_record, sk_realtime_ns());
 		err = meta_create(j, &h);
 		if (err && err != -EEXIST)
 			return err;
@@ -1557,6 +1573,7 @@ static inline void journal_commit(struct shmkit_journal *j, int64_t t, const voi
 }
 
 static int file_allow_holes(struct skj_file *f);
+static int file_header_put(struct skj_file *f, struct skj_fhdr *h);
 
 /* append_at's jump: seqs [wseq, seq) are not in this journal (a replica
  * of a journal with a hole there).  They become one hole, as repair
@@ -1661,16 +1678,25 @@ static inline int journal_put(struct shmkit_journal *j, uint64_t seq, int64_t t,
 	return 0;
 }
 
-/* What both appends check first. */
-static int append_check(shmkit_journal *j, const void *data, size_t len)
+/* Is j a writer with a file to write to?  (Detail cleared first.) */
+static int writer_check(shmkit_journal *j)
 {
-	if (!j || (!data && len))
-		return -EINVAL;
 	sk_clear_detail();
 	if (!j->writer)
 		return sk_fail(-EPERM, "journal not opened for writing (SHMKIT_JOURNAL_WRITE)");
 	if (!j->w)
 		return sk_fail(-EIO, "%s: the writer lost its file (a failed restart): reopen", j->path);
+	return 0;
+}
+
+/* What both appends check first. */
+static int append_check(shmkit_journal *j, const void *data, size_t len)
+{
+	if (!j || (!data && len))
+		return -EINVAL;
+	int err = writer_check(j);
+	if (err)
+		return err;
 	if (len > j->max_record)
 		return sk_fail(-EMSGSIZE, "record of %zu bytes exceeds max_record %u", len, j->max_record);
 	return 0;
@@ -2070,6 +2096,20 @@ static void stat_writer(shmkit_journal *j, struct shmkit_journal_stats *st)
 		st->writer_pid = pid > 0 ? pid : -1;
 }
 
+/* journal.meta's copy_of now: set_copy_of may have set it since this
+ * handle opened.  The fixed part is copied and its checksum checked: a
+ * copy made while the writer rewrites it (a few bytes, once in a
+ * journal's life) fails the check, and the handle's value is kept. */
+static uint64_t meta_copy_of(struct shmkit_journal *j)
+{
+	struct skj_meta h;
+
+	memcpy(&h, j->m, offsetof(struct skj_meta, pad0)); /* read once */
+	if (sk_crc32c(0, &h, offsetof(struct skj_meta, crc)) == h.crc && h.journal_id == j->jid)
+		j->copy_of = copy_join(h.copy_lo, h.copy_hi);
+	return j->copy_of;
+}
+
 int shmkit_journal_stats(shmkit_journal *j, struct shmkit_journal_stats *st)
 {
 	uint64_t *seqs, next = 0;
@@ -2090,6 +2130,8 @@ int shmkit_journal_stats(shmkit_journal *j, struct shmkit_journal_stats *st)
 			st->bytes += (uint64_t)sb.st_size;
 	}
 	st->files = (uint32_t)n;
+	st->id = j->jid;
+	st->copy_of = meta_copy_of(j);
 	if (j->writer)
 		next = j->wseq;
 	else if (n && (err = last_file_end(j, seqs[n - 1], &next)) == -ENOENT)
@@ -2102,6 +2144,44 @@ int shmkit_journal_stats(shmkit_journal *j, struct shmkit_journal_stats *st)
 	free(seqs);
 	stat_writer(j, st);
 	return err;
+}
+
+/* ---- identity ------------------------------------------------------------- */
+
+/* A journal's id is random, made with journal.meta (a journal removed and
+ * made again under the same path has another).  copy_of, 0 until set,
+ * names the journal this one is a replica of: it is in journal.meta's
+ * fixed part and in the header of every data file made after it was set
+ * (the newest file's too: rewritten in place), all under their checksums,
+ * so repair's rebuild of journal.meta keeps it.  Builds before it wrote
+ * zeros there and read nothing: the layout and fingerprint are
+ * unchanged, and both kinds of build share such a journal. */
+int shmkit_journal_set_copy_of(shmkit_journal *j, uint64_t id)
+{
+	if (!j || !id)
+		return -EINVAL;
+	int err = writer_check(j);
+	if (err || j->copy_of == id)
+		return err;
+	if (j->copy_of)
+		return sk_fail(-EEXIST, "%s is a copy of journal %016llx, not of %016llx", j->path,
+		               (unsigned long long)j->copy_of, (unsigned long long)id);
+	struct skj_meta h;
+	memcpy(&h, j->m, offsetof(struct skj_meta, pad0));
+	h.copy_lo = (uint32_t)id;
+	h.copy_hi = (uint32_t)(id >> 32);
+	h.crc = sk_crc32c(0, &h, offsetof(struct skj_meta, crc));
+	/* One pwrite of the fixed part (the first sector: the old or the new
+	 * one survives a crash), then fdatasync; the mapping shows it. */
+	ssize_t w = pwrite(j->meta_seg.fd, &h, offsetof(struct skj_meta, pad0), 0);
+	if (w != (ssize_t)offsetof(struct skj_meta, pad0) || fdatasync(j->meta_seg.fd))
+		return sk_fail(w < 0 ? sk_neg_errno() : -EIO, "cannot write %s/" SKJ_META_NAME, j->path);
+	j->copy_of = id;
+	struct skj_fhdr fh;
+	memcpy(&fh, j->w->seg.map, sizeof(fh));
+	fh.copy_lo = h.copy_lo;
+	fh.copy_hi = h.copy_hi;
+	return file_header_put(j->w, &fh);
 }
 
 /* ---- verify / repair -------------------------------------------------------- */
@@ -2186,10 +2266,22 @@ static int check_gap(struct shmkit_journal *j, struct check *c, uint64_t from, u
 	return err;
 }
 
+/* Write h, its checksum made anew, over f's header in place, and sync
+ * it.  The header is 64 bytes in the file's first sector: a crash leaves
+ * the old one or the new one.  (Readers cache a header when they open a
+ * file; what is rewritten here -- version, copy_of -- they do not use.) */
+static int file_header_put(struct skj_file *f, struct skj_fhdr *h)
+{
+	h->crc = sk_crc32c(0, h, offsetof(struct skj_fhdr, crc));
+	memcpy(f->seg.map, h, sizeof(*h));
+	int err = shmkit_seg_sync(&f->seg, 0, sizeof(*h), 0);
+	return err ? sk_fail(err, "sync of %s failed", f->seg.name.path) : 0;
+}
+
 /* Say in f's header that it holds holes (SKJ_VERSION_HOLES), before the
  * first is written: a build that knows no holes then refuses the file
  * (-EPROTO) rather than reading a hole as damage and cutting the records
- * after it.  The header is 64 bytes in the file's first sector. */
+ * after it. */
 static int file_allow_holes(struct skj_file *f)
 {
 	struct skj_fhdr h;
@@ -2198,10 +2290,7 @@ static int file_allow_holes(struct skj_file *f)
 	if (h.version == SKJ_VERSION_HOLES)
 		return 0;
 	h.version = SKJ_VERSION_HOLES;
-	h.crc = sk_crc32c(0, &h, offsetof(struct skj_fhdr, crc));
-	memcpy(f->seg.map, &h, sizeof(h));
-	int err = shmkit_seg_sync(&f->seg, 0, sizeof(h), 0);
-	return err ? sk_fail(err, "sync of %s failed", f->seg.name.path) : 0;
+	return file_header_put(f, &h);
 }
 
 /* Repair: [off, end) of f, damaged, becomes a hole for count seqs from seq. */
@@ -2391,13 +2480,15 @@ static int check_files(struct shmkit_journal *j, struct check *c)
  * (check_files() drops those files after); a sound one of another build
  * is -EPROTO.  next_seq_hint is the newest sound file's first seq, so a
  * writer that finds no file left after repair does not count from 1
- * again.  *src gets the oldest's name, j->mode its permissions (for a new
+ * again.  copy_of (shmkit_journal_set_copy_of) is the newest sound
+ * header's that has one: files made before it was set have none.  *src
+ * gets the oldest's name, j->mode its permissions (for a new
  * journal.meta). */
 static int meta_recover(struct shmkit_journal *j, const uint64_t *seqs, size_t n,
                         const char *what, struct skj_meta *h, char src[SKJ_NAME_LEN + 1])
 {
 	struct skj_fhdr oldest = { 0 }, fh;
-	uint64_t newest = 0;
+	uint64_t newest = 0, copy_of = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		struct skj_file *f;
@@ -2422,11 +2513,14 @@ static int meta_recover(struct shmkit_journal *j, const uint64_t *seqs, size_t n
 			               j->path, what, src, other);
 		}
 		newest = seqs[i];
+		if (copy_join(fh.copy_lo, fh.copy_hi))
+			copy_of = copy_join(fh.copy_lo, fh.copy_hi);
 	}
 	if (!newest)
 		return sk_fail(-EBADMSG, "%s/" SKJ_META_NAME " %s and no data file to rebuild it from",
 		               j->path, what);
-	meta_fill(h, oldest.journal_id, oldest.file_size, oldest.max_record, oldest.created_ns);
+	meta_fill(h, oldest.journal_id, copy_of, oldest.file_size, oldest.max_record,
+	          oldest.created_ns);
 	h->next_seq_hint = newest;
 	return 0;
 }

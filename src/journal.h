@@ -33,9 +33,9 @@ struct skj_fhdr {
 	uint64_t first_seq;      /* seq of the first record; also the name */
 	uint64_t file_size;      /* bytes the file is meant to have */
 	uint32_t max_record;
-	uint32_t zero0;
+	uint32_t copy_lo;        /* copy_of, low half (0 in builds before it) */
 	int64_t created_ns;
-	uint32_t zero1;
+	uint32_t copy_hi;        /* copy_of, high half */
 	uint32_t crc;            /* CRC-32C of bytes 0..59 */
 };
 
@@ -65,9 +65,9 @@ struct skj_meta {
 	uint64_t journal_id;
 	uint64_t file_size;
 	uint32_t max_record;
-	uint32_t zero0;
+	uint32_t copy_lo;        /* copy_of, low half (as in struct skj_fhdr) */
 	int64_t created_ns;
-	uint32_t zero1;
+	uint32_t copy_hi;        /* copy_of, high half */
 	uint32_t crc;            /* CRC-32C of bytes 0..51 */
 	uint8_t pad0[8];
 	/* 64: the writer's announcements (informational, never trusted) */

@@ -360,3 +360,58 @@ Test(journal_at, writer_killed_after_the_record_keeps_it)
 	struct shmkit_journal_report rep = verify_clean(path);
 	cr_assert_eq(rep.holes, 1);
 }
+
+/* ---- identity -------------------------------------------------------------- */
+
+static struct shmkit_journal_stats stats_of(shmkit_journal *j)
+{
+	struct shmkit_journal_stats st;
+	cr_assert_eq(shmkit_journal_stats(j, &st), 0);
+	return st;
+}
+
+/* A journal has a random id, another once removed and made again under
+ * the same path; copy_of is 0 until set.  Set once: the same id again is
+ * fine, another is -EEXIST, 0 -EINVAL, a reader -EPERM.  A reader opened
+ * before sees it; it survives reopening, rolls, and the loss of
+ * journal.meta (repair rebuilds it from a data file's header). */
+Test(journal_at, identity_and_copy_of)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE);
+	struct shmkit_journal_stats st = stats_of(j);
+	uint64_t id1 = st.id;
+	cr_assert_neq(id1, 0);
+	cr_assert_eq(st.copy_of, 0);
+	put_ok(j, 1);
+	shmkit_journal_close(j);
+	cr_assert_eq(shmkit_journal_remove(path), 0);
+	j = open_writer(path, SHMKIT_DUR_NONE);
+	cr_assert_neq(stats_of(j).id, id1, "made again: another journal");
+
+	shmkit_journal *r = NULL;
+	cr_assert_eq(shmkit_journal_open(&r, path, NULL), 0);
+	const uint64_t leader = 0x0123456789abcdefULL;
+	cr_assert_eq(shmkit_journal_set_copy_of(j, 0), -EINVAL);
+	cr_assert_eq(shmkit_journal_set_copy_of(r, leader), -EPERM);
+	cr_assert_eq(shmkit_journal_set_copy_of(j, leader), 0);
+	cr_assert_eq(stats_of(r).copy_of, leader, "a reader opened before sees it");
+	cr_assert_eq(shmkit_journal_set_copy_of(j, leader), 0);
+	cr_assert_eq(shmkit_journal_set_copy_of(j, leader + 1), -EEXIST);
+	shmkit_journal_close(r);
+	for (uint64_t s = 1; s <= 400; s++) /* several files */
+		put_ok(j, s);
+	cr_assert_geq(stats_of(j).files, 3);
+	shmkit_journal_close(j);
+
+	char meta[256];
+	snprintf(meta, sizeof(meta), "%s/" SKJ_META_NAME, path);
+	cr_assert_eq(unlink(meta), 0);
+	struct shmkit_journal_report rep;
+	cr_assert_eq(shmkit_journal_repair(path, &rep), 0, "%s", rep.where);
+	cr_assert_eq(shmkit_journal_open(&r, path, NULL), 0);
+	st = stats_of(r);
+	cr_assert_eq(st.copy_of, leader, "kept through the rebuild of journal.meta");
+	shmkit_journal_close(r);
+	verify_clean(path);
+}
