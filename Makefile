@@ -239,7 +239,7 @@ install: lib tool bench-bin $(if $(filter 1,$(INSTALL_PYTHON)),install-python)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 		-e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 		shmkit.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/shmkit.pc
-	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(filter-out man/shmkit-bridge.1,$(wildcard man/*.1)) $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
 	sh scripts/man-links.sh $(DESTDIR)$(MANDIR)/man3 man/shmkit_*.3
 	install -m 644 contrib/bash-completion/shmkit $(DESTDIR)$(BASHCOMPDIR)/shmkit

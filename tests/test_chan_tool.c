@@ -320,3 +320,40 @@ Test(chan_tool, recv_with_stdout_closed_takes_nothing)
 	expect_rest_queued(ch, 0);
 	shmkit_chan_close(ch);
 }
+
+/* `shmkit rm` takes a bridge's state beside a channel with it
+ * (NAME.skbr-out, NAME.skbr-in, NAME.skbr-bus) and nothing else beside it. */
+static char comp_names[4][128];
+
+static void rm_comp_names(void)
+{
+	for (int i = 0; i < 4; i++)
+		if (comp_names[i][0])
+			shmkit_seg_remove(comp_names[i]);
+	sk_test_cleanup();
+}
+
+Test(chan_tool, rm_takes_a_bridges_state_beside_the_channel, .fini = rm_comp_names)
+{
+	static const char *const sfx[4] = { "skbr-out", "skbr-in", "skbr-bus", "other" };
+	struct shmkit_seg_opts so = { .size = 4096 };
+	const char *name = sk_test_new_name("posix");
+	shmkit_seg *seg;
+
+	cr_assert_eq(TOOL_RUN(NULL, "chan", name), 0, "%s", out);
+	for (int i = 0; i < 4; i++) {
+		snprintf(comp_names[i], sizeof(comp_names[i]), "%s.%s", name, sfx[i]);
+		cr_assert_eq(shmkit_seg_create(&seg, comp_names[i], &so), 0, "%s", comp_names[i]);
+		shmkit_seg_close(seg);
+	}
+	cr_assert_eq(TOOL_RUN(NULL, "rm", name), 0, "%s", out);
+	for (int i = 0; i < 4; i++) {
+		int rc = shmkit_seg_open(&seg, comp_names[i], NULL);
+		if (!rc)
+			shmkit_seg_close(seg);
+		cr_expect_eq(rc, i < 3 ? -ENOENT : 0, "%s: %d", comp_names[i], rc);
+	}
+	/* Nothing beside it: rm is as before. */
+	cr_assert_eq(TOOL_RUN(NULL, "chan", name), 0, "%s", out);
+	cr_expect_eq(TOOL_RUN(NULL, "rm", name), 0, "%s", out);
+}

@@ -38,7 +38,7 @@ int cmd_bridge(int argc, char **argv)
 		execv(path, argv); /* returns only on failure: try PATH */
 	}
 	execvp("shmkit-bridge", argv);
-	fprintf(stderr, "shmkit: bridge: shmkit-bridge: %s (make bridge; it needs libzmq)\n",
+	fprintf(stderr, "shmkit: bridge: shmkit-bridge: %s (install the shmkit-bridge package, or make bridge: it needs libzmq)\n",
 	        strerror(errno));
 	return 1;
 }

@@ -914,6 +914,9 @@ static const char rm_help[] =
 	"kept.  POSIX and System V names are shared-memory objects whoever made\n"
 	"them: foreign ones are removed too, as ipcrm(1) would.\n"
 	"\n"
+	"A bridge's state beside a channel or bus (NAME.skbr-out, NAME.skbr-in,\n"
+	"NAME.skbr-bus: see shmkit-bridge(1)) goes with it.\n"
+	"\n"
 	"  --force   remove file: names without looking at their contents\n";
 
 /* 0 if the file behind a file: name may go: it starts with a shmkit
@@ -941,6 +944,37 @@ static int rm_check_file(const char *name)
 	const char *what = format_of(magic);
 	return fail(name, "not a shmkit segment (%s); nothing removed (--force removes it "
 	            "anyway)", what ? what : "the file has no shmkit header");
+}
+
+/* A bridge keeps its state for a channel or bus in segments beside it
+ * (shmkit-bridge(1), FILES): NAME.skbr-out (an export's un-acknowledged
+ * messages), NAME.skbr-in (what an import committed, per stream) and
+ * NAME.skbr-bus (where a bus export stands).  They guard the service's
+ * messages and live exactly as long as they do, so they go with it:
+ * removed if there (a file: one only if it is a shmkit segment, as for
+ * the service itself).  1 if one could not be removed. */
+static int rm_companions(const char *name, bool force)
+{
+	static const char *const suffix[] = { "skbr-out", "skbr-in", "skbr-bus" };
+	int rc = 0;
+
+	if (!strncmp(name, "sysv:", 5)) /* a key has nothing beside it */
+		return 0;
+	for (size_t k = 0; k < sizeof(suffix) / sizeof(suffix[0]); k++) {
+		char comp[PATH_MAX];
+		if ((size_t)snprintf(comp, sizeof(comp), "%s.%s", name, suffix[k]) >= sizeof(comp))
+			continue;
+		if (!force && !strncmp(comp, "file:", 5) && rm_check_file(comp)) {
+			rc = 1;
+			continue;
+		}
+		int err = shmkit_seg_remove(comp);
+		if (err && err != -ENOENT && err != -ENAMETOOLONG && err != -EINVAL) {
+			tool_err(comp, err);
+			rc = 1;
+		}
+	}
+	return rc;
 }
 
 /* A path (a '/' past its first byte, so no segment name) naming a
@@ -986,6 +1020,8 @@ int cmd_rm(int argc, char **argv)
 		if (err) {
 			int r = tool_open_err(argv[i], err); /* 2: a name rm cannot use */
 			rc = r > rc ? r : rc;
+		} else if (rm_companions(argv[i], force)) {
+			rc = rc ? rc : 1;
 		}
 	}
 	return rc;
