@@ -110,7 +110,7 @@ int shmkit_bridge_stats_line(const struct shmkit_bridge_stats *st, char *buf, si
 	                 "lost_remote=%llu lost_local=%llu send_waits=%llu publish_waits=%llu "
 	                 "chan_out=%llu chan_sent=%llu resends=%llu acked=%llu chan_in=%llu "
 	                 "duplicates=%llu out_of_order=%llu chan_full=%llu refused=%llu "
-	                 "redelivered=%llu uncertain=%llu jnl_sent=%llu jnl_in=%llu jnl_gap=%llu "
+	                 "redelivered=%llu uncertain=%llu jnl_sent=%llu jnl_in=%llu jnl_identity=%llu "
 	                 "rpc_calls=%llu rpc_answered=%llu rpc_failed=%llu rpc_link_lost=%llu "
 	                 "links_up=%llu links_down=%llu peers_up=%u clients=%u unsubscribed=%llu "
 	                 "bus_subscribers=%u auth_denied=%llu chan_drained=%llu",
@@ -127,7 +127,7 @@ int shmkit_bridge_stats_line(const struct shmkit_bridge_stats *st, char *buf, si
 	                 (unsigned long long)st->chan_full, (unsigned long long)st->refused,
 	                 (unsigned long long)st->redelivered, (unsigned long long)st->uncertain,
 	                 (unsigned long long)st->jnl_sent, (unsigned long long)st->jnl_in,
-	                 (unsigned long long)st->jnl_gap, (unsigned long long)st->rpc_calls,
+	                 (unsigned long long)st->jnl_identity, (unsigned long long)st->rpc_calls,
 	                 (unsigned long long)st->rpc_answered, (unsigned long long)st->rpc_failed,
 	                 (unsigned long long)st->rpc_link_lost, (unsigned long long)st->links_up,
 	                 (unsigned long long)st->links_down, (unsigned)st->peers_up,

@@ -1,28 +1,59 @@
 /*
  * journal.c - journal replication across hosts: a follower bridge keeps a
- * copy of a leader's journal with the same sequence numbers and the same
- * record bytes.  As far as we know the first durable log in C that
- * replicates across hosts without a broker: the two bridges and the
- * journal files are all there is.
+ * copy of a leader's journal with the same sequence numbers, the same
+ * time stamps, the same record bytes and the same holes.  As far as we
+ * know the first durable log in C that replicates across hosts without a
+ * broker: the two bridges and the journal files are all there is.
  *
  *   leader bridge (export-journal PATH)        follower bridge
  *   a reader of PATH per follower              (import-journal R=LPATH)
- *      --jdata(seq, time, record)-->           the writer of LPATH:
- *                                              append if seq == last + 1
+ *      --jdata(from, id, records)-->           the writer of LPATH:
+ *                                              append_at(seq, time)
  *      <--jhello(next wanted = last + 1)--     every 200 ms and after
  *                                              each batch of appends
  *
  * The follower's journal is the whole of its state: its last sequence
  * number says where to resume, after a restart of either side or a
- * disconnect, so nothing else is kept.  The hello is both the request
- * and the acknowledgement: the leader sends records from the wanted
- * sequence on, at most `window` past the last one acknowledged
- * (flow control: a slow follower holds a reader position, not leader
- * memory), and seeks back to the last acknowledged one + 1 when
- * acknowledgements stop for 300 ms (a lost frame, a cut link) or when a
- * follower asks for an earlier one than it sent (it restarted).  A frame
- * the follower already has is a duplicate (counted, acknowledged again);
- * one past a gap is dropped (out_of_order) and comes again.
+ * disconnect, and its copy_of which leader journal it copies, so nothing
+ * else is kept.  The hello is both the request and the acknowledgement:
+ * the leader sends records from the wanted sequence on, at most `window`
+ * past the last one acknowledged (flow control: a slow follower holds a
+ * reader position, not leader memory), and seeks back to the last
+ * acknowledged one + 1 when acknowledgements stop for 300 ms (a lost
+ * frame, a cut link) or when a follower asks for an earlier one than it
+ * sent (it restarted).  A record the follower already has is a duplicate
+ * (counted, acknowledged again); a frame from past the copy's end (frames
+ * lost before it) is dropped (out_of_order) and comes again.
+ *
+ * Numbers, stamps and holes: each record is appended with
+ * shmkit_journal_append_at, the leader's seq and time_ns.  A data frame
+ * says the seq its records were read from (`from`: the reader's position
+ * when the frame began, the seq after the frame before).  The leader's
+ * reader skips what is not in its journal -- holes repair (or an
+ * append_at) left, records retention removed before they were read -- so
+ * a record whose seq is past `from`, or past the record before it in the
+ * frame, follows seqs the leader does not have: append_at leaves a hole
+ * for them, as the leader has.  A jump is taken for a hole only inside a
+ * frame that starts at or before the copy's end, so a lost frame is
+ * never mistaken for one.  A new follower asks for seq 1 and gets the
+ * leader's oldest retained record first: its empty journal starts there
+ * (append_at into a journal holding nothing), with no hole for the seqs
+ * retention took.  Stamps are the leader's; the leader's never decrease
+ * (journal.c, I4), so the copy's do not either.
+ *
+ * Identity: every data frame carries the leader journal's id (random,
+ * made with the journal: one removed and made again under the same path
+ * has another).  A copy records the id it copies in its own journal
+ * (shmkit_journal_set_copy_of, in journal.meta and the data file headers:
+ * a state file beside it could be lost or outlive the copy, the copy's
+ * own header goes with it), at the first frame for a copy that has none
+ * (a new one, or one made by a bridge before identities: it trusts the
+ * first leader it hears).  A frame of another id is refused: counted
+ * jnl_identity, nothing appended, nothing acknowledged, said once on
+ * stderr and in the stats text.  The leader bridge notices a journal
+ * made again under the path it exports (journal.meta is another file) at
+ * the follower's next hello, and reads the new one from then on, with its
+ * id.
  *
  * The follower's journal is opened for writing by its bridge for as long
  * as the bridge runs (the journal's writer lock: nobody else appends to
@@ -32,38 +63,32 @@
  * nothing it acknowledged (the journal survives a process crash whatever
  * the policy), and the next writer recovers the tail.
  *
- * Wire (version 3): topic 'j' + the exported path's name; kind 5 (data:
- * seq = the first record's, capacity = how many records, payload =
- * records, each u64 seq, u64 time_ns, u32 length, the bytes;
- * little-endian, unaligned) and kind 6 (hello: seq = next wanted).  A
- * data frame packs consecutive records up to JNL_FRAME_BUDGET (64 KiB)
- * of payload (a bigger record goes alone) and the header's CRC-32C
- * covers them all: one ZeroMQ message and one CRC per 64 KiB rather
- * than per record, which is what made the copy slow (one message per
- * record: 0.05-0.14x of the leader's append rate).  The follower checks
- * the frame's structure (lengths fill the payload, seqs increase, the
- * count) before it appends any record of it, appends them in order
- * (each judged as above: duplicate, jump or next) and acknowledges the
- * last with its next hello.  The window counts records: window * 64
- * (default 4096) in flight per follower.
-
- * Limits of this increment (they need core API):
- *   - the follower's records carry their own append time, not the
- *     leader's (shmkit_journal_append sets time_ns): the bytes and the
- *     sequence numbers are the same, the stamps are not.  A core
- *     shmkit_journal_append_at(j, seq, time_ns, data, len) for replicas
- *     would make them the same.
- *   - a leader whose journal has holes (repair) or whose oldest records
- *     went to retention before a new follower started cannot be copied
- *     with the same numbers: the follower's first append is seq 1, and a
- *     jump cannot be appended (counted `jnl_gap`, the follower stops
- *     there).  The same core call, accepting a seq past last + 1 as a
- *     hole, would cover it.
+ * Wire (version 4): topic 'j' + the exported path's name; kind 5 (data:
+ * seq = from, capacity = how many records, max_msg and stream = the low
+ * and high halves of the journal's id, payload = records, each u64 seq,
+ * u64 time_ns, u32 length, the bytes; little-endian, unaligned) and kind
+ * 6 (hello: seq = next wanted).  A data frame packs consecutive records
+ * up to JNL_FRAME_BUDGET (64 KiB) of payload (a bigger record goes
+ * alone) and the header's CRC-32C covers them all: one ZeroMQ message and
+ * one CRC per 64 KiB rather than per record, which is what made the copy
+ * slow (one message per record: 0.05-0.14x of the leader's append rate).
+ * The follower checks the frame's structure (lengths fill the payload,
+ * seqs increase from `from`, the count, an id) before it appends any
+ * record of it, appends them in order (each judged as above: duplicate
+ * or next) and acknowledges the last with its next hello.  The window
+ * counts seqs: window * 64 (default 4096) in flight per follower.
+ *
+ * What a copy cannot have: records retention removed at the leader before
+ * this follower read them (a follower away for long) are a hole in the
+ * copy, as they are gone at the leader; a record bigger than the frame
+ * limit (64 MiB) is not sent (unroutable), and its follower waits at it.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 
@@ -79,6 +104,9 @@
 
 struct follower {
 	shmkit_journal *rd;       /* NULL: slot free */
+	uint64_t id;              /* the identity of the journal rd reads */
+	dev_t dev;                /* and of its journal.meta: a journal made */
+	ino_t ino;                /* again under the path is another file */
 	int fd;
 	unsigned char rid[256];
 	size_t rid_len;
@@ -103,9 +131,10 @@ struct jimport {
 	char topic[TOPIC_MAX];
 	int topic_len;
 	uint64_t last;            /* the journal's last seq */
+	uint64_t copy_of;         /* the leader journal's identity (0: none yet) */
+	uint64_t refused;         /* the last other identity refused (said once) */
 	int dirty;                /* an acknowledgement is owed to peer */
 	unsigned peer;
-	int stuck;                /* a jump it cannot append: stopped */
 };
 
 static int topic_of(char *buf, const char *path)
@@ -150,6 +179,20 @@ int shmkit_bridge_export_journal(shmkit_bridge *br, const char *path)
 	return 0;
 }
 
+/* The device and inode of the exported journal's journal.meta now. */
+static int journal_meta_stat(const struct jexport *je, dev_t *dev, ino_t *ino)
+{
+	char p[NAME_MAX_ + 16];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/journal.meta", je->path);
+	if (stat(p, &st))
+		return -errno;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return 0;
+}
+
 static void follower_drop(struct follower *f)
 {
 	if (f->rd)
@@ -175,11 +218,14 @@ static struct follower *follower_get(struct jexport *je, const unsigned char *ri
 	}
 	if (!free_f || shmkit_journal_open(&free_f->rd, je->path, NULL))
 		return NULL;
+	struct shmkit_journal_stats js;
 	free_f->fd = shmkit_journal_fd(free_f->rd);
-	if (free_f->fd < 0 || shmkit_journal_seek_seq(free_f->rd, want)) {
+	if (free_f->fd < 0 || shmkit_journal_seek_seq(free_f->rd, want) ||
+	    shmkit_journal_stats(free_f->rd, &js) || journal_meta_stat(je, &free_f->dev, &free_f->ino)) {
 		follower_drop(free_f);
 		return NULL;
 	}
+	free_f->id = js.id;
 	memcpy(free_f->rid, rid, rid_len);
 	free_f->rid_len = rid_len;
 	free_f->next = want;
@@ -196,6 +242,18 @@ static void jexport_hello(shmkit_bridge *br, struct jexport *je, const unsigned 
 
 	if (!want)
 		want = 1;
+	for (int i = 0; i < MAX_FOLLOWERS; i++) {
+		/* A journal removed and made again under the exported path
+		 * is another journal: its followers read it anew, and say
+		 * its identity (their copies refuse it).  One stat(2) per
+		 * hello, every 200 ms per follower. */
+		struct follower *g = &je->f[i];
+		dev_t dev;
+		ino_t ino;
+		if (g->rd && g->rid_len == rid_len && !memcmp(g->rid, rid, rid_len) &&
+		    (journal_meta_stat(je, &dev, &ino) || dev != g->dev || ino != g->ino))
+			follower_drop(g);
+	}
 	f = follower_get(je, rid, rid_len, want, now);
 	if (!f) {
 		br->st.refused++;
@@ -236,13 +294,15 @@ static uint64_t get64(const unsigned char *p)
 	return (uint64_t)sk_br_get32(p) | (uint64_t)sk_br_get32(p + 4) << 32;
 }
 
-/* Send the frame of je->frame holding count records (first..first+count-1,
- * plen payload bytes already in place): 0 sent, 1 not now, <0 error. */
+/* Send the frame of je->frame holding count records read from seq
+ * f->next on (the first is first, the last last; plen payload bytes
+ * already in place): 0 sent, 1 not now, <0 error. */
 static int follower_flush(shmkit_bridge *br, struct jexport *je, struct follower *f, uint64_t first,
-                          uint32_t count, size_t plen, int64_t now)
+                          uint64_t last, uint32_t count, size_t plen, int64_t now)
 {
 	struct shmkit_bridge_hdr h = { .kind = SHMKIT_BRIDGE_KIND_JNL, .origin = br->id,
-	                               .seq = first, .capacity = count };
+	                               .seq = f->next, .capacity = count,
+	                               .max_msg = (uint32_t)f->id, .stream = (uint32_t)(f->id >> 32) };
 	unsigned char *payload = je->frame + je->topic_len + SHMKIT_BRIDGE_HDR;
 	ssize_t fl = sk_br_frame(je->frame, je->frame_cap, je->topic, je->topic_len, &h, payload,
 	                         (uint32_t)plen);
@@ -252,7 +312,6 @@ static int follower_flush(shmkit_bridge *br, struct jexport *je, struct follower
 		return rc;
 	if (f->next == f->acked + 1)
 		f->progress = now;
-	uint64_t last = first + count - 1;
 	br->st.jnl_sent += count;
 	if (first <= f->max_sent)
 		br->st.resends += (last <= f->max_sent ? last : f->max_sent) - first + 1;
@@ -268,7 +327,7 @@ static int follower_flush(shmkit_bridge *br, struct jexport *je, struct follower
 static int follower_pump(shmkit_bridge *br, struct jexport *je, struct follower *f, int64_t now)
 {
 	size_t off = (size_t)je->topic_len + SHMKIT_BRIDGE_HDR, plen = 0;
-	uint64_t first = 0;
+	uint64_t first = 0, last = 0;
 	uint32_t count = 0;
 	int frames = 0, rc;
 
@@ -287,7 +346,7 @@ static int follower_pump(shmkit_bridge *br, struct jexport *je, struct follower 
 		size_t need = JREC_HDR + (size_t)rec.len;
 		if (count && plen + need > JNL_FRAME_BUDGET) {
 			/* rec stays valid: sending reads nothing */
-			rc = follower_flush(br, je, f, first, count, plen, now);
+			rc = follower_flush(br, je, f, first, last, count, plen, now);
 			if (rc)
 				goto not_sent;
 			frames++;
@@ -313,12 +372,13 @@ static int follower_pump(shmkit_bridge *br, struct jexport *je, struct follower 
 		memcpy(r + JREC_HDR, rec.data, rec.len);
 		if (!count)
 			first = rec.seq;
+		last = rec.seq;
 		count++;
 		plen += need;
 	}
 	if (!count)
 		return frames == JNL_FRAMES_PER_TURN;
-	rc = follower_flush(br, je, f, first, count, plen, now);
+	rc = follower_flush(br, je, f, first, last, count, plen, now);
 	if (!rc)
 		return frames + 1 >= JNL_FRAMES_PER_TURN;
 not_sent: /* read them again next time */
@@ -365,72 +425,105 @@ int shmkit_bridge_import_journal(shmkit_bridge *br, const char *remote, const ch
 		return rc;
 	}
 	ji->last = js.last_seq;
+	ji->copy_of = js.copy_of;
 	br->jim[br->njim++] = ji;
 	sk_br_note(br, "import journal %s=%s", remote, path);
 	return 0;
 }
 
-/* One record of a data frame. */
-static void jimport_record(shmkit_bridge *br, struct jimport *ji, uint64_t rseq,
+/* One record of a data frame whose seqs before rseq down to the frame's
+ * `from` are not in the leader's journal: appended with the leader's seq
+ * and stamp (append_at leaves a hole for a jump), or a duplicate.  0, or
+ * -1 if it was not appended (the rest of the frame must wait: appending
+ * it would leave a hole where this record belongs). */
+static int jimport_record(shmkit_bridge *br, struct jimport *ji, uint64_t rseq, int64_t time_ns,
                            const unsigned char *data, uint32_t len)
 {
-	uint64_t seq = 0;
+	struct shmkit_journal_stats js;
 
 	if (rseq <= ji->last) {
 		br->st.duplicates++;
-		return;
+		return 0;
 	}
-	if (rseq > ji->last + 1 || ji->stuck) {
-		/* A jump: frames lost (they come again), or a hole or
-		 * retention at the leader (see the limits above). */
-		br->st.out_of_order++;
-		return;
-	}
-	int rc = shmkit_journal_append(ji->w, data, len, &seq);
-	if (rc && !seq) {
+	int rc = shmkit_journal_append_at(ji->w, rseq, time_ns, data, len);
+	if (rc && (shmkit_journal_stats(ji->w, &js) || js.last_seq < rseq)) {
 		br->st.unroutable++; /* not appended (too big, no room): comes again */
-		return;
+		return -1;
 	}
-	if (seq != rseq) { /* the copy's numbering differs from the leader's */
-		ji->stuck = 1;
-		br->st.jnl_gap++;
-		return;
-	}
-	ji->last = seq;
+	ji->last = rseq; /* appended (a failed sync after the commit included) */
 	br->st.jnl_in++;
+	return 0;
+}
+
+/* Is id the identity of the journal ji copies?  A copy that has none yet
+ * (new, or made by a bridge before identities) takes the first it hears
+ * for good; another is refused: counted, said once per identity. */
+static int jimport_identity(shmkit_bridge *br, struct jimport *ji, uint64_t id)
+{
+	int rc;
+
+	if (ji->copy_of == id)
+		return 1;
+	if (!ji->copy_of && (rc = shmkit_journal_set_copy_of(ji->w, id)) == 0) {
+		ji->copy_of = id;
+		sk_br_note(br, "journal %s is a copy of journal %016" PRIx64, ji->path, id);
+		return 1;
+	}
+	br->st.jnl_identity++;
+	if (ji->refused != id) {
+		ji->refused = id;
+		fprintf(stderr, "shmkit-bridge: journal %s: refusing the records of journal %016" PRIx64
+		        " (remote %s): this copy is of journal %016" PRIx64 "; a journal made again "
+		        "under that name is another one: remove the copy to copy it\n", ji->path, id,
+		        ji->remote, ji->copy_of);
+		sk_br_note(br, "journal %s refused journal %016" PRIx64 " (a copy of %016" PRIx64 ")",
+		           ji->path, id, ji->copy_of);
+	}
+	return 0;
 }
 
 /* A data frame (its CRC already checked): h->capacity records, each
  * seq, time, length and bytes, filling the payload exactly and in
- * increasing seq from h->seq; anything else is malformed and dropped
- * whole before a record is appended. */
+ * increasing seq from h->seq on (the leader's reader read them from
+ * there: the seqs it skipped are holes or retention at the leader), and
+ * the leader journal's identity; anything else is malformed and dropped
+ * whole before a record is appended.  A frame from past the copy's end
+ * (frames lost before it) is dropped: it comes again. */
 static void jimport_data(shmkit_bridge *br, struct jimport *ji, unsigned p,
                          const struct shmkit_bridge_hdr *h, const unsigned char *payload)
 {
+	uint64_t id = (uint64_t)h->stream << 32 | h->max_msg, prev = 0;
 	size_t off = 0;
-	uint64_t prev = 0;
 	uint32_t n = 0;
 
 	for (; off < h->length; n++) {
 		uint64_t rseq;
 		if (h->length - off < JREC_HDR ||
 		    sk_br_get32(payload + off + 16) > h->length - off - JREC_HDR ||
-		    (rseq = get64(payload + off)) <= prev || (!n && rseq != h->seq)) {
+		    (rseq = get64(payload + off)) <= prev || rseq < h->seq) {
 			br->st.malformed++;
 			return;
 		}
 		prev = rseq;
 		off += JREC_HDR + sk_br_get32(payload + off + 16);
 	}
-	if (n != h->capacity || !n) {
+	if (n != h->capacity || !n || !h->seq || !id) {
 		br->st.malformed++;
 		return;
 	}
+	if (!jimport_identity(br, ji, id))
+		return; /* not acknowledged either */
 	ji->dirty = 1;
 	ji->peer = p;
+	if (h->seq > ji->last + 1) {
+		br->st.out_of_order += n; /* what came before it was lost */
+		return;
+	}
 	for (off = 0; off < h->length;) {
 		uint32_t len = sk_br_get32(payload + off + 16);
-		jimport_record(br, ji, get64(payload + off), payload + off + JREC_HDR, len);
+		if (jimport_record(br, ji, get64(payload + off), (int64_t)get64(payload + off + 8),
+		                   payload + off + JREC_HDR, len))
+			return;
 		off += JREC_HDR + len;
 	}
 }

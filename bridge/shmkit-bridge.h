@@ -32,7 +32,7 @@
  *            a NUL byte: the SUB socket's prefix filter ("A\0" does not
  *            match "AB\0")
  *   header   40 bytes:
- *     0  u32 magic "SKBR"      4  u8 version (3)   5  u8 kind (1 = bus,
+ *     0  u32 magic "SKBR"      4  u8 version (4)   5  u8 kind (1 = bus,
  *        2 channel data, 3 channel ack, 4 channel hello, 5 journal
  *        records, 6 journal hello, 7 rpc request, 8 rpc response, 9 rpc
  *        hello, 10 rpc hello-ack)
@@ -46,9 +46,12 @@
  *        sequence committed into the importer's local channel (its
  *        delivery byte: 1 the next frame found that channel full, 2 it
  *        has room again, 0 otherwise); hello: 0.
- *        Journal records: the first record's seq, and capacity says how
- *        many records the payload packs; journal hello: the next seq
- *        wanted.  rpc request/response: the call's
+ *        Journal records: the seq the leader's reader read them from
+ *        (the seqs it skipped before a record are holes or retention at
+ *        the leader), capacity says how many records the payload packs,
+ *        and max_msg and stream hold the low and high halves of the
+ *        leader journal's identity (shmkit_journal_stats id); journal
+ *        hello: the next seq wanted.  rpc request/response: the call's
  *        token; the request carries the time left in ns the same way
  *        (0: none) and its flags in delivery; the response its status in
  *        stream; the hello-ack the service's max_request and
@@ -63,8 +66,9 @@
  *            consecutive records, each u64 seq, u64 time_ns, u32
  *            length and its bytes, up to 64 KiB (a bigger record alone)
  * Version 2 gave the reserved word at 36 to the stream id; version 3
- * packs journal records several per frame (older versions' frames are
- * counted bad_version and dropped).
+ * packs journal records several per frame; version 4 gives journal
+ * records the seq they were read from and the journal's identity (older
+ * versions' frames are counted bad_version and dropped).
  * A frame of another magic or version, a bad CRC, a length that disagrees
  * with the frame, or the receiver's own origin id is counted and dropped,
  * never delivered.
@@ -125,7 +129,7 @@
 extern "C" {
 #endif
 
-#define SHMKIT_BRIDGE_VERSION 3
+#define SHMKIT_BRIDGE_VERSION 4
 #define SHMKIT_BRIDGE_WINDOW_MAX 4096
 
 typedef struct shmkit_bridge shmkit_bridge;
@@ -182,9 +186,9 @@ struct shmkit_bridge_stats {
 	 * channels; refused: no follower slot free) */
 	uint64_t jnl_sent;      /* record frames sent (resends included) */
 	uint64_t jnl_in;        /* records appended to follower journals */
-	uint64_t jnl_gap;       /* a follower's append got another seq than the
-	                           leader's (a hole or retention at the leader):
-	                           that follower stopped */
+	uint64_t jnl_identity;  /* record frames of another leader journal than
+	                           the one the copy is of (one removed and made
+	                           again under the name): dropped */
 	/* rpc */
 	uint64_t rpc_calls;     /* calls forwarded (client host: to the link;
 	                           server host: into the local service) */
@@ -255,8 +259,10 @@ int shmkit_bridge_import_chan(shmkit_bridge *br, const char *remote, const char 
  * journal at path (NULL: the same path), created if missing, opened for
  * writing by the bridge while it runs (durability: enum
  * shmkit_durability of its appends; a record is acknowledged once its
- * append returned).  The copy has the leader's sequence numbers and
- * record bytes; its stamps are its own append times. */
+ * append returned).  The copy has the leader's sequence numbers, stamps,
+ * record bytes and holes (shmkit_journal_append_at), from the leader's
+ * oldest retained record on; it is a copy of one leader journal for life
+ * (shmkit_journal_set_copy_of: frames of another are jnl_identity). */
 int shmkit_bridge_export_journal(shmkit_bridge *br, const char *path);
 int shmkit_bridge_import_journal(shmkit_bridge *br, const char *remote, const char *path,
                                  int durability);

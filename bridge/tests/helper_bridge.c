@@ -15,8 +15,8 @@
  *       if missing) appends N records like produce's; "at K" every EVERY
  *       of them, then it waits for a line of stdin
  *   helper_bridge jwait PATH SEQ          wait until record SEQ is there
- *   helper_bridge jdump PATH              "SEQ LEN HASH" per record (FNV-1a
- *       of its bytes), then "verify RC records N holes H"; exit 0 if the
+ *   helper_bridge jdump PATH              "SEQ TIME LEN HASH" per record
+ *       (its stamp, FNV-1a of its bytes), then "verify RC records N holes H"; exit 0 if the
  *       journal verifies clean
  *   helper_bridge serve NAME              an rpc server (the service created
  *       if missing; "serving" once it is): "deadline" is answered
@@ -196,7 +196,8 @@ static int jdump(char **argv)
 		uint64_t h = 1469598103934665603ull;
 		for (uint32_t i = 0; i < rec.len; i++)
 			h = (h ^ ((const unsigned char *)rec.data)[i]) * 1099511628211ull;
-		printf("%llu %u %016llx\n", (unsigned long long)rec.seq, rec.len, (unsigned long long)h);
+		printf("%llu %lld %u %016llx\n", (unsigned long long)rec.seq, (long long)rec.time_ns,
+		       rec.len, (unsigned long long)h);
 		n++;
 		rc = 0;
 	}

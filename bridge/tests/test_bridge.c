@@ -32,7 +32,15 @@
  *   chan_full_remote_resends_when_it_drains  a full remote channel
  *       says when it drained: the sender resends then, not at its timer
  *   journal_frames_pack_records_and_bad_ones_are_dropped  packed records
- *       appended in order; a good CRC over a bad structure is malformed
+ *       appended in order with the leader's stamps, a leader's hole
+ *       carried; a good CRC over a bad structure is malformed, a frame
+ *       past the copy's end out of order, another journal's refused
+ *   journal_copy_has_the_leaders_stamps_holes_and_start  two bridges in
+ *       this process: a leader trimmed by retention, with holes from
+ *       append_at and from repair, copied record by record (stamps too)
+ *       from its first retained seq
+ *   journal_made_again_under_the_name_is_refused  the leader's journal
+ *       removed and made again: counted jnl_identity, the copy unchanged
  *   chan_two_hosts_survive_kills_cuts_and_corruption  two simulated hosts
  *       (unshare --ipc --mount, a private /dev/shm each; nsenter runs the
  *       bridges and helper_bridge inside) joined over TCP on 127.0.0.1
@@ -55,6 +63,7 @@ Test(bridge, skipped_without_libzmq)
 #else
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -80,11 +89,30 @@ static void extra_name(const char *base, const char *suffix)
 }
 
 static char extra_file_path[300]; /* a file a test made, removed with its names */
+static char jnl_paths[4][300];    /* journals a test made (/tmp), removed too */
+
+/* A fresh journal path /tmp/RUN-tag, removed by the suite's .fini. */
+static const char *jnl_path(const char *tag)
+{
+	char base[128];
+
+	for (int i = 0; i < 4; i++)
+		if (!jnl_paths[i][0]) {
+			snprintf(jnl_paths[i], sizeof(jnl_paths[i]), "/tmp/%s",
+			         sk_test_base(base, sizeof(base), tag));
+			return jnl_paths[i];
+		}
+	cr_assert_fail("more than 4 journals in one test");
+	return NULL;
+}
 
 static void bridge_fini(void)
 {
 	if (extra_file_path[0])
 		unlink(extra_file_path);
+	for (int i = 0; i < 4; i++)
+		if (jnl_paths[i][0])
+			shmkit_journal_remove(jnl_paths[i]);
 	for (int i = 0; i < n_extra; i++)
 		shmkit_seg_remove(extra_names[i]);
 	sk_test_cleanup();
@@ -467,9 +495,9 @@ static size_t jrec(unsigned char *p, uint64_t seq, const char *data, uint32_t le
 {
 	size_t len = strlen(data);
 
-	for (int i = 0; i < 8; i++) {
+	for (int i = 0; i < 8; i++) { /* stamp: seq * 1000 + 7 */
 		p[i] = (unsigned char)(seq >> (8 * i));
-		p[8 + i] = 0;
+		p[8 + i] = (unsigned char)((seq * 1000 + 7) >> (8 * i));
 	}
 	for (int i = 0; i < 4; i++)
 		p[16 + i] = (unsigned char)(len_said >> (8 * i));
@@ -477,16 +505,21 @@ static size_t jrec(unsigned char *p, uint64_t seq, const char *data, uint32_t le
 	return 20 + len;
 }
 
-/* Send a journal data frame of n records (payload plen bytes) from this
+/* Send a journal data frame of n records (payload plen bytes) read from
+ * seq `from` in the leader journal whose identity is JID, from this
  * test's ROUTER to the follower bridge behind rid. */
+#define JID 0x1badcafe2badf00dULL
+static uint64_t jframe_id = JID;
 static void jframe(void *router, const unsigned char *rid, size_t rid_len, const char *topic,
-                   int topic_len, uint64_t first, uint32_t n, const unsigned char *payload,
+                   int topic_len, uint64_t from, uint32_t n, const unsigned char *payload,
                    size_t plen)
 {
 	unsigned char frame[1024];
 	struct shmkit_bridge_hdr h = { .magic = SHMKIT_BRIDGE_MAGIC, .version = SHMKIT_BRIDGE_VERSION,
-	                               .kind = SHMKIT_BRIDGE_KIND_JNL, .origin = 9, .seq = first,
-	                               .capacity = n, .length = (uint32_t)plen };
+	                               .kind = SHMKIT_BRIDGE_KIND_JNL, .origin = 9, .seq = from,
+	                               .capacity = n, .length = (uint32_t)plen,
+	                               .max_msg = (uint32_t)jframe_id,
+	                               .stream = (uint32_t)(jframe_id >> 32) };
 
 	h.crc = shmkit_bridge_crc32c(0, payload, plen);
 	memcpy(frame, topic, (size_t)topic_len);
@@ -497,14 +530,38 @@ static void jframe(void *router, const unsigned char *rid, size_t rid_len, const
 	cr_assert_eq(zmq_send(router, frame, len, 0), (int)len);
 }
 
+/* Run br until its stats satisfy done (at most 3 s of turns). */
+static void run_follower(shmkit_bridge *br, struct shmkit_bridge_stats *st,
+                         bool (*done)(const struct shmkit_bridge_stats *st))
+{
+	for (int i = 0; i < 3000; i++) {
+		cr_assert_geq(shmkit_bridge_run(br, -1, 1000000), 0);
+		cr_assert_eq(shmkit_bridge_stats(br, st), 0);
+		if (done(st))
+			return;
+	}
+}
+
+static bool three_in(const struct shmkit_bridge_stats *st) { return st->jnl_in >= 3; }
+static bool four_in(const struct shmkit_bridge_stats *st) { return st->jnl_in >= 4; }
+static bool late_and_foreign(const struct shmkit_bridge_stats *st)
+{
+	return st->out_of_order >= 1 && st->jnl_identity >= 1;
+}
+
 /* A follower bridge in this process, peered with this test's ROUTER
  * playing the leader: journal frames whose good CRC covers a bad
  * structure (a record's length past the payload; fewer records than the
- * header says) are counted malformed and append nothing; a frame packing
- * records 1-3 appends all three, with their bytes, in order. */
+ * header says; a record before the frame's `from`) are counted malformed
+ * and append nothing; a frame packing records 1-3 appends all three,
+ * with their bytes and stamps, in order, and makes the copy a copy of the
+ * frame's journal.  A frame read from 4 whose record is 7 (the leader
+ * has a hole at 4-6) appends 7 behind a hole; one read from 10 (frames
+ * before it lost) and one of another journal append nothing (counted
+ * out_of_order, jnl_identity).  verify is clean, with that one hole. */
 Test(bridge, journal_frames_pack_records_and_bad_ones_are_dropped)
 {
-	char path[256], base[128], ep[256], topic[300];
+	char ep[256], topic[300];
 	size_t eplen = sizeof(ep);
 	unsigned char rid[256], in[1024], pl[512];
 	struct shmkit_bridge_opts bo = { .id = 31 };
@@ -512,7 +569,7 @@ Test(bridge, journal_frames_pack_records_and_bad_ones_are_dropped)
 	shmkit_bridge *br;
 	int rid_len = -1;
 
-	snprintf(path, sizeof(path), "/tmp/%s", sk_test_base(base, sizeof(base), "jfollow"));
+	const char *path = jnl_path("jfollow");
 	void *ctx = zmq_ctx_new(), *router = zmq_socket(ctx, ZMQ_ROUTER);
 	cr_assert_eq(zmq_bind(router, "tcp://127.0.0.1:*"), 0);
 	cr_assert_eq(zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, ep, &eplen), 0);
@@ -538,34 +595,302 @@ Test(bridge, journal_frames_pack_records_and_bad_ones_are_dropped)
 	n = jrec(pl, 1, "a", 1);
 	n += jrec(pl + n, 2, "bb", 2);
 	jframe(router, rid, (size_t)rid_len, topic, topic_len, 1, 3, pl, n); /* says 3 */
+	jframe(router, rid, (size_t)rid_len, topic, topic_len, 2, 2, pl, n); /* 1 before from */
 	n += jrec(pl + n, 3, "ccc", 3);
 	jframe(router, rid, (size_t)rid_len, topic, topic_len, 1, 3, pl, n);
-	for (int i = 0; i < 3000; i++) {
-		cr_assert_geq(shmkit_bridge_run(br, -1, 1000000), 0);
-		cr_assert_eq(shmkit_bridge_stats(br, &st), 0);
-		if (st.jnl_in >= 3)
-			break;
-	}
-	cr_assert_eq(st.malformed, 2);
+	run_follower(br, &st, three_in);
+	cr_assert_eq(st.malformed, 3);
 	cr_assert_eq(st.bad_crc, 0);
 	cr_assert_eq(st.jnl_in, 3);
+
+	n = jrec(pl, 7, "ggggggg", 7);
+	jframe(router, rid, (size_t)rid_len, topic, topic_len, 4, 1, pl, n);
+	run_follower(br, &st, four_in);
+	cr_assert_eq(st.jnl_in, 4, "7 behind the leader's hole 4-6");
+	n = jrec(pl, 12, "late", 4);
+	jframe(router, rid, (size_t)rid_len, topic, topic_len, 10, 1, pl, n);
+	jframe_id = JID + 1;
+	n = jrec(pl, 8, "other", 5);
+	jframe(router, rid, (size_t)rid_len, topic, topic_len, 8, 1, pl, n);
+	jframe_id = JID;
+	run_follower(br, &st, late_and_foreign);
+	cr_assert_eq(st.out_of_order, 1);
+	cr_assert_eq(st.jnl_identity, 1);
+	cr_assert_eq(st.jnl_in, 4);
 	cr_assert_eq(shmkit_bridge_close(br), 0);
 
 	shmkit_journal *j;
 	struct shmkit_record rec;
-	const char *want[] = { "a", "bb", "ccc" };
+	struct shmkit_journal_stats js;
+	const char *want[] = { "a", "bb", "ccc", "ggggggg" };
+	const uint64_t seqs[] = { 1, 2, 3, 7 };
 	cr_assert_eq(shmkit_journal_open(&j, path, NULL), 0);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		cr_assert_eq(shmkit_journal_next(j, &rec, 0), 1);
-		cr_assert_eq(rec.seq, (uint64_t)i + 1);
+		cr_assert_eq(rec.seq, seqs[i]);
+		cr_assert_eq(rec.time_ns, (int64_t)seqs[i] * 1000 + 7, "the leader's stamp");
 		cr_assert_eq(rec.len, strlen(want[i]));
 		cr_assert_eq(memcmp(rec.data, want[i], rec.len), 0);
 	}
 	cr_assert_lt(shmkit_journal_next(j, &rec, 0), 1, "nothing more");
+	cr_assert_eq(shmkit_journal_stats(j, &js), 0);
+	cr_assert_eq(js.copy_of, JID);
 	shmkit_journal_close(j);
-	shmkit_journal_remove(path);
+	struct shmkit_journal_report rep;
+	cr_assert_eq(shmkit_journal_verify(path, &rep), 0, "%s", rep.where);
+	cr_assert_eq(rep.holes, 1);
+	cr_assert_eq(rep.hole_records, 3);
 	zmq_close(router);
 	zmq_ctx_term(ctx);
+}
+
+/* ---- journal replication between two bridges in this process ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Record seq of the leader journals below: "seq:" then its byte up to a
+ * length of 1-150. */
+static uint32_t jl_fill(uint64_t seq, char *buf)
+{
+	uint32_t len = 1 + (uint32_t)(seq * 37 % 150);
+	int w = snprintf(buf, 160, "%llu:", (unsigned long long)seq);
+	memset(buf + w, 'a' + (int)(seq % 26), 160 - (size_t)w);
+	return len;
+}
+
+static shmkit_journal *jl_writer(const char *path, uint32_t keep_files)
+{
+	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
+	                                 .file_size = 4096, .max_record = 256,
+	                                 .keep_files = keep_files };
+	shmkit_journal *j;
+	int rc = shmkit_journal_open(&j, path, &o);
+	cr_assert_eq(rc, 0, "open %s: %s", path, shmkit_strerror(rc));
+	return j;
+}
+
+static void jl_append(shmkit_journal *j, uint64_t from, uint64_t to)
+{
+	char buf[160];
+	uint64_t seq;
+
+	for (uint64_t s = from; s <= to; s++) {
+		cr_assert_eq(shmkit_journal_append(j, buf, jl_fill(s, buf), &seq), 0);
+		cr_assert_eq(seq, s);
+	}
+}
+
+static struct shmkit_journal_stats jl_stats(const char *path)
+{
+	struct shmkit_journal_stats st;
+	shmkit_journal *j;
+
+	cr_assert_eq(shmkit_journal_open(&j, path, NULL), 0, "%s", path);
+	cr_assert_eq(shmkit_journal_stats(j, &st), 0);
+	shmkit_journal_close(j);
+	return st;
+}
+
+/* Two bridges in this process: *lb exports the journal leader and
+ * listens on loopback, *fb imports it into copy and peers with it. */
+static void jl_pair(const char *leader, const char *copy, shmkit_bridge **lb, shmkit_bridge **fb)
+{
+	struct shmkit_bridge_opts o1 = { .id = 41 }, o2 = { .id = 42 };
+	char ep[256];
+
+	cr_assert_eq(shmkit_bridge_create(lb, &o1), 0);
+	cr_assert_eq(shmkit_bridge_create(fb, &o2), 0);
+	cr_assert_eq(shmkit_bridge_export_journal(*lb, leader), 0);
+	cr_assert_eq(shmkit_bridge_import_journal(*fb, leader, copy, SHMKIT_DUR_NONE), 0);
+	cr_assert_eq(shmkit_bridge_listen(*lb, "tcp://127.0.0.1:*", ep, sizeof(ep)), 0);
+	cr_assert_eq(shmkit_bridge_peer(*fb, ep), 0);
+}
+
+/* Turn both bridges until the copy's last seq is last (at most ~10 s). */
+static void jl_until(shmkit_bridge *lb, shmkit_bridge *fb, const char *copy, uint64_t last)
+{
+	struct shmkit_bridge_stats st;
+
+	for (int i = 0; i < 10000; i++) {
+		cr_assert_geq(shmkit_bridge_run(lb, -1, 0), 0);
+		cr_assert_geq(shmkit_bridge_run(fb, -1, 1000000), 0);
+		cr_assert_eq(shmkit_bridge_stats(fb, &st), 0);
+		if (st.jnl_in && jl_stats(copy).last_seq >= last)
+			return;
+	}
+	cr_assert_fail("the copy never reached seq %llu (it has %llu)", (unsigned long long)last,
+	               (unsigned long long)jl_stats(copy).last_seq);
+}
+
+/* Both journals verify clean and hold the same records one by one: seq,
+ * stamp, length, bytes; with whole, the same holes and the same first
+ * seq too (else the copy may keep records the leader's retention removed
+ * since: compared from the leader's first seq). */
+static void jl_same(const char *leader, const char *copy, bool whole)
+{
+	shmkit_journal *a, *b;
+	struct shmkit_record ra, rb;
+	struct shmkit_journal_report pa, pb;
+	struct shmkit_journal_stats sa = jl_stats(leader), sb = jl_stats(copy);
+	int n = 0, ga, gb;
+
+	cr_assert_eq(shmkit_journal_open(&a, leader, NULL), 0);
+	cr_assert_eq(shmkit_journal_open(&b, copy, NULL), 0);
+	if (!whole)
+		cr_assert_eq(shmkit_journal_seek_seq(b, sa.first_seq), 0);
+	while ((ga = shmkit_journal_next(a, &ra, 0)) == 1) {
+		gb = shmkit_journal_next(b, &rb, 0);
+		cr_assert_eq(gb, 1, "the copy ends before leader record %llu", (unsigned long long)ra.seq);
+		cr_assert_eq(rb.seq, ra.seq, "record %d: seq %llu, the leader's %llu", n,
+		             (unsigned long long)rb.seq, (unsigned long long)ra.seq);
+		cr_assert_eq(rb.time_ns, ra.time_ns, "stamp of %llu", (unsigned long long)ra.seq);
+		cr_assert_eq(rb.len, ra.len);
+		cr_assert_eq(memcmp(rb.data, ra.data, ra.len), 0, "bytes of %llu", (unsigned long long)ra.seq);
+		n++;
+	}
+	cr_assert_eq(ga, -EAGAIN);
+	cr_assert_eq(shmkit_journal_next(b, &rb, 0), -EAGAIN, "the copy has more");
+	shmkit_journal_close(a);
+	shmkit_journal_close(b);
+	cr_assert(!whole || sb.first_seq == sa.first_seq, "the copy starts at %llu, the leader at %llu",
+	          (unsigned long long)sb.first_seq, (unsigned long long)sa.first_seq);
+	cr_assert_eq(sb.last_seq, sa.last_seq);
+	cr_assert_eq(sb.copy_of, sa.id, "the copy says whose copy it is");
+	cr_assert_eq(shmkit_journal_verify(leader, &pa), 0, "leader: %s", pa.where);
+	cr_assert_eq(shmkit_journal_verify(copy, &pb), 0, "copy: %s", pb.where);
+	cr_assert(!whole || pb.valid_records == pa.valid_records);
+	cr_assert(!whole || pb.hole_records == pa.hole_records, "holes: copy %llu, leader %llu seqs",
+	          (unsigned long long)pb.hole_records, (unsigned long long)pa.hole_records);
+	cr_log_info("%d records, %u holes (%llu seqs) in the leader", n, pa.holes,
+	            (unsigned long long)pa.hole_records);
+}
+
+/* A leader journal whose oldest files went to retention (keep_files 4),
+ * with a hole append_at left (seqs 301-309) and one repair left (a
+ * record of an older file damaged, then repaired), copied by a new
+ * follower: the copy starts at the leader's first retained seq, with the
+ * same records, stamps and holes; both verify clean.  Then the leader
+ * goes on, another jump included: the copy follows. */
+Test(bridge, journal_copy_has_the_leaders_stamps_holes_and_start)
+{
+	const char *leader = jnl_path("jlead"), *copy = jnl_path("jcopy");
+	shmkit_journal *j = jl_writer(leader, 4);
+	char buf[160];
+
+	jl_append(j, 1, 300);
+	cr_assert_eq(shmkit_journal_append_at(j, 310, 0, buf, jl_fill(310, buf)), 0);
+	jl_append(j, 311, 360);
+	shmkit_journal_close(j);
+	/* damage the first record of the third newest file, repair */
+	uint64_t first[16];
+	int nf = 0;
+	DIR *d = opendir(leader);
+	struct dirent *de;
+	cr_assert(d);
+	while ((de = readdir(d)))
+		if (strstr(de->d_name, ".skj") && nf < 16)
+			first[nf++] = strtoull(de->d_name, NULL, 10);
+	closedir(d);
+	cr_assert_eq(nf, 4, "retention kept 4 files");
+	qsort(first, (size_t)nf, sizeof(first[0]), cmp_u64);
+	char file[400];
+	snprintf(file, sizeof(file), "%s/%020llu.skj", leader, (unsigned long long)first[1]);
+	int fd = open(file, O_RDWR);
+	cr_assert_geq(fd, 0);
+	unsigned char byte;
+	cr_assert_eq(pread(fd, &byte, 1, 64 + 24 + 2), 1); /* its first record's payload */
+	byte ^= 0x40;
+	cr_assert_eq(pwrite(fd, &byte, 1, 64 + 24 + 2), 1);
+	close(fd);
+	struct shmkit_journal_report rep;
+	cr_assert_eq(shmkit_journal_repair(leader, &rep), 0, "%s", rep.where);
+	cr_assert_eq(rep.dropped_records, 1);
+	struct shmkit_journal_stats ls = jl_stats(leader);
+	cr_assert_gt(ls.first_seq, 1, "retention removed the oldest files");
+
+	shmkit_bridge *lb, *fb;
+	jl_pair(leader, copy, &lb, &fb);
+	jl_until(lb, fb, copy, 360);
+	jl_same(leader, copy, true);
+	struct shmkit_journal_report cr;
+	cr_assert_eq(shmkit_journal_verify(copy, &cr), 0);
+	cr_assert_eq(cr.hole_records, 10, "the jump (9 seqs) and the repaired record");
+
+	j = jl_writer(leader, 4); /* the leader goes on while the bridges run */
+	jl_append(j, 361, 400);
+	cr_assert_eq(shmkit_journal_append_at(j, 420, 0, buf, jl_fill(420, buf)), 0);
+	jl_append(j, 421, 430);
+	shmkit_journal_close(j);
+	jl_until(lb, fb, copy, 430);
+	struct shmkit_bridge_stats st;
+	cr_assert_eq(shmkit_bridge_stats(fb, &st), 0);
+	cr_assert_eq(st.jnl_identity, 0);
+	cr_assert_eq(shmkit_bridge_close(fb), 0);
+	cr_assert_eq(shmkit_bridge_close(lb), 0);
+	jl_same(leader, copy, false);
+}
+
+static bool refused(const struct shmkit_bridge_stats *st) { return st->jnl_identity >= 1; }
+
+/* A leader journal removed and made again under the same path while the
+ * bridges run (records 1-20 of other bytes) is another journal: the
+ * leader bridge reads the new one, the follower refuses its records
+ * (counted jnl_identity), appends nothing, and its copy stays the copy
+ * of the first journal (records 1-10, verify clean). */
+Test(bridge, journal_made_again_under_the_name_is_refused)
+{
+	const char *leader = jnl_path("jlead"), *copy = jnl_path("jcopy");
+	shmkit_journal *j = jl_writer(leader, 0);
+	shmkit_bridge *lb, *fb;
+	struct shmkit_bridge_stats st;
+
+	jl_append(j, 1, 10);
+	shmkit_journal_close(j);
+	uint64_t first_id = jl_stats(leader).id;
+	jl_pair(leader, copy, &lb, &fb);
+	jl_until(lb, fb, copy, 10);
+	jl_same(leader, copy, true);
+
+	cr_assert_eq(shmkit_journal_remove(leader), 0);
+	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE };
+	cr_assert_eq(shmkit_journal_open(&j, leader, &o), 0);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(shmkit_journal_append(j, "another", 7, NULL), 0);
+	shmkit_journal_close(j);
+	cr_assert_neq(jl_stats(leader).id, first_id);
+	for (int i = 0; i < 10000; i++) {
+		cr_assert_geq(shmkit_bridge_run(lb, -1, 0), 0);
+		cr_assert_geq(shmkit_bridge_run(fb, -1, 1000000), 0);
+		cr_assert_eq(shmkit_bridge_stats(fb, &st), 0);
+		if (refused(&st))
+			break;
+	}
+	cr_assert_geq(st.jnl_identity, 1, "the new journal's records were not refused");
+	cr_assert_eq(st.jnl_in, 10, "nothing of it was appended");
+	cr_assert_eq(shmkit_bridge_close(fb), 0);
+	cr_assert_eq(shmkit_bridge_close(lb), 0);
+
+	struct shmkit_journal_stats cs = jl_stats(copy);
+	cr_assert_eq(cs.last_seq, 10);
+	cr_assert_eq(cs.copy_of, first_id);
+	shmkit_journal *r;
+	struct shmkit_record rec;
+	char buf[160];
+	cr_assert_eq(shmkit_journal_open(&r, copy, NULL), 0);
+	for (uint64_t s = 1; s <= 10; s++) {
+		cr_assert_eq(shmkit_journal_next(r, &rec, 0), 1);
+		cr_assert_eq(rec.seq, s);
+		cr_assert_eq(rec.len, jl_fill(s, buf));
+		cr_assert_eq(memcmp(rec.data, buf, rec.len), 0, "record %llu unchanged", (unsigned long long)s);
+	}
+	cr_assert_eq(shmkit_journal_next(r, &rec, 0), -EAGAIN);
+	shmkit_journal_close(r);
+	struct shmkit_journal_report rep;
+	cr_assert_eq(shmkit_journal_verify(copy, &rep), 0, "%s", rep.where);
 }
 
 /* Two bridges in this process; bridge 1's export subscription on an
@@ -1275,9 +1600,10 @@ static char *host_jdump(struct host *h, const char *path)
  * journal of the same path in B's /dev/shm, through the relay, while:
  * B's bridge is SIGKILLed and restarted (after 5000 appended), A's
  * likewise (10000), the link is cut for 0.3 s (15000) and 2 frames are
- * corrupted (20000, and 21000 once the first was counted).  After 30000 records, both journals verify clean and
- * hold the same records (seq, length, bytes) one by one; B counts the
- * corrupted frames as bad CRC. */
+ * corrupted (20000, and 21000 once the first was counted).  After 30000
+ * records, both journals verify clean and hold the same records (seq,
+ * stamp, length, bytes) one by one; B counts the corrupted frames as bad
+ * CRC. */
 Test(bridge, journal_two_hosts_copy_is_identical, .timeout = 240)
 {
 	char path[256], base[128], line[2048], lb[2048];
@@ -1343,7 +1669,7 @@ Test(bridge, journal_two_hosts_copy_is_identical, .timeout = 240)
 	duo_stop(&d, line, lb, sizeof(line));
 	cr_assert_eq(__atomic_load_n(&d.r.corrupted, __ATOMIC_RELAXED), 2);
 	cr_assert_eq(stat_of(lb, "bad_crc"), 2, "every corrupted frame is counted and dropped");
-	cr_assert_eq(stat_of(lb, "jnl_gap"), 0);
+	cr_assert_eq(stat_of(lb, "jnl_identity"), 0);
 	/* Records travel packed: the writer appends 1000 at a time, so a
 	 * frame carries many (a record per frame would make these equal). */
 	cr_assert_lt(stat_of(lb, "received") * 2, stat_of(lb, "jnl_in"), "records are not packed");
