@@ -796,9 +796,12 @@ int shmkit_rpc_peers(shmkit_rpc *r, int (*fn)(const struct shmkit_rpc_peer *p, v
  * and PATH/journal.meta.  One writer at a time, enforced by a kernel file
  * lock the writer's death releases; any number of readers in any process.
  * Every record has a sequence number (1, 2, ... without gaps, but for
- * seqs lost to damage that repair marked), a CLOCK_REALTIME stamp that
- * never decreases along the journal (a backwards clock step shows as
- * repeated stamps), its length and a CRC-32C.  A reader never gets a torn
+ * seqs lost to damage that repair marked, and holes a replica's
+ * shmkit_journal_append_at left where its leader has them), a
+ * CLOCK_REALTIME stamp that never decreases along the journal (a
+ * backwards clock step shows as repeated stamps), its length and a
+ * CRC-32C.  Each journal has a random identity (stats: id); a replica
+ * says whose copy it is (copy_of).  A reader never gets a torn
  * or corrupt record: it gets -EBADMSG.
  * What survives a crash: a process crash loses no committed record under
  * any policy; a power loss keeps every record whose append returned under
