@@ -1,0 +1,326 @@
+/*
+ * mpmc_owner.pml - owner tokens of the MPMC channel (src/chan.c, "Owners"):
+ * a handle opened with an owner token keeps an entry that outlives it; the
+ * next handle with the token takes the entry over and with it the dead
+ * one's claims, and decides its commit_tag in flight.
+ *
+ * Instance: capacity 2 (CAP), N = 3 messages.  Processes (ids):
+ *   1  owned producer (token P): sends 1..N, each with commit_tag(tag = m)
+ *   2  its successor: waits for 1's death, takes the entry over (claims of
+ *      1: WRITING abandoned), decides the pending tag, reads owner_tag T
+ *      and sends T+1..N - as the importing bridge resends what the tag
+ *      says did not go in (bridge/chan.c)
+ *   3  owned consumer (token C): peeks and releases
+ *   4  its successor: waits for 3's death, takes over (READING(h, 3)
+ *      becomes READING(h, 4)), delivers the inherited message first
+ *   5  a plain consumer, competing; like every blocked side, it reclaims
+ *      a dead claimer's slot after checking its lock - an owner's peek
+ *      excepted, an owner's reservation abandoned (abandoned = pos + 1,
+ *      then the freeing CAS)
+ * Processes 1 and 3 may die before any step (MAXDEAD, default 2: both);
+ * waits are blocking guards ("something changed"), so a lost message
+ * shows as a run where nobody can move and not all were delivered.
+ *
+ * Steps (src/chan.c):
+ *   P1 load tail  P2 load slot  P3 CAS FREE(t) -> WRITING(t, me)  P4 help tail
+ *   T1 pending_tag = m; pending = t + 1      P5 payload
+ *   P7 CAS WRITING(t, me) -> FULL(t)         T2 last_tag = m; pending = 0
+ *   C1 load head  C2 load slot  C3 CAS FULL(h) -> READING(h, me)  C4 help head
+ *   C5 read payload  C6 CAS READING(h, me) -> FREE(h + cap)
+ *   R1 reclaim: dead claimer (lock free), not owned -> FREE(p + cap)
+ *   R-OWN owned READING: left alone
+ *   R-AB  owned WRITING: re-read the word (still the dead claim), store
+ *         abandoned (monotonic), then the freeing CAS
+ *   S0 prev = old; owner = new    S1 READING(h, old) -> READING(h, new)
+ *   S2 WRITING(t, old): abandon as R-AB    S3 prev = 0; decide pending
+ *
+ * Properties:
+ *   - each message is delivered at most once (asserted at C6) and only
+ *     if committed (P7);
+ *   - when nobody can move, every message 1..N was delivered: none lost,
+ *     whoever died where (the owned consumer's peek is not lost, the
+ *     producer chain's tag is exact: no resend of a committed message,
+ *     no message skipped).
+ *
+ * Mutants (scripts/models.sh requires SPIN to fail on each):
+ *   BUG_RECLAIM_OWNED  the reclaimer frees an owner's READING claim like
+ *                      any dead consumer's: the inherited message is lost
+ *   BUG_NO_RECHECK     the reclaimer stores abandoned from the word it
+ *                      saw before the liveness check, not re-read after
+ *                      it: a producer that published and then died is
+ *                      taken as abandoned, its message is sent again
+ *   BUG_ABANDON_AFTER  the reclaimer frees first and stores abandoned
+ *                      after: a successor in between takes the message
+ *                      as committed, and it is never sent
+ *
+ * Not modelled: C11 orders (SPIN is SC; the release/acquire pairs are
+ * argued in chan.c); a successor killed mid-takeover (prev: covered by
+ * tests/test_chan_owner.c); the owner lock serializing openers (one
+ * successor each here); sleeping and wake-ups (mpmc.pml checks them).
+ */
+#ifndef CAP
+#define CAP 2
+#endif
+#ifndef N
+#define N 3
+#endif
+#ifndef MAXDEAD
+#define MAXDEAD 2
+#endif
+#define FREE 0
+#define WRITING 1
+#define FULL 2
+#define READING 3
+#define EP 0   /* the producer token's entry */
+#define EC 1   /* the consumer token's entry */
+
+byte spos[CAP], sst[CAP], sid[CAP], pay[CAP];
+byte tail, head;
+byte e_owner[2], e_prev[2];
+byte pending, ptag, abandoned, last_tag;  /* the producer entry's record */
+bool alive[6], mortal[6];
+byte ndead;
+bool committed[N + 1];
+byte delivered[N + 1], ndelivered;
+
+#define DIE if :: ndead < MAXDEAD && mortal[me] -> ndead++; goto died :: skip fi
+#define OWNED(id, e) (e_owner[e] == id || e_prev[e] == id)
+#define SAME(i, p, s, d) (spos[i] == p && sst[i] == s && sid[i] == d)
+
+/* abandoned moves forward only (note_abandoned). */
+inline note_abandoned(p) {
+	if :: abandoned < p + 1 -> abandoned = p + 1 :: else fi
+}
+
+/* R1, R-OWN, R-AB: the blocker word (bp, bs, bi) seen earlier, and now
+ * (a later step) the kernel says bi's lock is free. */
+inline reclaim() {
+	atomic {
+		if
+		:: bi != 0 && bi != me && !alive[bi] -> /* sk_peer_held said free */
+			if
+			:: bs == READING && (OWNED(bi, EP) || OWNED(bi, EC)) ->
+#ifdef BUG_RECLAIM_OWNED
+				ab = 2
+#else
+				skip                          /* R-OWN: waits for the owner */
+#endif
+			:: bs == WRITING && (OWNED(bi, EP) || OWNED(bi, EC)) ->
+#ifdef BUG_NO_RECHECK
+				ab = 1
+#else
+				if :: SAME(bp % CAP, bp, bs, bi) -> ab = 1 :: else fi
+#endif
+			:: else -> ab = 2
+			fi
+		:: else
+		fi };
+	if
+	:: ab == 1 ->
+#ifndef BUG_ABANDON_AFTER
+		atomic { note_abandoned(bp) };                /* R-AB: first */
+#endif
+		atomic { if :: SAME(bp % CAP, bp, bs, bi) ->
+			spos[bp % CAP] = bp + CAP; sst[bp % CAP] = FREE; sid[bp % CAP] = 0
+			:: else fi };
+#ifdef BUG_ABANDON_AFTER
+		atomic { note_abandoned(bp) };
+#endif
+		skip
+	:: ab == 2 ->                                         /* R1 */
+		atomic { if :: SAME(bp % CAP, bp, bs, bi) ->
+			spos[bp % CAP] = bp + CAP; sst[bp % CAP] = FREE; sid[bp % CAP] = 0
+			:: else fi }
+	:: else
+	fi;
+	ab = 0; bp = 0; bs = 0; bi = 0
+}
+
+/* Send messages m..N (the owned producer chain, id me): claim, T1, P5,
+ * P7, T2. */
+inline send_all() {
+	do
+	:: m <= N ->
+		do /* claim */
+		:: atomic { DIE; t = tail;                                  /* P1 */
+			wp = spos[t % CAP]; ws = sst[t % CAP]; wi = sid[t % CAP] }; /* P2 */
+			if
+			:: wp == t && ws == FREE ->
+				atomic { DIE; if :: SAME(t % CAP, wp, ws, wi) ->     /* P3 */
+					sst[t % CAP] = WRITING; sid[t % CAP] = me; got = true :: else fi };
+				if :: got -> atomic { DIE; if :: tail == t -> tail = t + 1 :: else fi }; break
+				:: else fi
+			:: wp >= t && !(wp == t && ws == FREE) ->            /* P4: stale tail */
+				atomic { DIE; if :: tail == t -> tail = t + 1 :: else fi }
+			:: wp + CAP == t && ws != FREE ->                    /* full */
+				if
+				:: ws == FULL -> atomic { !SAME(t % CAP, wp, ws, wi) }
+				:: else -> /* a claim blocks: wait for a change or its claimer's death */
+					atomic { !SAME(t % CAP, wp, ws, wi) || !alive[wi] };
+					bp = wp; bs = ws; bi = wi; reclaim()
+				fi
+			:: else -> assert(false)                             /* -EBADMSG */
+			fi;
+			wp = 0; ws = 0; wi = 0
+		od;
+		atomic { DIE; ptag = m };                                   /* T1 */
+		atomic { DIE; pending = t + 1 };
+		atomic { DIE; pay[t % CAP] = m };                           /* P5 */
+		atomic { DIE; if :: SAME(t % CAP, t, WRITING, me) ->        /* P7 */
+			sst[t % CAP] = FULL; sid[t % CAP] = 0; committed[m] = true :: else fi };
+		atomic { DIE; last_tag = m };                               /* T2 */
+		atomic { DIE; pending = 0; got = false; t = 0; m++ }
+	:: else -> break
+	od
+}
+
+/* Deliver the message claimed at h (C5, C6). */
+inline deliver() {
+	atomic { DIE; v = pay[h % CAP] };                                   /* C5 */
+	atomic { DIE;                                                       /* C6 */
+		if
+		:: SAME(h % CAP, h, READING, me) ->
+			assert(committed[v] && delivered[v] == 0);
+			delivered[v]++; ndelivered++;
+			spos[h % CAP] = h + CAP; sst[h % CAP] = FREE; sid[h % CAP] = 0
+		:: else -> assert(false) /* only a live owner's claim is ours */
+		fi;
+		v = 0; got = false; h = 0 }
+}
+
+/* Peek and release until every message was delivered. */
+inline consume_all() {
+	do
+	:: ndelivered == N -> break
+	:: else ->
+		atomic { DIE; h = head;                                     /* C1 */
+			wp = spos[h % CAP]; ws = sst[h % CAP]; wi = sid[h % CAP] }; /* C2 */
+		if
+		:: wp == h && ws == FULL ->
+			atomic { DIE; if :: SAME(h % CAP, wp, ws, wi) ->             /* C3 */
+				sst[h % CAP] = READING; sid[h % CAP] = me; got = true :: else fi };
+			if
+			:: got -> atomic { DIE; if :: head == h -> head = h + 1 :: else fi }; /* C4 */
+				deliver()
+			:: else
+			fi
+		:: wp > h || (wp == h && ws == READING) ->               /* C4: stale head */
+			atomic { DIE; if :: head == h -> head = h + 1 :: else fi }
+		:: wp == h && ws == FREE ->                              /* empty */
+			atomic { !SAME(h % CAP, wp, ws, wi) || ndelivered == N }
+		:: (wp == h && ws == WRITING) || (wp + CAP == h && ws == READING) -> /* a claim blocks */
+			atomic { !SAME(h % CAP, wp, ws, wi) || !alive[wi] || ndelivered == N };
+			bp = wp; bs = ws; bi = wi; reclaim()
+		:: else -> assert(false)                                     /* -EBADMSG */
+		fi;
+		wp = 0; ws = 0; wi = 0; h = 0
+	od
+}
+
+proctype producer(byte me)
+{
+	byte m = 1, t, wp, ws, wi, bp, bs, bi, ab;
+	bool got;
+
+	send_all();
+	goto done;
+died:
+	alive[me] = false;
+done:
+	skip
+}
+
+/* S0-S3 on the producer's entry, then owner_tag and the rest. */
+proctype producer_successor(byte me)
+{
+	byte m, t, wp, ws, wi, bp, bs, bi, ab, i;
+	bool got;
+
+end_wait:
+	!alive[1];
+	atomic { e_prev[EP] = e_owner[EP] };                                /* S0 */
+	atomic { e_owner[EP] = me };
+	i = 0;
+	do
+	:: i < CAP ->
+		atomic { wp = spos[i]; ws = sst[i]; wi = sid[i] };
+		if
+		:: ws == WRITING && wi == e_prev[EP] ->                      /* S2 */
+			atomic { note_abandoned(wp) };
+			atomic { if :: SAME(i, wp, ws, wi) -> spos[i] = wp + CAP; sst[i] = FREE; sid[i] = 0
+				:: else fi }
+		:: else
+		fi;
+		wp = 0; ws = 0; wi = 0; i++
+	:: else -> i = 0; break
+	od;
+	atomic { e_prev[EP] = 0 };                                          /* S3 */
+	atomic { if :: pending != 0 && abandoned != pending -> last_tag = ptag :: else fi; pending = 0 };
+	m = last_tag + 1;
+	send_all();
+died:
+	skip
+}
+
+proctype consumer(byte me)
+{
+	byte h, v, wp, ws, wi, bp, bs, bi, ab;
+	bool got;
+
+	consume_all();
+	goto done;
+died:
+	alive[me] = false;
+done:
+	skip
+}
+
+/* S0, S1 on the consumer's entry; the inherited message first. */
+proctype consumer_successor(byte me)
+{
+	byte h, v, wp, ws, wi, bp, bs, bi, ab, i;
+	bool got;
+
+end_wait:
+	!alive[3];
+	atomic { e_prev[EC] = e_owner[EC] };                                /* S0 */
+	atomic { e_owner[EC] = me };
+	i = 0;
+	do
+	:: i < CAP ->
+		atomic {                                                    /* S1 */
+			if
+			:: sst[i] == READING && sid[i] == e_prev[EC] -> sid[i] = me; h = spos[i]; got = true
+			:: else
+			fi;
+			i++ }
+	:: else -> i = 0; break
+	od;
+	atomic { e_prev[EC] = 0 };                                          /* S3 */
+	if :: got -> deliver() :: else fi;
+	consume_all();
+died:
+	skip
+}
+
+init {
+	byte k;
+	atomic {
+		do
+		:: k < CAP -> spos[k] = k; k++
+		:: else -> break
+		od;
+		e_owner[EP] = 1; e_owner[EC] = 3;
+		alive[1] = true; mortal[1] = true; run producer(1);
+		alive[2] = true; run producer_successor(2);
+		alive[3] = true; mortal[3] = true; run consumer(3);
+		alive[4] = true; run consumer_successor(4);
+		alive[5] = true; run consumer(5)
+	}
+}
+
+active proctype watchdog()
+{
+end:
+	timeout -> assert(ndelivered == N)
+}
