@@ -168,6 +168,8 @@ class _JournalStat(TypedDict):
     bytes: int
     durability: int
     writer_pid: int
+    id: int
+    copy_of: int
 
 # ---- errors ----
 
@@ -232,7 +234,9 @@ class Loan(Generic[_R]):
     def commit(self: Loan[int], length: int, *, idempotent: bool = False,
                timeout: _Timeout = None) -> int: ...
     @overload
-    def commit(self: Loan[None], length: int) -> None: ...
+    def commit(self: Loan[None], length: int, *, tag: int | None = None) -> None:
+        """tag (a channel's loan): shmkit_chan_commit_tag, the owner's record
+        of its last delivered commit (Channel.owner_tag)."""
     def abort(self) -> None:
         """Give the buffer back unsent."""
     def tobytes(self) -> bytes:
@@ -372,15 +376,17 @@ class Channel:
     def create(cls, name: str, *, capacity: int = ..., max_msg: int = ..., mode: int = ...,
                exclusive: bool = False, spsc: bool = False, readonly: bool = False,
                populate: bool = False, mlock: bool = False, wait: int = ...,
-               timeout: _Timeout = ...) -> Channel:
+               timeout: _Timeout = ..., owner: int = 0) -> Channel:
         """capacity 64, max_msg 1024, mode 0o600, wait WAIT_ADAPTIVE; opens an
         existing channel unless exclusive (its geometry wins)."""
     @classmethod
     def open(cls, name: str, *, capacity: int = ..., max_msg: int = ..., mode: int = ...,
              exclusive: bool = False, spsc: bool = False, readonly: bool = False,
              populate: bool = False, mlock: bool = False, wait: int = ...,
-             timeout: _Timeout = ...) -> Channel:
-        """timeout (1.0): for a creator still initialising."""
+             timeout: _Timeout = ..., owner: int = 0) -> Channel:
+        """timeout (1.0): for a creator still initialising.  owner (MPMC): a
+        durable identity; a dead predecessor's peeked message comes back to
+        the next handle with that owner (OSError EBUSY while one lives)."""
     @classmethod
     def attach(cls, segment: Segment, *, wait: int = ...) -> Channel:
         """A Channel over an open Segment of kind KIND_CHAN (e.g.
@@ -396,6 +402,14 @@ class Channel:
         """A Loan of max_msg bytes in the channel; loan.commit(n) sends."""
     def peek(self, timeout: _Timeout = None) -> Message:
         """The next message in place; message.release()."""
+    def peek_pos(self) -> int:
+        """The channel position of the message this handle has peeked."""
+    def reserve_pos(self) -> int:
+        """The channel position of this handle's open loan."""
+    def owner_tag(self) -> int:
+        """The tag of the owner's last commit(n, tag=T) that delivered (0: none)."""
+    def disown(self) -> None:
+        """The owner's record becomes an ordinary handle's (close frees it)."""
     def fileno(self, events: int = 1) -> int:
         """An fd readable when this side may go on (events POLLIN or
         POLLOUT); ack() it, then drain with timeout=0."""
@@ -637,6 +651,11 @@ class Journal:
         keep_files 0, keep_bytes 0, mode 0o600."""
     def append(self, data: ReadableBuffer, /) -> int:
         """The record's seq, as durable as the policy says."""
+    def append_at(self, seq: int, time_ns: int, data: ReadableBuffer) -> None:
+        """A replica's record with the leader's seq and stamp; a seq past the
+        next leaves a hole (FileExistsError for one not past the last)."""
+    def set_copy_of(self, id: int, /) -> None:
+        """Record once that this journal copies the journal of that id."""
     def sync(self) -> None:
         """Make every appended record durable now."""
     def stat(self) -> _JournalStat: ...

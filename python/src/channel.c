@@ -30,20 +30,21 @@ static PyObject *chan_wrap(shmkit_chan *ch)
 static PyObject *chan_make(PyObject *args, PyObject *kw, int create)
 {
 	static char *kwl[] = {"name", "capacity", "max_msg", "mode", "exclusive", "spsc",
-	                      "readonly", "populate", "mlock", "wait", "timeout", NULL};
+	                      "readonly", "populate", "mlock", "wait", "timeout", "owner", NULL};
 	const char *name;
 	unsigned cap = 0, max_msg = 0, mode = 0;
 	int excl = 0, spsc = 0, ro = 0, pop = 0, mlock = 0, wait = 0, rc;
 	int64_t tns = 0;
+	unsigned long long owner = 0;
 	shmkit_chan *ch;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|$IIIppppppiO&", kwl, &name, &cap, &max_msg,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|$IIIpppppiO&K", kwl, &name, &cap, &max_msg,
 	                                 &mode, &excl, &spsc, &ro, &pop, &mlock, &wait,
-	                                 sk_py_timeout_conv, &tns))
+	                                 sk_py_timeout_conv, &tns, &owner))
 		return NULL;
 	struct shmkit_chan_opts o = {.capacity = cap, .max_msg = max_msg, .mode = mode,
 		.flags = sk_py_flags(excl, ro, pop, mlock, 0, 0) | (spsc ? SHMKIT_CHAN_SPSC : 0),
-		.wait = wait, .init_timeout_ns = tns};
+		.wait = wait, .init_timeout_ns = tns, .owner = owner};
 	Py_BEGIN_ALLOW_THREADS
 	rc = create ? shmkit_chan_create(&ch, name, &o) : shmkit_chan_open(&ch, name, &o);
 	Py_END_ALLOW_THREADS
@@ -249,14 +250,25 @@ static int loan_end(SkView *v)
 	return shmkit_chan_abort(CH(v->owner)->ch);
 }
 
+/* commit(length, *, tag=None): with a tag, shmkit_chan_commit_tag (an
+ * owned handle's record of its last delivered commit). */
 static PyObject *loan_commit(SkView *v, PyObject *args, PyObject *kw)
 {
+	static char *kwl[] = {"length", "tag", NULL};
 	Py_ssize_t len;
+	PyObject *tag = Py_None;
+	unsigned long long t = 0;
 	int rc;
 
-	if (sk_view_commit_len(v, args, kw, &len) < 0)
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "n|$O:commit", kwl, &len, &tag) ||
+	    sk_view_len_ok(v, len) < 0)
 		return NULL;
-	if ((rc = shmkit_chan_commit(CH(v->owner)->ch, (size_t)len)) < 0)
+	if (tag != Py_None && (t = PyLong_AsUnsignedLongLong(tag)) == (unsigned long long)-1 &&
+	    PyErr_Occurred())
+		return NULL;
+	rc = tag == Py_None ? shmkit_chan_commit(CH(v->owner)->ch, (size_t)len)
+	                    : shmkit_chan_commit_tag(CH(v->owner)->ch, (size_t)len, t);
+	if (rc < 0)
 		return sk_py_error(rc, NULL);
 	Py_RETURN_NONE;
 }
@@ -337,6 +349,54 @@ static PyObject *chan_stats(PyObject *self, PyObject *unused)
 		"consumer", st.consumer);
 }
 
+/* peek_pos(), reserve_pos(), owner_tag(): a u64 from the handle. */
+static PyObject *chan_u64(PyObject *self, int (*fn)(shmkit_chan *, uint64_t *))
+{
+	uint64_t v = 0;
+	int rc;
+
+	if (sk_py_enter(&CH(self)->h) < 0)
+		return NULL;
+	rc = fn(CH(self)->ch, &v);
+	sk_py_leave(&CH(self)->h);
+	return rc < 0 ? sk_py_error(rc, NULL) : PyLong_FromUnsignedLongLong(v);
+}
+
+static int peek_pos_fn(shmkit_chan *ch, uint64_t *v)
+{
+	return shmkit_chan_peek_pos(ch, v);
+}
+
+static int reserve_pos_fn(shmkit_chan *ch, uint64_t *v)
+{
+	return shmkit_chan_reserve_pos(ch, v);
+}
+
+static PyObject *chan_peek_pos(PyObject *self, PyObject *unused)
+{
+	return chan_u64(self, peek_pos_fn);
+}
+
+static PyObject *chan_reserve_pos(PyObject *self, PyObject *unused)
+{
+	return chan_u64(self, reserve_pos_fn);
+}
+
+static PyObject *chan_owner_tag(PyObject *self, PyObject *unused)
+{
+	return chan_u64(self, shmkit_chan_owner_tag);
+}
+
+static int call_disown(void *p)
+{
+	return shmkit_chan_disown(p);
+}
+
+static PyObject *chan_disown(PyObject *self, PyObject *unused)
+{
+	return sk_py_call(&CH(self)->h, call_disown, CH(self)->ch, 1);
+}
+
 static PyObject *chan_iter(PyObject *self)
 {
 	return sk_py_iter_new(self, "recv", Py_None);
@@ -361,10 +421,12 @@ static PyMethodDef chan_methods[] = {
 	{"create", KWFN(chan_create) | METH_CLASS,
 	 "create(name, *, capacity=64, max_msg=1024, mode=0o600, exclusive=False, spsc=False,\n"
 	 "       populate=False, mlock=False, wait=WAIT_ADAPTIVE) -> Channel\n"
-	 "(opens an existing channel unless exclusive; its geometry wins)"},
+	 "(opens an existing channel unless exclusive; its geometry wins); owner: see open"},
 	{"open", KWFN(chan_open) | METH_CLASS,
 	 "open(name, *, readonly=False, populate=False, mlock=False, wait=WAIT_ADAPTIVE,\n"
-	 "     timeout=1.0) -> Channel"},
+	 "     timeout=1.0, owner=0) -> Channel; owner (MPMC): a durable identity - a dead\n"
+	 "predecessor's peeked message comes back to the next handle with that owner,\n"
+	 "owner_tag() tells whether its last commit(tag=) went in"},
 	{"attach", KWFN(chan_attach) | METH_CLASS,
 	 "attach(segment, *, wait=WAIT_ADAPTIVE) -> Channel over an open Segment of kind\n"
 	 "KIND_CHAN (e.g. Segment.recv_fd); the Channel takes the segment over (closed)"},
@@ -381,6 +443,14 @@ static PyMethodDef chan_methods[] = {
 	{"reserve", KWFN(chan_reserve),
 	 "reserve(timeout=None) -> Loan of max_msg bytes in the channel; loan.commit(n)"},
 	{"peek", KWFN(chan_peek), "peek(timeout=None) -> Message in place; message.release()"},
+	{"peek_pos", chan_peek_pos, METH_NOARGS,
+	 "peek_pos() -> the channel position of the message this handle has peeked"},
+	{"reserve_pos", chan_reserve_pos, METH_NOARGS,
+	 "reserve_pos() -> the channel position of this handle's open loan"},
+	{"owner_tag", chan_owner_tag, METH_NOARGS,
+	 "owner_tag() -> the tag of the owner's last commit(n, tag=T) that delivered (0: none)"},
+	{"disown", chan_disown, METH_NOARGS,
+	 "disown(): the owner's record becomes an ordinary handle's (close frees it)"},
 	{"fileno", KWFN(chan_fileno),
 	 "fileno(events=POLLIN) -> fd readable when this side may go on (ack() it, then drain\n"
 	 "with timeout=0 until BlockingIOError)"},

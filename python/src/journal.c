@@ -141,8 +141,15 @@ struct jn_op {
 	const void *in;
 	size_t len;
 	uint64_t seq;
+	int64_t time_ns;
 	struct shmkit_record rec;
 };
+
+static long long op_append_at(void *p, int64_t t)
+{
+	struct jn_op *o = p;
+	return shmkit_journal_append_at(o->j, o->seq, o->time_ns, o->in, o->len);
+}
 
 static long long op_append(void *p, int64_t t)
 {
@@ -168,6 +175,42 @@ static PyObject *journal_append(PyObject *self, PyObject *arg)
 	rc = sk_py_run_ns(&JN(self)->h, op_append, &o, 0);  /* may sync: no GIL */
 	PyBuffer_Release(&b);
 	return rc < 0 ? NULL : PyLong_FromUnsignedLongLong(o.seq);
+}
+
+/* append_at(seq, time_ns, data): a replica's record, with the leader's
+ * seq and stamp (a jump leaves a hole). */
+static PyObject *journal_append_at(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwl[] = {"seq", "time_ns", "data", NULL};
+	unsigned long long seq;
+	long long tns;
+	Py_buffer b;
+	long long rc;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "KLy*:append_at", kwl, &seq, &tns, &b))
+		return NULL;
+	struct jn_op o = {.j = JN(self)->j, .in = b.buf, .len = (size_t)b.len, .seq = seq,
+		.time_ns = tns};
+	rc = sk_py_run_ns(&JN(self)->h, op_append_at, &o, 0);  /* may sync: no GIL */
+	PyBuffer_Release(&b);
+	if (rc < 0)
+		return NULL;
+	Py_RETURN_NONE;
+}
+
+static int call_copy_of(void *p)
+{
+	struct jn_op *o = p;
+	return shmkit_journal_set_copy_of(o->j, o->seq);
+}
+
+static PyObject *journal_set_copy_of(PyObject *self, PyObject *arg)
+{
+	struct jn_op o = {.j = JN(self)->j, .seq = PyLong_AsUnsignedLongLong(arg)};
+
+	if (o.seq == (uint64_t)-1 && PyErr_Occurred())
+		return NULL;
+	return sk_py_call(&JN(self)->h, call_copy_of, &o, 1);
 }
 
 static long long op_sync(void *p, int64_t t)
@@ -311,12 +354,13 @@ static PyObject *journal_stat(PyObject *self, PyObject *unused)
 	sk_py_leave(&JN(self)->h);
 	if (rc < 0)
 		return sk_py_error(rc, NULL);
-	return Py_BuildValue("{s:K,s:K,s:K,s:I,s:K,s:i,s:i}",
+	return Py_BuildValue("{s:K,s:K,s:K,s:I,s:K,s:i,s:i,s:K,s:K}",
 		"first_seq", (unsigned long long)st.first_seq,
 		"last_seq", (unsigned long long)st.last_seq,
 		"records", (unsigned long long)st.records, "files", st.files,
 		"bytes", (unsigned long long)st.bytes, "durability", st.durability,
-		"writer_pid", (int)st.writer_pid);
+		"writer_pid", (int)st.writer_pid, "id", (unsigned long long)st.id,
+		"copy_of", (unsigned long long)st.copy_of);
 }
 
 static PyObject *journal_remove(PyObject *cls, PyObject *arg)
@@ -416,6 +460,12 @@ static PyMethodDef writer_methods[] = {
 	 "     file_size=64M, max_record=1M, keep_files=0, keep_bytes=0, mode=0o600,\n"
 	 "     any_owner=False) -> Journal, the one writer (OSError EBUSY while another lives)"},
 	{"append", journal_append, METH_O, "append(data) -> seq, as durable as the policy says"},
+	{"append_at", KWFN(journal_append_at),
+	 "append_at(seq, time_ns, data): a replica's record with the leader's seq and stamp;\n"
+	 "a seq past the next leaves a hole (FileExistsError for one not past the last)"},
+	{"set_copy_of", journal_set_copy_of, METH_O,
+	 "set_copy_of(id): record once that this journal copies the journal of that id\n"
+	 "(stat()['id'] of the leader; FileExistsError if it copies another)"},
 	{"sync", journal_sync, METH_NOARGS, "make every appended record durable now"},
 	{"stat", journal_stat, METH_NOARGS, "files, bytes, records, as a dict"},
 	{"remove", journal_remove, METH_O | METH_STATIC, "remove(path): the whole journal"},

@@ -116,6 +116,8 @@ SkView *sk_view_new(PyTypeObject *type, SkHandle *owner,
                     const struct sk_view_ops *ops, void *ptr, Py_ssize_t len);
 /* Loan.commit's length argument, checked against the loan: 0 or -1. */
 int sk_view_commit_len(SkView *v, PyObject *args, PyObject *kw, Py_ssize_t *len);
+/* 0 if len fits the view, else -1 with ValueError set. */
+int sk_view_len_ok(const SkView *v, Py_ssize_t len);
 /* Check that v can be given back: BufferError while exported. */
 int sk_view_check_free(SkView *v, const char *what);
 /* The view is given back: no memory, no longer the owner's. */

@@ -74,17 +74,22 @@ int sk_view_check_free(SkView *v, const char *what)
 	return 0;
 }
 
+int sk_view_len_ok(const SkView *v, Py_ssize_t len)
+{
+	if (len < 0 || len > v->len) {
+		PyErr_Format(PyExc_ValueError, "length must be 0..%zd", v->len);
+		return -1;
+	}
+	return 0;
+}
+
 int sk_view_commit_len(SkView *v, PyObject *args, PyObject *kw, Py_ssize_t *len)
 {
 	static char *kwl[] = {"length", NULL};
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "n:commit", kwl, len))
 		return -1;
-	if (*len < 0 || *len > v->len) {
-		PyErr_Format(PyExc_ValueError, "length must be 0..%zd", v->len);
-		return -1;
-	}
-	return 0;
+	return sk_view_len_ok(v, *len);
 }
 
 void sk_view_kill(SkView *v)
