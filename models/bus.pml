@@ -1,8 +1,9 @@
 /*
  * bus.pml - the bus's claim/commit handshake and the subscriber's
  * arm-then-recheck wait (src/bus.c), overwrite mode, copy publishing
- * (shmkit_bus_publish): publishers claim a sequence from head, mark its
- * slot WRITING, copy, commit by a CAS from their mark; a subscriber reads
+ * (shmkit_bus_publish): publishers take a sequence from head, claim its
+ * slot on the claim word (CAS), mark the slot word WRITING (a plain
+ * store), copy, commit by a CAS from their mark; a subscriber reads
  * the slot of its position, validates the copy by re-reading the word
  * (seqlock), resynchronises when lapped (counting the jump lost), and
  * passes a slot stuck behind a dead or stalled claimer after STUCK_NS.
@@ -15,27 +16,35 @@
  *
  * Slot word = (seq, pub, st, T) as in bus.c (seq << 13 | T << 11 | pub << 2
  * | st; st 0 = never written, 1 WRITING, 2 MSG, 3 SKIP; T: taken from its
- * holder; pub 0 stands for 510, an abandoned claim).  A message is a value
- * written in two steps (len, payload).  Steps, as named in src/bus.c:
+ * holder; pub 0 stands for 510, nobody).  Claim word, one per slot, the
+ * same fields: st 1 claimed by pub, 3 given up (T: pub may still be in
+ * the slot).  A message is a value written in two steps (len, payload).
+ * Steps, as named in src/bus.c:
  *   P1 fetch_add head           P2 store cur (publisher entry)
- *   P3 slot_take: load word, then CAS v -> (s, me, WRITING); a live
- *      holder's record still in the slot (holder_in_slot): wait, or give
- *      the sequence up (slot_give_up: taken(s, holder)) and claim again;
- *      a word already at s or later: claim again / lapped
+ *   P3 slot_take: load the claim and the slot word, then CAS the claim
+ *      c -> (s, me, claimed); a holder that may still be in the slot
+ *      (not claim_done, holder_in_slot): wait, or give the sequence up
+ *      (slot_give_up: claim given(s, holder, T), and the holder's marked
+ *      record taken) and claim again; a claim already at s or later:
+ *      claim again / lapped
+ *   P3m store word = (s, me, WRITING): the mark, a plain store
  *   P4 store len, memcpy payload (after the release fence)
  *   P5 CAS (s, me, WRITING) -> (s, me, MSG)      the commit point; fails
- *      if a reader took the record: claim again
+ *      if the record was taken: claim again
  *   P5b store_release cur = none
  *   P6 sk_ec_notify(published): inc only if the flag is set (P5 is seq_cst)
  *   R1 load_acquire word        R2 load len, memcpy payload
  *   R3/R4 fence, reload word: changed -> discard, look again
+ *   A2-skip (sub_quick_look): head and claim not read, "not yet" - only
+ *      while the count's waiter flag is clear
  *   A2-head: load head when not ready (empty if head <= pos)
- *   A2-skip: when the slot holds nothing of pos, the head read is
- *      skipped on most looks (the look says "not yet"); modelled as one
- *      skip per position, which reaches every state a run of them does
+ *   R1c (sub_claim_look): the word shows nothing of pos: load the claim;
+ *      a later sequence's: resync; pos given up: pass it
  *   sub_resync: load head, jump to head - cap, count the jump lost
  *   sub_stuck (after a STUCK_NS slice): WRITING(p) of a holder still in
- *      the slot: keep waiting; else CAS to taken(p) / SKIP(p), ec_inc
+ *      the slot: keep waiting; else CAS the word to taken(p); claimed and
+ *      unmarked by a live claimer: keep waiting; else (dead claimer, or
+ *      not claimed) CAS the claim to given(p); ec_inc
  * The subscriber waits with sk_wait_for on `published` (look; arm, look
  * again, sleep: common.pml ec_arm_top/ec_block); the pollable fd's arming
  * (sk_waitfd_service_arm: arm, look) is the same handshake.
@@ -56,8 +65,13 @@
  *   BUG_NOTIFY_IGNORES_FLAG  P6 skips the increment even when the flag is
  *                     set: a lost wake-up
  *   BUG_P5_STORE      commit is a plain store, not a CAS from the WRITING
- *                     mark: a stalled publisher whose claim a reader gave
- *                     up commits into a slot handed on
+ *                     mark: a stalled publisher whose record was taken
+ *                     commits after readers passed it
+ *   BUG_CLAIM_STORE   the claim is a plain store, not a CAS: a claimer whose
+ *                     sequence was given up marks and writes over a slot
+ *                     handed on (a torn read)
+ *   BUG_NO_MARK       no WRITING mark before the payload: a lagging reader's
+ *                     copy is torn
  *
  * Not modelled: back-pressure (cursor scan, reaping, the join handshake),
  * loans (W_LOST), the publisher table's OFD locks beyond alive[], C11
@@ -82,9 +96,16 @@
 #define SKIP 3
 #define NONE 255            /* cur: not in a slot (BUS_SEQ_MAX) */
 
+/* the subscriber can move on from pos: the slot word shows it (lapped,
+ * or MSG/SKIP of pos), or - the word not marked for pos - its claim does
+ * (claimed by a later sequence, or pos given up) */
+#define WREADY (wst[pos % CAP] != NEVER && (wseq[pos % CAP] > pos || \
+	(wseq[pos % CAP] == pos && wst[pos % CAP] != WRITING)))
+#define CREADY (cst[pos % CAP] != NEVER && (cseq[pos % CAP] > pos || \
+	(cseq[pos % CAP] == pos && cst[pos % CAP] == SKIP)))
+#define READY (WREADY || (!(wst[pos % CAP] == WRITING && wseq[pos % CAP] == pos) && CREADY))
 /* the slot of the subscriber's position is claimed but not ready */
-#define STUCK (head > pos && !(wst[pos % CAP] != NEVER && wseq[pos % CAP] >= pos && \
-	(wseq[pos % CAP] > pos || wst[pos % CAP] != WRITING)))
+#define STUCK (head > pos && !READY)
 /* Timing made finite: a live claimer is taken for stalled (its claim
  * given up after STUCK_NS, or a copy waited for given up) at most
  * MAXSTALL times per run; a dead one always. */
@@ -92,8 +113,6 @@
 #define MAXSTALL 1
 #endif
 #define SLICE(p) (missed[p] || (STUCK && (!alive[claimer[pos]] || nstall < MAXSTALL)))
-#define READY (wst[pos % CAP] != NEVER && (wseq[pos % CAP] > pos || \
-	(wseq[pos % CAP] == pos && wst[pos % CAP] != WRITING)))
 
 #define FINAL_CHECK \
 	assert(asleep[3] == 0 || !READY); \
@@ -107,6 +126,8 @@
 
 byte wseq[CAP], wpub[CAP], wst[CAP];
 bool wT[CAP];
+byte cseq[CAP], cpub[CAP], cst[CAP]; /* claim words (st NEVER, WRITING = claimed, SKIP = given up) */
+bool cT[CAP];
 byte slen[CAP], pay[CAP];
 byte head;
 byte cur[3] = NONE;         /* publisher entries' cur */
@@ -118,14 +139,20 @@ byte pos;                   /* the subscriber's position */
 byte claimer[NSEQ];         /* ghost: who claimed a sequence (P1) */
 byte nstall;                /* live claimers taken for stalled so far */
 
-/* holder_in_slot for the word in (vs, vp, vst, vT) at slot of s */
+/* holder_in_slot for the record (vs, vp) (a claim or a word) at the slot of vs */
 #define HOLDER_IN(vs, vp) (vp != 0 && cur[vp] != NONE && cur[vp] % CAP == (vs) % CAP && \
 	cur[vp] <= (vs) && alive[vp])
+/* claim_done: nobody the claim (cs, cp, cst, cT) names may write into the
+ * slot whose word is (ws, wp, wst, wT) */
+#define CLAIM_DONE(cs, cp, cst, cT, ws, wp, wst, wT) (cst == NEVER || (cst == SKIP && !cT) || \
+	(cst == WRITING && wst != NEVER && ws == cs && wp == cp && (wst == MSG || (wst == SKIP && !wT))))
+#define SAME_CLAIM(i) (cseq[i] == vs && cpub[i] == vp && cst[i] == vst && cT[i] == vT)
+#define SAME_WORD(i) (wseq[i] == ws && wpub[i] == wp && wst[i] == wstt && wT[i] == wTT)
 
 proctype publisher(byte me; byte first; byte n)
 {
-	byte m, s, vs, vp, vst, r, prev, w, v;
-	bool vT, pendwake, sliced, ok;
+	byte m, s, vs, vp, vst, ws, wp, wstt, r, prev, w, v;
+	bool vT, wTT, pendwake, sliced, ok;
 
 	m = first;
 	do
@@ -133,23 +160,28 @@ proctype publisher(byte me; byte first; byte n)
 		atomic { DIE; s = head; head++; assert(head < NSEQ); claimer[s] = me }; /* P1 */
 		atomic { DIE; cur[me] = s };                                /* P2 */
 		do  /* slot_take */
-		:: atomic { DIE;                                            /* P3: load */
-			vs = wseq[s % CAP]; vp = wpub[s % CAP]; vst = wst[s % CAP]; vT = wT[s % CAP];
+		:: atomic { DIE;                                            /* P3: load claim, word */
+			vs = cseq[s % CAP]; vp = cpub[s % CAP]; vst = cst[s % CAP]; vT = cT[s % CAP];
+			ws = wseq[s % CAP]; wp = wpub[s % CAP]; wstt = wst[s % CAP]; wTT = wT[s % CAP];
 			if
 			:: vst != NEVER && vs > s -> r = 2          /* lapped */
-			:: vst != NEVER && vs == s -> r = 0         /* taken over: claim again */
-			:: vst != NEVER && vs < s && (vst == WRITING || vT) && HOLDER_IN(vs, vp) ->
+			:: vst != NEVER && vs == s -> r = 0         /* given up: claim again */
+			:: (vst == NEVER || vs < s) && !CLAIM_DONE(vs, vp, vst, vT, ws, wp, wstt, wTT) &&
+			   HOLDER_IN(vs, vp) ->
 				r = 3                               /* a live holder is in the slot */
 			:: else -> r = 1
 			fi };
 			if
 			:: r == 1 ->
-				atomic { DIE;                               /* P3: CAS */
+				atomic { DIE;                               /* P3: CAS claim */
 				if
-				:: wseq[s % CAP] == vs && wpub[s % CAP] == vp && wst[s % CAP] == vst &&
-				   wT[s % CAP] == vT ->
-					wseq[s % CAP] = s; wpub[s % CAP] = me; wst[s % CAP] = WRITING;
-					wT[s % CAP] = false; r = 4;
+#ifdef BUG_CLAIM_STORE
+				:: true ->
+#else
+				:: SAME_CLAIM(s % CAP) ->
+#endif
+					cseq[s % CAP] = s; cpub[s % CAP] = me; cst[s % CAP] = WRITING;
+					cT[s % CAP] = false; r = 4;
 					pendwake = true  /* a lapped reader may go on now; P6 wakes it */
 				:: else
 				fi };
@@ -159,18 +191,33 @@ proctype publisher(byte me; byte first; byte n)
 				:: skip
 				:: atomic { nstall < MAXSTALL -> DIE; nstall++;
 					if
-					:: wseq[s % CAP] == vs && wpub[s % CAP] == vp && wst[s % CAP] == vst &&
-					   wT[s % CAP] == vT ->
-						wseq[s % CAP] = s; wst[s % CAP] = SKIP; wT[s % CAP] = true; r = 0
+					:: SAME_CLAIM(s % CAP) ->
+						cseq[s % CAP] = s; cst[s % CAP] = SKIP; cT[s % CAP] = true; r = 0;
+						pendwake = true
 					:: else
 					fi };
-					if :: r == 0 -> break :: else fi
+					if
+					:: r == 0 ->
+						atomic { DIE;               /* take the holder's marked record */
+						if
+						:: wst[s % CAP] == WRITING && wpub[s % CAP] == vp ->
+							wst[s % CAP] = SKIP; wT[s % CAP] = true
+						:: else
+						fi };
+						ec_inc(PUBE);
+						break
+					:: else
+					fi
 				fi
 			:: else -> break
 			fi
 		od;
 		if
 		:: r == 4 ->
+#ifndef BUG_NO_MARK
+			atomic { DIE;                                       /* P3m: the mark, a plain store */
+				wseq[s % CAP] = s; wpub[s % CAP] = me; wst[s % CAP] = WRITING; wT[s % CAP] = false };
+#endif
 			atomic { DIE; slen[s % CAP] = m };                  /* P4 */
 			atomic { DIE; pay[s % CAP] = m };
 			atomic { DIE;                                       /* P5: the commit point */
@@ -181,6 +228,11 @@ proctype publisher(byte me; byte first; byte n)
 				if
 				:: wseq[s % CAP] == s && wpub[s % CAP] == me && wst[s % CAP] == WRITING && !wT[s % CAP] ->
 					wst[s % CAP] = MSG; seqmsg[s] = m; ok = true; pendwake = true
+#ifdef BUG_NO_MARK
+				:: wst[s % CAP] != WRITING || wseq[s % CAP] < s ->
+					wseq[s % CAP] = s; wpub[s % CAP] = me; wst[s % CAP] = MSG; wT[s % CAP] = false;
+					seqmsg[s] = m; ok = true; pendwake = true
+#endif
 				:: else -> ok = false
 				fi
 #endif
@@ -193,7 +245,7 @@ proctype publisher(byte me; byte first; byte n)
 		:: r == 2 -> atomic { cur[me] = NONE; m++ }  /* lapped: published and overwritten at once */
 		:: else -> atomic { cur[me] = NONE }         /* claim again */
 		fi;
-		atomic { s = 0; r = 0; vs = 0; vp = 0; vst = 0; vT = false }
+		atomic { s = 0; r = 0; vs = 0; vp = 0; vst = 0; vT = false; ws = 0; wp = 0; wstt = 0; wTT = false }
 	:: else -> break
 	od;
 	goto done;
@@ -205,32 +257,31 @@ done:
 
 proctype subscriber(byte me)
 {
-	byte vs, vp, vst, h, rl, rp, nst, np, prev, w, armed, skipped;
-	bool vT, nT, pendwake, sliced, got;
+	byte vs, vp, vst, ws, wp, wstt, h, rl, rp, nst, np, prev, w, armed;
+	bool vT, wTT, nT, pendwake, sliced, got, settled;
 
 	do
 	:: ec_arm_top(PUBE);                                                /* W1, F (armed only) */
 		do  /* sub_locate */
 		:: atomic {                                                 /* R1 */
-			vs = wseq[pos % CAP]; vp = wpub[pos % CAP]; vst = wst[pos % CAP]; vT = wT[pos % CAP] };
+			ws = wseq[pos % CAP]; wp = wpub[pos % CAP]; wstt = wst[pos % CAP]; wTT = wT[pos % CAP] };
 			if
-			:: vst != NEVER && vs > pos ->                      /* lapped: sub_resync */
+			:: wstt != NEVER && ws > pos ->                     /* lapped: sub_resync */
 				atomic { h = head;
-					assert(h > vs && h >= CAP && h - CAP > pos);
+					assert(h > ws && h >= CAP && h - CAP > pos);
 					gi = pos;
 					do
 					:: gi < h - CAP -> lostc[gi] = true; gi++
 					:: else -> gi = 0; break
 					od;
 					pos = h - CAP; h = 0 }
-			:: vst == MSG && vs == pos ->
+			:: wstt == MSG && ws == pos ->
 				atomic { rl = slen[pos % CAP] };            /* R2 */
 				atomic { rp = pay[pos % CAP] };
 				atomic {                                    /* R3, R4 */
 #ifndef BUG_NO_R4
 					if
-					:: wseq[pos % CAP] == vs && wpub[pos % CAP] == vp && wst[pos % CAP] == vst &&
-					   wT[pos % CAP] == vT ->
+					:: SAME_WORD(pos % CAP) ->
 #endif
 						assert(rl == rp && rp == seqmsg[pos]);  /* whole, the right one */
 						assert(!delivered[rp]);
@@ -244,45 +295,95 @@ proctype subscriber(byte me)
 #endif
 					rl = 0; rp = 0 };
 				if :: got -> break :: else fi
-			:: vst == SKIP && vs == pos -> atomic { pos++ }     /* passed silently */
+			:: wstt == SKIP && ws == pos -> atomic { pos++ }    /* passed silently */
 			:: else ->                                          /* not ready */
-				if  /* A2-skip: nothing of pos in the slot, head not read (C: 63 looks in 64): "not yet" */
-				:: (vst == NEVER || vs < pos) && skipped != pos + 1 -> skipped = pos + 1; break
+				/* A2-skip (sub_quick_look): head and claim not read, "not yet" -
+				 * only while the count's waiter flag is clear: a look after
+				 * arming is always a full one (C also makes one look in 64
+				 * full: liveness of a spinner only, not modelled) */
+				if
+				:: atomic { !(ecw[PUBE] & 1) } -> break
 				:: true
 				fi;
 				atomic { h = head;                          /* (A2 of the fd handshake) */
 					if :: h <= pos -> h = 0; break :: else -> h = 0 fi };
+				if
+				:: !(wstt == WRITING && ws == pos) ->       /* sub_claim_look (R1c) */
+					atomic {
+					vs = cseq[pos % CAP]; vp = cpub[pos % CAP]; vst = cst[pos % CAP]; vT = cT[pos % CAP];
+					if
+					:: vst != NEVER && vs > pos ->      /* lapped: sub_resync */
+						h = head;
+						assert(h > vs && h >= CAP && h - CAP > pos);
+						gi = pos;
+						do
+						:: gi < h - CAP -> lostc[gi] = true; gi++
+						:: else -> gi = 0; break
+						od;
+						pos = h - CAP; h = 0; settled = true
+					:: vst == SKIP && vs == pos -> pos++; settled = true   /* given up */
+					:: else
+					fi };
+					if :: settled -> atomic { settled = false; vs = 0; vp = 0; vst = 0; vT = false; ws = 0; wp = 0; wstt = 0; wTT = false }; goto looked :: else fi
+				:: else
+				fi;
 				/* stuck: waited for in slices; sub_stuck after STUCK_NS */
 				if
 				:: atomic { sliced -> sliced = false };
-					if  /* sub_stuck: judge the word v read at R1 */
-					:: vst == WRITING && vs == pos ->
-						if
-						:: HOLDER_IN(vs, vp) -> nst = 0  /* a live copier: keep waiting */
-						:: else -> np = vp; nst = SKIP; nT = true
-						fi
-					:: (vst == WRITING || vT) && vs != pos -> np = vp; nst = SKIP; nT = true
-					:: else -> np = 0; nst = SKIP; nT = false
-					fi;
 					if
-					:: nst != 0 ->
-						atomic {
-						if :: alive[claimer[pos]] -> nstall++ :: else fi;
+					:: wstt == WRITING && ws == pos ->  /* marked: take the record */
 						if
-						:: wseq[pos % CAP] == vs && wpub[pos % CAP] == vp &&
-						   wst[pos % CAP] == vst && wT[pos % CAP] == vT ->
-							wseq[pos % CAP] = pos; wpub[pos % CAP] = np;
-							wst[pos % CAP] = nst; wT[pos % CAP] = nT; pendwake = true
-						:: else
+						:: HOLDER_IN(ws, wp) -> nst = 0  /* a live copier: keep waiting */
+						:: else -> nst = SKIP
 						fi;
-						nst = 0; np = 0; nT = false };
-						if :: pendwake -> ec_inc(PUBE) :: else fi
-					:: else
+						if
+						:: nst != 0 ->
+							atomic {
+							if :: alive[claimer[pos]] -> nstall++ :: else fi;
+							if
+							:: SAME_WORD(pos % CAP) ->
+								wst[pos % CAP] = SKIP; wT[pos % CAP] = true; pendwake = true
+							:: else
+							fi;
+							nst = 0 };
+							if :: pendwake -> ec_inc(PUBE) :: else fi
+						:: else
+						fi
+					:: else ->                          /* not marked: give pos up in its claim */
+						if
+						:: vst == WRITING && vs == pos ->
+							if
+							:: HOLDER_IN(vs, vp) -> nst = 0  /* a live claimer about to mark */
+							:: else -> np = 0; nst = SKIP; nT = false
+							fi
+						:: else ->              /* not claimed: the claimer stalled or died before P3 */
+							if
+							:: !CLAIM_DONE(vs, vp, vst, vT, ws, wp, wstt, wTT) && HOLDER_IN(vs, vp) ->
+								np = vp; nT = true
+							:: else -> np = 0; nT = false
+							fi;
+							nst = SKIP
+						fi;
+						if
+						:: nst != 0 ->
+							atomic {
+							if :: alive[claimer[pos]] -> nstall++ :: else fi;
+							if
+							:: SAME_CLAIM(pos % CAP) ->
+								cseq[pos % CAP] = pos; cpub[pos % CAP] = np;
+								cst[pos % CAP] = nst; cT[pos % CAP] = nT; pendwake = true
+							:: else
+							fi;
+							nst = 0; np = 0; nT = false };
+							if :: pendwake -> ec_inc(PUBE) :: else fi
+						:: else
+						fi
 					fi
 				:: else -> break
 				fi
 			fi;
-			atomic { vs = 0; vp = 0; vst = 0; vT = false }
+looked:
+			atomic { vs = 0; vp = 0; vst = 0; vT = false; ws = 0; wp = 0; wstt = 0; wTT = false }
 		od;
 		if
 		:: got -> atomic { got = false; ec_done() }

@@ -6,7 +6,7 @@
  * ---- Layout of the data area (after the segment header page) -----------
  *
  *   off     size            what
- *   0       80 (128)        struct bus_geom: magic "BUS1", layout version,
+ *   0       88 (128)        struct bus_geom: magic "BUS1", layout version,
  *                           fingerprint, capacity, max_msg, delivery,
  *                           stride, table sizes, bus id, offsets, total.
  *                           Written once at create, before READY; read once
@@ -19,6 +19,8 @@
  *   384     64              armed     u32  subscribers sleeping on their fd
  *   448     nsubs*64        subscriber table (struct bus_sub_ent)
  *   ...     npubs*64        publisher table  (struct bus_pub_ent)
+ *   ...     capacity*8      claim words, one per slot, 8 to a cache line
+ *                           (rounded up to a line)
  *   ...     capacity*stride slots: {u64 word; u32 len; u32 pad; payload}
  *
  * Every hot word has its own cache line.  stride = 16 + max_msg rounded up
@@ -27,51 +29,87 @@
  * are 51 bits (2^51 messages: a year at 6.6 * 10^7 per second, a single
  * publisher's best here).
  *
- * ---- The slot word ------------------------------------------------------
+ * ---- Two words per slot: the claim and the slot word ----------------------
+ *
+ * A slot has a claim word (in the claim array, away from the slot) that
+ * says who may write into the slot, and a slot word (its first 8 bytes,
+ * on the line with the payload's start) that says what readers find
+ * there.  Subscribers poll the slot word; they read the claim word only
+ * when a slot is late.  Publishers arbitrate among themselves and with
+ * readers that give a sequence up on the claim word, by CAS; the slot
+ * word sees plain stores from the claim's holder (its mark) and the CASes
+ * of the holder's commit and of a take (below): no publisher's locked
+ * instruction lands on the line a spinning subscriber is polling before
+ * the message is there.  (Version 2 claimed with a CAS on the slot word
+ * itself; the subscriber took the line back at once and the payload
+ * stores had to fetch it again: 1.8-2.0x the SPSC channel's round trip.)
  *
  *   word = seq << 13 | L << 12 | T << 11 | pub << 2 | st   (0 = never written)
- *   st:  1 WRITING  publisher `pub` owns the slot for message seq
- *        2 MSG      message seq is committed: len and payload are stable
- *        3 SKIP     sequence seq carries no message:
- *                   T = 0, pub < 510: an aborted loan (passed silently);
- *                   T = 0, pub = 510: a claim abandoned before it took its
- *                   slot (silent);
- *                   T = 1: the slot's record was taken from its holder
- *                   `pub` (dead, stalled past STUCK_NS on an overwrite
- *                   bus, or lapped), or seq was given up while that holder
- *                   might still write into the slot.  L = 1: it was a
- *                   loan, counted lost by readers.  Nobody reuses the slot
- *                   while `pub` may still write into it (holder_in_slot).
+ *
+ * Claim word (monotonic: every CAS on it sets a sequence >= its own):
+ *   st 1 (CLAIMED)  publisher `pub` holds the slot for sequence seq; it
+ *                   is done with it once the slot word shows its commit
+ *                   or abort of seq (claim_done), or when its entry's cur
+ *                   moves on or its lock is gone (holder_in_slot)
+ *   st 3 (GIVEN)    sequence seq was given up, it carries no message
+ *                   (readers pass it silently): T = 0, pub = 510: nobody
+ *                   is in the slot (a claimer stalled or died before
+ *                   claiming, or died claimed and unmarked); T = 1:
+ *                   holder `pub` may still write into the slot, so
+ *                   nobody reuses it while it does (holder_in_slot).
+ * Slot word:
+ *   st 1 WRITING    the claim's holder `pub` is writing message seq (its
+ *                   mark, a plain store after winning the claim)
+ *      2 MSG        message seq is committed: len and payload are stable
+ *      3 SKIP       T = 0: an aborted loan (passed silently); T = 1: the
+ *                   record was taken from its holder `pub` (dead, a loan
+ *                   stalled past STUCK_NS on an overwrite bus, or lapped
+ *                   by a publisher that gave its own sequence up); L = 1:
+ *                   it was a loan, counted lost by readers.
  * A slot holds sequence s at index s & (capacity - 1).  For a reader at
- * position p the word says: seq < p (or 0) not yet published; seq == p
- * and WRITING being written; seq == p and MSG/SKIP ready; seq > p the
- * message was overwritten (the reader lagged by a whole ring).
+ * position p the slot word says: seq < p (or 0) nothing of p yet (the
+ * claim says whether p is claimed, given up or lapped); seq == p and
+ * WRITING being written; seq == p and MSG/SKIP ready; seq > p the message
+ * was overwritten (the reader lagged by a whole ring).
  *
  * ---- Publishing ---------------------------------------------------------
  *
  *   P1  s = fetch_add(head, 1)   (back-pressure: CAS head w -> w+1 after
  *                                 the space check below)
  *   P2  pub_ent.cur = s          (relaxed, own line; read by stuck readers)
- *   P3  CAS word v -> s|me|WRITING (acq_rel) where v is older than s and
- *       not WRITING; if the word already shows s or later, another party
- *       took this sequence over (we were lapped or abandoned): claim again.
- *       If another publisher may still be writing into the slot (a loan
- *       or copy held across a whole ring lap), an overwrite publisher
- *       gives the sequence up and claims another, a back-pressure one
- *       waits, bounded: see "Stuck slots" below.
+ *   P3  CAS claim c -> s|me|CLAIMED (acq_rel) where c is older than s and
+ *       done with (claim_done: its holder's commit is in the slot word;
+ *       else holder_in_slot asks its entry and lock); if the claim already
+ *       shows s or later, another party took this sequence over (we were
+ *       lapped or a reader gave s up): claim again.  If another publisher
+ *       may still be writing into the slot (a loan or copy held across a
+ *       whole ring lap), an overwrite publisher gives the sequence up and
+ *       claims another, a back-pressure one waits, bounded: see "Stuck
+ *       slots" below.
+ *   P3m store_release word = s|me|WRITING   (the mark: a plain store)
  *   P4  fence release; store len; memcpy payload
- *   P5  CAS word s|me|WRITING -> s|me|MSG (seq_cst).  Failure: a reader
- *       decided we were dead and abandoned the slot: the copy path claims
- *       a new sequence and retries; a loan gets -ESTALE.
+ *   P5  CAS word s|me|WRITING -> s|me|MSG (seq_cst).  Failure: our record
+ *       was taken (a reader decided we were dead, or a lapping publisher
+ *       gave its sequence up over our stall): the copy path claims a new
+ *       sequence and retries; a loan gets -ESTALE.
  *   P6  sk_ec_notify(published): wakes futex waiters, blocked subscribers
  *       and armed fds alike; a plain load and nothing more when none is
  *       armed (a seq_cst load after the seq_cst P5: sync.c, "Services").
  *
+ * Why the mark may be a plain store: only the claim's holder writes the
+ * slot word, but for CASes that compare a whole older word (a take of a
+ * dead holder's WRITING record, a holder's own commit), which the mark
+ * makes fail or which it overwrites harmlessly; the next claimer waits
+ * until the holder is out of the slot (its commit in the word, its cur
+ * moved, or its lock gone).  A claimer that stalls between P1 and P3
+ * finds its claim given up and claims again; one that stalls between P3
+ * and P3m is waited for like a copy in progress (alive) or passed (dead).
+ *
  * Ordering.  P4's release fence orders the WRITING mark before the
  * payload stores (seqlock writer); P5 releases the payload and len to the
- * reader's acquire load R1.  P1 precedes P5, so a reader that saw the
- * word for s and then reads head sees head > s (bound check: a word whose
- * seq is not below head is corrupt, -EBADMSG).
+ * reader's acquire load R1.  P1 precedes P3 and P3m, so a reader that saw
+ * the word or the claim for s and then reads head sees head > s (bound
+ * check: a sequence not below head is corrupt, -EBADMSG).
  *
  * ---- Reading (a subscriber at position p) --------------------------------
  *
@@ -80,7 +118,7 @@
  *       out a pointer: peek)
  *   R3  fence acquire; R4 w2 = load_relaxed(word)
  *   w2 != w: the slot was re-claimed while we read (the fence makes any
- *   payload byte we read from a newer writer imply that R4 sees its P3
+ *   payload byte we read from a newer writer imply that R4 sees its P3m
  *   mark): discard, count lost, resynchronise.  Never a torn message.
  *   The payload copy is a plain memcpy racing with a writer in overwrite
  *   mode: the classic seqlock data race, benign because the bytes are
@@ -119,32 +157,40 @@
  *
  * ---- Stuck slots --------------------------------------------------------
  *
- * A reader at p that finds head > p but the slot not ready for 50 ms
- * looks closer.  WRITING(p) by publisher i: while i is still in the slot
- * (holder_in_slot: its entry's cur maps there and its lock is held -
- * alive, stopped or not) it keeps waiting, except for a loan on an
- * overwrite bus, whose readers never wait for one; otherwise (i dead, or
- * that loan) it CASes the word to taken(p, i), counted lost if i's entry
- * says it is a loan (`loaning`, set at P2); i's commit then fails:
- * -ESTALE for a loan, a copier claims again.  Not marked at all
- * (the claimer stalled or died between P1 and P3): it gives p up - SKIP/
- * 510, or taken(p, holder) if the slot still holds a record whose holder
- * may write into it; a live but stalled claimer then fails P3 and claims
- * a fresh sequence, so nothing is lost.  P2 comes before P3 and P3
- * releases it, so a reader that sees the WRITING mark (acquire) also sees
- * cur == p: no window.
+ * A subscriber at p that finds nothing ready reads head and the claim
+ * only on a full look (sub_quick_look: one look in SUB_HEAD_EVERY while
+ * spinning, every look while the count's waiter flag is set, so before
+ * any sleep).  A claim that settles p - given up, or a later sequence's
+ * (lapped) - is acted on at once.  Head > p but p not ready for 50 ms:
+ * it looks closer.  WRITING(p) by publisher i in the slot word: while i
+ * is still in the slot (holder_in_slot: its entry's cur maps there and
+ * its lock is held - alive, stopped or not) it keeps waiting, except for
+ * a loan on an overwrite bus, whose readers never wait for one; otherwise
+ * (i dead, or that loan) it CASes the slot word to taken(p, i), counted
+ * lost if i's entry says it is a loan (`loaning`, set at P2); i's commit
+ * then fails: -ESTALE for a loan, a copier claims again.  Claimed by i
+ * and not marked: a live i is waited for (it is about to mark); a dead
+ * one wrote nothing, and the claim becomes given(p).  Not claimed at all
+ * (the claimer stalled or died between P1 and P3): it gives p up in the
+ * claim - given(p, 510), or given(p, holder) if the slot still holds a
+ * record whose holder may write into it; a live but stalled claimer then
+ * fails P3 and claims a fresh sequence, so nothing is lost.  Every
+ * give-up and take increments `published` (sleepers look again).  P2
+ * comes before P3 and P3 releases it, so a reader that sees the claim
+ * (acquire) also sees cur == p: no window.
  *
- * A taken record's holder may still be writing into the slot (a stopped
- * loan holder, a preempted copier): the slot is reused only once it is
- * out - its entry's cur moved on (release-stored when it is done with the
- * slot, P5b) or its lock is gone.  A publisher whose claim lands on a
- * slot a live holder is still in does not wait for a loan on an overwrite
- * bus (nor for a record already taken): it gives that sequence up
- * (taken(seq, holder), passed silently) and claims another, or returns
- * -EAGAIN at once if it was told to try once; a copy in progress it waits
- * for up to STUCK_NS first (lapped readers count given-up sequences as
- * lost, so they should be rare).  On a back-pressure bus it waits,
- * bounded by its deadline.
+ * A record's holder may still be writing into the slot after its
+ * sequence was given up or its record taken (a stopped loan holder, a
+ * preempted copier): the slot is reused only once it is out - its entry's
+ * cur moved on (release-stored when it is done with the slot, P5b) or its
+ * lock is gone.  A publisher whose claim lands on a slot a live holder is
+ * still in does not wait for a loan on an overwrite bus (nor for a record
+ * already taken): it gives that sequence up (given(seq, holder) in the
+ * claim, and takes the holder's marked record, so its commit fails) and
+ * claims another, or returns -EAGAIN at once if it was told to try once;
+ * a copy in progress it waits for up to STUCK_NS first (lapped readers
+ * count given-up sequences as lost, so they should be rare).  On a
+ * back-pressure bus it waits, bounded by its deadline.
  *
  * ---- Model -----------------------------------------------------------------
  *
@@ -156,9 +202,15 @@
  * bus.pml STEP" name the step an atomic stands for; SPIN's interleavings
  * are sequentially consistent, so where they say "SC in the model" the
  * C11 order used (relaxed, the P4/R3 fences, acquire/release pairs) is
- * assumed, not checked.  Not modelled: back-pressure (B1-B3, J1-J3, the
+ * assumed, not checked.  The claim word and the plain-store mark are
+ * modelled; mutants BUG_CLAIM_STORE (the claim a plain store: a claimer
+ * whose sequence was given up marks and writes over a slot handed on) and
+ * BUG_NO_MARK (payload written before any mark: a lagging reader's copy
+ * is torn) must fail.  Not modelled: back-pressure (B1-B3, J1-J3, the
  * cursor scan and reaping), loans, the pollable fd beyond its arming
- * order (the same as sk_wait_for's).
+ * order (the same as sk_wait_for's), the lock loss of shmkit.h's Caveats
+ * (a live holder taken for dead would mark and commit into a slot handed
+ * on: a message may then be read torn, as on a channel).
  *
  * ---- Pollable fd ---------------------------------------------------------
  *
@@ -190,8 +242,9 @@
  *
  * ---- What survives a crash -----------------------------------------------
  *
- * Everything is in the segment: a dead publisher's WRITING slot and
- * unmarked claim are resolved by readers as above; a dead subscriber's
+ * Everything is in the segment: a dead publisher's WRITING slot, its
+ * unmarked claim and a sequence it never claimed are resolved by readers
+ * as above; a dead subscriber's
  * entry is reaped by publishers (back-pressure) or by the next joiner
  * needing room; a dead sleeper leaves at most the event count's waiter
  * flag set, which costs the next publisher one needless wake.
@@ -211,8 +264,10 @@
 #include "waitfd.h"
 
 #define BUS_MAGIC 0x31535542u       /* "BUS1" */
-#define BUS_VERSION 2u              /* 2: tables sized at creation; entries held
-                                       by kernel locks (peer.h); 10-bit pub */
+#define BUS_VERSION 3u              /* 3: claims on their own lines, off the
+                                       slot word subscribers poll; 2: tables
+                                       sized at creation; entries held by
+                                       kernel locks (peer.h); 10-bit pub */
 #define BUS_DEF_SUBS 64u
 #define BUS_DEF_PUBS 62u
 #define BUS_MAX_SUBS 16384u
@@ -249,6 +304,7 @@ struct bus_geom {
 	uint32_t max_msg, delivery, stride, nsubs;
 	uint32_t npubs, pad;
 	uint64_t bus_id, subs_off, pubs_off, slots_off, total;
+	uint64_t claims_off;
 };
 
 struct bus_sub_ent {
@@ -298,6 +354,7 @@ struct shmkit_bus {
 	uint64_t *held;         /* bitmap: subscriber entries this handle holds
 	                           (its own locks do not conflict with it) */
 	unsigned char *slots;
+	uint64_t *claims;       /* capacity claim words, 8 to a line */
 	uint32_t cap, mask, max_msg, stride, delivery;
 	uint64_t bus_id;
 	int wait;
@@ -364,13 +421,18 @@ static inline struct bus_slot *slot_at(const shmkit_bus *b, uint64_t seq)
 	return (struct bus_slot *)(b->slots + (size_t)(seq & b->mask) * b->stride);
 }
 
+static inline uint64_t *claim_at(const shmkit_bus *b, uint64_t seq)
+{
+	return &b->claims[seq & b->mask];
+}
+
 static uint32_t bus_fingerprint(void)
 {
 	const uint64_t facts[] = {
 		sizeof(struct bus_ctl), offsetof(struct bus_ctl, head),
 		offsetof(struct bus_ctl, armed), BUS_SEQ_SHIFT, BUS_PUB_SHIFT,
 		sizeof(struct bus_sub_ent), sizeof(struct bus_pub_ent),
-		sizeof(struct bus_slot), __BYTE_ORDER__,
+		sizeof(struct bus_slot), offsetof(struct bus_geom, claims_off), __BYTE_ORDER__,
 	};
 	uint32_t h = 2166136261u;
 	for (size_t i = 0; i < SK_ARRAY_LEN(facts); i++)
@@ -413,7 +475,7 @@ static inline int64_t lazy_deadline(int64_t *deadline, int64_t tmo)
 
 struct bus_init_arg {
 	uint32_t cap, max_msg, delivery, nsubs, npubs;
-	uint64_t subs_off, pubs_off, slots_off, total;
+	uint64_t subs_off, pubs_off, claims_off, slots_off, total;
 };
 
 /* Where the tables and slots go for the geometry in a (its offsets and
@@ -422,7 +484,9 @@ static void bus_layout(struct bus_init_arg *a)
 {
 	a->subs_off = sizeof(struct bus_ctl);
 	a->pubs_off = a->subs_off + (uint64_t)a->nsubs * sizeof(struct bus_sub_ent);
-	a->slots_off = a->pubs_off + (uint64_t)a->npubs * sizeof(struct bus_pub_ent);
+	a->claims_off = a->pubs_off + (uint64_t)a->npubs * sizeof(struct bus_pub_ent);
+	a->slots_off = a->claims_off + ((uint64_t)a->cap * sizeof(uint64_t) + SK_CACHELINE - 1) /
+	               SK_CACHELINE * SK_CACHELINE;
 	a->total = a->slots_off + (uint64_t)a->cap * stride_for(a->max_msg);
 }
 
@@ -443,7 +507,7 @@ static int bus_init(void *data, size_t size, void *argp)
 		.stride = stride_for(a->max_msg), .nsubs = a->nsubs,
 		.npubs = a->npubs, .bus_id = random_id(),
 		.subs_off = a->subs_off, .pubs_off = a->pubs_off,
-		.slots_off = a->slots_off, .total = a->total,
+		.slots_off = a->slots_off, .total = a->total, .claims_off = a->claims_off,
 	};
 	shmkit_ec_init(&c->published);
 	shmkit_ec_init(&c->consumed);
@@ -472,7 +536,7 @@ static int bus_attach(shmkit_bus *b, shmkit_seg *seg, const struct shmkit_bus_op
 	    !g.max_msg || g.max_msg > BUS_MAX_MSG || g.stride != stride_for(g.max_msg) ||
 	    g.delivery > SHMKIT_BUS_BACKPRESSURE || !g.nsubs || g.nsubs > BUS_MAX_SUBS ||
 	    !g.npubs || g.npubs > BUS_MAX_PUBS || g.subs_off != a.subs_off ||
-	    g.pubs_off != a.pubs_off || g.slots_off != a.slots_off ||
+	    g.pubs_off != a.pubs_off || g.slots_off != a.slots_off || g.claims_off != a.claims_off ||
 	    g.total != a.total || g.total > size)
 		return sk_fail(-EBADMSG, "bus geometry is corrupt");
 	b->seg = seg;
@@ -485,6 +549,7 @@ static int bus_attach(shmkit_bus *b, shmkit_seg *seg, const struct shmkit_bus_op
 	if (!b->held)
 		return -ENOMEM;
 	b->slots = (unsigned char *)c + g.slots_off;
+	b->claims = (uint64_t *)(void *)((unsigned char *)c + g.claims_off);
 	b->cap = g.capacity;
 	b->mask = g.capacity - 1;
 	b->max_msg = g.max_msg;
@@ -842,50 +907,81 @@ static int holder_in_slot(const shmkit_bus *b, uint64_t v)
 	return ent_live(b, pub_lock(pi));
 }
 
-/* Give up sequence q in slot s whose word *v names a holder that may
- * still be writing there: the word becomes taken(q, holder), so readers
- * at q pass it (silently) and a claimer of q claims again, and whoever
- * looks at the slot still knows whom to wait for.  Acq_rel: pairs with
- * readers' acquire loads of the word and makes a failed commit of the
- * holder (P5) see it.  true if done; false: the word changed (*v). */
-static bool slot_give_up(struct bus_slot *s, uint64_t *v, uint64_t q)
+/* Is the claim c (with w the slot word) finished with: may nobody it
+ * names write into the slot any more?  Never claimed; given up with no
+ * holder in the slot; or claimed by a holder whose commit or abort of
+ * that very sequence the word shows (P5: after its last write into the
+ * slot; the caller's acquire load of the word pairs with it).  false: a
+ * holder may still be in the slot - the caller asks holder_in_slot. */
+static inline bool claim_done(uint64_t c, uint64_t w)
 {
-	uint64_t t = mkword(q, w_pub(*v), ST_SKIP) | W_TAKEN;
+	if (c == 0 || (w_st(c) == ST_SKIP && !w_taken(c)))
+		return true;
+	return w_st(c) == ST_WRITING && (w >> BUS_PUB_SHIFT) == (c >> BUS_PUB_SHIFT) &&
+	       (w_st(w) == ST_MSG || w_st(w) == ST_SKIP);
+}
 
-	/* model: bus.pml P3 give-up (SC in the model). */
-	if (!sk_cas(&s->word, v, t, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+/* Give up sequence q in the slot s whose claim *c names a holder that
+ * may still be writing there: the claim becomes given(q, holder), so
+ * readers at q pass it (silently), a claimer of q claims again, and
+ * whoever looks at the slot still knows whom to wait for.  If the holder
+ * has marked the slot, its record is taken from it too (the word becomes
+ * taken(p, holder), counted lost if a loan), so its commit fails: a loan
+ * is -ESTALE, a copier claims again.  Unmarked, the word stays: the
+ * holder's mark (a plain store) is still to come, and its sequence is
+ * below q.  true if done (readers asleep at q are woken: nothing in the
+ * slot word moves for them); false: the claim changed (*c). */
+static bool slot_give_up(shmkit_bus *b, struct bus_slot *s, uint64_t *cl, uint64_t *c, uint64_t q)
+{
+	uint64_t t = mkword(q, w_pub(*c), ST_SKIP) | W_TAKEN;
+
+	/* Acq_rel: pairs with the acquire loads of the claim by readers and
+	 * claimers.  model: bus.pml P3 give-up (SC in the model). */
+	if (!sk_cas(cl, c, t, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return false;
-	*v = t;
+	*c = t;
+	/* Acquire: the holder's cur and loaning (record_is_loan) are
+	 * released by its mark. */
+	uint64_t w = sk_load_acquire(&s->word);
+	/* Acq_rel: only the very record we saw (the holder's commit CAS P5
+	 * compares it, so exactly one of the two wins).  model: bus.pml P3
+	 * give-up (take; SC in the model). */
+	if (w_st(w) == ST_WRITING && w_pub(w) == w_pub(t))
+		sk_cas(&s->word, &w, taken_word(b, w), __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+	shmkit_ec_inc(&b->ctl->published); /* release RMW: wakes readers at q */
 	return true;
 }
 
-/* Another publisher's record is in the slot we claimed a whole ring later
- * as seq (WRITING, or taken from a holder who may still be writing).
- * After a few polls (a copy takes a memcpy): a holder out of the slot
- * (dead, or done) is no obstacle - 0, *v the word to CAS from.  A live
- * holder still in it: an overwrite bus never waits for it - we give the
- * sequence up (slot_give_up) and return 3, to claim another; a
- * back-pressure bus waits, bounded by our deadline (-EAGAIN for a
- * try-once call, -ETIMEDOUT). */
-static int slot_wait_holder(shmkit_bus *b, struct bus_slot *s, uint64_t *v, uint64_t seq)
+/* The claim *c of the slot we want for seq names another holder that may
+ * still be in it (a copy in progress, a loan, or a record taken from its
+ * holder who may write on).  After a few polls (a copy takes a memcpy): a
+ * holder out of the slot (done, dead, or moved on) is no obstacle - 0, *c
+ * the claim to CAS from.  A live holder still in it: an overwrite bus
+ * never waits for it - we give the sequence up (slot_give_up) and return
+ * 3, to claim another; a back-pressure bus waits, bounded by our deadline
+ * (-EAGAIN for a try-once call, -ETIMEDOUT). */
+static int slot_wait_holder(shmkit_bus *b, struct bus_slot *s, uint64_t *cl, uint64_t *c,
+                            uint64_t seq)
 {
 	int64_t deadline = INT64_MIN, since = 0;
 
 	for (unsigned i = 0;; i++) {
-		/* Acquire: pairs with the other writer's commit CAS (P5) and
-		 * with readers' take CASes. */
-		*v = sk_load_acquire(&s->word);
-		if (w_st(*v) != ST_WRITING && !w_taken(*v))
-			return 0;
+		/* Acquire both: the claim pairs with other claimers' and
+		 * give-ups' CASes, the word with the holder's commit CAS P5
+		 * (its writes into the slot happen before ours). */
+		*c = sk_load_acquire(cl);
+		uint64_t w = sk_load_acquire(&s->word);
+		if ((*c != 0 && w_seq(*c) >= seq) || claim_done(*c, w))
+			return 0; /* the caller judges it */
 		if (i < 64) { /* a copy in progress takes a memcpy */
 			sk_cpu_relax();
 			continue;
 		}
-		int in = holder_in_slot(b, *v);
+		int in = holder_in_slot(b, *c);
 		if (in < 0)
 			return in;
 		if (!in)
-			return 0; /* P3 overwrites the dead or done holder's record */
+			return 0; /* P3 claims over the dead or done holder */
 		/* An overwrite bus never waits for a loan, nor for a record
 		 * already taken from its holder (stalled that long): give the
 		 * sequence up at once.  A copy in progress is a memcpy away
@@ -896,8 +992,8 @@ static int slot_wait_holder(shmkit_bus *b, struct bus_slot *s, uint64_t *v, uint
 			int64_t now = sk_now_ns();
 			if (!since)
 				since = now;
-			if (w_taken(*v) || record_is_loan(b, *v) || now - since >= STUCK_NS)
-				return slot_give_up(s, v, seq) ? 3 : 0; /* changed: judge again */
+			if (w_taken(*c) || record_is_loan(b, *c) || now - since >= STUCK_NS)
+				return slot_give_up(b, s, cl, c, seq) ? 3 : 0; /* changed: judge again */
 			sched_yield();
 			continue;
 		}
@@ -915,39 +1011,57 @@ static int slot_wait_holder(shmkit_bus *b, struct bus_slot *s, uint64_t *v, uint
 	}
 }
 
-/* P3: take the slot of seq.  1 taken; 0 a reader abandoned the claim
- * (we stalled): claim again; 2 lapped: newer sequences already fill the
- * slot (overwrite mode), readers count seq lost; 3 a live holder's record
- * is in the slot (overwrite mode): seq given up, claim another; < 0
- * error. */
+/* P3: claim the slot of seq, then mark it.  1 taken; 0 a reader gave
+ * seq up (we stalled before claiming): claim again; 2 lapped: newer
+ * sequences already claimed the slot (overwrite mode), readers count seq
+ * lost; 3 a live holder is in the slot (overwrite mode): seq given up,
+ * claim another; < 0 error. */
 static int slot_take(shmkit_bus *b, uint64_t seq)
 {
 	struct bus_slot *s = slot_at(b, seq);
-	/* Acquire: pairs with the previous owner's commit (P5) or a reader's
-	 * abandonment CAS; we overwrite only after their writes.  model:
-	 * bus.pml P3 (load; SC in the model). */
-	uint64_t v = sk_load_acquire(&s->word);
+	uint64_t *cl = claim_at(b, seq);
+	/* Acquire: pairs with the previous claimer's claim CAS and with
+	 * give-ups (release).  model: bus.pml P3 (load; SC in the model). */
+	uint64_t c = sk_load_acquire(cl);
 	uint64_t mine = mkword(seq, (uint32_t)b->pub_idx, ST_WRITING);
-	uint64_t cleared = 0; /* a word whose holder is out of the slot */
+	uint64_t cleared = 0; /* a claim whose holder is out of the slot */
 
 	for (;;) {
-		if (v != 0 && w_seq(v) > seq)
+		/* Claims only move forward (every CAS on a claim word sets a
+		 * sequence at least its own), and a word's sequence comes from
+		 * a claim: the claim alone says whether seq is still ours. */
+		if (c != 0 && w_seq(c) > seq)
 			return 2;
-		if (v != 0 && w_seq(v) == seq)
+		if (c != 0 && w_seq(c) == seq)
 			return 0;
-		if ((w_st(v) == ST_WRITING || w_taken(v)) && v != cleared) {
-			uint64_t was = v;
-			int r = slot_wait_holder(b, s, &v, seq);
-			if (r)
-				return r;
-			if (v == was)
-				cleared = v;
-			continue; /* the word may have moved on: judge it again */
+		if (c != cleared) {
+			/* Acquire: pairs with the holder's commit CAS P5. */
+			uint64_t w = sk_load_acquire(&s->word);
+			if (!claim_done(c, w)) {
+				uint64_t was = c;
+				int r = slot_wait_holder(b, s, cl, &c, seq);
+				if (r)
+					return r;
+				if (c == was)
+					cleared = c;
+				continue; /* the claim may have moved on: judge it again */
+			}
 		}
 		/* P3.  Acq_rel: acquire as above; the release half keeps the
-		 * claim (P1) and cur (P2) before the mark for stuck readers.
+		 * claim (P1) and cur (P2) before the claim for stuck readers.
+		 * On the claim's own line, which subscribers read only when
+		 * a slot is late: the line they poll sees plain stores only.
 		 * model: bus.pml P3 (CAS; SC in the model). */
-		if (sk_cas(&s->word, &v, mine, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		if (sk_cas(cl, &c, mine, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			SK_CRASH_POINT("bus.claimed");
+			/* P3m, the mark.  A plain store: only a claim's holder
+			 * writes the slot word, but for the CAS that takes a
+			 * record of a dead holder or a loan (sub_stuck), which
+			 * compares the whole older word and so cannot undo
+			 * this one.  Release: P2 (cur) before the mark, for a
+			 * stuck reader's acquire load of the word.  model:
+			 * bus.pml P3m (SC in the model). */
+			sk_store_release(&s->word, mine);
 			/* P4.  Release fence: the WRITING mark is ordered
 			 * before the payload stores that follow (seqlock
 			 * writer); pairs with the reader's acquire fence R3.
@@ -1263,15 +1377,52 @@ static int sub_resync(shmkit_sub *sub, uint64_t ws)
 	return 0;
 }
 
+/* The slot word shows nothing of pos and head > pos: its claim says the
+ * rest.  2 if pos is settled by it (given up: passed; claimed by a later
+ * sequence: lapped, resynchronised) - look again; 0 if pos is not
+ * claimed yet, or claimed and not yet marked; < 0 corrupt.  *c the claim. */
+static int sub_claim_look(shmkit_sub *sub, uint64_t *c)
+{
+	shmkit_bus *b = sub->bus;
+	uint64_t p = sub->pos;
+
+	/* Acquire: pairs with the claim CASes (P3, give-ups; release): the
+	 * claimer's cur (P2) is visible with its claim.  model: bus.pml R1c
+	 * (SC in the model). */
+	*c = sk_load_acquire(claim_at(b, p));
+	if (*c == 0 || w_seq(*c) < p)
+		return 0;
+	if (w_seq(*c) > p) {
+		int err = sub_resync(sub, w_seq(*c));
+		return err ? err : 2;
+	}
+	if (w_st(*c) == ST_SKIP) { /* given up: it carried no message */
+		sub->stuck = false;
+		sub_advance(sub, p + 1);
+		return 2;
+	}
+	if (w_st(*c) != ST_WRITING)
+		return sk_fail(-EBADMSG, "claim word %#llx of sequence %llu is corrupt",
+		               (unsigned long long)*c, (unsigned long long)p);
+	return 0;
+}
+
 /* The slot of pos is claimed (head > pos) but not ready.  After STUCK_NS
- * of that, abandon it if its writer is dead or gone (file-top comment).
- * 2 if the slot changed (look again), 0 to keep waiting. */
+ * of that, give pos up or take its record if its claimer is dead or gone
+ * (file-top comment).  2 if the slot or claim changed (look again), 0 to
+ * keep waiting. */
 static int sub_stuck(shmkit_sub *sub, struct bus_slot *s, uint64_t w)
 {
 	shmkit_bus *b = sub->bus;
-	uint64_t p = sub->pos, nw;
-	int64_t now = sk_now_ns();
+	uint64_t p = sub->pos, c = 0, nc;
+	bool marked = w != 0 && w_seq(w) == p && w_st(w) == ST_WRITING;
 
+	if (!marked) {
+		int r = sub_claim_look(sub, &c);
+		if (r)
+			return r;
+	}
+	int64_t now = sk_now_ns();
 	if (!sub->stuck || sub->stuck_seq != p) {
 		sub->stuck = true;
 		sub->stuck_seq = p;
@@ -1280,7 +1431,7 @@ static int sub_stuck(shmkit_sub *sub, struct bus_slot *s, uint64_t w)
 	}
 	if (now - sub->stuck_since < STUCK_NS)
 		return 0;
-	if (w != 0 && w_seq(w) == p && w_st(w) == ST_WRITING) {
+	if (marked) {
 		/* Back-pressure waits for a live writer however long it holds
 		 * its record (publishers wait for readers, readers for
 		 * writers); so does an overwrite bus for a live copier (a
@@ -1300,23 +1451,63 @@ static int sub_stuck(shmkit_sub *sub, struct bus_slot *s, uint64_t w)
 				return 0;
 			}
 		}
-		nw = taken_word(b, w);
-	} else if (w != 0 && (w_st(w) == ST_WRITING || w_taken(w))) {
-		/* The claimer of p has not taken its slot, which still holds
-		 * an older record whose holder may write into it: give p up
-		 * but keep naming that holder, so no publisher reuses the
-		 * slot under it (holder_in_slot). */
-		nw = mkword(p, w_pub(w), ST_SKIP) | W_TAKEN;
-	} else {
-		nw = mkword(p, PUB_ABANDON_CLAIM, ST_SKIP);
+		/* Acq_rel: replaces the record only if it is still the one we
+		 * judged; the writer's commit CAS P5 then fails (a copier
+		 * claims again, a loan is -ESTALE).  The word, not the claim:
+		 * the holder marked it, and its commit compares it.  model:
+		 * bus.pml sub_stuck take (SC in the model). */
+		if (sk_cas(&s->word, &w, taken_word(b, w), __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			shmkit_ec_inc(&b->ctl->published); /* wake other readers */
+		sub->stuck = false;
+		return 2;
 	}
-	/* Acq_rel: replaces the record only if it is still the one we
-	 * judged; a writer's P3/P5 CAS then fails and it claims again.
-	 * model: bus.pml sub_stuck (SC in the model). */
-	if (sk_cas(&s->word, &w, nw, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+	if (c != 0 && w_seq(c) == p) {
+		/* Claimed, never marked: a live claimer is a copier about to
+		 * mark - wait for it, as for a live copier; a dead one (or
+		 * one out of the slot) wrote nothing: pass p. */
+		int in = holder_in_slot(b, c);
+		if (in < 0)
+			return in;
+		if (in) {
+			sub->stuck_since = now;
+			return 0;
+		}
+		nc = mkword(p, PUB_ABANDON_CLAIM, ST_SKIP);
+	} else {
+		/* Not claimed at all: the claimer of p stalled or died between
+		 * P1 and P3.  Give p up; a live claimer's P3 then fails and it
+		 * claims a fresh sequence, so nothing is lost.  If the slot
+		 * still holds an older record whose holder may write into it,
+		 * keep naming that holder, so no publisher reuses the slot
+		 * under it (holder_in_slot). */
+		int in = claim_done(c, w) ? 0 : holder_in_slot(b, c);
+		if (in < 0)
+			return in;
+		nc = in ? mkword(p, w_pub(c), ST_SKIP) | W_TAKEN : mkword(p, PUB_ABANDON_CLAIM, ST_SKIP);
+	}
+	/* Acq_rel: replaces the claim only if it is still the one we judged.
+	 * model: bus.pml sub_stuck give-up (SC in the model). */
+	if (sk_cas(claim_at(b, p), &c, nc, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 		shmkit_ec_inc(&b->ctl->published); /* wake other readers */
 	sub->stuck = false;
 	return 2;
+}
+
+/* Should this look at a slot that shows nothing ready for pos stop at
+ * the slot word?  Reading head and the claim (and the clock, for the
+ * stuck timer) is what a full look adds, and each is a line a publisher
+ * writes: a spinning subscriber makes one look in SUB_HEAD_EVERY a full
+ * one.  A look while the `published` count's waiter flag is set - after
+ * this subscriber armed it to sleep (wait.h, the fd), or while another
+ * sleeper has - is always a full one: a sequence given up in its claim
+ * changes no slot word, so a look that stopped at the word could let a
+ * sleeper sleep past it.  Relaxed: our own arming RMW set the flag, and a
+ * later load sees it or the increment that cleared it (coherence); after
+ * such an increment the futex wait returns at once and we look again. */
+static inline bool sub_quick_look(shmkit_sub *sub)
+{
+	return (++sub->idle_polls % SUB_HEAD_EVERY) != 0 &&
+	       !(sk_load_relaxed(&sub->bus->ctl->published.word) & 1u);
 }
 
 /* Find the message at pos, passing skip records and resynchronising after
@@ -1330,7 +1521,7 @@ static int sub_locate(shmkit_sub *sub, uint64_t *wout)
 		uint64_t p = sub->pos;
 		struct bus_slot *s = slot_at(b, p);
 		/* R1.  Acquire: pairs with the commit CAS P5 (len, payload)
-		 * and with abandonment CASes.  model: bus.pml R1 (SC in the
+		 * and with the take CAS.  model: bus.pml R1 (SC in the
 		 * model). */
 		uint64_t w = sk_load_acquire(&s->word);
 		if (w != 0 && w_seq(w) > p) {
@@ -1350,19 +1541,17 @@ static int sub_locate(shmkit_sub *sub, uint64_t *wout)
 			sub_advance(sub, p + 1);
 			continue;
 		}
-		/* Not ready.  The slot holds nothing of p yet: p is not
-		 * claimed, or claimed (P1) and not yet taken (P3).  Only a
-		 * publisher dead between the two makes the difference, and
-		 * only after STUCK_NS (sub_stuck), so the head line, which
-		 * every publish writes, is read one look in SUB_HEAD_EVERY:
-		 * a spinning subscriber polls the slot alone and leaves the
-		 * head line in its publisher's cache (reading it on every
-		 * poll made each publish pull it back across: about two line
-		 * transfers per message).  A look without it says "not yet",
-		 * as an unclaimed p would; the wake-up of a claimer that goes
-		 * on to commit comes through the event count as ever.  model:
-		 * bus.pml A2-skip. */
-		if ((w == 0 || w_seq(w) < p) && (++sub->idle_polls % SUB_HEAD_EVERY) != 0)
+		/* Not ready: p is not claimed, claimed and not yet marked, or
+		 * being written (WRITING(p)).  Only a dead or stalled claimer
+		 * or writer makes the difference, and only after STUCK_NS
+		 * (sub_stuck), or a sequence given up in its claim: a look
+		 * stops here unless sub_quick_look says otherwise.  A spinning
+		 * subscriber then polls the slot alone and leaves the head and
+		 * claim lines in its publisher's cache (reading head on every
+		 * poll made each publish pull it back across).  The wake-up
+		 * of a claimer that goes on to commit comes through the event
+		 * count as ever.  model: bus.pml A2-skip. */
+		if (sub_quick_look(sub))
 			return 0;
 		/* seq_cst: also A2 of the fd handshake.  model: bus.pml
 		 * A2-head. */
@@ -1373,8 +1562,9 @@ static int sub_locate(shmkit_sub *sub, uint64_t *wout)
 			sub->stuck = false;
 			return 0;
 		}
-		if (!sub_stuck(sub, s, w))
-			return 0;
+		int r = sub_stuck(sub, s, w);
+		if (r <= 0)
+			return r;
 	}
 	return 2;
 }

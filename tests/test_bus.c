@@ -543,6 +543,22 @@ static void publisher_killed(int delivery)
 Test(bus, publisher_killed_mid_loan_overwrite) { publisher_killed(SHMKIT_BUS_OVERWRITE); }
 Test(bus, publisher_killed_mid_loan_backpressure) { publisher_killed(SHMKIT_BUS_BACKPRESSURE); }
 
+/* After a dead publisher's hole: the next message published is the one
+ * received, nothing counted lost (the hole carried no message), and
+ * nothing else is there. */
+static void next_passes_hole(shmkit_bus *bus, shmkit_sub *sub, const char *why)
+{
+	uint64_t lost = 99;
+	char buf[32];
+
+	cr_assert_eq(shmkit_bus_publish(bus, "next", 4, 10 * SEC), 0);
+	ssize_t n = shmkit_sub_recv(sub, buf, sizeof(buf), &lost, 30 * SEC);
+	cr_assert_eq(n, 4, "recv: %s", shmkit_strerror((int)n));
+	cr_assert_eq(memcmp(buf, "next", 4), 0);
+	cr_assert_eq(lost, 0, "%s", why);
+	cr_assert_eq(shmkit_sub_recv(sub, buf, sizeof(buf), NULL, 0), -EAGAIN);
+}
+
 /* A publisher that died between claiming a sequence (P1 in bus.c: head
  * advanced) and taking its slot (P3) leaves a hole that no slot word
  * describes.  Built by hand through a raw attach of the same segment, at
@@ -555,8 +571,6 @@ static void claim_abandoned(int delivery)
 	struct shmkit_seg_opts raw_opts = { .flags = SHMKIT_RAW };
 	shmkit_sub *sub;
 	shmkit_seg *raw;
-	uint64_t lost = 99;
-	char buf[32];
 
 	cr_assert_eq(shmkit_bus_subscribe(&sub, bus, NULL), 0);
 	cr_assert_eq(shmkit_seg_open(&raw, name, &raw_opts), 0);
@@ -564,12 +578,7 @@ static void claim_abandoned(int delivery)
 	uint64_t *head = (uint64_t *)(void *)((char *)shmkit_seg_data(raw) + 4096 + 128);
 	cr_assert_eq(__atomic_load_n(head, __ATOMIC_SEQ_CST), 0);
 	__atomic_fetch_add(head, 1, __ATOMIC_SEQ_CST); /* a claim, then death */
-	cr_assert_eq(shmkit_bus_publish(bus, "next", 4, 10 * SEC), 0);
-	ssize_t n = shmkit_sub_recv(sub, buf, sizeof(buf), &lost, 30 * SEC);
-	cr_assert_eq(n, 4, "recv: %s", shmkit_strerror((int)n));
-	cr_assert_eq(memcmp(buf, "next", 4), 0);
-	cr_assert_eq(lost, 0, "an abandoned claim carried no message: nothing is lost");
-	cr_assert_eq(shmkit_sub_recv(sub, buf, sizeof(buf), NULL, 0), -EAGAIN);
+	next_passes_hole(bus, sub, "an abandoned claim carried no message: nothing is lost");
 	shmkit_seg_close(raw);
 	shmkit_bus_unsubscribe(sub);
 	cr_assert_eq(shmkit_bus_close(bus), 0);
@@ -577,6 +586,63 @@ static void claim_abandoned(int delivery)
 
 Test(bus, claim_abandoned_overwrite) { claim_abandoned(SHMKIT_BUS_OVERWRITE); }
 Test(bus, claim_abandoned_backpressure) { claim_abandoned(SHMKIT_BUS_BACKPRESSURE); }
+
+/* A publisher killed between claiming its sequence's slot and marking it
+ * (crash point bus.claimed: the claim word names it, the slot word still
+ * shows the previous lap) leaves a sequence that only its claim
+ * describes.  Subscribers must pass it silently (it carried no message)
+ * within a bounded time, and the next publisher is not held up, in both
+ * modes. */
+static void killed_before_mark(int delivery)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_bus *bus = make_bus(name, 8, 32, delivery);
+	shmkit_sub *sub;
+	char helper[4096], out[64], buf[32];
+
+	cr_assert_eq(shmkit_bus_subscribe(&sub, bus, NULL), 0);
+	snprintf(helper, sizeof(helper), "%s/helper_bus", sk_test_dir());
+	const char *argv[] = { "/usr/bin/env", "SHMKIT_CRASH_AT=bus.claimed", helper, "say", name,
+	                       "never", NULL };
+	pid_t pub = sk_test_spawn(argv, -1, NULL);
+	cr_assert_gt(pub, 0);
+	cr_assert_eq(sk_test_finish(pub, -1, out, sizeof(out)), 128 + SIGKILL,
+	             "the publisher died at the crash point");
+	next_passes_hole(bus, sub, "a claim never marked carried no message: nothing is lost");
+	/* A lap later the dead claimer's slot is reused. */
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(shmkit_bus_publish(bus, "lap", 3, 10 * SEC), 0);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(shmkit_sub_recv(sub, buf, sizeof(buf), NULL, 10 * SEC), 3, "lap %d", i);
+	shmkit_bus_unsubscribe(sub);
+	cr_assert_eq(shmkit_bus_close(bus), 0);
+}
+
+Test(bus, publisher_killed_before_marking_overwrite) { killed_before_mark(SHMKIT_BUS_OVERWRITE); }
+Test(bus, publisher_killed_before_marking_backpressure)
+{
+	killed_before_mark(SHMKIT_BUS_BACKPRESSURE);
+}
+
+/* A bus of an older layout (version 2: claims in the slot word) is
+ * refused with a clear error, never misread. */
+Test(bus, older_layout_is_eproto)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_bus *bus = make_bus(name, 8, 32, SHMKIT_BUS_OVERWRITE), *again;
+	struct shmkit_seg_opts raw_opts = { .flags = SHMKIT_RAW };
+	shmkit_seg *raw;
+
+	cr_assert_eq(shmkit_seg_open(&raw, name, &raw_opts), 0);
+	/* bus_geom.version, after the 4096-byte segment header and the magic. */
+	uint32_t *version = (uint32_t *)(void *)((char *)shmkit_seg_data(raw) + 4096 + 4);
+	cr_assert_eq(*version, 3);
+	*version = 2;
+	cr_assert_eq(shmkit_bus_open(&again, name, NULL), -EPROTO);
+	cr_assert(strstr(shmkit_errdetail(), "version 2"), "detail: %s", shmkit_errdetail());
+	shmkit_seg_close(raw);
+	cr_assert_eq(shmkit_bus_close(bus), 0);
+}
 
 /* A forked child publishing on an inherited handle registers itself. */
 static int child_pub(void *arg)
