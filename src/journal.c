@@ -1631,6 +1631,7 @@ static SK_COLD int writer_restart(struct shmkit_journal *j, uint64_t seq, int64_
 	file_name(name, old);
 	if (unlinkat(j->dirfd, name, 0)) /* the new file's link syncs the directory */
 		return sk_fail(sk_neg_errno(), "cannot remove %s/%s", j->path, name);
+	SK_CRASH_POINT("journal.append_at.restart");
 	file_close(j->w);
 	j->w = NULL;
 	if ((err = file_create(j, seq, t, 0, &f))) {

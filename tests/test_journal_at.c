@@ -9,9 +9,13 @@
  *   - bad seqs (0, UINT64_MAX, one the journal holds) are refused and
  *     change nothing; a stamp below the one before is raised to it;
  *   - a writer killed between the hole and the record (crash point
- *     journal.append_at.hole), with a torn record after it, and one
- *     killed after committing the record: the next writer keeps what was
- *     committed, cuts the torn one, and verify is clean.
+ *     journal.append_at.hole), with a torn record after it, one killed
+ *     after committing the record, one killed restarting an empty
+ *     journal (journal.append_at.restart): the next writer keeps what
+ *     was committed, cuts the torn one, and verify is clean;
+ *   - a reader in another process follows a replica's writer live
+ *     through holes in place and at rolls;
+ *   - identity: id, copy_of, shmkit_journal_set_copy_of.
  * Journals live in /tmp/sktest-RUN-PID-jN, removed by .fini.
  */
 #include <criterion/criterion.h>
@@ -274,9 +278,11 @@ Test(journal_at, bad_seqs_are_refused_and_stamps_never_go_back)
 
 struct killed {
 	const char *path, *point;
+	uint64_t before, seq;     /* records 1..before, then seq armed */
 };
 
-/* Child: records 1-5, then append_at(10) with the crash point armed. */
+/* Child: records 1..before, then append_at(seq) with the crash point
+ * armed. */
 static int killed_main(void *arg)
 {
 	struct killed *k = arg;
@@ -286,17 +292,17 @@ static int killed_main(void *arg)
 	shmkit_journal *j;
 	if (shmkit_journal_open(&j, k->path, &o))
 		return 10;
-	for (uint64_t s = 1; s <= 5; s++)
+	for (uint64_t s = 1; s <= k->before; s++)
 		if (put(j, s))
 			return 11;
 	sk_crash_arm(k->point);
-	put(j, 10);
+	put(j, k->seq);
 	return 20; /* alive: the crash point was never reached */
 }
 
-static void run_killed(const char *path, const char *point)
+static void run_killed(const char *path, const char *point, uint64_t before, uint64_t seq)
 {
-	struct killed k = { path, point };
+	struct killed k = { path, point, before, seq };
 	pid_t pid = sk_test_fork(killed_main, &k);
 	cr_assert_gt(pid, 0);
 	int st = 0;
@@ -324,7 +330,7 @@ Test(journal_at, writer_killed_between_hole_and_record)
 	const char *path = jt_new_path();
 	char file[256];
 
-	run_killed(path, "journal.append_at.hole");
+	run_killed(path, "journal.append_at.hole", 5, 10);
 	snprintf(file, sizeof(file), "%s/%020d%s", path, 1, SKJ_SUFFIX);
 	long off = torn_offset();
 	for (long i = 4; i < 40; i++) /* seq, stamp, payload: no commit word */
@@ -351,7 +357,7 @@ Test(journal_at, writer_killed_after_the_record_keeps_it)
 {
 	const char *path = jt_new_path();
 
-	run_killed(path, "journal.append.committed");
+	run_killed(path, "journal.append.committed", 5, 10);
 	shmkit_journal *j = open_writer(path, SHMKIT_DUR_SYNC);
 	put_ok(j, 11);
 	shmkit_journal_close(j);
@@ -413,5 +419,88 @@ Test(journal_at, identity_and_copy_of)
 	st = stats_of(r);
 	cr_assert_eq(st.copy_of, leader, "kept through the rebuild of journal.meta");
 	shmkit_journal_close(r);
+	verify_clean(path);
+}
+
+/* A writer killed while it restarts an empty journal at another seq
+ * (no file at all then): the next writer makes an empty journal again,
+ * verify is clean, and append_at(50) starts it at 50. */
+Test(journal_at, writer_killed_restarting_an_empty_journal)
+{
+	const char *path = jt_new_path();
+
+	run_killed(path, "journal.append_at.restart", 0, 50);
+	uint64_t fs[4];
+	cr_assert_eq(file_seqs(path, fs, 4), 0, "killed between the unlink and the new file");
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_SYNC);
+	put_ok(j, 50);
+	put_ok(j, 51);
+	shmkit_journal_close(j);
+	uint64_t want[] = { 50, 51 };
+	expect_records(path, want, 2);
+	cr_assert_eq(file_seqs(path, fs, 4), 1);
+	cr_assert_eq(fs[0], 50);
+	struct shmkit_journal_report rep = verify_clean(path);
+	cr_assert_eq(rep.holes, 0);
+}
+
+/* ---- a live reader ----------------------------------------------------------- */
+
+/* The seq of the i-th record of the stream below (from 0): jumps of 0-4
+ * seqs between records, so holes in place and at rolls. */
+static uint64_t stream_seq(uint64_t i)
+{
+	uint64_t s = 1;
+
+	for (uint64_t k = 1; k <= i; k++)
+		s += 1 + k * 7 % 5;
+	return s;
+}
+
+#define STREAM 400
+
+/* Child: a reader following the journal as the writer goes (waits of up
+ * to 10 s each): every record of the stream, in order, stamps and bytes
+ * right.  0 on success. */
+static int follow_main(void *arg)
+{
+	const char *path = arg;
+	shmkit_journal *r = NULL;
+	struct shmkit_record rec;
+
+	for (int i = 0; i < 500 && shmkit_journal_open(&r, path, NULL); i++)
+		usleep(10000);
+	if (!r)
+		return 10;
+	for (uint64_t i = 0; i < STREAM; i++) {
+		int got = shmkit_journal_next(r, &rec, 10LL * 1000000000);
+		if (got != 1)
+			return 11;
+		if (rec.seq != stream_seq(i) || rec.time_ns != stamp(rec.seq) ||
+		    !jt_check(rec.seq, rec.data, rec.len, MAXREC))
+			return 12;
+	}
+	shmkit_journal_close(r);
+	return 0;
+}
+
+/* A reader in another process follows a replica's writer live, through
+ * holes in place and holes that open new files: it gets the stream's
+ * records exactly, never a hole's seq, never damage. */
+Test(journal_at, live_reader_follows_holes_and_rolls)
+{
+	const char *path = jt_new_path();
+	shmkit_journal *j = open_writer(path, SHMKIT_DUR_NONE);
+	pid_t pid = sk_test_fork(follow_main, (void *)path);
+
+	cr_assert_gt(pid, 0);
+	for (uint64_t i = 0; i < STREAM; i++) {
+		put_ok(j, stream_seq(i));
+		if (i % 50 == 0)
+			usleep(1000); /* let the reader catch up and sleep sometimes */
+	}
+	cr_assert_geq(stats_of(j).files, 4);
+	shmkit_journal_close(j);
+	cr_assert_eq(sk_test_reap(pid), 0, "the live reader failed");
 	verify_clean(path);
 }
