@@ -38,7 +38,8 @@
  *       u32 importer (bridge id the un-acked messages are pinned to)
  *   24  u64 next     sequence the next message gets (1 first)
  *   32  u64 acked    every sequence <= acked is committed remotely
- *   40  u64 chan_pos SPSC: channel position after the newest message put
+ *   40  u64 chan_pos channel position after the newest message put (MPMC:
+ *                    its position + 1, positions being 40-bit)
  *   48  u64 chan_id  the channel's creation time: a channel made again
  *       under the same name counts positions from 0 (chan_pos reset)
  *   64  window slots of round_up(32 + max_msg, 8) bytes:
@@ -62,20 +63,30 @@
  *
  * ---- Crash windows, precisely ------------------------------------------
  *
+ * MPMC channels are opened with an owner token (shmkit.h, "Owners"):
+ * the exporter's is a hash of the channel's name, the importer's a hash of
+ * its local name - stable across restarts and across the loss of the
+ * state segments, so no owner record is ever orphaned; one bridge at a
+ * time per channel holds it (a second one's open is -EBUSY, as its flock
+ * of the state segment would be).  Should the channel have no entry left
+ * for an owner (-ENOSPC), the bridge goes on without one: the two MPMC
+ * windows below then stay open (at most one message each).
+ *
  * Exporting bridge killed ...
  *   - after peek, before the outbox slot is published: the message is
  *     still the channel's.  SPSC channels give a dead consumer's peeked
  *     message to the next consumer: the restarted bridge takes it again -
- *     nothing lost.  MPMC channels lose a message whose consumer died
- *     holding it (shmkit.h, Channels: at most one per dead consumer
- *     handle): the bridge is no safer a consumer than any other there.
- *     Closing that needs a core API (a peek whose dead holder's message is
- *     given back, as SPSC does).
+ *     nothing lost.  MPMC: the owner's record keeps the claim for the
+ *     restarted bridge (no other consumer gets it, no reclaimer frees it),
+ *     whose first peek returns it again - nothing lost.
  *   - after the slot is published, before release: the message is in the
- *     outbox (sent on restart).  SPSC redelivers it too: the peek's
- *     position (the channel's head, read by shmkit_chan_stats) is below
- *     the outbox's chan_pos, so it is released, not put twice
- *     (`redelivered`).  MPMC: the core drops it; the outbox has it.
+ *     outbox (sent on restart), and the restarted bridge gets it again
+ *     from its first peek (SPSC: the next consumer's; MPMC: the owner's
+ *     inherited claim).  Its position (SPSC: the channel's head, read by
+ *     shmkit_chan_stats; MPMC: shmkit_chan_peek_pos) tells it is already
+ *     in the outbox (SPSC: below chan_pos; MPMC: chan_pos is exactly its
+ *     position + 1, since it was the last one put), so it is released,
+ *     not put twice (`redelivered`).
  *   - after release, with frames un-acked: they are in the outbox;
  *     the restarted bridge sends them again (same stream, same seqs) and
  *     the receiver suppresses those it had.
@@ -87,12 +98,15 @@
  *     is seq.  SPSC local channel: on reopening, the bridge takes the
  *     producer role (a reserve, aborted: the core reconciles its tail)
  *     and compares the tail with pending_pos: moved past it means
- *     committed, so last = seq - no duplicate.  MPMC: there is no position
- *     to compare (other producers move the counters), so the message may
- *     come once more (`uncertain` counts it: at-least-once for that one
- *     message).  Closing it needs a core API: a commit that stores a
- *     caller's word atomically with the message (e.g. a per-producer
- *     cursor in the channel header).
+ *     committed, so last = seq - no duplicate.  MPMC: the commit is a
+ *     shmkit_chan_commit_tag with tag = the entry's index and seq
+ *     (ib_tag); on reopening, the owner's record has decided it (the core
+ *     knows whether the slot was published, whoever moved the counters
+ *     since), and shmkit_chan_owner_tag == that tag means committed, so
+ *     last = seq - no duplicate; anything else means it never went in,
+ *     and the resend delivers it.  (`uncertain` counts such a commit only
+ *     on a channel that had no room for an owner record: at-least-once
+ *     for that one message.)
  *   - after last = seq, before the ack: the resend is a duplicate,
  *     suppressed and acked.
  * A link cut or a frame dropped (bad CRC) only delays: frames past a gap
@@ -113,11 +127,13 @@
  * importer's hello is refused until everything is acked.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -166,6 +182,7 @@ struct cexport {
 	shmkit_chan *ch;
 	int fd;                   /* the channel's POLLIN fd */
 	int spsc;
+	int owned;                /* MPMC, opened with an owner token */
 	uint32_t capacity, max_msg;
 	shmkit_seg *seg;
 	struct ob_hdr *oh;
@@ -192,6 +209,7 @@ struct cexport {
 struct cimport {
 	shmkit_chan *ch;          /* NULL until the first frame */
 	int spsc;
+	int owned;                /* MPMC, opened with an owner token */
 	uint32_t max_msg;
 	shmkit_seg *seg;
 	struct ib_entry *e;
@@ -218,6 +236,60 @@ static void st_rel(uint64_t *p, uint64_t v)
 static uint64_t ld_acq(const uint64_t *p)
 {
 	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+/* Crash points for the tests, at the instants the essay's crash windows
+ * name: SHMKIT_BRIDGE_CRASH_AT=NAME:N kills this process with SIGKILL the
+ * Nth time it passes NAME (as SHMKIT_CRASH_AT does for the core's
+ * points, src/crash.c; those are compiled into test builds only, while
+ * the bridge's tests run the command itself).  Unset: one test of a
+ * flag per pass. */
+static void crash_point(const char *where)
+{
+	static int armed = -1;   /* -1: environment not read yet */
+	static char name[64];
+	static unsigned long at, passed;
+
+	if (armed < 0) {
+		const char *e = getenv("SHMKIT_BRIDGE_CRASH_AT"), *colon = e ? strchr(e, ':') : NULL;
+		armed = colon && (size_t)(colon - e) < sizeof(name);
+		if (armed) {
+			memcpy(name, e, (size_t)(colon - e));
+			at = strtoul(colon + 1, NULL, 10);
+		}
+	}
+	if (armed && !strcmp(where, name) && ++passed == at)
+		kill(getpid(), SIGKILL);
+}
+
+/* An owner token for a channel handle of the bridge (shmkit.h, "Owners"):
+ * FNV-1a of role and channel name, never 0.  Stable across restarts and
+ * state segments. */
+static uint64_t owner_token(const char *role, const char *name)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (const char *p = role; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+/* Reopen ch (an MPMC channel, by name) as the owner of token: 1 owned, 0
+ * the channel has no entry left for an owner (ch kept as it was), or
+ * -errno (-EBUSY: another live bridge owns it; ch is then closed). */
+static int chan_own(shmkit_chan **ch, const char *name, uint64_t token)
+{
+	struct shmkit_chan_opts o = { .owner = token };
+	shmkit_chan *owned = NULL;
+	int rc = shmkit_chan_open(&owned, name, &o);
+
+	if (rc == -ENOSPC)
+		return 0;
+	shmkit_chan_close(*ch);
+	*ch = owned;
+	return rc ? rc : 1;
 }
 
 int64_t sk_br_now(void)
@@ -393,7 +465,9 @@ int shmkit_bridge_export_chan(shmkit_bridge *br, const char *name)
 		rc = shmkit_chan_stats(ce->ch, &cs);
 	if (!rc)
 		rc = shmkit_seg_info(shmkit_chan_seg(ce->ch), &ss);
-	if (!rc) {
+	if (!rc && !cs.spsc)
+		rc = ce->owned = chan_own(&ce->ch, name, owner_token("export ", name));
+	if (rc >= 0) {
 		ce->spsc = cs.spsc;
 		ce->capacity = cs.capacity;
 		ce->max_msg = cs.max_msg;
@@ -451,6 +525,7 @@ static int cexport_fill(shmkit_bridge *br, struct cexport *ce)
 			return 0;
 		if (r < 0)
 			return r == -EBADMSG || r == -EIO ? 0 : (int)r;
+		crash_point("chan.export.peeked");
 		if (ce->spsc) {
 			/* Our peek holds head: it is the message's position. */
 			shmkit_chan_stats(ce->ch, &cs);
@@ -460,8 +535,16 @@ static int cexport_fill(shmkit_bridge *br, struct cexport *ce)
 				shmkit_chan_release(ce->ch);
 				continue;
 			}
+		} else if (ce->owned && shmkit_chan_peek_pos(ce->ch, &pos) == 0 &&
+		           pos + 1 == ld_acq(&ce->oh->chan_pos)) {
+			/* The claim our killed predecessor put and never
+			 * released (inherited: see the essay). */
+			br->st.redelivered++;
+			shmkit_chan_release(ce->ch);
+			continue;
 		}
 		outbox_put(ce, buf, (size_t)r, pos + 1);
+		crash_point("chan.export.put");
 		br->st.chan_out++;
 		/* -ESTALE here (our claim taken as dead: a closed descriptor)
 		 * would mean the channel handed the message on as well; the
@@ -636,22 +719,32 @@ static int spsc_take_role(shmkit_chan *ch)
 	return rc == -EAGAIN ? 0 : rc;
 }
 
+/* The tag an MPMC commit of seq for inbox entry i carries: unique per
+ * (entry, seq), never 0. */
+static uint64_t ib_tag(unsigned i, uint64_t seq)
+{
+	return (uint64_t)(i + 1) << 56 | (seq & ((1ull << 56) - 1));
+}
+
 /* A commit a killed bridge left pending: decide it (see the essay). */
 static int inbox_recover(shmkit_bridge *br, struct cimport *ci)
 {
 	struct shmkit_chan_stats cs;
+	uint64_t tag = 0;
 	int rc = ci->spsc ? spsc_take_role(ci->ch) : 0;
 
 	if (!rc)
 		rc = shmkit_chan_stats(ci->ch, &cs);
+	if (!rc && ci->owned)
+		rc = shmkit_chan_owner_tag(ci->ch, &tag);
 	for (unsigned i = 0; !rc && i < IB_ENTRIES; i++) {
 		struct ib_entry *e = &ci->e[i];
 		uint64_t last = ld_acq(&e->last), pending = ld_acq(&e->pending);
 		if (!pending || pending != last + 1)
 			continue;
-		if (ci->spsc && cs.sent > e->pending_pos)
+		if (ci->spsc ? cs.sent > e->pending_pos : ci->owned && tag == ib_tag(i, pending))
 			st_rel(&e->last, pending); /* it was committed */
-		else if (!ci->spsc)
+		else if (!ci->spsc && !ci->owned)
 			br->st.uncertain++;
 		st_rel(&e->pending, 0);
 	}
@@ -704,7 +797,9 @@ static int cimport_open(shmkit_bridge *br, struct cimport *ci, const struct shmk
 	rc = shmkit_chan_create(&ci->ch, ci->local, &o);
 	if (!rc)
 		rc = shmkit_chan_stats(ci->ch, &cs);
-	if (!rc) {
+	if (!rc && !cs.spsc)
+		rc = ci->owned = chan_own(&ci->ch, ci->local, owner_token("import ", ci->local));
+	if (rc >= 0) {
 		ci->spsc = cs.spsc;
 		ci->max_msg = cs.max_msg;
 		rc = inbox_open(br, ci);
@@ -716,6 +811,7 @@ static int cimport_open(shmkit_bridge *br, struct cimport *ci, const struct shmk
 			shmkit_chan_close(ci->ch);
 		ci->seg = NULL;
 		ci->ch = NULL;
+		ci->owned = 0;
 	}
 	return rc;
 }
@@ -746,6 +842,22 @@ static struct ib_entry *inbox_entry(struct cimport *ci, uint32_t stream, uint64_
 	return free_e;
 }
 
+/* Send, or with an owner record commit with the tag of (entry, seq). */
+static int cimport_send(struct cimport *ci, unsigned i, uint64_t seq, const unsigned char *payload,
+                        uint32_t len)
+{
+	void *buf;
+	int rc;
+
+	if (!ci->owned)
+		return shmkit_chan_send(ci->ch, payload, len, 0);
+	if ((rc = shmkit_chan_reserve(ci->ch, &buf, 0)))
+		return rc;
+	memcpy(buf, payload, len);
+	crash_point("chan.import.reserved");
+	return shmkit_chan_commit_tag(ci->ch, len, ib_tag(i, seq));
+}
+
 /* Commit one message into the local channel as seq of entry e. */
 static void cimport_commit(shmkit_bridge *br, struct cimport *ci, struct ib_entry *e, uint64_t seq,
                            const unsigned char *payload, uint32_t len)
@@ -755,10 +867,11 @@ static void cimport_commit(shmkit_bridge *br, struct cimport *ci, struct ib_entr
 	if (ci->spsc && shmkit_chan_stats(ci->ch, &cs) == 0)
 		e->pending_pos = cs.sent; /* we are the only producer: exact */
 	st_rel(&e->pending, seq);
-	int rc = shmkit_chan_send(ci->ch, payload, len, 0);
+	int rc = cimport_send(ci, (unsigned)(e - ci->e), seq, payload, len);
 	if (!rc || rc == -EAGAIN) /* full: said in acks until it drains */
 		ci->full[e - ci->e] = rc ? ACK_FULL : 0;
 	if (!rc) {
+		crash_point("chan.import.committed");
 		st_rel(&e->last, seq);
 		br->st.chan_in++;
 	} else if (rc == -EAGAIN) {

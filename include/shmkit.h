@@ -431,9 +431,10 @@ int shmkit_chan_reserve_pos(const shmkit_chan *ch, uint64_t *pos);
  *     SHMKIT_RDONLY.
  *   - a message the predecessor had peeked and not released is not lost
  *     and goes to nobody else: the next shmkit_chan_peek (or recv) of
- *     the new handle returns it first.  Until then it holds its slot: the
- *     channel fills one lap later, as behind a slow consumer.  Closing a
- *     handle before it returned that message leaves it to the next one.
+ *     the new handle returns it first (its POLLIN fd is readable for
+ *     it).  Until then it holds its slot: the channel fills one lap
+ *     later, as behind a slow consumer.  Closing a handle before it
+ *     returned that message leaves it to the next one.
  *   - a reservation the predecessor left is given back (no message), and
  *     so is one whose owner stays dead while consumers wait on it.
  *   - shmkit_chan_commit_tag commits like shmkit_chan_commit and records

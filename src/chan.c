@@ -1947,6 +1947,8 @@ static int chan_fd_ready(void *arg)
 	shmkit_chan *ch = arg;
 	struct attempt a = { .ch = ch, .bufcap = SIZE_MAX, .dry = true };
 
+	if (ch->fd_side == CONS && ch->peeked == PEEK_INHERITED)
+		return 1; /* an owner's inherited message waits for its peek */
 	if (ch->fd_side == PROD)
 		return ch->spsc ? spsc_claim_send(&a) : mpmc_claim_send(&a);
 	return ch->spsc ? spsc_claim_recv(&a) : mpmc_claim_recv(&a);

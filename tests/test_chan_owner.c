@@ -15,6 +15,7 @@
  * in a forked child; every child is reaped.
  */
 #include <criterion/criterion.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -174,8 +175,9 @@ Test(chan_owner, killed_peek_goes_to_the_successor_and_nobody_else)
 	shmkit_chan_close(ch);
 }
 
-/* The inherited message comes out of recv too; a successor closed before
- * it returned the message leaves it to the next one. */
+/* The inherited message comes out of recv too (and the handle's fd says
+ * it is there); a successor closed before it returned the message leaves
+ * it to the next one. */
 Test(chan_owner, inherited_peek_survives_a_close_and_comes_out_of_recv)
 {
 	const char *name = sk_test_new_name("posix");
@@ -187,6 +189,10 @@ Test(chan_owner, inherited_peek_survives_a_close_and_comes_out_of_recv)
 	shmkit_chan_close(owned(name, TOKEN)); /* never asked for it */
 	cr_assert_eq(recv_str(ch, buf, sizeof(buf), 0), -EAGAIN);
 	shmkit_chan *s = owned(name, TOKEN);
+	int fd = shmkit_chan_fd(s, SHMKIT_CHAN_POLLIN);
+	cr_assert_geq(fd, 0);
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	cr_assert_eq(poll(&pfd, 1, 1000), 1, "the fd says the inherited message is there");
 	cr_assert_eq(recv_str(s, buf, 3, 0), -EMSGSIZE, "too small a buffer: it stays");
 	cr_assert_eq(recv_str(s, buf, sizeof(buf), 0), 5);
 	cr_assert_str_eq(buf, "hello");

@@ -47,6 +47,10 @@
  *       through a relay the test controls; a channel carried exactly once
  *       and in order through both bridges killed and restarted, a cut
  *       link, withheld acks and corrupted frames (details at the test)
+ *   chan_two_hosts_mpmc_exactly_once_across_kills_in_the_windows  MPMC
+ *       channels on both hosts (owner records); 39 kills of either bridge
+ *       inside its crash windows (the bridge's crash points): each
+ *       message once and in order
  *   api_refusals, wire_format  loop refusal, missing bus; CRC-32C and the
  *       header layout
  * Without libzmq the bridge is not built: one test says it was skipped.
@@ -71,6 +75,7 @@ Test(bridge, skipped_without_libzmq)
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "shmkit.h"
@@ -1328,6 +1333,62 @@ static void duo_end(struct duo *d)
 	host_stop(&d->B);
 }
 
+/* A stream between two hosts for the channel tests: a channel of kind
+ * ("spsc" or "mpmc"; 64 slots of 256 bytes) on each, A's exported (by
+ * the glob NAME*: the one channel there) with a window of 32, B's
+ * imported; a consumer on B of n messages, held every `every` (its stdin
+ * is go), and a producer on A of n messages of 200 bytes. */
+struct stream {
+	struct duo d;
+	char glob[300];
+	int oc, op, go;
+	pid_t pc, pp;
+};
+
+static void stream_start(struct stream *s, const char *chan, const char *n, const char *kind,
+                         const char *every)
+{
+	int go[2];
+
+	duo_hosts(&s->d);
+	const char *mk[] = { "chan", chan, "64", "256", kind, NULL };
+	cr_assert_eq(sk_test_finish(host_spawn(&s->d.A, NULL, helper_path(), mk), -1, NULL, 0), 0);
+	cr_assert_eq(sk_test_finish(host_spawn(&s->d.B, NULL, helper_path(), mk), -1, NULL, 0), 0);
+	snprintf(s->glob, sizeof(s->glob), "%s*", chan);
+	const char *a[] = { "--export-chan", s->glob, "--window", "32", NULL };
+	const char *b[] = { "--import-chan", chan, NULL };
+	memcpy(s->d.a, a, sizeof(a));
+	memcpy(s->d.b, b, sizeof(b));
+	duo_bridges(&s->d);
+	const char *cons[] = { "consume", chan, n, every, NULL };
+	cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
+	s->pc = host_spawn_in(&s->d.B, go[0], &s->oc, helper_path(), cons);
+	close(go[0]);
+	s->go = go[1];
+	const char *prod[] = { "produce", chan, n, "200", NULL };
+	s->pp = host_spawn(&s->d.A, &s->op, helper_path(), prod);
+}
+
+/* The consumer's next line into line: 1 if it is "at K" (the consumer
+ * waits for a line on go), 0 if it is its last. */
+static int stream_at(struct stream *s, char *line, size_t cap)
+{
+	cr_assert_eq(read_line(s->oc, line, cap), 0, "the consumer stalled");
+	return !strncmp(line, "at ", 3);
+}
+
+/* Every message once and in order; both bridges stopped, their last
+ * statistics into la and lb. */
+static void stream_end(struct stream *s, char *la, char *lb, size_t cap)
+{
+	close(s->go);
+	cr_log_info("consumer: %s", la);
+	cr_assert_str_eq(la, "done got=20000 dup=0 order=0 bad=0 rc=0");
+	cr_assert_eq(sk_test_finish(s->pc, s->oc, NULL, 0), 0);
+	cr_assert_eq(sk_test_finish(s->pp, s->op, NULL, 0), 0, "the producer failed");
+	duo_stop(&s->d, la, lb, cap);
+}
+
 /* Two hosts, a channel exported by A's bridge and imported by B's through
  * the relay; 20000 messages of 200 bytes from a producer on A to a
  * consumer on B, while:
@@ -1353,81 +1414,106 @@ Test(bridge, chan_two_hosts_survive_kills_cuts_and_corruption, .timeout = 240)
 	 * the hosts' own /dev/shm. */
 	const char *n_msgs = "20000", *chan = sk_test_new_name("posix");
 	char line[2048], lb[2048];
-	struct duo d;
-	int oc, op, go[2];
+	struct stream st;
 
-	duo_hosts(&d);
-	const char *mk[] = { "chan", chan, "64", "256", "spsc", NULL };
-	cr_assert_eq(sk_test_finish(host_spawn(&d.A, NULL, helper_path(), mk), -1, NULL, 0), 0);
-	cr_assert_eq(sk_test_finish(host_spawn(&d.B, NULL, helper_path(), mk), -1, NULL, 0), 0);
-	char glob[300];
-	snprintf(glob, sizeof(glob), "%s*", chan); /* exported by a glob: the one channel there */
-	const char *a[] = { "--export-chan", glob, "--window", "32", NULL }, *b[] = { "--import-chan", chan, NULL };
-	memcpy(d.a, a, sizeof(a));
-	memcpy(d.b, b, sizeof(b));
-	duo_bridges(&d);
+	stream_start(&st, chan, n_msgs, "spsc", "1000");
+	struct duo *d = &st.d;
+	int go1 = st.go;
 
-	const char *cons[] = { "consume", chan, n_msgs, "1000", NULL };
-	cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
-	pid_t pc = host_spawn_in(&d.B, go[0], &oc, helper_path(), cons);
-	close(go[0]);
-	const char *prod[] = { "produce", chan, n_msgs, "200", NULL };
-	pid_t pp = host_spawn(&d.A, &op, helper_path(), prod);
-
-	for (;;) {
-		cr_assert_eq(read_line(oc, line, sizeof(line)), 0, "the consumer stalled");
-		if (strncmp(line, "at ", 3))
-			break;
+	while (stream_at(&st, line, sizeof(line))) {
 		int at = atoi(line + 3);
 		if (at == 2000) { /* A's bridge dies with a full window */
-			bridge_wait_stat(d.ba, d.oa, "chan_out", "acked", 32);
-			duo_kill_restart(&d, 0);
+			bridge_wait_stat(d->ba, d->oa, "chan_out", "acked", 32);
+			duo_kill_restart(d, 0);
 		} else if (at == 5000) { /* B's bridge dies with a full channel */
-			bridge_wait_stat(d.bb, d.ob, "chan_full", NULL, 1);
-			duo_kill_restart(&d, 1);
+			bridge_wait_stat(d->bb, d->ob, "chan_full", NULL, 1);
+			duo_kill_restart(d, 1);
 		} else if (at == 8000) { /* the link goes down for a while */
-			__atomic_store_n(&d.r.cut, 1, __ATOMIC_RELAXED);
+			__atomic_store_n(&d->r.cut, 1, __ATOMIC_RELAXED);
 			usleep(500000);
-			__atomic_store_n(&d.r.cut, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(&d->r.cut, 0, __ATOMIC_RELAXED);
 		} else if (at == 11000) { /* B commits, its acks are lost, it dies */
 			/* First a still state: B's channel full (the consumer is
 			 * held), A sending again what B refused - so A has every
 			 * ack B sent (B commits nothing meanwhile).  Then the acks
 			 * are withheld and the consumer let go: what A sends next
 			 * B commits, and A never hears of it. */
-			bridge_wait_stat(d.bb, d.ob, "chan_full", NULL, 1);
-			bridge_poke(d.ba, d.oa, line, sizeof(line));
-			bridge_wait_stat(d.ba, d.oa, "resends", NULL, stat_of(line, "resends") + 1);
-			__atomic_store_n(&d.r.freeze, 1, __ATOMIC_RELAXED);
-			bridge_poke(d.bb, d.ob, line, sizeof(line));
+			bridge_wait_stat(d->bb, d->ob, "chan_full", NULL, 1);
+			bridge_poke(d->ba, d->oa, line, sizeof(line));
+			bridge_wait_stat(d->ba, d->oa, "resends", NULL, stat_of(line, "resends") + 1);
+			__atomic_store_n(&d->r.freeze, 1, __ATOMIC_RELAXED);
+			bridge_poke(d->bb, d->ob, line, sizeof(line));
 			/* the consumer goes on now: B's channel must have room */
-			cr_assert_eq(write(go[1], "go\n", 3), 3);
-			bridge_wait_stat(d.bb, d.ob, "chan_in", NULL, stat_of(line, "chan_in") + 1);
-			kill(d.bb, SIGKILL);
-			__atomic_store_n(&d.r.cut, 1, __ATOMIC_RELAXED);
+			cr_assert_eq(write(go1, "go\n", 3), 3);
+			bridge_wait_stat(d->bb, d->ob, "chan_in", NULL, stat_of(line, "chan_in") + 1);
+			kill(d->bb, SIGKILL);
+			__atomic_store_n(&d->r.cut, 1, __ATOMIC_RELAXED);
 			usleep(100000);
-			__atomic_store_n(&d.r.freeze, 0, __ATOMIC_RELAXED);
-			__atomic_store_n(&d.r.cut, 0, __ATOMIC_RELAXED);
-			duo_kill_restart(&d, 1);
+			__atomic_store_n(&d->r.freeze, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(&d->r.cut, 0, __ATOMIC_RELAXED);
+			duo_kill_restart(d, 1);
 		} else if (at == 15000) {
-			__atomic_store_n(&d.r.corrupt, 3, __ATOMIC_RELAXED);
+			__atomic_store_n(&d->r.corrupt, 3, __ATOMIC_RELAXED);
 		}
 		if (at != 11000)
-			cr_assert_eq(write(go[1], "go\n", 3), 3);
+			cr_assert_eq(write(go1, "go\n", 3), 3);
 	}
-	close(go[1]);
-	cr_log_info("consumer: %s", line);
-	cr_assert_str_eq(line, "done got=20000 dup=0 order=0 bad=0 rc=0");
-	cr_assert_eq(sk_test_finish(pc, oc, NULL, 0), 0);
-	cr_assert_eq(sk_test_finish(pp, op, NULL, 0), 0, "the producer failed");
-
-	duo_stop(&d, line, lb, sizeof(line));
+	stream_end(&st, line, lb, sizeof(line));
 	cr_assert_eq(stat_of(line, "refused") + stat_of(line, "bad_crc"), 0);
 	cr_assert_geq(stat_of(lb, "duplicates"), 1, "B's last life saw what it had committed again");
-	cr_assert_eq(__atomic_load_n(&d.r.corrupted, __ATOMIC_RELAXED), 3);
+	cr_assert_eq(__atomic_load_n(&d->r.corrupted, __ATOMIC_RELAXED), 3);
 	cr_assert_eq(stat_of(lb, "bad_crc"), 3, "every corrupted frame is counted and dropped");
-	cr_assert_gt(__atomic_load_n(&d.r.accepted, __ATOMIC_RELAXED), 2, "the link was made again");
-	duo_end(&d);
+	cr_assert_gt(__atomic_load_n(&d->r.accepted, __ATOMIC_RELAXED), 2, "the link was made again");
+	duo_end(d);
+}
+
+/* Two hosts, an MPMC channel on each (A's exported, B's imported: both
+ * bridges hold owner records, bridge/chan.c), 20000 messages of 200 bytes
+ * from a producer on A to a consumer on B.  Every 500 received, one
+ * bridge is SIGKILLed (wherever it is) and restarted armed to kill itself
+ * inside one of the MPMC crash windows of bridge/chan.c (its crash
+ * points, in turn, at their 1st-20th pass): A after a peek, before the
+ * outbox has the message; A after the outbox has it, before the release;
+ * B between its reservation and its commit; B after the commit, before
+ * `last` is stored.  Once it died there it is restarted.  Exactly once
+ * must hold: the consumer gets every message once and in order, and no
+ * commit is uncertain.  (Before owner records, the first window lost a
+ * message and the last delivered one twice.) */
+Test(bridge, chan_two_hosts_mpmc_exactly_once_across_kills_in_the_windows, .timeout = 240)
+{
+	static const char *const points[] = { "chan.export.peeked", "chan.export.put",
+	                                      "chan.import.reserved", "chan.import.committed" };
+	const char *n_msgs = "20000", *chan = sk_test_new_name("posix");
+	char line[2048], lb[2048], arm[64];
+	struct stream st;
+	int round = 0;
+	unsigned seed = (unsigned)time(NULL);
+
+	cr_log_info("seed %u", seed);
+	stream_start(&st, chan, n_msgs, "mpmc", "500");
+	struct duo *d = &st.d;
+	int go1 = st.go;
+
+	while (stream_at(&st, line, sizeof(line))) {
+		if (atoi(line + 3) == 20000) {
+			cr_assert_eq(write(go1, "go\n", 3), 3);
+			continue;
+		}
+		int k = round++ % 4, which = k >= 2;
+		snprintf(arm, sizeof(arm), "%s:%u", points[k], 1 + rand_r(&seed) % 20);
+		setenv("SHMKIT_BRIDGE_CRASH_AT", arm, 1);
+		duo_kill_restart(d, which);
+		unsetenv("SHMKIT_BRIDGE_CRASH_AT");
+		cr_assert_eq(write(go1, "go\n", 3), 3);
+		pid_t pid = which ? d->bb : d->ba;
+		cr_assert_eq(sk_test_finish(pid, which ? d->ob : d->oa, NULL, 0), 128 + SIGKILL,
+		             "the bridge armed at %s did not die there", arm);
+		duo_bridge(d, which);
+	}
+	cr_log_info("%d kills in the windows", round);
+	stream_end(&st, line, lb, sizeof(line));
+	cr_assert_eq(stat_of(lb, "uncertain"), 0, "B owns its channel: no commit is in doubt");
+	duo_end(d);
 }
 
 /* Two hosts, a back-pressure bus on A exported by A's bridge (PUB) and
