@@ -30,7 +30,7 @@
 #define MS 1000000LL
 
 enum { S_APPEND, S_NEXT, S_PATCH_META, S_PATCH_DATA, S_FD, S_SEEK, S_STAT, S_SYNC,
-       S_REOPEN_READER, S_REOPEN_WRITER, S_COUNT };
+       S_REOPEN_READER, S_REOPEN_WRITER, S_APPEND_AT, S_COUNT };
 
 struct fz_js {
 	char dir[160];
@@ -158,6 +158,14 @@ static void run_op(struct fz_js *j, struct fz_in *in)
 		break;
 	case S_REOPEN_WRITER:
 		open_writer(j);
+		break;
+	case S_APPEND_AT: /* a replica's append: a jump of 0-15 seqs, any stamp */
+		arg = fz_u8(in);
+		if (j->w && !shmkit_journal_stats(j->w, &st))
+			fz_result(shmkit_journal_append_at(j->w, st.last_seq + 1 + (arg & 15),
+			                                   (int64_t)fz_u16(in) << 24, j->msg,
+			                                   fz_u8(in) % (j->max_record + 8)),
+			          0, "journal_append_at");
 		break;
 	}
 	fz_check_bound(t0, "journal operation");

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -139,7 +140,8 @@ Test(journal_tool, verify_and_repair)
 	          strstr(out, "19 valid records kept (last seq 20)"), "%s", out);
 	cr_assert_eq(tool(NULL, "journal", "verify", path, NULL), 0);
 	cr_assert(strstr(out, "clean, 19 records, last seq 20") &&
-	          strstr(out, "1 hole left by repair: 1 record lost there"), "%s", out);
+	          strstr(out, "1 hole (left by repair, or copied from a leader's): 1 record lost there"),
+	          "%s", out);
 	cr_assert_eq(tool(NULL, "journal", "dump", path, NULL), 0);
 	cr_assert_eq(count_lines(out), 19);
 	cr_assert(strstr(out, "\n7 ") && !strstr(out, "\n8 ") && strstr(out, "\n9 "), "%s", out);
@@ -188,9 +190,22 @@ Test(journal_tool, info_shows_files_records_policy_writer)
 	cr_assert(strstr(out, "files      1 (8192 bytes)") && strstr(out, "records    3") &&
 	          strstr(out, "first seq  1") && strstr(out, "last seq   3") &&
 	          strstr(out, "sync       group") && strstr(out, "writer     none"), "%s", out);
+	/* Its identity, as the library has it; no copy_of line for a journal
+	 * that copies none. */
+	shmkit_journal *j;
+	struct shmkit_journal_stats st;
+	char want[64];
+	cr_assert_eq(shmkit_journal_open(&j, path, NULL), 0);
+	cr_assert_eq(shmkit_journal_stats(j, &st), 0);
+	shmkit_journal_close(j);
+	cr_assert_neq(st.id, 0);
+	snprintf(want, sizeof(want), "id         %016" PRIx64 "\n", st.id);
+	cr_assert(strstr(out, want) && !strstr(out, "copy of"), "%s", out);
 	cr_assert_eq(tool(NULL, "info", "--json", path, NULL), 0);
 	cr_assert(strstr(out, "\"kind\":\"journal\"") && strstr(out, "\"records\":3") &&
 	          strstr(out, "\"writer_alive\":false"), "%s", out);
+	snprintf(want, sizeof(want), "\"id\":\"%016" PRIx64 "\",\"copy_of\":\"%016x\"", st.id, 0);
+	cr_assert(strstr(out, want), "%s", out);
 
 	/* With a live writer in another process. */
 	const char *argv[] = { "helper_journal", "hold", path, NULL };

@@ -335,8 +335,9 @@ static void print_dropped(const char *path, const struct shmkit_journal_report *
 static void print_holes(const char *path, const struct shmkit_journal_report *r)
 {
 	if (r->holes)
-		printf("%s: %u hole%s left by repair: %" PRIu64 " record%s lost there\n", path,
-		       r->holes, plural(r->holes), r->hole_records, plural(r->hole_records));
+		printf("%s: %u hole%s (left by repair, or copied from a leader's): %" PRIu64
+		       " record%s lost there\n", path, r->holes, plural(r->holes), r->hole_records,
+		       plural(r->hole_records));
 }
 
 /* verify/repair --json: the report as one object. */
@@ -435,12 +436,16 @@ int info_journal(const char *path, bool json)
 		tool_json_name("path", path);
 		printf(",\"files\":%u,\"bytes\":%" PRIu64 ",\"records\":%" PRIu64
 		       ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64
-		       ",\"sync\":\"%s\",\"writer_pid\":%d,\"writer_alive\":%s}\n",
+		       ",\"sync\":\"%s\",\"writer_pid\":%d,\"writer_alive\":%s"
+		       ",\"id\":\"%016" PRIx64 "\",\"copy_of\":\"%016" PRIx64 "\"}\n",
 		       st.files, st.bytes, st.records, st.first_seq, st.last_seq, pol,
-		       (int)st.writer_pid, st.writer_pid ? "true" : "false");
+		       (int)st.writer_pid, st.writer_pid ? "true" : "false", st.id, st.copy_of);
 		return 0;
 	}
 	printf("journal    %s\n", path);
+	printf("id         %016" PRIx64 "\n", st.id);
+	if (st.copy_of)
+		printf("copy of    %016" PRIx64 "\n", st.copy_of);
 	printf("files      %u (%" PRIu64 " bytes)\n", st.files, st.bytes);
 	printf("records    %" PRIu64 "\n", st.records);
 	printf("first seq  %" PRIu64 "\n", st.first_seq);
