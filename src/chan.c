@@ -86,13 +86,19 @@
  * The consumer polls the seq of the slot at head - the same cache line
  * as the message, so a message and its "ready" flag cross between cores
  * in one transfer, and the producer's tail line never bounces - reads,
- * then store_release head.  The consumer never writes seq: a slot at
- * position h is empty while its seq is FREE(h) (first lap, as the creator
- * left it) or FULL(h - capacity) (the previous lap's message, consumed);
- * FULL(h) is a message; anything else is corruption.  No read-modify-
- * write on indices or slots; the one RMW per message is the event count
- * increment that lets a blocked peer sleep (wait.h needs the count to
- * move).  Statistics come from the indices: sent = tail, received = head.
+ * then store_release head.  It keeps head in the handle while it holds
+ * the role (loaded when it takes the role) and never loads the shared
+ * word on its hot path: the producer reads head's line when its copy
+ * says full, just before it publishes, and a poll that loaded that line
+ * then would wait for it to come back (one cross-core transfer every
+ * capacity messages: README "Performance").  The consumer never writes
+ * seq: a slot at position h is empty while its seq is FREE(h) (first
+ * lap, as the creator left it) or FULL(h - capacity) (the previous
+ * lap's message, consumed); FULL(h) is a message; anything else is
+ * corruption.  No read-modify-write on indices or slots; the one RMW per
+ * message is the event count increment that lets a blocked peer sleep
+ * (wait.h needs the count to move).  Statistics come from the indices:
+ * sent = tail, received = head.
  *
  * One at a time is enforced, not assumed: two producers would race on
  * tail and lose or duplicate messages.  The first send or reserve through
@@ -226,6 +232,10 @@
  * protocols with a process allowed to die before every step: each message
  * delivered at most once, in per-producer order, never torn, nothing
  * committed lost beyond the losses documented above, no lost wake-up.
+ * models/mpmc_owner.pml checks owner tokens ("Owners" above): an owned
+ * consumer killed after its peek and resumed by its successor, an owned
+ * producer killed anywhere in commit_tag with a reclaimer and a successor
+ * that resends from owner_tag + 1 - every message delivered exactly once.
  * Comments "model: FILE STEP" below name the model step an atomic stands
  * for.  SPIN's interleavings are sequentially consistent: where such a
  * comment says "SC in the model", the C11 order it uses (relaxed,
@@ -288,6 +298,7 @@ struct shmkit_chan {
 	bool role[2];            /* SPSC: this handle holds the role (by side) */
 	int wait;                /* enum shmkit_wait */
 	uint64_t cached_head;    /* SPSC producer: last head seen */
+	uint64_t head;           /* SPSC consumer role: head (only it writes head) */
 	bool reserved;           /* zero-copy in progress */
 	uint8_t peeked;          /* enum peek_state */
 	uint64_t token;          /* owner token (opts.owner), 0 none */
@@ -860,8 +871,14 @@ static int spsc_claim_recv(void *arg)
 {
 	struct attempt *a = arg;
 	shmkit_chan *ch = a->ch;
-	/* Relaxed: head is written only by this (the single) consumer. */
-	uint64_t h = sk_load_relaxed(&ch->ctl->head);
+	/* The consumer role's own copy of head: its polls never load the
+	 * head line, which the producer reads whenever its cached head says
+	 * full - a poll that loads it then waits for that line to cross
+	 * (README "Performance": the 2-slot anomaly).  The fd's readiness
+	 * test (dry; maybe another thread, maybe before the role is taken)
+	 * reads the shared word.  Relaxed: head is written only by the
+	 * single consumer. */
+	uint64_t h = a->dry ? sk_load_relaxed(&ch->ctl->head) : ch->head;
 	struct sk_chan_slot *s = slot_at(ch, h);
 
 	a->blocker = 0;
@@ -968,6 +985,11 @@ static SK_COLD int role_take(shmkit_chan *ch, int side)
 			if (cur) /* Relaxed: a statistic. */
 				sk_fetch_add(&ch->ctl->reclaimed, 1, __ATOMIC_RELAXED);
 			ch->role[side] = true;
+			/* Relaxed: after the acquire CAS above, which orders the
+			 * previous holder's last store of head before this load;
+			 * from here on only this handle moves head. */
+			if (side == CONS)
+				ch->head = sk_load_relaxed(&ch->ctl->head);
 			return side == PROD ? spsc_reconcile_tail(ch) : 0;
 		}
 	}
@@ -1066,6 +1088,7 @@ static inline int consumed(shmkit_chan *ch, uint64_t pos, uint64_t word, bool ta
 		 * (spsc_claim_send): our reads of the slot are done.  model:
 		 * spsc.pml S-C3, the delivery (SC in the model). */
 		sk_store_release(&c->head, pos + 1);
+		ch->head = pos + 1;
 		/* S-C4: after a release store, so the unconditional increment
 		 * (see wait.h).  model: spsc.pml S-C4. */
 		shmkit_ec_inc(&c->not_full);
