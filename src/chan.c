@@ -299,6 +299,8 @@ struct shmkit_chan {
 	int wait;                /* enum shmkit_wait */
 	uint64_t cached_head;    /* SPSC producer: last head seen */
 	uint64_t head;           /* SPSC consumer role: head (only it writes head) */
+	uint32_t polls[2];       /* SPSC: try-once calls that found nothing, not
+	                            yet added to the control block (by side) */
 	bool reserved;           /* zero-copy in progress */
 	uint8_t peeked;          /* enum peek_state */
 	uint64_t token;          /* owner token (opts.owner), 0 none */
@@ -985,6 +987,7 @@ static SK_COLD int role_take(shmkit_chan *ch, int side)
 			if (cur) /* Relaxed: a statistic. */
 				sk_fetch_add(&ch->ctl->reclaimed, 1, __ATOMIC_RELAXED);
 			ch->role[side] = true;
+			ch->polls[side] = 0; /* a forked child's copy counted the parent's */
 			/* Relaxed: after the acquire CAS above, which orders the
 			 * previous holder's last store of head before this load;
 			 * from here on only this handle moves head. */
@@ -996,6 +999,8 @@ static SK_COLD int role_take(shmkit_chan *ch, int side)
 	return sk_fail(-EBUSY, "SPSC channel: the %s role keeps changing hands", side_name[side]);
 }
 
+static void flush_polls(shmkit_chan *ch, int side);
+
 /* Give the role back (close).  A word that no longer names us was taken
  * over: leave it. */
 static void role_drop(shmkit_chan *ch, int side)
@@ -1004,6 +1009,7 @@ static void role_drop(shmkit_chan *ch, int side)
 
 	if (!ch->role[side])
 		return;
+	flush_polls(ch, side);
 	ch->role[side] = false;
 	/* Release: pairs with the acquire CAS in role_take() of the next
 	 * holder: our index stores come before the handover.  model:
@@ -1420,16 +1426,41 @@ static SK_COLD int owner_take(shmkit_chan *ch)
 
 /* ---- waiting ------------------------------------------------------------- */
 
-static SK_COLD void count_wait(shmkit_chan *ch, int side)
+/* Count a call that found the channel full (PROD) or empty (CONS), and
+ * say whether this one checks the SPSC indices (spsc_empty).  An SPSC
+ * side's counter sits in the control block on the line of its index,
+ * which the peer reads (the producer reads head when its cached copy says
+ * full): a poller calling with timeout 0 in a loop would write that line
+ * on every empty call.  So try-once calls add up in the handle and reach
+ * the control block SK_CHAN_POLL_BATCH at a time (and at close, and with
+ * the next call that waits), and only those check the indices: a corrupt
+ * index is still reported, within SK_CHAN_POLL_BATCH polls.  An MPMC
+ * handle counts in its own entry. */
+#define SK_CHAN_POLL_BATCH 64u
+
+static void flush_polls(shmkit_chan *ch, int side)
 {
 	uint64_t *n = side == PROD ? &ch->ctl->full_waits : &ch->ctl->empty_waits;
 
+	if (!ch->polls[side])
+		return;
 	/* Relaxed: a statistic.  An SPSC side is one handle (its role), so
-	 * a plain load and store do; an MPMC handle counts in its entry. */
-	if (ch->spsc)
-		sk_store_relaxed(n, sk_load_relaxed(n) + 1);
-	else
+	 * a plain load and store do. */
+	sk_store_relaxed(n, sk_load_relaxed(n) + ch->polls[side]);
+	ch->polls[side] = 0;
+}
+
+static SK_COLD bool count_wait(shmkit_chan *ch, int side, int64_t timeout_ns)
+{
+	if (!ch->spsc) {
 		stat_count(ch, side == PROD ? ST_FULL_WAITS : ST_EMPTY_WAITS);
+		return true;
+	}
+	ch->polls[side]++;
+	if (timeout_ns == 0 && ch->polls[side] < SK_CHAN_POLL_BATCH)
+		return false;
+	flush_polls(ch, side);
+	return true;
 }
 
 /* Polls before claim_wait reads a clock: in a ping-pong the answer often
@@ -1446,8 +1477,7 @@ static SK_COLD int claim_wait(shmkit_chan *ch, int side, struct attempt *a, int6
 	                                  : (ch->spsc ? spsc_claim_recv : mpmc_claim_recv);
 	shmkit_ec *ec = side == PROD ? &ch->ctl->not_full : &ch->ctl->not_empty;
 	int waited = 0, r;
-
-	count_wait(ch, side);
+	bool check = count_wait(ch, side, timeout_ns);
 	/* Quick polls before any clock is read - unless this thread's
 	 * adaptive waits have learned that spinning does not pay (wait.h). */
 	if (ch->wait != SHMKIT_WAIT_BLOCK && timeout_ns != 0 &&
@@ -1458,9 +1488,11 @@ static SK_COLD int claim_wait(shmkit_chan *ch, int side, struct attempt *a, int6
 				return r < 0 ? r : 0;
 		}
 	}
-	a->check_tail = true;
-	if ((r = try(a))) /* again, now with the SPSC index check */
-		return r < 0 ? r : 0;
+	if (check) { /* again, now with the SPSC index check */
+		a->check_tail = true;
+		if ((r = try(a)))
+			return r < 0 ? r : 0;
+	}
 	/* A try-once call (a poller's) reads no clock unless a claimed slot
 	 * blocks it: watch() needs the time only then. */
 	int64_t deadline = timeout_ns ? sk_deadline(timeout_ns) : 0;
