@@ -474,7 +474,9 @@ struct shmkit_chan_stats {
 	uint32_t capacity, max_msg;
 	uint64_t depth;              /* messages queued now (approximate) */
 	uint64_t sent, received;
-	uint64_t full_waits, empty_waits;
+	uint64_t full_waits, empty_waits; /* calls that found it full / empty
+	                                     (an SPSC side adds its timeout-0
+	                                     calls 64 at a time, and at close) */
 	uint64_t reclaimed;          /* slots (SPSC: roles) taken from dead peers */
 	uint64_t aborted;            /* reservations given back */
 	size_t slot_size;            /* round_up(16 + max_msg, 64) */
