@@ -1801,8 +1801,9 @@ static SK_COLD ssize_t recv_inherited(shmkit_chan *ch, void *buf, size_t cap)
 		return sk_fail(-EMSGSIZE, "message of %u bytes, buffer of %zu", ch->peek_len, cap);
 	if (ch->peek_len)
 		memcpy(buf, payload(slot_at(ch, ch->peek_pos)), ch->peek_len);
-	ch->peeked = PEEK_NONE;
-	err = consumed(ch, ch->peek_pos, ch->peek_word, false);
+	ch->peeked = PEEK_OPEN; /* returned: released as a peek (consumed() stays
+	                         * inlined in recv and release alone) */
+	err = shmkit_chan_release(ch);
 	return err ? err : (ssize_t)ch->peek_len;
 }
 
