@@ -297,7 +297,13 @@
 #define LIVE_CHECK_NS (5 * MS)      /* back-pressure liveness rescan period */
 #define CLAIM_RETRIES 1024          /* bound on re-claims per publish */
 #define LOCATE_STEPS 4096           /* bound on skips/resyncs per locate */
-#define SUB_HEAD_EVERY 64           /* looks at nothing of pos per read of head */
+#define SUB_HEAD_EVERY 1024         /* looks at nothing of pos per full look (head,
+                                       claim, clock) while spinning: 64 made a
+                                       ping-pong's reader pull the head line
+                                       across every ~25 messages (~10 ns per
+                                       round trip); 1024 polls notice a
+                                       sequence given up in its claim within
+                                       ~50 us, and sleepers always look fully */
 
 struct bus_geom {
 	uint32_t magic, version, fingerprint, capacity;
@@ -1682,6 +1688,26 @@ static int sub_expired(shmkit_sub *sub, unsigned tries)
 	                     : sk_fail(-ETIMEDOUT, "messages overwritten faster than read");
 }
 
+/* Looks before sub_wait reads a clock, for a subscriber that spins
+ * (SHMKIT_WAIT_SPIN, or an adaptive wait that has not learned spinning
+ * is futile: wait.h): in a ping-pong the message often lands while the
+ * reader would still be setting up its wait (a deadline, a slice: clock
+ * reads that cost more than the hand-off itself), as in chan.c.  The
+ * result of the last look. */
+#define SUB_QUICK_POLLS 64
+static int sub_quick_polls(shmkit_sub *sub, uint64_t *w)
+{
+	bool spins = sub->wait == SHMKIT_WAIT_SPIN ||
+	             (sub->wait == SHMKIT_WAIT_ADAPTIVE && (!sk_spin.learned || sk_spin.budget_ns));
+	int r = 0;
+
+	for (unsigned i = 0; spins && sub->tmo != 0 && i < SUB_QUICK_POLLS && r == 0; i++) {
+		sk_cpu_relax();
+		r = sub_locate(sub, w);
+	}
+	return r;
+}
+
 /* Locate the next message, waiting up to deadline: its word, or < 0. */
 static int sub_next(shmkit_sub *sub, uint64_t *w)
 {
@@ -1689,6 +1715,8 @@ static int sub_next(shmkit_sub *sub, uint64_t *w)
 		if (sk_map_lost(sub->bus->seg)) /* shrunk by a peer: guard.c */
 			return sk_map_check(sub->bus->seg);
 		int r = sub_locate(sub, w);
+		if (r == 0)
+			r = sub_quick_polls(sub, w);
 		if (r == 1 || r < 0)
 			return r < 0 ? r : 0;
 		if (r == 0 && (r = sub_wait(sub)))
