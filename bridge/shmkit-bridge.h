@@ -178,10 +178,13 @@ struct shmkit_bridge_stats {
 	                           for: dropped (resent) */
 	uint64_t refused;       /* hellos of a second importer while the
 	                           outbox is pinned to another */
-	uint64_t redelivered;   /* SPSC messages given again after a restart
-	                           that the outbox already held: skipped */
-	uint64_t uncertain;     /* MPMC imports found mid-commit at a restart:
-	                           the message may be delivered twice */
+	uint64_t redelivered;   /* messages given again after a restart (SPSC:
+	                           to the next consumer; MPMC: the owner's
+	                           inherited peek) that the outbox already
+	                           held: skipped */
+	uint64_t uncertain;     /* MPMC imports found mid-commit at a restart
+	                           into a channel with no room for an owner
+	                           record: the message may be delivered twice */
 	/* journals (duplicates, out_of_order, resends, refused shared with
 	 * channels; refused: no follower slot free) */
 	uint64_t jnl_sent;      /* record frames sent (resends included) */

@@ -131,6 +131,13 @@ run mpmc.pml fail -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DBUG_NO_RETEST
 run mpmc.pml fail -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DBUG_NOTIFY_IGNORES_FLAG
 run mpmc.pml fail -DNPROD=1 -DNCONS=2 -DNPER=2 -DMAXDEAD=1 -DBUG_SPLIT_CLEAR
 
+# MPMC owner tokens: an owned consumer and an owned producer die, their
+# successors take over (chan.c "Owners").
+run mpmc_owner.pml pass
+run mpmc_owner.pml fail -DBUG_RECLAIM_OWNED
+run mpmc_owner.pml fail -DBUG_NO_RECHECK
+run mpmc_owner.pml fail -DBUG_ABANDON_AFTER
+
 # Bus (overwrite, copy publishing): deaths; live claimers taken for stalled.
 run bus.pml pass -DMAXDEAD=1 -DMAXSTALL=0
 MEM=${MODELS_MEMLIM:-4096}   # ~35M states (arm, then look again)

@@ -42,6 +42,8 @@
  *   0                       the creator, while it initialises (sysv)
  *   1                       every open handle of an fd-backed segment, a
  *                           shared lock: "in use" for `ls` and `gc`
+ *   SK_PEER_CHAN + 0        a channel's owner lock: openers of owned
+ *                           handles (chan.c, "Owners")
  *   SK_PEER_CHAN + k        channel peer id k (1 <= k < 2^22)
  *   SK_PEER_BUS_SUB + i     bus subscriber entry i
  *   SK_PEER_BUS_PUB + j     bus publisher entry j
