@@ -57,8 +57,8 @@
  *     reopen the lock file through /proc/self/fd).  A program that closes
  *     descriptors it does not own (closefrom) drops its entries: its
  *     peers then take it for dead, and its next commit is -ESTALE; a
- *     channel message it was writing at that moment may be read torn by
- *     the consumer of the slot's next lap (found by models/mpmc.pml).
+ *     channel or bus message it was writing at that moment may be read
+ *     torn by a reader of the slot's next lap (found by models/mpmc.pml).
  *     Never close descriptors a library opened.
  *   - Huge pages need pages reserved in /proc/sys/vm/nr_hugepages (posix
  *     and file backends cannot use them; sysv, anon and memfd can).  When

@@ -140,13 +140,15 @@ run mpmc_owner.pml fail -DBUG_ABANDON_AFTER
 
 # Bus (overwrite, copy publishing): deaths; live claimers taken for stalled.
 run bus.pml pass -DMAXDEAD=1 -DMAXSTALL=0
-MEM=${MODELS_MEMLIM:-4096}   # ~35M states (arm, then look again)
+MEM=${MODELS_MEMLIM:-4096}   # ~52M states (claim words; arm, then look again)
 run bus.pml pass -DMAXDEAD=0 -DMAXSTALL=1
 MEM=$MEM1
 run bus.pml fail -DMAXDEAD=0 -DBUG_NO_R4
 run bus.pml fail -DMAXDEAD=0 -DBUG_NO_RETEST
 run bus.pml fail -DMAXDEAD=0 -DBUG_NOTIFY_IGNORES_FLAG
 run bus.pml fail -DMAXDEAD=0 -DBUG_P5_STORE
+run bus.pml fail -DMAXDEAD=0 -DBUG_CLAIM_STORE
+run bus.pml fail -DMAXDEAD=0 -DBUG_NO_MARK
 
 # Journal: commit, roll, a follower, a dying writer and its successor.
 run journal.pml pass -DMAXDEAD=1
