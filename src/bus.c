@@ -1688,20 +1688,14 @@ static int sub_expired(shmkit_sub *sub, unsigned tries)
 	                     : sk_fail(-ETIMEDOUT, "messages overwritten faster than read");
 }
 
-/* Looks before sub_wait reads a clock, for a subscriber that spins
- * (SHMKIT_WAIT_SPIN, or an adaptive wait that has not learned spinning
- * is futile: wait.h): in a ping-pong the message often lands while the
- * reader would still be setting up its wait (a deadline, a slice: clock
- * reads that cost more than the hand-off itself), as in chan.c.  The
- * result of the last look. */
-#define SUB_QUICK_POLLS 64
+/* Looks before sub_wait reads a clock (quick polls, wait.h).  The result
+ * of the last look. */
 static int sub_quick_polls(shmkit_sub *sub, uint64_t *w)
 {
-	bool spins = sub->wait == SHMKIT_WAIT_SPIN ||
-	             (sub->wait == SHMKIT_WAIT_ADAPTIVE && (!sk_spin.learned || sk_spin.budget_ns));
+	bool spins = sub->tmo != 0 && sk_quick_polls_pay(sub->wait);
 	int r = 0;
 
-	for (unsigned i = 0; spins && sub->tmo != 0 && i < SUB_QUICK_POLLS && r == 0; i++) {
+	for (unsigned i = 0; spins && i < SK_QUICK_POLLS && r == 0; i++) {
 		sk_cpu_relax();
 		r = sub_locate(sub, w);
 	}

@@ -1463,11 +1463,6 @@ static SK_COLD bool count_wait(shmkit_chan *ch, int side, int64_t timeout_ns)
 	return true;
 }
 
-/* Polls before claim_wait reads a clock: in a ping-pong the answer often
- * lands while the asker would still be setting up its wait (deadline,
- * reclaim watch: clock reads that cost more than the hand-off itself). */
-#define SK_CHAN_QUICK_POLLS 64
-
 /* Slow path of a claim: wait by the handle's strategy in slices of
  * SK_CHAN_RECLAIM_NS, so a dead claimer is noticed even by a sleeper
  * whose wake-up it will never send.  0 claimed, or a negative error. */
@@ -1478,11 +1473,9 @@ static SK_COLD int claim_wait(shmkit_chan *ch, int side, struct attempt *a, int6
 	shmkit_ec *ec = side == PROD ? &ch->ctl->not_full : &ch->ctl->not_empty;
 	int waited = 0, r;
 	bool check = count_wait(ch, side, timeout_ns);
-	/* Quick polls before any clock is read - unless this thread's
-	 * adaptive waits have learned that spinning does not pay (wait.h). */
-	if (ch->wait != SHMKIT_WAIT_BLOCK && timeout_ns != 0 &&
-	    (ch->wait == SHMKIT_WAIT_SPIN || !sk_spin.learned || sk_spin.budget_ns)) {
-		for (unsigned i = 0; i < SK_CHAN_QUICK_POLLS; i++) {
+	/* Quick polls before any clock is read (wait.h). */
+	if (timeout_ns != 0 && sk_quick_polls_pay(ch->wait)) {
+		for (unsigned i = 0; i < SK_QUICK_POLLS; i++) {
 			sk_cpu_relax();
 			if ((r = try(a)))
 				return r < 0 ? r : 0;

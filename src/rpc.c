@@ -86,7 +86,6 @@
 #define RPC_DEF_MSG 1024u
 #define RPC_MAX_MSG (1u << 26)
 #define RPC_SLICE_NS 50000000LL /* a waiting caller looks at its call's server this often */
-#define RPC_QUICK_POLLS 64      /* polls of a waiting caller before it reads a clock */
 #define RPC_OPEN_FLAGS (SHMKIT_EXCL | SHMKIT_POPULATE | SHMKIT_MLOCK | SHMKIT_HUGE | \
                         SHMKIT_NOSEAL | SHMKIT_PERSIST)
 
@@ -898,9 +897,8 @@ ssize_t shmkit_rpc_wait(shmkit_rpc *r, uint64_t *id, const void **resp, int64_t 
 	/* Quick polls before any clock is read, as the channel does: an
 	 * answer from a running server comes within them (unless this
 	 * thread learned that spinning does not pay: wait.h). */
-	if (r->wait != SHMKIT_WAIT_BLOCK && timeout_ns != 0 &&
-	    (r->wait == SHMKIT_WAIT_SPIN || !sk_spin.learned || sk_spin.budget_ns)) {
-		for (unsigned i = 0; i < RPC_QUICK_POLLS && !(err = wait_ready(&a)); i++)
+	if (timeout_ns != 0 && sk_quick_polls_pay(r->wait)) {
+		for (unsigned i = 0; i < SK_QUICK_POLLS && !(err = wait_ready(&a)); i++)
 			sk_cpu_relax();
 	}
 	int64_t deadline = err ? 0 : sk_deadline(timeout_ns);

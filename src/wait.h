@@ -51,6 +51,20 @@ static inline int64_t sk_spin_budget(void)
 	return ++sk_spin.waits % SK_SPIN_PROBE_EVERY ? 0 : SK_SPIN_PROBE_NS;
 }
 
+/* Quick polls: a waiter that may spin polls SK_QUICK_POLLS times before
+ * it reads a clock to set up its wait - in a ping-pong the answer often
+ * lands while the waiter would still be computing a deadline (clock reads
+ * that cost more than the hand-off itself).  The channel, the bus and rpc
+ * all do it; whether to, for a wait of strategy `wait` with a non-zero
+ * timeout: spinning ones, and adaptive ones unless this thread's waits
+ * have learned that spinning does not pay. */
+#define SK_QUICK_POLLS 64
+static inline bool sk_quick_polls_pay(int wait)
+{
+	return wait == SHMKIT_WAIT_SPIN ||
+	       (wait == SHMKIT_WAIT_ADAPTIVE && (!sk_spin.learned || sk_spin.budget_ns));
+}
+
 static inline void sk_spin_learn(int64_t took_ns, bool satisfied)
 {
 	int64_t b = sk_spin.learned ? sk_spin.budget_ns : SK_SPIN_START_NS;
