@@ -33,8 +33,15 @@
  *                   4 KiB in 64, 1 MiB in 8.
  *   ring_rtt_2slot, ring_rtt_64slot
  *                   64-byte round trips over two such rings (one each
- *                   way) of 2 and of 64 slots: a hand-written queue's
- *                   round trip, and what its capacity costs.
+ *                   way) of 2 and of 64 slots, a slot per 128-byte pair
+ *                   of lines (SK_PAIR: no slot shares the prefetcher's
+ *                   pair with the next): a hand-written queue's round
+ *                   trip, and what its capacity costs.
+ *   ring_rtt_64slot_80b
+ *                   the same 64-slot rings carrying 80-byte records: the
+ *                   two lines any 64-byte message behind a 16-byte
+ *                   header (shmkit's slot) spans.  What the second line
+ *                   of each slot costs a ring (see README "Performance").
  *
  * POSIX queues are unlinked as soon as both ends are open and System V
  * queues are removed in teardown (and on SIGINT/SIGTERM), so nothing is
@@ -775,7 +782,7 @@ struct ring_hdr {
 struct ring {
 	struct ring_hdr *hdr;
 	unsigned char *slots;
-	size_t msg, cap;
+	size_t msg, cap, stride;   /* stride: bytes from one slot to the next */
 	uint64_t pos, seen;
 };
 
@@ -784,12 +791,14 @@ struct ring_pp {
 	int nring;
 	unsigned char *base, *buf; /* buf: private message buffer */
 	size_t msg, cap, map;
+	size_t stride;             /* 0: msg (slots back to back) */
 };
 
 static int ring_setup(void *arg)
 {
 	struct ring_pp *r = arg;
-	size_t one = 4096 + ((r->cap * r->msg + 4095) & ~(size_t)4095);
+	size_t stride = r->stride ? r->stride : r->msg;
+	size_t one = 4096 + ((r->cap * stride + 4095) & ~(size_t)4095);
 	r->nring = r->nring ? r->nring : 1;
 	r->map = one * (size_t)r->nring;
 	r->base = bench_shared_alloc(r->map);
@@ -802,7 +811,7 @@ static int ring_setup(void *arg)
 	for (int i = 0; i < r->nring; i++)
 		r->r[i] = (struct ring){ .hdr = (struct ring_hdr *)(void *)(r->base + i * one),
 		                         .slots = r->base + i * one + 4096,
-		                         .msg = r->msg, .cap = r->cap };
+		                         .msg = r->msg, .cap = r->cap, .stride = stride };
 	memset(r->buf, 0x5a, r->msg);
 	return 0;
 }
@@ -826,7 +835,7 @@ static int ring_put(struct ring *q, unsigned char *buf)
 		if (bench_poll(&spins))
 			return -ECANCELED;
 	memcpy(buf, &t, sizeof(t));
-	memcpy(q->slots + (t & (q->cap - 1)) * q->msg, buf, q->msg);
+	memcpy(q->slots + (t & (q->cap - 1)) * q->stride, buf, q->msg);
 	/* Release: publishes the slot's bytes; pairs with the consumer's
 	 * acquire load of tail. */
 	sk_store_release(&q->hdr->tail, t + 1);
@@ -846,7 +855,7 @@ static int ring_get(struct ring *q, unsigned char *buf)
 			return -ECANCELED;
 	if (q->seen - h > q->cap)
 		return -EBADMSG;
-	memcpy(buf, q->slots + (h & (q->cap - 1)) * q->msg, q->msg);
+	memcpy(buf, q->slots + (h & (q->cap - 1)) * q->stride, q->msg);
 	memcpy(&seq, buf, sizeof(seq));
 	if (seq != h)
 		return -EBADMSG;
@@ -924,6 +933,13 @@ static void ref_ring_rtt_64(void)
 	pair_row("ring_rtt_64slot", &p, "msg64_rtt", 'n', 0);
 }
 
+static void ref_ring_rtt_80b(void)
+{
+	struct bench_pair p;
+	bench_ref_pair("ring_rtt_64slot_80b", &p);
+	pair_row("ring_rtt_64slot_80b", &p, "ring_rtt_64slot", 'n', 0);
+}
+
 static void ref_ring_64(void)
 {
 	ring_row("spsc_ring_64", 64, 1024, 100000, NULL);
@@ -945,8 +961,11 @@ int bench_ref_pair(const char *name, struct bench_pair *p)
 {
 	static struct word_pp w;
 	static struct msg_pp m;
-	static struct ring_pp r2 = { .msg = MSG, .cap = 2, .nring = 2 };
-	static struct ring_pp r64 = { .msg = MSG, .cap = 64, .nring = 2 };
+	/* Round-trip rings: one slot per 128-byte pair (SK_PAIR), as a
+	 * cache-friendly ring lays them out. */
+	static struct ring_pp r2 = { .msg = MSG, .cap = 2, .nring = 2, .stride = SK_PAIR };
+	static struct ring_pp r64 = { .msg = MSG, .cap = 64, .nring = 2, .stride = SK_PAIR };
+	static struct ring_pp r80 = { .msg = MSG + 16, .cap = 64, .nring = 2, .stride = SK_PAIR };
 
 	if (!strcmp(name, "cacheline_rtt"))
 		*p = (struct bench_pair){ .iters = 10000, .arg = &w, .setup = word_setup,
@@ -956,8 +975,10 @@ int bench_ref_pair(const char *name, struct bench_pair *p)
 		*p = (struct bench_pair){ .iters = 10000, .arg = &m, .setup = msg_setup,
 		                          .parent_run = msg_ping, .child_run = msg_pong,
 		                          .teardown = msg_teardown };
-	else if (!strcmp(name, "ring_rtt_2slot") || !strcmp(name, "ring_rtt_64slot"))
-		*p = (struct bench_pair){ .iters = 10000, .arg = name[9] == '2' ? &r2 : &r64,
+	else if (!strcmp(name, "ring_rtt_2slot") || !strcmp(name, "ring_rtt_64slot") ||
+	         !strcmp(name, "ring_rtt_64slot_80b"))
+		*p = (struct bench_pair){ .iters = 10000,
+		                          .arg = name[9] == '2' ? &r2 : name[15] ? &r80 : &r64,
 		                          .setup = ring_setup, .parent_run = ring_ping,
 		                          .child_run = ring_pong, .teardown = ring_teardown };
 	else
@@ -988,6 +1009,7 @@ static void __attribute__((constructor)) baseline_register(void)
 		{ "spsc_ring_1m", ref_ring_1m },
 		{ "ring_rtt_2slot", ref_ring_rtt_2 },
 		{ "ring_rtt_64slot", ref_ring_rtt_64 },
+		{ "ring_rtt_64slot_80b", ref_ring_rtt_80b },
 	};
 	for (size_t i = 0; i < SK_ARRAY_LEN(refs); i++)
 		bench_register_ref(refs[i].name, refs[i].fn);

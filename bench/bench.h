@@ -164,7 +164,7 @@ int bench_solo_interleaved(const struct bench_solo_spec *s, int k, int batches,
  * of a pair's rounds are summarized together.  err[i] is pair i's result
  * (0 with st[i] filled, or a negative errno; a failed pair is not run
  * again, the others go on).  At most BENCH_MAX_INTERLEAVE pairs. */
-#define BENCH_MAX_INTERLEAVE 8
+#define BENCH_MAX_INTERLEAVE 12
 void bench_pair_interleaved(const struct bench_pair *p, int k, int rounds,
                             struct bench_stat *st, int *err);
 

@@ -133,6 +133,7 @@ struct jimport {
 	uint64_t last;            /* the journal's last seq */
 	uint64_t copy_of;         /* the leader journal's identity (0: none yet) */
 	uint64_t refused;         /* the last other identity refused (said once) */
+	int durability;           /* the writer's, for a reopen */
 	int dirty;                /* an acknowledgement is owed to peer */
 	unsigned peer;
 };
@@ -390,11 +391,18 @@ not_sent: /* read them again next time */
 
 /* ======================= follower ======================= */
 
+/* Open the copy's writer handle. */
+static int jimport_open(struct jimport *ji)
+{
+	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
+	                                 .durability = ji->durability };
+
+	return shmkit_journal_open(&ji->w, ji->path, &o);
+}
+
 int shmkit_bridge_import_journal(shmkit_bridge *br, const char *remote, const char *path,
                                  int durability)
 {
-	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
-	                                 .durability = durability };
 	struct shmkit_journal_stats js;
 	struct jimport *ji;
 	int rc;
@@ -413,9 +421,10 @@ int shmkit_bridge_import_journal(shmkit_bridge *br, const char *remote, const ch
 		return -ENOMEM;
 	snprintf(ji->remote, sizeof(ji->remote), "%s", remote);
 	snprintf(ji->path, sizeof(ji->path), "%s", path);
+	ji->durability = durability;
 	ji->topic_len = rc = topic_of(ji->topic, remote);
 	if (rc > 0)
-		rc = shmkit_journal_open(&ji->w, path, &o);
+		rc = jimport_open(ji);
 	if (!rc)
 		rc = shmkit_journal_stats(ji->w, &js);
 	if (rc < 0) {
@@ -429,6 +438,22 @@ int shmkit_bridge_import_journal(shmkit_bridge *br, const char *remote, const ch
 	br->jim[br->njim++] = ji;
 	sk_br_note(br, "import journal %s=%s", remote, path);
 	return 0;
+}
+
+/* A write error that may be a failed write-back, which is final for the
+ * writer handle (shmkit_journal_append): a new handle, opened now, takes
+ * the records when they come again.  If the journal cannot be opened,
+ * the old handle stays (and says why at each record). */
+static void jimport_reopen(shmkit_bridge *br, struct jimport *ji, int why)
+{
+	shmkit_journal *old = ji->w;
+
+	sk_br_note(br, "journal %s: %s (%s); opening it again", ji->path, shmkit_strerror(why),
+	           shmkit_errdetail());
+	if (jimport_open(ji) == 0)
+		shmkit_journal_close(old); /* fails again: its write-back failed */
+	else
+		ji->w = old;
 }
 
 /* One record of a data frame whose seqs before rseq down to the frame's
@@ -448,6 +473,8 @@ static int jimport_record(shmkit_bridge *br, struct jimport *ji, uint64_t rseq, 
 	int rc = shmkit_journal_append_at(ji->w, rseq, time_ns, data, len);
 	if (rc && (shmkit_journal_stats(ji->w, &js) || js.last_seq < rseq)) {
 		br->st.unroutable++; /* not appended (too big, no room): comes again */
+		if (rc == -EIO || rc == -ENOSPC || rc == -EDQUOT)
+			jimport_reopen(br, ji, rc);
 		return -1;
 	}
 	ji->last = rseq; /* appended (a failed sync after the commit included) */

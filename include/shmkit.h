@@ -870,8 +870,12 @@ int shmkit_journal_close(shmkit_journal *j);
  * durable as the policy says.  *seq (may be NULL) receives its sequence
  * number.  -EMSGSIZE above max_record; -ENOSPC if a new file cannot be
  * made.  A sync error is returned after the record is committed: readers
- * may see it, its durability is unknown.  Readers may see a record before
- * its sync completes. */
+ * may see it, its durability is unknown.  A failed write-back (fdatasync,
+ * or ASYNC's sync_file_range) is final for the handle: every later
+ * append, sync and close of it returns the same error (the kernel reports
+ * such an error once, and a later sync that succeeds says nothing of the
+ * records it lost); open the journal again to go on.  Readers may see a
+ * record before its sync completes. */
 int shmkit_journal_append(shmkit_journal *j, const void *data, size_t len,
                           uint64_t *seq);
 /* Append one record with the caller's sequence number and stamp, for a
@@ -890,7 +894,9 @@ int shmkit_journal_append(shmkit_journal *j, const void *data, size_t len,
  * faithful copy of a journal never needs that). */
 int shmkit_journal_append_at(shmkit_journal *j, uint64_t seq, int64_t time_ns,
                              const void *data, size_t len);
-/* Writer: make every appended record durable now (fdatasync). */
+/* Writer: make every appended record durable now (fdatasync).  After a
+ * failed write-back, this and every later call of the handle fail with
+ * that error (see shmkit_journal_append). */
 int shmkit_journal_sync(shmkit_journal *j);
 
 /* Readers (any handle): position, then read the next record (1), or

@@ -1,5 +1,5 @@
 /*
- * mpmc.pml - the MPMC channel protocol of src/chan.c (format 7): a
+ * mpmc.pml - the MPMC channel protocol of src/chan.c (format 8): a
  * producer claims a position by a CAS of tail, after storing its claim
  * record (WRITING(t, me) in its statistics entry); the slot stays FREE(t)
  * while it writes, and its publication is a CAS FREE(t) -> FULL(t).

@@ -12,7 +12,7 @@
  * (below): before the CAS, the producer stores its claim record - the
  * word WRITING(t, its id) - in its statistics entry (chan.h), a line
  * only it writes.  The slot itself stays FREE(t) until the publication,
- * a CAS FREE(t) -> FULL(t) (version 7; up to 6 the claim was a CAS of
+ * a CAS FREE(t) -> FULL(t) (version 8; up to 7 the claim was a CAS of
  * the slot word and tail a hint: measured, that early locked operation
  * on a line the consumers poll cost the two-producer, two-consumer
  * throughput half of Vyukov's).  tail moves only by claims; head stays a

@@ -80,7 +80,7 @@
  * hand over.  Statistics ride on the line of the index their side already
  * owns (the counter update hits a line in this core's cache).
  *
- *   slot (struct sk_chan_slot), slot_size = round_up(16 + max_msg, 64)
+ *   slot (struct sk_chan_slot), slot_size = round_up(16 + max_msg, 128)
  *     0     8  seq    position (40 bits) | state (2) | claimer's peer id (22)
  *     8     4  len    payload bytes, <= max_msg
  *    12     4  (zero)
@@ -88,7 +88,10 @@
  * A message of up to 48 bytes shares the 64-byte line of its slot's seq
  * word: the "ready" word and the bytes cross between cores in one line
  * transfer (version 5; versions up to 4 had a 32-byte slot header, so
- * only messages up to 32 bytes did).
+ * only messages up to 32 bytes did).  A slot fills whole 128-byte pairs
+ * (SK_PAIR, version 7): reading one slot's line makes the spatial
+ * prefetcher fetch its buddy, which must be the same slot's, never the
+ * next slot's that the producer is writing.
  *
  * Segment size = 4096 (segment header) + 384 + stat_entries * 128 +
  * capacity * slot_size,
@@ -112,7 +115,7 @@
  *
  * Invariants (MPMC), which open and every operation check:
  *   - every position below tail was claimed by a producer: tail moves
- *     only by the CAS that claims (version 7), so a producer's slot may
+ *     only by the CAS that claims (version 8), so a producer's slot may
  *     still say FREE(t - capacity) at tail t (its claimer is writing);
  *   - every position below head was taken by a consumer; head lags the
  *     last claim by at most one (the claimer, or any other consumer that
@@ -137,17 +140,18 @@
 #include "internal.h"
 
 #define SK_CHAN_MAGIC 0x01004e4148434b53ULL /* "SKCHAN\0\1" little-endian */
-#define SK_CHAN_VERSION 7u /* 2: SPSC consumers poll the slot's seq; 3: SPSC roles;
+#define SK_CHAN_VERSION 8u /* 2: SPSC consumers poll the slot's seq; 3: SPSC roles;
                               4: peer ids (kernel locks) in claims and roles;
                               5: 16-byte slot header (48-byte one-line messages),
                                  per-handle statistics entries;
                               6: entries of 128 bytes carry owner tokens;
-                              7: MPMC producers claim by a CAS of tail, named by
+                              7: slots fill 128-byte pairs (SK_PAIR);
+                              8: MPMC producers claim by a CAS of tail, named by
                                  their entry's claim record */
 #define SK_CHAN_CTL_SIZE 384u
 #define SK_CHAN_SLOT_HDR 16u
 #define SK_CHAN_SLOT_SIZE(max_msg) \
-	(((uint64_t)(max_msg) + SK_CHAN_SLOT_HDR + SK_CACHELINE - 1) & ~(uint64_t)(SK_CACHELINE - 1))
+	(((uint64_t)(max_msg) + SK_CHAN_SLOT_HDR + SK_PAIR - 1) & ~(uint64_t)(SK_PAIR - 1))
 #define SK_CHAN_MAX_CAPACITY (1u << 24)
 #define SK_CHAN_MAX_MSG (1u << 30)
 #define SK_CHAN_DEFAULT_CAPACITY 64u

@@ -319,6 +319,7 @@ struct shmkit_journal {
 	size_t started;          /* ASYNC: write-back of w started below this */
 	uint32_t unsynced;       /* records since the last sync (GROUP) */
 	int64_t last_sync_ns;    /* CLOCK_MONOTONIC of the last sync (GROUP) */
+	int wb_err;              /* a write-back failed (writer_wb_failed): sticky */
 	/* reader cursor */
 	struct skj_file *r;
 	size_t roff;
@@ -1352,19 +1353,44 @@ static int writer_recover(struct shmkit_journal *j)
  * success.  A cut made after the store and before the sync drops the
  * page unseen; the fstat could not close that window either (it could
  * come between fstat and msync). */
+/* A failed write-back is final for this handle.  The kernel reports a
+ * write-back error once per descriptor (errseq) and may have marked the
+ * pages clean after it: a later fdatasync that succeeds proves nothing
+ * about the records whose write-back failed, and the page cache still
+ * shows them to readers.  So every later append, sync and close of this
+ * handle fails with the same error, as PostgreSQL stops at a failed
+ * fsync, rather than report records durable that may not be.  Another
+ * handle, opened after the cause is dealt with, checks the file anew. */
+static SK_COLD int writer_wb_failed(struct shmkit_journal *j, int err, const char *call)
+{
+	j->wb_err = err;
+	return sk_fail(err, "%s of %s failed%s; this handle accepts nothing more (records since "
+	               "the last sync may be missing from the disk): close it and open the journal again",
+	               call, j->w->seg.name.path,
+	               err == -EIO ? " (or the file was truncated under the writer)" : "");
+}
+
+static SK_COLD int writer_wb_sticky(const struct shmkit_journal *j)
+{
+	return sk_fail(j->wb_err, "%s: a write-back of this handle failed earlier (%s); records "
+	               "since its last sync may be missing from the disk: close it and open the "
+	               "journal again", j->path, strerror(-j->wb_err));
+}
+
 static int writer_flush(struct shmkit_journal *j)
 {
 	int err = 0;
 
 	if (!j->w)
 		return sk_fail(-EIO, "%s: the writer lost its file (a failed restart): reopen", j->path);
+	if (SK_UNLIKELY(j->wb_err))
+		return writer_wb_sticky(j);
 	if (j->woff > j->sync_from && fdatasync(j->w->seg.fd))
 		err = sk_neg_errno();
 	else if (sk_map_lost(&j->w->seg))
 		err = -EIO;
 	if (err)
-		return sk_fail(err, "fdatasync of %s failed%s", j->w->seg.name.path,
-		               err == -EIO ? " (or the file was truncated under the writer)" : "");
+		return writer_wb_failed(j, err, "fdatasync");
 	j->sync_from = j->woff;
 	j->unsynced = 0;
 	j->last_sync_ns = sk_now_ns();
@@ -1528,7 +1554,7 @@ static SK_COLD int writer_writeback(struct shmkit_journal *j)
 
 	if (sync_file_range(j->w->seg.fd, (off_t)j->started, (off_t)(to - j->started),
 	                    SYNC_FILE_RANGE_WRITE))
-		return sk_neg_errno();
+		return writer_wb_failed(j, sk_neg_errno(), "sync_file_range");
 	j->started = to;
 	return 0;
 }
@@ -1687,6 +1713,8 @@ static int writer_check(shmkit_journal *j)
 		return sk_fail(-EPERM, "journal not opened for writing (SHMKIT_JOURNAL_WRITE)");
 	if (!j->w)
 		return sk_fail(-EIO, "%s: the writer lost its file (a failed restart): reopen", j->path);
+	if (SK_UNLIKELY(j->wb_err))
+		return writer_wb_sticky(j);
 	return 0;
 }
 

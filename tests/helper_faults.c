@@ -10,8 +10,10 @@
  *   - it leaves no name, file or segment: nothing new in /dev/shm (names
  *     and System V lock files), among System V keys, or in the run's
  *     directory /tmp/sktest-faults-PID (files, journals, ftok file);
- *   - a journal it failed on is still sound: the writer appends again,
- *     verify is clean, repair can be run again.
+ *   - a journal it failed on is still sound: the writer appends again
+ *     (after a failed write-back, fdatasync or sync_file_range, the handle
+ *     refuses with the same error, as documented, and a writer opened
+ *     anew appends), verify is clean, repair can be run again.
  * The tool's commands run as child processes under the same shim, armed
  * by SKFAULT_NTH: a fault that hits must give exit status 1 and a
  * "shmkit: ..." message, and leave nothing behind.
@@ -299,6 +301,8 @@ struct ctx {
 	int durability;
 	uint64_t records;        /* journal: records appended so far */
 	uint64_t last_seq;       /* journal: the last seq before the run */
+	const char *failed;      /* the call that failed, for the after hook */
+	int failed_errno;
 };
 
 struct op {
@@ -663,12 +667,25 @@ static int journal_append1(struct ctx *c)
 }
 
 /* A record whose append failed may still be committed (a sync error):
- * count from the journal, not from our tally. */
+ * count from the journal, not from our tally.  After a failed write-back
+ * the handle must refuse appends with that error (journal.c,
+ * writer_wb_failed); a writer opened anew goes on. */
 static int journal_after_append(struct ctx *c)
 {
 	struct shmkit_journal_report r;
 	struct shmkit_journal_stats st;
 	int err = journal_append_n(c, 1);
+	if (c->failed && (!strcmp(c->failed, "fdatasync") || !strcmp(c->failed, "sync_file_range"))) {
+		if (err != -c->failed_errno) {
+			printf("    append after a failed %s: %s, not the same error again\n", c->failed,
+			       err ? shmkit_strerror(err) : "success");
+			return err ? err : -EPROTO;
+		}
+		shmkit_journal_close(c->j); /* fails again, by design */
+		c->j = NULL;
+		if ((err = journal_open_w(c)) == 0)
+			err = journal_append_n(c, 1);
+	}
 	if (err) {
 		printf("    append after the failure: %s (%s)\n", shmkit_strerror(err), shmkit_errdetail());
 		return err;
@@ -921,6 +938,8 @@ static int run_op(const struct op *op, int idx, int pass)
 			if (strcmp(call, "msync") && strcmp(call, "fsync") && strcmp(call, "fdatasync"))
 				fail(op->name, n, "%s failed, yet the record was committed", call);
 			check_result(op, n, r, injected, call);
+			c.failed = call;
+			c.failed_errno = injected;
 			if (op->after && (r = op->after(&c)))
 				fail(op->name, n, "after %s failed: not sound (%s)", call,
 				     shmkit_strerror(r));
@@ -934,6 +953,8 @@ static int run_op(const struct op *op, int idx, int pass)
 				fail(op->name, n, "%s failed (%s): %d descriptors, mappings or objects "
 				     "differ (above)", call, strerrorname_np(injected), d);
 			snap_free(&after);
+			c.failed = call;
+			c.failed_errno = injected;
 			if (op->after && (r = op->after(&c)))
 				fail(op->name, n, "after %s failed: not sound (%s)", call,
 				     shmkit_strerror(r));

@@ -349,6 +349,27 @@ Test(bus, backpressure_full_and_oldest)
 	cr_assert_eq(shmkit_bus_close(bus), 0);
 }
 
+/* Each slot fills whole 128-byte pairs, starting on their boundary
+ * (SK_PAIR, layout 4): a loan's buffer is 16 bytes into its pair, for
+ * small messages as for larger ones. */
+Test(bus, slots_fill_prefetch_pairs)
+{
+	static const uint32_t sizes[] = { 8, 48, 64, 200 };
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		const char *name = sk_test_new_name("posix");
+		shmkit_bus *bus = make_bus(name, 8, sizes[k], SHMKIT_BUS_OVERWRITE);
+		for (int i = 0; i < 8; i++) {
+			void *p;
+			cr_assert_eq(shmkit_bus_loan(bus, &p, 0), 0);
+			uintptr_t a = (uintptr_t)p;
+			cr_expect_eq((a - 16) & 127, 0, "max %u, slot %d starts %u bytes into its pair",
+			             sizes[k], i, (unsigned)((a - 16) & 127));
+			cr_assert_eq(shmkit_bus_publish_loan(bus, 1), 0);
+		}
+		cr_assert_eq(shmkit_bus_close(bus), 0);
+	}
+}
+
 Test(bus, loans_peek_and_errors)
 {
 	const char *name = sk_test_new_name("posix");
@@ -636,10 +657,10 @@ Test(bus, older_layout_is_eproto)
 	cr_assert_eq(shmkit_seg_open(&raw, name, &raw_opts), 0);
 	/* bus_geom.version, after the 4096-byte segment header and the magic. */
 	uint32_t *version = (uint32_t *)(void *)((char *)shmkit_seg_data(raw) + 4096 + 4);
-	cr_assert_eq(*version, 3);
-	*version = 2;
+	cr_assert_eq(*version, 4);
+	*version = 3;
 	cr_assert_eq(shmkit_bus_open(&again, name, NULL), -EPROTO);
-	cr_assert(strstr(shmkit_errdetail(), "version 2"), "detail: %s", shmkit_errdetail());
+	cr_assert(strstr(shmkit_errdetail(), "version 3"), "detail: %s", shmkit_errdetail());
 	shmkit_seg_close(raw);
 	cr_assert_eq(shmkit_bus_close(bus), 0);
 }

@@ -73,7 +73,7 @@ Test(chan, send_recv_and_stats)
 	cr_expect_eq(st.max_msg, 100);
 	cr_expect_eq(st.depth, 3);
 	cr_expect_eq(st.sent, 3);
-	cr_expect_eq(st.slot_size, 128, "round_up(16 + 100, 64)");
+	cr_expect_eq(st.slot_size, 128, "round_up(16 + 100, 128)");
 	cr_expect_eq(st.seg_size, (st.hdr_size + 8 * st.slot_size + 4095) / 4096 * 4096);
 	cr_expect_eq(st.spsc, 0);
 	for (uint64_t i = 0; i < 3; i++)
@@ -211,8 +211,9 @@ static void sizes(unsigned flags)
 }
 
 /* A message of up to 48 bytes shares one 64-byte line with its slot's seq
- * word (chan.h, version 5): the slot of a 48-byte channel is one line, and
- * a reserved buffer's 48 bytes lie in the line its slot starts in. */
+ * word (chan.h, version 5): a reserved buffer's 48 bytes lie in the line
+ * its slot starts in; and each slot fills one 128-byte pair (version 7),
+ * starting on its boundary. */
 static void one_line(unsigned flags)
 {
 	const char *name = sk_test_new_name("posix");
@@ -221,10 +222,12 @@ static void one_line(unsigned flags)
 	void *w;
 
 	cr_assert_eq(shmkit_chan_stats(ch, &st), 0);
-	cr_expect_eq(st.slot_size, 64, "a 48-byte slot is one cache line, got %u", st.slot_size);
+	cr_expect_eq(st.slot_size, 128, "a 48-byte slot fills one 128-byte pair, got %u", st.slot_size);
 	for (int i = 0; i < 8; i++) {
 		cr_assert_eq(shmkit_chan_reserve(ch, &w, 0), 0);
 		uintptr_t a = (uintptr_t)w;
+		cr_expect_eq((a - 16) & 127, 0, "slot %d starts at offset %u in its 128-byte pair "
+		             "(the prefetcher's unit)", i, (unsigned)((a - 16) & 127));
 		cr_expect_eq(a & ~(uintptr_t)63, (a + 47) & ~(uintptr_t)63,
 		             "payload %d at line offset %u crosses into the next line", i, (unsigned)(a & 63));
 		memset(w, i, 48);
@@ -767,7 +770,7 @@ Test(chan, recv_killed_after_taking_loses_that_one_only, .timeout = 30)
 	shmkit_chan_close(ch);
 }
 
-/* ---- claim records (format 7: chan.c "MPMC protocol") ---------------------- */
+/* ---- claim records (format 8: chan.c "MPMC protocol") ---------------------- */
 
 /* An id no handle of the test holds: its lock is free, so it reads dead. */
 #define DEAD_ID (SK_SEQ_PID_MASK - 7)

@@ -57,7 +57,7 @@ static void create_send_recv(const char *prefix)
 	cr_assert_eq(TOOL_RUN("line one\n\nline three", "send", name), 0);
 	cr_assert_eq(TOOL_RUN(NULL, "info", name), 0);
 	cr_expect(strstr(out, "depth:       5 queued"), "%s", out);
-	cr_expect(strstr(out, "8 slots x 1088 bytes"), "%s", out); /* 64-byte slots over 1K */
+	cr_expect(strstr(out, "8 slots x 1152 bytes"), "%s", out); /* 16 + 1K in 128-byte pairs */
 	cr_assert_eq(TOOL_RUN(NULL, "recv", name, "-n", "2"), 0);
 	cr_expect_str_eq(out, "hello\nwide world\n");
 	cr_assert_eq(TOOL_RUN(NULL, "recv", name), 0, "drains what is queued");
