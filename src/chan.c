@@ -265,7 +265,9 @@
  * models/mpmc.pml and models/spsc.pml (make models; SPIN) check these
  * protocols with a process allowed to die before every step: each message
  * delivered at most once, in per-producer order, never torn, nothing
- * committed lost beyond the losses documented above, no lost wake-up.
+ * committed lost beyond the losses documented above, no lost wake-up,
+ * and a live producer's P7 never fails (its claim is never reclaimed:
+ * mutants BUG_NO_RECORD, BUG_RECORD_LATE, BUG_ANY_DEAD_RECORD).
  * models/mpmc_owner.pml checks owner tokens ("Owners" above): an owned
  * consumer killed after its peek and resumed by its successor, an owned
  * producer killed anywhere in commit_tag with a reclaimer and a successor
@@ -274,10 +276,11 @@
  * for.  SPIN's interleavings are sequentially consistent: where such a
  * comment says "SC in the model", the C11 order it uses (relaxed,
  * acquire/release pairs, fences) is assumed by the model, not checked.
- * Not modelled: -EMSGSIZE (len_stable), abort (the C6 CAS on a WRITING
- * word), purge_stale, id and position wrap-around, and the statistics.
+ * Not modelled: -EMSGSIZE (len_stable), abort (P7 to FREE(t + capacity)
+ * instead of FULL(t)), the claim P3' of a handle without an entry,
+ * purge_stale, id and position wrap-around, and the statistics.
  * Found by the model: a handle that lost its lock (closefrom) while
- * stalled between P3 and P7 still does its payload copy and its P6 len
+ * stalled between P4 and P7 still does its payload copy and its P6 len
  * store after its claim was reclaimed; if the slot was claimed again
  * meanwhile, a consumer can read that message torn before the stale P7
  * fails (-ESTALE): the CAS from the claim word guards the seq word only
@@ -874,7 +877,7 @@ static int mpmc_claim_recv(void *arg)
 				 * copied are discarded).  No READING window: a
 				 * consumer killed before the CAS leaves the message
 				 * to the others.  C3'.  seq_cst on success (so
-				 * release): pairs with a producer's acquire P2/P3,
+				 * release): pairs with a producer's acquire P2 (P4 chains it),
 				 * our copy is done before it may overwrite; and it
 				 * is the seq_cst RMW C7's sk_ec_notify requires
 				 * (sync.c, "Services").  Relaxed on failure: we
@@ -1214,7 +1217,7 @@ static inline int consumed(shmkit_chan *ch, uint64_t pos, uint64_t word, bool ta
 			stat_count(ch, ST_RECEIVED);
 	} else {
 		/* C6.  seq_cst on success (so release): pairs with the
-		 * producer's acquire P2/P3 (our reads are done), and is the
+		 * producer's acquire P2 (our reads are done), and is the
 		 * seq_cst RMW C7's sk_ec_notify requires (sync.c, "Services").
 		 * A CAS from our claim word, as in publish().  model: mpmc.pml
 		 * C6, the delivery (SC in the model). */
@@ -1253,7 +1256,7 @@ static SK_COLD int reclaim_word(shmkit_chan *ch, uint64_t w)
 	 * successor (inherit), which must see the `abandoned` stored before
 	 * this CAS (abandon); nothing else is published - the dead
 	 * claimer's partial writes are never read, and the next producer's
-	 * claim orders itself (P2/P3).  The compare on the whole word makes
+	 * claim orders itself (P2, P4).  The compare on the whole word makes
 	 * one reclaimer win; a changed word means someone moved on (relaxed
 	 * on failure).  model: mpmc.pml R1 (SC in the model). */
 	if (!sk_cas(&s->seq, &w, sk_seq_make(sk_seq_pos(w) + ch->cap, SK_SLOT_FREE, 0),
@@ -2066,7 +2069,7 @@ int shmkit_chan_abort(shmkit_chan *ch)
 	ch->reserved = false;
 	if (ch->spsc)
 		return 0; /* nothing was published: tail never moved */
-	/* Release on success: pairs with P2/P3 of the producer a lap later
+	/* Release on success: pairs with P2 of the producer a lap later
 	 * (our writes to the slot are done) and with C2 of consumers, which
 	 * skip the position as already consumed.  A CAS from our claim word,
 	 * as in publish(); relaxed on failure: the slot was handed on. */
