@@ -699,11 +699,11 @@ static inline void index_help(uint64_t *index, uint64_t *i)
 		(*i)++;
 }
 
-/* A claim attempt that did not claim leaves no record naming it: a
- * reclaimer must not take a position another producer won for ours
- * (reclaim_claim waits while a live record names it).  Relaxed: only
- * this handle writes its record; a reclaimer that reads the old value
- * waits one more slice. */
+/* A claim attempt that did not claim leaves no record naming it (rec:
+ * the record if this call stored one, else NULL): a reclaimer must not
+ * take a position another producer won for ours (reclaim_claim waits
+ * while a live record names it).  Relaxed: only this handle writes its
+ * record; a reclaimer that reads the old value waits one more slice. */
 static inline int claim_none(uint64_t *rec, int r)
 {
 	if (rec)
@@ -733,7 +733,7 @@ static int mpmc_claim_send(void *arg)
 	shmkit_chan *ch = a->ch;
 	/* The claim record of this handle's entry; none: the fallback
 	 * claim (P3', file top). */
-	uint64_t *rec = ch->stat ? &ch->stat->claim : NULL;
+	uint64_t *rec = ch->stat ? &ch->stat->claim : NULL, *stored = NULL;
 	/* P1.  Acquire: pairs with the release of the claim CAS P4 (and the
 	 * release sequence of the later ones): a producer that reads tail t
 	 * sees the slot words that allowed every claim below t, so the slot
@@ -752,15 +752,17 @@ static int mpmc_claim_send(void *arg)
 		unsigned st = sk_seq_state(w);
 
 		if (SK_UNLIKELY(!diff_ok(ch, d)))
-			return claim_none(rec, corrupt_slot(ch, t, w, "tail"));
+			return claim_none(stored, corrupt_slot(ch, t, w, "tail"));
 		if (d == 0 && st == SK_SLOT_FREE) {
 			if (a->dry)
 				return 1;
 			uint64_t mine = sk_seq_make(t, SK_SLOT_WRITING, ch->peer.id);
 			/* P3: the claim record, before the claim.  Relaxed: the
 			 * release of P4 publishes it.  model: mpmc.pml P3. */
-			if (rec)
+			if (rec) {
 				sk_store_relaxed(rec, mine);
+				stored = rec; /* cleared if this call claims nothing */
+			}
 			/* P4: the claim.  Acq_rel on success: release publishes
 			 * the record to a reclaimer's acquire load of tail
 			 * (reclaim_claim); acquire, as P1.  Acquire on failure:
@@ -790,7 +792,7 @@ static int mpmc_claim_send(void *arg)
 			/* Acquire: as P1. */
 			uint64_t t2 = sk_load_acquire(&ch->ctl->tail);
 			if (t2 == t) /* claimed at t, yet tail never passed t */
-				return claim_none(rec, corrupt_slot(ch, t, w, "tail"));
+				return claim_none(stored, corrupt_slot(ch, t, w, "tail"));
 			t = t2;
 			continue;
 		}
@@ -798,12 +800,12 @@ static int mpmc_claim_send(void *arg)
 		 * consumer's claim READING, or a producer's claim of t -
 		 * capacity still FREE or WRITING, blocks us: watched. */
 		if (st == SK_SLOT_FREE && free_behind_head(ch, s, w, t - ch->cap))
-			return claim_none(rec, corrupt_slot(ch, t, w, "tail"));
+			return claim_none(stored, corrupt_slot(ch, t, w, "tail"));
 		a->blocked = st != SK_SLOT_FULL;
 		a->blocker = w;
-		return claim_none(rec, 0);
+		return claim_none(stored, 0);
 	}
-	return claim_none(rec, index_runaway("tail"));
+	return claim_none(stored, index_runaway("tail"));
 }
 
 /* The len of a FULL slot is read before claiming it; a len from a later
