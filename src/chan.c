@@ -309,6 +309,7 @@
 
 #define SK_CHAN_RECLAIM_NS 50000000LL /* a claimed slot blocks this long before its owner is checked */
 #define SK_CHAN_MAX_RETRY (1u << 20)  /* consecutive index moves before -EBADMSG */
+#define SK_CHAN_WATCH_POLLS 64u       /* a poller's calls per clock read (watch) */
 #define SK_CHAN_OPEN_FLAGS (SHMKIT_EXCL | SHMKIT_RDONLY | SHMKIT_POPULATE | SHMKIT_MLOCK | \
                             SHMKIT_HUGE | SHMKIT_NOSEAL | SHMKIT_PERSIST | SHMKIT_CHAN_SPSC)
 
@@ -350,7 +351,8 @@ struct shmkit_chan {
 	uint32_t pid;            /* for display in role words only */
 	struct {                 /* a claimed slot blocking this side */
 		uint64_t word;
-		int64_t since;
+		int64_t since;       /* 0: not known yet (a poller's) */
+		uint32_t polls;      /* a poller's calls that found word */
 		bool on;             /* word is set */
 	} watch[2];
 };
@@ -1382,9 +1384,14 @@ static SK_COLD void purge_stale(shmkit_chan *ch)
 	}
 }
 
-/* Called after each failed attempt: if the same claimed word has blocked
- * this side for SK_CHAN_RECLAIM_NS, check its owner.  1 if reclaimed. */
-static int watch(shmkit_chan *ch, int side, const struct attempt *a)
+/* Called after each failed attempt, with the time (0: a poller's try-once
+ * call, which has not read the clock): if the same claimed word has
+ * blocked this side for SK_CHAN_RECLAIM_NS, check its owner.  A poller
+ * reads the clock only once in SK_CHAN_WATCH_POLLS calls that find the
+ * same word: an empty channel's FREE(h) is such a word (a producer's
+ * claim in progress, if tail has passed h), and a poll of an empty
+ * channel stays a few loads.  1 if reclaimed. */
+static int watch(shmkit_chan *ch, int side, const struct attempt *a, int64_t now)
 {
 	uint64_t w = a->blocker;
 
@@ -1392,10 +1399,19 @@ static int watch(shmkit_chan *ch, int side, const struct attempt *a)
 		ch->watch[side].on = false;
 		return 0;
 	}
-	int64_t now = sk_now_ns();
 	if (!ch->watch[side].on || ch->watch[side].word != w) {
 		ch->watch[side].on = true;
 		ch->watch[side].word = w;
+		ch->watch[side].since = now; /* 0: not known yet */
+		ch->watch[side].polls = 0;
+		return 0;
+	}
+	if (!now) {
+		if (++ch->watch[side].polls % SK_CHAN_WATCH_POLLS)
+			return 0;
+		now = sk_now_ns();
+	}
+	if (!ch->watch[side].since) {
 		ch->watch[side].since = now;
 		return 0;
 	}
@@ -1706,17 +1722,19 @@ static SK_COLD int claim_wait(shmkit_chan *ch, int side, struct attempt *a, int6
 		if ((r = try(a)))
 			return r < 0 ? r : 0;
 	}
-	/* A try-once call (a poller's) reads no clock unless a claimed slot
-	 * blocks it: watch() needs the time only then. */
-	int64_t deadline = timeout_ns ? sk_deadline(timeout_ns) : 0;
+	/* A try-once call (a poller's) reads no clock here: watch() reads it
+	 * once in SK_CHAN_WATCH_POLLS calls that find the same claim.  A
+	 * waiter reads it once per slice, for its deadline and for watch(). */
+	int64_t now = timeout_ns ? sk_now_ns() : 0;
+	int64_t deadline = timeout_ns < 0 || timeout_ns > INT64_MAX - now ? INT64_MAX
+	                                                                    : now + timeout_ns;
 	for (;;) {
-		if (watch(ch, side, a)) {
+		if (watch(ch, side, a, now)) {
 			if ((r = try(a)))
 				return r < 0 ? r : 0;
 		}
 		if (timeout_ns == 0)
 			return -EAGAIN;
-		int64_t now = sk_now_ns();
 		int64_t until = deadline - now > SK_CHAN_RECLAIM_NS ? now + SK_CHAN_RECLAIM_NS : deadline;
 		r = sk_wait_for(ec, ch->wait, until, try, a, &waited);
 		if (r != -ETIMEDOUT && r != -EAGAIN)
@@ -1727,6 +1745,7 @@ static SK_COLD int claim_wait(shmkit_chan *ch, int side, struct attempt *a, int6
 			return r;
 		if (until == deadline)
 			return -ETIMEDOUT;
+		now = sk_now_ns();
 	}
 }
 
