@@ -123,8 +123,9 @@ int seg_show_help(const char *text);
 int seg_parse_size(const char *cmd, const char *opt, const char *s, size_t *out);
 uint64_t seg_magic_of(const unsigned char head[8]);
 const char *seg_format_of(uint64_t magic);
-/* tools/cmd_info.c: */
+/* tools/cmd_info.c: the words for a kind and a backend (ls, info, top) */
 const char *seg_kind_label(int kind);
+const char *seg_backend_label(int backend);
 void seg_address(const struct shmkit_seg_info *st, char *buf, size_t len);
 /* A segment as ls lists it; gc takes the same list. */
 struct seg_row {

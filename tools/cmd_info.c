@@ -27,7 +27,7 @@
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static const char *backend_label(int backend)
+const char *seg_backend_label(int backend)
 {
 	switch (backend) {
 	case SHMKIT_POSIX: return "posix";
@@ -146,7 +146,7 @@ static void stat_json_open(const struct shmkit_seg_info *st, const char *kind, b
 	tool_json_name("name", addr);
 	printf(",");
 	tool_json_name("canonical", st->name);
-	printf(",\"backend\":\"%s\",\"kind\":", backend_label(st->backend));
+	printf(",\"backend\":\"%s\",\"kind\":", seg_backend_label(st->backend));
 	tool_json_str(kind ? kind : seg_kind_label(st->kind));
 	json_kv_num("size", (long long)useful_size(st), !unread);
 	printf(",\"map_size\":%zu", st->map_size);
@@ -384,7 +384,7 @@ static void ls_cells(const struct seg_row *row, char cell[COLS][4200])
 {
 	const struct shmkit_seg_info *st = &row->st;
 
-	snprintf(cell[0], 4200, "%s", backend_label(st->backend));
+	snprintf(cell[0], 4200, "%s", seg_backend_label(st->backend));
 	char addr[sizeof(st->name) + 32];
 	seg_address(st, addr, sizeof(addr));
 	tool_escape(addr, cell[1], 4200);
@@ -526,7 +526,7 @@ static void info_print_text(const char *name, const struct shmkit_seg_info *st)
 		tool_escape(st->name, shown, sizeof(shown));
 		printf("canonical:  %s\n", shown);
 	}
-	printf("backend:    %s\n", backend_label(st->backend));
+	printf("backend:    %s\n", seg_backend_label(st->backend));
 	if (st->kind == SHMKIT_KIND_FOREIGN) {
 		printf("kind:       foreign (no shmkit header: read and write address the whole mapping)\n");
 	} else {
