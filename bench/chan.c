@@ -15,8 +15,8 @@
  *   references, reported again as cacheline_rtt_again, msg64_rtt_again,
  *   ring_rtt_2slot_again, ring_rtt_64slot_again and
  *   ring_rtt_64slot_80b_again: the ratios are to those; the two SPSC
- *   rows of 64 slots are reported a second time next to the hand-written
- *   64-slot ring with the same lines per slot)
+ *   rows of 64 slots are reported a second time, as NAME_ring, next to
+ *   the hand-written 64-slot ring with the same lines per slot)
  *   chan_rtt_adaptive    the default strategy             / chan_rtt_spin
  *   chan_rtt_adaptive_loaded  the same while 2 spinning processes keep both
  *                        cores busy                       / pipe_rtt_loaded
@@ -281,6 +281,7 @@ static void spin_rtt_group(void)
 	struct bench_stat st[N];
 	int err[N], idx[N], k = 0;
 	bool any = bench_want("chan_rtt_adaptive"); /* chan_rtt_spin is its reference */
+	any = any || bench_want("chan_rtt_spsc_spin_ring") || bench_want("chan_rtt_spsc_32_ring");
 
 	for (size_t i = 5; i < N; i++)
 		any = any || bench_want(rows[i].name);
@@ -310,15 +311,19 @@ static void spin_rtt_group(void)
 		if (bench_check(rows[idx[j]].name, err[j]))
 			bench_report_kind(rows[idx[j]].name, &st[j], 'n', rows[idx[j]].msg,
 			                  rows[idx[j]].ref);
-	/* The SPSC rows again, each next to the hand-written 64-slot ring
-	 * whose slots span the same lines (one for 32 bytes, two for 64):
-	 * what a ring of that footprint costs on this machine. */
+	/* The same measurements of the two SPSC rows of 64 slots, each next
+	 * to the hand-written 64-slot ring whose slots span the same lines
+	 * (one for 32 bytes, two for 64): what a ring of that footprint costs
+	 * on this machine.  Named NAME_ring (a row name is printed once). */
 	for (int j = 0; j < k; j++) {
 		const char *name = rows[idx[j]].name;
-		if (!err[j] && (!strcmp(name, "chan_rtt_spsc_spin") || !strcmp(name, "chan_rtt_spsc_32")))
-			bench_report_kind(name, &st[j], 'n', rows[idx[j]].msg,
-			                  rows[idx[j]].msg == RTT_MSG ? "ring_rtt_64slot_80b_again"
-			                                              : "ring_rtt_64slot_again");
+		char rname[48];
+		if (err[j] || (strcmp(name, "chan_rtt_spsc_spin") && strcmp(name, "chan_rtt_spsc_32")))
+			continue;
+		snprintf(rname, sizeof(rname), "%s_ring", name);
+		bench_report_kind(rname, &st[j], 'n', rows[idx[j]].msg,
+		                  rows[idx[j]].msg == RTT_MSG ? "ring_rtt_64slot_80b_again"
+		                                              : "ring_rtt_64slot_again");
 	}
 }
 

@@ -15,7 +15,7 @@
  *       written (zeros) beforehand, so no sync converts an unwritten
  *       extent: the fastest a plain file gets (the journal writes zeros
  *       ahead of itself under SYNC and GROUP for this reason, see
- *       writer_fill in src/journal.c); ratio against
+ *       writer_fill in src/journal_write.c); ratio against
  *       journal_append_sync_SZ, so below 1.0x means the journal is ahead
  *   journal_append_LEVEL_SZ one shmkit_journal_append() per record, rolling
  *       64 MiB files, keeping two, LEVEL none, async, sync, group (64

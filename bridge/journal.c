@@ -441,19 +441,15 @@ int shmkit_bridge_import_journal(shmkit_bridge *br, const char *remote, const ch
 }
 
 /* A write error that may be a failed write-back, which is final for the
- * writer handle (shmkit_journal_append): a new handle, opened now, takes
- * the records when they come again.  If the journal cannot be opened,
- * the old handle stays (and says why at each record). */
+ * writer handle (shmkit_journal_append): the handle is closed (a journal
+ * has one writer at a time), and a new one, opened when the next data
+ * frame comes (jimport_data), takes the records, which come again. */
 static void jimport_reopen(shmkit_bridge *br, struct jimport *ji, int why)
 {
-	shmkit_journal *old = ji->w;
-
 	sk_br_note(br, "journal %s: %s (%s); opening it again", ji->path, shmkit_strerror(why),
 	           shmkit_errdetail());
-	if (jimport_open(ji) == 0)
-		shmkit_journal_close(old); /* fails again: its write-back failed */
-	else
-		ji->w = old;
+	shmkit_journal_close(ji->w); /* fails again: its write-back failed */
+	ji->w = NULL;
 }
 
 /* One record of a data frame whose seqs before rseq down to the frame's
@@ -536,6 +532,11 @@ static void jimport_data(shmkit_bridge *br, struct jimport *ji, unsigned p,
 	}
 	if (n != h->capacity || !n || !h->seq || !id) {
 		br->st.malformed++;
+		return;
+	}
+	if (!ji->w && jimport_open(ji)) {
+		ji->w = NULL;
+		br->st.unroutable++; /* the copy cannot be opened now: comes again */
 		return;
 	}
 	if (!jimport_identity(br, ji, id))

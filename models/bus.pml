@@ -1,12 +1,13 @@
 /*
  * bus.pml - the bus's claim/commit handshake and the subscriber's
- * arm-then-recheck wait (src/bus.c), overwrite mode, copy publishing
+ * arm-then-recheck wait (src/bus_pub.c, src/bus_sub.c; format and shared
+ * helpers in src/bus.h), overwrite mode, copy publishing
  * (shmkit_bus_publish): publishers take a sequence from head, claim its
  * slot on the claim word (CAS), mark the slot word WRITING (a plain
  * store), copy, commit by a CAS from their mark; a subscriber reads
  * the slot of its position, validates the copy by re-reading the word
  * (seqlock), resynchronises when lapped (counting the jump lost), and
- * passes a slot stuck behind a dead or stalled claimer after STUCK_NS.
+ * passes a slot stuck behind a dead or stalled claimer after SK_BUS_STUCK_NS.
  *
  * Instance: capacity 2; publisher 1 publishes messages 1, 2, publisher 2
  * message 3; one subscriber (id 3) reads forever from sequence 0.  Either
@@ -14,19 +15,19 @@
  * not (a dead subscriber only stops reading: nothing waits for it on an
  * overwrite bus).
  *
- * Slot word = (seq, pub, st, T) as in bus.c (seq << 13 | T << 11 | pub << 2
+ * Slot word = (seq, pub, st, T) as in bus.h (seq << 13 | T << 11 | pub << 2
  * | st; st 0 = never written, 1 WRITING, 2 MSG, 3 SKIP; T: taken from its
  * holder; pub 0 stands for 510, nobody).  Claim word, one per slot, the
  * same fields: st 1 claimed by pub, 3 given up (T: pub may still be in
  * the slot).  A message is a value written in two steps (len, payload).
- * Steps, as named in src/bus.c:
+ * Steps, as named in src/bus_pub.c and src/bus_sub.c:
  *   P1 fetch_add head           P2 store cur (publisher entry)
  *   P3 slot_take: load the claim and the slot word, then CAS the claim
  *      c -> (s, me, claimed); a holder that may still be in the slot
- *      (not claim_done, holder_in_slot): wait, or give the sequence up
- *      (slot_give_up: claim given(s, holder, T), and the holder's marked
- *      record taken) and claim again; a claim already at s or later:
- *      claim again / lapped
+ *      (not sk_bus_claim_done, sk_bus_holder_in_slot): wait, or give the
+ *      sequence up (slot_give_up: claim given(s, holder, T), and the
+ *      holder's marked record taken) and claim again; a claim already at s
+ *      or later: claim again / lapped
  *   P3m store word = (s, me, WRITING): the mark, a plain store
  *   P4 store len, memcpy payload (after the release fence)
  *   P5 CAS (s, me, WRITING) -> (s, me, MSG)      the commit point; fails
@@ -41,7 +42,7 @@
  *   R1c (sub_claim_look): the word shows nothing of pos: load the claim;
  *      a later sequence's: resync; pos given up: pass it
  *   sub_resync: load head, jump to head - cap, count the jump lost
- *   sub_stuck (after a STUCK_NS slice): WRITING(p) of a holder still in
+ *   sub_stuck (after a SK_BUS_STUCK_NS slice): WRITING(p) of a holder still in
  *      the slot: keep waiting; else CAS the word to taken(p); claimed and
  *      unmarked by a live claimer: keep waiting; else (dead claimer, or
  *      not claimed) CAS the claim to given(p); ec_inc
@@ -76,7 +77,7 @@
  * Not modelled: back-pressure (cursor scan, reaping, the join handshake),
  * loans (W_LOST), the publisher table's OFD locks beyond alive[], C11
  * orderings (SPIN is sequentially consistent: the P4 release fence / R3
- * acquire fence pairing, P5/R1, P5b/holder_in_slot are assumed; in C the
+ * acquire fence pairing, P5/R1, P5b/sk_bus_holder_in_slot are assumed; in C the
  * payload copy races a writer as a benign seqlock data race that R4
  * discards).
  */
@@ -94,7 +95,7 @@
 #define WRITING 1
 #define MSG 2
 #define SKIP 3
-#define NONE 255            /* cur: not in a slot (BUS_SEQ_MAX) */
+#define NONE 255            /* cur: not in a slot (SK_BUS_SEQ_MAX) */
 
 /* the subscriber can move on from pos: the slot word shows it (lapped,
  * or MSG/SKIP of pos), or - the word not marked for pos - its claim does
@@ -107,7 +108,7 @@
 /* the slot of the subscriber's position is claimed but not ready */
 #define STUCK (head > pos && !READY)
 /* Timing made finite: a live claimer is taken for stalled (its claim
- * given up after STUCK_NS, or a copy waited for given up) at most
+ * given up after SK_BUS_STUCK_NS, or a copy waited for given up) at most
  * MAXSTALL times per run; a dead one always. */
 #ifndef MAXSTALL
 #define MAXSTALL 1
@@ -139,10 +140,10 @@ byte pos;                   /* the subscriber's position */
 byte claimer[NSEQ];         /* ghost: who claimed a sequence (P1) */
 byte nstall;                /* live claimers taken for stalled so far */
 
-/* holder_in_slot for the record (vs, vp) (a claim or a word) at the slot of vs */
+/* sk_bus_holder_in_slot for the record (vs, vp) (a claim or a word) at the slot of vs */
 #define HOLDER_IN(vs, vp) (vp != 0 && cur[vp] != NONE && cur[vp] % CAP == (vs) % CAP && \
 	cur[vp] <= (vs) && alive[vp])
-/* claim_done: nobody the claim (cs, cp, cst, cT) names may write into the
+/* sk_bus_claim_done: nobody the claim (cs, cp, cst, cT) names may write into the
  * slot whose word is (ws, wp, wst, wT) */
 #define CLAIM_DONE(cs, cp, cst, cT, ws, wp, wst, wT) (cst == NEVER || (cst == SKIP && !cT) || \
 	(cst == WRITING && wst != NEVER && ws == cs && wp == cp && (wst == MSG || (wst == SKIP && !wT))))
@@ -327,7 +328,7 @@ proctype subscriber(byte me)
 					if :: settled -> atomic { settled = false; vs = 0; vp = 0; vst = 0; vT = false; ws = 0; wp = 0; wstt = 0; wTT = false }; goto looked :: else fi
 				:: else
 				fi;
-				/* stuck: waited for in slices; sub_stuck after STUCK_NS */
+				/* stuck: waited for in slices; sub_stuck after SK_BUS_STUCK_NS */
 				if
 				:: atomic { sliced -> sliced = false };
 					if

@@ -1,7 +1,8 @@
 /*
- * journal.pml - the journal's record commit and file roll (src/journal.c),
- * with a reader following the live tail across files, and a writer that
- * dies at any step replaced by one that recovers (writer_recover).
+ * journal.pml - the journal's record commit and file roll
+ * (src/journal_write.c), with a reader following the live tail across
+ * files (src/journal_read.c), and a writer that dies at any step replaced
+ * by one that recovers (skj_writer_recover).
  *
  * Instance: data files of 2 record slots each (2 files); records 1, 2, 3
  * (the third needs a roll).  Writer W1 (id 1) holds the writer lock (an
@@ -10,18 +11,18 @@
  * Reader R (id 3) follows forever.  Either writer may die before any step
  * (MAXDEAD = 1); the kernel then drops its lock.
  *
- * Steps, as named in src/journal.c:
+ * Steps, as named in src/journal*.c and src/journal.h:
  *   J1 journal_commit: seq, time, payload and crc by plain stores (the
  *      model writes the payload, then the crc: two steps; a record is
  *      torn if they disagree)
  *   J2 journal_commit: store_release commit word          the commit point
  *   J3 append: shmkit_ec_inc(tail)
- *   J4 writer_roll -> file_create -> file_publish: link(2) of the new
+ *   J4 writer_roll -> skj_file_create -> file_publish: link(2) of the new
  *      file (complete, fsynced: I3); J5 next_seq_hint store; J6 roll_gen
  *      fetch_add (release); J7 shmkit_ec_inc(tail)
- *   J8 writer_recover: scan the newest file (load commit words, check the
- *      crc); writer_tail: zero a torn tail
- *   F1 rec_parse: load_acquire commit word; F2 read payload, crc
+ *   J8 skj_writer_recover: scan the newest file (load commit words, check
+ *      the crc); writer_tail: zero a torn tail
+ *   F1 skj_rec_parse: load_acquire commit word; F2 read payload, crc
  *   F3 cur_next_file: load_acquire roll_gen; open the file named for the
  *      next seq (F4); list the directory (F5); cur_past_end: look at the
  *      position once more (F6), then for the named file once more (F7);
@@ -89,11 +90,11 @@ proctype writer(byte me)
 	byte k, o, s, prev, w, v;
 	bool pendwake, sliced;
 
-	/* writer_lock: F_OFD_SETLK; -EBUSY while a live writer holds it (W2
+	/* skj_writer_lock: F_OFD_SETLK; -EBUSY while a live writer holds it (W2
 	 * retries: waiting is an end state if W1 lives on) */
 endlock:
 	atomic { (wlock == 0 || wlock == me || !alive[wlock]) -> wlock = me };
-	/* writer_recover: the newest file, scanned from its start (J8) */
+	/* skj_writer_recover: the newest file, scanned from its start (J8) */
 	atomic { DIE; k = 0; if :: linked[1] -> k = 1 :: else fi; o = 0; s = FIRST(k) };
 #ifdef BUG_RECOVER_FROM_HINT
 	atomic { DIE; if :: hint > 0 -> s = hint; k = (s - 1) / CAPF; o = (s - 1) % CAPF :: else fi };
@@ -190,7 +191,7 @@ proctype reader(byte me)
 				if
 				:: found -> found = false                /* moved: fetch again */
 				:: else ->
-					atomic {                         /* F5: list_files */
+					atomic {                         /* F5: skj_list_files */
 						if
 						:: rfile + 1 < NFILE && linked[rfile + 1] -> found = true
 						:: else

@@ -668,7 +668,7 @@ static int journal_append1(struct ctx *c)
 
 /* A record whose append failed may still be committed (a sync error):
  * count from the journal, not from our tally.  After a failed write-back
- * the handle must refuse appends with that error (journal.c,
+ * the handle must refuse appends with that error (journal_write.c,
  * writer_wb_failed); a writer opened anew goes on. */
 static int journal_after_append(struct ctx *c)
 {

@@ -580,7 +580,7 @@ static void next_passes_hole(shmkit_bus *bus, shmkit_sub *sub, const char *why)
 	cr_assert_eq(shmkit_sub_recv(sub, buf, sizeof(buf), NULL, 0), -EAGAIN);
 }
 
-/* A publisher that died between claiming a sequence (P1 in bus.c: head
+/* A publisher that died between claiming a sequence (P1 in bus_pub.c: head
  * advanced) and taking its slot (P3) leaves a hole that no slot word
  * describes.  Built by hand through a raw attach of the same segment, at
  * the documented offset of head.  Subscribers must pass it silently (it
@@ -655,7 +655,7 @@ Test(bus, older_layout_is_eproto)
 	shmkit_seg *raw;
 
 	cr_assert_eq(shmkit_seg_open(&raw, name, &raw_opts), 0);
-	/* bus_geom.version, after the 4096-byte segment header and the magic. */
+	/* sk_bus_geom.version (src/bus.h), after the 4096-byte segment header and the magic. */
 	uint32_t *version = (uint32_t *)(void *)((char *)shmkit_seg_data(raw) + 4096 + 4);
 	cr_assert_eq(*version, 4);
 	*version = 3;

@@ -74,7 +74,7 @@ Test(hostile, forged_bus_slot_word_is_ebadmsg)
 	cr_assert_eq(shmkit_seg_open(&raw, name, &(struct shmkit_seg_opts){ .flags = SHMKIT_RAW }), 0);
 	unsigned char *d = (unsigned char *)shmkit_seg_data(raw) + 4096; /* the bus's data area */
 	uint64_t slots_off, head = 6, word = (uint64_t)5 << 13 | 2; /* MSG of seq 5 in slot 0 */
-	memcpy(&slots_off, d + 64, 8);                           /* bus_geom.slots_off */
+	memcpy(&slots_off, d + 64, 8);                           /* sk_bus_geom.slots_off */
 	cr_assert_lt(slots_off, 1u << 20);
 	__atomic_store_n((uint64_t *)(void *)(d + slots_off), word, __ATOMIC_RELEASE);
 	__atomic_store_n((uint64_t *)(void *)(d + 128), head, __ATOMIC_RELEASE); /* head */

@@ -1,6 +1,6 @@
 /*
  * test_journal_ahead.c - what the journal writer does ahead of itself in
- * the file (src/journal.c, writer_fill and writer_writeback):
+ * the file (src/journal_write.c, writer_fill and writer_writeback):
  *   - under SYNC and GROUP, the blocks up to the next MiB boundary past a
  *     record are written (zeros), not unwritten extents of the file's
  *     preallocation, so a sync never converts an extent per record; the

@@ -311,7 +311,7 @@ static void run_killed(const char *path, const char *point, uint64_t before, uin
 	          point, st);
 }
 
-/* Where record 6 would start after the hole behind record 5 (FIRST_OFF,
+/* Where record 6 would start after the hole behind record 5 (SKJ_FIRST_OFF,
  * then records 1-5, then the hole's header): the writer's own layout. */
 static long torn_offset(void)
 {

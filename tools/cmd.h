@@ -105,7 +105,8 @@ int tool_out_msg(const char *what, char *msg, size_t len);
  * tool_json_data), then ,EXTRA (members, e.g. "lost":3) when not NULL. */
 int tool_out_json(const char *what, const void *msg, size_t len, const char *extra);
 
-/* Segments: tools/cmd_seg.c */
+/* Segments: tools/cmd_seg.c (create, rm, gc), tools/cmd_info.c (ls, info),
+ * tools/cmd_bytes.c (read, write) */
 int cmd_ls(int argc, char **argv);
 int cmd_create(int argc, char **argv);
 int cmd_info(int argc, char **argv);
@@ -113,6 +114,31 @@ int cmd_rm(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_read(int argc, char **argv);
 int cmd_write(int argc, char **argv);
+
+/* What those three files share (each is described where it is defined).
+ * tools/cmd_seg.c: */
+#define SK_TOOL_SHM_DIR "/dev/shm"
+int seg_fail(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int seg_show_help(const char *text);
+int seg_parse_size(const char *cmd, const char *opt, const char *s, size_t *out);
+uint64_t seg_magic_of(const unsigned char head[8]);
+const char *seg_format_of(uint64_t magic);
+/* tools/cmd_info.c: the words for a kind and a backend (ls, info, top) */
+const char *seg_kind_label(int kind);
+const char *seg_backend_label(int backend);
+void seg_address(const struct shmkit_seg_info *st, char *buf, size_t len);
+/* A segment as ls lists it; gc takes the same list. */
+struct seg_row {
+	struct shmkit_seg_info st;
+	const char *kind; /* overrides seg_kind_label(): no-access, semaphore, shmkit */
+	bool unread;      /* System V: header not read (ls does not attach) */
+};
+
+struct seg_rows {
+	struct seg_row *v;
+	size_t n, cap;
+};
+int seg_collect_rows(struct seg_rows *r);
 
 /* Channels: tools/cmd_chan.c.  info_chan prints the state of a channel
  * for `shmkit info` (json: as one JSON object). */

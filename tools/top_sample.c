@@ -319,20 +319,16 @@ static void fill_rpc(struct obj *o, shmkit_rpc *r)
 
 /* ---- segments ------------------------------------------------------------ */
 
+/* The words ls and info use (cmd_info.c), and top's own kind for a
+ * journal directory. */
 const char *top_kind_word(int kind)
 {
-	static const char *const words[] = { "foreign", "bytes", "chan", "bus", "journal", "rpc" };
-
-	if (kind == JOURNAL_KIND)
-		return "journal";
-	return kind >= 0 && kind <= SHMKIT_KIND_RPC ? words[kind] : "?";
+	return kind == JOURNAL_KIND ? "journal" : seg_kind_label(kind);
 }
 
 const char *top_backend_word(int backend)
 {
-	static const char *const words[] = { "-", "posix", "sysv", "file", "anon", "memfd" };
-
-	return backend >= 0 && backend <= SHMKIT_MEMFD ? words[backend] : "?";
+	return backend == 0 ? "-" : seg_backend_label(backend);
 }
 
 /* Remarks every segment may earn from its header and the kernel. */

@@ -75,6 +75,7 @@ Test(bridge, skipped_without_libzmq)
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <zmq.h>
 
@@ -851,6 +852,51 @@ Test(bridge, journal_copy_has_the_leaders_stamps_holes_and_start)
 	cr_assert_eq(shmkit_bridge_close(fb), 0);
 	cr_assert_eq(shmkit_bridge_close(lb), 0);
 	jl_same(leader, copy, false);
+}
+
+/* fdatasync for everything in this program (the library is linked in
+ * statically, so its calls come here): the kernel's, but the next
+ * fail_syncs calls fail with EIO, as a failed write-back does. */
+static int fail_syncs, syncs_failed;
+
+int fdatasync(int fd)
+{
+	if (fail_syncs > 0) {
+		fail_syncs--;
+		syncs_failed++;
+		errno = EIO;
+		return -1;
+	}
+	return (int)syscall(SYS_fdatasync, fd);
+}
+
+/* The copy's writer (SYNC) has a write-back fail: that handle refuses
+ * every later append (journal.c), so the follower opens the copy again
+ * and takes the records when they come again; the copy ends identical. */
+Test(bridge, journal_copy_goes_on_after_a_failed_write_back)
+{
+	const char *leader = jnl_path("jlead"), *copy = jnl_path("jcopy");
+	struct shmkit_bridge_opts o1 = { .id = 41 }, o2 = { .id = 42 };
+	shmkit_bridge *lb, *fb;
+	shmkit_journal *j = jl_writer(leader, 0);
+	char ep[256];
+
+	jl_append(j, 1, 20);
+	cr_assert_eq(shmkit_bridge_create(&lb, &o1), 0);
+	cr_assert_eq(shmkit_bridge_create(&fb, &o2), 0);
+	cr_assert_eq(shmkit_bridge_export_journal(lb, leader), 0);
+	cr_assert_eq(shmkit_bridge_import_journal(fb, leader, copy, SHMKIT_DUR_SYNC), 0);
+	cr_assert_eq(shmkit_bridge_listen(lb, "tcp://127.0.0.1:*", ep, sizeof(ep)), 0);
+	cr_assert_eq(shmkit_bridge_peer(fb, ep), 0);
+	jl_until(lb, fb, copy, 20);
+	fail_syncs = 1; /* the leader's writer (durability NONE) never syncs */
+	jl_append(j, 21, 60);
+	jl_until(lb, fb, copy, 60);
+	cr_assert_eq(syncs_failed, 1, "the copy's writer synced (and failed) once");
+	cr_assert_eq(shmkit_bridge_close(fb), 0);
+	cr_assert_eq(shmkit_bridge_close(lb), 0);
+	shmkit_journal_close(j);
+	jl_same(leader, copy, true);
 }
 
 static bool refused(const struct shmkit_bridge_stats *st) { return st->jnl_identity >= 1; }
