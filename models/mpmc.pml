@@ -1,9 +1,13 @@
 /*
- * mpmc.pml - the MPMC channel protocol of src/chan.c: claims are CASes of
- * the slot's seq word that carry the claimer's peer id; publish, release
- * and abort are CASes from that claim word; head and tail are hints any
- * side helps along (index_help); a side blocked by a dead peer's claim
- * reclaims it after a wait slice, only if the kernel says its lock is gone.
+ * mpmc.pml - the MPMC channel protocol of src/chan.c (format 8): a
+ * producer claims a position by a CAS of tail, after storing its claim
+ * record (WRITING(t, me) in its statistics entry); the slot stays FREE(t)
+ * while it writes, and its publication is a CAS FREE(t) -> FULL(t).
+ * Consumers claim by CASes of the slot word that carry their peer id;
+ * release is a CAS from that claim word; head is a hint consumers help
+ * along (index_help).  A side blocked by a dead peer's claim reclaims it
+ * after a wait slice, only if the kernel says its lock is gone - for a
+ * FREE slot behind tail, only if no live producer's record names it.
  *
  * Instance: capacity 2 (or CAP = 1, where every message laps and the
  * reclaim of dead READING claims is reached); producer 1 sends messages
@@ -13,15 +17,20 @@
  * the 2 x 2 instance takes minutes (models.sh -f runs larger ones).  Any
  * one process may die before any step (MAXDEAD = 1; a lone consumer does
  * not: someone must be left to receive), or (MAXLOSS = 1) lose its kernel
- * lock and go on.
+ * lock and go on.  Producers all hold an entry (the fallback claim P3' of
+ * a handle without one is not modelled).
  *
  * Slot word = (position, state, id); a message is a value written in two
  * steps: payload (pay) and len (slen); a reader that sees them differ
  * read a torn message.  Steps, as named in src/chan.c:
- *   P1 load tail          P2 load slot word       P3 CAS FREE(t) -> WRITING(t, me)
- *   P4 CAS tail t -> t+1 (index_help; also when tail is stale)
+ *   P1 load tail          P2 load slot word
+ *   P3 record = WRITING(t, me) (recpos, recon)
+ *   P4 CAS tail t -> t+1: the claim (fails: t = tail, back to P2)
+ *      (a claim attempt that ends full clears the record, claim_none;
+ *      the model does it in the P2 step that finds the slot full)
  *   P5 memcpy payload     P6 store_release len
- *   P7 CAS WRITING(t, me) -> FULL(t)   commit point; fails (-ESTALE) if taken
+ *   P7 CAS FREE(t) -> FULL(t)   commit point; fails (-ESTALE) if taken,
+ *      which must happen only to a handle that lost its lock (asserted)
  *   P8 sk_ec_notify(not_empty): inc only if the flag is set (P7 is seq_cst)
  *   C1 load head          C2 load slot word + relaxed load of len
  *   peek: C3 CAS FULL(h) -> READING(h, me)   C4 CAS head h -> h+1 (index_help)
@@ -33,6 +42,10 @@
  *         C4
  *   C7 sk_ec_notify(not_full) (C3' and C6 are seq_cst)
  * Each consumer picks recv or peek for each message (nondeterminism).
+ *   R0 reclaim_claim: a FREE(p) slot behind tail (a producer's claim in
+ *      progress) -> FREE(p + cap), if no record of a live producer names
+ *      p (stale records of dead ones, or of losers of the CAS of tail,
+ *      may name it too)
  *   R1 reclaim_word: CAS dead claim word -> FREE(p + cap), after the
  *      kernel said its lock is free (sk_peer_held); R2 give_up: inc both
  *      event counts
@@ -66,9 +79,18 @@
  *   BUG_COPY_STORE     recv's take C3' is a plain store, not a CAS from
  *                      the word read before the copy: two consumers
  *                      deliver one message
+ *   BUG_NO_RECORD      R0 frees a FREE slot behind tail without reading
+ *                      the records: a live producer's claim is taken, its
+ *                      P7 fails
+ *   BUG_RECORD_LATE    P3 after P4 (the record stored after the claim): a
+ *                      reclaimer between them finds no record and takes
+ *                      the live claim
+ *   BUG_ANY_DEAD_RECORD  R0 frees the slot when a dead record names it,
+ *                      not only when no live one does: a dead loser of
+ *                      the CAS of tail lets a live claim be taken
  *
  * Finding (MAXLOSS = 1, not run by scripts/models.sh because it fails):
- * a producer that lost its lock (closefrom) while stalled between P3 and
+ * a producer that lost its lock (closefrom) while stalled between P4 and
  * P7 has its claim reclaimed; a producer a lap later claims the slot and
  * writes its message; the stalled one then does its P6 len store (and its
  * memcpy P5) into that slot before its P7 CAS fails (-ESTALE): a consumer
@@ -78,10 +100,13 @@
  *   spin -DMAXDEAD=0 -DMAXLOSS=1 -a mpmc.pml  (then pan as in models.sh)
  *
  * Not modelled: C11 weak orderings (SPIN is sequentially consistent: the
- * pairs P7/C2, C6/P2-P3 and index_help's acq_rel chain, len_stable's
- * fence, are assumed); -EMSGSIZE and abort (abort is the same CAS
- * as C6 on a WRITING word); id reuse after 2^22 ids (purge_stale);
- * positions wrapping at 2^40.
+ * pairs P7/C2, C6/P2, P4/the reclaimer's load of tail, index_help's
+ * acq_rel chain, len_stable's fence, are assumed); -EMSGSIZE and abort
+ * (abort is P7 to FREE(t + cap) instead of FULL(t)); the fallback claim
+ * P3' of a handle without an entry; a new handle taking a dead one's
+ * entry over (its record goes: R0 then finds none, as for a dead
+ * claimer); id reuse after 2^22 ids (purge_stale); positions wrapping
+ * at 2^40.
  */
 #ifndef CAP
 #define CAP 2
@@ -106,9 +131,24 @@
 #define FULL 2
 #define READING 3
 
+/* no claim record of a live producer names position q (R0) */
+#if defined(BUG_NO_RECORD)
+#define NO_LIVE_RECORD(q) true
+#elif defined(BUG_ANY_DEAD_RECORD)
+#define NO_LIVE_RECORD(q) ((recon[1] && recpos[1] == (q) && !alive[1]) || \
+	(recon[2] && recpos[2] == (q) && !alive[2]))
+#else
+#define NO_LIVE_RECORD(q) (!(recon[1] && recpos[1] == (q) && alive[1]) && \
+	!(recon[2] && recpos[2] == (q) && alive[2]))
+#endif
+/* position q is claimed (tail passed it), its slot still FREE(q), and no
+ * live record names it */
+#define FREE_CLAIM_DEAD(q) (tail > (q) && spos[(q) % CAP] == (q) && sst[(q) % CAP] == FREE && \
+	NO_LIVE_RECORD(q))
 /* the claim word that blocks waiter p is still there, and its claimer dead */
-#define BLOCKED_BY_DEAD(p) (bid[p] != 0 && !alive[bid[p]] && \
-	spos[bpos[p] % CAP] == bpos[p] && sst[bpos[p] % CAP] == bst[p] && sid[bpos[p] % CAP] == bid[p])
+#define BLOCKED_BY_DEAD(p) ((bid[p] != 0 && !alive[bid[p]] && \
+	spos[bpos[p] % CAP] == bpos[p] && sst[bpos[p] % CAP] == bst[p] && sid[bpos[p] % CAP] == bid[p]) || \
+	(bfree[p] && FREE_CLAIM_DEAD(bpos[p])))
 #define SLICE(p) (missed[p] || BLOCKED_BY_DEAD(p))
 
 #define FINAL_CHECK \
@@ -131,6 +171,9 @@ byte spos[CAP], sst[CAP], sid[CAP];  /* slot seq words */
 byte pay[CAP], slen[CAP];            /* a message: two stores */
 byte tail, head;
 byte bpos[NPROC], bst[NPROC], bid[NPROC]; /* each waiter's blocker word (bid 0: none) */
+bool bfree[NPROC];                   /* ...or a FREE(bpos) word: a claim named by records */
+byte recpos[NPROC];                  /* producers' claim records: WRITING(recpos, p) */
+bool recon[NPROC];                   /* ...set */
 bool committed[NMSG + 1], excused[NMSG + 1];
 byte delivered[NMSG + 1];
 byte lastdel[NPROC * 2];             /* [consumer * 2 + producer]: last delivered */
@@ -153,9 +196,12 @@ inline reclaim() {
 			spos[bpos[me] % CAP] = bpos[me] + CAP;
 			sst[bpos[me] % CAP] = FREE; sid[bpos[me] % CAP] = 0;
 			pendwake = true
+		:: bfree[me] && FREE_CLAIM_DEAD(bpos[me]) ->   /* R0: reclaim_claim */
+			spos[bpos[me] % CAP] = bpos[me] + CAP;
+			pendwake = true
 		:: else
 		fi;
-		bid[me] = 0; bpos[me] = 0; bst[me] = 0; sliced = false };
+		bid[me] = 0; bpos[me] = 0; bst[me] = 0; bfree[me] = false; sliced = false };
 	if
 	:: pendwake -> ec_inc(NE); pendwake = true; ec_inc(NF)   /* R2 */
 	:: else
@@ -165,7 +211,7 @@ inline reclaim() {
 proctype producer(byte me; byte first; byte n)
 {
 	byte t, m, ws, wp, wi, prev, w, v, armed;
-	bool pendwake, sliced, got;
+	bool pendwake, sliced, got, cand;
 
 	m = first;
 	do
@@ -177,47 +223,57 @@ proctype producer(byte me; byte first; byte n)
 			:: atomic { DIE;                    /* P2 */
 				wp = spos[t % CAP]; ws = sst[t % CAP]; wi = sid[t % CAP];
 				if
-				:: wp + CAP == t && ws != FREE ->  /* full: wait */
+				:: wp + CAP == t ->         /* full: wait (claim_none) */
 					if
-					:: ws != FULL -> bpos[me] = wp; bst[me] = ws; bid[me] = wi
+					:: ws == READING -> bpos[me] = wp; bst[me] = ws; bid[me] = wi
+					:: ws == FREE -> bpos[me] = wp; bfree[me] = true /* t - cap being written */
 					:: else
 					fi;
+					recon[me] = false; recpos[me] = 0;
 					wp = 0; ws = 0; wi = 0; t = 0;
 					break
-				:: wp >= t
+				:: wp == t && ws == FREE -> /* P3: the record */
+					cand = true;
+#ifndef BUG_RECORD_LATE
+					recpos[me] = t; recon[me] = true
+#else
+					skip
+#endif
+				:: wp >= t && !(wp == t && ws == FREE) -> t = tail /* tail was stale */
 				:: else -> assert(false)    /* -EBADMSG */
 				fi };
-				atomic { DIE;
-					if
-					:: wp == t && ws == FREE -> /* P3 */
+				if
+				:: cand ->
+					atomic { DIE;               /* P4: the claim, CAS tail */
 						if
-						:: spos[t % CAP] == wp && sst[t % CAP] == ws && sid[t % CAP] == wi ->
-							sst[t % CAP] = WRITING; sid[t % CAP] = me; got = true
-						:: else
-						fi
-					:: else ->                  /* P4: claimed or done, tail is stale */
-						if :: tail == t -> t++; tail = t :: else -> t = tail fi
-					fi;
-					wp = 0; ws = 0; wi = 0;
-					if :: got -> v = 0; break :: else fi }
+						:: tail == t -> tail = t + 1; got = true
+						:: else -> t = tail
+						fi;
+						wp = 0; ws = 0; wi = 0; cand = false };
+#ifdef BUG_RECORD_LATE
+					if :: got -> atomic { DIE; recpos[me] = t; recon[me] = true } :: else fi;
+#endif
+					if :: got -> v = 0; break :: else fi
+				:: else -> wp = 0; ws = 0; wi = 0
+				fi
 			od;
 			if
-			:: got -> atomic { DIE; if :: tail == t -> tail = t + 1 :: else fi; ec_done() }; /* P4 */
-				break
+			:: got -> atomic { ec_done() }; break
 			:: else
 			fi;
 			ec_block(NF);
-			atomic { v = 0; if :: !sliced -> bid[me] = 0 :: else fi };
+			atomic { v = 0; if :: !sliced -> bid[me] = 0; bfree[me] = false :: else fi };
 			if :: sliced -> reclaim() :: else fi
 		od;
 		atomic { DIE; pay[t % CAP] = m };            /* P5 */
 		atomic { DIE; slen[t % CAP] = m };           /* P6 */
 		atomic { DIE;                                /* P7: the commit point */
 			if
-			:: spos[t % CAP] == t && sst[t % CAP] == WRITING && sid[t % CAP] == me ->
+			:: spos[t % CAP] == t && sst[t % CAP] == FREE ->
 				sst[t % CAP] = FULL; sid[t % CAP] = 0;
 				committed[m] = true; pendwake = true
 			:: else  /* -ESTALE: the claim was taken; nothing published */
+				assert(!alive[me])  /* only from a handle that lost its lock */
 			fi;
 			t = 0; got = false; m++ };
 		if :: pendwake -> ec_notify(NE) :: else fi   /* P8 */
@@ -244,8 +300,8 @@ proctype consumer(byte me)
 			if
 			:: wp == h && ws == FULL -> rl = slen[h % CAP]
 			:: wp > h || (wp == h && ws == READING) /* taken: head is stale */
-			:: wp == h && (ws == FREE || ws == WRITING) -> /* nothing published at h */
-				if :: ws == WRITING -> bpos[me] = wp; bst[me] = ws; bid[me] = wi :: else fi;
+			:: wp == h && ws == FREE ->     /* nothing published at h: watched */
+				bpos[me] = wp; bfree[me] = true;
 				wp = 0; ws = 0; wi = 0; h = 0;
 				break
 			:: wp + CAP == h && ws == READING -> /* a slow consumer holds h - cap */
@@ -323,7 +379,7 @@ proctype consumer(byte me)
 			if :: pendwake -> ec_notify(NF) :: else fi /* C7 */
 		:: else ->
 			ec_block(NE);
-			atomic { v = 0; if :: !sliced -> bid[me] = 0 :: else fi };
+			atomic { v = 0; if :: !sliced -> bid[me] = 0; bfree[me] = false :: else fi };
 			if :: sliced -> reclaim() :: else fi
 		fi
 	od;

@@ -6,8 +6,9 @@
  *
  * Instance: capacity 2 (CAP), N = 3 messages.  Processes (ids):
  *   1  owned producer (token P): sends 1..N, each with commit_tag(tag = m)
- *   2  its successor: waits for 1's death, takes the entry over (claims of
- *      1: WRITING abandoned), decides the pending tag, reads owner_tag T
+ *   2  its successor: waits for 1's death, takes the entry over (the claim
+ *      its record names, unpublished: abandoned), decides the pending
+ *      tag, reads owner_tag T
  *      and sends T+1..N - as the importing bridge resends what the tag
  *      says did not go in (bridge/chan.c)
  *   3  owned consumer (token C): peeks and releases
@@ -22,17 +23,21 @@
  * shows as a run where nobody can move and not all were delivered.
  *
  * Steps (src/chan.c):
- *   P1 load tail  P2 load slot  P3 CAS FREE(t) -> WRITING(t, me)  P4 help tail
+ *   P1 load tail  P2 load slot  P3 record = WRITING(t, me)  P4 CAS tail t -> t+1
  *   T1 pending_tag = m; pending = t + 1      P5 payload
- *   P7 CAS WRITING(t, me) -> FULL(t)         T2 last_tag = m; pending = 0
+ *   P7 CAS FREE(t) -> FULL(t)                T2 last_tag = m; pending = 0
  *   C1 load head  C2 load slot  C3 CAS FULL(h) -> READING(h, me)  C4 help head
  *   C5 read payload  C6 CAS READING(h, me) -> FREE(h + cap)
+ *   R0 reclaim_claim: a FREE(p) slot behind tail that no live record
+ *      names (the owned producer's record, dead) -> R-AB
  *   R1 reclaim: dead claimer (lock free), not owned -> FREE(p + cap)
  *   R-OWN owned READING: left alone
- *   R-AB  owned WRITING: re-read the word (still the dead claim), store
- *         abandoned (monotonic), then the freeing CAS
+ *   R-AB  re-read the word (still FREE(p): never published), store
+ *         abandoned (monotonic) for the dead record naming p, then the
+ *         freeing CAS
  *   S0 prev = old; owner = new    S1 READING(h, old) -> READING(h, new)
- *   S2 WRITING(t, old): abandon as R-AB    S3 prev = 0; decide pending
+ *   S2 the record WRITING(t, old), slot FREE(t) behind tail: abandon as
+ *      R-AB; clear the record      S3 prev = 0; decide pending
  *
  * Properties:
  *   - each message is delivered at most once (asserted at C6) and only
@@ -47,8 +52,9 @@
  *                      any dead consumer's: the inherited message is lost
  *   BUG_NO_RECHECK     the reclaimer stores abandoned from the word it
  *                      saw before the liveness check, not re-read after
- *                      it: a producer that published and then died is
- *                      taken as abandoned, its message is sent again
+ *                      it (still FREE(p)): a producer that published and
+ *                      then died is taken as abandoned, its message is
+ *                      sent again
  *   BUG_ABANDON_AFTER  the reclaimer frees first and stores abandoned
  *                      after: a successor in between takes the message
  *                      as committed, and it is never sent
@@ -77,7 +83,9 @@
 byte spos[CAP], sst[CAP], sid[CAP], pay[CAP];
 byte tail, head;
 byte e_owner[2], e_prev[2];
-byte pending, ptag, abandoned, last_tag;  /* the producer entry's record */
+byte pending, ptag, abandoned, last_tag;  /* the producer entry's owner record */
+byte recpos, recid;                       /* its claim record: WRITING(recpos, recid) */
+bool recon;                               /* ...set */
 bool alive[6], mortal[6];
 byte ndead;
 bool committed[N + 1];
@@ -86,18 +94,23 @@ byte delivered[N + 1], ndelivered;
 #define DIE if :: ndead < MAXDEAD && mortal[me] -> ndead++; goto died :: skip fi
 #define OWNED(id, e) (e_owner[e] == id || e_prev[e] == id)
 #define SAME(i, p, s, d) (spos[i] == p && sst[i] == s && sid[i] == d)
+/* R0's test: position q claimed (tail passed it), and no live record names it */
+#define CLAIM_UNNAMED(q) (tail > (q) && !(recon && recpos == (q) && alive[recid]))
 
 /* abandoned moves forward only (note_abandoned). */
 inline note_abandoned(p) {
 	if :: abandoned < p + 1 -> abandoned = p + 1 :: else fi
 }
 
-/* R1, R-OWN, R-AB: the blocker word (bp, bs, bi) seen earlier, and now
- * (a later step) the kernel says bi's lock is free. */
+/* R0, R1, R-OWN, R-AB: the blocker word (bp, bs, bi) seen earlier, and
+ * now (a later step) the kernel says bi's lock is free - or, for a FREE
+ * word (a producer's claim, named by the record), no live record names
+ * bp. */
 inline reclaim() {
 	atomic {
 		if
-		:: bi != 0 && bi != me && !alive[bi] -> /* sk_peer_held said free */
+		:: bs == FREE && CLAIM_UNNAMED(bp) -> ab = 1          /* R0 */
+		:: bs != FREE && bi != 0 && bi != me && !alive[bi] -> /* sk_peer_held said free */
 			if
 			:: bs == READING && (OWNED(bi, EP) || OWNED(bi, EC)) ->
 #ifdef BUG_RECLAIM_OWNED
@@ -105,26 +118,28 @@ inline reclaim() {
 #else
 				skip                          /* R-OWN: waits for the owner */
 #endif
-			:: bs == WRITING && (OWNED(bi, EP) || OWNED(bi, EC)) ->
-#ifdef BUG_NO_RECHECK
-				ab = 1
-#else
-				if :: SAME(bp % CAP, bp, bs, bi) -> ab = 1 :: else fi
-#endif
 			:: else -> ab = 2
 			fi
 		:: else
 		fi };
 	if
 	:: ab == 1 ->
+		/* R-AB: re-read the slot (still FREE(bp): never published),
+		 * abandoned for the owned entry whose dead record names bp,
+		 * then the freeing CAS */
 #ifndef BUG_ABANDON_AFTER
-		atomic { note_abandoned(bp) };                /* R-AB: first */
+		atomic {
+#ifdef BUG_NO_RECHECK
+			if :: recon && recpos == bp -> note_abandoned(bp) :: else fi
+#else
+			if :: SAME(bp % CAP, bp, FREE, 0) && recon && recpos == bp -> note_abandoned(bp)
+			:: else fi
 #endif
-		atomic { if :: SAME(bp % CAP, bp, bs, bi) ->
-			spos[bp % CAP] = bp + CAP; sst[bp % CAP] = FREE; sid[bp % CAP] = 0
-			:: else fi };
+		};
+#endif
+		atomic { if :: SAME(bp % CAP, bp, FREE, 0) -> spos[bp % CAP] = bp + CAP :: else fi };
 #ifdef BUG_ABANDON_AFTER
-		atomic { note_abandoned(bp) };
+		atomic { if :: recon && recpos == bp -> note_abandoned(bp) :: else fi };
 #endif
 		skip
 	:: ab == 2 ->                                         /* R1 */
@@ -136,8 +151,8 @@ inline reclaim() {
 	ab = 0; bp = 0; bs = 0; bi = 0
 }
 
-/* Send messages m..N (the owned producer chain, id me): claim, T1, P5,
- * P7, T2. */
+/* Send messages m..N (the owned producer chain, id me): claim (P3 the
+ * record, P4 the CAS of tail), T1, P5, P7, T2. */
 inline send_all() {
 	do
 	:: m <= N ->
@@ -146,15 +161,16 @@ inline send_all() {
 			wp = spos[t % CAP]; ws = sst[t % CAP]; wi = sid[t % CAP] }; /* P2 */
 			if
 			:: wp == t && ws == FREE ->
-				atomic { DIE; if :: SAME(t % CAP, wp, ws, wi) ->     /* P3 */
-					sst[t % CAP] = WRITING; sid[t % CAP] = me; got = true :: else fi };
-				if :: got -> atomic { DIE; if :: tail == t -> tail = t + 1 :: else fi }; break
-				:: else fi
-			:: wp >= t && !(wp == t && ws == FREE) ->            /* P4: stale tail */
-				atomic { DIE; if :: tail == t -> tail = t + 1 :: else fi }
-			:: wp + CAP == t && ws != FREE ->                    /* full */
+				atomic { DIE; recpos = t; recid = me; recon = true }; /* P3 */
+				atomic { DIE; if :: tail == t -> tail = t + 1; got = true :: else fi }; /* P4 */
+				if :: got -> break :: else fi
+			:: wp >= t && !(wp == t && ws == FREE) -> skip       /* stale tail: P1 again */
+			:: wp + CAP == t ->                                  /* full */
 				if
 				:: ws == FULL -> atomic { !SAME(t % CAP, wp, ws, wi) }
+				:: ws == FREE -> /* t - cap claimed, unpublished */
+					atomic { !SAME(t % CAP, wp, ws, wi) || CLAIM_UNNAMED(wp) };
+					bp = wp; bs = ws; bi = 0; reclaim()
 				:: else -> /* a claim blocks: wait for a change or its claimer's death */
 					atomic { !SAME(t % CAP, wp, ws, wi) || !alive[wi] };
 					bp = wp; bs = ws; bi = wi; reclaim()
@@ -166,8 +182,8 @@ inline send_all() {
 		atomic { DIE; ptag = m };                                   /* T1 */
 		atomic { DIE; pending = t + 1 };
 		atomic { DIE; pay[t % CAP] = m };                           /* P5 */
-		atomic { DIE; if :: SAME(t % CAP, t, WRITING, me) ->        /* P7 */
-			sst[t % CAP] = FULL; sid[t % CAP] = 0; committed[m] = true :: else fi };
+		atomic { DIE; if :: SAME(t % CAP, t, FREE, 0) ->            /* P7 */
+			sst[t % CAP] = FULL; committed[m] = true :: else fi };
 		atomic { DIE; last_tag = m };                               /* T2 */
 		atomic { DIE; pending = 0; got = false; t = 0; m++ }
 	:: else -> break
@@ -206,9 +222,10 @@ inline consume_all() {
 			fi
 		:: wp > h || (wp == h && ws == READING) ->               /* C4: stale head */
 			atomic { DIE; if :: head == h -> head = h + 1 :: else fi }
-		:: wp == h && ws == FREE ->                              /* empty */
-			atomic { !SAME(h % CAP, wp, ws, wi) || ndelivered == N }
-		:: (wp == h && ws == WRITING) || (wp + CAP == h && ws == READING) -> /* a claim blocks */
+		:: wp == h && ws == FREE ->           /* empty, or a producer's claim blocks */
+			atomic { !SAME(h % CAP, wp, ws, wi) || ndelivered == N || CLAIM_UNNAMED(h) };
+			bp = wp; bs = ws; bi = 0; reclaim()
+		:: wp + CAP == h && ws == READING ->                     /* a claim blocks */
 			atomic { !SAME(h % CAP, wp, ws, wi) || !alive[wi] || ndelivered == N };
 			bp = wp; bs = ws; bi = wi; reclaim()
 		:: else -> assert(false)                                     /* -EBADMSG */
@@ -240,20 +257,19 @@ end_wait:
 	!alive[1];
 	atomic { e_prev[EP] = e_owner[EP] };                                /* S0 */
 	atomic { e_owner[EP] = me };
-	i = 0;
-	do
-	:: i < CAP ->
-		atomic { wp = spos[i]; ws = sst[i]; wi = sid[i] };
-		if
-		:: ws == WRITING && wi == e_prev[EP] ->                      /* S2 */
-			atomic { note_abandoned(wp) };
-			atomic { if :: SAME(i, wp, ws, wi) -> spos[i] = wp + CAP; sst[i] = FREE; sid[i] = 0
-				:: else fi }
-		:: else
-		fi;
-		wp = 0; ws = 0; wi = 0; i++
-	:: else -> i = 0; break
-	od;
+	/* S2 (owner_claim_resolve): the dead holder's record names t; its
+	 * slot still FREE(t) behind tail: abandoned, then freed. */
+	atomic { if :: recon && recid == e_prev[EP] -> wp = recpos; got = true :: else fi };
+	if
+	:: got ->
+		atomic { if :: tail > wp && SAME(wp % CAP, wp, FREE, 0) -> note_abandoned(wp); ab = 1
+			:: else fi };
+		atomic { if :: ab == 1 && SAME(wp % CAP, wp, FREE, 0) -> spos[wp % CAP] = wp + CAP
+			:: else fi };
+		ab = 0; got = false
+	:: else
+	fi;
+	atomic { recon = false; recpos = 0; recid = 0; wp = 0 };
 	atomic { e_prev[EP] = 0 };                                          /* S3 */
 	atomic { if :: pending != 0 && abandoned != pending -> last_tag = ptag :: else fi; pending = 0 };
 	m = last_tag + 1;

@@ -2,27 +2,37 @@
  * chan.c - channels: a named bounded queue in shared memory; each message
  * goes to exactly one receiver.  The byte layout is in chan.h.
  *
- * ---- MPMC protocol (a Vyukov bounded queue, claimed per slot) ----------
+ * ---- MPMC protocol (a Vyukov bounded queue with named claims) ----------
  *
  * Each slot carries a 64-bit seq word = position | state | claimer id (chan.h).
- * Unlike the textbook queue, where a producer claims position t by a CAS
- * on tail and only later touches the slot, here the claim is a CAS on the
- * slot's own word, FREE(t) -> WRITING(t, id): so from the instant a
- * position is owned, the slot says who owns it, and a dead owner can be
- * recognised (below).  tail is only a hint that lags the last claim by at
- * most one; whoever sees a claimed slot at tail moves tail on (a CAS that
- * may fail harmlessly).
+ * A producer claims position t as in the textbook queue: by a CAS of
+ * tail t -> t+1 after seeing the slot FREE(t); it then writes the slot
+ * and publishes it.  What the textbook queue lacks is a way to tell who
+ * owns a claimed position, so that a dead owner can be recognised
+ * (below): before the CAS, the producer stores its claim record - the
+ * word WRITING(t, its id) - in its statistics entry (chan.h), a line
+ * only it writes.  The slot itself stays FREE(t) until the publication,
+ * a CAS FREE(t) -> FULL(t) (version 8; up to 7 the claim was a CAS of
+ * the slot word and tail a hint: measured, that early locked operation
+ * on a line the consumers poll cost the two-producer, two-consumer
+ * throughput half of Vyukov's).  tail moves only by claims; head stays a
+ * hint that consumers help along, as before.
  *
  *   producer (send / reserve + commit)
- *     P1 t = load_acquire(tail)                              a hint
+ *     P1 t = load_acquire(tail)
  *     P2 w = load_acquire(slot[t].seq)
- *        FREE(t):           P3 CAS seq w -> WRITING(t, me)   acquire
- *                           P4 CAS tail t -> t+1             acq_rel help
- *        claimed t, or a position past t: tail is stale; CAS tail t -> t+1
- *        a position t - capacity (not FREE): full -> wait on not_full
+ *        FREE(t):           P3 record = WRITING(t, me)        relaxed
+ *                           P4 CAS tail t -> t+1              acq_rel, the claim
+ *                              (fails: t = the new tail, back to P2)
+ *        claimed t, or a position past t: tail was stale; reload it
+ *        a position t - capacity: full -> wait on not_full
  *     P6 write payload; store_release len
- *     P7 CAS seq WRITING(t, me) -> FULL(t)                   seq_cst
+ *     P7 CAS seq FREE(t) -> FULL(t)                           seq_cst
  *     P8 sent += 1; sk_ec_notify(not_empty): += 1 only if a consumer armed
+ *   A handle without an entry (every entry held by live handles; embedded
+ *   channels have none) has no record: after P4 it names itself in the
+ *   slot, P3' CAS FREE(t) -> WRITING(t, me), and P7 is a CAS from that
+ *   word, as every claim was up to version 6.
  *
  *   consumer (peek + release)
  *     C1 h = load_acquire(head)                              a hint
@@ -48,21 +58,23 @@
  *
  * Pairings.  P7 (seq_cst) -> C2 (acquire): a consumer that sees FULL(t)
  * sees the payload and len written before it.  C6 and C3' (seq_cst) ->
- * P2/P3 (acquire): a producer that sees FREE(h + capacity) overwrites the
- * slot only after the consumer's reads of it are done.  P8/C7 notify the
+ * P2 (acquire; P4's acquire chains it): a producer that sees FREE(h +
+ * capacity) overwrites the slot only after the consumer's reads of it are
+ * done.  P4 (release) -> a reclaimer's acquire load of tail: the record
+ * P3 is visible to whoever sees the claim.  P8/C7 notify the
  * other side's sk_wait_for (wait.h) only if it armed its event count:
  * P7/C6/C3' are seq_cst RMWs and the waiter arms (seq_cst) before it
  * tests; the Dekker argument of sync.c ("Services") is why no wake-up is
- * lost.  tail/head are hints: every decision is taken on the slot word, never on an index
- * alone; their acquire/release only keeps an index from running ahead of
- * the claims that moved it (index_help).
+ * lost.  head is a hint: every consumer decision is taken on the slot
+ * word, never on head alone; its acquire/release only keeps it from
+ * running ahead of the claims that moved it (index_help).  tail is the
+ * producers' claim; their publication is still decided on the slot word.
  *
- * Ordering guarantees.  Positions are claimed in order (a producer claims
- * t only after reading tail == t, and tail passes t only once t is
- * claimed), so one producer's messages occupy increasing positions, and a
- * consumer claims increasing positions: per-producer FIFO holds for every
- * consumer.  Each position is claimed by exactly one consumer (the CAS C3),
- * so each message is received once.
+ * Ordering guarantees.  Positions are claimed in order (the CAS of tail),
+ * so one producer's messages occupy increasing positions, and a consumer
+ * claims increasing positions: per-producer FIFO holds for every
+ * consumer.  Each position is claimed by exactly one producer (P4) and
+ * one consumer (the CAS C3 or C3'), so each message is received once.
  *
  * -EMSGSIZE on recv leaves the message queued: the consumer reads len
  * before claiming (C3), so it re-checks seq afterwards, seqlock style (a
@@ -70,8 +82,8 @@
  * P6 is a release so that a len from the next lap is never seen with the
  * old seq.
  *
- * Abort gives the claimed position up: WRITING(t) -> FREE(t + capacity),
- * as if it had been consumed.  Consumers skip it by the "position past h"
+ * Abort gives the claimed position up: FREE(t) (or WRITING(t, me)) ->
+ * FREE(t + capacity), as if it had been consumed.  Consumers skip it by the "position past h"
  * rule, producers refill it a lap later.  No reader ever sees a
  * half-written message.
  *
@@ -123,11 +135,14 @@
  * Every handle that may claim holds a peer id (peer.h): an exclusive
  * open-file-description lock on its byte of the segment's lock file,
  * which the kernel drops when the handle's process dies - whatever its
- * threads, PID or time namespace, or what its pid names later.  The claim
- * word carries that id, set by the very CAS that claims, so there is no
- * window in which a claim names nobody.
- * MPMC: a process killed between its claim (P3/C3) and its publication
- * (P7/C6) leaves a slot WRITING(p, id) or READING(p, id).  A side whose
+ * threads, PID or time namespace, or what its pid names later.  A
+ * consumer's claim word carries that id, set by the very CAS that claims;
+ * a producer's claim is named by its record, stored before the CAS of
+ * tail that claims (or, without an entry, by its slot word, P3'); so no
+ * live claim ever names nobody.
+ * MPMC: a process killed between its claim (P4/C3) and its publication
+ * (P7/C6) leaves a slot FREE(p) behind tail with its record WRITING(p,
+ * id), or a slot WRITING(p, id) (P3') or READING(p, id).  A side whose
  * progress is blocked by such a slot (a consumer at head p; a producer at
  * tail p + capacity) watches the word; if the very same word is still
  * there after SK_CHAN_RECLAIM_NS, it asks the kernel whether id's lock is
@@ -135,6 +150,10 @@
  * only if it is free, CASes the word to FREE(p + capacity): a dead
  * producer's position carries no message and is skipped, a dead
  * consumer's slot is handed back to producers.  `reclaimed` counts it.
+ * For a FREE(p) word the claimer is found by the records (reclaim_claim:
+ * records of producers that lost the CAS of tail, or died before it, may
+ * name p too; p is freed only if none of them is alive - a dead claimer's
+ * record may also be gone, when a new handle took its entry over).
  * Why this races safely with a slow but alive claimer:
  *   - only a dead claimer is reclaimed: a live one holds its lock
  *     (stopped, stalled or not); the kernel cannot be fooled by pids;
@@ -146,12 +165,18 @@
  *     later claim of the same slot (no ABA);
  *   - ids are spread by a counter and taken by lock; after 2^22 - 1 of
  *     them the counter wraps, and a handle that takes an id used before
- *     first frees every claim still naming it (purge_stale: they are a
- *     dead former holder's, since the lock is now ours);
+ *     first frees every claim and record still naming it (purge_stale:
+ *     they are a dead former holder's, since the lock is now ours);
+ *   - a live producer's record is seen by every reclaimer that sees its
+ *     claim (P4's release, the reclaimer's acquire load of tail) and
+ *     stays until it publishes; a handle without an entry stalled a whole
+ *     slice between P4 and P3' may have its position freed - its P3'
+ *     then fails and it claims another: nothing was written;
  *   - should a live claimer lose its lock all the same (a program that
  *     closes every descriptor it does not know), its publication or
- *     release is a CAS from its claim word: it fails, -ESTALE, and never
- *     writes into a slot that was handed on.
+ *     release is a CAS from the word its claim left (FREE(p), WRITING(p,
+ *     me) or READING(p, me)): it fails, -ESTALE, and never publishes
+ *     into a slot that was handed on.
  * Loss: a message whose consumer died after claiming it (a peek not yet
  * released), or after taking it (C3') and before recv returned it, is
  * lost - at most one per dead consumer handle; it is not redelivered,
@@ -179,23 +204,31 @@
  *   - its peek, READING(h, old), is re-labelled READING(h, new) and is
  *     what the successor's next peek (or recv) returns: the message goes
  *     to the same owner again, to nobody else, and is never lost;
- *   - its reservation, WRITING(t, old), carries no published message: it
- *     is freed (FREE(t + capacity)), after recording `abandoned = t + 1`;
+ *   - its reservation, named by the entry's record WRITING(t, old) with
+ *     the slot still FREE(t), carries no published message: it is freed
+ *     (FREE(t + capacity)), after recording `abandoned = t + 1`, and the
+ *     record is cleared (owner_claim_resolve);
  *   - its commit_tag in progress (`pending = t + 1`, `pending_tag`) is
  *     decided: abandoned == pending means the message at t was never
  *     published; anything else means P7 happened, so `last_tag` becomes
  *     pending_tag.  shmkit_chan_owner_tag then tells the owner which of
  *     its tagged commits was the last to land.
- * Why "abandoned" is exact: whoever frees an owned WRITING(t, X) claim -
- * the successor, or a reclaimer unblocking consumers - has first seen X
- * dead (its lock free, F_OFD_GETLK) and then, after that, the slot word
- * still WRITING(t, X): a dead process publishes nothing more, so t was
- * never published.  It stores abandoned (monotonically: a stale store of
- * an older position is dropped) and then CASes the word with release;
- * the successor's scan of the slots acquire-loads every slot word, so
- * it sees abandoned for every claim freed before its scan (the release
- * sequence of the reclaimer's CAS goes on through every later claim and
- * publication of that slot, all RMWs), and frees itself what is left.
+ * Why "abandoned" is exact: whoever frees an owned claim of t - the
+ * successor, or a reclaimer unblocking consumers - has first seen X dead
+ * (its lock free, F_OFD_GETLK) and then, after that, the slot word still
+ * FREE(t) with tail past t: a dead process publishes nothing more, so t
+ * was never published.  It stores abandoned (monotonically: a stale
+ * store of an older position is dropped) and then CASes the word with
+ * release; the successor acquire-loads the slot word of its
+ * predecessor's record, so it sees abandoned if a reclaimer freed it
+ * first (the release sequence of the reclaimer's CAS goes on through
+ * every later claim and publication of that slot, all RMWs), and frees
+ * itself what is left.  A record may be stale (its writer died before
+ * its CAS of tail, or lost it): a reclaimer then records abandoned for a
+ * position the owner never held - harmless, pending never names such a
+ * position, since pending is stored after a claim succeeded; and when
+ * pending does name the record's position, the successor knows its
+ * predecessor held it and frees it whatever other records say.
  * The commit_tag order: pending_tag, pending (release), P7 (seq_cst RMW,
  * so nothing stored before it moves after it), last_tag, pending = 0
  * (release).  The reader of these fields is a successor, after the
@@ -205,10 +238,11 @@
  * Reclaimers respect owners: a dead owned consumer's READING claim is not
  * freed - that message waits for the owner to come back, and the channel
  * fills after one lap, as behind a slow consumer (one slot is held).  A
- * dead owned producer's WRITING claim is freed as any other (consumers
- * must not stall for it), recorded in `abandoned` as above.  A reclaimer
- * knows a claim is an owner's by the id: an entry whose token is set
- * names it as its owner or as `prev`.
+ * dead owned producer's claim is freed as any other (consumers must not
+ * stall for it), recorded in `abandoned` as above.  A reclaimer knows a
+ * consumer's claim is an owner's by the id: an entry whose token is set
+ * names it as its owner or as `prev`; a producer's, by the entry that
+ * holds the record.
  * The takeover, serialized among openers by an OFD lock on byte 0 of the
  * channel's peer ids (no handle takes id 0; a dead opener's lock goes
  * with it): prev = old (release), CAS owner old -> new, move the claims
@@ -231,7 +265,9 @@
  * models/mpmc.pml and models/spsc.pml (make models; SPIN) check these
  * protocols with a process allowed to die before every step: each message
  * delivered at most once, in per-producer order, never torn, nothing
- * committed lost beyond the losses documented above, no lost wake-up.
+ * committed lost beyond the losses documented above, no lost wake-up,
+ * and a live producer's P7 never fails (its claim is never reclaimed:
+ * mutants BUG_NO_RECORD, BUG_RECORD_LATE, BUG_ANY_DEAD_RECORD).
  * models/mpmc_owner.pml checks owner tokens ("Owners" above): an owned
  * consumer killed after its peek and resumed by its successor, an owned
  * producer killed anywhere in commit_tag with a reclaimer and a successor
@@ -240,10 +276,11 @@
  * for.  SPIN's interleavings are sequentially consistent: where such a
  * comment says "SC in the model", the C11 order it uses (relaxed,
  * acquire/release pairs, fences) is assumed by the model, not checked.
- * Not modelled: -EMSGSIZE (len_stable), abort (the C6 CAS on a WRITING
- * word), purge_stale, id and position wrap-around, and the statistics.
+ * Not modelled: -EMSGSIZE (len_stable), abort (P7 to FREE(t + capacity)
+ * instead of FULL(t)), the claim P3' of a handle without an entry,
+ * purge_stale, id and position wrap-around, and the statistics.
  * Found by the model: a handle that lost its lock (closefrom) while
- * stalled between P3 and P7 still does its payload copy and its P6 len
+ * stalled between P4 and P7 still does its payload copy and its P6 len
  * store after its claim was reclaimed; if the slot was claimed again
  * meanwhile, a consumer can read that message torn before the stale P7
  * fails (-ESTALE): the CAS from the claim word guards the seq word only
@@ -272,6 +309,7 @@
 
 #define SK_CHAN_RECLAIM_NS 50000000LL /* a claimed slot blocks this long before its owner is checked */
 #define SK_CHAN_MAX_RETRY (1u << 20)  /* consecutive index moves before -EBADMSG */
+#define SK_CHAN_WATCH_POLLS 64u       /* a poller's calls per clock read (watch) */
 #define SK_CHAN_OPEN_FLAGS (SHMKIT_EXCL | SHMKIT_RDONLY | SHMKIT_POPULATE | SHMKIT_MLOCK | \
                             SHMKIT_HUGE | SHMKIT_NOSEAL | SHMKIT_PERSIST | SHMKIT_CHAN_SPSC)
 
@@ -313,7 +351,9 @@ struct shmkit_chan {
 	uint32_t pid;            /* for display in role words only */
 	struct {                 /* a claimed slot blocking this side */
 		uint64_t word;
-		int64_t since;
+		int64_t since;       /* 0: not known yet (a poller's) */
+		uint32_t polls;      /* a poller's calls that found word */
+		bool on;             /* word is set */
 	} watch[2];
 };
 
@@ -323,7 +363,8 @@ struct attempt {
 	size_t bufcap;           /* consumer: buffer size; -EMSGSIZE above */
 	uint64_t pos, word;      /* claimed position and claim word */
 	uint32_t len;            /* consumer: message length */
-	uint64_t blocker;        /* claimed slot word that blocks, or 0 */
+	uint64_t blocker;        /* claimed slot word that blocks, if blocked */
+	bool blocked;
 	bool check_tail;         /* SPSC consumer: check indices when empty */
 	bool dry;                /* only tell whether a claim would succeed */
 	void *copy_to;           /* MPMC recv: copy out and take in one CAS */
@@ -383,6 +424,12 @@ static SK_COLD void stat_take(shmkit_chan *ch)
 				continue;
 			if (w)
 				stat_retire(ch->ctl, e); /* a dead handle's counts */
+			/* A dead handle's claim record goes: its claim, if
+			 * still unpublished, is then named by no record and
+			 * freed by the first side it blocks (reclaim_claim).
+			 * Relaxed: we own the entry; a reclaimer reading the
+			 * old record finds its id dead all the same. */
+			sk_store_relaxed(&e->claim, 0);
 			ch->stat = e;
 		}
 	}
@@ -397,6 +444,9 @@ static void stat_give(shmkit_chan *ch)
 		return;
 	ch->stat = NULL;
 	stat_retire(ch->ctl, e);
+	/* Relaxed: close aborted any reservation first, so the record names
+	 * a position already published or freed. */
+	sk_store_relaxed(&e->claim, 0);
 	if (ch->token)
 		return; /* an owner's entry keeps its id: the holder is dead once
 		         * its lock goes, and its successor takes it over */
@@ -492,6 +542,7 @@ uint32_t sk_chan_fingerprint(void)
 		sizeof(struct sk_chan_slot), offsetof(struct sk_chan_slot, len),
 		offsetof(struct sk_chan_ctl, stat_entries), sizeof(struct sk_chan_stat),
 		offsetof(struct sk_chan_stat, token), offsetof(struct sk_chan_stat, prev),
+		offsetof(struct sk_chan_stat, claim),
 		SK_SEQ_POS_SHIFT, SK_SEQ_STATE_SHIFT, sizeof(shmkit_ec), SK_CACHELINE,
 		0x01020304u,
 	};
@@ -650,53 +701,113 @@ static inline void index_help(uint64_t *index, uint64_t *i)
 		(*i)++;
 }
 
-/* Producer: claim the slot at tail.  1 claimed, 0 full, < 0 corrupt. */
+/* A claim attempt that did not claim leaves no record naming it (rec:
+ * the record if this call stored one, else NULL): a reclaimer must not
+ * take a position another producer won for ours (reclaim_claim waits
+ * while a live record names it).  Relaxed: only this handle writes its
+ * record; a reclaimer that reads the old value waits one more slice. */
+static inline int claim_none(uint64_t *rec, int r)
+{
+	if (rec)
+		sk_store_relaxed(rec, 0);
+	return r;
+}
+
+/* The slot s says FREE(p) (w), p a lap behind tail: a claim in progress
+ * - unless head has passed p, which only a consumer that took p moves it
+ * past (the slot said FREE(p + capacity) before that): corruption.  Rare
+ * (a whole lap claimed during one write), so head's line is read only
+ * then.  Acquire: pairs with index_help's release chain, so the slot is
+ * read again after it: what we read first may predate the take. */
+static SK_COLD bool free_behind_head(const shmkit_chan *ch, struct sk_chan_slot *s,
+                                     uint64_t w, uint64_t p)
+{
+	if ((int64_t)(sk_load_acquire(&ch->ctl->head) - p) <= 0)
+		return false;
+	/* Acquire: orders this load after the head load above. */
+	return sk_load_acquire(&s->seq) == w;
+}
+
+/* Producer: claim position tail.  1 claimed, 0 full, < 0 corrupt. */
 static int mpmc_claim_send(void *arg)
 {
 	struct attempt *a = arg;
 	shmkit_chan *ch = a->ch;
-	/* P1.  Acquire: pairs with the release of index_help() (see there);
-	 * a hint otherwise: the slot word below decides.  model: mpmc.pml
-	 * P1, one step with A0 (SC in the model). */
+	/* The claim record of this handle's entry; none: the fallback
+	 * claim (P3', file top). */
+	uint64_t *rec = ch->stat ? &ch->stat->claim : NULL, *stored = NULL;
+	/* P1.  Acquire: pairs with the release of the claim CAS P4 (and the
+	 * release sequence of the later ones): a producer that reads tail t
+	 * sees the slot words that allowed every claim below t, so the slot
+	 * of t never shows a position older than t - capacity.  model:
+	 * mpmc.pml P1, one step with A0 (SC in the model). */
 	uint64_t t = sk_load_acquire(&ch->ctl->tail);
 
-	a->blocker = 0;
+	a->blocked = false;
 	for (unsigned n = 0; n < SK_CHAN_MAX_RETRY; n++) {
 		struct sk_chan_slot *s = slot_at(ch, t);
-		/* P2.  Acquire: pairs with the consumer's release store of
-		 * FREE (C6): its reads of the old message are done.  model:
+		/* P2.  Acquire: pairs with the consumer's release of FREE
+		 * (C3'/C6): its reads of the old message are done.  model:
 		 * mpmc.pml P2 (SC in the model). */
 		uint64_t w = sk_load_acquire(&s->seq);
 		int64_t d = sk_seq_diff(sk_seq_pos(w), t);
 		unsigned st = sk_seq_state(w);
 
 		if (SK_UNLIKELY(!diff_ok(ch, d)))
-			return corrupt_slot(ch, t, w, "tail");
+			return claim_none(stored, corrupt_slot(ch, t, w, "tail"));
 		if (d == 0 && st == SK_SLOT_FREE) {
 			if (a->dry)
 				return 1;
 			uint64_t mine = sk_seq_make(t, SK_SLOT_WRITING, ch->peer.id);
-			/* P3.  Acquire on success: as P2, the slot is ours to
-			 * overwrite.  Relaxed on failure: we re-read at P2.
-			 * model: mpmc.pml P3 (SC in the model). */
-			if (!sk_cas(&s->seq, &w, mine, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			/* P3: the claim record, before the claim.  Relaxed: the
+			 * release of P4 publishes it.  model: mpmc.pml P3. */
+			if (rec) {
+				sk_store_relaxed(rec, mine);
+				stored = rec; /* cleared if this call claims nothing */
+			}
+			/* P4: the claim.  Acq_rel on success: release publishes
+			 * the record to a reclaimer's acquire load of tail
+			 * (reclaim_claim); acquire, as P1.  Acquire on failure:
+			 * t is the new tail, read as P1.  model: mpmc.pml P4
+			 * (SC in the model). */
+			if (!sk_cas(&ch->ctl->tail, &t, t + 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 				continue;
 			SK_CRASH_POINT("chan.mpmc.claimed");
-			index_help(&ch->ctl->tail, &t); /* P4 */
-			a->pos = sk_seq_pos(mine);
+			a->pos = t;
+			if (rec) {
+				a->word = w; /* the slot stays FREE(t): P7 is a CAS from it */
+				return 1;
+			}
+			/* P3' (no entry, so no record): name ourselves in the
+			 * slot.  Acquire on success: as P2.  It fails only if a
+			 * reclaimer took position t for a dead claim meanwhile
+			 * (reclaim_claim: no record names it): nothing was
+			 * written, claim another (relaxed on failure). */
+			if (!sk_cas(&s->seq, &w, mine, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+				t = sk_load_acquire(&ch->ctl->tail); /* acquire: as P1 */
+				continue;
+			}
 			a->word = mine;
 			return 1;
 		}
-		if (d >= 0) { /* t is claimed (or long done): tail is stale */
-			index_help(&ch->ctl->tail, &t);
+		if (d >= 0) { /* t is claimed (or long done): our tail is stale */
+			/* Acquire: as P1. */
+			uint64_t t2 = sk_load_acquire(&ch->ctl->tail);
+			if (t2 == t) /* claimed at t, yet tail never passed t */
+				return claim_none(stored, corrupt_slot(ch, t, w, "tail"));
+			t = t2;
 			continue;
 		}
-		if (st == SK_SLOT_FREE) /* a lap behind yet free: tail ran ahead */
-			return corrupt_slot(ch, t, w, "tail");
-		a->blocker = st == SK_SLOT_FULL ? 0 : w;
-		return 0; /* the slot still holds position t - capacity: full */
+		/* The slot still holds position t - capacity: full.  Its
+		 * consumer's claim READING, or a producer's claim of t -
+		 * capacity still FREE or WRITING, blocks us: watched. */
+		if (st == SK_SLOT_FREE && free_behind_head(ch, s, w, t - ch->cap))
+			return claim_none(stored, corrupt_slot(ch, t, w, "tail"));
+		a->blocked = st != SK_SLOT_FULL;
+		a->blocker = w;
+		return claim_none(stored, 0);
 	}
-	return index_runaway("tail");
+	return claim_none(stored, index_runaway("tail"));
 }
 
 /* The len of a FULL slot is read before claiming it; a len from a later
@@ -731,7 +842,7 @@ static int mpmc_claim_recv(void *arg)
 	 * C1, one step with A0 (SC in the model). */
 	uint64_t h = sk_load_acquire(&ch->ctl->head);
 
-	a->blocker = 0;
+	a->blocked = false;
 	for (unsigned n = 0; n < SK_CHAN_MAX_RETRY; n++) {
 		struct sk_chan_slot *s = slot_at(ch, h);
 		/* C2.  Acquire: pairs with the producer's release store of
@@ -770,7 +881,7 @@ static int mpmc_claim_recv(void *arg)
 				 * copied are discarded).  No READING window: a
 				 * consumer killed before the CAS leaves the message
 				 * to the others.  C3'.  seq_cst on success (so
-				 * release): pairs with a producer's acquire P2/P3,
+				 * release): pairs with a producer's acquire P2 (P4 chains it),
 				 * our copy is done before it may overwrite; and it
 				 * is the seq_cst RMW C7's sk_ec_notify requires
 				 * (sync.c, "Services").  Relaxed on failure: we
@@ -807,11 +918,15 @@ static int mpmc_claim_recv(void *arg)
 			continue;
 		}
 		if (d == 0) { /* FREE(h) or WRITING(h): nothing published at h yet */
-			a->blocker = st == SK_SLOT_WRITING ? w : 0;
+			/* Watched: once tail has passed h, a claim (FREE:
+			 * named by a record; WRITING: by the word) blocks us. */
+			a->blocked = true;
+			a->blocker = w;
 			return 0;
 		}
 		if (st != SK_SLOT_READING) /* only a slow consumer may hold h - capacity */
 			return corrupt_slot(ch, h, w, "head");
+		a->blocked = true;
 		a->blocker = w;
 		return 0;
 	}
@@ -833,7 +948,7 @@ static int spsc_claim_send(void *arg)
 	/* Relaxed: tail is written only by this (the single) producer. */
 	uint64_t t = sk_load_relaxed(&ch->ctl->tail);
 
-	a->blocker = 0;
+	a->blocked = false;
 	if (SK_UNLIKELY(t - ch->cached_head >= ch->cap)) {
 		/* Acquire: pairs with the consumer's release store of head:
 		 * its reads of the slots it freed are done.  model: spsc.pml
@@ -883,7 +998,7 @@ static int spsc_claim_recv(void *arg)
 	uint64_t h = a->dry ? sk_load_relaxed(&ch->ctl->head) : ch->head;
 	struct sk_chan_slot *s = slot_at(ch, h);
 
-	a->blocker = 0;
+	a->blocked = false;
 	/* Acquire: pairs with the producer's release store of seq in
 	 * publish(): the payload and len written before it are visible.
 	 * model: spsc.pml S-C1 (SC in the model). */
@@ -1058,9 +1173,10 @@ static inline int publish(shmkit_chan *ch, uint64_t pos, uint64_t word, size_t l
 		/* P7.  seq_cst on success (so release): pairs with the
 		 * consumer's acquire load C2, and is the seq_cst RMW that P8's
 		 * sk_ec_notify requires (sync.c file top, "Services"; on x86 a
-		 * lock cmpxchg either way).  A CAS from our claim word, not a
-		 * store: a handle wrongly taken for dead must not publish into
-		 * a slot that was handed on (relaxed on failure: nothing was published).
+		 * lock cmpxchg either way).  A CAS from the word our claim left
+		 * (FREE(t), or WRITING(t, me) after P3'), not a store: a handle
+		 * wrongly taken for dead must not publish into a slot that was
+		 * handed on (relaxed on failure: nothing was published).
 		 * model: mpmc.pml P7, the commit point (SC in the model). */
 		if (SK_UNLIKELY(!sk_cas(&s->seq, &word, sk_seq_make(pos, SK_SLOT_FULL, 0),
 		                        __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)))
@@ -1105,7 +1221,7 @@ static inline int consumed(shmkit_chan *ch, uint64_t pos, uint64_t word, bool ta
 			stat_count(ch, ST_RECEIVED);
 	} else {
 		/* C6.  seq_cst on success (so release): pairs with the
-		 * producer's acquire P2/P3 (our reads are done), and is the
+		 * producer's acquire P2 (our reads are done), and is the
 		 * seq_cst RMW C7's sk_ec_notify requires (sync.c, "Services").
 		 * A CAS from our claim word, as in publish().  model: mpmc.pml
 		 * C6, the delivery (SC in the model). */
@@ -1144,7 +1260,7 @@ static SK_COLD int reclaim_word(shmkit_chan *ch, uint64_t w)
 	 * successor (inherit), which must see the `abandoned` stored before
 	 * this CAS (abandon); nothing else is published - the dead
 	 * claimer's partial writes are never read, and the next producer's
-	 * claim orders itself (P2/P3).  The compare on the whole word makes
+	 * claim orders itself (P2, P4).  The compare on the whole word makes
 	 * one reclaimer win; a changed word means someone moved on (relaxed
 	 * on failure).  model: mpmc.pml R1 (SC in the model). */
 	if (!sk_cas(&s->seq, &w, sk_seq_make(sk_seq_pos(w) + ch->cap, SK_SLOT_FREE, 0),
@@ -1157,14 +1273,77 @@ static SK_COLD int reclaim_word(shmkit_chan *ch, uint64_t w)
 }
 
 static int abandon(shmkit_chan *ch, struct sk_chan_stat *e, uint64_t w);
+static void note_abandoned(struct sk_chan_stat *e, uint64_t pos);
+
+/* Is position p (40 bits) below tail, that is, claimed by a producer?
+ * Acquire: pairs with the release of the claim CAS P4 that moved tail
+ * past p (through the release sequence of the later claims): the
+ * claimer's record, stored before it (P3), is visible after this. */
+static SK_COLD bool claimed(const shmkit_chan *ch, uint64_t p)
+{
+	return sk_seq_diff(p, sk_load_acquire(&ch->ctl->tail)) < 0;
+}
+
+/* The slot of position p says FREE(p) after its claim (tail has passed
+ * p): its producer has not published.  The claimer is named by its
+ * claim record, WRITING(p, id), stored before the claim; records of
+ * other producers may name p too, stale (a producer that lost the CAS of
+ * tail, or died before it).  Position p is freed unpublished (FREE(p +
+ * capacity), as an abort) only if no record of a live handle names p:
+ *   - the claimer's record is visible (claimed()'s acquire), and stays
+ *     until it publishes (then the slot word differs and the CAS below
+ *     fails), or until the entry is taken from it as dead;
+ *   - so if every record naming p is dead, or none does, the claimer is
+ *     dead - or lost its lock: its P7, a CAS from FREE(p), then fails
+ *     (-ESTALE) - or it is a handle without an entry between its claim
+ *     and its P3' (stalled a whole wait slice), whose P3' then fails
+ *     and which claims another position;
+ *   - a live record naming p (the claimer, or a stalled loser of the
+ *     CAS of tail) makes us wait: a slice later we look again.
+ * A dead owner's record gets `abandoned` (file top, "Owners") before the
+ * freeing CAS (release).  1 if this call freed it.  model: mpmc.pml R0. */
+static SK_COLD int reclaim_claim(shmkit_chan *ch, uint64_t p)
+{
+	uint64_t free_w = sk_seq_make(p, SK_SLOT_FREE, 0), owned = 0;
+
+	if (!claimed(ch, p))
+		return 0; /* nothing claimed at p: empty */
+	for (uint32_t i = 0; i < ch->nstats; i++) {
+		struct sk_chan_stat *e = &ch->stats[i];
+		/* Relaxed: ordered by claimed()'s acquire (see there). */
+		uint64_t r = sk_load_relaxed(&e->claim);
+		if (sk_seq_state(r) != SK_SLOT_WRITING || sk_seq_pos(r) != (p & SK_SEQ_POS_MASK))
+			continue;
+		uint32_t id = sk_seq_id(r);
+		if (id == ch->peer.id || sk_peer_held(ch->seg, SK_PEER_CHAN + id) != 0)
+			return 0; /* ours (a reservation), or alive: never take it
+			           * (model: without it, mutant BUG_RECLAIM_LIVE) */
+		/* Relaxed: a token is set before its owner claims anything
+		 * (owner_new's release, ordered before the record). */
+		if (sk_load_relaxed(&e->token))
+			owned |= UINT64_C(1) << i;
+	}
+	/* Acquire: after the liveness checks; the word decides - still
+	 * FREE(p) means nothing was published at p. */
+	if (sk_load_acquire(&slot_at(ch, p)->seq) != free_w)
+		return 0;
+	for (uint32_t i = 0; i < ch->nstats; i++)
+		if (owned >> i & 1)
+			note_abandoned(&ch->stats[i], p);
+	return reclaim_word(ch, free_w);
+}
 
 /* Reclaim the slot claimed by word w if its claimer is dead: the kernel
- * holds no lock on its peer id any more (peer.h).  An owner's claims
- * (file top, "Owners"): a peek is left to the owner's successor, a
- * reservation is abandoned.  1 if done. */
+ * holds no lock on its peer id any more (peer.h).  A FREE word is a
+ * producer's claim named by its record (reclaim_claim).  An owner's
+ * claims (file top, "Owners"): a peek is left to the owner's successor,
+ * a reservation is abandoned.  1 if done. */
 static SK_COLD int reclaim(shmkit_chan *ch, uint64_t w)
 {
 	uint32_t id = sk_seq_id(w);
+
+	if (sk_seq_state(w) == SK_SLOT_FREE)
+		return reclaim_claim(ch, sk_seq_pos(w));
 
 	if (id == ch->peer.id)
 		return 0; /* our own claim, on this handle */
@@ -1187,6 +1366,15 @@ static SK_COLD void purge_stale(shmkit_chan *ch)
 {
 	if (ch->spsc)
 		return; /* no claims; role words are checked in role_take() */
+	for (uint32_t i = 0; i < ch->nstats; i++) {
+		/* A claim record naming our id is a dead former holder's (an
+		 * owned entry's never is: identity_refresh).  Relaxed both
+		 * ways: a record only names a claim, which reclaim_claim
+		 * then finds named by no live record. */
+		uint64_t r = sk_load_relaxed(&ch->stats[i].claim);
+		if (r && sk_seq_id(r) == ch->peer.id)
+			sk_cas(&ch->stats[i].claim, &r, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	}
 	for (uint64_t i = 0; i < ch->cap; i++) {
 		/* Acquire: as P2 - the word decides what we do with the slot. */
 		uint64_t w = sk_load_acquire(&slot_at(ch, i)->seq);
@@ -1196,17 +1384,34 @@ static SK_COLD void purge_stale(shmkit_chan *ch)
 	}
 }
 
-/* Called after each failed attempt: if the same claimed word has blocked
- * this side for SK_CHAN_RECLAIM_NS, check its owner.  1 if reclaimed. */
-static int watch(shmkit_chan *ch, int side, uint64_t w)
+/* Called after each failed attempt, with the time (0: a poller's try-once
+ * call, which has not read the clock): if the same claimed word has
+ * blocked this side for SK_CHAN_RECLAIM_NS, check its owner.  A poller
+ * reads the clock only once in SK_CHAN_WATCH_POLLS calls that find the
+ * same word: an empty channel's FREE(h) is such a word (a producer's
+ * claim in progress, if tail has passed h), and a poll of an empty
+ * channel stays a few loads.  1 if reclaimed. */
+static int watch(shmkit_chan *ch, int side, const struct attempt *a, int64_t now)
 {
-	if (!w) {
-		ch->watch[side].word = 0;
+	uint64_t w = a->blocker;
+
+	if (!a->blocked) {
+		ch->watch[side].on = false;
 		return 0;
 	}
-	int64_t now = sk_now_ns();
-	if (ch->watch[side].word != w) {
+	if (!ch->watch[side].on || ch->watch[side].word != w) {
+		ch->watch[side].on = true;
 		ch->watch[side].word = w;
+		ch->watch[side].since = now; /* 0: not known yet */
+		ch->watch[side].polls = 0;
+		return 0;
+	}
+	if (!now) {
+		if (++ch->watch[side].polls % SK_CHAN_WATCH_POLLS)
+			return 0;
+		now = sk_now_ns();
+	}
+	if (!ch->watch[side].since) {
 		ch->watch[side].since = now;
 		return 0;
 	}
@@ -1328,6 +1533,35 @@ static SK_COLD int inherit(shmkit_chan *ch, struct sk_chan_stat *e, uint64_t fro
 	return 0;
 }
 
+/* The claim record a dead holder of the owned entry e left: a
+ * reservation at position q, unpublished while its slot still says
+ * FREE(q).  If a commit_tag was pending at q, the holder did claim q
+ * (pending is stored after the claim), so it is abandoned for certain;
+ * otherwise it is freed as any dead claim (reclaim_claim: a live record
+ * naming q makes it wait for a reclaimer).  Then the record goes.
+ * model: mpmc_owner.pml S2. */
+static SK_COLD void owner_claim_resolve(shmkit_chan *ch, struct sk_chan_stat *e)
+{
+	/* Relaxed: the dead holder's store, made before it died (file top,
+	 * "Owners": its death and our lock check order it). */
+	uint64_t r = sk_load_relaxed(&e->claim);
+
+	if (sk_seq_state(r) == SK_SLOT_WRITING && sk_seq_id(r) != ch->peer.id) {
+		uint64_t q = sk_seq_pos(r), free_w = sk_seq_make(q, SK_SLOT_FREE, 0);
+		/* Acquire: pairs with commit_tag's release store of pending. */
+		uint64_t pend = sk_load_acquire(&e->pending);
+		if (pend && ((pend - 1) & SK_SEQ_POS_MASK) == q && claimed(ch, q) &&
+		    sk_load_acquire(&slot_at(ch, q)->seq) == free_w) { /* acquire: as abandon() */
+			note_abandoned(e, q);
+			reclaim_word(ch, free_w);
+		} else {
+			reclaim_claim(ch, q);
+		}
+	}
+	/* Relaxed: the entry is ours; read only by reclaimers. */
+	sk_store_relaxed(&e->claim, 0);
+}
+
 /* Decide a commit_tag the dead holder left pending (file top). */
 static SK_COLD void owner_resolve(struct sk_chan_stat *e)
 {
@@ -1378,6 +1612,8 @@ static SK_COLD int owner_adopt(shmkit_chan *ch, struct sk_chan_stat *e)
 	SK_CRASH_POINT("chan.owner.adopted");
 	if (w && (err = inherit(ch, e, w, me)))
 		return err; /* owner = me, prev = w: our successor goes on */
+	if (w)
+		owner_claim_resolve(ch, e);
 	/* Release: every claim names me now. */
 	sk_store_release(&e->prev, 0);
 	owner_resolve(e);
@@ -1486,17 +1722,19 @@ static SK_COLD int claim_wait(shmkit_chan *ch, int side, struct attempt *a, int6
 		if ((r = try(a)))
 			return r < 0 ? r : 0;
 	}
-	/* A try-once call (a poller's) reads no clock unless a claimed slot
-	 * blocks it: watch() needs the time only then. */
-	int64_t deadline = timeout_ns ? sk_deadline(timeout_ns) : 0;
+	/* A try-once call (a poller's) reads no clock here: watch() reads it
+	 * once in SK_CHAN_WATCH_POLLS calls that find the same claim.  A
+	 * waiter reads it once per slice, for its deadline and for watch(). */
+	int64_t now = timeout_ns ? sk_now_ns() : 0;
+	int64_t deadline = timeout_ns < 0 || timeout_ns > INT64_MAX - now ? INT64_MAX
+	                                                                    : now + timeout_ns;
 	for (;;) {
-		if (watch(ch, side, a->blocker)) {
+		if (watch(ch, side, a, now)) {
 			if ((r = try(a)))
 				return r < 0 ? r : 0;
 		}
 		if (timeout_ns == 0)
 			return -EAGAIN;
-		int64_t now = sk_now_ns();
 		int64_t until = deadline - now > SK_CHAN_RECLAIM_NS ? now + SK_CHAN_RECLAIM_NS : deadline;
 		r = sk_wait_for(ec, ch->wait, until, try, a, &waited);
 		if (r != -ETIMEDOUT && r != -EAGAIN)
@@ -1507,6 +1745,7 @@ static SK_COLD int claim_wait(shmkit_chan *ch, int side, struct attempt *a, int6
 			return r;
 		if (until == deadline)
 			return -ETIMEDOUT;
+		now = sk_now_ns();
 	}
 }
 
@@ -1851,7 +2090,7 @@ int shmkit_chan_abort(shmkit_chan *ch)
 	ch->reserved = false;
 	if (ch->spsc)
 		return 0; /* nothing was published: tail never moved */
-	/* Release on success: pairs with P2/P3 of the producer a lap later
+	/* Release on success: pairs with P2 of the producer a lap later
 	 * (our writes to the slot are done) and with C2 of consumers, which
 	 * skip the position as already consumed.  A CAS from our claim word,
 	 * as in publish(); relaxed on failure: the slot was handed on. */

@@ -49,7 +49,10 @@
  *    16     8  received
  *    24     8  full_waits
  *    32     8  empty_waits
- *    40    24  (zero)
+ *    40     8  claim        the claim record: WRITING(t, owner) (a
+ *                           slot word, below) stored by the owner before
+ *                           its CAS of tail claims position t; 0 none
+ *    48    16  (zero)
  *   the second line is cold: only handles opened with an owner token
  *   (shmkit_chan_opts.owner; chan.c "Owners") and reclaimers touch it
  *    64     8  token        the owner token, 0 = an entry like any other
@@ -100,18 +103,23 @@
  * the two are within 2^39 of each other (they are within one capacity).
  *
  * Slot states (MPMC), for the slot of position p (index p & (capacity-1)):
- *   FREE(p)      empty, waiting for the producer of position p
- *   WRITING(p)   claimed by that producer (its peer id in the word)
+ *   FREE(p)      empty, waiting for the producer of position p; once tail
+ *                has passed p, claimed by the producer whose claim
+ *                record (an entry's `claim`) says WRITING(p, its id)
+ *   WRITING(p)   claimed by a producer that holds no statistics entry
+ *                (its peer id in the word)
  *   FULL(p)      message published, waiting for the consumer of p
  *   READING(p)   claimed by that consumer (its peer id in the word)
  * and back to FREE(p + capacity).  Only FREE and FULL carry id 0.  A peer
  * id names a handle while the kernel holds its lock (peer.h).
  *
  * Invariants (MPMC), which open and every operation check:
- *   - every position below tail was claimed by a producer; tail lags the
- *     last claim by at most one (the claimer, or any other producer that
+ *   - every position below tail was claimed by a producer: tail moves
+ *     only by the CAS that claims (version 8), so a producer's slot may
+ *     still say FREE(t - capacity) at tail t (its claimer is writing);
+ *   - every position below head was taken by a consumer; head lags the
+ *     last claim by at most one (the claimer, or any other consumer that
  *     sees the claimed slot, moves it on);
- *   - likewise head for consumers;
  *   - a slot's position, seen from an index i of its side, is i - capacity,
  *     i, or i + k*capacity (k >= 1, the index is stale); anything else,
  *     a position that does not map to that slot, or len > max_msg, is
@@ -132,12 +140,14 @@
 #include "internal.h"
 
 #define SK_CHAN_MAGIC 0x01004e4148434b53ULL /* "SKCHAN\0\1" little-endian */
-#define SK_CHAN_VERSION 7u /* 2: SPSC consumers poll the slot's seq; 3: SPSC roles;
+#define SK_CHAN_VERSION 8u /* 2: SPSC consumers poll the slot's seq; 3: SPSC roles;
                               4: peer ids (kernel locks) in claims and roles;
                               5: 16-byte slot header (48-byte one-line messages),
                                  per-handle statistics entries;
                               6: entries of 128 bytes carry owner tokens;
-                              7: slots fill 128-byte pairs (SK_PAIR) */
+                              7: slots fill 128-byte pairs (SK_PAIR);
+                              8: MPMC producers claim by a CAS of tail, named by
+                                 their entry's claim record */
 #define SK_CHAN_CTL_SIZE 384u
 #define SK_CHAN_SLOT_HDR 16u
 #define SK_CHAN_SLOT_SIZE(max_msg) \
@@ -193,7 +203,8 @@ struct sk_chan_ctl {
 struct sk_chan_stat {
 	uint64_t owner;          /* peer id, 0 = free */
 	uint64_t sent, received, full_waits, empty_waits;
-	uint64_t zero[3];
+	uint64_t claim;          /* claim record: WRITING(t, owner) or 0 */
+	uint64_t zero[2];
 	/* second line: an owner token's durable record (chan.c "Owners") */
 	uint64_t token SK_ALIGNED_CL;
 	uint64_t last_tag, pending, pending_tag, abandoned, prev;

@@ -769,3 +769,134 @@ Test(chan, recv_killed_after_taking_loses_that_one_only, .timeout = 30)
 	cr_expect_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), -EAGAIN);
 	shmkit_chan_close(ch);
 }
+
+/* ---- claim records (format 8: chan.c "MPMC protocol") ---------------------- */
+
+/* An id no handle of the test holds: its lock is free, so it reads dead. */
+#define DEAD_ID (SK_SEQ_PID_MASK - 7)
+
+static struct sk_chan_stat *entry_of(shmkit_chan *ch, uint32_t i)
+{
+	struct sk_chan_ctl *c = ctl_of(ch);
+	cr_assert_lt(i, c->stat_entries);
+	return (struct sk_chan_stat *)(void *)((char *)c + SK_CHAN_CTL_SIZE) + i;
+}
+
+/* The entry whose record is w, or NULL. */
+static struct sk_chan_stat *record_named(shmkit_chan *ch, uint64_t w)
+{
+	for (uint32_t i = 0; i < ctl_of(ch)->stat_entries; i++)
+		if (entry_of(ch, i)->claim == w)
+			return entry_of(ch, i);
+	return NULL;
+}
+
+/* A live producer's reservation: the slot stays FREE(0) behind tail and
+ * its record names it.  A consumer blocked there for several wait slices
+ * must not free it - not even with a dead handle's stale record naming
+ * the same position (a loser of the CAS of tail that died) - and the
+ * commit then lands (not -ESTALE). */
+Test(chan, live_claim_named_by_its_record_is_never_reclaimed, .timeout = 30)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *a = make(name, 4, 64, 0), *b = NULL;
+	struct sk_chan_ctl *c = ctl_of(a);
+	uint64_t v = 5;
+	void *w;
+
+	cr_assert_eq(shmkit_chan_open(&b, name, NULL), 0);
+	cr_assert_eq(shmkit_chan_reserve(a, &w, 0), 0, "%s", shmkit_errdetail());
+	cr_expect_eq(slot_of(a, 0)->seq, sk_seq_make(0, SK_SLOT_FREE, 0), "the slot says nothing yet");
+	cr_expect_eq(c->tail, 1, "the claim is the CAS of tail");
+	struct sk_chan_stat *mine = NULL;
+	for (uint32_t i = 0; i < c->stat_entries && !mine; i++) {
+		uint64_t r = entry_of(a, i)->claim;
+		if (r && sk_seq_pos(r) == 0 && sk_seq_state(r) == SK_SLOT_WRITING)
+			mine = entry_of(a, i);
+	}
+	cr_assert_not_null(mine, "a record names the reservation");
+	struct sk_chan_stat *stale = entry_of(a, c->stat_entries - 1);
+	cr_assert_eq(stale->owner, 0, "the last entry is free");
+	stale->owner = DEAD_ID;
+	stale->claim = sk_seq_make(0, SK_SLOT_WRITING, DEAD_ID);
+
+	cr_expect_eq(shmkit_chan_recv(b, &v, sizeof(v), 300 * MS), -ETIMEDOUT,
+	             "six wait slices: the live claim is left alone");
+	memcpy(w, &v, sizeof(v));
+	cr_expect_eq(shmkit_chan_commit(a, sizeof(v)), 0, "%s", shmkit_errdetail());
+	v = 0;
+	cr_expect_eq(shmkit_chan_recv(b, &v, sizeof(v), 0), (ssize_t)sizeof(v));
+	cr_expect_eq(v, 5);
+	cr_expect_eq(stats(a).reclaimed, 0);
+	stale->claim = 0;
+	stale->owner = 0;
+	shmkit_chan_close(b);
+	shmkit_chan_close(a);
+}
+
+/* A producer that died between its claim (tail moved) and its
+ * publication leaves the slot FREE(p) behind tail.  The position is
+ * freed by the blocked consumer whether a dead record names it or no
+ * record does (a new handle took the dead one's entry over). */
+static void dead_claim(bool with_record)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = make(name, 4, 64, 0);
+	struct sk_chan_ctl *c = ctl_of(ch);
+	struct sk_chan_stat *dead = entry_of(ch, c->stat_entries - 1);
+	uint64_t v;
+
+	/* The dead producer's claim of position 0, by hand. */
+	if (with_record) {
+		dead->owner = DEAD_ID;
+		dead->claim = sk_seq_make(0, SK_SLOT_WRITING, DEAD_ID);
+	}
+	c->tail = 1;
+	send_u64(ch, 1); /* position 1 */
+	cr_expect_eq(shmkit_chan_recv(ch, &v, sizeof(v), 0), -EAGAIN, "blocked at position 0");
+	v = 0;
+	cr_assert_eq(shmkit_chan_recv(ch, &v, sizeof(v), 20 * SEC), (ssize_t)sizeof(v), "%s",
+	             shmkit_errdetail());
+	cr_expect_eq(v, 1, "position 0 skipped after a wait slice");
+	cr_expect_eq(slot_of(ch, 0)->seq, sk_seq_make(4, SK_SLOT_FREE, 0));
+	cr_expect_eq(stats(ch).reclaimed, 1);
+	dead->claim = 0;
+	dead->owner = 0;
+	shmkit_chan_close(ch);
+}
+
+Test(chan, dead_claim_named_by_a_dead_record_is_freed, .timeout = 30) { dead_claim(true); }
+Test(chan, dead_claim_named_by_no_record_is_freed, .timeout = 30) { dead_claim(false); }
+
+/* With every statistics entry held by a live handle, one more handle has
+ * no record: it claims by the CAS of tail and then names itself in the
+ * slot (P3'), and works like any other. */
+Test(chan, handle_without_entry_names_its_claim_in_the_slot, .timeout = 30)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *h[SK_CHAN_STAT_ENTRIES + 1];
+	uint64_t v = 0;
+	void *w;
+
+	h[0] = make(name, 4, 64, 0);
+	for (unsigned i = 1; i <= SK_CHAN_STAT_ENTRIES; i++)
+		cr_assert_eq(shmkit_chan_open(&h[i], name, NULL), 0);
+	for (unsigned i = 0; i < SK_CHAN_STAT_ENTRIES; i++) /* each takes an entry */
+		cr_assert_eq(shmkit_chan_recv(h[i], &v, sizeof(v), 0), -EAGAIN);
+	cr_assert_eq(entries_taken(h[0]), SK_CHAN_STAT_ENTRIES);
+	shmkit_chan *last = h[SK_CHAN_STAT_ENTRIES];
+	cr_assert_eq(shmkit_chan_reserve(last, &w, 0), 0, "%s", shmkit_errdetail());
+	uint64_t s = slot_of(last, 0)->seq;
+	cr_expect_eq(sk_seq_state(s), SK_SLOT_WRITING, "slot word %016llx", (unsigned long long)s);
+	cr_expect_eq(sk_seq_pos(s), 0);
+	cr_expect_neq(sk_seq_id(s), 0, "it names its claimer");
+	cr_expect_null(record_named(last, s), "no record: it has no entry");
+	v = 42;
+	memcpy(w, &v, sizeof(v));
+	cr_assert_eq(shmkit_chan_commit(last, sizeof(v)), 0, "%s", shmkit_errdetail());
+	send_u64(last, 43);
+	recv_u64(h[0], 42);
+	recv_u64(h[1], 43);
+	for (unsigned i = 0; i <= SK_CHAN_STAT_ENTRIES; i++)
+		shmkit_chan_close(h[i]);
+}
