@@ -335,7 +335,7 @@ enum shmkit_wait {
  * Should a handle's claim be taken all the same (its lock lost), its
  * commit, send, recv, release or abort is -ESTALE and nothing is
  * delivered twice or into a reused slot.  Memory: 4096 + 384 (+ 8192
- * for MPMC: per-handle entries) + capacity * round_up(16 + max_msg, 64)
+ * for MPMC: per-handle entries) + capacity * round_up(16 + max_msg, 128)
  * bytes, rounded up to the page size.
  * ------------------------------------------------------------------------ */
 

@@ -130,6 +130,9 @@ run mpmc.pml fail -DNPROD=1 -DNCONS=2 -DNPER=2 -DBUG_COPY_STORE
 run mpmc.pml fail -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DBUG_NO_RETEST
 run mpmc.pml fail -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DBUG_NOTIFY_IGNORES_FLAG
 run mpmc.pml fail -DNPROD=1 -DNCONS=2 -DNPER=2 -DMAXDEAD=1 -DBUG_SPLIT_CLEAR
+run mpmc.pml fail -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DBUG_NO_RECORD
+run mpmc.pml fail -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DBUG_RECORD_LATE
+run mpmc.pml fail -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DBUG_ANY_DEAD_RECORD
 
 # MPMC owner tokens: an owned consumer and an owned producer die, their
 # successors take over (chan.c "Owners").
