@@ -1387,8 +1387,8 @@ static SK_COLD void purge_stale(shmkit_chan *ch)
 /* Called after each failed attempt, with the time (0: a poller's try-once
  * call, which has not read the clock): if the same claimed word has
  * blocked this side for SK_CHAN_RECLAIM_NS, check its owner.  A poller
- * reads the clock only once in SK_CHAN_WATCH_POLLS calls that find the
- * same word: an empty channel's FREE(h) is such a word (a producer's
+ * reads the clock at calls 1, 2, 4, ... and then once in
+ * SK_CHAN_WATCH_POLLS calls that find the same word: an empty channel's FREE(h) is such a word (a producer's
  * claim in progress, if tail has passed h), and a poll of an empty
  * channel stays a few loads.  1 if reclaimed. */
 static int watch(shmkit_chan *ch, int side, const struct attempt *a, int64_t now)
@@ -1407,7 +1407,12 @@ static int watch(shmkit_chan *ch, int side, const struct attempt *a, int64_t now
 		return 0;
 	}
 	if (!now) {
-		if (++ch->watch[side].polls % SK_CHAN_WATCH_POLLS)
+		/* The 1st, 2nd, 4th, ... 64th call since the word was first
+		 * seen, then every 64th: a poller of any rate notices a dead
+		 * claim a few calls after SK_CHAN_RECLAIM_NS (a slow one: the
+		 * next call), a fast one reads the clock once in 64 calls. */
+		uint32_t n = ++ch->watch[side].polls;
+		if ((n & (n - 1)) && n % SK_CHAN_WATCH_POLLS)
 			return 0;
 		now = sk_now_ns();
 	}

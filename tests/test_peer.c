@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib_test.h"
@@ -765,6 +766,32 @@ Test(peer, producer_killed_right_after_its_claim_is_reclaimed)
 	cr_assert_eq(shmkit_chan_send(ch, "next", 4, 20 * SEC), 0);
 	ssize_t n = shmkit_chan_recv(ch, buf, sizeof(buf), 20 * SEC);
 	cr_expect_eq(n, 4, "recv past the dead claim: %zd (%s)", n, shmkit_errdetail());
+	cr_expect_eq(reclaimed(ch), 1);
+	shmkit_chan_close(ch);
+}
+
+/* The same window seen by a slow poller (recv with timeout 0, one call
+ * every 10 ms): it reads no clock at most calls, yet the dead claim must
+ * be noticed a few calls after SK_CHAN_RECLAIM_NS (50 ms), not only at
+ * its 64th call (what a poll counter alone gave: 640 ms at this rate,
+ * and a minute for a poller of once a second). */
+Test(peer, slow_poller_passes_a_dead_claim)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_chan *ch = new_chan(name, 0);
+	const struct timespec ms10 = { 0, 10000000 };
+	char buf[64];
+	ssize_t n = -EAGAIN;
+	int polls = 0;
+
+	produce_and_die(name, "chan.mpmc.claimed", "1");
+	cr_assert_eq(shmkit_chan_send(ch, "next", 4, 20 * SEC), 0);
+	while (n == -EAGAIN && polls < 30) {
+		nanosleep(&ms10, NULL);
+		n = shmkit_chan_recv(ch, buf, sizeof(buf), 0);
+		polls++;
+	}
+	cr_expect_eq(n, 4, "after %d polls 10 ms apart: %zd (%s)", polls, n, shmkit_errdetail());
 	cr_expect_eq(reclaimed(ch), 1);
 	shmkit_chan_close(ch);
 }
