@@ -1,5 +1,5 @@
 /*
- * mpmc.pml - the MPMC channel protocol of src/chan.c (format 8): a
+ * mpmc.pml - the MPMC channel protocol of src/chan*.c (format 8): a
  * producer claims a position by a CAS of tail, after storing its claim
  * record (WRITING(t, me) in its statistics entry); the slot stays FREE(t)
  * while it writes, and its publication is a CAS FREE(t) -> FULL(t).
@@ -22,7 +22,8 @@
  *
  * Slot word = (position, state, id); a message is a value written in two
  * steps: payload (pay) and len (slen); a reader that sees them differ
- * read a torn message.  Steps, as named in src/chan.c:
+ * read a torn message.  Steps, as named in src/chan_msg.c (R0, R1:
+ * src/chan_recover.c):
  *   P1 load tail          P2 load slot word
  *   P3 record = WRITING(t, me) (recpos, recon)
  *   P4 CAS tail t -> t+1: the claim (fails: t = tail, back to P2)
@@ -47,14 +48,14 @@
  *      p (stale records of dead ones, or of losers of the CAS of tail,
  *      may name it too)
  *   R1 reclaim_word: CAS dead claim word -> FREE(p + cap), after the
- *      kernel said its lock is free (sk_peer_held); R2 give_up: inc both
- *      event counts
+ *      kernel said its lock is free (sk_peer_held); R2 sk_chan_give_up:
+ *      inc both event counts
  * Waits are sk_wait_for's (common.pml ec_arm_top/ec_block: test, arm,
  * test again, sleep on the armed word); a slice ends (SLICE) only when
  * a wake may have died with its waker or a dead peer's claim blocks this
  * waiter - then watch() reclaims it.
  *
- * Properties (the crash promise of chan.c's header):
+ * Properties (the crash promise of chan_recover.c's header):
  *   - a message is delivered (C6, C3') at most once, in its producer's
  *     order for each consumer, never torn, and only if committed (P7);
  *   - at the end, every committed message was delivered, except one a
@@ -179,7 +180,7 @@ byte delivered[NMSG + 1];
 byte lastdel[NPROC * 2];             /* [consumer * 2 + producer]: last delivered */
 
 /* R1, R2: watch() after a slice: reclaim the blocker if its claimer is
- * dead (reclaim(), reclaim_word(), give_up()). */
+ * dead (sk_chan_reclaim(), reclaim_word(), sk_chan_give_up()). */
 inline reclaim() {
 	atomic { DIE;                                       /* R1 */
 		if

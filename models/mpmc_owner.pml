@@ -1,5 +1,6 @@
 /*
- * mpmc_owner.pml - owner tokens of the MPMC channel (src/chan.c, "Owners"):
+ * mpmc_owner.pml - owner tokens of the MPMC channel (src/chan_recover.c,
+ * "Owners"):
  * a handle opened with an owner token keeps an entry that outlives it; the
  * next handle with the token takes the entry over and with it the dead
  * one's claims, and decides its commit_tag in flight.
@@ -22,7 +23,7 @@
  * waits are blocking guards ("something changed"), so a lost message
  * shows as a run where nobody can move and not all were delivered.
  *
- * Steps (src/chan.c):
+ * Steps (src/chan_msg.c; the takeover and reclaimers: src/chan_recover.c):
  *   P1 load tail  P2 load slot  P3 record = WRITING(t, me)  P4 CAS tail t -> t+1
  *   T1 pending_tag = m; pending = t + 1      P5 payload
  *   P7 CAS FREE(t) -> FULL(t)                T2 last_tag = m; pending = 0
@@ -60,8 +61,8 @@
  *                      as committed, and it is never sent
  *
  * Not modelled: C11 orders (SPIN is SC; the release/acquire pairs are
- * argued in chan.c); a successor killed mid-takeover (prev: covered by
- * tests/test_chan_owner.c); the owner lock serializing openers (one
+ * argued in chan_recover.c); a successor killed mid-takeover (prev: covered
+ * by tests/test_chan_owner.c); the owner lock serializing openers (one
  * successor each here); sleeping and wake-ups (mpmc.pml checks them).
  */
 #ifndef CAP

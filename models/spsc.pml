@@ -1,18 +1,18 @@
 /*
- * spsc.pml - the SPSC channel protocol of src/chan.c (SHMKIT_CHAN_SPSC):
+ * spsc.pml - the SPSC channel protocol of src/chan_msg.c (SHMKIT_CHAN_SPSC):
  * one producer and one consumer at a time, enforced by role words; a
  * dead holder's role is taken over, and a new producer reconciles tail
  * with the slots (spsc_reconcile_tail).
  *
- * Instance: capacity 2; producer P0 (id 1) sends messages 1, 2 then
- * closes (role_drop); P1 (id 2) takes the producer role after it - cleanly,
- * or from P0's corpse - and sends 3, 4.  Consumer C0 (id 3) receives
- * forever; C1 (id 4) takes the consumer role if C0 dies.  Any one of them
- * may die before any step (MAXDEAD = 1).
+ * Instance: capacity 2; producer P0 (id 1) sends messages 1, 2 then closes
+ * (sk_chan_role_drop); P1 (id 2) takes the producer role after it -
+ * cleanly, or from P0's corpse - and sends 3, 4.  Consumer C0 (id 3)
+ * receives forever; C1 (id 4) takes the consumer role if C0 dies.  Any one
+ * of them may die before any step (MAXDEAD = 1).
  *
- * Steps, as named beside the atomics in src/chan.c:
+ * Steps, as named beside the atomics in src/chan_msg.c:
  *   S-R1  role_take: CAS role word 0 (or a dead holder's) -> me
- *   S-R2  role_drop: CAS role word me -> 0
+ *   S-R2  sk_chan_role_drop: CAS role word me -> 0
  *   S-K1..K3 spsc_reconcile_tail: load head; load tail; load seq while FULL
  *   S-K4  spsc_reconcile_tail: store tail
  *   S-P1  spsc_claim_send: load head when the cached head says full
@@ -27,10 +27,10 @@
  *   S-C3  consumed: store_release head = h + 1      delivery
  *   S-C4  shmkit_ec_inc(not_full)
  *
- * Properties (the crash promise of chan.c's header: SPSC has nothing to
- * reclaim; a consumer killed mid-read has not moved head, so the next
- * consumer gets that message again - at-least-once reading, exactly-once
- * delivery counted at S-C3):
+ * Properties (the crash promise of chan_recover.c's header: SPSC has
+ * nothing to reclaim; a consumer killed mid-read has not moved head, so
+ * the next consumer gets that message again - at-least-once reading,
+ * exactly-once delivery counted at S-C3):
  *   - a message is delivered (S-C3) at most once, in its producer's order,
  *     never torn, and only if committed (S-P3);
  *   - at the end, every committed message was delivered (nothing

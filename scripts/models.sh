@@ -135,7 +135,7 @@ run mpmc.pml fail -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DBUG_RECORD_LATE
 run mpmc.pml fail -DNPROD=2 -DNCONS=1 -DNPER=2 -DNPER2=1 -DBUG_ANY_DEAD_RECORD
 
 # MPMC owner tokens: an owned consumer and an owned producer die, their
-# successors take over (chan.c "Owners").
+# successors take over (chan_recover.c "Owners").
 run mpmc_owner.pml pass
 run mpmc_owner.pml fail -DBUG_RECLAIM_OWNED
 run mpmc_owner.pml fail -DBUG_NO_RECHECK

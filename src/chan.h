@@ -1,7 +1,8 @@
 /*
  * chan.h - the channel's shared-memory format.  Not public.  The protocol
  * that runs over it (who writes what, with which ordering, and how a dead
- * peer's slot is recovered) is the essay at the top of chan.c.
+ * peer's slot is recovered) is told in the essays at the top of chan_msg.c
+ * (the MPMC and SPSC protocols) and chan_recover.c (crashes, owners).
  *
  * Byte layout of the data area of a SHMKIT_KIND_CHAN segment
  * -----------------------------------------------------------
@@ -54,7 +55,8 @@
  *                           its CAS of tail claims position t; 0 none
  *    48    16  (zero)
  *   the second line is cold: only handles opened with an owner token
- *   (shmkit_chan_opts.owner; chan.c "Owners") and reclaimers touch it
+ *   (shmkit_chan_opts.owner; chan_recover.c "Owners") and reclaimers
+ *   touch it
  *    64     8  token        the owner token, 0 = an entry like any other
  *    72     8  last_tag     tag of the owner's last commit_tag, 0 none
  *    80     8  pending      position + 1 of a commit_tag in progress, 0 none
@@ -126,7 +128,7 @@
  *     corruption: -EBADMSG.
  * SPSC channels use head, tail, and each slot's seq and len: the slot of
  * position p holds a message iff its seq is FULL(p) (the consumer polls
- * it; see chan.c), and 0 <= tail - head <= capacity.  The role words
+ * it; see chan_msg.c), and 0 <= tail - head <= capacity.  The role words
  * name the one producer and the one consumer handle allowed at a time:
  * pid << 32 | peer id of the handle that holds it (the id decides, the
  * pid is shown), or 0 when the role is free; MPMC channels leave them 0.
@@ -205,7 +207,8 @@ struct sk_chan_stat {
 	uint64_t sent, received, full_waits, empty_waits;
 	uint64_t claim;          /* claim record: WRITING(t, owner) or 0 */
 	uint64_t zero[2];
-	/* second line: an owner token's durable record (chan.c "Owners") */
+	/* second line: an owner token's durable record (chan_recover.c,
+	 * "Owners") */
 	uint64_t token SK_ALIGNED_CL;
 	uint64_t last_tag, pending, pending_tag, abandoned, prev;
 	uint64_t zero2[2];

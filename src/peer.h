@@ -43,7 +43,7 @@
  *   1                       every open handle of an fd-backed segment, a
  *                           shared lock: "in use" for `ls` and `gc`
  *   SK_PEER_CHAN + 0        a channel's owner lock: openers of owned
- *                           handles (chan.c, "Owners")
+ *                           handles (chan_recover.c, "Owners")
  *   SK_PEER_CHAN + k        channel peer id k (1 <= k < 2^22)
  *   SK_PEER_BUS_SUB + i     bus subscriber entry i
  *   SK_PEER_BUS_PUB + j     bus publisher entry j

@@ -1068,7 +1068,7 @@ static void spsc_order(struct iter *it)
 /* An extra receipt of (s, q) that a dead consumer's last message
  * explains, if any is left: SPSC delivers the message a consumer died
  * holding again (at-least-once); an MPMC recv copies a message out before
- * it takes it (chan.c C3'), so a consumer killed between the two held a
+ * it takes it (chan_msg.c C3'), so a consumer killed between the two held a
  * copy of a message it never took, which another consumer then receives
  * (only what was in inflight, not logged, counts: a logged message was
  * taken). */

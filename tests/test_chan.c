@@ -499,7 +499,7 @@ Test(chan, corrupt_slot_words)
 }
 
 /* A consumer polling an SPSC channel with timeout 0: its empty calls
- * check the indices once per SK_CHAN_POLL_BATCH (64) of them (chan.c,
+ * check the indices once per SK_CHAN_POLL_BATCH (64) of them (chan_msg.c,
  * count_wait), so a poller meets corrupt indices within 64 calls.  The
  * result of the first call that is not -EAGAIN, or -EAGAIN after 64. */
 static int poll_64(shmkit_chan *ch)
@@ -728,7 +728,7 @@ static int killed_recv_main(void *arg)
 	return n == 5 ? 20 : 21; /* alive: the crash point was never reached */
 }
 
-/* An MPMC recv copies the message out before it takes it (C3' in chan.c):
+/* An MPMC recv copies the message out before it takes it (C3' in chan_msg.c):
  * a consumer killed after the copy and before the take leaves the message
  * for the next consumer - nothing to reclaim, nothing lost.  (With a
  * claim before the copy, the message died with its claimer.) */
@@ -770,7 +770,7 @@ Test(chan, recv_killed_after_taking_loses_that_one_only, .timeout = 30)
 	shmkit_chan_close(ch);
 }
 
-/* ---- claim records (format 8: chan.c "MPMC protocol") ---------------------- */
+/* ---- claim records (format 8: chan_msg.c "MPMC protocol") ------------------ */
 
 /* An id no handle of the test holds: its lock is free, so it reads dead. */
 #define DEAD_ID (SK_SEQ_PID_MASK - 7)

@@ -1,5 +1,5 @@
 /*
- * test_chan_owner.c - owner tokens of MPMC channels (chan.c, "Owners"):
+ * test_chan_owner.c - owner tokens of MPMC channels (chan_recover.c, "Owners"):
  * a handle opened with shmkit_chan_opts.owner is a durable identity, so
  * what its process was doing when it was killed is neither lost nor left
  * in doubt:

@@ -3,7 +3,7 @@ python3-hypothesis): random sequences of send, try_recv, reserve/commit/
 abort, peek/release, oversize sends and handle close/reopen on a small
 MPMC channel, with two producer handles and one consumer handle, checked
 step by step against a plain model of the positions (include/shmkit.h and
-src/chan.c's protocol):
+src/chan_msg.c's protocol):
   - each send or reservation claims the next position; the channel is full
     when the position one capacity back is not free yet (queued, being
     written or being read);
