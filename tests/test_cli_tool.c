@@ -6,7 +6,9 @@
  *   - create, chan, bus and rpc on an existing name open it and say so,
  *     refuse with --excl, and report a geometry asked for that differs
  *     (exit 1, nothing changed);
- *   - a name the command cannot use (anon, memfd:, malformed) is exit 2;
+ *   - a name the command cannot use (anon, memfd:, malformed; top's NAMEs
+ *     too), an option the library refuses or a PATH too long (journal) is
+ *     exit 2;
  *   - JSON on the commands that print: an object for create/chan/bus/rpc,
  *     one object per line for recv, sub, call, gc and journal tail, bytes
  *     that are not UTF-8 as hex (they round-trip), times as strings;
@@ -245,6 +247,22 @@ Test(cli_tool, names_the_command_cannot_use_exit_2)
 	cr_expect_eq(RUN(NULL, "read", "posix:/a/b"), 2, "%s", out);
 	cr_expect_eq(RUN(NULL, "rm", "anon"), 2, "%s", out);
 	cr_expect_eq(RUN(NULL, "journal", "dump", "-n", "3", "/tmp/x"), 2, "%s", out);
+	/* top: a NAME the library cannot parse (a PATH that is no journal yet
+	 * may become one: it is watched) */
+	cr_expect_eq(RUN(NULL, "top", "--once", "--interval", "10", "sysv:0xZZ"), 2, "%s", out);
+	cr_expect_eq(RUN(NULL, "top", "--json", "--once", "--interval", "10", "posix:/a/b"), 2,
+	             "%s", out);
+	/* journal: an option the library refuses (a file that cannot hold
+	 * the largest record), a PATH too long; nothing is made */
+	char base[64], path[400];
+	snprintf(jdir, sizeof(jdir), "/tmp/%s", sk_test_base(base, sizeof(base), "jbad"));
+	cr_expect_eq(RUN(NULL, "journal", "append", jdir, "--file-size", "1K", "x"), 2, "%s", out);
+	cr_expect_eq(RUN(NULL, "journal", "append", jdir, "--max-record", "2G", "x"), 2, "%s", out);
+	cr_expect(access(jdir, F_OK) && errno == ENOENT, "%s was made", jdir);
+	snprintf(path, sizeof(path), "/tmp/%s-%0300d", base, 0);
+	cr_expect_eq(RUN(NULL, "journal", "tail", path), 2, "%s", out);
+	cr_expect_eq(RUN(NULL, "journal", "verify", path), 2, "%s", out);
+	cr_expect_eq(RUN(NULL, "journal", "rm", path), 2, "%s", out);
 }
 
 /* ---- JSON ------------------------------------------------------------------ */
@@ -355,6 +373,22 @@ Test(cli_tool, failures_say_how_far_they_got)
 	cr_assert_eq(RUN(NULL, "rpc", r), 0, "%s", out);
 	cr_assert_eq(RUN(NULL, "call", r, "--timeout", "20", "q1", "q2"), 1, "%s", out);
 	cr_expect(strstr(out, "answered 0 of 2 messages"), "%s", out);
+
+	/* pub on a back-pressure bus of 2 whose one subscriber (this
+	 * process) reads nothing: 2 of 4 go out, the 3rd finds it full. */
+	const char *b = sk_test_new_name("posix");
+	shmkit_bus *bus;
+	shmkit_sub *sub;
+	cr_assert_eq(RUN(NULL, "bus", b, "--capacity", "2", "--delivery", "backpressure"), 0, "%s",
+	             out);
+	cr_assert_eq(shmkit_bus_open(&bus, b, NULL), 0);
+	cr_assert_eq(shmkit_bus_subscribe(&sub, bus, NULL), 0);
+	cr_assert_eq(RUN(NULL, "pub", b, "--timeout", "0", "a", "b", "c", "d"), 1, "%s", out);
+	cr_expect(strstr(out, "published 2 of 4 messages"), "%s", out);
+	cr_assert_eq(RUN("x\ny\n", "pub", b, "--timeout", "0"), 1, "%s", out);
+	cr_expect(strstr(out, "published 0 messages before it"), "%s", out);
+	shmkit_bus_unsubscribe(sub);
+	shmkit_bus_close(bus);
 }
 
 /* sub --follow with a timeout ends as recv --follow does: exit 0. */

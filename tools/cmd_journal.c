@@ -169,8 +169,8 @@ static int journal_append(int argc, char **argv)
 	 * command leaves nothing. */
 	bool fresh = lstat(path, &st) && errno == ENOENT;
 	int err = shmkit_journal_open(&j, path, &o);
-	if (err)
-		return tool_err(path, err);
+	if (err) /* 2: an option (-EINVAL) or a PATH (-ENAMETOOLONG) it cannot use */
+		return tool_open_err(path, err);
 	struct appender ap = { j, path, 0 };
 	if (optind == argc)
 		rc = tool_each_line(path, append_one, &ap);
@@ -300,7 +300,7 @@ static int journal_read(int argc, char **argv, bool dump)
 		return rc;
 	int err = shmkit_journal_open(&j, a.path, NULL);
 	if (err)
-		return tool_err(a.path, err);
+		return tool_open_err(a.path, err);
 	uint64_t from = a.have_from || dump ? a.from : tail_start(j, a.n);
 	if ((err = shmkit_journal_seek_seq(j, from))) {
 		shmkit_journal_close(j);
@@ -390,7 +390,7 @@ static int journal_check(int argc, char **argv, bool repair)
 	memset(&r, 0, sizeof(r));
 	int err = repair ? shmkit_journal_repair(path, &r) : shmkit_journal_verify(path, &r);
 	if (err && err != -EBADMSG)
-		return tool_err(path, err);
+		return tool_open_err(path, err);
 	if (err == -EBADMSG && !r.where[0])
 		return tool_err(path, err);
 	if (json) {
@@ -491,7 +491,7 @@ int cmd_journal(int argc, char **argv)
 		if (argc != 2)
 			return tool_usage("journal rm: give one PATH");
 		int err = shmkit_journal_remove(argv[1]);
-		return err ? tool_err(argv[1], err) : 0;
+		return err ? tool_open_err(argv[1], err) : 0;
 	}
 	return tool_usage("journal: '%s' is not append, tail, dump, verify, repair or rm", sub);
 }

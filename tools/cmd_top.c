@@ -454,19 +454,21 @@ static bool key(struct view *v, char **typing, char *buf, unsigned char ch)
 	return true;
 }
 
-static int live(struct state *g, int64_t interval_ns)
+/* The live view, from the first refresh *first (taken by cmd_top; its
+ * objects are freed here). */
+static int live(struct state *g, int64_t interval_ns, const struct snap *first)
 {
 	struct term t = { .raw = false };
-	struct snap a = { 0 }, b = { 0 }, *cur = &a, *prev = &b;
+	struct snap a = *first, b = { 0 }, *cur = &a, *prev = &b;
 	struct view v = { .sort = S_KIND, .kind = -1 };
 	char typed[sizeof(v.filter)], *typing = NULL;
 	int err = term_enter(&t);
 
 	if (err) {
 		term_leave(&t);
+		free(a.v);
 		return tool_err("top: terminal", err);
 	}
-	top_sample(cur, g);
 	draw(&t, cur, &v, typing);
 	int64_t next = cur->mono_ns + interval_ns;
 	while (!quit_sig) {
@@ -586,22 +588,31 @@ int cmd_top(int argc, char **argv)
 		if (rc)
 			return rc;
 	}
+	const char *term = getenv("TERM");
+	if (!once && !json &&
+	    (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO) || !term || !strcmp(term, "dumb")))
+		return tool_usage("top: the live view needs a terminal (stdin and stdout, TERM "
+		                  "not dumb); use --once or --json");
+	/* The first refresh, before any output: a NAME the library cannot
+	 * parse is a usage error (one that does not exist yet is shown once
+	 * it does). */
+	struct snap a = { 0 }, b = { 0 }, *cur = &a, *prev = &b;
+	top_sample(prev, &g);
+	if (g.bad_arg) {
+		free(b.v);
+		top_state_free(&g);
+		return tool_open_err(g.args[g.bad_arg - 1], g.bad_err);
+	}
 	if (!once && !json) {
-		const char *term = getenv("TERM");
-		if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO) || !term || !strcmp(term, "dumb"))
-			return tool_usage("top: the live view needs a terminal (stdin and stdout, TERM "
-			                  "not dumb); use --once or --json");
-		int rc = live(&g, interval);
+		int rc = live(&g, interval, prev);
 		top_state_free(&g);
 		return rc;
 	}
-	struct snap a = { 0 }, b = { 0 }, *cur = &a, *prev = &b;
 	struct sigaction sa = { .sa_handler = on_quit };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	top_sample(prev, &g);
 	int rc = 0;
 	while (!quit_sig) {
 		struct timespec ts = { .tv_sec = interval / 1000000000, .tv_nsec = interval % 1000000000 };

@@ -50,6 +50,11 @@ struct state {
 	bool all;                  /* --all: foreign segments too */
 	char **args;               /* NAMEs and journal PATHs given */
 	int nargs;
+	int bad_arg;               /* set by top_sample: 1 + the index of a NAME
+	                              (not a PATH: one with a ':' or without a
+	                              '/') the library cannot parse (-EINVAL,
+	                              -ENAMETOOLONG: bad_err), else 0 */
+	int bad_err;
 	struct sysv_entry *sysv;
 	size_t nsysv, capsysv;
 	struct journal_entry *jr;

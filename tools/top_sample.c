@@ -616,11 +616,20 @@ void top_sample(struct snap *s, struct state *g)
 	sample_sysv(s, g);
 	for (int i = 0; i < g->nargs; i++) {
 		struct shmkit_seg_info st;
+		int err;
 		if (is_dir(g->args[i]))
 			add_journal(s, g, g->args[i]);
-		else if (!snap_has(s, g->args[i]) && !shmkit_seg_info_name(g->args[i], &st) &&
-		         !snap_has(s, st.name))
+		else if (snap_has(s, g->args[i]))
+			continue;
+		else if (!(err = shmkit_seg_info_name(g->args[i], &st)) && !snap_has(s, st.name))
 			add_seg(s, g, g->args[i], &st, NULL);
+		else if (!g->bad_arg && (err == -EINVAL || err == -ENAMETOOLONG) &&
+		         (strchr(g->args[i], ':') || !strchr(g->args[i], '/'))) {
+			/* a segment name the library cannot parse (a PATH
+			 * may be a journal not made yet) */
+			g->bad_arg = i + 1;
+			g->bad_err = err;
+		}
 	}
 	journals_mapped(s, g, add_journal);
 	state_sweep(g);
