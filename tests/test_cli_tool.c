@@ -11,7 +11,8 @@
  *     exit 2;
  *   - JSON on the commands that print: an object for create/chan/bus/rpc,
  *     one object per line for recv, sub, call, gc and journal tail, bytes
- *     that are not UTF-8 as hex (they round-trip), times as strings;
+ *     that are not UTF-8 as hex (they round-trip), times as strings; one
+ *     object for demo --json;
  *   - a failure part way through a list of messages says how far it got.
  * The tool is BUILD/shmkit beside this binary's directory; helper_tool
  * runs it with stderr on stdout where a test reads the error.
@@ -389,6 +390,30 @@ Test(cli_tool, failures_say_how_far_they_got)
 	cr_expect(strstr(out, "published 0 messages before it"), "%s", out);
 	shmkit_bus_unsubscribe(sub);
 	shmkit_bus_close(bus);
+}
+
+/* demo --json: one JSON object, the three transports with a rate and
+ * round-trip times each, nothing else on stdout; its two channels
+ * (/dev/shm/shmkit-demo-PID-out, -back: names the tool chooses) are gone
+ * after it. */
+Test(cli_tool, demo_json_is_one_object)
+{
+	const char *argv[] = { "helper_tool", "-", "-", "demo", "--count", "2000", "--json", NULL };
+	int fd;
+	pid_t pid = sk_test_spawn(argv, -1, &fd);
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(sk_test_finish(pid, fd, out, sizeof(out)), 0, "%s", out);
+	expect_json(false, "d['count'], d['msg_bytes'], d['round_trips'], "
+	            "[t['transport'] for t in d['transports']], "
+	            "all(t['msgs_per_s'] > 0 and 0 < t['rtt_median_ns'] <= t['rtt_p99_ns'] "
+	            "for t in d['transports'])",
+	            "2000 64 40 ['channel', 'pipe', 'unix_socket'] True");
+	char path[128];
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "/dev/shm/shmkit-demo-%d-%s", (int)pid,
+		         i ? "back" : "out");
+		cr_expect(access(path, F_OK) && errno == ENOENT, "%s left behind", path);
+	}
 }
 
 /* sub --follow with a timeout ends as recv --follow does: exit 0. */

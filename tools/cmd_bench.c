@@ -5,7 +5,7 @@
  *       runs the benchmark program shmkit-bench found next to this
  *       executable (else in PATH) with the same options.
  *
- *   shmkit demo [--count N]
+ *   shmkit demo [--count N] [--json]
  *       two unrelated processes -- this one and a copy of this program it
  *       starts with exec, sharing nothing but two channel names -- exchange
  *       N messages of 64 bytes (default 1,000,000) one way over a channel,
@@ -485,10 +485,29 @@ static void print_verdict(const struct outcome o[3])
 
 static void demo_help(FILE *f)
 {
-	fputs("usage: shmkit demo [--count N]\n"
+	fputs("usage: shmkit demo [--count N] [--json]\n"
 	      "Two unrelated processes exchange N messages of 64 bytes (default\n"
 	      "1000000) over a shmkit channel, then N/50 round trips; the same over a\n"
-	      "pipe and a UNIX socket in the same run.  Prints rates and round trips.\n", f);
+	      "pipe and a UNIX socket in the same run.  Prints rates and round trips.\n"
+	      "  --count N   messages one way (1 to 1000000000)\n"
+	      "  --json      print one JSON object at the end: count, msg_bytes,\n"
+	      "              round_trips, peer_pid, and transports (channel, pipe,\n"
+	      "              unix_socket), each with msgs_per_s, rtt_median_ns and\n"
+	      "              rtt_p99_ns\n", f);
+}
+
+/* The result as one JSON object (--json) on one line. */
+static void print_json(long count, pid_t peer, const struct outcome o[3])
+{
+	static const char *const names[3] = { "channel", "pipe", "unix_socket" };
+
+	printf("{\"count\":%ld,\"msg_bytes\":%d,\"round_trips\":%ld,\"peer_pid\":%d,"
+	       "\"transports\":[", count, DEMO_MSG, trips_for(count), (int)peer);
+	for (int i = 0; i < 3; i++)
+		printf("%s{\"transport\":\"%s\",\"msgs_per_s\":%.0f,\"rtt_median_ns\":%.0f,"
+		       "\"rtt_p99_ns\":%.0f}", i ? "," : "", names[i], o[i].rate,
+		       o[i].rtt_median_ns, o[i].rtt_p99_ns);
+	printf("]}\n");
 }
 
 static int parse_count(const char *s, long *out)
@@ -502,7 +521,7 @@ static int parse_count(const char *s, long *out)
 	return 0;
 }
 
-static int demo_main(long count)
+static int demo_main(long count, bool json)
 {
 	char base[64];
 	struct outcome o[3];
@@ -511,21 +530,27 @@ static int demo_main(long count)
 	snprintf(demo.shm[0], sizeof(demo.shm[0]), "/%s-out", base);
 	snprintf(demo.shm[1], sizeof(demo.shm[1]), "/%s-back", base);
 	demo_signals(demo_on_signal);
-	printf("shmkit demo: %ld messages of %d bytes, one way, then %ld round trips.\n",
-	       count, DEMO_MSG, trips_for(count));
+	if (!json)
+		printf("shmkit demo: %ld messages of %d bytes, one way, then %ld round trips.\n",
+		       count, DEMO_MSG, trips_for(count));
 	fflush(stdout);
 	int r = chan_leg(base, count, &o[0], &peer);
 	if (r)
 		return tool_err("demo: channel", r);
-	printf("Channel: this process (pid %d) created two channels, %s-out and\n"
-	       "%s-back, and started an unrelated process (pid %d, a fresh exec of\n"
-	       "shmkit) that opened them by name; every message arrived, in order.\n"
-	       "Then the same over a pipe and a UNIX socket to a forked child:\n\n",
-	       (int)getpid(), base, base, (int)peer);
+	if (!json)
+		printf("Channel: this process (pid %d) created two channels, %s-out and\n"
+		       "%s-back, and started an unrelated process (pid %d, a fresh exec of\n"
+		       "shmkit) that opened them by name; every message arrived, in order.\n"
+		       "Then the same over a pipe and a UNIX socket to a forked child:\n\n",
+		       (int)getpid(), base, base, (int)peer);
 	if ((r = pipe_leg(count, &o[1])))
 		return tool_err("demo: pipe", r);
 	if ((r = socket_leg(count, &o[2])))
 		return tool_err("demo: UNIX socket", r);
+	if (json) {
+		print_json(count, peer, o);
+		return 0;
+	}
 	printf("  %-16s %25s %14s %14s\n", "", "one way", "round trip", "99% within");
 	print_line("shmkit channel", &o[0]);
 	print_line("pipe", &o[1]);
@@ -538,6 +563,7 @@ int cmd_demo(int argc, char **argv)
 {
 	long count = DEMO_DEFAULT_COUNT;
 	const char *peer = NULL;
+	bool json = false;
 	for (int i = 1; i < argc; i++) {
 		if (tool_is_help(argv[i])) {
 			demo_help(stdout);
@@ -545,6 +571,8 @@ int cmd_demo(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
 			if (parse_count(argv[++i], &count))
 				return tool_usage("demo: bad --count '%s' (1 to 1000000000)", argv[i]);
+		} else if (!strcmp(argv[i], "--json")) {
+			json = true;
 		} else if (!strcmp(argv[i], "--peer") && i + 1 < argc) {
 			peer = argv[++i];
 		} else {
@@ -553,5 +581,5 @@ int cmd_demo(int argc, char **argv)
 	}
 	if (peer)
 		return demo_peer(peer, count);
-	return demo_main(count);
+	return demo_main(count, json);
 }
