@@ -3,12 +3,15 @@
  * each case runs the tool in a child that entered new IPC and mount
  * namespaces (unshare(2), as `unshare --ipc --mount` does) and mounted a
  * tmpfs of a chosen size on /dev/shm, wrote a small
- * /proc/sys/kernel/shmmni (per IPC namespace), filled that namespace
+ * /proc/sys/kernel/shmmni, shmmax or shmall (per IPC namespace), lowered
+ * RLIMIT_MEMLOCK (as a regular user, without CAP_IPC_LOCK, and as root
+ * with it), filled that namespace
  * with System V segments, left a temporary segment whose creator died,
  * or hid /etc/systemd under a tmpfs holding logind.conf files of its
  * own.  Everything such a child makes dies with its namespaces: nothing is
  * left on the machine.  The peers' namespaces: a bus subscriber in new
- * network and time namespaces, and one in a new PID namespace.
+ * network and time namespaces, and one in a new PID namespace.  Huge
+ * pages (one count for the machine) are checked against /proc/meminfo.
  *
  * Needs root (unshare, mount); skipped, and counted so, without.  Exit
  * status and --json are checked together: 1 exactly when a check says
@@ -26,6 +29,7 @@
 #include <sys/ipc.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -52,6 +56,10 @@ struct machine {
 	bool ns;                 /* new IPC and mount namespaces */
 	const char *shm_size;    /* tmpfs size= on /dev/shm (ns only) */
 	const char *shmmni;      /* written to /proc/sys/kernel/shmmni */
+	const char *shmmax;      /* ... shmmax (bytes; per IPC namespace too) */
+	const char *shmall;      /* ... shmall (pages) */
+	long long memlock;       /* RLIMIT_MEMLOCK soft and hard, lowered to
+	                            this (0: as it is) */
 	int sysv_segments;       /* IPC_PRIVATE segments made in the namespace */
 	int fill_mib;            /* a file of that many MiB in /dev/shm */
 	const char *leftover;    /* a temporary segment whose creator died */
@@ -105,6 +113,10 @@ static void make_machine(const struct machine *m)
 	}
 	if (m->shmmni && write_file("/proc/sys/kernel/shmmni", m->shmmni))
 		_exit(121);
+	if (m->shmmax && write_file("/proc/sys/kernel/shmmax", m->shmmax))
+		_exit(121);
+	if (m->shmall && write_file("/proc/sys/kernel/shmall", m->shmall))
+		_exit(121);
 	for (int i = 0; i < m->sysv_segments; i++)
 		if (shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600) < 0)
 			_exit(122);
@@ -139,6 +151,10 @@ static void make_machine(const struct machine *m)
 				_exit(123);
 		}
 	}
+	struct rlimit rl = { (rlim_t)m->memlock, (rlim_t)m->memlock };
+	if (m->memlock && setrlimit(RLIMIT_MEMLOCK, &rl))
+		_exit(124);
+	/* a uid other than 0 also leaves every capability (CAP_IPC_LOCK) */
 	if (m->uid && (setgid(m->uid) || setuid(m->uid)))
 		_exit(124);
 }
@@ -283,15 +299,27 @@ Test(doctor, a_fine_dev_shm_is_ok)
 
 /* ---- System V ------------------------------------------------------------ */
 
-Test(doctor, small_shmmni_is_reported)
+/* Each System V limit set low in turn: the check names it, its value and
+ * the sysctl to raise it. */
+Test(doctor, small_sysv_limits_are_reported)
 {
-	struct machine m = { .ns = true, .shmmni = "32" };
+	static const struct {
+		const char *shmmni, *shmmax, *shmall, *json, *text, *advice;
+	} cases[] = {
+		{ "32", NULL, NULL, "\"shmmni\":32", "shmmni is 32", "kernel.shmmni" },
+		{ NULL, "1048576", NULL, "\"shmmax\":1048576", "shmmax is 1.0 MiB", "kernel.shmmax" },
+		{ NULL, NULL, "1000", "\"shmall\":1000", "shmall is 1000 pages", "kernel.shmall" },
+	};
 	char c[4096];
 
-	problem_in(&m, "sysv", c, sizeof(c));
-	has(c, "\"shmmni\":32");
-	has(c, "shmmni is 32");
-	has(c, "kernel.shmmni");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct machine m = { .ns = true, .shmmni = cases[i].shmmni,
+		                     .shmmax = cases[i].shmmax, .shmall = cases[i].shmall };
+		problem_in(&m, "sysv", c, sizeof(c));
+		has(c, cases[i].json);
+		has(c, cases[i].text);
+		has(c, cases[i].advice);
+	}
 }
 
 Test(doctor, sysv_segments_near_shmmni_are_reported)
@@ -302,6 +330,74 @@ Test(doctor, sysv_segments_near_shmmni_are_reported)
 	problem_in(&m, "sysv", c, sizeof(c));
 	has(c, "\"segments\":8");
 	has(c, "8 of shmmni 8");
+}
+
+/* ---- huge pages and RLIMIT_MEMLOCK (notes: only --huge, --mlock need
+ * them) ------------------------------------------------------------------- */
+
+Test(doctor, huge_pages_are_the_kernels_count)
+{
+	struct machine m = { .ns = false };
+	char c[4096], line[256], want[64];
+	long long total = -1;
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	cr_assert(f);
+	while (fgets(line, sizeof(line), f))
+		sscanf(line, "HugePages_Total: %lld", &total);
+	fclose(f);
+	cr_assert_geq(total, 0, "no HugePages_Total in /proc/meminfo");
+	doctor(&m, NULL);
+	check_of("huge_pages", 0, c, sizeof(c));
+	snprintf(want, sizeof(want), "\"total\":%lld", total);
+	has(c, want);
+	has(c, total ? "\"status\":\"ok\"" : "\"status\":\"note\"");
+	if (!total)
+		has(c, "vm.nr_hugepages");
+}
+
+/* CAP_IPC_LOCK in this process's effective set (capget(2)'s word, read
+ * from /proc/self/status as ps does). */
+static bool cap_ipc_lock(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	unsigned long long caps = 0;
+
+	cr_assert(f);
+	while (fgets(line, sizeof(line), f) && sscanf(line, "CapEff: %llx", &caps) != 1)
+		;
+	fclose(f);
+	return caps >> 14 & 1; /* CAP_IPC_LOCK */
+}
+
+/* Doctor on m: its memlock check has status, the soft limit 64 KiB, cap
+ * (0 or 1) and says text. */
+static void memlock_says(const struct machine *m, const char *status, int cap, const char *text)
+{
+	char c[4096], want[64];
+
+	doctor(m, NULL);
+	check_of("memlock", 0, c, sizeof(c));
+	snprintf(want, sizeof(want), "\"status\":\"%s\"", status);
+	has(c, want);
+	has(c, "\"soft\":65536");
+	snprintf(want, sizeof(want), "\"cap_ipc_lock\":%d", cap);
+	has(c, want);
+	has(c, text);
+}
+
+Test(doctor, memlock_limit_of_a_regular_user_is_a_note)
+{
+	struct machine m = { .ns = true, .uid = 1000, .memlock = 65536 };
+
+	memlock_says(&m, "note", 0, "RLIMIT_MEMLOCK is 64.0 KiB");
+	/* the same limit for a process with CAP_IPC_LOCK (root here, unless
+	 * the container took it away): no limit applies */
+	if (!cap_ipc_lock())
+		cr_skip_test("this process has no CAP_IPC_LOCK");
+	m.uid = 0;
+	memlock_says(&m, "ok", 1, "CAP_IPC_LOCK (no limit)");
 }
 
 /* ---- leftovers: gc's dry run -------------------------------------------- */
