@@ -622,6 +622,30 @@ static void see(const char *what, const char *absent)
 	          absent ? " without " : "", absent ? absent : "", screen);
 }
 
+struct order {
+	const char *first, *second, *also;
+};
+
+/* The pane shows o->also, and o->first on a line above o->second. */
+static int screen_order(void *arg)
+{
+	const struct order *o = arg;
+
+	if (tmux(screen, sizeof(screen), "capture-pane", "-p", "-t", "top", (char *)NULL))
+		return 0;
+	const char *a = strstr(screen, o->first), *b = strstr(screen, o->second);
+	return a && b && a < b && strchr(a, '\n') < b && strstr(screen, o->also);
+}
+
+/* The screen comes to show first above second, and also. */
+static void see_order(const char *first, const char *second, const char *also)
+{
+	struct order o = { first, second, also };
+
+	cr_assert(sk_test_eventually(screen_order, &o), "the screen never showed %s above %s "
+	          "with '%s':\n%s", first, second, also, screen);
+}
+
 static int server_gone(void *arg)
 {
 	(void)arg;
@@ -672,6 +696,25 @@ Test(top, live_view_in_tmux)
 	snprintf(want, sizeof(want), " %" PRIu64 " ", cs.depth);
 	cr_assert(!strncmp(line, "chan", 4) && strstr(line, want) && strstr(line, "posix"),
 	          "chan row: %s", line);
+
+	/* sorted by kind (the default): the bus above the channel; s: by
+	 * name, the channel (made first: its name is the smaller) above the
+	 * bus; r reverses that; r and S (the previous column) go back */
+	see_order(bname, cname, "sort: kind  ");
+	cr_assert_eq(tmux(NULL, 0, "send-keys", "-t", "top", "s", (char *)NULL), 0);
+	see_order(cname, bname, "sort: name  ");
+	cr_assert_eq(tmux(NULL, 0, "send-keys", "-t", "top", "r", (char *)NULL), 0);
+	see_order(bname, cname, "sort: name (reversed)");
+	cr_assert_eq(tmux(NULL, 0, "send-keys", "-t", "top", "r", "S", (char *)NULL), 0);
+	see_order(bname, cname, "sort: kind  ");
+
+	/* Esc while typing a filter cancels it: the filter stays this test's */
+	cr_assert_eq(tmux(NULL, 0, "send-keys", "-t", "top", "/", "z", "z", (char *)NULL), 0);
+	see("zz", NULL);
+	cr_assert_eq(tmux(NULL, 0, "send-keys", "-t", "top", "Escape", (char *)NULL), 0);
+	snprintf(want, sizeof(want), "filter: %s", base);
+	see(want, "zz");
+	see("2 shown", NULL);
 
 	/* k: channels only, then buses only */
 	cr_assert_eq(tmux(NULL, 0, "send-keys", "-t", "top", "k", (char *)NULL), 0);
