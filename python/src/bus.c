@@ -57,6 +57,7 @@ static PyObject *bus_make(PyObject *args, PyObject *kw, int create)
 	}
 	b->bus = bus;
 	b->max_msg = st.max_msg;
+	sk_py_spin_init(&b->h, wait);
 	return (PyObject *)b;
 }
 
@@ -206,6 +207,7 @@ static PyObject *bus_subscribe(PyObject *self, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	s->sub = sub;
+	sk_py_spin_init(&s->h, wait);
 	s->bus = Py_NewRef(self);
 	s->max_msg = BUS(self)->max_msg;
 	return (PyObject *)s;

@@ -15,7 +15,7 @@ typedef struct {
 
 #define CH(self) ((SkChannel *)(self))
 
-static PyObject *chan_wrap(shmkit_chan *ch)
+static PyObject *chan_wrap(shmkit_chan *ch, int wait)
 {
 	SkChannel *c = (SkChannel *)SkChannel_Type.tp_alloc(&SkChannel_Type, 0);
 
@@ -24,6 +24,7 @@ static PyObject *chan_wrap(shmkit_chan *ch)
 		return NULL;
 	}
 	c->ch = ch;
+	sk_py_spin_init(&c->h, wait);
 	return (PyObject *)c;
 }
 
@@ -50,7 +51,7 @@ static PyObject *chan_make(PyObject *args, PyObject *kw, int create)
 	Py_END_ALLOW_THREADS
 	if (rc < 0)
 		return sk_py_error(rc, name);
-	return chan_wrap(ch);
+	return chan_wrap(ch, wait);
 }
 
 static PyObject *chan_create(PyObject *cls, PyObject *args, PyObject *kw)
@@ -81,7 +82,7 @@ static PyObject *chan_attach(PyObject *cls, PyObject *args, PyObject *kw)
 		sk_py_seg_give_back(segobj, seg);
 		return sk_py_error(rc, NULL);
 	}
-	return chan_wrap(ch);
+	return chan_wrap(ch, wait);
 }
 
 struct send_fd_call {

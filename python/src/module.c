@@ -103,6 +103,125 @@ long long sk_py_wait(sk_py_op op, void *ctx, int64_t timeout_ns)
 	}
 }
 
+/* ---- the first part of a timed wait, with the GIL held ----
+ *
+ * A round trip between two Python processes is two waits of each side,
+ * about 0.3 us of interpreter apart.  The library's adaptive wait learns
+ * a spin budget per thread, down to nothing (then it sleeps at once,
+ * probing with a 2 us spin one wait in 16).  In a ping-pong both sides
+ * then sleep, and a probe cannot see an answer come quickly: the peer is
+ * asleep too, and waking it (futex wake -> running on another vCPU) takes
+ * 15-25 us on this VM, so the state where every wait sleeps (about 40 us
+ * a round trip instead of 0.4) lasts until luck ends it (measured:
+ * bench/python/bench.py --sleeps).  So a handle with the adaptive wait
+ * spins here first, with a budget learned per handle by the same rule,
+ * but its probe, when the budget has fallen to nothing, spins long enough
+ * to outlast a sleeping peer's wake-up (SK_PY_PROBE_NS): one side that
+ * finds the peer answers then keeps spinning, and the other's probes
+ * (the library's, or this one) see quick answers again.  A probe that
+ * fails (the peer shares this core, or is slow) doubles the interval to
+ * the next one, up to SK_PY_PROBE_MAX_EVERY: two processes on one CPU pay
+ * 50 us in 1024 waits; one that works sets it back to SK_PY_PROBE_EVERY.
+ *
+ * The spin holds the GIL: at most SK_PY_SPIN_MAX_NS, less than CPython
+ * lets a thread keep it (5 ms), and it saves the release and the
+ * re-acquisition (about 27 ns) when the wait ends while spinning; the
+ * library's sleep (sk_py_wait) releases it.  Each look is the op with a
+ * 0 slice (try once: no sleep, no learning in the library). */
+#define SK_PY_SPIN_MAX_NS 50000
+#define SK_PY_SPIN_START_NS 10000
+#define SK_PY_PROBE_NS 50000
+#define SK_PY_PROBE_EVERY 64
+#define SK_PY_PROBE_MAX_EVERY 1024
+
+void sk_py_spin_init(SkHandle *h, int wait)
+{
+	h->spin = wait == SHMKIT_WAIT_ADAPTIVE ? SK_SPIN_ADAPTIVE : SK_SPIN_LOOK;
+	h->spin_ns = SK_PY_SPIN_START_NS;
+	h->spin_waits = 0;
+	h->probe_every = SK_PY_PROBE_EVERY;
+}
+
+static int not_yet(long long rc)
+{
+	return rc == -EAGAIN || rc == -ETIMEDOUT;
+}
+
+/* The library's rule (sk_spin_learn, src/wait.h, internal: the module
+ * sees only shmkit.h) on this handle's budget instead of the thread's. */
+static void spin_learn(SkHandle *h, int64_t took, int satisfied)
+{
+	int64_t b = h->spin_ns;
+
+	if (satisfied) {  /* toward 4x the wait it satisfied */
+		int64_t t = 4 * took > SK_PY_SPIN_MAX_NS ? SK_PY_SPIN_MAX_NS : 4 * took;
+		b = (3 * b + t) / 4;
+		if (b < t / 2)  /* from nothing: a probe that worked counts at once */
+			b = t;
+	} else {
+		b = b / 2 < 250 ? 0 : b / 2;
+	}
+	h->spin_ns = (uint32_t)b;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* Look, then spin (SK_SPIN_ADAPTIVE) with the GIL held.  Returns op's
+ * result when the wait is over, else -ETIMEDOUT with *timeout_ns reduced
+ * by the time spent (a bounded timeout that ran out while spinning is
+ * over: returns -ETIMEDOUT with *timeout_ns = 0). */
+static long long sk_py_spin(SkHandle *h, sk_py_op op, void *ctx, int64_t *timeout_ns)
+{
+	long long rc = op(ctx, 0);
+	int64_t budget, start, t;
+	int probe = 0;
+
+	if (!not_yet(rc) || h->spin != SK_SPIN_ADAPTIVE)
+		return not_yet(rc) ? -ETIMEDOUT : rc;
+	budget = h->spin_ns;
+	if (!budget && ++h->spin_waits >= h->probe_every) {
+		h->spin_waits = 0;
+		budget = SK_PY_PROBE_NS;
+		probe = 1;
+	}
+	if (!budget)
+		return -ETIMEDOUT;
+	if (*timeout_ns > 0 && budget > *timeout_ns)
+		budget = *timeout_ns;
+	start = mono_ns();
+	for (unsigned i = 1;; i++) {
+		cpu_relax();
+		rc = op(ctx, 0);
+		if (!not_yet(rc)) {
+			spin_learn(h, mono_ns() - start, 1);
+			if (probe)
+				h->probe_every = SK_PY_PROBE_EVERY;
+			return rc;
+		}
+		if (i % 8)
+			continue;
+		if ((t = mono_ns() - start) >= budget)
+			break;
+	}
+	if (*timeout_ns > 0)
+		*timeout_ns = *timeout_ns > t ? *timeout_ns - t : 0;
+	if (*timeout_ns == 0)
+		return -ETIMEDOUT;
+	/* A deadline that cut the spin short says nothing about the peer. */
+	if (probe && budget == SK_PY_PROBE_NS && h->probe_every < SK_PY_PROBE_MAX_EVERY)
+		h->probe_every *= 2;
+	else if (!probe && budget == h->spin_ns)
+		spin_learn(h, t, 0);
+	return -ETIMEDOUT;
+}
+
 long long sk_py_run(SkHandle *h, sk_py_op op, void *ctx, PyObject *timeout)
 {
 	int64_t tns;
@@ -118,7 +237,14 @@ long long sk_py_run_ns(SkHandle *h, sk_py_op op, void *ctx, int64_t timeout_ns)
 
 	if (sk_py_enter(h) < 0)
 		return -EINTR;
-	rc = sk_py_wait(op, ctx, timeout_ns);
+	/* A timed wait of a handle that may look first: with the GIL. */
+	if (timeout_ns != 0 && h->spin != SK_SPIN_NONE) {
+		rc = sk_py_spin(h, op, ctx, &timeout_ns);
+		if (rc == -ETIMEDOUT && timeout_ns != 0)
+			rc = sk_py_wait(op, ctx, timeout_ns);
+	} else {
+		rc = sk_py_wait(op, ctx, timeout_ns);
+	}
 	sk_py_leave(h);
 	if (rc < 0)
 		sk_py_error((int)rc, NULL);

@@ -46,15 +46,34 @@ long long sk_py_wait(sk_py_op op, void *ctx, int64_t timeout_ns);
 
 typedef struct SkView SkView;
 
+/* How a handle's timed waits start (SkHandle.spin), before sk_py_wait
+ * sleeps in the library without the GIL: */
+enum {
+	SK_SPIN_NONE = 0,  /* straight to sk_py_wait (ops that may block at
+	                      slice 0, or whose 0-slice result is not "not yet") */
+	SK_SPIN_LOOK,      /* one look (a 0 slice) with the GIL held: no GIL
+	                      release when the wait is already over */
+	SK_SPIN_ADAPTIVE,  /* the look, then a learned spin with the GIL held
+	                      (WAIT_ADAPTIVE handles; module.c sk_py_spin) */
+};
+
 /* Head of every handle object: busy while a call released the GIL; the
- * live views of its lent memory. */
+ * live views of its lent memory; the spin state of its waits. */
 typedef struct {
 	PyObject_HEAD
 	int busy;
 	int closed;
 	SkView **views;
 	Py_ssize_t nviews, capviews;
+	int spin;              /* SK_SPIN_* */
+	uint32_t spin_ns;      /* learned budget; 0: sleep at once (but probes) */
+	uint32_t spin_waits;   /* waits since the budget fell to 0 */
+	uint32_t probe_every;  /* probe one wait in this many (64..1024) */
 } SkHandle;
+/* Set h->spin for a handle whose ops report "not yet" at a 0 slice as
+ * -EAGAIN/-ETIMEDOUT and never block there, waiting by strategy wait
+ * (enum shmkit_wait). */
+void sk_py_spin_init(SkHandle *h, int wait);
 /* Mark h busy: -1 with ValueError (closed) or RuntimeError (busy) set. */
 int sk_py_enter(SkHandle *h);
 void sk_py_leave(SkHandle *h);

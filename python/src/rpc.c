@@ -48,6 +48,7 @@ static PyObject *rpc_make(PyTypeObject *type, PyObject *args, PyObject *kw, int 
 		return rc < 0 ? sk_py_error(rc, name) : NULL;
 	}
 	o->r = r;
+	sk_py_spin_init(&o->h, wait);
 	o->max_request = st.max_request;
 	o->max_response = st.max_response;
 	return (PyObject *)o;
