@@ -12,7 +12,10 @@
 #      (PKG_CONFIG_LIBDIR and PKG_CONFIG_SYSROOT_DIR point into it), must
 #      link the packaged shared library, and runs (LD_LIBRARY_PATH) to
 #      exit 0; the packaged tool, completion, units and tmpfiles entry are
-#      checked to be there and the tool to run; a channel made by the
+#      checked to be there and the tool to run; the units pass
+#      systemd-analyze verify; the tmpfiles entry, applied under a scratch
+#      root, makes the journal directory (1777) in which a regular user
+#      makes a journal with the packaged tool; a channel made by the
 #      packaged Python module carries a message to the packaged tool;
 #      only shmkit-bridge depends on libzmq (and libinih);
 #   4. the packaged shmkit-bridge runs: --help; `shmkit bridge` of the
@@ -132,6 +135,29 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 	cp "$sys/lib/systemd/system/shmkit-gc.timer" "$work/units/"
 	systemd-analyze verify "$work/units/shmkit-gc.timer" "$work/units/shmkit-gc.service" 2>&1 |
 		grep -v "man shmkit" | { ! grep . ; } || { echo "pkg-check: systemd-analyze verify complains"; exit 1; }
+fi
+if command -v systemd-tmpfiles >/dev/null 2>&1; then
+	# The packaged tmpfiles entry, applied under a scratch root: the
+	# journal directory it promises, sticky and open to all, and a journal
+	# made in it by the packaged tool as a regular user.
+	tmproot=$work/tmpfiles-root
+	mkdir "$tmproot"
+	systemd-tmpfiles --create --root="$tmproot" "$sys/usr/lib/tmpfiles.d/shmkit.conf" ||
+		{ echo "pkg-check: systemd-tmpfiles --create failed on shmkit.conf"; exit 1; }
+	modes=$(stat -c '%a %U' "$tmproot/var/lib/shmkit" "$tmproot/var/lib/shmkit/journal" | tr '\n' ' ')
+	[ "$modes" = "755 root 1777 root " ] ||
+		{ echo "pkg-check: tmpfiles made /var/lib/shmkit, .../journal as: $modes"; exit 1; }
+	chmod 755 "$work" "$tmproot" "$tmproot/var" "$tmproot/var/lib"
+	if command -v setpriv >/dev/null 2>&1; then
+		setpriv --reuid=65534 --regid=65534 --clear-groups env LD_LIBRARY_PATH=$sys/usr/lib/$ma \
+			"$sys/usr/bin/shmkit" journal append "$tmproot/var/lib/shmkit/journal/app" \
+			--file-size 64K --max-record 1K "first record" ||
+			{ echo "pkg-check: nobody cannot make a journal in the tmpfiles directory"; exit 1; }
+		got=$("$sys/usr/bin/shmkit" journal tail "$tmproot/var/lib/shmkit/journal/app")
+		[ "$got" = "$(printf '1\tfirst record')" ] ||
+			{ echo "pkg-check: the journal made there holds \"$got\""; exit 1; }
+	fi
+	echo "tmpfiles.d: /var/lib/shmkit/journal made with mode 1777; a user's journal in it"
 fi
 # The core packages depend on none of the bridge's or the benchmark's
 # peers (debian/rules); shmkit-bridge on libzmq and libinih.
