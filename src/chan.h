@@ -291,4 +291,10 @@ int sk_chan_init_at(void *base, size_t size, uint32_t capacity, uint32_t max_msg
 int sk_chan_embed(shmkit_chan **out, shmkit_seg *seg, void *base, size_t size, int wait);
 int sk_chan_identity(shmkit_chan *ch, uint32_t *id);
 
+/* Is the message committed at position pos (shmkit_chan_reserve_pos
+ * before the commit) still in the channel, untaken?  MPMC only: true
+ * while its slot says FULL(pos); a consumer's claim of it, a later lap
+ * or anything else is false.  SPSC: always false (not known). */
+bool sk_chan_still_queued(const shmkit_chan *ch, uint64_t pos);
+
 #endif /* SHMKIT_CHAN_H */

@@ -700,3 +700,13 @@ int shmkit_chan_reserve_pos(const shmkit_chan *ch, uint64_t *pos)
 	*pos = ch->resv_pos;
 	return 0;
 }
+
+bool sk_chan_still_queued(const shmkit_chan *ch, uint64_t pos)
+{
+	if (ch->spsc)
+		return false;
+	/* Relaxed: a hint, not a hand-over - whoever acts on "taken" (a
+	 * requeue) makes a duplicate that its consumer drops if stale. */
+	uint64_t w = sk_load_relaxed(&sk_chan_slot_at(ch, pos)->seq);
+	return w == sk_seq_make(pos, SK_SLOT_FULL, 0);
+}

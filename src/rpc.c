@@ -166,6 +166,7 @@ struct shmkit_rpc {
 	int loan;                /* slot of the open request loan, -1 */
 	int64_t queued_at[RPC_MAX_DEPTH]; /* monotonic: first slice that found
 	                                     the call queued (0: none yet) */
+	uint64_t token_pos[RPC_MAX_DEPTH]; /* queue position of its last token */
 	/* pollable fd */
 	struct sk_waitfd *wfd;
 	int fd_side;
@@ -604,11 +605,23 @@ static int slot_take(shmkit_rpc *r)
 
 /* ---- client: sending ------------------------------------------------------------ */
 
+/* Queue call k's token, noting its queue position: a caller whose call
+ * stays QUEUED queues another only once this one has left the queue
+ * (call_look), so the queue holds at most one token per call and a
+ * client with a free slot finds room (capacity 2 * clients * depth:
+ * room for a dead client's tokens beside its successor's). */
 static int push_token(shmkit_rpc *r, unsigned k, uint64_t gen, int64_t timeout_ns)
 {
 	uint64_t tok = token_make((unsigned)r->ci, k, gen);
+	void *buf;
+	int e = shmkit_chan_reserve(r->q, &buf, timeout_ns);
+
+	if (e)
+		return e;
+	memcpy(buf, &tok, sizeof(tok));
+	shmkit_chan_reserve_pos(r->q, &r->token_pos[k]);
 	r->queued_at[k] = 0; /* stamped by the first slice that looks (no clock here) */
-	return shmkit_chan_send(r->q, &tok, sizeof(tok), timeout_ns);
+	return shmkit_chan_commit(r->q, sizeof(tok));
 }
 
 /* LOANED slot k, request written: queue it. */
@@ -823,7 +836,8 @@ static int call_look(shmkit_rpc *r, unsigned k, bool slice_over, uint64_t *genp)
 		int64_t now = sk_now_ns();
 		if (!r->queued_at[k])
 			r->queued_at[k] = now;
-		else if (now - r->queued_at[k] >= RPC_SLICE_NS && !push_token(r, k, gen, 0))
+		else if (now - r->queued_at[k] >= RPC_SLICE_NS &&
+		         !sk_chan_still_queued(r->q, r->token_pos[k]) && !push_token(r, k, gen, 0))
 			sk_fetch_add(&r->ctl->requeued, 1, __ATOMIC_RELAXED); /* a statistic */
 		return 0;
 	}

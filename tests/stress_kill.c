@@ -873,21 +873,34 @@ static size_t rpc_reply(uint8_t *out, const void *req, size_t len)
 
 /* The fresh server answers until n requests of the fresh clients (text
  * "after ...") came; calls that dead clients left queued in entries not
- * yet taken back are answered too (counted).  0, or -1 after a violation. */
+ * yet taken back are answered too (counted).  n 0: it takes what the
+ * loop left queued until a second passes idle - requests of clients
+ * killed with calls outstanding, tokens of calls that ended while the
+ * servers were told to stop (a server stops at its first idle wait,
+ * which a dead claim at the queue's head can cause: the channel passes
+ * it only after SK_CHAN_RECLAIM_NS); a wedged queue then fails the
+ * batches.  0, or -1 after a violation. */
 static int after_serve(struct iter *it, shmkit_rpc *srv, unsigned n)
 {
 	uint8_t out[SK_MSG_MAX + 3];
 	struct shmkit_rpc_req q;
 	struct smsg_hdr h;
+	bool drain = !n;
 
-	while (n) {
-		int e = shmkit_rpc_recv(srv, &q, AFTER_TMO_NS);
+	while (n || drain) {
+		int e = shmkit_rpc_recv(srv, &q, drain ? SEC : AFTER_TMO_NS);
+		if (e == -ETIMEDOUT && drain)
+			return 0;
 		if (e) {
 			violation(it, "after the loop: a fresh server waited %lld s for %u requests: %s (%s)",
 			          (long long)(AFTER_TMO_NS / SEC), n, shmkit_strerror(e), shmkit_errdetail());
 			return -1;
 		}
 		bool ours = q.len > 6 && q.len < 64 && !memcmp(q.data, "after ", 6);
+		if (ours && drain) {
+			violation(it, "after the loop: a fresh client's request before any was sent");
+			return -1;
+		}
 		if (!ours && (q.len > SK_MSG_MAX || smsg_check(q.data, q.len, &h))) {
 			it->t->torn++;
 			violation(it, "after the loop: a torn request of %u bytes", q.len);
@@ -983,6 +996,7 @@ static void rpc_after(struct iter *it)
 		return;
 	}
 	nc = st.max_clients < 8 ? st.max_clients : 8;
+	e = after_serve(it, srv, 0);
 	for (unsigned i = 0; i < nc && !e; i++)
 		if ((e = shmkit_rpc_open(&cl[i], it->name, NULL)))
 			violation(it, "after the loop: rpc_open: %s", shmkit_strerror(e));

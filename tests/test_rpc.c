@@ -217,6 +217,58 @@ Test(rpc, async_ids_out_of_order_and_depth)
 	shmkit_rpc_close(c);
 }
 
+/* A caller whose calls wait with no server queues another token for a
+ * call only once the last one left the queue (a server took it, then
+ * died before claiming the call): its tokens still queued are not
+ * duplicated, so another client with free slots finds room in the queue
+ * however long the first one waits.  (Before: a token every 50 ms per
+ * call, until the queue was full of duplicates and every other client's
+ * send said "request queue full" - the kill loop's rpc check after the
+ * loop met it.) */
+Test(rpc, waiting_callers_do_not_fill_the_queue_with_duplicates)
+{
+	const char *name = sk_test_new_name("posix");
+	shmkit_rpc *a = make(name, 2, 2), *b, *s;
+	struct shmkit_rpc_stats st;
+	uint64_t ida[2], idb[2], any = 0;
+	const void *p;
+
+	cr_assert_eq(shmkit_rpc_open(&b, name, NULL), 0);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(shmkit_rpc_send(a, "a", 1, 0, -1, &ida[i]), 0);
+	/* 8 slices of 50 ms: a token per call per slice before. */
+	cr_assert_eq(shmkit_rpc_wait(a, &any, &p, 400 * MS), -ETIMEDOUT);
+	cr_assert_eq(shmkit_rpc_stats(a, &st), 0);
+	cr_expect_eq(st.requeued, 0, "tokens still queued were queued again: %llu",
+	             (unsigned long long)st.requeued);
+	for (int i = 0; i < 2; i++)
+		cr_expect_eq(shmkit_rpc_send(b, "b", 1, 0, 0, &idb[i]), 0, "b's call %d: %s", i,
+		             shmkit_errdetail());
+	/* A server answers all four calls, and nothing else is queued. */
+	cr_assert_eq(shmkit_rpc_open(&s, name, NULL), 0);
+	char out[300];
+	for (int i = 0; i < 4; i++) {
+		struct shmkit_rpc_req q;
+		cr_assert_eq(shmkit_rpc_recv(s, &q, 5 * SEC), 0, "request %d: %s", i, shmkit_errdetail());
+		cr_assert_eq(shmkit_rpc_respond(s, &q, out, answer(&q, out)), 0);
+	}
+	struct shmkit_rpc_req extra;
+	cr_expect_eq(shmkit_rpc_recv(s, &extra, 0), -EAGAIN);
+	for (int i = 0; i < 2; i++) {
+		ssize_t n = shmkit_rpc_wait(a, &ida[i], &p, 5 * SEC);
+		check_answer("a", p, n);
+		shmkit_rpc_release(a, ida[i]);
+		n = shmkit_rpc_wait(b, &idb[i], &p, 5 * SEC);
+		check_answer("b", p, n);
+		shmkit_rpc_release(b, idb[i]);
+	}
+	cr_assert_eq(shmkit_rpc_stats(a, &st), 0);
+	cr_expect_eq(st.dropped, 0, "stale tokens dropped: %llu", (unsigned long long)st.dropped);
+	shmkit_rpc_close(s);
+	shmkit_rpc_close(b);
+	shmkit_rpc_close(a);
+}
+
 /* Deadlines and cancellation: a call nobody takes times out; a taken call
  * the caller gives up is -ECANCELED for its server, which sees it
  * abandoned; the slot's next call gets its own answer, not the old one. */
