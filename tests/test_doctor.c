@@ -10,7 +10,9 @@
  * or hid /etc/systemd under a tmpfs holding logind.conf files of its
  * own.  Everything such a child makes dies with its namespaces: nothing is
  * left on the machine.  The peers' namespaces: a bus subscriber in new
- * network and time namespaces, and one in a new PID namespace.  Huge
+ * network and time namespaces, and one in a new PID namespace; an MPMC
+ * channel's handle (found by its maps, not by a name that starts with the
+ * channel's) in a new network namespace.  Huge
  * pages (one count for the machine) are checked against /proc/meminfo.
  *
  * Needs root (unshare, mount); skipped, and counted so, without.  Exit
@@ -483,8 +485,26 @@ static int subscriber(void)
 		pause();
 }
 
+/* Open the channel bus_name (an MPMC handle: no table keeps its pid),
+ * say so on ready_fd, wait to be killed. */
+static int chan_holder(void)
+{
+	shmkit_chan *ch;
+
+	if (shmkit_chan_open(&ch, bus_name, NULL))
+		return 1;
+	if (write(ready_fd, "r", 1) != 1)
+		return 1;
+	for (;;)
+		pause();
+}
+
+/* What a peer does once in its namespaces: subscriber() or chan_holder(). */
+static int (*peer_role)(void) = subscriber;
+
 /* A child entering namespaces flags (and, for PID and time namespaces,
- * which take effect for children, forking once more) then subscribing.
+ * which take effect for children, forking once more) then subscribing
+ * (peer_role).
  * Returns the pid of the process that is subscribed, as seen here. */
 static pid_t peer_in(int flags, pid_t *top)
 {
@@ -502,11 +522,11 @@ static pid_t peer_in(int flags, pid_t *top)
 		if (unshare(flags))
 			_exit(NO_NS);
 		if (!(flags & (CLONE_NEWPID | CLONE_NEWTIME)))
-			_exit(subscriber());
+			_exit(peer_role());
 		pid_t g = fork();
 		if (g == 0) {
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			_exit(subscriber());
+			_exit(peer_role());
 		}
 		/* the grandchild's pid as this namespace (the test's) sees it */
 		if (g < 0 || write(q[1], &g, sizeof(g)) != sizeof(g))
@@ -599,6 +619,49 @@ Test(doctor, same_namespaces_are_ok)
 	peer_report(0, 0, c, sizeof(c));
 	has(c, "\"status\":\"ok\"");
 	has(c, "\"ns_net\":\"same\"");
+}
+
+static char other_chan[160];
+
+static void remove_other(void)
+{
+	if (other_chan[0])
+		shmkit_seg_remove(other_chan);
+	sk_test_cleanup();
+}
+
+/* An MPMC channel's handles are in no table with a pid: doctor finds the
+ * processes that map it (here one in another network namespace), and not
+ * those mapping a channel whose name only starts with its name. */
+Test(doctor, channel_peers_are_found_by_their_maps, .fini = remove_other)
+{
+	struct shmkit_chan_opts o = { .capacity = 8, .max_msg = 16, .flags = SHMKIT_EXCL };
+	struct machine m = { .ns = false };
+	shmkit_chan *ch, *other;
+	pid_t top, top2;
+	char c[4096], want[64];
+
+	const char *name = sk_test_new_name("posix");
+	snprintf(other_chan, sizeof(other_chan), "%s0", name);
+	cr_assert_eq(shmkit_chan_create(&ch, name, &o), 0);
+	cr_assert_eq(shmkit_chan_create(&other, other_chan, &o), 0);
+	peer_role = chan_holder;
+	bus_name = name;
+	pid_t peer = peer_in(CLONE_NEWNET, &top);
+	bus_name = other_chan;
+	pid_t bystander = peer_in(0, &top2);
+	doctor(&m, name);
+	stop(top);
+	stop(top2);
+	shmkit_chan_close(other);
+	shmkit_chan_close(ch);
+	snprintf(want, sizeof(want), "\"pid\":%d,", (int)peer);
+	check_with("namespaces", want, c, sizeof(c));
+	has(c, "\"role\":\"maps it\"");
+	has(c, "\"ns_net\":\"differs\"");
+	snprintf(want, sizeof(want), "\"pid\":%d,", (int)bystander);
+	cr_assert(!strstr(out, want), "pid %d maps %s, not %s: %s", (int)bystander, other_chan, name,
+	          out);
 }
 
 /* ---- usage ------------------------------------------------------------------ */

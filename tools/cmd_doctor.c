@@ -28,8 +28,10 @@
  *                a problem when there is any
  *   namespaces   with NAME only: the live peers of that segment, channel,
  *                bus, rpc service or journal, found by the pids the library
- *                reports; a pid is taken for the peer only when that
- *                process maps the object (/proc/PID/maps), then its IPC,
+ *                reports and by every process visible here that maps it
+ *                (an MPMC channel's handles, journal readers: no table
+ *                keeps their pids); a pid is taken for the peer only when
+ *                that process maps the object (/proc/PID/maps), then its IPC,
  *                PID, network, time, mount and user namespaces are compared
  *                with ours and what works across each difference is said.
  *                Notes only: shmkit's liveness is the kernel's lock, which
@@ -638,18 +640,20 @@ static int seg_peers(const char *name, const struct shmkit_seg_info *st, struct 
 	return err;
 }
 
-/* What shows in /proc/PID/maps when a process maps the object. */
+/* What shows in /proc/PID/maps when a process maps the object: its path
+ * and the space after it (maps_have turns the line's newline into one;
+ * " (deleted)" may follow), so that NAME does not match NAME2. */
 static void map_mark(const char *name, const struct shmkit_seg_info *st, bool journal, char *buf,
                      size_t len)
 {
 	if (journal)
-		snprintf(buf, len, "%s/journal.meta", name);
+		snprintf(buf, len, "%s/journal.meta ", name);
 	else if (st->backend == SHMKIT_SYSV)
 		snprintf(buf, len, "/SYSV%08lx ", (unsigned long)(uint32_t)st->key);
 	else if (st->backend == SHMKIT_POSIX)
-		snprintf(buf, len, "/dev/shm/%s", st->name + strlen("posix:/"));
+		snprintf(buf, len, "/dev/shm/%s ", st->name + strlen("posix:/"));
 	else
-		snprintf(buf, len, "%s", st->name + strlen("file:"));
+		snprintf(buf, len, "%s ", st->name + strlen("file:"));
 }
 
 /* 1 if process pid maps mark, 0 if not, -1 if its maps cannot be read. */
@@ -668,6 +672,26 @@ static int maps_have(pid_t pid, const char *mark)
 	}
 	fclose(f);
 	return found;
+}
+
+/* Every process visible here that maps the object (mark in its maps):
+ * the peers no table names with a pid (an MPMC channel's handles, readers
+ * of a journal, users of a byte segment). */
+static void map_users(struct peers *p, const char *mark)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end || pid <= 0 || pid > INT_MAX)
+			continue;
+		if (maps_have((pid_t)pid, mark) == 1)
+			peer_add(p, (pid_t)pid, "maps it");
+	}
+	if (d)
+		closedir(d);
 }
 
 static const struct {
@@ -778,6 +802,7 @@ static int check_namespaces(struct report *r, const char *name)
 	if (err)
 		return err;
 	map_mark(name, &st, journal, mark, sizeof(mark));
+	map_users(&p, mark);
 	if (!p.n) {
 		struct check *c = check_new(r, "namespaces");
 		set(c, NOTE, "no live peer of %s reports a pid", name);
@@ -856,10 +881,12 @@ static const char doctor_help[] =
 	"  leftovers    what `shmkit gc` would remove (its --dry-run)\n"
 	"With NAME (a segment, channel, bus or rpc service) or the PATH of a\n"
 	"journal: for each live peer the library reports a pid of (creator, SPSC\n"
-	"roles, bus and rpc entries, journal writer), whether its IPC, mount, PID,\n"
-	"network, time and user namespaces differ from this process's, and what\n"
-	"works across each difference.  A pid is taken for the peer only if that\n"
-	"process maps the object; a pid not here means another PID namespace.\n"
+	"roles, bus and rpc entries, journal writer) and each process visible here\n"
+	"that maps it (\"maps it\": an MPMC channel's handles, journal readers),\n"
+	"whether its IPC, mount, PID, network, time and user namespaces differ from\n"
+	"this process's, and what works across each difference.  A pid is taken\n"
+	"for the peer only if that process maps the object; a pid not here means\n"
+	"another PID namespace.\n"
 	"\n"
 	"Exit status: 0 when nothing is a problem (notes are fine), 1 when\n"
 	"something is (or NAME cannot be examined), 2 for a usage error.\n"
