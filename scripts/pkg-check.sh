@@ -12,7 +12,8 @@
 #      (PKG_CONFIG_LIBDIR and PKG_CONFIG_SYSROOT_DIR point into it), must
 #      link the packaged shared library, and runs (LD_LIBRARY_PATH) to
 #      exit 0; the packaged tool, completion, units and tmpfiles entry are
-#      checked to be there and the tool to run; the units pass
+#      checked to be there and the tool to run; `man 3 FUNCTION` shows a
+#      page for every function of the packaged header; the units pass
 #      systemd-analyze verify; the tmpfiles entry, applied under a scratch
 #      root, makes the journal directory (1777) in which a regular user
 #      makes a journal with the packaged tool; a channel made by the
@@ -124,6 +125,20 @@ for f in usr/share/bash-completion/completions/shmkit lib/systemd/system/shmkit-
 	usr/lib/$ma/libshmkit.a usr/bin/shmkit-bridge usr/share/man/man1/shmkit-bridge.1; do
 	[ -e "$sys/$f" ] || [ -e "$sys/$f.gz" ] || { echo "pkg-check: $f is in no package"; exit 1; }
 done
+# man 3 FUNCTION reaches its area's page in the -dev package, for every
+# function the packaged header declares (a line starting with a type and
+# holding "shmkit_NAME(").
+if command -v man >/dev/null 2>&1; then
+	n=0
+	for f in $(grep -oE '^[a-z][^(]*[ *]shmkit_[a-z0-9_]+\(' "$sys/usr/include/shmkit.h" |
+	           grep -oE 'shmkit_[a-z0-9_]+'); do
+		MANPAGER=cat PAGER=cat MANWIDTH=80 man -M "$sys/usr/share/man" 3 "$f" 2>/dev/null |
+			grep -q "$f" || { echo "pkg-check: man 3 $f shows no page from the package"; exit 1; }
+		n=$((n + 1))
+	done
+	[ "$n" -ge 80 ] || { echo "pkg-check: only $n functions found in the packaged header"; exit 1; }
+	echo "man 3 reaches each of the $n functions of the packaged header"
+fi
 grep -q '^ExecStart=/usr/bin/shmkit gc' "$sys/lib/systemd/system/shmkit-gc.service" ||
 	{ echo "pkg-check: shmkit-gc.service does not run /usr/bin/shmkit"; exit 1; }
 if command -v systemd-analyze >/dev/null 2>&1; then
