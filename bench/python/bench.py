@@ -73,7 +73,17 @@ What is measured:
       (int.bit_length of 0), the binding's cheapest entry (Channel.closed,
       a C getter), an in-process send + recv pair of 64 bytes (no other
       process, no wait): best of 5 batches, the floor that a round trip
-      (two sends, two receives, two hand-offs across cores) stands on.
+      (two sends, two receives, two hand-offs across cores) stands on; and
+      the pair with timeout=None and with timeout=0 given by keyword: a
+      timed wait looks first with the GIL held (and keeps it while it
+      spins), a try-once call releases it around the library call and
+      takes it back; the difference is what that costs.
+  sleeps/trip: how many times per round trip a thread of the two
+      processes went to sleep in the kernel (voluntary context switches,
+      /proc, read outside the timed loop).  A round trip that sleeps pays
+      a wake-up on the other CPU (15-40 us on this VM): what made the
+      default adaptive wait slow while both sides' learned spins had
+      fallen to nothing (python/src/module.c, sk_py_spin).
 
 Figures are medians over the rounds; a ratio is the median of the
 rounds' ratios, each against the reference measured in the same round.
@@ -522,13 +532,38 @@ class Shm(Transport):
 
 # ---- measurements ----
 
+def sleeps(pids):
+    """Voluntary context switches (the times a thread went to sleep in
+    the kernel) of every thread of the processes pids, so far."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches"):
+                            total += int(line.split()[1])
+            except OSError:
+                pass
+    return total
+
+
 def round_trip(t, n):
+    """ns per round trip, and how many times per round trip the two
+    processes went to sleep (read outside the timed loop)."""
     payload = bytes(range(PING))
+    pids = (os.getpid(), t.proc.pid)
+    before = sleeps(pids)
     start = ns()
     for _ in range(n):
         if t.ping(payload) != payload:
             raise SystemExit("bench: %s: wrong echo" % t.label)
-    return (ns() - start) / n
+    took = (ns() - start) / n
+    return took, (sleeps(pids) - before) / n
 
 
 def arrays(t, n):
@@ -599,8 +634,20 @@ def per_call(n):
             for _ in r:
                 send(p)
                 recv()
+
+        def send_recv_kw(r, send=ch.send, recv=ch.recv, p=bytes(PING)):
+            for _ in r:       # the same, the timeout given by keyword
+                send(p, timeout=None)
+                recv(timeout=None)
+
+        def send_recv_t0(r, send=ch.send, recv=ch.recv, p=bytes(PING)):
+            for _ in r:       # timeout=0: the call releases the GIL and takes it back
+                send(p, timeout=0)
+                recv(timeout=0)
         out["getter"] = best(n, getter)
         out["send_recv"] = best(n, send_recv)
+        out["send_recv_kw"] = best(n, send_recv_kw)
+        out["send_recv_gil"] = best(n, send_recv_t0)
     shmkit.Segment.remove(name)
     return out
 
@@ -622,6 +669,7 @@ def main():
         for cls in (ChanSpin, Chan, ChanOneCpu, ChanCopy, Bus, Rpc, Queue, Pipe, Shm):
             transports.append(cls())
         rt = {t.label: [] for t in transports}
+        slept = {t.label: [] for t in transports}
         bw = {t.label: [] for t in transports if t.send_array}
         ref, fills, mins, calls, cross_w, cross_r = [], [], [], [], [], []
         for t in transports:                       # warm up
@@ -640,7 +688,9 @@ def main():
             calls.append(per_call(n_rt * 4))
             for t in transports:
                 if t.rt_row:
-                    rt[t.label].append(round_trip(t, n_rt))
+                    took, s = round_trip(t, n_rt)
+                    rt[t.label].append(took)
+                    slept[t.label].append(s)
                 if t.send_array:
                     bw[t.label].append(arrays(t, n_arr))
                 t.park()
@@ -657,7 +707,7 @@ def main():
     if args.json:
         report_json(transports, rt, bw, ref, fills, mins, calls, cross)
     else:
-        report(transports, rounds, rt, bw, ref, fills, mins, calls, cross)
+        report(transports, rounds, rt, slept, bw, ref, fills, mins, calls, cross)
 
 
 def slug(label):
@@ -693,7 +743,7 @@ def report_json(transports, rt, bw, ref, fills, mins, calls, cross):
         row("py_call_" + k, [d[k] for d in calls], "ns")
 
 
-def report(transports, rounds, rt, bw, ref, fills, mins, calls, cross):
+def report(transports, rounds, rt, slept, bw, ref, fills, mins, calls, cross):
     """Figures: medians over the rounds; ratios: the median of the
     rounds' ratios (each against a reference of the same round)."""
     med = statistics.median
@@ -705,11 +755,13 @@ def report(transports, rounds, rt, bw, ref, fills, mins, calls, cross):
           "interleaved;\nfigures are medians of the rounds, ratios the medians of each "
           "round's ratio" % (sys.version_info[0], sys.version_info[1], np.__version__, rounds))
     print()
-    print("64-byte round trip (to a child process and back)         ns   vs mp.Queue")
+    print("64-byte round trip (to a child process and back)         ns   vs mp.Queue"
+          "   sleeps/trip")
     for t in transports:
         if t.rt_row:
-            print("  %-30s %12.0f   %7.1fx faster" % (t.label, med(rt[t.label]),
-                                                     ratio(q, rt[t.label])))
+            print("  %-30s %12.0f   %7.1fx faster %9.2f" % (t.label, med(rt[t.label]),
+                                                           ratio(q, rt[t.label]),
+                                                           med(slept[t.label])))
     print()
     print("1 MiB numpy arrays (sender writes all, receiver reads all)  MiB/s   vs memcpy")
     print("  %-30s %12.0f   %7.2fx   np.copyto 1 MiB, one core" % ("memcpy", med(ref), 1.0))
@@ -731,6 +783,11 @@ def report(transports, rounds, rt, bw, ref, fills, mins, calls, cross):
     print("Interpreter per-call cost (ns, best batch): empty loop turn %.0f, no-op C method "
           "call %.0f,\n  Channel.closed (a C getter) %.0f, in-process send+recv of 64 bytes %.0f"
           % (c["loop"], c["c_call"], c["getter"], c["send_recv"]))
+    print("  the pair with timeout=None %.0f, with timeout=0 (each call releases the GIL and"
+          " takes it\n  back) %.0f: %.0f ns a release + re-acquisition, which a wait that"
+          " ends while it looks\n  or spins (with the GIL) saves"
+          % (c["send_recv_kw"], c["send_recv_gil"],
+             (c["send_recv_gil"] - c["send_recv_kw"]) / 2))
     print("  a spinning channel round trip is 2 send+recv pairs (%.0f ns in one process) and "
           "2 cross-core\n  hand-offs: the calls are %.0f%% of its %.0f ns" %
           (2 * c["send_recv"], 100 * 2 * c["send_recv"] / med(spin), med(spin)))

@@ -414,7 +414,7 @@ static PyObject *chan_get_closed(PyObject *self, void *c)
 }
 
 static PyGetSetDef chan_getset[] = {
-	{"closed", chan_get_closed, NULL, NULL, NULL},
+	{"closed", chan_get_closed, NULL, "True once close() ran", NULL},
 	{NULL, NULL, NULL, NULL, NULL},
 };
 

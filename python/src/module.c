@@ -112,13 +112,13 @@ long long sk_py_wait(sk_py_op op, void *ctx, int64_t timeout_ns)
  * then sleep, and a probe cannot see an answer come quickly: the peer is
  * asleep too, and waking it (futex wake -> running on another vCPU) takes
  * 15-25 us on this VM, so the state where every wait sleeps (about 40 us
- * a round trip instead of 0.4) lasts until luck ends it (measured:
- * bench/python/bench.py --sleeps).  So a handle with the adaptive wait
- * spins here first, with a budget learned per handle by the same rule,
- * but its probe, when the budget has fallen to nothing, spins long enough
- * to outlast a sleeping peer's wake-up (SK_PY_PROBE_NS): one side that
- * finds the peer answers then keeps spinning, and the other's probes
- * (the library's, or this one) see quick answers again.  A probe that
+ * a round trip instead of 0.4) lasts until luck ends it (the sleeps/trip
+ * column of bench/python/bench.py shows it).  So a handle with the
+ * adaptive wait spins here first, with a budget learned per handle by the
+ * same rule, but its probe, when the budget has fallen to nothing, spins
+ * long enough to outlast a sleeping peer's wake-up (SK_PY_PROBE_NS): one
+ * side that finds the peer answers then keeps spinning, and the other's
+ * probes (the library's, or this one) see quick answers again.  A probe that
  * fails (the peer shares this core, or is slow) doubles the interval to
  * the next one, up to SK_PY_PROBE_MAX_EVERY: two processes on one CPU pay
  * 50 us in 1024 waits; one that works sets it back to SK_PY_PROBE_EVERY.
@@ -126,12 +126,15 @@ long long sk_py_wait(sk_py_op op, void *ctx, int64_t timeout_ns)
  * The spin holds the GIL: at most SK_PY_SPIN_MAX_NS, less than CPython
  * lets a thread keep it (5 ms), and it saves the release and the
  * re-acquisition (about 27 ns) when the wait ends while spinning; the
- * library's sleep (sk_py_wait) releases it.  Each look is the op with a
- * 0 slice (try once: no sleep, no learning in the library). */
+ * library's sleep (sk_py_wait) releases it.  A thread of this process
+ * that would produce what the wait needs cannot run Python meanwhile: the
+ * spin fails, and the budget falls to nothing within a few waits (the
+ * probes stay, backed off).  Each look is the op with a 0 slice (try
+ * once: no sleep, no learning in the library). */
 #define SK_PY_SPIN_MAX_NS 50000
 #define SK_PY_SPIN_START_NS 10000
 #define SK_PY_PROBE_NS 50000
-#define SK_PY_PROBE_EVERY 64
+#define SK_PY_PROBE_EVERY 16
 #define SK_PY_PROBE_MAX_EVERY 1024
 
 void sk_py_spin_init(SkHandle *h, int wait)

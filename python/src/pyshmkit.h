@@ -68,7 +68,7 @@ typedef struct {
 	int spin;              /* SK_SPIN_* */
 	uint32_t spin_ns;      /* learned budget; 0: sleep at once (but probes) */
 	uint32_t spin_waits;   /* waits since the budget fell to 0 */
-	uint32_t probe_every;  /* probe one wait in this many (64..1024) */
+	uint32_t probe_every;  /* probe one wait in this many (16..1024) */
 } SkHandle;
 /* Set h->spin for a handle whose ops report "not yet" at a 0 slice as
  * -EAGAIN/-ETIMEDOUT and never block there, waiting by strategy wait
@@ -180,8 +180,8 @@ void sk_py_init_aio(void);
 PyObject *sk_py_enter_self(PyObject *self, PyObject *unused);
 PyObject *sk_py_exit_close(PyObject *self, PyObject *args);
 #define SK_CONTEXT_METHODS \
-	{"__enter__", sk_py_enter_self, METH_NOARGS, NULL}, \
-	{"__exit__", sk_py_exit_close, METH_VARARGS, NULL}
+	{"__enter__", sk_py_enter_self, METH_NOARGS, "__enter__() -> self"}, \
+	{"__exit__", sk_py_exit_close, METH_VARARGS, "__exit__(*exc_info) -> False: close()"}
 
 /* An iterator calling self.<method>(timeout=timeout) until it raises
  * TimeoutError or BlockingIOError (which end it); timeout None: it never ends by itself. */

@@ -378,7 +378,7 @@ static PyObject *get_closed(PyObject *self, void *c)
 }
 
 static PyGetSetDef rpc_getset[] = {
-	{"closed", get_closed, NULL, NULL, NULL},
+	{"closed", get_closed, NULL, "True once close() ran", NULL},
 	{NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -343,7 +343,7 @@ static PyGetSetDef seg_getset[] = {
 	{"kind", seg_get_int, NULL, "KIND_* of the header", (void *)1},
 	{"backend", seg_get_int, NULL, "POSIX, SYSV, FILE, ANON or MEMFD", (void *)2},
 	{"fd", seg_get_int, NULL, "the descriptor behind it (-1 for sysv, anon)", (void *)3},
-	{"closed", seg_get_closed, NULL, NULL, NULL},
+	{"closed", seg_get_closed, NULL, "True once close() ran or Channel.attach took it", NULL},
 	{NULL, NULL, NULL, NULL, NULL},
 };
 

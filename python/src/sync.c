@@ -199,7 +199,7 @@ static PyObject *sync_value(PyObject *self, void *c)
 
 static PyGetSetDef value_getset[] = {
 	{"value", sync_value, NULL, "the current value", NULL},
-	{"closed", get_closed, NULL, NULL, NULL},
+	{"closed", get_closed, NULL, "True once close() ran", NULL},
 	{NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -284,7 +284,7 @@ static PyMemberDef mutex_members[] = {
 };
 
 static PyGetSetDef closed_getset[] = {
-	{"closed", get_closed, NULL, NULL, NULL},
+	{"closed", get_closed, NULL, "True once close() ran", NULL},
 	{NULL, NULL, NULL, NULL, NULL},
 };
 

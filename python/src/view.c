@@ -288,7 +288,7 @@ static PyMethodDef loan_methods[] = {
 	 "commit(length, ...): send / publish / answer the first length bytes"},
 	{"abort", loan_abort, METH_NOARGS, "give the buffer back unsent"},
 	{"tobytes", view_tobytes, METH_NOARGS, "a copy of the bytes"},
-	{"__enter__", sk_py_enter_self, METH_NOARGS, NULL},
+	{"__enter__", sk_py_enter_self, METH_NOARGS, "__enter__() -> self"},
 	{"__exit__", loan_exit, METH_VARARGS, "abort unless committed"},
 	{NULL, NULL, 0, NULL},
 };
@@ -296,7 +296,7 @@ static PyMethodDef loan_methods[] = {
 static PyMethodDef message_methods[] = {
 	{"release", message_release, METH_NOARGS, "give the message's memory back"},
 	{"tobytes", view_tobytes, METH_NOARGS, "a copy of the bytes"},
-	{"__enter__", sk_py_enter_self, METH_NOARGS, NULL},
+	{"__enter__", sk_py_enter_self, METH_NOARGS, "__enter__() -> self"},
 	{"__exit__", message_exit, METH_VARARGS, "release"},
 	{NULL, NULL, 0, NULL},
 };

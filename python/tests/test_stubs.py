@@ -150,6 +150,25 @@ def test_class_names_both_ways(cname):
         assert ctor, cname + " has a constructor"
 
 
+def test_docstrings():
+    """help() shows every public class, function, method and property of
+    shmkit and shmkit.aio, the protocol dunders included."""
+    missing = []
+    for mod in (shmkit, aio):
+        for n in dir(mod):
+            v = getattr(mod, n)
+            if not public(n) or isinstance(v, (types.ModuleType, int, str)):
+                continue
+            if not (v.__doc__ or "").strip():
+                missing.append(n)
+            if isinstance(v, type):
+                for m, a in vars(v).items():
+                    if (public(m) or m in DUNDERS) and not isinstance(a, (int, str)) and \
+                            not (getattr(a, "__doc__", None) or "").strip():
+                        missing.append(n + "." + m)
+    assert missing == []
+
+
 def test_aio_names_both_ways():
     stub = parse_stub("aio.pyi")
     runtime = {n: runtime_kind(v) for n, v in vars(aio).items()
