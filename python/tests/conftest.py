@@ -37,6 +37,17 @@ def unique(tag="py"):
     return "%s%s%d" % (PREFIX, tag, next(_count))
 
 
+# System V keys of this process (tests/lib_test.h sk_test_sysv_key): 01 in
+# the top two bits, 12 bits of the run id, 12 of the pid, a 6-bit counter.
+SYSV_BASE = 0x40000000 | (int(RUN, 16) & 0xfff) << 18 | (os.getpid() & 0xfff) << 6
+_sysv = itertools.count()
+
+
+def sysv_name():
+    """A segment name "sysv:0xKEY" with one of this process's keys."""
+    return "sysv:0x%08x" % (SYSV_BASE | next(_sysv) % 64)
+
+
 @pytest.fixture
 def name():
     """A fresh segment name, removed after the test whatever happened."""
@@ -63,6 +74,17 @@ def residue():
             left += [os.path.join(d, e) for e in os.listdir(d) if PREFIX in e]
         except OSError:
             pass
+    # System V segments with this process's keys, and their lock files
+    mine = {"%08x" % (SYSV_BASE | n) for n in range(64)}
+    try:
+        with open("/proc/sysvipc/shm") as f:
+            next(f)
+            left += ["sysv:0x%08x" % (int(line.split()[0]) & 0xffffffff) for line in f
+                     if "%08x" % (int(line.split()[0]) & 0xffffffff) in mine]
+    except OSError:
+        pass
+    left += ["/dev/shm/" + e for e in os.listdir("/dev/shm")
+             if e.startswith(".shmkit-sysv-") and e[13:21] in mine]
     return left
 
 
