@@ -11,12 +11,18 @@
  *   chan_rtt_spsc_2slot  SPSC channels of 2 slots         / ring_rtt_2slot
  *   bus_rtt_spin         a bus each way, one subscriber, spinning (bench/bus.c)
  *                                                         / chan_rtt_spsc_spin
- *   (these five are measured interleaved, in 4 rounds, with five
+ *   vyukov_rtt           the same over two of Vyukov's bounded MPMC
+ *                        queues (bench/mpmc.c), 64 cells  / chan_rtt_spsc_spin
+ *   vyukov_rtt_cas       Vyukov's queues with each cell published and
+ *                        freed by a CAS of its seq instead of a store, as
+ *                        the MPMC channel does to keep -ESTALE / vyukov_rtt
+ *   (these seven are measured interleaved, in 4 rounds, with five
  *   references, reported again as cacheline_rtt_again, msg64_rtt_again,
  *   ring_rtt_2slot_again, ring_rtt_64slot_again and
  *   ring_rtt_64slot_80b_again: the ratios are to those; the two SPSC
  *   rows of 64 slots are reported a second time, as NAME_ring, next to
- *   the hand-written 64-slot ring with the same lines per slot)
+ *   the hand-written 64-slot ring with the same lines per slot, and
+ *   chan_rtt_spin as chan_rtt_spin_vyukov_cas next to vyukov_rtt_cas)
  *   chan_rtt_adaptive    the default strategy             / chan_rtt_spin
  *   chan_rtt_adaptive_loaded  the same while 2 spinning processes keep both
  *                        cores busy                       / pipe_rtt_loaded
@@ -255,6 +261,8 @@ static void rtt_row(const char *name, unsigned flags, int wait, long iters, cons
 /* The spinning round trips, measured interleaved with each other and with
  * the references they must approach (reported again as "NAME_again"), so a
  * drift of the machine falls on all of them alike. */
+enum { VY_PLAIN = 1u << 30, VY_CAS = 1u << 31 }; /* rows' flags: not channel flags */
+
 static void spin_rtt_group(void)
 {
 	static const struct {
@@ -273,6 +281,8 @@ static void spin_rtt_group(void)
 		{ "chan_rtt_spsc_32", "cacheline_rtt_again", SHMKIT_CHAN_SPSC, 64, 32 },
 		{ "chan_rtt_spsc_2slot", "ring_rtt_2slot_again", SHMKIT_CHAN_SPSC, 2, RTT_MSG },
 		{ "bus_rtt_spin", "chan_rtt_spsc_spin", 0, 0, RTT_MSG },
+		{ "vyukov_rtt", "chan_rtt_spsc_spin", VY_PLAIN, 0, RTT_MSG },
+		{ "vyukov_rtt_cas", "vyukov_rtt", VY_CAS, 0, RTT_MSG },
 	};
 	enum { N = SK_ARRAY_LEN(rows) };
 	_Static_assert(N <= BENCH_MAX_INTERLEAVE, "one interleaved group");
@@ -281,7 +291,8 @@ static void spin_rtt_group(void)
 	struct bench_stat st[N];
 	int err[N], idx[N], k = 0;
 	bool any = bench_want("chan_rtt_adaptive"); /* chan_rtt_spin is its reference */
-	any = any || bench_want("chan_rtt_spsc_spin_ring") || bench_want("chan_rtt_spsc_32_ring");
+	any = any || bench_want("chan_rtt_spsc_spin_ring") || bench_want("chan_rtt_spsc_32_ring") ||
+	      bench_want("chan_rtt_spin_vyukov_cas");
 
 	for (size_t i = 5; i < N; i++)
 		any = any || bench_want(rows[i].name);
@@ -293,6 +304,8 @@ static void spin_rtt_group(void)
 			snprintf(ref, sizeof(ref), "%.*s", (int)(strlen(rows[i].name) - 6), rows[i].name);
 			if (bench_ref_pair(ref, &p[k]))
 				continue;
+		} else if (rows[i].flags & (VY_PLAIN | VY_CAS)) { /* bench/mpmc.c */
+			bench_vyukov_rtt_pair(&p[k], rows[i].flags & VY_CAS);
 		} else if (!rows[i].capacity) { /* the bus (bench/bus.c) */
 			bench_bus_spin_pair(&p[k]);
 		} else {
@@ -311,6 +324,16 @@ static void spin_rtt_group(void)
 		if (bench_check(rows[idx[j]].name, err[j]))
 			bench_report_kind(rows[idx[j]].name, &st[j], 'n', rows[idx[j]].msg,
 			                  rows[idx[j]].ref);
+	/* The MPMC round trip once more against the Vyukov queue whose cells
+	 * are published and freed by a CAS as the channel's slots are
+	 * (chan_rtt_spin_vyukov_cas): what a queue with those two locked
+	 * operations costs here, beside vyukov_rtt (stores) against SPSC. */
+	for (int j = 0; j < k; j++)
+		for (int m = 0; m < k; m++)
+			if (!err[j] && !err[m] && !strcmp(rows[idx[j]].name, "chan_rtt_spin") &&
+			    !strcmp(rows[idx[m]].name, "vyukov_rtt_cas"))
+				bench_report_kind("chan_rtt_spin_vyukov_cas", &st[j], 'n', RTT_MSG,
+				                  "vyukov_rtt_cas");
 	/* The same measurements of the two SPSC rows of 64 slots, each next
 	 * to the hand-written 64-slot ring whose slots span the same lines
 	 * (one for 32 bytes, two for 64): what a ring of that footprint costs

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "refs.h"
 
 #define MP_MSG 64
 #define MP_CAP 1024
@@ -50,20 +51,22 @@ struct vy_queue {
 	struct vy_cell cells[MP_CAP] SK_ALIGNED_CL;
 };
 
-static void vy_init(struct vy_queue *q)
+static void vy_init(struct vy_queue *q, uint64_t cap)
 {
 	q->enq = q->deq = 0;
-	for (uint64_t i = 0; i < MP_CAP; i++)
+	for (uint64_t i = 0; i < cap; i++)
 		q->cells[i].seq = i;
 }
 
-/* 1 enqueued, 0 full. */
-static int vy_push(struct vy_queue *q, const unsigned char *msg)
+/* 1 enqueued, 0 full.  cap: the cells used (a power of 2 <= MP_CAP).
+ * cas: publish by a CAS of the cell's seq from the value the claim saw
+ * instead of a store, as shmkit's channel does (vy_rtt_pair). */
+static int vy_push(struct vy_queue *q, uint64_t cap, bool cas, const unsigned char *msg)
 {
 	/* Relaxed: a hint; the cell's seq decides. */
 	uint64_t pos = sk_load_relaxed(&q->enq);
 	for (;;) {
-		struct vy_cell *c = &q->cells[pos & (MP_CAP - 1)];
+		struct vy_cell *c = &q->cells[pos & (cap - 1)];
 		/* Acquire: pairs with the consumer's release store of seq
 		 * (vy_pop): its reads of the cell are done. */
 		uint64_t seq = sk_load_acquire(&c->seq);
@@ -74,7 +77,11 @@ static int vy_push(struct vy_queue *q, const unsigned char *msg)
 			if (sk_cas(&q->enq, &pos, pos + 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
 				memcpy(c->data, msg, MP_MSG);
 				/* Release: publishes data; pairs with vy_pop's
-				 * acquire load of seq. */
+				 * acquire load of seq.  The CAS (seq_cst, as the
+				 * channel's P7) cannot fail: we claimed pos. */
+				if (cas)
+					return sk_cas(&c->seq, &seq, pos + 1, __ATOMIC_SEQ_CST,
+					              __ATOMIC_RELAXED) ? 1 : -EBADMSG;
 				sk_store_release(&c->seq, pos + 1);
 				return 1;
 			}
@@ -86,13 +93,14 @@ static int vy_push(struct vy_queue *q, const unsigned char *msg)
 	}
 }
 
-/* 1 dequeued into msg, 0 empty. */
-static int vy_pop(struct vy_queue *q, unsigned char *msg)
+/* 1 dequeued into msg, 0 empty.  cap, cas: as vy_push (cas: the cell is
+ * freed by a CAS, as the channel's take C3'). */
+static int vy_pop(struct vy_queue *q, uint64_t cap, bool cas, unsigned char *msg)
 {
 	/* Relaxed: a hint; the cell's seq decides. */
 	uint64_t pos = sk_load_relaxed(&q->deq);
 	for (;;) {
-		struct vy_cell *c = &q->cells[pos & (MP_CAP - 1)];
+		struct vy_cell *c = &q->cells[pos & (cap - 1)];
 		/* Acquire: pairs with vy_push's release store of seq. */
 		uint64_t seq = sk_load_acquire(&c->seq);
 		int64_t dif = (int64_t)(seq - (pos + 1));
@@ -102,8 +110,12 @@ static int vy_pop(struct vy_queue *q, unsigned char *msg)
 				memcpy(msg, c->data, MP_MSG);
 				/* Release: our read of data is done before a
 				 * producer reuses the cell; pairs with vy_push's
-				 * acquire load of seq. */
-				sk_store_release(&c->seq, pos + MP_CAP);
+				 * acquire load of seq.  The CAS (seq_cst, as the
+				 * channel's C3') cannot fail: we claimed pos. */
+				if (cas)
+					return sk_cas(&c->seq, &seq, pos + cap, __ATOMIC_SEQ_CST,
+					              __ATOMIC_RELAXED) ? 1 : -EBADMSG;
+				sk_store_release(&c->seq, pos + cap);
 				return 1;
 			}
 		} else if (dif < 0) {
@@ -133,7 +145,7 @@ struct mp_thread {
 static int mp_put(struct mp_pp *pp, int id, const unsigned char *msg)
 {
 	if (!pp->chan)
-		return vy_push(pp->q, msg);
+		return vy_push(pp->q, MP_CAP, false, msg);
 	int r = shmkit_chan_send(pp->h[id], msg, MP_MSG, 0);
 	return r == -EAGAIN ? 0 : r < 0 ? r : 1;
 }
@@ -141,7 +153,7 @@ static int mp_put(struct mp_pp *pp, int id, const unsigned char *msg)
 static int mp_get(struct mp_pp *pp, int id, unsigned char *msg)
 {
 	if (!pp->chan)
-		return vy_pop(pp->q, msg);
+		return vy_pop(pp->q, MP_CAP, false, msg);
 	ssize_t r = shmkit_chan_recv(pp->h[id], msg, MP_MSG, 0);
 	return r == -EAGAIN ? 0 : r == MP_MSG ? 1 : r < 0 ? (int)r : -EBADMSG;
 }
@@ -263,7 +275,7 @@ static int mp_setup(void *arg)
 	if (!pp->chan) {
 		if (!(pp->q = bench_shared_alloc(sizeof(*pp->q))))
 			return -ENOMEM;
-		vy_init(pp->q);
+		vy_init(pp->q, MP_CAP);
 		return 0;
 	}
 	struct shmkit_chan_opts o = { .capacity = MP_CAP, .max_msg = MP_MSG, .flags = SHMKIT_EXCL };
@@ -290,6 +302,103 @@ static void mp_teardown(void *arg)
 			shmkit_chan_close(pp->h[i]);
 	shmkit_seg_remove(pp->name);
 	bench_cleanup_pop(false);
+}
+
+/* ---- round trips over two Vyukov queues (chan.c's interleaved group) ---- */
+
+#define VY_RTT_CAP 64 /* as the channel rows of the group */
+
+struct vy_rtt {
+	struct vy_queue *q;          /* two queues, shared (bench_shared_alloc) */
+	bool cas;
+	uint64_t seq;                /* per process: the next message's number */
+	unsigned char buf[MP_MSG];
+};
+
+static int vy_rtt_setup(void *arg)
+{
+	struct vy_rtt *v = arg;
+	if (!(v->q = bench_shared_alloc(2 * sizeof(*v->q))))
+		return -ENOMEM;
+	vy_init(&v->q[0], VY_RTT_CAP);
+	vy_init(&v->q[1], VY_RTT_CAP);
+	v->seq = 0;
+	return 0;
+}
+
+static void vy_rtt_teardown(void *arg)
+{
+	struct vy_rtt *v = arg;
+	bench_shared_free(v->q, 2 * sizeof(*v->q));
+}
+
+/* Put the message numbered v->seq (every byte written) into q. */
+static int vy_rtt_put(struct vy_rtt *v, struct vy_queue *q)
+{
+	unsigned spins = 0;
+	int r;
+	memset(v->buf, (int)(v->seq & 0xff), MP_MSG);
+	memcpy(v->buf, &v->seq, sizeof(v->seq));
+	while (!(r = vy_push(q, VY_RTT_CAP, v->cas, v->buf)))
+		if (bench_poll(&spins))
+			return -ECANCELED;
+	return r < 0 ? r : 0;
+}
+
+/* Take the message numbered v->seq from q (every byte read); the reply
+ * carries the request's number. */
+static int vy_rtt_get(struct vy_rtt *v, struct vy_queue *q)
+{
+	unsigned spins = 0;
+	uint64_t got, sum = 0, word;
+	int r;
+	while (!(r = vy_pop(q, VY_RTT_CAP, v->cas, v->buf)))
+		if (bench_poll(&spins))
+			return -ECANCELED;
+	if (r < 0)
+		return r;
+	memcpy(&got, v->buf, sizeof(got));
+	for (size_t off = sizeof(got); off < MP_MSG; off += sizeof(word)) {
+		memcpy(&word, v->buf + off, sizeof(word));
+		sum += word;
+	}
+	bench_sink(sum);
+	if (got != v->seq || v->buf[MP_MSG - 1] != (unsigned char)(v->seq & 0xff))
+		return -EBADMSG;
+	return 0;
+}
+
+static int vy_rtt_ping(void *arg, long n)
+{
+	struct vy_rtt *v = arg;
+	int e = 0;
+	for (long i = 0; i < n && !e; i++, v->seq++)
+		if (!(e = vy_rtt_put(v, &v->q[0])))
+			e = vy_rtt_get(v, &v->q[1]);
+	return e;
+}
+
+static int vy_rtt_pong(void *arg, long n)
+{
+	struct vy_rtt *v = arg;
+	int e = 0;
+	for (long i = 0; i < n && !e; i++, v->seq++)
+		if (!(e = vy_rtt_get(v, &v->q[0])))
+			e = vy_rtt_put(v, &v->q[1]);
+	return e;
+}
+
+int bench_vyukov_rtt_pair(struct bench_pair *p, bool cas)
+{
+	static struct vy_rtt v[2];
+	struct vy_rtt *vv = &v[cas];
+
+	*vv = (struct vy_rtt){ .cas = cas };
+	*p = (struct bench_pair){
+		.iters = 10000, .arg = vv, .setup = vy_rtt_setup,
+		.parent_run = vy_rtt_ping, .child_run = vy_rtt_pong, .teardown = vy_rtt_teardown,
+	};
+	return 0;
 }
 
 static void mpmc_suite(void)

@@ -17,4 +17,11 @@ int bench_ref_pair(const char *name, struct bench_pair *p);
  * as a pair (static storage of bus.c); 0. */
 int bench_bus_spin_pair(struct bench_pair *p);
 
+/* bench/mpmc.c: a spinning 64-byte round trip over two Vyukov queues of
+ * 64 cells (vyukov_rtt), or with each cell's publication and release a
+ * CAS of its seq (vyukov_rtt_cas: the two locked operations the MPMC
+ * channel keeps so that a handle wrongly taken for dead gets -ESTALE and
+ * writes nothing); static storage of mpmc.c, one per variant.  0. */
+int bench_vyukov_rtt_pair(struct bench_pair *p, bool cas);
+
 #endif
