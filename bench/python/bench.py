@@ -75,8 +75,8 @@ What is measured:
       process, no wait): best of 5 batches, the floor that a round trip
       (two sends, two receives, two hand-offs across cores) stands on; and
       the pair with timeout=None and with timeout=0 given by keyword: a
-      timed wait looks first with the GIL held (and keeps it while it
-      spins), a try-once call releases it around the library call and
+      timed wait looks first with the GIL held (it releases it to spin or
+      sleep), a try-once call releases it around the library call and
       takes it back; the difference is what that costs.
   sleeps/trip: how many times per round trip a thread of the two
       processes went to sleep in the kernel (voluntary context switches,
@@ -785,7 +785,7 @@ def report(transports, rounds, rt, slept, bw, ref, fills, mins, calls, cross):
           % (c["loop"], c["c_call"], c["getter"], c["send_recv"]))
     print("  the pair with timeout=None %.0f, with timeout=0 (each call releases the GIL and"
           " takes it\n  back) %.0f: %.0f ns a release + re-acquisition, which a wait that"
-          " ends while it looks\n  or spins (with the GIL) saves"
+          " ends at its first look\n  (with the GIL) saves"
           % (c["send_recv_kw"], c["send_recv_gil"],
              (c["send_recv_gil"] - c["send_recv_kw"]) / 2))
     print("  a spinning channel round trip is 2 send+recv pairs (%.0f ns in one process) and "

@@ -103,7 +103,7 @@ long long sk_py_wait(sk_py_op op, void *ctx, int64_t timeout_ns)
 	}
 }
 
-/* ---- the first part of a timed wait, with the GIL held ----
+/* ---- the first part of a timed wait: a look, then a learned spin ----
  *
  * A round trip between two Python processes is two waits of each side,
  * about 0.3 us of interpreter apart.  The library's adaptive wait learns
@@ -123,14 +123,13 @@ long long sk_py_wait(sk_py_op op, void *ctx, int64_t timeout_ns)
  * the next one, up to SK_PY_PROBE_MAX_EVERY: two processes on one CPU pay
  * 50 us in 1024 waits; one that works sets it back to SK_PY_PROBE_EVERY.
  *
- * The spin holds the GIL: at most SK_PY_SPIN_MAX_NS, less than CPython
- * lets a thread keep it (5 ms), and it saves the release and the
- * re-acquisition (about 27 ns) when the wait ends while spinning; the
- * library's sleep (sk_py_wait) releases it.  A thread of this process
- * that would produce what the wait needs cannot run Python meanwhile: the
- * spin fails, and the budget falls to nothing within a few waits (the
- * probes stay, backed off).  Each look is the op with a 0 slice (try
- * once: no sleep, no learning in the library). */
+ * The first look holds the GIL: a wait that is over at once (a message
+ * already there) costs no release and re-acquisition (the bench measures
+ * it: 30-40 ns).  The spin and the sleep release it, so that the other
+ * threads run meanwhile (another thread may be what produces the answer;
+ * holding the GIL through a spin of up to 50 us would stall them, for a
+ * gain too small to see among the round trip's noise).  Each look is the
+ * op with a 0 slice (try once: no sleep, no learning in the library). */
 #define SK_PY_SPIN_MAX_NS 50000
 #define SK_PY_SPIN_START_NS 10000
 #define SK_PY_PROBE_NS 50000
@@ -176,7 +175,7 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Look, then spin (SK_SPIN_ADAPTIVE) with the GIL held.  Returns op's
+/* Look (with the GIL), then spin (SK_SPIN_ADAPTIVE; without).  Returns op's
  * result when the wait is over, else -ETIMEDOUT with *timeout_ns reduced
  * by the time spent (a bounded timeout that ran out while spinning is
  * over: returns -ETIMEDOUT with *timeout_ns = 0). */
@@ -199,19 +198,25 @@ static long long sk_py_spin(SkHandle *h, sk_py_op op, void *ctx, int64_t *timeou
 	if (*timeout_ns > 0 && budget > *timeout_ns)
 		budget = *timeout_ns;
 	start = mono_ns();
+	Py_BEGIN_ALLOW_THREADS
 	for (unsigned i = 1;; i++) {
 		cpu_relax();
 		rc = op(ctx, 0);
 		if (!not_yet(rc)) {
-			spin_learn(h, mono_ns() - start, 1);
-			if (probe)
-				h->probe_every = SK_PY_PROBE_EVERY;
-			return rc;
+			t = -1;
+			break;
 		}
 		if (i % 8)
 			continue;
 		if ((t = mono_ns() - start) >= budget)
 			break;
+	}
+	Py_END_ALLOW_THREADS
+	if (t < 0) {  /* the spin saw the wait end */
+		spin_learn(h, mono_ns() - start, 1);
+		if (probe)
+			h->probe_every = SK_PY_PROBE_EVERY;
+		return rc;
 	}
 	if (*timeout_ns > 0)
 		*timeout_ns = *timeout_ns > t ? *timeout_ns - t : 0;
@@ -240,7 +245,7 @@ long long sk_py_run_ns(SkHandle *h, sk_py_op op, void *ctx, int64_t timeout_ns)
 
 	if (sk_py_enter(h) < 0)
 		return -EINTR;
-	/* A timed wait of a handle that may look first: with the GIL. */
+	/* A timed wait of a handle that may look first (sk_py_spin). */
 	if (timeout_ns != 0 && h->spin != SK_SPIN_NONE) {
 		rc = sk_py_spin(h, op, ctx, &timeout_ns);
 		if (rc == -ETIMEDOUT && timeout_ns != 0)

@@ -53,7 +53,7 @@ enum {
 	                      slice 0, or whose 0-slice result is not "not yet") */
 	SK_SPIN_LOOK,      /* one look (a 0 slice) with the GIL held: no GIL
 	                      release when the wait is already over */
-	SK_SPIN_ADAPTIVE,  /* the look, then a learned spin with the GIL held
+	SK_SPIN_ADAPTIVE,  /* the look, then a learned spin without the GIL
 	                      (WAIT_ADAPTIVE handles; module.c sk_py_spin) */
 };
 
