@@ -133,17 +133,18 @@ static long long op_peek(void *p, int64_t t)
 
 #define bus_run sk_py_run
 
-static PyObject *bus_publish(PyObject *self, PyObject *args, PyObject *kw)
+static PyObject *bus_publish(SK_FAST_ARGS)
 {
-	static char *kwl[] = {"data", "timeout", NULL};
+	static const char *const names[] = {"data", "timeout", NULL};
 	Py_buffer b;
-	PyObject *timeout = Py_None;
+	PyObject *a[2];
 	long long rc;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|O:publish", kwl, &b, &timeout))
+	if (sk_py_fast_args("publish", args, nargs, kwnames, names, 1, a) < 0 ||
+	    sk_py_fast_buffer("publish", a[0], &b, 0) < 0)
 		return NULL;
 	struct bus_op o = {.bus = BUS(self)->bus, .in = b.buf, .len = (size_t)b.len};
-	rc = bus_run(&BUS(self)->h, op_publish, &o, timeout);
+	rc = bus_run(&BUS(self)->h, op_publish, &o, a[1]);
 	PyBuffer_Release(&b);
 	if (rc < 0)
 		return NULL;
@@ -169,13 +170,12 @@ static PyObject *loan_commit(SkView *v, PyObject *args, PyObject *kw)
 
 static const struct sk_view_ops loan_ops = {.end = loan_end, .commit = loan_commit};
 
-static PyObject *bus_loan(PyObject *self, PyObject *args, PyObject *kw)
+static PyObject *bus_loan(SK_FAST_ARGS)
 {
-	static char *kwl[] = {"timeout", NULL};
-	PyObject *timeout = Py_None;
+	PyObject *timeout;
 	SkView *v;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:loan", kwl, &timeout))
+	if (sk_py_fast_timeout("loan", args, nargs, kwnames, &timeout) < 0)
 		return NULL;
 	struct bus_op o = {.bus = BUS(self)->bus};
 	if (bus_run(&BUS(self)->h, op_loan, &o, timeout) < 0)
@@ -278,8 +278,8 @@ static PyMethodDef bus_methods[] = {
 	{"close", bus_close, METH_NOARGS,
 	 "close (OSError EBUSY while subscriptions made on it are open; then nothing\n"
 	 "changes: an open loan stays open)"},
-	{"publish", KWFN(bus_publish), "publish(data, timeout=None): a copy to every subscriber"},
-	{"loan", KWFN(bus_loan),
+	{"publish", FASTFN(bus_publish), "publish(data, timeout=None): a copy to every subscriber"},
+	{"loan", FASTFN(bus_loan),
 	 "loan(timeout=None) -> Loan of max_msg bytes; loan.commit(n) publishes n bytes"},
 	{"subscribe", KWFN(bus_subscribe),
 	 "subscribe(*, from_oldest=False, wait=WAIT_ADAPTIVE) -> Subscription"},
@@ -326,13 +326,12 @@ static void sub_count(SkSub *s, uint64_t lost)
 	s->lost += lost;
 }
 
-static PyObject *sub_recv(PyObject *self, PyObject *args, PyObject *kw)
+static PyObject *sub_recv(SK_FAST_ARGS)
 {
-	static char *kwl[] = {"timeout", NULL};
-	PyObject *timeout = Py_None, *r;
+	PyObject *timeout, *r;
 	long long n;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:recv", kwl, &timeout))
+	if (sk_py_fast_timeout("recv", args, nargs, kwnames, &timeout) < 0)
 		return NULL;
 	if (!(r = PyBytes_FromStringAndSize(NULL, SUB(self)->max_msg)))
 		return NULL;
@@ -355,14 +354,13 @@ static int peek_end(SkView *v)
 
 static const struct sk_view_ops peek_ops = {.end = peek_end};
 
-static PyObject *sub_peek(PyObject *self, PyObject *args, PyObject *kw)
+static PyObject *sub_peek(SK_FAST_ARGS)
 {
-	static char *kwl[] = {"timeout", NULL};
-	PyObject *timeout = Py_None;
+	PyObject *timeout;
 	long long n;
 	SkView *v;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:peek", kwl, &timeout))
+	if (sk_py_fast_timeout("peek", args, nargs, kwnames, &timeout) < 0)
 		return NULL;
 	struct bus_op o = {.sub = SUB(self)->sub};
 	if ((n = bus_run(&SUB(self)->h, op_peek, &o, timeout)) < 0)
@@ -416,9 +414,9 @@ static PyMemberDef sub_members[] = {
 
 static PyMethodDef sub_methods[] = {
 	{"close", sub_close, METH_NOARGS, "unsubscribe (BufferError while a peeked message is exported)"},
-	{"recv", KWFN(sub_recv),
+	{"recv", FASTFN(sub_recv),
 	 "recv(timeout=None) -> bytes; lost messages before it counted in last_lost, lost"},
-	{"peek", KWFN(sub_peek),
+	{"peek", FASTFN(sub_peek),
 	 "peek(timeout=None) -> Message in place (its .lost); release() raises OSError\n"
 	 "ESTALE if it was overwritten while read (discard what was seen)"},
 	{"fileno", sub_fileno, METH_NOARGS,

@@ -164,17 +164,20 @@ static long long chan_run(PyObject *self, sk_py_op op, struct chan_op *o, PyObje
 
 /* send(data) and recv_into(buffer): a copy between a Python buffer and
  * the channel.  The count, or -1 with an exception set. */
-static long long chan_copy(PyObject *self, PyObject *args, PyObject *kw, int into)
+static long long chan_copy(SK_FAST_ARGS, int into)
 {
-	static char *kw_send[] = {"data", "timeout", NULL}, *kw_into[] = {"buffer", "timeout", NULL};
+	static const char *const kw_send[] = {"data", "timeout", NULL},
+		*const kw_into[] = {"buffer", "timeout", NULL};
 	Py_buffer b;
-	PyObject *timeout = Py_None;
+	PyObject *a[2];
 	struct chan_op o = {0};
 	long long rc;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, into ? "w*|O:recv_into" : "y*|O:send",
-	                                 into ? kw_into : kw_send, &b, &timeout))
+	if (sk_py_fast_args(into ? "recv_into" : "send", args, nargs, kwnames,
+	                    into ? kw_into : kw_send, 1, a) < 0 ||
+	    sk_py_fast_buffer(into ? "recv_into" : "send", a[0], &b, into) < 0)
 		return -1;
+	PyObject *timeout = a[1];
 	o.in = o.out = b.buf;
 	o.len = (size_t)b.len;
 	rc = chan_run(self, into ? op_recv : op_send, &o, timeout);
@@ -182,16 +185,16 @@ static long long chan_copy(PyObject *self, PyObject *args, PyObject *kw, int int
 	return rc < 0 ? -1 : rc;
 }
 
-static PyObject *chan_send(PyObject *self, PyObject *args, PyObject *kw)
+static PyObject *chan_send(SK_FAST_ARGS)
 {
-	if (chan_copy(self, args, kw, 0) < 0)
+	if (chan_copy(self, args, nargs, kwnames, 0) < 0)
 		return NULL;
 	Py_RETURN_NONE;
 }
 
-static PyObject *chan_recv_into(PyObject *self, PyObject *args, PyObject *kw)
+static PyObject *chan_recv_into(SK_FAST_ARGS)
 {
-	long long n = chan_copy(self, args, kw, 1);
+	long long n = chan_copy(self, args, nargs, kwnames, 1);
 
 	return n < 0 ? NULL : PyLong_FromLongLong(n);
 }
@@ -200,14 +203,13 @@ static const struct sk_view_ops peek_ops;
 
 /* recv(): the next message copied out (peek, copy, release: no buffer of
  * max_msg bytes per call). */
-static PyObject *chan_recv(PyObject *self, PyObject *args, PyObject *kw)
+static PyObject *chan_recv(SK_FAST_ARGS)
 {
-	static char *kwl[] = {"timeout", NULL};
-	PyObject *timeout = Py_None, *r;
+	PyObject *timeout, *r;
 	struct chan_op o = {0};
 	long long n;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:recv", kwl, &timeout))
+	if (sk_py_fast_timeout("recv", args, nargs, kwnames, &timeout) < 0)
 		return NULL;
 	if ((n = chan_run(self, op_peek, &o, timeout)) < 0)
 		return NULL;
@@ -228,15 +230,14 @@ static int peek_end(SkView *v)
 
 static const struct sk_view_ops peek_ops = {.end = peek_end};
 
-static PyObject *chan_peek(PyObject *self, PyObject *args, PyObject *kw)
+static PyObject *chan_peek(SK_FAST_ARGS)
 {
-	static char *kwl[] = {"timeout", NULL};
-	PyObject *timeout = Py_None;
+	PyObject *timeout;
 	struct chan_op o = {0};
 	long long n;
 	SkView *v;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:peek", kwl, &timeout))
+	if (sk_py_fast_timeout("peek", args, nargs, kwnames, &timeout) < 0)
 		return NULL;
 	if ((n = chan_run(self, op_peek, &o, timeout)) < 0)
 		return NULL;
@@ -276,15 +277,14 @@ static PyObject *loan_commit(SkView *v, PyObject *args, PyObject *kw)
 
 static const struct sk_view_ops loan_ops = {.end = loan_end, .commit = loan_commit};
 
-static PyObject *chan_reserve(PyObject *self, PyObject *args, PyObject *kw)
+static PyObject *chan_reserve(SK_FAST_ARGS)
 {
-	static char *kwl[] = {"timeout", NULL};
-	PyObject *timeout = Py_None;
+	PyObject *timeout;
 	struct chan_op o = {0};
 	struct shmkit_chan_stats st;
 	SkView *v;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:reserve", kwl, &timeout))
+	if (sk_py_fast_timeout("reserve", args, nargs, kwnames, &timeout) < 0)
 		return NULL;
 	if (chan_run(self, op_reserve, &o, timeout) < 0)
 		return NULL;
@@ -437,13 +437,13 @@ static PyMethodDef chan_methods[] = {
 	{"close", chan_close, METH_NOARGS,
 	 "close; an open loan is aborted, a peeked message released (BufferError while\n"
 	 "one is exported)"},
-	{"send", KWFN(chan_send), "send(data, timeout=None): a copy of data (bytes-like)"},
-	{"recv", KWFN(chan_recv), "recv(timeout=None) -> bytes"},
-	{"recv_into", KWFN(chan_recv_into),
+	{"send", FASTFN(chan_send), "send(data, timeout=None): a copy of data (bytes-like)"},
+	{"recv", FASTFN(chan_recv), "recv(timeout=None) -> bytes"},
+	{"recv_into", FASTFN(chan_recv_into),
 	 "recv_into(buffer, timeout=None) -> length (OSError EMSGSIZE if it does not fit)"},
-	{"reserve", KWFN(chan_reserve),
+	{"reserve", FASTFN(chan_reserve),
 	 "reserve(timeout=None) -> Loan of max_msg bytes in the channel; loan.commit(n)"},
-	{"peek", KWFN(chan_peek), "peek(timeout=None) -> Message in place; message.release()"},
+	{"peek", FASTFN(chan_peek), "peek(timeout=None) -> Message in place; message.release()"},
 	{"peek_pos", chan_peek_pos, METH_NOARGS,
 	 "peek_pos() -> the channel position of the message this handle has peeked"},
 	{"reserve_pos", chan_reserve_pos, METH_NOARGS,

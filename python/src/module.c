@@ -230,6 +230,68 @@ static long long sk_py_spin(SkHandle *h, sk_py_op op, void *ctx, int64_t *timeou
 	return -ETIMEDOUT;
 }
 
+int sk_py_fast_args(const char *fn, PyObject *const *args, Py_ssize_t nargs,
+                    PyObject *kwnames, const char *const *names, int nreq, PyObject **out)
+{
+	Py_ssize_t n = 0, nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+
+	while (names[n])
+		out[n++] = NULL;
+	if (nargs > n) {
+		PyErr_Format(PyExc_TypeError, "%s() takes at most %zd arguments (%zd given)", fn, n,
+		             nargs);
+		return -1;
+	}
+	for (Py_ssize_t i = 0; i < nargs; i++)
+		out[i] = args[i];
+	for (Py_ssize_t k = 0; k < nkw; k++) {
+		PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+		Py_ssize_t i = 0;
+
+		while (i < n && PyUnicode_CompareWithASCIIString(key, names[i]) != 0)
+			i++;
+		if (i == n) {
+			PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'",
+			             fn, key);
+			return -1;
+		}
+		if (out[i]) {
+			PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fn,
+			             names[i]);
+			return -1;
+		}
+		out[i] = args[nargs + k];
+	}
+	for (int i = 0; i < nreq; i++)
+		if (!out[i]) {
+			PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fn,
+			             names[i]);
+			return -1;
+		}
+	return 0;
+}
+
+int sk_py_fast_buffer(const char *fn, PyObject *obj, Py_buffer *b, int writable)
+{
+	if (PyObject_GetBuffer(obj, b, writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) == 0)
+		return 0;
+	if (PyErr_ExceptionMatches(PyExc_BufferError) || PyErr_ExceptionMatches(PyExc_ValueError)) {
+		PyErr_Clear();
+		PyErr_Format(PyExc_TypeError, "%s() argument must be a %scontiguous bytes-like "
+		             "object, not '%.100s'", fn, writable ? "writable " : "",
+		             Py_TYPE(obj)->tp_name);
+	}
+	return -1;
+}
+
+int sk_py_fast_timeout(const char *fn, PyObject *const *args, Py_ssize_t nargs,
+                       PyObject *kwnames, PyObject **timeout)
+{
+	static const char *const names[] = {"timeout", NULL};
+
+	return sk_py_fast_args(fn, args, nargs, kwnames, names, 0, timeout);
+}
+
 long long sk_py_run(SkHandle *h, sk_py_op op, void *ctx, PyObject *timeout)
 {
 	int64_t tns;

@@ -192,6 +192,21 @@ extern PyTypeObject SkIter_Type;
 
 /* A method table entry's function and flags for keyword methods. */
 #define KWFN(f) (PyCFunction)(void (*)(void))(f), METH_VARARGS | METH_KEYWORDS
+/* The same through the vectorcall protocol (METH_FASTCALL): no argument
+ * tuple, no keyword dict - for the calls a round trip is made of. */
+#define FASTFN(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
+#define SK_FAST_ARGS PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+/* Parse FASTFN arguments: names (NULL-terminated) may all be given by
+ * position or keyword, the first nreq are required; out[i] is the i-th
+ * (borrowed), NULL when not given.  0, or -1 with TypeError set. */
+int sk_py_fast_args(const char *fn, PyObject *const *args, Py_ssize_t nargs,
+                    PyObject *kwnames, const char *const *names, int nreq, PyObject **out);
+/* A contiguous buffer of obj, writable if asked (TypeError otherwise, as
+ * "y*"/"w*" raise): 0, or -1 with the error set. */
+int sk_py_fast_buffer(const char *fn, PyObject *obj, Py_buffer *b, int writable);
+/* The common case: (timeout=None) only. */
+int sk_py_fast_timeout(const char *fn, PyObject *const *args, Py_ssize_t nargs,
+                       PyObject *kwnames, PyObject **timeout);
 
 /* The type object of a handle class. */
 #define SK_HANDLE_TYPE(var, name, doc, ctype, dealloc, iter, iternext, methods, members, \

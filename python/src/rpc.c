@@ -198,15 +198,18 @@ static SkView *client_wait_id(PyObject *self, uint64_t id, PyObject *timeout)
 	return v;
 }
 
-static PyObject *client_wait(PyObject *self, PyObject *args, PyObject *kw)
+static PyObject *client_wait(SK_FAST_ARGS)
 {
-	static char *kwl[] = {"id", "timeout", NULL};
+	static const char *const names[] = {"id", "timeout", NULL};
 	unsigned long long id = 0;
-	PyObject *timeout = Py_None;
+	PyObject *a[2];
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|KO:wait", kwl, &id, &timeout))
+	if (sk_py_fast_args("wait", args, nargs, kwnames, names, 0, a) < 0)
 		return NULL;
-	return (PyObject *)client_wait_id(self, id, timeout);
+	if (a[0] && (id = PyLong_AsUnsignedLongLong(a[0])) == (unsigned long long)-1 &&
+	    PyErr_Occurred())
+		return NULL;
+	return (PyObject *)client_wait_id(self, id, a[1]);
 }
 
 /* call(): send, wait, copy, release.  A wait cut short by a signal
@@ -411,7 +414,7 @@ static PyMethodDef client_methods[] = {
 	{"loan", client_loan, METH_NOARGS,
 	 "loan() -> Loan of max_request bytes; loan.commit(length, *, idempotent=False,\n"
 	 "timeout=None) sends it and returns the id"},
-	{"wait", KWFN(client_wait),
+	{"wait", FASTFN(client_wait),
 	 "wait(id=0, timeout=None) -> Message: the response in place (.id, .status);\n"
 	 "release() frees the call.  id 0: any outstanding call.  A response not yet\n"
 	 "released is the same Message again"},
@@ -435,14 +438,13 @@ SK_HANDLE_TYPE(SkRpcClient_Type, "shmkit.RpcClient",
  * server's close, which fails its caller). */
 static const struct sk_view_ops request_ops;
 
-static PyObject *server_recv(PyObject *self, PyObject *args, PyObject *kw)
+static PyObject *server_recv(SK_FAST_ARGS)
 {
-	static char *kwl[] = {"timeout", NULL};
-	PyObject *timeout = Py_None;
+	PyObject *timeout;
 	struct rpc_op o = {.r = RPC(self)->r};
 	SkView *v;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:recv", kwl, &timeout))
+	if (sk_py_fast_timeout("recv", args, nargs, kwnames, &timeout) < 0)
 		return NULL;
 	if (sk_py_run(&RPC(self)->h, op_recv, &o, timeout) < 0)
 		return NULL;
@@ -469,7 +471,7 @@ static PyObject *server_requests(PyObject *self, PyObject *args, PyObject *kw)
 
 static PyMethodDef server_methods[] = {
 	RPC_COMMON_METHODS,
-	{"recv", KWFN(server_recv),
+	{"recv", FASTFN(server_recv),
 	 "recv(timeout=None) -> Request in place; answer with request.respond(data) or\n"
 	 "request.loan() -> Loan -> commit(length)"},
 	{"requests", KWFN(server_requests),

@@ -320,3 +320,36 @@ def test_readonly_handle_is_permissionerror(name):
                 call()
             assert ei.value.errno in (1, 13) and ei.value.strerror
         assert ro.stats()["depth"] == 1 and ch.recv() == b"x"
+
+
+def test_argument_errors(name):
+    """The calls a round trip is made of parse their arguments themselves
+    (vectorcall): the errors Python's own parsing gives."""
+    try:
+        argument_errors(name)
+    finally:
+        try:
+            shmkit.Segment.remove(name + "b")
+        except FileNotFoundError:
+            pass
+
+
+def argument_errors(name):
+    import numpy as np
+    with shmkit.Channel.create(name, capacity=4, max_msg=64) as ch, \
+            shmkit.Bus.create(name + "b", capacity=4, max_msg=64) as bus:
+        for call in (lambda: ch.send(), lambda: ch.send(b"x", 1, 2),
+                     lambda: ch.send(b"x", timeout=1, data=b"y"), lambda: ch.recv(bogus=1),
+                     lambda: ch.recv(1, timeout=1), lambda: ch.send("text"),
+                     lambda: ch.recv_into(b"read-only"), lambda: ch.recv_into(),
+                     lambda: ch.send(np.zeros((4, 4))[:, 0]), lambda: ch.peek(1, 2),
+                     lambda: ch.reserve(timeout=1, x=2), lambda: bus.publish(),
+                     lambda: bus.publish(b"x", tmeout=1), lambda: bus.loan(1, 2)):
+            with pytest.raises(TypeError):
+                call()
+        ch.send(data=b"kw", timeout=WAIT)
+        ch.send(b"pos", WAIT)
+        buf = bytearray(8)
+        assert ch.recv_into(buffer=buf, timeout=WAIT) == 2 and buf[:2] == b"kw"
+        assert ch.recv(WAIT) == b"pos"
+        assert ch.stats()["depth"] == 0
