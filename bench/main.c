@@ -323,8 +323,18 @@ static int usage(FILE *f, int status)
 	return status;
 }
 
+/* --list: "ref NAME" / "suite NAME" lines; with --json one array of
+ * {"kind","name"} (names are identifiers: nothing to escape). */
 static void list_entries(void)
 {
+	if (g.json) {
+		for (int i = 0; i < g.nrefs + g.nsuites; i++)
+			printf("%s{\"kind\":\"%s\",\"name\":\"%s\"}", i ? "," : "[",
+			       i < g.nrefs ? "ref" : "suite",
+			       i < g.nrefs ? g.refs[i].name : g.suites[i - g.nrefs].name);
+		printf("%s]\n", g.nrefs + g.nsuites ? "" : "[");
+		return;
+	}
 	for (int i = 0; i < g.nrefs; i++)
 		printf("ref   %s\n", g.refs[i].name);
 	for (int i = 0; i < g.nsuites; i++)

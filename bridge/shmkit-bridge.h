@@ -36,7 +36,7 @@
  *        2 channel data, 3 channel ack, 4 channel hello, 5 journal
  *        records, 6 journal hello, 7 rpc request, 8 rpc response, 9 rpc
  *        hello, 10 rpc hello-ack)
- *     6  u8 delivery (bus: enum shmkit_bus_mode; channel data: 1 if the
+ *     6  u8 delivery (bus: enum shmkit_bus_delivery; channel data: 1 if the
  *        exported channel is SPSC)          7  u8 reserved (0)
  *     8  u32 origin bridge id  12 u32 payload length
  *     16 u64 sequence number (per origin and exported bus, from 1; a jump

@@ -494,6 +494,29 @@ struct shmkit_chan_stats {
  * indices. */
 int shmkit_chan_stats(shmkit_chan *ch, struct shmkit_chan_stats *st);
 
+/* A handle taking part in a channel (shmkit_chan_peers).  An MPMC handle
+ * takes a statistics entry at its first send or receive; an SPSC
+ * channel's peers are its two role holders. */
+#define SHMKIT_CHAN_PEER_HANDLE 0   /* MPMC: a handle's entry */
+#define SHMKIT_CHAN_PEER_PRODUCER 1 /* SPSC: the producer role */
+#define SHMKIT_CHAN_PEER_CONSUMER 2 /* SPSC: the consumer role */
+struct shmkit_chan_peer {
+	int role;                    /* SHMKIT_CHAN_PEER_* */
+	unsigned index;              /* MPMC: its entry; SPSC: 0 */
+	pid_t pid;                   /* SPSC: the role holder's; MPMC: 0 (not
+	                                kept) */
+	int alive;                   /* 1 alive, 0 dead, -1 unknown: the
+	                                kernel's lock, not the pid */
+	uint64_t sent, received;     /* MPMC: this handle's messages */
+	int owned;                   /* MPMC: the entry of an owner token */
+};
+/* Call fn for every peer; stops early and returns fn's value if it
+ * returns non-zero.  Readable through any handle (also SHMKIT_RDONLY);
+ * a snapshot for display. */
+int shmkit_chan_peers(shmkit_chan *ch,
+                      int (*fn)(const struct shmkit_chan_peer *p, void *arg),
+                      void *arg);
+
 /* ------------------------------------------------------------------------
  * Bus: publish/subscribe; each message goes to every subscriber.  Up to
  * max_publishers publishing handles and max_subscribers subscriptions at
@@ -510,7 +533,7 @@ int shmkit_chan_stats(shmkit_chan *ch, struct shmkit_chan_stats *st);
 typedef struct shmkit_bus shmkit_bus;
 typedef struct shmkit_sub shmkit_sub;
 
-enum shmkit_bus_mode {
+enum shmkit_bus_delivery {
 	SHMKIT_BUS_OVERWRITE = 0,    /* publishers never wait; slow readers lose */
 	SHMKIT_BUS_BACKPRESSURE = 1, /* publishers wait for the slowest reader */
 };
@@ -524,7 +547,7 @@ struct shmkit_bus_opts {
 	uint32_t capacity;    /* create: slots, rounded up to a power of 2
 	                         (default 256, at most 2^24) */
 	uint32_t max_msg;     /* create: largest message (default 1024) */
-	int delivery;         /* create: enum shmkit_bus_mode */
+	int delivery;         /* create: enum shmkit_bus_delivery */
 	unsigned mode;        /* create: permission bits, default 0600 */
 	unsigned flags;       /* SHMKIT_EXCL, seg flags */
 	int wait;             /* enum shmkit_wait */
@@ -604,7 +627,7 @@ int shmkit_sub_ack_fd(shmkit_sub *sub);
 /* State of a bus, for monitoring (a snapshot; values move meanwhile). */
 struct shmkit_bus_stats {
 	uint32_t capacity, max_msg;
-	int delivery;                /* enum shmkit_bus_mode */
+	int delivery;                /* enum shmkit_bus_delivery */
 	uint64_t head;               /* sequences published (claimed) so far */
 	uint64_t oldest;             /* oldest sequence still retained */
 	uint32_t publishers;         /* registered entries, alive or not */
@@ -649,7 +672,8 @@ int shmkit_bus_peers(shmkit_bus *bus,
  *     to another server;
  *   - a server killed after taking a request from the queue but before
  *     claiming it: the caller re-queues it after a slice (a duplicate that
- *     finds the call claimed is dropped);
+ *     finds the call claimed is dropped); a request still in the queue is
+ *     never queued twice, so waiting callers do not fill the queue;
  *   - a client that dies: its entry and slots are reclaimed by the next
  *     client that takes the entry; servers still working for it finish
  *     into the void (shmkit_rpc_abandoned tells them it is gone).

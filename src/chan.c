@@ -388,3 +388,55 @@ int shmkit_chan_stats(shmkit_chan *ch, struct shmkit_chan_stats *st)
 	st->consumer = sk_role_pid(sk_load_relaxed(&c->consumer));
 	return 0;
 }
+
+/* Whether peer id lives: the kernel's lock on its byte (peer.h). */
+static int peer_alive(const shmkit_chan *ch, uint32_t id)
+{
+	int held = sk_peer_held(ch->seg, SK_PEER_CHAN + id);
+
+	return held < 0 ? -1 : held;
+}
+
+int shmkit_chan_peers(shmkit_chan *ch, int (*fn)(const struct shmkit_chan_peer *p, void *arg),
+                      void *arg)
+{
+	if (!ch || !fn)
+		return sk_fail(-EINVAL, "channel or fn is NULL");
+	/* Relaxed loads throughout: a snapshot for people, ordered with
+	 * nothing; whether a peer lives is the lock's word. */
+	if (ch->spsc) {
+		const uint64_t *words[2] = { &ch->ctl->producer, &ch->ctl->consumer };
+		for (int r = 0; r < 2; r++) {
+			uint64_t w = sk_load_relaxed(words[r]);
+			if (!w)
+				continue;
+			struct shmkit_chan_peer p = {
+				.role = r ? SHMKIT_CHAN_PEER_CONSUMER : SHMKIT_CHAN_PEER_PRODUCER,
+				.pid = (pid_t)sk_role_pid(w),
+				.alive = peer_alive(ch, sk_role_id(w)),
+			};
+			int rc = fn(&p, arg);
+			if (rc)
+				return rc;
+		}
+		return 0;
+	}
+	for (uint32_t i = 0; i < ch->nstats; i++) {
+		const struct sk_chan_stat *e = &ch->stats[i];
+		uint64_t w = sk_load_relaxed(&e->owner);
+		if (w == 0 || w > SK_SEQ_PID_MASK) /* free, or not an id: bounded */
+			continue;
+		struct shmkit_chan_peer p = {
+			.role = SHMKIT_CHAN_PEER_HANDLE,
+			.index = i,
+			.alive = peer_alive(ch, (uint32_t)w),
+			.sent = sk_load_relaxed(&e->sent),
+			.received = sk_load_relaxed(&e->received),
+			.owned = sk_load_relaxed(&e->token) != 0,
+		};
+		int rc = fn(&p, arg);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}

@@ -357,6 +357,16 @@ Test(cli_tool, gc_json_is_one_object_per_line)
 	expect_json(true, "[(x['action'], x['name']) for x in d]", want);
 }
 
+/* bench --list --json: one array of the references and suites (the rows
+ * bench --json prints are tested in test_bench). */
+Test(cli_tool, bench_list_json_is_an_array)
+{
+	cr_assert_eq(RUN(NULL, "bench", "--list", "--json"), 0, "%s", out);
+	expect_json(false, "sorted(set(x['kind'] for x in d)), "
+	            "'cacheline_rtt' in [x['name'] for x in d if x['kind'] == 'ref']",
+	            "['ref', 'suite'] True");
+}
+
 /* ---- how far a failure got ------------------------------------------------- */
 
 Test(cli_tool, failures_say_how_far_they_got)
@@ -414,6 +424,31 @@ Test(cli_tool, demo_json_is_one_object)
 		         i ? "back" : "out");
 		cr_expect(access(path, F_OK) && errno == ENOENT, "%s left behind", path);
 	}
+}
+
+/* info of a channel lists its peers (shmkit_chan_peers): this process's
+ * handle, alive, and a forked child's, dead once it exited. */
+Test(cli_tool, info_lists_a_channels_handles)
+{
+	const char *c = sk_test_new_name("posix");
+	struct shmkit_chan_opts o = { .capacity = 8, .max_msg = 16, .flags = SHMKIT_EXCL };
+	shmkit_chan *ch;
+	char buf[16];
+
+	cr_assert_eq(shmkit_chan_create(&ch, c, &o), 0);
+	cr_assert_eq(shmkit_chan_send(ch, "a", 1, 0), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(shmkit_chan_recv(ch, buf, sizeof(buf), 0) == 1 ? 0 : 1);
+	cr_assert_eq(sk_test_reap(pid), 0);
+	cr_assert_eq(RUN(NULL, "info", c, "--json"), 0, "%s", out);
+	expect_json(false, "sorted((p['role'], p['alive'], p['sent'], p['received']) "
+	            "for p in d['chan']['peers'])",
+	            "[('handle', False, 0, 1), ('handle', True, 1, 0)]");
+	cr_assert_eq(RUN(NULL, "info", c), 0, "%s", out);
+	cr_expect(strstr(out, "dead    sent 0          received 1"), "%s", out);
+	shmkit_chan_close(ch);
 }
 
 /* sub --follow with a timeout ends as recv --follow does: exit 0. */

@@ -306,8 +306,9 @@ Test(top, full_channel_nobody_has_open_is_stuck)
 	/* full, closed: no live consumer can drain it */
 	shmkit_chan *ch = make_chan(full, 2, 2, 0);
 	shmkit_chan_close(ch);
-	/* full too, but a handle (a possible consumer) is open: not stuck */
-	shmkit_chan *h = make_chan(held, 2, 2, 0);
+	/* full too, but a handle that receives from it is open: not stuck */
+	shmkit_chan *h = make_chan(held, 2, 2, 1);
+	cr_assert_eq(shmkit_chan_send(h, "m", 1, 0), 0);
 
 	/* another top (a concurrent test's) opening it for an instant makes it
 	 * "in use" then: asked again until that passed */
@@ -321,6 +322,38 @@ Test(top, full_channel_nobody_has_open_is_stuck)
 	must_find(out, held, obj, sizeof(obj));
 	cr_assert(strstr(obj, "\"stuck\":false"), "%s", obj);
 	shmkit_chan_close(h);
+}
+
+/* A forked child receives from the channel and dies; this process fills
+ * it: the one handle that received is dead, so nobody drains it (stuck),
+ * and the child's entry counts dead - the kernel's lock, not its pid.
+ * Then this handle receives one: a live consumer, not stuck. */
+Test(top, full_channel_whose_consumer_died_is_stuck)
+{
+	const char *name = sk_test_new_name("posix");
+	char obj[8192], buf[64];
+	shmkit_chan *ch = make_chan(name, 2, 1, 0);
+
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(shmkit_chan_recv(ch, buf, sizeof(buf), 0) == 1 ? 0 : 1);
+	cr_assert_eq(sk_test_reap(pid), 0);
+	cr_assert_eq(shmkit_chan_send(ch, "m", 1, 0), 0);
+	cr_assert_eq(shmkit_chan_send(ch, "m", 1, 0), 0);
+	top_json(NULL);
+	must_find(out, name, obj, sizeof(obj));
+	cr_assert(strstr(obj, "\"stuck\":true") && strstr(obj, "no live handle has received"),
+	          "%s", obj);
+	expect(obj, "peers_alive", 1);
+	expect(obj, "peers_dead", 1);
+
+	cr_assert_eq(shmkit_chan_recv(ch, buf, sizeof(buf), 0), 1);
+	cr_assert_eq(shmkit_chan_send(ch, "m", 1, 0), 0);
+	top_json(NULL);
+	must_find(out, name, obj, sizeof(obj));
+	cr_assert(strstr(obj, "\"stuck\":false"), "%s", obj);
+	shmkit_chan_close(ch);
 }
 
 Test(top, rpc_calls_waiting_without_a_server_are_stuck)

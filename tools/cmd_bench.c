@@ -46,7 +46,8 @@ static void bench_help(FILE *f)
 	      "  --json      one JSON object per row: name, value, unit, p99, ratio, ref\n"
 	      "  --quick     small counts (a smoke test; figures are rough)\n"
 	      "  --filter S  only rows whose name contains S\n"
-	      "  --list      list the references and suites\n"
+	      "  --list      list the references and suites (with --json: one array of\n"
+	      "              {kind, name})\n"
 	      "Runs shmkit-bench from this program's directory, else from PATH.\n", f);
 }
 

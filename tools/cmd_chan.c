@@ -381,8 +381,49 @@ static void info_text(const struct shmkit_chan_stats *st)
 	       st->hdr_size + st->capacity * st->slot_size, st->seg_size);
 }
 
-static void info_json(const struct shmkit_chan_stats *st)
+static const char *const peer_roles[] = { "handle", "producer", "consumer" };
+
+static const char *peer_role(int role)
 {
+	return role >= 0 && role <= 2 ? peer_roles[role] : "?";
+}
+
+/* One line of `info` per peer (shmkit_chan_peers). */
+static int peer_text(const struct shmkit_chan_peer *p, void *arg)
+{
+	(void)arg;
+	const char *alive = p->alive > 0 ? "alive" : p->alive == 0 ? "dead" : "unknown";
+	if (p->role == SHMKIT_CHAN_PEER_HANDLE)
+		printf("  handle %-3u %-7s sent %-10llu received %llu%s\n", p->index, alive,
+		       (unsigned long long)p->sent, (unsigned long long)p->received,
+		       p->owned ? "  (owner token)" : "");
+	else
+		printf("  %-8s pid %-8d %s\n", peer_role(p->role), (int)p->pid, alive);
+	return 0;
+}
+
+static int peer_json(const struct shmkit_chan_peer *p, void *arg)
+{
+	int *first = arg;
+
+	printf("%s{\"role\":\"%s\",\"index\":%u,", *first ? "" : ",", peer_role(p->role),
+	       p->index);
+	if (p->pid)
+		printf("\"pid\":%d,", (int)p->pid);
+	else
+		printf("\"pid\":null,");
+	printf("\"alive\":%s,\"sent\":%llu,\"received\":%llu,\"owned\":%s}",
+	       p->alive > 0 ? "true" : p->alive == 0 ? "false" : "null",
+	       (unsigned long long)p->sent, (unsigned long long)p->received,
+	       p->owned ? "true" : "false");
+	*first = 0;
+	return 0;
+}
+
+static void info_json(shmkit_chan *ch, const struct shmkit_chan_stats *st)
+{
+	int first = 1;
+
 	printf("{\"spsc\":%s,\"capacity\":%u,\"max_msg\":%u,\"depth\":%llu,\"sent\":%llu,"
 	       "\"received\":%llu,\"full_waits\":%llu,\"empty_waits\":%llu,\"reclaimed\":%llu,"
 	       "\"aborted\":%llu,\"hdr_size\":%zu,\"slot_size\":%zu,\"seg_size\":%zu,"
@@ -394,7 +435,9 @@ static void info_json(const struct shmkit_chan_stats *st)
 	       (unsigned long long)st->aborted, st->hdr_size, st->slot_size, st->seg_size,
 	       st->producer, st->consumer);
 	tool_json_str("hdr_size + capacity * slot_size, page-rounded");
-	putchar('}');
+	printf(",\"peers\":[");
+	shmkit_chan_peers(ch, peer_json, &first);
+	printf("]}");
 }
 
 int info_chan(const char *name, bool json)
@@ -412,10 +455,13 @@ int info_chan(const char *name, bool json)
 		shmkit_chan_close(ch);
 		return tool_err(name, err);
 	}
-	if (json)
-		info_json(&st);
-	else
+	if (json) {
+		info_json(ch, &st);
+	} else {
 		info_text(&st);
+		printf("peers:       (handles that sent or received; SPSC: the roles)\n");
+		shmkit_chan_peers(ch, peer_text, NULL);
+	}
 	shmkit_chan_close(ch);
 	return 0;
 }

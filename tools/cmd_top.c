@@ -29,8 +29,9 @@
  *   LAG         bus: the slowest live subscriber's lag
  *   LOST        bus: messages subscribers lost; rpc: calls that got no
  *               answer (timeouts + resets)
- *   PEERS       alive/dead entries (bus, rpc; SPSC channel roles by pid;
- *               System V attach count; journal writer)
+ *   PEERS       alive/dead entries, by the kernel's locks (chan: handles,
+ *               SPSC roles; bus, rpc: table entries); System V attach
+ *               count; journal writer
  *   NOTE        "!" and why, for something stuck; else remarks
  */
 #include <errno.h>
@@ -529,12 +530,13 @@ static const char top_help[] =
 	"  DEPTH       chan queued, bus retained, rpc calls in flight, journal records\n"
 	"  LAG         bus: the slowest live subscriber's lag\n"
 	"  LOST        bus: lost by subscribers; rpc: calls unanswered (timeouts, resets)\n"
-	"  PEERS       alive/dead entries (bus, rpc, SPSC channel roles), System V\n"
-	"              attach count, journal writer\n"
+	"  PEERS       alive/dead entries (chan handles or SPSC roles, bus, rpc),\n"
+	"              System V attach count, journal writer\n"
 	"  NOTE        why a row is marked stuck (\"!\" before its kind): a full\n"
-	"              channel nobody drains, a full back-pressure bus, calls and no\n"
-	"              server, a journal needing repair, an unfinished or leftover\n"
-	"              segment; and remarks (dead peer entries, no writer)\n"
+	"              channel no live handle receives from, a full back-pressure\n"
+	"              bus, calls and no server, a journal needing repair, an\n"
+	"              unfinished or leftover segment; and remarks (dead peer\n"
+	"              entries, no writer)\n"
 	"Keys: s / S cycle the sort column (kind, name, size, in/s, out/s, depth,\n"
 	"lag, lost), r reverses it, / filters by a name substring (Enter applies,\n"
 	"Esc cancels), k cycles the kind shown, c clears filters, q or Ctrl-C quits.\n"

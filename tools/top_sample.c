@@ -188,11 +188,37 @@ void top_state_free(struct state *s)
 
 /* ---- services: statistics into an obj ----------------------------------- */
 
+struct chan_acc {
+	unsigned alive, dead, consumers;  /* consumers: live ones (SPSC: the
+	                                     role; MPMC: a handle that has
+	                                     received) */
+	pid_t dead_pid[2];                /* SPSC: a dead role holder's pid */
+};
+
+static int chan_peer(const struct shmkit_chan_peer *p, void *arg)
+{
+	struct chan_acc *a = arg;
+	bool consumer = p->role == SHMKIT_CHAN_PEER_CONSUMER || p->received > 0;
+
+	if (p->alive == 0) {
+		a->dead++;
+		if (p->role != SHMKIT_CHAN_PEER_HANDLE)
+			a->dead_pid[p->role - 1] = p->pid;
+	} else {
+		a->alive += p->alive > 0;
+		a->consumers += consumer; /* unknown (-1) counts as alive */
+	}
+	return 0;
+}
+
 static void fill_chan(struct obj *o, shmkit_chan *ch, const struct shmkit_seg_info *seg)
 {
 	struct shmkit_chan_stats st;
+	struct chan_acc a = { 0 };
 	int err = shmkit_chan_stats(ch, &st);
 
+	if (!err)
+		err = shmkit_chan_peers(ch, chan_peer, &a);
 	if (err) {
 		note(o, false, "stats: %s", shmkit_strerror(err));
 		return;
@@ -201,21 +227,19 @@ static void fill_chan(struct obj *o, shmkit_chan *ch, const struct shmkit_seg_in
 	o->out = known(st.received);
 	o->depth = known(st.depth);
 	o->capacity = known(st.capacity);
+	o->alive = known(a.alive);
+	o->dead = known(a.dead);
 	bool full = st.depth >= st.capacity;
-	if (st.spsc) {
-		unsigned a = pid_alive((pid_t)st.producer) + pid_alive((pid_t)st.consumer);
-		unsigned held = (st.producer != 0) + (st.consumer != 0);
-		o->alive = known(a);
-		o->dead = known(held - a);
-		if (st.producer && !pid_alive((pid_t)st.producer))
-			note(o, false, "producer pid %u gone", st.producer);
-		if (full && (!st.consumer || !pid_alive((pid_t)st.consumer)))
-			note(o, true, "full, no live consumer");
-		else if (st.consumer && !pid_alive((pid_t)st.consumer))
-			note(o, false, "consumer pid %u gone", st.consumer);
-	}
 	if (full && seg && seg->in_use == 0)
 		note(o, true, "full, nobody has it open");
+	else if (full && !a.consumers)
+		note(o, true, st.spsc ? "full, no live consumer" : "full, no live handle has received");
+	if (a.dead_pid[0])
+		note(o, false, "producer pid %d gone", (int)a.dead_pid[0]);
+	if (a.dead_pid[1])
+		note(o, false, "consumer pid %d gone", (int)a.dead_pid[1]);
+	else if (!st.spsc && a.dead)
+		note(o, false, "%u dead handle entr%s", a.dead, a.dead > 1 ? "ies" : "y");
 	if (st.reclaimed)
 		note(o, false, "%" PRIu64 " reclaimed from dead peers", st.reclaimed);
 }
