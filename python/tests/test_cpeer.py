@@ -25,6 +25,16 @@ pytestmark = pytest.mark.skipif(not os.access(TOOL, os.X_OK), reason="no shmkit 
 W = 64          # words per array (512 bytes)
 
 
+def sanitizers(lib):
+    """-fsanitize= for the sanitizers lib was built with (make SAN=...):
+    a program linking it needs their runtimes."""
+    undefined = subprocess.run(["nm", "-u", lib], capture_output=True, text=True,
+                               timeout=120).stdout
+    kinds = [k for k, sym in (("address", "__asan_"), ("undefined", "__ubsan_"),
+                              ("thread", "__tsan_")) if sym in undefined]
+    return ["-fsanitize=" + ",".join(kinds)] if kinds else []
+
+
 @pytest.fixture(scope="module")
 def cpeer():
     """cpeer.c built against the library the tool was built with."""
@@ -32,8 +42,9 @@ def cpeer():
     d = tempfile.mkdtemp(prefix=unique("cpeer") + "-")
     exe = os.path.join(d, "cpeer")
     try:
-        subprocess.run([os.environ.get("CC", "cc"), "-std=gnu11", "-Wall", "-Wextra", "-Werror",
-                        "-I", os.path.join(ROOT, "include"), os.path.join(HERE, "cpeer.c"), LIB,
+        subprocess.run([os.environ.get("CC", "cc"), "-std=gnu11", "-Wall", "-Wextra", "-Werror"]
+                       + sanitizers(LIB) +
+                       ["-I", os.path.join(ROOT, "include"), os.path.join(HERE, "cpeer.c"), LIB,
                         "-lpthread", "-o", exe], check=True, timeout=120)
         yield exe
     finally:
