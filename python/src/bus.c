@@ -57,7 +57,11 @@ static PyObject *bus_make(PyObject *args, PyObject *kw, int create)
 	}
 	b->bus = bus;
 	b->max_msg = st.max_msg;
-	sk_py_spin_init(&b->h, wait);
+	/* An overwrite bus never waits for room, but even a try-once publish
+	 * waits (up to SK_BUS_STUCK_NS) for a live publisher's copy in
+	 * progress in the slot it claimed: never with the GIL held. */
+	if (st.delivery != SHMKIT_BUS_OVERWRITE)
+		sk_py_spin_init(&b->h, wait);
 	return (PyObject *)b;
 }
 
