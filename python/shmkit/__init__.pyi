@@ -56,6 +56,10 @@ WAIT_BLOCK: Final = 2
 # Channel.fileno(events=).
 POLLIN: Final = 1
 POLLOUT: Final = 4
+# Channel.peers()[i]["role"].
+CHAN_PEER_HANDLE: Final = 0
+CHAN_PEER_PRODUCER: Final = 1
+CHAN_PEER_CONSUMER: Final = 2
 # Bus delivery (Bus.create(delivery=)).
 OVERWRITE: Final = 0
 BACKPRESSURE: Final = 1
@@ -106,6 +110,15 @@ class _ChannelStats(TypedDict):
     spsc: bool
     producer: int
     consumer: int
+
+class _ChannelPeer(TypedDict):
+    role: int
+    index: int
+    pid: int
+    alive: int
+    sent: int
+    received: int
+    owned: bool
 
 class _BusStats(TypedDict):
     capacity: int
@@ -415,6 +428,10 @@ class Channel:
         POLLOUT); ack() it, then drain with timeout=0."""
     def ack(self) -> None: ...
     def stats(self) -> _ChannelStats: ...
+    def peers(self) -> builtins.list[_ChannelPeer]:
+        """A dict per handle taking part: an MPMC handle's entry
+        (CHAN_PEER_HANDLE) or an SPSC role's holder (CHAN_PEER_PRODUCER,
+        CHAN_PEER_CONSUMER); alive 1/0/-1 by the kernel's lock."""
     def messages(self, timeout: _Timeout = None) -> Iterator[bytes]: ...
     async def recv_async(self, timeout: _Timeout = None) -> bytes:
         """The next message, without blocking the event loop (shmkit.aio.recv)."""

@@ -398,6 +398,29 @@ static PyObject *chan_disown(PyObject *self, PyObject *unused)
 	return sk_py_call(&CH(self)->h, call_disown, CH(self)->ch, 1);
 }
 
+static int peer_one(const struct shmkit_chan_peer *p, void *list)
+{
+	PyObject *d = Py_BuildValue("{s:i,s:I,s:i,s:i,s:K,s:K,s:O}",
+		"role", p->role, "index", p->index, "pid", (int)p->pid, "alive", p->alive,
+		"sent", (unsigned long long)p->sent, "received", (unsigned long long)p->received,
+		"owned", p->owned ? Py_True : Py_False);
+
+	return sk_py_list_add(list, d);
+}
+
+static int call_peers(void *p)
+{
+	struct sk_peers_call *c = p;
+	return shmkit_chan_peers(c->handle, peer_one, c->list);
+}
+
+static PyObject *chan_peers(PyObject *self, PyObject *unused)
+{
+	struct sk_peers_call c = {CH(self)->ch};
+
+	return sk_py_peers(&CH(self)->h, call_peers, &c);
+}
+
 static PyObject *chan_iter(PyObject *self)
 {
 	return sk_py_iter_new(self, "recv", Py_None);
@@ -457,6 +480,10 @@ static PyMethodDef chan_methods[] = {
 	 "with timeout=0 until BlockingIOError)"},
 	{"ack", chan_ack, METH_NOARGS, "re-arm the fd after it signalled"},
 	{"stats", chan_stats, METH_NOARGS, "counters, as a dict"},
+	{"peers", chan_peers, METH_NOARGS,
+	 "peers() -> a dict per handle taking part (role CHAN_PEER_HANDLE: an MPMC handle's\n"
+	 "entry, with sent/received/owned; CHAN_PEER_PRODUCER/CONSUMER: an SPSC role's\n"
+	 "holder, with pid), alive 1/0/-1 by the kernel's lock"},
 	{"messages", KWFN(chan_messages),
 	 "messages(timeout=None) -> iterator of recv(timeout) that ends when one times out"},
 	{"recv_async", KWFN(sk_aio_recv),

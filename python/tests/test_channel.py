@@ -1,5 +1,6 @@
 """Channels: copies, loans, peeks, timeouts, threads, fds, processes."""
 import asyncio
+import os
 import threading
 
 import numpy as np
@@ -188,3 +189,36 @@ def test_corrupt_length_is_corrupterror(name):
         with pytest.raises(shmkit.CorruptError) as ei:
             ch.recv(timeout=WAIT)
         assert ei.value.errno == errno.EBADMSG and isinstance(ei.value, OSError)
+
+
+PEER_CHILD = """
+import os, sys, shmkit
+ch = shmkit.Channel.open(sys.argv[1])
+assert ch.recv(timeout=10) == b"to the child"
+os._exit(0)                    # dies with its handle open
+"""
+
+
+@pytest.mark.parametrize("spsc", [False, True])
+def test_peers_alive_and_dead(name, spsc):
+    """peers(): the handles (MPMC) or roles (SPSC) taking part, alive or
+    dead by the kernel's lock; a child that received and died is dead."""
+    with shmkit.Channel.create(name, capacity=4, max_msg=32, spsc=spsc) as tx:
+        tx.send(b"to the child")
+        finish(spawn(PEER_CHILD, name))
+        peers = tx.peers()
+        if spsc:
+            roles = {p["role"]: p for p in peers}
+            assert sorted(roles) == [shmkit.CHAN_PEER_PRODUCER, shmkit.CHAN_PEER_CONSUMER]
+            assert roles[shmkit.CHAN_PEER_PRODUCER]["pid"] == os.getpid()
+            assert roles[shmkit.CHAN_PEER_PRODUCER]["alive"] == 1
+            assert roles[shmkit.CHAN_PEER_CONSUMER]["pid"] not in (0, os.getpid())
+            assert roles[shmkit.CHAN_PEER_CONSUMER]["alive"] == 0
+        else:
+            assert {p["role"] for p in peers} == {shmkit.CHAN_PEER_HANDLE}
+            mine = [p for p in peers if p["sent"] == 1]
+            child = [p for p in peers if p["received"] == 1]
+            assert len(mine) == 1 and mine[0]["alive"] == 1 and not mine[0]["owned"]
+            assert len(child) == 1 and child[0]["alive"] == 0
+    with pytest.raises(ValueError):
+        tx.peers()
