@@ -91,7 +91,8 @@ int shmkit_bridge_create(shmkit_bridge **out, const struct shmkit_bridge_opts *o
 	struct shmkit_bridge_opts o = opts ? *opts : (struct shmkit_bridge_opts){ 0 };
 	shmkit_bridge *br;
 
-	if (!out || o.hwm < 0 || o.window < 0 || o.window > SHMKIT_BRIDGE_WINDOW_MAX)
+	if (!out || o.hwm < 0 || o.window < 0 || o.window > SHMKIT_BRIDGE_WINDOW_MAX ||
+	    (o.mode & ~0777u))
 		return -EINVAL;
 	br = calloc(1, sizeof(*br));
 	if (!br)
@@ -101,6 +102,8 @@ int shmkit_bridge_create(shmkit_bridge **out, const struct shmkit_bridge_opts *o
 	br->hwm = o.hwm ? o.hwm : 10000;
 	br->drop = !!o.drop;
 	br->window = o.window ? o.window : 64;
+	br->mode = o.mode;
+	br->excl = !!o.excl;
 	int rc = sockets_open(br);
 	if (rc) {
 		shmkit_bridge_close(br);
@@ -285,7 +288,7 @@ static void export_state(shmkit_bridge *br, struct bexport *ex)
 
 	if (shmkit_bus_peers(ex->bus, pos_one, &f) || f.n != 1 ||
 	    sk_br_state_name(name, sizeof(name), ex->name, "skbr-bus") ||
-	    sk_br_state_open(&ex->state_seg, name, sizeof(struct bus_state), sizeof(struct bus_state)))
+	    sk_br_state_open(br, &ex->state_seg, name, sizeof(struct bus_state), sizeof(struct bus_state)))
 		return;
 	ex->bst = shmkit_seg_data(ex->state_seg);
 	ex->pos = f.pos;
@@ -377,6 +380,9 @@ int shmkit_bridge_import_bus(shmkit_bridge *br, const char *remote, const char *
 			return -EINVAL; /* carried back out: a loop */
 	if (br->nim == MAX_IMPORTS)
 		return -ENOSPC;
+	int rc = sk_br_import_check(br, local);
+	if (rc < 0)
+		return rc;
 	im = calloc(1, sizeof(*im));
 	if (!im)
 		return -ENOMEM;
@@ -384,7 +390,7 @@ int shmkit_bridge_import_bus(shmkit_bridge *br, const char *remote, const char *
 	snprintf(im->local, sizeof(im->local), "%s", local);
 	im->topic_len = shmkit_bridge_topic(im->topic, sizeof(im->topic), SHMKIT_BRIDGE_KIND_BUS, remote);
 	if (im->topic_len < 0 || zmq_setsockopt(br->sub, ZMQ_SUBSCRIBE, im->topic, (size_t)im->topic_len)) {
-		int rc = im->topic_len < 0 ? im->topic_len : sk_br_zerr();
+		rc = im->topic_len < 0 ? im->topic_len : sk_br_zerr();
 		free(im);
 		return rc;
 	}
@@ -532,10 +538,12 @@ static void import_account(shmkit_bridge *br, struct bimport *im, uint32_t origi
 }
 
 /* The local bus, created at the first frame with the remote geometry
- * when that is sane, else the defaults; an existing bus's geometry wins. */
-static int import_bus(struct bimport *im, const struct shmkit_bridge_hdr *h)
+ * when that is sane, else the defaults, and the bridge's mode; an
+ * existing bus's geometry wins (with excl only the bridge's own), and
+ * the import's mark goes beside it. */
+static int import_bus(shmkit_bridge *br, struct bimport *im, const struct shmkit_bridge_hdr *h)
 {
-	struct shmkit_bus_opts o = { 0 };
+	struct shmkit_bus_opts o = { .mode = br->mode, .flags = sk_br_import_flags(br, im->local) };
 	struct shmkit_bus_stats bs;
 	int rc;
 
@@ -548,6 +556,8 @@ static int import_bus(struct bimport *im, const struct shmkit_bridge_hdr *h)
 	}
 	o.delivery = h->delivery == SHMKIT_BUS_BACKPRESSURE ? SHMKIT_BUS_BACKPRESSURE : SHMKIT_BUS_OVERWRITE;
 	rc = shmkit_bus_create(&im->bus, im->local, &o);
+	if (!rc)
+		sk_br_import_mark(br, im->local);
 	if (!rc && (rc = shmkit_bus_stats(im->bus, &bs)) != 0) {
 		shmkit_bus_close(im->bus);
 		im->bus = NULL;
@@ -628,7 +638,7 @@ static int import_frame(shmkit_bridge *br, zmq_msg_t *msg)
 		return 0;
 	}
 	import_account(br, im, h.origin, h.seq);
-	if (import_bus(im, &h) || h.length > im->max_msg) {
+	if (import_bus(br, im, &h) || h.length > im->max_msg) {
 		br->st.unroutable++;
 		return 0;
 	}

@@ -311,12 +311,13 @@ int sk_br_state_name(char *buf, size_t cap, const char *chan, const char *suffix
 	return 0;
 }
 
-/* Open or create (size bytes) the state segment, exclusively (flock):
- * -EBUSY if another bridge holds it, -EPROTO if an existing one is
- * smaller than min. */
-int sk_br_state_open(shmkit_seg **out, const char *name, size_t size, size_t min)
+/* Open or create (size bytes, the bridge's mode) the state segment,
+ * exclusively (flock): -EBUSY if another bridge holds it, -EPROTO if an
+ * existing one is smaller than min. */
+int sk_br_state_open(shmkit_bridge *br, shmkit_seg **out, const char *name, size_t size,
+                     size_t min)
 {
-	struct shmkit_seg_opts so = { .size = size, .flags = SHMKIT_PERSIST };
+	struct shmkit_seg_opts so = { .size = size, .mode = br->mode, .flags = SHMKIT_PERSIST };
 	int rc = shmkit_seg_create(out, name, &so);
 
 	if (rc)
@@ -330,6 +331,46 @@ int sk_br_state_open(shmkit_seg **out, const char *name, size_t size, size_t min
 		shmkit_seg_close(*out);
 		*out = NULL;
 	}
+	return rc;
+}
+
+/* A bridge import's state is beside local (LOCAL.skbr-in). */
+static int import_marked(const char *local)
+{
+	char name[NAME_MAX_ + 32];
+	struct shmkit_seg_info si;
+
+	return !sk_br_state_name(name, sizeof(name), local, "skbr-in") &&
+	       !shmkit_seg_info_name(name, &si);
+}
+
+int sk_br_import_check(shmkit_bridge *br, const char *local)
+{
+	struct shmkit_seg_info si;
+	int rc;
+
+	if (!br->excl || import_marked(local))
+		return 0;
+	rc = shmkit_seg_info_name(local, &si);
+	return rc == -ENOENT ? 0 : !rc ? -EEXIST : rc;
+}
+
+unsigned sk_br_import_flags(shmkit_bridge *br, const char *local)
+{
+	return br->excl && !import_marked(local) ? SHMKIT_EXCL : 0;
+}
+
+int sk_br_import_mark(shmkit_bridge *br, const char *local)
+{
+	char name[NAME_MAX_ + 32];
+	struct shmkit_seg_opts so = { .size = 64, .mode = br->mode, .flags = SHMKIT_PERSIST };
+	shmkit_seg *seg;
+	int rc;
+
+	if (sk_br_state_name(name, sizeof(name), local, "skbr-in"))
+		return 0; /* nothing can sit beside it */
+	if ((rc = shmkit_seg_create(&seg, name, &so)) == 0)
+		shmkit_seg_close(seg);
 	return rc;
 }
 
@@ -420,7 +461,7 @@ static int outbox_open(shmkit_bridge *br, struct cexport *ce)
 	int rc = sk_br_state_name(name, sizeof(name), ce->name, "skbr-out");
 
 	if (!rc)
-		rc = sk_br_state_open(&ce->seg, name, OB_HDR + (size_t)br->window * stride, OB_HDR);
+		rc = sk_br_state_open(br, &ce->seg, name, OB_HDR + (size_t)br->window * stride, OB_HDR);
 	if (rc)
 		return rc;
 	size = shmkit_seg_size(ce->seg);
@@ -673,6 +714,7 @@ int shmkit_bridge_import_chan(shmkit_bridge *br, const char *remote, const char 
 {
 	struct cimport *ci;
 	char state[NAME_MAX_ + 32];
+	int rc;
 
 	if (!local)
 		local = remote;
@@ -681,6 +723,8 @@ int shmkit_bridge_import_chan(shmkit_bridge *br, const char *remote, const char 
 		return -EINVAL;
 	if (br->ncim == MAX_IMPORTS)
 		return -ENOSPC;
+	if ((rc = sk_br_import_check(br, local)) < 0)
+		return rc;
 	ci = calloc(1, sizeof(*ci));
 	if (!ci)
 		return -ENOMEM;
@@ -688,7 +732,7 @@ int shmkit_bridge_import_chan(shmkit_bridge *br, const char *remote, const char 
 	snprintf(ci->local, sizeof(ci->local), "%s", local);
 	ci->topic_len = shmkit_bridge_topic(ci->topic, sizeof(ci->topic), SHMKIT_BRIDGE_KIND_CHAN, remote);
 	if (ci->topic_len < 0) {
-		int rc = ci->topic_len;
+		rc = ci->topic_len;
 		free(ci);
 		return rc;
 	}
@@ -758,7 +802,7 @@ static int inbox_open(shmkit_bridge *br, struct cimport *ci)
 	int rc = sk_br_state_name(name, sizeof(name), ci->local, "skbr-in");
 
 	if (!rc)
-		rc = sk_br_state_open(&ci->seg, name, sizeof(*ih) + IB_ENTRIES * sizeof(struct ib_entry),
+		rc = sk_br_state_open(br, &ci->seg, name, sizeof(*ih) + IB_ENTRIES * sizeof(struct ib_entry),
 		                sizeof(*ih) + IB_ENTRIES * sizeof(struct ib_entry));
 	if (rc)
 		return rc;
@@ -778,10 +822,11 @@ static int inbox_open(shmkit_bridge *br, struct cimport *ci)
 }
 
 /* The local channel (created with the remote geometry if missing and
- * sane) and its inbox, at the first frame. */
+ * sane, the bridge's mode; with excl only if missing or the bridge's)
+ * and its inbox, at the first frame. */
 static int cimport_open(shmkit_bridge *br, struct cimport *ci, const struct shmkit_bridge_hdr *h)
 {
-	struct shmkit_chan_opts o = { 0 };
+	struct shmkit_chan_opts o = { .mode = br->mode, .flags = sk_br_import_flags(br, ci->local) };
 	struct shmkit_chan_stats cs;
 	int rc;
 
@@ -793,7 +838,7 @@ static int cimport_open(shmkit_bridge *br, struct cimport *ci, const struct shmk
 		o.max_msg = h->max_msg;
 	}
 	if (h->delivery == 1)
-		o.flags = SHMKIT_CHAN_SPSC;
+		o.flags |= SHMKIT_CHAN_SPSC;
 	rc = shmkit_chan_create(&ci->ch, ci->local, &o);
 	if (!rc)
 		rc = shmkit_chan_stats(ci->ch, &cs);

@@ -95,6 +95,8 @@ struct bpeer {
 struct shmkit_bridge {
 	uint32_t id;
 	int hwm, drop, window;
+	unsigned mode;         /* opts.mode (0: the library's 0600) */
+	int excl;              /* opts.excl */
 	void *ctx, *pub, *sub;
 	struct bexport *ex[MAX_EXPORTS];
 	unsigned nex;
@@ -173,7 +175,17 @@ int sk_br_judge(shmkit_bridge *br, const unsigned char *f, size_t len,
  * -EINVAL for sysv, anon, memfd names), and that segment opened or
  * created (size bytes) for this bridge alone (flock: -EBUSY). */
 int sk_br_state_name(char *buf, size_t cap, const char *chan, const char *suffix);
-int sk_br_state_open(shmkit_seg **out, const char *name, size_t size, size_t min);
+int sk_br_state_open(shmkit_bridge *br, shmkit_seg **out, const char *name, size_t size,
+                     size_t min);
+/* Imports and an existing local name (opts.excl, "Existing names" in
+ * shmkit-bridge.h): check, 0 or -EEXIST at the import call; flags,
+ * SHMKIT_EXCL for the create at the first frame unless the name is a
+ * bridge import's; mark, LOCAL.skbr-in made beside a bus or rpc service
+ * the import uses (a channel's inbox is its mark), 0 or -errno: best
+ * effort (without it a bridge restarted with excl refuses the name). */
+int sk_br_import_check(shmkit_bridge *br, const char *local);
+unsigned sk_br_import_flags(shmkit_bridge *br, const char *local);
+int sk_br_import_mark(shmkit_bridge *br, const char *local);
 
 /* stats.c: a line about a service into the stats text; the segment
  * written (at most every 500 ms unless now), removed at close. */

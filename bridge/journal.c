@@ -134,6 +134,7 @@ struct jimport {
 	uint64_t copy_of;         /* the leader journal's identity (0: none yet) */
 	uint64_t refused;         /* the last other identity refused (said once) */
 	int durability;           /* the writer's, for a reopen */
+	unsigned mode;            /* the bridge's, if it makes the copy */
 	int dirty;                /* an acknowledgement is owed to peer */
 	unsigned peer;
 };
@@ -391,13 +392,32 @@ not_sent: /* read them again next time */
 
 /* ======================= follower ======================= */
 
-/* Open the copy's writer handle. */
+/* Open the copy's writer handle (made with the bridge's mode if
+ * missing). */
 static int jimport_open(struct jimport *ji)
 {
 	struct shmkit_journal_opts o = { .flags = SHMKIT_JOURNAL_WRITE | SHMKIT_JOURNAL_CREATE,
-	                                 .durability = ji->durability };
+	                                 .durability = ji->durability, .mode = ji->mode };
 
 	return shmkit_journal_open(&ji->w, ji->path, &o);
+}
+
+/* excl: 0 if the bridge may copy into path: no journal there, or one a
+ * bridge import made (a copy: copy_of) or that holds no record; else
+ * -EEXIST (or the open's error). */
+static int jimport_check(shmkit_bridge *br, const char *path)
+{
+	struct shmkit_journal_stats js;
+	shmkit_journal *j;
+	int rc;
+
+	if (!br->excl)
+		return 0;
+	if ((rc = shmkit_journal_open(&j, path, NULL)) < 0)
+		return rc == -ENOENT ? 0 : rc;
+	rc = shmkit_journal_stats(j, &js);
+	shmkit_journal_close(j);
+	return rc < 0 ? rc : js.copy_of || !js.last_seq ? 0 : -EEXIST;
 }
 
 int shmkit_bridge_import_journal(shmkit_bridge *br, const char *remote, const char *path,
@@ -416,12 +436,15 @@ int shmkit_bridge_import_journal(shmkit_bridge *br, const char *remote, const ch
 			return -EINVAL; /* a copy is not exported again by its own bridge */
 	if (br->njim == MAX_IMPORTS)
 		return -ENOSPC;
+	if ((rc = jimport_check(br, path)) < 0)
+		return rc;
 	ji = calloc(1, sizeof(*ji));
 	if (!ji)
 		return -ENOMEM;
 	snprintf(ji->remote, sizeof(ji->remote), "%s", remote);
 	snprintf(ji->path, sizeof(ji->path), "%s", path);
 	ji->durability = durability;
+	ji->mode = br->mode;
 	ji->topic_len = rc = topic_of(ji->topic, remote);
 	if (rc > 0)
 		rc = jimport_open(ji);

@@ -10,13 +10,13 @@
  *                 [--export-rpc SERVICE]... [--import-rpc REMOTE[=LOCAL]]...
  *                 [--journal-sync] [--hwm N] [--drop] [--window N]
  *                 [--curve-keys FILE] [--server-key KEY]... [--config FILE]
- *                 [--stats-seg NAME] [--allow-key KEY]...
+ *                 [--stats-seg NAME] [--allow-key KEY]... [--mode OCTAL] [--excl]
  *   shmkit-bridge --keygen
  *
  * --config FILE (an INI file read by libinih, where it was built with
  * it): the same settings, sections [bridge] (id, bind, connect, listen,
  * peer, window, hwm, drop, curve-keys, server-key, allow-key,
- * journal-sync, stats-seg),
+ * journal-sync, stats-seg, mode, excl),
  * [export] and [import] (bus, chan, journal, rpc); a key may repeat;
  * options and the file add up, in their order.
  *
@@ -31,6 +31,12 @@
  * reliable link, ROUTER (--listen) and DEALER (--peer).  A bridge that
  * carries channels should be given a fixed --id: an exported channel's
  * un-acked messages are pinned to the importing bridge's id.
+ *
+ * --mode OCTAL: the permission bits of everything the bridge creates
+ * (imported services, journal copies, the state beside services, the
+ * stats segment; default 0600).  --excl: an import refuses a local name
+ * that exists and that no bridge import made (shmkit-bridge.h, "Existing
+ * names").
  *
  * Prints on stdout "bound ENDPOINT" for every bind and "listening
  * ENDPOINT" for every listen (the port a '*' got),
@@ -88,12 +94,14 @@ static void usage(FILE *f)
 	           "                     [--export-rpc SERVICE]... [--import-rpc REMOTE[=LOCAL]]...\n"
 	           "                     [--journal-sync] [--hwm N] [--drop] [--window N]\n"
 	           "                     [--curve-keys FILE] [--server-key KEY]... [--config FILE]\n"
-	           "                     [--stats-seg NAME] [--allow-key KEY]...\n"
+	           "                     [--stats-seg NAME] [--allow-key KEY]... [--mode OCTAL] [--excl]\n"
 	           "       shmkit-bridge --keygen\n"
 	           "Carries shmkit buses (PUB --bind, SUB --connect), channels, journals, rpc (ROUTER\n"
 	           "--listen, DEALER --peer) between hosts over ZeroMQ (EP: tcp://HOST:PORT, tcp://HOST:*,\n"
 	           "ipc://PATH).  Prints \"bound EP\", \"listening EP\", \"ready id=N\"; statistics\n"
-	           "on SIGUSR1 and at exit.\n");
+	           "on SIGUSR1 and at exit.  --mode: permission bits of everything it creates\n"
+	           "(default 0600); --excl: an import refuses an existing local name no bridge\n"
+	           "import made.\n");
 }
 
 static int fail(const char *what, int err)
@@ -151,6 +159,23 @@ static int number(const char *s, unsigned long max, unsigned long *v)
 	return errno || end == s || *end || s[0] == '-' || *v > max ? -1 : 0;
 }
 
+/* --mode: octal permission bits, 1 to 0777 (what every backend and a
+ * journal take).  0, or -1 (said). */
+static int octal_mode(const char *s, unsigned *mode)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 8);
+	if (*s < '0' || *s > '7' || *end || errno || !v || v > 0777) {
+		fprintf(stderr, "shmkit-bridge: --mode '%s' is not an octal permission mode (1-777)\n", s);
+		return -1;
+	}
+	*mode = (unsigned)v;
+	return 0;
+}
+
 #ifdef SK_HAVE_INIH
 /* The configuration file, by libinih: sections [bridge], [export],
  * [import]; keys as the long options (without "--", "export-"/"import-":
@@ -163,7 +188,8 @@ static const struct { const char *section, *key; int code; } config_keys[] = {
 	{ "bridge", "hwm", 'w' },         { "bridge", "drop", 'd' },
 	{ "bridge", "curve-keys", 'K' },  { "bridge", "server-key", 'k' },
 	{ "bridge", "journal-sync", 'S' },  { "bridge", "stats-seg", 'T' },
-	{ "bridge", "allow-key", 'A' },
+	{ "bridge", "allow-key", 'A' },   { "bridge", "mode", 'o' },
+	{ "bridge", "excl", 'x' },
 	{ "export", "bus", 'e' },         { "export", "chan", 'E' },
 	{ "export", "journal", 'J' },     { "export", "rpc", 'X' },
 	{ "import", "bus", 'm' },         { "import", "chan", 'M' },
@@ -176,7 +202,7 @@ static int config_line(void *user, const char *section, const char *key, const c
 		if (strcmp(config_keys[i].section, section) || strcmp(config_keys[i].key, key))
 			continue;
 		int c = config_keys[i].code;
-		if ((c == 'd' || c == 'S') && strcmp(value, "yes") && strcmp(value, "true") &&
+		if ((c == 'd' || c == 'S' || c == 'x') && strcmp(value, "yes") && strcmp(value, "true") &&
 		    strcmp(value, "1"))
 			return 1; /* a switch left off */
 		struct args *a = user;
@@ -247,6 +273,8 @@ static int option(struct args *a, int c, const char *v)
 	case 'C': bad |= config(a, v); break;
 	case 'T': a->stats_seg = v; break;
 	case 'A': bad |= add(a->allow, &a->nallow, v); break;
+	case 'o': bad |= octal_mode(v, &a->o.mode) != 0; break;
+	case 'x': a->o.excl = 1; break;
 	default: bad = 1;
 	}
 	return bad;
@@ -275,11 +303,13 @@ static int parse(int argc, char **argv, struct args *a)
 		{ "config", required_argument, 0, 'C' },
 		{ "stats-seg", required_argument, 0, 'T' },
 		{ "allow-key", required_argument, 0, 'A' },
+		{ "mode", required_argument, 0, 'o' },
+		{ "excl", no_argument, 0, 'x' },
 		{ 0, 0, 0, 0 },
 	};
 	int c, bad = 0;
 
-	while ((c = getopt_long(argc, argv, "i:b:c:e:m:w:dhl:p:E:M:W:J:L:SX:R:K:k:GC:T:A:", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:b:c:e:m:w:dhl:p:E:M:W:J:L:SX:R:K:k:GC:T:A:o:x", lo, NULL)) != -1) {
 		if (c == 'h') {
 			usage(stdout);
 			exit(0);

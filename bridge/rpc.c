@@ -255,6 +255,8 @@ int shmkit_bridge_import_rpc(shmkit_bridge *br, const char *remote, const char *
 			return -EINVAL; /* served here and forwarded: a loop */
 	if (br->nrim == MAX_IMPORTS)
 		return -ENOSPC;
+	if ((rc = sk_br_import_check(br, local)) < 0)
+		return rc;
 	ri = calloc(1, sizeof(*ri));
 	if (!ri)
 		return -ENOMEM;
@@ -273,10 +275,13 @@ int shmkit_bridge_import_rpc(shmkit_bridge *br, const char *remote, const char *
 	return 0;
 }
 
-/* The server handle of L (created with the remote geometry if missing). */
-static int rimport_open(struct rimport *ri)
+/* The server handle of L (created with the remote geometry and the
+ * bridge's mode if missing; with excl only if missing or the bridge's),
+ * the import's mark beside it. */
+static int rimport_open(shmkit_bridge *br, struct rimport *ri)
 {
-	struct shmkit_rpc_opts o = { .max_request = ri->max_req, .max_response = ri->max_resp };
+	struct shmkit_rpc_opts o = { .max_request = ri->max_req, .max_response = ri->max_resp,
+	                             .mode = br->mode, .flags = sk_br_import_flags(br, ri->local) };
 	int rc;
 
 	if (ri->r)
@@ -284,6 +289,8 @@ static int rimport_open(struct rimport *ri)
 	if (!o.max_request || o.max_request > (64u << 20) || !o.max_response || o.max_response > (64u << 20))
 		o.max_request = o.max_response = 0; /* not sane: the defaults */
 	rc = shmkit_rpc_create(&ri->r, ri->local, &o);
+	if (!rc)
+		sk_br_import_mark(br, ri->local);
 	if (!rc && (rc = ri->fd = shmkit_rpc_fd(ri->r, SHMKIT_RPC_SERVER)) < 0) {
 		shmkit_rpc_close(ri->r);
 		ri->r = NULL;
@@ -303,7 +310,7 @@ static void rimport_fail_all(shmkit_bridge *br, struct rimport *ri)
 	shmkit_rpc_close(ri->r);
 	ri->r = NULL;
 	ri->fd = -1;
-	rimport_open(ri);
+	rimport_open(br, ri);
 }
 
 static void rimport_answer(shmkit_bridge *br, struct rimport *ri, struct rcall *c, uint32_t status,
@@ -382,7 +389,7 @@ static void rimport_frame(shmkit_bridge *br, struct rimport *ri, unsigned p,
 		ri->max_resp = h->max_msg;
 		ri->acked_at = sk_br_now();
 		ri->peer = p;
-		ri->up = rimport_open(ri) == 0;
+		ri->up = rimport_open(br, ri) == 0;
 		return;
 	}
 	for (unsigned i = 0; i < RPC_CALLS; i++)

@@ -116,6 +116,19 @@
  *   state segments need a name beside them).  The crash windows are stated
  *   in chan.c.
  *
+ * Existing names: an import opens a local service that exists (its
+ * geometry wins) unless opts.excl.  Then it takes only a name that does
+ * not exist or that a bridge import made: LOCAL.skbr-in beside it (a
+ * channel's inbox; for a bus or rpc service a marker segment the import
+ * makes beside it), or a journal that is a copy (copy_of) or holds no
+ * record; any other is -EEXIST, at the import call and again when the
+ * import creates the service at its first frame (made exclusively: a
+ * name that appeared meanwhile is refused, the frames counted
+ * unroutable).  So a bridge restarted with excl takes back what it made.
+ * Names with nothing beside them (System V keys) are always refused when
+ * they exist.  Exports need their service to exist; their state beside
+ * it (NAME.skbr-out, .skbr-bus) is taken back whoever made it.
+ *
  * All functions return 0 (or a non-negative count) or a negative errno.
  * A bridge handle is used by one thread.
  */
@@ -143,6 +156,16 @@ struct shmkit_bridge_opts {
 	int window;         /* channels: un-acked messages per export (default
 	                       64, at most SHMKIT_BRIDGE_WINDOW_MAX); an existing
 	                       outbox keeps the window it was made with */
+	unsigned mode;      /* permission bits (at most 0777) of everything the
+	                       bridge creates: imported buses, channels and rpc
+	                       services, journal copies (their directory gets x
+	                       wherever r), the state beside services
+	                       (NAME.skbr-out, .skbr-in, .skbr-bus) and the
+	                       stats segment; 0: 0600.  Existing objects keep
+	                       theirs. */
+	int excl;           /* 1: an import refuses a local name that exists
+	                       and is no bridge import's (-EEXIST; see
+	                       "Existing names" above) */
 };
 
 /* Counters since creation (frames are ZeroMQ messages). */

@@ -51,6 +51,7 @@ int shmkit_bridge_stats_segment(shmkit_bridge *br, const char *name)
 
 	if (!br || !name || br->stats_seg)
 		return -EINVAL;
+	so.mode = br->mode;
 	if ((rc = shmkit_seg_create(&br->stats_seg, name, &so)) < 0)
 		return rc;
 	snprintf(br->stats_name, sizeof(br->stats_name), "%s", name);

@@ -51,6 +51,16 @@
  *       channels on both hosts (owner records); 39 kills of either bridge
  *       inside its crash windows (the bridge's crash points): each
  *       message once and in order
+ *   mode_is_every_object_the_bridge_makes  opts.mode on every import,
+ *       state segment, journal copy and the stats segment; a bridge made
+ *       again with excl takes back what its imports made
+ *   excl_refuses_names_no_bridge_import_made, excl_refuses_a_name_made_
+ *       before_the_first_frame  opts.excl: -EEXIST at the import call,
+ *       and an exclusive create at the first frame
+ *   command_takes_mode_and_excl  --mode, --excl and their configuration
+ *       keys; exit 1 on an existing name, 2 on a bad mode
+ *   help_and_man_page_name_the_same_options  --help against the SYNOPSIS
+ *       of man/shmkit-bridge.1, and each option described there
  *   api_refusals, wire_format  loop refusal, missing bus; CRC-32C and the
  *       header layout
  * Without libzmq the bridge is not built: one test says it was skipped.
@@ -67,6 +77,7 @@ Test(bridge, skipped_without_libzmq)
 #else
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -74,7 +85,9 @@ Test(bridge, skipped_without_libzmq)
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <zmq.h>
@@ -124,6 +137,26 @@ static void jnl_rmrf(const char *path)
 	if (d)
 		closedir(d);
 	rmdir(path);
+}
+
+/* A file /tmp/RUN-tag holding the text of fmt (removed by the suite's
+ * .fini: one per test); its path. */
+static const char *extra_file(const char *tag, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static const char *extra_file(const char *tag, const char *fmt, ...)
+{
+	char base[128];
+	va_list ap;
+
+	snprintf(extra_file_path, sizeof(extra_file_path), "/tmp/%s",
+	         sk_test_base(base, sizeof(base), tag));
+	FILE *f = fopen(extra_file_path, "w");
+	cr_assert(f, "%s: %s", extra_file_path, strerror(errno));
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	cr_assert_eq(fclose(f), 0);
+	return extra_file_path;
 }
 
 static void bridge_fini(void)
@@ -241,6 +274,7 @@ static void two_bridges(const char *hwm, int n_msgs)
 {
 	const char *a = sk_test_new_name("posix"), *a2 = sk_test_new_name("posix");
 	extra_name(a, "skbr-bus"); /* the export's position, kept beside the bus */
+	extra_name(a2, "skbr-in"); /* the import's mark beside the bus it made */
 	struct shmkit_bus_opts bo = { .capacity = 1024, .max_msg = 64,
 	                              .delivery = SHMKIT_BUS_BACKPRESSURE };
 	char ep[1024], imp[600], m[64], text[4096], line[1024];
@@ -404,6 +438,33 @@ static void forge(struct forger *f, struct shmkit_bridge_hdr h, const char *payl
 	cr_assert_eq(zmq_send(f->pub, frame, len, 0), (int)len);
 }
 
+/* A PUB socket bound to a loopback port (into ep) forging frames of the
+ * remote bus `remote`; the header of a good bus frame of origin 9. */
+static void forger_open(struct forger *f, const char *remote, char *ep, size_t cap)
+{
+	f->ctx = zmq_ctx_new();
+	f->pub = zmq_socket(f->ctx, ZMQ_PUB);
+	cr_assert_eq(zmq_bind(f->pub, "tcp://127.0.0.1:*"), 0);
+	cr_assert_eq(zmq_getsockopt(f->pub, ZMQ_LAST_ENDPOINT, ep, &cap), 0);
+	f->topic_len = shmkit_bridge_topic(f->topic, sizeof(f->topic), SHMKIT_BRIDGE_KIND_BUS, remote);
+	cr_assert_gt(f->topic_len, 0);
+}
+
+static struct shmkit_bridge_hdr forged_bus_hdr(void)
+{
+	return (struct shmkit_bridge_hdr){
+		.magic = SHMKIT_BRIDGE_MAGIC, .version = SHMKIT_BRIDGE_VERSION,
+		.kind = SHMKIT_BRIDGE_KIND_BUS, .delivery = SHMKIT_BUS_OVERWRITE,
+		.origin = 9, .capacity = 64, .max_msg = 128,
+	};
+}
+
+static void forger_close(struct forger *f)
+{
+	zmq_close(f->pub);
+	zmq_ctx_term(f->ctx);
+}
+
 /* Turns of the loop until stats.delivered reaches want (bounded). */
 static void run_until(shmkit_bridge *br, uint64_t want, struct forger *f,
                       struct shmkit_bridge_hdr *probe)
@@ -427,29 +488,19 @@ static void run_until(shmkit_bridge *br, uint64_t want, struct forger *f,
 Test(bridge, forged_frames_are_counted_and_dropped)
 {
 	const char *local = sk_test_new_name("posix");
+	extra_name(local, "skbr-in");
 	struct shmkit_bridge_opts bo = { .id = 7 };
 	struct shmkit_bridge_stats st;
 	struct forger f = { 0 };
 	shmkit_bridge *br;
 	char ep[256], m[64];
-	size_t eplen = sizeof(ep);
 
-	f.ctx = zmq_ctx_new();
-	f.pub = zmq_socket(f.ctx, ZMQ_PUB);
-	cr_assert_eq(zmq_bind(f.pub, "tcp://127.0.0.1:*"), 0);
-	cr_assert_eq(zmq_getsockopt(f.pub, ZMQ_LAST_ENDPOINT, ep, &eplen), 0);
-	f.topic_len = shmkit_bridge_topic(f.topic, sizeof(f.topic), SHMKIT_BRIDGE_KIND_BUS, "remote-X");
-	cr_assert_gt(f.topic_len, 0);
-
+	forger_open(&f, "remote-X", ep, sizeof(ep));
 	cr_assert_eq(shmkit_bridge_create(&br, &bo), 0);
 	cr_assert_eq(shmkit_bridge_import_bus(br, "remote-X", local), 0);
 	cr_assert_eq(shmkit_bridge_connect(br, ep), 0);
 
-	struct shmkit_bridge_hdr h = {
-		.magic = SHMKIT_BRIDGE_MAGIC, .version = SHMKIT_BRIDGE_VERSION,
-		.kind = SHMKIT_BRIDGE_KIND_BUS, .delivery = SHMKIT_BUS_OVERWRITE,
-		.origin = 9, .capacity = 64, .max_msg = 128,
-	};
+	struct shmkit_bridge_hdr h = forged_bus_hdr();
 	run_until(br, 1, &f, &h); /* probes until the subscription joined */
 
 	shmkit_bus *bus;
@@ -511,8 +562,7 @@ Test(bridge, forged_frames_are_counted_and_dropped)
 	shmkit_bus_unsubscribe(sub);
 	shmkit_bus_close(bus);
 	cr_assert_eq(shmkit_bridge_close(br), 0);
-	zmq_close(f.pub);
-	zmq_ctx_term(f.ctx);
+	forger_close(&f);
 }
 
 /* A journal record packed for the wire: u64 seq, u64 time, u32 length,
@@ -972,6 +1022,7 @@ Test(bridge, overwrite_losses_are_counted_on_both_sides)
 {
 	const char *a = sk_test_new_name("posix"), *b = sk_test_new_name("posix");
 	extra_name(a, "skbr-bus");
+	extra_name(b, "skbr-in");
 	struct shmkit_bus_opts bo = { .capacity = 8, .max_msg = 32 };
 	struct shmkit_bridge_opts o1 = { .id = 1 }, o2 = { .id = 2 };
 	struct shmkit_bridge_stats s1, s2 = { 0 };
@@ -1768,13 +1819,7 @@ Test(bridge, journal_two_hosts_copy_is_identical, .timeout = 240)
 	cr_assert_eq(sk_test_finish(host_spawn(&d.A, NULL, helper_path(), mk), -1, NULL, 0), 0);
 	/* A's bridge reads what it exports from a configuration file (where
 	 * it was built with libinih). */
-	char conf[256];
-	snprintf(conf, sizeof(conf), "/tmp/%s", sk_test_base(base, sizeof(base), "conf"));
-	snprintf(extra_file_path, sizeof(extra_file_path), "%s", conf);
-	FILE *cf = fopen(conf, "w");
-	cr_assert(cf);
-	fprintf(cf, "; the leader\n[bridge]\nwindow = 64\n[export]\njournal = %s\n", path);
-	fclose(cf);
+	const char *conf = extra_file("conf", "; the leader\n[bridge]\nwindow = 64\n[export]\njournal = %s\n", path);
 #ifdef SK_HAVE_INIH
 	const char *a[] = { "--config", conf, NULL };
 #else
@@ -1846,17 +1891,12 @@ Test(bridge, journal_two_hosts_copy_is_identical, .timeout = 240)
 Test(bridge, rpc_two_hosts_calls_deadlines_and_a_lost_link, .timeout = 120)
 {
 	const char *svc = sk_test_new_name("posix");
-	char line[2048], lb[2048], want[32], keys[256], base[128], pub[41], sec[41];
+	char line[2048], lb[2048], want[32], keys[256], pub[41], sec[41];
 	struct duo d;
 	int os, oc;
 
 	cr_assert_eq(zmq_curve_keypair(pub, sec), 0);
-	snprintf(keys, sizeof(keys), "/tmp/%s", sk_test_base(base, sizeof(base), "keys"));
-	snprintf(extra_file_path, sizeof(extra_file_path), "%s", keys);
-	FILE *kf = fopen(keys, "w");
-	cr_assert(kf);
-	fprintf(kf, "public %s\nsecret %s\n", pub, sec);
-	fclose(kf);
+	snprintf(keys, sizeof(keys), "%s", extra_file("keys", "public %s\nsecret %s\n", pub, sec));
 	duo_hosts(&d);
 	d.server_key = pub;
 	const char *sv[] = { "serve", svc, NULL };
@@ -1919,6 +1959,8 @@ Test(bridge, curve_admits_only_who_knows_the_server_key)
 	shmkit_bus *bus;
 
 	extra_name(a, "skbr-bus");
+	for (int i = 0; i < 4; i++)
+		extra_name(local[i], "skbr-in");
 	cr_assert_eq(zmq_curve_keypair(pub, sec), 0);
 	cr_assert_eq(zmq_curve_keypair(pub2, sec2), 0);
 	cr_assert_eq(zmq_curve_keypair(cpub, csec), 0);
@@ -2109,6 +2151,381 @@ Test(bridge, chan_full_remote_resends_when_it_drains)
 	shmkit_seg_remove(state);
 	snprintf(state, sizeof(state), "%s.skbr-in", c2);
 	shmkit_seg_remove(state);
+}
+
+/* ---- permissions and existing names (issue 15: --mode, --excl) ---- */
+
+/* NAME.suffix into buf. */
+static const char *beside(char *buf, size_t cap, const char *name, const char *suffix)
+{
+	snprintf(buf, cap, "%s.%s", name, suffix);
+	return buf;
+}
+
+static bool seg_exists(const char *name)
+{
+	struct shmkit_seg_info si;
+	return shmkit_seg_info_name(name, &si) == 0;
+}
+
+/* The permission bits of the segment behind name. */
+static unsigned seg_mode(const char *name)
+{
+	struct shmkit_seg_info si;
+	int rc = shmkit_seg_info_name(name, &si);
+
+	cr_assert_eq(rc, 0, "%s: %s", name, shmkit_strerror(rc));
+	return si.mode & 07777;
+}
+
+static unsigned path_mode(const char *path)
+{
+	struct stat sb;
+
+	cr_assert_eq(lstat(path, &sb), 0, "%s: %s", path, strerror(errno));
+	return sb.st_mode & 07777;
+}
+
+/* A journal's directory has mode dmode and each of its files mode m. */
+static void jnl_modes(const char *dir, unsigned dmode, unsigned m)
+{
+	char p[600];
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int files = 0;
+
+	cr_assert(d, "%s: %s", dir, strerror(errno));
+	cr_expect_eq(path_mode(dir), dmode, "%s: %o, not %o", dir, path_mode(dir), dmode);
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		cr_expect_eq(path_mode(p), m, "%s: %o, not %o", p, path_mode(p), m);
+		files++;
+	}
+	closedir(d);
+	cr_assert_gt(files, 0, "%s has no file", dir);
+}
+
+/* Two bridges in this process, each with its own --mode; the importing
+ * one with excl too (the names are new: it makes them exclusively).
+ * Everything either makes has its bridge's mode: the state beside the
+ * exported bus and channel (0640); the imported bus, channel and rpc
+ * service, each import's mark or inbox beside it, the journal copy
+ * (its directory with x wherever r) and the stats segment (0660).  The
+ * exported services keep theirs.  A bridge made again with excl takes
+ * back every name the imports made. */
+Test(bridge, mode_is_every_object_the_bridge_makes, .timeout = 120)
+{
+	const char *a = sk_test_new_name("posix"), *a2 = sk_test_new_name("posix");
+	const char *c = sk_test_new_name("posix"), *c2 = sk_test_new_name("posix");
+	const char *s = sk_test_new_name("posix"), *s2 = sk_test_new_name("posix");
+	const char *seg = sk_test_new_name("posix");
+	const char *j = jnl_path("lead"), *j2 = jnl_path("copy");
+	struct shmkit_bridge_opts o1 = { .id = 51, .mode = 0640 },
+	                          o2 = { .id = 52, .mode = 0660, .excl = 1 };
+	struct shmkit_bridge_stats st = { 0 };
+	char pub_ep[256], link_ep[256], n[320];
+	shmkit_bridge *b1, *b2;
+	shmkit_bus *bus;
+	shmkit_chan *ch;
+	shmkit_rpc *rpc;
+
+	extra_name(a, "skbr-bus");
+	extra_name(a2, "skbr-in");
+	extra_name(c, "skbr-out");
+	extra_name(c2, "skbr-in");
+	extra_name(s2, "skbr-in");
+	cr_assert_eq(shmkit_bus_create(&bus, a, NULL), 0);
+	cr_assert_eq(shmkit_chan_create(&ch, c, NULL), 0);
+	cr_assert_eq(shmkit_rpc_create(&rpc, s, NULL), 0);
+	shmkit_journal *jw = jl_writer(j, 0);
+	jl_append(jw, 1, 3);
+
+	cr_assert_eq(shmkit_bridge_create(&b1, &o1), 0);
+	cr_assert_eq(shmkit_bridge_export_bus(b1, a), 0);
+	cr_assert_eq(shmkit_bridge_export_chan(b1, c), 0);
+	cr_assert_eq(shmkit_bridge_export_rpc(b1, s), 0);
+	cr_assert_eq(shmkit_bridge_export_journal(b1, j), 0);
+	cr_assert_eq(shmkit_bridge_bind(b1, "tcp://127.0.0.1:*", pub_ep, sizeof(pub_ep)), 0);
+	cr_assert_eq(shmkit_bridge_listen(b1, "tcp://127.0.0.1:*", link_ep, sizeof(link_ep)), 0);
+	cr_assert_eq(shmkit_bridge_create(&b2, &o2), 0);
+	cr_assert_eq(shmkit_bridge_stats_segment(b2, seg), 0);
+	cr_assert_eq(shmkit_bridge_import_bus(b2, a, a2), 0);
+	cr_assert_eq(shmkit_bridge_import_chan(b2, c, c2), 0);
+	cr_assert_eq(shmkit_bridge_import_rpc(b2, s, s2), 0);
+	cr_assert_eq(shmkit_bridge_import_journal(b2, j, j2, SHMKIT_DUR_NONE), 0);
+	cr_assert_eq(shmkit_bridge_connect(b2, pub_ep), 0);
+	cr_assert_eq(shmkit_bridge_peer(b2, link_ep), 0);
+	cr_assert_eq(shmkit_chan_send(ch, "m", 1, 0), 0);
+
+	/* Until every import made its service (bounded by wall-clock time). */
+	struct timespec t0, t;
+	bool all = false;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (t = t0; !all && t.tv_sec - t0.tv_sec < 60; clock_gettime(CLOCK_MONOTONIC, &t)) {
+		cr_assert_eq(shmkit_bus_publish(bus, "probe", 5, 0), 0);
+		cr_assert_geq(shmkit_bridge_run(b1, -1, 0), 0);
+		cr_assert_geq(shmkit_bridge_run(b2, -1, 1000000), 0);
+		cr_assert_eq(shmkit_bridge_stats(b2, &st), 0);
+		all = st.delivered && st.chan_in && st.jnl_in >= 3 && seg_exists(s2);
+	}
+	cr_assert(all, "not every import made its service: delivered %llu chan_in %llu jnl_in %llu rpc %d",
+	          (unsigned long long)st.delivered, (unsigned long long)st.chan_in,
+	          (unsigned long long)st.jnl_in, seg_exists(s2));
+
+	cr_expect_eq(seg_mode(beside(n, sizeof(n), a, "skbr-bus")), 0640);
+	cr_expect_eq(seg_mode(beside(n, sizeof(n), c, "skbr-out")), 0640);
+	const char *made[] = { a2, c2, s2, seg };
+	for (int i = 0; i < 4; i++)
+		cr_expect_eq(seg_mode(made[i]), 0660, "%s: %o", made[i], seg_mode(made[i]));
+	const char *marked[] = { a2, c2, s2 };
+	for (int i = 0; i < 3; i++)
+		cr_expect_eq(seg_mode(beside(n, sizeof(n), marked[i], "skbr-in")), 0660, "%s", n);
+	jnl_modes(j2, 0770, 0660);
+	cr_expect_eq(seg_mode(a), 0600, "an exported service keeps its mode");
+	cr_expect_eq(seg_mode(c), 0600);
+	cr_assert_eq(shmkit_bridge_close(b2), 0);
+
+	/* Restarted with excl: the names its imports made are taken back. */
+	cr_assert_eq(shmkit_bridge_create(&b2, &o2), 0);
+	cr_assert_eq(shmkit_bridge_import_bus(b2, a, a2), 0);
+	cr_assert_eq(shmkit_bridge_import_chan(b2, c, c2), 0);
+	cr_assert_eq(shmkit_bridge_import_rpc(b2, s, s2), 0);
+	cr_assert_eq(shmkit_bridge_import_journal(b2, j, j2, SHMKIT_DUR_NONE), 0);
+	cr_assert_eq(shmkit_bridge_close(b2), 0);
+	cr_assert_eq(shmkit_bridge_close(b1), 0);
+	shmkit_journal_close(jw);
+	shmkit_rpc_close(rpc);
+	shmkit_chan_close(ch);
+	shmkit_bus_close(bus);
+}
+
+/* With excl an import refuses (-EEXIST) a local name that exists and
+ * that no bridge import made: a bus, a channel, an rpc service, a journal
+ * holding a record.  It takes a name with a bridge import's mark beside
+ * it, a journal with no record, a missing name; without excl it takes
+ * them all, as before.  A mode beyond 0777 is refused. */
+Test(bridge, excl_refuses_names_no_bridge_import_made)
+{
+	const char *bn = sk_test_new_name("posix"), *cn = sk_test_new_name("posix");
+	const char *rn = sk_test_new_name("posix"), *mn = sk_test_new_name("posix");
+	const char *missing = sk_test_new_name("posix");
+	const char *jfull = jnl_path("full"), *jempty = jnl_path("empty");
+	struct shmkit_bridge_opts ox = { .excl = 1 }, bad = { .mode = 01777 };
+	struct shmkit_seg_opts mark = { .size = 64 };
+	char n[320];
+	shmkit_bridge *br;
+	shmkit_bus *bus, *mbus;
+	shmkit_chan *ch;
+	shmkit_rpc *rpc;
+	shmkit_seg *ms;
+
+	extra_name(mn, "skbr-in");
+	cr_assert_eq(shmkit_bus_create(&bus, bn, NULL), 0);
+	cr_assert_eq(shmkit_chan_create(&ch, cn, NULL), 0);
+	cr_assert_eq(shmkit_rpc_create(&rpc, rn, NULL), 0);
+	cr_assert_eq(shmkit_bus_create(&mbus, mn, NULL), 0);
+	cr_assert_eq(shmkit_seg_create(&ms, beside(n, sizeof(n), mn, "skbr-in"), &mark), 0);
+	shmkit_seg_close(ms);
+	shmkit_journal *jw = jl_writer(jfull, 0);
+	jl_append(jw, 1, 1);
+	shmkit_journal_close(jw);
+	shmkit_journal_close(jl_writer(jempty, 0));
+
+	cr_assert_eq(shmkit_bridge_create(&br, &bad), -EINVAL);
+	cr_assert_eq(shmkit_bridge_create(&br, &ox), 0);
+	cr_assert_eq(shmkit_bridge_import_bus(br, "far-bus", bn), -EEXIST);
+	cr_assert_eq(shmkit_bridge_import_chan(br, "far-chan", cn), -EEXIST);
+	cr_assert_eq(shmkit_bridge_import_rpc(br, "far-rpc", rn), -EEXIST);
+	cr_assert_eq(shmkit_bridge_import_journal(br, "far-jnl", jfull, SHMKIT_DUR_NONE), -EEXIST);
+	cr_assert_eq(shmkit_bridge_import_journal(br, "far-jnl2", jempty, SHMKIT_DUR_NONE), 0);
+	cr_assert_eq(shmkit_bridge_import_bus(br, "far-marked", mn), 0);
+	cr_assert_eq(shmkit_bridge_import_bus(br, "far-missing", missing), 0);
+	cr_assert_eq(shmkit_bridge_close(br), 0);
+	cr_assert(!seg_exists(missing), "an import makes its service at the first frame");
+
+	cr_assert_eq(shmkit_bridge_create(&br, NULL), 0);
+	cr_assert_eq(shmkit_bridge_import_bus(br, "far-bus", bn), 0);
+	cr_assert_eq(shmkit_bridge_import_chan(br, "far-chan", cn), 0);
+	cr_assert_eq(shmkit_bridge_import_rpc(br, "far-rpc", rn), 0);
+	cr_assert_eq(shmkit_bridge_import_journal(br, "far-jnl", jfull, SHMKIT_DUR_NONE), 0);
+	cr_assert_eq(shmkit_bridge_close(br), 0);
+	shmkit_rpc_close(rpc);
+	shmkit_chan_close(ch);
+	shmkit_bus_close(mbus);
+	shmkit_bus_close(bus);
+}
+
+/* With excl, a local bus someone made after the import was set up (so
+ * before its first frame) is not written into: the bridge creates its
+ * bus exclusively, and the frames are counted unroutable; no mark is
+ * made beside the stranger's bus. */
+Test(bridge, excl_refuses_a_name_made_before_the_first_frame)
+{
+	const char *local = sk_test_new_name("posix");
+	struct shmkit_bridge_opts bo = { .id = 8, .excl = 1 };
+	struct shmkit_bus_opts from = { .from = SHMKIT_FROM_OLDEST };
+	struct shmkit_bridge_stats st = { 0 };
+	struct forger f = { 0 };
+	shmkit_bridge *br;
+	shmkit_bus *bus;
+	shmkit_sub *sub;
+	char ep[256], n[320], m[16];
+
+	extra_name(local, "skbr-in"); /* if the bridge wrongly made one */
+	forger_open(&f, "remote-Y", ep, sizeof(ep));
+	cr_assert_eq(shmkit_bridge_create(&br, &bo), 0);
+	cr_assert_eq(shmkit_bridge_import_bus(br, "remote-Y", local), 0);
+	cr_assert_eq(shmkit_bridge_connect(br, ep), 0);
+	cr_assert_eq(shmkit_bus_create(&bus, local, NULL), 0, "made by someone else meanwhile");
+	cr_assert_eq(shmkit_bus_subscribe(&sub, bus, &from), 0);
+
+	struct shmkit_bridge_hdr h = forged_bus_hdr();
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (t = t0; st.unroutable < 3 && !st.delivered && t.tv_sec - t0.tv_sec < 30;
+	     clock_gettime(CLOCK_MONOTONIC, &t)) {
+		h.seq++;
+		forge(&f, h, "probe", 0, 0, 0);
+		cr_assert_geq(shmkit_bridge_run(br, -1, 10000000), 0);
+		cr_assert_eq(shmkit_bridge_stats(br, &st), 0);
+	}
+	cr_assert_eq(st.delivered, 0, "frames were written into the stranger's bus");
+	cr_assert_geq(st.unroutable, 3, "no frame came (received %llu)", (unsigned long long)st.received);
+	cr_assert_eq(shmkit_sub_recv(sub, m, sizeof(m), NULL, 0), -EAGAIN, "nothing in the stranger's bus");
+	cr_assert(!seg_exists(beside(n, sizeof(n), local, "skbr-in")), "no mark beside it");
+	cr_assert_eq(shmkit_bridge_close(br), 0);
+	shmkit_bus_unsubscribe(sub);
+	shmkit_bus_close(bus);
+	forger_close(&f);
+}
+
+/* The command: --mode and --excl as options and as configuration keys
+ * ([bridge] mode, excl); --excl refuses an existing bus (exit 1, saying
+ * why); a bad mode is a usage error (exit 2). */
+Test(bridge, command_takes_mode_and_excl)
+{
+	const char *seg = sk_test_new_name("posix"), *bn = sk_test_new_name("posix");
+	const char *j = jnl_path("copy");
+	char out[4096], imp[400];
+	shmkit_bus *bus;
+	int fd;
+
+#ifdef SK_HAVE_INIH
+	const char *conf = extra_file("conf", "[bridge]\nmode = 0640\nexcl = yes\nstats-seg = %s\n"
+	                              "[import]\njournal = far=%s\n", seg, j);
+	const char *argv1[] = { bridge_path(), "--config", conf, NULL };
+#else
+	char opt_j[400];
+	snprintf(opt_j, sizeof(opt_j), "far=%s", j);
+	const char *argv1[] = { bridge_path(), "--mode", "0640", "--excl", "--stats-seg", seg,
+	                        "--import-journal", opt_j, NULL };
+#endif
+	pid_t pid = bridge_start(argv1, &fd, NULL, 0);
+	cr_expect_eq(seg_mode(seg), 0640);
+	jnl_modes(j, 0750, 0640);
+	kill(pid, SIGTERM);
+	cr_assert_eq(sk_test_finish(pid, fd, out, sizeof(out)), 0, "%s", out);
+
+	cr_assert_eq(shmkit_bus_create(&bus, bn, NULL), 0);
+	snprintf(imp, sizeof(imp), "far=%s", bn);
+	const char *argv2[] = { "/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", bridge_path(), "--mode",
+	                        "0604", "--excl", "--import", imp, NULL };
+	pid = sk_test_spawn(argv2, -1, &fd);
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(sk_test_finish(pid, fd, out, sizeof(out)), 1, "%s", out);
+	cr_assert(strstr(out, imp) && strstr(out, strerror(EEXIST)), "%s", out);
+	shmkit_bus_close(bus);
+
+	const char *bad[] = { "0", "8", "1777", "-1", "rw", "" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *argv3[] = { bridge_path(), "--mode", bad[i], "--import", "x", NULL };
+		pid = sk_test_spawn(argv3, -1, &fd);
+		cr_assert_eq(sk_test_finish(pid, fd, out, sizeof(out)), 2, "--mode '%s': %s", bad[i], out);
+	}
+}
+
+/* The command's --help and its man page name the same options (the
+ * SYNOPSIS of man/shmkit-bridge.1, found above the test binary), and the
+ * man page describes each one. */
+static void long_options(const char *text, const char *dash, char set[][32], int *n, int max)
+{
+	for (const char *p = text; (p = strstr(p, dash)) != NULL;) {
+		char w[32];
+		size_t k = 0;
+		p += strlen(dash);
+		while (k + 1 < sizeof(w) && (isalnum((unsigned char)*p) || *p == '-' || *p == '\\')) {
+			if (*p != '\\')
+				w[k++] = *p;
+			p++;
+		}
+		w[k] = '\0';
+		bool seen = !k;
+		for (int i = 0; i < *n && !seen; i++)
+			seen = !strcmp(set[i], w);
+		if (!seen && *n < max)
+			snprintf(set[(*n)++], 32, "%s", w);
+	}
+}
+
+static char *man_page(void)
+{
+	char path[4096 + 64], dir[4096];
+	static char text[65536];
+
+	snprintf(dir, sizeof(dir), "%s", sk_test_dir());
+	for (;;) {
+		snprintf(path, sizeof(path), "%s/man/shmkit-bridge.1", dir);
+		FILE *f = fopen(path, "re");
+		if (f) {
+			size_t len = fread(text, 1, sizeof(text) - 1, f);
+			text[len] = '\0';
+			fclose(f);
+			return text;
+		}
+		char *slash = strrchr(dir, '/');
+		cr_assert(slash && slash != dir, "no man/shmkit-bridge.1 above %s", sk_test_dir());
+		*slash = '\0';
+	}
+}
+
+Test(bridge, help_and_man_page_name_the_same_options)
+{
+	char help[8192], syn[64][32], opts[64][32], page[64][32];
+	int nsyn = 0, nopts = 0, npage = 0;
+	const char *argv[] = { bridge_path(), "--help", NULL };
+	int fd;
+	pid_t pid = sk_test_spawn(argv, -1, &fd);
+
+	cr_assert_eq(sk_test_finish(pid, fd, help, sizeof(help)), 0);
+	char *man = man_page();
+	char *desc = strstr(man, ".SH DESCRIPTION");
+	cr_assert(desc, "no DESCRIPTION in the man page");
+	*desc = '\0'; /* the synopsis before it */
+	long_options(man, "\\-\\-", syn, &nsyn, 64);
+	*desc = '.';
+	long_options(desc, "\\-\\-", page, &npage, 64);
+	char *usage_end = strstr(help, "\nCarries");
+	cr_assert(usage_end, "%s", help);
+	*usage_end = '\0';
+	long_options(help, "--", opts, &nopts, 64);
+	cr_assert_geq(nopts, 20, "%s", help);
+	for (int i = 0; i < nopts; i++) {
+		bool in_syn = false, in_page = false;
+		for (int k = 0; k < nsyn; k++)
+			in_syn |= !strcmp(syn[k], opts[i]);
+		for (int k = 0; k < npage; k++)
+			in_page |= !strcmp(page[k], opts[i]);
+		cr_expect(in_syn, "--%s is in --help, not in the man page's SYNOPSIS", opts[i]);
+		cr_expect(in_page, "--%s is described nowhere in the man page", opts[i]);
+	}
+	for (int k = 0; k < nsyn; k++) {
+		bool in_help = false;
+		for (int i = 0; i < nopts; i++)
+			in_help |= !strcmp(syn[k], opts[i]);
+		cr_expect(in_help, "--%s is in the man page's SYNOPSIS, not in --help", syn[k]);
+	}
 }
 
 /* ---- API and wire format ---- */
