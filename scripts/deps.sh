@@ -5,7 +5,7 @@
 #   scripts/deps.sh --pkg    also what the Debian packaging needs (--pkg --check too)
 #   scripts/deps.sh --bench  also the benchmark's peers (SQLite, Boost, iceoryx) and gnuplot
 set -e
-PKGS="build-essential pkg-config libcriterion-dev g++ util-linux python3 procps clang libclang-rt-14-dev spin libzmq3-dev libinih-dev python3-dev python3-setuptools python3-pytest python3-numpy python3-mypy python3-hypothesis bash-completion tmux"
+PKGS="build-essential pkg-config libcriterion-dev g++ util-linux python3 procps clang libclang-rt-14-dev spin libzmq3-dev libinih-dev python3-dev python3-setuptools python3-pytest python3-numpy python3-mypy python3-hypothesis python3-pip bash-completion tmux"
 # --pkg: also what scripts/pkg-check.sh needs (Debian packages)
 if [ "${1:-}" = "--pkg" ]; then PKGS="$PKGS dpkg-dev debhelper dh-python lintian"; shift; fi
 # --bench: also the peers make bench compares with, and gnuplot for its plot
