@@ -65,6 +65,7 @@ struct machine {
 	int sysv_segments;       /* IPC_PRIVATE segments made in the namespace */
 	int fill_mib;            /* a file of that many MiB in /dev/shm */
 	const char *leftover;    /* a temporary segment whose creator died */
+	const char *leftover2;   /* another one */
 	const char *persistent;  /* a persistent one whose creator died */
 	const char *logind[3][2]; /* files under a tmpfs on /etc/systemd:
 	                             {relative path, contents} */
@@ -124,6 +125,8 @@ static void make_machine(const struct machine *m)
 			_exit(122);
 	if (m->leftover)
 		orphan_segment(m->leftover, 0);
+	if (m->leftover2)
+		orphan_segment(m->leftover2, 0);
 	if (m->persistent)
 		orphan_segment(m->persistent, SHMKIT_PERSIST);
 	if (m->logind[0][0]) {
@@ -416,6 +419,62 @@ Test(doctor, leftovers_gc_would_remove_are_a_problem)
 	has(c, left);
 	cr_assert(!strstr(c, kept), "a persistent segment is no leftover: %s", c);
 	has(c, "shmkit gc");
+}
+
+/* "RAWHEX KIND NAME_HEX? REASON? MEMBERS" of a leftover named raw, as
+ * the python below prints it. */
+static void leftover_line(char *buf, size_t len, const char *raw, bool hex_too)
+{
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)raw; *p && o + 3 < len; p++)
+		o += (size_t)snprintf(buf + o, len - o, "%02x", *p);
+	snprintf(buf + o, len - o, " bytes %s True %s", hex_too ? "True" : "False",
+	         hex_too ? "kind,name,name_hex,reason" : "kind,name,reason");
+}
+
+/* Leftovers in --json are objects, not gc's text lines: two segments
+ * whose creators died, one named with a byte that is not UTF-8 (0xff).
+ * Each item has its name exactly - the other in "name", that one also in
+ * "name_hex" (the bytes, so it round-trips) - its kind from the header
+ * ("bytes") and gc's reason; nothing else.  python3 reads the JSON
+ * (fails on the old doctor, whose items were gc's escaped text lines). */
+Test(doctor, leftovers_in_json_are_names_with_kind_and_reason)
+{
+	char plain[128], odd[136], want[2][700], res[4096], code[1024];
+	struct machine m = { .ns = true };
+
+	m.leftover = sk_test_name(plain, sizeof(plain), "posix");
+	sk_test_name(odd, sizeof(odd) - 2, "posix");
+	strcat(odd, "\xff");
+	m.leftover2 = odd;
+	cr_assert_eq(doctor(&m, NULL), 1);
+	leftover_line(want[0], sizeof(want[0]), plain, false);
+	leftover_line(want[1], sizeof(want[1]), odd, true);
+	if (strcmp(want[0], want[1]) > 0) {
+		char t[700];
+		memcpy(t, want[0], sizeof(t));
+		memcpy(want[0], want[1], sizeof(t));
+		memcpy(want[1], t, sizeof(t));
+	}
+
+	snprintf(code, sizeof(code),
+	         "import json,sys\n"
+	         "d=json.loads(sys.argv[1])\n"
+	         "w=[c for c in d['checks'] if c['check']=='leftovers'][0]['data']['would_remove']\n"
+	         "def raw(x): return bytes.fromhex(x['name_hex']) if 'name_hex' in x else x['name'].encode()\n"
+	         "for x in sorted(w,key=lambda x:raw(x).hex()):\n"
+	         "  print(raw(x).hex(),x.get('kind'),'name_hex' in x,x['reason'].startswith('creator pid'),\n"
+	         "        ','.join(sorted(x)),\n"
+	         "        'name_hex' not in x or x['name']==raw(x).decode('latin-1'))\n");
+	const char *argv[] = { "/usr/bin/python3", "-c", code, out, NULL };
+	int ofd;
+	pid_t pid = sk_test_spawn(argv, -1, &ofd);
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(sk_test_finish(pid, ofd, res, sizeof(res)), 0, "not JSON: %s", out);
+	char expect[1500];
+	snprintf(expect, sizeof(expect), "%s True\n%s True\n", want[0], want[1]);
+	cr_assert_str_eq(res, expect, "in %s", out);
 }
 
 /* ---- RemoveIPC ----------------------------------------------------------- */

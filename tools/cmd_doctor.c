@@ -24,8 +24,10 @@
  *   memlock      RLIMIT_MEMLOCK and CAP_IPC_LOCK (a note: needed only for
  *                --mlock / SHMKIT_MLOCK)
  *   leftovers    what `shmkit gc` would remove: gc's own dry run (cmd_gc
- *                with --dry-run in a forked child, its output read back),
- *                a problem when there is any
+ *                with --dry-run --json in a forked child, its lines read
+ *                back: each name exact, bytes that are not UTF-8 too,
+ *                and gc's reason; the kind from the object's header where
+ *                it has one), a problem when there is any
  *   namespaces   with NAME only: the live peers of that segment, channel,
  *                bus, rpc service or journal, found by the pids the library
  *                reports and by every process visible here that maps it
@@ -80,9 +82,19 @@ struct check {
 	int nitems;
 };
 
+/* What gc would remove (the leftovers check): the name as gc gave it
+ * (any bytes), its kind ("" if unknown) and gc's reason. */
+struct leftover {
+	char *name;
+	char kind[32];
+	char reason[256];
+};
+
 struct report {
 	struct check v[16];
 	int n;
+	struct leftover *left;
+	int nleft;
 };
 
 static struct check *check_new(struct report *r, const char *id)
@@ -507,13 +519,84 @@ static void check_memlock(struct report *r)
 
 /* ---- leftovers: gc's own dry run ----------------------------------------- */
 
-/* Run `shmkit gc --dry-run` (cmd_gc in a forked child) and read what it
- * would remove: the same verdicts as gc, no copy of its rules. */
+/* The string member "key" of one line of gc --json into out (cap bytes,
+ * NUL-terminated, cut if longer), unescaped: gc writes \" \\ and
+ * \u00XX for a control byte or a byte that is not UTF-8 (tool_json_str),
+ * so the bytes come back exactly.  false if the line has no such member. */
+static bool gc_member(const char *line, const char *key, char *out, size_t cap)
+{
+	char pat[40];
+	size_t o = 0;
+
+	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+	const char *p = strstr(line, pat);
+	if (!p || !cap)
+		return false;
+	for (p += strlen(pat); *p && *p != '"'; p++) {
+		unsigned v = (unsigned char)*p;
+		if (*p == '\\' && p[1] == 'u' && sscanf(p + 2, "%4x", &v) == 1 && isxdigit((unsigned char)p[5]))
+			p += 5;
+		else if (*p == '\\' && p[1])
+			v = (unsigned char)*++p;
+		if (o + 1 < cap)
+			out[o++] = (char)v;
+	}
+	out[o] = '\0';
+	return *p == '"';
+}
+
+/* A line of gc --dry-run --json into r->left; its kind from the
+ * object's header where one can be read (gc does not print it). */
+static void gc_line(struct report *r, const char *line)
+{
+	char name[PATH_MAX + 64], action[32];
+	struct shmkit_seg_info st;
+	struct leftover *l;
+
+	if (!gc_member(line, "action", action, sizeof(action)) || strcmp(action, "would remove") ||
+	    !gc_member(line, "name", name, sizeof(name)))
+		return;
+	l = realloc(r->left, (size_t)(r->nleft + 1) * sizeof(*l));
+	if (!l)
+		return;
+	r->left = l;
+	l += r->nleft;
+	memset(l, 0, sizeof(*l));
+	if (!(l->name = strdup(name)))
+		return;
+	r->nleft++;
+	gc_member(line, "reason", l->reason, sizeof(l->reason));
+	if (!gc_member(line, "kind", l->kind, sizeof(l->kind)) && name[0] != '/' &&
+	    shmkit_seg_info_name(name, &st) == 0)
+		snprintf(l->kind, sizeof(l->kind), "%s", seg_kind_label(st.kind));
+}
+
+static void leftovers_free(struct report *r)
+{
+	for (int i = 0; i < r->nleft; i++)
+		free(r->left[i].name);
+	free(r->left);
+	r->left = NULL;
+	r->nleft = 0;
+}
+
+/* "NAME (REASON)" of leftover i into buf, the name's bytes as they are
+ * (print_text escapes the message for a terminal, JSON for itself). */
+static const char *leftover_text(const struct report *r, int i, char *buf, size_t len)
+{
+	if (i >= r->nleft)
+		return "";
+	snprintf(buf, len, "%.200s (%s)", r->left[i].name, r->left[i].reason);
+	return buf;
+}
+
+/* Run `shmkit gc --dry-run --json` (cmd_gc in a forked child) and read
+ * what it would remove: the same verdicts as gc, no copy of its rules. */
 static void check_leftovers(struct report *r)
 {
 	struct check *c = check_new(r, "leftovers");
 	int p[2];
-	char buf[16384];
+	static char buf[1 << 20];
 	size_t len = 0;
 
 	fflush(stdout);
@@ -523,7 +606,7 @@ static void check_leftovers(struct report *r)
 	}
 	pid_t pid = fork();
 	if (pid == 0) {
-		char *av[] = { (char *)"gc", (char *)"--dry-run", NULL };
+		char *av[] = { (char *)"gc", (char *)"--dry-run", (char *)"--json", NULL };
 		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		dup2(p[1], STDOUT_FILENO);
 		if (null >= 0)
@@ -531,7 +614,7 @@ static void check_leftovers(struct report *r)
 		close(p[0]);
 		close(p[1]);
 		optind = 1;
-		int rc = cmd_gc(2, av);
+		int rc = cmd_gc(3, av);
 		fflush(stdout);
 		_exit(rc);
 	}
@@ -551,25 +634,20 @@ static void check_leftovers(struct report *r)
 		set(c, NOTE, "shmkit gc --dry-run failed");
 		return;
 	}
-	int count = 0;
-	char first[3][256];
-	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-		if (strncmp(line, "would remove ", 13))
-			continue;
-		if (count < 3)
-			snprintf(first[count], sizeof(first[count]), "%s", line + 13);
-		count++;
-	}
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
+		gc_line(r, line);
+	int count = r->nleft;
+	char first[3][520];
 	num(c, "count", count);
-	for (int i = 0; i < count && i < 3; i++)
-		str(c, "would_remove", first[i]);
 	if (!count) {
 		set(c, OK, "nothing left behind that gc would remove");
 		return;
 	}
 	set(c, PROBLEM, "%d thing%s left behind by dead processes: %s%s%s%s%s%s", count,
-	    count > 1 ? "s" : "", first[0], count > 1 ? ", " : "", count > 1 ? first[1] : "",
-	    count > 2 ? ", " : "", count > 2 ? first[2] : "", count > 3 ? ", ..." : "");
+	    count > 1 ? "s" : "", leftover_text(r, 0, first[0], sizeof(first[0])),
+	    count > 1 ? ", " : "", leftover_text(r, 1, first[1], sizeof(first[1])),
+	    count > 2 ? ", " : "", leftover_text(r, 2, first[2], sizeof(first[2])),
+	    count > 3 ? ", ..." : "");
 	advise(c, "shmkit gc (shmkit gc --dry-run lists them)");
 }
 
@@ -826,6 +904,24 @@ static void print_text(const struct report *r)
 	}
 }
 
+/* sep"would_remove":[{"name":..., "name_hex" beside a name that is not
+ * UTF-8, "kind" where known, "reason"}, ...] */
+static void print_leftovers(const struct report *r, const char *sep)
+{
+	printf("%s\"would_remove\":[", sep);
+	for (int i = 0; i < r->nleft; i++) {
+		const struct leftover *l = &r->left[i];
+		printf("%s{", i ? "," : "");
+		tool_json_name("name", l->name);
+		if (l->kind[0])
+			printf(",\"kind\":\"%s\"", l->kind);
+		printf(",\"reason\":");
+		tool_json_str(l->reason);
+		printf("}");
+	}
+	printf("]");
+}
+
 static void print_json(const struct report *r, int problems)
 {
 	printf("{\"ok\":%s,\"problems\":%d,\"checks\":[", problems ? "false" : "true", problems);
@@ -837,27 +933,16 @@ static void print_json(const struct report *r, int problems)
 		printf(",\"advice\":");
 		tool_json_str(c->advice);
 		printf(",\"data\":{");
-		for (int k = 0, first = 1; k < c->nitems; k++) {
+		for (int k = 0; k < c->nitems; k++) {
 			const struct item *it = &c->items[k];
-			if (!strcmp(it->key, "would_remove"))
-				continue;
-			printf("%s\"%s\":", first ? "" : ",", it->key);
-			first = 0;
+			printf("%s\"%s\":", k ? "," : "", it->key);
 			if (it->is_str)
 				tool_json_str(it->str);
 			else
 				printf("%lld", it->num);
 		}
-		if (!strcmp(c->id, "leftovers")) {
-			printf(",\"would_remove\":[");
-			for (int k = 0, first = 1; k < c->nitems; k++)
-				if (!strcmp(c->items[k].key, "would_remove")) {
-					printf("%s", first ? "" : ",");
-					tool_json_str(c->items[k].str);
-					first = 0;
-				}
-			printf("]");
-		}
+		if (!strcmp(c->id, "leftovers"))
+			print_leftovers(r, c->nitems ? "," : "");
 		printf("}}");
 	}
 	printf("]}\n");
@@ -892,7 +977,9 @@ static const char doctor_help[] =
 	"something is (or NAME cannot be examined), 2 for a usage error.\n"
 	"\n"
 	"  --json   print one JSON object: {\"ok\", \"problems\", \"checks\": [{\"check\",\n"
-	"           \"status\", \"message\", \"advice\", \"data\"}]}\n";
+	"           \"status\", \"message\", \"advice\", \"data\"}]}; the leftovers' data\n"
+	"           has \"would_remove\": [{\"name\", \"name_hex\" (a name that is not\n"
+	"           UTF-8, in hex), \"kind\" (where known), \"reason\"}]\n";
 
 int cmd_doctor(int argc, char **argv)
 {
@@ -922,12 +1009,10 @@ int cmd_doctor(int argc, char **argv)
 	check_memlock(&r);
 	check_leftovers(&r);
 	int rc = optind < argc ? tool_check_name("doctor", argv[optind]) : 0;
-	if (rc)
-		return rc;
-	if (optind < argc) {
-		int err = check_namespaces(&r, argv[optind]);
-		if (err)
-			return tool_open_err(argv[optind], err);
+	int err = !rc && optind < argc ? check_namespaces(&r, argv[optind]) : 0;
+	if (rc || err) {
+		leftovers_free(&r);
+		return rc ? rc : tool_open_err(argv[optind], err);
 	}
 	int problems = 0;
 	for (int i = 0; i < r.n; i++)
@@ -938,5 +1023,6 @@ int cmd_doctor(int argc, char **argv)
 		print_text(&r);
 		printf("%d problem%s\n", problems, problems == 1 ? "" : "s");
 	}
+	leftovers_free(&r);
 	return problems ? 1 : 0;
 }
