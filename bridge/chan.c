@@ -367,8 +367,8 @@ int sk_br_import_mark(shmkit_bridge *br, const char *local)
 	shmkit_seg *seg;
 	int rc;
 
-	if (sk_br_state_name(name, sizeof(name), local, "skbr-in"))
-		return 0; /* nothing can sit beside it */
+	if (!br->excl || sk_br_state_name(name, sizeof(name), local, "skbr-in"))
+		return 0; /* not asked for, or nothing can sit beside it */
 	if ((rc = shmkit_seg_create(&seg, name, &so)) == 0)
 		shmkit_seg_close(seg);
 	return rc;

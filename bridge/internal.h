@@ -180,9 +180,10 @@ int sk_br_state_open(shmkit_bridge *br, shmkit_seg **out, const char *name, size
 /* Imports and an existing local name (opts.excl, "Existing names" in
  * shmkit-bridge.h): check, 0 or -EEXIST at the import call; flags,
  * SHMKIT_EXCL for the create at the first frame unless the name is a
- * bridge import's; mark, LOCAL.skbr-in made beside a bus or rpc service
- * the import uses (a channel's inbox is its mark), 0 or -errno: best
- * effort (without it a bridge restarted with excl refuses the name). */
+ * bridge import's; mark, with excl, LOCAL.skbr-in made beside a bus or
+ * rpc service the import made or took back (a channel's inbox is its
+ * mark), 0 or -errno: best effort (without it a bridge restarted with
+ * excl refuses the name). */
 int sk_br_import_check(shmkit_bridge *br, const char *local);
 unsigned sk_br_import_flags(shmkit_bridge *br, const char *local);
 int sk_br_import_mark(shmkit_bridge *br, const char *local);

@@ -119,15 +119,16 @@
  * Existing names: an import opens a local service that exists (its
  * geometry wins) unless opts.excl.  Then it takes only a name that does
  * not exist or that a bridge import made: LOCAL.skbr-in beside it (a
- * channel's inbox; for a bus or rpc service a marker segment the import
- * makes beside it), or a journal that is a copy (copy_of) or holds no
- * record; any other is -EEXIST, at the import call and again when the
- * import creates the service at its first frame (made exclusively: a
- * name that appeared meanwhile is refused, the frames counted
- * unroutable).  So a bridge restarted with excl takes back what it made.
- * Names with nothing beside them (System V keys) are always refused when
- * they exist.  Exports need their service to exist; their state beside
- * it (NAME.skbr-out, .skbr-bus) is taken back whoever made it.
+ * channel's inbox, which every channel import keeps; for a bus or rpc
+ * service a mark that only an import with excl makes, once it made the
+ * service), or a journal that is a copy (copy_of) or holds no record;
+ * any other is -EEXIST, at the import call and again when the import
+ * creates the service at its first frame (made exclusively: a name that
+ * appeared meanwhile is refused, the frames counted unroutable).  So a
+ * bridge restarted with excl takes back what it made.  Names with
+ * nothing beside them (System V keys) are always refused when they
+ * exist.  Exports need their service to exist; their state beside it
+ * (NAME.skbr-out, .skbr-bus) is taken back whoever made it.
  *
  * All functions return 0 (or a non-negative count) or a negative errno.
  * A bridge handle is used by one thread.

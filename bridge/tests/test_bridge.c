@@ -274,7 +274,6 @@ static void two_bridges(const char *hwm, int n_msgs)
 {
 	const char *a = sk_test_new_name("posix"), *a2 = sk_test_new_name("posix");
 	extra_name(a, "skbr-bus"); /* the export's position, kept beside the bus */
-	extra_name(a2, "skbr-in"); /* the import's mark beside the bus it made */
 	struct shmkit_bus_opts bo = { .capacity = 1024, .max_msg = 64,
 	                              .delivery = SHMKIT_BUS_BACKPRESSURE };
 	char ep[1024], imp[600], m[64], text[4096], line[1024];
@@ -488,7 +487,6 @@ static void run_until(shmkit_bridge *br, uint64_t want, struct forger *f,
 Test(bridge, forged_frames_are_counted_and_dropped)
 {
 	const char *local = sk_test_new_name("posix");
-	extra_name(local, "skbr-in");
 	struct shmkit_bridge_opts bo = { .id = 7 };
 	struct shmkit_bridge_stats st;
 	struct forger f = { 0 };
@@ -1022,7 +1020,6 @@ Test(bridge, overwrite_losses_are_counted_on_both_sides)
 {
 	const char *a = sk_test_new_name("posix"), *b = sk_test_new_name("posix");
 	extra_name(a, "skbr-bus");
-	extra_name(b, "skbr-in");
 	struct shmkit_bus_opts bo = { .capacity = 8, .max_msg = 32 };
 	struct shmkit_bridge_opts o1 = { .id = 1 }, o2 = { .id = 2 };
 	struct shmkit_bridge_stats s1, s2 = { 0 };
@@ -1959,8 +1956,6 @@ Test(bridge, curve_admits_only_who_knows_the_server_key)
 	shmkit_bus *bus;
 
 	extra_name(a, "skbr-bus");
-	for (int i = 0; i < 4; i++)
-		extra_name(local[i], "skbr-in");
 	cr_assert_eq(zmq_curve_keypair(pub, sec), 0);
 	cr_assert_eq(zmq_curve_keypair(pub2, sec2), 0);
 	cr_assert_eq(zmq_curve_keypair(cpub, csec), 0);
