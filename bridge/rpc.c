@@ -64,6 +64,7 @@ struct rimport {
 	int64_t acked_at;         /* last rhello-ack (0: never) */
 	unsigned peer;            /* the peer that acked */
 	int up;
+	int made;                 /* L was made or opened by this import */
 	uint64_t next_token;
 	struct rcall call[RPC_CALLS];
 	unsigned ncalls;
@@ -281,16 +282,20 @@ int shmkit_bridge_import_rpc(shmkit_bridge *br, const char *remote, const char *
 static int rimport_open(shmkit_bridge *br, struct rimport *ri)
 {
 	struct shmkit_rpc_opts o = { .max_request = ri->max_req, .max_response = ri->max_resp,
-	                             .mode = br->mode, .flags = sk_br_import_flags(br, ri->local) };
+	                             .mode = br->mode };
 	int rc;
 
 	if (ri->r)
 		return 0;
 	if (!o.max_request || o.max_request > (64u << 20) || !o.max_response || o.max_response > (64u << 20))
 		o.max_request = o.max_response = 0; /* not sane: the defaults */
+	if (!ri->made) /* a reopen (a lost link) takes back its own L */
+		o.flags = sk_br_import_flags(br, ri->local);
 	rc = shmkit_rpc_create(&ri->r, ri->local, &o);
-	if (!rc)
+	if (!rc && !ri->made) {
+		ri->made = 1;
 		sk_br_import_mark(br, ri->local);
+	}
 	if (!rc && (rc = ri->fd = shmkit_rpc_fd(ri->r, SHMKIT_RPC_SERVER)) < 0) {
 		shmkit_rpc_close(ri->r);
 		ri->r = NULL;
