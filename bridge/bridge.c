@@ -555,6 +555,7 @@ static int import_bus(shmkit_bridge *br, struct bimport *im, const struct shmkit
 		o.max_msg = h->max_msg;
 	}
 	o.delivery = h->delivery == SHMKIT_BUS_BACKPRESSURE ? SHMKIT_BUS_BACKPRESSURE : SHMKIT_BUS_OVERWRITE;
+	int existed = sk_br_exists(im->local);
 	rc = shmkit_bus_create(&im->bus, im->local, &o);
 	if (!rc)
 		sk_br_import_mark(br, im->local);
@@ -562,9 +563,14 @@ static int import_bus(shmkit_bridge *br, struct bimport *im, const struct shmkit
 		shmkit_bus_close(im->bus);
 		im->bus = NULL;
 	}
-	if (!rc)
-		im->max_msg = bs.max_msg;
-	return rc;
+	if (rc)
+		return rc;
+	im->max_msg = bs.max_msg;
+	if (existed)
+		sk_br_note_opened(br, "bus", im->remote, im->local,
+		                  &(struct sk_geometry){ "capacity", bs.capacity, "max_msg", bs.max_msg },
+		                  &(struct sk_geometry){ NULL, h->capacity, NULL, h->max_msg });
+	return 0;
 }
 
 /* 0 published, 1 the bus is full (hold the frame), <0 dropped. */

@@ -334,14 +334,30 @@ int sk_br_state_open(shmkit_bridge *br, shmkit_seg **out, const char *name, size
 	return rc;
 }
 
+int sk_br_exists(const char *name)
+{
+	struct shmkit_seg_info si;
+
+	return !shmkit_seg_info_name(name, &si);
+}
+
+void sk_br_note_opened(shmkit_bridge *br, const char *kind, const char *remote, const char *local,
+                       const struct sk_geometry *have, const struct sk_geometry *remote_g)
+{
+	if (have->a == remote_g->a && have->b == remote_g->b)
+		sk_br_note(br, "import %s %s=%s: %s existed: opened", kind, remote, local, local);
+	else
+		sk_br_note(br, "import %s %s=%s: %s existed: opened, its geometry kept (%s %u, %s %u; "
+		           "the remote's %u, %u)", kind, remote, local, local, have->a_name, have->a,
+		           have->b_name, have->b, remote_g->a, remote_g->b);
+}
+
 /* A bridge import's state is beside local (LOCAL.skbr-in). */
 static int import_marked(const char *local)
 {
 	char name[NAME_MAX_ + 32];
-	struct shmkit_seg_info si;
 
-	return !sk_br_state_name(name, sizeof(name), local, "skbr-in") &&
-	       !shmkit_seg_info_name(name, &si);
+	return !sk_br_state_name(name, sizeof(name), local, "skbr-in") && sk_br_exists(name);
 }
 
 int sk_br_import_check(shmkit_bridge *br, const char *local)
@@ -352,7 +368,7 @@ int sk_br_import_check(shmkit_bridge *br, const char *local)
 	if (!br->excl || import_marked(local))
 		return 0;
 	rc = shmkit_seg_info_name(local, &si);
-	return rc == -ENOENT ? 0 : !rc ? -EEXIST : rc;
+	return rc == -ENOENT ? 0 : !rc ? -EEXIST : rc; /* -EACCES etc.: said as it is */
 }
 
 unsigned sk_br_import_flags(shmkit_bridge *br, const char *local)
@@ -839,9 +855,14 @@ static int cimport_open(shmkit_bridge *br, struct cimport *ci, const struct shmk
 	}
 	if (h->delivery == 1)
 		o.flags |= SHMKIT_CHAN_SPSC;
+	int existed = sk_br_exists(ci->local);
 	rc = shmkit_chan_create(&ci->ch, ci->local, &o);
 	if (!rc)
 		rc = shmkit_chan_stats(ci->ch, &cs);
+	if (!rc && existed)
+		sk_br_note_opened(br, "chan", ci->remote, ci->local,
+		                  &(struct sk_geometry){ "capacity", cs.capacity, "max_msg", cs.max_msg },
+		                  &(struct sk_geometry){ NULL, h->capacity, NULL, h->max_msg });
 	if (!rc && !cs.spsc)
 		rc = ci->owned = chan_own(&ci->ch, ci->local, owner_token("import ", ci->local));
 	if (rc >= 0) {

@@ -185,6 +185,20 @@ int sk_br_state_open(shmkit_bridge *br, shmkit_seg **out, const char *name, size
  * mark), 0 or -errno: best effort (without it a bridge restarted with
  * excl refuses the name). */
 int sk_br_import_check(shmkit_bridge *br, const char *local);
+/* 1 if a segment (service) of that name exists. */
+int sk_br_exists(const char *name);
+/* An import opened a local service that existed: a line in the stats
+ * text, with both geometries where the existing one (kept) differs from
+ * the remote's.  Two numbers named a_name and b_name (capacity, max_msg;
+ * rpc: max_request, max_response). */
+struct sk_geometry {
+	const char *a_name;
+	uint32_t a;
+	const char *b_name;
+	uint32_t b;
+};
+void sk_br_note_opened(shmkit_bridge *br, const char *kind, const char *remote, const char *local,
+                       const struct sk_geometry *have, const struct sk_geometry *remote_g);
 unsigned sk_br_import_flags(shmkit_bridge *br, const char *local);
 int sk_br_import_mark(shmkit_bridge *br, const char *local);
 

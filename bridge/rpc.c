@@ -289,12 +289,19 @@ static int rimport_open(shmkit_bridge *br, struct rimport *ri)
 		return 0;
 	if (!o.max_request || o.max_request > (64u << 20) || !o.max_response || o.max_response > (64u << 20))
 		o.max_request = o.max_response = 0; /* not sane: the defaults */
+	int existed = !ri->made && sk_br_exists(ri->local);
 	if (!ri->made) /* a reopen (a lost link) takes back its own L */
 		o.flags = sk_br_import_flags(br, ri->local);
 	rc = shmkit_rpc_create(&ri->r, ri->local, &o);
 	if (!rc && !ri->made) {
+		struct shmkit_rpc_stats rs;
 		ri->made = 1;
 		sk_br_import_mark(br, ri->local);
+		if (existed && !shmkit_rpc_stats(ri->r, &rs))
+			sk_br_note_opened(br, "rpc", ri->remote, ri->local,
+			                  &(struct sk_geometry){ "max_request", rs.max_request, "max_response",
+			                                         rs.max_response },
+			                  &(struct sk_geometry){ NULL, ri->max_req, NULL, ri->max_resp });
 	}
 	if (!rc && (rc = ri->fd = shmkit_rpc_fd(ri->r, SHMKIT_RPC_SERVER)) < 0) {
 		shmkit_rpc_close(ri->r);

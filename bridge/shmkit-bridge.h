@@ -117,7 +117,9 @@
  *   in chan.c.
  *
  * Existing names: an import opens a local service that exists (its
- * geometry wins) unless opts.excl.  Then it takes only a name that does
+ * geometry wins) unless opts.excl, and says so in the stats text
+ * ("import bus R=L: L existed: opened", with both geometries when they
+ * differ).  With opts.excl it takes only a name that does
  * not exist or that a bridge import made: LOCAL.skbr-in beside it (a
  * channel's inbox, which every channel import keeps; for a bus or rpc
  * service a mark that only an import with excl makes, once it made the

@@ -57,6 +57,8 @@
  *   excl_refuses_names_no_bridge_import_made, excl_refuses_a_name_made_
  *       before_the_first_frame  opts.excl: -EEXIST at the import call,
  *       and an exclusive create at the first frame
+ *   import_into_an_existing_bus_says_so  the stats text names a service
+ *       an import opened, and both geometries
  *   command_takes_mode_and_excl  --mode, --excl and their configuration
  *       keys; exit 1 on an existing name, 2 on a bad mode
  *   help_and_man_page_name_the_same_options  --help against the SYNOPSIS
@@ -2392,6 +2394,41 @@ Test(bridge, excl_refuses_a_name_made_before_the_first_frame)
 	cr_assert(!seg_exists(beside(n, sizeof(n), local, "skbr-in")), "no mark beside it");
 	cr_assert_eq(shmkit_bridge_close(br), 0);
 	shmkit_bus_unsubscribe(sub);
+	shmkit_bus_close(bus);
+	forger_close(&f);
+}
+
+/* Without excl an import opens a local bus that exists and says so in
+ * the stats text, with both geometries: the existing one is kept
+ * (capacity 8, max_msg 32), the remote's (64, 128) is not. */
+Test(bridge, import_into_an_existing_bus_says_so)
+{
+	const char *local = sk_test_new_name("posix"), *seg = sk_test_new_name("posix");
+	struct shmkit_bus_opts small = { .capacity = 8, .max_msg = 32 };
+	struct shmkit_bridge_opts bo = { .id = 10 };
+	struct forger f = { 0 };
+	shmkit_bridge *br;
+	shmkit_bus *bus;
+	shmkit_seg *sg;
+	char ep[256], text[16384], want[700];
+
+	forger_open(&f, "remote-Z", ep, sizeof(ep));
+	cr_assert_eq(shmkit_bus_create(&bus, local, &small), 0);
+	cr_assert_eq(shmkit_bridge_create(&br, &bo), 0);
+	cr_assert_eq(shmkit_bridge_stats_segment(br, seg), 0);
+	cr_assert_eq(shmkit_bridge_import_bus(br, "remote-Z", local), 0);
+	cr_assert_eq(shmkit_bridge_connect(br, ep), 0);
+	struct shmkit_bridge_hdr h = forged_bus_hdr();
+	run_until(br, 1, &f, &h);
+	for (int i = 0; i < 7; i++) /* past the 500 ms refresh */
+		cr_assert_geq(shmkit_bridge_run(br, -1, 100000000), 0);
+	cr_assert_eq(shmkit_seg_open(&sg, seg, NULL), 0);
+	cr_assert_gt(shmkit_bridge_stats_read(shmkit_seg_data(sg), shmkit_seg_size(sg), text, sizeof(text)), 0);
+	shmkit_seg_close(sg);
+	snprintf(want, sizeof(want), "import bus remote-Z=%s: %s existed: opened, its geometry kept "
+	         "(capacity 8, max_msg 32; the remote's 64, 128)\n", local, local);
+	cr_assert(strstr(text, want), "no '%s' in:\n%s", want, text);
+	cr_assert_eq(shmkit_bridge_close(br), 0);
 	shmkit_bus_close(bus);
 	forger_close(&f);
 }
