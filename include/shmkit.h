@@ -311,6 +311,41 @@ int shmkit_sem_post(shmkit_sem *s);
 int shmkit_sem_wait(shmkit_sem *s, int64_t timeout_ns);
 int shmkit_sem_value(const shmkit_sem *s);
 
+/* Pollable fds for event counts and semaphores, for poll/epoll: the
+ * mechanism of shmkit_sub_fd (a futex wait on the shared word itself,
+ * never FUTEX_PRIVATE: any process, PID or network namespace, backend).
+ * The handle owns the fd, O_CLOEXEC; shmkit_syncfd_close closes it and
+ * frees what stands behind it (an io_uring ring, or a helper thread,
+ * joined); never close the fd yourself.  Readiness is level-triggered and
+ * lasts until the next ack, which re-arms; it may be spurious, so re-check
+ * (or try) after it.  Not usable in a forked child (ack: -EBADF; make one
+ * there; closing the inherited handle there is safe).  io_uring
+ * completions run in the thread that armed (open, ack): epoll_wait there
+ * may return EINTR; retry it.
+ *   shmkit_ec_fd: readable once the count differs from old (taken modulo
+ *   2^31), at once if it already does: the wait shmkit_ec_wait(ec, old)
+ *   would end.  shmkit_ec_ack_fd re-arms on a new old (usually the value
+ *   the caller last read).  Nothing to poll on for a dead incrementer: the
+ *   count just does not move.
+ *   shmkit_sem_fd: readable when the count is above 0, i.e. a
+ *   shmkit_sem_wait(s, 0) may succeed - a hint: another taker may win the
+ *   unit (-EAGAIN), then ack and poll again.  After a unit is taken (or
+ *   the try failed) call shmkit_sem_ack_fd, which re-arms and makes the fd
+ *   readable at once if units remain.  The fd registers in s->waiters
+ *   while open (at most 65534 at a time: -EUSERS), and while any is, each
+ *   post makes a system call and wakes all sleepers instead of one.  A poster killed between
+ *   adding its unit and its wake may leave the fd unsignalled: poll with
+ *   a timeout (say 100 ms) and ack on timeout (ack looks at the count).
+ * The fd or -errno (-EINVAL: NULL arguments or the wrong kind of handle
+ * for the ack); on failure *out is untouched and nothing is left open. */
+typedef struct shmkit_syncfd shmkit_syncfd;
+int shmkit_ec_fd(shmkit_syncfd **out, shmkit_ec *ec, uint32_t old);
+int shmkit_ec_ack_fd(shmkit_syncfd *f, uint32_t old);
+int shmkit_sem_fd(shmkit_syncfd **out, shmkit_sem *s);
+int shmkit_sem_ack_fd(shmkit_syncfd *f);
+/* 0; NULL is a no-op. */
+int shmkit_syncfd_close(shmkit_syncfd *f);
+
 /* Wait strategy for services (chan, bus). */
 enum shmkit_wait {
 	SHMKIT_WAIT_ADAPTIVE = 0, /* spin briefly, then futex (default) */
@@ -623,6 +658,24 @@ int shmkit_sub_release(shmkit_sub *sub);
  * ack_fd): epoll_wait there may return EINTR; retry it. */
 int shmkit_sub_fd(shmkit_sub *sub);
 int shmkit_sub_ack_fd(shmkit_sub *sub);
+
+/* The publisher's fd, for poll/epoll (the mechanism of shmkit_sub_fd):
+ * events must be SHMKIT_BUS_POLLOUT.  Back-pressure bus: readable when a
+ * publish may go on without waiting, i.e. the slowest live subscriber is
+ * less than capacity messages behind (another publisher may take the room
+ * first: publish with timeout 0, and on -EAGAIN ack and poll again).
+ * Overwrite bus: a publish never waits for readers, so the fd is always
+ * readable (a try-once publish may still return -EAGAIN while a live
+ * publisher's loan holds the slot a whole ring on).  Owned by the handle,
+ * closed by shmkit_bus_close.  After it signals call shmkit_bus_ack_fd(),
+ * then publish; ack re-arms and makes it readable at once if there is
+ * room.  It may signal spuriously.  Subscribers leaving wake it; one that
+ * dies holding the bus back is noticed by a look (within milliseconds),
+ * not by the fd: poll with a timeout (say 100 ms) and ack on timeout.
+ * Not usable in a forked child (make one there).  The fd or -errno. */
+#define SHMKIT_BUS_POLLOUT 4
+int shmkit_bus_fd(shmkit_bus *bus, int events);
+int shmkit_bus_ack_fd(shmkit_bus *bus);
 
 /* State of a bus, for monitoring (a snapshot; values move meanwhile). */
 struct shmkit_bus_stats {

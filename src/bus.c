@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "waitfd.h"
 
 #define BUS_DEF_SUBS 64u
 #define BUS_DEF_PUBS 62u
@@ -266,6 +267,7 @@ int shmkit_bus_close(shmkit_bus *bus)
 	if (bus->nsubs)
 		return sk_fail(-EBUSY, "%d subscriptions still open on this handle", bus->nsubs);
 	sk_bus_pub_leave(bus);
+	sk_waitfd_close(bus->wfd); /* the fd, its ring or helper (joined) */
 	sk_peer_leave(&bus->peer); /* any lock left goes with the description */
 	shmkit_seg_close(bus->seg);
 	free(bus->held);

@@ -296,6 +296,7 @@ struct shmkit_bus {
 	/* outstanding loan */
 	bool loaned;
 	uint64_t loan_seq;
+	struct sk_waitfd *wfd;  /* the publisher's fd: NULL until shmkit_bus_fd() */
 };
 
 _Static_assert(sizeof(struct sk_bus_geom) <= 2 * SK_CACHELINE, "sk_bus_geom fits two cache lines");
@@ -377,13 +378,21 @@ static inline int sk_bus_ent_take(shmkit_bus *b, uint64_t base, const uint64_t *
 	return sk_peer_take_entry(&b->peer, base, owner0, stride, n, mine);
 }
 
-/* Give an entry up: owner word 0 (a clean leave), then the lock. */
+/* Give an entry up: owner word 0 (a clean leave), then the lock.  On a
+ * back-pressure bus a subscriber leaving (unsubscribed or reaped) may free
+ * room, so `consumed` moves and wakes a waiting publisher or its fd (a
+ * publisher's entry leaving costs one needless increment). */
 static inline void sk_bus_ent_leave(shmkit_bus *b, uint64_t *owner, uint64_t off)
 {
 	/* Release: our writes to the entry are done before the next owner,
 	 * whose lock is taken after our unlock, reads it. */
 	sk_store_release(owner, 0);
 	sk_peer_unlock(&b->peer, off);
+	/* Release RMW after the entry's state went FREE: pairs with the
+	 * publisher's acquire of consumed (its arm, sk_ec_arm, or its
+	 * sleeper's wake-up) before bp_rescan reads the state. */
+	if (b->delivery == SHMKIT_BUS_BACKPRESSURE)
+		shmkit_ec_inc(&b->ctl->consumed);
 }
 
 /* ---- slot records: may a holder still write into a slot? ----------------- */

@@ -50,6 +50,7 @@
 
 #include "bus.h"
 #include "wait.h"
+#include "waitfd.h"
 
 #define MS 1000000LL
 #define LIVE_CHECK_NS (5 * MS)      /* back-pressure liveness rescan period */
@@ -153,7 +154,9 @@ static int bp_rescan(shmkit_bus *b, uint64_t w, uint64_t joins)
 	return 0;
 }
 
-/* Back-pressure claim: 1 and *seq on success, 0 if full, < 0 error. */
+/* Back-pressure claim: 1 and *seq on success, 0 if full, < 0 error.
+ * seq NULL: only look (the fd's test): 1 if there is room, claiming
+ * nothing. */
 static int bp_claim(shmkit_bus *b, uint64_t *seq)
 {
 	struct sk_bus_ctl *c = b->ctl;
@@ -172,6 +175,8 @@ static int bp_claim(shmkit_bus *b, uint64_t *seq)
 			if (w - b->min_cur >= b->cap)
 				return 0;
 		}
+		if (!seq)
+			return 1;
 		/* B3.  seq_cst: see above; also orders our claim before the
 		 * slot CAS P3 (program order + the CAS's own acquire). */
 		if (sk_cas(&c->head, &w, w + 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
@@ -585,3 +590,40 @@ int shmkit_bus_publish(shmkit_bus *bus, const void *msg, size_t len, int64_t tim
 	return sk_fail(-EBADMSG, "every claim was abandoned (corrupt bus?)");
 }
 
+
+/* ---- publisher: the pollable fd -------------------------------------------- */
+
+/* Could a publish go on without waiting?  sk_waitfd_service_arm's look,
+ * after the arm on `consumed`, which subscribers move (shmkit_ec_inc after
+ * the release store of their cursor, sub_advance; or leaving,
+ * sk_bus_ent_leave): the unconditional-increment case of sync.c,
+ * "Services".  bp_claim's look reaps the dead who hold the bus back (at
+ * most every LIVE_CHECK_NS): a dead subscriber never moves `consumed`, so
+ * the caller's poll timeout and ack find it.  An overwrite bus never
+ * waits for readers: always 1. */
+static int bus_fd_ready(void *arg)
+{
+	shmkit_bus *b = arg;
+
+	int r;
+
+	if (sk_map_lost(b->seg) && (r = sk_map_check(b->seg)))
+		return r; /* truncated by a peer: readable, the next call says so */
+	if (b->delivery != SHMKIT_BUS_BACKPRESSURE)
+		return 1;
+	return bp_claim(b, NULL);
+}
+
+int shmkit_bus_fd(shmkit_bus *bus, int events)
+{
+	if (!bus || events != SHMKIT_BUS_POLLOUT)
+		return sk_fail(-EINVAL, "bus is NULL or events is not SHMKIT_BUS_POLLOUT");
+	return sk_waitfd_service_fd(&bus->wfd, &bus->ctl->consumed, bus_fd_ready, bus);
+}
+
+int shmkit_bus_ack_fd(shmkit_bus *bus)
+{
+	if (!bus || !bus->wfd)
+		return sk_fail(-EINVAL, "no fd on this bus handle (call shmkit_bus_fd)");
+	return sk_waitfd_service_arm(bus->wfd, &bus->ctl->consumed, bus_fd_ready, bus);
+}

@@ -150,6 +150,36 @@
  * counter high forever: posts then make one needless wake call each
  * (benign; correctness never depends on waiters being exact).
  *
+ * ---- Pollable fds (shmkit_ec_fd, shmkit_sem_fd) ---------------------------
+ *
+ * Both are a waitfd (waitfd.c, the one mechanism every service uses) in a
+ * small handle, shmkit_syncfd.  Event count: sk_waitfd_arm_ec does A1-A3
+ * above with the wait queued in the waitfd instead of this thread, so the
+ * event-count proof carries over unchanged.
+ *   Semaphore: the fd is a registered waiter that sleeps on count == 0,
+ * with one difference - it does not take the unit, so a wake(1) that lands
+ * on it could leave a real sleeper asleep with count > 0 (until its
+ * slice).  So an fd registers in the upper half of waiters (SEM_FD_ONE,
+ * once, at open: S2 for the fd) and a post that sees any fd registered
+ * wakes all (P2): sleepers that lose the unit find count 0 and sleep
+ * again.  Arm (open and ack) is S3/S4 with the wait queued in the waitfd:
+ *   open:  fetch_add(waiters, SEM_FD_ONE, seq_cst)               (S2f)
+ *   arm:   queue the wait on count == 0 (sk_waitfd_arm)          (S4f)
+ *          if (fetch_add(count, 0, seq_cst) != 0) signal         (S3f)
+ *   close: fetch_add(waiters, -SEM_FD_ONE)                       (S5f)
+ * No lost wake-up: S2f precedes every arm.  A post whose P2 follows S2f in
+ * the total order sees the fd and wakes all after P1: the queued wait is
+ * woken, or was queued after P1 and the kernel read count != 0 (completes
+ * at once).  A post whose P2 precedes S2f has P1 before S3f of every arm,
+ * so S3f sees its unit (or someone took it) and signals.  A poster killed
+ * between P1 and P2 leaves the io_uring kind armed (the thread kind looks
+ * again every slice): callers poll with a timeout and ack, which looks
+ * again (S3f).  Bounds: at most SEM_FD_MAX fds registered at a time
+ * (shmkit_sem_fd refuses more, -EUSERS); sleepers past SEM_FD_ONE - 1
+ * carry into the fd half, which only makes posts wake all.  A process
+ * killed with an fd open leaves it counted: posts wake all from then on
+ * (benign, as a dead sleeper's count).
+ *
  * ---- Mutex (shmkit_mutex) -----------------------------------------------
  *
  * A glibc pthread_mutex_t, PTHREAD_PROCESS_SHARED | PTHREAD_MUTEX_ROBUST |
@@ -165,16 +195,21 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdalign.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
+#include "peer.h"
 #include "wait.h"
+#include "waitfd.h"
 
 #define NS_PER_SEC 1000000000
 #define EC_FLAG 1u   /* bit 0 of the event count word: a waiter may sleep */
 #define EC_ONE 2u    /* one step of the counter, which sits above the flag */
 #define SEM_MAX ((uint32_t)INT32_MAX)
+#define SEM_FD_ONE (1u << 16)    /* one registered fd in shmkit_sem.waiters */
+#define SEM_FD_MAX (UINT32_MAX / SEM_FD_ONE - 1) /* fds at a time per semaphore */
 
 /* Failure without a detail: clear any stale one, return err. */
 static int sync_err(int err)
@@ -536,8 +571,9 @@ int shmkit_sem_post(shmkit_sem *s)
 	/* P2.  A seq_cst read (RMW adding 0) of waiters, after P1 in the
 	 * total order.  Pairs with S2/S3 in sem_wait_slow: of "count went
 	 * up" and "a waiter registered", the other side sees at least one. */
-	if (sk_fetch_add(&s->waiters, 0, __ATOMIC_SEQ_CST) != 0)
-		sk_futex_wake(&s->count, 1);
+	uint32_t n = sk_fetch_add(&s->waiters, 0, __ATOMIC_SEQ_CST);
+	if (n != 0) /* an fd registered: wake all (file top, "Pollable fds") */
+		sk_futex_wake(&s->count, n >= SEM_FD_ONE ? -1 : 1);
 	return 0;
 }
 
@@ -589,4 +625,127 @@ int shmkit_sem_value(const shmkit_sem *s)
 	if (c > SEM_MAX)
 		return sk_fail(-EBADMSG, "semaphore count %u exceeds INT32_MAX", c);
 	return (int)c;
+}
+
+/* ---- pollable fds (file top, "Pollable fds") ------------------------------ */
+
+struct shmkit_syncfd {
+	struct sk_waitfd *w;
+	shmkit_ec *ec;          /* an event count's fd, or */
+	shmkit_sem *sem;        /* a semaphore's (registered in its waiters) */
+	unsigned fork_gen;      /* the registration is this process's */
+};
+
+/* Open a handle around a fresh waitfd.  0 or -errno, nothing left open. */
+static int syncfd_open(struct shmkit_syncfd **out)
+{
+	struct shmkit_syncfd *f = calloc(1, sizeof(*f));
+	int err;
+
+	if (!f)
+		return sk_fail(-ENOMEM, "out of memory for a pollable fd");
+	if ((err = sk_waitfd_open(&f->w))) {
+		free(f);
+		return sk_fail(err, "cannot make a pollable fd");
+	}
+	f->fork_gen = sk_fork_gen();
+	*out = f;
+	return 0;
+}
+
+static int syncfd_arm_err(int err)
+{
+	return sk_fail(err, "cannot arm the pollable fd");
+}
+
+int shmkit_ec_fd(shmkit_syncfd **out, shmkit_ec *ec, uint32_t old)
+{
+	struct shmkit_syncfd *f;
+	int err;
+
+	if (!out || !ec)
+		return sk_fail(-EINVAL, "out or event count is NULL");
+	if ((err = syncfd_open(&f)))
+		return err;
+	f->ec = ec;
+	if ((err = sk_waitfd_arm_ec(f->w, ec, old))) {
+		shmkit_syncfd_close(f);
+		return syncfd_arm_err(err);
+	}
+	*out = f;
+	return sk_waitfd_fd(f->w);
+}
+
+int shmkit_ec_ack_fd(shmkit_syncfd *f, uint32_t old)
+{
+	if (!f || !f->ec)
+		return sk_fail(-EINVAL, "not an event count's fd (shmkit_ec_fd)");
+	int err = sk_waitfd_arm_ec(f->w, f->ec, old);
+	return err ? syncfd_arm_err(err) : 0;
+}
+
+/* S4f, then S3f (file top): readable when a unit may be there. */
+static int sem_fd_arm(struct shmkit_syncfd *f)
+{
+	int err = sk_waitfd_arm(f->w, &f->sem->count, 0);
+
+	if (err)
+		return syncfd_arm_err(err);
+	/* S3f.  A seq_cst read (RMW adding 0) after the registration S2f;
+	 * pairs with the poster's P1/P2 as S3 does. */
+	if (sk_fetch_add(&f->sem->count, 0, __ATOMIC_SEQ_CST) != 0 &&
+	    (err = sk_waitfd_signal(f->w)))
+		return sk_fail(err, "cannot signal the pollable fd");
+	return 0;
+}
+
+int shmkit_sem_fd(shmkit_syncfd **out, shmkit_sem *s)
+{
+	struct shmkit_syncfd *f;
+	int err;
+
+	if (!out || !s || !word_ok(&s->count))
+		return sk_fail(-EINVAL, "out or semaphore is NULL, or it is not 4-byte aligned");
+	/* Relaxed: only a guess for the CAS below, which re-reads. */
+	uint32_t n = sk_load_relaxed(&s->waiters);
+	do {
+		if (n / SEM_FD_ONE >= SEM_FD_MAX)
+			return sk_fail(-EUSERS, "%u pollable fds already registered on this semaphore",
+			               n / SEM_FD_ONE);
+		/* S2f.  seq_cst: the registration precedes every arm's S3f in
+		 * the total order; pairs with the poster's P2.  Relaxed on
+		 * failure: we only retry. */
+	} while (!sk_cas(&s->waiters, &n, n + SEM_FD_ONE, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	if ((err = syncfd_open(&f))) {
+		/* S5f.  Relaxed: unregistering orders nothing. */
+		sk_fetch_add(&s->waiters, 0u - SEM_FD_ONE, __ATOMIC_RELAXED);
+		return err;
+	}
+	f->sem = s;
+	if ((err = sem_fd_arm(f))) {
+		shmkit_syncfd_close(f);
+		return err;
+	}
+	*out = f;
+	return sk_waitfd_fd(f->w);
+}
+
+int shmkit_sem_ack_fd(shmkit_syncfd *f)
+{
+	if (!f || !f->sem)
+		return sk_fail(-EINVAL, "not a semaphore's fd (shmkit_sem_fd)");
+	return sem_fd_arm(f);
+}
+
+int shmkit_syncfd_close(shmkit_syncfd *f)
+{
+	if (!f)
+		return 0;
+	sk_waitfd_close(f->w); /* the fd, the ring or the helper (joined) */
+	/* S5f.  Relaxed: unregistering orders nothing; a forked child's
+	 * copy is not registered (the parent's registration stays). */
+	if (f->sem && f->fork_gen == sk_fork_gen())
+		sk_fetch_add(&f->sem->waiters, 0u - SEM_FD_ONE, __ATOMIC_RELAXED);
+	free(f);
+	return 0;
 }

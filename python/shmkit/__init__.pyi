@@ -474,6 +474,17 @@ class Bus:
     def loan(self, timeout: _Timeout = None) -> Loan[None]:
         """A Loan of max_msg bytes; loan.commit(n) publishes n bytes."""
     def subscribe(self, *, from_oldest: bool = False, wait: int = ...) -> Subscription: ...
+    def fileno(self, events: int = 4) -> int:
+        """The publisher's fd (events must be POLLOUT): on a back-pressure
+        bus readable when a publish may go on without waiting (ack() it,
+        then publish with timeout=0); on an overwrite bus always readable
+        (it never waits for readers)."""
+    def ack(self) -> None:
+        """Re-arm the fd after it signalled (readable at once if there is
+        room)."""
+    async def publish_async(self, data: ReadableBuffer, timeout: _Timeout = None) -> None:
+        """A copy of data to every subscriber, waiting for room without
+        blocking the event loop (shmkit.aio.publish)."""
     def stats(self) -> _BusStats: ...
     def peers(self) -> builtins.list[_BusPeer]: ...
     @property
@@ -735,8 +746,18 @@ class EventCount:
         """Increment and wake every waiter."""
     def wait(self, old: int, timeout: _Timeout = None) -> None:
         """Until value differs from old (TimeoutError)."""
+    def fileno(self) -> int:
+        """An fd for poll/epoll/asyncio, made on first use armed on the
+        value then: readable once the value differs from the old of the
+        last ack() (the library's shmkit_ec_fd; closed by close())."""
+    def ack(self, old: int | None = None) -> None:
+        """Re-arm the fd on old (None: the value now); readable at once if
+        the value already differs.  ValueError before fileno()."""
+    async def wait_async(self, old: int, timeout: _Timeout = None) -> int:
+        """The value once it differs from old, without blocking the event
+        loop (shmkit.aio.ec_wait)."""
     def close(self) -> None:
-        """Release the segment (the object stays in it)."""
+        """Release the segment (the object stays in it) and close the fd."""
     @property
     def value(self) -> int: ...
     @property
@@ -774,6 +795,15 @@ class Semaphore:
         """Add one (OSError EOVERFLOW at 2**31-1)."""
     def wait(self, timeout: _Timeout = None) -> None:
         """Take one (TimeoutError; BlockingIOError for timeout 0)."""
+    def fileno(self) -> int:
+        """An fd for poll/epoll/asyncio, readable while the count is above
+        0 (the library's shmkit_sem_fd; closed by close()).  A hint:
+        another taker may win the unit."""
+    def ack(self) -> None:
+        """Re-arm the fd after each try (readable at once while units
+        remain).  ValueError before fileno()."""
+    async def wait_async(self, timeout: _Timeout = None) -> None:
+        """Take one without blocking the event loop (shmkit.aio.sem_wait)."""
     def close(self) -> None: ...
     @property
     def value(self) -> int: ...

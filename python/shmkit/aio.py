@@ -2,7 +2,8 @@
 a journal record without blocking the event loop.
 
 Every function here follows the descriptor protocol of the C library
-(shmkit_chan_fd, shmkit_sub_fd, shmkit_rpc_fd, shmkit_journal_fd): try
+(shmkit_chan_fd, shmkit_sub_fd, shmkit_rpc_fd, shmkit_journal_fd,
+shmkit_bus_fd, shmkit_ec_fd, shmkit_sem_fd): try
 once (timeout 0); when nothing is there, wait until the handle's fileno()
 is readable (loop.add_reader), ack() it, and try again.  The fd may
 signal spuriously, and a peer that dies in the middle of a message is
@@ -25,7 +26,8 @@ first fileno(): a receiving handle cannot await send()).
 
 The handles forward here themselves: await ch.recv_async(),
 ch.send_async(data), client.call_async(data), client.wait_async(id),
-server.recv_async(), reader.read_async(), and `async for` over a Channel,
+server.recv_async(), reader.read_async(), bus.publish_async(data),
+ec.wait_async(old), sem.wait_async(), and `async for` over a Channel,
 Subscription, RpcServer or JournalReader (messages, requests, records,
 waiting for ever).
 """
@@ -35,7 +37,7 @@ import errno
 import shmkit
 
 __all__ = ["recv", "send", "messages", "call", "wait", "request", "requests", "read",
-           "records"]
+           "records", "publish", "ec_wait", "sem_wait"]
 
 SLICE = 0.1   # seconds between tries while the fd stays quiet
 
@@ -57,9 +59,10 @@ async def _readable(loop, fd, timeout):
         loop.remove_reader(fd)
 
 
-async def _await(handle, attempt, timeout, fileno=None):
+async def _await(handle, attempt, timeout, fileno=None, ack=None):
     """attempt() until it gives something other than None or
-    BlockingIOError, waiting on the handle's fd in between."""
+    BlockingIOError, waiting on the handle's fd in between (re-armed by
+    ack(), handle.ack() by default)."""
     loop = asyncio.get_running_loop()
     fd = fileno() if fileno else handle.fileno()
     deadline = None if timeout is None else loop.time() + timeout
@@ -74,7 +77,7 @@ async def _await(handle, attempt, timeout, fileno=None):
         if left is not None and left <= 0:
             raise TimeoutError(errno.ETIMEDOUT, "shmkit.aio: timed out")
         await _readable(loop, fd, SLICE if left is None else min(left, SLICE))
-        handle.ack()
+        (ack or handle.ack)()
 
 
 # ---- channels and subscriptions ----
@@ -161,3 +164,35 @@ async def records(reader, timeout=None):
             yield await read(reader, timeout)
         except TimeoutError:
             return
+
+
+# ---- bus publishers, event counts, semaphores ----
+
+async def publish(bus, data, timeout=None):
+    """Publish a copy of data on a Bus; on a back-pressure bus wait for
+    room (the slowest subscriber within capacity) on the bus's fd."""
+    def attempt():
+        bus.publish(data, timeout=0)
+        return True
+
+    await _await(bus, attempt, timeout)
+
+
+async def ec_wait(ec, old, timeout=None):
+    """The value of an EventCount once it differs from old."""
+    def attempt():
+        v = ec.value
+        return v if v != old & 0x7FFFFFFF else None
+
+    ec.fileno()
+    ec.ack(old)  # armed on old, not on the value now
+    return await _await(ec, attempt, timeout, ack=lambda: ec.ack(old))
+
+
+async def sem_wait(sem, timeout=None):
+    """Take one unit of a Semaphore (the fd says when one may be there)."""
+    def attempt():
+        sem.wait(timeout=0)
+        return True
+
+    await _await(sem, attempt, timeout)

@@ -5,10 +5,11 @@ from collections.abc import AsyncGenerator
 
 from _typeshed import ReadableBuffer
 
-from . import Channel, JournalReader, Message, Record, Request, RpcClient, RpcServer, Subscription
+from . import (Bus, Channel, EventCount, JournalReader, Message, Record, Request, RpcClient,
+               RpcServer, Semaphore, Subscription)
 
 __all__ = ["recv", "send", "messages", "call", "wait", "request", "requests", "read",
-           "records"]
+           "records", "publish", "ec_wait", "sem_wait"]
 
 SLICE: float
 """Seconds between tries while the fd stays quiet."""
@@ -26,3 +27,6 @@ def requests(server: RpcServer,
 async def read(reader: JournalReader, timeout: float | None = None) -> Record: ...
 def records(reader: JournalReader,
             timeout: float | None = None) -> AsyncGenerator[Record, None]: ...
+async def publish(bus: Bus, data: ReadableBuffer, timeout: float | None = None) -> None: ...
+async def ec_wait(ec: EventCount, old: int, timeout: float | None = None) -> int: ...
+async def sem_wait(sem: Semaphore, timeout: float | None = None) -> None: ...

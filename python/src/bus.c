@@ -271,6 +271,37 @@ static PyGetSetDef bus_getset[] = {
 	{NULL, NULL, NULL, NULL, NULL},
 };
 
+struct bus_fd_call {
+	shmkit_bus *bus;
+	int events;
+};
+
+static int call_bus_fd(void *p)
+{
+	struct bus_fd_call *f = p;
+	return shmkit_bus_fd(f->bus, f->events);
+}
+
+static int call_bus_ack(void *p)
+{
+	return shmkit_bus_ack_fd(p);
+}
+
+static PyObject *bus_fileno(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwl[] = {"events", NULL};
+	struct bus_fd_call f = {BUS(self)->bus, SHMKIT_BUS_POLLOUT};
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|i:fileno", kwl, &f.events))
+		return NULL;
+	return sk_py_call(&BUS(self)->h, call_bus_fd, &f, 0);
+}
+
+static PyObject *bus_ack(PyObject *self, PyObject *unused)
+{
+	return sk_py_call(&BUS(self)->h, call_bus_ack, BUS(self)->bus, 1);
+}
+
 static PyMethodDef bus_methods[] = {
 	{"create", KWFN(bus_create) | METH_CLASS,
 	 "create(name, *, capacity=256, max_msg=1024, delivery=OVERWRITE, mode=0o600,\n"
@@ -287,6 +318,14 @@ static PyMethodDef bus_methods[] = {
 	 "loan(timeout=None) -> Loan of max_msg bytes; loan.commit(n) publishes n bytes"},
 	{"subscribe", KWFN(bus_subscribe),
 	 "subscribe(*, from_oldest=False, wait=WAIT_ADAPTIVE) -> Subscription"},
+	{"fileno", KWFN(bus_fileno),
+	 "fileno(events=POLLOUT) -> the publisher's fd: on a back-pressure bus readable\n"
+	 "when a publish may go on without waiting (ack() it, then publish with\n"
+	 "timeout=0); on an overwrite bus always readable (it never waits for readers)"},
+	{"ack", bus_ack, METH_NOARGS, "re-arm the fd after it signalled"},
+	{"publish_async", KWFN(sk_aio_publish),
+	 "publish_async(data, timeout=None) -> coroutine publishing a copy, waiting for\n"
+	 "room on the fd (shmkit.aio.publish)"},
 	{"stats", bus_stats, METH_NOARGS, "the bus's state, as a dict"},
 	{"peers", bus_peers, METH_NOARGS,
 	 "peers() -> a dict per registered publisher and subscriber (subscriber, index,\n"

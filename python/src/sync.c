@@ -7,6 +7,12 @@
  * the object's own close().  The C calls keep no state in the handle, so
  * these objects are not bound to one thread: any thread may wait on one
  * (a Mutex is owned by the thread that locked it, as in C).
+ *   EventCount and Semaphore also have fileno()/ack() for event loops:
+ * the library's pollable fd (shmkit_ec_fd, shmkit_sem_fd), made on the
+ * first fileno() and closed by close() before the segment is released
+ * (its wait points into the mapping).  Those calls hold the GIL (they do
+ * not block), so two threads never race on the fd's creation.  A Mutex
+ * has none: a lock is not polled.
  */
 #include "pyshmkit.h"
 
@@ -19,6 +25,8 @@ typedef struct {
 	Py_buffer buf;      /* the segment's data area; buf.obj NULL once closed */
 	void *ptr;          /* the object in it */
 	int owner_died;     /* Mutex: the last lock recovered a dead holder's */
+	shmkit_syncfd *fd;  /* EventCount, Semaphore: NULL until fileno() */
+	int fdno;
 } SkSync;
 
 #define SY(self) ((SkSync *)(self))
@@ -97,8 +105,16 @@ static void *sync_ptr(PyObject *self)
 	return SY(self)->ptr;
 }
 
+/* The fd first: its armed wait points into the segment. */
+static void sync_fd_close(PyObject *self)
+{
+	shmkit_syncfd_close(SY(self)->fd);
+	SY(self)->fd = NULL;
+}
+
 static PyObject *sync_close(PyObject *self, PyObject *unused)
 {
+	sync_fd_close(self);
 	if (SY(self)->buf.obj)
 		PyBuffer_Release(&SY(self)->buf);
 	SY(self)->ptr = NULL;
@@ -107,6 +123,7 @@ static PyObject *sync_close(PyObject *self, PyObject *unused)
 
 static void sync_dealloc(PyObject *self)
 {
+	sync_fd_close(self);
 	if (SY(self)->buf.obj)
 		PyBuffer_Release(&SY(self)->buf);
 	Py_TYPE(self)->tp_free(self);
@@ -160,6 +177,40 @@ static PyObject *get_closed(PyObject *self, void *c)
 	return PyBool_FromLong(!SY(self)->buf.obj);
 }
 
+/* fileno(): the fd, made on first use (an EventCount's armed on the value
+ * now), or NULL with the error raised. */
+static PyObject *sync_fileno(PyObject *self, PyObject *unused)
+{
+	void *p = sync_ptr(self);
+	int rc;
+
+	if (!p)
+		return NULL;
+	if (!SY(self)->fd) {
+		rc = sync_kind(Py_TYPE(self)) == SK_EC
+		     ? shmkit_ec_fd(&SY(self)->fd, p, shmkit_ec_value(p))
+		     : shmkit_sem_fd(&SY(self)->fd, p);
+		if (rc < 0)
+			return sk_py_error(rc, NULL);
+		SY(self)->fdno = rc;
+	}
+	return PyLong_FromLong(SY(self)->fdno);
+}
+
+/* The fd of an ack: NULL with ValueError before fileno(). */
+static shmkit_syncfd *sync_fd(PyObject *self)
+{
+	if (!sync_ptr(self))
+		return NULL;
+	if (!SY(self)->fd)
+		PyErr_Format(PyExc_ValueError, "%s: no fd yet (call fileno())", Py_TYPE(self)->tp_name);
+	return SY(self)->fd;
+}
+
+#define SYNC_FD_METHOD \
+	{"fileno", sync_fileno, METH_NOARGS, \
+	 "fd for poll/epoll/asyncio, readable when a wait would end (ack() after it signals)"}
+
 #define SYNC_COMMON_METHODS \
 	{"close", sync_close, METH_NOARGS, "release the segment (the object stays in it)"}
 
@@ -187,6 +238,25 @@ static PyObject *ec_wait(PyObject *self, PyObject *args, PyObject *kw)
 	Py_RETURN_NONE;
 }
 
+static PyObject *ec_ack(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwl[] = {"old", NULL};
+	PyObject *oldobj = Py_None;
+	shmkit_syncfd *f;
+	unsigned long old;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:ack", kwl, &oldobj) || !(f = sync_fd(self)))
+		return NULL;
+	if (oldobj == Py_None) {
+		old = shmkit_ec_value(SY(self)->ptr);
+	} else {
+		old = PyLong_AsUnsignedLongMask(oldobj);
+		if (PyErr_Occurred())
+			return NULL;
+	}
+	return none_or_error(shmkit_ec_ack_fd(f, (uint32_t)old));
+}
+
 static PyObject *sync_value(PyObject *self, void *c)
 {
 	void *p = sync_ptr(self);
@@ -207,6 +277,13 @@ static PyMethodDef ec_methods[] = {
 	{"inc", ec_inc, METH_NOARGS, "increment and wake every waiter"},
 	{"wait", KWFN(ec_wait),
 	 "wait(old, timeout=None): until value differs from old (TimeoutError)"},
+	SYNC_FD_METHOD,
+	{"ack", KWFN(ec_ack),
+	 "ack(old=None): re-arm the fd; readable once value differs from old (None: the\n"
+	 "value now), at once if it already does"},
+	{"wait_async", KWFN(sk_aio_ec_wait),
+	 "wait_async(old, timeout=None) -> coroutine of the value once it differs from old\n"
+	 "(shmkit.aio.ec_wait)"},
 	SYNC_COMMON_METHODS,
 	{NULL, NULL, 0, NULL},
 };
@@ -328,10 +405,23 @@ static PyObject *sem_wait(PyObject *self, PyObject *args, PyObject *kw)
 	Py_RETURN_NONE;
 }
 
+static PyObject *sem_ack(PyObject *self, PyObject *unused)
+{
+	shmkit_syncfd *f = sync_fd(self);
+
+	return f ? none_or_error(shmkit_sem_ack_fd(f)) : NULL;
+}
+
 static PyMethodDef sem_methods[] = {
 	{"post", sem_post, METH_NOARGS, "add one (OSError EOVERFLOW at 2^31-1)"},
 	{"wait", KWFN(sem_wait),
 	 "wait(timeout=None): take one (TimeoutError; BlockingIOError for timeout 0)"},
+	SYNC_FD_METHOD,
+	{"ack", sem_ack, METH_NOARGS,
+	 "re-arm the fd after each try (readable at once while units remain); the fd is a\n"
+	 "hint: another taker may win the unit (wait(timeout=0) raises BlockingIOError)"},
+	{"wait_async", KWFN(sk_aio_sem_wait),
+	 "wait_async(timeout=None) -> coroutine taking one (shmkit.aio.sem_wait)"},
 	SYNC_COMMON_METHODS,
 	{NULL, NULL, 0, NULL},
 };
