@@ -16,7 +16,7 @@
  *    20     4  capacity     slots, a power of 2      creator, once
  *    24     4  max_msg      largest payload          creator, once
  *    28     4  slot_size    SK_CHAN_SLOT_SIZE(max)   creator, once
- *    32     8  slots_off    512 + stat_entries * 128 creator, once
+ *    32     8  slots_off    384 + stat_entries * 128 creator, once
  *    40     8  slots_bytes  capacity * slot_size     creator, once
  *    48     4  stat_entries per-handle statistics     creator, once
  *                           entries (below): 64 for an MPMC
@@ -29,11 +29,11 @@
  *   136     8  received     messages taken            consumers (*)
  *   144     8  empty_waits  calls that found it empty consumers (*)
  *   152     8  consumer     SPSC role word (below)    the consumer
- *   192     8  reclaimed    slots taken from dead peers either side
- *   200     8  aborted      reservations given back  producers
- *   256     4  not_empty    event count               bumped by producers
- *   384     4  not_full     event count               bumped by consumers
- *   512        stat_entries statistics entries of 128 bytes, then
+ *   192     4  not_empty    event count               bumped by producers
+ *   256     4  not_full     event count               bumped by consumers
+ *   320     8  reclaimed    slots taken from dead peers either side
+ *   328     8  aborted      reservations given back  producers
+ *   384        stat_entries statistics entries of 128 bytes, then
  *   slots_off  slot 0, then slot i at slots_off + i * slot_size
  *
  * (*) MPMC: the counts of handles that had no statistics entry, closed,
@@ -93,16 +93,9 @@
  * only messages up to 32 bytes did).  A slot fills whole 128-byte pairs
  * (SK_PAIR, version 7): reading one slot's line makes the spatial
  * prefetcher fetch its buddy, which must be the same slot's, never the
- * next slot's that the producer is writing.  The control block keeps to
- * the same rule (version 9): lines one side writes on every message share
- * a pair only with a line nobody writes then - tail with the header, head
- * with the rare counts, each event count (a locked increment per SPSC
- * message) with nothing.  With not_empty beside head (versions up to 8)
- * the two sides pulled that pair back and forth: SPSC round trips took
- * 1.08-1.10x the time (bench: 174 -> 158 ns for 64 bytes, 111 -> 101 ns
- * for 32, alternated builds).
+ * next slot's that the producer is writing.
  *
- * Segment size = 4096 (segment header) + 512 + stat_entries * 128 +
+ * Segment size = 4096 (segment header) + 384 + stat_entries * 128 +
  * capacity * slot_size,
  * rounded up to the page size by the segment layer.
  *
@@ -149,17 +142,15 @@
 #include "internal.h"
 
 #define SK_CHAN_MAGIC 0x01004e4148434b53ULL /* "SKCHAN\0\1" little-endian */
-#define SK_CHAN_VERSION 9u /* 2: SPSC consumers poll the slot's seq; 3: SPSC roles;
+#define SK_CHAN_VERSION 8u /* 2: SPSC consumers poll the slot's seq; 3: SPSC roles;
                               4: peer ids (kernel locks) in claims and roles;
                               5: 16-byte slot header (48-byte one-line messages),
                                  per-handle statistics entries;
                               6: entries of 128 bytes carry owner tokens;
                               7: slots fill 128-byte pairs (SK_PAIR);
                               8: MPMC producers claim by a CAS of tail, named by
-                                 their entry's claim record;
-                              9: a control block of 512 bytes, each event count
-                                 on a 128-byte pair of its own */
-#define SK_CHAN_CTL_SIZE 512u
+                                 their entry's claim record */
+#define SK_CHAN_CTL_SIZE 384u
 #define SK_CHAN_SLOT_HDR 16u
 #define SK_CHAN_SLOT_SIZE(max_msg) \
 	(((uint64_t)(max_msg) + SK_CHAN_SLOT_HDR + SK_PAIR - 1) & ~(uint64_t)(SK_PAIR - 1))
@@ -204,13 +195,11 @@ struct sk_chan_ctl {
 	uint64_t empty_waits;
 	uint64_t consumer;       /* SPSC: role word of the consumer, or 0 */
 
+	shmkit_ec not_empty SK_ALIGNED_CL;
+	shmkit_ec not_full SK_ALIGNED_CL;
+
 	uint64_t reclaimed SK_ALIGNED_CL;
 	uint64_t aborted;
-
-	/* Each event count on a 128-byte pair of its own (version 9). */
-	shmkit_ec not_empty __attribute__((aligned(SK_PAIR)));
-	shmkit_ec not_full __attribute__((aligned(SK_PAIR)));
-	uint32_t pad_pair[31];
 };
 
 struct sk_chan_stat {

@@ -245,26 +245,6 @@ static void one_line(unsigned flags)
 Test(chan, small_messages_share_the_seq_line_mpmc) { one_line(0); }
 Test(chan, small_messages_share_the_seq_line_spsc) { one_line(SHMKIT_CHAN_SPSC); }
 
-/* The control block keeps the slots' rule (chan.h, version 9): a line one
- * side writes on every message shares its 128-byte pair only with a line
- * nobody writes then.  Hot: tail (producers), head (consumers), not_empty
- * (bumped per SPSC message by the producer), not_full (by the consumer). */
-Test(chan, hot_control_words_each_have_a_pair_of_their_own)
-{
-	static const struct { const char *name; size_t off; } hot[] = {
-		{ "tail", offsetof(struct sk_chan_ctl, tail) },
-		{ "head", offsetof(struct sk_chan_ctl, head) },
-		{ "not_empty", offsetof(struct sk_chan_ctl, not_empty) },
-		{ "not_full", offsetof(struct sk_chan_ctl, not_full) },
-	};
-	for (size_t i = 0; i < SK_ARRAY_LEN(hot); i++)
-		for (size_t j = i + 1; j < SK_ARRAY_LEN(hot); j++)
-			cr_expect_neq(hot[i].off / SK_PAIR, hot[j].off / SK_PAIR,
-			              "%s (offset %zu) and %s (offset %zu) share a 128-byte pair",
-			              hot[i].name, hot[i].off, hot[j].name, hot[j].off);
-	cr_expect_eq(SK_CHAN_CTL_SIZE % SK_PAIR, 0, "entries and slots start on a pair");
-}
-
 Test(chan, variable_sizes_mpmc) { sizes(0); }
 Test(chan, variable_sizes_spsc) { sizes(SHMKIT_CHAN_SPSC); }
 
