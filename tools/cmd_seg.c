@@ -225,8 +225,8 @@ static const char rm_help[] =
 	"kept.  POSIX and System V names are shared-memory objects whoever made\n"
 	"them: foreign ones are removed too, as ipcrm(1) would.\n"
 	"\n"
-	"A bridge's state beside a channel or bus (NAME.skbr-out, NAME.skbr-in,\n"
-	"NAME.skbr-bus: see shmkit-bridge(1)) goes with it.\n"
+	"A bridge's state beside a channel, bus or rpc service (NAME.skbr-out,\n"
+	"NAME.skbr-in, NAME.skbr-bus: see shmkit-bridge(1)) goes with it.\n"
 	"\n"
 	"  --force   remove file: names without looking at their contents\n";
 
