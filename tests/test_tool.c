@@ -972,6 +972,51 @@ Test(tool, gc_removes_dead_creators_only)
 	shmkit_seg_close(mine);
 }
 
+/* NAME.SFX beside base, remembered for cleanup. */
+static const char *comp_of(const char *base, const char *sfx)
+{
+	cr_assert_lt(nmade, 16);
+	char *n = made[nmade++];
+	snprintf(n, PATH_MAX + 16, "%s.%s", base, sfx);
+	return n;
+}
+
+/* A bridge's state beside a service (NAME.skbr-*) is persistent: gc takes
+ * it with the service it removes, and takes it alone once that service is
+ * gone (creator dead, nothing maps it); beside a service that stays, it
+ * stays.  (Before: never removed by gc, so left for ever.) */
+Test(tool, gc_takes_a_bridges_state_with_its_service)
+{
+	const char *gone = posix_name(), *kept = posix_name(), *lost = posix_name();
+	const char *c_gone = comp_of(gone, "skbr-out"), *c_kept = comp_of(kept, "skbr-in");
+	const char *c_lost = comp_of(lost, "skbr-bus");
+	struct shmkit_seg_info st;
+	struct result r = SK("create", (char *)gone, "--size", "4K", "--temporary");
+
+	expect(r, 0);
+	result_free(&r);
+	tool_create(kept, "4K"); /* persistent: gc keeps it, and its state */
+	/* The states as a bridge leaves them: persistent, creator dead. */
+	const char *comps[] = { c_gone, c_kept, c_lost };
+	for (int i = 0; i < 3; i++)
+		tool_create(comps[i], "4K");
+	r = SK("gc", "--dry-run", gc_pattern());
+	expect(r, 0);
+	cr_expect(strstr(r.out, c_gone) && strstr(r.out, c_lost), "%s", r.out);
+	result_free(&r);
+	cr_expect_eq(shmkit_seg_info_name(c_gone, &st), 0, "--dry-run removed something");
+	r = SK("gc", gc_pattern());
+	expect(r, 0);
+	cr_expect(strstr(r.out, gone) && strstr(r.out, c_gone) && strstr(r.out, c_lost), "%s", r.out);
+	cr_expect(!strstr(r.out, kept), "%s", r.out);
+	result_free(&r);
+	cr_expect_eq(shmkit_seg_info_name(gone, &st), -ENOENT);
+	cr_expect_eq(shmkit_seg_info_name(c_gone, &st), -ENOENT, "the state of a removed service");
+	cr_expect_eq(shmkit_seg_info_name(c_lost, &st), -ENOENT, "state whose service is gone");
+	cr_expect_eq(shmkit_seg_info_name(kept, &st), 0);
+	cr_expect_eq(shmkit_seg_info_name(c_kept, &st), 0, "the state of a service that stays");
+}
+
 /* gc run in another PID namespace (a container sharing /dev/shm) sees
  * neither the process that holds a segment open nor a live creator: the
  * kernel's "in use" (a lock every handle holds) keeps it. */

@@ -264,16 +264,42 @@ static int rm_check_file(const char *name)
  * messages and live exactly as long as they do, so they go with it:
  * removed if there (a file: one only if it is a shmkit segment, as for
  * the service itself).  1 if one could not be removed. */
+static const char *const companion_sfx[] = { "skbr-out", "skbr-in", "skbr-bus" };
+#define N_COMPANIONS (sizeof(companion_sfx) / sizeof(companion_sfx[0]))
+
+/* The name of companion k of service name in comp; false if there is
+ * none (a System V key has nothing beside it) or it does not fit. */
+static bool companion_name(const char *name, size_t k, char *comp, size_t len)
+{
+	return strncmp(name, "sysv:", 5) &&
+	       (size_t)snprintf(comp, len, "%s.%s", name, companion_sfx[k]) < len;
+}
+
+/* The service a companion belongs to (NAME of NAME.skbr-*) in base, or
+ * false if name is no companion's. */
+static bool companion_base(const char *name, char *base, size_t len)
+{
+	size_t n = strlen(name);
+
+	for (size_t k = 0; k < N_COMPANIONS; k++) {
+		size_t m = strlen(companion_sfx[k]) + 1;
+		if (n > m && n - m < len && name[n - m] == '.' &&
+		    !strcmp(name + n - m + 1, companion_sfx[k])) {
+			memcpy(base, name, n - m);
+			base[n - m] = '\0';
+			return true;
+		}
+	}
+	return false;
+}
+
 static int rm_companions(const char *name, bool force)
 {
-	static const char *const suffix[] = { "skbr-out", "skbr-in", "skbr-bus" };
 	int rc = 0;
 
-	if (!strncmp(name, "sysv:", 5)) /* a key has nothing beside it */
-		return 0;
-	for (size_t k = 0; k < sizeof(suffix) / sizeof(suffix[0]); k++) {
+	for (size_t k = 0; k < N_COMPANIONS; k++) {
 		char comp[PATH_MAX];
-		if ((size_t)snprintf(comp, sizeof(comp), "%s.%s", name, suffix[k]) >= sizeof(comp))
+		if (!companion_name(name, k, comp, sizeof(comp)))
 			continue;
 		if (!force && !strncmp(comp, "file:", 5) && rm_check_file(comp)) {
 			rc = 1;
@@ -526,11 +552,10 @@ static void gc_say(bool json, bool dry_run, const char *name, const char *why)
 	printf("%s %s (%s)\n", dry_run ? "would remove" : "removed", shown, why);
 }
 
-static int gc_one(const struct shmkit_seg_info *st, const char *why, bool dry_run, bool json)
+static int gc_remove(const char *addr, const char *why, bool dry_run, bool json)
 {
-	char addr[sizeof(st->name) + 32], shown[4 * sizeof(addr)];
+	char shown[4 * PATH_MAX];
 
-	seg_address(st, addr, sizeof(addr));
 	if (dry_run) {
 		gc_say(json, true, addr, why);
 		return 0;
@@ -544,6 +569,44 @@ static int gc_one(const struct shmkit_seg_info *st, const char *why, bool dry_ru
 	}
 	gc_say(json, false, addr, why);
 	return 0;
+}
+
+/* st goes, and with it a bridge's state beside it (rm_companions): that
+ * state guards the service's messages and is persistent, so nothing else
+ * would ever remove it. */
+static int gc_one(const struct shmkit_seg_info *st, const char *why, bool dry_run, bool json)
+{
+	char addr[sizeof(st->name) + 32], comp[PATH_MAX], cwhy[64];
+	struct shmkit_seg_info cst;
+	int rc = gc_remove((seg_address(st, addr, sizeof(addr)), addr), why, dry_run, json);
+
+	for (size_t k = 0; !rc && k < N_COMPANIONS; k++)
+		if (companion_name(addr, k, comp, sizeof(comp)) && !shmkit_seg_info_name(comp, &cst) &&
+		    cst.kind != SHMKIT_KIND_FOREIGN) {
+			snprintf(cwhy, sizeof(cwhy), "a bridge's state, its service goes");
+			rc = gc_remove(comp, cwhy, dry_run, json);
+		}
+	return rc;
+}
+
+/* A bridge's state (NAME.skbr-*, POSIX) whose service NAME is gone, that
+ * no live process maps and whose creator is dead: left when its service
+ * went by other means than rm or gc (an unlink, a container's /dev/shm
+ * cleaned). */
+static bool gc_orphan(const struct shmkit_seg_info *st, const struct seg_rows *r,
+                      const struct users *u, char *why, size_t len)
+{
+	char base[sizeof(st->name)];
+
+	if (st->backend != SHMKIT_POSIX || st->kind == SHMKIT_KIND_FOREIGN || st->in_use > 0 ||
+	    st->creator_alive != 0 || !companion_base(st->name, base, sizeof(base)) ||
+	    users_holds(u, st->name))
+		return false;
+	for (size_t j = 0; j < r->n; j++)
+		if (!strcmp(r->v[j].st.name, base))
+			return false;
+	snprintf(why, len, "a bridge's state, its service is gone");
+	return true;
 }
 
 /*
@@ -621,6 +684,9 @@ static const char gc_help[] =
 	"creator is dead and nothing is attached; POSIX when no live process maps\n"
 	"it or has it open.  PATTERNs (shell globs, matched against posix:/NAME,\n"
 	"NAME, sysv:0xKEY or sysv:id=ID) limit gc to the segments they match.\n"
+	"A bridge's state beside a service it removes (NAME.skbr-out, .skbr-in,\n"
+	"NAME.skbr-bus: persistent) goes with it; so does such state whose service\n"
+	"is gone, once its creator is dead and nothing maps it.\n"
 	"Without PATTERNs, gc also removes the lock files of System V keys whose\n"
 	"segment is gone (/dev/shm/.shmkit-sysv-KEY.lock: unlocked, over a minute\n"
 	"old).\n"
@@ -662,7 +728,8 @@ int cmd_gc(int argc, char **argv)
 	for (size_t i = 0; i < r.n; i++) {
 		const struct shmkit_seg_info *st = &r.v[i].st;
 		if (gc_matches(st, argv + optind, argc - optind) &&
-		    gc_verdict(st, foreign, &u, why, sizeof(why))) {
+		    (gc_verdict(st, foreign, &u, why, sizeof(why)) ||
+		     gc_orphan(st, &r, &u, why, sizeof(why)))) {
 			rc |= gc_one(st, why, dry_run, json);
 			posix_gone |= st->backend == SHMKIT_POSIX;
 		}
