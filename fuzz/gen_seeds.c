@@ -131,7 +131,7 @@ static void seeds_chan(void)
 			if (state == 4)
 				shmkit_chan_peek(ch, &p, 0);
 			snprintf(tag, sizeof(tag), "%s-%d", spsc ? "spsc" : "mpmc", state);
-			put_image("fuzz_chan", tag, cfg, 2, nm, 384 + 4 * 64, ops, sizeof(ops));
+			put_image("fuzz_chan", tag, cfg, 2, nm, 65535, ops, sizeof(ops)); /* all of it */
 			shmkit_chan_close(ch);
 			shmkit_seg_remove(nm);
 		}
