@@ -524,9 +524,16 @@ int shmkit_mutex_consistent(shmkit_mutex *m)
 
 /* ---- semaphore -------------------------------------------------------- */
 
+/* Checks the address itself, not &s->count: no member access through a
+ * misaligned pointer (undefined; UBSan reports it). */
+static inline bool sem_ok(const shmkit_sem *s)
+{
+	return s && ((uintptr_t)s & (alignof(shmkit_sem) - 1)) == 0;
+}
+
 int shmkit_sem_init(shmkit_sem *s, unsigned value)
 {
-	if (!s || !word_ok(&s->count))
+	if (!sem_ok(s))
 		return sk_fail(-EINVAL, "semaphore is NULL or not 4-byte aligned");
 	if (value > SEM_MAX)
 		return sk_fail(-EINVAL, "semaphore value %u exceeds INT32_MAX", value);
@@ -704,7 +711,7 @@ int shmkit_sem_fd(shmkit_syncfd **out, shmkit_sem *s)
 	struct shmkit_syncfd *f;
 	int err;
 
-	if (!out || !s || !word_ok(&s->count))
+	if (!out || !sem_ok(s))
 		return sk_fail(-EINVAL, "out or semaphore is NULL, or it is not 4-byte aligned");
 	/* Relaxed: only a guess for the CAS below, which re-reads. */
 	uint32_t n = sk_load_relaxed(&s->waiters);

@@ -88,7 +88,8 @@ def test_bus_fileno_wakes_when_a_subscriber_elsewhere_drains(name):
         finally:
             os.kill(p.pid, signal.SIGUSR1)
             out = finish(p).decode().split()
-        assert out[0] == "4"
+        # The first drain may already take "x" (it runs on meanwhile).
+        assert int(out[0]) >= 4 and int(out[0]) + int(out[1]) == 5
     assert_closed(fd)
 
 
