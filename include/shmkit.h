@@ -311,7 +311,7 @@ int shmkit_sem_post(shmkit_sem *s);
 int shmkit_sem_wait(shmkit_sem *s, int64_t timeout_ns);
 int shmkit_sem_value(const shmkit_sem *s);
 
-/* Pollable fds for event counts and semaphores, for poll/epoll: the
+/* Pollable fds for event counts, semaphores and mutexes, for poll/epoll: the
  * mechanism of shmkit_sub_fd (a futex wait on the shared word itself,
  * never FUTEX_PRIVATE: any process, PID or network namespace, backend).
  * The handle owns the fd, O_CLOEXEC; shmkit_syncfd_close closes it and
@@ -343,6 +343,19 @@ int shmkit_ec_fd(shmkit_syncfd **out, shmkit_ec *ec, uint32_t old);
 int shmkit_ec_ack_fd(shmkit_syncfd *f, uint32_t old);
 int shmkit_sem_fd(shmkit_syncfd **out, shmkit_sem *s);
 int shmkit_sem_ack_fd(shmkit_syncfd *f);
+/*   shmkit_mutex_fd: readable while the mutex is free or its owner died,
+ *   i.e. a shmkit_mutex_lock(m, 0) may succeed (or return -EOWNERDEAD
+ *   and hold the lock, as any lock does) - a hint: another locker may win
+ *   (-EAGAIN), then ack and poll again.  After the try call
+ *   shmkit_mutex_ack_fd, which re-arms and makes the fd readable at once
+ *   if the mutex is free.  The fd registers in the mutex while open (at
+ *   most 65534 at a time: -EUSERS), and while any is, each unlock makes a
+ *   system call and wakes all sleepers.  An owner that dies wakes the fd
+ *   only if someone slept on the lock: poll with a timeout (say 100 ms)
+ *   and ack on timeout (ack looks at the lock word, where the kernel marks
+ *   a dead owner).  Needs a mutex set up by shmkit_mutex_init. */
+int shmkit_mutex_fd(shmkit_syncfd **out, shmkit_mutex *m);
+int shmkit_mutex_ack_fd(shmkit_syncfd *f);
 /* 0; NULL is a no-op. */
 int shmkit_syncfd_close(shmkit_syncfd *f);
 

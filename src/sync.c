@@ -190,6 +190,40 @@
  * lock word, so all users must share one PID namespace.  Do not unmap the
  * memory while holding the lock: the kernel walks the robust list at exit
  * through the holder's own mapping.
+ *
+ * Pollable fd (shmkit_mutex_fd).  A waitfd queued on the lock word itself
+ * (glibc's __lock, offset 0: the robust futex word whose layout, TID |
+ * FUTEX_WAITERS | FUTEX_OWNER_DIED, is the kernel's ABI), readable when the
+ * TID bits are 0: free, or its owner died (then a try returns -EOWNERDEAD,
+ * as any lock does).  glibc's unlock wakes one sleeper, and only when one
+ * set FUTEX_WAITERS; a wait queued by an fd must neither take that one
+ * wake from a real sleeper nor be missed.  So an fd registers in a word of
+ * ours past the pthread_mutex_t (mfd_count, MUTEX_FD_ONE per fd) and
+ * shmkit_mutex_unlock, after glibc's unlock, wakes all while any is:
+ *   open:   fetch_add(mfd_count, 1, seq_cst)                     (M1f)
+ *   arm:    v = load(word); queue the wait on word == v          (M2f)
+ *           fence(seq_cst); if TID(load(word)) == 0 signal      (M3f)
+ *   unlock: glibc: exchange(word, 0, release) [+ wake 1]         (U1)
+ *           fence(seq_cst); if (load(mfd_count)) wake all        (U2)
+ *   close:  fetch_add(mfd_count, -1)                             (M4f)
+ * No lost wake-up: M1f precedes every arm.  Of U1 and M3f's load, and of
+ * the arm's fence and U2's load, the two fences order one before the
+ * other: M3f sees the word free (or taken again: then its unlock is the
+ * next U1), or U2 sees the fd and wakes all after U1 - the queued wait
+ * wakes, or it was queued after U1 and the kernel read word != v (done at
+ * once; the one case it reads v again is the same owner having relocked,
+ * when not signalling is right).  Real sleepers lose nothing: every
+ * unlock with an fd registered wakes them all.  With no fd registered the
+ * unlock pays the fence and one load, nothing more; lock is unchanged.
+ * Dead owner: the kernel's exit walk marks the word (TID 0, OWNER_DIED)
+ * and wakes one waiter only if FUTEX_WAITERS was set, so the io_uring
+ * kind may stay armed (the thread kind looks again every slice).  fd users
+ * poll with a timeout and ack; ack is M2f/M3f, a look at the word exactly
+ * as the lock path (glibc's try) looks, and the kernel has done the
+ * liveness part: an owner's word is marked before its TID can be reused.
+ * Bounds: MUTEX_FD_MAX fds at a time (-EUSERS past it); a count left by a
+ * process killed with an fd open, or any bad value, only makes unlocks
+ * wake all (benign, never read as anything else).
  */
 #include <limits.h>
 #include <linux/futex.h>
@@ -210,6 +244,9 @@
 #define SEM_MAX ((uint32_t)INT32_MAX)
 #define SEM_FD_ONE (1u << 16)    /* one registered fd in shmkit_sem.waiters */
 #define SEM_FD_MAX (UINT32_MAX / SEM_FD_ONE - 1) /* fds at a time per semaphore */
+#define MUTEX_FD_ONE 1u         /* one registered fd in a mutex's mfd_count */
+#define MUTEX_FD_MAX 65534u      /* fds at a time per mutex */
+#define MUTEX_FD_OFF 56          /* mfd_count: past any glibc pthread_mutex_t */
 
 /* Failure without a detail: clear any stale one, return err. */
 static int sync_err(int err)
@@ -409,6 +446,23 @@ static inline bool mutex_ok(const shmkit_mutex *m)
 	return m && ((uintptr_t)m & (alignof(shmkit_mutex) - 1)) == 0;
 }
 
+_Static_assert(sizeof(pthread_mutex_t) <= MUTEX_FD_OFF,
+               "no room for the fd count past pthread_mutex_t");
+_Static_assert(offsetof(pthread_mutex_t, __data.__lock) == 0,
+               "glibc's robust futex word is not at offset 0");
+
+/* The robust futex word (file top, "Pollable fd"). */
+static inline uint32_t *mutex_word(shmkit_mutex *m)
+{
+	return (uint32_t *)(void *)m->opaque;
+}
+
+/* The count of registered fds (file top, "Pollable fd"). */
+static inline uint32_t *mutex_fd_count(shmkit_mutex *m)
+{
+	return (uint32_t *)(void *)(m->opaque + MUTEX_FD_OFF);
+}
+
 /* Map a pthread result onto the library's negative errno contract. */
 static int mutex_result(int r)
 {
@@ -449,6 +503,8 @@ int shmkit_mutex_init(shmkit_mutex *m)
 	    (r = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK)) == 0)
 		r = pthread_mutex_init(mtx(m), &a);
 	pthread_mutexattr_destroy(&a);
+	/* Relaxed: init precedes every sharing of the mutex. */
+	__atomic_store_n(mutex_fd_count(m), 0, __ATOMIC_RELAXED);
 	return -r;
 }
 
@@ -509,7 +565,17 @@ int shmkit_mutex_unlock(shmkit_mutex *m)
 {
 	if (!mutex_ok(m))
 		return sk_fail(-EINVAL, "mutex is NULL or not 8-byte aligned");
-	return mutex_result(pthread_mutex_unlock(mtx(m)));
+	int r = pthread_mutex_unlock(mtx(m)); /* U1 */
+	if (r != 0)
+		return mutex_result(r);
+	/* U2.  A seq_cst fence between glibc's release exchange of the word
+	 * (U1) and our read of the fd count: pairs with the fence of an
+	 * arm's M3f (file top, "Pollable fd").  The load itself may be
+	 * relaxed: the fences order it. */
+	sk_fence_seq_cst();
+	if (sk_load_relaxed(mutex_fd_count(m)) != 0)
+		sk_futex_wake(mutex_word(m), -1);
+	return 0;
 }
 
 int shmkit_mutex_consistent(shmkit_mutex *m)
@@ -640,6 +706,8 @@ struct shmkit_syncfd {
 	struct sk_waitfd *w;
 	shmkit_ec *ec;          /* an event count's fd, or */
 	shmkit_sem *sem;        /* a semaphore's (registered in its waiters) */
+	shmkit_mutex *mutex;    /* a mutex's (registered in its fd count) */
+	uint32_t *reg, reg_one; /* the registration: close takes reg_one off *reg */
 	unsigned fork_gen;      /* the registration is this process's */
 };
 
@@ -660,9 +728,52 @@ static int syncfd_open(struct shmkit_syncfd **out)
 	return 0;
 }
 
+/* Register an fd in *reg (one per fd, at most max at a time), then open
+ * the handle: S2f (semaphore) or M1f (mutex) of the file top.  0 or
+ * -errno, nothing left registered or open. */
+static int syncfd_register(struct shmkit_syncfd **out, uint32_t *reg, uint32_t one,
+                           uint32_t max, const char *what)
+{
+	/* Relaxed: only a guess for the CAS below, which re-reads. */
+	uint32_t n = sk_load_relaxed(reg);
+	int err;
+
+	do {
+		if (n / one >= max)
+			return sk_fail(-EUSERS, "%u pollable fds already registered on this %s",
+			               n / one, what);
+		/* S2f / M1f.  seq_cst: the registration precedes every arm's
+		 * S3f / M3f in the total order; pairs with the poster's P2 or
+		 * the unlocker's U2.  Relaxed on failure: we only retry. */
+	} while (!sk_cas(reg, &n, n + one, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	if ((err = syncfd_open(out))) {
+		/* S5f / M4f.  Relaxed: unregistering orders nothing. */
+		sk_fetch_add(reg, 0u - one, __ATOMIC_RELAXED);
+		return err;
+	}
+	(*out)->reg = reg;
+	(*out)->reg_one = one;
+	return 0;
+}
+
 static int syncfd_arm_err(int err)
 {
 	return sk_fail(err, "cannot arm the pollable fd");
+}
+
+/* Arm a fresh handle and hand it out: the fd, or -errno with the handle
+ * closed (and unregistered) and *out untouched. */
+static int syncfd_start(struct shmkit_syncfd *f, struct shmkit_syncfd **out,
+                        int (*arm)(struct shmkit_syncfd *f))
+{
+	int err = arm(f);
+
+	if (err) {
+		shmkit_syncfd_close(f);
+		return err;
+	}
+	*out = f;
+	return sk_waitfd_fd(f->w);
 }
 
 int shmkit_ec_fd(shmkit_syncfd **out, shmkit_ec *ec, uint32_t old)
@@ -713,28 +824,10 @@ int shmkit_sem_fd(shmkit_syncfd **out, shmkit_sem *s)
 
 	if (!out || !sem_ok(s))
 		return sk_fail(-EINVAL, "out or semaphore is NULL, or it is not 4-byte aligned");
-	/* Relaxed: only a guess for the CAS below, which re-reads. */
-	uint32_t n = sk_load_relaxed(&s->waiters);
-	do {
-		if (n / SEM_FD_ONE >= SEM_FD_MAX)
-			return sk_fail(-EUSERS, "%u pollable fds already registered on this semaphore",
-			               n / SEM_FD_ONE);
-		/* S2f.  seq_cst: the registration precedes every arm's S3f in
-		 * the total order; pairs with the poster's P2.  Relaxed on
-		 * failure: we only retry. */
-	} while (!sk_cas(&s->waiters, &n, n + SEM_FD_ONE, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
-	if ((err = syncfd_open(&f))) {
-		/* S5f.  Relaxed: unregistering orders nothing. */
-		sk_fetch_add(&s->waiters, 0u - SEM_FD_ONE, __ATOMIC_RELAXED);
+	if ((err = syncfd_register(&f, &s->waiters, SEM_FD_ONE, SEM_FD_MAX, "semaphore")))
 		return err;
-	}
 	f->sem = s;
-	if ((err = sem_fd_arm(f))) {
-		shmkit_syncfd_close(f);
-		return err;
-	}
-	*out = f;
-	return sk_waitfd_fd(f->w);
+	return syncfd_start(f, out, sem_fd_arm);
 }
 
 int shmkit_sem_ack_fd(shmkit_syncfd *f)
@@ -744,15 +837,54 @@ int shmkit_sem_ack_fd(shmkit_syncfd *f)
 	return sem_fd_arm(f);
 }
 
+/* M2f, then M3f (file top, "Pollable fd"): readable when the lock word
+ * says free or owner-died. */
+static int mutex_fd_arm(struct shmkit_syncfd *f)
+{
+	uint32_t *word = mutex_word(f->mutex);
+	/* M2f.  Relaxed: only the value to queue on; the kernel compares
+	 * it again, and M3f below looks after the queueing. */
+	int err = sk_waitfd_arm(f->w, word, sk_load_relaxed(word));
+
+	if (err)
+		return syncfd_arm_err(err);
+	/* M3f.  A seq_cst fence after the queueing (and after M1f), then a
+	 * read of the word: pairs with the unlocker's U2 fence. */
+	sk_fence_seq_cst();
+	if ((sk_load_relaxed(word) & FUTEX_TID_MASK) == 0 && (err = sk_waitfd_signal(f->w)))
+		return sk_fail(err, "cannot signal the pollable fd");
+	return 0;
+}
+
+int shmkit_mutex_fd(shmkit_syncfd **out, shmkit_mutex *m)
+{
+	struct shmkit_syncfd *f;
+	int err;
+
+	if (!out || !mutex_ok(m))
+		return sk_fail(-EINVAL, "out or mutex is NULL, or it is not 8-byte aligned");
+	if ((err = syncfd_register(&f, mutex_fd_count(m), MUTEX_FD_ONE, MUTEX_FD_MAX, "mutex")))
+		return err;
+	f->mutex = m;
+	return syncfd_start(f, out, mutex_fd_arm);
+}
+
+int shmkit_mutex_ack_fd(shmkit_syncfd *f)
+{
+	if (!f || !f->mutex)
+		return sk_fail(-EINVAL, "not a mutex's fd (shmkit_mutex_fd)");
+	return mutex_fd_arm(f);
+}
+
 int shmkit_syncfd_close(shmkit_syncfd *f)
 {
 	if (!f)
 		return 0;
 	sk_waitfd_close(f->w); /* the fd, the ring or the helper (joined) */
-	/* S5f.  Relaxed: unregistering orders nothing; a forked child's
-	 * copy is not registered (the parent's registration stays). */
-	if (f->sem && f->fork_gen == sk_fork_gen())
-		sk_fetch_add(&f->sem->waiters, 0u - SEM_FD_ONE, __ATOMIC_RELAXED);
+	/* S5f / M4f.  Relaxed: unregistering orders nothing; a forked
+	 * child's copy is not registered (the parent's registration stays). */
+	if (f->reg && f->fork_gen == sk_fork_gen())
+		sk_fetch_add(f->reg, 0u - f->reg_one, __ATOMIC_RELAXED);
 	free(f);
 	return 0;
 }

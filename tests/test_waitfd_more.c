@@ -1,10 +1,11 @@
 /*
  * test_waitfd_more.c - the public pollable fds of the objects that wait
  * but had none: an event count (shmkit_ec_fd), a semaphore
- * (shmkit_sem_fd) and a bus publisher under back-pressure (shmkit_bus_fd).
- * All three are the waitfd of src/waitfd.c, so every test runs in both
- * suites as test_waitfd does: waitfd_more_uring (SHMKIT_WAITFD=io_uring;
- * skipped where the kernel refuses it) and waitfd_more_thread.
+ * (shmkit_sem_fd), a robust mutex (shmkit_mutex_fd) and a bus publisher
+ * under back-pressure (shmkit_bus_fd).  All four are the waitfd of
+ * src/waitfd.c, so every test runs in both suites as test_waitfd does:
+ * waitfd_more_uring (SHMKIT_WAITFD=io_uring; skipped where the kernel
+ * refuses it) and waitfd_more_thread.
  *
  * The condition always becomes true in ANOTHER process (a forked child
  * that dies with the test), after the fd was armed and seen quiet.  A
@@ -135,6 +136,46 @@ static void expect_gone(int fd, int fds0, int tasks0)
 	cr_assert_eq(errno, EBADF);
 	cr_assert_eq(sk_test_fd_count(), fds0, "fds left behind");
 	cr_assert_eq(tasks_now(), tasks0, "a helper thread outlived close");
+}
+
+static int say(int fd, char c)
+{
+	return write(fd, &c, 1) == 1 ? 0 : -1;
+}
+
+/* Fork fn(arg) with a command pipe cmd (the child reads cmd[0]) and an
+ * answer pipe rep (it writes rep[1]); its first answer must be hello. */
+static pid_t piped_child(int cmd[2], int rep[2], int (*fn)(void *arg), void *arg, char hello,
+                         const char *what)
+{
+	char c = 0;
+
+	cr_assert_eq(pipe(cmd), 0);
+	cr_assert_eq(pipe(rep), 0);
+	pid_t pid = sk_test_fork(fn, arg);
+	cr_assert_gt(pid, 0);
+	close(cmd[0]);
+	close(rep[1]);
+	cr_assert_eq(read(rep[0], &c, 1), 1, "the %s child did not start", what);
+	cr_assert_eq(c, hello);
+	return pid;
+}
+
+/* The child's next answer, which must be want. */
+static void piped_answer(int rep0, char want, const char *what)
+{
+	char c = 0;
+
+	cr_assert_eq(read(rep0, &c, 1), 1, "the %s child died", what);
+	cr_assert_eq(c, want);
+}
+
+/* Close our pipe ends (EOF ends the child) and reap it. */
+static int piped_end(int cmd1, int rep0, pid_t pid)
+{
+	close(cmd1);
+	close(rep0);
+	return sk_test_reap(pid);
 }
 
 /* ---- event count -------------------------------------------------------- */
@@ -273,6 +314,221 @@ BOTH(sem_fd_refuses_past_its_registration_bound)
 	munmap(s, PAGE);
 }
 
+/* ---- mutex -------------------------------------------------------------- */
+
+
+#define MUTEX_FD_OFF 56 /* sync.c: the count of registered fds in the mutex */
+#define FUTEX_WAITERS_BIT 0x80000000u
+
+static uint32_t *mutex_fds(shmkit_mutex *m)
+{
+	return (uint32_t *)(void *)(m->opaque + MUTEX_FD_OFF);
+}
+
+/* A lock holder in another process, driven over a pipe: it locks and says
+ * 'l'; then 'u' unlocks (says 'u'); 'x' or EOF ends it still holding the
+ * lock (a dead owner). */
+struct holdkid {
+	shmkit_mutex *m;
+	int cmd[2], rep[2];
+	pid_t pid;
+};
+
+static int holdkid_main(void *arg)
+{
+	struct holdkid *k = arg;
+	char c;
+
+	close(k->cmd[1]);
+	close(k->rep[0]);
+	if (shmkit_mutex_lock(k->m, -1) || say(k->rep[1], 'l'))
+		return 3;
+	while (read(k->cmd[0], &c, 1) == 1 && c != 'x') {
+		if (c == 'u' && shmkit_mutex_unlock(k->m))
+			return 4;
+		if (say(k->rep[1], c))
+			return 5;
+	}
+	return 0; /* exits holding the lock unless told 'u' before */
+}
+
+static void holdkid_start(struct holdkid *k, shmkit_mutex *m)
+{
+	k->m = m;
+	k->pid = piped_child(k->cmd, k->rep, holdkid_main, k, 'l', "holder");
+}
+
+static void holdkid_do(struct holdkid *k, char c)
+{
+	cr_assert_eq(say(k->cmd[1], c), 0);
+	piped_answer(k->rep[0], c, "holder");
+}
+
+static int holdkid_end(struct holdkid *k)
+{
+	return piped_end(k->cmd[1], k->rep[0], k->pid);
+}
+
+static shmkit_mutex *mutex_make(void)
+{
+	shmkit_mutex *m = shared_page();
+	cr_assert_eq(shmkit_mutex_init(m), 0);
+	return m;
+}
+
+BOTH(mutex_fd_readable_when_another_process_unlocks)
+{
+	shmkit_mutex *m = mutex_make();
+	shmkit_syncfd *f = NULL;
+	struct holdkid k;
+
+	holdkid_start(&k, m);
+	int fd = fd_ok(shmkit_mutex_fd(&f, m), "shmkit_mutex_fd");
+	cr_assert_not_null(f);
+	cr_assert_eq(*mutex_fds(m), 1, "the fd is not registered in the mutex");
+	expect_quiet(fd, "while another process holds the mutex");
+	ack_ok(shmkit_mutex_ack_fd(f), "ack while held");
+	expect_quiet(fd, "after an ack while held");
+	holdkid_do(&k, 'u');
+	expect_ready(fd, "after the holder unlocked");
+	expect_ready(fd, "a second time (level-triggered until the ack)");
+
+	cr_assert_eq(shmkit_mutex_lock(m, 0), 0);
+	ack_ok(shmkit_mutex_ack_fd(f), "ack after taking the lock");
+	expect_quiet(fd, "while this process holds the mutex");
+	cr_assert_eq(shmkit_mutex_unlock(m), 0);
+	expect_ready(fd, "after this process unlocked");
+	ack_ok(shmkit_mutex_ack_fd(f), "ack while free");
+	expect_ready(fd, "at once after an ack: the mutex is free");
+
+	cr_assert_eq(holdkid_end(&k), 0);
+	cr_assert_eq(shmkit_syncfd_close(f), 0);
+	cr_assert_eq(*mutex_fds(m), 0, "close did not unregister the fd");
+	munmap(m, PAGE);
+}
+
+BOTH(mutex_fd_readable_at_once_when_free)
+{
+	shmkit_mutex *m = mutex_make();
+	shmkit_syncfd *f = NULL;
+
+	int fd = fd_ok(shmkit_mutex_fd(&f, m), "shmkit_mutex_fd");
+	expect_ready(fd, "at open on a free mutex");
+	shmkit_syncfd_close(f);
+	munmap(m, PAGE);
+}
+
+BOTH(mutex_fd_finds_a_dead_owner_on_ack)
+{
+	shmkit_mutex *m = mutex_make();
+	shmkit_syncfd *f = NULL;
+	struct holdkid k;
+
+	holdkid_start(&k, m);
+	int fd = fd_ok(shmkit_mutex_fd(&f, m), "shmkit_mutex_fd");
+	expect_quiet(fd, "while the owner lives");
+	cr_assert_eq(say(k.cmd[1], 'x'), 0);
+	cr_assert_eq(holdkid_end(&k), 0); /* dead, holding the lock */
+	/* Nobody slept on the lock, so nothing woke the fd: the ack looks. */
+	ack_ok(shmkit_mutex_ack_fd(f), "ack after the owner died");
+	expect_ready(fd, "after an ack: the owner is dead");
+	cr_assert_eq(shmkit_mutex_lock(m, 0), -EOWNERDEAD);
+	cr_assert_eq(shmkit_mutex_consistent(m), 0);
+	ack_ok(shmkit_mutex_ack_fd(f), "ack after recovering the lock");
+	expect_quiet(fd, "while the recovered lock is held");
+	cr_assert_eq(shmkit_mutex_unlock(m), 0);
+	expect_ready(fd, "after the recovered lock was released");
+	shmkit_syncfd_close(f);
+	munmap(m, PAGE);
+}
+
+static int mutex_sleeper_child(void *arg)
+{
+	/* Sleeps in the lock (the parent holds it); a lost wake-up ends
+	 * the test by its timeout first. */
+	if (shmkit_mutex_lock(arg, (int64_t)WAKE_BOUND_MS * 1000000))
+		return 1;
+	return shmkit_mutex_unlock(arg) ? 2 : 0;
+}
+
+static int sleeper_queued(void *arg)
+{
+	return (__atomic_load_n((uint32_t *)arg, __ATOMIC_ACQUIRE) & FUTEX_WAITERS_BIT) != 0;
+}
+
+/* An fd queued on the lock word must not take the one wake glibc's unlock
+ * gives a real sleeper: both must wake. */
+BOTH(mutex_fd_and_a_sleeper_both_wake)
+{
+	shmkit_mutex *m = mutex_make();
+	shmkit_syncfd *f = NULL;
+
+	cr_assert_eq(shmkit_mutex_lock(m, -1), 0);
+	int fd = fd_ok(shmkit_mutex_fd(&f, m), "shmkit_mutex_fd");
+	pid_t pid = sk_test_fork(mutex_sleeper_child, m);
+	cr_assert_gt(pid, 0);
+	/* White box: the sleeper set FUTEX_WAITERS in the lock word. */
+	cr_assert(sk_test_eventually(sleeper_queued, m->opaque), "the child never slept on the lock");
+	/* io_uring kind: the fd's wait is queued before the sleeper's, so
+	 * glibc's lone wake(1) lands on the fd and would strand the sleeper.
+	 * The thread kind's helper may have seen the sleeper change the word
+	 * (spurious readiness) and re-queues every slice anyway: ack, which
+	 * re-arms on the word as it is now. */
+	if (!forced_uring)
+		ack_ok(shmkit_mutex_ack_fd(f), "ack once the sleeper is queued");
+	expect_quiet(fd, "while this process holds the mutex");
+	cr_assert_eq(shmkit_mutex_unlock(m), 0);
+	cr_assert_eq(child_status(pid), 0, "the sleeper did not get the lock");
+	expect_ready(fd, "after the unlock (and the sleeper's)");
+	shmkit_syncfd_close(f);
+	munmap(m, PAGE);
+}
+
+BOTH(mutex_fd_refuses_past_its_registration_bound)
+{
+	shmkit_mutex *m = mutex_make();
+	shmkit_syncfd *f = NULL;
+
+	*mutex_fds(m) = 65534u; /* as many fds as it takes */
+	int fds0 = sk_test_fd_count();
+	cr_assert_eq(shmkit_mutex_fd(&f, m), -EUSERS);
+	cr_assert_null(f, "*out set on failure");
+	cr_assert_eq(*mutex_fds(m), 65534u);
+	cr_assert_eq(sk_test_fd_count(), fds0);
+	/* A bad count only makes unlocks wake all. */
+	cr_assert_eq(shmkit_mutex_lock(m, 0), 0);
+	cr_assert_eq(shmkit_mutex_unlock(m), 0);
+	munmap(m, PAGE);
+}
+
+BOTH(mutex_fd_bad_arguments_and_close)
+{
+	shmkit_mutex *m = mutex_make();
+	shmkit_sem *s = (shmkit_sem *)((char *)m + 128);
+	shmkit_syncfd *fm = NULL, *fs = NULL;
+
+	cr_assert_eq(shmkit_sem_init(s, 0), 0);
+	cr_assert_eq(shmkit_mutex_fd(NULL, m), -EINVAL);
+	cr_assert_eq(shmkit_mutex_fd(&fm, NULL), -EINVAL);
+	cr_assert_eq(shmkit_mutex_fd(&fm, (shmkit_mutex *)((char *)m + 4)), -EINVAL);
+	cr_assert_null(fm, "*out set on failure");
+	cr_assert_eq(shmkit_mutex_ack_fd(NULL), -EINVAL);
+
+	int fds0 = sk_test_fd_count(), tasks0 = tasks_now();
+	int fd = fd_ok(shmkit_mutex_fd(&fm, m), "shmkit_mutex_fd");
+	fd_ok(shmkit_sem_fd(&fs, s), "shmkit_sem_fd");
+	cr_assert_eq(shmkit_mutex_ack_fd(fs), -EINVAL, "mutex ack on a semaphore's fd");
+	cr_assert_eq(shmkit_sem_ack_fd(fm), -EINVAL, "sem ack on a mutex's fd");
+	cr_assert_eq(shmkit_ec_ack_fd(fm, 0), -EINVAL, "ec ack on a mutex's fd");
+	cr_assert_eq(shmkit_syncfd_close(fs), 0);
+	cr_assert_eq(s->waiters, 0);
+	cr_assert_eq(*mutex_fds(m), 1, "a semaphore's close touched the mutex");
+	cr_assert_eq(shmkit_syncfd_close(fm), 0);
+	expect_gone(fd, fds0, tasks0);
+	cr_assert_eq(*mutex_fds(m), 0, "close did not unregister the fd");
+	munmap(m, PAGE);
+}
+
 /* ---- both: bad arguments, nothing left on close -------------------------- */
 
 BOTH(syncfd_bad_arguments)
@@ -334,11 +590,6 @@ struct subkid {
 	pid_t pid;
 };
 
-static int say(int fd, char c)
-{
-	return write(fd, &c, 1) == 1 ? 0 : -1;
-}
-
 static int subkid_main(void *arg)
 {
 	struct subkid *k = arg;
@@ -374,17 +625,8 @@ static int subkid_main(void *arg)
 
 static void subkid_start(struct subkid *k, const char *name)
 {
-	char c;
-
 	k->name = name;
-	cr_assert_eq(pipe(k->cmd), 0);
-	cr_assert_eq(pipe(k->rep), 0);
-	k->pid = sk_test_fork(subkid_main, k);
-	cr_assert_gt(k->pid, 0);
-	close(k->cmd[0]);
-	close(k->rep[1]);
-	cr_assert_eq(read(k->rep[0], &c, 1), 1, "the subscriber child did not start");
-	cr_assert_eq(c, 'r');
+	k->pid = piped_child(k->cmd, k->rep, subkid_main, k, 'r', "subscriber");
 }
 
 /* Send a command; the child's answer is read by subkid_answer. */
@@ -395,16 +637,12 @@ static void subkid_send(struct subkid *k, char c)
 
 static void subkid_answer(struct subkid *k, char want)
 {
-	char c = 0;
-	cr_assert_eq(read(k->rep[0], &c, 1), 1, "the subscriber child died");
-	cr_assert_eq(c, want);
+	piped_answer(k->rep[0], want, "subscriber");
 }
 
 static int subkid_end(struct subkid *k)
 {
-	close(k->cmd[1]);
-	close(k->rep[0]);
-	return sk_test_reap(k->pid);
+	return piped_end(k->cmd[1], k->rep[0], k->pid);
 }
 
 static shmkit_bus *bus_make(const char *name, int delivery)
