@@ -775,7 +775,19 @@ class Mutex:
         held: repair, then consistent())."""
     def unlock(self) -> None: ...
     def consistent(self) -> None: ...
-    def close(self) -> None: ...
+    def fileno(self) -> int:
+        """An fd for poll/epoll/asyncio, readable while the mutex is free
+        or its holder died (the library's shmkit_mutex_fd; closed by
+        close()).  A hint: another locker may win; a holder's death may
+        not signal it (poll with a timeout, ack() on timeout)."""
+    def ack(self) -> None:
+        """Re-arm the fd after each try (readable at once while the mutex
+        is free or its holder died).  ValueError before fileno()."""
+    async def lock_async(self, timeout: _Timeout = None) -> bool:
+        """lock() without blocking the event loop (shmkit.aio.mutex_lock);
+        owner_died as lock() returns it."""
+    def close(self) -> None:
+        """Release the segment (the object stays in it) and close the fd."""
     @property
     def owner_died(self) -> bool: ...
     @property

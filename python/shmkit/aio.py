@@ -3,7 +3,7 @@ a journal record without blocking the event loop.
 
 Every function here follows the descriptor protocol of the C library
 (shmkit_chan_fd, shmkit_sub_fd, shmkit_rpc_fd, shmkit_journal_fd,
-shmkit_bus_fd, shmkit_ec_fd, shmkit_sem_fd): try
+shmkit_bus_fd, shmkit_ec_fd, shmkit_sem_fd, shmkit_mutex_fd): try
 once (timeout 0); when nothing is there, wait until the handle's fileno()
 is readable (loop.add_reader), ack() it, and try again.  The fd may
 signal spuriously, and a peer that dies in the middle of a message is
@@ -27,9 +27,9 @@ first fileno(): a receiving handle cannot await send()).
 The handles forward here themselves: await ch.recv_async(),
 ch.send_async(data), client.call_async(data), client.wait_async(id),
 server.recv_async(), reader.read_async(), bus.publish_async(data),
-ec.wait_async(old), sem.wait_async(), and `async for` over a Channel,
-Subscription, RpcServer or JournalReader (messages, requests, records,
-waiting for ever).
+ec.wait_async(old), sem.wait_async(), mutex.lock_async(), and `async for`
+over a Channel, Subscription, RpcServer or JournalReader (messages,
+requests, records, waiting for ever).
 """
 import asyncio
 import errno
@@ -37,7 +37,7 @@ import errno
 import shmkit
 
 __all__ = ["recv", "send", "messages", "call", "wait", "request", "requests", "read",
-           "records", "publish", "ec_wait", "sem_wait"]
+           "records", "publish", "ec_wait", "sem_wait", "mutex_lock"]
 
 SLICE = 0.1   # seconds between tries while the fd stays quiet
 
@@ -196,3 +196,12 @@ async def sem_wait(sem, timeout=None):
         return True
 
     await _await(sem, attempt, timeout)
+
+
+async def mutex_lock(mutex, timeout=None):
+    """Lock a Mutex (the fd says when it may be free); owner_died as
+    Mutex.lock() returns it: True when its holder died holding it (the
+    lock is held: repair, then consistent()).  A holder's death wakes the
+    fd only if someone slept on the lock: the SLICE re-check (ack looks at
+    the lock word) finds it."""
+    return await _await(mutex, lambda: mutex.lock(timeout=0), timeout)

@@ -5,11 +5,11 @@ from collections.abc import AsyncGenerator
 
 from _typeshed import ReadableBuffer
 
-from . import (Bus, Channel, EventCount, JournalReader, Message, Record, Request, RpcClient,
-               RpcServer, Semaphore, Subscription)
+from . import (Bus, Channel, EventCount, JournalReader, Message, Mutex, Record, Request,
+               RpcClient, RpcServer, Semaphore, Subscription)
 
 __all__ = ["recv", "send", "messages", "call", "wait", "request", "requests", "read",
-           "records", "publish", "ec_wait", "sem_wait"]
+           "records", "publish", "ec_wait", "sem_wait", "mutex_lock"]
 
 SLICE: float
 """Seconds between tries while the fd stays quiet."""
@@ -30,3 +30,4 @@ def records(reader: JournalReader,
 async def publish(bus: Bus, data: ReadableBuffer, timeout: float | None = None) -> None: ...
 async def ec_wait(ec: EventCount, old: int, timeout: float | None = None) -> int: ...
 async def sem_wait(sem: Semaphore, timeout: float | None = None) -> None: ...
+async def mutex_lock(mutex: Mutex, timeout: float | None = None) -> bool: ...

@@ -2,8 +2,8 @@
  * aio.c - the asyncio entry points of the handles: ch.recv_async(),
  * ch.send_async(), client.call_async(), client.wait_async(),
  * server.recv_async(), reader.read_async(), bus.publish_async(),
- * ec.wait_async(), sem.wait_async() return the coroutines of the
- * pure-Python module shmkit.aio (loop.add_reader on the handle's fileno(),
+ * ec.wait_async(), sem.wait_async(), mutex.lock_async() return the
+ * coroutines of the pure-Python module shmkit.aio (loop.add_reader on the handle's fileno(),
  * no thread), and `async for` over a Channel, Subscription, RpcServer or
  * JournalReader iterates shmkit.aio's messages / requests / records
  * (waiting for ever).  One implementation: these only forward.
@@ -48,6 +48,7 @@ AIO_METHOD(sk_aio_read, "read")
 AIO_METHOD(sk_aio_publish, "publish")
 AIO_METHOD(sk_aio_ec_wait, "ec_wait")
 AIO_METHOD(sk_aio_sem_wait, "sem_wait")
+AIO_METHOD(sk_aio_mutex_lock, "mutex_lock")
 
 static PyObject *aiter_messages(PyObject *self)
 {

@@ -176,6 +176,7 @@ PyObject *sk_aio_read(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *sk_aio_publish(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *sk_aio_ec_wait(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *sk_aio_sem_wait(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *sk_aio_mutex_lock(PyObject *self, PyObject *args, PyObject *kw);
 void sk_py_init_aio(void);
 
 /* Common context-manager slots: __enter__ returns self, __exit__ calls

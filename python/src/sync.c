@@ -7,12 +7,11 @@
  * the object's own close().  The C calls keep no state in the handle, so
  * these objects are not bound to one thread: any thread may wait on one
  * (a Mutex is owned by the thread that locked it, as in C).
- *   EventCount and Semaphore also have fileno()/ack() for event loops:
- * the library's pollable fd (shmkit_ec_fd, shmkit_sem_fd), made on the
+ *   All three also have fileno()/ack() for event loops: the library's
+ * pollable fd (shmkit_ec_fd, shmkit_sem_fd, shmkit_mutex_fd), made on the
  * first fileno() and closed by close() before the segment is released
  * (its wait points into the mapping).  Those calls hold the GIL (they do
- * not block), so two threads never race on the fd's creation.  A Mutex
- * has none: a lock is not polled.
+ * not block), so two threads never race on the fd's creation.
  */
 #include "pyshmkit.h"
 
@@ -25,7 +24,7 @@ typedef struct {
 	Py_buffer buf;      /* the segment's data area; buf.obj NULL once closed */
 	void *ptr;          /* the object in it */
 	int owner_died;     /* Mutex: the last lock recovered a dead holder's */
-	shmkit_syncfd *fd;  /* EventCount, Semaphore: NULL until fileno() */
+	shmkit_syncfd *fd;  /* NULL until fileno() */
 	int fdno;
 } SkSync;
 
@@ -187,9 +186,11 @@ static PyObject *sync_fileno(PyObject *self, PyObject *unused)
 	if (!p)
 		return NULL;
 	if (!SY(self)->fd) {
-		rc = sync_kind(Py_TYPE(self)) == SK_EC
-		     ? shmkit_ec_fd(&SY(self)->fd, p, shmkit_ec_value(p))
-		     : shmkit_sem_fd(&SY(self)->fd, p);
+		switch (sync_kind(Py_TYPE(self))) {
+		case SK_EC: rc = shmkit_ec_fd(&SY(self)->fd, p, shmkit_ec_value(p)); break;
+		case SK_MUTEX: rc = shmkit_mutex_fd(&SY(self)->fd, p); break;
+		default: rc = shmkit_sem_fd(&SY(self)->fd, p);
+		}
 		if (rc < 0)
 			return sk_py_error(rc, NULL);
 		SY(self)->fdno = rc;
@@ -333,6 +334,13 @@ static PyObject *mutex_consistent(PyObject *self, PyObject *unused)
 	return mutex_call(self, shmkit_mutex_consistent);
 }
 
+static PyObject *mutex_ack(PyObject *self, PyObject *unused)
+{
+	shmkit_syncfd *f = sync_fd(self);
+
+	return f ? none_or_error(shmkit_mutex_ack_fd(f)) : NULL;
+}
+
 static PyObject *mutex_enter(PyObject *self, PyObject *unused)
 {
 	PyObject *r = PyObject_CallMethod(self, "lock", NULL);
@@ -373,6 +381,15 @@ static PyMethodDef mutex_methods[] = {
 	{"unlock", mutex_unlock, METH_NOARGS, "unlock (OSError EPERM from another thread)"},
 	{"consistent", mutex_consistent, METH_NOARGS,
 	 "after lock() returned True: the protected state is repaired"},
+	SYNC_FD_METHOD,
+	{"ack", mutex_ack, METH_NOARGS,
+	 "re-arm the fd after each try (readable at once while the mutex is free or its\n"
+	 "holder died); the fd is a hint: another locker may win (lock(timeout=0)\n"
+	 "raises BlockingIOError).  A holder's death may not signal it: poll with a\n"
+	 "timeout and ack() on timeout"},
+	{"lock_async", KWFN(sk_aio_mutex_lock),
+	 "lock_async(timeout=None) -> coroutine of owner_died, locking without blocking\n"
+	 "the event loop (shmkit.aio.mutex_lock)"},
 	{"__enter__", mutex_enter, METH_NOARGS, "lock(); see owner_died"},
 	{"__exit__", mutex_exit, METH_VARARGS, "unlock()"},
 	SYNC_COMMON_METHODS,

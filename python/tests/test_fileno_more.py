@@ -1,7 +1,7 @@
 """fileno() of the objects that wait beyond channels, subscriptions, rpc
 and journals: a Bus publisher (shmkit_bus_fd), an EventCount
-(shmkit_ec_fd) and a Semaphore (shmkit_sem_fd), and their asyncio
-helpers.  The condition becomes true in another process (spawned, not
+(shmkit_ec_fd), a Semaphore (shmkit_sem_fd) and a Mutex
+(shmkit_mutex_fd), and their asyncio helpers.  The condition becomes true in another process (spawned, not
 forked); "not readable" is a select of QUIET seconds that must time out,
 "readable" a select bounded by WAIT; nothing asserts on time."""
 import asyncio
@@ -46,6 +46,23 @@ with shmkit.Segment.open(sys.argv[1]) as seg:
     for _ in range(int(sys.argv[2])):
         o.inc() if sys.argv[3] == "ec" else o.post()
     o.close()
+"""
+
+# Lock the Mutex at offset 64 of a segment, say "locked", and on SIGUSR1
+# unlock (argv[2] "unlock") or die holding it ("die").
+HOLDER = """
+import os, signal, sys, shmkit
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+seg = shmkit.Segment.open(sys.argv[1])
+m = shmkit.Mutex(seg, 64)
+m.lock()
+print("locked", flush=True)
+signal.sigwait({signal.SIGUSR1})
+if sys.argv[2] == "die":
+    os._exit(0)
+m.unlock()
+m.close()
+seg.close()
 """
 
 
@@ -153,6 +170,100 @@ def test_semaphore_fileno_other_process(name):
             sem.wait(timeout=0)
         sem.close()
         assert_closed(fd)
+
+
+def holder(name, how):
+    p = spawn(HOLDER, name, how)
+    assert lines(p, 1) == ["locked"]
+    return p
+
+
+def release(p):
+    """Let a holder go (unlock or die) and wait for it."""
+    os.kill(p.pid, signal.SIGUSR1)
+    finish(p)
+
+
+def stop(p):
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+
+
+def test_mutex_fileno_other_process(name):
+    with shmkit.Segment.create(name, 4096) as seg:
+        m = shmkit.Mutex(seg, 64, init=True)
+        try:
+            mutex_fileno(name, m)
+        finally:
+            m.close()
+        with pytest.raises(ValueError):
+            m.fileno()
+
+
+def mutex_fileno(name, m):
+    with pytest.raises(ValueError):
+        m.ack()                                        # no fd yet
+    p = holder(name, "unlock")
+    try:
+        fd = m.fileno()
+        assert m.fileno() == fd
+        assert not readable(fd, QUIET), "readable while held elsewhere"
+        m.ack()
+        assert not readable(fd, QUIET), "readable after an ack while held"
+        release(p)
+        assert readable(fd, WAIT), "the unlock did not wake the fd"
+    finally:
+        stop(p)
+    assert m.lock(timeout=0) is False
+    m.ack()
+    assert not readable(fd, QUIET), "readable while this process holds it"
+    m.unlock()
+    assert readable(fd, WAIT), "our own unlock did not wake the fd"
+
+    p = holder(name, "die")
+    try:
+        m.ack()
+        assert not readable(fd, QUIET), "readable while the holder lives"
+        release(p)                                     # dead, holding the lock
+    finally:
+        stop(p)
+    m.ack()                                            # looks at the lock word
+    assert readable(fd, WAIT), "the ack did not find the dead holder"
+    assert m.lock(timeout=0) is True                   # owner_died
+    m.consistent()
+    m.unlock()
+    m.close()
+    assert_closed(fd)
+
+
+def test_mutex_lock_async(name):
+    with shmkit.Segment.create(name, 4096) as seg:
+        m = shmkit.Mutex(seg, 64, init=True)
+
+        async def main():
+            p = holder(name, "unlock")
+            try:
+                with pytest.raises(TimeoutError):
+                    await m.lock_async(timeout=0.05)
+                asyncio.get_running_loop().call_later(0.01, release, p)
+                assert await m.lock_async(timeout=WAIT) is False
+            finally:
+                stop(p)
+            m.unlock()
+            p = holder(name, "die")
+            try:
+                asyncio.get_running_loop().call_later(0.01, release, p)
+                died = await aio.mutex_lock(m, timeout=WAIT)
+            finally:
+                stop(p)
+            return died
+        try:
+            assert asyncio.run(main()) is True, "the dead holder was not reported"
+            m.consistent()
+            m.unlock()
+        finally:
+            m.close()
 
 
 def test_async_helpers(name):
