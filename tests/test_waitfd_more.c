@@ -531,6 +531,55 @@ BOTH(mutex_fd_bad_arguments_and_close)
 
 /* ---- both: bad arguments, nothing left on close -------------------------- */
 
+/* A process killed with a semaphore fd and a mutex fd open leaves its
+ * registrations counted (no close ran): benign by design (sync.c, "Pollable
+ * fds") - posts and unlocks then wake all.  The objects go on working for
+ * everyone: a sleeper gets its unit, the lock passes, new fds work. */
+static int open_fds_and_die_child(void *arg)
+{
+	shmkit_sem *s = arg;
+	shmkit_mutex *m = (shmkit_mutex *)(void *)((char *)arg + 256);
+	shmkit_syncfd *fs = NULL, *fm = NULL;
+
+	if (shmkit_sem_fd(&fs, s) < 0 || shmkit_mutex_fd(&fm, m) < 0)
+		return 1;
+	kill(getpid(), SIGKILL);
+	return 2;
+}
+
+static int sem_sleeper_child(void *arg)
+{
+	return shmkit_sem_wait(arg, 10 * 1000000000LL) ? 1 : 0;
+}
+
+BOTH(fd_holder_killed_leaves_semaphore_and_mutex_working)
+{
+	shmkit_sem *s = shared_page();
+	shmkit_mutex *m = (shmkit_mutex *)(void *)((char *)s + 256);
+	shmkit_syncfd *f = NULL;
+
+	cr_assert_eq(shmkit_sem_init(s, 0), 0);
+	cr_assert_eq(shmkit_mutex_init(m), 0);
+	cr_assert_eq(child_status(sk_test_fork(open_fds_and_die_child, s)), 128 + SIGKILL);
+	cr_assert_eq(s->waiters, SEM_FD_ONE, "the dead process's semaphore fd is still counted");
+	cr_assert_eq(*mutex_fds(m), 1, "the dead process's mutex fd is still counted");
+	pid_t sleeper = sk_test_fork(sem_sleeper_child, s);
+	cr_assert_gt(sleeper, 0);
+	cr_assert_eq(shmkit_sem_post(s), 0);
+	cr_assert_eq(child_status(sleeper), 0, "a sleeper did not get the unit");
+	int fd = fd_ok(shmkit_sem_fd(&f, s), "shmkit_sem_fd after the death");
+	expect_quiet(fd, "count 0");
+	cr_assert_eq(child_status(sk_test_fork(sem_post2_child, s)), 0);
+	expect_ready(fd, "after a post");
+	shmkit_syncfd_close(f);
+	cr_assert_eq(shmkit_mutex_lock(m, 0), 0);
+	cr_assert_eq(shmkit_mutex_unlock(m), 0);
+	fd = fd_ok(shmkit_mutex_fd(&f, m), "shmkit_mutex_fd after the death");
+	expect_ready(fd, "a free mutex");
+	shmkit_syncfd_close(f);
+	munmap(s, PAGE);
+}
+
 BOTH(syncfd_bad_arguments)
 {
 	shmkit_ec *ec = shared_page();
