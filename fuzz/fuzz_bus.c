@@ -93,23 +93,34 @@ static int count_peer(const struct shmkit_bus_peer *p, void *arg)
 	return ++*(int *)arg > 100000;
 }
 
-/* Operations on a subscription k; r is their result. */
-static long sub_op(struct fz_bus *b, int op, shmkit_sub *s, struct fz_in *in, int64_t tmo)
+/* The largest message handle i takes: its own geometry, read when it
+ * opened.  A handle opened after the image (or reopened) may have read a
+ * geometry the image wrote, valid for the segment but not the creator's. */
+static uint32_t handle_max(const struct fz_bus *b, int i)
+{
+	struct shmkit_bus_stats st;
+
+	return b->h[i] && !shmkit_bus_stats(b->h[i], &st) ? st.max_msg : b->max_msg;
+}
+
+/* Operations on subscription k (of handle hi); r is their result. */
+static long sub_op(struct fz_bus *b, int op, int hi, shmkit_sub *s, struct fz_in *in, int64_t tmo)
 {
 	const void *pbuf;
 	uint64_t lost;
+	uint32_t max = handle_max(b, hi);
 	long r = 0;
 
 	switch (op) {
 	case OP_RECV: {
 		size_t cap = fz_u8(in);
 		r = shmkit_sub_recv(s, b->buf, cap, &lost, tmo);
-		fz_result(r, (long)(cap < b->max_msg ? cap : b->max_msg), "sub_recv");
+		fz_result(r, (long)(cap < max ? cap : max), "sub_recv");
 		break;
 	}
 	case OP_PEEK:
 		r = shmkit_sub_peek(s, &pbuf, &lost, tmo);
-		fz_result(r, b->max_msg, "sub_peek");
+		fz_result(r, max, "sub_peek");
 		if (r > 0)
 			fz_touch(pbuf, r);
 		break;
@@ -186,7 +197,7 @@ static void run_op(struct fz_bus *b, struct fz_in *in)
 	else if (op == OP_UNSUB)
 		unsub(b, k);
 	else if (op >= OP_RECV && op <= OP_ACK)
-		r = b->sub[k] ? sub_op(b, op, b->sub[k], in, tmo) : 0;
+		r = b->sub[k] ? sub_op(b, op, b->sub_h[k], b->sub[k], in, tmo) : 0;
 	else if (b->h[i])
 		r = handle_op(b, op, i, k, in, tmo);
 	fz_check_bound(t0, "bus operation");
